@@ -1,0 +1,23 @@
+"""neurodata: fast, correct event-camera data: decoders, datasets, representations and loaders."""
+
+from .errors import FormatError, NeurodataError
+from .events import EVENT_DTYPE, RecordingInfo, as_events, make_events
+from .reader import Recording, iter_chunks, open_recording, read
+from .writer import open_writer, write
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EVENT_DTYPE",
+    "FormatError",
+    "NeurodataError",
+    "Recording",
+    "RecordingInfo",
+    "as_events",
+    "iter_chunks",
+    "make_events",
+    "open_recording",
+    "open_writer",
+    "read",
+    "write",
+]

@@ -1,0 +1,24 @@
+"""Error types that carry where the problem is, so users see the file, offset or URL at fault."""
+
+from __future__ import annotations
+
+
+class NeurodataError(Exception):
+    """Base class for every error neurodata raises on purpose; the CLI prints these without traceback."""
+
+
+class FormatError(NeurodataError, ValueError):
+    """A file does not follow its format: names the source, the byte offset and what was expected."""
+
+    def __init__(self, source: str | None, offset: int | None, message: str):
+        self.source = source
+        self.offset = offset
+        self.message = message
+        where = source or "<stream>"
+        if offset is not None:
+            where += f": at byte {offset}"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownFormatError(FormatError):
+    """No decoder recognises the file's header bytes (and the extension does not settle it)."""

@@ -1,0 +1,87 @@
+"""The one in-memory event representation used everywhere in neurodata.
+
+Events are a numpy structured array with fields ``t`` (int64, microseconds), ``x`` and ``y``
+(uint16) and ``p`` (uint8, 1 = ON, 0 = OFF). The field names follow Tonic's, so arrays pass
+between the two libraries unchanged. Recording-level facts (sensor size, source format, time
+origin) travel beside the array in a :class:`RecordingInfo`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
+
+
+def empty_events(n: int = 0) -> np.ndarray:
+    """An uninitialised event array of length ``n`` (zeros when ``n == 0``)."""
+    return np.empty(n, dtype=EVENT_DTYPE)
+
+
+def make_events(t, x, y, p) -> np.ndarray:
+    """Build an event array from four equally long column sequences, casting each field."""
+    t = np.asarray(t)
+    n = len(t)
+    for name, col in (("x", x), ("y", y), ("p", p)):
+        if len(col) != n:
+            raise ValueError(f"column {name!r} has {len(col)} values, expected {n} like 't'")
+    events = np.empty(n, dtype=EVENT_DTYPE)
+    events["t"] = t
+    events["x"] = x
+    events["y"] = y
+    events["p"] = p
+    return events
+
+
+def as_events(array: np.ndarray) -> np.ndarray:
+    """Convert any structured array with t/x/y/p fields (e.g. from Tonic) to :data:`EVENT_DTYPE`.
+
+    Polarities are mapped so that any positive value (True, 1, +1) becomes 1 and anything else 0,
+    which also accepts the -1/+1 convention.
+    """
+    if array.dtype == EVENT_DTYPE:
+        return array
+    names = array.dtype.names or ()
+    missing = [f for f in ("t", "x", "y", "p") if f not in names]
+    if missing:
+        raise ValueError(f"event array lacks field(s) {missing}; it has {list(names)}")
+    return make_events(array["t"], array["x"], array["y"], (array["p"] > 0).astype(np.uint8))
+
+
+def concatenate(chunks: list[np.ndarray]) -> np.ndarray:
+    """Concatenate event chunks, returning an empty event array for an empty list."""
+    if not chunks:
+        return empty_events(0)
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks)
+
+
+@dataclass
+class RecordingInfo:
+    """Facts about a recording that do not fit in the per-event array.
+
+    ``width``/``height`` are None when the file does not say and no default is known;
+    ``time_origin`` is the absolute time (microseconds, Unix epoch when the format has one) that
+    event time 0 corresponds to, or None; ``extra`` holds format-specific header fields.
+    """
+
+    format: str
+    width: int | None = None
+    height: int | None = None
+    source: str | None = None
+    time_origin: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sensor_size(self) -> tuple[int, int, int] | None:
+        """Tonic-style ``(width, height, polarities)``, or None when the geometry is unknown."""
+        if self.width is None or self.height is None:
+            return None
+        return (self.width, self.height, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,101 @@
+"""The contract every format module fulfils, and small helpers they share.
+
+A format module exposes one :class:`FormatSpec`. Reading is split in two so that the generic
+streaming driver (:mod:`neurodata.reader`) can feed a file of any size through bounded memory:
+
+* ``parse_header(fileobj, source)`` reads the header from the start of the file and returns a
+  :class:`Header` (recording facts plus the byte offset where the event data starts);
+* ``make_decoder(header, source)`` returns a :class:`Decoder`, a stateful object that turns byte
+  blocks into event arrays. State that spans blocks (EVT 3.0's time base, a half-read AEDAT packet)
+  lives in the decoder, so any block size gives the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from ..errors import FormatError
+from ..events import RecordingInfo
+
+HEADER_LIMIT = 1 << 20  # a text header longer than this has no end marker: refuse rather than hang
+
+
+@dataclass
+class Header:
+    """What a format's header tells: recording facts and where the events begin."""
+
+    info: RecordingInfo
+    data_offset: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Decoder(Protocol):
+    """Turns consecutive byte blocks of a file's event data into event arrays."""
+
+    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode as much of ``block`` (uint8, starting at file byte ``offset``) as forms whole records.
+
+        Returns the events and the number of bytes consumed; unconsumed bytes are offered again,
+        followed by more data. Returning 0 consumed with ``final`` False asks for a larger block.
+        With ``final`` True the block is the end of the file: a partial record left over must raise
+        :class:`~neurodata.errors.FormatError` naming its offset.
+        """
+
+
+class Writer(Protocol):
+    """Streams event chunks into a binary file object in one format."""
+
+    def write(self, events: np.ndarray) -> None: ...
+
+    def close(self) -> None:
+        """Flush anything buffered; does not close the underlying file object."""
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A format's name, how to recognise it, and how to read and (optionally) write it."""
+
+    name: str
+    description: str
+    extensions: tuple[str, ...]
+    sniff: Callable[[bytes], bool]
+    parse_header: Callable[[BinaryIO, str], Header]
+    make_decoder: Callable[[Header, str], Decoder]
+    make_writer: Callable[[BinaryIO, RecordingInfo], Writer] | None = None
+
+
+def read_text_header(
+    fileobj: BinaryIO, source: str, prefix: bytes, end_marker: bytes | None = None
+) -> tuple[list[str], int]:
+    """Read header lines that start with ``prefix`` from the start of ``fileobj``.
+
+    The header ends at the first line that does not start with ``prefix`` (which is not consumed),
+    or just after a line equal to ``end_marker`` when one is given, in which case a missing
+    marker is an error. Returns the decoded lines (prefix kept, line ending stripped) and the data
+    offset. Lines are decoded as latin-1 so arbitrary bytes never fail to decode.
+    """
+    lines: list[str] = []
+    offset = 0
+    while True:
+        if offset > HEADER_LIMIT:
+            raise FormatError(source, 0, f"header longer than {HEADER_LIMIT} bytes: no end of header found")
+        fileobj.seek(offset)
+        peek = fileobj.read(len(prefix))
+        if peek != prefix:
+            if end_marker is not None:
+                raise FormatError(source, offset, f"header ended without the {end_marker.decode()!r} line")
+            fileobj.seek(offset)
+            return lines, offset
+        fileobj.seek(offset)
+        line = fileobj.readline(HEADER_LIMIT)
+        if not line.endswith(b"\n") and end_marker is not None and line.rstrip(b"\r") != end_marker:
+            raise FormatError(source, offset, f"header line not terminated (expected {end_marker.decode()!r})")
+        offset += len(line)
+        text = line.rstrip(b"\r\n")
+        lines.append(text.decode("latin-1"))
+        if end_marker is not None and text == end_marker:
+            return lines, offset

@@ -1,0 +1,1 @@
+"""Numba kernels for the hot decode/encode loops, each beside a readable numpy reference."""

@@ -1,0 +1,71 @@
+"""N-MNIST / N-Caltech101 ATIS records: 5 bytes, big-endian fields.
+
+byte0 = x, byte1 = y, byte2 bit7 = p, byte2 bits0-6 + byte3 + byte4 = 23-bit timestamp.
+A record with y == 240 marks a timestamp overflow: it is dropped and 2**13 us is added to every
+later timestamp (what the dataset authors' reader does).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+OVERFLOW_Y = 240
+OVERFLOW_STEP = 1 << 13
+T_BITS = 23
+
+
+def decode_reference(buf: np.ndarray, t_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Readable numpy decoder: returns columns t, x, y, p and the time offset after the buffer."""
+    rec = buf[: len(buf) // 5 * 5].reshape(-1, 5).astype(np.int64)
+    is_overflow = rec[:, 1] == OVERFLOW_Y
+    offsets = t_offset + OVERFLOW_STEP * np.cumsum(is_overflow)
+    keep = ~is_overflow
+    t = ((rec[:, 2] & 0x7F) << 16 | rec[:, 3] << 8 | rec[:, 4]) + offsets
+    new_offset = int(offsets[-1]) if len(offsets) else t_offset
+    return t[keep], rec[keep, 0], rec[keep, 1], rec[keep, 2] >> 7, new_offset
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_numba(buf, t_offset, t, x, y, p):
+    """Decode whole records of ``buf`` into preallocated columns; returns (n_events, t_offset)."""
+    n = 0
+    for i in range(len(buf) // 5):
+        b = 5 * i
+        yy = buf[b + 1]
+        if yy == OVERFLOW_Y:
+            t_offset += OVERFLOW_STEP
+            continue
+        t[n] = ((np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])) + t_offset
+        x[n] = buf[b]
+        y[n] = yy
+        p[n] = buf[b + 2] >> 7
+        n += 1
+    return n, t_offset
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_numba(t, x, y, p, t_offset, out):
+    """Encode events into ``out`` (uint8), inserting overflow records when ``t`` outgrows 23 bits.
+
+    Returns (bytes written, t_offset). ``out`` must hold 5 bytes per event plus 5 per overflow.
+    """
+    limit = np.int64(1) << T_BITS
+    n = 0
+    for i in range(len(t)):
+        while t[i] - t_offset >= limit:
+            out[n] = 0
+            out[n + 1] = OVERFLOW_Y
+            out[n + 2] = 0
+            out[n + 3] = 0
+            out[n + 4] = 0
+            n += 5
+            t_offset += OVERFLOW_STEP
+        rel = t[i] - t_offset
+        out[n] = x[i]
+        out[n + 1] = y[i]
+        out[n + 2] = (p[i] << 7) | ((rel >> 16) & 0x7F)
+        out[n + 3] = (rel >> 8) & 0xFF
+        out[n + 4] = rel & 0xFF
+        n += 5
+    return n, t_offset

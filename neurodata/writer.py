@@ -1,0 +1,57 @@
+"""Write event arrays to any writable format, atomically: readers never see a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from .events import RecordingInfo, as_events
+from .formats import writer_for_path
+from .formats.base import Writer
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, mode) as fileobj:
+            yield fileobj
+            fileobj.flush()
+            os.fsync(fileobj.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def open_writer(
+    path: str | os.PathLike, info: RecordingInfo | None = None, format: str | None = None
+) -> Iterator[Writer]:
+    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit."""
+    path = os.fspath(path)
+    spec = writer_for_path(path, format)
+    info = info or RecordingInfo(format=spec.name)
+    with atomic_output(path) as fileobj:
+        writer = spec.make_writer(fileobj, info)
+        yield writer
+        writer.close()
+
+
+def write(
+    path: str | os.PathLike,
+    events: np.ndarray,
+    info: RecordingInfo | None = None,
+    format: str | None = None,
+) -> None:
+    """Write ``events`` to ``path`` in ``format`` (default: chosen from the extension)."""
+    with open_writer(path, info, format) as writer:
+        writer.write(as_events(events))
