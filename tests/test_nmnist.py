@@ -1,0 +1,67 @@
+"""N-MNIST .bin: fixture decode, reference agreement, chunking, overflow markers and round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neurodata as nd
+from neurodata.errors import FormatError
+from neurodata.formats.kernels import nmnist as kernels
+
+
+def test_fixture_matches_manifest(fixtures):
+    events, info = nd.read(fixtures / "nmnist" / "sample_nmnist.bin", return_info=True)
+    assert info.format == "nmnist"
+    assert len(events) == 4325
+    assert events[:3].tolist() == [(654, 7, 15, 1), (2999, 19, 18, 0), (3017, 21, 17, 0)]
+    assert events["t"].min() == 654 and events["t"].max() == 311175
+    assert events["x"].max() < 34 and events["y"].max() < 34
+
+
+def test_numba_matches_reference(fixtures):
+    raw = np.fromfile(fixtures / "nmnist" / "sample_nmnist.bin", dtype=np.uint8)
+    t, x, y, p, _ = kernels.decode_reference(raw, 0)
+    events = nd.read(fixtures / "nmnist" / "sample_nmnist.bin")
+    np.testing.assert_array_equal(events["t"], t)
+    np.testing.assert_array_equal(events["x"], x)
+    np.testing.assert_array_equal(events["y"], y)
+    np.testing.assert_array_equal(events["p"], p)
+
+
+@pytest.mark.parametrize("block", [1, 4, 5, 7, 4096])
+def test_block_size_does_not_change_events(fixtures, block):
+    path = fixtures / "nmnist" / "sample_nmnist.bin"
+    whole = nd.read(path)
+    with nd.open_recording(path) as rec:
+        parts = np.concatenate(list(rec.blocks(block_bytes=block)))
+    np.testing.assert_array_equal(parts, whole)
+
+
+def test_overflow_markers_round_trip(tmp_path):
+    t = np.array([0, 10, (1 << 23) - 1, (1 << 23) + 5, 3 << 23], dtype=np.int64)
+    events = nd.make_events(t, [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [1, 0, 1, 0, 1])
+    path = tmp_path / "long.bin"
+    nd.write(path, events)
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 5)
+    assert (raw[:, 1] == 240).sum() > 0  # the writer had to insert overflow markers
+    np.testing.assert_array_equal(nd.read(path), events)
+    # the readable reference agrees with the Numba decoder on the marker-laden file
+    t_ref, *_ = kernels.decode_reference(raw.ravel(), 0)
+    np.testing.assert_array_equal(t_ref, t)
+
+
+def test_truncated_file_names_offset(tmp_path, fixtures):
+    data = (fixtures / "nmnist" / "sample_nmnist.bin").read_bytes()
+    bad = tmp_path / "cut.bin"
+    bad.write_bytes(data[:-2])
+    with pytest.raises(FormatError, match=r"cut\.bin: at byte 21620: truncated record"):
+        nd.read(bad)
+
+
+def test_writer_rejects_unsorted(tmp_path):
+    events = nd.make_events([5, 1], [0, 0], [0, 0], [0, 1])
+    with pytest.raises(nd.NeurodataError, match="time-ordered"):
+        nd.write(tmp_path / "x.bin", events)
+    assert not (tmp_path / "x.bin").exists()
+    assert list(tmp_path.iterdir()) == []  # the atomic writer left no temporary file behind
