@@ -45,6 +45,7 @@ class Recording:
         self.source = source
         self.format = spec
         self.header = header
+        self.position = header.data_offset  # file bytes decoded so far, for progress reporting
 
     @property
     def info(self) -> RecordingInfo:
@@ -63,11 +64,14 @@ class Recording:
             buf = pending + data if pending else data
             block = np.frombuffer(buf, dtype=np.uint8)
             events, consumed = decoder.decode(block, offset, final)
+            self.position = offset + consumed
             if events.size:
                 yield events
             if final:
                 if consumed != len(buf):
-                    raise FormatError(self.source, offset + consumed, "decoder stopped before the end of the file")
+                    raise FormatError(
+                        self.source, offset + consumed, "decoder stopped before the end of the file"
+                    )
                 return
             if consumed == 0:
                 want *= 2  # a record larger than the block: read more before decoding again
@@ -97,10 +101,20 @@ class Recording:
             return rechunk_by_time(blocks, time_window)
         return blocks
 
+    @property
+    def size(self) -> int | None:
+        """Total file size in bytes, when the file object can tell."""
+        return _file_size(self._file)
+
     def read(self) -> np.ndarray:
         """Decode the whole recording into one event array."""
-        size = _remaining_size(self._file, self.header.data_offset)
-        block = max(DEFAULT_BLOCK_BYTES, size + 1) if size is not None and size < (1 << 30) else DEFAULT_BLOCK_BYTES
+        size = self.size
+        size = None if size is None else size - self.header.data_offset
+        block = (
+            max(DEFAULT_BLOCK_BYTES, size + 1)
+            if size is not None and size < (1 << 30)
+            else DEFAULT_BLOCK_BYTES
+        )
         return concatenate(list(self.blocks(block)))
 
     def close(self) -> None:
@@ -113,13 +127,14 @@ class Recording:
         self.close()
 
 
-def _remaining_size(fileobj: BinaryIO, data_offset: int) -> int | None:
+def _file_size(fileobj: BinaryIO) -> int | None:
     try:
+        here = fileobj.tell()
         end = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(here)
+        return end
     except (OSError, ValueError):
         return None
-    fileobj.seek(data_offset)
-    return max(0, end - data_offset)
 
 
 def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np.ndarray]:
