@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import NeurodataError
 from ..events import make_events
 from ..reader import read
-from .resource import Resource
 from .registry import DatasetSpec, Sample, Unit, batched
+from .resource import Resource
 
 CLASSES = {
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
@@ -66,14 +66,18 @@ def locate(root: Path) -> Path:
     for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
         if all((candidate / name).is_dir() for name in CLASSES):
             return candidate
-    raise NeurodataError(f"cifar10dvs: no folder with the ten class folders ({', '.join(CLASSES)}) under {root}")
+    raise NeurodataError(
+        f"cifar10dvs: no folder with the ten class folders ({', '.join(CLASSES)}) under {root}"
+    )
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
     rng = np.random.default_rng(0)
     units = []
     for label, name in enumerate(CLASSES):
-        files = sorted((p.relative_to(folder).as_posix() for p in (folder / name).glob("*.aedat")), key=recording_number)
+        files = sorted(
+            (p.relative_to(folder).as_posix() for p in (folder / name).glob("*.aedat")), key=recording_number
+        )
         if options["split"] == "first100":
             test = set(files[:TEST_PER_CLASS])
         else:
@@ -100,7 +104,9 @@ SPEC = DatasetSpec(
     rules_version="1",
     sensor_size=(128, 128, 2),
     class_names=tuple(CLASSES),
-    resources=tuple(Resource(f"{name}.zip", md5=md5, urls=(FIGSHARE + fid,)) for name, (fid, md5) in CLASSES.items()),
+    resources=tuple(
+        Resource(f"{name}.zip", md5=md5, urls=(FIGSHARE + fid,)) for name, (fid, md5) in CLASSES.items()
+    ),
     locate=locate,
     plan=plan,
     decode=decode,

@@ -13,11 +13,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import NeurodataError
 from ..reader import read
-from .resource import Resource
 from .registry import DatasetSpec, Sample, Unit, find_marker
 
 CLASS_NAMES = (
@@ -49,7 +46,9 @@ def read_label_rows(path: Path) -> list[tuple[int, int, int]]:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:3]] != ["class", "startTime_usec", "endTime_usec"]:
-            raise NeurodataError(f"{path}: expected the header 'class,startTime_usec,endTime_usec', got {header}")
+            raise NeurodataError(
+                f"{path}: expected the header 'class,startTime_usec,endTime_usec', got {header}"
+            )
         for line_no, row in enumerate(reader, start=2):
             if not row or not "".join(row).strip():
                 continue
@@ -58,7 +57,9 @@ def read_label_rows(path: Path) -> list[tuple[int, int, int]]:
             except ValueError:
                 raise NeurodataError(f"{path}: line {line_no}: expected three integers, got {row}") from None
             if not 1 <= cls <= len(CLASS_NAMES) or end < start:
-                raise NeurodataError(f"{path}: line {line_no}: class must be 1..11 and end >= start, got {row}")
+                raise NeurodataError(
+                    f"{path}: line {line_no}: class must be 1..11 and end >= start, got {row}"
+                )
             if (cls, start, end) not in rows:
                 rows.append((cls, start, end))
     return rows
@@ -102,7 +103,8 @@ SPEC = DatasetSpec(
     rules_version="1",
     sensor_size=(128, 128, 2),
     class_names=CLASS_NAMES,
-    resources=(Resource("DvsGesture.tar.gz", md5="8a5c71fb11e24e5ca5b11866ca6c00a1"),),
+    resources=(),
+    manual_md5={"DvsGesture.tar.gz": "8a5c71fb11e24e5ca5b11866ca6c00a1"},
     locate=locate,
     plan=plan,
     decode=decode,

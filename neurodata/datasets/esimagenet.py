@@ -16,10 +16,12 @@ import numpy as np
 
 from ..errors import NeurodataError
 from ..formats.esimagenet import esimagenet_events
-from .resource import Resource
 from .registry import DatasetSpec, Sample, Unit, batched, find_marker
+from .resource import Resource
 
-PARTS_URL = "https://cloud.tsinghua.edu.cn/d/94873ab4ec2a4eb497b3/files/?p=%2FES-imagenet-0.18.part{:02d}.rar&dl=1"
+PARTS_URL = (
+    "https://cloud.tsinghua.edu.cn/d/94873ab4ec2a4eb497b3/files/?p=%2FES-imagenet-0.18.part{:02d}.rar&dl=1"
+)
 PART_MD5 = (
     "900bdd57b5641f7d81cd4620283fef76 5982532009e863a8f4e18e793314c54b 8f408c1f5a1d4604e48d0d062a8289a0 "
     "5c5b5cf0a55954eb639964e3da510097 51feb661b4c9fa87860b63e76b914673 fcd007a2b17b7c13f338734c53f6db31 "
@@ -46,7 +48,9 @@ def read_label_file(path: Path) -> list[tuple[str, int, int | None, int | None]]
             size = (int(fields[2]), int(fields[3])) if len(fields) >= 4 else (None, None)
             rows.append((fields[0], int(fields[1]), *size))
         except (IndexError, ValueError):
-            raise NeurodataError(f"{path}: line {line_no}: expected '<path> <label> [<a> <b>]', got {line!r}") from None
+            raise NeurodataError(
+                f"{path}: line {line_no}: expected '<path> <label> [<a> <b>]', got {line!r}"
+            ) from None
     return rows
 
 

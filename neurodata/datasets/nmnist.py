@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..errors import NeurodataError
 from ..reader import read
-from .resource import Resource
 from .registry import DatasetSpec, Sample, Unit, batched
+from .resource import Resource
 
 FILES_PER_UNIT = 2000
 MENDELEY = "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
@@ -30,7 +30,9 @@ def plan(folder: Path, options: dict) -> list[Unit]:
     units = []
     for split, name in SPLIT_FOLDERS.items():
         for digit in range(10):
-            files = sorted(p.relative_to(folder).as_posix() for p in (folder / name / str(digit)).glob("*.bin"))
+            files = sorted(
+                p.relative_to(folder).as_posix() for p in (folder / name / str(digit)).glob("*.bin")
+            )
             for i, group in enumerate(batched(files, FILES_PER_UNIT)):
                 units.append(Unit(split, f"{name}-{digit}-{i:03d}", tuple(group), (("label", digit),)))
     return units

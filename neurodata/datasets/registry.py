@@ -54,9 +54,21 @@ class DatasetSpec:
     plan: Callable[[Path, dict], list[Unit]]
     decode: Callable[[Path, Unit, dict], list[Sample]]
     manual_download: str | None = None
-    options: dict[str, tuple[str, ...]] = field(default_factory=dict)  # option -> allowed values (first = default)
+    manual_md5: dict[str, str] = field(default_factory=dict)  # published md5 of files users fetch by hand
+    options: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # option -> allowed values (first = default)
     notes: str = ""
-    sensor_size_for: Callable[[dict], tuple[int, int, int]] | None = None  # when an option changes the geometry
+    sensor_size_for: Callable[[dict], tuple[int, int, int]] | None = (
+        None  # when an option changes the geometry
+    )
+
+    def expected_md5(self, filename: str) -> str | None:
+        """The published md5 of a file of this dataset, when it is known."""
+        for resource in self.resources:
+            if resource.filename == filename:
+                return resource.md5
+        return self.manual_md5.get(filename)
 
     def geometry(self, options: dict) -> tuple[int, int, int]:
         """The sensor size of samples prepared with ``options``."""
@@ -69,10 +81,14 @@ class DatasetSpec:
         for key, allowed in self.options.items():
             value = given.pop(key, allowed[0])
             if value not in allowed:
-                raise NeurodataError(f"{self.name}: option {key}={value!r} is not one of {', '.join(allowed)}")
+                raise NeurodataError(
+                    f"{self.name}: option {key}={value!r} is not one of {', '.join(allowed)}"
+                )
             resolved[key] = value
         if given:
-            raise NeurodataError(f"{self.name}: unknown option(s) {', '.join(given)}; known: {', '.join(self.options) or 'none'}")
+            raise NeurodataError(
+                f"{self.name}: unknown option(s) {', '.join(given)}; known: {', '.join(self.options) or 'none'}"
+            )
         return resolved
 
 
@@ -82,7 +98,9 @@ def find_marker(root: Path, marker: str, dataset: str) -> Path:
         return root
     hits = sorted(root.rglob(marker))
     if not hits:
-        raise NeurodataError(f"{dataset}: no {marker!r} found under {root}: is this the right archive or folder?")
+        raise NeurodataError(
+            f"{dataset}: no {marker!r} found under {root}: is this the right archive or folder?"
+        )
     return hits[0].parent
 
 
