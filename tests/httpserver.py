@@ -104,7 +104,9 @@ class FileServer(ThreadingHTTPServer):
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str | None]] = []
         self._log_lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._deadline = threading.Timer(lifetime, self.shutdown)
         self._deadline.daemon = True
 

@@ -17,7 +17,6 @@ import pytest
 from neurodata.datasets.checksum import ChecksumError, sidecar_path
 from neurodata.datasets.download import DownloadError, RetryPolicy, download
 from neurodata.datasets.resource import Resource
-
 from tests.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,11 @@ def fetch(resource: Resource, folder: Path, **kwargs):
 
 def leftovers(folder: Path) -> list[str]:
     """Files other than the final file, its sidecar and the (hidden) lock file."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and not p.name.endswith((".bin", ".json")))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and not p.name.endswith((".bin", ".json"))
+    )
 
 
 @pytest.fixture
@@ -223,7 +226,13 @@ def test_progress_callback_reports_json_ready_events(server, tmp_path):
     lines: list[str] = []
     fetch(resource_for([server.url("/sample.bin")]), tmp_path, callback=lambda e: lines.append(json.dumps(e)))
     events = [json.loads(line) for line in lines]
-    assert events[0] == {"event": "start", "file": "sample.bin", "url": server.url("/sample.bin"), "offset": 0, "total": len(DATA)}
+    assert events[0] == {
+        "event": "start",
+        "file": "sample.bin",
+        "url": server.url("/sample.bin"),
+        "offset": 0,
+        "total": len(DATA),
+    }
     progress = [e["done"] for e in events if e["event"] == "progress"]
     assert progress == sorted(progress) and progress[-1] == len(DATA)
     assert events[-1]["event"] == "done" and events[-1]["sha256"] == hashlib.sha256(DATA).hexdigest()
@@ -297,7 +306,16 @@ def test_sigkilled_download_resumes_and_verifies(server, tmp_path):
     server.add("/sample.bin", data, chunk=64 * 1024, chunk_delay=0.002)
     resource = resource_for([server.url("/sample.bin")], data=data)
     child = subprocess.run(
-        [sys.executable, "-c", KILLED_CHILD, resource.urls[0], str(tmp_path), str(len(data)), resource.md5, "200000"],
+        [
+            sys.executable,
+            "-c",
+            KILLED_CHILD,
+            resource.urls[0],
+            str(tmp_path),
+            str(len(data)),
+            resource.md5,
+            "200000",
+        ],
         cwd=ROOT,
         timeout=60,
         capture_output=True,

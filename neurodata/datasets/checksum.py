@@ -96,7 +96,12 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def write_sidecar(path: str | os.PathLike, digests: Digests) -> None:
     """Record ``digests`` together with the file's size and mtime (atomically: temp file + rename)."""
     stat = os.stat(path)
-    record = {"size": digests.size, "mtime_ns": stat.st_mtime_ns, "md5": digests.md5, "sha256": digests.sha256}
+    record = {
+        "size": digests.size,
+        "mtime_ns": stat.st_mtime_ns,
+        "md5": digests.md5,
+        "sha256": digests.sha256,
+    }
     target = sidecar_path(path)
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=1) + "\n")

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,10 @@ from .checksum import (
     remove_sidecar,
     write_sidecar,
 )
+from .locking import Callback, locked
 from .resource import Resource
 from .transport import MirrorError, open_stream
 
-Callback = Callable[[dict], None]
 PART_SUFFIX = ".part"
 
 
@@ -80,7 +80,7 @@ def download(
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / resource.filename
     emit = _emitter(resource, callback)
-    with _locked(folder / f".{resource.filename}.lock"):
+    with locked(folder / f".{resource.filename}.lock"):
         present = _already_verified(resource, final, reverify, emit)
         if present is not None:
             return present
@@ -103,7 +103,9 @@ def download(
     if len(failures) == 1:
         raise failures[0][1]
     lines = "\n".join(f"  {url}: {exc}" for url, exc in failures)
-    raise DownloadError(f"could not download {resource.filename} from any of {len(failures)} mirrors:\n{lines}")
+    raise DownloadError(
+        f"could not download {resource.filename} from any of {len(failures)} mirrors:\n{lines}"
+    )
 
 
 def _already_verified(resource: Resource, final: Path, reverify: bool, emit) -> DownloadedFile | None:
@@ -159,7 +161,9 @@ def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, stor
             furthest, attempt = now, 0
         attempt += 1
         if attempt > retry.retries:
-            raise DownloadError(f"{url}: giving up after {retry.retries} retries: {_describe(error)}") from None
+            raise DownloadError(
+                f"{url}: giving up after {retry.retries} retries: {_describe(error)}"
+            ) from None
         delay = retry.delay(attempt)
         emit("retry", url=url, attempt=attempt, delay=delay, error=_describe(error))
         time.sleep(delay)
@@ -193,7 +197,9 @@ def _transfer(resource, url, part: Path, offset: int, hasher: Hasher, timeout, s
                 hasher.update(chunk)
                 position += len(chunk)
                 if resource.size is not None and position > resource.size:
-                    raise ChecksumError(url, "size", f"{resource.size} bytes", f"more than {resource.size} bytes")
+                    raise ChecksumError(
+                        url, "size", f"{resource.size} bytes", f"more than {resource.size} bytes"
+                    )
                 bar.update(len(chunk))
                 emit("progress", url=url, done=position, total=total)
             out.flush()
@@ -239,25 +245,15 @@ def _emitter(resource: Resource, callback: Callback | None):
 def _progress_bar(resource: Resource, show: bool) -> Iterator:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=resource.size, unit="B", unit_scale=True, unit_divisor=1024, desc=resource.filename, disable=not show)
+    bar = tqdm(
+        total=resource.size,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=resource.filename,
+        disable=not show,
+    )
     try:
         yield bar
     finally:
         bar.close()
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock so two processes never write the same ``.part`` (POSIX only;
-    the kernel releases it when a process dies, so a killed download never leaves a stale lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no cross-process lock; concurrent downloads of one file are unsupported
-        yield
-        return
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
