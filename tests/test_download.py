@@ -331,3 +331,119 @@ def test_sigkilled_download_resumes_and_verifies(server, tmp_path):
     assert result.path.read_bytes() == data and result.md5 == resource.md5
     assert server.ranges("/sample.bin")[-1] == f"bytes={kept}-"
     assert not part.exists()
+
+
+MOTO_SERVER = textwrap.dedent(
+    """
+    import os, sys, threading
+    threading.Timer(float(sys.argv[2]), os._exit, (0,)).start()  # bounded lifetime, whatever happens
+    from moto.server import main
+    main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A moto S3 server on 127.0.0.1 (a subprocess that exits by itself after 120 s at most)."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed (optional 's3' extra)")
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", MOTO_SERVER, str(port), "120"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"moto_server did not start on {endpoint}")
+            time.sleep(0.2)
+    try:
+        yield endpoint
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def s3_put(endpoint: str, bucket: str, key: str, data: bytes) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def s3_options(endpoint: str) -> dict:
+    return {
+        "endpoint_url": endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 5, "retries": {"max_attempts": 1}},
+        "skip_instance_cache": True,
+    }
+
+
+def test_s3_download_resumes_and_extracts(s3_endpoint, tmp_path):
+    import tarfile
+
+    from neurodata.datasets.extract import extract
+
+    archive = tmp_path / "published.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(__file__, arcname="dataset/test_download.py")
+    data = archive.read_bytes()
+    s3_put(s3_endpoint, "neurodata-test", "v1/published.tar.gz", data)
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "published.tar.gz.part").write_bytes(data[:1000])  # continued with an S3 ranged read
+    resource = resource_for(["s3://neurodata-test/v1/published.tar.gz"], data=data, name="published.tar.gz")
+    events: list[dict] = []
+    result = fetch(resource, folder, storage_options=s3_options(s3_endpoint), callback=events.append)
+    assert result.path.read_bytes() == data and result.url == resource.urls[0]
+    assert [e["offset"] for e in events if e["event"] == "start"] == [1000]
+    target = extract(result.path, tmp_path / "dataset", progress=False)
+    assert (target / "dataset" / "test_download.py").read_bytes() == Path(__file__).read_bytes()
+
+
+def test_s3_endpoint_from_environment_and_missing_key(s3_endpoint, tmp_path, monkeypatch):
+    data = os.urandom(10_000)
+    s3_put(s3_endpoint, "neurodata-env", "sample.bin", data)
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    options = {"skip_instance_cache": True}
+    missing, present = "s3://neurodata-env/missing.bin", "s3://neurodata-env/sample.bin"
+    result = fetch(resource_for([missing, present], data=data), tmp_path, storage_options=options)
+    assert result.url == present and result.path.read_bytes() == data
