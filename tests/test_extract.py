@@ -299,3 +299,26 @@ def test_7z_archive_through_external_tool(work, tool):
     )
     assert archive_kind(archive) == "7z"
     assert read_tree(extract(archive, work / "out", progress=False, tool=tool)) == TREE
+
+
+def test_zip_with_deflate64_falls_back_to_an_external_tool(work):
+    if shutil.which("7z") is None:
+        pytest.skip(
+            "the 7z program is needed to create a Deflate64 zip (as Windows' zipper writes for big files)"
+        )
+    source = work.parent / "src"
+    for name, data in TREE.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    archive = work.parent / "big.zip"
+    subprocess.run(
+        ["7z", "a", "-bd", "-tzip", "-mm=Deflate64", str(archive), "dataset"],
+        cwd=source,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with zipfile.ZipFile(archive) as zf, pytest.raises(NotImplementedError):
+        assert zf.getinfo("dataset/test/sample2.bin").compress_type == 9  # Deflate64
+        zf.read("dataset/test/sample2.bin")  # which Python's zipfile cannot read
+    assert read_tree(extract(archive, work / "out", progress=False)) == TREE

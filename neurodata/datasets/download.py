@@ -156,6 +156,8 @@ def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, stor
             error = exc
         except OSError as exc:  # connection reset, timeout, DNS, dropped mid-body, s3 hiccup
             error = exc
+        except Exception as exc:  # a filesystem library's own error type: not worth retrying blindly
+            raise DownloadError(f"{url}: {_describe(exc)}") from exc
         now = _size_of(part)
         if now > furthest:
             furthest, attempt = now, 0

@@ -79,7 +79,8 @@ def extract(
             return target
         kind = archive_kind(archive)
         staging = target.parent / f".{target.name}.extracting"
-        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        shutil.rmtree(staging, ignore_errors=True)  # both left by a killed run
+        shutil.rmtree(target.parent / f".{target.name}.old", ignore_errors=True)
         staging.mkdir()
         try:
             with _reporter(archive, progress, callback) as report:
@@ -106,6 +107,14 @@ def _extract_zip(archive: Path, staging: Path, report: Report, tool: str | None)
             for info in infos:
                 zf.extract(info, staging)
                 report(info.filename, info.file_size, total)
+    except NotImplementedError:
+        # A compression method zipfile lacks (Deflate64 from Windows' zipper, PPMd, ...): external tool.
+        _empty(staging)
+        _extract_external(
+            archive, staging, report, tool, order=("7z", "unar", "bsdtar")
+        )  # libarchive lacks Deflate64
+    except RuntimeError as exc:  # zipfile's "File ... is encrypted, password required"
+        raise ExtractError(f"{archive}: {exc}") from None
     except _CORRUPT as exc:
         raise ExtractError(f"{archive}: corrupt zip archive: {exc}") from None
 
@@ -154,11 +163,17 @@ def _decompress_single(archive: Path, staging: Path, report: Report, tool: str |
     report(name, (staging / name).stat().st_size, None)
 
 
-def _extract_external(archive: Path, staging: Path, report: Report, tool: str | None) -> None:
+def _extract_external(
+    archive: Path,
+    staging: Path,
+    report: Report,
+    tool: str | None,
+    order: tuple[str, ...] = ("bsdtar", "unar", "7z"),
+) -> None:
     """RAR and 7z: bsdtar re-streams the archive as a tar that the checked tar path extracts; unar and
     7z list the members first (refused before anything is written), extract, and the tree is checked."""
     kind = archive_kind(archive)
-    chosen = find_tool(kind, archive, tool)
+    chosen = find_tool(kind, archive, tool, order, why)
     if chosen.name == "bsdtar":
         _extract_through_bsdtar(archive, staging, report, chosen.extractor)
         return
@@ -221,18 +236,25 @@ _TOOL_EXECUTABLES = {
 }
 
 
-def find_tool(kind: str, archive: Path, preferred: str | None = None) -> ExternalTool:
-    """The first installed of bsdtar, unar, 7z (or only ``preferred``); ``ExtractError`` naming them all."""
-    for name, (listers, extractors) in _TOOL_EXECUTABLES.items():
-        if preferred not in (None, name):
-            continue
+def find_tool(
+    kind: str,
+    archive: Path,
+    preferred: str | None = None,
+    order: tuple[str, ...] = ("bsdtar", "unar", "7z"),
+    why: str | None = None,
+) -> ExternalTool:
+    """The first installed tool in ``order`` (or only ``preferred``); ``ExtractError`` naming them all."""
+    if preferred is not None and preferred not in _TOOL_EXECUTABLES:
+        raise ValueError(f"unknown extraction tool {preferred!r}; choose one of {', '.join(_TOOL_EXECUTABLES)}")
+    for name in (preferred,) if preferred else order:
+        listers, extractors = _TOOL_EXECUTABLES[name]
         lister = next(filter(None, map(shutil.which, listers)), None)
         extractor = next(filter(None, map(shutil.which, extractors)), None)
         if lister and extractor:
             return ExternalTool(name, lister, extractor)
-    wanted = preferred or "none of bsdtar, unar, 7z"
+    missing = f"{preferred} is not installed" if preferred else "none of bsdtar, unar, 7z is installed"
     raise ExtractError(
-        f"{archive}: {kind.upper()} archives need an external tool and {wanted} is installed; install bsdtar "
+        f"{archive}: {why or kind.upper() + ' archives need an external tool'} and {missing}; install bsdtar "
         "(Debian/Ubuntu: libarchive-tools; built into macOS and Windows 10+), unar, or 7-Zip (p7zip-full, 7zz)"
     )
 
@@ -311,6 +333,11 @@ def _replace_tree(staging: Path, target: Path) -> None:
     os.rename(target, old)
     os.rename(staging, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir()
 
 
 def _emit(callback: Callback | None, event: str, **fields) -> None:
