@@ -169,8 +169,9 @@ def _extract_external(
     report: Report,
     tool: str | None,
     order: tuple[str, ...] = ("bsdtar", "unar", "7z"),
+    why: str | None = None,
 ) -> None:
-    """RAR and 7z: bsdtar re-streams the archive as a tar that the checked tar path extracts; unar and
+    """RAR and 7z (and zips Python cannot decompress): bsdtar re-streams the archive as a tar that the checked tar path extracts; unar and
     7z list the members first (refused before anything is written), extract, and the tree is checked."""
     kind = archive_kind(archive)
     chosen = find_tool(kind, archive, tool, order, why)
@@ -245,7 +246,9 @@ def find_tool(
 ) -> ExternalTool:
     """The first installed tool in ``order`` (or only ``preferred``); ``ExtractError`` naming them all."""
     if preferred is not None and preferred not in _TOOL_EXECUTABLES:
-        raise ValueError(f"unknown extraction tool {preferred!r}; choose one of {', '.join(_TOOL_EXECUTABLES)}")
+        raise ValueError(
+            f"unknown extraction tool {preferred!r}; choose one of {', '.join(_TOOL_EXECUTABLES)}"
+        )
     for name in (preferred,) if preferred else order:
         listers, extractors = _TOOL_EXECUTABLES[name]
         lister = next(filter(None, map(shutil.which, listers)), None)
