@@ -176,7 +176,7 @@ def test_corrupt_archives_are_clear_errors(work):
     good = make_tar(work.parent / "data.tar.gz", [tar_member(n, d) for n, d in TREE.items()], "w:gz")
     truncated = work.parent / "truncated.tar.gz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ExtractError, match="truncated.tar.gz: corrupt"):
+    with pytest.raises(ExtractError, match="truncated.tar.gz: cannot extract tar archive"):
         extract(truncated, work / "out", progress=False)
     assert not (work / "out").exists() and not (work / ".out.extracting").exists()
     unknown = work.parent / "notes.txt"
@@ -322,3 +322,19 @@ def test_zip_with_deflate64_falls_back_to_an_external_tool(work):
         assert zf.getinfo("dataset/test/sample2.bin").compress_type == 9  # Deflate64
         zf.read("dataset/test/sample2.bin")  # which Python's zipfile cannot read
     assert read_tree(extract(archive, work / "out", progress=False)) == TREE
+
+
+def test_callback_error_mid_rar_stops_bsdtar_and_cleans_up(work):
+    need("bsdtar")
+    archive = work.parent / "big.rar"
+    archive.write_bytes(rar4([(f"part{i}.bin", os.urandom(1 << 20), "file") for i in range(4)]))
+
+    def fail_on_first_member(event):
+        if event["event"] == "extract":
+            raise KeyError("stop here")
+
+    with pytest.raises(
+        KeyError, match="stop here"
+    ):  # bsdtar is blocked on a full pipe: must be killed, not awaited
+        extract(archive, work / "out", progress=False, callback=fail_on_first_member, tool="bsdtar")
+    assert everything_under(work.parent) == {"big.rar", "work", "work/.out.lock"}

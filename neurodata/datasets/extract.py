@@ -12,6 +12,7 @@ import json
 import lzma
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -110,13 +111,12 @@ def _extract_zip(archive: Path, staging: Path, report: Report, tool: str | None)
     except NotImplementedError:
         # A compression method zipfile lacks (Deflate64 from Windows' zipper, PPMd, ...): external tool.
         _empty(staging)
-        _extract_external(
-            archive, staging, report, tool, order=("7z", "unar", "bsdtar")
-        )  # libarchive lacks Deflate64
+        why = "this zip uses a compression method Python's zipfile lacks (e.g. Deflate64), so it needs 7z or unar"
+        _extract_external(archive, staging, report, tool, order=("7z", "unar", "bsdtar"), why=why)
     except RuntimeError as exc:  # zipfile's "File ... is encrypted, password required"
         raise ExtractError(f"{archive}: {exc}") from None
     except _CORRUPT as exc:
-        raise ExtractError(f"{archive}: corrupt zip archive: {exc}") from None
+        raise ExtractError(f"{archive}: cannot extract zip archive: {exc}") from None
 
 
 def _extract_tar(archive: Path, staging: Path, report: Report, tool: str | None) -> None:
@@ -124,7 +124,7 @@ def _extract_tar(archive: Path, staging: Path, report: Report, tool: str | None)
         with tarfile.open(archive, "r:*") as tf:
             _extract_tar_members(archive, tf, staging, report)
     except _CORRUPT as exc:
-        raise ExtractError(f"{archive}: corrupt tar archive: {exc}") from None
+        raise ExtractError(f"{archive}: cannot extract tar archive: {exc}") from None
 
 
 def _extract_tar_members(archive: Path, tf: tarfile.TarFile, staging: Path, report: Report) -> None:
@@ -159,7 +159,7 @@ def _decompress_single(archive: Path, staging: Path, report: Report, tool: str |
         with _STREAM_OPENERS[kind](archive, "rb") as source, open(staging / name, "wb") as out:
             shutil.copyfileobj(source, out, 1 << 20)
     except _CORRUPT as exc:
-        raise ExtractError(f"{archive}: corrupt {kind} stream: {exc}") from None
+        raise ExtractError(f"{archive}: cannot decompress {kind} stream: {exc}") from None
     report(name, (staging / name).stat().st_size, None)
 
 
@@ -171,8 +171,8 @@ def _extract_external(
     order: tuple[str, ...] = ("bsdtar", "unar", "7z"),
     why: str | None = None,
 ) -> None:
-    """RAR and 7z (and zips Python cannot decompress): bsdtar re-streams the archive as a tar that the checked tar path extracts; unar and
-    7z list the members first (refused before anything is written), extract, and the tree is checked."""
+    """RAR, 7z, and zips Python cannot decompress. unar and 7z list the members first (refused before
+    anything is written), extract, and the resulting tree is checked again."""
     kind = archive_kind(archive)
     chosen = find_tool(kind, archive, tool, order, why)
     if chosen.name == "bsdtar":
@@ -190,6 +190,7 @@ def _extract_external(
 
 
 def _extract_through_bsdtar(archive: Path, staging: Path, report: Report, bsdtar: str) -> None:
+    """bsdtar converts the archive to a pax stream that the checked tar path extracts as it arrives."""
     argv = [bsdtar, "-cf", "-", "--format", "pax", f"@{archive}"]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
@@ -197,18 +198,25 @@ def _extract_through_bsdtar(archive: Path, staging: Path, report: Report, bsdtar
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tf:
                 _extract_tar_members(archive, tf, staging, report)
             proc.stdout.read()  # the end-of-archive padding, so bsdtar exits on its own
-        except (UnsafeArchiveError, KeyboardInterrupt):
-            proc.kill()
+        except BaseException as exc:
+            proc.kill()  # no effect when bsdtar already failed and closed the stream
+            code = proc.wait()
+            if isinstance(exc, _CORRUPT) and code not in (0, -signal.SIGKILL):
+                raise _tool_failure(archive, "bsdtar", code, errors) from None
+            if isinstance(exc, _CORRUPT):
+                raise ExtractError(f"{archive}: cannot extract: {exc}") from None
             raise
-        except _CORRUPT:
-            proc.stdout.read()
         finally:
             proc.stdout.close()
-            code = proc.wait()
+        code = proc.wait()
         if code != 0:
-            errors.seek(0)
-            detail = " | ".join(errors.read().decode(errors="replace").strip().splitlines()[-3:])
-            raise ExtractError(f"{archive}: bsdtar failed (exit {code}): {detail}")
+            raise _tool_failure(archive, "bsdtar", code, errors)
+
+
+def _tool_failure(archive: Path, tool: str, code: int, errors) -> ExtractError:
+    errors.seek(0)
+    detail = " | ".join(errors.read().decode(errors="replace").strip().splitlines()[-3:])
+    return ExtractError(f"{archive}: {tool} failed (exit {code}): {detail}")
 
 
 @dataclass(frozen=True)
