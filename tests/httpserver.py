@@ -28,6 +28,7 @@ class Route:
     faulty_requests: int = 1_000_000
     chunk_delay: float = 0.0  # sleep between body chunks of ``chunk`` bytes (every request)
     ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length (as dynamic servers do)
     chunk: int = 64 * 1024
     served: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -75,7 +76,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
+        if route.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body) - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         if faulty and route.stall:
@@ -84,9 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
         limit = route.drop_after if faulty and route.drop_after is not None else len(payload)
         try:
             for begin in range(0, min(limit, len(payload)), route.chunk):
-                self.wfile.write(payload[begin : min(begin + route.chunk, limit)])
+                piece = payload[begin : min(begin + route.chunk, limit)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if route.chunked else piece)
                 if route.chunk_delay:
                     time.sleep(route.chunk_delay)
+            if route.chunked and limit >= len(payload):
+                self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (ConnectionError, TimeoutError):
             pass

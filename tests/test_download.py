@@ -100,6 +100,14 @@ def test_dropped_connections_resume_with_range(server, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("size_known", [True, False])
+def test_chunked_response_cut_short_is_resumed(server, tmp_path, size_known):
+    server.add("/sample.bin", DATA, chunked=True, drop_after=150_000, faulty_requests=1)
+    resource = resource_for([server.url("/sample.bin")], size=len(DATA) if size_known else None)
+    assert fetch(resource, tmp_path).path.read_bytes() == DATA  # the md5 catches a short file either way
+    assert server.ranges("/sample.bin") == [None, "bytes=150000-"]
+
+
 def test_part_file_from_an_earlier_run_is_continued(server, tmp_path):
     server.add("/sample.bin", DATA)
     (tmp_path / "sample.bin.part").write_bytes(DATA[:123_456])
@@ -236,6 +244,29 @@ def test_progress_callback_reports_json_ready_events(server, tmp_path):
     progress = [e["done"] for e in events if e["event"] == "progress"]
     assert progress == sorted(progress) and progress[-1] == len(DATA)
     assert events[-1]["event"] == "done" and events[-1]["sha256"] == hashlib.sha256(DATA).hexdigest()
+
+
+def test_callback_error_reaches_the_caller_and_keeps_the_part(server, tmp_path):
+    server.add("/sample.bin", DATA, chunk=16 * 1024, chunk_delay=0.001)
+
+    def broken_pipe_after_a_while(event):
+        if event["event"] == "progress" and event["done"] >= 50_000:
+            raise BrokenPipeError("stdout closed")  # an OSError: must not look like a network failure
+
+    with pytest.raises(BrokenPipeError, match="stdout closed"):
+        fetch(resource_for([server.url("/sample.bin")]), tmp_path, callback=broken_pipe_after_a_while)
+    assert len(server.requests) == 1  # not retried
+    kept = (tmp_path / "sample.bin.part").read_bytes()
+    assert len(kept) >= 50_000 and DATA.startswith(kept)
+
+
+def test_part_longer_than_the_remote_file_is_discarded(tmp_path):
+    source = tmp_path / "published.bin"
+    source.write_bytes(DATA)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sample.bin.part").write_bytes(DATA + b"junk")
+    result = fetch(Resource("sample.bin", urls=(str(source),)), tmp_path / "out")  # no size, no checksum
+    assert result.path.read_bytes() == DATA
 
 
 def test_progress_bar_writes_to_stderr_when_asked(server, tmp_path, capsys):

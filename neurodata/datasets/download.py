@@ -4,6 +4,7 @@ exponential back-off, size and checksum verified before the file appears (atomic
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import sys
@@ -76,10 +77,19 @@ def download(
     when stderr is a terminal); ``callback`` receives a JSON-ready dict per event (see the docs).
     ``storage_options`` go to fsspec for non-http URLs (e.g. ``{"endpoint_url": ...}`` for s3).
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / resource.filename
     emit = _emitter(resource, callback)
+    try:
+        return _download_locked(
+            resource, folder, final, retry, timeout, progress, emit, storage_options, reverify
+        )
+    except _CallbackFailed as failed:
+        raise failed.__cause__ from None  # the caller's own error, not a download failure
+
+
+def _download_locked(resource, folder, final, retry, timeout, progress, emit, storage_options, reverify):
     with locked(folder / f".{resource.filename}.lock"):
         present = _already_verified(resource, final, reverify, emit)
         if present is not None:
@@ -142,6 +152,8 @@ def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, stor
             digests = hasher.digests()
             check_digests(url, digests, resource.size, resource.md5, resource.sha256)
             return digests
+        except _CallbackFailed:
+            raise
         except ChecksumError:
             part.unlink(missing_ok=True)
             if offset and not restarted:
@@ -154,7 +166,7 @@ def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, stor
             if exc.permanent:
                 raise DownloadError(f"{url}: {exc}") from None
             error = exc
-        except OSError as exc:  # connection reset, timeout, DNS, dropped mid-body, s3 hiccup
+        except (OSError, http.client.HTTPException) as exc:  # reset, timeout, DNS, cut mid-body, s3 hiccup
             error = exc
         except Exception as exc:  # a filesystem library's own error type: not worth retrying blindly
             raise DownloadError(f"{url}: {_describe(exc)}") from exc
@@ -175,6 +187,10 @@ def _transfer(resource, url, part: Path, offset: int, hasher: Hasher, timeout, s
     """Append the bytes after ``offset`` to ``part``, feeding ``hasher`` (which must end up holding
     the digests of the whole part file, so it is rebuilt when it does not match ``offset``)."""
     stream = open_stream(url, offset, timeout, storage_options)
+    if stream.total is not None and offset > stream.total:  # a part longer than the file: stale
+        stream.close()
+        offset = 0
+        stream = open_stream(url, offset, timeout, storage_options)
     try:
         if stream.start != offset:  # the server ignored Range: start over
             offset = 0
@@ -206,8 +222,8 @@ def _transfer(resource, url, part: Path, offset: int, hasher: Hasher, timeout, s
                 emit("progress", url=url, done=position, total=total)
             out.flush()
             os.fsync(out.fileno())
-        if stream.total is not None and position < stream.total:
-            raise ConnectionError(f"connection closed after {position} of {stream.total} bytes")
+        if total is not None and position < total:
+            raise ConnectionError(f"connection closed after {position} of {total} bytes")
     finally:
         stream.close()
 
@@ -235,10 +251,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _CallbackFailed(Exception):
+    """Carries an exception raised by the caller's callback past the retry logic (as ``__cause__``)."""
+
+
 def _emitter(resource: Resource, callback: Callback | None):
     def emit(event: str, **fields) -> None:
         if callback is not None:
-            callback({"event": event, "file": resource.filename, **fields})
+            try:
+                callback({"event": event, "file": resource.filename, **fields})
+            except Exception as exc:
+                raise _CallbackFailed() from exc
 
     return emit
 

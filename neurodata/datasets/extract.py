@@ -70,7 +70,7 @@ def extract(
     installed). ``callback`` gets ``{"event": "extract", "archive", "member", "done", "total"}`` per
     member and ``{"event": "extracted", "archive", "path"}`` at the end.
     """
-    archive, target = Path(archive), Path(target)
+    archive, target = Path(archive).expanduser(), Path(target).expanduser()
     if not archive.is_file():
         raise ExtractError(f"{archive}: no such archive")
     target.parent.mkdir(parents=True, exist_ok=True)
