@@ -1,15 +1,26 @@
 """Safety checks for archive members: a member may only create a regular file or a folder inside the
-extraction folder. Absolute paths, ``..`` components, links of any kind and device files are refused."""
+extraction folder. Absolute paths, ``..`` components, links of any kind and device files are refused.
+Also the checked tar extraction shared by tar archives and bsdtar's re-streamed RAR/7z."""
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from ..errors import NeurodataError
 
+Report = Callable[[str, int, int | None], None]
+"""Called per member with (name, size in bytes, total bytes of the archive if known)."""
+CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+"""What reading a damaged archive (or writing to a full disk) raises."""
+_TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # 3.10.12+, 3.11.4+
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SEPARATORS = re.compile(r"[\\/]+")
 
@@ -69,3 +80,27 @@ def check_tree(archive: str | os.PathLike, root: Path) -> None:
         for entry in dirs + files:
             path = Path(folder, entry)
             check_kind(archive, path.relative_to(root).as_posix(), kind_of_mode(path.lstat().st_mode))
+
+
+def extract_tar_members(archive: Path, tf: tarfile.TarFile, staging: Path, report: Report) -> None:
+    """Check each member as it streams past (a compressed tar is read once), then extract it."""
+
+    def checked() -> Iterator[tarfile.TarInfo]:
+        for member in tf:
+            checked_name(archive, member.name)
+            check_kind(archive, member.name, _tar_kind(member))
+            report(member.name, member.size, None)
+            yield member
+
+    try:
+        tf.extractall(staging, members=checked(), **_TAR_FILTER)
+    except getattr(tarfile, "FilterError", ()) as exc:  # tarfile's own "data" filter, a second guard
+        raise UnsafeArchiveError(archive, exc.tarinfo.name, str(exc)) from None
+
+
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return "link"
+    if member.isfile():
+        return "file"
+    return "dir" if member.isdir() else "special"
