@@ -7,9 +7,11 @@ import os
 import tempfile
 from typing import Any
 
+import fsspec
 import numpy as np
 
 import neurodata as nd
+from neurodata.cache import cache_info
 from neurodata.synthetic import rotating_bar
 
 from .output import byte_progress, emit, table
@@ -83,6 +85,28 @@ def write_demo_recording(folder: str) -> str:
     return path
 
 
+def is_cache(path: str) -> bool:
+    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file."""
+    if "://" in path:
+        fs, root = fsspec.core.url_to_fs(path)
+        return fs.exists(root.rstrip("/") + "/zarr.json")
+    return os.path.isdir(path)
+
+
+def render_cache(summary: dict[str, Any]) -> str:
+    rows = [("cache", summary["url"]), ("dataset", summary["name"]), ("complete", summary["complete"])]
+    for split, s in summary["splits"].items():
+        rows.append((split, f"{s['n_samples']:,} samples, {s['n_events']:,} events"))
+    classes = summary["class_names"] or []
+    rows.append(("classes", f"{len(classes)}: {', '.join(classes[:11])}{' ...' if len(classes) > 11 else ''}"))
+    rows.append(("sensor", summary["sensor_size"]))
+    if summary["bytes_per_event"]:
+        rows.append(("on disk", f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event"))
+    for name, sums in (summary["source_checksums"] or {}).items():
+        rows.append((name, f"md5 {sums.get('md5')}"))
+    return table(rows)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.demo:
         folder = tempfile.mkdtemp(prefix="neurodata-demo-")
@@ -93,13 +117,16 @@ def run(args: argparse.Namespace) -> int:
         path = args.file
     else:
         raise nd.NeurodataError("give a FILE, or --demo for the built-in synthetic recording")
-    emit(recording_summary(path, args.format, quiet=args.json), args.json, render)
+    if is_cache(path):
+        emit(cache_info(path), args.json, render_cache)
+    else:
+        emit(recording_summary(path, args.format, quiet=args.json), args.json, render)
     return 0
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("info", help="summarise a recording: format, events, time span, sensor size")
-    p.add_argument("file", nargs="?", help="a recording (path or fsspec URL)")
+    p = subparsers.add_parser("info", help="summarise a recording (format, events, time span, sensor) or a prepared cache")
+    p.add_argument("file", nargs="?", help="a recording or a cache (path or fsspec URL)")
     p.add_argument("--format", help="force a format instead of detecting it")
     p.add_argument("--demo", action="store_true", help="summarise a built-in synthetic recording")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -8,10 +8,10 @@ import sys
 from neurodata import __version__
 from neurodata.errors import NeurodataError
 
-from . import convert, formats, info
+from . import convert, datasets, formats, info, prepare
 from .output import fail
 
-COMMANDS = (info, convert, formats)
+COMMANDS = (info, convert, formats, prepare, datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:
