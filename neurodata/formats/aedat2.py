@@ -74,6 +74,8 @@ def read_header_lines(fileobj: BinaryIO, source: str) -> tuple[list[tuple[int, s
     while True:
         line = fileobj.readline(HEADER_LIMIT)
         if not _is_text_line(line):
+            if not lines:
+                raise FormatError(source, 0, "the AEDAT 2.0 magic line is not a line of text")
             return lines, offset
         if not line.endswith(b"\n"):
             raise FormatError(source, offset, "header line not terminated: the file ends inside its header")

@@ -51,17 +51,23 @@ def read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
     try:
         member = archive.getinfo(f"{name}.npy")
     except KeyError:
-        raise FormatError(source, 0, f"no '{name}.npy' member; the archive holds {archive.namelist()}") from None
+        raise FormatError(
+            source, 0, f"no '{name}.npy' member; the archive holds {archive.namelist()}"
+        ) from None
     where = member.header_offset
     try:
         with archive.open(member) as stream:
             version = np.lib.format.read_magic(stream)
             read_header = (
-                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
             )
             shape, fortran_order, dtype = read_header(stream)
             if dtype.hasobject:
-                raise FormatError(source, where, f"member {name}.npy holds Python objects: refused (never unpickled)")
+                raise FormatError(
+                    source, where, f"member {name}.npy holds Python objects: refused (never unpickled)"
+                )
             if dtype.kind not in "ui" or len(shape) != 2 or shape[1] != 3:
                 raise FormatError(
                     source, where, f"member {name}.npy must be an (N, 3) integer array, found {dtype} {shape}"
@@ -79,8 +85,14 @@ def read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
     if len(data) != n_bytes:
         raise FormatError(source, where, f"member {name}.npy is truncated: {len(data)} of {n_bytes} bytes")
     rows = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
-    if rows.size and (rows.min() < 0 or rows[:, :2].max() >= SENSOR or not np.all((rows[:, 2] >= 1) & (rows[:, 2] <= N_BINS))):
-        raise FormatError(source, where, f"member {name}.npy has values outside row/col 0..255, t 1..{N_BINS}")
+    if rows.size and (
+        rows.min() < 0
+        or rows[:, :2].max() >= SENSOR
+        or not np.all((rows[:, 2] >= 1) & (rows[:, 2] <= N_BINS))
+    ):
+        raise FormatError(
+            source, where, f"member {name}.npy has values outside row/col 0..255, t 1..{N_BINS}"
+        )
     return rows
 
 
@@ -109,12 +121,16 @@ def esimagenet_events(
     starting at 16; events outside it are dropped. In both, p = 1 for ``pos``, 0 for ``neg``, and
     t is the stored bin index 1..8 (the authors' frame index is t - 1).
     """
-    rows = np.concatenate([np.asarray(pos, np.int64).reshape(-1, 3), np.asarray(neg, np.int64).reshape(-1, 3)])
+    rows = np.concatenate(
+        [np.asarray(pos, np.int64).reshape(-1, 3), np.asarray(neg, np.int64).reshape(-1, 3)]
+    )
     polarity = np.concatenate([np.ones(len(pos), np.uint8), np.zeros(len(neg), np.uint8)])
     y, x, t = rows[:, 0], rows[:, 1], rows[:, 2]
     if convention == "centred":
         if a is None or b is None:
-            raise ValueError("the centred convention needs the sample's a, b (image height, width) from its label line")
+            raise ValueError(
+                "the centred convention needs the sample's a, b (image height, width) from its label line"
+            )
         y = y + (254 - a) // 2 - CROP_START
         x = x + (254 - b) // 2 - CROP_START
         inside = (x >= 0) & (x < CROP) & (y >= 0) & (y < CROP)
