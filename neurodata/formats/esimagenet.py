@@ -13,6 +13,8 @@ are refused (nothing is ever unpickled) and no member may announce more data tha
 from __future__ import annotations
 
 import io
+import lzma
+import struct
 import zipfile
 import zlib
 from typing import BinaryIO
@@ -29,6 +31,18 @@ SENSOR = 256
 CROP = 224
 CROP_START = 16  # the authors' loader keeps frame[16:240, 16:240] after centring
 N_BINS = 8
+# what zipfile and its decompressors raise on damaged archives (RuntimeError: "encrypted, password required")
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    struct.error,
+    EOFError,
+    ValueError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def sniff(head: bytes) -> bool:
@@ -80,7 +94,7 @@ def read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
             data = stream.read(n_bytes)
     except FormatError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, NotImplementedError) as err:
+    except ZIP_ERRORS as err:
         raise FormatError(source, where, f"member {name}.npy cannot be read: {err}") from None
     if len(data) != n_bytes:
         raise FormatError(source, where, f"member {name}.npy is truncated: {len(data)} of {n_bytes} bytes")
@@ -100,7 +114,7 @@ def load_pos_neg(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``pos`` and ``neg`` arrays of an ES-ImageNet ``.npz`` held in memory."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+    except ZIP_ERRORS as err:
         raise FormatError(source, 0, f"not a readable zip (.npz) archive: {err}") from None
     with archive:
         pos, neg = (read_member(archive, name, source) for name in MEMBERS)
