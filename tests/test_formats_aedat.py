@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import neurodata as nd
 from neurodata.errors import FormatError
 from neurodata.formats import aedat2, aedat31
 from neurodata.formats.kernels import aedat2 as k2
 from neurodata.formats.kernels import aedat31 as k31
+from tests.fuzzing import MUTATIONS, mutate
 
 AEDAT2 = "aedat2/synthetic_cifar10dvs_dvs128.aedat"
 AEDAT2_HEADER_ONLY = "aedat2/sample_aedat_header.aedat"
@@ -342,6 +342,22 @@ def test_corrupt_packet_header_names_offset(tmp_path, fixtures, field, value, me
         nd.read(path)
 
 
+def test_negative_timestamp_of_a_valid_event_names_offset(tmp_path, fixtures):
+    raw = data_bytes(fixtures / AEDAT31).copy()
+    events = raw[28:].view(k31.POLARITY_DTYPE)
+    events["ts"][10] = -5
+    header = (fixtures / AEDAT31).read_bytes()[: -len(raw)]
+    (tmp_path / "neg.aedat").write_bytes(header + raw.tobytes())
+    offset = len(header) + 28 + 8 * 10
+    with pytest.raises(
+        FormatError, match=rf"neg\.aedat: at byte {offset}: valid polarity event has a negative timestamp"
+    ):
+        nd.read(tmp_path / "neg.aedat")
+    events["data"][10] &= ~np.uint32(1)  # once invalidated, the event and its timestamp are ignored
+    (tmp_path / "neg.aedat").write_bytes(header + raw.tobytes())
+    assert len(nd.read(tmp_path / "neg.aedat")) == 2041
+
+
 def test_truncated_files_name_offset(tmp_path, fixtures):
     data = (fixtures / AEDAT2).read_bytes()
     (tmp_path / "cut2.aedat").write_bytes(data[:-3])
@@ -379,31 +395,6 @@ def test_wrong_magic_and_random_bytes(tmp_path):
 
 
 # --- fuzz: mutated fixtures decode or raise FormatError, nothing else ------------------------------------
-
-
-def mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
-    buf = bytearray(data)
-    for op, a, b in ops:
-        if not buf:
-            break
-        a, b = a % len(buf), b % len(buf)
-        if op == "flip":
-            buf[a] ^= 1 << (b % 8)
-        elif op == "truncate":
-            del buf[a:]
-        else:  # splice: copy a run of bytes from one place over another
-            run = buf[a : a + 1 + b % 64]
-            buf[b : b + len(run)] = run
-    return bytes(buf)
-
-
-MUTATIONS = st.lists(
-    st.tuples(
-        st.sampled_from(["flip", "truncate", "splice"]), st.integers(0, 1 << 20), st.integers(0, 1 << 20)
-    ),
-    min_size=1,
-    max_size=6,
-)
 
 
 @pytest.mark.parametrize("name", [AEDAT2, AEDAT2_HEADER_ONLY, AEDAT31])

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 import neurodata as nd
 from neurodata.errors import FormatError
 from neurodata.formats.esimagenet import esimagenet_events, sniff
-from tests.test_formats_aedat import MUTATIONS, mutate
+from tests.fuzzing import MUTATIONS, mutate
 
 POS = np.array([[20, 30, 2], [239, 17, 1], [100, 200, 8], [17, 239, 2]], dtype=np.uint8)
 NEG = np.array([[21, 31, 1], [50, 60, 2]], dtype=np.uint8)

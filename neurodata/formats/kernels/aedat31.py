@@ -128,28 +128,49 @@ def scan_packets_numba(buf, starts, overflows, numbers):
     return n_packets, pos, n_events, OK, pos
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _le_u32(buf, i):
+    return (
+        np.int64(buf[i])
+        | (np.int64(buf[i + 1]) << 8)
+        | (np.int64(buf[i + 2]) << 16)
+        | (np.int64(buf[i + 3]) << 24)
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_negative_timestamp(buf, first, count):
+    for pos in range(first, first + POLARITY_SIZE * count, POLARITY_SIZE):
+        if (buf[pos] & 1) and (buf[pos + 7] & 0x80):
+            return pos
+    return -1
+
+
 @numba.njit(cache=True, nogil=True)
 def decode_polarity_numba(buf, starts, overflows, numbers, n_packets, t, x, y, p):
     """Decode the valid events of checked polarity packets into preallocated columns.
 
-    Returns (event count, offset of the first valid event with a negative timestamp or -1).
+    Returns (event count, offset of the first valid event with a negative timestamp or -1); the
+    sign bits are OR-ed per packet and located only when set, to keep the inner loop short.
     """
     n = 0
     for k in range(n_packets):
-        base = np.int64(overflows[k]) << TS_OVERFLOW_SHIFT
-        pos = starts[k]
-        for _ in range(numbers[k]):
-            data = _le_i32(buf, pos) & 0xFFFFFFFF
+        base = overflows[k] << TS_OVERFLOW_SHIFT
+        first = starts[k]
+        negative = 0
+        for i in range(numbers[k]):
+            pos = first + POLARITY_SIZE * i
+            data = _le_u32(buf, pos)
             if data & 1:
-                ts = _le_i32(buf, pos + 4)
-                if ts < 0:
-                    return n, pos
+                ts = _le_u32(buf, pos + 4)
+                negative |= ts >> 31
                 t[n] = base | ts
-                x[n] = (data >> 17) & 0x7FFF
+                x[n] = data >> 17
                 y[n] = (data >> 2) & 0x7FFF
                 p[n] = (data >> 1) & 1
                 n += 1
-            pos += POLARITY_SIZE
+        if negative:
+            return n, _first_negative_timestamp(buf, first, numbers[k])
     return n, -1
 
 
