@@ -397,12 +397,23 @@ def test_wrong_magic_and_random_bytes(tmp_path):
 # --- fuzz: mutated fixtures decode or raise FormatError, nothing else ------------------------------------
 
 
-@pytest.mark.parametrize("name", [AEDAT2, AEDAT2_HEADER_ONLY, AEDAT31])
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.fixture(scope="module")
+def fuzz_sources(fixtures, truth, tmp_path_factory) -> dict[str, bytes]:
+    """Valid files to mutate: the fixtures, a DAVIS346 file with events, a multi-packet trap file."""
+    folder = tmp_path_factory.mktemp("fuzz_sources")
+    words = davis_words(np.random.default_rng(4), 300, 346, 260)
+    sources = {name: (fixtures / name).read_bytes() for name in (AEDAT2, AEDAT2_HEADER_ONLY, AEDAT31)}
+    sources["davis"] = davis_file(folder, fixtures, words).read_bytes()
+    sources["traps"] = trap_file(folder, long_events(truth)[:400], packet_events=50).read_bytes()
+    return sources
+
+
+@pytest.mark.parametrize("name", [AEDAT2, AEDAT2_HEADER_ONLY, AEDAT31, "davis", "traps"])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=MUTATIONS)
-def test_fuzzed_fixtures_decode_or_raise_format_error(fixtures, tmp_path, name, ops):
+def test_fuzzed_files_decode_or_raise_format_error(fuzz_sources, tmp_path, name, ops):
     path = tmp_path / "fuzz.aedat"
-    path.write_bytes(mutate((fixtures / name).read_bytes(), ops))
+    path.write_bytes(mutate(fuzz_sources[name], ops))
     for block in (None, 29):
         try:
             with nd.open_recording(path) as rec:
