@@ -265,6 +265,7 @@ def write_aedat31(
     traps: Traps | None = None,
 ) -> None:
     """Write ``events`` to ``path`` atomically, with a chosen packet size and optional reader traps."""
+    # imported here: neurodata.writer imports the format registry, which imports this module
     from ..writer import atomic_output
 
     with atomic_output(path) as fileobj:
