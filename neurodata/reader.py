@@ -8,6 +8,7 @@ window while holding at most one read block plus one output chunk in memory.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -21,6 +22,8 @@ from .formats import detect_format, get_format
 from .formats.base import FormatSpec, Header
 
 DEFAULT_BLOCK_BYTES = 8 << 20
+WHOLE_READ_LIMIT = 1 << 30
+SMALL_FILE_BYTES = 64 << 20
 
 
 def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
@@ -109,12 +112,9 @@ class Recording:
     def read(self) -> np.ndarray:
         """Decode the whole recording into one event array."""
         size = self.size
-        size = None if size is None else size - self.header.data_offset
-        block = (
-            max(DEFAULT_BLOCK_BYTES, size + 1)
-            if size is not None and size < (1 << 30)
-            else DEFAULT_BLOCK_BYTES
-        )
+        remaining = None if size is None else size - self.header.data_offset
+        # one read of exactly the rest of the file (+1 byte to see the end) when it fits comfortably
+        block = remaining + 1 if remaining is not None and remaining < WHOLE_READ_LIMIT else DEFAULT_BLOCK_BYTES
         return concatenate(list(self.blocks(block)))
 
     def close(self) -> None:
@@ -182,6 +182,10 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
 def open_recording(source: str | os.PathLike, format: str | None = None) -> Recording:
     """Open a recording at a path or fsspec URL, detecting its format unless ``format`` names it."""
     fileobj, name = _open_binary(source)
+    return _open_fileobj(fileobj, name, format)
+
+
+def _open_fileobj(fileobj: BinaryIO, name: str, format: str | None) -> Recording:
     try:
         spec = get_format(format) if format else detect_format(fileobj, name)
         fileobj.seek(0)
@@ -201,7 +205,11 @@ def read(
     With ``return_info=True`` returns ``(events, info)`` where ``info`` holds sensor size, format
     and time origin.
     """
-    with open_recording(source, format) as rec:
+    fileobj, name = _open_binary(source)
+    if isinstance(fileobj, io.BufferedReader) and os.fstat(fileobj.fileno()).st_size < SMALL_FILE_BYTES:
+        with fileobj:  # small local file (e.g. one dataset sample): one read, then work in memory
+            fileobj = io.BytesIO(fileobj.read())
+    with _open_fileobj(fileobj, name, format) as rec:
         events = rec.read()
         return (events, rec.info) if return_info else events
 
