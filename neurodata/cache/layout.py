@@ -1,0 +1,100 @@
+"""The on-disk layout of a neurodata dataset cache: names, shapes, codecs and the root attribute schema.
+
+One cache is one Zarr v3 group (a local folder or an fsspec URL)::
+
+    <root>/zarr.json             root group; attribute ``neurodata_cache`` (see :func:`root_attrs`)
+    <root>/manifest.json         size and CRC32C of every other stored file, written before the marker
+    <root>/<split>/zarr.json     group per split, attributes ``n_samples`` and ``n_events``
+    <root>/<split>/t             int64  all events' times, per-sample delta coded (see codecs.py)
+    <root>/<split>/x, y          uint16 all events' coordinates
+    <root>/<split>/p             uint8  all events' polarities (1 = ON)
+    <root>/<split>/offsets       int64  n_samples + 1; sample i is events offsets[i]:offsets[i+1]
+    <root>/<split>/labels        int64  n_samples; -1 where a sample has no class
+    <root>/<split>/t_first       int64  n_samples; first event time (0 for an empty sample)
+    <root>/<split>/t_last        int64  n_samples; last event time (0 for an empty sample)
+    <root>/<split>/source        string n_samples; the source file (or file#segment) of each sample
+
+This module holds only constants and pure functions; the writer and reader use them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from zarr.codecs import BloscCodec, ZstdCodec
+
+LAYOUT_VERSION = 1
+ATTRS_KEY = "neurodata_cache"
+MANIFEST_NAME = "manifest.json"
+EVENT_FIELDS = ("t", "x", "y", "p")
+EVENT_DTYPES = {"t": np.dtype("<i8"), "x": np.dtype("<u2"), "y": np.dtype("<u2"), "p": np.dtype("u1")}
+SAMPLE_FIELDS = ("labels", "t_first", "t_last", "source")
+SAMPLE_DTYPES = {
+    "labels": np.dtype("<i8"),
+    "t_first": np.dtype("<i8"),
+    "t_last": np.dtype("<i8"),
+    "source": str,
+}
+DEFAULT_CHUNK_EVENTS = 1 << 17  # one decompression unit: 128 Ki events (1 MiB of int64 times)
+DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task): 32 chunks, 4 Mi events
+SAMPLE_CHUNK = 1 << 16  # per-sample arrays: 64 Ki samples per chunk
+
+
+def event_compressor(dtype: np.dtype) -> BloscCodec:
+    """Blosc zstd level 3 with bit shuffling: small deltas and narrow coordinates shed their zero bits."""
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+
+
+def staging_event_compressor(dtype: np.dtype) -> BloscCodec:
+    """Parts are temporary: LZ4 with bit shuffling writes them several times faster than zstd."""
+    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+
+
+def sample_compressor() -> ZstdCodec:
+    return ZstdCodec(level=3)
+
+
+def shard_ranges(n_events: int, shard_events: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` event ranges of the stored shards, in order (none for an empty split)."""
+    return [(start, min(start + shard_events, n_events)) for start in range(0, n_events, shard_events)]
+
+
+def root_attrs(
+    name: str,
+    user_attrs: dict[str, Any],
+    splits: dict[str, dict[str, int]],
+    *,
+    fingerprint: str,
+    chunk_events: int,
+    shard_events: int,
+    manifest_crc32c: str | None,
+    complete: bool,
+) -> dict[str, Any]:
+    """The ``neurodata_cache`` attribute of the root group; ``complete`` is the marker readers check.
+
+    The caller's attributes (``rules_version``, ``sensor_size``, ``class_names``, ``source_checksums``,
+    anything JSON-serialisable) sit beside the reserved keys, which they may not override.
+    """
+    from .. import __version__
+
+    reserved = {
+        "layout_version": LAYOUT_VERSION,
+        "name": name,
+        "neurodata_version": __version__,
+        "fingerprint": fingerprint,
+        "time_coding": "per-sample-delta",
+        "chunk_events": chunk_events,
+        "shard_events": shard_events,
+        "splits": splits,
+        "manifest_crc32c": manifest_crc32c,
+        "complete": complete,
+    }
+    return {**user_attrs, **reserved}
+
+
+RESERVED_ATTRS = frozenset(
+    root_attrs(
+        "", {}, {}, fingerprint="", chunk_events=0, shard_events=0, manifest_crc32c=None, complete=False
+    )
+)
