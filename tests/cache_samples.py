@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-import zarr
 
 from neurodata.cache import CacheBuilder, PartData
 from neurodata.events import make_events
@@ -40,17 +39,17 @@ def make_random_part(split: str, index: int, log: str | None = None) -> PartData
     return PartData.from_samples(random_samples(split, index))
 
 
-def builder(url: str, **kwargs) -> CacheBuilder:
-    return CacheBuilder(url, "toy", ATTRS, PLAN, **SMALL_CHUNKS, **kwargs)
+def builder(url: str, plan: dict[str, int] = PLAN, **kwargs) -> CacheBuilder:
+    return CacheBuilder(url, "toy", ATTRS, plan, **SMALL_CHUNKS, **kwargs)
 
 
 def all_arrays(url: str, storage_options: dict | None = None) -> dict[str, np.ndarray]:
     """Every array of every split of a cache, read with zarr directly (not through our reader)."""
     from neurodata.cache.store import Location
 
-    root = zarr.open_group(Location(url, storage_options).zarr_store(read_only=True), mode="r")
+    root = Location(url, storage_options).open_group()
     arrays = {}
-    for split in PLAN:
-        for name, array in root[split].arrays():
+    for split, group in root.groups():
+        for name, array in group.arrays():
             arrays[f"{split}/{name}"] = array[...]
     return arrays

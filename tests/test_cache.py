@@ -56,8 +56,8 @@ def assert_same_cache(url: str, reference: str) -> None:
     assert ours.keys() == ref.keys()
     for key in ref:
         np.testing.assert_array_equal(ours[key], ref[key], err_msg=key)
-    manifest = json.loads((Path(url) / "manifest.json").read_text())
-    assert manifest == json.loads((Path(reference) / "manifest.json").read_text())
+    manifest = json.loads((Path(url) / "manifest" / "zarr.json").read_text())
+    assert manifest == json.loads((Path(reference) / "manifest" / "zarr.json").read_text())
 
 
 def run_child(code: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -3,7 +3,8 @@
 One cache is one Zarr v3 group (a local folder or an fsspec URL)::
 
     <root>/zarr.json             root group; attribute ``neurodata_cache`` (see :func:`root_attrs`)
-    <root>/manifest.json         size and CRC32C of every other stored file, written before the marker
+    <root>/manifest/zarr.json    an empty zarr group whose attribute ``files`` maps every other stored
+                                 file to [size, CRC32C]; written just before the root marker
     <root>/<split>/zarr.json     group per split, attributes ``n_samples`` and ``n_events``
     <root>/<split>/t             int64  all events' times, per-sample delta coded (see codecs.py)
     <root>/<split>/x, y          uint16 all events' coordinates
@@ -19,6 +20,7 @@ This module holds only constants and pure functions; the writer and reader use t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 LAYOUT_VERSION = 1
 ATTRS_KEY = "neurodata_cache"
-MANIFEST_NAME = "manifest.json"
+MANIFEST_KEY = "manifest/zarr.json"
 EVENT_FIELDS = ("t", "x", "y", "p")
 EVENT_DTYPES = {"t": np.dtype("<i8"), "x": np.dtype("<u2"), "y": np.dtype("<u2"), "p": np.dtype("u1")}
 SAMPLE_FIELDS = ("labels", "t_first", "t_last", "source")
@@ -58,6 +60,12 @@ def sample_compressor() -> ZstdCodec:
 def shard_ranges(n_events: int, shard_events: int) -> list[tuple[int, int]]:
     """The ``[start, stop)`` event ranges of the stored shards, in order (none for an empty split)."""
     return [(start, min(start + shard_events, n_events)) for start in range(0, n_events, shard_events)]
+
+
+def manifest_bytes(files: dict[str, list]) -> bytes:
+    """The manifest as a zarr group metadata document, so zarr tools see a valid node, not a stray file."""
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": {"files": files}}
+    return json.dumps(meta, sort_keys=True, indent=0).encode()
 
 
 def root_attrs(

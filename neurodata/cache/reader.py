@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 import numpy as np
-import zarr
 import zarr.api.asynchronous as zarr_async
 from zarr.core.sync import sync
 
@@ -49,29 +48,32 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
     return attrs
 
 
-async def _read_slices(arrays: list[zarr_async.AsyncArray], start: int, stop: int) -> list[np.ndarray]:
-    return await asyncio.gather(*(array.getitem(slice(start, stop)) for array in arrays))
+async def _open_arrays(location: Location, split: str, names: tuple[str, ...]) -> list[zarr_async.AsyncArray]:
+    """Open several arrays of one split with concurrent metadata fetches (one round trip on object stores)."""
+    group = await location.open_async_group("r", split)
+    return list(await asyncio.gather(*(group.getitem(name) for name in names)))
+
+
+async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) -> list[np.ndarray]:
+    """The same slice of several arrays, fetched concurrently."""
+    return await asyncio.gather(*(array.getitem(selection) for array in arrays))
 
 
 class SplitReader:
-    """One split of a cache: ``n_samples``, ``labels``, ``offsets`` in memory; events read on demand."""
+    """One split of a cache. ``n_samples``/``n_events`` come from the root attributes; ``offsets`` and
+    ``labels`` are loaded (together, concurrently) on first use and kept in memory; events are read
+    on demand."""
 
-    def __init__(self, location: Location, name: str):
+    def __init__(self, location: Location, name: str, counts: dict[str, int]):
         self._location = location
         self.name = name
-        group = zarr.open_group(location.zarr_store(read_only=True), mode="r", path=name)
-        self.offsets = np.asarray(group["offsets"][...], dtype=np.int64)
-        self.labels = np.asarray(group["labels"][...], dtype=np.int64)
-        self.n_samples = len(self.labels)
-        self.n_events = int(self.offsets[-1])
-        self._group = group
+        self.n_samples = int(counts["n_samples"])
+        self.n_events = int(counts["n_events"])
+        self._per_sample: tuple[np.ndarray, np.ndarray] | None = None
         self._events: list[zarr_async.AsyncArray] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_group"] = None
-        state["_events"] = None
-        return state
+        return {**self.__dict__, "_events": None}  # zarr handles are reopened in the receiving process
 
     def __len__(self) -> int:
         return self.n_samples
@@ -79,20 +81,30 @@ class SplitReader:
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         return self.sample(index)
 
+    def _load_per_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._per_sample is None:
+            arrays = sync(_open_arrays(self._location, self.name, ("offsets", "labels")))
+            offsets, labels = sync(_read_slices(arrays, slice(None)))
+            self._per_sample = (np.asarray(offsets, dtype=np.int64), np.asarray(labels, dtype=np.int64))
+        return self._per_sample
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """int64, ``n_samples + 1``: sample i is events ``offsets[i]:offsets[i + 1]``."""
+        return self._load_per_sample()[0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._load_per_sample()[1]
+
     def _event_arrays(self) -> list[zarr_async.AsyncArray]:
         if self._events is None:
-            if self._group is None:
-                self._group = zarr.open_group(
-                    self._location.zarr_store(read_only=True), mode="r", path=self.name
-                )
-            self._events = [self._group[name]._async_array for name in EVENT_FIELDS]
+            self._events = sync(_open_arrays(self._location, self.name, EVENT_FIELDS))
         return self._events
 
     def column(self, name: str) -> np.ndarray:
         """A per-sample array: ``t_first``, ``t_last`` or ``source``."""
-        if self._group is None:
-            self._group = zarr.open_group(self._location.zarr_store(read_only=True), mode="r", path=self.name)
-        return np.asarray(self._group[name][...])
+        return np.asarray(self._location.open_group("r", self.name)[name][...])
 
     def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Events of samples ``start:stop`` in one read: ``(events, local_offsets)``.
@@ -105,7 +117,7 @@ class SplitReader:
         local = self.offsets[start : stop + 1] - first
         if last == first:
             return np.empty(0, dtype=EVENT_DTYPE), local
-        stored = sync(_read_slices(self._event_arrays(), first, last))
+        stored = sync(_read_slices(self._event_arrays(), slice(first, last)))
         return decode_range(dict(zip(EVENT_FIELDS, stored)), local), local
 
     def sample(self, index: int) -> tuple[np.ndarray, int]:
@@ -133,12 +145,13 @@ class CacheReader:
     def __init__(self, store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None):
         self.location = Location(store_url, storage_options)
         self.url = self.location.url
-        try:
-            root = zarr.open_group(self.location.zarr_store(read_only=True), mode="r")
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
-            raise CacheError(f"{self.url}: no cache here (no zarr group)") from err
-        self.attrs = check_marker(self.url, root.attrs.get(ATTRS_KEY))
-        self.splits = {name: SplitReader(self.location, name) for name in self.attrs["splits"]}
+        meta = self.location.read_json("zarr.json")
+        if meta is None:
+            raise CacheError(f"{self.url}: no cache here (no readable zarr.json)")
+        self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
+        self.splits = {
+            name: SplitReader(self.location, name, counts) for name, counts in self.attrs["splits"].items()
+        }
 
     @property
     def name(self) -> str:

@@ -17,7 +17,10 @@ from typing import Any
 
 import fsspec
 import google_crc32c
+import zarr
+import zarr.api.asynchronous as zarr_async
 from fsspec.implementations.local import LocalFileSystem
+from zarr import AsyncGroup
 from zarr.abc.store import Store
 from zarr.storage import FsspecStore, LocalStore
 
@@ -54,6 +57,18 @@ class Location:
             return LocalStore(self.path, read_only=read_only)
         return FsspecStore.from_url(self.url, storage_options=self.storage_options, read_only=read_only)
 
+    def open_group(self, mode: str = "r", path: str = "") -> zarr.Group:
+        """The zarr v3 group here (or at ``path`` below); never probes v2 or consolidated metadata keys."""
+        store = self.zarr_store(read_only=mode == "r")
+        return zarr.open_group(store, mode=mode, path=path, zarr_format=3, use_consolidated=False)
+
+    async def open_async_group(self, mode: str = "r", path: str = "") -> AsyncGroup:
+        """The async counterpart of :meth:`open_group`, for fetching many arrays concurrently."""
+        store = self.zarr_store(read_only=mode == "r")
+        return await zarr_async.open_group(
+            store=store, mode=mode, path=path, zarr_format=3, use_consolidated=False
+        )
+
     def exists(self, *names: str) -> bool:
         return self.fs.exists(self.key(*names))
 
@@ -65,8 +80,10 @@ class Location:
             return None
 
     def write_json(self, value: Any, *names: str) -> None:
-        """Write a small JSON file; locally via a temporary name and a rename, so it appears whole."""
-        data = json.dumps(value, sort_keys=True, indent=1).encode()
+        self.write_bytes(json.dumps(value, sort_keys=True, indent=1).encode(), *names)
+
+    def write_bytes(self, data: bytes, *names: str) -> None:
+        """Write a small file so that it appears whole: locally via a temporary name and a rename."""
         target = self.key(*names)
         if self.is_local:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -85,6 +102,7 @@ class Location:
 
     def files(self) -> dict[str, int]:
         """Every file below this location: relative POSIX key -> size in bytes."""
+        self.fs.invalidate_cache(self.path)  # other clients (zarr's, other processes) may have written
         if not self.fs.exists(self.path):
             return {}
         found = self.fs.find(self.path, detail=True)

@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from .errors import CacheError
-from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_NAME, SAMPLE_FIELDS
+from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_KEY, SAMPLE_FIELDS
 from .reader import decode_range
 from .store import Location, crc32c_hex
 
@@ -43,16 +43,16 @@ class VerifyReport:
 def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyReport) -> None:
     """Compare every stored file with its manifest entry (size and CRC32C)."""
     try:
-        raw = location.fs.cat_file(location.key(MANIFEST_NAME))
+        raw = location.fs.cat_file(location.key(MANIFEST_KEY))
     except FileNotFoundError:
-        report.problems.append(f"{MANIFEST_NAME} is missing")
+        report.problems.append(f"{MANIFEST_KEY} is missing")
         return
     if crc32c_hex(raw) != attrs.get("manifest_crc32c"):
-        report.problems.append(f"{MANIFEST_NAME} does not match the CRC32C recorded in zarr.json")
+        report.problems.append(f"{MANIFEST_KEY} does not match the CRC32C recorded in zarr.json")
         return
-    expected: dict[str, list] = json.loads(raw)["files"]
+    expected: dict[str, list] = json.loads(raw)["attributes"]["files"]
     stored = location.files()
-    for key in sorted(set(stored) - set(expected) - {"zarr.json", MANIFEST_NAME}):
+    for key in sorted(set(stored) - set(expected) - {"zarr.json", MANIFEST_KEY}):
         report.problems.append(f"{key}: unexpected file (not in the manifest)")
     for key, (size, crc) in sorted(expected.items()):
         if key not in stored:
@@ -137,7 +137,7 @@ def verify_cache(
         report.problems.append(f"layout version {attrs.get('layout_version')} is not {LAYOUT_VERSION}")
         return report
     check_manifest(location, attrs, report)
-    root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
+    root = location.open_group()
     for split, expected in attrs.get("splits", {}).items():
         try:
             report.problems += check_split(root[split], split, expected, deep)
@@ -154,7 +154,7 @@ def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | N
     if not isinstance(attrs, dict):
         raise CacheError(f"{location.url}: not a neurodata cache (no '{ATTRS_KEY}' attribute in zarr.json)")
     files = location.files()
-    root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
+    root = location.open_group()
     splits = {}
     for split, counts in attrs.get("splits", {}).items():
         event_bytes = sum(

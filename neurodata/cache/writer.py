@@ -22,6 +22,7 @@ and commits are serialised by an ``flock`` on ``<root>.lock`` (local disk).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import zarr
+from zarr import AsyncGroup
+from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE, as_events
 from .codecs import encode_times
@@ -45,12 +47,13 @@ from .layout import (
     EVENT_DTYPES,
     EVENT_FIELDS,
     LAYOUT_VERSION,
-    MANIFEST_NAME,
+    MANIFEST_KEY,
     RESERVED_ATTRS,
     SAMPLE_CHUNK,
     SAMPLE_DTYPES,
     SAMPLE_FIELDS,
     event_compressor,
+    manifest_bytes,
     root_attrs,
     sample_compressor,
     shard_ranges,
@@ -131,36 +134,51 @@ def read_marker(root: Location) -> dict[str, Any] | None:
     return attrs if isinstance(attrs, dict) else None
 
 
-def _write_array(
-    group: zarr.Group, name: str, data: np.ndarray, chunks: int, compressor, shards: int | None = None
-):
-    array = group.create_array(
+async def _write_array(
+    group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor, shards: int | None = None
+) -> None:
+    """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
+    text = name == "source"
+    array = await group.create_array(
         name,
         shape=data.shape,
-        dtype=data.dtype if name != "source" else str,
+        dtype=str if text else data.dtype,
         chunks=(chunks,),
         shards=(shards,) if shards else None,
         compressors=compressor,
-        fill_value=0 if name != "source" else "",
+        fill_value="" if text else 0,
     )
     if data.size:
-        array[...] = data
-    return array
+        await array.setitem(slice(None), data)
 
 
-def _write_part_arrays(location: Location, data: PartData, chunk_events: int) -> None:
-    group = zarr.open_group(location.zarr_store(), mode="w")
+async def _write_part_events(location: Location, data: PartData, chunk_events: int) -> None:
+    """A part's four event columns as zarr arrays (times already per-sample delta coded)."""
+    group = await location.open_async_group("w")
     offsets = np.concatenate([[0], np.cumsum(data.counts)])
     coded = {"t": encode_times(data.events["t"], offsets)}
     coded.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
-    for name in EVENT_FIELDS:
-        _write_array(group, name, coded[name], chunk_events, staging_event_compressor(EVENT_DTYPES[name]))
+    await asyncio.gather(
+        *(
+            _write_array(group, name, coded[name], chunk_events, staging_event_compressor(EVENT_DTYPES[name]))
+            for name in EVENT_FIELDS
+        )
+    )
+
+
+def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
+    """``done.json`` of a part: its per-sample columns (small) and the checksums of its event files."""
     t_first, t_last = sample_time_bounds(data.events, data.counts)
-    columns = {"counts": data.counts, "labels": data.labels, "t_first": t_first, "t_last": t_last}
-    columns["source"] = np.array(data.sources, dtype=object)
-    n = max(1, len(data.counts))
-    for name, values in columns.items():
-        _write_array(group, name, values, n, sample_compressor())
+    return {
+        "n_samples": len(data.counts),
+        "n_events": len(data.events),
+        "counts": data.counts.tolist(),
+        "labels": data.labels.tolist(),
+        "t_first": t_first.tolist(),
+        "t_last": t_last.tolist(),
+        "source": data.sources,
+        "files": files,
+    }
 
 
 def _part_is_done(location: Location, verify: bool) -> bool:
@@ -285,15 +303,11 @@ class CacheBuilder:
             self._write_part_into(target, data)
 
     def _write_part_into(self, location: Location, data: PartData) -> None:
-        _write_part_arrays(location, data, self.chunk_events)
+        # one chunk per shard-sized range: few objects per part, and a commit task touches at most two
+        sync(_write_part_events(location, data, self.shard_events))
         files = location.files()
         files.pop(PART_DONE, None)
-        done = {
-            "n_samples": len(data.counts),
-            "n_events": len(data.events),
-            "files": checksum_files(location, sorted(files)),
-        }
-        write_done_marker(location, done)
+        write_done_marker(location, part_record(data, checksum_files(location, sorted(files))))
 
     # ---- phase 2: commit ---------------------------------------------------------------------
     def commit(self, executor: Executor | None = None) -> str:
@@ -341,59 +355,68 @@ class CacheBuilder:
         attrs = dict(
             fingerprint=self.fingerprint, chunk_events=self.chunk_events, shard_events=self.shard_events
         )
-        root = zarr.open_group(target.zarr_store(), mode="w")
+        root = target.open_group("w")
         root.attrs[ATTRS_KEY] = root_attrs(
             self.name, self.attrs, splits, manifest_crc32c=None, complete=False, **attrs
         )
         tasks = []
         for split, done in staged.items():
-            tasks += self._layout_split(root, split, done, splits[split], target)
+            sync(self._layout_split(target, split, done, splits[split]))
+            tasks += self._shard_tasks(target, split, done)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
         rest = sorted(k for k in target.files() if k not in checksums and k != "zarr.json")
         checksums.update(checksum_files(target, rest))
-        manifest = json.dumps({"files": checksums}, sort_keys=True, indent=0).encode()
-        target.fs.pipe_file(target.key(MANIFEST_NAME), manifest)
+        manifest = manifest_bytes(checksums)
+        target.write_bytes(manifest, MANIFEST_KEY)
         root.attrs[ATTRS_KEY] = root_attrs(
             self.name, self.attrs, splits, manifest_crc32c=crc32c_hex(manifest), complete=True, **attrs
         )
         if self.root.is_local:
             self._publish_local(target)
 
-    def _layout_split(
-        self, root: zarr.Group, split: str, done: list[dict], totals: dict[str, int], target: Location
-    ) -> list[tuple]:
-        """Create one split's arrays, write its per-sample arrays, return its shard tasks."""
-        group = root.create_group(split, attributes=totals)
+    async def _layout_split(
+        self, target: Location, split: str, done: list[dict], totals: dict[str, int]
+    ) -> None:
+        """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
+        root = await target.open_async_group("r+")
+        group = await root.create_group(split, attributes=totals)
         n_events = totals["n_events"]
-        for name in EVENT_FIELDS:
-            dtype = EVENT_DTYPES[name]
-            group.create_array(
-                name,
-                shape=(n_events,),
-                dtype=dtype,
-                chunks=(self.chunk_events,),
-                shards=(self.shard_events,),
-                compressors=event_compressor(dtype),
-                fill_value=0,
-            )
-        columns: dict[str, list[np.ndarray]] = {name: [] for name in ("counts", *SAMPLE_FIELDS)}
-        for index in range(len(done)):
-            part = zarr.open_group(self._part_location(split, index).zarr_store(read_only=True), mode="r")
-            for name in columns:
-                columns[name].append(part[name][...])
         merged = {
-            name: np.concatenate(values) if values else np.empty(0, SAMPLE_DTYPES.get(name, np.int64))
-            for name, values in columns.items()
+            name: np.array(
+                [v for record in done for v in record[name]], dtype=SAMPLE_DTYPES.get(name, np.int64)
+            )
+            for name in ("counts", *SAMPLE_FIELDS)
         }
-        offsets = np.concatenate([[0], np.cumsum(merged.pop("counts"), dtype=np.int64)])
-        _write_array(group, "offsets", offsets, SAMPLE_CHUNK, sample_compressor())
-        for name in SAMPLE_FIELDS:
-            _write_array(group, name, np.asarray(merged[name]), SAMPLE_CHUNK, sample_compressor())
+        per_sample = {
+            "offsets": np.concatenate([[0], np.cumsum(merged.pop("counts"), dtype=np.int64)]),
+            **merged,
+        }
+        await asyncio.gather(
+            *(
+                group.create_array(
+                    name,
+                    shape=(n_events,),
+                    dtype=EVENT_DTYPES[name],
+                    chunks=(self.chunk_events,),
+                    shards=(self.shard_events,),
+                    compressors=event_compressor(EVENT_DTYPES[name]),
+                    fill_value=0,
+                )
+                for name in EVENT_FIELDS
+            ),
+            *(
+                _write_array(group, name, data, SAMPLE_CHUNK, sample_compressor())
+                for name, data in per_sample.items()
+            ),
+        )
+
+    def _shard_tasks(self, target: Location, split: str, done: list[dict]) -> list[tuple]:
+        """One :func:`write_shard` task per shard of the split, with the parts each one reads."""
         part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
         tasks = []
-        for start, stop in shard_ranges(n_events, self.shard_events):
+        for start, stop in shard_ranges(int(part_starts[-1]), self.shard_events):
             spans = [
                 (self._part_location(split, i).url, int(part_starts[i]), int(part_starts[i + 1]))
                 for i in range(len(done))
@@ -433,20 +456,42 @@ def write_shard(
     CRC32C of each stored shard file, for the manifest.
     """
     target = Location(target_url, storage_options)
-    group = zarr.open_group(target.zarr_store(), mode="r+", path=split)
-    pieces: dict[str, list[np.ndarray]] = {name: [] for name in EVENT_FIELDS}
-    for part_url, part_start, part_stop in spans:
-        part = zarr.open_group(Location(part_url, storage_options).zarr_store(read_only=True), mode="r")
-        lo, hi = max(start, part_start) - part_start, min(stop, part_stop) - part_start
-        for name in EVENT_FIELDS:
-            pieces[name].append(part[name][lo:hi])
-    keys = []
-    for name in EVENT_FIELDS:
-        array = group[name]
-        array[start:stop] = np.concatenate(pieces[name])
-        shard_index = start // array.shards[0]
-        keys.append(f"{split}/{name}/c/{shard_index}")
+    keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
     return checksum_files(target, [k for k in keys if target.exists(k)])
+
+
+async def _read_part_span(
+    part_url: str, storage_options: dict[str, Any], lo: int, hi: int
+) -> list[np.ndarray]:
+    part = await Location(part_url, storage_options).open_async_group()
+    arrays = await asyncio.gather(*(part.getitem(name) for name in EVENT_FIELDS))
+    return list(await asyncio.gather(*(array.getitem(slice(lo, hi)) for array in arrays)))
+
+
+async def _copy_shard(
+    target: Location,
+    split: str,
+    start: int,
+    stop: int,
+    spans: Sequence[tuple],
+    storage_options: dict[str, Any],
+) -> list[str]:
+    group = await target.open_async_group("r+", split)
+    arrays, pieces = await asyncio.gather(
+        asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS)),
+        asyncio.gather(
+            *(
+                _read_part_span(url, storage_options, max(start, p0) - p0, min(stop, p1) - p0)
+                for url, p0, p1 in spans
+            )
+        ),
+    )
+    columns = [np.concatenate([piece[k] for piece in pieces]) for k in range(len(EVENT_FIELDS))]
+    await asyncio.gather(
+        *(array.setitem(slice(start, stop), column) for array, column in zip(arrays, columns))
+    )
+    shard = start // arrays[0].shards[0]
+    return [f"{split}/{name}/c/{shard}" for name in EVENT_FIELDS]
 
 
 def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -> list:
