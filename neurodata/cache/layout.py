@@ -38,19 +38,22 @@ SAMPLE_DTYPES = {
     "t_last": np.dtype("<i8"),
     "source": str,
 }
-DEFAULT_CHUNK_EVENTS = 1 << 17  # one decompression unit: 128 Ki events (1 MiB of int64 times)
-DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task): 32 chunks, 4 Mi events
+DEFAULT_CHUNK_EVENTS = 1 << 16  # one decompression unit: 64 Ki events (512 KiB of int64 times)
+DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task): 64 chunks, 4 Mi events
+# Blosc compressor name and level per codec choice; both bit-shuffle (see event_compressor)
+EVENT_CODECS = {"lz4": ("lz4", 5), "zstd": ("zstd", 3)}
+DEFAULT_CODEC = "lz4"
 SAMPLE_CHUNK = 1 << 16  # per-sample arrays: 64 Ki samples per chunk
 
 
-def event_compressor(dtype: np.dtype) -> BloscCodec:
-    """Blosc zstd level 3 with bit shuffling: small deltas and narrow coordinates shed their zero bits."""
-    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+def event_compressor(dtype: np.dtype, codec: str = DEFAULT_CODEC) -> BloscCodec:
+    """Blosc with bit shuffling: small time deltas and narrow coordinates shed their always-zero bits.
 
-
-def staging_event_compressor(dtype: np.dtype) -> BloscCodec:
-    """Parts are temporary: LZ4 with bit shuffling writes them several times faster than zstd."""
-    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+    ``lz4`` (default) compresses ~3x and decompresses ~1.7x faster than ``zstd``, which stores
+    ~20 % fewer bytes; staged parts always use lz4.
+    """
+    cname, clevel = EVENT_CODECS[codec]
+    return BloscCodec(cname=cname, clevel=clevel, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
 
 
 def sample_compressor() -> ZstdCodec:
@@ -76,6 +79,7 @@ def root_attrs(
     fingerprint: str,
     chunk_events: int,
     shard_events: int,
+    codec: str,
     manifest_crc32c: str | None,
     complete: bool,
 ) -> dict[str, Any]:
@@ -94,6 +98,7 @@ def root_attrs(
         "time_coding": "per-sample-delta",
         "chunk_events": chunk_events,
         "shard_events": shard_events,
+        "codec": codec,
         "splits": splits,
         "manifest_crc32c": manifest_crc32c,
         "complete": complete,
@@ -103,6 +108,14 @@ def root_attrs(
 
 RESERVED_ATTRS = frozenset(
     root_attrs(
-        "", {}, {}, fingerprint="", chunk_events=0, shard_events=0, manifest_crc32c=None, complete=False
+        "",
+        {},
+        {},
+        fingerprint="",
+        chunk_events=0,
+        shard_events=0,
+        codec="",
+        manifest_crc32c=None,
+        complete=False,
     )
 )

@@ -59,21 +59,32 @@ async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) ->
     return await asyncio.gather(*(array.getitem(selection) for array in arrays))
 
 
+WINDOW_CHUNKS = 4  # reads spanning at most this many chunks keep the decoded chunks for the next read
+
+
 class SplitReader:
     """One split of a cache. ``n_samples``/``n_events`` come from the root attributes; ``offsets`` and
     ``labels`` are loaded (together, concurrently) on first use and kept in memory; events are read
-    on demand."""
+    on demand.
 
-    def __init__(self, location: Location, name: str, counts: dict[str, int]):
+    Zarr decompresses whole chunks, so a small read fetches its chunk-aligned window instead (same
+    cost) and keeps it: consecutive small samples then come from memory, not from decompressing the
+    same chunk again.
+    """
+
+    def __init__(self, location: Location, name: str, counts: dict[str, int], chunk_events: int):
         self._location = location
         self.name = name
         self.n_samples = int(counts["n_samples"])
         self.n_events = int(counts["n_events"])
+        self._chunk_events = chunk_events
         self._per_sample: tuple[np.ndarray, np.ndarray] | None = None
         self._events: list[zarr_async.AsyncArray] | None = None
+        self._window: tuple[int, int, list[np.ndarray]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_events": None}  # zarr handles are reopened in the receiving process
+        # zarr handles are reopened in the receiving process; the decoded window stays here
+        return {**self.__dict__, "_events": None, "_window": None}
 
     def __len__(self) -> int:
         return self.n_samples
@@ -117,8 +128,20 @@ class SplitReader:
         local = self.offsets[start : stop + 1] - first
         if last == first:
             return np.empty(0, dtype=EVENT_DTYPE), local
-        stored = sync(_read_slices(self._event_arrays(), slice(first, last)))
-        return decode_range(dict(zip(EVENT_FIELDS, stored)), local), local
+        return decode_range(dict(zip(EVENT_FIELDS, self._stored(first, last))), local), local
+
+    def _stored(self, first: int, last: int) -> list[np.ndarray]:
+        """The stored (time delta coded) columns of events ``[first, last)``, through the window."""
+        window = self._window
+        if window is None or not window[0] <= first < last <= window[1]:
+            chunk = self._chunk_events
+            lo, hi = first // chunk * chunk, min(self.n_events, -(-last // chunk) * chunk)
+            if hi - lo > WINDOW_CHUNKS * chunk:
+                return sync(_read_slices(self._event_arrays(), slice(first, last)))
+            window = (lo, hi, sync(_read_slices(self._event_arrays(), slice(lo, hi))))
+            self._window = window
+        lo = window[0]
+        return [column[first - lo : last - lo] for column in window[2]]
 
     def sample(self, index: int) -> tuple[np.ndarray, int]:
         """``(events, label)`` of one sample; negative indices count from the end."""
@@ -150,7 +173,8 @@ class CacheReader:
             raise CacheError(f"{self.url}: no cache here (no readable zarr.json)")
         self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
         self.splits = {
-            name: SplitReader(self.location, name, counts) for name, counts in self.attrs["splits"].items()
+            name: SplitReader(self.location, name, counts, self.attrs["chunk_events"])
+            for name, counts in self.attrs["splits"].items()
         }
 
     @property

@@ -117,12 +117,16 @@ def crc32c_hex(data: bytes) -> str:
 
 
 def checksum_files(location: Location, keys: list[str]) -> dict[str, list]:
-    """``key -> [size, crc32c]`` for files below ``location`` (fetched concurrently on remote stores)."""
+    """``key -> [size, crc32c]`` for the files below ``location`` that exist among ``keys``.
+
+    Fetched concurrently on remote stores; absent keys (zarr skips chunks that hold only the fill
+    value) are left out.
+    """
     if not keys:
         return {}
-    paths = [location.key(k) for k in keys]
-    contents = location.fs.cat(paths) if len(paths) > 1 else {paths[0]: location.fs.cat_file(paths[0])}
-    return {key: [len(contents[path]), crc32c_hex(contents[path])] for key, path in zip(keys, paths)}
+    paths = {location.key(k): k for k in keys}
+    contents = location.fs.cat(list(paths), on_error="omit")
+    return {paths[path]: [len(data), crc32c_hex(data)] for path, data in sorted(contents.items())}
 
 
 @contextlib.contextmanager

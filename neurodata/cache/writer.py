@@ -43,7 +43,9 @@ from .errors import CacheError
 from .layout import (
     ATTRS_KEY,
     DEFAULT_CHUNK_EVENTS,
+    DEFAULT_CODEC,
     DEFAULT_SHARD_EVENTS,
+    EVENT_CODECS,
     EVENT_DTYPES,
     EVENT_FIELDS,
     LAYOUT_VERSION,
@@ -57,7 +59,6 @@ from .layout import (
     root_attrs,
     sample_compressor,
     shard_ranges,
-    staging_event_compressor,
 )
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
@@ -117,11 +118,16 @@ def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
 
 
 def build_fingerprint(
-    name: str, attrs: dict[str, Any], parts: dict[str, int], chunk_events: int, shard_events: int
+    name: str, attrs: dict[str, Any], parts: dict[str, int], storage: dict[str, Any]
 ) -> str:
     """A digest of everything that determines the cache's content, to detect stale parts and caches."""
-    plan = {"layout_version": LAYOUT_VERSION, "name": name, "attrs": attrs, "parts": parts}
-    plan["chunking"] = [chunk_events, shard_events]
+    plan = {
+        "layout_version": LAYOUT_VERSION,
+        "name": name,
+        "attrs": attrs,
+        "parts": parts,
+        "storage": storage,
+    }
     return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
 
 
@@ -160,7 +166,7 @@ async def _write_part_events(location: Location, data: PartData, chunk_events: i
     coded.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
     await asyncio.gather(
         *(
-            _write_array(group, name, coded[name], chunk_events, staging_event_compressor(EVENT_DTYPES[name]))
+            _write_array(group, name, coded[name], chunk_events, event_compressor(EVENT_DTYPES[name], "lz4"))
             for name in EVENT_FIELDS
         )
     )
@@ -199,8 +205,9 @@ class CacheBuilder:
 
     ``parts`` maps each split to its number of parts (0 makes an empty split). ``attrs`` are the
     caller's JSON-serialisable dataset attributes (e.g. ``rules_version``, ``sensor_size``,
-    ``class_names``, ``source_checksums``); with ``name``, ``parts`` and the chunking they form the
-    fingerprint: staged parts or a finished cache with another fingerprint are stale. A finished cache
+    ``class_names``, ``source_checksums``); with ``name``, ``parts``, the chunking (``chunk_events``
+    per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
+    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint: staged parts or a finished cache with another fingerprint are stale. A finished cache
     with another fingerprint is replaced only with ``overwrite=True``. The builder holds no open
     handles, so it pickles into worker processes.
     """
@@ -215,6 +222,7 @@ class CacheBuilder:
         storage_options: dict[str, Any] | None = None,
         chunk_events: int = DEFAULT_CHUNK_EVENTS,
         shard_events: int = DEFAULT_SHARD_EVENTS,
+        codec: str = DEFAULT_CODEC,
         overwrite: bool = False,
     ):
         clash = RESERVED_ATTRS & set(attrs)
@@ -235,6 +243,8 @@ class CacheBuilder:
             raise CacheError(
                 f"{store_url}: shard_events={shard_events} is not a multiple of chunk_events={chunk_events}"
             )
+        if codec not in EVENT_CODECS:
+            raise CacheError(f"{store_url}: unknown codec {codec!r}; choose one of {sorted(EVENT_CODECS)}")
         self.root = Location(store_url, storage_options)
         self.staging = self.root.sibling(".build")
         self.name = name
@@ -242,8 +252,10 @@ class CacheBuilder:
         self.parts = dict(parts)
         self.chunk_events = chunk_events
         self.shard_events = shard_events
+        self.codec = codec
         self.overwrite = overwrite
-        self.fingerprint = build_fingerprint(name, attrs, self.parts, chunk_events, shard_events)
+        storage = {"chunk_events": chunk_events, "shard_events": shard_events, "codec": codec}
+        self.fingerprint = build_fingerprint(name, attrs, self.parts, storage)
 
     # ---- state -------------------------------------------------------------------------------
     def is_complete(self) -> bool:
@@ -353,7 +365,10 @@ class CacheBuilder:
             for split, done in staged.items()
         }
         attrs = dict(
-            fingerprint=self.fingerprint, chunk_events=self.chunk_events, shard_events=self.shard_events
+            fingerprint=self.fingerprint,
+            chunk_events=self.chunk_events,
+            shard_events=self.shard_events,
+            codec=self.codec,
         )
         root = target.open_group("w")
         root.attrs[ATTRS_KEY] = root_attrs(
@@ -401,7 +416,7 @@ class CacheBuilder:
                     dtype=EVENT_DTYPES[name],
                     chunks=(self.chunk_events,),
                     shards=(self.shard_events,),
-                    compressors=event_compressor(EVENT_DTYPES[name]),
+                    compressors=event_compressor(EVENT_DTYPES[name], self.codec),
                     fill_value=0,
                 )
                 for name in EVENT_FIELDS
@@ -457,7 +472,7 @@ def write_shard(
     """
     target = Location(target_url, storage_options)
     keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
-    return checksum_files(target, [k for k in keys if target.exists(k)])
+    return checksum_files(target, keys)
 
 
 async def _read_part_span(
