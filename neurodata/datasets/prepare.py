@@ -19,7 +19,7 @@ from .. import __version__
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
 from ..errors import NeurodataError
 from .download import download
-from .extract import extract, is_archive
+from .extract import extract
 from .paths import cache_name, default_root
 from .registry import DatasetSpec, Unit, get_dataset
 from .resource import Resource
@@ -50,9 +50,8 @@ def obtain_folder(spec: DatasetSpec, source: str | None, raw: Path, progress: bo
         _emit(callback, "download", file=resource.filename)
         fetched = download(resource, downloads, progress=progress, callback=callback)
         checksums[resource.filename] = {"md5": fetched.md5, "sha256": fetched.sha256}
-        if is_archive(fetched.path):
-            _emit(callback, "extract", file=resource.filename)
-            extract(fetched.path, extracted / Path(resource.filename).name.split(".")[0])
+        _emit(callback, "extract", file=resource.filename)
+        extract(fetched.path, extracted / resource.filename.split(".")[0], progress=progress)
     if not extracted.is_dir():
         raise NeurodataError(f"{spec.name}: nothing was extracted from {', '.join(r.filename for r in resources)}")
     return spec.locate(extracted), checksums
