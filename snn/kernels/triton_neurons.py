@@ -1,0 +1,428 @@
+"""Fused multi-step spiking-neuron kernels in Triton (IF, LIF, PLIF), SpikingJelly semantics.
+
+One program owns a block of neurons and runs the whole time loop in registers:
+
+* forward: per step load ``X[t]``, charge ``H[t]``, fire ``S[t] = (H[t] - V_th >= 0)``, reset;
+  store ``S[t]`` (in x's dtype) and, only when a gradient is needed, ``H[t]`` (fp32). The state
+  ``V`` never leaves the chip except ``V[T-1]`` at the end.
+* backward: loop ``t = T-1 .. 0`` recomputing spike and surrogate derivative from the saved ``H``,
+  carrying ``dL/dV[t]`` backwards; writes ``dL/dX`` (x's dtype), ``dL/dV0`` and, for PLIF, one
+  partial sum of ``dL/d(1/tau)`` per program.
+
+The state is fp32 whatever the input dtype (fp32, bf16, fp16). Division by ``tau`` is
+round-to-nearest (``tl.div_rn``) and fp contraction is off, so spikes are bit-identical to the
+plain-torch reference in :mod:`snn.kernels.reference` on fp32 inputs.
+
+The ops are registered as ``torch.ops.snn_triton.neuron_forward`` / ``neuron_backward`` with fake
+(meta) implementations and an autograd formula, so ``torch.compile`` treats each as one opaque node.
+Tests run the kernels on CPU tensors through Triton's interpreter (``TRITON_INTERPRET=1``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from snn.kernels.reference import NEURON_KINDS, SURROGATE_DEFAULT_ALPHA
+
+SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
+KIND_IDS: dict[str, int] = {name: i for i, name in enumerate(NEURON_KINDS)}
+SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+# Launch shape on a GPU: BLOCK neurons per program (a power of two), NUM_WARPS warps per program.
+# 512 fp32 neurons over 128 threads gives each thread one 16-byte vector per tensor per step.
+# Module attributes so a benchmark can sweep them; not measured on a GPU yet.
+GPU_BLOCK = 512
+GPU_NUM_WARPS = 4
+# Under the interpreter each program costs Python overhead per operation: use few, wide programs.
+_INTERPRETER_MAX_BLOCK = 1024
+
+
+@triton.jit
+def _surrogate_derivative(x, alpha, SURROGATE: tl.constexpr):
+    """g'(x) for the surrogate with id SURROGATE (order of SURROGATE_DEFAULT_ALPHA)."""
+    if SURROGATE == 0:  # sigmoid
+        s = 1.0 / (1.0 + tl.exp(-alpha * x))
+        g = alpha * s * (1.0 - s)
+    elif SURROGATE == 1:  # atan
+        z = 1.5707963267948966 * alpha * x
+        g = (0.5 * alpha) / (1.0 + z * z)
+    elif SURROGATE == 2:  # piecewise_quadratic
+        g = tl.maximum(alpha - alpha * alpha * tl.abs(x), 0.0)
+    elif SURROGATE == 3:  # piecewise_exp
+        g = (0.5 * alpha) * tl.exp(-alpha * tl.abs(x))
+    elif SURROGATE == 4:  # soft_sign
+        z = 1.0 / alpha + tl.abs(x)
+        g = 1.0 / (2.0 * alpha * z * z)
+    elif SURROGATE == 5:  # super_spike
+        z = 1.0 + tl.abs(x)
+        g = alpha / (z * z)
+    elif SURROGATE == 6:  # erf: alpha / sqrt(pi) * exp(-(alpha x)^2)
+        z = alpha * x
+        g = (0.5641895835477563 * alpha) * tl.exp(-z * z)
+    else:  # rect
+        g = tl.where(tl.abs(x) < 0.5 / alpha, alpha, 0.0)
+    return g
+
+
+@triton.jit
+def _charge(x, v, rest, tau, k, KIND: tl.constexpr, DECAY_INPUT: tl.constexpr):
+    """H[t] from V[t-1]: IF v + x; LIF leaks towards ``rest`` by 1/tau; PLIF by k = sigmoid(w)."""
+    if KIND == 0:
+        h = v + x
+    elif KIND == 1:
+        if DECAY_INPUT:
+            h = v + tl.div_rn(x - (v - rest), tau)
+        else:
+            h = v - tl.div_rn(v - rest, tau) + x
+    else:
+        if DECAY_INPUT:
+            h = v + (x - (v - rest)) * k
+        else:
+            h = v - (v - rest) * k + x
+    return h
+
+
+@triton.jit
+def _reset(h, spike, v_threshold, v_reset, SOFT_RESET: tl.constexpr):
+    """V[t] from H[t] and S[t]: subtract the threshold (soft) or jump to v_reset (hard)."""
+    if SOFT_RESET:
+        v = h - spike * v_threshold
+    else:
+        v = spike * v_reset + (1.0 - spike) * h
+    return v
+
+
+@triton.jit
+def _neuron_forward_kernel(
+    x_ptr,
+    v0_ptr,
+    k_ptr,
+    spikes_ptr,
+    h_ptr,
+    v_last_ptr,
+    T,
+    N,
+    v_threshold,
+    v_reset,
+    tau,
+    KIND: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    SAVE_H: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    n = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = n < N
+    rest = 0.0 if SOFT_RESET else v_reset
+    k = tl.load(k_ptr) if KIND == 2 else 0.0
+    v = tl.load(v0_ptr + n, mask=mask, other=0.0)
+    cur = n  # int64 offset of element n at step t: n + t * N
+    for _ in range(T):
+        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
+        h = _charge(x, v, rest, tau, k, KIND, DECAY_INPUT)
+        spike = (h - v_threshold >= 0.0).to(tl.float32)
+        tl.store(spikes_ptr + cur, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
+        if SAVE_H:
+            tl.store(h_ptr + cur, h, mask=mask)
+        v = _reset(h, spike, v_threshold, v_reset, SOFT_RESET)
+        cur += N
+    tl.store(v_last_ptr + n, v, mask=mask)
+
+
+@triton.jit
+def _neuron_backward_kernel(
+    grad_spikes_ptr,
+    grad_v_last_ptr,
+    h_ptr,
+    x_ptr,
+    v0_ptr,
+    k_ptr,
+    grad_x_ptr,
+    grad_v0_ptr,
+    grad_k_partial_ptr,
+    T,
+    N,
+    v_threshold,
+    v_reset,
+    tau,
+    alpha,
+    KIND: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    DETACH_RESET: tl.constexpr,
+    SURROGATE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = n < N
+    rest = 0.0 if SOFT_RESET else v_reset
+    # H[t] = a * V[t-1] + b * X[t] + const: a = dH/dV[t-1], b = dH/dX[t].
+    if KIND == 0:
+        k = 1.0
+        a = 1.0
+    elif KIND == 1:
+        k = 1.0 / tau
+        a = 1.0 - k
+    else:
+        k = tl.load(k_ptr)
+        a = 1.0 - k
+    b = k if DECAY_INPUT and KIND != 0 else 1.0
+    v0 = tl.load(v0_ptr + n, mask=mask, other=0.0)
+    grad_v = tl.load(grad_v_last_ptr + n, mask=mask, other=0.0)  # dL/dV[t], carried backwards
+    grad_k = tl.zeros([BLOCK], dtype=tl.float32)
+    cur = n + (T - 1).to(tl.int64) * N
+    h = tl.load(h_ptr + cur, mask=mask & (cur >= 0), other=0.0)  # H[T-1]; nothing when T == 0
+    for _ in range(T):
+        has_prev = mask & (cur >= N)  # t > 0 (cur = n + t * N with n < N)
+        h_prev = tl.load(h_ptr + cur - N, mask=has_prev, other=0.0)  # prefetch H[t-1]
+        d = h - v_threshold
+        spike = (d >= 0.0).to(tl.float32)
+        sg = _surrogate_derivative(d, alpha, SURROGATE)
+        if SOFT_RESET:
+            dv_dh = 1.0 if DETACH_RESET else 1.0 - v_threshold * sg
+        else:
+            dv_dh = (1.0 - spike) if DETACH_RESET else (1.0 - spike) + (rest - h) * sg
+        grad_s = tl.load(grad_spikes_ptr + cur, mask=mask, other=0.0).to(tl.float32)
+        grad_h = grad_s * sg + grad_v * dv_dh
+        tl.store(grad_x_ptr + cur, (grad_h * b).to(grad_x_ptr.dtype.element_ty), mask=mask)
+        if KIND == 2:  # dH/dk = X[t] - (V[t-1] - rest)  (decay_input) or -(V[t-1] - rest)
+            spike_prev = (h_prev - v_threshold >= 0.0).to(tl.float32)
+            v_prev = tl.where(has_prev, _reset(h_prev, spike_prev, v_threshold, v_reset, SOFT_RESET), v0)
+            if DECAY_INPUT:
+                x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
+                grad_k += grad_h * (x - (v_prev - rest))
+            else:
+                grad_k -= grad_h * (v_prev - rest)
+        grad_v = grad_h * a
+        h = h_prev
+        cur -= N
+    tl.store(grad_v0_ptr + n, grad_v, mask=mask)
+    if KIND == 2:
+        tl.store(grad_k_partial_ptr + pid, tl.sum(tl.where(mask, grad_k, 0.0), axis=0))
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _launch_config(n_neurons: int) -> tuple[int, int]:
+    """(BLOCK, num_warps) for ``n_neurons`` neurons."""
+    if _interpreting():
+        return min(_INTERPRETER_MAX_BLOCK, triton.next_power_of_2(max(n_neurons, 1))), 1
+    return GPU_BLOCK, GPU_NUM_WARPS
+
+
+def _check_device(t: Tensor) -> None:
+    if t.device.type != "cuda" and not _interpreting():
+        raise RuntimeError(
+            f"neuron_multistep_triton runs on CUDA tensors, got x_seq on {t.device} "
+            "(use the CPU path in snn.functional, or set TRITON_INTERPRET=1 before importing triton to test)"
+        )
+
+
+@torch.library.custom_op("snn_triton::neuron_forward", mutates_args=())
+def neuron_forward(
+    x_seq: Tensor,
+    v0: Tensor,
+    k: Tensor,
+    kind: str,
+    v_threshold: float,
+    v_reset: float,
+    soft_reset: bool,
+    detach_reset: bool,
+    decay_input: bool,
+    tau: float,
+    surrogate_name: str,
+    alpha: float,
+    save_h: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(spikes [T, N...] x dtype, v_last fp32, H [T, N...] fp32 or empty when not ``save_h``).
+
+    ``x_seq`` and ``v0`` (fp32) are contiguous; ``k`` is a 1-element fp32 tensor holding 1/tau (PLIF).
+    ``detach_reset``, ``surrogate_name`` and ``alpha`` only shape the backward pass.
+    """
+    _check_device(x_seq)
+    spikes = torch.empty_like(x_seq)
+    v_last = torch.empty_like(v0)
+    h_seq = torch.empty(x_seq.shape if save_h else (0,), dtype=torch.float32, device=x_seq.device)
+    n_neurons = v0.numel()
+    if n_neurons == 0:
+        return spikes, v_last, h_seq
+    block, num_warps = _launch_config(n_neurons)
+    _neuron_forward_kernel[(triton.cdiv(n_neurons, block),)](
+        x_seq,
+        v0,
+        k,
+        spikes,
+        h_seq,
+        v_last,
+        x_seq.shape[0],
+        n_neurons,
+        v_threshold,
+        v_reset,
+        tau,
+        KIND=KIND_IDS[kind],
+        DECAY_INPUT=decay_input,
+        SOFT_RESET=soft_reset,
+        SAVE_H=save_h,
+        BLOCK=block,
+        num_warps=num_warps,
+        enable_fp_fusion=False,
+    )
+    return spikes, v_last, h_seq
+
+
+@neuron_forward.register_fake
+def _(x_seq, v0, k, *args):
+    save_h = args[-1]
+    h_shape = x_seq.shape if save_h else (0,)
+    return torch.empty_like(x_seq), torch.empty_like(v0), x_seq.new_empty(h_shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("snn_triton::neuron_backward", mutates_args=())
+def neuron_backward(
+    grad_spikes: Tensor,
+    grad_v_last: Tensor,
+    h_seq: Tensor,
+    x_seq: Tensor,
+    v0: Tensor,
+    k: Tensor,
+    kind: str,
+    v_threshold: float,
+    v_reset: float,
+    soft_reset: bool,
+    detach_reset: bool,
+    decay_input: bool,
+    tau: float,
+    surrogate_name: str,
+    alpha: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dL/dx_seq in x dtype, dL/dv0 fp32, dL/dk as a 1-element fp32 tensor; zero unless PLIF)."""
+    _check_device(h_seq)
+    grad_spikes = grad_spikes.contiguous()
+    grad_v_last = grad_v_last.float().contiguous()
+    grad_x = torch.empty_like(x_seq)
+    grad_v0 = torch.empty_like(v0)
+    n_neurons = v0.numel()
+    block, num_warps = _launch_config(n_neurons)
+    n_programs = triton.cdiv(n_neurons, block)
+    grad_k_partial = torch.zeros(max(n_programs, 1), dtype=torch.float32, device=h_seq.device)
+    if n_neurons > 0:
+        _neuron_backward_kernel[(n_programs,)](
+            grad_spikes,
+            grad_v_last,
+            h_seq,
+            x_seq,
+            v0,
+            k,
+            grad_x,
+            grad_v0,
+            grad_k_partial,
+            h_seq.shape[0],
+            n_neurons,
+            v_threshold,
+            v_reset,
+            tau,
+            alpha,
+            KIND=KIND_IDS[kind],
+            DECAY_INPUT=decay_input,
+            SOFT_RESET=soft_reset,
+            DETACH_RESET=detach_reset,
+            SURROGATE=SURROGATE_IDS[surrogate_name],
+            BLOCK=block,
+            num_warps=num_warps,
+            enable_fp_fusion=False,
+        )
+    return grad_x, grad_v0, grad_k_partial.sum().reshape(1)
+
+
+@neuron_backward.register_fake
+def _(grad_spikes, grad_v_last, h_seq, x_seq, v0, k, *args):
+    return torch.empty_like(x_seq), torch.empty_like(v0), k.new_empty((1,))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x_seq, v0, k, *params, _save_h = inputs
+    ctx.save_for_backward(output[2], x_seq, v0, k)
+    ctx.params = params
+
+
+def _backward(ctx, grad_spikes, grad_v_last, _grad_h):
+    h_seq, x_seq, v0, k = ctx.saved_tensors
+    grad_x, grad_v0, grad_k = neuron_backward(grad_spikes, grad_v_last, h_seq, x_seq, v0, k, *ctx.params)
+    return grad_x, grad_v0, grad_k, *([None] * (len(ctx.params) + 1))
+
+
+neuron_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def neuron_multistep_triton(
+    kind: str,
+    x_seq: Tensor,
+    v0: Tensor | None,
+    *,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    decay_input: bool,
+    surrogate_name: str,
+    alpha: float,
+    tau: float | Tensor = 2.0,
+) -> tuple[Tensor, Tensor]:
+    """Run ``x_seq`` [T, ...] through a layer of ``kind`` neurons in one fused kernel per direction.
+
+    Args:
+        kind: ``"if"``, ``"lif"`` or ``"plif"``.
+        x_seq: input currents, time-major [T, ...]; fp32, bf16 or fp16; any strides.
+        v0: initial potential [...] (= x_seq.shape[1:]) or None for zeros; read as fp32.
+        v_threshold: firing threshold; a neuron fires when H - v_threshold >= 0.
+        v_reset: hard-reset potential, or None for soft reset (subtract v_threshold; the leak
+            then decays towards 0).
+        detach_reset: treat the spike inside the reset as a constant in the backward pass.
+        decay_input: LIF/PLIF only: H = V + (X - (V - V_reset))/tau (True) or
+            H = V - (V - V_reset)/tau + X (False).
+        surrogate_name: backward of the heaviside, one of ``SURROGATE_IDS``; ``alpha`` its sharpness.
+        tau: LIF: the membrane time constant (a Python float). PLIF: a 0-d (or 1-element) tensor
+            holding the learnable ``w`` with 1/tau = sigmoid(w); gradients flow to it. IF: unused.
+
+    Returns:
+        (spikes [T, ...] in x_seq's dtype, v_last [...] fp32). Differentiable w.r.t. ``x_seq``,
+        ``v0`` and (PLIF) ``w``.
+    """
+    if kind not in KIND_IDS:
+        raise ValueError(f"kind must be one of {NEURON_KINDS}, got {kind!r}")
+    if surrogate_name not in SURROGATE_IDS:
+        raise ValueError(f"surrogate_name must be one of {tuple(SURROGATE_IDS)}, got {surrogate_name!r}")
+    if x_seq.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"x_seq must be float32, bfloat16 or float16, got {x_seq.dtype}")
+    if x_seq.dim() < 1:
+        raise ValueError("x_seq must be time-major [T, ...], got a 0-d tensor")
+    _check_device(x_seq)
+    state_shape = x_seq.shape[1:]
+    if v0 is None:
+        v0 = torch.zeros(state_shape, dtype=torch.float32, device=x_seq.device)
+    elif v0.shape != state_shape:
+        raise ValueError(f"v0 must have shape x_seq.shape[1:] = {tuple(state_shape)}, got {tuple(v0.shape)}")
+    if kind == "plif":
+        if not isinstance(tau, Tensor) or tau.numel() != 1:
+            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
+        k = torch.sigmoid(tau.float()).reshape(1)
+        tau_value = 0.0
+    else:
+        if isinstance(tau, Tensor):
+            raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
+        k = torch.zeros(1, dtype=torch.float32, device=x_seq.device)
+        tau_value = float(tau)
+    save_h = torch.is_grad_enabled() and any(t.requires_grad for t in (x_seq, v0, k))
+    spikes, v_last, _ = neuron_forward(
+        x_seq.contiguous(), v0.float().contiguous(), k, kind, float(v_threshold),
+        0.0 if v_reset is None else float(v_reset), v_reset is None, detach_reset, decay_input,
+        tau_value, surrogate_name, float(alpha), save_h,
+    )  # fmt: skip
+    return spikes, v_last
