@@ -11,13 +11,17 @@ import os
 
 os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: kernels become Python on CPU tensors
 
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-triton = pytest.importorskip("triton", reason="triton is not installed (optional dependency: pip install triton)")
+triton = pytest.importorskip(
+    "triton", reason="triton is not installed (optional dependency: pip install triton)"
+)
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 from snn.kernels import triton_neurons  # noqa: E402
@@ -131,7 +135,9 @@ def _assert_same_as_reference(kind, params, x, v0, w, grad_spikes, grad_v_last, 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("kind", ["if", "lif", "plif"])
-@pytest.mark.parametrize(("v_reset", "detach", "decay"), [(0.0, False, True), (None, True, False), (-0.2, True, True)])
+@pytest.mark.parametrize(
+    ("v_reset", "detach", "decay"), [(0.0, False, True), (None, True, False), (-0.2, True, True)]
+)
 def test_dtypes_match_reference(kind: str, dtype: torch.dtype, v_reset, detach: bool, decay: bool) -> None:
     """Half inputs: spikes equal the reference run on the same values upcast; state and grads fp32 inside."""
     case = 3 * ["if", "lif", "plif"].index(kind) + [torch.bfloat16, torch.float16, torch.float32].index(dtype)
@@ -161,7 +167,7 @@ def test_non_contiguous_inputs() -> None:
         fn("lif", xi, v0, **params)
         for fn, xi in zip((neuron_multistep_triton, neuron_multistep_reference), xs)
     ]
-    for xi, (spikes, v_last) in zip(xs, outs):
+    for spikes, v_last in outs:
         (spikes.sum() + v_last.sum()).backward()  # d/d spikes is an expanded tensor of ones
     assert torch.equal(outs[0][0], outs[1][0])
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=0, atol=1e-6)
@@ -179,7 +185,9 @@ def test_inference_without_grad_matches_training_forward() -> None:
 
 def test_zero_time_steps_return_initial_state() -> None:
     v0 = torch.randn(3)
-    spikes, v_last = neuron_multistep_triton("if", torch.empty(0, 3), v0, **_params("if", 0.0, False, True, "rect", 2.0))
+    spikes, v_last = neuron_multistep_triton(
+        "if", torch.empty(0, 3), v0, **_params("if", 0.0, False, True, "rect", 2.0)
+    )
     assert spikes.shape == (0, 3) and torch.equal(v_last, v0)
 
 
@@ -209,7 +217,21 @@ def test_opcheck_custom_ops() -> None:
     """torch.library.opcheck: schema, fake (meta) implementation and autograd registration agree."""
     x, v0, *_ = _random_case("lif", torch.float32, shape=(3, 5))
     k = torch.sigmoid(torch.tensor([0.2]))
-    args = (x.requires_grad_(), v0.requires_grad_(), k, "plif", 1.0, 0.0, False, False, True, 0.0, "atan", 2.0, True)
+    args = (
+        x.requires_grad_(),
+        v0.requires_grad_(),
+        k,
+        "plif",
+        1.0,
+        0.0,
+        False,
+        False,
+        True,
+        0.0,
+        "atan",
+        2.0,
+        True,
+    )
     torch.library.opcheck(triton_neurons.neuron_forward, args)
 
 
@@ -218,13 +240,29 @@ def test_opcheck_custom_ops() -> None:
     [
         (lambda p: neuron_multistep_triton("alif", torch.zeros(2, 3), None, **p), ValueError, "kind"),
         (
-            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "surrogate_name": "tanh"}),
+            lambda p: neuron_multistep_triton(
+                "lif", torch.zeros(2, 3), None, **{**p, "surrogate_name": "tanh"}
+            ),
             ValueError,
             "surrogate_name",
         ),
-        (lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3, dtype=torch.float64), None, **p), TypeError, "x_seq"),
+        (
+            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3, dtype=torch.float64), None, **p),
+            TypeError,
+            "x_seq",
+        ),
         (lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(4), **p), ValueError, "v0"),
         (lambda p: neuron_multistep_triton("plif", torch.zeros(2, 3), None, **p), TypeError, "plif"),
+        (
+            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "tau": 0.0}),
+            ValueError,
+            "tau",
+        ),
+        (
+            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "alpha": -1.0}),
+            ValueError,
+            "alpha",
+        ),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call, error, match) -> None:
@@ -235,4 +273,51 @@ def test_bad_arguments_raise_clear_errors(call, error, match) -> None:
 def test_cpu_tensors_without_interpreter_are_refused(monkeypatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="CUDA"):
-        neuron_multistep_triton("lif", torch.zeros(2, 3), None, **_params("lif", 0.0, False, True, "sigmoid", 2.0))
+        neuron_multistep_triton(
+            "lif", torch.zeros(2, 3), None, **_params("lif", 0.0, False, True, "sigmoid", 2.0)
+        )
+
+
+_SM90_COMPILE_CHECK = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from snn.kernels import triton_neurons as tn
+
+def compile_for_h100(kernel, types, constexprs):
+    signature = {name: "constexpr" if name in constexprs else types[name] for name in kernel.arg_names}
+    source = ASTSource(kernel, signature, constexprs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "enable_fp_fusion": False})
+    assert compiled.asm["cubin"]
+
+forward = {"x_ptr": "*bf16", "v0_ptr": "*fp32", "k_ptr": "*fp32", "spikes_ptr": "*bf16", "h_ptr": "*fp32",
+           "v_last_ptr": "*fp32", "T": "i32", "N": "i64", "v_threshold": "fp32", "v_reset": "fp32", "tau": "fp32"}
+for kind, decay, soft in [(0, True, False), (1, True, True), (1, False, False), (2, True, False), (2, False, True)]:
+    flags = {"KIND": kind, "DECAY_INPUT": decay, "SOFT_RESET": soft, "SAVE_H": kind != 1, "BLOCK": 512}
+    compile_for_h100(tn._neuron_forward_kernel, forward, flags)
+backward = {"grad_spikes_ptr": "*fp16", "grad_v_last_ptr": "*fp32", "h_ptr": "*fp32", "x_ptr": "*fp16",
+            "v0_ptr": "*fp32", "k_ptr": "*fp32", "grad_x_ptr": "*fp16", "grad_v0_ptr": "*fp32",
+            "grad_k_partial_ptr": "*fp32", "T": "i32", "N": "i32", "v_threshold": "fp32", "v_reset": "fp32",
+            "tau": "fp32", "alpha": "fp32"}
+for s in range(8):
+    flags = {"KIND": s % 3, "DECAY_INPUT": s % 2 == 0, "SOFT_RESET": s % 4 < 2, "DETACH_RESET": s % 3 == 1,
+             "SURROGATE": s, "BLOCK": 512}
+    if s == 0:
+        flags["T"] = 1  # Triton specializes integer arguments equal to 1 into constants
+    compile_for_h100(tn._neuron_backward_kernel, backward, flags)
+print("ok")
+"""
+
+
+def test_kernels_compile_for_h100() -> None:
+    """Every kernel branch (kinds, resets, surrogates) compiles to an sm_90 cubin; no GPU needed.
+
+    The interpreter runs the kernels as Python, so it cannot catch typing errors of the compiled
+    path; this compiles them in a subprocess without TRITON_INTERPRET.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", _SM90_COMPILE_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]

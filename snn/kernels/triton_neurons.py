@@ -20,6 +20,7 @@ Tests run the kernels on CPU tensors through Triton's interpreter (``TRITON_INTE
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -176,7 +177,7 @@ def _neuron_backward_kernel(
     v0 = tl.load(v0_ptr + n, mask=mask, other=0.0)
     grad_v = tl.load(grad_v_last_ptr + n, mask=mask, other=0.0)  # dL/dV[t], carried backwards
     grad_k = tl.zeros([BLOCK], dtype=tl.float32)
-    cur = n + (T - 1).to(tl.int64) * N
+    cur = n + tl.cast(T - 1, tl.int64) * N
     h = tl.load(h_ptr + cur, mask=mask & (cur >= 0), other=0.0)  # H[T-1]; nothing when T == 0
     for _ in range(T):
         has_prev = mask & (cur >= N)  # t > 0 (cur = n + t * N with n < N)
@@ -403,6 +404,10 @@ def neuron_multistep_triton(
         raise TypeError(f"x_seq must be float32, bfloat16 or float16, got {x_seq.dtype}")
     if x_seq.dim() < 1:
         raise ValueError("x_seq must be time-major [T, ...], got a 0-d tensor")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be finite and positive, got {alpha}")
+    if not math.isfinite(v_threshold) or (v_reset is not None and not math.isfinite(v_reset)):
+        raise ValueError(f"v_threshold and v_reset must be finite, got {v_threshold} and {v_reset}")
     _check_device(x_seq)
     state_shape = x_seq.shape[1:]
     if v0 is None:
@@ -417,8 +422,10 @@ def neuron_multistep_triton(
     else:
         if isinstance(tau, Tensor):
             raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
-        k = torch.zeros(1, dtype=torch.float32, device=x_seq.device)
         tau_value = float(tau)
+        if kind == "lif" and not (math.isfinite(tau_value) and tau_value > 0):
+            raise ValueError(f"tau must be finite and positive, got {tau}")
+        k = torch.zeros(1, dtype=torch.float32, device=x_seq.device)
     save_h = torch.is_grad_enabled() and any(t.requires_grad for t in (x_seq, v0, k))
     spikes, v_last, _ = neuron_forward(
         x_seq.contiguous(), v0.float().contiguous(), k, kind, float(v_threshold),
