@@ -25,8 +25,14 @@ triton = pytest.importorskip(
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 from snn.kernels import triton_neurons  # noqa: E402
-from snn.kernels.reference import SURROGATE_DEFAULT_ALPHA, neuron_multistep_reference  # noqa: E402
-from snn.kernels.triton_neurons import neuron_multistep_triton  # noqa: E402
+from snn.kernels.reference import (  # noqa: E402
+    NEURON_KINDS,
+    SURROGATE_DEFAULT_ALPHA,
+    TWO_STATE_KINDS,
+    neuron_multistep_reference,
+    two_state_multistep_reference,
+)
+from snn.kernels.triton_neurons import neuron_multistep_triton, two_state_multistep_triton  # noqa: E402
 
 if not isinstance(triton_neurons._neuron_forward_kernel, InterpretedFunction):
     pytest.skip(
@@ -38,10 +44,16 @@ if not isinstance(triton_neurons._neuron_forward_kernel, InterpretedFunction):
 SJ = np.load(Path(__file__).parent / "data" / "snn_spikingjelly_neurons.npz", allow_pickle=False)
 SJ_CONFIGS = [str(c) for c in SJ["configs"]]
 SURROGATES = list(SURROGATE_DEFAULT_ALPHA)
+CUBA_DECAYS = dict(current_decay=float(SJ["current_decay"]), voltage_decay=float(SJ["voltage_decay"]))
+ALL_KINDS = NEURON_KINDS + TWO_STATE_KINDS
+IMPLEMENTATIONS = {
+    "triton": (neuron_multistep_triton, two_state_multistep_triton),
+    "reference": (neuron_multistep_reference, two_state_multistep_reference),
+}
 
 
-def _params(kind: str, v_reset: float | None, detach: bool, decay: bool, surrogate: str, tau) -> dict:
-    return dict(
+def _params(kind: str, v_reset: float | None, detach: bool, decay: bool, surrogate: str, tau: float) -> dict:
+    params = dict(
         v_threshold=1.0,
         v_reset=v_reset,
         detach_reset=detach,
@@ -50,49 +62,60 @@ def _params(kind: str, v_reset: float | None, detach: bool, decay: bool, surroga
         alpha=SURROGATE_DEFAULT_ALPHA[surrogate],
         tau=tau,
     )
+    if kind in TWO_STATE_KINDS:
+        params.update(tau_adapt=5.0, beta=0.3, **CUBA_DECAYS)
+    return params
 
 
-def _run(fn, kind, x, v0, w, params, grad_spikes, grad_v_last):
-    """Spikes, v_last and the gradients of <spikes, grad_spikes> + <v_last, grad_v_last>."""
-    x = x.detach().clone().requires_grad_()
-    v0 = v0.detach().clone().requires_grad_()
-    inputs = [x, v0]
-    if kind == "plif":
-        w = w.detach().clone().requires_grad_()
-        params = {**params, "tau": w}
-        inputs.append(w)
-    spikes, v_last = fn(kind, x, v0, **params)
-    loss = (spikes.float() * grad_spikes).sum() + (v_last * grad_v_last).sum()
-    return spikes, v_last, torch.autograd.grad(loss, inputs)
+def _leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().requires_grad_()
 
 
-def _config_params(config: str) -> tuple[str, dict]:
-    kind, surrogate, reset, detach, decay = config.split("-")
-    v_reset = None if reset == "soft" else 0.0
-    return kind, _params(kind, v_reset, detach == "1", decay == "1", surrogate, float(SJ["tau"]))
+def _run(implementation, kind, params, x, v0, u0, w, grad_spikes, grad_v_last, grad_u_last):
+    """(spikes, v_last, u_last or None, grads of the loss w.r.t. x, v0 and then u0 (two-state) or w (plif)).
+
+    The loss is <spikes, grad_spikes> + <v_last, grad_v_last> (+ <u_last, grad_u_last>).
+    """
+    single_state, two_state = IMPLEMENTATIONS[implementation]
+    inputs = [_leaf(x), _leaf(v0)]
+    u_last, loss = None, 0.0
+    if kind in TWO_STATE_KINDS:
+        inputs.append(_leaf(u0))
+        spikes, v_last, u_last = two_state(kind, *inputs, **params)
+        loss = (u_last * grad_u_last).sum()
+    else:
+        if kind == "plif":
+            inputs.append(_leaf(w))
+            params = {**params, "tau": inputs[-1]}
+        spikes, v_last = single_state(kind, inputs[0], inputs[1], **params)
+    loss = loss + (spikes.float() * grad_spikes).sum() + (v_last * grad_v_last).sum()
+    return spikes, v_last, u_last, torch.autograd.grad(loss, inputs)
 
 
 def _sj_expected(row: int):
     T, N = SJ["x"].shape
     values = torch.from_numpy(SJ["results"][row])
-    sizes = [T * N, N, T * N, N, 1]
-    spikes, v_last, grad_x, grad_v0, grad_w = torch.split(values, sizes)
+    spikes, v_last, grad_x, grad_v0, grad_w = torch.split(values, [T * N, N, T * N, N, 1])
     return spikes.view(T, N), v_last, grad_x.view(T, N), grad_v0, grad_w
-
-
-def _sj_inputs():
-    return tuple(torch.from_numpy(SJ[k]) for k in ("x", "v0", "w", "grad_spikes", "grad_v_last"))
 
 
 @pytest.mark.parametrize("implementation", ["reference", "triton"])
 @pytest.mark.parametrize("config", SJ_CONFIGS)
 def test_matches_spikingjelly(config: str, implementation: str) -> None:
-    """Every kind x surrogate x hard/soft reset x detach_reset x decay_input, fp32, against SpikingJelly."""
-    fn = neuron_multistep_reference if implementation == "reference" else neuron_multistep_triton
-    kind, params = _config_params(config)
-    x, v0, w, grad_spikes, grad_v_last = _sj_inputs()
-    spikes, v_last, grads = _run(fn, kind, x, v0, w, params, grad_spikes, grad_v_last)
-    sj_spikes, sj_v_last, sj_grad_x, sj_grad_v0, sj_grad_w = _sj_expected(SJ_CONFIGS.index(config))
+    """IF/LIF/PLIF/CUBA-LIF x surrogate x hard/soft reset x detach_reset x decay_input, fp32, against SpikingJelly."""
+    kind, surrogate, reset, detach, decay = config.split("-")
+    params = _params(
+        kind, None if reset == "soft" else 0.0, detach == "1", decay == "1", surrogate, float(SJ["tau"])
+    )
+    x, v0, w, grad_spikes, grad_v_last = (
+        torch.from_numpy(SJ[k]) for k in ("x", "v0", "w", "grad_spikes", "grad_v_last")
+    )
+    zeros = torch.zeros_like(v0)  # CUBA-LIF: SpikingJelly starts the current at 0
+    spikes, v_last, u_last, grads = _run(
+        implementation, kind, params, x, v0, zeros, w, grad_spikes, grad_v_last, zeros
+    )
+    row = SJ_CONFIGS.index(config)
+    sj_spikes, sj_v_last, sj_grad_x, sj_grad_v0, sj_grad_w = _sj_expected(row)
     assert torch.equal(spikes, sj_spikes)
     assert 0 < spikes.sum() < spikes.numel()  # the inputs exercise both branches
     torch.testing.assert_close(v_last, sj_v_last, rtol=0, atol=1e-6)
@@ -100,6 +123,8 @@ def test_matches_spikingjelly(config: str, implementation: str) -> None:
     torch.testing.assert_close(grads[1], sj_grad_v0, rtol=1e-5, atol=1e-6)
     if kind == "plif":
         torch.testing.assert_close(grads[2].reshape(1), sj_grad_w, rtol=1e-5, atol=1e-5)
+    if kind == "cuba_lif":
+        torch.testing.assert_close(u_last, torch.from_numpy(SJ["cuba_i_last"][row]), rtol=0, atol=1e-6)
 
 
 def test_lif_anchor_example() -> None:
@@ -112,47 +137,69 @@ def test_lif_anchor_example() -> None:
     assert trace == pytest.approx([0.25, 0.575, 0.0, 0.0, 0.0], abs=1e-7)
 
 
-def _random_case(kind: str, dtype: torch.dtype, shape=(4, 3, 7), seed: int = 0):
+def test_alif_threshold_adapts_after_each_spike() -> None:
+    """ALIF worked by hand: H = V/2 + 1.5 (tau=2, decay_input=False), theta = 1 + 0.5*A, A decays by 1/2.
+
+    t0: H=1.5 >= 1 fires, V=0, A=1; t1: H=1.5 >= 1.5 fires, V=0, A=1.5; t2: H=1.5 < 1.75 silent,
+    V=1.5, A=0.75; t3: H=2.25 >= 1.375 fires, V=0, A=1.375.
+    """
+    params = _params("alif", 0.0, False, False, "sigmoid", 2.0)
+    params.update(tau_adapt=2.0, beta=0.5)
+    spikes, v_last, a_last = two_state_multistep_triton("alif", torch.full((4, 1), 1.5), None, None, **params)
+    assert spikes.flatten().tolist() == [1, 1, 0, 1]
+    assert v_last.item() == 0.0 and a_last.item() == 1.375
+
+
+def _random_case(dtype: torch.dtype, shape=(4, 3, 7), seed: int = 0):
+    """(x, v0, u0, w, grad_spikes, grad_v_last, grad_u_last) with a mix of firing and silent steps."""
     gen = torch.Generator().manual_seed(seed)
     x = (torch.randn(shape, generator=gen) * 1.5 + 0.4).to(dtype)
-    v0 = torch.randn(shape[1:], generator=gen) * 0.5
-    w = torch.tensor(-0.4)
+    v0, u0 = torch.randn(shape[1:], generator=gen) * 0.5, torch.rand(shape[1:], generator=gen)
     grad_spikes = torch.randn(shape, generator=gen)
-    grad_v_last = torch.randn(shape[1:], generator=gen)
-    return x, v0, w, grad_spikes, grad_v_last
+    grad_v_last, grad_u_last = torch.randn(shape[1:], generator=gen), torch.randn(shape[1:], generator=gen)
+    return x, v0, u0, torch.tensor(-0.4), grad_spikes, grad_v_last, grad_u_last
 
 
-def _assert_same_as_reference(kind, params, x, v0, w, grad_spikes, grad_v_last, grad_rtol=1e-5) -> None:
-    got = _run(neuron_multistep_triton, kind, x, v0, w, params, grad_spikes, grad_v_last)
-    want = _run(neuron_multistep_reference, kind, x, v0, w, params, grad_spikes, grad_v_last)
-    assert got[0].dtype == x.dtype and got[1].dtype == torch.float32
+def _assert_same_as_reference(kind, params, case, grad_rtol=1e-5) -> None:
+    got = _run("triton", kind, params, *case)
+    want = _run("reference", kind, params, *case)
+    assert got[0].dtype == case[0].dtype and got[1].dtype == torch.float32
     assert torch.equal(got[0], want[0])
+    assert 0 < got[0].sum() < got[0].numel()
     torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-6)
-    for g, r in zip(got[2], want[2]):
+    if kind in TWO_STATE_KINDS:
+        torch.testing.assert_close(got[2], want[2], rtol=0, atol=1e-6)
+    for g, r in zip(got[3], want[3]):
         assert g.dtype == r.dtype
         torch.testing.assert_close(g, r, rtol=grad_rtol, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
-@pytest.mark.parametrize("kind", ["if", "lif", "plif"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 @pytest.mark.parametrize(
-    ("v_reset", "detach", "decay"), [(0.0, False, True), (None, True, False), (-0.2, True, True)]
+    ("v_reset", "detach", "decay"),
+    [(0.0, False, True), (None, False, False), (-0.2, True, True), (None, True, True)],
 )
-def test_dtypes_match_reference(kind: str, dtype: torch.dtype, v_reset, detach: bool, decay: bool) -> None:
-    """Half inputs: spikes equal the reference run on the same values upcast; state and grads fp32 inside."""
-    case = 3 * ["if", "lif", "plif"].index(kind) + [torch.bfloat16, torch.float16, torch.float32].index(dtype)
-    surrogate = SURROGATES[case % len(SURROGATES)]
-    params = _params(kind, v_reset, detach, decay, surrogate, 1.7)
-    grad_rtol = 1e-5 if dtype == torch.float32 else 1e-2  # grad_x is rounded to x's dtype
-    _assert_same_as_reference(kind, params, *_random_case(kind, dtype, seed=case), grad_rtol=grad_rtol)
+def test_matches_reference(kind: str, dtype: torch.dtype, v_reset, detach: bool, decay: bool) -> None:
+    """All kinds (incl. ALIF, whose adaptation gradient SpikingJelly has no counterpart for) and dtypes.
+
+    Half inputs: spikes equal the reference run on the same values upcast (state is fp32 in both);
+    grad_x is rounded to x's dtype. The surrogate rotates through all eight across the cases.
+    """
+    case = (
+        3 * ALL_KINDS.index(kind) + [torch.bfloat16, torch.float16, torch.float32].index(dtype) + int(detach)
+    )
+    params = _params(kind, v_reset, detach, decay, SURROGATES[case % len(SURROGATES)], 1.7)
+    grad_rtol = 1e-5 if dtype == torch.float32 else 1e-2
+    _assert_same_as_reference(kind, params, _random_case(dtype, seed=case), grad_rtol=grad_rtol)
 
 
-@pytest.mark.parametrize("kind", ["lif", "plif"])
+@pytest.mark.parametrize("kind", ["lif", "plif", "alif", "cuba_lif"])
 def test_several_programs_and_ragged_last_block(kind: str, monkeypatch) -> None:
     """40 neurons in blocks of 16: three programs, the last one masked; PLIF sums dL/dw across programs."""
     monkeypatch.setattr(triton_neurons, "_INTERPRETER_MAX_BLOCK", 16)
     params = _params(kind, None, False, True, "atan", 2.5)
-    _assert_same_as_reference(kind, params, *_random_case(kind, torch.float32, shape=(5, 40), seed=7))
+    _assert_same_as_reference(kind, params, _random_case(torch.float32, shape=(5, 40), seed=7))
 
 
 def test_non_contiguous_inputs() -> None:
@@ -175,7 +222,7 @@ def test_non_contiguous_inputs() -> None:
 
 
 def test_inference_without_grad_matches_training_forward() -> None:
-    x, v0, *_ = _random_case("lif", torch.float32)
+    x, v0, *_ = _random_case(torch.float32)
     params = _params("lif", 0.0, False, True, "sigmoid", 2.0)
     with torch.no_grad():
         spikes, v_last = neuron_multistep_triton("lif", x, v0, **params)
@@ -198,12 +245,15 @@ def test_torch_compile_fullgraph_forward_and_backward() -> None:
     but skips C++ code generation, which is slow on this 2-core machine and is not what is tested here.
     """
 
-    def step(x, v0, w):
-        s1, v1 = neuron_multistep_triton("plif", x, v0, **_params("plif", 0.0, False, True, "sigmoid", w))
-        s2, v2 = neuron_multistep_triton("lif", s1 * 2.0, v1, **_params("lif", None, True, False, "erf", 2.0))
-        return s2.sum() + v2.square().sum()
+    plif_params = _params("plif", 0.0, False, True, "sigmoid", 0.0)
+    alif_params = _params("alif", None, True, False, "erf", 2.0)
 
-    x, v0, w, *_ = _random_case("plif", torch.float32)
+    def step(x, v0, w):
+        s1, v1 = neuron_multistep_triton("plif", x, v0, **{**plif_params, "tau": w})
+        s2, v2, a2 = two_state_multistep_triton("alif", s1 * 2.0, v1, None, **alif_params)
+        return s2.sum() + v2.square().sum() + a2.sum()
+
+    x, v0, _, w, *_ = _random_case(torch.float32)
     results = []
     for fn in (step, torch.compile(step, backend="aot_eager", fullgraph=True)):
         inputs = [t.clone().requires_grad_() for t in (x, v0, w)]
@@ -213,25 +263,24 @@ def test_torch_compile_fullgraph_forward_and_backward() -> None:
         torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
 
 
-def test_opcheck_custom_ops() -> None:
+@pytest.mark.parametrize("kind", ["plif", "alif"])
+def test_opcheck_custom_ops(kind: str) -> None:
     """torch.library.opcheck: schema, fake (meta) implementation and autograd registration agree."""
-    x, v0, *_ = _random_case("lif", torch.float32, shape=(3, 5))
+    x, v0, u0, *_ = _random_case(torch.float32, shape=(3, 5))
+    u0 = u0 if kind == "alif" else v0.new_empty(0)
     k = torch.sigmoid(torch.tensor([0.2]))
-    args = (
-        x.requires_grad_(),
-        v0.requires_grad_(),
-        k,
-        "plif",
-        1.0,
-        0.0,
-        False,
-        False,
-        True,
-        0.0,
+    flags = (kind, 1.0, 0.0, False, False, True)  # kind, v_threshold, v_reset, soft, detach, decay_input
+    constants = (
+        2.0,
+        5.0,
+        0.3,
+        0.5,
+        0.75,
         "atan",
         2.0,
         True,
-    )
+    )  # tau .. voltage_decay, surrogate, alpha, save_h
+    args = (x.requires_grad_(), v0.requires_grad_(), u0.requires_grad_(), k, *flags, *constants)
     torch.library.opcheck(triton_neurons.neuron_forward, args)
 
 
@@ -253,6 +302,12 @@ def test_opcheck_custom_ops() -> None:
         ),
         (lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(4), **p), ValueError, "v0"),
         (lambda p: neuron_multistep_triton("plif", torch.zeros(2, 3), None, **p), TypeError, "plif"),
+        (lambda p: two_state_multistep_triton("lif", torch.zeros(2, 3), None, None, **p), ValueError, "kind"),
+        (
+            lambda p: two_state_multistep_triton("alif", torch.zeros(2, 3), None, torch.zeros(2), **p),
+            ValueError,
+            "u0",
+        ),
         (
             lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "tau": 0.0}),
             ValueError,
@@ -284,27 +339,28 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from snn.kernels import triton_neurons as tn
 
-def compile_for_h100(kernel, types, constexprs):
-    signature = {name: "constexpr" if name in constexprs else types[name] for name in kernel.arg_names}
+def compile_for_h100(kernel, io_dtype, constexprs):
+    def arg_type(name):
+        if name in constexprs:
+            return "constexpr"
+        if name.endswith("_ptr"):
+            return io_dtype if name in ("x_ptr", "spikes_ptr", "grad_spikes_ptr", "grad_x_ptr") else "*fp32"
+        return {"T": "i32", "N": "i64"}.get(name, "fp32")
+    signature = {name: arg_type(name) for name in kernel.arg_names}
     source = ASTSource(kernel, signature, constexprs)
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "enable_fp_fusion": False})
     assert compiled.asm["cubin"]
 
-forward = {"x_ptr": "*bf16", "v0_ptr": "*fp32", "k_ptr": "*fp32", "spikes_ptr": "*bf16", "h_ptr": "*fp32",
-           "v_last_ptr": "*fp32", "T": "i32", "N": "i64", "v_threshold": "fp32", "v_reset": "fp32", "tau": "fp32"}
-for kind, decay, soft in [(0, True, False), (1, True, True), (1, False, False), (2, True, False), (2, False, True)]:
+for kind, decay, soft in [(0, True, False), (1, True, True), (1, False, False), (2, True, False), (2, False, True),
+                          (3, True, True), (3, False, False), (4, True, False)]:
     flags = {"KIND": kind, "DECAY_INPUT": decay, "SOFT_RESET": soft, "SAVE_H": kind != 1, "BLOCK": 512}
-    compile_for_h100(tn._neuron_forward_kernel, forward, flags)
-backward = {"grad_spikes_ptr": "*fp16", "grad_v_last_ptr": "*fp32", "h_ptr": "*fp32", "x_ptr": "*fp16",
-            "v0_ptr": "*fp32", "k_ptr": "*fp32", "grad_x_ptr": "*fp16", "grad_v0_ptr": "*fp32",
-            "grad_k_partial_ptr": "*fp32", "T": "i32", "N": "i32", "v_threshold": "fp32", "v_reset": "fp32",
-            "tau": "fp32", "alpha": "fp32"}
-for s in range(8):
-    flags = {"KIND": s % 3, "DECAY_INPUT": s % 2 == 0, "SOFT_RESET": s % 4 < 2, "DETACH_RESET": s % 3 == 1,
-             "SURROGATE": s, "BLOCK": 512}
+    compile_for_h100(tn._neuron_forward_kernel, "*bf16", flags)
+for s in range(10):
+    flags = {"KIND": s % 5, "DECAY_INPUT": s % 2 == 0, "SOFT_RESET": s % 4 < 2, "DETACH_RESET": s % 3 == 1,
+             "SURROGATE": s % 8, "BLOCK": 512}
     if s == 0:
         flags["T"] = 1  # Triton specializes integer arguments equal to 1 into constants
-    compile_for_h100(tn._neuron_backward_kernel, backward, flags)
+    compile_for_h100(tn._neuron_backward_kernel, "*fp16", flags)
 print("ok")
 """
 

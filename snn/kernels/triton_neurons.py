@@ -28,10 +28,10 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snn.kernels.reference import NEURON_KINDS, SURROGATE_DEFAULT_ALPHA
+from snn.kernels.reference import NEURON_KINDS, SURROGATE_DEFAULT_ALPHA, TWO_STATE_KINDS
 
 SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
-KIND_IDS: dict[str, int] = {name: i for i, name in enumerate(NEURON_KINDS)}
+KIND_IDS: dict[str, int] = {name: i for i, name in enumerate(NEURON_KINDS + TWO_STATE_KINDS)}
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 # Launch shape on a GPU: BLOCK neurons per program (a power of two), NUM_WARPS warps per program.
@@ -72,10 +72,10 @@ def _surrogate_derivative(x, alpha, SURROGATE: tl.constexpr):
 
 @triton.jit
 def _charge(x, v, rest, tau, k, KIND: tl.constexpr, DECAY_INPUT: tl.constexpr):
-    """H[t] from V[t-1]: IF v + x; LIF leaks towards ``rest`` by 1/tau; PLIF by k = sigmoid(w)."""
+    """H[t] from V[t-1]: IF v + x; LIF/ALIF leak towards ``rest`` by 1/tau; PLIF by k = sigmoid(w)."""
     if KIND == 0:
         h = v + x
-    elif KIND == 1:
+    elif KIND == 1 or KIND == 3:
         if DECAY_INPUT:
             h = v + tl.div_rn(x - (v - rest), tau)
         else:
@@ -98,19 +98,30 @@ def _reset(h, spike, v_threshold, v_reset, SOFT_RESET: tl.constexpr):
     return v
 
 
+# KIND ids (KIND_IDS): 0 if, 1 lif, 2 plif, 3 alif, 4 cuba_lif. U is the second state of the last two:
+# the adaptation trace A (alif) or the synaptic current I (cuba_lif).
+
+
 @triton.jit
 def _neuron_forward_kernel(
     x_ptr,
     v0_ptr,
+    u0_ptr,
     k_ptr,
     spikes_ptr,
     h_ptr,
+    theta_ptr,
     v_last_ptr,
+    u_last_ptr,
     T,
     N,
     v_threshold,
     v_reset,
     tau,
+    tau_adapt,
+    beta,
+    current_decay,
+    voltage_decay,
     KIND: tl.constexpr,
     DECAY_INPUT: tl.constexpr,
     SOFT_RESET: tl.constexpr,
@@ -122,35 +133,54 @@ def _neuron_forward_kernel(
     rest = 0.0 if SOFT_RESET else v_reset
     k = tl.load(k_ptr) if KIND == 2 else 0.0
     v = tl.load(v0_ptr + n, mask=mask, other=0.0)
+    u = tl.load(u0_ptr + n, mask=mask, other=0.0) if KIND >= 3 else 0.0
     cur = n  # int64 offset of element n at step t: n + t * N
     for _ in range(T):
         x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
-        h = _charge(x, v, rest, tau, k, KIND, DECAY_INPUT)
-        spike = (h - v_threshold >= 0.0).to(tl.float32)
+        if KIND == 4:
+            u = u * current_decay + x
+            h = v * voltage_decay + u
+        else:
+            h = _charge(x, v, rest, tau, k, KIND, DECAY_INPUT)
+        theta = v_threshold + beta * u if KIND == 3 else v_threshold
+        spike = (h - theta >= 0.0).to(tl.float32)
         tl.store(spikes_ptr + cur, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
             tl.store(h_ptr + cur, h, mask=mask)
-        v = _reset(h, spike, v_threshold, v_reset, SOFT_RESET)
+            if KIND == 3:
+                tl.store(theta_ptr + cur, theta, mask=mask)
+        v = _reset(h, spike, theta, v_reset, SOFT_RESET)
+        if KIND == 3:
+            u = u - tl.div_rn(u, tau_adapt) + spike
         cur += N
     tl.store(v_last_ptr + n, v, mask=mask)
+    if KIND >= 3:
+        tl.store(u_last_ptr + n, u, mask=mask)
 
 
 @triton.jit
 def _neuron_backward_kernel(
     grad_spikes_ptr,
     grad_v_last_ptr,
+    grad_u_last_ptr,
     h_ptr,
+    theta_ptr,
     x_ptr,
     v0_ptr,
     k_ptr,
     grad_x_ptr,
     grad_v0_ptr,
+    grad_u0_ptr,
     grad_k_partial_ptr,
     T,
     N,
     v_threshold,
     v_reset,
     tau,
+    tau_adapt,
+    beta,
+    current_decay,
+    voltage_decay,
     alpha,
     KIND: tl.constexpr,
     DECAY_INPUT: tl.constexpr,
@@ -163,35 +193,56 @@ def _neuron_backward_kernel(
     n = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = n < N
     rest = 0.0 if SOFT_RESET else v_reset
-    # H[t] = a * V[t-1] + b * X[t] + const: a = dH/dV[t-1], b = dH/dX[t].
-    if KIND == 0:
-        k = 1.0
-        a = 1.0
-    elif KIND == 1:
+    # H[t] = a * V[t-1] + b * X[t] + const (cuba_lif: + I[t]): a = dH/dV[t-1], b = dH/dX[t].
+    if KIND == 1 or KIND == 3:
         k = 1.0 / tau
-        a = 1.0 - k
-    else:
+    elif KIND == 2:
         k = tl.load(k_ptr)
+    else:
+        k = 0.0
+    if KIND == 0:
+        a = 1.0
+    elif KIND == 4:
+        a = voltage_decay
+    else:
         a = 1.0 - k
-    b = k if DECAY_INPUT and KIND != 0 else 1.0
+    b = k if DECAY_INPUT and KIND >= 1 and KIND <= 3 else 1.0
     v0 = tl.load(v0_ptr + n, mask=mask, other=0.0)
     grad_v = tl.load(grad_v_last_ptr + n, mask=mask, other=0.0)  # dL/dV[t], carried backwards
+    grad_u = tl.load(grad_u_last_ptr + n, mask=mask, other=0.0) if KIND >= 3 else 0.0  # dL/dU[t]
     grad_k = tl.zeros([BLOCK], dtype=tl.float32)
     cur = n + tl.cast(T - 1, tl.int64) * N
     h = tl.load(h_ptr + cur, mask=mask & (cur >= 0), other=0.0)  # H[T-1]; nothing when T == 0
     for _ in range(T):
         has_prev = mask & (cur >= N)  # t > 0 (cur = n + t * N with n < N)
         h_prev = tl.load(h_ptr + cur - N, mask=has_prev, other=0.0)  # prefetch H[t-1]
-        d = h - v_threshold
-        spike = (d >= 0.0).to(tl.float32)
-        sg = _surrogate_derivative(d, alpha, SURROGATE)
+        theta = tl.load(theta_ptr + cur, mask=mask, other=0.0) if KIND == 3 else v_threshold
+        spike = (h - theta >= 0.0).to(tl.float32)
+        sg = _surrogate_derivative(h - theta, alpha, SURROGATE)
+        # dL/dS[t]: from the output, from A[t] (alif) and from the reset unless it is detached.
+        grad_spike = tl.load(grad_spikes_ptr + cur, mask=mask, other=0.0).to(tl.float32)
+        if KIND == 3:
+            grad_spike += grad_u
         if SOFT_RESET:
-            dv_dh = 1.0 if DETACH_RESET else 1.0 - v_threshold * sg
+            dv_dh = 1.0
+            if not DETACH_RESET:
+                grad_spike -= theta * grad_v
         else:
-            dv_dh = (1.0 - spike) if DETACH_RESET else (1.0 - spike) + (rest - h) * sg
-        grad_s = tl.load(grad_spikes_ptr + cur, mask=mask, other=0.0).to(tl.float32)
-        grad_h = grad_s * sg + grad_v * dv_dh
-        tl.store(grad_x_ptr + cur, (grad_h * b).to(grad_x_ptr.dtype.element_ty), mask=mask)
+            dv_dh = 1.0 - spike
+            if not DETACH_RESET:
+                grad_spike += (rest - h) * grad_v
+        grad_h = grad_spike * sg + grad_v * dv_dh
+        if KIND == 4:
+            grad_i = grad_u + grad_h  # dL/dI[t]
+            tl.store(grad_x_ptr + cur, grad_i.to(grad_x_ptr.dtype.element_ty), mask=mask)
+            grad_u = grad_i * current_decay
+        else:
+            tl.store(grad_x_ptr + cur, (grad_h * b).to(grad_x_ptr.dtype.element_ty), mask=mask)
+        if KIND == 3:  # theta = V_th + beta * A[t-1]; A[t] = A[t-1] - A[t-1] / tau_adapt + S[t]
+            grad_theta = -grad_spike * sg
+            if SOFT_RESET:
+                grad_theta -= grad_v * spike  # V[t] = H - S * theta
+            grad_u = grad_u * (1.0 - 1.0 / tau_adapt) + beta * grad_theta
         if KIND == 2:  # dH/dk = X[t] - (V[t-1] - rest)  (decay_input) or -(V[t-1] - rest)
             spike_prev = (h_prev - v_threshold >= 0.0).to(tl.float32)
             v_prev = tl.where(has_prev, _reset(h_prev, spike_prev, v_threshold, v_reset, SOFT_RESET), v0)
@@ -204,6 +255,8 @@ def _neuron_backward_kernel(
         h = h_prev
         cur -= N
     tl.store(grad_v0_ptr + n, grad_v, mask=mask)
+    if KIND >= 3:
+        tl.store(grad_u0_ptr + n, grad_u, mask=mask)
     if KIND == 2:
         tl.store(grad_k_partial_ptr + pid, tl.sum(tl.where(mask, grad_k, 0.0), axis=0))
 
@@ -231,6 +284,7 @@ def _check_device(t: Tensor) -> None:
 def neuron_forward(
     x_seq: Tensor,
     v0: Tensor,
+    u0: Tensor,
     k: Tensor,
     kind: str,
     v_threshold: float,
@@ -239,60 +293,67 @@ def neuron_forward(
     detach_reset: bool,
     decay_input: bool,
     tau: float,
+    tau_adapt: float,
+    beta: float,
+    current_decay: float,
+    voltage_decay: float,
     surrogate_name: str,
     alpha: float,
     save_h: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(spikes [T, N...] x dtype, v_last fp32, H [T, N...] fp32 or empty when not ``save_h``).
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(spikes [T, ...] x dtype, v_last fp32, u_last fp32, H [T, ...] fp32, theta [T, ...] fp32).
 
-    ``x_seq`` and ``v0`` (fp32) are contiguous; ``k`` is a 1-element fp32 tensor holding 1/tau (PLIF).
-    ``detach_reset``, ``surrogate_name`` and ``alpha`` only shape the backward pass.
+    ``x_seq``, ``v0`` and ``u0`` (fp32; empty unless the kind has a second state U) are contiguous;
+    ``k`` is a 1-element fp32 tensor holding 1/tau (PLIF). H is empty unless ``save_h``, theta unless
+    also ``alif``. ``detach_reset``, ``surrogate_name`` and ``alpha`` only shape the backward pass.
     """
     _check_device(x_seq)
+    two_state = kind in TWO_STATE_KINDS
     spikes = torch.empty_like(x_seq)
     v_last = torch.empty_like(v0)
-    h_seq = torch.empty(x_seq.shape if save_h else (0,), dtype=torch.float32, device=x_seq.device)
+    u_last = torch.empty_like(u0)
+    h_seq = _state_seq(x_seq, save_h)
+    theta_seq = _state_seq(x_seq, save_h and kind == "alif")
     n_neurons = v0.numel()
     if n_neurons == 0:
-        return spikes, v_last, h_seq
+        return spikes, v_last, u_last, h_seq, theta_seq
     block, num_warps = _launch_config(n_neurons)
     _neuron_forward_kernel[(triton.cdiv(n_neurons, block),)](
-        x_seq,
-        v0,
-        k,
-        spikes,
-        h_seq,
-        v_last,
-        x_seq.shape[0],
-        n_neurons,
-        v_threshold,
-        v_reset,
-        tau,
-        KIND=KIND_IDS[kind],
-        DECAY_INPUT=decay_input,
-        SOFT_RESET=soft_reset,
-        SAVE_H=save_h,
-        BLOCK=block,
-        num_warps=num_warps,
-        enable_fp_fusion=False,
-    )
-    return spikes, v_last, h_seq
+        x_seq, v0, u0 if two_state else v0, k, spikes, h_seq, theta_seq, v_last, u_last if two_state else v_last,
+        x_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
+        KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, SAVE_H=save_h, BLOCK=block,
+        num_warps=num_warps, enable_fp_fusion=False,
+    )  # fmt: skip
+    return spikes, v_last, u_last, h_seq, theta_seq
+
+
+def _state_seq(x_seq: Tensor, needed: bool) -> Tensor:
+    """An fp32 buffer shaped like ``x_seq`` for a saved per-step state, or an empty one."""
+    return x_seq.new_empty(x_seq.shape if needed else (0,), dtype=torch.float32)
 
 
 @neuron_forward.register_fake
-def _(x_seq, v0, k, *args):
+def _(x_seq, v0, u0, k, kind, *args):
     save_h = args[-1]
-    h_shape = x_seq.shape if save_h else (0,)
-    return torch.empty_like(x_seq), torch.empty_like(v0), x_seq.new_empty(h_shape, dtype=torch.float32)
+    return (
+        torch.empty_like(x_seq),
+        torch.empty_like(v0),
+        torch.empty_like(u0),
+        _state_seq(x_seq, save_h),
+        _state_seq(x_seq, save_h and kind == "alif"),
+    )
 
 
 @torch.library.custom_op("snn_triton::neuron_backward", mutates_args=())
 def neuron_backward(
     grad_spikes: Tensor,
     grad_v_last: Tensor,
+    grad_u_last: Tensor,
     h_seq: Tensor,
+    theta_seq: Tensor,
     x_seq: Tensor,
     v0: Tensor,
+    u0: Tensor,
     k: Tensor,
     kind: str,
     v_threshold: float,
@@ -301,66 +362,95 @@ def neuron_backward(
     detach_reset: bool,
     decay_input: bool,
     tau: float,
+    tau_adapt: float,
+    beta: float,
+    current_decay: float,
+    voltage_decay: float,
     surrogate_name: str,
     alpha: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(dL/dx_seq in x dtype, dL/dv0 fp32, dL/dk as a 1-element fp32 tensor; zero unless PLIF)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(dL/dx_seq in x dtype, dL/dv0, dL/du0 (empty unless two-state), dL/dk [1]; zero unless PLIF)."""
     _check_device(h_seq)
+    two_state = kind in TWO_STATE_KINDS
     grad_spikes = grad_spikes.contiguous()
     grad_v_last = grad_v_last.float().contiguous()
+    grad_u_last = grad_u_last.float().contiguous()
     grad_x = torch.empty_like(x_seq)
     grad_v0 = torch.empty_like(v0)
+    grad_u0 = torch.empty_like(u0)
     n_neurons = v0.numel()
     block, num_warps = _launch_config(n_neurons)
     n_programs = triton.cdiv(n_neurons, block)
     grad_k_partial = torch.zeros(max(n_programs, 1), dtype=torch.float32, device=h_seq.device)
     if n_neurons > 0:
         _neuron_backward_kernel[(n_programs,)](
-            grad_spikes,
-            grad_v_last,
-            h_seq,
-            x_seq,
-            v0,
-            k,
-            grad_x,
-            grad_v0,
-            grad_k_partial,
-            h_seq.shape[0],
-            n_neurons,
-            v_threshold,
-            v_reset,
-            tau,
-            alpha,
-            KIND=KIND_IDS[kind],
-            DECAY_INPUT=decay_input,
-            SOFT_RESET=soft_reset,
-            DETACH_RESET=detach_reset,
-            SURROGATE=SURROGATE_IDS[surrogate_name],
-            BLOCK=block,
-            num_warps=num_warps,
-            enable_fp_fusion=False,
-        )
-    return grad_x, grad_v0, grad_k_partial.sum().reshape(1)
+            grad_spikes, grad_v_last, grad_u_last if two_state else grad_v_last, h_seq,
+            theta_seq if kind == "alif" else h_seq, x_seq, v0, k, grad_x, grad_v0,
+            grad_u0 if two_state else grad_v0, grad_k_partial,
+            h_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
+            alpha, KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, DETACH_RESET=detach_reset,
+            SURROGATE=SURROGATE_IDS[surrogate_name], BLOCK=block, num_warps=num_warps, enable_fp_fusion=False,
+        )  # fmt: skip
+    return grad_x, grad_v0, grad_u0, grad_k_partial.sum().reshape(1)
 
 
 @neuron_backward.register_fake
-def _(grad_spikes, grad_v_last, h_seq, x_seq, v0, k, *args):
-    return torch.empty_like(x_seq), torch.empty_like(v0), k.new_empty((1,))
+def _(grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *args):
+    return torch.empty_like(x_seq), torch.empty_like(v0), torch.empty_like(u0), k.new_empty((1,))
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x_seq, v0, k, *params, _save_h = inputs
-    ctx.save_for_backward(output[2], x_seq, v0, k)
+    x_seq, v0, u0, k, *params, _save_h = inputs
+    ctx.save_for_backward(output[3], output[4], x_seq, v0, u0, k)
     ctx.params = params
 
 
-def _backward(ctx, grad_spikes, grad_v_last, _grad_h):
-    h_seq, x_seq, v0, k = ctx.saved_tensors
-    grad_x, grad_v0, grad_k = neuron_backward(grad_spikes, grad_v_last, h_seq, x_seq, v0, k, *ctx.params)
-    return grad_x, grad_v0, grad_k, *([None] * (len(ctx.params) + 1))
+def _backward(ctx, grad_spikes, grad_v_last, grad_u_last, _grad_h, _grad_theta):
+    h_seq, theta_seq, x_seq, v0, u0, k = ctx.saved_tensors
+    grads = neuron_backward(
+        grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *ctx.params
+    )
+    return *grads, *([None] * (len(ctx.params) + 1))
 
 
 neuron_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_common(kind, kinds, x_seq, v_threshold, v_reset, surrogate_name, alpha) -> None:
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}, got {kind!r}")
+    if surrogate_name not in SURROGATE_IDS:
+        raise ValueError(f"surrogate_name must be one of {tuple(SURROGATE_IDS)}, got {surrogate_name!r}")
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be finite and positive, got {alpha}")
+    if not math.isfinite(v_threshold) or (v_reset is not None and not math.isfinite(v_reset)):
+        raise ValueError(f"v_threshold and v_reset must be finite, got {v_threshold} and {v_reset}")
+    if x_seq.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"x_seq must be float32, bfloat16 or float16, got {x_seq.dtype}")
+    if x_seq.dim() < 1:
+        raise ValueError("x_seq must be time-major [T, ...], got a 0-d tensor")
+    _check_device(x_seq)
+
+
+def _initial_state(name: str, state: Tensor | None, x_seq: Tensor) -> Tensor:
+    """``state`` as contiguous fp32 (zeros when None), checked to be one time step's shape."""
+    if state is None:
+        return torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
+    if state.shape != x_seq.shape[1:]:
+        raise ValueError(
+            f"{name} must have shape x_seq.shape[1:] = {tuple(x_seq.shape[1:])}, got {tuple(state.shape)}"
+        )
+    return state.float().contiguous()
+
+
+def _positive(name: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and positive, got {value}")
+    return float(value)
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def neuron_multistep_triton(
@@ -376,7 +466,7 @@ def neuron_multistep_triton(
     alpha: float,
     tau: float | Tensor = 2.0,
 ) -> tuple[Tensor, Tensor]:
-    """Run ``x_seq`` [T, ...] through a layer of ``kind`` neurons in one fused kernel per direction.
+    """Run ``x_seq`` [T, ...] through a layer of IF/LIF/PLIF neurons in one fused kernel per direction.
 
     Args:
         kind: ``"if"``, ``"lif"`` or ``"plif"``.
@@ -396,40 +486,64 @@ def neuron_multistep_triton(
         (spikes [T, ...] in x_seq's dtype, v_last [...] fp32). Differentiable w.r.t. ``x_seq``,
         ``v0`` and (PLIF) ``w``.
     """
-    if kind not in KIND_IDS:
-        raise ValueError(f"kind must be one of {NEURON_KINDS}, got {kind!r}")
-    if surrogate_name not in SURROGATE_IDS:
-        raise ValueError(f"surrogate_name must be one of {tuple(SURROGATE_IDS)}, got {surrogate_name!r}")
-    if x_seq.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"x_seq must be float32, bfloat16 or float16, got {x_seq.dtype}")
-    if x_seq.dim() < 1:
-        raise ValueError("x_seq must be time-major [T, ...], got a 0-d tensor")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be finite and positive, got {alpha}")
-    if not math.isfinite(v_threshold) or (v_reset is not None and not math.isfinite(v_reset)):
-        raise ValueError(f"v_threshold and v_reset must be finite, got {v_threshold} and {v_reset}")
-    _check_device(x_seq)
-    state_shape = x_seq.shape[1:]
-    if v0 is None:
-        v0 = torch.zeros(state_shape, dtype=torch.float32, device=x_seq.device)
-    elif v0.shape != state_shape:
-        raise ValueError(f"v0 must have shape x_seq.shape[1:] = {tuple(state_shape)}, got {tuple(v0.shape)}")
+    _check_common(kind, NEURON_KINDS, x_seq, v_threshold, v_reset, surrogate_name, alpha)
+    v0 = _initial_state("v0", v0, x_seq)
     if kind == "plif":
         if not isinstance(tau, Tensor) or tau.numel() != 1:
             raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
-        k = torch.sigmoid(tau.float()).reshape(1)
-        tau_value = 0.0
+        k, tau_value = torch.sigmoid(tau.float()).reshape(1), 0.0
     else:
         if isinstance(tau, Tensor):
             raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
-        tau_value = float(tau)
-        if kind == "lif" and not (math.isfinite(tau_value) and tau_value > 0):
-            raise ValueError(f"tau must be finite and positive, got {tau}")
-        k = torch.zeros(1, dtype=torch.float32, device=x_seq.device)
-    save_h = torch.is_grad_enabled() and any(t.requires_grad for t in (x_seq, v0, k))
-    spikes, v_last, _ = neuron_forward(
-        x_seq.contiguous(), v0.float().contiguous(), k, kind, float(v_threshold),
-        0.0 if v_reset is None else float(v_reset), v_reset is None, detach_reset, decay_input,
-        tau_value, surrogate_name, float(alpha), save_h,
+        k, tau_value = v0.new_zeros(1), _positive("tau", tau) if kind == "lif" else 0.0
+    no_state = v0.new_empty(0)
+    spikes, v_last, *_ = neuron_forward(
+        x_seq.contiguous(), v0, no_state, k, kind, float(v_threshold), 0.0 if v_reset is None else float(v_reset),
+        v_reset is None, detach_reset, decay_input, tau_value, 1.0, 0.0, 0.0, 0.0, surrogate_name, float(alpha),
+        _needs_grad(x_seq, v0, k),
     )  # fmt: skip
     return spikes, v_last
+
+
+def two_state_multistep_triton(
+    kind: str,
+    x_seq: Tensor,
+    v0: Tensor | None,
+    u0: Tensor | None,
+    *,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate_name: str,
+    alpha: float,
+    tau: float = 2.0,
+    decay_input: bool = True,
+    tau_adapt: float = 20.0,
+    beta: float = 0.2,
+    current_decay: float = 0.5,
+    voltage_decay: float = 0.75,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Adaptive LIF (``"alif"``) or current-based LIF (``"cuba_lif"``), fused like :func:`neuron_multistep_triton`.
+
+    ``alif`` (LSNN-style, uses ``tau``, ``decay_input``, ``tau_adapt``, ``beta``): H is the LIF charge,
+    theta = V_th + beta * A[t-1], S = heaviside(H - theta), reset with theta in place of V_th,
+    A[t] = A[t-1] - A[t-1] / tau_adapt + S. ``cuba_lif`` (SpikingJelly's CUBALIFNode, uses
+    ``current_decay``, ``voltage_decay``): I[t] = I[t-1] * current_decay + X,
+    H = V[t-1] * voltage_decay + I[t]. The second state U is A or I; ``u0=None`` starts it at 0.
+    The forward saves H (and, for alif, theta) in fp32 for the backward.
+
+    Returns:
+        (spikes [T, ...] in x_seq's dtype, v_last fp32, u_last fp32); differentiable w.r.t.
+        ``x_seq``, ``v0`` and ``u0``.
+    """
+    _check_common(kind, TWO_STATE_KINDS, x_seq, v_threshold, v_reset, surrogate_name, alpha)
+    v0, u0 = _initial_state("v0", v0, x_seq), _initial_state("u0", u0, x_seq)
+    if kind == "alif":
+        tau, tau_adapt = _positive("tau", tau), _positive("tau_adapt", tau_adapt)
+    spikes, v_last, u_last, *_ = neuron_forward(
+        x_seq.contiguous(), v0, u0, v0.new_zeros(1), kind, float(v_threshold),
+        0.0 if v_reset is None else float(v_reset), v_reset is None, detach_reset, decay_input, float(tau),
+        float(tau_adapt), float(beta), float(current_decay), float(voltage_decay), surrogate_name, float(alpha),
+        _needs_grad(x_seq, v0, u0),
+    )  # fmt: skip
+    return spikes, v_last, u_last
