@@ -151,6 +151,11 @@ def check(x, v0, grad_s, grad_v, sj) -> str:
     return f"ours == reference; vs SJ: {mismatches} spike mismatches, max |grad_x diff| {grad_diff:.2e}"
 
 
+def forward_only(fn, x, v0):
+    with torch.no_grad():
+        return fn(x, v0)
+
+
 def median_ms(fn, others=()) -> list[float]:
     """Median ms per call of fn and of each of others, interleaved call by call."""
     fns = [fn, *others]
@@ -164,13 +169,19 @@ def median_ms(fn, others=()) -> list[float]:
     return [statistics.median(s) for s in samples]
 
 
-def bench_case(steps: int, dtype: torch.dtype, sj, bandwidth: float) -> tuple:
-    """(dtype, T, ours ms, SJ ms or None, floor ms, {launch shape: ms}, correctness note) for one case."""
+def bench_case(steps: int, dtype: torch.dtype, sj, bandwidth: float) -> dict:
+    """Timings (median ms), memory floor, launch-shape sweep and correctness note for one (T, dtype)."""
     x, v0, grad_s, grad_v = make_case(steps, dtype)
-    note = check(x, v0, grad_s, grad_v, sj)
-    run_ours = lambda: fwd_bwd(ours, x, v0, grad_s, grad_v)  # noqa: E731
-    run_sj = [lambda: fwd_bwd(sj, x, v0, grad_s, grad_v)] if sj else []
-    times = median_ms(run_ours, run_sj)
+    try:
+        note = check(x, v0, grad_s, grad_v, sj)
+    except AssertionError:
+        raise  # ours is wrong: stop, a timing would be meaningless
+    except Exception as e:  # noqa: BLE001 - SpikingJelly failing must not hide our numbers
+        note, sj = f"ours == reference; SpikingJelly failed: {type(e).__name__}: {e}", None
+    sj_train = [lambda: fwd_bwd(sj, x, v0, grad_s, grad_v)] if sj else []
+    sj_infer = [lambda: forward_only(sj, x, v0)] if sj else []
+    train = median_ms(lambda: fwd_bwd(ours, x, v0, grad_s, grad_v), sj_train)
+    infer = median_ms(lambda: forward_only(ours, x, v0), sj_infer)
     elem = x.element_size()
     floor_ms = steps * v0.numel() * (elem + elem + 2 * 4 + elem + elem) / (bandwidth * 1e9) * 1e3
     sweep = {}
@@ -178,10 +189,15 @@ def bench_case(steps: int, dtype: torch.dtype, sj, bandwidth: float) -> tuple:
         default = (triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS)
         for block, warps in ((256, 2), (256, 4), (512, 4), (1024, 4), (1024, 8)):
             triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS = block, warps
-            sweep[f"{block}/{warps}"] = median_ms(run_ours)[0]
+            sweep[f"{block}/{warps}"] = median_ms(lambda: fwd_bwd(ours, x, v0, grad_s, grad_v))[0]
         triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS = default
-    print(f"  done: {dtype} T={steps}: ours {times[0]:.3f} ms", flush=True)
-    return dtype, steps, times[0], times[1] if sj else None, floor_ms, sweep, note
+    print(f"  done: {dtype} T={steps}: ours fwd+bwd {train[0]:.3f} ms", flush=True)
+    return dict(dtype=str(dtype).removeprefix("torch."), steps=steps, train=train, infer=infer,
+                floor=floor_ms, sweep=sweep, note=note)  # fmt: skip
+
+
+def _ms(times: list[float], i: int) -> str:
+    return f"{times[i]:9.3f}" if len(times) > i else f"{'n/a':>9}"
 
 
 def main() -> None:
@@ -202,18 +218,25 @@ def main() -> None:
         for steps in OPTS.steps.split(",")
     ]
     header = (
-        f"{'dtype':9} {'T':>4} {'ours ms':>9} {'SJ ms':>9} {'SJ/ours':>8} {'floor ms':>9} {'floor/ours':>10}"
+        f"{'dtype':9} {'T':>4} | {'ours ms':>9} {'SJ ms':>9} {'SJ/ours':>8} {'floor ms':>9} {'floor/ours':>10} |"
+        f" {'ours fwd':>9} {'SJ fwd':>9}"
     )
+    print("left of the second bar: one forward + backward (training); right: forward only, no grad")
     print(header)
     print("-" * len(header))
-    for dtype, steps, t_ours, t_sj, floor_ms, _, _ in rows:
-        dtype_name = str(dtype).removeprefix("torch.")
-        sj_cols = f"{t_sj:9.3f} {t_sj / t_ours:8.2f}" if t_sj is not None else f"{'n/a':>9} {'n/a':>8}"
-        print(f"{dtype_name:9} {steps:4d} {t_ours:9.3f} {sj_cols} {floor_ms:9.3f} {floor_ms / t_ours:10.2f}")
+    for r in rows:
+        train, infer = r["train"], r["infer"]
+        ratio = f"{train[1] / train[0]:8.2f}" if len(train) > 1 else f"{'n/a':>8}"
+        print(
+            f"{r['dtype']:9} {r['steps']:4d} | {_ms(train, 0)} {_ms(train, 1)} {ratio} {r['floor']:9.3f}"
+            f" {r['floor'] / train[0]:10.2f} | {_ms(infer, 0)} {_ms(infer, 1)}"
+        )
     print()
-    for dtype, steps, *_, sweep, note in rows:
-        extra = "; ".join(f"BLOCK/warps {k}: {v:.3f} ms" for k, v in sweep.items())
-        print(f"{dtype} T={steps}: {note}" + (f"\n    sweep: {extra}" if extra else ""))
+    for r in rows:
+        extra = "; ".join(f"BLOCK/warps {k}: {v:.3f} ms" for k, v in r["sweep"].items())
+        print(
+            f"{r['dtype']} T={r['steps']}: {r['note']}" + (f"\n    sweep (fwd+bwd): {extra}" if extra else "")
+        )
 
 
 if __name__ == "__main__":
