@@ -33,7 +33,9 @@ ARGS.add_argument("--features", type=int, default=65536)
 ARGS.add_argument("--dtypes", default="float32,bfloat16")
 ARGS.add_argument("--warmup", type=int, default=5)
 ARGS.add_argument("--reps", type=int, default=25)
-ARGS.add_argument("--sweep", action="store_true", help="also time ours at BLOCK in 256/512/1024")
+ARGS.add_argument(
+    "--sweep", action="store_true", help="also time ours at other BLOCK/num_warps launch shapes"
+)
 OPTS = ARGS.parse_args()
 if OPTS.dry_run:
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first triton import
@@ -186,11 +188,10 @@ def bench_case(steps: int, dtype: torch.dtype, sj, bandwidth: float) -> dict:
     floor_ms = steps * v0.numel() * (elem + elem + 2 * 4 + elem + elem) / (bandwidth * 1e9) * 1e3
     sweep = {}
     if OPTS.sweep:
-        default = (triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS)
-        for block, warps in ((256, 2), (256, 4), (512, 4), (1024, 4), (1024, 8)):
-            triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS = block, warps
-            sweep[f"{block}/{warps}"] = median_ms(lambda: fwd_bwd(ours, x, v0, grad_s, grad_v))[0]
-        triton_neurons.GPU_BLOCK, triton_neurons.GPU_NUM_WARPS = default
+        for shape in ((256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)):
+            triton_neurons.LAUNCH_OVERRIDE = shape
+            sweep[f"{shape[0]}/{shape[1]}"] = median_ms(lambda: fwd_bwd(ours, x, v0, grad_s, grad_v))[0]
+        triton_neurons.LAUNCH_OVERRIDE = None
     print(f"  done: {dtype} T={steps}: ours fwd+bwd {train[0]:.3f} ms", flush=True)
     return dict(dtype=str(dtype).removeprefix("torch."), steps=steps, train=train, infer=infer,
                 floor=floor_ms, sweep=sweep, note=note)  # fmt: skip

@@ -347,17 +347,24 @@ def compile_for_h100(kernel, io_dtype, constexprs):
             return io_dtype if name in ("x_ptr", "spikes_ptr", "grad_spikes_ptr", "grad_x_ptr") else "*fp32"
         return {"T": "i32", "N": "i64"}.get(name, "fp32")
     signature = {name: arg_type(name) for name in kernel.arg_names}
-    source = ASTSource(kernel, signature, constexprs)
+    # As Triton's launcher specializes them at run time: 16-byte aligned pointers, N % 16 == 0.
+    aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(kernel.arg_names)
+               if name not in constexprs and (name.endswith("_ptr") or name == "N")}
+    source = ASTSource(kernel, signature, constexprs, aligned)
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "enable_fp_fusion": False})
     assert compiled.asm["cubin"]
+    return compiled.asm["ptx"]
 
 for kind, decay, soft in [(0, True, False), (1, True, True), (1, False, False), (2, True, False), (2, False, True),
                           (3, True, True), (3, False, False), (4, True, False)]:
-    flags = {"KIND": kind, "DECAY_INPUT": decay, "SOFT_RESET": soft, "SAVE_H": kind != 1, "BLOCK": 512}
-    compile_for_h100(tn._neuron_forward_kernel, "*bf16", flags)
+    for io_dtype, block in [("*fp32", 512), ("*bf16", 1024)][: 2 if kind == 1 else 1]:
+        flags = {"KIND": kind, "DECAY_INPUT": decay, "SOFT_RESET": soft, "SAVE_H": kind != 1, "BLOCK": block}
+        ptx = compile_for_h100(tn._neuron_forward_kernel, io_dtype, flags)
+        if kind == 1:  # the launch heuristic's promise: one 16-byte vector per thread per tensor
+            assert "ld.global.v4.b32" in ptx and "st.global.v4.b32" in ptx, ptx
 for s in range(10):
     flags = {"KIND": s % 5, "DECAY_INPUT": s % 2 == 0, "SOFT_RESET": s % 4 < 2, "DETACH_RESET": s % 3 == 1,
-             "SURROGATE": s % 8, "BLOCK": 512}
+             "SURROGATE": s % 8, "BLOCK": 1024}
     if s == 0:
         flags["T"] = 1  # Triton specializes integer arguments equal to 1 into constants
     compile_for_h100(tn._neuron_backward_kernel, "*fp16", flags)
@@ -367,6 +374,8 @@ print("ok")
 
 def test_kernels_compile_for_h100() -> None:
     """Every kernel branch (kinds, resets, surrogates) compiles to an sm_90 cubin; no GPU needed.
+
+    Also checks the LIF forward uses 16-byte vector loads and stores at the heuristic's block sizes.
 
     The interpreter runs the kernels as Python, so it cannot catch typing errors of the compiled
     path; this compiles them in a subprocess without TRITON_INTERPRET.

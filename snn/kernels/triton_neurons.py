@@ -34,11 +34,14 @@ SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFA
 KIND_IDS: dict[str, int] = {name: i for i, name in enumerate(NEURON_KINDS + TWO_STATE_KINDS)}
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
-# Launch shape on a GPU: BLOCK neurons per program (a power of two), NUM_WARPS warps per program.
-# 512 fp32 neurons over 128 threads gives each thread one 16-byte vector per tensor per step.
-# Module attributes so a benchmark can sweep them; not measured on a GPU yet.
-GPU_BLOCK = 512
+# Launch shape on a GPU (a heuristic, not measured on a GPU yet): each thread owns one 16-byte
+# vector of x per step (4 fp32 or 8 bf16/fp16 neurons; the sm_90 PTX then uses ld/st.global.v4 when
+# the neuron count is a multiple of 16), GPU_NUM_WARPS warps per program. Layers too small to give
+# the GPU GPU_MIN_PROGRAMS programs get narrower programs. LAUNCH_OVERRIDE = (BLOCK, num_warps)
+# pins the shape (the benchmark's --sweep uses it).
 GPU_NUM_WARPS = 4
+GPU_MIN_PROGRAMS = 1024
+LAUNCH_OVERRIDE: tuple[int, int] | None = None
 # Under the interpreter each program costs Python overhead per operation: use few, wide programs.
 _INTERPRETER_MAX_BLOCK = 1024
 
@@ -265,11 +268,17 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _launch_config(n_neurons: int) -> tuple[int, int]:
-    """(BLOCK, num_warps) for ``n_neurons`` neurons."""
+def _launch_config(n_neurons: int, element_size: int) -> tuple[int, int]:
+    """(BLOCK, num_warps) for ``n_neurons`` neurons whose input elements take ``element_size`` bytes."""
     if _interpreting():
         return min(_INTERPRETER_MAX_BLOCK, triton.next_power_of_2(max(n_neurons, 1))), 1
-    return GPU_BLOCK, GPU_NUM_WARPS
+    if LAUNCH_OVERRIDE is not None:
+        return LAUNCH_OVERRIDE
+    per_thread = 16 // element_size
+    block = 32 * GPU_NUM_WARPS * per_thread
+    while block > 128 and triton.cdiv(n_neurons, block) < GPU_MIN_PROGRAMS:
+        block //= 2
+    return block, max(1, block // (32 * per_thread))
 
 
 def _check_device(t: Tensor) -> None:
@@ -317,7 +326,7 @@ def neuron_forward(
     n_neurons = v0.numel()
     if n_neurons == 0:
         return spikes, v_last, u_last, h_seq, theta_seq
-    block, num_warps = _launch_config(n_neurons)
+    block, num_warps = _launch_config(n_neurons, x_seq.element_size())
     _neuron_forward_kernel[(triton.cdiv(n_neurons, block),)](
         x_seq, v0, u0 if two_state else v0, k, spikes, h_seq, theta_seq, v_last, u_last if two_state else v_last,
         x_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
@@ -379,7 +388,7 @@ def neuron_backward(
     grad_v0 = torch.empty_like(v0)
     grad_u0 = torch.empty_like(u0)
     n_neurons = v0.numel()
-    block, num_warps = _launch_config(n_neurons)
+    block, num_warps = _launch_config(n_neurons, x_seq.element_size())
     n_programs = triton.cdiv(n_neurons, block)
     grad_k_partial = torch.zeros(max(n_programs, 1), dtype=torch.float32, device=h_seq.device)
     if n_neurons > 0:
