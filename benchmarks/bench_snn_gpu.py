@@ -210,9 +210,14 @@ def main() -> None:
     print(f"device: {device_name}; torch {torch.__version__}; copy bandwidth {bandwidth:.0f} GB/s")
     sj_path = "CPU torch path" if OPTS.dry_run else "Triton LIF (SJ_LIF_CUDA_IMPLEMENTATION=triton)"
     print(f"SpikingJelly: {sj_path if sj else sj_note}")
+    n_neurons = OPTS.batch * OPTS.features
     print(
-        f"N = {OPTS.batch}x{OPTS.features}; LIF tau=2 hard reset, sigmoid; median of {OPTS.reps} fwd+bwd calls\n"
+        f"N = {OPTS.batch}x{OPTS.features}; LIF tau=2 hard reset, sigmoid; median of {OPTS.reps} calls each"
     )
+    for name in OPTS.dtypes.split(","):
+        shape = triton_neurons._launch_config(n_neurons, getattr(torch, name).itemsize)
+        print(f"our launch shape for {name} (BLOCK, num_warps): {shape}")
+    print()
     rows = [
         bench_case(int(steps), getattr(torch, dtype_name), sj, bandwidth)
         for dtype_name in OPTS.dtypes.split(",")
