@@ -1,4 +1,6 @@
-"""Fused multi-step spiking-neuron kernels in Triton (IF, LIF, PLIF), SpikingJelly semantics.
+"""Fused multi-step spiking-neuron kernels in Triton (IF, LIF, PLIF, adaptive LIF, CUBA LIF).
+
+Semantics are SpikingJelly 2.0's (ALIF: snn.functional.alif_step's).
 
 One program owns a block of neurons and runs the whole time loop in registers:
 
@@ -8,6 +10,8 @@ One program owns a block of neurons and runs the whole time loop in registers:
 * backward: loop ``t = T-1 .. 0`` recomputing spike and surrogate derivative from the saved ``H``,
   carrying ``dL/dV[t]`` backwards; writes ``dL/dX`` (x's dtype), ``dL/dV0`` and, for PLIF, one
   partial sum of ``dL/d(1/tau)`` per program.
+* ALIF and CUBA LIF carry a second state U (adaptation trace, synaptic current) the same way;
+  ALIF also saves its per-step threshold, since A[t-1] cannot be recovered exactly backwards.
 
 The state is fp32 whatever the input dtype (fp32, bf16, fp16). Division by ``tau`` is
 round-to-nearest (``tl.div_rn``) and fp contraction is off, so spikes are bit-identical to the
@@ -285,7 +289,7 @@ def _check_device(t: Tensor) -> None:
     if t.device.type != "cuda" and not _interpreting():
         raise RuntimeError(
             f"neuron_multistep_triton runs on CUDA tensors, got x_seq on {t.device} "
-            "(use the CPU path in snn.functional, or set TRITON_INTERPRET=1 before importing triton to test)"
+            "(use the fused CPU backend, snn.fused_cpu, or set TRITON_INTERPRET=1 before importing triton to test)"
         )
 
 
@@ -449,6 +453,8 @@ def _initial_state(name: str, state: Tensor | None, x_seq: Tensor) -> Tensor:
         raise ValueError(
             f"{name} must have shape x_seq.shape[1:] = {tuple(x_seq.shape[1:])}, got {tuple(state.shape)}"
         )
+    if state.device != x_seq.device:
+        raise ValueError(f"{name} is on {state.device} but x_seq is on {x_seq.device}")
     return state.float().contiguous()
 
 
@@ -500,7 +506,7 @@ def neuron_multistep_triton(
     if kind == "plif":
         if not isinstance(tau, Tensor) or tau.numel() != 1:
             raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
-        k, tau_value = torch.sigmoid(tau.float()).reshape(1), 0.0
+        k, tau_value = torch.sigmoid(tau.float()).reshape(1).to(x_seq.device), 0.0
     else:
         if isinstance(tau, Tensor):
             raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
