@@ -301,6 +301,11 @@ def test_opcheck_custom_ops(kind: str) -> None:
             "x_seq",
         ),
         (lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(4), **p), ValueError, "v0"),
+        (
+            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(3, device="meta"), **p),
+            ValueError,
+            "v0 is on meta",
+        ),
         (lambda p: neuron_multistep_triton("plif", torch.zeros(2, 3), None, **p), TypeError, "plif"),
         (lambda p: two_state_multistep_triton("lif", torch.zeros(2, 3), None, None, **p), ValueError, "kind"),
         (

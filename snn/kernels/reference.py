@@ -82,7 +82,9 @@ def charge(
     raise ValueError(f"unknown neuron kind {kind!r}; expected one of {NEURON_KINDS + TWO_STATE_KINDS}")
 
 
-def reset(h: Tensor, spike: Tensor, v_threshold: float, v_reset: float | None, detach_reset: bool) -> Tensor:
+def reset(
+    h: Tensor, spike: Tensor, v_threshold: float | Tensor, v_reset: float | None, detach_reset: bool
+) -> Tensor:
     """V[t] after firing: hard reset to ``v_reset``, or soft reset (``v_reset=None``) subtracting ``v_threshold``."""
     if detach_reset:
         spike = spike.detach()

@@ -24,6 +24,7 @@ Tests run the kernels on CPU tensors through Triton's interpreter (``TRITON_INTE
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -285,6 +286,11 @@ def _launch_config(n_neurons: int, element_size: int) -> tuple[int, int]:
     return block, max(1, block // (32 * per_thread))
 
 
+def _on_device(t: Tensor) -> contextlib.AbstractContextManager:
+    """Launch on ``t``'s GPU (Triton uses the current device's stream), not whichever is current."""
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
+
+
 def _check_device(t: Tensor) -> None:
     if t.device.type != "cuda" and not _interpreting():
         raise RuntimeError(
@@ -331,12 +337,13 @@ def neuron_forward(
     if n_neurons == 0:
         return spikes, v_last, u_last, h_seq, theta_seq
     block, num_warps = _launch_config(n_neurons, x_seq.element_size())
-    _neuron_forward_kernel[(triton.cdiv(n_neurons, block),)](
-        x_seq, v0, u0 if two_state else v0, k, spikes, h_seq, theta_seq, v_last, u_last if two_state else v_last,
-        x_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
-        KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, SAVE_H=save_h, BLOCK=block,
-        num_warps=num_warps, enable_fp_fusion=False,
-    )  # fmt: skip
+    with _on_device(x_seq):
+        _neuron_forward_kernel[(triton.cdiv(n_neurons, block),)](
+            x_seq, v0, u0 if two_state else v0, k, spikes, h_seq, theta_seq, v_last, u_last if two_state else v_last,
+            x_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
+            KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, SAVE_H=save_h, BLOCK=block,
+            num_warps=num_warps, enable_fp_fusion=False,
+        )  # fmt: skip
     return spikes, v_last, u_last, h_seq, theta_seq
 
 
@@ -396,14 +403,15 @@ def neuron_backward(
     n_programs = triton.cdiv(n_neurons, block)
     grad_k_partial = torch.zeros(max(n_programs, 1), dtype=torch.float32, device=h_seq.device)
     if n_neurons > 0:
-        _neuron_backward_kernel[(n_programs,)](
-            grad_spikes, grad_v_last, grad_u_last if two_state else grad_v_last, h_seq,
-            theta_seq if kind == "alif" else h_seq, x_seq, v0, k, grad_x, grad_v0,
-            grad_u0 if two_state else grad_v0, grad_k_partial,
-            h_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
-            alpha, KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, DETACH_RESET=detach_reset,
-            SURROGATE=SURROGATE_IDS[surrogate_name], BLOCK=block, num_warps=num_warps, enable_fp_fusion=False,
-        )  # fmt: skip
+        with _on_device(h_seq):
+            _neuron_backward_kernel[(n_programs,)](
+                grad_spikes, grad_v_last, grad_u_last if two_state else grad_v_last, h_seq,
+                theta_seq if kind == "alif" else h_seq, x_seq, v0, k, grad_x, grad_v0,
+                grad_u0 if two_state else grad_v0, grad_k_partial,
+                h_seq.shape[0], n_neurons, v_threshold, v_reset, tau, tau_adapt, beta, current_decay, voltage_decay,
+                alpha, KIND=KIND_IDS[kind], DECAY_INPUT=decay_input, SOFT_RESET=soft_reset, DETACH_RESET=detach_reset,
+                SURROGATE=SURROGATE_IDS[surrogate_name], BLOCK=block, num_warps=num_warps, enable_fp_fusion=False,
+            )  # fmt: skip
     return grad_x, grad_v0, grad_u0, grad_k_partial.sum().reshape(1)
 
 
