@@ -41,7 +41,9 @@ CURRENT_DECAY, VOLTAGE_DECAY = 0.5, 0.75
 def cuba_lif(x_seq, v0, sg, v_reset, detach):
     current, v, spikes = torch.zeros_like(v0), v0, []
     for x in x_seq:
-        spike, current, v = sj.cuba_lif_step(x, current, v, CURRENT_DECAY, VOLTAGE_DECAY, 1.0, v_reset, sg, detach)
+        spike, current, v = sj.cuba_lif_step(
+            x, current, v, CURRENT_DECAY, VOLTAGE_DECAY, 1.0, v_reset, sg, detach
+        )
         spikes.append(spike)
     return torch.stack(spikes), v, current
 
