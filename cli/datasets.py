@@ -16,11 +16,17 @@ def list_datasets(root: Path) -> list[dict]:
     rows = []
     for spec in all_datasets():
         prepared = sorted(str(p) for p in root.glob(f"{spec.name}*.zarr") if (p / "zarr.json").exists())
-        rows.append({
-            "name": spec.name, "title": spec.title, "classes": len(spec.class_names),
-            "sensor_size": list(spec.sensor_size), "download": "manual" if spec.manual_download else "automatic",
-            "options": {k: list(v) for k, v in spec.options.items()}, "prepared": prepared,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "title": spec.title,
+                "classes": len(spec.class_names),
+                "sensor_size": list(spec.sensor_size),
+                "download": "manual" if spec.manual_download else "automatic",
+                "options": {k: list(v) for k, v in spec.options.items()},
+                "prepared": prepared,
+            }
+        )
     return rows
 
 
@@ -31,7 +37,9 @@ def run_datasets(args: argparse.Namespace) -> int:
         lines = [f"datasets under {result['root']}:"]
         for r in result["datasets"]:
             state = ", ".join(r["prepared"]) if r["prepared"] else "not prepared"
-            lines.append(f"  {r['name']:<11} {r['title']:<15} {r['classes']:>4} classes  {r['download']:<9}  {state}")
+            lines.append(
+                f"  {r['name']:<11} {r['title']:<15} {r['classes']:>4} classes  {r['download']:<9}  {state}"
+            )
         return "\n".join(lines)
 
     emit({"root": str(root), "datasets": list_datasets(root)}, args.json, render)

@@ -98,10 +98,17 @@ def render_cache(summary: dict[str, Any]) -> str:
     for split, s in summary["splits"].items():
         rows.append((split, f"{s['n_samples']:,} samples, {s['n_events']:,} events"))
     classes = summary["class_names"] or []
-    rows.append(("classes", f"{len(classes)}: {', '.join(classes[:11])}{' ...' if len(classes) > 11 else ''}"))
+    rows.append(
+        ("classes", f"{len(classes)}: {', '.join(classes[:11])}{' ...' if len(classes) > 11 else ''}")
+    )
     rows.append(("sensor", summary["sensor_size"]))
     if summary["bytes_per_event"]:
-        rows.append(("on disk", f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event"))
+        rows.append(
+            (
+                "on disk",
+                f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event",
+            )
+        )
     for name, sums in (summary["source_checksums"] or {}).items():
         rows.append((name, f"md5 {sums.get('md5')}"))
     return table(rows)
@@ -125,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("info", help="summarise a recording (format, events, time span, sensor) or a prepared cache")
+    p = subparsers.add_parser(
+        "info", help="summarise a recording (format, events, time span, sensor) or a prepared cache"
+    )
     p.add_argument("file", nargs="?", help="a recording or a cache (path or fsspec URL)")
     p.add_argument("--format", help="force a format instead of detecting it")
     p.add_argument("--demo", action="store_true", help="summarise a built-in synthetic recording")

@@ -43,8 +43,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{event['stage']}: {detail}", file=sys.stderr)
 
     summary = prepare(
-        args.name, source=args.source, root=args.root, workers=args.workers, options=parse_options(args.option),
-        progress=not args.json, callback=progress_line,
+        args.name,
+        source=args.source,
+        root=args.root,
+        workers=args.workers,
+        options=parse_options(args.option),
+        progress=not args.json,
+        callback=progress_line,
     )
     emit(summary, args.json, render)
     return 0
@@ -56,7 +61,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--source", help="local archive, extracted folder, or fsspec URL instead of the mirrors")
     p.add_argument("--root", help="where caches live (default: $NEURODATA_HOME or the user cache folder)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, e.g. convention=spikingjelly for cifar10dvs")
-    p.add_argument("--json", action="store_true", help="print one JSON summary (progress as JSON lines on stderr)")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option, e.g. convention=spikingjelly for cifar10dvs",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON summary (progress as JSON lines on stderr)"
+    )
     p.set_defaults(run=run)

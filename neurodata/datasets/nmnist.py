@@ -19,20 +19,26 @@ MENDELEY = "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
 SPLIT_FOLDERS = {"train": "Train", "test": "Test"}
 
 
-def locate(root: Path) -> Path:
-    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        if all(any((candidate / name).glob("[0-9]")) for name in SPLIT_FOLDERS.values()):
+def split_folder(root: Path, name: str) -> Path:
+    """The folder called ``name`` (Train or Test) under ``root`` that holds digit folders."""
+    for candidate in [root / name, *sorted(root.rglob(name))]:
+        if candidate.is_dir() and any(candidate.glob("[0-9]")):
             return candidate
-    raise NeurodataError(f"nmnist: no Train/ and Test/ digit folders found under {root}")
+    raise NeurodataError(f"nmnist: no {name}/ folder with digit folders found under {root}")
+
+
+def locate(root: Path) -> Path:
+    for name in SPLIT_FOLDERS.values():
+        split_folder(root, name)  # both must be there
+    return root
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
     units = []
     for split, name in SPLIT_FOLDERS.items():
+        base = split_folder(folder, name)
         for digit in range(10):
-            files = sorted(
-                p.relative_to(folder).as_posix() for p in (folder / name / str(digit)).glob("*.bin")
-            )
+            files = sorted(p.relative_to(folder).as_posix() for p in (base / str(digit)).glob("*.bin"))
             for i, group in enumerate(batched(files, FILES_PER_UNIT)):
                 units.append(Unit(split, f"{name}-{digit}-{i:03d}", tuple(group), (("label", digit),)))
     return units

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
 from ..errors import NeurodataError
 from .download import download
@@ -32,7 +31,9 @@ def _emit(callback: Callback | None, stage: str, **fields) -> None:
         callback({"stage": stage, **fields})
 
 
-def obtain_folder(spec: DatasetSpec, source: str | None, raw: Path, progress: bool, callback: Callback | None):
+def obtain_folder(
+    spec: DatasetSpec, source: str | None, raw: Path, progress: bool, callback: Callback | None
+):
     """The extracted dataset folder and the checksums of the archives it came from."""
     checksums: dict[str, dict[str, str]] = {}
     if source and "://" not in source and Path(source).is_dir():
@@ -53,11 +54,15 @@ def obtain_folder(spec: DatasetSpec, source: str | None, raw: Path, progress: bo
         _emit(callback, "extract", file=resource.filename)
         extract(fetched.path, extracted / resource.filename.split(".")[0], progress=progress)
     if not extracted.is_dir():
-        raise NeurodataError(f"{spec.name}: nothing was extracted from {', '.join(r.filename for r in resources)}")
+        raise NeurodataError(
+            f"{spec.name}: nothing was extracted from {', '.join(r.filename for r in resources)}"
+        )
     return spec.locate(extracted), checksums
 
 
-def decode_part(name: str, folder: str, units: dict[str, list[Unit]], options: dict, split: str, index: int) -> PartData:
+def decode_part(
+    name: str, folder: str, units: dict[str, list[Unit]], options: dict, split: str, index: int
+) -> PartData:
     """Decode one unit into cache part data (module-level so worker processes can run it)."""
     spec = get_dataset(name)
     samples = spec.decode(Path(folder), units[split][index], options)
@@ -91,7 +96,6 @@ def prepare(
         "sensor_size": list(spec.geometry(options)),
         "class_names": list(spec.class_names),
         "source_checksums": checksums,
-        "neurodata_version": __version__,
         "notes": spec.notes,
     }
     builder = CacheBuilder(store, name, attrs, {split: len(u) for split, u in units.items()})

@@ -1,0 +1,86 @@
+"""Miniature dataset archives in each dataset's real layout, built from fixture events with our writers."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+import neurodata as nd
+from neurodata.formats.aedat31 import Traps, write_aedat31
+
+OVERFLOW_SHIFT = (1 << 31) + 12_345  # moves a trial past the AEDAT 3.1 31-bit timestamp epoch
+
+
+def ground_truth(fixtures: Path) -> np.ndarray:
+    with np.load(fixtures / "synthetic_ground_truth.npz", allow_pickle=False) as z:
+        return nd.make_events(z["t"], z["x"], z["y"], z["p"])
+
+
+def dvs128_trials(fixtures: Path) -> dict[str, tuple[np.ndarray, list[tuple[int, int, int]]]]:
+    """Trial name -> (events, label rows): repeats, overlaps, empty windows and overflowing times."""
+    events = ground_truth(fixtures)
+    shifted = events.copy()
+    shifted["t"] += OVERFLOW_SHIFT
+    rows = [(1, 100_000, 300_000), (2, 250_000, 400_000), (1, 100_000, 300_000), (3, 400_000, 589_319)]
+    shifted_rows = [(c, s + OVERFLOW_SHIFT, e + OVERFLOW_SHIFT) for c, s, e in rows[:2]] + [(11, 1, 2)]
+    return {
+        "user01_fluorescent": (events, rows),
+        "user02_led": (shifted, shifted_rows),
+        "user24_natural": (events, [(5, 0, 200_000), (6, 200_000, 600_000)]),
+    }
+
+
+def write_dvs128_folder(fixtures: Path, folder: Path) -> Path:
+    """A ``DvsGesture/`` folder: AEDAT 3.1 trials with special packets and invalid events, label CSVs, lists."""
+    root = folder / "DvsGesture"
+    root.mkdir(parents=True)
+    for name, (events, rows) in dvs128_trials(fixtures).items():
+        write_aedat31(
+            root / f"{name}.aedat", events, packet_events=300, traps=Traps(special_every=2, invalid_every=7)
+        )
+        lines = "".join(f"{c},{s},{e}\n" for c, s, e in rows)
+        (root / f"{name}_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + lines)
+    (root / "trials_to_train.txt").write_text("user01_fluorescent.aedat\nuser02_led.aedat\n\n")
+    (root / "trials_to_test.txt").write_text("user24_natural.aedat\n")
+    return root
+
+
+def tar_gz_bytes(folder: Path, arcname: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname=arcname)
+    return buf.getvalue()
+
+
+def expected_dvs128_samples(fixtures: Path) -> dict[str, list[tuple[np.ndarray, int]]]:
+    """What the DVS128 sample rule should produce from :func:`dvs128_trials` (exact repeats once)."""
+    out: dict[str, list] = {"train": [], "test": []}
+    for name, (events, rows) in dvs128_trials(fixtures).items():
+        split = "test" if name.startswith("user24") else "train"
+        seen = []
+        for row in rows:
+            if row in seen:
+                continue
+            seen.append(row)
+            cls, start, end = row
+            keep = (events["t"] >= start) & (events["t"] < end)
+            out[split].append((events[keep], cls - 1))
+    return out
+
+
+def nmnist_zip_bytes(fixtures: Path, split_folder: str, per_digit: int = 2) -> bytes:
+    """``Train.zip``/``Test.zip`` layout: ``<Split>/<digit>/<id>.bin`` from the fixture, time-shifted per file."""
+    events = nd.read(fixtures / "nmnist" / "sample_nmnist.bin")
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
+        for digit in range(10):
+            for i in range(per_digit):
+                path = Path(tmp) / f"{digit}-{i}.bin"
+                nd.write(path, events[: 500 + 100 * digit + i], format="nmnist")
+                zf.write(path, f"{split_folder}/{digit}/{i:05d}.bin")
+    return buf.getvalue()

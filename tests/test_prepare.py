@@ -1,0 +1,169 @@
+"""``prepare`` end to end, offline: archives in the real layouts served over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from neurodata.cache import open_cache, verify_cache
+from neurodata.datasets.download import ChecksumError
+from neurodata.datasets.prepare import prepare
+from neurodata.errors import NeurodataError
+from neurodata.formats.aedat31 import write_aedat31
+from tests.archives import (
+    expected_dvs128_samples,
+    ground_truth,
+    nmnist_zip_bytes,
+    tar_gz_bytes,
+    write_dvs128_folder,
+)
+from tests.httpserver import FileServer
+
+
+@pytest.fixture(scope="module")
+def dvs128_archive(fixtures, tmp_path_factory):
+    folder = write_dvs128_folder(fixtures, tmp_path_factory.mktemp("dvs"))
+    return folder, tar_gz_bytes(folder, "DvsGesture")
+
+
+def assert_cache_holds(store, expected):
+    cache = open_cache(store)
+    for split, samples in expected.items():
+        reader = cache[split]
+        assert len(reader) == len(samples)
+        for i, (events, label) in enumerate(samples):
+            got, got_label = reader[i]
+            assert got_label == label
+            np.testing.assert_array_equal(got, events)
+
+
+def test_dvs128_from_http_with_traps_and_overflow(fixtures, dvs128_archive, tmp_path):
+    folder, data = dvs128_archive
+    with FileServer() as server:
+        server.add("/mini_DvsGesture.tar.gz", data, drop_after=len(data) // 3, faulty_requests=1)
+        summary = prepare(
+            "dvs128", source=server.url("/mini_DvsGesture.tar.gz"), root=tmp_path, progress=False
+        )
+        assert len([r for r in server.ranges("/mini_DvsGesture.tar.gz") if r]) == 1  # resumed once with Range
+    store = tmp_path / "dvs128.zarr"
+    assert summary["splits"]["train"]["n_samples"] == 6 and summary["splits"]["test"]["n_samples"] == 2
+    assert summary["class_names"][0] == "hand_clapping" and summary["n_classes"] == 11
+    assert_cache_holds(store, expected_dvs128_samples(fixtures))
+    assert verify_cache(store).ok
+    sums = summary["source_checksums"]["mini_DvsGesture.tar.gz"]
+    import hashlib
+
+    assert sums["md5"] == hashlib.md5(data).hexdigest()
+
+
+def test_dvs128_wrong_checksum_is_refused(dvs128_archive, tmp_path):
+    _, data = dvs128_archive
+    with FileServer() as server:
+        server.add("/DvsGesture.tar.gz", data)  # the published name: its published md5 must match, and cannot
+        with pytest.raises(ChecksumError, match="md5"):
+            prepare("dvs128", source=server.url("/DvsGesture.tar.gz"), root=tmp_path, progress=False)
+    assert not (tmp_path / "dvs128.zarr").exists()
+
+
+def test_dvs128_needs_manual_download(tmp_path):
+    with pytest.raises(NeurodataError, match="DvsGesture.tar.gz.*--source"):
+        prepare("dvs128", root=tmp_path, progress=False)
+
+
+def test_dvs128_from_extracted_folder_and_rerun_is_a_no_op(fixtures, dvs128_archive, tmp_path):
+    folder, _ = dvs128_archive
+    first = prepare("dvs128", source=str(folder.parent), root=tmp_path, progress=False)
+    store = tmp_path / "dvs128.zarr"
+    mtime = (store / "zarr.json").stat().st_mtime_ns
+    second = prepare("dvs128", source=str(folder), root=tmp_path, progress=False)
+    assert (store / "zarr.json").stat().st_mtime_ns == mtime
+    assert first["n_events"] == second["n_events"]
+
+
+def test_nmnist_from_mirrors_with_a_dead_first_mirror(fixtures, tmp_path, monkeypatch):
+    from neurodata.datasets import nmnist
+    from neurodata.datasets.resource import Resource
+
+    train, test = nmnist_zip_bytes(fixtures, "Train"), nmnist_zip_bytes(fixtures, "Test", per_digit=1)
+    import hashlib
+
+    with FileServer() as server:
+        server.add("/Train.zip", train)
+        server.add("/Test.zip", test)
+        resources = tuple(
+            Resource(
+                name,
+                md5=hashlib.md5(blob).hexdigest(),
+                urls=(server.url("/gone/" + name), server.url("/" + name)),
+            )
+            for name, blob in (("Train.zip", train), ("Test.zip", test))
+        )
+        monkeypatch.setattr(
+            nmnist, "SPEC", nmnist.SPEC.__class__(**{**nmnist.SPEC.__dict__, "resources": resources})
+        )
+        summary = prepare("nmnist", root=tmp_path, progress=False, workers=2)
+    assert summary["splits"]["train"]["n_samples"] == 20 and summary["splits"]["test"]["n_samples"] == 10
+    cache = open_cache(tmp_path / "nmnist.zarr")
+    assert cache["train"].labels.tolist() == [d for d in range(10) for _ in range(2)]
+    events, label = cache["test"][3]
+    assert label == 3 and len(events) == 800
+
+
+def test_prepare_killed_midway_resumes_to_the_same_cache(fixtures, tmp_path):
+    folder = write_dvs128_folder(fixtures, tmp_path / "src")
+    # many long trials, so that the build is still running when it is killed
+    truth = ground_truth(fixtures)
+    long_trial = np.concatenate([truth] * 60)
+    long_trial["t"] += np.repeat(np.arange(60) * 600_000, len(truth))
+    write_aedat31(folder / "user03_led.aedat", long_trial, packet_events=4096)
+    rows = "".join(f"{k % 11 + 1},{k * 600_000},{k * 600_000 + 500_000}\n" for k in range(60))
+    for k in range(3, 23):
+        if k > 3:
+            (folder / f"user{k:02d}_led.aedat").write_bytes((folder / "user03_led.aedat").read_bytes())
+        (folder / f"user{k:02d}_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + rows)
+    (folder / "trials_to_train.txt").write_text("".join(f"user{k:02d}_led.aedat\n" for k in range(3, 23)))
+    reference = prepare("dvs128", source=str(folder), root=tmp_path / "ref", progress=False)
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "prepare",
+        "dvs128",
+        "--source",
+        str(folder),
+        "--root",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    parts = tmp_path / "run" / "dvs128.zarr.build" / "parts" / "train"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and len([p for p in parts.iterdir() if not p.name.startswith(".")]) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
+    assert not (tmp_path / "run" / "dvs128.zarr" / "zarr.json").exists()
+    result = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads(result.stdout)
+    assert resumed["n_events"] == reference["n_events"]
+    ref_cache, run_cache = (
+        open_cache(tmp_path / "ref" / "dvs128.zarr"),
+        open_cache(tmp_path / "run" / "dvs128.zarr"),
+    )
+    for split in ("train", "test"):
+        assert len(ref_cache[split]) == len(run_cache[split])
+        for i in range(len(ref_cache[split])):
+            a, b = ref_cache[split][i], run_cache[split][i]
+            assert a[1] == b[1]
+            np.testing.assert_array_equal(a[0], b[0])
