@@ -1,0 +1,418 @@
+"""AEDAT 4.0 (iniVation DV: DVXplorer, DAVIS), read and write.
+
+Layout: ``#!AER-DAT4.0\\r\\n``, ``u32`` size, an IOHeader FlatBuffer (compression, position of the
+optional FileDataTable, XML description of the streams), then packets ``i32 streamId, i32 size,
+payload`` up to the FileDataTable (or the end of the file). Payloads are one LZ4 or zstd frame
+each (or raw), holding a size-prefixed FlatBuffer. Only the event stream (``EVTS``; the lowest id
+when there are several) is decoded; frame, IMU and trigger packets are skipped by their size.
+Timestamps stay Unix time in microseconds, so ``info.time_origin`` is 0.
+
+DV's network output sends the same body without the magic line: :func:`parse_stream_header`
+reads its ``u32 size + IOHeader`` prefix, after which :class:`Aedat4Decoder` decodes the packets.
+"""
+
+from __future__ import annotations
+
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import lz4.frame
+import numpy as np
+import zstandard
+
+from ..errors import FormatError, NeurodataError
+from ..events import RecordingInfo, empty_events
+from . import flatbuffers as fb
+from .base import FormatSpec, Header
+from .kernels import aedat4 as kernels
+
+MAGIC = b"#!AER-DAT4.0\r\n"
+PACKET_HEADER = struct.Struct("<ii")
+IO_HEADER_LIMIT = 64 << 20  # a description larger than this is not a DV header
+MAX_DECOMPRESSED = 1 << 30  # refuse zstd frames that claim to expand beyond this
+COMPRESSIONS = {"none": 0, "lz4": 1, "lz4_high": 2, "zstd": 3, "zstd_high": 4}
+COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
+DEFAULT_PACKET_EVENTS = 4096
+MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One stream of the description: its id, type identifier (EVTS, FRME, IMUS, TRIG) and size."""
+
+    id: int
+    type: str
+    width: int | None = None
+    height: int | None = None
+
+
+# --- header ----------------------------------------------------------------------------------
+
+
+def parse_io_header(buf: bytes, base: int, source: str) -> tuple[int, int, list[Stream]]:
+    """Decode an IOHeader flatbuffer (``buf`` starts at its u32 size; ``base`` is its file offset).
+
+    Returns (compression code, FileDataTable position or -1, streams in the description).
+    """
+    try:
+        table = fb.root(buf, b"IOHE", size_prefixed=True)
+        compression = table.scalar(0, "i", 0)
+        table_pos = table.scalar(1, "q", -1)
+        description = table.string(2)
+    except fb.FlatBufferError as err:
+        raise FormatError(source, base + err.pos, f"invalid IOHeader: {err.message}") from None
+    if compression not in COMPRESSION_NAMES:
+        raise FormatError(source, base, f"unknown compression {compression}; expected 0-4 (none, LZ4, LZ4_HIGH, ZSTD, ZSTD_HIGH)")
+    if description is None:
+        raise FormatError(source, base, "IOHeader has no description of the streams")
+    return compression, table_pos, parse_description(description, base, source)
+
+
+def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
+    """The streams listed under ``<node name="outInfo">`` of DV's XML description."""
+    try:
+        root_node = ET.fromstring(xml.decode("utf-8"))
+    except (ET.ParseError, UnicodeDecodeError) as err:
+        raise FormatError(source, base, f"IOHeader description is not valid XML ({err})") from None
+    out = next((n for n in root_node.iter("node") if n.get("name") == "outInfo"), None)
+    if out is None:
+        raise FormatError(source, base, "IOHeader description has no <node name=\"outInfo\">")
+    streams = []
+    for node in out.findall("node"):
+        attrs = {a.get("key"): (a.text or "").strip() for a in node.findall("attr")}
+        info = {a.get("key"): (a.text or "").strip() for a in node.findall("node[@name='info']/attr")}
+        try:
+            stream_id = int(node.get("name", ""))
+            width = int(info["sizeX"]) if "sizeX" in info else None
+            height = int(info["sizeY"]) if "sizeY" in info else None
+        except ValueError:
+            raise FormatError(source, base, f"stream node {node.get('name')!r} has a non-integer id or size") from None
+        streams.append(Stream(stream_id, attrs.get("typeIdentifier", ""), width, height))
+    return streams
+
+
+def _make_header(compression: int, table_pos: int, streams: list[Stream], data_offset: int, file_size: int | None, source: str) -> Header:
+    if table_pos != -1 and not (data_offset <= table_pos <= (file_size if file_size is not None else table_pos)):
+        raise FormatError(source, 0, f"FileDataTable position {table_pos} outside the packet area [{data_offset}, {file_size}]")
+    events = sorted((s for s in streams if s.type == "EVTS"), key=lambda s: s.id)
+    chosen = events[0] if events else None
+    info = RecordingInfo(
+        format="aedat4",
+        width=chosen.width if chosen else None,
+        height=chosen.height if chosen else None,
+        time_origin=0,
+        extra={
+            "compression": COMPRESSION_NAMES[compression],
+            "streams": {s.id: s.type for s in streams},
+            "event_stream": chosen.id if chosen else None,
+        },
+    )
+    fields = {
+        "compression": compression,
+        "stream_id": chosen.id if chosen else None,
+        "stream_ids": frozenset(s.id for s in streams),
+        "end": table_pos if table_pos != -1 else None,
+        "file_size": file_size,
+    }
+    return Header(info, data_offset, fields)
+
+
+def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    magic = fileobj.read(len(MAGIC))
+    if magic != MAGIC:
+        raise FormatError(source, 0, f"expected the AEDAT 4.0 magic {MAGIC!r}, found {magic!r}")
+    size_bytes = fileobj.read(4)
+    if len(size_bytes) < 4:
+        raise FormatError(source, len(MAGIC), "file ends before the IOHeader size")
+    size = struct.unpack("<I", size_bytes)[0]
+    if size > IO_HEADER_LIMIT:
+        raise FormatError(source, len(MAGIC), f"IOHeader size {size} exceeds {IO_HEADER_LIMIT} bytes")
+    body = fileobj.read(size)
+    if len(body) < size:
+        raise FormatError(source, len(MAGIC) + 4, f"file ends {size - len(body)} bytes into the {size}-byte IOHeader")
+    compression, table_pos, streams = parse_io_header(size_bytes + body, len(MAGIC), source)
+    data_offset = len(MAGIC) + 4 + size
+    try:
+        file_size = fileobj.seek(0, 2)
+    except (OSError, ValueError):
+        file_size = None
+    return _make_header(compression, table_pos, streams, data_offset, file_size, source)
+
+
+def parse_stream_header(data: bytes | np.ndarray, source: str = "<stream>") -> tuple[Header, int] | None:
+    """Parse the ``[u32 size][IOHeader]`` prefix of a DV network stream (no magic line, no table).
+
+    Returns ``(header, consumed bytes)``, or None while ``data`` does not yet hold the whole
+    prefix. Feed the following bytes to ``Aedat4Decoder(header, source).decode`` (offsets
+    counted from the stream start).
+    """
+    data = bytes(data[: IO_HEADER_LIMIT + 4])
+    if len(data) < 4:
+        return None
+    size = struct.unpack_from("<I", data)[0]
+    if size > IO_HEADER_LIMIT:
+        raise FormatError(source, 0, f"IOHeader size {size} exceeds {IO_HEADER_LIMIT} bytes")
+    if len(data) < 4 + size:
+        return None
+    compression, _, streams = parse_io_header(data[: 4 + size], 0, source)
+    return _make_header(compression, -1, streams, 4 + size, None, source), 4 + size
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def _decompressor(compression: int):
+    if compression in (1, 2):
+        return lz4.frame.decompress
+    if compression in (3, 4):
+        dctx = zstandard.ZstdDecompressor()
+        return lambda payload: dctx.decompress(payload, max_output_size=MAX_DECOMPRESSED)
+    return None
+
+
+class Aedat4Decoder:
+    """Splits blocks into whole packets, decompresses the event stream's payloads, unpacks events."""
+
+    def __init__(self, header: Header, source: str):
+        self.source = source
+        self.stream_id = header.fields["stream_id"]
+        self.stream_ids = header.fields["stream_ids"]
+        self.end = header.fields["end"]
+        self.file_size = header.fields["file_size"]
+        self.compression = header.fields["compression"]
+        self.decompress = _decompressor(self.compression)
+
+    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        spans, consumed = self._split(block, offset, final)
+        return self._events(block, offset, spans), consumed
+
+    def _split(self, block: np.ndarray, offset: int, final: bool) -> tuple[list[tuple[int, int]], int]:
+        """Block positions ``(start, end)`` of the event packets' payloads, and bytes consumed."""
+        spans = []
+        pos = 0
+        limit = len(block)
+        while True:
+            if self.end is not None and offset + pos >= self.end:
+                return spans, limit  # the FileDataTable: not packets, skip to the end
+            if limit - pos < PACKET_HEADER.size:
+                break
+            stream_id, size = PACKET_HEADER.unpack_from(block, pos)
+            where = offset + pos
+            self._check_packet(where, stream_id, size)
+            if pos + PACKET_HEADER.size + size > limit:
+                break
+            if stream_id == self.stream_id:
+                spans.append((pos + PACKET_HEADER.size, pos + PACKET_HEADER.size + size))
+            pos += PACKET_HEADER.size + size
+        if final and pos < limit:
+            raise FormatError(self.source, offset + pos, f"truncated packet: {limit - pos} bytes left, expected a whole packet")
+        return spans, pos
+
+    def _check_packet(self, where: int, stream_id: int, size: int) -> None:
+        if stream_id not in self.stream_ids:
+            raise FormatError(self.source, where, f"packet for stream {stream_id}, expected one of the described streams {sorted(self.stream_ids)}")
+        if size < 0:
+            raise FormatError(self.source, where, f"negative packet size {size}")
+        stop = where + PACKET_HEADER.size + size
+        bound = self.end if self.end is not None else self.file_size
+        if bound is not None and stop > bound:
+            what = "the FileDataTable" if self.end is not None else "the end of the file"
+            raise FormatError(self.source, where, f"packet of {size} bytes runs past {what} at byte {bound}")
+
+    def _events(self, block: np.ndarray, offset: int, spans: list[tuple[int, int]]) -> np.ndarray:
+        if not spans:
+            return empty_events(0)
+        if self.decompress is None:
+            buf = block
+            starts = np.array([s for s, _ in spans], dtype=np.int64)
+            ends = np.array([e for _, e in spans], dtype=np.int64)
+        else:
+            parts = [self._decompress(block, offset, s, e) for s, e in spans]
+            buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
+            ends = np.cumsum([len(p) for p in parts], dtype=np.int64)
+            starts = ends - np.array([len(p) for p in parts], dtype=np.int64)
+        positions = np.empty(len(spans), dtype=np.int64)
+        counts = np.empty(len(spans), dtype=np.int64)
+        bad, status = kernels.locate_numba(buf, starts, ends, positions, counts)
+        if bad >= 0:
+            where = offset + spans[bad][0] - PACKET_HEADER.size
+            raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
+        out = empty_events(int(counts.sum()))
+        bad_event = kernels.unpack_numba(buf, positions, counts, out["t"], out["x"], out["y"], out["p"])
+        if bad_event >= 0:
+            packet = int(np.searchsorted(np.cumsum(counts), bad_event, side="right"))
+            where = offset + spans[packet][0] - PACKET_HEADER.size
+            raise FormatError(self.source, where, "event with a negative x or y in the packet starting here")
+        return out
+
+    def _decompress(self, block: np.ndarray, offset: int, start: int, end: int) -> bytes:
+        try:
+            return self.decompress(block[start:end])
+        except Exception as err:  # lz4 raises RuntimeError, zstandard ZstdError: both mean bad data
+            name = COMPRESSION_NAMES[self.compression].upper()
+            raise FormatError(self.source, offset + start - PACKET_HEADER.size, f"payload is not one valid {name} frame ({err})") from None
+
+
+def sniff(head: bytes) -> bool:
+    return head.startswith(MAGIC)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _compressor(compression: int):
+    if compression == 1:
+        return lz4.frame.compress
+    if compression == 2:
+        return lambda data: lz4.frame.compress(data, compression_level=lz4.frame.COMPRESSIONLEVEL_MINHC)
+    if compression in (3, 4):
+        cctx = zstandard.ZstdCompressor(level=3 if compression == 3 else 19)
+        return cctx.compress
+    return bytes
+
+
+def description_xml(width: int, height: int, compression: str) -> bytes:
+    """DV's XML description of one EVTS stream (id 0) of ``width`` x ``height`` pixels."""
+    return (
+        '<dv version="2.0">\n'
+        '    <node name="outInfo" path="/mainloop/Recorder/outInfo/">\n'
+        '        <node name="0" path="/mainloop/Recorder/outInfo/0/">\n'
+        f'            <attr key="compression" type="string">{compression.upper()}</attr>\n'
+        '            <attr key="originalModuleName" type="string">neurodata</attr>\n'
+        '            <attr key="originalOutputName" type="string">events</attr>\n'
+        '            <attr key="typeDescription" type="string">Array of events (polarity ON/OFF).</attr>\n'
+        '            <attr key="typeIdentifier" type="string">EVTS</attr>\n'
+        '            <node name="info" path="/mainloop/Recorder/outInfo/0/info/">\n'
+        f'                <attr key="sizeX" type="int">{width}</attr>\n'
+        f'                <attr key="sizeY" type="int">{height}</attr>\n'
+        '                <attr key="source" type="string">neurodata</attr>\n'
+        '            </node>\n'
+        '        </node>\n'
+        '    </node>\n'
+        '</dv>\n'
+    ).encode()
+
+
+def io_header(compression: int, table_pos: int, description: bytes) -> bytes:
+    """The size-prefixed IOHeader flatbuffer; every field is written, so its length never depends on
+    ``table_pos`` and the header can be rewritten in place once the table is written."""
+    return fb.build({0: fb.Scalar("i", compression), 1: fb.Scalar("q", table_pos), 2: description}, b"IOHE")
+
+
+def event_packet(events: np.ndarray) -> bytes:
+    """The size-prefixed EventPacket flatbuffer holding ``events`` as 16-byte Event structs."""
+    structs = np.zeros(len(events), dtype=kernels.EVENT_STRUCT)
+    structs["t"] = events["t"]
+    structs["x"] = events["x"]
+    structs["y"] = events["y"]
+    structs["on"] = events["p"] != 0
+    return fb.build({0: fb.StructVector(structs.tobytes(), len(events), 8)}, kernels.IDENTIFIER)
+
+
+def file_data_table(entries: list[tuple[int, int, int, int, int, int]]) -> bytes:
+    """The size-prefixed FileDataTable: per packet (offset, stream, size, count, first t, last t)."""
+    rows = [
+        {
+            0: fb.Scalar("q", offset),
+            1: fb.Inline(struct.pack("<ii", stream, size), 4),
+            2: fb.Scalar("q", count),
+            3: fb.Scalar("q", t_start),
+            4: fb.Scalar("q", t_end),
+        }
+        for offset, stream, size, count, t_start, t_end in entries
+    ]
+    return fb.build({0: rows}, b"FTAB")
+
+
+def compression_code(value: str | int) -> int:
+    """Map a compression name (``none``, ``lz4``, ``lz4_high``, ``zstd``, ``zstd_high``) or code to its code."""
+    code = COMPRESSIONS.get(value.lower()) if isinstance(value, str) else value
+    if code not in COMPRESSION_NAMES:
+        raise NeurodataError(f"unknown AEDAT 4.0 compression {value!r}; choose one of {', '.join(COMPRESSIONS)}")
+    return code
+
+
+class Aedat4Writer:
+    """Writes events as EVTS packets of ``info.extra["packet_events"]`` events (default 4096).
+
+    ``info.extra["compression"]`` picks ``none``, ``lz4`` (default), ``lz4_high``, ``zstd`` or
+    ``zstd_high``. Geometry comes from ``info.width``/``info.height``; when absent, the header is
+    written at the first chunk from its largest coordinates. On a seekable file a FileDataTable is
+    appended on close and the IOHeader is rewritten to point at it.
+    """
+
+    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
+        self.file = fileobj
+        self.compression = compression_code(info.extra.get("compression", "lz4"))
+        self.compress = _compressor(self.compression)
+        self.packet_events = int(info.extra.get("packet_events", DEFAULT_PACKET_EVENTS))
+        if self.packet_events <= 0:
+            raise NeurodataError(f"packet_events must be positive, got {self.packet_events}")
+        self.width, self.height = info.width, info.height
+        self.header_start = fileobj.tell()
+        self.position: int | None = None
+        self.pending = empty_events(0)
+        self.table: list[tuple[int, int, int, int, int, int]] = []
+        if self.width is not None and self.height is not None:
+            self._write_header()
+
+    def _description(self) -> bytes:
+        return description_xml(self.width, self.height, COMPRESSION_NAMES[self.compression])
+
+    def _write_header(self) -> None:
+        if not (0 < self.width <= MAX_COORD + 1 and 0 < self.height <= MAX_COORD + 1):
+            raise NeurodataError(f"AEDAT 4.0 holds sensors up to 32768 x 32768, got {self.width} x {self.height}")
+        header = MAGIC + io_header(self.compression, -1, self._description())
+        self.file.write(header)
+        self.position = self.header_start + len(header)
+
+    def write(self, events: np.ndarray) -> None:
+        if events.size == 0:
+            return
+        if self.position is None:
+            self.width = int(events["x"].max()) + 1
+            self.height = int(events["y"].max()) + 1
+            self._write_header()
+        if int(events["x"].max()) >= self.width or int(events["y"].max()) >= self.height:
+            raise NeurodataError(f"events outside the {self.width} x {self.height} sensor; set info.width/height to cover them")
+        if len(self.pending):
+            events = np.concatenate([self.pending, events])
+        full = len(events) // self.packet_events * self.packet_events
+        for start in range(0, full, self.packet_events):
+            self._write_packet(events[start : start + self.packet_events])
+        self.pending = events[full:].copy()
+
+    def _write_packet(self, events: np.ndarray) -> None:
+        payload = self.compress(event_packet(events))
+        self.file.write(PACKET_HEADER.pack(0, len(payload)) + payload)
+        self.table.append((self.position, 0, len(payload), len(events), int(events["t"][0]), int(events["t"][-1])))
+        self.position += PACKET_HEADER.size + len(payload)
+
+    def close(self) -> None:
+        if self.position is None:
+            self.width, self.height = self.width or 1, self.height or 1
+            self._write_header()
+        if len(self.pending):
+            self._write_packet(self.pending)
+            self.pending = empty_events(0)
+        if not (hasattr(self.file, "seekable") and self.file.seekable()):
+            return
+        table_pos = self.position
+        self.file.write(self.compress(file_data_table(self.table)))
+        end = self.file.tell()
+        self.file.seek(self.header_start + len(MAGIC))
+        self.file.write(io_header(self.compression, table_pos, self._description()))
+        self.file.seek(end)
+
+
+SPEC = FormatSpec(
+    name="aedat4",
+    description="AEDAT 4.0 (iniVation DV; EVTS stream, LZ4/zstd packets)",
+    extensions=(".aedat4",),
+    sniff=sniff,
+    parse_header=parse_header,
+    make_decoder=Aedat4Decoder,
+    make_writer=Aedat4Writer,
+)
