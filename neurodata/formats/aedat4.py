@@ -64,7 +64,11 @@ def parse_io_header(buf: bytes, base: int, source: str) -> tuple[int, int, list[
     except fb.FlatBufferError as err:
         raise FormatError(source, base + err.pos, f"invalid IOHeader: {err.message}") from None
     if compression not in COMPRESSION_NAMES:
-        raise FormatError(source, base, f"unknown compression {compression}; expected 0-4 (none, LZ4, LZ4_HIGH, ZSTD, ZSTD_HIGH)")
+        raise FormatError(
+            source,
+            base,
+            f"unknown compression {compression}; expected 0-4 (none, LZ4, LZ4_HIGH, ZSTD, ZSTD_HIGH)",
+        )
     if description is None:
         raise FormatError(source, base, "IOHeader has no description of the streams")
     return compression, table_pos, parse_description(description, base, source)
@@ -78,7 +82,7 @@ def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
         raise FormatError(source, base, f"IOHeader description is not valid XML ({err})") from None
     out = next((n for n in root_node.iter("node") if n.get("name") == "outInfo"), None)
     if out is None:
-        raise FormatError(source, base, "IOHeader description has no <node name=\"outInfo\">")
+        raise FormatError(source, base, 'IOHeader description has no <node name="outInfo">')
     streams = []
     for node in out.findall("node"):
         attrs = {a.get("key"): (a.text or "").strip() for a in node.findall("attr")}
@@ -88,14 +92,33 @@ def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
             width = int(info["sizeX"]) if "sizeX" in info else None
             height = int(info["sizeY"]) if "sizeY" in info else None
         except ValueError:
-            raise FormatError(source, base, f"stream node {node.get('name')!r} has a non-integer id or size") from None
+            raise FormatError(
+                source, base, f"stream node {node.get('name')!r} has a non-integer id or size"
+            ) from None
+        if any(size is not None and not 0 < size <= MAX_COORD + 1 for size in (width, height)):
+            raise FormatError(
+                source, base, f"stream {stream_id} size {width} x {height}, expected 1 to {MAX_COORD + 1}"
+            )
         streams.append(Stream(stream_id, attrs.get("typeIdentifier", ""), width, height))
     return streams
 
 
-def _make_header(compression: int, table_pos: int, streams: list[Stream], data_offset: int, file_size: int | None, source: str) -> Header:
-    if table_pos != -1 and not (data_offset <= table_pos <= (file_size if file_size is not None else table_pos)):
-        raise FormatError(source, 0, f"FileDataTable position {table_pos} outside the packet area [{data_offset}, {file_size}]")
+def _make_header(
+    compression: int,
+    table_pos: int,
+    streams: list[Stream],
+    data_offset: int,
+    file_size: int | None,
+    source: str,
+) -> Header:
+    if table_pos != -1 and table_pos < data_offset:
+        raise FormatError(
+            source, 0, f"FileDataTable position {table_pos}, expected -1 or at least {data_offset}"
+        )
+    if table_pos != -1 and file_size is not None and table_pos > file_size:
+        raise FormatError(
+            source, file_size, f"file truncated: it ends before its FileDataTable at byte {table_pos}"
+        )
     events = sorted((s for s in streams if s.type == "EVTS"), key=lambda s: s.id)
     chosen = events[0] if events else None
     info = RecordingInfo(
@@ -131,7 +154,9 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
         raise FormatError(source, len(MAGIC), f"IOHeader size {size} exceeds {IO_HEADER_LIMIT} bytes")
     body = fileobj.read(size)
     if len(body) < size:
-        raise FormatError(source, len(MAGIC) + 4, f"file ends {size - len(body)} bytes into the {size}-byte IOHeader")
+        raise FormatError(
+            source, len(MAGIC) + 4, f"file ends {size - len(body)} bytes into the {size}-byte IOHeader"
+        )
     compression, table_pos, streams = parse_io_header(size_bytes + body, len(MAGIC), source)
     data_offset = len(MAGIC) + 4 + size
     try:
@@ -207,12 +232,20 @@ class Aedat4Decoder:
                 spans.append((pos + PACKET_HEADER.size, pos + PACKET_HEADER.size + size))
             pos += PACKET_HEADER.size + size
         if final and pos < limit:
-            raise FormatError(self.source, offset + pos, f"truncated packet: {limit - pos} bytes left, expected a whole packet")
+            raise FormatError(
+                self.source,
+                offset + pos,
+                f"truncated packet: {limit - pos} bytes left, expected a whole packet",
+            )
         return spans, pos
 
     def _check_packet(self, where: int, stream_id: int, size: int) -> None:
         if stream_id not in self.stream_ids:
-            raise FormatError(self.source, where, f"packet for stream {stream_id}, expected one of the described streams {sorted(self.stream_ids)}")
+            raise FormatError(
+                self.source,
+                where,
+                f"packet for stream {stream_id}, expected one of the described streams {sorted(self.stream_ids)}",
+            )
         if size < 0:
             raise FormatError(self.source, where, f"negative packet size {size}")
         stop = where + PACKET_HEADER.size + size
@@ -252,7 +285,11 @@ class Aedat4Decoder:
             return self.decompress(block[start:end])
         except Exception as err:  # lz4 raises RuntimeError, zstandard ZstdError: both mean bad data
             name = COMPRESSION_NAMES[self.compression].upper()
-            raise FormatError(self.source, offset + start - PACKET_HEADER.size, f"payload is not one valid {name} frame ({err})") from None
+            raise FormatError(
+                self.source,
+                offset + start - PACKET_HEADER.size,
+                f"payload is not one valid {name} frame ({err})",
+            ) from None
 
 
 def sniff(head: bytes) -> bool:
@@ -288,10 +325,10 @@ def description_xml(width: int, height: int, compression: str) -> bytes:
         f'                <attr key="sizeX" type="int">{width}</attr>\n'
         f'                <attr key="sizeY" type="int">{height}</attr>\n'
         '                <attr key="source" type="string">neurodata</attr>\n'
-        '            </node>\n'
-        '        </node>\n'
-        '    </node>\n'
-        '</dv>\n'
+        "            </node>\n"
+        "        </node>\n"
+        "    </node>\n"
+        "</dv>\n"
     ).encode()
 
 
@@ -312,7 +349,7 @@ def event_packet(events: np.ndarray) -> bytes:
 
 
 def file_data_table(entries: list[tuple[int, int, int, int, int, int]]) -> bytes:
-    """The size-prefixed FileDataTable: per packet (offset, stream, size, count, first t, last t)."""
+    """The size-prefixed FileDataTable: per packet (payload offset, stream, size, count, first t, last t)."""
     rows = [
         {
             0: fb.Scalar("q", offset),
@@ -330,7 +367,9 @@ def compression_code(value: str | int) -> int:
     """Map a compression name (``none``, ``lz4``, ``lz4_high``, ``zstd``, ``zstd_high``) or code to its code."""
     code = COMPRESSIONS.get(value.lower()) if isinstance(value, str) else value
     if code not in COMPRESSION_NAMES:
-        raise NeurodataError(f"unknown AEDAT 4.0 compression {value!r}; choose one of {', '.join(COMPRESSIONS)}")
+        raise NeurodataError(
+            f"unknown AEDAT 4.0 compression {value!r}; choose one of {', '.join(COMPRESSIONS)}"
+        )
     return code
 
 
@@ -363,7 +402,9 @@ class Aedat4Writer:
 
     def _write_header(self) -> None:
         if not (0 < self.width <= MAX_COORD + 1 and 0 < self.height <= MAX_COORD + 1):
-            raise NeurodataError(f"AEDAT 4.0 holds sensors up to 32768 x 32768, got {self.width} x {self.height}")
+            raise NeurodataError(
+                f"AEDAT 4.0 holds sensors up to 32768 x 32768, got {self.width} x {self.height}"
+            )
         header = MAGIC + io_header(self.compression, -1, self._description())
         self.file.write(header)
         self.position = self.header_start + len(header)
@@ -376,7 +417,9 @@ class Aedat4Writer:
             self.height = int(events["y"].max()) + 1
             self._write_header()
         if int(events["x"].max()) >= self.width or int(events["y"].max()) >= self.height:
-            raise NeurodataError(f"events outside the {self.width} x {self.height} sensor; set info.width/height to cover them")
+            raise NeurodataError(
+                f"events outside the {self.width} x {self.height} sensor; set info.width/height to cover them"
+            )
         if len(self.pending):
             events = np.concatenate([self.pending, events])
         full = len(events) // self.packet_events * self.packet_events
@@ -387,7 +430,10 @@ class Aedat4Writer:
     def _write_packet(self, events: np.ndarray) -> None:
         payload = self.compress(event_packet(events))
         self.file.write(PACKET_HEADER.pack(0, len(payload)) + payload)
-        self.table.append((self.position, 0, len(payload), len(events), int(events["t"][0]), int(events["t"][-1])))
+        payload_at = self.position + PACKET_HEADER.size  # DV's table points past the packet header
+        self.table.append(
+            (payload_at, 0, len(payload), len(events), int(events["t"][0]), int(events["t"][-1]))
+        )
         self.position += PACKET_HEADER.size + len(payload)
 
     def close(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Union
 
 U32 = struct.Struct("<I")
 I32 = struct.Struct("<i")
@@ -48,7 +47,9 @@ class Table:
         if rel == 0:
             return None
         if rel + width > self.size:
-            raise FlatBufferError(self.vtable + entry, f"field {field_id} at {rel} runs past the table's {self.size} bytes")
+            raise FlatBufferError(
+                self.vtable + entry, f"field {field_id} at {rel} runs past the table's {self.size} bytes"
+            )
         return self.pos + rel
 
     def scalar(self, field_id: int, fmt: str, default: int) -> int:
@@ -86,13 +87,15 @@ class Table:
         if vec is None:
             return []
         start, count = vec
-        return [table_at(self.buf, start + 4 * i + U32.unpack_from(self.buf, start + 4 * i)[0]) for i in range(count)]
+        slots = range(start, start + 4 * count, 4)
+        return [table_at(self.buf, slot + U32.unpack_from(self.buf, slot)[0], slot) for slot in slots]
 
 
-def table_at(buf: bytes, pos: int) -> Table:
-    """Validate the table at ``pos`` (its vtable and inline size lie inside ``buf``)."""
+def table_at(buf: bytes, pos: int, ref: int) -> Table:
+    """Validate the table at ``pos``, reached from the offset at ``ref`` (its vtable and inline size
+    lie inside ``buf``)."""
     if pos < 0 or pos + 4 > len(buf):
-        raise FlatBufferError(pos, f"table position outside the {len(buf)}-byte buffer")
+        raise FlatBufferError(ref, f"table position {pos} outside the {len(buf)}-byte buffer")
     vtable = pos - I32.unpack_from(buf, pos)[0]
     if vtable < 0 or vtable + 4 > len(buf):
         raise FlatBufferError(pos, f"vtable position {vtable} outside the {len(buf)}-byte buffer")
@@ -116,7 +119,7 @@ def root(buf: bytes, identifier: bytes | None = None, size_prefixed: bool = Fals
     if identifier is not None and buf[start + 4 : start + 8] != identifier:
         found = bytes(buf[start + 4 : start + 8])
         raise FlatBufferError(start + 4, f"file identifier {found!r}, expected {identifier!r}")
-    return table_at(buf, start + U32.unpack_from(buf, start)[0])
+    return table_at(buf, start + U32.unpack_from(buf, start)[0], start)
 
 
 # --- builder --------------------------------------------------------------------------------
@@ -147,7 +150,7 @@ class StructVector:
     align: int
 
 
-Field = Union[Scalar, Inline, StructVector, bytes, list]  # bytes: a string; list: a vector of tables
+Field = Scalar | Inline | StructVector | bytes | list  # bytes: a string; list: a vector of tables
 
 
 def _align(buf: bytearray, align: int, reserve: int = 0) -> None:

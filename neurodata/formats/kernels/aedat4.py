@@ -16,7 +16,12 @@ from .. import flatbuffers as fb
 
 EVENT_SIZE = 16
 EVENT_STRUCT = np.dtype(
-    {"names": ["t", "x", "y", "on"], "formats": ["<i8", "<i2", "<i2", "u1"], "offsets": [0, 8, 10, 12], "itemsize": 16}
+    {
+        "names": ["t", "x", "y", "on"],
+        "formats": ["<i8", "<i2", "<i2", "u1"],
+        "offsets": [0, 8, 10, 12],
+        "itemsize": 16,
+    }
 )
 IDENTIFIER = b"EVTS"
 
@@ -56,7 +61,9 @@ def unpack_reference(packet: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _u32(buf, i):
-    return np.int64(buf[i]) | np.int64(buf[i + 1]) << 8 | np.int64(buf[i + 2]) << 16 | np.int64(buf[i + 3]) << 24
+    return (
+        np.int64(buf[i]) | np.int64(buf[i + 1]) << 8 | np.int64(buf[i + 2]) << 16 | np.int64(buf[i + 3]) << 24
+    )
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -72,7 +79,9 @@ def _locate_one(buf, start, end):
         return TOO_SHORT, 0, 0
     if _u32(buf, start) > n - 4:
         return BAD_SIZE_PREFIX, 0, 0
-    if buf[start + 8] != 69 or buf[start + 9] != 86 or buf[start + 10] != 84 or buf[start + 11] != 83:  # "EVTS"
+    if (
+        buf[start + 8] != 69 or buf[start + 9] != 86 or buf[start + 10] != 84 or buf[start + 11] != 83
+    ):  # "EVTS"
         return BAD_IDENTIFIER, 0, 0
     table = start + 4 + _u32(buf, start + 4)
     if table + 4 > end:
@@ -85,7 +94,13 @@ def _locate_one(buf, start, end):
         return BAD_VTABLE, 0, 0
     vtable_size = _u16(buf, vtable)
     table_size = _u16(buf, vtable + 2)
-    if vtable_size < 4 or vtable_size % 2 or vtable + vtable_size > end or table_size < 4 or table + table_size > end:
+    if (
+        vtable_size < 4
+        or vtable_size % 2
+        or vtable + vtable_size > end
+        or table_size < 4
+        or table + table_size > end
+    ):
         return BAD_VTABLE, 0, 0
     if vtable_size < 6:
         return OK, 0, 0

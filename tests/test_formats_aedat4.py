@@ -1,0 +1,430 @@
+"""AEDAT 4.0: fixtures, reference vs Numba, block-size invariance, round trips, peers, errors, fuzz."""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+
+import lz4.frame
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import neurodata as nd
+from neurodata.errors import FormatError
+from neurodata.events import empty_events
+from neurodata.formats import aedat4
+from neurodata.formats import flatbuffers as fb
+from neurodata.formats.kernels import aedat4 as kernels
+
+COMPRESSIONS = ["none", "lz4", "lz4_high", "zstd", "zstd_high"]
+
+
+def sample(fixtures):
+    return fixtures / "aedat4" / "sample.aedat4"
+
+
+def random_events(n: int, seed: int = 0, width: int = 640, height: int = 480) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = 1_700_000_000_000_000 + np.cumsum(rng.integers(0, 50, n))
+    return nd.make_events(t, rng.integers(0, width, n), rng.integers(0, height, n), rng.integers(0, 2, n))
+
+
+def write(path, events, compression="lz4", packet_events=1000, width=640, height=480):
+    info = nd.RecordingInfo(
+        "aedat4", width, height, extra={"compression": compression, "packet_events": packet_events}
+    )
+    nd.write(path, events, info)
+    return path
+
+
+def packets(path):
+    """(file offset, stream id, payload) of every packet, walked independently of the decoder."""
+    with nd.open_recording(path) as rec:
+        start, end = rec.header.data_offset, rec.header.fields["end"]
+    data = path.read_bytes()
+    end = len(data) if end is None else end
+    pos = start
+    while pos < end:
+        stream, size = struct.unpack_from("<ii", data, pos)
+        yield pos, stream, data[pos + 8 : pos + 8 + size]
+        pos += 8 + size
+    assert pos == end
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+def test_sample_matches_manifest(fixtures):
+    events, info = nd.read(sample(fixtures), return_info=True)
+    assert info.format == "aedat4"
+    assert len(events) == 111954
+    assert events[:3].tolist() == [
+        (1605537493718345, 154, 204, 0),
+        (1605537493718348, 149, 206, 0),
+        (1605537493718349, 148, 199, 1),
+    ]
+    assert (info.width, info.height) == (320, 240)
+    assert info.time_origin == 0  # t is already Unix time in microseconds
+    assert info.extra["streams"] == {0: "EVTS", 2: "IMUS", 3: "TRIG"}
+    assert info.extra["compression"] == "lz4"
+    assert events["x"].max() < 320 and events["y"].max() < 240
+    assert np.all(np.diff(events["t"]) >= 0)
+
+
+def test_sample_has_a_file_data_table_that_is_not_read_as_packets(fixtures):
+    with nd.open_recording(sample(fixtures)) as rec:
+        end = rec.header.fields["end"]
+    data = sample(fixtures).read_bytes()
+    assert 0 < end < len(data)
+    table = fb.root(lz4.frame.decompress(data[end:]), b"FTAB", size_prefixed=True)
+    rows = table.tables(0)
+    offsets = [row.scalar(0, "q", -1) for row in rows]
+    assert sorted(offsets) == [pos + 8 for pos, _, _ in packets(sample(fixtures))]  # DV points at payloads
+
+
+@pytest.mark.parametrize("name", ["test_data_gray16.aedat4", "test_data_unknown_then_gray16.aedat4"])
+def test_frames_only_files_give_zero_events(fixtures, name):
+    events, info = nd.read(fixtures / "aedat4" / name, return_info=True)
+    assert len(events) == 0 and events.dtype == nd.EVENT_DTYPE
+    assert info.extra["streams"] == {0: "FRME"}
+    assert info.extra["event_stream"] is None and info.width is None
+
+
+def test_numba_matches_reference(fixtures):
+    refs, total = [], 0
+    for _, stream, payload in packets(sample(fixtures)):
+        if stream != 0:
+            continue
+        packet = lz4.frame.decompress(payload)
+        buf = np.frombuffer(packet, dtype=np.uint8)
+        positions, counts = np.empty(1, np.int64), np.empty(1, np.int64)
+        assert kernels.locate_numba(buf, np.array([0]), np.array([len(buf)]), positions, counts) == (
+            -1,
+            kernels.OK,
+        )
+        assert (positions[0], counts[0]) == kernels.locate_reference(packet)
+        refs.append(kernels.unpack_reference(packet))
+        total += counts[0]
+    events = nd.read(sample(fixtures))
+    assert len(events) == total
+    for i, name in enumerate("txyp"):
+        np.testing.assert_array_equal(events[name], np.concatenate([r[i] for r in refs]))
+
+
+@pytest.mark.parametrize("block", [1, 7, 100, 4097, 65536])
+def test_block_size_does_not_change_events(fixtures, block):
+    whole = nd.read(sample(fixtures))
+    with nd.open_recording(sample(fixtures)) as rec:
+        parts = np.concatenate(list(rec.blocks(block_bytes=block)))
+    np.testing.assert_array_equal(parts, whole)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_round_trip_per_compression(tmp_path, compression):
+    events = random_events(5003)
+    path = write(tmp_path / "rt.aedat4", events, compression, packet_events=999)
+    back, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(back, events)
+    assert (info.width, info.height, info.extra["compression"]) == (640, 480, compression)
+    sizes = [
+        len(kernels.unpack_reference(_decompress(payload, compression))[0]) for _, _, payload in packets(path)
+    ]
+    assert sizes == [999] * 5 + [8]
+
+
+def _decompress(payload: bytes, compression: str) -> bytes:
+    return (
+        aedat4._decompressor(aedat4.COMPRESSIONS[compression])(payload) if compression != "none" else payload
+    )
+
+
+def test_streaming_writer_chunks_and_inferred_geometry(tmp_path, fixtures):
+    events = nd.read(sample(fixtures))
+    path = tmp_path / "chunks.aedat4"
+    with nd.open_writer(path, nd.RecordingInfo("aedat4", extra={"compression": "zstd"})) as writer:
+        for chunk in np.array_split(events, 7):
+            writer.write(chunk)
+    back, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(back, events)
+    assert (info.width, info.height) == (int(events["x"].max()) + 1, int(events["y"].max()) + 1)
+
+
+def test_empty_write_gives_valid_empty_file(tmp_path):
+    path = write(tmp_path / "empty.aedat4", empty_events(0))
+    events, info = nd.read(path, return_info=True)
+    assert len(events) == 0 and (info.width, info.height) == (640, 480)
+
+
+def test_file_data_table_lists_written_packets(tmp_path):
+    events = random_events(2500)
+    path = write(tmp_path / "table.aedat4", events, "zstd", packet_events=1000)
+    with nd.open_recording(path) as rec:
+        end = rec.header.fields["end"]
+    table = fb.root(_decompress(path.read_bytes()[end:], "zstd"), b"FTAB", size_prefixed=True)
+    rows = [
+        (r.scalar(0, "q", -1), r.scalar(2, "q", -1), r.scalar(3, "q", -1), r.scalar(4, "q", -1))
+        for r in table.tables(0)
+    ]
+    offsets = [pos + 8 for pos, _, _ in packets(path)]
+    t = events["t"]
+    assert rows == [
+        (offsets[0], 1000, t[0], t[999]),
+        (offsets[1], 1000, t[1000], t[1999]),
+        (offsets[2], 500, t[2000], t[2499]),
+    ]
+
+
+def test_unseekable_output_has_no_table(tmp_path):
+    class Unseekable(io.BytesIO):
+        def seekable(self) -> bool:
+            return False
+
+    events = random_events(300)
+    out = Unseekable()
+    writer = aedat4.Aedat4Writer(out, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": "lz4"}))
+    writer.write(events)
+    writer.close()
+    path = tmp_path / "stream.aedat4"
+    path.write_bytes(out.getvalue())
+    with nd.open_recording(path) as rec:
+        assert rec.header.fields["end"] is None
+        np.testing.assert_array_equal(rec.read(), events)
+
+
+def test_writer_rejects_bad_options_and_events(tmp_path):
+    with pytest.raises(nd.NeurodataError, match="compression 'brotli'"):
+        write(tmp_path / "a.aedat4", random_events(10), "brotli")
+    with pytest.raises(nd.NeurodataError, match="outside the 64 x 48 sensor"):
+        write(tmp_path / "b.aedat4", random_events(10), width=64, height=48)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_aedat_package_reads_our_files(tmp_path, compression):
+    aedat = pytest.importorskip(
+        "aedat", reason="the `aedat` package (iniVation-independent Rust reader) is not installed"
+    )
+    events = random_events(3001)
+    path = write(tmp_path / "peer.aedat4", events, compression, packet_events=512)
+    decoder = aedat.Decoder(path)
+    assert decoder.id_to_stream() == {0: {"type": "events", "width": 640, "height": 480}}
+    theirs = np.concatenate([packet["events"] for packet in decoder if "events" in packet])
+    np.testing.assert_array_equal(theirs["t"].astype(np.int64), events["t"])
+    np.testing.assert_array_equal(theirs["x"], events["x"])
+    np.testing.assert_array_equal(theirs["y"], events["y"])
+    np.testing.assert_array_equal(theirs["on"], events["p"] == 1)
+
+
+def test_aedat_package_agrees_on_fixture(fixtures):
+    aedat = pytest.importorskip(
+        "aedat", reason="the `aedat` package (iniVation-independent Rust reader) is not installed"
+    )
+    theirs = np.concatenate([p["events"] for p in aedat.Decoder(sample(fixtures)) if "events" in p])
+    ours = nd.read(sample(fixtures))
+    np.testing.assert_array_equal(theirs["t"].astype(np.int64), ours["t"])
+    np.testing.assert_array_equal(theirs["on"], ours["p"] == 1)
+
+
+# --- live stream body --------------------------------------------------------------------------
+
+
+def test_stream_prefix_and_body_decode_in_small_pieces(tmp_path):
+    events = random_events(4000)
+    path = write(tmp_path / "live.aedat4", events, "lz4", packet_events=700)
+    with nd.open_recording(path) as rec:
+        end = rec.header.fields["end"]
+    stream = path.read_bytes()[len(aedat4.MAGIC) : end]  # what DV sends: no magic line, no table
+    assert aedat4.parse_stream_header(stream[:10]) is None
+    header, consumed = aedat4.parse_stream_header(stream)
+    assert header.info.width == 640 and header.fields["end"] is None
+    decoder = aedat4.Aedat4Decoder(header, "<live>")
+    got, pending, offset = [], b"", consumed
+    for i in range(consumed, len(stream), 333):
+        buf = pending + stream[i : i + 333]
+        out, used = decoder.decode(np.frombuffer(buf, np.uint8), offset, final=False)
+        got.append(out)
+        pending, offset = buf[used:], offset + used
+    assert pending == b""
+    np.testing.assert_array_equal(np.concatenate(got), events)
+    cut = np.frombuffer(stream[consumed:-3], np.uint8)  # the connection dropped mid-packet
+    with pytest.raises(FormatError, match=r"<live>: at byte \d+: truncated packet: \d+ bytes left"):
+        aedat4.Aedat4Decoder(header, "<live>").decode(cut, consumed, final=True)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def corrupt(tmp_path, data: bytes, name="bad.aedat4"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_wrong_magic(tmp_path, fixtures):
+    data = sample(fixtures).read_bytes()
+    with pytest.raises(FormatError, match=r"bad\.aedat4: at byte 0: expected the AEDAT 4\.0 magic"):
+        nd.read(corrupt(tmp_path, b"#!AER-DAT3.1\r\n" + data[14:]), format="aedat4")
+
+
+@pytest.mark.parametrize(
+    "cut, message",
+    [
+        (16, "at byte 14: file ends before the IOHeader size"),
+        (500, "at byte 18: file ends 1834 bytes into"),
+        (500000, "at byte 500000: file truncated: it ends before its FileDataTable"),
+    ],
+)
+def test_truncated_file(tmp_path, fixtures, cut, message):
+    data = sample(fixtures).read_bytes()
+    with pytest.raises(FormatError, match=message):
+        nd.read(corrupt(tmp_path, data[:cut]), format="aedat4")
+
+
+def test_truncated_packet_without_table(tmp_path):
+    path = write(tmp_path / "t.aedat4", random_events(100), "none")
+    data = path.read_bytes()
+    with nd.open_recording(path) as rec:
+        start, end = rec.header.data_offset, rec.header.fields["end"]
+    header = aedat4.io_header(0, -1, aedat4.description_xml(640, 480, "none"))
+    cut = aedat4.MAGIC + header + data[start : end - 3]
+    with pytest.raises(
+        FormatError,
+        match=rf"at byte {len(aedat4.MAGIC) + len(header)}: packet of 1640 bytes runs past the end of the file",
+    ):
+        nd.read(corrupt(tmp_path, cut))
+
+
+def test_io_header_offset_outside_buffer(tmp_path, fixtures):
+    data = bytearray(sample(fixtures).read_bytes())
+    struct.pack_into("<I", data, 18, 0xFFFF0000)  # root table offset far past the header
+    with pytest.raises(FormatError, match=r"at byte 18: invalid IOHeader: table position 4294901764 outside"):
+        nd.read(corrupt(tmp_path, bytes(data)))
+
+
+def test_unknown_compression(tmp_path):
+    events = random_events(10)
+    data = write(tmp_path / "ok.aedat4", events, "none").read_bytes()
+    header = aedat4.io_header(0, -1, aedat4.description_xml(640, 480, "none"))
+    bad = aedat4.MAGIC + aedat4.io_header(9, -1, aedat4.description_xml(640, 480, "none"))
+    rest = data[len(aedat4.MAGIC) + len(header) :]
+    with pytest.raises(FormatError, match="at byte 14: unknown compression 9"):
+        nd.read(corrupt(tmp_path, bad + rest))
+
+
+def test_payload_that_does_not_decompress(tmp_path, fixtures):
+    data = bytearray(sample(fixtures).read_bytes())
+    first = next(packets(sample(fixtures)))[0]
+    data[first + 8 : first + 12] = b"XXXX"  # destroy the LZ4 frame magic of the first packet
+    with pytest.raises(FormatError, match=rf"at byte {first}: payload is not one valid LZ4 frame"):
+        nd.read(corrupt(tmp_path, bytes(data)))
+
+
+@pytest.mark.parametrize(
+    "size, message",
+    [(-8, "negative packet size -8"), (1 << 30, "packet of 1073741824 bytes runs past the FileDataTable")],
+)
+def test_bad_packet_size(tmp_path, fixtures, size, message):
+    data = bytearray(sample(fixtures).read_bytes())
+    first = next(packets(sample(fixtures)))[0]
+    struct.pack_into("<i", data, first + 4, size)
+    with pytest.raises(FormatError, match=rf"at byte {first}: {message}"):
+        nd.read(corrupt(tmp_path, bytes(data)))
+
+
+def test_unknown_stream_id(tmp_path, fixtures):
+    data = bytearray(sample(fixtures).read_bytes())
+    first = next(packets(sample(fixtures)))[0]
+    struct.pack_into("<i", data, first, 7)
+    with pytest.raises(FormatError, match=rf"at byte {first}: packet for stream 7, expected one of"):
+        nd.read(corrupt(tmp_path, bytes(data)))
+
+
+def test_event_packet_with_vector_past_its_end(tmp_path):
+    path = write(tmp_path / "v.aedat4", random_events(50), "none")
+    data = bytearray(path.read_bytes())
+    pos, _, payload = next(packets(path))
+    start, _ = kernels.locate_reference(payload)
+    struct.pack_into("<I", data, pos + 8 + start - 4, 10**6)  # the element count
+    with pytest.raises(
+        FormatError, match=rf"at byte {pos}: invalid EventPacket: expected an event vector inside"
+    ):
+        nd.read(corrupt(tmp_path, bytes(data)))
+
+
+def test_random_bytes_after_magic(tmp_path):
+    junk = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    with pytest.raises(FormatError, match="bad.aedat4"):
+        nd.read(corrupt(tmp_path, aedat4.MAGIC + junk))
+
+
+def test_flatbuffer_reader_rejects_out_of_range_offsets():
+    buf = fb.build({0: fb.Scalar("i", 5), 2: b"hello"}, b"TEST")
+    table = fb.root(buf, b"TEST", size_prefixed=True)
+    assert table.scalar(0, "i", 0) == 5 and table.string(2) == b"hello" and table.scalar(1, "q", -1) == -1
+    with pytest.raises(fb.FlatBufferError, match="identifier"):
+        fb.root(buf, b"NOPE", size_prefixed=True)
+    string_offset = table.field_pos(2, 4)
+    broken = bytearray(buf)
+    struct.pack_into("<I", broken, string_offset, 1 << 20)
+    with pytest.raises(fb.FlatBufferError, match="past the buffer end"):
+        fb.root(bytes(broken), b"TEST", size_prefixed=True).string(2)
+
+
+FUZZ_SOURCES = [
+    "sample.aedat4",
+    "test_data_gray16.aedat4",
+    "test_data_unknown_then_gray16.aedat4",
+    "none",
+    "zstd",
+]
+
+
+@functools.lru_cache
+def written_file(compression: str) -> bytes:
+    """A small file from our writer (with a FileDataTable), so fuzzing also covers zstd and raw payloads."""
+    out = io.BytesIO()
+    writer = aedat4.Aedat4Writer(
+        out, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": compression, "packet_events": 300})
+    )
+    writer.write(random_events(1000))
+    writer.close()
+    return out.getvalue()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_files_give_events_or_format_error(tmp_path_factory, fixtures, data):
+    source = data.draw(st.sampled_from(FUZZ_SOURCES))
+    raw = bytearray(
+        written_file(source) if source in COMPRESSIONS else (fixtures / "aedat4" / source).read_bytes()
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "truncate", "splice"]))
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        if kind == "flip":
+            raw[pos] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del raw[pos:]
+        else:
+            src = data.draw(st.integers(0, len(raw) - 1))
+            length = data.draw(st.integers(1, 64))
+            raw[pos : pos + length] = raw[src : src + length]
+        if not raw:
+            raw = bytearray(b"#")
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.aedat4"
+    path.write_bytes(bytes(raw))
+    block = data.draw(st.sampled_from([333, 8 << 20]))
+    try:
+        with nd.open_recording(path, format="aedat4") as rec:
+            events = np.concatenate(
+                [rec.read()] if block > 1000 else list(rec.blocks(block)) or [empty_events(0)]
+            )
+    except FormatError:
+        return
+    assert events.dtype == nd.EVENT_DTYPE
