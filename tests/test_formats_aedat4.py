@@ -93,25 +93,48 @@ def test_frames_only_files_give_zero_events(fixtures, name):
     assert info.extra["event_stream"] is None and info.width is None
 
 
+def unpack_numba(packet: bytes) -> tuple[np.ndarray, ...]:
+    """Run both Numba kernels on one decompressed packet, returning the columns they fill."""
+    buf = np.frombuffer(packet, dtype=np.uint8)
+    status, pos, count = kernels.locate_numba(buf, 0, len(buf))
+    assert status == kernels.OK
+    out = empty_events(count)
+    assert (
+        kernels.unpack_numba(kernels.struct_view(buf, pos, count), out["t"], out["x"], out["y"], out["p"], 0)
+        == -1
+    )
+    return out["t"], out["x"], out["y"], out["p"]
+
+
 def test_numba_matches_reference(fixtures):
-    refs, total = [], 0
+    refs = []
     for _, stream, payload in packets(sample(fixtures)):
-        if stream != 0:
-            continue
-        packet = lz4.frame.decompress(payload)
-        buf = np.frombuffer(packet, dtype=np.uint8)
-        positions, counts = np.empty(1, np.int64), np.empty(1, np.int64)
-        assert kernels.locate_numba(buf, np.array([0]), np.array([len(buf)]), positions, counts) == (
-            -1,
-            kernels.OK,
-        )
-        assert (positions[0], counts[0]) == kernels.locate_reference(packet)
-        refs.append(kernels.unpack_reference(packet))
-        total += counts[0]
+        if stream == 0:
+            packet = lz4.frame.decompress(payload)
+            ref = kernels.unpack_reference(packet)
+            for ours, theirs in zip(unpack_numba(packet), ref):
+                np.testing.assert_array_equal(ours, theirs)
+            refs.append(ref)
     events = nd.read(sample(fixtures))
-    assert len(events) == total
     for i, name in enumerate("txyp"):
         np.testing.assert_array_equal(events[name], np.concatenate([r[i] for r in refs]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 7)), min_size=1, max_size=3))
+def test_numba_and_reference_validate_packets_alike(flips):
+    """Bit flips in the flatbuffer head: both locators accept with the same answer or both reject."""
+    packet = bytearray(aedat4.event_packet(random_events(3)))
+    for pos, bit in flips:
+        packet[pos] ^= 1 << bit
+    buf = np.frombuffer(bytes(packet), dtype=np.uint8)
+    status, pos, count = kernels.locate_numba(buf, 0, len(buf))
+    try:
+        expected = kernels.locate_reference(bytes(packet))
+    except fb.FlatBufferError:
+        assert status != kernels.OK
+    else:
+        assert status == kernels.OK and (pos, count) == expected
 
 
 @pytest.mark.parametrize("block", [1, 7, 100, 4097, 65536])

@@ -13,6 +13,8 @@ reads its ``u32 size + IOHeader`` prefix, after which :class:`Aedat4Decoder` dec
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ MAX_DECOMPRESSED = 1 << 30  # refuse zstd frames that claim to expand beyond thi
 COMPRESSIONS = {"none": 0, "lz4": 1, "lz4_high": 2, "zstd": 3, "zstd_high": 4}
 COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
 DEFAULT_PACKET_EVENTS = 4096
+WORKERS = min(4, os.cpu_count() or 1)
+PARALLEL_MIN_PACKETS = 32  # below this, thread hand-off costs more than it saves
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
 MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
 
 
@@ -255,41 +260,65 @@ class Aedat4Decoder:
             raise FormatError(self.source, where, f"packet of {size} bytes runs past {what} at byte {bound}")
 
     def _events(self, block: np.ndarray, offset: int, spans: list[tuple[int, int]]) -> np.ndarray:
-        if not spans:
-            return empty_events(0)
-        if self.decompress is None:
-            buf = block
-            starts = np.array([s for s, _ in spans], dtype=np.int64)
-            ends = np.array([e for _, e in spans], dtype=np.int64)
-        else:
-            parts = [self._decompress(block, offset, s, e) for s, e in spans]
-            buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
-            ends = np.cumsum([len(p) for p in parts], dtype=np.int64)
-            starts = ends - np.array([len(p) for p in parts], dtype=np.int64)
-        positions = np.empty(len(spans), dtype=np.int64)
-        counts = np.empty(len(spans), dtype=np.int64)
-        bad, status = kernels.locate_numba(buf, starts, ends, positions, counts)
-        if bad >= 0:
-            where = offset + spans[bad][0] - PACKET_HEADER.size
-            raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
-        out = empty_events(int(counts.sum()))
-        bad_event = kernels.unpack_numba(buf, positions, counts, out["t"], out["x"], out["y"], out["p"])
-        if bad_event >= 0:
-            packet = int(np.searchsorted(np.cumsum(counts), bad_event, side="right"))
-            where = offset + spans[packet][0] - PACKET_HEADER.size
-            raise FormatError(self.source, where, "event with a negative x or y in the packet starting here")
+        """Decompress and locate the packets' event vectors, then unpack them into one array.
+
+        With many packets both steps run on a thread pool over contiguous runs of packets:
+        lz4/zstandard and the Numba kernels release the GIL.
+        """
+        runs = _runs(spans)
+        located = _map(lambda run: [self._locate(block, offset, s, e) for s, e in run], runs)
+        counts = [[item[2] for item in run] for run in located]
+        out = empty_events(sum(map(sum, counts)))
+        first_rows = np.cumsum([0] + [sum(c) for c in counts[:-1]])
+        columns = out["t"], out["x"], out["y"], out["p"]
+        _map(lambda job: self._unpack(offset, job[0], job[1], columns), list(zip(located, first_rows)))
         return out
 
-    def _decompress(self, block: np.ndarray, offset: int, start: int, end: int) -> bytes:
+    def _locate(
+        self, block: np.ndarray, offset: int, start: int, end: int
+    ) -> tuple[np.ndarray, int, int, int]:
+        """(buffer, first struct position, event count, packet file offset) of one event packet."""
+        where = offset + start - PACKET_HEADER.size
+        if self.decompress is None:
+            buf = block
+        else:
+            buf = np.frombuffer(self._decompress(block, where, start, end), dtype=np.uint8)
+            start, end = 0, len(buf)
+        status, pos, count = kernels.locate_numba(buf, start, end)
+        if status != kernels.OK:
+            raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
+        return buf, pos, count, where
+
+    def _unpack(self, offset: int, run: list[tuple[np.ndarray, int, int, int]], row: int, columns) -> None:
+        for buf, pos, count, where in run:
+            bad = kernels.unpack_numba(kernels.struct_view(buf, pos, count), *columns, row)
+            if bad >= 0:
+                raise FormatError(self.source, where, f"event {bad} of the packet has a negative x or y")
+            row += count
+
+    def _decompress(self, block: np.ndarray, where: int, start: int, end: int) -> bytes:
         try:
             return self.decompress(block[start:end])
         except Exception as err:  # lz4 raises RuntimeError, zstandard ZstdError: both mean bad data
             name = COMPRESSION_NAMES[self.compression].upper()
-            raise FormatError(
-                self.source,
-                offset + start - PACKET_HEADER.size,
-                f"payload is not one valid {name} frame ({err})",
-            ) from None
+            raise FormatError(self.source, where, f"payload is not one valid {name} frame ({err})") from None
+
+
+def _runs(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Split packets into one contiguous run per worker (a single run when parallelism cannot pay)."""
+    n_runs = WORKERS if len(spans) >= PARALLEL_MIN_PACKETS else 1
+    size = max(1, -(-len(spans) // n_runs))
+    return [spans[i : i + size] for i in range(0, len(spans), size)]
+
+
+def _map(function, items: list) -> list:
+    """``function`` over ``items``, on the shared thread pool when there is more than one item."""
+    global _POOL
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="neurodata-aedat4")
+    return list(_POOL.map(function, items))
 
 
 def sniff(head: bytes) -> bool:

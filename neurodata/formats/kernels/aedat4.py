@@ -3,8 +3,9 @@
 Each decompressed EVTS packet is a size-prefixed FlatBuffer ``EventPacket { elements: [Event] }``
 whose ``Event`` struct is ``{i64 timestamp; i16 x; i16 y; bool polarity; 3 bytes padding}``.
 ``locate_reference``/``unpack_reference`` are the readable versions (the generic FlatBuffers reader
-plus a numpy view); the Numba kernels do the same checks on many packets in one call, reading
-every offset only after checking it lies inside the packet.
+plus numpy field copies); the Numba kernels do the same per packet without the GIL:
+``locate_numba`` reads every offset only after checking it lies inside the packet, and
+``unpack_numba`` copies from a structured view whose range numpy has checked.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ def locate_reference(packet: bytes) -> tuple[int, int]:
 
 def unpack_reference(packet: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Columns t, x, y, p of one packet (p = 1 when the polarity byte is non-zero)."""
-    start, count = locate_reference(packet)
-    structs = np.frombuffer(packet, dtype=EVENT_STRUCT, count=count, offset=start)
+    structs = struct_view(packet, *locate_reference(packet))
     return structs["t"], structs["x"], structs["y"], (structs["on"] != 0).astype(np.uint8)
 
 
@@ -72,8 +72,8 @@ def _u16(buf, i):
 
 
 @numba.njit(cache=True, nogil=True)
-def _locate_one(buf, start, end):
-    """(status, first struct position, count) for the packet in ``buf[start:end]``."""
+def locate_numba(buf, start, end):
+    """Validate the EventPacket in ``buf[start:end]``: (status, first struct position, count)."""
     n = end - start
     if n < 12:
         return TOO_SHORT, 0, 0
@@ -118,40 +118,24 @@ def _locate_one(buf, start, end):
     return OK, vec + 4, count
 
 
-@numba.njit(cache=True, nogil=True)
-def locate_numba(buf, starts, ends, positions, counts):
-    """Fill ``positions``/``counts`` for each packet ``buf[starts[i]:ends[i]]``.
+def struct_view(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
+    """The located Event structs as a structured view (numpy checks the range against ``buf``)."""
+    return np.frombuffer(buf, dtype=EVENT_STRUCT, count=count, offset=pos)
 
-    Returns (index of the first invalid packet or -1, its status code).
+
+@numba.njit(cache=True, nogil=True)
+def unpack_numba(structs, t, x, y, p, n):
+    """Copy Event structs (a :func:`struct_view`) into the columns from row ``n``.
+
+    Returns the index of the first event with a negative x or y, or -1 when all were copied.
     """
-    for i in range(len(starts)):
-        status, pos, count = _locate_one(buf, starts[i], ends[i])
-        if status != OK:
-            return i, status
-        positions[i] = pos
-        counts[i] = count
-    return -1, OK
-
-
-@numba.njit(cache=True, nogil=True)
-def unpack_numba(buf, positions, counts, t, x, y, p):
-    """Copy the located event structs into the columns; returns the index of the first event with a
-    negative coordinate, or -1 when all are valid (the columns are then completely filled)."""
-    n = 0
-    for i in range(len(positions)):
-        b = positions[i]
-        for _ in range(counts[i]):
-            ts = np.int64(0)
-            for k in range(8):
-                ts |= np.int64(buf[b + k]) << (8 * k)
-            xx = np.int16(np.uint16(_u16(buf, b + 8)))
-            yy = np.int16(np.uint16(_u16(buf, b + 10)))
-            if xx < 0 or yy < 0:
-                return n
-            t[n] = ts
-            x[n] = xx
-            y[n] = yy
-            p[n] = 1 if buf[b + 12] != 0 else 0
-            n += 1
-            b += EVENT_SIZE
+    for i in range(len(structs)):
+        xx = structs[i].x
+        yy = structs[i].y
+        if xx < 0 or yy < 0:
+            return i
+        t[n + i] = structs[i].t
+        x[n + i] = xx
+        y[n + i] = yy
+        p[n + i] = 1 if structs[i].on != 0 else 0
     return -1
