@@ -254,6 +254,39 @@ def test_aedat_package_agrees_on_fixture(fixtures):
     np.testing.assert_array_equal(theirs["on"], ours["p"] == 1)
 
 
+def test_several_event_streams_first_by_default_or_selected(tmp_path):
+    """A hand-built file with EVTS streams 3 (64x48) and 1 (640x480) interleaved, and an IMU stream 2."""
+    one, three = random_events(700, seed=1), random_events(500, seed=3, width=64, height=48)
+    xml = aedat4.description_xml(640, 480, "lz4").decode()
+    node = xml[xml.index('        <node name="0"') : xml.index("    </node>\n</dv>")]
+    streams = [node.replace('"0"', '"1"').replace("/0/", "/1/")]
+    streams.append(
+        node.replace('"0"', '"3"').replace("/0/", "/3/").replace(">640<", ">64<").replace(">480<", ">48<")
+    )
+    streams.append('        <node name="2"><attr key="typeIdentifier" type="string">IMUS</attr></node>\n')
+    xml = xml.replace(node, "".join(streams)).encode()
+    body = b""
+    for part in range(2):
+        for stream, events in ((3, three), (2, None), (1, one)):
+            packet = (
+                b"imu data" if events is None else aedat4.event_packet(events[part * 350 : (part + 1) * 350])
+            )
+            payload = lz4.frame.compress(packet)
+            body += struct.pack("<ii", stream, len(payload)) + payload
+    path = corrupt(tmp_path, aedat4.MAGIC + aedat4.io_header(1, -1, xml) + body, "multi.aedat4")
+    events, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(events, one)
+    assert (info.width, info.height, info.extra["event_stream"]) == (640, 480, 1)
+    with nd.open_recording(path) as rec:
+        aedat4.select_stream(rec.header, 3)
+        assert (rec.info.width, rec.info.height) == (64, 48)
+        np.testing.assert_array_equal(rec.read(), three)
+        with pytest.raises(
+            nd.NeurodataError, match=r"stream 2 is not an event stream; event streams: \[1, 3\]"
+        ):
+            aedat4.select_stream(rec.header, 2)
+
+
 # --- live stream body --------------------------------------------------------------------------
 
 

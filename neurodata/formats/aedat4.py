@@ -3,8 +3,9 @@
 Layout: ``#!AER-DAT4.0\\r\\n``, ``u32`` size, an IOHeader FlatBuffer (compression, position of the
 optional FileDataTable, XML description of the streams), then packets ``i32 streamId, i32 size,
 payload`` up to the FileDataTable (or the end of the file). Payloads are one LZ4 or zstd frame
-each (or raw), holding a size-prefixed FlatBuffer. Only the event stream (``EVTS``; the lowest id
-when there are several) is decoded; frame, IMU and trigger packets are skipped by their size.
+each (or raw), holding a size-prefixed FlatBuffer. Only one event stream (``EVTS``; the lowest id
+unless :func:`select_stream` picks another) is decoded; frame, IMU and trigger packets are skipped
+by their size.
 Timestamps stay Unix time in microseconds, so ``info.time_origin`` is 0.
 
 DV's network output sends the same body without the magic line: :func:`parse_stream_header`
@@ -141,6 +142,7 @@ def _make_header(
         "compression": compression,
         "stream_id": chosen.id if chosen else None,
         "stream_ids": frozenset(s.id for s in streams),
+        "streams": streams,
         "end": table_pos if table_pos != -1 else None,
         "file_size": file_size,
     }
@@ -188,6 +190,21 @@ def parse_stream_header(data: bytes | np.ndarray, source: str = "<stream>") -> t
         return None
     compression, _, streams = parse_io_header(data[: 4 + size], 0, source)
     return _make_header(compression, -1, streams, 4 + size, None, source), 4 + size
+
+
+def select_stream(header: Header, stream_id: int) -> None:
+    """Make decoders of ``header`` read event stream ``stream_id`` instead of the lowest-id one.
+
+    Use on an open recording before reading: ``select_stream(rec.header, 1)``.
+    """
+    streams = header.fields["streams"]
+    chosen = next((s for s in streams if s.id == stream_id and s.type == "EVTS"), None)
+    if chosen is None:
+        events = [s.id for s in streams if s.type == "EVTS"]
+        raise NeurodataError(f"stream {stream_id} is not an event stream; event streams: {events}")
+    header.fields["stream_id"] = stream_id
+    header.info.width, header.info.height = chosen.width, chosen.height
+    header.info.extra["event_stream"] = stream_id
 
 
 # --- decoding --------------------------------------------------------------------------------
