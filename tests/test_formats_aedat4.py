@@ -287,6 +287,33 @@ def test_several_event_streams_first_by_default_or_selected(tmp_path):
             aedat4.select_stream(rec.header, 2)
 
 
+def pose_stream_file(tmp_path):
+    """Our writer's header plus a stream of a type no peer knows (POSE), and one event packet."""
+    xml = aedat4.description_xml(640, 480, "lz4").decode()
+    pose = '        <node name="5"><attr key="typeIdentifier" type="string">POSE</attr></node>\n'
+    xml = xml.replace("    </node>\n</dv>", pose + "    </node>\n</dv>").encode()
+    events = random_events(100)
+    payload = lz4.frame.compress(aedat4.event_packet(events))
+    data = aedat4.MAGIC + aedat4.io_header(1, -1, xml) + struct.pack("<ii", 0, len(payload)) + payload
+    return corrupt(tmp_path, data, "pose.aedat4"), events
+
+
+def test_unknown_stream_types_are_skipped_not_fatal(tmp_path):
+    """Deliberate difference: `aedat` and `faery` refuse a description with an unknown stream type."""
+    path, events = pose_stream_file(tmp_path)
+    got, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(got, events)
+    assert info.extra["streams"] == {0: "EVTS", 5: "POSE"}
+
+
+def test_aedat_package_refuses_unknown_stream_types(tmp_path):
+    aedat = pytest.importorskip(
+        "aedat", reason="the `aedat` package (iniVation-independent Rust reader) is not installed"
+    )
+    with pytest.raises(Exception, match="unsupported stream type"):
+        aedat.Decoder(pose_stream_file(tmp_path)[0])
+
+
 # --- live stream body --------------------------------------------------------------------------
 
 
