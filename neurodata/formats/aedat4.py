@@ -39,7 +39,7 @@ COMPRESSIONS = {"none": 0, "lz4": 1, "lz4_high": 2, "zstd": 3, "zstd_high": 4}
 COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
 DEFAULT_PACKET_EVENTS = 4096
 WORKERS = min(4, os.cpu_count() or 1)
-PARALLEL_MIN_PACKETS = 32  # below this, thread hand-off costs more than it saves
+PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
 
