@@ -161,6 +161,16 @@ def test_round_trip_per_compression(tmp_path, compression):
     assert sizes == [999] * 5 + [8]
 
 
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_thread_pool_path_matches_serial(tmp_path, monkeypatch, compression):
+    events = random_events(30_000)
+    path = write(tmp_path / "many.aedat4", events, compression, packet_events=97)  # 310 packets
+    monkeypatch.setattr(aedat4, "WORKERS", 3)
+    np.testing.assert_array_equal(nd.read(path), events)
+    monkeypatch.setattr(aedat4, "WORKERS", 1)
+    np.testing.assert_array_equal(nd.read(path), events)
+
+
 def _decompress(payload: bytes, compression: str) -> bytes:
     return (
         aedat4._decompressor(aedat4.COMPRESSIONS[compression])(payload) if compression != "none" else payload

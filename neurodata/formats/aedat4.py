@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import struct
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -210,12 +211,20 @@ def select_stream(header: Header, stream_id: int) -> None:
 # --- decoding --------------------------------------------------------------------------------
 
 
+_ZSTD = threading.local()  # a ZstdDecompressor must not be used by two threads at once
+
+
+def _zstd_decompress(payload: np.ndarray) -> bytes:
+    if not hasattr(_ZSTD, "dctx"):
+        _ZSTD.dctx = zstandard.ZstdDecompressor()
+    return _ZSTD.dctx.decompress(payload, max_output_size=MAX_DECOMPRESSED)
+
+
 def _decompressor(compression: int):
     if compression in (1, 2):
         return lz4.frame.decompress
     if compression in (3, 4):
-        dctx = zstandard.ZstdDecompressor()
-        return lambda payload: dctx.decompress(payload, max_output_size=MAX_DECOMPRESSED)
+        return _zstd_decompress
     return None
 
 
@@ -288,7 +297,7 @@ class Aedat4Decoder:
         out = empty_events(sum(map(sum, counts)))
         first_rows = np.cumsum([0] + [sum(c) for c in counts[:-1]])
         columns = out["t"], out["x"], out["y"], out["p"]
-        _map(lambda job: self._unpack(offset, job[0], job[1], columns), list(zip(located, first_rows)))
+        _map(lambda job: self._unpack(job[0], job[1], columns), list(zip(located, first_rows)))
         return out
 
     def _locate(
@@ -306,7 +315,7 @@ class Aedat4Decoder:
             raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
         return buf, pos, count, where
 
-    def _unpack(self, offset: int, run: list[tuple[np.ndarray, int, int, int]], row: int, columns) -> None:
+    def _unpack(self, run: list[tuple[np.ndarray, int, int, int]], row: int, columns) -> None:
         for buf, pos, count, where in run:
             bad = kernels.unpack_numba(kernels.struct_view(buf, pos, count), *columns, row)
             if bad >= 0:
