@@ -14,11 +14,13 @@ reads its ``u32 size + IOHeader`` prefix, after which :class:`Aedat4Decoder` dec
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import struct
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -41,6 +43,7 @@ COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
 DEFAULT_PACKET_EVENTS = 4096
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
+BATCH_PACKETS = 16  # packets decompressed per pool task
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
 
@@ -239,6 +242,10 @@ class Aedat4Decoder:
         self.file_size = header.fields["file_size"]
         self.compression = header.fields["compression"]
         self.decompress = _decompressor(self.compression)
+        # output sizing: raw payloads hold at most size/16 events; compressed ones are estimated
+        # from the ratio of the first batch, with a margin against growing
+        self.events_per_byte = 1 / kernels.EVENT_SIZE if self.decompress is None else 0.0
+        self.estimate_margin = 1.0 if self.decompress is None else 1.1
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         spans, consumed = self._split(block, offset, final)
@@ -286,25 +293,38 @@ class Aedat4Decoder:
             raise FormatError(self.source, where, f"packet of {size} bytes runs past {what} at byte {bound}")
 
     def _events(self, block: np.ndarray, offset: int, spans: list[tuple[int, int]]) -> np.ndarray:
-        """Decompress and locate the packets' event vectors, then unpack them into one array.
+        """Decompress and locate the packets' event vectors in batches, unpacking each batch as it
+        arrives, so decompressed packets are short-lived (cache-warm, bounded memory).
 
-        With many packets both steps run on a thread pool over contiguous runs of packets:
-        lz4/zstandard and the Numba kernels release the GIL.
+        With many packets the batches are decompressed on a thread pool (lz4 and zstandard release
+        the GIL) while this thread unpacks. The output is sized from the compression ratio seen
+        so far and grows if a later part of the file compresses better.
         """
-        runs = _runs(spans)
-        located = _map(lambda run: [self._locate(block, offset, s, e) for s, e in run], runs)
-        counts = [[item[2] for item in run] for run in located]
-        out = empty_events(sum(map(sum, counts)))
-        first_rows = np.cumsum([0] + [sum(c) for c in counts[:-1]])
-        columns = out["t"], out["x"], out["y"], out["p"]
-        _map(lambda job: self._unpack(job[0], job[1], columns), list(zip(located, first_rows)))
-        return out
+        batches = [spans[i : i + BATCH_PACKETS] for i in range(0, len(spans), BATCH_PACKETS)]
+        located = _ordered_map(
+            lambda batch: [self._locate(block, offset, s, e) for s, e in batch],
+            batches,
+            parallel=len(spans) >= PARALLEL_MIN_PACKETS,
+        )
+        rows = _Rows()
+        payload_left = sum(e - s for s, e in spans)
+        for batch in located:
+            batch_events = sum(item[2] for item in batch)
+            batch_bytes = sum(item[4] for item in batch)
+            self.events_per_byte = self.events_per_byte or batch_events / max(1, batch_bytes)
+            rows.reserve(batch_events, int(payload_left * self.events_per_byte * self.estimate_margin))
+            payload_left -= batch_bytes
+            for buf, pos, count, where, _ in batch:
+                bad = kernels.unpack_numba(kernels.struct_view(buf, pos, count), *rows.columns, rows.n)
+                if bad >= 0:
+                    raise FormatError(self.source, where, f"event {bad} of the packet has a negative x or y")
+                rows.n += count
+        return rows.result()
 
-    def _locate(
-        self, block: np.ndarray, offset: int, start: int, end: int
-    ) -> tuple[np.ndarray, int, int, int]:
-        """(buffer, first struct position, event count, packet file offset) of one event packet."""
+    def _locate(self, block: np.ndarray, offset: int, start: int, end: int) -> tuple:
+        """(buffer, first struct position, event count, packet file offset, payload bytes) of a packet."""
         where = offset + start - PACKET_HEADER.size
+        payload_bytes = end - start
         if self.decompress is None:
             buf = block
         else:
@@ -313,14 +333,7 @@ class Aedat4Decoder:
         status, pos, count = kernels.locate_numba(buf, start, end)
         if status != kernels.OK:
             raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
-        return buf, pos, count, where
-
-    def _unpack(self, run: list[tuple[np.ndarray, int, int, int]], row: int, columns) -> None:
-        for buf, pos, count, where in run:
-            bad = kernels.unpack_numba(kernels.struct_view(buf, pos, count), *columns, row)
-            if bad >= 0:
-                raise FormatError(self.source, where, f"event {bad} of the packet has a negative x or y")
-            row += count
+        return buf, pos, count, where, payload_bytes
 
     def _decompress(self, block: np.ndarray, where: int, start: int, end: int) -> bytes:
         try:
@@ -330,21 +343,49 @@ class Aedat4Decoder:
             raise FormatError(self.source, where, f"payload is not one valid {name} frame ({err})") from None
 
 
-def _runs(spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
-    """Split packets into one contiguous run per worker (a single run when parallelism cannot pay)."""
-    n_runs = WORKERS if len(spans) >= PARALLEL_MIN_PACKETS else 1
-    size = max(1, -(-len(spans) // n_runs))
-    return [spans[i : i + size] for i in range(0, len(spans), size)]
+class _Rows:
+    """An event array filled front to back, grown by half when the size estimate falls short."""
+
+    def __init__(self):
+        self.out = empty_events(0)
+        self.columns = ()
+        self.n = 0
+
+    def reserve(self, count: int, estimate: int) -> None:
+        """Make room for ``count`` more rows, allocating ``estimate`` more if it must reallocate."""
+        if self.n + count <= len(self.out):
+            return
+        bigger = empty_events(max(self.n + count, self.n + estimate, len(self.out) * 3 // 2))
+        bigger[: self.n] = self.out[: self.n]
+        self.out = bigger
+        self.columns = bigger["t"], bigger["x"], bigger["y"], bigger["p"]
+
+    def result(self) -> np.ndarray:
+        """The filled rows; copied out when the estimate left more than an eighth unused."""
+        filled = self.out[: self.n]
+        return filled.copy() if len(self.out) - self.n > self.n // 8 else filled
 
 
-def _map(function, items: list) -> list:
-    """``function`` over ``items``, on the shared thread pool when there is more than one item."""
+def _ordered_map(function, items: list, parallel: bool) -> Iterator:
+    """``function`` over ``items`` in order; on the thread pool with a bounded lookahead when
+    ``parallel`` (so at most ``2 * WORKERS + 1`` results are held at once)."""
+    if not parallel or WORKERS < 2:
+        yield from map(function, items)
+        return
     global _POOL
-    if len(items) <= 1:
-        return [function(item) for item in items]
     if _POOL is None:
         _POOL = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="neurodata-aedat4")
-    return list(_POOL.map(function, items))
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(_POOL.submit(function, item))
+            if len(pending) > 2 * WORKERS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def sniff(head: bytes) -> bool:
