@@ -37,7 +37,7 @@ from .kernels import aedat4 as kernels
 MAGIC = b"#!AER-DAT4.0\r\n"
 PACKET_HEADER = struct.Struct("<ii")
 IO_HEADER_LIMIT = 64 << 20  # a description larger than this is not a DV header
-MAX_DECOMPRESSED = 1 << 30  # refuse zstd frames that claim to expand beyond this
+MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond this (16 M events)
 COMPRESSIONS = {"none": 0, "lz4": 1, "lz4_high": 2, "zstd": 3, "zstd_high": 4}
 COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
 DEFAULT_PACKET_EVENTS = 4096
