@@ -16,7 +16,9 @@ import neurodata as nd
 from neurodata.errors import FormatError
 from neurodata.events import empty_events
 from neurodata.formats import aedat4
+from neurodata.formats import aedat4_layout as layout
 from neurodata.formats import flatbuffers as fb
+from neurodata.formats.aedat4_writer import Aedat4Writer
 from neurodata.formats.kernels import aedat4 as kernels
 
 COMPRESSIONS = ["none", "lz4", "lz4_high", "zstd", "zstd_high"]
@@ -124,7 +126,7 @@ def test_numba_matches_reference(fixtures):
 @given(flips=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 7)), min_size=1, max_size=3))
 def test_numba_and_reference_validate_packets_alike(flips):
     """Bit flips in the flatbuffer head: both locators accept with the same answer or both reject."""
-    packet = bytearray(aedat4.event_packet(random_events(3)))
+    packet = bytearray(layout.event_packet(random_events(3)))
     for pos, bit in flips:
         packet[pos] ^= 1 << bit
     buf = np.frombuffer(bytes(packet), dtype=np.uint8)
@@ -191,7 +193,7 @@ def test_output_estimate_grows_or_trims(tmp_path, dense_first):
 
 def _decompress(payload: bytes, compression: str) -> bytes:
     return (
-        aedat4._decompressor(aedat4.COMPRESSIONS[compression])(payload) if compression != "none" else payload
+        aedat4._decompressor(layout.COMPRESSIONS[compression])(payload) if compression != "none" else payload
     )
 
 
@@ -238,7 +240,7 @@ def test_unseekable_output_has_no_table(tmp_path):
 
     events = random_events(300)
     out = Unseekable()
-    writer = aedat4.Aedat4Writer(out, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": "lz4"}))
+    writer = Aedat4Writer(out, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": "lz4"}))
     writer.write(events)
     writer.close()
     path = tmp_path / "stream.aedat4"
@@ -301,7 +303,7 @@ def test_aedat_package_agrees_on_fixture(fixtures):
 def test_several_event_streams_first_by_default_or_selected(tmp_path):
     """A hand-built file with EVTS streams 3 (64x48) and 1 (640x480) interleaved, and an IMU stream 2."""
     one, three = random_events(700, seed=1), random_events(500, seed=3, width=64, height=48)
-    xml = aedat4.description_xml(640, 480, "lz4").decode()
+    xml = layout.description_xml(640, 480, "lz4").decode()
     node = xml[xml.index('        <node name="0"') : xml.index("    </node>\n</dv>")]
     streams = [node.replace('"0"', '"1"').replace("/0/", "/1/")]
     streams.append(
@@ -313,11 +315,11 @@ def test_several_event_streams_first_by_default_or_selected(tmp_path):
     for part in range(2):
         for stream, events in ((3, three), (2, None), (1, one)):
             packet = (
-                b"imu data" if events is None else aedat4.event_packet(events[part * 350 : (part + 1) * 350])
+                b"imu data" if events is None else layout.event_packet(events[part * 350 : (part + 1) * 350])
             )
             payload = lz4.frame.compress(packet)
             body += struct.pack("<ii", stream, len(payload)) + payload
-    path = corrupt(tmp_path, aedat4.MAGIC + aedat4.io_header(1, -1, xml) + body, "multi.aedat4")
+    path = corrupt(tmp_path, layout.MAGIC + layout.io_header(1, -1, xml) + body, "multi.aedat4")
     events, info = nd.read(path, return_info=True)
     np.testing.assert_array_equal(events, one)
     assert (info.width, info.height, info.extra["event_stream"]) == (640, 480, 1)
@@ -333,12 +335,12 @@ def test_several_event_streams_first_by_default_or_selected(tmp_path):
 
 def pose_stream_file(tmp_path):
     """Our writer's header plus a stream of a type no peer knows (POSE), and one event packet."""
-    xml = aedat4.description_xml(640, 480, "lz4").decode()
+    xml = layout.description_xml(640, 480, "lz4").decode()
     pose = '        <node name="5"><attr key="typeIdentifier" type="string">POSE</attr></node>\n'
     xml = xml.replace("    </node>\n</dv>", pose + "    </node>\n</dv>").encode()
     events = random_events(100)
-    payload = lz4.frame.compress(aedat4.event_packet(events))
-    data = aedat4.MAGIC + aedat4.io_header(1, -1, xml) + struct.pack("<ii", 0, len(payload)) + payload
+    payload = lz4.frame.compress(layout.event_packet(events))
+    data = layout.MAGIC + layout.io_header(1, -1, xml) + struct.pack("<ii", 0, len(payload)) + payload
     return corrupt(tmp_path, data, "pose.aedat4"), events
 
 
@@ -366,7 +368,7 @@ def test_stream_prefix_and_body_decode_in_small_pieces(tmp_path):
     path = write(tmp_path / "live.aedat4", events, "lz4", packet_events=700)
     with nd.open_recording(path) as rec:
         end = rec.header.fields["end"]
-    stream = path.read_bytes()[len(aedat4.MAGIC) : end]  # what DV sends: no magic line, no table
+    stream = path.read_bytes()[len(layout.MAGIC) : end]  # what DV sends: no magic line, no table
     assert aedat4.parse_stream_header(stream[:10]) is None
     header, consumed = aedat4.parse_stream_header(stream)
     assert header.info.width == 640 and header.fields["end"] is None
@@ -418,11 +420,11 @@ def test_truncated_packet_without_table(tmp_path):
     data = path.read_bytes()
     with nd.open_recording(path) as rec:
         start, end = rec.header.data_offset, rec.header.fields["end"]
-    header = aedat4.io_header(0, -1, aedat4.description_xml(640, 480, "none"))
-    cut = aedat4.MAGIC + header + data[start : end - 3]
+    header = layout.io_header(0, -1, layout.description_xml(640, 480, "none"))
+    cut = layout.MAGIC + header + data[start : end - 3]
     with pytest.raises(
         FormatError,
-        match=rf"at byte {len(aedat4.MAGIC) + len(header)}: packet of 1640 bytes runs past the end of the file",
+        match=rf"at byte {len(layout.MAGIC) + len(header)}: packet of 1640 bytes runs past the end of the file",
     ):
         nd.read(corrupt(tmp_path, cut))
 
@@ -437,9 +439,9 @@ def test_io_header_offset_outside_buffer(tmp_path, fixtures):
 def test_unknown_compression(tmp_path):
     events = random_events(10)
     data = write(tmp_path / "ok.aedat4", events, "none").read_bytes()
-    header = aedat4.io_header(0, -1, aedat4.description_xml(640, 480, "none"))
-    bad = aedat4.MAGIC + aedat4.io_header(9, -1, aedat4.description_xml(640, 480, "none"))
-    rest = data[len(aedat4.MAGIC) + len(header) :]
+    header = layout.io_header(0, -1, layout.description_xml(640, 480, "none"))
+    bad = layout.MAGIC + layout.io_header(9, -1, layout.description_xml(640, 480, "none"))
+    rest = data[len(layout.MAGIC) + len(header) :]
     with pytest.raises(FormatError, match="at byte 14: unknown compression 9"):
         nd.read(corrupt(tmp_path, bad + rest))
 
@@ -487,7 +489,7 @@ def test_event_packet_with_vector_past_its_end(tmp_path):
 def test_random_bytes_after_magic(tmp_path):
     junk = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
     with pytest.raises(FormatError, match="bad.aedat4"):
-        nd.read(corrupt(tmp_path, aedat4.MAGIC + junk))
+        nd.read(corrupt(tmp_path, layout.MAGIC + junk))
 
 
 def test_flatbuffer_reader_rejects_out_of_range_offsets():
@@ -516,7 +518,7 @@ FUZZ_SOURCES = [
 def written_file(compression: str) -> bytes:
     """A small file from our writer (with a FileDataTable), so fuzzing also covers zstd and raw payloads."""
     out = io.BytesIO()
-    writer = aedat4.Aedat4Writer(
+    writer = Aedat4Writer(
         out, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": compression, "packet_events": 300})
     )
     writer.write(random_events(1000))

@@ -1,4 +1,5 @@
-"""AEDAT 4.0 (iniVation DV: DVXplorer, DAVIS), read and write.
+"""AEDAT 4.0 (iniVation DV: DVXplorer, DAVIS): header parsing, the streaming decoder and the format
+spec. The byte layout lives in :mod:`.aedat4_layout`, writing in :mod:`.aedat4_writer`.
 
 Layout: ``#!AER-DAT4.0\\r\\n``, ``u32`` size, an IOHeader FlatBuffer (compression, position of the
 optional FileDataTable, XML description of the streams), then packets ``i32 streamId, i32 size,
@@ -19,9 +20,7 @@ import concurrent.futures
 import os
 import struct
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import lz4.frame
@@ -30,87 +29,19 @@ import zstandard
 
 from ..errors import FormatError, NeurodataError
 from ..events import RecordingInfo, empty_events
-from . import flatbuffers as fb
+from .aedat4_layout import COMPRESSION_NAMES, IO_HEADER_LIMIT, MAGIC, PACKET_HEADER, Stream, parse_io_header
+from .aedat4_writer import Aedat4Writer
 from .base import FormatSpec, Header
 from .kernels import aedat4 as kernels
 
-MAGIC = b"#!AER-DAT4.0\r\n"
-PACKET_HEADER = struct.Struct("<ii")
-IO_HEADER_LIMIT = 64 << 20  # a description larger than this is not a DV header
 MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond this (16 M events)
-COMPRESSIONS = {"none": 0, "lz4": 1, "lz4_high": 2, "zstd": 3, "zstd_high": 4}
-COMPRESSION_NAMES = {code: name for name, code in COMPRESSIONS.items()}
-DEFAULT_PACKET_EVENTS = 4096
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 BATCH_PACKETS = 16  # packets decompressed per pool task
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
-MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
-
-
-@dataclass(frozen=True)
-class Stream:
-    """One stream of the description: its id, type identifier (EVTS, FRME, IMUS, TRIG) and size."""
-
-    id: int
-    type: str
-    width: int | None = None
-    height: int | None = None
 
 
 # --- header ----------------------------------------------------------------------------------
-
-
-def parse_io_header(buf: bytes, base: int, source: str) -> tuple[int, int, list[Stream]]:
-    """Decode an IOHeader flatbuffer (``buf`` starts at its u32 size; ``base`` is its file offset).
-
-    Returns (compression code, FileDataTable position or -1, streams in the description).
-    """
-    try:
-        table = fb.root(buf, b"IOHE", size_prefixed=True)
-        compression = table.scalar(0, "i", 0)
-        table_pos = table.scalar(1, "q", -1)
-        description = table.string(2)
-    except fb.FlatBufferError as err:
-        raise FormatError(source, base + err.pos, f"invalid IOHeader: {err.message}") from None
-    if compression not in COMPRESSION_NAMES:
-        raise FormatError(
-            source,
-            base,
-            f"unknown compression {compression}; expected 0-4 (none, LZ4, LZ4_HIGH, ZSTD, ZSTD_HIGH)",
-        )
-    if description is None:
-        raise FormatError(source, base, "IOHeader has no description of the streams")
-    return compression, table_pos, parse_description(description, base, source)
-
-
-def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
-    """The streams listed under ``<node name="outInfo">`` of DV's XML description."""
-    try:
-        root_node = ET.fromstring(xml.decode("utf-8"))
-    except (ET.ParseError, UnicodeDecodeError) as err:
-        raise FormatError(source, base, f"IOHeader description is not valid XML ({err})") from None
-    out = next((n for n in root_node.iter("node") if n.get("name") == "outInfo"), None)
-    if out is None:
-        raise FormatError(source, base, 'IOHeader description has no <node name="outInfo">')
-    streams = []
-    for node in out.findall("node"):
-        attrs = {a.get("key"): (a.text or "").strip() for a in node.findall("attr")}
-        info = {a.get("key"): (a.text or "").strip() for a in node.findall("node[@name='info']/attr")}
-        try:
-            stream_id = int(node.get("name", ""))
-            width = int(info["sizeX"]) if "sizeX" in info else None
-            height = int(info["sizeY"]) if "sizeY" in info else None
-        except ValueError:
-            raise FormatError(
-                source, base, f"stream node {node.get('name')!r} has a non-integer id or size"
-            ) from None
-        if any(size is not None and not 0 < size <= MAX_COORD + 1 for size in (width, height)):
-            raise FormatError(
-                source, base, f"stream {stream_id} size {width} x {height}, expected 1 to {MAX_COORD + 1}"
-            )
-        streams.append(Stream(stream_id, attrs.get("typeIdentifier", ""), width, height))
-    return streams
 
 
 def _make_header(
@@ -390,163 +321,6 @@ def _ordered_map(function, items: list, parallel: bool) -> Iterator:
 
 def sniff(head: bytes) -> bool:
     return head.startswith(MAGIC)
-
-
-# --- writing ---------------------------------------------------------------------------------
-
-
-def _compressor(compression: int):
-    if compression == 1:
-        return lz4.frame.compress
-    if compression == 2:
-        return lambda data: lz4.frame.compress(data, compression_level=lz4.frame.COMPRESSIONLEVEL_MINHC)
-    if compression in (3, 4):
-        cctx = zstandard.ZstdCompressor(level=3 if compression == 3 else 19)
-        return cctx.compress
-    return bytes
-
-
-def description_xml(width: int, height: int, compression: str) -> bytes:
-    """DV's XML description of one EVTS stream (id 0) of ``width`` x ``height`` pixels."""
-    return (
-        '<dv version="2.0">\n'
-        '    <node name="outInfo" path="/mainloop/Recorder/outInfo/">\n'
-        '        <node name="0" path="/mainloop/Recorder/outInfo/0/">\n'
-        f'            <attr key="compression" type="string">{compression.upper()}</attr>\n'
-        '            <attr key="originalModuleName" type="string">neurodata</attr>\n'
-        '            <attr key="originalOutputName" type="string">events</attr>\n'
-        '            <attr key="typeDescription" type="string">Array of events (polarity ON/OFF).</attr>\n'
-        '            <attr key="typeIdentifier" type="string">EVTS</attr>\n'
-        '            <node name="info" path="/mainloop/Recorder/outInfo/0/info/">\n'
-        f'                <attr key="sizeX" type="int">{width}</attr>\n'
-        f'                <attr key="sizeY" type="int">{height}</attr>\n'
-        '                <attr key="source" type="string">neurodata</attr>\n'
-        "            </node>\n"
-        "        </node>\n"
-        "    </node>\n"
-        "</dv>\n"
-    ).encode()
-
-
-def io_header(compression: int, table_pos: int, description: bytes) -> bytes:
-    """The size-prefixed IOHeader flatbuffer; every field is written, so its length never depends on
-    ``table_pos`` and the header can be rewritten in place once the table is written."""
-    return fb.build({0: fb.Scalar("i", compression), 1: fb.Scalar("q", table_pos), 2: description}, b"IOHE")
-
-
-def event_packet(events: np.ndarray) -> bytes:
-    """The size-prefixed EventPacket flatbuffer holding ``events`` as 16-byte Event structs."""
-    structs = np.zeros(len(events), dtype=kernels.EVENT_STRUCT)
-    structs["t"] = events["t"]
-    structs["x"] = events["x"]
-    structs["y"] = events["y"]
-    structs["on"] = events["p"] != 0
-    return fb.build({0: fb.StructVector(structs.tobytes(), len(events), 8)}, kernels.IDENTIFIER)
-
-
-def file_data_table(entries: list[tuple[int, int, int, int, int, int]]) -> bytes:
-    """The size-prefixed FileDataTable: per packet (payload offset, stream, size, count, first t, last t)."""
-    rows = [
-        {
-            0: fb.Scalar("q", offset),
-            1: fb.Inline(struct.pack("<ii", stream, size), 4),
-            2: fb.Scalar("q", count),
-            3: fb.Scalar("q", t_start),
-            4: fb.Scalar("q", t_end),
-        }
-        for offset, stream, size, count, t_start, t_end in entries
-    ]
-    return fb.build({0: rows}, b"FTAB")
-
-
-def compression_code(value: str | int) -> int:
-    """Map a compression name (``none``, ``lz4``, ``lz4_high``, ``zstd``, ``zstd_high``) or code to its code."""
-    code = COMPRESSIONS.get(value.lower()) if isinstance(value, str) else value
-    if code not in COMPRESSION_NAMES:
-        raise NeurodataError(
-            f"unknown AEDAT 4.0 compression {value!r}; choose one of {', '.join(COMPRESSIONS)}"
-        )
-    return code
-
-
-class Aedat4Writer:
-    """Writes events as EVTS packets of ``info.extra["packet_events"]`` events (default 4096).
-
-    ``info.extra["compression"]`` picks ``none``, ``lz4`` (default), ``lz4_high``, ``zstd`` or
-    ``zstd_high``. Geometry comes from ``info.width``/``info.height``; when absent, the header is
-    written at the first chunk from its largest coordinates. On a seekable file a FileDataTable is
-    appended on close and the IOHeader is rewritten to point at it.
-    """
-
-    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
-        self.file = fileobj
-        self.compression = compression_code(info.extra.get("compression", "lz4"))
-        self.compress = _compressor(self.compression)
-        self.packet_events = int(info.extra.get("packet_events", DEFAULT_PACKET_EVENTS))
-        if self.packet_events <= 0:
-            raise NeurodataError(f"packet_events must be positive, got {self.packet_events}")
-        self.width, self.height = info.width, info.height
-        self.header_start = fileobj.tell()
-        self.position: int | None = None
-        self.pending = empty_events(0)
-        self.table: list[tuple[int, int, int, int, int, int]] = []
-        if self.width is not None and self.height is not None:
-            self._write_header()
-
-    def _description(self) -> bytes:
-        return description_xml(self.width, self.height, COMPRESSION_NAMES[self.compression])
-
-    def _write_header(self) -> None:
-        if not (0 < self.width <= MAX_COORD + 1 and 0 < self.height <= MAX_COORD + 1):
-            raise NeurodataError(
-                f"AEDAT 4.0 holds sensors up to 32768 x 32768, got {self.width} x {self.height}"
-            )
-        header = MAGIC + io_header(self.compression, -1, self._description())
-        self.file.write(header)
-        self.position = self.header_start + len(header)
-
-    def write(self, events: np.ndarray) -> None:
-        if events.size == 0:
-            return
-        if self.position is None:
-            self.width = int(events["x"].max()) + 1
-            self.height = int(events["y"].max()) + 1
-            self._write_header()
-        if int(events["x"].max()) >= self.width or int(events["y"].max()) >= self.height:
-            raise NeurodataError(
-                f"events outside the {self.width} x {self.height} sensor; set info.width/height to cover them"
-            )
-        if len(self.pending):
-            events = np.concatenate([self.pending, events])
-        full = len(events) // self.packet_events * self.packet_events
-        for start in range(0, full, self.packet_events):
-            self._write_packet(events[start : start + self.packet_events])
-        self.pending = events[full:].copy()
-
-    def _write_packet(self, events: np.ndarray) -> None:
-        payload = self.compress(event_packet(events))
-        self.file.write(PACKET_HEADER.pack(0, len(payload)) + payload)
-        payload_at = self.position + PACKET_HEADER.size  # DV's table points past the packet header
-        self.table.append(
-            (payload_at, 0, len(payload), len(events), int(events["t"][0]), int(events["t"][-1]))
-        )
-        self.position += PACKET_HEADER.size + len(payload)
-
-    def close(self) -> None:
-        if self.position is None:
-            self.width, self.height = self.width or 1, self.height or 1
-            self._write_header()
-        if len(self.pending):
-            self._write_packet(self.pending)
-            self.pending = empty_events(0)
-        if not (hasattr(self.file, "seekable") and self.file.seekable()):
-            return
-        table_pos = self.position
-        self.file.write(self.compress(file_data_table(self.table)))
-        end = self.file.tell()
-        self.file.seek(self.header_start + len(MAGIC))
-        self.file.write(io_header(self.compression, table_pos, self._description()))
-        self.file.seek(end)
 
 
 SPEC = FormatSpec(
