@@ -1,5 +1,5 @@
-"""AEDAT 4.0 layout: constants, the IOHeader and its XML description, EventPacket and
-FileDataTable FlatBuffers, encoded and decoded (no I/O; shared by the reader and the writer)."""
+"""AEDAT 4.0 layout, no I/O: constants, IOHeader and XML description parsing, and the encoders of
+the IOHeader, EventPacket and FileDataTable FlatBuffers (shared by the reader and the writer)."""
 
 from __future__ import annotations
 
