@@ -1,0 +1,244 @@
+"""Prophesee RAW EVT 3.0: 16-bit little-endian words, type in bits 12-15.
+
+==== =========== ============================================================================
+type name        payload
+==== =========== ============================================================================
+0    ADDR_Y      y = bits 0-10 (bit 11: system type); following X words are CD events
+1    EM ADDR_Y   exposure-measurement row (ATIS): following X words are not CD events
+2    ADDR_X      x = bits 0-10, p = bit 11: one event at (x, y)
+3    VECT_BASE_X base x = bits 0-10, p = bit 11
+4    VECT_12     12-bit validity mask: event i at base_x + i; then base_x += 12
+5    VECT_8      8-bit validity mask: event i at base_x + i; then base_x += 8
+6    TIME_LOW    time bits 0-11
+8    TIME_HIGH   time bits 12-23
+7/F  CONTINUED   payload of a preceding OTHERS word (skipped)
+A, E EXT_TRIGGER, OTHERS (skipped)
+==== =========== ============================================================================
+
+Time rule (the one Prophesee's OpenEB decoder applies): t = loops * 2**24 + high * 2**12 + low,
+where ``loops`` counts wraps of the 24-bit time base, detected when TIME_HIGH drops by at least half
+its range (2048 steps, 8.4 s); a smaller drop is jitter and is taken as written. TIME_LOW is taken as
+written too: it does not count wraps (the following TIME_HIGH carries them) and a TIME_HIGH that
+changes the high bits resets it to 0 until the next TIME_LOW. Events before the first TIME_HIGH
+have no time base and are skipped, as OpenEB does.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# indices into the decoder state array
+Y, BASE_X, POL, HIGH, LOW, LOOPS, HAS_TIME, IS_CD, T_OFFSET = range(9)
+STATE_SIZE = 9
+MAX_EVENTS_PER_WORD = 12
+HALF_RANGE = 1 << 11
+OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 2, 3, 4
+
+
+def new_state(t_offset: int = 0) -> np.ndarray:
+    state = np.zeros(STATE_SIZE, dtype=np.int64)
+    state[IS_CD] = 1
+    state[T_OFFSET] = t_offset
+    return state
+
+
+def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[list, list, list, list]:
+    """Readable word-by-word decoder (pure Python, no geometry checks): lists t, x, y, p; updates ``state``."""
+    t, x, y, p = [], [], [], []
+
+    def emit(xx: int, pp: int) -> None:
+        if state[IS_CD] and state[HAS_TIME]:
+            t.append(int(state[T_OFFSET] + (state[LOOPS] << 24) + (state[HIGH] << 12) + state[LOW]))
+            x.append(xx)
+            y.append(int(state[Y]))
+            p.append(pp)
+
+    for word in words.tolist():
+        kind, payload = word >> 12, word & 0xFFF
+        if kind == 0:
+            state[Y], state[IS_CD] = payload & 0x7FF, 1
+        elif kind == 1:
+            state[IS_CD] = 0
+        elif kind == 2:
+            emit(payload & 0x7FF, payload >> 11)
+        elif kind == 3:
+            state[BASE_X], state[POL] = payload & 0x7FF, payload >> 11
+        elif kind in (4, 5):
+            size = 12 if kind == 4 else 8
+            for i in range(size):
+                if payload >> i & 1:
+                    emit(int(state[BASE_X]) + i, int(state[POL]))
+            state[BASE_X] += size
+        elif kind == 6:
+            state[LOW] = payload
+        elif kind == 8:
+            if state[HIGH] >= payload + HALF_RANGE:
+                state[LOOPS] += 1
+            if payload != state[HIGH]:
+                state[LOW] = 0
+            state[HIGH], state[HAS_TIME] = payload, 1
+        elif kind not in (7, 0xA, 0xE, 0xF):
+            raise ValueError(f"unknown EVT 3.0 word type {kind:#x}")
+    return t, x, y, p
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
+    """Decode the words of ``buf[pos:end]`` (uint8, even length) into the columns; see module doc.
+
+    Returns (stop byte, events written, status): stops before a word that could overflow the output
+    (OUTPUT_FULL) or that is corrupt (an error status), with ``state`` updated up to ``stop``.
+    """
+    yy = state[Y]
+    base_x = state[BASE_X]
+    pol = state[POL]
+    high = state[HIGH]
+    low = state[LOW]
+    loops = state[LOOPS]
+    has_time = state[HAS_TIME]
+    is_cd = state[IS_CD]
+    t_offset = state[T_OFFSET]
+    now = t_offset + (loops << 24) + (high << 12) + low
+    limit = len(t) - MAX_EVENTS_PER_WORD
+    n = 0
+    status = 0
+    while pos < end:
+        if n > limit:
+            status = OUTPUT_FULL
+            break
+        word = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        kind = word >> 12
+        if kind == 0:
+            yy = word & 0x7FF
+            is_cd = 1
+        elif kind == 2:
+            if is_cd and has_time:
+                xx = word & 0x7FF
+                if xx >= width:
+                    status = X_BEYOND_WIDTH
+                    break
+                if yy >= height:
+                    status = Y_BEYOND_HEIGHT
+                    break
+                t[n] = now
+                x[n] = xx
+                y[n] = yy
+                p[n] = (word >> 11) & 1
+                n += 1
+        elif kind == 4 or kind == 5:
+            size = 12 if kind == 4 else 8
+            mask = word & (0xFFF if kind == 4 else 0xFF)
+            if is_cd and has_time and mask:
+                if yy >= height:
+                    status = Y_BEYOND_HEIGHT
+                    break
+                if base_x + size > width:  # rare: only vectors at the right edge need the exact check
+                    top = size - 1
+                    while not (mask >> top) & 1:
+                        top -= 1
+                    if base_x + top >= width:
+                        status = X_BEYOND_WIDTH
+                        break
+                for i in range(size):  # branch-free: write every slot, advance only on set bits
+                    t[n] = now
+                    x[n] = base_x + i
+                    y[n] = yy
+                    p[n] = pol
+                    n += (mask >> i) & 1
+            base_x += size
+        elif kind == 3:
+            base_x = word & 0x7FF
+            pol = (word >> 11) & 1
+        elif kind == 6:
+            low = word & 0xFFF
+            now = t_offset + (loops << 24) + (high << 12) + low
+        elif kind == 8:
+            new_high = word & 0xFFF
+            if high >= new_high + HALF_RANGE:
+                loops += 1
+            if new_high != high:
+                low = 0
+            high = new_high
+            has_time = 1
+            now = t_offset + (loops << 24) + (high << 12) + low
+        elif kind == 1:
+            is_cd = 0
+        elif kind != 7 and kind != 0xA and kind != 0xE and kind != 0xF:
+            status = UNKNOWN_TYPE
+            break
+        pos += 2
+    state[Y] = yy
+    state[BASE_X] = base_x
+    state[POL] = pol
+    state[HIGH] = high
+    state[LOW] = low
+    state[LOOPS] = loops
+    state[HAS_TIME] = has_time
+    state[IS_CD] = is_cd
+    return pos, n, status
+
+
+@numba.njit(cache=True, nogil=True)
+def encode_numba(t, x, y, p, state, out):
+    """Encode time-ordered events as EVT 3.0 words into ``out`` (uint16); returns words written.
+
+    ``state`` = [time >> 12 of the last TIME_HIGH written (-1: none), last TIME_LOW (-1: none),
+    last y (-1: none)] persists across calls. Runs of at least 3 consecutive events with the same
+    t, y and p and increasing x within 12 columns become VECT_BASE_X + VECT_12; others ADDR_X.
+    A gap of 2048 or more TIME_HIGH steps is bridged by intermediate TIME_HIGH words so that readers
+    can count the wraps of the 24-bit time base. ``out`` needs 4 words per event plus the bridges.
+    """
+    high = state[0]
+    low = state[1]
+    row = state[2]
+    n_out = 0
+    i = 0
+    n = len(t)
+    while i < n:
+        ti = t[i]
+        new_high = ti >> 12
+        if new_high != high:
+            if high >= 0:
+                while new_high - high >= HALF_RANGE:
+                    high += HALF_RANGE - 1
+                    out[n_out] = 0x8000 | (high & 0xFFF)
+                    n_out += 1
+            out[n_out] = 0x8000 | (new_high & 0xFFF)
+            n_out += 1
+            high = new_high
+            low = -1
+        if (ti & 0xFFF) != low:
+            low = ti & 0xFFF
+            out[n_out] = 0x6000 | low
+            n_out += 1
+        if y[i] != row:
+            row = y[i]
+            out[n_out] = row
+            n_out += 1
+        j = i + 1
+        while (
+            j < n
+            and t[j] == ti
+            and y[j] == row
+            and p[j] == p[i]
+            and x[j] > x[j - 1]
+            and x[j] - x[i] < 12
+        ):
+            j += 1
+        if j - i >= 3:
+            out[n_out] = 0x3000 | (np.int64(p[i]) << 11) | x[i]
+            mask = 0
+            for k in range(i, j):
+                mask |= 1 << (x[k] - x[i])
+            out[n_out + 1] = 0x4000 | mask
+            n_out += 2
+            i = j
+        else:
+            out[n_out] = 0x2000 | (np.int64(p[i]) << 11) | x[i]
+            n_out += 1
+            i += 1
+    state[0] = high
+    state[1] = low
+    state[2] = row
+    return n_out

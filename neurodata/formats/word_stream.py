@@ -1,0 +1,81 @@
+"""Driving a word-by-word Numba decode kernel over byte blocks with bounded output memory.
+
+Prophesee RAW and DAT data are streams of fixed-size words (2, 4 or 8 bytes) decoded by a stateful
+kernel. A kernel has the signature::
+
+    kernel(buf, pos, end, state, t, x, y, p, width, height) -> (stop, n_events, status)
+
+It decodes whole words of ``buf[pos:end]`` into the preallocated columns and stops early, before the
+word at ``stop``, when the output could overflow (``status == OUTPUT_FULL``) or when that word is
+corrupt (``status`` >= ``FIRST_ERROR``). State that spans words (time base, current row) lives in
+the int64 array ``state``, so blocks of any size decode to the same events. This module loops the
+kernel until a block is consumed, without a counting pre-pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import FormatError
+from ..events import concatenate, empty_events
+
+OK = 0
+OUTPUT_FULL = 1
+FIRST_ERROR = 2
+NO_LIMIT = 1 << 16  # width/height passed to kernels when the geometry is unknown: never exceeded
+MIN_OUTPUT = 4096
+
+
+class WordStreamDecoder:
+    """Base class: subclasses set the word size, the kernel, its state and the error messages."""
+
+    name = ""
+    word_bytes = 1
+    max_events_per_word = 1
+    kernel: Callable
+    errors: dict[int, str] = {}
+
+    def __init__(self, width: int | None, height: int | None, state: np.ndarray, source: str):
+        self.source = source
+        self.width = NO_LIMIT if width is None else width
+        self.height = NO_LIMIT if height is None else height
+        self.state = state
+        self.events_per_word = float(self.max_events_per_word if self.max_events_per_word <= 2 else 2)
+
+    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        usable = len(block) - len(block) % self.word_bytes
+        pieces = []
+        pos = 0
+        while pos < usable:
+            words = (usable - pos) // self.word_bytes
+            estimate = max(int(words * self.events_per_word * 1.1), MIN_OUTPUT)
+            out = empty_events(min(estimate, words * self.max_events_per_word) + self.max_events_per_word)
+            stop, n, status = type(self).kernel(
+                block, pos, usable, self.state, out["t"], out["x"], out["y"], out["p"], self.width, self.height
+            )
+            if status >= FIRST_ERROR:
+                raise FormatError(self.source, offset + stop, self.describe_error(status, block, stop))
+            if stop > pos and n:
+                self.events_per_word = min(self.max_events_per_word, n * self.word_bytes / (stop - pos))
+            pieces.append(out[:n])
+            pos = stop
+        if final and usable != len(block):
+            raise FormatError(
+                self.source,
+                offset + usable,
+                f"truncated {self.name} data: {len(block) - usable} trailing bytes, words are {self.word_bytes} bytes",
+            )
+        return concatenate(pieces), usable
+
+    def describe_error(self, status: int, block: np.ndarray, stop: int) -> str:
+        """The message for an error status of the kernel, from ``errors`` (str.format fields below)."""
+        word = int.from_bytes(bytes(block[stop : stop + self.word_bytes]), "little")
+        return self.errors.get(status, "corrupt {name} word {hex}").format(
+            name=self.name,
+            hex=f"0x{word:0{2 * self.word_bytes}x}",
+            kind=hex(word >> (8 * self.word_bytes - 4)),
+            width=self.width,
+            height=self.height,
+        )
