@@ -44,12 +44,20 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
     event_type, size = type_and_size
     if event_type not in EVENT_TYPES:
         raise FormatError(
-            source, header.data_offset, f"DAT event type 0x{event_type:02x} is not CD (0x00 Event2D, 0x0C EventCD)"
+            source,
+            header.data_offset,
+            f"DAT event type 0x{event_type:02x} is not CD (0x00 Event2D, 0x0C EventCD)",
         )
     if size != kernels.RECORD:
-        raise FormatError(source, header.data_offset + 1, f"DAT record size {size}, expected {kernels.RECORD}")
+        raise FormatError(
+            source, header.data_offset + 1, f"DAT record size {size}, expected {kernels.RECORD}"
+        )
     width, height, geometry_source = geometry(header.fields)
-    extra = {"header": header.fields, "event_type": EVENT_TYPES[event_type], "geometry_source": geometry_source}
+    extra = {
+        "header": header.fields,
+        "event_type": EVENT_TYPES[event_type],
+        "geometry_source": geometry_source,
+    }
     info = RecordingInfo(format=NAME, width=width, height=height, source=source, extra=extra)
     return Header(info, header.data_offset + 2)
 

@@ -58,13 +58,15 @@ def split_header(data: bytes, at_eof: bool, source: str | None = None) -> Prophe
         if data[pos] != 0x25:  # '%'
             break
         newline = data.find(b"\n", pos)
-        if newline < 0:
-            if at_eof:
-                raise FormatError(source, pos, "header line not terminated by a newline before the end of the file")
-            return None
-        line = data[pos:newline].rstrip(b"\r")
+        line = data[pos:newline].rstrip(b"\r") if newline >= 0 else data[pos:]
         if _CONTROL.search(line):
             break  # binary data that happens to start with '%'
+        if newline < 0:
+            if at_eof:
+                raise FormatError(
+                    source, pos, "header line not terminated by a newline before the end of the file"
+                )
+            return None
         pos = newline + 1
         key, _, value = line[1:].decode("latin-1").strip().partition(" ")
         if key == END_LINE and not value:
@@ -88,7 +90,7 @@ def read_header(fileobj: BinaryIO, source: str) -> PropheseeHeader:
         data += more
         at_eof = len(data) < want
         header = split_header(data, at_eof, source)
-        if header is not None:
+        if header is not None and header.data_offset <= HEADER_LIMIT:
             return header
         if len(data) > HEADER_LIMIT:
             raise FormatError(source, 0, f"no end of the '%' header within {HEADER_LIMIT} bytes")

@@ -63,10 +63,14 @@ class PropheseeWriter:
         for axis, size in (("x", self.width), ("y", self.height)):
             largest = int(events[axis].max())
             if largest > self.max_coordinate:
-                raise NeurodataError(f"{self.name} holds {axis} <= {self.max_coordinate}; got {axis} = {largest}")
+                raise NeurodataError(
+                    f"{self.name} holds {axis} <= {self.max_coordinate}; got {axis} = {largest}"
+                )
             if size is not None and largest >= size:
                 dimension = "width" if axis == "x" else "height"
-                raise NeurodataError(f"event {axis} = {largest} lies outside the recording's {dimension} {size}")
+                raise NeurodataError(
+                    f"event {axis} = {largest} lies outside the recording's {dimension} {size}"
+                )
 
 
 class RawWriter(PropheseeWriter):

@@ -53,7 +53,16 @@ class WordStreamDecoder:
             estimate = max(int(words * self.events_per_word * 1.1), MIN_OUTPUT)
             out = empty_events(min(estimate, words * self.max_events_per_word) + self.max_events_per_word)
             stop, n, status = type(self).kernel(
-                block, pos, usable, self.state, out["t"], out["x"], out["y"], out["p"], self.width, self.height
+                block,
+                pos,
+                usable,
+                self.state,
+                out["t"],
+                out["x"],
+                out["y"],
+                out["p"],
+                self.width,
+                self.height,
             )
             if status >= FIRST_ERROR:
                 raise FormatError(self.source, offset + stop, self.describe_error(status, block, stop))

@@ -59,4 +59,4 @@ def encode_numba(t, x, y, p, out):
     """Encode events into ``out`` (uint32, two per event: t, then x | y << 14 | p << 28)."""
     for i in range(len(t)):
         out[2 * i] = t[i]
-        out[2 * i + 1] = np.int64(x[i]) | (np.int64(y[i]) << 14) | (np.int64(p[i] & 1) << 28)
+        out[2 * i + 1] = np.int64(x[i]) | (np.int64(y[i]) << 14) | (np.int64(p[i] != 0) << 28)

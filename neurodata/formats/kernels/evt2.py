@@ -9,9 +9,11 @@ A    EXT_TRIGGER (skipped)
 E, F OTHERS, CONTINUED (skipped)
 ==== ========== =================================================================================
 
-Time rule: t = loops * 2**34 + high * 64 + low; ``loops`` counts wraps of the 34-bit time (4.8 h),
-detected when TIME_HIGH drops by at least half its range (2**27 steps); a smaller drop is taken as
-written. CD words before the first TIME_HIGH have no time base and are skipped (as OpenEB does).
+Time rule: t = high * 64 + low, where ``high`` is TIME_HIGH unwrapped past its 28 bits exactly as
+EVT 3.0 unwraps its 12 (see :mod:`neurodata.formats.kernels.evt3`): a drop of half the range (2**27
+steps, 2.4 h) or more is a wrap of the 34-bit time (every 4.8 h), a smaller drop is backward jitter
+taken as written. CD words before the first TIME_HIGH have no time base and are skipped (as OpenEB
+does).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-HIGH, LOOPS, HAS_TIME, T_OFFSET = range(4)
-STATE_SIZE = 4
-HIGH_BITS = 28
-HALF_RANGE = 1 << (HIGH_BITS - 1)
+from .time_base import unwrap_high, unwrap_highs
+
+HIGH, HAS_TIME, T_OFFSET = range(3)
+STATE_SIZE = 3
+HIGH_MASK = (1 << 28) - 1
+HALF_RANGE = 1 << 27
 OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 2, 3, 4
 SKIPPED_TYPES = (0xA, 0xE, 0xF)
 
@@ -41,16 +45,15 @@ def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, 
     if not known.all():
         raise ValueError(f"unknown EVT 2.0 word type {kind[~known][0]:#x}")
     is_high = kind == 8
-    highs = np.concatenate(([state[HIGH]], words[is_high] & 0x0FFFFFFF))
-    loops = state[LOOPS] + np.cumsum(highs[:-1] >= highs[1:] + HALF_RANGE)
-    full_highs = np.concatenate(([state[HIGH] + (state[LOOPS] << HIGH_BITS)], highs[1:] + (loops << HIGH_BITS)))
-    # for every word, how many TIME_HIGH words came before or at it: selects its time base
+    full_highs = unwrap_highs(words[is_high] & HIGH_MASK, state[HIGH] if state[HAS_TIME] else None, HIGH_MASK)
+    # each word's time base is the last TIME_HIGH at or before it (index 0: the one before the block)
     high_index = np.cumsum(is_high)
     is_cd = (kind <= 1) & ((high_index > 0) | bool(state[HAS_TIME]))
-    t = state[T_OFFSET] + (full_highs[high_index[is_cd]] << 6) + ((words[is_cd] >> 22) & 0x3F)
+    bases = np.concatenate(([state[HIGH]], full_highs))
     cd = words[is_cd]
+    t = state[T_OFFSET] + (bases[high_index[is_cd]] << 6) + ((cd >> 22) & 0x3F)
     if is_high.any():
-        state[HIGH], state[LOOPS], state[HAS_TIME] = highs[-1], loops[-1], 1
+        state[HIGH], state[HAS_TIME] = full_highs[-1], 1
     return t, (cd >> 11) & 0x7FF, cd & 0x7FF, kind[is_cd]
 
 
@@ -61,9 +64,8 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
     Returns (stop byte, events written, status) like the EVT 3.0 kernel.
     """
     high = state[HIGH]
-    loops = state[LOOPS]
     has_time = state[HAS_TIME]
-    base = state[T_OFFSET] + (((loops << HIGH_BITS) + high) << 6)
+    base = state[T_OFFSET] + (high << 6)
     limit = len(t) - 1
     n = 0
     status = 0
@@ -94,18 +96,15 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
                 p[n] = kind
                 n += 1
         elif kind == 8:
-            new_high = word & 0x0FFFFFFF
-            if high >= new_high + HALF_RANGE:
-                loops += 1
-            high = new_high
+            new_high = word & HIGH_MASK
+            high = unwrap_high(high, new_high, HIGH_MASK) if has_time else new_high
             has_time = 1
-            base = state[T_OFFSET] + (((loops << HIGH_BITS) + high) << 6)
+            base = state[T_OFFSET] + (high << 6)
         elif kind != 0xA and kind != 0xE and kind != 0xF:
             status = UNKNOWN_TYPE
             break
         pos += 4
     state[HIGH] = high
-    state[LOOPS] = loops
     state[HAS_TIME] = has_time
     return pos, n, status
 
@@ -126,12 +125,12 @@ def encode_numba(t, x, y, p, state, out):
             if high >= 0:
                 while new_high - high >= HALF_RANGE:
                     high += HALF_RANGE - 1
-                    out[n_out] = (8 << 28) | (high & 0x0FFFFFFF)
+                    out[n_out] = (8 << 28) | (high & HIGH_MASK)
                     n_out += 1
-            out[n_out] = (8 << 28) | (new_high & 0x0FFFFFFF)
+            out[n_out] = (8 << 28) | (new_high & HIGH_MASK)
             n_out += 1
             high = new_high
-        out[n_out] = (np.int64(p[i]) << 28) | ((t[i] & 0x3F) << 22) | (np.int64(x[i]) << 11) | y[i]
+        out[n_out] = (np.int64(p[i] != 0) << 28) | ((t[i] & 0x3F) << 22) | (np.int64(x[i]) << 11) | y[i]
         n_out += 1
     state[0] = high
     return n_out

@@ -15,12 +15,15 @@ type name        payload
 A, E EXT_TRIGGER, OTHERS (skipped)
 ==== =========== ============================================================================
 
-Time rule (the one Prophesee's OpenEB decoder applies): t = loops * 2**24 + high * 2**12 + low,
-where ``loops`` counts wraps of the 24-bit time base, detected when TIME_HIGH drops by at least half
-its range (2048 steps, 8.4 s); a smaller drop is jitter and is taken as written. TIME_LOW is taken as
-written too: it does not count wraps (the following TIME_HIGH carries them) and a TIME_HIGH that
-changes the high bits resets it to 0 until the next TIME_LOW. Events before the first TIME_HIGH
-have no time base and are skipped, as OpenEB does.
+Time rule: t = high * 2**12 + low, where ``high`` is TIME_HIGH unwrapped past its 12 bits: each new
+TIME_HIGH moves ``high`` by the step of at most half the 4096-step range (8.4 s) that reaches it, so
+a drop of 2048 or more steps is a wrap of the 24-bit time base (counted, as in Prophesee's OpenEB)
+and a smaller drop is backward jitter taken as written: time steps back a little rather than jumping
+16.8 s ahead (OpenEB would count a wrap for a jitter across the 0xFFF -> 0 boundary). A file
+therefore must not skip 2048 or more TIME_HIGH steps at once (cameras and our writer never do).
+TIME_LOW is taken as written: it counts no wraps (the following TIME_HIGH carries them), and a
+TIME_HIGH that changes the high bits resets it to 0 until the next TIME_LOW. Events before the first
+TIME_HIGH have no time base and are skipped, as OpenEB does.
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .time_base import unwrap_high
+
 # indices into the decoder state array
-Y, BASE_X, POL, HIGH, LOW, LOOPS, HAS_TIME, IS_CD, T_OFFSET = range(9)
-STATE_SIZE = 9
+Y, BASE_X, POL, HIGH, LOW, HAS_TIME, IS_CD, T_OFFSET = range(8)
+STATE_SIZE = 8
 MAX_EVENTS_PER_WORD = 12
+HIGH_MASK = 0xFFF
 HALF_RANGE = 1 << 11
+
 OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 2, 3, 4
 
 
@@ -49,7 +56,7 @@ def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[list, list, 
 
     def emit(xx: int, pp: int) -> None:
         if state[IS_CD] and state[HAS_TIME]:
-            t.append(int(state[T_OFFSET] + (state[LOOPS] << 24) + (state[HIGH] << 12) + state[LOW]))
+            t.append(int(state[T_OFFSET] + (state[HIGH] << 12) + state[LOW]))
             x.append(xx)
             y.append(int(state[Y]))
             p.append(pp)
@@ -73,11 +80,12 @@ def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[list, list, 
         elif kind == 6:
             state[LOW] = payload
         elif kind == 8:
-            if state[HIGH] >= payload + HALF_RANGE:
-                state[LOOPS] += 1
-            if payload != state[HIGH]:
+            if payload != state[HIGH] & HIGH_MASK:
                 state[LOW] = 0
-            state[HIGH], state[HAS_TIME] = payload, 1
+            state[HIGH], state[HAS_TIME] = (
+                unwrap_high(state[HIGH], payload, HIGH_MASK) if state[HAS_TIME] else payload,
+                1,
+            )
         elif kind not in (7, 0xA, 0xE, 0xF):
             raise ValueError(f"unknown EVT 3.0 word type {kind:#x}")
     return t, x, y, p
@@ -95,11 +103,10 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
     pol = state[POL]
     high = state[HIGH]
     low = state[LOW]
-    loops = state[LOOPS]
     has_time = state[HAS_TIME]
     is_cd = state[IS_CD]
     t_offset = state[T_OFFSET]
-    now = t_offset + (loops << 24) + (high << 12) + low
+    now = t_offset + (high << 12) + low
     limit = len(t) - MAX_EVENTS_PER_WORD
     n = 0
     status = 0
@@ -152,16 +159,14 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
             pol = (word >> 11) & 1
         elif kind == 6:
             low = word & 0xFFF
-            now = t_offset + (loops << 24) + (high << 12) + low
+            now = t_offset + (high << 12) + low
         elif kind == 8:
-            new_high = word & 0xFFF
-            if high >= new_high + HALF_RANGE:
-                loops += 1
-            if new_high != high:
+            new_high = word & HIGH_MASK
+            if new_high != high & HIGH_MASK:
                 low = 0
-            high = new_high
+            high = unwrap_high(high, new_high, HIGH_MASK) if has_time else new_high
             has_time = 1
-            now = t_offset + (loops << 24) + (high << 12) + low
+            now = t_offset + (high << 12) + low
         elif kind == 1:
             is_cd = 0
         elif kind != 7 and kind != 0xA and kind != 0xE and kind != 0xF:
@@ -173,7 +178,6 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
     state[POL] = pol
     state[HIGH] = high
     state[LOW] = low
-    state[LOOPS] = loops
     state[HAS_TIME] = has_time
     state[IS_CD] = is_cd
     return pos, n, status
@@ -221,13 +225,13 @@ def encode_numba(t, x, y, p, state, out):
             j < n
             and t[j] == ti
             and y[j] == row
-            and p[j] == p[i]
+            and (p[j] != 0) == (p[i] != 0)
             and x[j] > x[j - 1]
             and x[j] - x[i] < 12
         ):
             j += 1
         if j - i >= 3:
-            out[n_out] = 0x3000 | (np.int64(p[i]) << 11) | x[i]
+            out[n_out] = 0x3000 | (np.int64(p[i] != 0) << 11) | x[i]
             mask = 0
             for k in range(i, j):
                 mask |= 1 << (x[k] - x[i])
@@ -235,7 +239,7 @@ def encode_numba(t, x, y, p, state, out):
             n_out += 2
             i = j
         else:
-            out[n_out] = 0x2000 | (np.int64(p[i]) << 11) | x[i]
+            out[n_out] = 0x2000 | (np.int64(p[i] != 0) << 11) | x[i]
             n_out += 1
             i += 1
     state[0] = high
