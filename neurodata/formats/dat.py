@@ -64,7 +64,7 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 class DatDecoder(WordStreamDecoder):
     name = "DAT"
-    word_bytes = kernels.RECORD
+    word_dtype = np.dtype("<u8")
     max_events_per_word = 1
     kernel = kernels.decode_numba
     errors = {

@@ -31,7 +31,7 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 class Evt2Decoder(WordStreamDecoder):
     name = "EVT 2.0"
-    word_bytes = 4
+    word_dtype = np.dtype("<u4")
     max_events_per_word = 1
     kernel = kernels.decode_numba
     errors = {

@@ -31,7 +31,7 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 class Evt3Decoder(WordStreamDecoder):
     name = "EVT 3.0"
-    word_bytes = 2
+    word_dtype = np.dtype("<u2")
     max_events_per_word = kernels.MAX_EVENTS_PER_WORD
     kernel = kernels.decode_numba
     errors = {

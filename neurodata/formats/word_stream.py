@@ -1,15 +1,16 @@
 """Driving a word-by-word Numba decode kernel over byte blocks with bounded output memory.
 
-Prophesee RAW and DAT data are streams of fixed-size words (2, 4 or 8 bytes) decoded by a stateful
-kernel. A kernel has the signature::
+Prophesee RAW and DAT data are streams of fixed-size little-endian words (2, 4 or 8 bytes) decoded
+by a stateful kernel. A kernel has the signature::
 
-    kernel(buf, pos, end, state, t, x, y, p, width, height) -> (stop, n_events, status)
+    kernel(words, pos, state, out, width, height) -> (stop, n_events, status)
 
-It decodes whole words of ``buf[pos:end]`` into the preallocated columns and stops early, before the
-word at ``stop``, when the output could overflow (``status == OUTPUT_FULL``) or when that word is
-corrupt (``status`` >= ``FIRST_ERROR``). State that spans words (time base, current row) lives in
+It decodes ``words[pos:]`` into the preallocated event array ``out`` and stops early, before the
+word at index ``stop``, when the output could overflow (``status == OUTPUT_FULL``) or when that word
+is corrupt (``status`` >= ``FIRST_ERROR``). State that spans words (time base, current row) lives in
 the int64 array ``state``, so blocks of any size decode to the same events. This module loops the
-kernel until a block is consumed, without a counting pre-pass.
+kernel until a block is consumed, without a counting pre-pass: each output buffer is sized from the
+events-per-word rate seen so far, and a kernel that fills it simply resumes in a new one.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ MIN_OUTPUT = 4096
 
 
 class WordStreamDecoder:
-    """Base class: subclasses set the word size, the kernel, its state and the error messages."""
+    """Base class: subclasses set the word type, the kernel, its state and the error messages."""
 
     name = ""
-    word_bytes = 1
+    word_dtype = np.dtype("u1")
     max_events_per_word = 1
     kernel: Callable
     errors: dict[int, str] = {}
@@ -42,32 +43,27 @@ class WordStreamDecoder:
         self.width = NO_LIMIT if width is None else width
         self.height = NO_LIMIT if height is None else height
         self.state = state
-        self.events_per_word = float(self.max_events_per_word if self.max_events_per_word <= 2 else 2)
+        self.events_per_word = float(min(self.max_events_per_word, 2))
+
+    @property
+    def word_bytes(self) -> int:
+        return self.word_dtype.itemsize
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         usable = len(block) - len(block) % self.word_bytes
+        words = block[:usable].view(self.word_dtype)  # may be unaligned: fine for Numba on x86/ARM64
         pieces = []
         pos = 0
-        while pos < usable:
-            words = (usable - pos) // self.word_bytes
-            estimate = max(int(words * self.events_per_word * 1.1), MIN_OUTPUT)
-            out = empty_events(min(estimate, words * self.max_events_per_word) + self.max_events_per_word)
-            stop, n, status = type(self).kernel(
-                block,
-                pos,
-                usable,
-                self.state,
-                out["t"],
-                out["x"],
-                out["y"],
-                out["p"],
-                self.width,
-                self.height,
-            )
+        while pos < len(words):
+            left = len(words) - pos
+            estimate = max(int(left * self.events_per_word * 1.1), MIN_OUTPUT)
+            out = empty_events(min(estimate, left * self.max_events_per_word) + self.max_events_per_word)
+            stop, n, status = type(self).kernel(words, pos, self.state, out, self.width, self.height)
             if status >= FIRST_ERROR:
-                raise FormatError(self.source, offset + stop, self.describe_error(status, block, stop))
+                at = stop * self.word_bytes
+                raise FormatError(self.source, offset + at, self.describe_error(status, block, at))
             if stop > pos and n:
-                self.events_per_word = min(self.max_events_per_word, n * self.word_bytes / (stop - pos))
+                self.events_per_word = min(self.max_events_per_word, n / (stop - pos))
             pieces.append(out[:n])
             pos = stop
         if final and usable != len(block):
@@ -78,9 +74,9 @@ class WordStreamDecoder:
             )
         return concatenate(pieces), usable
 
-    def describe_error(self, status: int, block: np.ndarray, stop: int) -> str:
+    def describe_error(self, status: int, block: np.ndarray, at: int) -> str:
         """The message for an error status of the kernel, from ``errors`` (str.format fields below)."""
-        word = int.from_bytes(bytes(block[stop : stop + self.word_bytes]), "little")
+        word = int.from_bytes(bytes(block[at : at + self.word_bytes]), "little")
         return self.errors.get(status, "corrupt {name} word {hex}").format(
             name=self.name,
             hex=f"0x{word:0{2 * self.word_bytes}x}",

@@ -21,22 +21,21 @@ def decode_reference(records: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
-    """Decode the records of ``buf[pos:end]`` (uint8) into the columns; stateless (``state`` unused).
+def decode_numba(records, pos, state, out, width, height):
+    """Decode ``records[pos:]`` (each a little-endian uint64: t | w << 32) into the event array ``out``.
 
-    Returns (stop byte, events written, status) like the RAW kernels.
+    Stateless (``state`` unused). Returns (stop record, events written, status) like the RAW kernels.
     """
     n = 0
     status = 0
-    limit = len(t)
+    limit = len(out)
+    end = len(records)
     while pos < end:
         if n >= limit:
             status = OUTPUT_FULL
             break
-        ts = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8) | (np.int64(buf[pos + 2]) << 16)
-        ts |= np.int64(buf[pos + 3]) << 24
-        w = np.int64(buf[pos + 4]) | (np.int64(buf[pos + 5]) << 8) | (np.int64(buf[pos + 6]) << 16)
-        w |= np.int64(buf[pos + 7]) << 24
+        record = records[pos]
+        w = np.int64(record >> 32)
         xx = w & COORD_MASK
         yy = (w >> 14) & COORD_MASK
         if xx >= width:
@@ -45,12 +44,13 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
         if yy >= height:
             status = Y_BEYOND_HEIGHT
             break
-        t[n] = ts
-        x[n] = xx
-        y[n] = yy
-        p[n] = (w >> 28) & 1
+        event = out[n]
+        event.t = np.int64(record & 0xFFFFFFFF)
+        event.x = xx
+        event.y = yy
+        event.p = (w >> 28) & 1
         n += 1
-        pos += RECORD
+        pos += 1
     return pos, n, status
 
 

@@ -58,27 +58,23 @@ def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, 
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
-    """Decode the words of ``buf[pos:end]`` (uint8, length a multiple of 4) into the columns.
+def decode_numba(words, pos, state, out, width, height):
+    """Decode ``words[pos:]`` (uint32) into the event array ``out``.
 
-    Returns (stop byte, events written, status) like the EVT 3.0 kernel.
+    Returns (stop word, events written, status) like the EVT 3.0 kernel.
     """
     high = state[HIGH]
     has_time = state[HAS_TIME]
     base = state[T_OFFSET] + (high << 6)
-    limit = len(t) - 1
+    limit = len(out) - 1
+    end = len(words)
     n = 0
     status = 0
     while pos < end:
         if n > limit:
             status = OUTPUT_FULL
             break
-        word = (
-            np.int64(buf[pos])
-            | (np.int64(buf[pos + 1]) << 8)
-            | (np.int64(buf[pos + 2]) << 16)
-            | (np.int64(buf[pos + 3]) << 24)
-        )
+        word = np.int64(words[pos])
         kind = word >> 28
         if kind <= 1:
             if has_time:
@@ -90,10 +86,11 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
                 if yy >= height:
                     status = Y_BEYOND_HEIGHT
                     break
-                t[n] = base + ((word >> 22) & 0x3F)
-                x[n] = xx
-                y[n] = yy
-                p[n] = kind
+                event = out[n]
+                event.t = base + ((word >> 22) & 0x3F)
+                event.x = xx
+                event.y = yy
+                event.p = kind
                 n += 1
         elif kind == 8:
             new_high = word & HIGH_MASK
@@ -103,7 +100,7 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
         elif kind != 0xA and kind != 0xE and kind != 0xF:
             status = UNKNOWN_TYPE
             break
-        pos += 4
+        pos += 1
     state[HIGH] = high
     state[HAS_TIME] = has_time
     return pos, n, status

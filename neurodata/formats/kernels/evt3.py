@@ -92,10 +92,10 @@ def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[list, list, 
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
-    """Decode the words of ``buf[pos:end]`` (uint8, even length) into the columns; see module doc.
+def decode_numba(words, pos, state, out, width, height):
+    """Decode ``words[pos:]`` (uint16) into the event array ``out``; see the module doc.
 
-    Returns (stop byte, events written, status): stops before a word that could overflow the output
+    Returns (stop word, events written, status): stops before a word that could overflow the output
     (OUTPUT_FULL) or that is corrupt (an error status), with ``state`` updated up to ``stop``.
     """
     yy = state[Y]
@@ -107,14 +107,15 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
     is_cd = state[IS_CD]
     t_offset = state[T_OFFSET]
     now = t_offset + (high << 12) + low
-    limit = len(t) - MAX_EVENTS_PER_WORD
+    limit = len(out) - MAX_EVENTS_PER_WORD
+    end = len(words)
     n = 0
     status = 0
     while pos < end:
         if n > limit:
             status = OUTPUT_FULL
             break
-        word = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        word = np.int64(words[pos])
         kind = word >> 12
         if kind == 0:
             yy = word & 0x7FF
@@ -128,10 +129,11 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
                 if yy >= height:
                     status = Y_BEYOND_HEIGHT
                     break
-                t[n] = now
-                x[n] = xx
-                y[n] = yy
-                p[n] = (word >> 11) & 1
+                event = out[n]
+                event.t = now
+                event.x = xx
+                event.y = yy
+                event.p = (word >> 11) & 1
                 n += 1
         elif kind == 4 or kind == 5:
             size = 12 if kind == 4 else 8
@@ -148,10 +150,11 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
                         status = X_BEYOND_WIDTH
                         break
                 for i in range(size):  # branch-free: write every slot, advance only on set bits
-                    t[n] = now
-                    x[n] = base_x + i
-                    y[n] = yy
-                    p[n] = pol
+                    event = out[n]
+                    event.t = now
+                    event.x = base_x + i
+                    event.y = yy
+                    event.p = pol
                     n += (mask >> i) & 1
             base_x += size
         elif kind == 3:
@@ -172,7 +175,7 @@ def decode_numba(buf, pos, end, state, t, x, y, p, width, height):
         elif kind != 7 and kind != 0xA and kind != 0xE and kind != 0xF:
             status = UNKNOWN_TYPE
             break
-        pos += 2
+        pos += 1
     state[Y] = yy
     state[BASE_X] = base_x
     state[POL] = pol
