@@ -107,6 +107,7 @@ def decode_numba(words, pos, state, out, width, height):
     is_cd = state[IS_CD]
     t_offset = state[T_OFFSET]
     now = t_offset + (high << 12) + low
+    emit = is_cd and has_time  # whether ADDR_X / vector words produce events
     limit = len(out) - MAX_EVENTS_PER_WORD
     end = len(words)
     n = 0
@@ -117,12 +118,9 @@ def decode_numba(words, pos, state, out, width, height):
             break
         word = np.int64(words[pos])
         kind = word >> 12
-        if kind == 0:
-            yy = word & 0x7FF
-            is_cd = 1
-        elif kind == 2:
-            if is_cd and has_time:
-                xx = word & 0x7FF
+        if kind == 2:  # the most frequent word first
+            xx = word & 0x7FF
+            if emit:
                 if xx >= width:
                     status = X_BEYOND_WIDTH
                     break
@@ -135,10 +133,14 @@ def decode_numba(words, pos, state, out, width, height):
                 event.y = yy
                 event.p = (word >> 11) & 1
                 n += 1
+        elif kind == 0:
+            yy = word & 0x7FF
+            is_cd = 1
+            emit = has_time
         elif kind == 4 or kind == 5:
             size = 12 if kind == 4 else 8
             mask = word & (0xFFF if kind == 4 else 0xFF)
-            if is_cd and has_time and mask:
+            if emit and mask:
                 if yy >= height:
                     status = Y_BEYOND_HEIGHT
                     break
@@ -169,9 +171,11 @@ def decode_numba(words, pos, state, out, width, height):
                 low = 0
             high = unwrap_high(high, new_high, HIGH_MASK) if has_time else new_high
             has_time = 1
+            emit = is_cd
             now = t_offset + (high << 12) + low
         elif kind == 1:
             is_cd = 0
+            emit = 0
         elif kind != 7 and kind != 0xA and kind != 0xE and kind != 0xF:
             status = UNKNOWN_TYPE
             break
