@@ -258,19 +258,27 @@ def test_reader_blocks_equal_whole_read(fixtures, name):
             np.testing.assert_array_equal(np.concatenate(list(rec.blocks(block_bytes=block))), whole)
 
 
-def test_small_output_buffers_resume_mid_block(fixtures, monkeypatch):
-    """With a tiny output buffer the kernel stops early many times; the events stay the same."""
-    from neurodata.formats import word_stream
-
-    whole = nd.read(fixtures / EVT3)
-    monkeypatch.setattr(word_stream, "MIN_OUTPUT", 1)
-    with nd.open_recording(fixtures / EVT3) as rec:
-        decoder = rec.format.make_decoder(rec.header, rec.source)
-        decoder.events_per_word = 0.01  # far below the real rate: forces many OUTPUT_FULL stops
-        data = np.frombuffer((fixtures / EVT3).read_bytes()[rec.header.data_offset :], np.uint8)
-        events, used = decoder.decode(data, rec.header.data_offset, final=True)
-    assert used == len(data)
-    np.testing.assert_array_equal(events, whole)
+@pytest.mark.parametrize("fmt, name", [("evt3", EVT3), ("evt2", EVT2), ("dat", DAT)])
+def test_kernel_stops_when_output_is_nearly_full_and_resumes(fixtures, fmt, name):
+    """Small output buffers: each kernel call stops early, reports where, and the next call resumes."""
+    kernels = {"evt3": evt3_kernels, "evt2": evt2_kernels, "dat": dat_kernels}[fmt]
+    dtype = {"evt3": "<u2", "evt2": "<u4", "dat": "<u8"}[fmt]
+    _, data = data_bytes(fixtures / name)
+    words = np.frombuffer(data[: len(data) // 8 * 8], dtype)[:40000]
+    state = kernels.new_state() if fmt != "dat" else np.zeros(1, np.int64)
+    parts, pos, calls = [], 0, 0
+    while pos < len(words):
+        out = nd.events.empty_events(150)
+        stop, n, status = kernels.decode_numba(words, pos, state, out, 1 << 16, 1 << 16)
+        assert status == (0 if stop == len(words) else 1) and stop > pos
+        parts.append(out[:n])
+        pos, calls = stop, calls + 1
+    assert calls > 10
+    whole = nd.events.empty_events(len(words) * 12 + 12)
+    state = kernels.new_state() if fmt != "dat" else np.zeros(1, np.int64)
+    stop, n, status = kernels.decode_numba(words, 0, state, whole, 1 << 16, 1 << 16)
+    assert (stop, status) == (len(words), 0)
+    np.testing.assert_array_equal(np.concatenate(parts), whole[:n])
 
 
 # --- writers and round trips ---------------------------------------------------------------------
@@ -319,6 +327,18 @@ def test_long_recording_round_trip(tmp_path, fmt):
         highs = (words[words >> 12 == 8] & 0xFFF).astype(np.int64)
         assert np.sum(np.diff(highs) < -2048) == 2  # two wraps of the 24-bit time base
         assert np.sum(words >> 12 == 4) > 1000  # vectors were used
+
+
+@pytest.mark.parametrize("fmt, wrap", [("evt3", 1 << 24), ("evt2", 1 << 34)])
+def test_round_trip_across_wraps_and_long_silences(tmp_path, fmt, wrap):
+    """Times crossing the format's wrap, with silences longer than half and than a whole wrap."""
+    t = np.array([5, wrap - 3, wrap + 2, wrap + wrap // 2 + 9, 4 * wrap + 1, 4 * wrap + 1], dtype=np.int64)
+    events = nd.make_events(t, [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 11], [1, 0, 1, 1, 0, 0])
+    path = tmp_path / "wraps.raw"
+    nd.write(path, events, format=fmt)
+    back, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(back, events)
+    assert "neurodata_time_offset_us" not in info.extra["header"]
 
 
 @pytest.mark.parametrize("fmt, wrap", [("evt3", 1 << 24), ("evt2", 1 << 34)])

@@ -62,8 +62,8 @@ class WordStreamDecoder:
             if status >= FIRST_ERROR:
                 at = stop * self.word_bytes
                 raise FormatError(self.source, offset + at, self.describe_error(status, block, at))
-            if stop > pos and n:
-                self.events_per_word = min(self.max_events_per_word, n / (stop - pos))
+            if stop - pos >= MIN_OUTPUT:  # learn the rate from samples large enough to be typical
+                self.events_per_word = min(self.max_events_per_word, max(n, 1) / (stop - pos))
             pieces.append(out[:n])
             pos = stop
         if final and usable != len(block):
