@@ -474,6 +474,16 @@ def test_parse_helpers():
     )
     assert geometry({"geometry": "1280x720", "plugin_name": "hal_plugin_gen3_fx3"})[:2] == (1280, 720)
     assert geometry({"Width": "x", "Height": "2"})[0] is None
+    assert geometry({"geometry": "99999999999x720"})[0] is None  # absurd sizes are not taken
+    for spec in FORMATS.values():  # sniffing never raises, whatever the first bytes
+        for head in (b"% evt 3.0\n% geometry 12", b"%\xff\x00", b"%" * 5000, b""):
+            assert spec.sniff(head) in (True, False)
+
+
+def test_bad_time_offset_field(tmp_path):
+    path = _write(tmp_path / "offset.raw", b"% evt 3.0\n% neurodata_time_offset_us \xb2\n% end\n")
+    with pytest.raises(FormatError, match="neurodata_time_offset_us is '\xb2', not a whole number"):
+        nd.read(path)
 
 
 def test_header_without_end_is_refused_quickly(tmp_path):

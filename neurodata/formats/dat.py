@@ -15,7 +15,7 @@ from ..errors import FormatError, NeurodataError
 from ..events import RecordingInfo
 from .base import FormatSpec, Header
 from .kernels import dat as kernels
-from .prophesee_header import format_header, geometry, raw_format, read_header, sniff_fields, split_header
+from .prophesee_header import format_header, geometry, raw_format, read_header, sniff_header
 from .prophesee_writer import PropheseeWriter
 from .word_stream import WordStreamDecoder
 
@@ -25,14 +25,13 @@ WRITTEN_TYPE = 0x0C
 
 
 def sniff(head: bytes) -> bool:
-    fields = sniff_fields(head)
-    if not fields or raw_format(fields)[0] is not None:
+    header = sniff_header(head)
+    if header is None or raw_format(header.fields)[0] is not None:
         return False
-    if "Version" not in fields and not fields.get("Data", "").startswith("file"):
+    if "Version" not in header.fields and not header.fields.get("Data", "").startswith("file"):
         return False
-    header = split_header(head, at_eof=True) if head.count(b"\n") else None
-    after = header.data_offset if header else len(head)
-    return after >= len(head) or head[after] in EVENT_TYPES
+    # when the sniffed bytes reach past the header, the next byte must be a CD event type
+    return header.data_offset >= len(head) or head[header.data_offset] in EVENT_TYPES
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:

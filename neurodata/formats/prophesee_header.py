@@ -25,6 +25,8 @@ END_LINE = "end"
 # (EVT 3.0: 2**24 us, EVT 2.0: 2**34 us): the whole wraps left out of the data, added back on reading.
 TIME_OFFSET_KEY = "neurodata_time_offset_us"
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_SIZE = 1 << 16  # larger widths/heights cannot be meant: coordinates are 16-bit
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
 # Sensor generations named by ``plugin_name`` (hal_plugin_gen3_fx3, hal_plugin_imx636_evk4, ...) or by a
 # ``generation``/``sensor_generation`` field, with the RAW format their cameras write by default and
@@ -97,14 +99,23 @@ def read_header(fileobj: BinaryIO, source: str) -> PropheseeHeader:
         want *= 2
 
 
+def sniff_header(head: bytes) -> PropheseeHeader | None:
+    """The header found in the first bytes of a file, or None when it does not start with ``%``.
+
+    Never raises: a header cut off by the end of ``head`` yields the lines before the cut (with
+    ``data_offset`` at the cut).
+    """
+    if not head.startswith(b"%"):
+        return None
+    try:
+        return split_header(head, at_eof=True)
+    except FormatError:
+        return split_header(head[: head.rfind(b"\n") + 1], at_eof=True)
+
+
 def sniff_fields(head: bytes) -> dict[str, str]:
     """Header fields found in the first bytes of a file (empty when it has no ``%`` header)."""
-    if not head.startswith(b"%"):
-        return {}
-    try:
-        header = split_header(head, at_eof=True)
-    except FormatError:
-        header = split_header(head[: head.rfind(b"\n") + 1], at_eof=True)
+    header = sniff_header(head)
     return header.fields if header else {}
 
 
@@ -147,7 +158,7 @@ def geometry(fields: dict[str, str]) -> tuple[int | None, int | None, str]:
                 w, h = int(width), int(height)
             except ValueError:
                 continue
-            if w > 0 and h > 0:
+            if 0 < w <= MAX_SIZE and 0 < h <= MAX_SIZE:
                 return w, h, f"header ({name})"
     generation = _sensor_generation(fields)
     if generation:
@@ -201,7 +212,7 @@ def parse_raw_header(fileobj: BinaryIO, source: str, fmt: str) -> tuple[Recordin
         raise FormatError(source, 0, f"the header announces {found.upper()} ({how}), not {fmt.upper()}")
     width, height, geometry_source = geometry(header.fields)
     offset_text = header.fields.get(TIME_OFFSET_KEY, "0")
-    if not offset_text.isdigit():
+    if not _WHOLE_NUMBER.fullmatch(offset_text):
         raise FormatError(source, 0, f"header field {TIME_OFFSET_KEY} is {offset_text!r}, not a whole number")
     extra = {
         "header": header.fields,
