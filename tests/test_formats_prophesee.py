@@ -132,9 +132,10 @@ def test_evt3_golden(fixtures):
 
     The golden file is expelliarmus' own test output (it equals ``Wizard('EVT3').read``), and
     expelliarmus adds 4096 us whenever TIME_LOW decreases, on top of the TIME_HIGH words that already
-    carry the step. The sample holds 11 such decreases: 2 at TIME_HIGH steps and 9 where the camera
-    repeats a TIME_LOW a few us back, so the golden times run 45 ms ahead by the end of this 9 ms
-    recording and name time bases (t >> 12) that no TIME_HIGH word in the file holds.
+    carry the step. The sample holds 11 such decreases: 2 at TIME_HIGH steps and 9 where, right after
+    a TIME_HIGH, a TIME_LOW 3 or 11 us ahead is followed at once by the current one. So the golden
+    times run 45 ms ahead by the end of this 9 ms recording and name time bases (t >> 12) that no
+    TIME_HIGH word in the file holds.
     """
     golden = np.load(fixtures / GOLDEN, allow_pickle=False)
     ours = nd.read(fixtures / EVT3)
@@ -294,30 +295,30 @@ def test_fixture_round_trip(fixtures, tmp_path, fmt, name, ext):
     back, info_back = nd.read(path, return_info=True)
     np.testing.assert_array_equal(back, events)
     assert info_back.format == fmt and (info_back.width, info_back.height) == (info.width, info.height)
-    if info.width is not None:
-        assert (
-            info_back.extra["geometry_source"] == "header (format)"
-            if fmt != "dat"
-            else "header (Width/Height)"
-        )
+    if fmt != "dat":  # the RAW fixtures' geometry was inferred; the copies declare it
+        assert info_back.extra["geometry_source"] == "header (format)"
 
 
 @pytest.mark.parametrize("fmt", ["evt2", "evt3", "dat"])
 def test_streaming_writer_chunks_give_same_events(tmp_path, fmt):
     events = synthetic_long(seconds=45.0 if fmt != "dat" else 20.0)[:60000]
     info = nd.RecordingInfo(format=fmt, width=1280, height=720)
+    whole = tmp_path / f"whole.{'dat' if fmt == 'dat' else 'raw'}"
+    nd.write(whole, events, info, format=fmt)
     path = tmp_path / f"chunks.{'dat' if fmt == 'dat' else 'raw'}"
     with nd.open_writer(path, info, format=fmt) as writer:
         for start in range(0, len(events), 777):  # chunk edges split bursts of one timestamp
             writer.write(events[start : start + 777])
     np.testing.assert_array_equal(nd.read(path), events)
+    if fmt != "evt3":  # no state is lost at chunk edges: the bytes are those of a single write
+        assert path.read_bytes() == whole.read_bytes()
 
 
 @pytest.mark.parametrize("fmt", ["evt2", "evt3"])
 def test_long_recording_round_trip(tmp_path, fmt):
     events = synthetic_long()
-    assert events["t"][-1] > 40e6 and np.bincount(np.unique(events["t"], return_counts=True)[1]).argmax() >= 1
-    assert np.unique(events["t"], return_counts=True)[1].max() >= 30
+    per_timestamp = np.unique(events["t"], return_counts=True)[1]
+    assert events["t"][-1] > 40e6 and per_timestamp.max() >= 30 and np.mean(per_timestamp) > 10
     path = tmp_path / "long.raw"
     nd.write(path, events, nd.RecordingInfo(format=fmt, width=1280, height=720), format=fmt)
     np.testing.assert_array_equal(nd.read(path), events)
