@@ -8,6 +8,7 @@ window while holding at most one read block plus one output chunk in memory.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -21,6 +22,8 @@ from .formats import detect_format, get_format
 from .formats.base import FormatSpec, Header
 
 DEFAULT_BLOCK_BYTES = 8 << 20
+WHOLE_READ_LIMIT = 1 << 30
+SMALL_FILE_BYTES = 64 << 20
 
 
 def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
@@ -45,6 +48,7 @@ class Recording:
         self.source = source
         self.format = spec
         self.header = header
+        self.position = header.data_offset  # file bytes decoded so far, for progress reporting
 
     @property
     def info(self) -> RecordingInfo:
@@ -63,11 +67,14 @@ class Recording:
             buf = pending + data if pending else data
             block = np.frombuffer(buf, dtype=np.uint8)
             events, consumed = decoder.decode(block, offset, final)
+            self.position = offset + consumed
             if events.size:
                 yield events
             if final:
                 if consumed != len(buf):
-                    raise FormatError(self.source, offset + consumed, "decoder stopped before the end of the file")
+                    raise FormatError(
+                        self.source, offset + consumed, "decoder stopped before the end of the file"
+                    )
                 return
             if consumed == 0:
                 want *= 2  # a record larger than the block: read more before decoding again
@@ -97,10 +104,17 @@ class Recording:
             return rechunk_by_time(blocks, time_window)
         return blocks
 
+    @property
+    def size(self) -> int | None:
+        """Total file size in bytes, when the file object can tell."""
+        return _file_size(self._file)
+
     def read(self) -> np.ndarray:
         """Decode the whole recording into one event array."""
-        size = _remaining_size(self._file, self.header.data_offset)
-        block = max(DEFAULT_BLOCK_BYTES, size + 1) if size is not None and size < (1 << 30) else DEFAULT_BLOCK_BYTES
+        size = self.size
+        remaining = None if size is None else size - self.header.data_offset
+        # one read of exactly the rest of the file (+1 byte to see the end) when it fits comfortably
+        block = remaining + 1 if remaining is not None and remaining < WHOLE_READ_LIMIT else DEFAULT_BLOCK_BYTES
         return concatenate(list(self.blocks(block)))
 
     def close(self) -> None:
@@ -113,13 +127,14 @@ class Recording:
         self.close()
 
 
-def _remaining_size(fileobj: BinaryIO, data_offset: int) -> int | None:
+def _file_size(fileobj: BinaryIO) -> int | None:
     try:
+        here = fileobj.tell()
         end = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(here)
+        return end
     except (OSError, ValueError):
         return None
-    fileobj.seek(data_offset)
-    return max(0, end - data_offset)
 
 
 def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np.ndarray]:
@@ -167,6 +182,10 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
 def open_recording(source: str | os.PathLike, format: str | None = None) -> Recording:
     """Open a recording at a path or fsspec URL, detecting its format unless ``format`` names it."""
     fileobj, name = _open_binary(source)
+    return _open_fileobj(fileobj, name, format)
+
+
+def _open_fileobj(fileobj: BinaryIO, name: str, format: str | None) -> Recording:
     try:
         spec = get_format(format) if format else detect_format(fileobj, name)
         fileobj.seek(0)
@@ -186,7 +205,11 @@ def read(
     With ``return_info=True`` returns ``(events, info)`` where ``info`` holds sensor size, format
     and time origin.
     """
-    with open_recording(source, format) as rec:
+    fileobj, name = _open_binary(source)
+    if isinstance(fileobj, io.BufferedReader) and os.fstat(fileobj.fileno()).st_size < SMALL_FILE_BYTES:
+        with fileobj:  # small local file (e.g. one dataset sample): one read, then work in memory
+            fileobj = io.BytesIO(fileobj.read())
+    with _open_fileobj(fileobj, name, format) as rec:
         events = rec.read()
         return (events, rec.info) if return_info else events
 

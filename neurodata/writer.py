@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .events import RecordingInfo, as_events
+from .export import EXPORTS
 from .formats import writer_for_path
 from .formats.base import Writer
 
@@ -36,12 +37,20 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
 def open_writer(
     path: str | os.PathLike, info: RecordingInfo | None = None, format: str | None = None
 ) -> Iterator[Writer]:
-    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit."""
+    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit.
+
+    ``.npz`` and ``.h5`` paths get plain column exports (arrays t, x, y, p); other paths get the
+    event format named by ``format`` or by the extension.
+    """
     path = os.fspath(path)
-    spec = writer_for_path(path, format)
-    info = info or RecordingInfo(format=spec.name)
+    ext = os.path.splitext(path)[1].lower()
+    if format is None and ext in EXPORTS:
+        make_writer = EXPORTS[ext]
+    else:
+        make_writer = writer_for_path(path, format).make_writer
+    info = info or RecordingInfo(format=ext.lstrip("."))
     with atomic_output(path) as fileobj:
-        writer = spec.make_writer(fileobj, info)
+        writer = make_writer(fileobj, info)
         yield writer
         writer.close()
 

@@ -15,5 +15,7 @@ FIXTURES = Path(os.environ.get("NEURODATA_FIXTURES", ROOT.parent / "shared" / "f
 def fixtures() -> Path:
     """The folder of conformance fixtures (``../shared/fixtures``); skips when it is not laid out."""
     if not FIXTURES.is_dir():
-        pytest.skip(f"conformance fixtures not found at {FIXTURES} (the project was cloned without ../shared)")
+        pytest.skip(
+            f"conformance fixtures not found at {FIXTURES} (the project was cloned without ../shared)"
+        )
     return FIXTURES

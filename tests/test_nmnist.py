@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import neurodata as nd
 from neurodata.errors import FormatError
@@ -65,3 +67,20 @@ def test_writer_rejects_unsorted(tmp_path):
         nd.write(tmp_path / "x.bin", events)
     assert not (tmp_path / "x.bin").exists()
     assert list(tmp_path.iterdir()) == []  # the atomic writer left no temporary file behind
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_files_decode_or_fail_cleanly(fixtures, tmp_path, data):
+    raw = bytearray((fixtures / "nmnist" / "sample_nmnist.bin").read_bytes()[:2000])
+    for _ in range(data.draw(st.integers(0, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    path = tmp_path / "mutated.bin"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        events = nd.read(path)
+    except FormatError as err:
+        assert "mutated.bin" in str(err) and cut % 5 != 0
+    else:
+        assert cut % 5 == 0 and len(events) <= cut // 5

@@ -39,7 +39,9 @@ def get_format(name: str) -> FormatSpec:
     try:
         return FORMATS[name.lower()]
     except KeyError:
-        raise NeurodataError(f"unknown format {name!r}; known formats: {', '.join(sorted(FORMATS))}") from None
+        raise NeurodataError(
+            f"unknown format {name!r}; known formats: {', '.join(sorted(FORMATS))}"
+        ) from None
 
 
 def detect_format(fileobj: BinaryIO, source: str) -> FormatSpec:

@@ -93,7 +93,9 @@ def read_text_header(
         fileobj.seek(offset)
         line = fileobj.readline(HEADER_LIMIT)
         if not line.endswith(b"\n") and end_marker is not None and line.rstrip(b"\r") != end_marker:
-            raise FormatError(source, offset, f"header line not terminated (expected {end_marker.decode()!r})")
+            raise FormatError(
+                source, offset, f"header line not terminated (expected {end_marker.decode()!r})"
+            )
         offset += len(line)
         text = line.rstrip(b"\r\n")
         lines.append(text.decode("latin-1"))

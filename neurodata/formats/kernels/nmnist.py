@@ -15,7 +15,9 @@ OVERFLOW_STEP = 1 << 13
 T_BITS = 23
 
 
-def decode_reference(buf: np.ndarray, t_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def decode_reference(
+    buf: np.ndarray, t_offset: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Readable numpy decoder: returns columns t, x, y, p and the time offset after the buffer."""
     rec = buf[: len(buf) // 5 * 5].reshape(-1, 5).astype(np.int64)
     is_overflow = rec[:, 1] == OVERFLOW_Y
@@ -36,7 +38,9 @@ def decode_numba(buf, t_offset, t, x, y, p):
         if yy == OVERFLOW_Y:
             t_offset += OVERFLOW_STEP
             continue
-        t[n] = ((np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])) + t_offset
+        t[n] = (
+            (np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])
+        ) + t_offset
         x[n] = buf[b]
         y[n] = yy
         p[n] = buf[b + 2] >> 7

@@ -1,0 +1,133 @@
+"""``neurodata info``: what a recording holds (format, events, time span, sensor size, rate)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from typing import Any
+
+import fsspec
+import numpy as np
+
+import neurodata as nd
+from neurodata.cache import cache_info
+from neurodata.synthetic import rotating_bar
+
+from .output import byte_progress, emit, table
+
+
+def recording_summary(path: str, format: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Stream a recording once and summarise it; memory does not grow with the file size."""
+    count = on = 0
+    t_first = t_last = t_min = t_max = None
+    x_max = y_max = -1
+    with (
+        nd.open_recording(path, format) as rec,
+        byte_progress(rec.size, os.path.basename(path), quiet) as bar,
+    ):
+        for chunk in rec.chunks():
+            if t_first is None:
+                t_first = int(chunk["t"][0])
+            t_last = int(chunk["t"][-1])
+            lo, hi = int(chunk["t"].min()), int(chunk["t"].max())
+            t_min = lo if t_min is None else min(t_min, lo)
+            t_max = hi if t_max is None else max(t_max, hi)
+            x_max = max(x_max, int(chunk["x"].max()))
+            y_max = max(y_max, int(chunk["y"].max()))
+            on += int(np.count_nonzero(chunk["p"]))
+            count += len(chunk)
+            bar.update(rec.position - bar.n)
+        info = rec.info
+    span = (t_max - t_min) if count else 0
+    return {
+        "path": path,
+        "format": info.format,
+        "events": count,
+        "t_first": t_first,
+        "t_last": t_last,
+        "duration_us": span,
+        "width": info.width,
+        "height": info.height,
+        "x_max": x_max if count else None,
+        "y_max": y_max if count else None,
+        "on_fraction": on / count if count else None,
+        "events_per_s": count / (span / 1e6) if span > 0 else None,
+        "extra": info.extra,
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    size = (
+        f"{summary['width']} x {summary['height']}"
+        if summary["width"] is not None
+        else f"unknown (events span x <= {summary['x_max']}, y <= {summary['y_max']})"
+    )
+    rate = f"{summary['events_per_s']:,.0f}" if summary["events_per_s"] else "-"
+    rows = [
+        ("file", summary["path"]),
+        ("format", summary["format"]),
+        ("events", f"{summary['events']:,}"),
+        ("first / last t", f"{summary['t_first']} / {summary['t_last']} us"),
+        ("duration", f"{summary['duration_us'] / 1e6:.6f} s"),
+        ("sensor", size),
+        ("events/s", rate),
+    ]
+    if summary["on_fraction"] is not None:
+        rows.append(("ON fraction", f"{summary['on_fraction']:.3f}"))
+    return table(rows)
+
+
+def write_demo_recording(folder: str) -> str:
+    """Write the built-in demo recording (a synthetic rotating bar, 128x128) and return its path."""
+    path = os.path.join(folder, "rotating_bar_demo.bin")
+    nd.write(path, rotating_bar(width=128, height=128), format="nmnist")
+    return path
+
+
+def is_cache(path: str) -> bool:
+    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file."""
+    if "://" in path:
+        fs, root = fsspec.core.url_to_fs(path)
+        return fs.exists(root.rstrip("/") + "/zarr.json")
+    return os.path.isdir(path)
+
+
+def render_cache(summary: dict[str, Any]) -> str:
+    rows = [("cache", summary["url"]), ("dataset", summary["name"]), ("complete", summary["complete"])]
+    for split, s in summary["splits"].items():
+        rows.append((split, f"{s['n_samples']:,} samples, {s['n_events']:,} events"))
+    classes = summary["class_names"] or []
+    rows.append(("classes", f"{len(classes)}: {', '.join(classes[:11])}{' ...' if len(classes) > 11 else ''}"))
+    rows.append(("sensor", summary["sensor_size"]))
+    if summary["bytes_per_event"]:
+        rows.append(("on disk", f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event"))
+    for name, sums in (summary["source_checksums"] or {}).items():
+        rows.append((name, f"md5 {sums.get('md5')}"))
+    return table(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.demo:
+        folder = tempfile.mkdtemp(prefix="neurodata-demo-")
+        path = write_demo_recording(folder)
+        if not args.json:
+            print(f"demo: wrote a synthetic 128x128 rotating-bar recording to {path}\n")
+    elif args.file:
+        path = args.file
+    else:
+        raise nd.NeurodataError("give a FILE, or --demo for the built-in synthetic recording")
+    if is_cache(path):
+        emit(cache_info(path), args.json, render_cache)
+    else:
+        emit(recording_summary(path, args.format, quiet=args.json), args.json, render)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("info", help="summarise a recording (format, events, time span, sensor) or a prepared cache")
+    p.add_argument("file", nargs="?", help="a recording or a cache (path or fsspec URL)")
+    p.add_argument("--format", help="force a format instead of detecting it")
+    p.add_argument("--demo", action="store_true", help="summarise a built-in synthetic recording")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)

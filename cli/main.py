@@ -1,0 +1,43 @@
+"""The ``neurodata`` command: one entry point, one subcommand module per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neurodata import __version__
+from neurodata.errors import NeurodataError
+
+from . import convert, datasets, formats, info, prepare
+from .output import fail
+
+COMMANDS = (info, convert, formats, prepare, datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurodata", description="Event-camera data: decode, convert, inspect."
+    )
+    parser.add_argument("--version", action="version", version=f"neurodata {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors print one readable line (and JSON with --json), never a traceback."""
+    args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        return args.run(args)
+    except NeurodataError as err:
+        return fail(str(err), as_json)
+    except KeyboardInterrupt:
+        return fail("interrupted", as_json, code=130)
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The on-disk layout of a neurodata dataset cache: names, shapes, codecs and the root attribute schema.
+
+One cache is one Zarr v3 group (a local folder or an fsspec URL)::
+
+    <root>/zarr.json             root group; attribute ``neurodata_cache`` (see :func:`root_attrs`)
+    <root>/manifest/zarr.json    an empty zarr group whose attribute ``files`` maps every other stored
+                                 file to [size, CRC32C]; written just before the root marker
+    <root>/<split>/zarr.json     group per split, attributes ``n_samples`` and ``n_events``
+    <root>/<split>/t             int64  all events' times, per-sample delta coded (see codecs.py)
+    <root>/<split>/x, y          uint16 all events' coordinates
+    <root>/<split>/p             uint8  all events' polarities (1 = ON)
+    <root>/<split>/offsets       int64  n_samples + 1; sample i is events offsets[i]:offsets[i+1]
+    <root>/<split>/labels        int64  n_samples; -1 where a sample has no class
+    <root>/<split>/t_first       int64  n_samples; first event time (0 for an empty sample)
+    <root>/<split>/t_last        int64  n_samples; last event time (0 for an empty sample)
+    <root>/<split>/source        string n_samples; the source file (or file#segment) of each sample
+
+This module holds only constants and pure functions; the writer and reader use them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from zarr.codecs import BloscCodec, ZstdCodec
+
+LAYOUT_VERSION = 1
+ATTRS_KEY = "neurodata_cache"
+MANIFEST_KEY = "manifest/zarr.json"
+EVENT_FIELDS = ("t", "x", "y", "p")
+EVENT_DTYPES = {"t": np.dtype("<i8"), "x": np.dtype("<u2"), "y": np.dtype("<u2"), "p": np.dtype("u1")}
+SAMPLE_FIELDS = ("labels", "t_first", "t_last", "source")
+SAMPLE_DTYPES = {
+    "labels": np.dtype("<i8"),
+    "t_first": np.dtype("<i8"),
+    "t_last": np.dtype("<i8"),
+    "source": str,
+}
+DEFAULT_CHUNK_EVENTS = 1 << 16  # one decompression unit: 64 Ki events (512 KiB of int64 times)
+DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task): 64 chunks, 4 Mi events
+# Blosc compressor name and level per codec choice; both bit-shuffle (see event_compressor)
+EVENT_CODECS = {"lz4": ("lz4", 5), "zstd": ("zstd", 3)}
+DEFAULT_CODEC = "lz4"
+SAMPLE_CHUNK = 1 << 16  # per-sample arrays: 64 Ki samples per chunk
+
+
+def event_compressor(dtype: np.dtype, codec: str = DEFAULT_CODEC) -> BloscCodec:
+    """Blosc with bit shuffling: small time deltas and narrow coordinates shed their always-zero bits.
+
+    ``lz4`` (default) compresses ~3x and decompresses ~1.7x faster than ``zstd``, which stores
+    ~20 % fewer bytes; staged parts always use lz4.
+    """
+    cname, clevel = EVENT_CODECS[codec]
+    return BloscCodec(cname=cname, clevel=clevel, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+
+
+def sample_compressor() -> ZstdCodec:
+    return ZstdCodec(level=3)
+
+
+def shard_ranges(n_events: int, shard_events: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` event ranges of the stored shards, in order (none for an empty split)."""
+    return [(start, min(start + shard_events, n_events)) for start in range(0, n_events, shard_events)]
+
+
+def manifest_bytes(files: dict[str, list]) -> bytes:
+    """The manifest as a zarr group metadata document, so zarr tools see a valid node, not a stray file."""
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": {"files": files}}
+    return json.dumps(meta, sort_keys=True, indent=0).encode()
+
+
+def root_attrs(
+    name: str,
+    user_attrs: dict[str, Any],
+    splits: dict[str, dict[str, int]],
+    *,
+    fingerprint: str,
+    chunk_events: int,
+    shard_events: int,
+    codec: str,
+    manifest_crc32c: str | None,
+    complete: bool,
+) -> dict[str, Any]:
+    """The ``neurodata_cache`` attribute of the root group; ``complete`` is the marker readers check.
+
+    The caller's attributes (``rules_version``, ``sensor_size``, ``class_names``, ``source_checksums``,
+    anything JSON-serialisable) sit beside the reserved keys, which they may not override.
+    """
+    from .. import __version__
+
+    reserved = {
+        "layout_version": LAYOUT_VERSION,
+        "name": name,
+        "neurodata_version": __version__,
+        "fingerprint": fingerprint,
+        "time_coding": "per-sample-delta",
+        "chunk_events": chunk_events,
+        "shard_events": shard_events,
+        "codec": codec,
+        "splits": splits,
+        "manifest_crc32c": manifest_crc32c,
+        "complete": complete,
+    }
+    return {**user_attrs, **reserved}
+
+
+RESERVED_ATTRS = frozenset(
+    root_attrs(
+        "",
+        {},
+        {},
+        fingerprint="",
+        chunk_events=0,
+        shard_events=0,
+        codec="",
+        manifest_crc32c=None,
+        complete=False,
+    )
+)

@@ -1,0 +1,201 @@
+"""Read a finished dataset cache: samples, contiguous ranges of samples, labels and attributes.
+
+:func:`open_cache` checks the completion marker and returns a :class:`CacheReader`; each split is a
+:class:`SplitReader`. Reading a range of samples is one slice per event array, fetched concurrently
+through zarr's async API (which matters on object stores), then decoded by :func:`decode_range`.
+Readers hold only the URL and options when pickled, so they travel into DataLoader workers and
+reopen lazily there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import numpy as np
+import zarr.api.asynchronous as zarr_async
+from zarr.core.sync import sync
+
+from ..events import EVENT_DTYPE
+from .codecs import decode_times
+from .errors import CacheError
+from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION
+from .store import Location
+
+
+def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> np.ndarray:
+    """Stored event columns of whole samples -> one EVENT_DTYPE array (times made absolute)."""
+    events = np.empty(len(columns["t"]), dtype=EVENT_DTYPE)
+    events["t"] = decode_times(columns["t"], local_offsets)
+    for name in EVENT_FIELDS[1:]:
+        events[name] = columns[name]
+    return events
+
+
+def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """The cache attributes, or CacheError when the completion marker or a known layout is missing."""
+    if attrs is None:
+        raise CacheError(f"{url}: not a neurodata cache (no '{ATTRS_KEY}' attribute in zarr.json)")
+    if not attrs.get("complete"):
+        raise CacheError(
+            f"{url}: the cache is incomplete (a build is running or was interrupted); run prepare again"
+        )
+    if attrs.get("layout_version") != LAYOUT_VERSION:
+        raise CacheError(
+            f"{url}: cache layout version {attrs.get('layout_version')}, this neurodata reads {LAYOUT_VERSION}"
+        )
+    return attrs
+
+
+async def _open_arrays(location: Location, split: str, names: tuple[str, ...]) -> list[zarr_async.AsyncArray]:
+    """Open several arrays of one split with concurrent metadata fetches (one round trip on object stores)."""
+    group = await location.open_async_group("r", split)
+    return list(await asyncio.gather(*(group.getitem(name) for name in names)))
+
+
+async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) -> list[np.ndarray]:
+    """The same slice of several arrays, fetched concurrently."""
+    return await asyncio.gather(*(array.getitem(selection) for array in arrays))
+
+
+WINDOW_CHUNKS = 4  # reads spanning at most this many chunks keep the decoded chunks for the next read
+
+
+class SplitReader:
+    """One split of a cache. ``n_samples``/``n_events`` come from the root attributes; ``offsets`` and
+    ``labels`` are loaded (together, concurrently) on first use and kept in memory; events are read
+    on demand.
+
+    Zarr decompresses whole chunks, so a small read fetches its chunk-aligned window instead (same
+    cost) and keeps it: consecutive small samples then come from memory, not from decompressing the
+    same chunk again.
+    """
+
+    def __init__(self, location: Location, name: str, counts: dict[str, int], chunk_events: int):
+        self._location = location
+        self.name = name
+        self.n_samples = int(counts["n_samples"])
+        self.n_events = int(counts["n_events"])
+        self._chunk_events = chunk_events
+        self._per_sample: tuple[np.ndarray, np.ndarray] | None = None
+        self._events: list[zarr_async.AsyncArray] | None = None
+        self._window: tuple[int, int, list[np.ndarray]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # zarr handles are reopened in the receiving process; the decoded window stays here
+        return {**self.__dict__, "_events": None, "_window": None}
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.sample(index)
+
+    def _load_per_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._per_sample is None:
+            arrays = sync(_open_arrays(self._location, self.name, ("offsets", "labels")))
+            offsets, labels = sync(_read_slices(arrays, slice(None)))
+            self._per_sample = (np.asarray(offsets, dtype=np.int64), np.asarray(labels, dtype=np.int64))
+        return self._per_sample
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """int64, ``n_samples + 1``: sample i is events ``offsets[i]:offsets[i + 1]``."""
+        return self._load_per_sample()[0]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._load_per_sample()[1]
+
+    def _event_arrays(self) -> list[zarr_async.AsyncArray]:
+        if self._events is None:
+            self._events = sync(_open_arrays(self._location, self.name, EVENT_FIELDS))
+        return self._events
+
+    def column(self, name: str) -> np.ndarray:
+        """A per-sample array: ``t_first``, ``t_last`` or ``source``."""
+        return np.asarray(self._location.open_group("r", self.name)[name][...])
+
+    def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Events of samples ``start:stop`` in one read: ``(events, local_offsets)``.
+
+        Sample ``start + j`` is ``events[local_offsets[j]:local_offsets[j + 1]]``.
+        """
+        start, stop, _ = slice(start, stop).indices(self.n_samples)
+        stop = max(start, stop)
+        first, last = int(self.offsets[start]), int(self.offsets[stop])
+        local = self.offsets[start : stop + 1] - first
+        if last == first:
+            return np.empty(0, dtype=EVENT_DTYPE), local
+        return decode_range(dict(zip(EVENT_FIELDS, self._stored(first, last))), local), local
+
+    def _stored(self, first: int, last: int) -> list[np.ndarray]:
+        """The stored (time delta coded) columns of events ``[first, last)``, through the window."""
+        window = self._window
+        if window is None or not window[0] <= first < last <= window[1]:
+            chunk = self._chunk_events
+            lo, hi = first // chunk * chunk, min(self.n_events, -(-last // chunk) * chunk)
+            if hi - lo > WINDOW_CHUNKS * chunk:
+                return sync(_read_slices(self._event_arrays(), slice(first, last)))
+            window = (lo, hi, sync(_read_slices(self._event_arrays(), slice(lo, hi))))
+            self._window = window
+        lo = window[0]
+        return [column[first - lo : last - lo] for column in window[2]]
+
+    def sample(self, index: int) -> tuple[np.ndarray, int]:
+        """``(events, label)`` of one sample; negative indices count from the end."""
+        if not -self.n_samples <= index < self.n_samples:
+            raise IndexError(
+                f"{self._location.url}: sample {index} out of range for split {self.name!r} of {self.n_samples}"
+            )
+        index %= self.n_samples
+        events, _ = self.events(index, index + 1)
+        return events, int(self.labels[index])
+
+    def samples(self, selection: slice) -> list[tuple[np.ndarray, int]]:
+        """``(events, label)`` for a contiguous slice of samples, fetched in one read."""
+        start, stop, step = selection.indices(self.n_samples)
+        if step != 1:
+            raise ValueError("samples() reads contiguous ranges; use a slice with step 1")
+        events, local = self.events(start, stop)
+        return [(events[local[j] : local[j + 1]], int(self.labels[start + j])) for j in range(len(local) - 1)]
+
+
+class CacheReader:
+    """A finished cache: ``attrs`` (dataset and layout attributes) and ``splits`` (name -> SplitReader)."""
+
+    def __init__(self, store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None):
+        self.location = Location(store_url, storage_options)
+        self.url = self.location.url
+        meta = self.location.read_json("zarr.json")
+        if meta is None:
+            raise CacheError(f"{self.url}: no cache here (no readable zarr.json)")
+        self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
+        self.splits = {
+            name: SplitReader(self.location, name, counts, self.attrs["chunk_events"])
+            for name, counts in self.attrs["splits"].items()
+        }
+
+    @property
+    def name(self) -> str:
+        return self.attrs["name"]
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.attrs.get("class_names")
+
+    def __getitem__(self, split: str) -> SplitReader:
+        try:
+            return self.splits[split]
+        except KeyError:
+            raise CacheError(f"{self.url}: no split {split!r}; splits are {sorted(self.splits)}") from None
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={r.n_samples}" for s, r in self.splits.items())
+        return f"CacheReader({self.url!r}, name={self.name!r}, {sizes})"
+
+
+def open_cache(store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> CacheReader:
+    """Open a finished cache (local path or fsspec URL); CacheError when absent or incomplete."""
+    return CacheReader(store_url, storage_options)

@@ -1,0 +1,170 @@
+"""Where a cache lives: URL handling, zarr stores, small JSON files, checksums, the commit lock.
+
+Everything goes through fsspec (``file://``, plain paths, ``s3://``, ``gs://``, ...) except two
+things only a local filesystem offers, which the writer uses when :func:`is_local` is true:
+an atomic directory rename and an ``flock`` on a lock file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+import google_crc32c
+import zarr
+import zarr.api.asynchronous as zarr_async
+from fsspec.implementations.local import LocalFileSystem
+from zarr import AsyncGroup
+from zarr.abc.store import Store
+from zarr.storage import FsspecStore, LocalStore
+
+from .errors import CacheError
+
+
+class Location:
+    """A folder or prefix on some filesystem: ``fs`` and ``path`` as fsspec resolved them."""
+
+    def __init__(self, url: str | os.PathLike, storage_options: dict[str, Any] | None = None):
+        self.url = os.fspath(url).rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.path = path.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def child(self, *names: str) -> Location:
+        """The location ``names`` below this one, with the same storage options."""
+        return Location(posixpath.join(self.url, *names), self.storage_options)
+
+    def sibling(self, suffix: str) -> Location:
+        """A location next to this one whose name has ``suffix`` appended (``data.zarr`` -> ``data.zarr.build``)."""
+        return Location(self.url + suffix, self.storage_options)
+
+    def key(self, *names: str) -> str:
+        return posixpath.join(self.path, *names)
+
+    def zarr_store(self, read_only: bool = False) -> Store:
+        """A zarr store rooted here: a LocalStore on local disk, an FsspecStore elsewhere."""
+        if self.is_local:
+            return LocalStore(self.path, read_only=read_only)
+        return FsspecStore.from_url(self.url, storage_options=self.storage_options, read_only=read_only)
+
+    def open_group(self, mode: str = "r", path: str = "") -> zarr.Group:
+        """The zarr v3 group here (or at ``path`` below); never probes v2 or consolidated metadata keys."""
+        store = self.zarr_store(read_only=mode == "r")
+        return zarr.open_group(store, mode=mode, path=path, zarr_format=3, use_consolidated=False)
+
+    async def open_async_group(self, mode: str = "r", path: str = "") -> AsyncGroup:
+        """The async counterpart of :meth:`open_group`, for fetching many arrays concurrently."""
+        store = self.zarr_store(read_only=mode == "r")
+        return await zarr_async.open_group(
+            store=store, mode=mode, path=path, zarr_format=3, use_consolidated=False
+        )
+
+    def exists(self, *names: str) -> bool:
+        return self.fs.exists(self.key(*names))
+
+    def read_json(self, *names: str) -> Any | None:
+        """A small JSON file below this location, or None when it is absent or not valid JSON."""
+        try:
+            return json.loads(self.fs.cat_file(self.key(*names)))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def write_json(self, value: Any, *names: str) -> None:
+        self.write_bytes(json.dumps(value, sort_keys=True, indent=1).encode(), *names)
+
+    def write_bytes(self, data: bytes, *names: str) -> None:
+        """Write a small file so that it appears whole: locally via a temporary name and a rename."""
+        target = self.key(*names)
+        if self.is_local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)  # a single PUT: object stores never show half an object
+
+    def remove(self) -> None:
+        """Delete this folder or prefix and everything below it (nothing when absent)."""
+        with contextlib.suppress(FileNotFoundError):
+            if self.fs.exists(self.path):
+                self.fs.rm(self.path, recursive=True)
+
+    def files(self) -> dict[str, int]:
+        """Every file below this location: relative POSIX key -> size in bytes."""
+        self.fs.invalidate_cache(self.path)  # other clients (zarr's, other processes) may have written
+        if not self.fs.exists(self.path):
+            return {}
+        found = self.fs.find(self.path, detail=True)
+        prefix = self.path + "/"
+        return {
+            name[len(prefix) :]: int(info["size"]) for name, info in found.items() if name.startswith(prefix)
+        }
+
+
+def crc32c_hex(data: bytes) -> str:
+    return f"{google_crc32c.value(data):08x}"
+
+
+def checksum_files(location: Location, keys: list[str]) -> dict[str, list]:
+    """``key -> [size, crc32c]`` for the files below ``location`` that exist among ``keys``.
+
+    Fetched concurrently on remote stores; absent keys (zarr skips chunks that hold only the fill
+    value) are left out.
+    """
+    if not keys:
+        return {}
+    paths = {location.key(k): k for k in keys}
+    contents = location.fs.cat(list(paths), on_error="omit")
+    return {paths[path]: [len(data), crc32c_hex(data)] for path, data in sorted(contents.items())}
+
+
+@contextlib.contextmanager
+def commit_lock(location: Location, timeout: float = 3600.0) -> Iterator[None]:
+    """Exclusive lock for one committer at a time, on local disk only (``<root>.lock`` with flock).
+
+    The kernel drops an flock when its holder dies, so a SIGKILLed build never leaves a stale lock.
+    Object stores have no lock: there the writer relies on idempotent parts and a marker written last.
+    """
+    if not location.is_local:
+        yield
+        return
+    import fcntl
+
+    lock_path = location.path + ".lock"
+    os.makedirs(os.path.dirname(lock_path) or ".", exist_ok=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise CacheError(
+                    f"{location.url}: another process holds {lock_path} for over {timeout:.0f} s"
+                ) from None
+            time.sleep(0.05)
+            continue
+        try:  # the previous holder may have unlinked the file between our open and our flock
+            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)  # unlink while holding, so the lock file does not outlive the build
+        os.close(fd)

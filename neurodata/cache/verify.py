@@ -1,0 +1,191 @@
+"""Check a cache's integrity (:func:`verify_cache`) and summarise it (:func:`cache_info`).
+
+Verification recomputes the CRC32C of every stored file against ``manifest.json`` (whose own CRC
+is in the root attributes), flags missing and unexpected files, then checks the structure: offsets
+start at 0, never decrease and end at the event arrays' common length; labels and per-sample arrays
+have one entry per sample; the counts agree with the attributes. ``deep=True`` also decodes every
+sample and compares its first and last times with ``t_first``/``t_last``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import zarr
+
+from .errors import CacheError
+from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_KEY, SAMPLE_FIELDS
+from .reader import decode_range
+from .store import Location, crc32c_hex
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_cache` found; ``ok`` is true when ``problems`` is empty."""
+
+    url: str
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyReport) -> None:
+    """Compare every stored file with its manifest entry (size and CRC32C)."""
+    try:
+        raw = location.fs.cat_file(location.key(MANIFEST_KEY))
+    except FileNotFoundError:
+        report.problems.append(f"{MANIFEST_KEY} is missing")
+        return
+    if crc32c_hex(raw) != attrs.get("manifest_crc32c"):
+        report.problems.append(f"{MANIFEST_KEY} does not match the CRC32C recorded in zarr.json")
+        return
+    expected: dict[str, list] = json.loads(raw)["attributes"]["files"]
+    stored = location.files()
+    for key in sorted(set(stored) - set(expected) - {"zarr.json", MANIFEST_KEY}):
+        report.problems.append(f"{key}: unexpected file (not in the manifest)")
+    for key, (size, crc) in sorted(expected.items()):
+        if key not in stored:
+            report.problems.append(f"{key}: missing")
+            continue
+        data = location.fs.cat_file(location.key(key))
+        report.files_checked += 1
+        report.bytes_checked += len(data)
+        if len(data) != size:
+            report.problems.append(f"{key}: {len(data)} bytes, the manifest says {size}")
+        elif crc32c_hex(data) != crc:
+            report.problems.append(f"{key}: CRC32C {crc32c_hex(data)} differs from the manifest's {crc}")
+
+
+def check_split(group: zarr.Group, split: str, expected: dict[str, int], deep: bool) -> list[str]:
+    """Structural problems of one split (empty list when consistent)."""
+    problems = []
+    lengths = {name: group[name].shape[0] for name in (*EVENT_FIELDS, "offsets", *SAMPLE_FIELDS)}
+    n_events = lengths["t"]
+    for name in EVENT_FIELDS[1:]:
+        if lengths[name] != n_events:
+            problems.append(f"{split}/{name}: {lengths[name]} events, but t has {n_events}")
+    n_samples = lengths["labels"]
+    if lengths["offsets"] != n_samples + 1:
+        problems.append(
+            f"{split}/offsets: {lengths['offsets']} entries, expected n_samples + 1 = {n_samples + 1}"
+        )
+    for name in SAMPLE_FIELDS[1:]:
+        if lengths[name] != n_samples:
+            problems.append(f"{split}/{name}: {lengths[name]} entries, expected one per sample ({n_samples})")
+    if (n_samples, n_events) != (expected.get("n_samples"), expected.get("n_events")):
+        problems.append(f"{split}: {n_samples} samples and {n_events} events, the attributes say {expected}")
+    offsets = np.asarray(group["offsets"][...], dtype=np.int64)
+    if offsets.size == 0 or offsets[0] != 0:
+        problems.append(f"{split}/offsets: does not start at 0")
+    elif (np.diff(offsets) < 0).any():
+        problems.append(f"{split}/offsets: decreases at sample {int(np.argmax(np.diff(offsets) < 0))}")
+    elif offsets[-1] != n_events:
+        problems.append(f"{split}/offsets: ends at {int(offsets[-1])}, but the event arrays hold {n_events}")
+    if deep and not problems:
+        problems += check_times(group, split, offsets)
+    return problems
+
+
+def check_times(group: zarr.Group, split: str, offsets: np.ndarray, batch_events: int = 1 << 22) -> list[str]:
+    """Decode all samples in batches and compare their first/last times with ``t_first``/``t_last``."""
+    t_first, t_last = group["t_first"][...], group["t_last"][...]
+    n = len(offsets) - 1
+    start = 0
+    while start < n:
+        stop = int(np.searchsorted(offsets, offsets[start] + batch_events, side="right")) - 1
+        stop = min(n, max(stop, start + 1))
+        lo, hi = int(offsets[start]), int(offsets[stop])
+        local = offsets[start : stop + 1] - lo
+        events = decode_range({f: group[f][lo:hi] for f in EVENT_FIELDS}, local)
+        counts = np.diff(local)
+        nonempty = np.flatnonzero(counts)
+        bad = nonempty[
+            (events["t"][local[nonempty]] != t_first[start + nonempty])
+            | (events["t"][local[nonempty + 1] - 1] != t_last[start + nonempty])
+        ]
+        if bad.size:
+            return [f"{split}: sample {start + int(bad[0])} decodes to times that differ from t_first/t_last"]
+        start = stop
+    return []
+
+
+def verify_cache(
+    store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None, deep: bool = False
+) -> VerifyReport:
+    """Re-check a cache: completion marker, per-file checksums, array structure; never raises on damage."""
+    location = Location(store_url, storage_options)
+    report = VerifyReport(location.url)
+    meta = location.read_json("zarr.json")
+    attrs = meta.get("attributes", {}).get(ATTRS_KEY) if isinstance(meta, dict) else None
+    if not isinstance(attrs, dict):
+        report.problems.append("zarr.json is missing or has no neurodata_cache attribute (not a cache)")
+        return report
+    if not attrs.get("complete"):
+        report.problems.append("completion marker missing: the build did not finish")
+    if attrs.get("layout_version") != LAYOUT_VERSION:
+        report.problems.append(f"layout version {attrs.get('layout_version')} is not {LAYOUT_VERSION}")
+        return report
+    check_manifest(location, attrs, report)
+    root = location.open_group()
+    for split, expected in attrs.get("splits", {}).items():
+        try:
+            report.problems += check_split(root[split], split, expected, deep)
+        except Exception as err:  # damaged metadata or chunks: report, keep checking the other splits
+            report.problems.append(f"{split}: cannot be read ({type(err).__name__}: {err})")
+    return report
+
+
+def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-serialisable summary: splits, samples, classes, events, bytes on disk, bytes/event."""
+    location = Location(store_url, storage_options)
+    meta = location.read_json("zarr.json")
+    attrs = meta.get("attributes", {}).get(ATTRS_KEY) if isinstance(meta, dict) else None
+    if not isinstance(attrs, dict):
+        raise CacheError(f"{location.url}: not a neurodata cache (no '{ATTRS_KEY}' attribute in zarr.json)")
+    files = location.files()
+    root = location.open_group()
+    splits = {}
+    for split, counts in attrs.get("splits", {}).items():
+        event_bytes = sum(
+            size
+            for key, size in files.items()
+            if key.split("/")[:1] == [split] and key.split("/")[1] in EVENT_FIELDS
+        )
+        labels = np.asarray(root[split]["labels"][...]) if attrs.get("complete") else np.empty(0, np.int64)
+        classes, label_counts = np.unique(labels, return_counts=True)
+        splits[split] = {
+            **counts,
+            "bytes": sum(size for key, size in files.items() if key.startswith(split + "/")),
+            "event_bytes_per_event": event_bytes / counts["n_events"] if counts["n_events"] else None,
+            "label_counts": {str(int(c)): int(k) for c, k in zip(classes, label_counts)},
+        }
+    n_events = sum(s["n_events"] for s in splits.values())
+    total = sum(files.values())
+    return {
+        "url": location.url,
+        "name": attrs.get("name"),
+        "complete": bool(attrs.get("complete")),
+        "layout_version": attrs.get("layout_version"),
+        "neurodata_version": attrs.get("neurodata_version"),
+        "rules_version": attrs.get("rules_version"),
+        "sensor_size": attrs.get("sensor_size"),
+        "class_names": attrs.get("class_names"),
+        "n_classes": len(attrs["class_names"]) if attrs.get("class_names") else None,
+        "source_checksums": attrs.get("source_checksums"),
+        "splits": splits,
+        "n_samples": sum(s["n_samples"] for s in splits.values()),
+        "n_events": n_events,
+        "bytes_on_disk": total,
+        "bytes_per_event": total / n_events if n_events else None,
+    }

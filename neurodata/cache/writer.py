@@ -1,0 +1,557 @@
+"""Build a dataset cache from independent parts, in parallel, resumably, and commit it atomically.
+
+A build has two phases, both split into independent tasks that any ``concurrent.futures``
+executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
+``client.get_executor()`` across machines):
+
+1. **Parts.** The caller plans each split as ``n`` parts (groups of samples). Each part is decoded
+   by the caller's ``make_part(split, index)`` and written by :meth:`CacheBuilder.write_part` into a
+   staging area ``<root>.build/parts/<split>/<index>/`` (a small zarr group plus ``done.json``
+   with the size and CRC32C of each file, written last). A part whose ``done.json`` matches its files
+   is finished; :meth:`CacheBuilder.start` lists the others, so a killed build resumes where it stopped.
+2. **Commit.** :meth:`CacheBuilder.commit` lays out the final arrays, then one task per shard
+   (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays.
+   The per-sample arrays, ``manifest.json`` and finally the root ``zarr.json`` carrying the
+   ``complete`` marker follow. On local disk the final tree is assembled in ``<root>.build/final``
+   and renamed to ``<root>``; on object stores it is written in place and the marker comes last.
+
+Concurrent builders of the same cache are safe: local parts appear by directory rename (the loser
+of a race discards its copy), parts are deterministic so object-store rewrites put identical bytes,
+and commits are serialised by an ``flock`` on ``<root>.lock`` (local disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from zarr import AsyncGroup
+from zarr.core.sync import sync
+
+from ..events import EVENT_DTYPE, as_events
+from .codecs import encode_times
+from .errors import CacheError
+from .layout import (
+    ATTRS_KEY,
+    DEFAULT_CHUNK_EVENTS,
+    DEFAULT_CODEC,
+    DEFAULT_SHARD_EVENTS,
+    EVENT_CODECS,
+    EVENT_DTYPES,
+    EVENT_FIELDS,
+    LAYOUT_VERSION,
+    MANIFEST_KEY,
+    RESERVED_ATTRS,
+    SAMPLE_CHUNK,
+    SAMPLE_DTYPES,
+    SAMPLE_FIELDS,
+    event_compressor,
+    manifest_bytes,
+    root_attrs,
+    sample_compressor,
+    shard_ranges,
+)
+from .store import Location, checksum_files, commit_lock, crc32c_hex
+
+PART_DONE = "done.json"
+PLAN_NAME = "plan.json"
+
+
+@dataclass
+class PartData:
+    """One work unit: the events of consecutive samples, concatenated, with per-sample facts."""
+
+    events: np.ndarray  # EVENT_DTYPE, the samples one after the other
+    counts: np.ndarray  # int64, events per sample
+    labels: np.ndarray  # int64, -1 for "no class"
+    sources: list[str]  # source file (or file#segment) per sample
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[tuple[np.ndarray, int, str]]) -> PartData:
+        """Build a part from ``(events, label, source)`` triples."""
+        samples = list(samples)
+        events = [as_events(np.asarray(e)) for e, _, _ in samples]
+        return cls(
+            events=np.concatenate(events) if events else np.empty(0, EVENT_DTYPE),
+            counts=np.array([len(e) for e in events], dtype=np.int64),
+            labels=np.array([int(label) for _, label, _ in samples], dtype=np.int64),
+            sources=[str(source) for _, _, source in samples],
+        )
+
+    def validated(self, where: str) -> PartData:
+        """This part with canonical dtypes, or a CacheError naming ``where`` if its arrays disagree."""
+        events = as_events(np.asarray(self.events))
+        counts = np.asarray(self.counts, dtype=np.int64).reshape(-1)
+        labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if (counts < 0).any():
+            raise CacheError(f"{where}: negative event count in 'counts'")
+        if int(counts.sum()) != len(events):
+            raise CacheError(
+                f"{where}: 'counts' sum to {int(counts.sum())} but there are {len(events)} events"
+            )
+        if not (len(labels) == len(counts) == len(self.sources)):
+            raise CacheError(
+                f"{where}: {len(counts)} counts, {len(labels)} labels and {len(self.sources)} sources; expected equal"
+            )
+        return PartData(events, counts, labels, [str(s) for s in self.sources])
+
+
+def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``t_first`` and ``t_last`` of every sample (0 for an empty sample)."""
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    nonempty = counts > 0
+    t_first = np.zeros(len(counts), dtype=np.int64)
+    t_last = np.zeros(len(counts), dtype=np.int64)
+    t_first[nonempty] = events["t"][starts[nonempty]]
+    t_last[nonempty] = events["t"][ends[nonempty] - 1]
+    return t_first, t_last
+
+
+def build_fingerprint(
+    name: str, attrs: dict[str, Any], parts: dict[str, int], storage: dict[str, Any]
+) -> str:
+    """A digest of everything that determines the cache's content, to detect stale parts and caches."""
+    plan = {
+        "layout_version": LAYOUT_VERSION,
+        "name": name,
+        "attrs": attrs,
+        "parts": parts,
+        "storage": storage,
+    }
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
+
+def read_marker(root: Location) -> dict[str, Any] | None:
+    """The ``neurodata_cache`` attribute of the root ``zarr.json``, or None when there is none."""
+    meta = root.read_json("zarr.json")
+    if not isinstance(meta, dict):
+        return None
+    attrs = meta.get("attributes", {}).get(ATTRS_KEY)
+    return attrs if isinstance(attrs, dict) else None
+
+
+async def _write_array(
+    group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor, shards: int | None = None
+) -> None:
+    """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
+    text = name == "source"
+    array = await group.create_array(
+        name,
+        shape=data.shape,
+        dtype=str if text else data.dtype,
+        chunks=(chunks,),
+        shards=(shards,) if shards else None,
+        compressors=compressor,
+        fill_value="" if text else 0,
+    )
+    if data.size:
+        await array.setitem(slice(None), data)
+
+
+async def _write_part_events(location: Location, data: PartData, chunk_events: int) -> None:
+    """A part's four event columns as zarr arrays (times already per-sample delta coded)."""
+    group = await location.open_async_group("w")
+    offsets = np.concatenate([[0], np.cumsum(data.counts)])
+    coded = {"t": encode_times(data.events["t"], offsets)}
+    coded.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
+    await asyncio.gather(
+        *(
+            _write_array(group, name, coded[name], chunk_events, event_compressor(EVENT_DTYPES[name], "lz4"))
+            for name in EVENT_FIELDS
+        )
+    )
+
+
+def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
+    """``done.json`` of a part: its per-sample columns (small) and the checksums of its event files."""
+    t_first, t_last = sample_time_bounds(data.events, data.counts)
+    return {
+        "n_samples": len(data.counts),
+        "n_events": len(data.events),
+        "counts": data.counts.tolist(),
+        "labels": data.labels.tolist(),
+        "t_first": t_first.tolist(),
+        "t_last": t_last.tolist(),
+        "source": data.sources,
+        "files": files,
+    }
+
+
+def _part_is_done(location: Location, verify: bool) -> bool:
+    done = location.read_json(PART_DONE)
+    if not isinstance(done, dict) or not isinstance(done.get("files"), dict):
+        return False
+    if not verify:
+        return True
+    files = location.files()
+    expected = done["files"]
+    if {k: v[0] for k, v in expected.items()} != {k: v for k, v in files.items() if k != PART_DONE}:
+        return False
+    return checksum_files(location, sorted(expected)) == expected
+
+
+class CacheBuilder:
+    """Writes one dataset cache: a plan of parts per split, then parts (any order, any process), then commit.
+
+    ``parts`` maps each split to its number of parts (0 makes an empty split). ``attrs`` are the
+    caller's JSON-serialisable dataset attributes (e.g. ``rules_version``, ``sensor_size``,
+    ``class_names``, ``source_checksums``); with ``name``, ``parts``, the chunking (``chunk_events``
+    per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
+    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint: staged parts or a finished cache with another fingerprint are stale. A finished cache
+    with another fingerprint is replaced only with ``overwrite=True``. The builder holds no open
+    handles, so it pickles into worker processes.
+    """
+
+    def __init__(
+        self,
+        store_url: str | os.PathLike,
+        name: str,
+        attrs: dict[str, Any],
+        parts: dict[str, int],
+        *,
+        storage_options: dict[str, Any] | None = None,
+        chunk_events: int = DEFAULT_CHUNK_EVENTS,
+        shard_events: int = DEFAULT_SHARD_EVENTS,
+        codec: str = DEFAULT_CODEC,
+        overwrite: bool = False,
+    ):
+        clash = RESERVED_ATTRS & set(attrs)
+        if clash:
+            raise CacheError(f"{store_url}: attribute(s) {sorted(clash)} are reserved by the cache layout")
+        try:
+            attrs = json.loads(json.dumps(attrs))
+        except TypeError as err:
+            raise CacheError(f"{store_url}: dataset attributes are not JSON-serialisable ({err})") from err
+        bad = [
+            s
+            for s, n in parts.items()
+            if not isinstance(n, int) or n < 0 or not s or "/" in s or s.startswith(".")
+        ]
+        if bad:
+            raise CacheError(f"{store_url}: invalid split name or part count for {bad}")
+        if shard_events % chunk_events:
+            raise CacheError(
+                f"{store_url}: shard_events={shard_events} is not a multiple of chunk_events={chunk_events}"
+            )
+        if codec not in EVENT_CODECS:
+            raise CacheError(f"{store_url}: unknown codec {codec!r}; choose one of {sorted(EVENT_CODECS)}")
+        self.root = Location(store_url, storage_options)
+        self.staging = self.root.sibling(".build")
+        self.name = name
+        self.attrs = attrs
+        self.parts = dict(parts)
+        self.chunk_events = chunk_events
+        self.shard_events = shard_events
+        self.codec = codec
+        self.overwrite = overwrite
+        storage = {"chunk_events": chunk_events, "shard_events": shard_events, "codec": codec}
+        self.fingerprint = build_fingerprint(name, attrs, self.parts, storage)
+
+    # ---- state -------------------------------------------------------------------------------
+    def is_complete(self) -> bool:
+        """True when a finished cache with this builder's fingerprint is at the store URL."""
+        marker = read_marker(self.root)
+        return bool(marker and marker.get("complete") and marker.get("fingerprint") == self.fingerprint)
+
+    def _part_location(self, split: str, index: int) -> Location:
+        if split not in self.parts or not 0 <= index < self.parts[split]:
+            raise CacheError(f"{self.root.url}: no part {index} in split {split!r} (plan: {self.parts})")
+        return self.staging.child("parts", split, f"{index:06d}")
+
+    def part_done(self, split: str, index: int, verify: bool = True) -> bool:
+        """Whether a part is staged completely (``verify``: and its files still match their checksums)."""
+        return _part_is_done(self._part_location(split, index), verify)
+
+    def start(self) -> list[tuple[str, int]]:
+        """Prepare the staging area and return the parts still to write (none when the cache is finished).
+
+        Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
+        false. Staged parts from a different plan are discarded.
+        """
+        with commit_lock(self.root):
+            if self.is_complete():
+                return []
+            marker = read_marker(self.root)
+            if marker and marker.get("complete") and not self.overwrite:
+                raise CacheError(
+                    f"{self.root.url}: holds a finished cache built with other rules or attributes "
+                    "(fingerprint differs); pass overwrite=True to rebuild it"
+                )
+            plan = self.staging.read_json(PLAN_NAME)
+            if plan is not None and plan.get("fingerprint") != self.fingerprint:
+                self.staging.remove()
+            if plan is None or plan.get("fingerprint") != self.fingerprint:
+                self.staging.write_json(
+                    {"fingerprint": self.fingerprint, "name": self.name, "parts": self.parts}, PLAN_NAME
+                )
+        return [(s, i) for s, n in self.parts.items() for i in range(n) if not self.part_done(s, i)]
+
+    # ---- phase 1: parts ----------------------------------------------------------------------
+    def write_part(self, split: str, index: int, data: PartData) -> None:
+        """Stage one part; safe to call again or from several processes (identical results)."""
+        target = self._part_location(split, index)
+        data = data.validated(f"{self.root.url}: split {split!r} part {index}")
+        if self.root.is_local:
+            tmp = target.sibling(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            self._write_part_into(tmp, data)
+            try:
+                os.rename(tmp.path, target.path)
+            except OSError:  # another builder staged it first (or a stale copy is there)
+                shutil.rmtree(tmp.path, ignore_errors=True)
+                if not _part_is_done(target, verify=True):
+                    shutil.rmtree(target.path, ignore_errors=True)
+                    self.write_part(split, index, data)
+        else:
+            self._write_part_into(target, data)
+
+    def _write_part_into(self, location: Location, data: PartData) -> None:
+        # one chunk per shard-sized range: few objects per part, and a commit task touches at most two
+        sync(_write_part_events(location, data, self.shard_events))
+        files = location.files()
+        files.pop(PART_DONE, None)
+        write_done_marker(location, part_record(data, checksum_files(location, sorted(files))))
+
+    # ---- phase 2: commit ---------------------------------------------------------------------
+    def commit(self, executor: Executor | None = None) -> str:
+        """Assemble the staged parts into the final cache and mark it complete; returns the store URL.
+
+        Shards are written by ``executor`` tasks when one is given. A no-op when the cache is
+        already finished (e.g. by a concurrent builder); CacheError when parts are missing.
+        """
+        with commit_lock(self.root):
+            if not self.is_complete():
+                self._commit_locked(executor)
+            self.staging.remove()
+        return self.root.url
+
+    def _staged_parts(self) -> dict[str, list[dict[str, Any]]]:
+        staged, missing = {}, []
+        for split, n in self.parts.items():
+            staged[split] = []
+            for index in range(n):
+                done = self._part_location(split, index).read_json(PART_DONE)
+                if done is None:
+                    missing.append(f"{split}/{index}")
+                staged[split].append(done)
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise CacheError(f"{self.root.url}: cannot commit, {len(missing)} part(s) not staged: {shown}")
+        return staged
+
+    def _commit_locked(self, executor: Executor | None) -> None:
+        staged = self._staged_parts()
+        marker = read_marker(self.root)
+        if self.root.exists() and not (self.overwrite or (marker and not marker.get("complete"))):
+            raise CacheError(
+                f"{self.root.url}: exists and is not a finished cache of this build; pass overwrite=True"
+            )
+        target = self.staging.child("final") if self.root.is_local else self.root
+        target.remove()
+        splits = {
+            split: {
+                "n_samples": sum(d["n_samples"] for d in done),
+                "n_events": sum(d["n_events"] for d in done),
+            }
+            for split, done in staged.items()
+        }
+        attrs = dict(
+            fingerprint=self.fingerprint,
+            chunk_events=self.chunk_events,
+            shard_events=self.shard_events,
+            codec=self.codec,
+        )
+        root = target.open_group("w")
+        root.attrs[ATTRS_KEY] = root_attrs(
+            self.name, self.attrs, splits, manifest_crc32c=None, complete=False, **attrs
+        )
+        tasks = []
+        for split, done in staged.items():
+            sync(self._layout_split(target, split, done, splits[split]))
+            tasks += self._shard_tasks(target, split, done)
+        checksums: dict[str, list] = {}
+        for result in run_tasks(executor, write_shard, tasks):
+            checksums.update(result)
+        rest = sorted(k for k in target.files() if k not in checksums and k != "zarr.json")
+        checksums.update(checksum_files(target, rest))
+        manifest = manifest_bytes(checksums)
+        target.write_bytes(manifest, MANIFEST_KEY)
+        root.attrs[ATTRS_KEY] = root_attrs(
+            self.name, self.attrs, splits, manifest_crc32c=crc32c_hex(manifest), complete=True, **attrs
+        )
+        if self.root.is_local:
+            self._publish_local(target)
+
+    async def _layout_split(
+        self, target: Location, split: str, done: list[dict], totals: dict[str, int]
+    ) -> None:
+        """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
+        root = await target.open_async_group("r+")
+        group = await root.create_group(split, attributes=totals)
+        n_events = totals["n_events"]
+        merged = {
+            name: np.array(
+                [v for record in done for v in record[name]], dtype=SAMPLE_DTYPES.get(name, np.int64)
+            )
+            for name in ("counts", *SAMPLE_FIELDS)
+        }
+        per_sample = {
+            "offsets": np.concatenate([[0], np.cumsum(merged.pop("counts"), dtype=np.int64)]),
+            **merged,
+        }
+        await asyncio.gather(
+            *(
+                group.create_array(
+                    name,
+                    shape=(n_events,),
+                    dtype=EVENT_DTYPES[name],
+                    chunks=(self.chunk_events,),
+                    shards=(self.shard_events,),
+                    compressors=event_compressor(EVENT_DTYPES[name], self.codec),
+                    fill_value=0,
+                )
+                for name in EVENT_FIELDS
+            ),
+            *(
+                _write_array(group, name, data, SAMPLE_CHUNK, sample_compressor())
+                for name, data in per_sample.items()
+            ),
+        )
+
+    def _shard_tasks(self, target: Location, split: str, done: list[dict]) -> list[tuple]:
+        """One :func:`write_shard` task per shard of the split, with the parts each one reads."""
+        part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
+        tasks = []
+        for start, stop in shard_ranges(int(part_starts[-1]), self.shard_events):
+            spans = [
+                (self._part_location(split, i).url, int(part_starts[i]), int(part_starts[i + 1]))
+                for i in range(len(done))
+                if part_starts[i] < stop and part_starts[i + 1] > start
+            ]
+            tasks.append((target.url, self.root.storage_options, split, start, stop, spans))
+        return tasks
+
+    def _publish_local(self, final: Location) -> None:
+        """Rename the assembled tree to the store path; an old tree (overwrite) is moved aside first."""
+        old = None
+        if os.path.exists(self.root.path):
+            old = self.staging.child(f"old-{uuid.uuid4().hex[:8]}").path
+            os.rename(self.root.path, old)
+        os.rename(final.path, self.root.path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_done_marker(location: Location, done: dict[str, Any]) -> None:
+    """The last write of a part: from here on the part counts as staged."""
+    location.write_json(done, PART_DONE)
+
+
+def write_shard(
+    target_url: str,
+    storage_options: dict[str, Any],
+    split: str,
+    start: int,
+    stop: int,
+    spans: Sequence[tuple],
+) -> dict[str, list]:
+    """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
+
+    ``spans`` lists ``(part_url, part_start, part_stop)`` for the parts overlapping the range. Times
+    are already per-sample delta coded in the parts, so the copy is verbatim. Returns the size and
+    CRC32C of each stored shard file, for the manifest.
+    """
+    target = Location(target_url, storage_options)
+    keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
+    return checksum_files(target, keys)
+
+
+async def _read_part_span(
+    part_url: str, storage_options: dict[str, Any], lo: int, hi: int
+) -> list[np.ndarray]:
+    part = await Location(part_url, storage_options).open_async_group()
+    arrays = await asyncio.gather(*(part.getitem(name) for name in EVENT_FIELDS))
+    return list(await asyncio.gather(*(array.getitem(slice(lo, hi)) for array in arrays)))
+
+
+async def _copy_shard(
+    target: Location,
+    split: str,
+    start: int,
+    stop: int,
+    spans: Sequence[tuple],
+    storage_options: dict[str, Any],
+) -> list[str]:
+    group = await target.open_async_group("r+", split)
+    arrays, pieces = await asyncio.gather(
+        asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS)),
+        asyncio.gather(
+            *(
+                _read_part_span(url, storage_options, max(start, p0) - p0, min(stop, p1) - p0)
+                for url, p0, p1 in spans
+            )
+        ),
+    )
+    columns = [np.concatenate([piece[k] for piece in pieces]) for k in range(len(EVENT_FIELDS))]
+    await asyncio.gather(
+        *(array.setitem(slice(start, stop), column) for array, column in zip(arrays, columns))
+    )
+    shard = start // arrays[0].shards[0]
+    return [f"{split}/{name}/c/{shard}" for name in EVENT_FIELDS]
+
+
+def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -> list:
+    """Run ``fn(*task)`` for every task, on ``executor`` or inline; results in task order."""
+    if executor is None:
+        return [fn(*task) for task in tasks]
+    futures = [executor.submit(fn, *task) for task in tasks]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _build_part(
+    builder: CacheBuilder, make_part: Callable[[str, int], PartData], split: str, index: int
+) -> None:
+    if builder.is_complete():  # a concurrent builder finished meanwhile
+        return
+    builder.write_part(split, index, make_part(split, index))
+
+
+def build_cache(
+    builder: CacheBuilder,
+    make_part: Callable[[str, int], PartData],
+    *,
+    executor: Executor | None = None,
+    workers: int = 1,
+) -> str:
+    """Write every pending part with ``make_part(split, index)`` and commit; returns the store URL.
+
+    ``make_part`` must be picklable (a module-level function or a ``functools.partial`` of one) when
+    it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
+    number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
+    """
+    pending = builder.start()
+    if not pending and builder.is_complete():
+        return builder.root.url
+    own = executor is None and workers > 1
+    if own:
+        executor = ProcessPoolExecutor(workers)
+    try:
+        run_tasks(executor, _build_part, [(builder, make_part, split, index) for split, index in pending])
+        return builder.commit(executor)
+    finally:
+        if own:
+            executor.shutdown()

@@ -1,0 +1,1 @@
+"""Datasets: published resources, their download, verification and extraction, and the prepared cache."""

@@ -1,0 +1,115 @@
+"""CIFAR10-DVS (Li et al. 2017): CIFAR-10 images on a monitor recorded by a DVS128, AEDAT 2.0.
+
+10 classes x 1000 recordings, 128x128, no official split. Options:
+
+* ``split``: ``first100`` (default; the first 100 recordings of each class, in file-name number
+  order, are the test set: 9000/1000, the split of the TEBN paper) or ``seeded`` (a 90/10 split per
+  class drawn with a fixed seed, 0, so every user gets the same one).
+* ``convention``: ``jaer`` (default; jAER's DVS128 decoding, as our AEDAT 2.0 reader returns it:
+  x = 127 - x_bits, y = y_bits with origin bottom-left, p = 1 - bit0) or ``spikingjelly``
+  (x' = 127 - y, y' = x, i.e. SpikingJelly's x' = 127 - y_bits, y' = 127 - x_bits, same p), or
+  ``raw`` (the address bit fields as stored: x = x_bits, y = y_bits, p = bit0).
+
+Labels follow the class order below (airplane = 0 ... truck = 9).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NeurodataError
+from ..events import make_events
+from ..reader import read
+from .registry import DatasetSpec, Sample, Unit, batched
+from .resource import Resource
+
+CLASSES = {
+    "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
+    "automobile": ("7712791", "8438dfeba3bc970c94962d995b1b9bdd"),
+    "bird": ("7712794", "a9c207c91c55b9dc2002dc21c684d785"),
+    "cat": ("7712812", "52c63c677c2b15fa5146a8daf4d56687"),
+    "deer": ("7712815", "b6bf21f6c04d21ba4e23fc3e36c8a4a3"),
+    "dog": ("7712818", "f379ebdf6703d16e0a690782e62639c3"),
+    "frog": ("7712842", "cad6ed91214b1c7388a5f6ee56d08803"),
+    "horse": ("7712851", "e7cbbf77bec584ffbf913f00e682782a"),
+    "ship": ("7712836", "41c7bd7d6b251be82557c6cce9a7d5c9"),
+    "truck": ("7712839", "89f3922fd147d9aeff89e76a2b0b70a7"),
+}
+FIGSHARE = "https://ndownloader.figshare.com/files/"
+FILES_PER_UNIT = 250
+TEST_PER_CLASS = 100
+SEEDED_TEST_FRACTION = 0.1
+
+
+def recording_number(name: str) -> int:
+    """The trailing number of ``cifar10_airplane_42.aedat`` (files sort by it, not as text)."""
+    match = re.search(r"(\d+)\.aedat$", name)
+    return int(match.group(1)) if match else -1
+
+
+def convert_convention(events: np.ndarray, convention: str) -> np.ndarray:
+    """Re-express jAER-decoded DVS128 events in another published convention (see module doc)."""
+    if convention == "jaer":
+        return events
+    x, y, p = events["x"].astype(np.int32), events["y"].astype(np.int32), events["p"]
+    if convention == "spikingjelly":
+        return make_events(events["t"], 127 - y, x, p)
+    if convention == "raw":
+        return make_events(events["t"], 127 - x, y, 1 - p)
+    raise NeurodataError(f"cifar10dvs: unknown convention {convention!r}")
+
+
+def locate(root: Path) -> Path:
+    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        if all((candidate / name).is_dir() for name in CLASSES):
+            return candidate
+    raise NeurodataError(
+        f"cifar10dvs: no folder with the ten class folders ({', '.join(CLASSES)}) under {root}"
+    )
+
+
+def plan(folder: Path, options: dict) -> list[Unit]:
+    rng = np.random.default_rng(0)
+    units = []
+    for label, name in enumerate(CLASSES):
+        files = sorted(
+            (p.relative_to(folder).as_posix() for p in (folder / name).glob("*.aedat")), key=recording_number
+        )
+        if options["split"] == "first100":
+            test = set(files[:TEST_PER_CLASS])
+        else:
+            picks = rng.permutation(len(files))[: round(SEEDED_TEST_FRACTION * len(files))]
+            test = {files[i] for i in picks}
+        for split in ("train", "test"):
+            chosen = [f for f in files if (f in test) == (split == "test")]
+            for i, group in enumerate(batched(chosen, FILES_PER_UNIT)):
+                units.append(Unit(split, f"{name}-{split}-{i:02d}", tuple(group), (("label", label),)))
+    return units
+
+
+def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
+    label = dict(unit.params)["label"]
+    return [
+        Sample(convert_convention(read(folder / name, format="aedat2"), options["convention"]), label, name)
+        for name in unit.files
+    ]
+
+
+SPEC = DatasetSpec(
+    name="cifar10dvs",
+    title="CIFAR10-DVS",
+    rules_version="1",
+    sensor_size=(128, 128, 2),
+    class_names=tuple(CLASSES),
+    resources=tuple(
+        Resource(f"{name}.zip", md5=md5, urls=(FIGSHARE + fid,)) for name, (fid, md5) in CLASSES.items()
+    ),
+    locate=locate,
+    plan=plan,
+    decode=decode,
+    options={"split": ("first100", "seeded"), "convention": ("jaer", "spikingjelly", "raw")},
+    notes=__doc__.split("\n\n", 1)[1].strip(),
+)

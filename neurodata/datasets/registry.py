@@ -1,0 +1,120 @@
+"""The dataset registry: each dataset is one small module declaring a :class:`DatasetSpec`.
+
+A spec says what to download (resources with checksums and mirrors), how to find the dataset
+inside what was extracted, how it splits into independent work units, and how a unit decodes into
+labelled samples. The ``prepare`` pipeline (:mod:`neurodata.datasets.prepare`) does the rest:
+download, verify, extract, decode units in parallel and write the Zarr cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import NeurodataError
+
+DATASET_MODULES = ("dvs128", "nmnist", "cifar10dvs", "esimagenet")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled sample: its events, integer label (from 0) and where it came from."""
+
+    events: np.ndarray
+    label: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    """An independent piece of preparation work: a stable id and the files it reads."""
+
+    split: str
+    uid: str
+    files: tuple[str, ...]
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything ``prepare`` needs to know about one dataset."""
+
+    name: str
+    title: str
+    rules_version: str
+    sensor_size: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    resources: tuple  # of neurodata.datasets.download.Resource
+    locate: Callable[[Path], Path]
+    plan: Callable[[Path, dict], list[Unit]]
+    decode: Callable[[Path, Unit, dict], list[Sample]]
+    manual_download: str | None = None
+    manual_md5: dict[str, str] = field(default_factory=dict)  # published md5 of files users fetch by hand
+    options: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # option -> allowed values (first = default)
+    notes: str = ""
+    sensor_size_for: Callable[[dict], tuple[int, int, int]] | None = (
+        None  # when an option changes the geometry
+    )
+
+    def expected_md5(self, filename: str) -> str | None:
+        """The published md5 of a file of this dataset, when it is known."""
+        for resource in self.resources:
+            if resource.filename == filename:
+                return resource.md5
+        return self.manual_md5.get(filename)
+
+    def geometry(self, options: dict) -> tuple[int, int, int]:
+        """The sensor size of samples prepared with ``options``."""
+        return self.sensor_size_for(options) if self.sensor_size_for else self.sensor_size
+
+    def resolve_options(self, given: dict[str, str] | None) -> dict[str, str]:
+        """Fill defaults and reject unknown options or values with a message listing the choices."""
+        given = dict(given or {})
+        resolved = {}
+        for key, allowed in self.options.items():
+            value = given.pop(key, allowed[0])
+            if value not in allowed:
+                raise NeurodataError(
+                    f"{self.name}: option {key}={value!r} is not one of {', '.join(allowed)}"
+                )
+            resolved[key] = value
+        if given:
+            raise NeurodataError(
+                f"{self.name}: unknown option(s) {', '.join(given)}; known: {', '.join(self.options) or 'none'}"
+            )
+        return resolved
+
+
+def find_marker(root: Path, marker: str, dataset: str) -> Path:
+    """The folder under ``root`` (itself or below) that holds a file named ``marker``."""
+    if (root / marker).exists():
+        return root
+    hits = sorted(root.rglob(marker))
+    if not hits:
+        raise NeurodataError(
+            f"{dataset}: no {marker!r} found under {root}: is this the right archive or folder?"
+        )
+    return hits[0].parent
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered dataset called ``name``."""
+    if name not in DATASET_MODULES:
+        raise NeurodataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_MODULES)}")
+    return importlib.import_module(f"{__package__}.{name}").SPEC
+
+
+def all_datasets() -> list[DatasetSpec]:
+    return [get_dataset(name) for name in DATASET_MODULES]
+
+
+def batched(items: list, size: int) -> list[list]:
+    """Consecutive groups of ``size`` items (the last may be shorter)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

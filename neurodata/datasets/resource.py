@@ -1,0 +1,46 @@
+"""``Resource``: one published file (a dataset archive) with its size, checksums and mirrors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _check_hex(field: str, value: str | None, length: int) -> str | None:
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if len(lowered) != length or not _HEX.fullmatch(lowered):
+        raise ValueError(f"Resource.{field} must be {length} hex digits, got {value!r}")
+    return lowered
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One published file: its name on disk, expected size and checksums, and the mirrors serving it.
+
+    ``urls`` are tried in order; any of them may be http(s), ``file://``, a local path, ``s3://`` or
+    anything else fsspec opens. ``md5`` is usually what the dataset authors publish; ``sha256`` is
+    optional and, when given, is checked too. Checksums are stored lower-case.
+    """
+
+    filename: str
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+    urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        name = self.filename
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ValueError(f"Resource.filename must be a plain file name, got {name!r}")
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 0):
+            raise ValueError(f"Resource.size must be a non-negative int or None, got {self.size!r}")
+        object.__setattr__(self, "md5", _check_hex("md5", self.md5, 32))
+        object.__setattr__(self, "sha256", _check_hex("sha256", self.sha256, 64))
+        urls = (self.urls,) if isinstance(self.urls, str) else tuple(self.urls)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ValueError(f"Resource {name!r} needs at least one URL, got {self.urls!r}")
+        object.__setattr__(self, "urls", urls)

@@ -1,0 +1,216 @@
+"""A synthetic stand-in for DVS128 Gesture: 11 classes of moving bright blobs, seen by a simulated DVS.
+
+The motions echo the real classes (clap, waves, arm circles in both directions, roll, drums,
+guitar, random "other" movements). "Users" differ in size, speed, position and phase; lighting
+conditions differ in background brightness, contrast and sensor noise. :func:`write_archive`
+lays the recordings out exactly like ``DvsGesture.tar.gz`` (AEDAT 3.1 trials, ``*_labels.csv``,
+``trials_to_train.txt`` / ``trials_to_test.txt``) so that ``neurodata prepare dvs128`` reads it
+as it reads the real archive. The data is synthetic: accuracy on it says the pipeline learns,
+nothing about the real dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets.dvs128 import CLASS_NAMES
+from ..events import concatenate
+from ..writer import write
+from .dvs import DvsParams, DvsPixelArray
+
+SIZE = 128
+LIGHTING = {  # background brightness, blob contrast, shot-noise rate per pixel (Hz)
+    "fluorescent": (0.35, 0.55, 0.3),
+    "led": (0.5, 0.45, 0.5),
+    "natural": (0.25, 0.6, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    """How one synthetic subject moves: amplitude/size scale, speed, offset and starting phase."""
+
+    scale: float
+    speed: float
+    dx: float
+    dy: float
+    phase: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> User:
+        return cls(
+            rng.uniform(0.85, 1.15),
+            rng.uniform(0.8, 1.25),
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(-0.05, 0.05),
+            rng.uniform(0, 2 * np.pi),
+        )
+
+
+def _circle(cx: float, cy: float, direction: int) -> Callable:
+    def blobs(u, user, rng_wave):
+        theta = direction * 2 * np.pi * 1.5 * user.speed * u + user.phase
+        r = 0.15 * user.scale
+        return [(cx + r * np.cos(theta), cy + r * np.sin(theta), 0.07)]
+
+    return blobs
+
+
+def _wave(cx: float) -> Callable:
+    def blobs(u, user, rng_wave):
+        return [(cx + 0.12 * user.scale * np.sin(2 * np.pi * 2.0 * user.speed * u + user.phase), 0.32, 0.06)]
+
+    return blobs
+
+
+def _clap(u, user, rng_wave):
+    d = 0.06 + 0.14 * user.scale * abs(np.sin(2 * np.pi * 1.5 * user.speed * u + user.phase))
+    return [(0.5 - d, 0.5, 0.06), (0.5 + d, 0.5, 0.06)]
+
+
+def _roll(u, user, rng_wave):
+    theta = 2 * np.pi * 2.5 * user.speed * u + user.phase
+    r = 0.08 * user.scale
+    return [
+        (0.5 + r * np.cos(theta), 0.55 + r * np.sin(theta), 0.05),
+        (0.5 - r * np.cos(theta), 0.55 - r * np.sin(theta), 0.05),
+    ]
+
+
+def _drums(u, user, rng_wave):
+    s = np.sin(2 * np.pi * 2.0 * user.speed * u + user.phase)
+    return [(0.33, 0.62 + 0.1 * user.scale * s, 0.05), (0.67, 0.62 - 0.1 * user.scale * s, 0.05)]
+
+
+def _guitar(u, user, rng_wave):
+    strum = np.sin(2 * np.pi * 3.0 * user.speed * u + user.phase)
+    return [(0.45, 0.65 + 0.1 * user.scale * strum, 0.05), (0.72, 0.42 + 0.01 * strum, 0.05)]
+
+
+def _other(u, user, rng_wave):
+    a, f, ph = rng_wave
+    x = 0.5 + sum(a[k] * np.sin(2 * np.pi * f[k] * u + ph[k]) for k in range(3))
+    y = 0.5 + sum(a[k + 3] * np.sin(2 * np.pi * f[k + 3] * u + ph[k + 3]) for k in range(3))
+    return [(x, y, 0.06)]
+
+
+MOTIONS = (
+    _clap,
+    _wave(0.72),
+    _wave(0.28),
+    _circle(0.7, 0.5, 1),
+    _circle(0.7, 0.5, -1),
+    _circle(0.3, 0.5, 1),
+    _circle(0.3, 0.5, -1),
+    _roll,
+    _drums,
+    _guitar,
+    _other,
+)
+
+
+def render(
+    blobs: list[tuple[float, float, float]], user: User, lighting: str, grid: np.ndarray
+) -> np.ndarray:
+    """One intensity frame: background plus Gaussian blobs (positions and radii in canvas units)."""
+    background, contrast, _ = LIGHTING[lighting]
+    yy, xx = grid
+    frame = np.full(xx.shape, background)
+    for cx, cy, radius in blobs:
+        r = radius * user.scale
+        frame += contrast * np.exp(-((xx - cx - user.dx) ** 2 + (yy - cy - user.dy) ** 2) / (2 * r * r))
+    return frame
+
+
+def gesture_events(
+    cls: int,
+    user: User,
+    lighting: str,
+    t0: int,
+    duration_us: int,
+    seed: int,
+    sensor: DvsPixelArray | None = None,
+    frame_us: int = 4000,
+) -> tuple[np.ndarray, DvsPixelArray]:
+    """Events of one gesture of class ``cls`` (0-based) starting at ``t0``; the sensor carries over."""
+    rng = np.random.default_rng(seed)
+    rng_wave = (rng.uniform(0.05, 0.15, 6), rng.uniform(0.5, 2.5, 6), rng.uniform(0, 2 * np.pi, 6))
+    grid = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    motion = MOTIONS[cls]
+    times = np.arange(t0, t0 + duration_us + 1, frame_us)
+    frames = (render(motion(k / len(times), user, rng_wave), user, lighting, grid) for k in range(len(times)))
+    if sensor is None:
+        params = DvsParams(shot_noise_hz=LIGHTING[lighting][2], seed=seed)
+        sensor = DvsPixelArray(next(frames), times[0] - frame_us, params)
+    return concatenate([sensor.step(f, t) for f, t in zip(frames, times)]), sensor
+
+
+def trial_recording(
+    user_id: int, lighting: str, seed: int, gesture_us: int = 1_500_000, rest_us: int = 300_000
+) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """One trial: all 11 gestures in a random order with rests between; events and label rows."""
+    rng = np.random.default_rng(seed)
+    user = User.draw(np.random.default_rng(1000 + user_id))
+    order = rng.permutation(len(CLASS_NAMES))
+    chunks, rows, sensor = [], [], None
+    t = 1_000_000 + int(rng.integers(0, 1000))
+    for cls in order:
+        events, sensor = gesture_events(
+            int(cls), user, lighting, t, gesture_us, int(rng.integers(1 << 31)), sensor
+        )
+        chunks.append(events)
+        rows.append((int(cls) + 1, t, t + gesture_us))
+        t += gesture_us + rest_us
+    return concatenate(chunks), rows
+
+
+def write_archive(
+    path: str | os.PathLike,
+    n_users: int = 12,
+    n_test_users: int = 3,
+    lightings: tuple[str, ...] = ("fluorescent", "led"),
+    seed: int = 0,
+    gesture_us: int = 1_500_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write a DVS128-Gesture-layout ``.tar.gz`` of synthetic trials and return its path.
+
+    Users ``1..n_users - n_test_users`` are listed in ``trials_to_train.txt``, the rest in
+    ``trials_to_test.txt``, like the real split by subject.
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "DvsGesture"
+        folder.mkdir()
+        train, test = [], []
+        trials = [(u, light) for u in range(1, n_users + 1) for light in lightings]
+        for k, (user_id, lighting) in enumerate(trials):
+            name = f"user{user_id:02d}_{lighting}"
+            events, rows = trial_recording(user_id, lighting, seed * 7919 + k, gesture_us)
+            write(folder / f"{name}.aedat", events, format="aedat31")
+            (folder / f"{name}_labels.csv").write_text(
+                "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows)
+            )
+            (test if user_id > n_users - n_test_users else train).append(f"{name}.aedat")
+            if progress:
+                progress(k + 1, len(trials))
+        (folder / "trials_to_train.txt").write_text("\n".join(train) + "\n")
+        (folder / "trials_to_test.txt").write_text("\n".join(test) + "\n")
+        (folder / "gesture_mapping.csv").write_text(
+            "action,label\n" + "".join(f"{name},{i + 1}\n" for i, name in enumerate(CLASS_NAMES))
+        )
+        (folder / "README.txt").write_text(
+            "SYNTHETIC data generated by neurodata.sim.gestures; not recorded by a sensor.\n"
+        )
+        tmp_archive = path.with_name(path.name + ".part")
+        with tarfile.open(tmp_archive, "w:gz", compresslevel=1) as tar:
+            tar.add(folder, arcname="DvsGesture")
+        os.replace(tmp_archive, path)
+    return path

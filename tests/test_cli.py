@@ -1,0 +1,62 @@
+"""The ``neurodata`` command as a user runs it: real subprocesses, exit codes, JSON and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import neurodata as nd
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_info_json_on_fixture(fixtures):
+    result = run_cli("info", str(fixtures / "nmnist" / "sample_nmnist.bin"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "nmnist"
+    assert summary["events"] == 4325
+    assert (summary["t_first"], summary["t_last"]) == (654, 311175)
+    assert {"width", "height"} <= summary.keys()
+
+
+def test_info_demo_is_human_readable():
+    result = run_cli("info", "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "synthetic" in result.stdout and "events" in result.stdout
+
+
+def test_convert_round_trip_and_json_summary(fixtures, tmp_path):
+    src = fixtures / "nmnist" / "sample_nmnist.bin"
+    out = tmp_path / "copy.npz"
+    result = run_cli("convert", str(src), str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["events"] == 4325
+    with np.load(out, allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["t"], nd.read(src)["t"])
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "random.xyz"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    for args in (("info", str(bad)), ("info", str(tmp_path / "missing.bin")), ("convert", str(bad), "x.npz")):
+        result = run_cli(*args)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("neurodata: error: ") and args[1] in result.stderr
+    result = run_cli("info", str(bad), "--json")
+    assert json.loads(result.stdout)["error"].startswith(str(bad))
+
+
+def test_failed_convert_leaves_no_output(fixtures, tmp_path):
+    out = tmp_path / "out.bin"
+    result = run_cli(
+        "convert", str(fixtures / "nmnist" / "sample_nmnist.bin"), str(out), "--out-format", "nope"
+    )
+    assert result.returncode == 2
+    assert list(tmp_path.iterdir()) == []

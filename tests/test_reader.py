@@ -1,0 +1,114 @@
+"""The generic streaming driver: chunking by count and by time, detection, exports, errors."""
+
+from __future__ import annotations
+
+import fsspec
+import h5py
+import numpy as np
+import pytest
+
+import neurodata as nd
+from neurodata.reader import rechunk_by_count, rechunk_by_time
+from neurodata.synthetic import rotating_bar
+
+
+@pytest.fixture(scope="module")
+def bar_file(tmp_path_factory):
+    events = rotating_bar(width=64, height=64, duration_us=200_000, step_us=1000)
+    path = tmp_path_factory.mktemp("bar") / "bar.bin"
+    nd.write(path, events, format="nmnist")
+    return path, events
+
+
+def _blocks(events, sizes):
+    out, start = [], 0
+    for size in sizes:
+        out.append(events[start : start + size])
+        start += size
+    out.append(events[start:])
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 10**9])
+def test_chunks_by_count_have_exact_sizes(bar_file, n):
+    path, events = bar_file
+    chunks = list(nd.iter_chunks(path, n_events=n))
+    assert all(len(c) == n for c in chunks[:-1]) and 0 < len(chunks[-1]) <= n
+    np.testing.assert_array_equal(np.concatenate(chunks), events)
+
+
+@pytest.mark.parametrize("window", [1, 999, 10_000, 10**9])
+def test_chunks_by_time_are_half_open_windows(bar_file, window):
+    path, events = bar_file
+    chunks = list(nd.iter_chunks(path, time_window=window))
+    t0 = events["t"][0]
+    for k, chunk in enumerate(chunks):
+        if len(chunk):
+            assert chunk["t"].min() >= t0 + k * window and chunk["t"].max() < t0 + (k + 1) * window
+    assert len(chunks) == (events["t"][-1] - t0) // window + 1
+    np.testing.assert_array_equal(np.concatenate(chunks), events)
+
+
+def test_rechunking_ignores_input_block_boundaries():
+    events = rotating_bar(width=32, height=32, duration_us=50_000, step_us=500)
+    for sizes in ([1, 2, 3], [len(events) // 2], [0, 0, 5, 0]):
+        blocks = _blocks(events, sizes)
+        by_count = list(rechunk_by_count(iter(blocks), 100))
+        assert [len(c) for c in by_count] == [
+            len(c) for c in np.array_split(events, range(100, len(events), 100))
+        ]
+        by_time = list(rechunk_by_time(iter(blocks), 5000))
+        np.testing.assert_array_equal(np.concatenate(by_time), events)
+        assert all(len(c) == len(ref) for c, ref in zip(by_time, rechunk_by_time(iter([events]), 5000)))
+
+
+def test_rechunk_rejects_non_positive_sizes():
+    with pytest.raises(ValueError):
+        list(rechunk_by_count(iter([]), 0))
+    with pytest.raises(ValueError):
+        list(rechunk_by_time(iter([]), -5))
+
+
+def test_npz_and_h5_exports_hold_the_columns(bar_file, tmp_path):
+    path, events = bar_file
+    with nd.open_recording(path) as rec, nd.open_writer(tmp_path / "e.npz", rec.info) as writer:
+        for chunk in rec.chunks(n_events=333):
+            writer.write(chunk)
+    with np.load(tmp_path / "e.npz", allow_pickle=False) as z:
+        for name in "txyp":
+            np.testing.assert_array_equal(z[name], events[name])
+            assert z[name].dtype == nd.EVENT_DTYPE[name]
+    nd.write(tmp_path / "e.h5", events)
+    with h5py.File(tmp_path / "e.h5") as h5:
+        for name in "txyp":
+            np.testing.assert_array_equal(h5[name][:], events[name])
+
+
+def test_fsspec_url_reads_like_a_path(bar_file):
+    path, events = bar_file
+    np.testing.assert_array_equal(nd.read(f"file://{path}"), events)
+    with fsspec.open("memory://bar.bin", "wb") as f:
+        f.write(path.read_bytes())
+    np.testing.assert_array_equal(nd.read("memory://bar.bin"), events)
+
+
+def test_unknown_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(nd.FormatError, match=r"notes\.txt: at byte 0: no known event format"):
+        nd.read(bad)
+    with pytest.raises(nd.NeurodataError, match="no such file"):
+        nd.read(tmp_path / "missing.bin")
+    with pytest.raises(nd.NeurodataError, match="unknown format 'nope'"):
+        nd.read(bad, format="nope")
+
+
+def test_as_events_accepts_tonic_style_arrays():
+    tonic = np.zeros(3, dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+    tonic["t"] = [1, 2, 3]
+    tonic["p"] = [1, -1, 0]
+    events = nd.as_events(tonic)
+    assert events.dtype == nd.EVENT_DTYPE
+    assert events["p"].tolist() == [1, 0, 0]
+    with pytest.raises(ValueError, match="lacks field"):
+        nd.as_events(np.zeros(2, dtype=[("t", "<i8")]))
