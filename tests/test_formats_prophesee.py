@@ -17,6 +17,7 @@ from neurodata.formats.kernels import evt2 as evt2_kernels
 from neurodata.formats.kernels import evt3 as evt3_kernels
 from neurodata.formats.prophesee_header import geometry, raw_format, split_header
 from neurodata.reader import Recording
+from tests.fuzzing import MUTATIONS, mutate
 
 EVT2 = "evt2/evt2_sample.raw"
 EVT3 = "evt3/evt3_sample.raw"
@@ -584,39 +585,13 @@ def fixture_sample(fixtures, name: str) -> bytes:
     return _SAMPLES[name]
 
 
-mutations = st.lists(
-    st.one_of(
-        st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(0, 7)),
-        st.tuples(st.just("cut"), st.integers(0, 1 << 20), st.just(0)),
-        st.tuples(st.just("splice"), st.integers(0, 1 << 20), st.integers(0, 1 << 20)),
-    ),
-    min_size=1,
-    max_size=6,
-)
-
-
-def mutate(data: bytes, steps) -> bytes:
-    buf = bytearray(data)
-    for kind, a, b in steps:
-        if not buf:
-            break
-        i = a % len(buf)
-        if kind == "flip":
-            buf[i] ^= 1 << b
-        elif kind == "cut":
-            del buf[i:]
-        else:  # splice: move a slice elsewhere (repeats words, breaks alignment)
-            j = b % len(buf)
-            buf[j:j] = buf[i : i + 1 + (a + b) % 64]
-    return bytes(buf)
-
-
 @pytest.mark.parametrize("fmt, name", [("evt2", EVT2), ("evt3", EVT3), ("dat", DAT)])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=mutations, block=st.sampled_from([1, 5, 64, 1 << 20]))
+@given(steps=MUTATIONS, block=st.sampled_from([1, 5, 64, 1 << 20]))
 def test_fuzz_mutated_fixtures(fixtures, fmt, name, steps, block):
     data = mutate(fixture_sample(fixtures, name), steps)
     spec = FORMATS[fmt]
+    assert all(FORMATS[other].sniff(data[:4096]) in (True, False) for other in ("evt2", "evt3", "dat"))
     try:
         header = spec.parse_header(io.BytesIO(data), f"fuzz.{fmt}")
         rec = Recording(io.BytesIO(data), f"fuzz.{fmt}", spec, header)
