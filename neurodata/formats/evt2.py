@@ -34,11 +34,6 @@ class Evt2Decoder(WordStreamDecoder):
     word_dtype = np.dtype("<u4")
     max_events_per_word = 1
     kernel = kernels.decode_numba
-    errors = {
-        kernels.UNKNOWN_TYPE: "unknown {name} word type {kind} in word {hex}",
-        kernels.X_BEYOND_WIDTH: "{name} word {hex} puts an event at x >= the width {width}",
-        kernels.Y_BEYOND_HEIGHT: "{name} word {hex} puts an event at y >= the height {height}",
-    }
 
     def __init__(self, header: Header, source: str):
         state = kernels.new_state(header.fields.get("t_offset", 0))

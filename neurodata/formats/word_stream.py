@@ -6,12 +6,13 @@ by a stateful kernel. A kernel has the signature::
     kernel(words, pos, state, out, width, height) -> (stop, n_events, status)
 
 It decodes ``words[pos:]`` into the preallocated event array ``out`` and stops early, before the
-word at index ``stop``, when the output could overflow (``status == OUTPUT_FULL``) or when that word
-is corrupt (``status`` >= ``FIRST_ERROR``). State that spans words (time base, current row) lives in
-the int64 array ``state``, so blocks of any size decode to the same events. This module loops the
-kernel until a block is consumed, without a counting pre-pass: each output buffer is sized from the
-events-per-word rate seen so far (not from the worst case, 12 events per EVT 3.0 word, which would
-reserve 12 times the memory), and a kernel that fills it simply resumes in a new one.
+word at index ``stop``, when the output could overflow (status ``OUTPUT_FULL``) or when that word
+is corrupt (status ``FIRST_ERROR`` or above; see :mod:`neurodata.formats.kernels.status`). State
+that spans words (time base, current row) lives in the int64 array ``state``, so blocks of any size
+decode to the same events. This module loops the kernel until a block is consumed, without a
+counting pre-pass: each output buffer is sized from the events-per-word rate seen so far (not from
+the worst case, 12 events per EVT 3.0 word, which would reserve 12 times the memory), and a kernel
+that fills it simply resumes in a new one.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ import numpy as np
 
 from ..errors import FormatError
 from ..events import concatenate, empty_events
+from .kernels.status import FIRST_ERROR, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 
-OK = 0
-OUTPUT_FULL = 1
-FIRST_ERROR = 2
 NO_LIMIT = 1 << 16  # width/height passed to kernels when the geometry is unknown: never exceeded
 MIN_OUTPUT = 4096
 
@@ -37,7 +36,11 @@ class WordStreamDecoder:
     word_dtype = np.dtype("u1")
     max_events_per_word = 1
     kernel: Callable
-    errors: dict[int, str] = {}
+    errors: dict[int, str] = {  # str.format fields: see describe_error
+        UNKNOWN_TYPE: "unknown {name} word type {kind} in word {hex}",
+        X_BEYOND_WIDTH: "{name} word {hex} puts an event at x >= the width {width}",
+        Y_BEYOND_HEIGHT: "{name} word {hex} puts an event at y >= the height {height}",
+    }
 
     def __init__(self, width: int | None, height: int | None, state: np.ndarray, source: str):
         self.source = source

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .status import OUTPUT_FULL, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
+
 RECORD = 8
-OUTPUT_FULL, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 3, 4
 COORD_MASK = 0x3FFF
 T_LIMIT = 1 << 32
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .status import OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 from .time_base import unwrap_high, unwrap_highs
 
 HIGH, HAS_TIME, T_OFFSET = range(3)
 STATE_SIZE = 3
 HIGH_MASK = (1 << 28) - 1
 HALF_RANGE = 1 << 27
-OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 2, 3, 4
 SKIPPED_TYPES = (0xA, 0xE, 0xF)
 
 

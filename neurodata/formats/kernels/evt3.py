@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .status import OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 from .time_base import unwrap_high
 
 # indices into the decoder state array
@@ -39,8 +40,6 @@ STATE_SIZE = 8
 MAX_EVENTS_PER_WORD = 12
 HIGH_MASK = 0xFFF
 HALF_RANGE = 1 << 11
-
-OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT = 1, 2, 3, 4
 
 
 def new_state(t_offset: int = 0) -> np.ndarray:
