@@ -1,7 +1,8 @@
 """Prophesee RAW EVT 2.0 (Gen3 cameras), read and write.
 
-Word layout and time rule: :mod:`neurodata.formats.kernels.evt2`. The decoder keeps the time base
-and wrap count between blocks.
+Word layout and time rule: :mod:`neurodata.formats.kernels.evt2`. The decoder keeps the unwrapped time
+base between blocks. Only ``.raw`` files announcing EVT 2.0 (or a Gen3 sensor) are read as EVT 2.0:
+the ``.raw`` extension alone means EVT 3.0, so writing EVT 2.0 takes ``format="evt2"``.
 """
 
 from __future__ import annotations

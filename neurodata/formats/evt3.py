@@ -1,7 +1,7 @@
 """Prophesee RAW EVT 3.0 (Gen4/Gen4.1, IMX636 cameras), read and write.
 
 Word layout and time rule: :mod:`neurodata.formats.kernels.evt3`. The decoder keeps the row, vector
-base, polarity, time base and wrap count between blocks, so a block may end anywhere.
+base, polarity and unwrapped time base between blocks, so a block may end anywhere.
 """
 
 from __future__ import annotations
