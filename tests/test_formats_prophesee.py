@@ -221,6 +221,20 @@ def test_references_agree_on_wraps_and_jitter():
     assert decode_words("evt2", evt2_words.tobytes())["t"].tolist() == t2.tolist()
 
 
+def test_events_without_time_base_or_on_exposure_rows_are_skipped():
+    """As in OpenEB: no event before the first TIME_HIGH; X words after an EM row (type 1) are not CD."""
+    evt3_words = np.array(
+        [0x0005, 0x2001, 0x8001, 0x2002, 0x1007, 0x2003, 0x3000, 0x4FFF, 0x0006, 0x2804], "<u2"
+    )
+    events = decode_words("evt3", evt3_words.tobytes())
+    assert events.tolist() == [(4096, 2, 5, 0), (4096, 4, 6, 1)]
+    t, x, y, p = evt3_kernels.decode_reference(evt3_words, evt3_kernels.new_state())
+    assert (t, x, y, p) == ([4096, 4096], [2, 4], [5, 6], [0, 1])
+    evt2_words = np.array([0x1000_0801, 0x8000_0002, 0x0040_1003], "<u4")
+    assert decode_words("evt2", evt2_words.tobytes()).tolist() == [(129, 2, 3, 0)]
+    assert evt2_kernels.decode_reference(evt2_words, evt2_kernels.new_state())[0].tolist() == [129]
+
+
 def decode_words(fmt: str, data: bytes, width: int | None = None, height: int | None = None) -> np.ndarray:
     header = nd.formats.base.Header(nd.RecordingInfo(format=fmt, width=width, height=height), 0)
     decoder = FORMATS[fmt].make_decoder(header, "words")
