@@ -1,0 +1,143 @@
+"""Numba kernels behind the representations; `reference.py` holds readable numpy twins for tests.
+
+Callers validate every coordinate first (Numba does not bounds-check). Events arrive sorted by time
+and polarities are 0/1; ``merge`` sends every event to channel 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+DECAY_EXP = 0
+DECAY_LIN = 1
+
+
+@numba.njit(cache=True, nogil=True)
+def is_sorted(t):
+    """True when ``t`` never decreases."""
+    for i in range(1, len(t)):
+        if t[i] < t[i - 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_frames(x, y, p, starts, ends, merge, frames):
+    """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller)."""
+    for i in range(len(starts)):
+        frame = frames[i]
+        for j in range(starts[i], ends[i]):
+            c = 0 if merge else p[j]
+            frame[c, y[j], x[j]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_voxels(t, x, y, p, n_bins, grid):
+    """Bilinear-in-time voxel grid (Zhu et al. 2019 / rpg_e2vid): signed polarity, float ``grid[B, H, W]``.
+
+    An event's position is ``(B - 1) * (t - t_first) / (t_last - t_first)``; it gives ``1 - frac`` to
+    the bin below and ``frac`` to the bin above, so the last event lands wholly in the last bin.
+    """
+    n = len(t)
+    if n == 0:
+        return
+    t0 = t[0]
+    span = t[n - 1] - t0
+    scale = (n_bins - 1) / span if span > 0 else 0.0
+    for j in range(n):
+        position = (t[j] - t0) * scale
+        left = int(math.floor(position))
+        if left > n_bins - 1:
+            left = n_bins - 1
+        frac = position - left
+        value = 1.0 if p[j] > 0 else -1.0
+        grid[left, y[j], x[j]] += value * (1.0 - frac)
+        if left + 1 < n_bins:
+            grid[left + 1, y[j], x[j]] += value * frac
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decay(age, tau, decay):
+    if decay == DECAY_EXP:
+        return math.exp(-age / tau)
+    v = 1.0 - age / (3.0 * tau)
+    return v if v > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def global_time_surfaces(t, x, y, p, starts, ends, ref_times, tau, decay, merge, out):
+    """Per window ``i``: decay of each pixel's latest timestamp up to ``ends[i]``, seen at ``ref_times[i]``.
+
+    ``out[T, P, H, W]`` is float; pixels that never fired stay 0.
+    """
+    n_slices, n_pol, height, width = out.shape
+    last = np.zeros((n_pol, height, width), dtype=np.int64)
+    seen = np.zeros((n_pol, height, width), dtype=np.bool_)
+    done = starts[0] if n_slices > 0 else 0
+    for i in range(n_slices):
+        for j in range(max(done, starts[i]), ends[i]):
+            c = 0 if merge else p[j]
+            last[c, y[j], x[j]] = t[j]
+            seen[c, y[j], x[j]] = True
+        done = max(done, ends[i])
+        ref = ref_times[i]
+        for c in range(n_pol):
+            for yy in range(height):
+                for xx in range(width):
+                    if seen[c, yy, xx]:
+                        out[i, c, yy, xx] = _decay(ref - last[c, yy, xx], tau, decay)
+
+
+@numba.njit(cache=True, nogil=True)
+def local_time_surfaces(t, x, y, p, radius, tau, decay, merge, n_pol, height, width, out):
+    """HOTS-style surface around each event: ``out[j, dy + r, dx + r]`` decays the latest timestamp of
+    the event's polarity at ``(x + dx, y + dy)``, the event itself included (centre = 1)."""
+    last = np.zeros((n_pol, height, width), dtype=np.int64)
+    seen = np.zeros((n_pol, height, width), dtype=np.bool_)
+    for j in range(len(t)):
+        c = 0 if merge else p[j]
+        last[c, y[j], x[j]] = t[j]
+        seen[c, y[j], x[j]] = True
+        for dy in range(-radius, radius + 1):
+            yy = y[j] + dy
+            if yy < 0 or yy >= height:
+                continue
+            for dx in range(-radius, radius + 1):
+                xx = x[j] + dx
+                if xx < 0 or xx >= width or not seen[c, yy, xx]:
+                    continue
+                out[j, dy + radius, dx + radius] = _decay(t[j] - last[c, yy, xx], tau, decay)
+
+
+@numba.njit(cache=True, nogil=True)
+def averaged_time_surfaces(t, x, y, group, order, bounds, radius, time_window, tau, decay, hist):
+    """HATS (Sironi et al. 2018): per (cell, polarity) group, the mean over its events of the local
+    surface built from the *same group's* earlier events within ``radius`` and ``time_window``.
+
+    ``order`` lists event indices grouped by ``group`` (time order kept inside a group) and
+    ``bounds[g]:bounds[g + 1]`` is group ``g``'s range; ``hist`` is ``[n_groups, S, S]`` float.
+    """
+    for g in range(len(bounds) - 1):
+        lo = bounds[g]
+        hi = bounds[g + 1]
+        if hi == lo:
+            continue
+        acc = hist[g]
+        for a in range(lo, hi):
+            i = order[a]
+            acc[radius, radius] += 1.0
+            b = a - 1
+            while b >= lo:
+                k = order[b]
+                age = t[i] - t[k]
+                if age > time_window:
+                    break
+                dx = np.int64(x[k]) - np.int64(x[i])
+                dy = np.int64(y[k]) - np.int64(y[i])
+                if -radius <= dx <= radius and -radius <= dy <= radius:
+                    acc[dy + radius, dx + radius] += _decay(age, tau, decay)
+                b -= 1
+        acc /= hi - lo
