@@ -82,11 +82,11 @@ def test_filter_kernels_match_references(data, window):
     events = random_events(data.draw)
     w, h = (int(events["x"].max()) + 1, int(events["y"].max()) + 1) if len(events) else (1, 1)
     np.testing.assert_array_equal(
-        kernels.denoise_mask(events["t"], events["x"], events["y"], window, w, h),
+        kernels.denoise_mask(events, window, w, h),
         reference.denoise_reference(events, window),
     )
     np.testing.assert_array_equal(
-        kernels.refractory_mask(events["t"], events["x"], events["y"], window, w, h),
+        kernels.refractory_mask(events, window, w, h),
         reference.refractory_reference(events, window),
     )
 

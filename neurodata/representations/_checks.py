@@ -45,14 +45,14 @@ def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[i
     if len(events) == 0:
         return events, geometry
     width, height, _ = geometry
-    for name, limit in (("x", width), ("y", height)):
-        top = int(events[name].max())
+    max_x, max_y, ordered = kernels.scan_events(events)
+    for name, top, limit in (("x", max_x, width), ("y", max_y, height)):
         if top >= limit:
             index = int(np.argmax(events[name]))
             raise ValueError(
                 f"event {index} has {name}={top}, outside sensor_size {tuple(sensor_size or geometry)} "
                 f"({name} must be < {limit})"
             )
-    if not kernels.is_sorted(events["t"]):
+    if not ordered:
         events = events[np.argsort(events["t"], kind="stable")]
     return events, geometry

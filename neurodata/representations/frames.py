@@ -71,7 +71,7 @@ def to_frame(
         end_time=end_time,
     )
     frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=_counts_dtype(slices))
-    kernels.accumulate_frames(events["x"], events["y"], events["p"], slices[0], slices[1], n_pol == 1, frames)
+    kernels.accumulate_frames(events, slices[0], slices[1], n_pol == 1, frames)
     return _cast_counts(frames, dtype)
 
 

@@ -1,7 +1,9 @@
 """Numba kernels behind the representations; `reference.py` holds readable numpy twins for tests.
 
-Callers validate every coordinate first (Numba does not bounds-check). Events arrive sorted by time
-and polarities are 0/1; ``merge`` sends every event to channel 0.
+Kernels take the EVENT_DTYPE record array itself: reading ``events[j].x`` from the packed record
+is faster than three strided column views. Callers validate every coordinate first (Numba does
+not bounds-check). Events arrive sorted by time and polarities are 0/1; ``merge`` sends every
+event to channel 0.
 """
 
 from __future__ import annotations
@@ -25,38 +27,75 @@ def is_sorted(t):
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_frames(x, y, p, starts, ends, merge, frames):
+def search_sorted(t, values, right):
+    """``np.searchsorted`` for a strided ``t`` without numpy's contiguous copy of the whole column."""
+    out = np.empty(len(values), dtype=np.int64)
+    for k in range(len(values)):
+        lo = 0
+        hi = len(t)
+        v = values[k]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if t[mid] < v or (right and t[mid] == v):
+                lo = mid + 1
+            else:
+                hi = mid
+        out[k] = lo
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_events(events):
+    """One pass: ``(max x, max y, t sorted)`` (``(0, 0, True)`` when empty)."""
+    max_x = 0
+    max_y = 0
+    ordered = True
+    for i in range(len(events)):
+        e = events[i]
+        if e.x > max_x:
+            max_x = e.x
+        if e.y > max_y:
+            max_y = e.y
+        if i > 0 and e.t < events[i - 1].t:
+            ordered = False
+    return max_x, max_y, ordered
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_frames(events, starts, ends, merge, frames):
     """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller)."""
     for i in range(len(starts)):
         frame = frames[i]
         for j in range(starts[i], ends[i]):
-            c = 0 if merge else p[j]
-            frame[c, y[j], x[j]] += 1
+            e = events[j]
+            c = 0 if merge else e.p
+            frame[c, e.y, e.x] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_voxels(t, x, y, p, n_bins, grid):
+def accumulate_voxels(events, n_bins, grid):
     """Bilinear-in-time voxel grid (Zhu et al. 2019 / rpg_e2vid): signed polarity, float ``grid[B, H, W]``.
 
     An event's position is ``(B - 1) * (t - t_first) / (t_last - t_first)``; it gives ``1 - frac`` to
     the bin below and ``frac`` to the bin above, so the last event lands wholly in the last bin.
     """
-    n = len(t)
+    n = len(events)
     if n == 0:
         return
-    t0 = t[0]
-    span = t[n - 1] - t0
+    t0 = events[0].t
+    span = events[n - 1].t - t0
     scale = (n_bins - 1) / span if span > 0 else 0.0
     for j in range(n):
-        position = (t[j] - t0) * scale
+        e = events[j]
+        position = (e.t - t0) * scale
         left = int(math.floor(position))
         if left > n_bins - 1:
             left = n_bins - 1
         frac = position - left
-        value = 1.0 if p[j] > 0 else -1.0
-        grid[left, y[j], x[j]] += value * (1.0 - frac)
+        value = 1.0 if e.p > 0 else -1.0
+        grid[left, e.y, e.x] += value * (1.0 - frac)
         if left + 1 < n_bins:
-            grid[left + 1, y[j], x[j]] += value * frac
+            grid[left + 1, e.y, e.x] += value * frac
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -68,7 +107,7 @@ def _decay(age, tau, decay):
 
 
 @numba.njit(cache=True, nogil=True)
-def global_time_surfaces(t, x, y, p, starts, ends, ref_times, tau, decay, merge, out):
+def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out):
     """Per window ``i``: decay of each pixel's latest timestamp up to ``ends[i]``, seen at ``ref_times[i]``.
 
     ``out[T, P, H, W]`` is float; pixels that never fired stay 0.
@@ -79,9 +118,10 @@ def global_time_surfaces(t, x, y, p, starts, ends, ref_times, tau, decay, merge,
     done = starts[0] if n_slices > 0 else 0
     for i in range(n_slices):
         for j in range(max(done, starts[i]), ends[i]):
-            c = 0 if merge else p[j]
-            last[c, y[j], x[j]] = t[j]
-            seen[c, y[j], x[j]] = True
+            e = events[j]
+            c = 0 if merge else e.p
+            last[c, e.y, e.x] = e.t
+            seen[c, e.y, e.x] = True
         done = max(done, ends[i])
         ref = ref_times[i]
         for c in range(n_pol):
@@ -92,28 +132,29 @@ def global_time_surfaces(t, x, y, p, starts, ends, ref_times, tau, decay, merge,
 
 
 @numba.njit(cache=True, nogil=True)
-def local_time_surfaces(t, x, y, p, radius, tau, decay, merge, n_pol, height, width, out):
+def local_time_surfaces(events, radius, tau, decay, merge, n_pol, height, width, out):
     """HOTS-style surface around each event: ``out[j, dy + r, dx + r]`` decays the latest timestamp of
     the event's polarity at ``(x + dx, y + dy)``, the event itself included (centre = 1)."""
     last = np.zeros((n_pol, height, width), dtype=np.int64)
     seen = np.zeros((n_pol, height, width), dtype=np.bool_)
-    for j in range(len(t)):
-        c = 0 if merge else p[j]
-        last[c, y[j], x[j]] = t[j]
-        seen[c, y[j], x[j]] = True
+    for j in range(len(events)):
+        e = events[j]
+        c = 0 if merge else e.p
+        last[c, e.y, e.x] = e.t
+        seen[c, e.y, e.x] = True
         for dy in range(-radius, radius + 1):
-            yy = y[j] + dy
+            yy = np.int64(e.y) + dy
             if yy < 0 or yy >= height:
                 continue
             for dx in range(-radius, radius + 1):
-                xx = x[j] + dx
+                xx = np.int64(e.x) + dx
                 if xx < 0 or xx >= width or not seen[c, yy, xx]:
                     continue
-                out[j, dy + radius, dx + radius] = _decay(t[j] - last[c, yy, xx], tau, decay)
+                out[j, dy + radius, dx + radius] = _decay(e.t - last[c, yy, xx], tau, decay)
 
 
 @numba.njit(cache=True, nogil=True)
-def averaged_time_surfaces(t, x, y, group, order, bounds, radius, time_window, tau, decay, hist):
+def averaged_time_surfaces(events, order, bounds, radius, time_window, tau, decay, hist):
     """HATS (Sironi et al. 2018): per (cell, polarity) group, the mean over its events of the local
     surface built from the *same group's* earlier events within ``radius`` and ``time_window``.
 
@@ -127,16 +168,16 @@ def averaged_time_surfaces(t, x, y, group, order, bounds, radius, time_window, t
             continue
         acc = hist[g]
         for a in range(lo, hi):
-            i = order[a]
+            ei = events[order[a]]
             acc[radius, radius] += 1.0
             b = a - 1
             while b >= lo:
-                k = order[b]
-                age = t[i] - t[k]
+                ek = events[order[b]]
+                age = ei.t - ek.t
                 if age > time_window:
                     break
-                dx = np.int64(x[k]) - np.int64(x[i])
-                dy = np.int64(y[k]) - np.int64(y[i])
+                dx = np.int64(ek.x) - np.int64(ei.x)
+                dy = np.int64(ek.y) - np.int64(ei.y)
                 if -radius <= dx <= radius and -radius <= dy <= radius:
                     acc[dy + radius, dx + radius] += _decay(age, tau, decay)
                 b -= 1

@@ -17,6 +17,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .kernels import search_sorted
+
 Slices = tuple[np.ndarray, np.ndarray]
 
 
@@ -40,12 +42,12 @@ def _time_edges_to_indices(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
     """Turn window times into index ranges; the last window, if it reaches the span end, is closed there.
 
     Integer timestamps satisfy ``t >= edge`` exactly when ``t >= ceil(edge)``, so fractional edges
-    are rounded up before the search.
+    are rounded up, and searched as int64 (a float search would convert all of ``t``).
     """
-    first = np.searchsorted(t, np.ceil(starts), side="left").astype(np.int64)
-    last = np.searchsorted(t, np.ceil(ends), side="left").astype(np.int64)
+    first = search_sorted(t, np.ceil(starts).astype(np.int64), False)
+    last = search_sorted(t, np.ceil(ends).astype(np.int64), False)
     if ends[-1] >= span_end:
-        last[-1] = np.searchsorted(t, math.floor(span_end), side="right")
+        last[-1] = search_sorted(t, np.array([math.floor(span_end)], dtype=np.int64), True)[0]
     return first, np.maximum(first, last)
 
 
@@ -168,7 +170,7 @@ def by_frames_number(t: np.ndarray, frames_number: int, split_by: str) -> Slices
         return _one_empty_slice(frames_number)
     dt = (int(t[-1]) - int(t[0])) // frames_number
     edges = int(t[0]) + dt * np.arange(frames_number, dtype=np.int64)
-    starts = np.searchsorted(t, edges, side="left").astype(np.int64)
+    starts = search_sorted(t, edges, False)
     ends = np.append(starts[1:], len(t))
     return starts, ends
 

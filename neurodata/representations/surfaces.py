@@ -43,10 +43,7 @@ def to_time_surface(
     if len(events):
         ref_times = events["t"][0] + dt * np.arange(1, len(starts) + 1, dtype=np.float64)
         kernels.global_time_surfaces(
-            events["t"],
-            events["x"],
-            events["y"],
-            events["p"],
+            events,
             starts,
             ends,
             ref_times,
@@ -73,10 +70,7 @@ def to_local_time_surfaces(
     size = 2 * int(radius) + 1
     out = np.zeros((len(events), size, size), dtype=np.float32)
     kernels.local_time_surfaces(
-        events["t"],
-        events["x"],
-        events["y"],
-        events["p"],
+        events,
         int(radius),
         tau,
         code,
@@ -119,10 +113,7 @@ def to_averaged_time_surface(
     bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
     hist = np.zeros((n_groups, surface_size, surface_size), dtype=np.float64)
     kernels.averaged_time_surfaces(
-        events["t"],
-        events["x"],
-        events["y"],
-        group,
+        events,
         order,
         bounds,
         surface_size // 2,

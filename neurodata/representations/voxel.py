@@ -21,5 +21,5 @@ def to_voxel_grid(
         raise ValueError(f"n_time_bins must be a positive integer, got {n_time_bins}")
     events, (width, height, _) = prepare_events(events, sensor_size)
     grid = np.zeros((int(n_time_bins), height, width), dtype=np.float64)
-    kernels.accumulate_voxels(events["t"], events["x"], events["y"], events["p"], int(n_time_bins), grid)
+    kernels.accumulate_voxels(events, int(n_time_bins), grid)
     return grid.astype(dtype, copy=False)[:, None]

@@ -49,7 +49,7 @@ def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
     if len(events) == 0:
         return events
     width, height = _grid(events)
-    return events[kernels.denoise_mask(events["t"], events["x"], events["y"], filter_time, width, height)]
+    return events[kernels.denoise_mask(events, filter_time, width, height)]
 
 
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
@@ -58,7 +58,7 @@ def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
     if len(events) == 0:
         return events
     width, height = _grid(events)
-    return events[kernels.refractory_mask(events["t"], events["x"], events["y"], delta, width, height)]
+    return events[kernels.refractory_mask(events, delta, width, height)]
 
 
 def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:

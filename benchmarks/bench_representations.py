@@ -1,0 +1,159 @@
+"""Representations and filters: neurodata vs Tonic 1.7 and SpikingJelly, same inputs, one process.
+
+    cd <repo> && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_representations.py [--repeats 5]
+
+Inputs are synthetic (seeded): events uniform over the sensor, time-sorted over one second. Each
+library gets its native event layout (ours: EVENT_DTYPE; Tonic: its x/y/p int16 + t int64 record;
+SpikingJelly: a dict of int64 columns). Runs interleave ours and the peer's; the table shows
+medians, events per second and the speed ratio. Numba kernels are compiled (or loaded from the
+on-disk cache) before timing; the first-call latency of a fresh process is printed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import tonic.transforms as TT
+
+import neurodata.transforms as NT
+from neurodata.events import make_events
+
+TONIC_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i2"), ("t", "<i8")])
+
+
+def load_spikingjelly_utils():
+    """SpikingJelly's datasets/__init__ needs torchvision (absent here); its frame code does not."""
+    import spikingjelly
+
+    if importlib.util.find_spec("torchvision") is None:
+        stub = types.ModuleType("torchvision")
+        stub.transforms = types.ModuleType("torchvision.transforms")
+        sys.modules.update({"torchvision": stub, "torchvision.transforms": stub.transforms})
+    package = types.ModuleType("spikingjelly.datasets")
+    package.__path__ = [str(Path(spikingjelly.__file__).parent / "datasets")]
+    sys.modules["spikingjelly.datasets"] = package
+    return importlib.import_module("spikingjelly.datasets.utils")
+
+
+def synthetic(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return make_events(
+        np.sort(rng.integers(0, 1_000_000, n)),
+        rng.integers(0, width, n),
+        rng.integers(0, height, n),
+        rng.integers(0, 2, n),
+    )
+
+
+def as_tonic(events: np.ndarray) -> np.ndarray:
+    out = np.empty(len(events), TONIC_DTYPE)
+    for name in "txyp":
+        out[name] = events[name]
+    return out
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(ours, peer, repeats: int) -> tuple[float, float]:
+    ours()  # warm: Numba dispatch, page cache
+    peer()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(timed(ours))
+        b.append(timed(peer))
+    return statistics.median(a), statistics.median(b)
+
+
+def first_call_latency() -> float:
+    """Time of the first ToFrame call in a fresh interpreter (Numba cache load or compile)."""
+    import subprocess
+
+    code = (
+        "import time, numpy as np;from neurodata.events import make_events;import neurodata.transforms as T;"
+        "e = make_events(np.arange(100), np.zeros(100), np.zeros(100), np.zeros(100));"
+        "s = time.perf_counter(); T.ToFrame((4, 4, 2), n_time_bins=3)(e); print(time.perf_counter() - s)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--filter-events", type=int, default=100_000, help="Tonic's filters are Python loops")
+    args = parser.parse_args()
+    sj = load_spikingjelly_utils()
+    rows = []
+
+    def row(name, n, ours, peer, repeats=args.repeats, peer_name="tonic"):
+        t_ours, t_peer = compare(ours, peer, repeats)
+        rows.append((name, peer_name, n, t_ours, t_peer))
+        print(f"  {name:<34} done", file=sys.stderr)
+
+    for width, height, n_bins in ((128, 128, 20), (1280, 720, 10)):
+        size = (width, height, 2)
+        ev = synthetic(args.events, width, height)
+        tev = as_tonic(ev)
+        n = len(ev)
+        tag = f"{width}x{height}"
+        for label, spec in (
+            ("time_window", {"time_window": 1_000_000 // n_bins}),
+            ("event_count", {"event_count": n // n_bins}),
+            ("n_time_bins", {"n_time_bins": n_bins}),
+        ):
+            ours, peer = NT.ToFrame(size, **spec), TT.ToFrame(size, **spec)
+            row(f"ToFrame {label} {tag}", n, lambda o=ours: o(ev), lambda p=peer: p(tev))
+        if width == 128:
+            cols = {name: ev[name].astype(np.int64) for name in "txyp"}
+            for split_by in ("number", "time"):
+                ours = NT.ToFrame(size, frames_number=n_bins, split_by=split_by)
+                row(
+                    f"frames_number {split_by} {tag}",
+                    n,
+                    lambda o=ours: o(ev),
+                    lambda s=split_by: sj.integrate_events_by_fixed_frames_number(
+                        cols, s, n_bins, height, width
+                    ),
+                    peer_name="spikingjelly",
+                )
+            ours, peer = NT.ToVoxelGrid(size, 10), TT.ToVoxelGrid(size, 10)
+            row(f"ToVoxelGrid 10 {tag}", n, lambda: ours(ev), lambda: peer(tev))
+            ours, peer = (
+                NT.ToTimesurface(size, dt=50_000, tau=10_000),
+                TT.ToTimesurface(size, dt=50_000, tau=10_000),
+            )
+            row(f"ToTimesurface dt=50ms {tag}", n, lambda: ours(ev), lambda: peer(tev))
+            small, tsmall = ev[: args.filter_events], tev[: args.filter_events]
+            repeats = max(3, args.repeats // 2)
+            ours, peer = NT.Denoise(filter_time=10_000), TT.Denoise(filter_time=10_000)
+            row(f"Denoise {tag}", len(small), lambda: ours(small), lambda: peer(tsmall), repeats)
+            ours, peer = NT.RefractoryPeriod(delta=1_000), TT.RefractoryPeriod(delta=1_000)
+            row(f"RefractoryPeriod {tag}", len(small), lambda: ours(small), lambda: peer(tsmall), repeats)
+
+    print(
+        f"\nmedian of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)}); events uniform, 1 s"
+    )
+    print(
+        f"{'case':<34} {'peer':<12} {'events':>9} {'ours ms':>9} {'peer ms':>9} {'ours Mev/s':>11} {'peer Mev/s':>11} {'ratio':>7}"
+    )
+    for name, peer_name, n, a, b in rows:
+        print(
+            f"{name:<34} {peer_name:<12} {n:>9} {a * 1e3:>9.2f} {b * 1e3:>9.2f} {n / a / 1e6:>11.1f} {n / b / 1e6:>11.2f} {b / a:>6.1f}x"
+        )
+    print(f"\nfirst ToFrame call in a fresh process (Numba cache load): {first_call_latency() * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
