@@ -14,7 +14,8 @@ from ..representations._checks import sensor_geometry
 from . import kernels
 
 
-def _events(events: np.ndarray) -> np.ndarray:
+def to_events(events: np.ndarray) -> np.ndarray:
+    """Any structured t/x/y/p array as EVENT_DTYPE; anything else is a TypeError."""
     if not isinstance(events, np.ndarray) or events.dtype.names is None:
         raise TypeError(f"events must be a structured numpy array with fields t, x, y, p; got {type(events)}")
     return as_events(events)
@@ -36,7 +37,8 @@ def _check_inside(events: np.ndarray, width: int, height: int, what: str) -> Non
         )
 
 
-def _grid(events: np.ndarray) -> tuple[int, int]:
+def pixel_grid(events: np.ndarray) -> tuple[int, int]:
+    """(width, height) of the events' bounding box from the origin (non-empty input)."""
     return int(events["x"].max()) + 1, int(events["y"].max()) + 1
 
 
@@ -45,28 +47,28 @@ def _grid(events: np.ndarray) -> tuple[int, int]:
 
 def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
     """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
-    events = _events(events)
+    events = to_events(events)
     if len(events) == 0:
         return events
-    width, height = _grid(events)
+    width, height = pixel_grid(events)
     return events[kernels.denoise_mask(events, filter_time, width, height)]
 
 
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
     """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
-    events = _events(events)
+    events = to_events(events)
     if len(events) == 0:
         return events
-    width, height = _grid(events)
+    width, height = pixel_grid(events)
     return events[kernels.refractory_mask(events, delta, width, height)]
 
 
 def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
     """``[k, 2]`` (x, y) of pixels firing more than ``hot_pixel_frequency`` Hz over the recording."""
-    events = _events(events)
+    events = to_events(events)
     if len(events) == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    width, height = _grid(events)
+    width, height = pixel_grid(events)
     counts = np.bincount(events["y"].astype(np.int64) * width + events["x"], minlength=width * height)
     limit = hot_pixel_frequency * (int(events["t"][-1]) - int(events["t"][0])) * 1e-6
     hot = np.flatnonzero(counts > limit)
@@ -75,11 +77,11 @@ def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
 
 def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
     """Drop every event at the given (x, y) pixels."""
-    events = _events(events)
+    events = to_events(events)
     coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
     if len(events) == 0 or len(coords) == 0:
         return events
-    width, height = _grid(events)
+    width, height = pixel_grid(events)
     inside = (coords[:, 0] >= 0) & (coords[:, 0] < width) & (coords[:, 1] >= 0) & (coords[:, 1] < height)
     banned = np.zeros((height, width), dtype=bool)
     banned[coords[inside, 1], coords[inside, 0]] = True
@@ -101,7 +103,7 @@ def drop_pixels_raster(frames: np.ndarray, coordinates) -> np.ndarray:
 
 def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> np.ndarray:  # noqa: A002
     """Keep events with ``min <= t <= max`` (both ends included, as in Tonic); ``max=None``: no bound."""
-    events = _events(events)
+    events = to_events(events)
     keep = events["t"] >= min
     if max is not None:
         keep &= events["t"] <= max
@@ -110,7 +112,7 @@ def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> n
 
 def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) -> np.ndarray:
     """``t' = floor(t * factor + offset)`` (e.g. ``factor=1e-3`` turns us into ms)."""
-    events = _events(events)
+    events = to_events(events)
     return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
 
 
@@ -122,7 +124,7 @@ def time_jitter(
     sort_timestamps: bool = False,
 ) -> np.ndarray:
     """Add rounded Gaussian noise of ``std`` us to each timestamp; drop negative times if asked."""
-    events = _events(events)
+    events = to_events(events)
     jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
     if clip_negative:
         jittered = jittered[jittered["t"] >= 0]
@@ -133,7 +135,7 @@ def time_jitter(
 
 def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarray:
     """``t' = max(t) - t`` with the event order reversed (and ON/OFF swapped when asked)."""
-    events = _events(events)[::-1]
+    events = to_events(events)[::-1]
     if len(events) == 0:
         return events.copy()
     out = _with(events, t=events["t"].max() - events["t"])
@@ -147,7 +149,7 @@ def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarra
 
 def spatial_downsample(events: np.ndarray, factor_x: float, factor_y: float) -> np.ndarray:
     """``x' = floor(x * factor_x)``, ``y' = floor(y * factor_y)``; no event is dropped."""
-    events = _events(events)
+    events = to_events(events)
     if factor_x <= 0 or factor_y <= 0:
         raise ValueError(f"spatial factors must be positive, got ({factor_x}, {factor_y})")
     x = np.floor(events["x"] * float(factor_x)).astype(np.int64)
@@ -162,7 +164,7 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
 
     ``origin`` may be negative (the box sticks out of the sensor, as in CenterCrop with padding).
     """
-    events = _events(events)
+    events = to_events(events)
     x0, y0 = (int(v) for v in origin)
     w, h = (int(v) for v in target_size)
     x = events["x"].astype(np.int64) - x0
@@ -173,7 +175,7 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
 
 def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
     """``x' = width - 1 - x``."""
-    events = _events(events)
+    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_lr")
     return _with(events, x=width - 1 - events["x"].astype(np.int64))
@@ -181,7 +183,7 @@ def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
 
 def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
     """``y' = height - 1 - y``."""
-    events = _events(events)
+    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_ud")
     return _with(events, y=height - 1 - events["y"].astype(np.int64))
@@ -189,13 +191,13 @@ def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
 
 def flip_polarity(events: np.ndarray) -> np.ndarray:
     """Swap ON and OFF."""
-    events = _events(events)
+    events = to_events(events)
     return _with(events, p=1 - events["p"])
 
 
 def merge_polarities(events: np.ndarray) -> np.ndarray:
     """Set every polarity to 0 (one channel)."""
-    events = _events(events)
+    events = to_events(events)
     return _with(events, p=0)
 
 
@@ -213,7 +215,7 @@ def spatial_jitter(
     Events pushed off the sensor are dropped when ``clip_outliers`` else clamped to its border
     (Tonic wraps them around uint16 instead).
     """
-    events = _events(events)
+    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
     x = np.rint(events["x"] + shift[:, 0]).astype(np.int64)
@@ -229,7 +231,7 @@ def spatial_jitter(
 
 def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept)."""
-    events = _events(events)
+    events = to_events(events)
     if not 0 <= p <= 1:
         raise ValueError(f"drop probability must be in [0, 1], got {p}")
     n_drop = int(p * len(events) + 0.5)
@@ -243,7 +245,7 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
 
     The interval lies within ``[t_first, t_last]`` (Tonic measures from t = 0 instead).
     """
-    events = _events(events)
+    events = to_events(events)
     if not 0 <= duration_ratio < 1:
         raise ValueError(f"duration_ratio must be in [0, 1), got {duration_ratio}")
     if len(events) == 0:
@@ -257,7 +259,7 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
 
 def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor."""
-    events = _events(events)
+    events = to_events(events)
     if not 0 <= area_ratio < 1:
         raise ValueError(f"area_ratio must be in [0, 1), got {area_ratio}")
     width, height, _ = sensor_geometry(sensor_size)
@@ -271,7 +273,7 @@ def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.ran
 
 def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Generator) -> np.ndarray:
     """Add ``n`` events uniform over the sensor, its polarities and ``[t_first, t_last]``; time-sorted."""
-    events = _events(events)
+    events = to_events(events)
     if len(events) == 0 or n == 0:
         return events.copy()
     width, height, n_pol = sensor_geometry(sensor_size)

@@ -193,7 +193,7 @@ class Downsample:
         else:
             fx = fy = self.spatial_factor
         events = (
-            F.temporal_downsample(events, self.time_factor) if self.time_factor != 1 else F._events(events)
+            F.temporal_downsample(events, self.time_factor) if self.time_factor != 1 else F.to_events(events)
         )
         return F.spatial_downsample(events, fx, fy) if (fx, fy) != (1, 1) else events
 
@@ -303,7 +303,7 @@ class _Flip(RandomMixin):
     def __call__(self, events):
         if not 0 <= self.p <= 1:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
-        return self._apply(events) if self.rng.random() < self.p else F._events(events).copy()
+        return self._apply(events) if self.rng.random() < self.p else F.to_events(events).copy()
 
 
 @dataclass
@@ -452,11 +452,11 @@ class RandomDropPixel(RandomMixin):
     seed: Seed = field(default=None, repr=False)
 
     def __call__(self, events):
-        events = F._events(events)
+        events = F.to_events(events)
         if self.sensor_size is not None:
             width, height = self.sensor_size[:2]
         elif len(events):
-            width, height = F._grid(events)
+            width, height = F.pixel_grid(events)
         else:
             return events
         ys, xs = np.nonzero(self.rng.random((height, width)) < self.p)
