@@ -168,6 +168,15 @@ def test_bad_input_is_named():
         to_frame(FOUR, (4, 1, 3), n_time_bins=2)
     with pytest.raises(TypeError, match="structured"):
         to_frame(np.zeros((4, 4)), STRIP, n_time_bins=2)
+    with pytest.raises(ValueError, match="overlap applies"):
+        to_frame(FOUR, STRIP, duration=10, overlap=2)
+    with pytest.raises(ValueError, match="required for an empty"):
+        to_frame(FOUR[:0], None, n_time_bins=2)
+
+
+def test_sensor_size_none_is_inferred_like_tonic():
+    frames = to_frame(FOUR, None, n_time_bins=1)
+    assert frames.shape == (1, 2, 1, 4) and frames.sum() == 4
 
 
 def test_unsorted_input_is_sorted_first():

@@ -204,6 +204,17 @@ def test_random_transforms_are_deterministic_under_a_seed(nmnist, make):
         np.testing.assert_array_equal(a, b)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from(range(len(RANDOM))))
+def test_any_seed_reproduces(seed, which):
+    events = make_events(
+        np.arange(0, 20000, 40), np.arange(500) % 34, np.arange(500) // 15, np.arange(500) % 2
+    )
+    a, b = RANDOM[which](seed), RANDOM[which](seed)
+    for _ in range(3):
+        np.testing.assert_array_equal(a(events), b(events))
+
+
 def test_generator_seed_is_used_as_given(nmnist):
     a = T.DropEvent(p=0.5, seed=np.random.default_rng(3))(nmnist)
     b = T.DropEvent(p=0.5, seed=np.random.default_rng(3))(nmnist)

@@ -204,6 +204,8 @@ def slice_events(
         raise ValueError(f"give exactly one of {', '.join(chosen)}; got {given or 'none'}")
     if split_by is not None and frames_number is None:
         raise ValueError("split_by goes with frames_number (SpikingJelly's fixed number of frames)")
+    if overlap and (frames_number is not None or duration is not None):
+        raise ValueError("overlap applies to time_window, event_count, n_time_bins and n_event_bins only")
     if time_window is not None:
         return by_time_window(t, time_window, overlap, include_incomplete, start_time, end_time)
     if duration is not None:
