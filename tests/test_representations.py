@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import neurodata as nd
 from neurodata.events import make_events
 from neurodata.representations import (
+    kernels,
     reference,
     slice_events,
     to_averaged_time_surface,
@@ -24,6 +25,7 @@ from neurodata.representations import (
     to_time_surface,
     to_voxel_grid,
 )
+from neurodata.representations.frames import CACHE_CELLS
 from neurodata.representations.torch_ops import pack_events, to_frame_batch, to_voxel_grid_batch
 
 DATA = Path(__file__).parent / "data"
@@ -429,6 +431,33 @@ def test_kernel_matches_reference_and_slices_are_sound(events, spec):
         assert covered.all()  # fixed bins and include_incomplete never leave an event out
     else:
         assert not covered[ends[-1] :].any() and covered[: ends[-1]].all()  # only the trailing remainder
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_arrays(), st.integers(2, 30), st.integers(0, 1), st.integers(0, 5))
+def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
+    starts, ends = slice_events(
+        events["t"], event_count=event_count, overlap=overlap, include_incomplete=True
+    )
+    for merge, n_pol in ((False, 2), (True, 1)):
+        frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
+        kernels.accumulate_frames_bucketed(events, starts, ends, merge, frames, shift)
+        np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
+
+
+def test_large_frames_use_the_bucketed_kernel_correctly():
+    rng = np.random.default_rng(5)
+    n = 200_000
+    events = make_events(
+        np.sort(rng.integers(0, 10**6, n)),
+        rng.integers(0, 1280, n),
+        rng.integers(0, 720, n),
+        rng.integers(0, 2, n),
+    )
+    frames = to_frame(events, (1280, 720, 2), n_time_bins=3)
+    assert frames[0].size > CACHE_CELLS
+    starts, ends = slice_events(events["t"], n_time_bins=3)
+    np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, 2, 720, 1280))
 
 
 @settings(max_examples=100, deadline=None)

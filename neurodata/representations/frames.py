@@ -9,6 +9,16 @@ from ._checks import prepare_events
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
+CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use the bucketed kernel
+BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
+
+
+def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray) -> None:
+    """Count each slice's events into ``frames`` with the kernel suited to the frame size."""
+    if frames[0].size > CACHE_CELLS:
+        kernels.accumulate_frames_bucketed(events, slices[0], slices[1], merge, frames, BUCKET_SHIFT)
+    else:
+        kernels.accumulate_frames(events, slices[0], slices[1], merge, frames)
 
 
 def _counts_dtype(slices: Slices) -> type:
@@ -71,7 +81,8 @@ def to_frame(
         end_time=end_time,
     )
     frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=_counts_dtype(slices))
-    kernels.accumulate_frames(events, slices[0], slices[1], n_pol == 1, frames)
+    if len(frames):
+        accumulate(events, slices, n_pol == 1, frames)
     return _cast_counts(frames, dtype)
 
 

@@ -73,6 +73,42 @@ def accumulate_frames(events, starts, ends, merge, frames):
 
 
 @numba.njit(cache=True, nogil=True)
+def accumulate_frames_bucketed(events, starts, ends, merge, frames, shift):
+    """:func:`accumulate_frames` for frames too big for the CPU cache (e.g. 1280x720).
+
+    Per frame, a counting sort first groups the events' cell offsets into buckets of ``2**shift``
+    cells (few sequential write streams), then each bucket's increments land in a cache-sized
+    region instead of anywhere in the frame. Same result, fewer cache misses.
+    """
+    n_pol, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
+    plane = n_pol * height * width
+    flat = frames.reshape(-1)
+    n_buckets = (plane >> shift) + 1
+    fill = np.zeros(n_buckets + 1, dtype=np.int64)
+    longest = 0
+    for i in range(len(starts)):
+        longest = max(longest, ends[i] - starts[i])
+    cells = np.empty(longest, dtype=np.int64)
+    for i in range(len(starts)):
+        fill[:] = 0
+        for j in range(starts[i], ends[i]):
+            e = events[j]
+            c = 0 if merge else e.p
+            fill[(((np.int64(c) * height + e.y) * width + e.x) >> shift) + 1] += 1
+        for b in range(1, n_buckets + 1):
+            fill[b] += fill[b - 1]
+        for j in range(starts[i], ends[i]):
+            e = events[j]
+            c = 0 if merge else e.p
+            cell = (np.int64(c) * height + e.y) * width + e.x
+            cells[fill[cell >> shift]] = cell
+            fill[cell >> shift] += 1
+        base = i * plane
+        for q in range(ends[i] - starts[i]):
+            flat[base + cells[q]] += 1
+
+
+@numba.njit(cache=True, nogil=True)
 def accumulate_voxels(events, n_bins, grid):
     """Bilinear-in-time voxel grid (Zhu et al. 2019 / rpg_e2vid): signed polarity, float ``grid[B, H, W]``.
 
