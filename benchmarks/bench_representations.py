@@ -79,20 +79,23 @@ def as_tonic(events: np.ndarray) -> np.ndarray:
     return out
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): CPU time leaves out the time other jobs on a
+    shared machine held the core, so it is the steadier of the two here."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def compare(ours, peer, repeats: int) -> tuple[float, float]:
+def compare(ours, peer, repeats: int) -> tuple[float, float, float, float]:
+    """Medians (ours wall, peer wall, ours CPU, peer CPU) of interleaved runs."""
     ours()  # warm: Numba dispatch, page cache
     peer()
     a, b = [], []
     for _ in range(repeats):
         a.append(timed(ours))
         b.append(timed(peer))
-    return statistics.median(a), statistics.median(b)
+    return tuple(statistics.median(x[k] for x in runs) for k in (0, 1) for runs in (a, b))
 
 
 def first_call_latency() -> float:
@@ -119,8 +122,7 @@ def main() -> None:
 
     def row(name, n, ours, peer, repeats=args.repeats, peer_name="tonic"):
         """Time two zero-argument callables (built with functools.partial) side by side."""
-        t_ours, t_peer = compare(ours, peer, repeats)
-        rows.append((name, peer_name, n, t_ours, t_peer))
+        rows.append((name, peer_name, n, *compare(ours, peer, repeats)))
         print(f"  {name:<34} done", file=sys.stderr)
 
     inputs = [
@@ -179,13 +181,18 @@ def main() -> None:
         )
         row(f"RefractoryPeriod {tag}", len(small), ours, peer, repeats)
 
-    print(f"\nmedian of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)})")
     print(
-        f"{'case':<34} {'peer':<12} {'events':>9} {'ours ms':>9} {'peer ms':>9} {'ours Mev/s':>11} {'peer Mev/s':>11} {'ratio':>7}"
+        f"\nmedians of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)}); CPU time, wall ratio last"
     )
-    for name, peer_name, n, a, b in rows:
+    print(
+        f"| {'case':<33} | {'peer':<12} | {'events':>9} | {'ours ms':>8} | {'peer ms':>8} | {'ours Mev/s':>10} "
+        f"| {'peer Mev/s':>10} | {'ratio':>6} | {'wall ratio':>10} |"
+    )
+    print("|" + "|".join("-" * w for w in (35, 14, 11, 10, 10, 12, 12, 8, 12)) + "|")
+    for name, peer_name, n, wall_a, wall_b, a, b in rows:
         print(
-            f"{name:<34} {peer_name:<12} {n:>9} {a * 1e3:>9.2f} {b * 1e3:>9.2f} {n / a / 1e6:>11.1f} {n / b / 1e6:>11.2f} {b / a:>6.1f}x"
+            f"| {name:<33} | {peer_name:<12} | {n:>9} | {a * 1e3:>8.2f} | {b * 1e3:>8.2f} | {n / a / 1e6:>10.1f} "
+            f"| {n / b / 1e6:>10.2f} | {b / a:>5.1f}x | {wall_b / wall_a:>9.1f}x |"
         )
     print(f"\nfirst ToFrame call in a fresh process (Numba cache load): {first_call_latency() * 1e3:.0f} ms")
 
