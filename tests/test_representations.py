@@ -340,6 +340,14 @@ def test_averaged_time_surface_matches_tonic(nmnist, tonic, key):
     )
 
 
+def test_tonic_hats_loses_negative_offsets_on_uint16_coordinates(nmnist, tonic):
+    ours = to_averaged_time_surface(nmnist, NMNIST, surface_size=5, cell_size=10, time_window=20000, tau=5000)
+    theirs = tonic["bug/hats_uint16"]
+    assert not theirs[:, :, :2, :].any() and not theirs[:, :, :, :2].any()  # rows/cols above/left of centre
+    assert ours[:, :, :2, :].any() and ours[:, :, :, :2].any()
+    np.testing.assert_allclose(ours, tonic["averaged_time_surface"], rtol=1e-4, atol=1e-6)
+
+
 # --- sparse, torch batches ------------------------------------------------------------------------
 
 

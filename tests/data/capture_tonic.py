@@ -104,6 +104,8 @@ def main() -> None:
     pair["x"] = [0, 1, 1]
     pair["p"] = [False, True, True]
     out["bug/voxel_bool"] = T.ToVoxelGrid((2, 1, 2), n_time_bins=2)(pair.copy())
+    hats = T.ToAveragedTimesurface(SENSOR, surface_size=5, cell_size=10, time_window=20000, tau=5000)
+    out["bug/hats_uint16"] = hats(nd.read(fixture)).astype(np.float32)  # our dtype: uint16 offsets wrap
     crop = T.CropTime(min=0)
     first = np.zeros(2, TONIC_DTYPE)
     first["t"] = [0, 10]
