@@ -170,6 +170,10 @@ def test_bad_input_is_named():
         to_frame(FOUR, (4, 1, 3), n_time_bins=2)
     with pytest.raises(TypeError, match="structured"):
         to_frame(np.zeros((4, 4)), STRIP, n_time_bins=2)
+    bad_p = line([0, 1])
+    bad_p["p"] = [1, 3]
+    with pytest.raises(ValueError, match="event 1 has p=3"):
+        to_time_surface(bad_p, STRIP, dt=1, tau=1)
     with pytest.raises(ValueError, match="overlap applies"):
         to_frame(FOUR, STRIP, duration=10, overlap=2)
     with pytest.raises(ValueError, match="required for an empty"):
@@ -186,6 +190,14 @@ def test_unsorted_input_is_sorted_first():
     np.testing.assert_array_equal(
         to_frame(shuffled, STRIP, n_time_bins=3), to_frame(FOUR, STRIP, n_time_bins=3)
     )
+
+
+def test_strided_views_give_the_same_frames(nmnist):
+    view = nmnist[::3]
+    np.testing.assert_array_equal(
+        to_frame(view, NMNIST, n_time_bins=4), to_frame(view.copy(), NMNIST, n_time_bins=4)
+    )
+    np.testing.assert_allclose(to_voxel_grid(view, NMNIST, 4), to_voxel_grid(view.copy(), NMNIST, 4))
 
 
 def test_tonic_style_arrays_are_accepted():

@@ -45,13 +45,13 @@ def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[i
     if len(events) == 0:
         return events, geometry
     width, height, _ = geometry
-    max_x, max_y, ordered = kernels.scan_events(events)
-    for name, top, limit in (("x", max_x, width), ("y", max_y, height)):
+    max_x, max_y, max_p, ordered = kernels.scan_events(events)
+    for name, top, limit in (("x", max_x, width), ("y", max_y, height), ("p", max_p, 2)):
         if top >= limit:
             index = int(np.argmax(events[name]))
             raise ValueError(
                 f"event {index} has {name}={top}, outside sensor_size {tuple(sensor_size or geometry)} "
-                f"({name} must be < {limit})"
+                f"({name} must be < {limit}; polarity is 0 = OFF or 1 = ON)"
             )
     if not ordered:
         events = events[np.argsort(events["t"], kind="stable")]

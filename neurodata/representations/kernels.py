@@ -46,9 +46,10 @@ def search_sorted(t, values, right):
 
 @numba.njit(cache=True, nogil=True)
 def scan_events(events):
-    """One pass: ``(max x, max y, t sorted)`` (``(0, 0, True)`` when empty)."""
+    """One pass: ``(max x, max y, max p, t sorted)`` (``(0, 0, 0, True)`` when empty)."""
     max_x = 0
     max_y = 0
+    max_p = 0
     ordered = True
     for i in range(len(events)):
         e = events[i]
@@ -56,9 +57,11 @@ def scan_events(events):
             max_x = e.x
         if e.y > max_y:
             max_y = e.y
+        if e.p > max_p:
+            max_p = e.p
         if i > 0 and e.t < events[i - 1].t:
             ordered = False
-    return max_x, max_y, ordered
+    return max_x, max_y, max_p, ordered
 
 
 @numba.njit(cache=True, nogil=True)

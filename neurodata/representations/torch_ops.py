@@ -36,13 +36,15 @@ def pack_events(
     return {name: value.to(device) for name, value in out.items()}
 
 
-def _layout(t, x, y, lengths, width, height):
+def _layout(t, x, y, p, lengths, width, height):
     """Sample index of each event, each sample's first index, and coordinate checks."""
     lengths = torch.as_tensor(lengths, dtype=torch.int64, device=t.device)
     if int(lengths.sum()) != len(t):
         raise ValueError(f"lengths sum to {int(lengths.sum())} but there are {len(t)} events")
     if len(t) and (int(x.max()) >= width or int(y.max()) >= height or int(x.min()) < 0 or int(y.min()) < 0):
         raise ValueError(f"event coordinates fall outside the sensor ({width}x{height})")
+    if len(t) and (int(p.min()) < 0 or int(p.max()) > 1):
+        raise ValueError("polarities must be 0 (OFF) or 1 (ON); pack_events converts other conventions")
     sample = torch.repeat_interleave(torch.arange(len(lengths), device=t.device), lengths)
     first = torch.cumsum(lengths, 0) - lengths
     return lengths, sample, first
@@ -75,7 +77,7 @@ def to_frame_batch(
     if (n_time_bins is None) == (n_event_bins is None):
         raise ValueError("give exactly one of n_time_bins or n_event_bins")
     width, height, n_pol = sensor_geometry(sensor_size)
-    lengths, sample, first = _layout(t, x, y, lengths, width, height)
+    lengths, sample, first = _layout(t, x, y, p, lengths, width, height)
     n_bins = int(n_time_bins or n_event_bins)
     if n_time_bins is not None:
         offset, span = _time_position(t, lengths, sample, first)
@@ -97,7 +99,7 @@ def to_voxel_grid_batch(
 ) -> torch.Tensor:
     """Voxel grids ``[B, T, 1, H, W]`` (float32) for a packed batch, matching :func:`to_voxel_grid`."""
     width, height, _ = sensor_geometry(sensor_size)
-    lengths, sample, first = _layout(t, x, y, lengths, width, height)
+    lengths, sample, first = _layout(t, x, y, p, lengths, width, height)
     offset, span = _time_position(t, lengths, sample, first)
     scale = torch.where(
         span > 0, (n_time_bins - 1) / span.clamp(min=1).double(), torch.zeros_like(span, dtype=torch.float64)
