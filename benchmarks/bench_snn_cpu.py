@@ -123,7 +123,11 @@ def check_equivalence(x: torch.Tensor, impls: dict[str, Callable]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=25)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: least noise on a shared machine)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = (torch.randn(T, B, N) * 0.8 + 0.6).requires_grad_(True)
     g = torch.randn(T, B, N)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import functional as F
-from .backends import fused_function, resolve_backend
+from .backends import check_backend, fused_function, resolve_backend
 from .surrogate import ATan, SurrogateFunction
 
 __all__ = ["Neuron", "IF", "LIF", "PLIF", "ALIF", "CubaLIF", "Izhikevich"]
@@ -29,8 +29,9 @@ __all__ = ["Neuron", "IF", "LIF", "PLIF", "ALIF", "CubaLIF", "Izhikevich"]
 class Neuron(nn.Module):
     """Common machinery: step modes, state handling, backend dispatch.
 
-    Subclasses set ``step_fn`` (a function of :mod:`snn.functional`), ``fused_kind`` (``"if"``,
-    ``"lif"``, ``"plif"`` or None when only the torch loop exists) and implement :meth:`params`.
+    Subclasses set ``step_fn`` (a function of :mod:`snn.functional`), ``fused_kind`` (the kernel
+    name in :mod:`snn.backends`, None when only the torch loop exists) and implement
+    :meth:`params` and :meth:`fused_params`.
     """
 
     step_fn = staticmethod(F.if_step)
@@ -57,7 +58,7 @@ class Neuron(nn.Module):
         self.step_mode = step_mode
         self.stateful = stateful
         self.state: NamedTuple | None = None
-        resolve_backend(backend, self.fused_kind, self.surrogate, torch.zeros(1))  # validate the name early
+        check_backend(backend, self.fused_kind, self.surrogate)
 
     # -- what subclasses provide ---------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -69,9 +70,9 @@ class Neuron(nn.Module):
             "detach_reset": self.detach_reset,
         }
 
-    def fused_tau(self) -> float | torch.Tensor:
-        """The ``tau`` argument of the fused backends (a float, or PLIF's ``w``)."""
-        return 2.0
+    def fused_params(self) -> dict[str, Any]:
+        """Neuron-specific keyword arguments of the fused backends (see :mod:`snn.backends`)."""
+        return {"decay_input": True}
 
     def init_state(self, like: torch.Tensor) -> NamedTuple:
         """The resting state for one time step shaped like ``like``."""
@@ -104,19 +105,20 @@ class Neuron(nn.Module):
         backend = resolve_backend(self.backend, self.fused_kind, self.surrogate, x_seq)
         if backend == "torch":
             return F.multi_step(self.step_fn, x_seq, state, **self.params())
-        spikes, v_last = fused_function(backend)(
-            self.fused_kind,
-            x_seq,
-            state.v,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            detach_reset=self.detach_reset,
-            decay_input=getattr(self, "decay_input", True),
-            surrogate_name=self.surrogate.name,
-            alpha=float(self.surrogate.alpha),
-            tau=self.fused_tau(),
-        )
-        return spikes, F.MembraneState(v_last)
+        common = {
+            "v_threshold": self.v_threshold,
+            "v_reset": self.v_reset,
+            "detach_reset": self.detach_reset,
+            "surrogate_name": self.surrogate.name,
+            "alpha": float(self.surrogate.alpha),
+            **self.fused_params(),
+        }
+        run = fused_function(backend, self.fused_kind)
+        if len(state) == 1:
+            spikes, v_last = run(self.fused_kind, x_seq, state.v, **common)
+            return spikes, type(state)(v_last)
+        spikes, v_last, u_last = run(self.fused_kind, x_seq, state[0], state[1], **common)
+        return spikes, type(state)(v_last, u_last)
 
     def step(
         self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
@@ -197,8 +199,8 @@ class LIF(Neuron):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "tau": self.tau, "decay_input": self.decay_input}
 
-    def fused_tau(self) -> float:
-        return self.tau
+    def fused_params(self) -> dict[str, Any]:
+        return {"tau": self.tau, "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -234,8 +236,8 @@ class PLIF(Neuron):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "w": self.w, "decay_input": self.decay_input}
 
-    def fused_tau(self) -> torch.Tensor:
-        return self.w
+    def fused_params(self) -> dict[str, Any]:
+        return {"tau": self.w, "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -245,6 +247,7 @@ class ALIF(Neuron):
     """Adaptive-threshold LIF (see :func:`snn.functional.alif_step` for the equations)."""
 
     step_fn = staticmethod(F.alif_step)
+    fused_kind = "alif"
 
     def __init__(
         self,
@@ -275,6 +278,10 @@ class ALIF(Neuron):
             "decay_input": self.decay_input,
         }
 
+    def fused_params(self) -> dict[str, Any]:
+        params = self.params()
+        return {k: params[k] for k in ("tau", "tau_adapt", "beta", "decay_input")}
+
 
 class CubaLIF(Neuron):
     """Current-based LIF, SpikingJelly's ``CUBALIFNode`` equations (see :func:`snn.functional.cuba_lif_step`).
@@ -284,6 +291,7 @@ class CubaLIF(Neuron):
     """
 
     step_fn = staticmethod(F.cuba_lif_step)
+    fused_kind = "cuba_lif"
 
     def __init__(
         self,
@@ -305,7 +313,10 @@ class CubaLIF(Neuron):
         self.voltage_decay = float(voltage_decay)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "current_decay": self.current_decay, "voltage_decay": self.voltage_decay}
+        return {**super().params(), **self.fused_params()}
+
+    def fused_params(self) -> dict[str, Any]:
+        return {"current_decay": self.current_decay, "voltage_decay": self.voltage_decay}
 
 
 class Izhikevich(Neuron):

@@ -250,9 +250,10 @@ def test_compiled_cpu_path_equals_eager_and_reference():
     assert torch.allclose(out["torch"][2], out["cpu"][2], atol=1e-5)
 
 
-def test_auto_backend_picks_the_fused_path_on_cpu():
+def test_auto_backend_picks_the_fused_path_on_cpu(monkeypatch):
     from snn.backends import resolve_backend
 
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter would accept CPU tensors
     x = torch.zeros(2, 1)
     assert resolve_backend("auto", "lif", ATan(), x) == "cpu"
     assert resolve_backend("auto", None, ATan(), x) == "torch"
