@@ -1,0 +1,100 @@
+"""Checkpoints: atomic writes, exact resume, best-model export; everything loads with ``weights_only=True``.
+
+A checkpoint holds only tensors and plain Python values (dicts, lists, numbers, strings), so
+``torch.load(weights_only=True)`` reads it without unpickling arbitrary objects. The random
+number generator states are converted accordingly: Python's Mersenne-Twister state and NumPy's
+become int64 tensors plus plain numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+LAST = "last.pt"
+BEST = "best.pt"
+BEST_META = "best.json"
+
+
+def capture_rng() -> dict[str, Any]:
+    """The states of Python's, NumPy's and torch's global generators (CPU and every CUDA device)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write a text file atomically (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by the trainer (safe: ``weights_only=True``)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def export_best(run_dir: Path, model_state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """``best.pt`` (the model's state dict) and ``best.json`` (config, epoch, metrics)."""
+    atomic_save(model_state, run_dir / BEST)
+    atomic_write_text(json.dumps(meta, indent=2, default=float) + "\n", run_dir / BEST_META)
+
+
+def load_best(model: torch.nn.Module, run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Load ``run_dir``'s best weights into ``model``; returns the ``best.json`` metadata."""
+    run_dir = Path(run_dir)
+    state = torch.load(run_dir / BEST, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return json.loads((run_dir / BEST_META).read_text())

@@ -1,0 +1,102 @@
+"""``TrainConfig``: every knob of a training run, as one plain dataclass that round-trips through JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "step", "none")
+LOSSES = ("ce", "mse")
+AMP_DTYPES = ("auto", "bf16", "fp16")
+MONITOR_METRICS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+
+
+@dataclass
+class TrainConfig:
+    """How :func:`snn.train.fit` trains.
+
+    Inputs reach the model time-major, ``[T, B, ...]``; with ``time_major=False`` (default) the
+    loader yields ``[B, T, ...]`` (PyTorch's default collate) and the trainer swaps the first two
+    dimensions. The model returns ``[T, B, C]`` (spikes or membrane potentials per step) or
+    ``[B, C]``; predictions and losses use the mean over time.
+
+    ``loss``: ``"ce"`` = cross-entropy on the time-mean output (spike rate or membrane, used as
+    logits); ``"mse"`` = mean squared error between the time-mean output and the one-hot target
+    (SpikingJelly's examples: ``F.mse_loss(out_fr, F.one_hot(label))``).
+
+    ``schedule``: learning-rate factor per epoch after ``warmup_epochs`` of linear warm-up:
+    ``"cosine"`` (to 0 at the last epoch), ``"step"`` (times ``gamma`` every ``step_size``
+    epochs) or ``"none"``.
+
+    ``amp``: mixed precision. ``amp_dtype="auto"`` is bfloat16 on CPU and float16 on CUDA; float16
+    runs with a gradient scaler.
+
+    ``monitor``: the metric that picks the best model and drives early stopping (``patience``
+    epochs without improvement stop the run; None never stops). Losses are minimised,
+    accuracies maximised.
+    """
+
+    epochs: int = 10
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 30
+    gamma: float = 0.1
+    loss: str = "ce"
+    amp: bool = False
+    amp_dtype: str = "auto"
+    grad_clip: float | None = None
+    run_dir: str | None = None
+    monitor: str = "val_accuracy"
+    patience: int | None = None
+    seed: int = 0
+    time_major: bool = False
+    device: str = "cpu"
+    activity: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {
+            "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
+            "loss": LOSSES,
+            "amp_dtype": AMP_DTYPES,
+            "monitor": MONITOR_METRICS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.epochs < 1:
+            raise ValueError(f"TrainConfig.epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"TrainConfig.warmup_epochs must be in [0, epochs), got {self.warmup_epochs} with epochs={self.epochs}"
+            )
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"TrainConfig.patience must be >= 1 or None, got {self.patience}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. a run's ``config.json``); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    @property
+    def minimise(self) -> bool:
+        """Whether a smaller ``monitor`` value is better."""
+        return self.monitor.endswith("loss")

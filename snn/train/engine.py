@@ -1,0 +1,143 @@
+"""One pass over a loader: a training epoch or an evaluation, as functions of explicit arguments.
+
+Both return summed metrics reduced over ranks (exact when distributed): mean loss, accuracy and
+the number of samples; evaluation adds per-layer firing rates and synaptic operations per sample
+measured with :mod:`snn.monitor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..monitor import FiringRateMonitor, SynOpsMonitor
+from ..neurons import Neuron
+from .config import TrainConfig
+from .distributed import all_reduce_sum
+from .logs import progress
+from .losses import loss_fn, time_mean, to_time_major
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
+    """The autocast dtype: bfloat16 on CPU and float16 on CUDA unless ``config.amp_dtype`` names one."""
+    if config.amp_dtype == "bf16" or (config.amp_dtype == "auto" and device.type != "cuda"):
+        return torch.bfloat16
+    return torch.float16
+
+
+def autocast(config: TrainConfig, device: torch.device):
+    """The mixed-precision context of the forward pass (a no-op context when ``config.amp`` is off)."""
+    if not config.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype(config, device))
+
+
+def make_scaler(config: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only for float16 autocast (bfloat16 has float32's exponent range)."""
+    enabled = config.amp and amp_dtype(config, device) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
+def _batch(batch: Any, config: TrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x [T, B, ...] float, y [B] long)`` on ``device`` from a loader's ``(input, target)`` batch."""
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(f"fit: the loader must yield (input, target) pairs, got {type(batch).__name__}")
+    x, y = batch[0], batch[1]
+    x = to_time_major(torch.as_tensor(x), config.time_major).to(device, non_blocking=True)
+    if not x.is_floating_point():
+        x = x.float()
+    return x, torch.as_tensor(y).to(device, non_blocking=True).long()
+
+
+def train_epoch(
+    model: nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    device: torch.device,
+    description: str = "train",
+) -> dict[str, float]:
+    """One optimisation pass over ``loader``; returns ``{"loss", "accuracy", "samples"}``."""
+    model.train()
+    loss_sum = correct = samples = 0.0
+    for batch in progress(loader, description, config.progress):
+        x, y = _batch(batch, config, device)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(config, device):
+            output = model(x)
+        scores = time_mean(output)
+        loss = loss_fn(config.loss, scores, y)
+        if not scaler.is_enabled() and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"fit: the loss became {float(loss)} ({description}); lower the learning rate"
+            )
+        scaler.scale(loss).backward()
+        if config.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        n = len(y)
+        loss_sum += float(loss.detach()) * n
+        correct += float((scores.detach().argmax(1) == y).sum())
+        samples += n
+    loss_sum, correct, samples = all_reduce_sum([loss_sum, correct, samples])
+    return _summary(loss_sum, correct, samples)
+
+
+def _summary(loss_sum: float, correct: float, samples: float) -> dict[str, float]:
+    if not samples:
+        raise ValueError("fit: a loader yielded no samples")
+    return {"loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples}
+
+
+def _has(model: nn.Module, types: tuple[type, ...]) -> bool:
+    return any(isinstance(m, types) for m in model.modules())
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader,
+    config: TrainConfig,
+    device: torch.device | str | None = None,
+    description: str = "eval",
+) -> dict[str, float]:
+    """Loss and accuracy over ``loader`` in eval mode; with ``config.activity`` also ``firing_rate``
+    (all spiking layers), ``fr/<layer>`` per spiking layer and ``synops_per_sample``."""
+    device = torch.device(device or config.device)
+    model.eval()
+    watch = config.activity
+    rates = FiringRateMonitor(model) if watch and _has(model, (Neuron,)) else None
+    synops = SynOpsMonitor(model) if watch and _has(model, (nn.Linear, nn.Conv1d, nn.Conv2d)) else None
+    loss_sum = correct = samples = 0.0
+    try:
+        for batch in progress(loader, description, config.progress):
+            x, y = _batch(batch, config, device)
+            with autocast(config, device):
+                output = model(x)
+            scores = time_mean(output)
+            loss_sum += float(loss_fn(config.loss, scores, y)) * len(y)
+            correct += float((scores.argmax(1) == y).sum())
+            samples += len(y)
+    finally:
+        for monitor in (rates, synops):
+            if monitor is not None:
+                monitor.remove()
+    loss_sum, correct, samples = all_reduce_sum([loss_sum, correct, samples])
+    metrics = _summary(loss_sum, correct, samples)
+    if rates is not None:
+        names = list(rates.layers)
+        totals = all_reduce_sum([rates.spikes[n] for n in names] + [float(rates.slots[n]) for n in names])
+        spikes, slots = totals[: len(names)], totals[len(names) :]
+        metrics["firing_rate"] = sum(spikes) / sum(slots) if sum(slots) else float("nan")
+        for name, s, k in zip(names, spikes, slots):
+            metrics[f"fr/{name}"] = s / k if k else float("nan")
+    if synops is not None:
+        (total,) = all_reduce_sum([synops.total_synops()])
+        metrics["synops_per_sample"] = total / samples
+    return metrics
