@@ -52,3 +52,46 @@ class TinyNet(nn.Module):
 
     def forward(self, x):
         return self.body(x)
+
+
+def ddp_worker(rank: int, world: int, port: int, out_dir: str, epochs: int, per_rank_batch: int) -> None:
+    """One rank of the DDP test: train TinyNet with gloo on CPU, check the ranks agree after every epoch.
+
+    Rank 0 saves the per-epoch parameters and the history to ``out_dir/rank0.pt``; rank 1 is given
+    its own ``run_dir``, which must stay unwritten (only rank 0 writes).
+    """
+    import datetime
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from snn.train import TrainConfig, fit
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
+    )
+    try:
+        torch.set_num_threads(1)
+        model = TinyNet(seed=0)
+        train, val = loaders(batch_size=per_rank_batch, shuffle=False)
+        snapshots = []
+
+        def check_in_sync(row, net):
+            flat = torch.cat([p.detach().flatten() for p in net.parameters()])
+            gathered = [torch.empty_like(flat) for _ in range(world)]
+            dist.all_gather(gathered, flat)
+            if not all(torch.equal(gathered[0], g) for g in gathered):
+                raise AssertionError(f"rank parameters differ after epoch {row['epoch']}")
+            snapshots.append(flat.clone())
+
+        run_dir = Path(out_dir) / ("run" if rank == 0 else "rank1-must-not-write")
+        config = TrainConfig(epochs=epochs, lr=2e-2, progress=False, run_dir=str(run_dir))
+        result = fit(model, train, val, config, callbacks=[check_in_sync])
+        if rank == 0:
+            torch.save({"snapshots": snapshots, "history": result.history}, Path(out_dir) / "rank0.pt")
+    finally:
+        dist.destroy_process_group()
