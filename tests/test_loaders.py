@@ -170,7 +170,8 @@ def test_a_dead_worker_raises_in_the_main_process(store, how, mode):
     )
     assert done.returncode == 0, done.stderr
     assert re.search(
-        r"CAUGHT RuntimeError: DataLoader worker \(pid(\(s\))? \d+\) exited unexpectedly", done.stdout
+        r"CAUGHT RuntimeError: DataLoader worker \(pid(\(s\))? \d+\) (exited unexpectedly|is killed by signal)",
+        done.stdout,
     ), done.stdout + done.stderr
 
 

@@ -67,7 +67,7 @@ class SamplePipeline:
         labels = self.source.reader.labels[start:stop]
         if self.stored is not None:
             return list(zip(self.stored.read(start, stop), labels.tolist()))
-        events, local = self.source.reader.events(start, stop)
+        events, local = self.source.events(start, stop)
         return [(events[local[j] : local[j + 1]], int(labels[j])) for j in range(len(labels))]
 
     def finish(self, raw: np.ndarray, label: int) -> tuple[Any, Any]:

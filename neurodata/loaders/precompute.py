@@ -35,7 +35,7 @@ def shard_samples(sample_bytes: int) -> int:
 
 def compute_range(source: SplitSource, representation: Callable, start: int, stop: int) -> np.ndarray:
     """The representation of samples ``start:stop``, stacked; ValueError when shapes differ."""
-    events, local = source.reader.events(start, stop)
+    events, local = source.events(start, stop)
     outputs = [np.asarray(representation(events[local[j] : local[j + 1]])) for j in range(stop - start)]
     shapes = {o.shape for o in outputs}
     if len(shapes) > 1:

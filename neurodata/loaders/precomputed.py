@@ -21,6 +21,7 @@ import numpy as np
 import zarr
 
 from ..cache.store import Location
+from .shards import LocalRows, open_local_rows
 from .source import SplitSource
 
 REPRESENTATIONS_DIR = "representations"
@@ -62,7 +63,7 @@ class PrecomputedSource:
             )
         self.shape = tuple(marker["shape"])
         self.dtype = np.dtype(marker["dtype"])
-        self._opened: tuple[int, zarr.Array] | None = None
+        self._opened: tuple[int, zarr.Array | LocalRows] | None = None
 
     @classmethod
     def find(cls, source: SplitSource, key: str) -> PrecomputedSource | None:
@@ -76,13 +77,15 @@ class PrecomputedSource:
         return {**self.__dict__, "_opened": None}
 
     @property
-    def array(self) -> zarr.Array:
+    def array(self) -> zarr.Array | LocalRows:
+        """The ``data`` array: a direct shard reader on local disk (see :mod:`.shards`), else zarr's."""
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
-            group = self.location.open_group("r")
-            opened = (os.getpid(), group["data"])
+            rows = open_local_rows(self.location.key("data")) if self.location.is_local else None
+            opened = (os.getpid(), rows if rows is not None else self.location.open_group("r")["data"])
             self._opened = opened
         return opened[1]
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.array[start:stop])
+        array = self.array
+        return array.read(start, stop) if isinstance(array, LocalRows) else np.asarray(array[start:stop])

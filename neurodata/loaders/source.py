@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
+from ..cache.layout import EVENT_FIELDS
+from ..cache.reader import decode_range
 from ..datasets.paths import default_root
+from ..events import empty_events
+from .shards import LocalRows, open_local_rows
 
 
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
@@ -42,7 +46,7 @@ class SplitSource:
         self.url = url
         self.split = split
         self.storage_options = dict(storage_options or {})
-        self._opened: tuple[int, CacheReader] | None = None
+        self._opened: tuple[int, CacheReader, dict[str, LocalRows] | None] | None = None
         cache = self.cache  # fail early, in the caller's process, on a missing cache or split
         cache[split]
         self.attrs = dict(cache.attrs)
@@ -51,14 +55,32 @@ class SplitSource:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_opened": None}
 
+    def _open(self) -> tuple[int, CacheReader, dict[str, LocalRows] | None]:
+        opened = self._opened
+        if opened is None or opened[0] != os.getpid():
+            cache = open_cache(self.url, self.storage_options)
+            opened = (os.getpid(), cache, local_event_columns(cache, self.split))
+            self._opened = opened
+        return opened
+
     @property
     def cache(self) -> CacheReader:
         """The open cache for this process (reopened after a fork)."""
-        opened = self._opened
-        if opened is None or opened[0] != os.getpid():
-            opened = (os.getpid(), open_cache(self.url, self.storage_options))
-            self._opened = opened
-        return opened[1]
+        return self._open()[1]
+
+    def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Events of samples ``start:stop`` and their local offsets (as :meth:`SplitReader.events`),
+        read directly from the shard files on local disk (see :mod:`.shards`), else through zarr."""
+        _, cache, columns = self._open()
+        reader = cache[self.split]
+        if columns is None:
+            return reader.events(start, stop)
+        offsets = reader.offsets
+        first, last = int(offsets[start]), int(offsets[stop])
+        local = offsets[start : stop + 1] - first
+        if last == first:
+            return empty_events(), local
+        return decode_range({name: rows.read(first, last) for name, rows in columns.items()}, local), local
 
     @property
     def reader(self) -> SplitReader:
@@ -76,3 +98,11 @@ class SplitSource:
 
     def __repr__(self) -> str:
         return f"SplitSource({self.url!r}, split={self.split!r}, n_samples={self.n_samples})"
+
+
+def local_event_columns(cache: CacheReader, split: str) -> dict[str, LocalRows] | None:
+    """Direct readers for the split's event columns when the cache is a local folder of the usual layout."""
+    if not cache.location.is_local:
+        return None
+    columns = {name: open_local_rows(cache.location.key(split, name)) for name in EVENT_FIELDS}
+    return None if any(rows is None for rows in columns.values()) else columns
