@@ -98,3 +98,31 @@ def test_precomputed_frames_are_used_only_for_the_same_spec_and_cache(store):
 def test_variable_shape_representations_cannot_be_stored(store):
     with pytest.raises(ValueError, match="only fixed-shape representations"):
         precompute(store, transforms.ToFrame(None, time_window=10_000.0), progress=False)
+
+
+def test_frames_cli_stores_what_the_loader_reads(store, capsys):
+    import argparse
+    import json
+
+    from cli import frames as frames_cli
+    from neurodata.errors import NeurodataError
+
+    parser = argparse.ArgumentParser()
+    frames_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["frames", store, "--spec", "frame:n_time_bins=2", "--json"])
+    assert args.run(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["spec"] == {"type": "frame", "n_time_bins": 2} and list(result["written"]) == ["train"]
+    ds = load(store, representation={"type": "frame", "n_time_bins": 2})
+    assert ds.precomputed
+    np.testing.assert_array_equal(ds[4][0], expected_frames(4, 2))
+
+    assert frames_cli.parse_spec('{"type": "voxel_grid", "n_time_bins": 3}') == {
+        "type": "voxel_grid",
+        "n_time_bins": 3,
+    }
+    with pytest.raises(NeurodataError, match="expected key=value"):
+        frames_cli.parse_spec("frame:n_time_bins")
+    bad = parser.parse_args(["frames", store, "--spec", "frame:time_window=1000.0"])
+    with pytest.raises(NeurodataError, match="only fixed-shape representations"):
+        bad.run(bad)
