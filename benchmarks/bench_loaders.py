@@ -1,0 +1,342 @@
+"""Loader throughput on DVS128-sized samples: neurodata.load against SpikingJelly's and Tonic's on-disk caches.
+
+Data: the EVT 2.0 and EVT 3.0 fixture recordings, downscaled to a 128x128 sensor (x * 128 // width),
+tiled end to end with increasing time offsets and cut into samples of 100-300 k events (DVS128
+Gesture's range). The same samples are written as
+
+* a neurodata cache (plus frames precomputed in it with ``neurodata.loaders.precompute``),
+* SpikingJelly's folders: ``events_np/<label>/<i>.npz`` (``np.savez_compressed`` of int64 t, x, y, p,
+  SpikingJelly's default) and ``frames_number_16_split_by_number/<label>/<i>.npz`` (float64 frames,
+  as ``integrate_events_by_fixed_frames_number`` makes them), read as SpikingJelly reads them
+  (``np.load`` into a dict; ``load_npz_frames``: ``np.load(...)["frames"].astype(np.float32)``),
+  written here because ``spikingjelly.datasets`` does not import without torchvision,
+* Tonic's ``DiskCachedDataset`` (one HDF5 file per sample, lzf), filled by one pass before timing.
+
+Frames are T = 16 frames split by event count (SpikingJelly's ``frames_number=16, split_by="number"``;
+ours: ``ToFrame(None, frames_number=16, split_by="number")``; Tonic: ``ToFrame(n_event_bins=16)``).
+Each timed pass reads the same random order of ``--per-pass`` samples through a ``DataLoader``
+(``batch_size=None``, 0 or 2 workers, fork); runs interleave the loaders; medians of ``--repeats``.
+
+    PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3]
+    PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote   # s3:// on moto vs local
+
+``--remote`` needs s3fs and moto[server] (in /work/venv, not in the benchmark env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
+from neurodata.events import make_events
+from neurodata.loaders import load
+from neurodata.loaders.precompute import precompute
+
+FIXTURES = Path(
+    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+)
+SENSOR = (128, 128, 2)
+SAMPLE_EVENTS = (100_000, 300_000)
+PER_PART = 16
+_STREAM: list[
+    np.ndarray
+] = []  # per process: the tiled stream and the sample boundaries (forked into builders)
+
+
+def downscaled_recordings() -> list[np.ndarray]:
+    import expelliarmus
+
+    evt2 = expelliarmus.Wizard(encoding="evt2").read(str(FIXTURES / "evt2" / "evt2_sample.raw"))
+    evt3 = np.load(FIXTURES / "evt3" / "evt3_sample.npy", allow_pickle=False)
+    out = []
+    for rec, (width, height) in ((evt2, (640, 480)), (evt3, (1280, 720))):
+        x = rec["x"].astype(np.int64) * SENSOR[0] // width
+        y = rec["y"].astype(np.int64) * SENSOR[1] // height
+        out.append(make_events(rec["t"], x, y, rec["p"]))
+    return out
+
+
+def prepare_stream(n_samples: int) -> None:
+    """The tiled stream and sample bounds, in this process (forked cache builders inherit them)."""
+    sizes = np.random.default_rng(0).integers(*SAMPLE_EVENTS, n_samples)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    recordings, pieces, total, clock, k = downscaled_recordings(), [], 0, 0, 0
+    while total < bounds[-1]:
+        rec = recordings[k % len(recordings)].copy()
+        rec["t"] += clock - rec["t"][0]
+        clock = int(rec["t"][-1]) + 1000
+        pieces.append(rec)
+        total += len(rec)
+        k += 1
+    _STREAM[:] = [np.concatenate(pieces)[: bounds[-1]], bounds]
+
+
+def make_part(n_samples: int, split: str, index: int) -> PartData:
+    stream, bounds = _STREAM
+    ids = range(index * PER_PART, min(n_samples, (index + 1) * PER_PART))
+    return PartData.from_samples((stream[bounds[i] : bounds[i + 1]], i % 11, f"sample{i}") for i in ids)
+
+
+def frame_spec():
+    from neurodata.transforms import ToFrame
+
+    return ToFrame(None, frames_number=16, split_by="number")
+
+
+# ---- peers --------------------------------------------------------------------------------------
+def sj_load_events(path: str) -> dict:
+    """SpikingJelly's ``_load_events`` (datasets/base.py)."""
+    events = np.load(path)
+    with events:
+        return {key: events[key] for key in events.files}
+
+
+def sj_load_frames(path: str) -> np.ndarray:
+    """SpikingJelly's ``load_npz_frames`` (datasets/utils.py)."""
+    with np.load(path) as frames_file:
+        return frames_file["frames"].astype(np.float32)
+
+
+class FolderDataset(Dataset):
+    """SpikingJelly's DatasetFolder access pattern: a list of (path, label), a loader per file."""
+
+    def __init__(self, samples: list[tuple[str, int]], loader: Callable):
+        self.samples, self.loader = samples, loader
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        return self.loader(path), label
+
+
+class CacheSource(Dataset):
+    """Our cache's samples, as Tonic dataset items (structured events, optionally a Tonic transform)."""
+
+    def __init__(self, url: str, transform: Callable | None = None):
+        self.url, self.transform = url, transform
+
+    def __len__(self) -> int:
+        return len(open_cache(self.url)["train"])
+
+    def __getitem__(self, i: int):
+        events, label = open_cache(self.url)["train"][i]
+        return (self.transform(events) if self.transform else events), label
+
+
+def write_spikingjelly(url: str, root: Path) -> tuple[list, list]:
+    split = open_cache(url)["train"]
+    events_list, frames_list = [], []
+    from neurodata.transforms import ToFrame
+
+    frame = ToFrame(SENSOR, frames_number=16, split_by="number")
+    for i in range(len(split)):
+        events, label = split[i]
+        for kind in ("events_np", "frames_number_16_split_by_number"):
+            (root / kind / str(label)).mkdir(parents=True, exist_ok=True)
+        path = root / "events_np" / str(label) / f"{i}.npz"
+        np.savez_compressed(path, **{k: events[k].astype(np.int64) for k in "txyp"})
+        events_list.append((str(path), label))
+        path = root / "frames_number_16_split_by_number" / str(label) / f"{i}.npz"
+        np.savez_compressed(path, frames=frame(events).astype(np.float64))
+        frames_list.append((str(path), label))
+    return events_list, frames_list
+
+
+def tonic_cached(url: str, folder: Path, frames: bool):
+    import tonic
+    from tonic import DiskCachedDataset
+
+    transform = tonic.transforms.ToFrame(sensor_size=SENSOR, n_event_bins=16) if frames else None
+    ds = DiskCachedDataset(CacheSource(url, transform), cache_path=str(folder))
+    for i in range(len(ds)):  # fill the cache (not timed)
+        ds[i]
+    return ds
+
+
+# ---- timing -------------------------------------------------------------------------------------
+def keep(sample):
+    return sample
+
+
+def one_pass(dataset, order: list[int] | None, workers: int, per_pass: int) -> float:
+    """Seconds to read ``per_pass`` samples (in ``order`` for map-style datasets) through a DataLoader."""
+    kwargs = {"multiprocessing_context": "fork"} if workers else {}
+    sampler = order if order is not None else None
+    loader = DataLoader(
+        dataset, batch_size=None, sampler=sampler, num_workers=workers, collate_fn=keep, **kwargs
+    )
+    start = time.perf_counter()
+    n = 0
+    for _ in loader:
+        n += 1
+        if n == per_pass:
+            break
+    return time.perf_counter() - start
+
+
+def run_table(cases: dict[str, dict], per_pass: int, repeats: int, workers_list: tuple[int, ...]) -> None:
+    """cases: group -> {name: (dataset, map_style)}; the first name of a group is the ratios' reference."""
+    order = np.random.default_rng(1).permutation(per_pass).tolist()
+    print(f"\n{'case':<44} {'workers':>7} {'samples/s':>10} {'ours / this':>12}")
+    for group, loaders in cases.items():
+        for workers in workers_list:
+            times: dict[str, list[float]] = {name: [] for name in loaders}
+            for _ in range(repeats):
+                for name, (ds, map_style) in loaders.items():
+                    times[name].append(one_pass(ds, order if map_style else None, workers, per_pass))
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            ours = medians[next(iter(loaders))]
+            for name, t in medians.items():
+                print(f"{group + ': ' + name:<44} {workers:>7} {per_pass / t:>10.1f} {t / ours:>11.2f}x")
+
+
+def main_local(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench_loaders_", dir=args.tmp))
+    url = str(work / "bench.zarr")
+    t0 = time.perf_counter()
+    prepare_stream(args.samples)
+    builder = CacheBuilder(
+        url, "bench", {"sensor_size": list(SENSOR)}, {"train": -(-args.samples // PER_PART)}
+    )
+    build_cache(builder, partial(make_part, args.samples), workers=2)
+    print(
+        f"cache: {args.samples} samples, {int(_STREAM[1][-1]):,} events, built in {time.perf_counter() - t0:.1f} s"
+    )
+    t0 = time.perf_counter()
+    precompute(url, frame_spec(), workers=2, progress=False)
+    print(f"precomputed frames in {time.perf_counter() - t0:.1f} s")
+    sj_events, sj_frames = write_spikingjelly(url, work / "sj")
+    tonic_events = tonic_cached(url, work / "tonic_events", frames=False)
+    tonic_frames = tonic_cached(url, work / "tonic_frames", frames=True)
+    _STREAM.clear()
+    per_pass = min(args.per_pass, args.samples)
+
+    ours_events = load(url)
+    ours_stream = load(url, streaming=True, seed=0)
+    ours_pre = load(url, representation=frame_spec())
+    ours_fly = load(url, representation=frame_spec(), precomputed=False)
+    assert ours_pre.precomputed and not ours_fly.precomputed
+    check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events)
+    cases = {
+        "events": {
+            "neurodata map": (ours_events, True),
+            "neurodata streaming": (ours_stream, False),
+            "SpikingJelly events_np": (FolderDataset(sj_events, sj_load_events), True),
+            "Tonic DiskCachedDataset": (tonic_events, True),
+        },
+        "frames T=16": {
+            "neurodata precomputed": (ours_pre, True),
+            "neurodata on the fly": (ours_fly, True),
+            "SpikingJelly frames npz": (FolderDataset(sj_frames, sj_load_frames), True),
+            "Tonic DiskCachedDataset": (tonic_frames, True),
+        },
+    }
+    run_table(cases, per_pass, args.repeats, (0, 2))
+
+
+def check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events) -> None:
+    """All loaders deliver the same samples (spot checks)."""
+    for i in (0, len(ours_events) // 2):
+        events, label = ours_events[i]
+        sj = sj_load_events(sj_events[i][0])
+        assert all(np.array_equal(events[k], sj[k]) for k in "txyp") and sj_events[i][1] == label
+        tonic_data, tonic_label = tonic_events[i]
+        assert all(np.array_equal(events[k], tonic_data[k]) for k in "txyp") and tonic_label == label
+        frames = ours_pre[i][0]
+        assert np.array_equal(frames, ours_fly[i][0]) and np.array_equal(
+            frames, sj_load_frames(sj_frames[i][0])
+        )
+
+
+def moto_server() -> tuple[subprocess.Popen, dict]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    return server, options
+
+
+def main_remote(args) -> None:
+    import s3fs
+
+    work = Path(tempfile.mkdtemp(prefix="bench_loaders_remote_", dir=args.tmp))
+    url = str(work / "bench.zarr")
+    prepare_stream(args.samples)
+    builder = CacheBuilder(
+        url, "bench", {"sensor_size": list(SENSOR)}, {"train": -(-args.samples // PER_PART)}
+    )
+    build_cache(builder, partial(make_part, args.samples), workers=2)
+    precompute(url, frame_spec(), workers=2, progress=False)
+    _STREAM.clear()
+    server, options = moto_server()
+    try:
+        fs = s3fs.S3FileSystem(**options)
+        fs.mkdir("caches")
+        fs.put(url, "caches/bench.zarr", recursive=True)
+        remote = "s3://caches/bench.zarr"
+        per_pass = min(args.per_pass, args.samples)
+        cases = {
+            "events": {
+                "local streaming": (load(url, streaming=True), False),
+                "s3 (moto, loopback) streaming": (load(remote, storage_options=options), False),
+                "s3 streaming, no read-ahead": (load(remote, storage_options=options, prefetch=0), False),
+            },
+            "precomputed frames T=16": {
+                "local streaming": (load(url, representation=frame_spec(), streaming=True), False),
+                "s3 (moto, loopback) streaming": (
+                    load(remote, storage_options=options, representation=frame_spec()),
+                    False,
+                ),
+            },
+        }
+        run_table(cases, per_pass, args.repeats, (0, 2))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=160)
+    parser.add_argument("--per-pass", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--remote", action="store_true", help="s3:// (moto on loopback) against local")
+    parser.add_argument("--tmp", default=None, help="folder for the caches (default: the system temp)")
+    args = parser.parse_args()
+    (main_remote if args.remote else main_local)(args)

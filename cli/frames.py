@@ -1,0 +1,75 @@
+"""``neurodata frames CACHE --spec ...``: precompute a representation into a cache for fast loading."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from neurodata.errors import NeurodataError
+from neurodata.loaders.precompute import precompute
+from neurodata.loaders.source import resolve_store
+
+from .output import emit
+
+
+def parse_spec(text: str) -> dict[str, Any]:
+    """``'{"type": "frame", "n_time_bins": 16}'`` or ``frame:n_time_bins=16,dtype=int16`` -> spec dict."""
+    if text.lstrip().startswith("{"):
+        try:
+            spec = json.loads(text)
+        except ValueError as err:
+            raise NeurodataError(f"--spec: not valid JSON ({err})") from None
+        if not isinstance(spec, dict):
+            raise NeurodataError("--spec: a JSON spec must be an object")
+        return spec
+    kind, _, rest = text.partition(":")
+    spec: dict[str, Any] = {"type": kind.strip()}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise NeurodataError(f"--spec: expected key=value, got {item!r} in {text!r}")
+        try:
+            spec[key.strip()] = json.loads(value)
+        except ValueError:
+            spec[key.strip()] = value.strip()
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = parse_spec(args.spec)
+    url = resolve_store(args.cache, args.root)
+    try:
+        written = precompute(
+            url,
+            spec,
+            args.split or None,
+            workers=args.workers,
+            progress=not args.json,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise NeurodataError(f"{url}: {err}") from None
+
+    def render(result: dict) -> str:
+        return "\n".join(f"{split}: {where}" for split, where in result["written"].items())
+
+    emit({"cache": url, "spec": spec, "written": written}, args.json, render)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("frames", help="precompute a representation (e.g. frames) into a cache")
+    p.add_argument("cache", help="dataset name, cache path or fsspec URL")
+    p.add_argument(
+        "--spec",
+        required=True,
+        help='representation spec: frame:n_time_bins=16 or JSON {"type": "frame", "n_time_bins": 16}; '
+        "sensor_size defaults to the cache's",
+    )
+    p.add_argument("--split", action="append", help="split to compute (repeatable; default: all)")
+    p.add_argument("--root", help="where caches live, for a dataset name (default: $NEURODATA_HOME)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="recompute even when a usable copy is stored")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)

@@ -1,0 +1,91 @@
+"""What a loader does to each sample: read it (events, or a stored representation), transform it.
+
+Order per sample: ``transform(events)`` (event augmentations), then ``representation(events)``,
+then ``target_transform(label)``. When the representation is precomputed in the cache and no event
+``transform`` is given, the stored array is read instead of the events (same values, no compute).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .precomputed import PrecomputedSource
+from .representation import representation_spec, resolve_representation, spec_key
+from .source import SplitSource
+
+
+def choose_precomputed(
+    source: SplitSource, representation: Callable | None, transform: Callable | None, precomputed: bool | str
+) -> PrecomputedSource | None:
+    """The stored representation to read, per the ``precomputed`` policy ``"auto"``, True or False."""
+    if precomputed not in ("auto", True, False):
+        raise ValueError(f"precomputed must be 'auto', True or False, got {precomputed!r}")
+    if precomputed is False or representation is None:
+        return None
+    spec = representation_spec(representation)
+    if spec is None or transform is not None:
+        if precomputed is True:
+            raise ValueError(
+                "precomputed=True needs a representation with a spec (a neurodata.transforms object) "
+                "and no event transform (the stored frames were computed from untransformed events)"
+            )
+        return None
+    found = PrecomputedSource.find(source, spec_key(spec))
+    if found is None and precomputed is True:
+        raise FileNotFoundError(
+            f"{source.url}: split {source.split!r} has no precomputed {spec_key(spec)}; "
+            f"run `neurodata frames {source.url} --spec ...` or neurodata.loaders.precompute()"
+        )
+    return found
+
+
+class SamplePipeline:
+    """Reads samples of one split and turns them into ``(input, target)`` pairs; picklable."""
+
+    def __init__(
+        self,
+        source: SplitSource,
+        representation: Any = None,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        precomputed: bool | str = "auto",
+    ):
+        self.source = source
+        self.representation = resolve_representation(representation, source.sensor_size)
+        self.transform = transform
+        self.target_transform = target_transform
+        self.stored = choose_precomputed(source, self.representation, transform, precomputed)
+
+    def __len__(self) -> int:
+        return self.source.n_samples
+
+    def read(self, start: int, stop: int) -> list[tuple[np.ndarray, int]]:
+        """Raw samples ``start:stop`` in one read: events, or stored representations."""
+        labels = self.source.reader.labels[start:stop]
+        if self.stored is not None:
+            return list(zip(self.stored.read(start, stop), labels.tolist()))
+        events, local = self.source.events(start, stop)
+        return [(events[local[j] : local[j + 1]], int(labels[j])) for j in range(len(labels))]
+
+    def finish(self, raw: np.ndarray, label: int) -> tuple[Any, Any]:
+        """A raw sample -> ``(input, target)`` through transform, representation, target_transform."""
+        if self.stored is None:
+            if self.transform is not None:
+                raw = self.transform(raw)
+            if self.representation is not None:
+                raw = self.representation(raw)
+        target = self.target_transform(label) if self.target_transform is not None else label
+        return raw, target
+
+    def item(self, index: int) -> tuple[Any, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(
+                f"{self.source.url}: sample {index} out of range for split {self.source.split!r} of {n}"
+            )
+        index %= n
+        ((raw, label),) = self.read(index, index + 1)
+        return self.finish(raw, label)

@@ -1,0 +1,178 @@
+"""Compute a representation for every sample of a cache once and store it beside the events.
+
+:func:`precompute` writes ``<store>/representations/<key>/<split>`` (layout in :mod:`.precomputed`)
+in parallel: tasks cover whole shards of the ``data`` array, so no two tasks touch one stored
+object. On local disk a split is written under a temporary name and renamed into place; on object
+stores it is written in place and the ``complete`` marker is set last. Loaders then read the stored
+arrays whenever the same spec is asked for (``neurodata.load(..., representation=...)``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+from zarr.codecs import BloscCodec
+
+from ..cache.store import Location
+from ..events import empty_events
+from .precomputed import ATTRS_KEY, is_usable, read_marker, representation_location
+from .representation import representation_spec, resolve_representation, spec_key
+from .source import SplitSource, resolve_store
+
+TARGET_SHARD_BYTES = 8 << 20
+
+
+def shard_samples(sample_bytes: int) -> int:
+    """Samples per stored shard (and per task): about :data:`TARGET_SHARD_BYTES` uncompressed."""
+    return int(np.clip(TARGET_SHARD_BYTES // max(sample_bytes, 1), 1, 256))
+
+
+def compute_range(source: SplitSource, representation: Callable, start: int, stop: int) -> np.ndarray:
+    """The representation of samples ``start:stop``, stacked; ValueError when shapes differ."""
+    events, local = source.events(start, stop)
+    outputs = [np.asarray(representation(events[local[j] : local[j + 1]])) for j in range(stop - start)]
+    shapes = {o.shape for o in outputs}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"{source.url}: samples {start}:{stop} of split {source.split!r} give shapes {sorted(shapes)}; "
+            "only fixed-shape representations (n_time_bins, n_event_bins, images, voxel grids) can be stored"
+        )
+    return np.stack(outputs)
+
+
+def _write_range(
+    source: SplitSource,
+    representation: Callable,
+    target_url: str,
+    storage_options: dict,
+    start: int,
+    stop: int,
+) -> int:
+    data = compute_range(source, representation, start, stop)
+    array = Location(target_url, storage_options).open_group("r+")["data"]
+    if data.shape[1:] != array.shape[1:]:
+        raise ValueError(
+            f"{source.url}: samples {start}:{stop} have shape {data.shape[1:]}, expected {array.shape[1:]}"
+        )
+    array[start:stop] = data.astype(array.dtype, copy=False)
+    return stop - start
+
+
+def _create(target: Location, n: int, shape: tuple[int, ...], dtype: np.dtype, per_shard: int) -> None:
+    group = target.open_group("w")
+    typesize = dtype.itemsize
+    group.create_array(
+        "data",
+        shape=(n, *shape),
+        chunks=(1, *shape),
+        shards=(per_shard, *shape),
+        dtype=dtype,
+        fill_value=0,
+        compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=typesize),
+    )
+
+
+def precompute_split(
+    store: str,
+    split: str,
+    representation: Any,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    executor: Executor | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> str:
+    """Store ``representation`` of every sample of one split; returns the stored split's URL.
+
+    A usable stored copy (same spec, same cache build) is kept unless ``overwrite``.
+    """
+    from tqdm.auto import tqdm
+
+    source = SplitSource(resolve_store(store), split, storage_options)
+    rep = resolve_representation(representation, source.sensor_size)
+    spec = representation_spec(rep)
+    if spec is None:
+        raise ValueError(
+            "only representations with a spec (neurodata.transforms objects or spec dicts) can be stored"
+        )
+    key = spec_key(spec)
+    final = representation_location(source.url, key, split, storage_options)
+    if not overwrite and is_usable(read_marker(final), source):
+        return final.url
+    n = source.n_samples
+    probe = compute_range(source, rep, 0, 1)[0] if n else np.asarray(rep(empty_events()))
+    per_shard = shard_samples(probe.nbytes)
+    target = final.sibling(f".tmp-{uuid.uuid4().hex[:8]}") if final.is_local else final
+    _create(target, n, probe.shape, probe.dtype, per_shard)
+    ranges = [(start, min(start + per_shard, n)) for start in range(0, n, per_shard)]
+    options = dict(storage_options or {})
+    with tqdm(
+        total=n, unit="sample", desc=f"{source.attrs.get('name', '')} {split} {key}", disable=not progress
+    ) as bar:
+        if executor is None:
+            for start, stop in ranges:
+                bar.update(_write_range(source, rep, target.url, options, start, stop))
+        else:
+            futures = [
+                executor.submit(_write_range, source, rep, target.url, options, a, b) for a, b in ranges
+            ]
+            for future in futures:
+                bar.update(future.result())
+    marker = {
+        "spec": spec,
+        "key": key,
+        "cache_fingerprint": source.attrs.get("fingerprint"),
+        "n_samples": n,
+        "shape": list(probe.shape),
+        "dtype": probe.dtype.str,
+        "complete": True,
+    }
+    target.open_group("r+").attrs.update({ATTRS_KEY: marker})
+    if final.is_local:
+        if os.path.exists(final.path):
+            shutil.rmtree(final.path)
+        os.replace(target.path, final.path)
+    return final.url
+
+
+def precompute(
+    store: str | os.PathLike,
+    representation: Any,
+    splits: list[str] | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, str]:
+    """Store ``representation`` for ``splits`` (default: all) of a cache; split -> stored URL.
+
+    ``workers > 1`` computes shards in a process pool.
+    """
+    from ..cache import open_cache
+
+    url = resolve_store(store)
+    names = splits or list(open_cache(url, storage_options).splits)
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        return {
+            split: precompute_split(
+                url,
+                split,
+                representation,
+                storage_options=storage_options,
+                executor=pool,
+                progress=progress,
+                overwrite=overwrite,
+            )
+            for split in names
+        }
+    finally:
+        if pool is not None:
+            pool.shutdown()

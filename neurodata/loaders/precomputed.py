@@ -1,0 +1,91 @@
+"""Reading precomputed representations stored beside a cache's events.
+
+Layout, inside the cache's Zarr store::
+
+    <store>/representations/<key>/<split>/zarr.json   group; attributes ``neurodata_representation``:
+                                                       spec, key, cache fingerprint, n_samples, complete
+    <store>/representations/<key>/<split>/data        [n_samples, *shape] array, one chunk per sample
+
+``<key>`` is :func:`neurodata.representations.representation_key` of the spec. A split is used only
+when its ``complete`` marker is set and its cache fingerprint equals the cache's, so frames computed
+from an earlier build of the cache are never served. Sources reopen per process like
+:class:`~neurodata.loaders.source.SplitSource`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ..cache.store import Location
+from .shards import LocalRows, open_local_rows
+from .source import SplitSource
+
+REPRESENTATIONS_DIR = "representations"
+ATTRS_KEY = "neurodata_representation"
+
+
+def representation_location(
+    cache_url: str, key: str, split: str, storage_options: dict | None = None
+) -> Location:
+    return Location(cache_url, storage_options).child(REPRESENTATIONS_DIR, key, split)
+
+
+def read_marker(location: Location) -> dict[str, Any] | None:
+    """The representation attributes of a stored split, or None when absent."""
+    meta = location.read_json("zarr.json")
+    return None if meta is None else meta.get("attributes", {}).get(ATTRS_KEY)
+
+
+def is_usable(marker: dict[str, Any] | None, source: SplitSource) -> bool:
+    """Complete, computed from this very cache build, for every sample of the split."""
+    return bool(
+        marker
+        and marker.get("complete")
+        and marker.get("cache_fingerprint") == source.attrs.get("fingerprint")
+        and marker.get("n_samples") == source.n_samples
+    )
+
+
+class PrecomputedSource:
+    """One stored representation split; ``read(start, stop)`` -> ``[stop - start, *shape]``."""
+
+    def __init__(self, source: SplitSource, key: str):
+        self.location = representation_location(source.url, key, source.split, source.storage_options)
+        self.key = key
+        marker = read_marker(self.location)
+        if not is_usable(marker, source):
+            raise FileNotFoundError(
+                f"{self.location.url}: no complete precomputed representation for this cache"
+            )
+        self.shape = tuple(marker["shape"])
+        self.dtype = np.dtype(marker["dtype"])
+        self._opened: tuple[int, zarr.Array | LocalRows] | None = None
+
+    @classmethod
+    def find(cls, source: SplitSource, key: str) -> PrecomputedSource | None:
+        """The stored representation ``key`` of ``source``'s split, or None when there is no usable one."""
+        try:
+            return cls(source, key)
+        except FileNotFoundError:
+            return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_opened": None}
+
+    @property
+    def array(self) -> zarr.Array | LocalRows:
+        """The ``data`` array: a direct shard reader on local disk (see :mod:`.shards`), else zarr's."""
+        opened = self._opened
+        if opened is None or opened[0] != os.getpid():
+            rows = open_local_rows(self.location.key("data")) if self.location.is_local else None
+            opened = (os.getpid(), rows if rows is not None else self.location.open_group("r")["data"])
+            self._opened = opened
+        return opened[1]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        array = self.array
+        return array.read(start, stop) if isinstance(array, LocalRows) else np.asarray(array[start:stop])

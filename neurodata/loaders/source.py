@@ -1,0 +1,108 @@
+"""Where a loader's samples come from: a cache split, opened lazily and once per process.
+
+A :class:`SplitSource` holds only the store URL, storage options and split name. The open
+:class:`~neurodata.cache.SplitReader` (zarr arrays, fsspec sessions, an event-loop binding) is
+created on first use in each process and dropped when pickled, and a pid check reopens it after a
+fork, so DataLoader workers never share a parent's handles under either start method.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import CacheReader, SplitReader, open_cache
+from ..cache.layout import EVENT_FIELDS
+from ..cache.reader import decode_range
+from ..datasets.paths import default_root
+from ..events import empty_events
+from .shards import LocalRows, open_local_rows
+
+
+def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """A dataset name (``"dvs128"``) -> ``<root or NEURODATA_HOME>/dvs128.zarr``; URLs and paths pass through.
+
+    A bare name (no ``/``, no ``://``, no ``.zarr`` suffix) that is not an existing path is a dataset name.
+    """
+    text = os.fspath(name_or_store)
+    if "://" in text or "/" in text or text.endswith(".zarr") or os.path.exists(text):
+        return text
+    return str((Path(root) if root is not None else default_root()) / f"{text}.zarr")
+
+
+def is_remote(url: str) -> bool:
+    """True for fsspec URLs other than local files (``s3://``, ``http://``, ``gs://`` ...)."""
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    return scheme not in ("file", "local")
+
+
+class SplitSource:
+    """One split of one cache, reopened per process (see the module docstring)."""
+
+    def __init__(self, url: str, split: str, storage_options: dict[str, Any] | None = None):
+        self.url = url
+        self.split = split
+        self.storage_options = dict(storage_options or {})
+        self._opened: tuple[int, CacheReader, dict[str, LocalRows] | None] | None = None
+        cache = self.cache  # fail early, in the caller's process, on a missing cache or split
+        cache[split]
+        self.attrs = dict(cache.attrs)
+        self.n_samples = len(cache[split])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_opened": None}
+
+    def _open(self) -> tuple[int, CacheReader, dict[str, LocalRows] | None]:
+        opened = self._opened
+        if opened is None or opened[0] != os.getpid():
+            cache = open_cache(self.url, self.storage_options)
+            opened = (os.getpid(), cache, local_event_columns(cache, self.split))
+            self._opened = opened
+        return opened
+
+    @property
+    def cache(self) -> CacheReader:
+        """The open cache for this process (reopened after a fork)."""
+        return self._open()[1]
+
+    def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Events of samples ``start:stop`` and their local offsets (as :meth:`SplitReader.events`),
+        read directly from the shard files on local disk (see :mod:`.shards`), else through zarr."""
+        _, cache, columns = self._open()
+        reader = cache[self.split]
+        if columns is None:
+            return reader.events(start, stop)
+        offsets = reader.offsets
+        first, last = int(offsets[start]), int(offsets[stop])
+        local = offsets[start : stop + 1] - first
+        if last == first:
+            return empty_events(), local
+        return decode_range({name: rows.read(first, last) for name, rows in columns.items()}, local), local
+
+    @property
+    def reader(self) -> SplitReader:
+        return self.cache[self.split]
+
+    @property
+    def sensor_size(self) -> tuple[int, int, int] | None:
+        size = self.attrs.get("sensor_size")
+        return tuple(int(v) for v in size) if size is not None else None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Events per sample (int64), from the offsets alone."""
+        return np.diff(self.reader.offsets)
+
+    def __repr__(self) -> str:
+        return f"SplitSource({self.url!r}, split={self.split!r}, n_samples={self.n_samples})"
+
+
+def local_event_columns(cache: CacheReader, split: str) -> dict[str, LocalRows] | None:
+    """Direct readers for the split's event columns when the cache is a local folder of the usual layout."""
+    if not cache.location.is_local:
+        return None
+    columns = {name: open_local_rows(cache.location.key(split, name)) for name in EVENT_FIELDS}
+    return None if any(rows is None for rows in columns.values()) else columns

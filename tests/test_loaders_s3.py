@@ -1,0 +1,44 @@
+"""Streaming from an object store: a cache on a local moto_server (s3://) yields the same samples as
+the local copy, in the main process and in forked workers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from neurodata.loaders import StreamingDataset, load, pad_events
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loader_samples as ls  # noqa: E402
+from test_cache_s3 import s3_options  # noqa: E402, F401  (the moto_server fixture; skips without s3fs/moto)
+
+N = 20
+
+
+def test_s3_stream_matches_local(s3_options, tmp_path):  # noqa: F811
+    local = ls.build_indexed_cache(str(tmp_path / "indexed.zarr"), N)
+    url = ls.build_indexed_cache("s3://caches/indexed.zarr", N, storage_options=s3_options)
+
+    remote = load(url, storage_options=s3_options, seed=4, block_samples=3)
+    assert isinstance(remote, StreamingDataset)  # s3:// streams by default
+    local_stream = load(local, streaming=True, seed=4, block_samples=3)
+    got = list(remote)
+    assert [label for _, label in got] == [label for _, label in local_stream]
+    for events, label in got:
+        np.testing.assert_array_equal(events, ls.sample_events(label))
+
+    # forked workers open their own S3 sessions (the parent's was used above)
+    loader = DataLoader(
+        remote, batch_size=4, num_workers=2, multiprocessing_context="fork", collate_fn=pad_events
+    )
+    labels = [int(label) for batch in loader for label in batch.labels]
+    assert sorted(labels) == list(range(N))
+
+    # the map-style dataset works on the object store too, when asked for
+    mapped = load(url, storage_options=s3_options, streaming=False)
+    events, label = mapped[7]
+    assert label == 7
+    np.testing.assert_array_equal(events, ls.sample_events(7))
