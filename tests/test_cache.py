@@ -30,6 +30,7 @@ from neurodata.cache import (
     verify_cache,
 )
 from neurodata.cache.codecs import decode_times, encode_times
+from neurodata.cache.reader import decode_range
 from neurodata.events import make_events
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -173,6 +174,29 @@ def test_time_coding_is_exact_for_any_int64(samples):
     np.testing.assert_array_equal(decode_times(coded, offsets), t)
     starts = offsets[:-1][np.diff(offsets) > 0]
     np.testing.assert_array_equal(coded[starts], t[starts])  # each sample's first time is stored as is
+    n = len(t)
+    columns = {
+        "t": coded,
+        "x": np.arange(n, dtype=np.uint16),
+        "y": np.arange(n, dtype=np.uint16)[::-1].copy(),
+    }
+    columns["p"] = (np.arange(n) % 2).astype(np.uint8)
+    events = decode_range(columns, offsets)  # the Numba kernel against the numpy reference
+    np.testing.assert_array_equal(events["t"], t)
+    for name in ("x", "y", "p"):
+        np.testing.assert_array_equal(events[name], columns[name])
+
+
+def test_decode_range_rejects_offsets_that_do_not_fit():
+    columns = {
+        "t": np.zeros(3, np.int64),
+        "x": np.zeros(3, np.uint16),
+        "y": np.zeros(3, np.uint16),
+        "p": np.zeros(3, np.uint8),
+    }
+    for offsets in ([0, 2], [0, 4], [1, 3], [0, 2, 1, 3], []):
+        with pytest.raises(CacheError, match="offsets do not partition the 3 events"):
+            decode_range(columns, np.array(offsets, dtype=np.int64))
 
 
 # ---- parallel builds ------------------------------------------------------------------------------

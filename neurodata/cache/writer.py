@@ -41,6 +41,7 @@ from ..events import EVENT_DTYPE, as_events
 from .codecs import encode_times
 from .errors import CacheError
 from .layout import (
+    ARRAY_CONFIG,
     ATTRS_KEY,
     DEFAULT_CHUNK_EVENTS,
     DEFAULT_CODEC,
@@ -49,6 +50,7 @@ from .layout import (
     EVENT_DTYPES,
     EVENT_FIELDS,
     LAYOUT_VERSION,
+    MANIFEST_GROUP,
     MANIFEST_KEY,
     RESERVED_ATTRS,
     SAMPLE_CHUNK,
@@ -153,6 +155,7 @@ async def _write_array(
         shards=(shards,) if shards else None,
         compressors=compressor,
         fill_value="" if text else 0,
+        config=ARRAY_CONFIG,
     )
     if data.size:
         await array.setitem(slice(None), data)
@@ -235,7 +238,12 @@ class CacheBuilder:
         bad = [
             s
             for s, n in parts.items()
-            if not isinstance(n, int) or n < 0 or not s or "/" in s or s.startswith(".")
+            if not isinstance(n, int)
+            or n < 0
+            or not s
+            or "/" in s
+            or s.startswith(".")
+            or s == MANIFEST_GROUP
         ]
         if bad:
             raise CacheError(f"{store_url}: invalid split name or part count for {bad}")
@@ -418,6 +426,7 @@ class CacheBuilder:
                     shards=(self.shard_events,),
                     compressors=event_compressor(EVENT_DTYPES[name], self.codec),
                     fill_value=0,
+                    config=ARRAY_CONFIG,
                 )
                 for name in EVENT_FIELDS
             ),
