@@ -142,9 +142,7 @@ def read_marker(root: Location) -> dict[str, Any] | None:
     return attrs if isinstance(attrs, dict) else None
 
 
-async def _write_array(
-    group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor, shards: int | None = None
-) -> None:
+async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor) -> None:
     """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
     text = name == "source"
     array = await group.create_array(
@@ -152,7 +150,6 @@ async def _write_array(
         shape=data.shape,
         dtype=str if text else data.dtype,
         chunks=(chunks,),
-        shards=(shards,) if shards else None,
         compressors=compressor,
         fill_value="" if text else 0,
         config=ARRAY_CONFIG,
@@ -208,11 +205,12 @@ class CacheBuilder:
 
     ``parts`` maps each split to its number of parts (0 makes an empty split). ``attrs`` are the
     caller's JSON-serialisable dataset attributes (e.g. ``rules_version``, ``sensor_size``,
-    ``class_names``, ``source_checksums``); with ``name``, ``parts``, the chunking (``chunk_events``
+    ``class_names``, ``source_checksums``). With ``name``, ``parts``, the chunking (``chunk_events``
     per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
-    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint: staged parts or a finished cache with another fingerprint are stale. A finished cache
-    with another fingerprint is replaced only with ``overwrite=True``. The builder holds no open
-    handles, so it pickles into worker processes.
+    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint:
+    staged parts or a finished cache with another fingerprint are stale, and a finished cache with
+    another fingerprint is replaced only with ``overwrite=True``. The builder holds no open handles,
+    so it pickles into worker processes.
     """
 
     def __init__(
