@@ -278,10 +278,11 @@ class CacheBuilder:
         """Whether a part is staged completely (``verify``: and its files still match their checksums)."""
         return _part_is_done(self._part_location(split, index), verify)
 
-    def start(self) -> list[tuple[str, int]]:
+    def start(self, executor: Executor | None = None) -> list[tuple[str, int]]:
         """Prepare the staging area and return the parts still to write (none when the cache is finished).
 
-        Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
+        Staged parts are re-verified (their files against their checksums), as ``executor`` tasks
+        when one is given. Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
         false. Staged parts from a different plan are discarded.
         """
         with commit_lock(self.root):
@@ -300,7 +301,9 @@ class CacheBuilder:
                 self.staging.write_json(
                     {"fingerprint": self.fingerprint, "name": self.name, "parts": self.parts}, PLAN_NAME
                 )
-        return [(s, i) for s, n in self.parts.items() for i in range(n) if not self.part_done(s, i)]
+        planned = [(split, index) for split, n in self.parts.items() for index in range(n)]
+        done = run_tasks(executor, self.part_done, planned)
+        return [part for part, is_done in zip(planned, done) if not is_done]
 
     # ---- phase 1: parts ----------------------------------------------------------------------
     def write_part(self, split: str, index: int, data: PartData) -> None:
@@ -550,13 +553,13 @@ def build_cache(
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
     number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
     """
-    pending = builder.start()
-    if not pending and builder.is_complete():
-        return builder.root.url
     own = executor is None and workers > 1
     if own:
         executor = ProcessPoolExecutor(workers)
     try:
+        pending = builder.start(executor)
+        if not pending and builder.is_complete():
+            return builder.root.url
         run_tasks(executor, _build_part, [(builder, make_part, split, index) for split, index in pending])
         return builder.commit(executor)
     finally:
