@@ -315,6 +315,38 @@ def test_two_concurrent_builders(tmp_path, reference):
     assert_same_cache(url, reference)
 
 
+LOCKED_COUNTER = """
+import glob, os, sys, time
+from neurodata.cache.store import Location, commit_lock
+location, folder = Location({url!r}), {folder!r}
+counter = os.path.join(folder, "n")
+open(os.path.join(folder, "ready-" + sys.argv[1]), "w").close()
+while len(glob.glob(os.path.join(folder, "ready-*"))) < 3:  # start together, so the loops overlap
+    time.sleep(0.001)
+for _ in range(20):
+    with commit_lock(location):
+        value = int(open(counter).read()) if os.path.exists(counter) else 0
+        time.sleep(0.002)  # widen the race window: without mutual exclusion increments get lost
+        with open(counter, "w") as f:
+            f.write(str(value + 1))
+"""
+
+
+def test_commit_lock_excludes_other_processes(tmp_path):
+    """Three processes increment a counter under the lock (which is unlinked after each use)."""
+    code = textwrap.dedent(LOCKED_COUNTER.format(url=str(tmp_path / "c.zarr"), folder=str(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(i)], env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    assert (tmp_path / "n").read_text() == "60"
+    assert not (tmp_path / "c.zarr.lock").exists()
+
+
 def test_changed_attributes_do_not_reuse_a_cache(tmp_path, reference):
     url = str(tmp_path / "rules.zarr")
     build_cache(cs.builder(url), cs.make_random_part)
