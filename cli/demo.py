@@ -51,7 +51,9 @@ def add_parser(subparsers) -> None:
         description="Generate a SYNTHETIC DVS128-Gesture-layout archive, prepare it, train a small "
         "spiking conv net on CPU and report the accuracy on unseen users (a few minutes on 2 cores).",
     )
-    p.add_argument("--root", help="new or empty folder for the archive, cache and run (default: a new temp folder)")
+    p.add_argument(
+        "--root", help="new or empty folder for the archive, cache and run (default: a new temp folder)"
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; a smoke test, lower accuracy)")
     p.add_argument("--epochs", type=int, help="training epochs (default 8; 4 with --quick)")
     p.add_argument("--seed", type=int, help="seed of the data and the training (default 0)")

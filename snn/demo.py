@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class DemoConfig:
     test_users: int = 2
     lightings: tuple[str, ...] = ("fluorescent", "led", "natural")
     gesture_ms: int = 1000
+    frame_us: int = 10_000
     size: int = 32
     time_bins: int = 16
     channels: int = 16
@@ -86,8 +88,8 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
     )
 
 
-def make_archive(folder: Path, config: DemoConfig) -> Path:
-    """Write the synthetic DVS128-Gesture-layout archive into ``folder``."""
+def make_archive(folder: Path, config: DemoConfig, workers: int = 1) -> Path:
+    """Write the synthetic DVS128-Gesture-layout archive into ``folder`` (trials simulated in ``workers`` processes)."""
     from neurodata.sim.gestures import write_archive
 
     return write_archive(
@@ -97,6 +99,8 @@ def make_archive(folder: Path, config: DemoConfig) -> Path:
         lightings=config.lightings,
         seed=config.seed,
         gesture_us=config.gesture_ms * 1000,
+        frame_us=config.frame_us,
+        workers=workers,
     )
 
 
@@ -145,7 +149,7 @@ def run_demo(
         "generate",
         f"[1/4] generating a SYNTHETIC DVS128-Gesture-layout archive ({config.users} users x "
         f"{len(config.lightings)} lightings = {n_trials} trials of 11 gestures; simulated DVS, not real recordings)",
-        lambda: make_archive(root, config),
+        lambda: make_archive(root, config, workers=min(4, os.cpu_count() or 1)),
     )
     summary = stage(
         "prepare",
@@ -158,8 +162,10 @@ def run_demo(
         f"[3/4] frames: {config.time_bins} time bins at {config.size}x{config.size}",
         lambda: (frame_dataset(store, "train", config), frame_dataset(store, "test", config)),
     )
-    say(f"      {len(train_set)} train samples ({config.users - config.test_users} users), "
-        f"{len(test_set)} test samples ({config.test_users} unseen users)")
+    say(
+        f"      {len(train_set)} train samples ({config.users - config.test_users} users), "
+        f"{len(test_set)} test samples ({config.test_users} unseen users)"
+    )
     model = gesture_net(config)
     train_config = TrainConfig(
         epochs=config.epochs,

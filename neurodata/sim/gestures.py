@@ -11,10 +11,12 @@ nothing about the real dataset.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +127,10 @@ def render(
     frame = np.full(xx.shape, background)
     for cx, cy, radius in blobs:
         r = radius * user.scale
-        frame += contrast * np.exp(-((xx - cx - user.dx) ** 2 + (yy - cy - user.dy) ** 2) / (2 * r * r))
+        # a Gaussian is separable: the outer product of two 1-D profiles, not one exp per pixel
+        gx = np.exp(-((xx[0] - cx - user.dx) ** 2) / (2 * r * r))
+        gy = np.exp(-((yy[:, 0] - cy - user.dy) ** 2) / (2 * r * r))
+        frame += contrast * np.outer(gy, gx)
     return frame
 
 
@@ -153,9 +158,17 @@ def gesture_events(
 
 
 def trial_recording(
-    user_id: int, lighting: str, seed: int, gesture_us: int = 1_500_000, rest_us: int = 300_000
+    user_id: int,
+    lighting: str,
+    seed: int,
+    gesture_us: int = 1_500_000,
+    rest_us: int = 300_000,
+    frame_us: int = 4000,
 ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """One trial: all 11 gestures in a random order with rests between; events and label rows."""
+    """One trial: all 11 gestures in a random order with rests between; events and label rows.
+
+    ``frame_us`` is the simulator's frame interval (event times are interpolated between frames).
+    """
     rng = np.random.default_rng(seed)
     user = User.draw(np.random.default_rng(1000 + user_id))
     order = rng.permutation(len(CLASS_NAMES))
@@ -163,12 +176,23 @@ def trial_recording(
     t = 1_000_000 + int(rng.integers(0, 1000))
     for cls in order:
         events, sensor = gesture_events(
-            int(cls), user, lighting, t, gesture_us, int(rng.integers(1 << 31)), sensor
+            int(cls), user, lighting, t, gesture_us, int(rng.integers(1 << 31)), sensor, frame_us
         )
         chunks.append(events)
         rows.append((int(cls) + 1, t, t + gesture_us))
         t += gesture_us + rest_us
     return concatenate(chunks), rows
+
+
+def write_trial(
+    folder: Path, name: str, user_id: int, lighting: str, seed: int, gesture_us: int, frame_us: int
+) -> None:
+    """Simulate one trial and write ``<name>.aedat`` and ``<name>_labels.csv`` into ``folder``."""
+    events, rows = trial_recording(user_id, lighting, seed, gesture_us, frame_us=frame_us)
+    write(folder / f"{name}.aedat", events, format="aedat31")
+    (folder / f"{name}_labels.csv").write_text(
+        "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows)
+    )
 
 
 def write_archive(
@@ -179,11 +203,14 @@ def write_archive(
     seed: int = 0,
     gesture_us: int = 1_500_000,
     progress: Callable[[int, int], None] | None = None,
+    frame_us: int = 4000,
+    workers: int = 1,
 ) -> Path:
     """Write a DVS128-Gesture-layout ``.tar.gz`` of synthetic trials and return its path.
 
     Users ``1..n_users - n_test_users`` are listed in ``trials_to_train.txt``, the rest in
-    ``trials_to_test.txt``, like the real split by subject.
+    ``trials_to_test.txt``, like the real split by subject. ``workers`` > 1 simulates trials in
+    that many processes; every trial has its own seed, so the archive's recordings do not depend on it.
     """
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,16 +218,17 @@ def write_archive(
         folder.mkdir()
         train, test = [], []
         trials = [(u, light) for u in range(1, n_users + 1) for light in lightings]
-        for k, (user_id, lighting) in enumerate(trials):
-            name = f"user{user_id:02d}_{lighting}"
-            events, rows = trial_recording(user_id, lighting, seed * 7919 + k, gesture_us)
-            write(folder / f"{name}.aedat", events, format="aedat31")
-            (folder / f"{name}_labels.csv").write_text(
-                "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows)
-            )
+        jobs = [
+            (folder, f"user{u:02d}_{light}", u, light, seed * 7919 + k, gesture_us, frame_us)
+            for k, (u, light) in enumerate(trials)
+        ]
+        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            done = pool.map(write_trial, *zip(*jobs)) if pool else (write_trial(*job) for job in jobs)
+            for k, _ in enumerate(done):
+                if progress:
+                    progress(k + 1, len(trials))
+        for _, name, user_id, *_ in jobs:
             (test if user_id > n_users - n_test_users else train).append(f"{name}.aedat")
-            if progress:
-                progress(k + 1, len(trials))
         (folder / "trials_to_train.txt").write_text("\n".join(train) + "\n")
         (folder / "trials_to_test.txt").write_text("\n".join(test) + "\n")
         (folder / "gesture_mapping.csv").write_text(
