@@ -129,10 +129,11 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run all stages in ``root`` (created; must be new or empty) and return settings, timings, results."""
     from neurodata.datasets.prepare import prepare
+    from neurodata.errors import NeurodataError
 
     root = Path(root)
     if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"demo folder {root} is not empty; choose a new --root")
+        raise NeurodataError(f"demo folder {root} is not empty; choose a new or empty --root")
     root.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
