@@ -50,19 +50,29 @@ def test_mse_count_loss_on_spiking_output_learns():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_resume_after_interruption_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("generator_seed", [None, 5], ids=["global-rng-shuffle", "loader-generator"])
+def test_resume_after_interruption_is_bit_identical(tmp_path, generator_seed):
     """Shuffled data and dropout make the run depend on every RNG state the checkpoint restores."""
     config = dataclasses.replace(BASE, epochs=4, optimizer="adamw", weight_decay=1e-2, warmup_epochs=1)
     straight = TinyNet(dropout=0.3)
-    fit(straight, *loaders(), dataclasses.replace(config, run_dir=str(tmp_path / "a")))
+    fit(
+        straight,
+        *loaders(generator_seed=generator_seed),
+        dataclasses.replace(config, run_dir=str(tmp_path / "a")),
+    )
 
     run_b = dataclasses.replace(config, run_dir=str(tmp_path / "b"))
     with pytest.raises(Interrupt):
-        fit(TinyNet(dropout=0.3), *loaders(), run_b, callbacks=[interrupt_after(2)])
+        fit(
+            TinyNet(dropout=0.3),
+            *loaders(generator_seed=generator_seed),
+            run_b,
+            callbacks=[interrupt_after(2)],
+        )
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
     torch.manual_seed(1234)  # the resumed run must not depend on the state it starts in
     resumed = TinyNet(dropout=0.3, seed=99)
-    result = fit(resumed, *loaders(), run_b, resume=True)
+    result = fit(resumed, *loaders(generator_seed=generator_seed), run_b, resume=True)
 
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
     for name, tensor in straight.state_dict().items():

@@ -23,8 +23,12 @@ def rate_coded(n: int, seed: int) -> TensorDataset:
     return TensorDataset(spikes, labels)
 
 
-def loaders(batch_size: int = 16, shuffle: bool = True, n_train: int = 96, n_val: int = 48):
-    train = DataLoader(rate_coded(n_train, 1), batch_size=batch_size, shuffle=shuffle)
+def loaders(
+    batch_size: int = 16, shuffle: bool = True, n_train: int = 96, n_val: int = 48, generator_seed=None
+):
+    """Train and validation loaders; ``generator_seed`` gives the training loader its own shuffling generator."""
+    generator = torch.Generator().manual_seed(generator_seed) if generator_seed is not None else None
+    train = DataLoader(rate_coded(n_train, 1), batch_size=batch_size, shuffle=shuffle, generator=generator)
     val = DataLoader(rate_coded(n_val, 2), batch_size=batch_size)
     return train, val
 

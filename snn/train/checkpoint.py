@@ -23,8 +23,9 @@ BEST = "best.pt"
 BEST_META = "best.json"
 
 
-def capture_rng() -> dict[str, Any]:
-    """The states of Python's, NumPy's and torch's global generators (CPU and every CUDA device)."""
+def capture_rng(loader_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """The states of Python's, NumPy's and torch's global generators (CPU and every CUDA device),
+    and of the training loader's own ``generator=`` when it has one (it then draws the shuffles)."""
     version, mt, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -38,10 +39,11 @@ def capture_rng() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": loader_generator.get_state() if loader_generator is not None else None,
     }
 
 
-def restore_rng(state: dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any], loader_generator: torch.Generator | None = None) -> None:
     """Inverse of :func:`capture_rng`."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
@@ -51,6 +53,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if loader_generator is not None and state.get("loader") is not None:
+        loader_generator.set_state(state["loader"])
 
 
 def atomic_save(obj: Any, path: Path) -> None:

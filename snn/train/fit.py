@@ -77,14 +77,14 @@ def _monitor_name(config: TrainConfig, has_val: bool) -> str:
 
 
 def _checkpoint(
-    model, optimizer, scheduler, scaler, state: dict[str, Any], config: TrainConfig
+    model, optimizer, scheduler, scaler, loader, state: dict[str, Any], config: TrainConfig
 ) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": D.gather_objects(capture_rng()),
+        "rng": D.gather_objects(capture_rng(getattr(loader, "generator", None))),
         "config": config.to_dict(),
         **state,
     }
@@ -130,12 +130,12 @@ def fit(
 
     checkpoint_path = run_dir / LAST if run_dir else None
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
-        saved = load_checkpoint(checkpoint_path, map_location=device)
+        saved = load_checkpoint(checkpoint_path)  # on CPU: RNG states must stay there
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         scaler.load_state_dict(saved["scaler"])
-        restore_rng(saved["rng"][D.rank() % len(saved["rng"])])
+        restore_rng(saved["rng"][D.rank() % len(saved["rng"])], getattr(train_loader, "generator", None))
         state = {key: saved[key] for key in state}
     else:
         seed_everything(config.seed + D.rank())
@@ -181,7 +181,7 @@ def fit(
             state["epoch"] = epoch + 1
             state["stopped"] = config.patience is not None and state["bad_epochs"] >= config.patience
             if run_dir is not None:
-                payload = _checkpoint(model, optimizer, scheduler, scaler, state, config)
+                payload = _checkpoint(model, optimizer, scheduler, scaler, train_loader, state, config)
                 if is_main:
                     atomic_save(payload, checkpoint_path)
                     logger.log(state["history"])
