@@ -55,7 +55,15 @@ class DemoConfig:
 
 
 QUICK = DemoConfig(
-    users=4, test_users=1, lightings=("led",), gesture_ms=400, size=16, time_bins=8, epochs=5, batch_size=8, lr=1e-2
+    users=4,
+    test_users=1,
+    lightings=("led",),
+    gesture_ms=400,
+    size=16,
+    time_bins=8,
+    epochs=5,
+    batch_size=8,
+    lr=1e-2,
 )
 
 
