@@ -29,13 +29,13 @@ def frame_datasets(args: argparse.Namespace):
     from neurodata.transforms import Downsample, ToFrame
 
     store = resolve_store(args.dataset, args.root)
-    splits = open_cache(store).splits
-    width, height, polarities = open_cache(store).attrs["sensor_size"]
+    cache = open_cache(store)
+    width, height, polarities = cache.attrs["sensor_size"]
     size = (args.size, args.size) if args.size else (width, height)
     transform = Downsample(sensor_size=(width, height, polarities), target_size=size) if args.size else None
     frames = ToFrame(sensor_size=(*size, polarities), n_time_bins=args.T)
     train = load(store, "train", representation=frames, transform=transform)
-    val_split = next((s for s in ("val", "test") if s in splits), None)
+    val_split = next((s for s in ("val", "test") if s in cache.splits), None)
     val = load(store, val_split, representation=frames, transform=transform) if val_split else None
     return store, train, val, val_split, (polarities, size[1], size[0])
 
