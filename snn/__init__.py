@@ -3,7 +3,18 @@
 Time-major tensors ``[T, B, ...]`` throughout; see ``docs/sections/snn.md``.
 """
 
-from . import functional, surrogate
+from . import functional, models, surrogate
 from .neurons import ALIF, IF, LIF, PLIF, CubaLIF, Izhikevich, Neuron
 
-__all__ = ["functional", "surrogate", "Neuron", "IF", "LIF", "PLIF", "ALIF", "CubaLIF", "Izhikevich"]
+__all__ = [
+    "functional",
+    "models",
+    "surrogate",
+    "Neuron",
+    "IF",
+    "LIF",
+    "PLIF",
+    "ALIF",
+    "CubaLIF",
+    "Izhikevich",
+]

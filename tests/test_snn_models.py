@@ -61,6 +61,7 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 def test_registry_lists_and_builds_every_model() -> None:
+    assert snn.models.build is zoo.build  # reachable as snn.models after a plain ``import snn``
     assert zoo.available() == sorted(SMALL)
     for name in zoo.available():
         assert isinstance(zoo.build(name, **SMALL[name]), zoo.SpikingClassifier)
