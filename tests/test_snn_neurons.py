@@ -1,6 +1,6 @@
 """Neuron numerics: SpikingJelly 2.0's captured outputs, hand-computed cases, backend equality, state handling.
 
-``tests/data/spikingjelly_reference.npz`` was produced by ``tests/data/capture_spikingjelly.py``
+``tests/data/spikingjelly_snn_reference.npz`` was produced by ``tests/data/capture_spikingjelly_snn.py``
 with SpikingJelly 2.0.0 (multi-step ``step_mode='m'`` on its default CPU path for spikes and
 gradients, single-step mode for the membrane trace).
 """
@@ -19,7 +19,7 @@ from snn import functional as F
 from snn import fused_cpu
 from snn.surrogate import ATan, Sigmoid, by_name
 
-DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_reference.npz"
+DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_snn_reference.npz"
 
 
 def _load():
