@@ -1,10 +1,12 @@
 """One LIF layer, forward + backward on CPU: ours vs SpikingJelly 2.0, snnTorch and Norse.
 
-    cd <repo> && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_snn_cpu.py [--reps 25]
+    cd <repo> && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_snn_cpu.py [--reps 30] [--threads 1]
 
-Workload (ANCHORS.md): x [T=32, B=64, 1024] fp32 with requires_grad, spikes = LIF(x),
-backward of sum(spikes * g) with a fixed random g. All implementations run in one process,
-interleaved round by round; the table reports the median and the ratio to SpikingJelly.
+Workload (ANCHORS.md): x [T=32, B=64, 1024] fp32 with requires_grad, spikes = LIF(x), then
+spikes.backward(g) with a fixed random upstream gradient g (no loss ops around the layer). All
+implementations run in one process, interleaved round by round; the table reports the median and
+the ratio to SpikingJelly. One torch thread by default (``--threads``): on a shared machine two
+OpenMP threads per process oversubscribe the cores and every implementation slows 10-50x.
 
 Equivalence of the configurations, checked on the benchmark input before timing (spike trains
 must be identical, else the script stops):
@@ -101,8 +103,7 @@ def norse() -> Callable:
 def fwd_bwd(fn: Callable, x: torch.Tensor, g: torch.Tensor) -> float:
     x.grad = None
     start = time.perf_counter()
-    spikes = fn(x)
-    (spikes * g).sum().backward()
+    fn(x).backward(g)
     return time.perf_counter() - start
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 import warnings
 from collections.abc import Callable
 
@@ -43,11 +44,22 @@ def compile_enabled() -> bool:
     return _compile_enabled
 
 
+def _with_own_code(fn: Callable, tag: str) -> Callable:
+    """A copy of the closure ``fn`` with its own code object.
+
+    Dynamo keeps compiled graphs per code object and guards on closure values; without copies,
+    every neuron configuration would recompile the same code object and, past the recompile
+    limit (8), silently run eagerly.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{tag}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+
+
 class _MaybeCompiled:
     """Calls ``fn`` through ``torch.compile`` when enabled; falls back to eager for good on failure."""
 
-    def __init__(self, fn: Callable) -> None:
-        self.fn = fn
+    def __init__(self, fn: Callable, tag: str) -> None:
+        self.fn = _with_own_code(fn, tag)
         self.compiled: Callable | None = None
         self.failed = False
 
@@ -144,7 +156,8 @@ def _loops(
         grad_x.reverse()
         return torch.stack(grad_x), grad_v, grad_k
 
-    return _MaybeCompiled(forward), _MaybeCompiled(backward)
+    tag = f"{kind}_{_loops.cache_info().currsize}"
+    return _MaybeCompiled(forward, tag), _MaybeCompiled(backward, tag)
 
 
 class _FusedNeuron(torch.autograd.Function):

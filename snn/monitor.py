@@ -3,7 +3,8 @@
 Both monitors are context managers (hooks are removed on exit) and accumulate over every forward
 pass until :meth:`reset`.
 
-Energy model (:func:`energy_estimate`): a spiking layer whose input is binary performs one
+Energy model (:func:`energy_estimate`): a spiking layer whose input is binary (all nonzero entries
+equal, so dropout-scaled spikes count too) performs one
 accumulate (AC) per input spike per synapse it fans out to (a *SynOp*); a layer fed real values
 (e.g. the first, encoding layer) performs one multiply-accumulate (MAC) per nonzero input per
 synapse. Per-operation energies are the 45 nm CMOS figures of Horowitz (ISSCC 2014) for 32-bit
@@ -111,6 +112,13 @@ def _accumulations(module: nn.Module, active: torch.Tensor) -> float:
     return float(counts.sum())
 
 
+def _is_spike_train(x: torch.Tensor) -> bool:
+    """True when all nonzero entries share one value: spikes (possibly scaled, e.g. by dropout)
+    whose amplitude folds into the weights, so each costs an accumulate, not a multiply."""
+    nonzero = x[x != 0]
+    return nonzero.numel() == 0 or bool((nonzero == nonzero[0]).all())
+
+
 class SynOpsMonitor(_HookMonitor):
     """Synaptic operations of Linear / Conv1d / Conv2d layers (ours or plain torch).
 
@@ -133,8 +141,7 @@ class SynOpsMonitor(_HookMonitor):
     def _observe(self, name, module, x, y) -> None:
         nonzero = (x != 0).to(x.dtype)
         ops = _accumulations(module, nonzero)
-        binary = bool(((x == 0) | (x == 1)).all())
-        (self.synops if binary else self.macs)[name] += ops
+        (self.synops if _is_spike_train(x) else self.macs)[name] += ops
         self.dense_macs[name] += _accumulations(module, torch.ones_like(x))
 
     def total_synops(self) -> float:

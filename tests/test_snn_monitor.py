@@ -90,6 +90,14 @@ def test_real_valued_input_counts_as_macs_and_energy_uses_the_constants():
     assert energy_estimate(1e12) == {"snn_j": pytest.approx(0.9)}
 
 
+def test_dropout_scaled_spikes_still_count_as_synops():
+    lin = nn.Linear(3, 2)
+    with SynOpsMonitor(nn.Sequential(lin)) as monitor:
+        lin(torch.tensor([[1.25, 0.0, 1.25]]))  # spikes after Dropout(0.2): one amplitude, an AC each
+        lin(torch.tensor([[0.5, 0.0, 1.0]]))  # graded values: real multiplies
+    assert monitor.synops["0"] == 2 * 2 and monitor.macs["0"] == 2 * 2
+
+
 def test_monitor_without_matching_layers_is_an_error():
     with pytest.raises(ValueError, match="has no"):
         FiringRateMonitor(nn.Sequential(nn.Linear(2, 2)))

@@ -21,7 +21,7 @@ NAME = "evt3"
 
 
 def sniff(head: bytes) -> bool:
-    return raw_format(sniff_fields(head))[0] == NAME
+    return head.startswith(b"%") and raw_format(sniff_fields(head))[0] == NAME
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
