@@ -63,6 +63,8 @@ def n_params(net: torch.nn.Module) -> int:
 def test_registry_lists_and_builds_every_model() -> None:
     assert snn.models.build is zoo.build  # reachable as snn.models after a plain ``import snn``
     assert zoo.available() == sorted(SMALL)
+    assert zoo.options("spiking-vgg11")["depth"] == 11 and zoo.options("spiking-vgg")["depth"] == 11
+    assert zoo.options("dvsgesture-net")["neuron"] == "plif"
     for name in zoo.available():
         assert isinstance(zoo.build(name, **SMALL[name]), zoo.SpikingClassifier)
 
