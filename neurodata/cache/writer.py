@@ -29,7 +29,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,18 @@ class PartData:
                 f"{where}: {len(counts)} counts, {len(labels)} labels and {len(self.sources)} sources; expected equal"
             )
         return PartData(events, counts, labels, [str(s) for s in self.sources])
+
+
+@dataclass(frozen=True)
+class PartDone:
+    """Progress of a build: part ``index`` of ``split`` (``n_events`` events) is staged; ``done`` of the
+    ``pending`` parts this build writes are staged so far."""
+
+    split: str
+    index: int
+    n_events: int
+    done: int
+    pending: int
 
 
 def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -509,12 +521,29 @@ async def _copy_shard(
     return [f"{split}/{name}/c/{shard}" for name in EVENT_FIELDS]
 
 
-def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -> list:
-    """Run ``fn(*task)`` for every task, on ``executor`` or inline; results in task order."""
+def run_tasks(
+    executor: Executor | None,
+    fn: Callable,
+    tasks: Sequence[tuple],
+    on_done: Callable[[int, Any], None] | None = None,
+) -> list:
+    """Run ``fn(*task)`` for every task, on ``executor`` or inline; results in task order.
+
+    ``on_done(k, result)`` is called in this process as each task finishes (in completion order).
+    """
     if executor is None:
-        return [fn(*task) for task in tasks]
+        results = []
+        for k, task in enumerate(tasks):
+            results.append(fn(*task))
+            if on_done:
+                on_done(k, results[-1])
+        return results
     futures = [executor.submit(fn, *task) for task in tasks]
     try:
+        if on_done:
+            index = {future: k for k, future in enumerate(futures)}
+            for future in as_completed(futures):
+                on_done(index[future], future.result())
         return [future.result() for future in futures]
     except BaseException:
         for future in futures:
@@ -524,10 +553,13 @@ def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -
 
 def _build_part(
     builder: CacheBuilder, make_part: Callable[[str, int], PartData], split: str, index: int
-) -> None:
+) -> int:
+    """Decode and stage one part; its number of events (0 when a concurrent builder finished first)."""
     if builder.is_complete():  # a concurrent builder finished meanwhile
-        return
-    builder.write_part(split, index, make_part(split, index))
+        return 0
+    data = make_part(split, index)
+    builder.write_part(split, index, data)
+    return len(data.events)
 
 
 def build_cache(
@@ -536,12 +568,15 @@ def build_cache(
     *,
     executor: Executor | None = None,
     workers: int = 1,
+    on_part_done: Callable[[PartDone], None] | None = None,
 ) -> str:
     """Write every pending part with ``make_part(split, index)`` and commit; returns the store URL.
 
     ``make_part`` must be picklable (a module-level function or a ``functools.partial`` of one) when
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
     number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
+    ``on_part_done(PartDone)`` is called in this process as each pending part is staged (in completion
+    order), e.g. to show progress; parts staged by an earlier run count in neither ``done`` nor ``pending``.
     """
     pending = builder.start()
     if not pending and builder.is_complete():
@@ -550,7 +585,15 @@ def build_cache(
     if own:
         executor = ProcessPoolExecutor(workers)
     try:
-        run_tasks(executor, _build_part, [(builder, make_part, split, index) for split, index in pending])
+        tasks = [(builder, make_part, split, index) for split, index in pending]
+        finished = 0
+
+        def report(k: int, n_events: int) -> None:
+            nonlocal finished
+            finished += 1
+            on_part_done(PartDone(*pending[k], n_events, finished, len(pending)))
+
+        run_tasks(executor, _build_part, tasks, on_done=report if on_part_done else None)
         return builder.commit(executor)
     finally:
         if own:
