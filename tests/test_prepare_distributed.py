@@ -62,6 +62,10 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return result
 
 
+def is_decode_progress(event: dict) -> bool:
+    return event.get("stage") == "decode" and event.get("event") == "progress"
+
+
 def test_serial_cache_holds_the_rule_samples(fixtures, serial_store):
     """The reference the other tests compare against is itself right (rule applied to the fixture)."""
     cache = open_cache(serial_store)
@@ -109,7 +113,7 @@ def test_dask_executor_gives_the_serial_cache(dask_cluster, dvs128_folder, seria
     assert sum("_build_part" in str(key) for key in ran) == 3  # every part decoded on the cluster
     assert sum("write_shard" in str(key) for key in ran) == 2  # one shard per split, committed there too
     assert_same_cache(tmp_path / "dvs128.zarr", serial_store)
-    assert [e["parts_done"] for e in events if e.get("event") == "progress"] == [1, 2, 3]
+    assert [e["parts_done"] for e in events if is_decode_progress(e)] == [1, 2, 3]
 
 
 def test_cli_scheduler_option_gives_the_serial_cache(dask_cluster, dvs128_folder, serial_store, tmp_path):
@@ -191,28 +195,15 @@ def s3_options(endpoint: str) -> dict:
     }
 
 
-def test_cache_url_on_s3_gives_the_serial_cache(s3_endpoint, dvs128_folder, serial_store, tmp_path):
-    options = s3_options(s3_endpoint)
-    summary = prepare(
-        "dvs128",
-        source=str(dvs128_folder),
-        root=tmp_path,
-        progress=False,
-        cache_url="s3://caches/api",
-        storage_options=options,
-    )
-    assert summary["url"] == "s3://caches/api/dvs128.zarr" and summary["complete"]
-    assert not (tmp_path / "dvs128.zarr").exists()  # only the (empty) raw area and the lock are local
-    assert_same_cache("s3://caches/api/dvs128.zarr", serial_store, options)
-
-
 def test_cli_cache_url_on_s3(s3_endpoint, dvs128_folder, serial_store, tmp_path):
+    """Only the cache goes to s3 (moto_server); credentials from the environment, the endpoint as an option."""
     result = run_cli(
         *("--source", str(dvs128_folder), "--root", str(tmp_path), "--json"),
         *("--cache-url", "s3://caches/cli/", "--storage-option", f"endpoint_url={s3_endpoint}"),
         env={**os.environ, **S3_ENV},
     )
     assert json.loads(result.stdout)["url"] == "s3://caches/cli/dvs128.zarr"
+    assert not (tmp_path / "dvs128.zarr").exists()
     assert_same_cache("s3://caches/cli/dvs128.zarr", serial_store, s3_options(s3_endpoint))
 
 
@@ -225,7 +216,9 @@ def test_remote_root_is_refused_with_a_pointer_to_cache_url(tmp_path):
 
 
 def test_two_concurrent_prepares_on_one_root(fixtures, dvs128_folder, serial_store, tmp_path):
-    """Both runs start from the same archive on the same root: both succeed, one waits, the cache verifies."""
+    """Both runs start from the same archive on the same root: both succeed, one waits, the cache verifies.
+
+    With --json each reports its progress as JSON lines on stderr: exactly one of them decodes the parts."""
     archive = tmp_path / "mini_DvsGesture.tar.gz"
     archive.write_bytes(tar_gz_bytes(dvs128_folder, "DvsGesture"))
     root = tmp_path / "root"
@@ -238,8 +231,17 @@ def test_two_concurrent_prepares_on_one_root(fixtures, dvs128_folder, serial_sto
     for run, (out, err) in zip(runs, outputs):
         assert run.returncode == 0, err
         assert json.loads(out)["complete"]
+    progress = []
     for _, err in outputs:
-        assert json.loads(err.splitlines()[-1])["stage"] == "done"
+        lines = [json.loads(line) for line in err.splitlines()]
+        assert lines[-1]["stage"] == "done"
+        progress.append([e for e in lines if is_decode_progress(e)])
+    decoded = max(progress, key=len)
+    assert min(len(p) for p in progress) == 0  # the other one found the finished cache
+    assert [e["parts_done"] for e in decoded] == [1, 2, 3] and {e["parts_total"] for e in decoded} == {3}
+    assert sorted((e["split"], e["part"]) for e in decoded) == [("test", 0), ("train", 0), ("train", 1)]
+    assert decoded[-1]["events"] == json.loads(outputs[0][0])["n_events"]
+    assert all(e["stage"] == "decode" and e["events_per_s"] >= 0 for e in decoded)
     assert_same_cache(root / "dvs128.zarr", serial_store)
     assert not (root / "dvs128.zarr.build").exists()
 
@@ -265,24 +267,10 @@ def test_a_waiting_prepare_says_so_and_reuses_the_cache(dvs128_folder, serial_st
     out, err = waiter.communicate(timeout=120)
     assert waiter.returncode == 0, err
     assert json.loads(out)["n_events"] == first["n_events"]
-    assert not any(
-        json.loads(e).get("event") == "progress" for e in err.splitlines()
-    )  # nothing decoded again
+    assert not any(is_decode_progress(json.loads(e)) for e in err.splitlines())  # nothing decoded again
 
 
 # ---- progress -------------------------------------------------------------------------------------
-
-
-def test_cli_json_progress_lines(dvs128_folder, tmp_path):
-    result = run_cli("--source", str(dvs128_folder), "--root", str(tmp_path), "--json")
-    summary = json.loads(result.stdout)
-    lines = [json.loads(line) for line in result.stderr.splitlines()]
-    progress = [e for e in lines if e.get("event") == "progress"]
-    assert [e["parts_done"] for e in progress] == [1, 2, 3]
-    assert {e["parts_total"] for e in progress} == {3}
-    assert sorted((e["split"], e["part"]) for e in progress) == [("test", 0), ("train", 0), ("train", 1)]
-    assert progress[-1]["events"] == summary["n_events"]
-    assert all(e["events_per_s"] >= 0 and e["stage"] == "decode" for e in progress)
 
 
 def test_terminal_progress_bar(dvs128_folder, tmp_path, capsys):
