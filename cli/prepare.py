@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 
+from neurodata.cache.layout import DEFAULT_CODEC, EVENT_CODECS
 from neurodata.datasets.prepare import prepare
 
 from .output import emit, table
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             executor=pool,
             cache_url=args.cache_url,
             storage_options=parse_options(args.storage_option, "--storage-option") or None,
+            codec=args.codec,
         )
     emit(summary, args.json, render)
     return 0
@@ -99,6 +101,12 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="fsspec option for --cache-url, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable)",
+    )
+    p.add_argument(
+        "--codec",
+        choices=sorted(EVENT_CODECS),
+        default=DEFAULT_CODEC,
+        help=f"event compression of the cache (default {DEFAULT_CODEC}; zstd is smaller, lz4 faster to read)",
     )
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
     p.add_argument(

@@ -307,3 +307,16 @@ def toy_part(split: str, index: int) -> PartData:
     n = 10 * (index + 1)
     events = make_events(np.arange(n), np.arange(n) % 7, np.arange(n) % 5, np.arange(n) % 2)
     return PartData.from_samples([(events, index, f"{split}{index}")])
+
+
+def test_dvs128_window_slices_sorted_times_and_masks_unsorted(fixtures):
+    """The binary-search cut of a sorted trial equals the rule's mask; unsorted times fall back to it."""
+    from neurodata.datasets.dvs128 import window
+    from tests.archives import ground_truth
+
+    events = ground_truth(fixtures)
+    shuffled = events[np.random.default_rng(0).permutation(len(events))]
+    for start, end in [(100_000, 300_000), (0, 1), (589_318, 589_319), (-5, 10**9), (300_000, 300_000)]:
+        for trial, ordered in ((events, True), (shuffled, False)):
+            want = trial[(trial["t"] >= start) & (trial["t"] < end)]
+            np.testing.assert_array_equal(window(trial, start, end, ordered), want)

@@ -6,7 +6,7 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
 
 1. **Parts.** The caller plans each split as ``n`` parts (groups of samples). Each part is decoded
    by the caller's ``make_part(split, index)`` and written by :meth:`CacheBuilder.write_part` into a
-   staging area ``<root>.build/parts/<split>/<index>/`` (a small zarr group plus ``done.json``
+   staging area ``<root>.build/parts/<split>/<index>/`` (Blosc frames per column, see ``parts.py``, plus ``done.json``
    with the size and CRC32C of each file, written last). A part whose ``done.json`` matches its files
    is finished; :meth:`CacheBuilder.start` lists the others, so a killed build resumes where it stopped.
 2. **Commit.** :meth:`CacheBuilder.commit` lays out the final arrays, then one task per shard
@@ -60,6 +60,7 @@ from .layout import (
     sample_compressor,
     shard_ranges,
 )
+from .parts import PART_FORMAT, encode_columns, read_span, write_files
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
@@ -170,20 +171,6 @@ async def _write_array(
         await array.setitem(slice(None), data)
 
 
-async def _write_part_events(location: Location, data: PartData, chunk_events: int) -> None:
-    """A part's four event columns as zarr arrays (times already per-sample delta coded)."""
-    group = await location.open_async_group("w")
-    offsets = np.concatenate([[0], np.cumsum(data.counts)])
-    coded = {"t": encode_times(data.events["t"], offsets)}
-    coded.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
-    await asyncio.gather(
-        *(
-            _write_array(group, name, coded[name], chunk_events, event_compressor(EVENT_DTYPES[name], "lz4"))
-            for name in EVENT_FIELDS
-        )
-    )
-
-
 def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
     """``done.json`` of a part: its per-sample columns (small) and the checksums of its event files."""
     t_first, t_last = sample_time_bounds(data.events, data.counts)
@@ -202,6 +189,8 @@ def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
 def _part_is_done(location: Location, verify: bool) -> bool:
     done = location.read_json(PART_DONE)
     if not isinstance(done, dict) or not isinstance(done.get("files"), dict):
+        return False
+    if done.get("part_format") != PART_FORMAT:
         return False
     if not verify:
         return True
@@ -327,11 +316,14 @@ class CacheBuilder:
             self._write_part_into(target, data)
 
     def _write_part_into(self, location: Location, data: PartData) -> None:
-        # one chunk per shard-sized range: few objects per part, and a commit task touches at most two
-        sync(_write_part_events(location, data, self.shard_events))
-        files = location.files()
-        files.pop(PART_DONE, None)
-        write_done_marker(location, part_record(data, checksum_files(location, sorted(files))))
+        # one frame per shard-sized range: few objects per part, and a commit task touches at most two
+        offsets = np.concatenate([[0], np.cumsum(data.counts)])
+        columns = {"t": encode_times(data.events["t"], offsets)}
+        columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
+        files = encode_columns(columns, self.shard_events)
+        write_files(location, files)
+        record = part_record(data, {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())})
+        write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": self.shard_events})
 
     # ---- phase 2: commit ---------------------------------------------------------------------
     def commit(self, executor: Executor | None = None) -> str:
@@ -445,7 +437,12 @@ class CacheBuilder:
         tasks = []
         for start, stop in shard_ranges(int(part_starts[-1]), self.shard_events):
             spans = [
-                (self._part_location(split, i).url, int(part_starts[i]), int(part_starts[i + 1]))
+                (
+                    self._part_location(split, i).url,
+                    int(part_starts[i]),
+                    int(part_starts[i + 1]),
+                    done[i]["frame_events"],
+                )
                 for i in range(len(done))
                 if part_starts[i] < stop and part_starts[i + 1] > start
             ]
@@ -478,21 +475,13 @@ def write_shard(
 ) -> dict[str, list]:
     """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
 
-    ``spans`` lists ``(part_url, part_start, part_stop)`` for the parts overlapping the range. Times
+    ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the range. Times
     are already per-sample delta coded in the parts, so the copy is verbatim. Returns the size and
     CRC32C of each stored shard file, for the manifest.
     """
     target = Location(target_url, storage_options)
     keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
     return checksum_files(target, keys)
-
-
-async def _read_part_span(
-    part_url: str, storage_options: dict[str, Any], lo: int, hi: int
-) -> list[np.ndarray]:
-    part = await Location(part_url, storage_options).open_async_group()
-    arrays = await asyncio.gather(*(part.getitem(name) for name in EVENT_FIELDS))
-    return list(await asyncio.gather(*(array.getitem(slice(lo, hi)) for array in arrays)))
 
 
 async def _copy_shard(
@@ -504,15 +493,11 @@ async def _copy_shard(
     storage_options: dict[str, Any],
 ) -> list[str]:
     group = await target.open_async_group("r+", split)
-    arrays, pieces = await asyncio.gather(
-        asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS)),
-        asyncio.gather(
-            *(
-                _read_part_span(url, storage_options, max(start, p0) - p0, min(stop, p1) - p0)
-                for url, p0, p1 in spans
-            )
-        ),
-    )
+    arrays = await asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS))
+    pieces = [
+        read_span(Location(url, storage_options), frame_events, max(start, p0) - p0, min(stop, p1) - p0)
+        for url, p0, p1, frame_events in spans
+    ]
     columns = [np.concatenate([piece[k] for piece in pieces]) for k in range(len(EVENT_FIELDS))]
     await asyncio.gather(
         *(array.setitem(slice(start, stop), column) for array, column in zip(arrays, columns))

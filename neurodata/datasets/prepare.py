@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
+from ..cache.layout import DEFAULT_CODEC
 from ..errors import NeurodataError
 from .download import download
 from .extract import extract
@@ -83,6 +84,7 @@ def prepare(
     executor: Executor | None = None,
     cache_url: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    codec: str = DEFAULT_CODEC,
 ) -> dict[str, Any]:
     """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary.
 
@@ -93,6 +95,7 @@ def prepare(
     processes; its workers must see the extracted folder at the same path (shared disk) and reach
     the cache. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
     JSON-ready dict per step and per decoded part (see :mod:`neurodata.datasets.progress`).
+    ``codec`` compresses the cache's events: ``"lz4"`` (fastest to read) or ``"zstd"`` (smaller).
     Concurrent runs for the same cache from one machine take turns (a lock file in ``root``).
     """
     spec = get_dataset(name)
@@ -123,7 +126,7 @@ def prepare(
             "notes": spec.notes,
         }
         parts = {split: len(u) for split, u in units.items()}
-        builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options)
+        builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, str(folder), units, options)
         _emit(
             callback, "decode", parts=sum(parts.values()), workers=workers if executor is None else "executor"
