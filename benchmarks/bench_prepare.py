@@ -27,9 +27,13 @@ Runs are interleaved (ours 1 worker, ours 2 workers, peers) and medians reported
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import json
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tarfile
 import time
@@ -39,7 +43,6 @@ from pathlib import Path
 import numpy as np
 
 BENCH_DIR = Path(os.environ.get("NEURODATA_BENCH_DIR", "/tmp/neurodata-bench"))
-AEDAT_EXTS = (".aedat",)
 
 
 def dataset_folder(users: int, gesture_s: float) -> Path:
@@ -191,3 +194,70 @@ def run_tonic(folder: Path, out: Path) -> tuple[float, int, int]:
     n_events = sum(len(cached[i][0]) for i in range(len(cached)))
     seconds = time.perf_counter() - start
     return seconds, n_events, tree_bytes(out / "tonic-cache")
+
+
+def run_ours_cli(folder: Path, out: Path, workers: int, codec: str) -> tuple[float, int, int]:
+    """The command a user types, in a fresh process (imports and Numba's cached kernels load included)."""
+    command = [sys.executable, "-m", "cli", "prepare", "dvs128", "--source", str(folder), "--root", str(out)]
+    command += ["--workers", str(workers), "--codec", codec, "--json"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"neurodata prepare failed:\n{result.stderr}")
+    return seconds, json.loads(result.stdout)["n_events"], tree_bytes(out / "dvs128.zarr")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=29)
+    parser.add_argument("--gesture-s", type=float, default=3.0, help="seconds per gesture")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of ours and Tonic")
+    parser.add_argument("--sj-repeats", type=int, default=1, help="runs of SpikingJelly (minutes each)")
+    args = parser.parse_args()
+
+    folder = dataset_folder(args.users, args.gesture_s)
+    aedat_bytes = sum(f.stat().st_size for f in folder.glob("*.aedat"))
+    sides = {
+        "neurodata prepare, 1 worker (lz4)": lambda out: run_ours_cli(folder, out, 1, "lz4"),
+        "neurodata prepare, 2 workers (lz4)": lambda out: run_ours_cli(folder, out, 2, "lz4"),
+        "neurodata prepare, 1 worker (--codec zstd)": lambda out: run_ours_cli(folder, out, 1, "zstd"),
+        "Tonic 1.7 reader + DiskCachedDataset": lambda out: run_tonic(folder, out),
+        "SpikingJelly create_raw_from_extracted": lambda out: run_spikingjelly(folder, out),
+    }
+    runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in sides}
+    work = BENCH_DIR / "runs"
+    for repeat in range(max(args.repeats, args.sj_repeats)):
+        for name, run in sides.items():
+            if repeat >= (args.sj_repeats if name.startswith("SpikingJelly") else args.repeats):
+                continue
+            shutil.rmtree(work, ignore_errors=True)
+            runs[name].append(run(work))
+            seconds, n_events, size = runs[name][-1]
+            print(
+                f"  {name}: {seconds:.1f} s, {n_events:,} events, {size / n_events:.2f} bytes/event",
+                file=sys.stderr,
+            )
+    shutil.rmtree(work, ignore_errors=True)
+
+    counts = {n for r in runs.values() for _, n, _ in r}
+    if len(counts) != 1:
+        raise SystemExit(f"the sides cached different numbers of events: {counts}")
+    n_events = counts.pop()
+    sj_rate = n_events / statistics.median(s for s, _, _ in runs["SpikingJelly create_raw_from_extracted"])
+    print(
+        f"\n{len(list(folder.glob('*.aedat')))} trials, {aedat_bytes / 2**20:,.0f} MiB of AEDAT 3.1, "
+        f"{n_events:,} events in the labelled samples; medians of {args.repeats} runs "
+        f"({args.sj_repeats} for SpikingJelly)\n"
+    )
+    print("| pipeline | seconds | M events/s | x SpikingJelly | bytes/event on disk |")
+    print("|---|---:|---:|---:|---:|")
+    for name, results in runs.items():
+        seconds = statistics.median(s for s, _, _ in results)
+        size = statistics.median(b for _, _, b in results)
+        rate = n_events / seconds
+        print(f"| {name} | {seconds:.1f} | {rate / 1e6:.2f} | {rate / sj_rate:.1f} | {size / n_events:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
