@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor
 
 from neurodata.cache.layout import DEFAULT_CODEC, EVENT_CODECS
 from neurodata.datasets.prepare import prepare
@@ -36,21 +38,17 @@ def render(summary: dict) -> str:
     return table(rows)
 
 
-def dask_executor(address: str) -> contextlib.AbstractContextManager:
-    """A ``concurrent.futures`` executor on the dask scheduler at ``address`` (closed on exit)."""
+@contextlib.contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """A ``concurrent.futures`` executor on the dask scheduler at ``address`` (disconnects on exit)."""
     try:
         from distributed import Client
     except ImportError:
         raise SystemExit(
             "neurodata prepare: --scheduler needs dask.distributed (pip install 'dask[distributed]')"
         ) from None
-
-    @contextlib.contextmanager
-    def connected():
-        with Client(address, timeout="30s") as client:
-            yield client.get_executor()
-
-    return connected()
+    with Client(address, timeout="30s") as client:
+        yield client.get_executor()
 
 
 def run(args: argparse.Namespace) -> int:

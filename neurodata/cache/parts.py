@@ -11,8 +11,6 @@ format are written again.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numcodecs import Blosc
 
@@ -31,18 +29,6 @@ def encode_columns(columns: dict[str, np.ndarray], frame_events: int) -> dict[st
         for k, start in enumerate(range(0, len(column), frame_events)):
             files[f"{field}/{k}"] = _BLOSC.encode(column[start : start + frame_events])
     return files
-
-
-def write_files(location: Location, files: dict[str, bytes]) -> None:
-    """Store ``files`` below ``location`` (concurrent PUTs on object stores)."""
-    if not location.is_local:
-        location.fs.pipe({location.key(key): data for key, data in files.items()})
-        return
-    for key, data in files.items():
-        path = location.key(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
 
 
 def read_span(location: Location, frame_events: int, lo: int, hi: int) -> list[np.ndarray]:

@@ -60,7 +60,8 @@ from .layout import (
     sample_compressor,
     shard_ranges,
 )
-from .parts import PART_FORMAT, encode_columns, read_span, write_files
+from .parts import PART_FORMAT, encode_columns, read_span
+from .shards import chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
@@ -321,7 +322,7 @@ class CacheBuilder:
         columns = {"t": encode_times(data.events["t"], offsets)}
         columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
         files = encode_columns(columns, self.shard_events)
-        write_files(location, files)
+        location.write_files(files)
         record = part_record(data, {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())})
         write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": self.shard_events})
 
@@ -446,7 +447,19 @@ class CacheBuilder:
                 for i in range(len(done))
                 if part_starts[i] < stop and part_starts[i + 1] > start
             ]
-            tasks.append((target.url, self.root.storage_options, split, start, stop, spans))
+            tasks.append(
+                (
+                    target.url,
+                    self.root.storage_options,
+                    split,
+                    start,
+                    stop,
+                    spans,
+                    self.chunk_events,
+                    self.shard_events,
+                    self.codec,
+                )
+            )
         return tasks
 
     def _publish_local(self, final: Location) -> None:
@@ -472,38 +485,32 @@ def write_shard(
     start: int,
     stop: int,
     spans: Sequence[tuple],
+    chunk_events: int,
+    shard_events: int,
+    codec: str,
 ) -> dict[str, list]:
     """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
 
-    ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the range. Times
-    are already per-sample delta coded in the parts, so the copy is verbatim. Returns the size and
-    CRC32C of each stored shard file, for the manifest.
+    ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the
+    range. Times are already per-sample delta coded in the parts, so the copy is verbatim; each
+    column's shard is encoded whole (:mod:`.shards`, the bytes zarr would write). Returns the size
+    and CRC32C of each stored shard file, for the manifest.
     """
     target = Location(target_url, storage_options)
-    keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
-    return checksum_files(target, keys)
-
-
-async def _copy_shard(
-    target: Location,
-    split: str,
-    start: int,
-    stop: int,
-    spans: Sequence[tuple],
-    storage_options: dict[str, Any],
-) -> list[str]:
-    group = await target.open_async_group("r+", split)
-    arrays = await asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS))
     pieces = [
         read_span(Location(url, storage_options), frame_events, max(start, p0) - p0, min(stop, p1) - p0)
         for url, p0, p1, frame_events in spans
     ]
-    columns = [np.concatenate([piece[k] for piece in pieces]) for k in range(len(EVENT_FIELDS))]
-    await asyncio.gather(
-        *(array.setitem(slice(start, stop), column) for array, column in zip(arrays, columns))
-    )
-    shard = start // arrays[0].shards[0]
-    return [f"{split}/{name}/c/{shard}" for name in EVENT_FIELDS]
+    shard = start // shard_events
+    files = {}
+    for k, name in enumerate(EVENT_FIELDS):
+        column = np.concatenate([piece[k] for piece in pieces])
+        compressor = chunk_compressor(EVENT_DTYPES[name], codec)
+        data = encode_shard(column, chunk_events, shard_events, compressor)
+        if data is not None:  # an all-zero shard is not stored, as zarr does
+            files[f"{split}/{name}/c/{shard}"] = data
+    target.write_files(files)
+    return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
 
 
 def run_tasks(
