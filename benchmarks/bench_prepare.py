@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 BENCH_DIR = Path(os.environ.get("NEURODATA_BENCH_DIR", "/tmp/neurodata-bench"))
+REPO = Path(__file__).resolve().parents[1]
 
 
 def dataset_folder(users: int, gesture_s: float) -> Path:
@@ -196,16 +197,35 @@ def run_tonic(folder: Path, out: Path) -> tuple[float, int, int]:
     return seconds, n_events, tree_bytes(out / "tonic-cache")
 
 
-def run_ours_cli(folder: Path, out: Path, workers: int, codec: str) -> tuple[float, int, int]:
-    """The command a user types, in a fresh process (imports and Numba's cached kernels load included)."""
+def run_ours_cli(
+    folder: Path, out: Path, workers: int, codec: str | None, checkout: Path = REPO
+) -> tuple[float, int, int]:
+    """The command a user types, in a fresh process (imports and Numba's cached kernels load included),
+    from ``checkout`` (this one, or an earlier version's source tree for a before/after comparison)."""
     command = [sys.executable, "-m", "cli", "prepare", "dvs128", "--source", str(folder), "--root", str(out)]
-    command += ["--workers", str(workers), "--codec", codec, "--json"]
+    command += ["--workers", str(workers), "--json"] + (["--codec", codec] if codec else [])
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=checkout, env=env)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"neurodata prepare failed:\n{result.stderr}")
     return seconds, json.loads(result.stdout)["n_events"], tree_bytes(out / "dvs128.zarr")
+
+
+def warm_up(folder: Path, checkout: Path) -> None:
+    """One untimed run on a one-trial copy, so that Numba's on-disk kernel cache of ``checkout`` is
+    filled (a first call compiles; the timed runs then measure what every later run costs)."""
+    small = BENCH_DIR / "warmup" / "DvsGesture"
+    shutil.rmtree(small.parent, ignore_errors=True)
+    small.mkdir(parents=True)
+    trial = (folder / "trials_to_train.txt").read_text().split()[0]
+    for name in (trial, trial.replace(".aedat", "_labels.csv")):
+        (small / name).symlink_to(folder / name)
+    (small / "trials_to_train.txt").write_text(trial + "\n")
+    (small / "trials_to_test.txt").write_text("")
+    run_ours_cli(small, small.parent / "out", 1, None, checkout)
+    shutil.rmtree(small.parent)
 
 
 def main() -> None:
@@ -213,7 +233,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=29)
     parser.add_argument("--gesture-s", type=float, default=3.0, help="seconds per gesture")
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours and Tonic")
-    parser.add_argument("--sj-repeats", type=int, default=1, help="runs of SpikingJelly (minutes each)")
+    parser.add_argument(
+        "--sj-repeats", type=int, default=1, help="runs of SpikingJelly and of --before (minutes each)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="source tree of an earlier neurodata (e.g. `git archive REV | tar -x -C DIR`) to time too",
+    )
     args = parser.parse_args()
 
     folder = dataset_folder(args.users, args.gesture_s)
@@ -223,13 +250,25 @@ def main() -> None:
         "neurodata prepare, 2 workers (lz4)": lambda out: run_ours_cli(folder, out, 2, "lz4"),
         "neurodata prepare, 1 worker (--codec zstd)": lambda out: run_ours_cli(folder, out, 1, "zstd"),
         "Tonic 1.7 reader + DiskCachedDataset": lambda out: run_tonic(folder, out),
+        **(
+            {
+                f"before ({args.before.name}), 1 worker": lambda out: run_ours_cli(
+                    folder, out, 1, None, args.before
+                )
+            }
+            if args.before
+            else {}
+        ),
         "SpikingJelly create_raw_from_extracted": lambda out: run_spikingjelly(folder, out),
     }
+    for checkout in [REPO] + ([args.before] if args.before else []):
+        warm_up(folder, checkout)
     runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in sides}
     work = BENCH_DIR / "runs"
     for repeat in range(max(args.repeats, args.sj_repeats)):
         for name, run in sides.items():
-            if repeat >= (args.sj_repeats if name.startswith("SpikingJelly") else args.repeats):
+            slow = name.startswith(("SpikingJelly", "before"))
+            if repeat >= (args.sj_repeats if slow else args.repeats):
                 continue
             shutil.rmtree(work, ignore_errors=True)
             runs[name].append(run(work))
@@ -248,7 +287,7 @@ def main() -> None:
     print(
         f"\n{len(list(folder.glob('*.aedat')))} trials, {aedat_bytes / 2**20:,.0f} MiB of AEDAT 3.1, "
         f"{n_events:,} events in the labelled samples; medians of {args.repeats} runs "
-        f"({args.sj_repeats} for SpikingJelly)\n"
+        f"({args.sj_repeats} for SpikingJelly and the earlier version)\n"
     )
     print("| pipeline | seconds | M events/s | x SpikingJelly | bytes/event on disk |")
     print("|---|---:|---:|---:|---:|")

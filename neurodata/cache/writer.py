@@ -6,11 +6,13 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
 
 1. **Parts.** The caller plans each split as ``n`` parts (groups of samples). Each part is decoded
    by the caller's ``make_part(split, index)`` and written by :meth:`CacheBuilder.write_part` into a
-   staging area ``<root>.build/parts/<split>/<index>/`` (Blosc frames per column, see ``parts.py``, plus ``done.json``
-   with the size and CRC32C of each file, written last). A part whose ``done.json`` matches its files
-   is finished; :meth:`CacheBuilder.start` lists the others, so a killed build resumes where it stopped.
+   staging area ``<root>.build/parts/<split>/<index>/`` (Blosc frames per column, see ``parts.py``,
+   plus ``done.json`` with the size and CRC32C of each file, written last). A part whose
+   ``done.json`` matches its files is finished; :meth:`CacheBuilder.start` lists the others, so a
+   killed build resumes where it stopped.
 2. **Commit.** :meth:`CacheBuilder.commit` lays out the final arrays, then one task per shard
-   (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays.
+   (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays
+   (each shard encoded whole by ``shards.py``, the bytes zarr itself would store).
    The per-sample arrays, ``manifest.json`` and finally the root ``zarr.json`` carrying the
    ``complete`` marker follow. On local disk the final tree is assembled in ``<root>.build/final``
    and renamed to ``<root>``; on object stores it is written in place and the marker comes last.
