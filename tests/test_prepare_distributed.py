@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from neurodata.cache import PartData, open_cache, verify_cache
+from neurodata.cache.layout import MANIFEST_KEY
+from neurodata.cache.store import Location
 from neurodata.cache.writer import CacheBuilder, build_cache
 from neurodata.datasets.prepare import prepare
 from neurodata.errors import NeurodataError
@@ -39,8 +41,14 @@ def serial_store(dvs128_folder, tmp_path_factory):
 
 
 def assert_same_cache(store, reference, storage_options=None):
-    """Same splits, samples, labels and events as ``reference``, and the cache verifies."""
+    """The cache verifies, every stored file (but the root's attributes) has the size and CRC32C of
+    the reference's, and it reads back the same samples."""
     assert verify_cache(store, storage_options, deep=True).ok
+    manifests = [
+        Location(url, options).read_json(MANIFEST_KEY)
+        for url, options in ((store, storage_options), (reference, None))
+    ]
+    assert manifests[0]["attributes"]["files"] == manifests[1]["attributes"]["files"]
     got, want = open_cache(store, storage_options), open_cache(reference)
     assert sorted(got.splits) == sorted(want.splits)
     for split in want.splits:
