@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         elif event.get("stage") in ("download", "extract", "wait"):
             print(f"{event['stage']}: {event.get('file') or event.get('reason')}", file=sys.stderr)
         elif event.get("stage") == "decode" and "parts" in event:
-            print(f"decode: {event['parts']} parts on {event['workers']} worker(s)", file=sys.stderr)
+            where = f"{event['workers']} worker(s)" if isinstance(event["workers"], int) else event["workers"]
+            print(f"decode: {event['parts']} parts on {where}", file=sys.stderr)
 
     executor = dask_executor(args.scheduler) if args.scheduler else contextlib.nullcontext()
     with executor as pool:

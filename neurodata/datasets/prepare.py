@@ -129,7 +129,10 @@ def prepare(
         builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, str(folder), units, options)
         _emit(
-            callback, "decode", parts=sum(parts.values()), workers=workers if executor is None else "executor"
+            callback,
+            "decode",
+            parts=sum(parts.values()),
+            workers=workers if executor is None else type(executor).__name__,
         )
         tracker = DecodeProgress(callback, show_bar(progress))
         try:
