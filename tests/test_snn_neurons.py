@@ -1,6 +1,6 @@
 """Neuron numerics: SpikingJelly 2.0's captured outputs, hand-computed cases, backend equality, state handling.
 
-``tests/data/spikingjelly_reference.npz`` was produced by ``tests/data/capture_spikingjelly.py``
+``tests/data/spikingjelly_snn_reference.npz`` was produced by ``tests/data/capture_spikingjelly_snn.py``
 with SpikingJelly 2.0.0 (multi-step ``step_mode='m'`` on its default CPU path for spikes and
 gradients, single-step mode for the membrane trace).
 """
@@ -19,7 +19,7 @@ from snn import functional as F
 from snn import fused_cpu
 from snn.surrogate import ATan, Sigmoid, by_name
 
-DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_reference.npz"
+DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_snn_reference.npz"
 
 
 def _load():
@@ -328,3 +328,26 @@ def test_bad_input_and_parameters_are_reported():
 
 def test_default_surrogate_is_atan2():
     assert snn.LIF().surrogate == ATan(alpha=2.0)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken_compile(fn, *args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    fused_cpu.set_compile_enabled(True)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    fused_cpu._loops.cache_clear()  # fresh loop objects that have not been compiled yet
+    x = torch.rand(4, 2, 3) * 2
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        spikes = snn.LIF(tau=1.5, backend="cpu")(x)
+    assert torch.equal(spikes, snn.LIF(tau=1.5, backend="torch")(x))
+    forward_loop, _ = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 1.5)
+    assert forward_loop.failed  # remembered: later calls go straight to the eager loop
+    fused_cpu._loops.cache_clear()
+
+
+def test_loops_are_cached_per_configuration():
+    first = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 2.0)
+    assert fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 2.0) is first
+    other = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 3.0)
+    assert other[0].fn.__code__ is not first[0].fn.__code__  # separate dynamo caches per config

@@ -12,7 +12,7 @@ import torch
 
 from snn import surrogate
 
-DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_reference.npz"
+DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_snn_reference.npz"
 CLASSES = {
     "sigmoid": (surrogate.Sigmoid, 4.0),
     "atan": (surrogate.ATan, 2.0),

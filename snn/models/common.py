@@ -77,6 +77,10 @@ def neuron_factory(
     if not (isinstance(neuron, type) and issubclass(neuron, Neuron)):
         if not callable(neuron):
             raise TypeError(f"neuron must be a name, an snn.Neuron subclass or a callable, got {neuron!r}")
+        if neuron_kwargs:
+            raise TypeError(
+                f"neuron options {sorted(neuron_kwargs)} cannot be passed to a neuron factory callable"
+            )
         return neuron
     surrogate_fn = surrogates.by_name(surrogate, alpha) if isinstance(surrogate, str) else surrogate
     kwargs = {"surrogate": surrogate_fn, "backend": backend, "detach_reset": detach_reset, **neuron_kwargs}

@@ -106,16 +106,16 @@ def nmnist_csnn(
 ) -> SpikingClassifier:
     """SpikingJelly's ``NMNISTNet``: 2 conv blocks of 128 channels on 34x34 (-> 8x8), 2048 hidden, 10 voters."""
     return dvsgesture_net(
-        dataset,
-        in_channels,
-        input_size,
-        num_classes,
-        channels,
-        hidden,
-        n_blocks,
-        voting,
-        dropout,
-        readout,
-        neuron,
+        dataset=dataset,
+        in_channels=in_channels,
+        input_size=input_size,
+        num_classes=num_classes,
+        channels=channels,
+        hidden=hidden,
+        n_blocks=n_blocks,
+        voting=voting,
+        dropout=dropout,
+        readout=readout,
+        neuron=neuron,
         **neuron_options,
     )

@@ -19,6 +19,7 @@ inputs such as 34x34 N-MNIST (parameter counts then differ from SpikingJelly's).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from .registry import register
 __all__ = ["ResNet", "SpikingBasicBlock", "SEWBasicBlock", "sew_connect", "spiking_resnet18", "sew_resnet18"]
 
 CONNECTS = ("ADD", "AND", "IAND")
-NORMS = {"bn": layers.BatchNorm2d, "tdbn": layers.TdBatchNorm2d}
+NORMS = ("bn", "tdbn")
 
 
 def sew_connect(shortcut: torch.Tensor, residual: torch.Tensor, connect: str) -> torch.Tensor:
@@ -123,7 +124,7 @@ class ResNet(nn.Sequential):
 
     def __init__(
         self,
-        make_block,
+        make_block: Callable[..., nn.Module],
         make_neuron: NeuronFactory,
         in_channels: int,
         num_classes: int,
@@ -161,7 +162,7 @@ def _resnet18(
 ):
     spec = resolve_geometry(dataset, in_channels, input_size, num_classes)
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     body = ResNet(
         make_block,
         neuron_factory(neuron, **neuron_options),
@@ -222,8 +223,6 @@ def sew_resnet18(
     def make_block(in_channels, channels, stride, make_neuron, norm):
         return SEWBasicBlock(in_channels, channels, stride, make_neuron, norm, connect)
 
-    if connect not in CONNECTS:
-        raise ValueError(f"connect must be one of {CONNECTS}, got {connect!r}")
     return _resnet18(
         make_block, dataset, in_channels, input_size, num_classes, norm, stem, readout, neuron, neuron_options
     )

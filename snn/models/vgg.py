@@ -9,6 +9,8 @@ rarely needs that head, ``pool_size=1, hidden=512`` is a far lighter choice.
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 from .. import layers
@@ -116,7 +118,5 @@ def spiking_vgg(
     return SpikingClassifier(body, spec.in_channels, spec.num_classes, readout)
 
 
-@register("spiking-vgg11")
-def spiking_vgg11(**options) -> SpikingClassifier:
-    """:func:`spiking_vgg` with ``depth=11`` (SpikingJelly's ``spiking_vgg11_bn``)."""
-    return spiking_vgg(depth=11, **options)
+# SpikingJelly's ``spiking_vgg11_bn``: spiking-vgg with depth 11 (options() shows the full signature)
+spiking_vgg11 = register("spiking-vgg11")(functools.partial(spiking_vgg, depth=11))

@@ -2,9 +2,9 @@
 
 Run in the benchmark environment (which has spikingjelly), from the repository root:
 
-    /work/benchenv/bin/python tests/data/capture_spikingjelly_reference.py
+    /work/benchenv/bin/python tests/data/capture_spikingjelly_snn.py
 
-It writes ``tests/data/spikingjelly_reference.npz``: for every case an input ``x`` [T, B, N],
+It writes ``tests/data/spikingjelly_snn_reference.npz``: for every case an input ``x`` [T, B, N],
 upstream gradients ``gs`` (on the spikes) and ``gv`` (on the final membrane potential), and
 SpikingJelly's outputs: ``spikes`` and ``grad_x`` (multi-step mode, ``step_mode='m'``, its
 default CPU path), ``v_seq`` (membrane potential after each step, from single-step mode) and
@@ -23,7 +23,7 @@ import spikingjelly
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
-OUT = Path(__file__).resolve().parent / "spikingjelly_reference.npz"
+OUT = Path(__file__).resolve().parent / "spikingjelly_snn_reference.npz"
 T, B, N = 6, 2, 4
 
 SURROGATES = {
