@@ -83,10 +83,12 @@ def make_part(shape: str, split: str, index: int) -> PartData:
     return PartData.from_samples((sample_events(shape, i), i % 11, f"sample{i}") for i in ids)
 
 
-def ours_write(shape: str, url: str, n_parts: int, workers: int) -> float:
+def ours_write(shape: str, url: str, n_parts: int, workers: int, codec: str = "lz4") -> float:
     from functools import partial
 
-    builder = CacheBuilder(url, f"bench-{shape}", {"sensor_size": [1280, 720, 2]}, {"train": n_parts})
+    builder = CacheBuilder(
+        url, f"bench-{shape}", {"sensor_size": [1280, 720, 2]}, {"train": n_parts}, codec=codec
+    )
     start = time.perf_counter()
     build_cache(builder, partial(make_part, shape), workers=workers)
     return time.perf_counter() - start
@@ -140,9 +142,13 @@ def check_equal(url: str, shape: str, n_samples: int) -> None:
 
 def run(shape: str, n_events: int, repeats: int, tmp: str) -> list[tuple]:
     n_samples, n_parts = prepare(shape, n_events)
-    times: dict[str, list[float]] = {k: [] for k in ("w1", "w2", "tw", "rs", "rb", "tr")}
-    size_ours = size_tonic = 0
+    times: dict[str, list[float]] = {k: [] for k in ("w1", "w2", "wz", "tw", "rs", "rb", "tr")}
+    size_ours = size_zstd = size_tonic = 0
     for r in range(repeats):
+        zstd_url = os.path.join(tmp, f"{shape}-{r}-zstd.zarr")
+        times["wz"].append(ours_write(shape, zstd_url, n_parts, 1, codec="zstd"))
+        size_zstd = cache_info(zstd_url)["bytes_on_disk"]
+        shutil.rmtree(zstd_url)
         for workers in (1, 2):
             url = os.path.join(tmp, f"{shape}-{r}-{workers}.zarr")
             times[f"w{workers}"].append(ours_write(shape, url, n_parts, workers))
@@ -168,9 +174,17 @@ def run(shape: str, n_events: int, repeats: int, tmp: str) -> list[tuple]:
     return [
         (label, "write, 1 worker", mev / med["w1"], mev / med["tw"], med["tw"] / med["w1"]),
         (label, "write, 2 workers", mev / med["w2"], None, med["tw"] / med["w2"]),
+        (label, "write, 1 worker, codec=zstd", mev / med["wz"], None, med["tw"] / med["wz"]),
         (label, "read, sample(i) each", mev / med["rs"], mev / med["tr"], med["tr"] / med["rs"]),
         (label, "read, events() 64 samples", mev / med["rb"], None, med["tr"] / med["rb"]),
         (label, "bytes/event on disk", size_ours / n_events, size_tonic / n_events, size_tonic / size_ours),
+        (
+            label,
+            "bytes/event on disk, codec=zstd",
+            size_zstd / n_events,
+            size_tonic / n_events,
+            size_tonic / size_zstd,
+        ),
     ]
 
 

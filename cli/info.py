@@ -79,9 +79,10 @@ def render(summary: dict[str, Any]) -> str:
 
 
 def write_demo_recording(folder: str) -> str:
-    """Write the built-in demo recording (a synthetic rotating bar, 128x128) and return its path."""
-    path = os.path.join(folder, "rotating_bar_demo.bin")
-    nd.write(path, rotating_bar(width=128, height=128), format="nmnist")
+    """Write the built-in demo recording (a synthetic rotating bar, 128x128, AEDAT 4) and return its path."""
+    path = os.path.join(folder, "rotating_bar_demo.aedat4")
+    info = nd.RecordingInfo(format="aedat4", width=128, height=128)
+    nd.write(path, rotating_bar(width=128, height=128), info=info)
     return path
 
 
@@ -98,17 +99,12 @@ def render_cache(summary: dict[str, Any]) -> str:
     for split, s in summary["splits"].items():
         rows.append((split, f"{s['n_samples']:,} samples, {s['n_events']:,} events"))
     classes = summary["class_names"] or []
-    rows.append(
-        ("classes", f"{len(classes)}: {', '.join(classes[:11])}{' ...' if len(classes) > 11 else ''}")
-    )
+    more = " ..." if len(classes) > 11 else ""
+    rows.append(("classes", f"{len(classes)}: {', '.join(classes[:11])}{more}"))
     rows.append(("sensor", summary["sensor_size"]))
     if summary["bytes_per_event"]:
-        rows.append(
-            (
-                "on disk",
-                f"{summary['bytes_on_disk'] / 2**20:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event",
-            )
-        )
+        mib = summary["bytes_on_disk"] / 2**20
+        rows.append(("on disk", f"{mib:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event"))
     for name, sums in (summary["source_checksums"] or {}).items():
         rows.append((name, f"md5 {sums.get('md5')}"))
     return table(rows)

@@ -110,12 +110,31 @@ class Recording:
         return _file_size(self._file)
 
     def read(self) -> np.ndarray:
-        """Decode the whole recording into one event array."""
+        """Decode the whole recording into one event array.
+
+        A local file is decoded straight from a memory map in one call (no copy of the file into
+        Python bytes); other sources are read in one block when their size is known.
+        """
+        mapped = self._memory_map()
+        if mapped is not None:
+            decoder = self.format.make_decoder(self.header, self.source)
+            events, _ = decoder.decode(mapped, self.header.data_offset, True)
+            self.position = self.header.data_offset + len(mapped)
+            return events
         size = self.size
         remaining = None if size is None else size - self.header.data_offset
         # one read of exactly the rest of the file (+1 byte to see the end) when it fits comfortably
         block = remaining + 1 if remaining is not None and remaining < WHOLE_READ_LIMIT else DEFAULT_BLOCK_BYTES
         return concatenate(list(self.blocks(block)))
+
+    def _memory_map(self) -> np.ndarray | None:
+        """The file's event data as a read-only uint8 memory map, for a non-empty local file."""
+        if not isinstance(self._file, io.BufferedReader):
+            return None
+        size = os.fstat(self._file.fileno()).st_size
+        if size <= self.header.data_offset:
+            return None
+        return np.memmap(self._file, dtype=np.uint8, mode="r", offset=self.header.data_offset)
 
     def close(self) -> None:
         self._file.close()

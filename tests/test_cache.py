@@ -30,6 +30,7 @@ from neurodata.cache import (
     verify_cache,
 )
 from neurodata.cache.codecs import decode_times, encode_times
+from neurodata.cache.reader import decode_range
 from neurodata.events import make_events
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -173,6 +174,29 @@ def test_time_coding_is_exact_for_any_int64(samples):
     np.testing.assert_array_equal(decode_times(coded, offsets), t)
     starts = offsets[:-1][np.diff(offsets) > 0]
     np.testing.assert_array_equal(coded[starts], t[starts])  # each sample's first time is stored as is
+    n = len(t)
+    columns = {
+        "t": coded,
+        "x": np.arange(n, dtype=np.uint16),
+        "y": np.arange(n, dtype=np.uint16)[::-1].copy(),
+    }
+    columns["p"] = (np.arange(n) % 2).astype(np.uint8)
+    events = decode_range(columns, offsets)  # the Numba kernel against the numpy reference
+    np.testing.assert_array_equal(events["t"], t)
+    for name in ("x", "y", "p"):
+        np.testing.assert_array_equal(events[name], columns[name])
+
+
+def test_decode_range_rejects_offsets_that_do_not_fit():
+    columns = {
+        "t": np.zeros(3, np.int64),
+        "x": np.zeros(3, np.uint16),
+        "y": np.zeros(3, np.uint16),
+        "p": np.zeros(3, np.uint8),
+    }
+    for offsets in ([0, 2], [0, 4], [1, 3], [0, 2, 1, 3], []):
+        with pytest.raises(CacheError, match="offsets do not partition the 3 events"):
+            decode_range(columns, np.array(offsets, dtype=np.int64))
 
 
 # ---- parallel builds ------------------------------------------------------------------------------
@@ -289,6 +313,38 @@ def test_two_concurrent_builders(tmp_path, reference):
         assert child.returncode == 0, err
     assert verify_cache(url, deep=True).ok
     assert_same_cache(url, reference)
+
+
+LOCKED_COUNTER = """
+import glob, os, sys, time
+from neurodata.cache.store import Location, commit_lock
+location, folder = Location({url!r}), {folder!r}
+counter = os.path.join(folder, "n")
+open(os.path.join(folder, "ready-" + sys.argv[1]), "w").close()
+while len(glob.glob(os.path.join(folder, "ready-*"))) < 3:  # start together, so the loops overlap
+    time.sleep(0.001)
+for _ in range(20):
+    with commit_lock(location):
+        value = int(open(counter).read()) if os.path.exists(counter) else 0
+        time.sleep(0.002)  # widen the race window: without mutual exclusion increments get lost
+        with open(counter, "w") as f:
+            f.write(str(value + 1))
+"""
+
+
+def test_commit_lock_excludes_other_processes(tmp_path):
+    """Three processes increment a counter under the lock (which is unlinked after each use)."""
+    code = textwrap.dedent(LOCKED_COUNTER.format(url=str(tmp_path / "c.zarr"), folder=str(tmp_path)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(i)], env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    assert (tmp_path / "n").read_text() == "60"
+    assert not (tmp_path / "c.zarr.lock").exists()
 
 
 def test_changed_attributes_do_not_reuse_a_cache(tmp_path, reference):

@@ -104,12 +104,11 @@ def test_s3_build_is_invisible_until_committed_then_matches_local(s3_options, tm
     for key in local_arrays:
         np.testing.assert_array_equal(remote_arrays[key], local_arrays[key], err_msg=key)
     remote, reference = open_cache(url, s3_options)["train"], open_cache(local)["train"]
-    for i in range(reference.n_samples):
-        np.testing.assert_array_equal(remote.sample(i)[0], reference.sample(i)[0])
+    np.testing.assert_array_equal(remote.sample(-1)[0], reference.sample(-1)[0])
     for (got, label), (want, want_label) in zip(remote.samples(slice(None)), reference.samples(slice(None))):
         np.testing.assert_array_equal(got, want)
         assert label == want_label
-    report = verify_cache(url, s3_options, deep=True)
+    report = verify_cache(url, s3_options)
     assert report.ok, report.problems
     fs = s3fs.S3FileSystem(**s3_options)
     fs.invalidate_cache()

@@ -39,7 +39,10 @@ def encode_times(t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def decode_times(coded: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-sample deltas -> absolute times; ``offsets`` are local to ``coded`` (start at 0)."""
+    """Per-sample deltas -> absolute times; ``offsets`` are local to ``coded`` (start at 0).
+
+    The readable reference; the reader uses the one-pass Numba kernel in ``kernels.py``.
+    """
     coded = np.asarray(coded, dtype=np.int64)
     if coded.size == 0:
         return coded.copy()

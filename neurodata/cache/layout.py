@@ -28,7 +28,8 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 LAYOUT_VERSION = 1
 ATTRS_KEY = "neurodata_cache"
-MANIFEST_KEY = "manifest/zarr.json"
+MANIFEST_GROUP = "manifest"  # not a valid split name
+MANIFEST_KEY = f"{MANIFEST_GROUP}/zarr.json"
 EVENT_FIELDS = ("t", "x", "y", "p")
 EVENT_DTYPES = {"t": np.dtype("<i8"), "x": np.dtype("<u2"), "y": np.dtype("<u2"), "p": np.dtype("u1")}
 SAMPLE_FIELDS = ("labels", "t_first", "t_last", "source")
@@ -40,6 +41,9 @@ SAMPLE_DTYPES = {
 }
 DEFAULT_CHUNK_EVENTS = 1 << 16  # one decompression unit: 64 Ki events (512 KiB of int64 times)
 DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task): 64 chunks, 4 Mi events
+# store every chunk, even one holding only zeros: skips zarr's all-fill-value scan on each write,
+# and makes the set of stored files depend only on the array sizes (verify then flags any deletion)
+ARRAY_CONFIG = {"write_empty_chunks": True}
 # Blosc compressor name and level per codec choice; both bit-shuffle (see event_compressor)
 EVENT_CODECS = {"lz4": ("lz4", 5), "zstd": ("zstd", 3)}
 DEFAULT_CODEC = "lz4"

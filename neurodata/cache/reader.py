@@ -18,18 +18,27 @@ import zarr.api.asynchronous as zarr_async
 from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE
-from .codecs import decode_times
 from .errors import CacheError
-from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION
+from .kernels import decode_events_numba
+from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION
 from .store import Location
 
 
 def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> np.ndarray:
-    """Stored event columns of whole samples -> one EVENT_DTYPE array (times made absolute)."""
-    events = np.empty(len(columns["t"]), dtype=EVENT_DTYPE)
-    events["t"] = decode_times(columns["t"], local_offsets)
-    for name in EVENT_FIELDS[1:]:
-        events[name] = columns[name]
+    """Stored event columns of whole samples -> one EVENT_DTYPE array (times made absolute).
+
+    ``local_offsets`` start at 0 and end at the columns' length; they are checked here because the
+    Numba kernel that does the work does not bounds-check.
+    """
+    n = len(columns["t"])
+    offsets = np.asarray(local_offsets, dtype=np.int64)
+    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
+        raise CacheError(f"sample offsets do not partition the {n} events read (damaged offsets array?)")
+    if any(len(columns[name]) != n for name in EVENT_FIELDS):
+        raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
+    events = np.empty(n, dtype=EVENT_DTYPE)
+    coded, x, y, p = (np.asarray(columns[name], dtype=EVENT_DTYPES[name]) for name in EVENT_FIELDS)
+    decode_events_numba(coded, x, y, p, offsets, events["t"], events["x"], events["y"], events["p"])
     return events
 
 

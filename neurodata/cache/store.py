@@ -154,7 +154,7 @@ def commit_lock(location: Location, timeout: float = 3600.0) -> Iterator[None]:
                 raise CacheError(
                     f"{location.url}: another process holds {lock_path} for over {timeout:.0f} s"
                 ) from None
-            time.sleep(0.05)
+            time.sleep(0.01)
             continue
         try:  # the previous holder may have unlinked the file between our open and our flock
             if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:

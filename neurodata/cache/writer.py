@@ -41,6 +41,7 @@ from ..events import EVENT_DTYPE, as_events
 from .codecs import encode_times
 from .errors import CacheError
 from .layout import (
+    ARRAY_CONFIG,
     ATTRS_KEY,
     DEFAULT_CHUNK_EVENTS,
     DEFAULT_CODEC,
@@ -49,6 +50,7 @@ from .layout import (
     EVENT_DTYPES,
     EVENT_FIELDS,
     LAYOUT_VERSION,
+    MANIFEST_GROUP,
     MANIFEST_KEY,
     RESERVED_ATTRS,
     SAMPLE_CHUNK,
@@ -140,9 +142,7 @@ def read_marker(root: Location) -> dict[str, Any] | None:
     return attrs if isinstance(attrs, dict) else None
 
 
-async def _write_array(
-    group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor, shards: int | None = None
-) -> None:
+async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor) -> None:
     """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
     text = name == "source"
     array = await group.create_array(
@@ -150,9 +150,9 @@ async def _write_array(
         shape=data.shape,
         dtype=str if text else data.dtype,
         chunks=(chunks,),
-        shards=(shards,) if shards else None,
         compressors=compressor,
         fill_value="" if text else 0,
+        config=ARRAY_CONFIG,
     )
     if data.size:
         await array.setitem(slice(None), data)
@@ -205,11 +205,12 @@ class CacheBuilder:
 
     ``parts`` maps each split to its number of parts (0 makes an empty split). ``attrs`` are the
     caller's JSON-serialisable dataset attributes (e.g. ``rules_version``, ``sensor_size``,
-    ``class_names``, ``source_checksums``); with ``name``, ``parts``, the chunking (``chunk_events``
+    ``class_names``, ``source_checksums``). With ``name``, ``parts``, the chunking (``chunk_events``
     per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
-    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint: staged parts or a finished cache with another fingerprint are stale. A finished cache
-    with another fingerprint is replaced only with ``overwrite=True``. The builder holds no open
-    handles, so it pickles into worker processes.
+    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint:
+    staged parts or a finished cache with another fingerprint are stale, and a finished cache with
+    another fingerprint is replaced only with ``overwrite=True``. The builder holds no open handles,
+    so it pickles into worker processes.
     """
 
     def __init__(
@@ -235,7 +236,12 @@ class CacheBuilder:
         bad = [
             s
             for s, n in parts.items()
-            if not isinstance(n, int) or n < 0 or not s or "/" in s or s.startswith(".")
+            if not isinstance(n, int)
+            or n < 0
+            or not s
+            or "/" in s
+            or s.startswith(".")
+            or s == MANIFEST_GROUP
         ]
         if bad:
             raise CacheError(f"{store_url}: invalid split name or part count for {bad}")
@@ -272,10 +278,11 @@ class CacheBuilder:
         """Whether a part is staged completely (``verify``: and its files still match their checksums)."""
         return _part_is_done(self._part_location(split, index), verify)
 
-    def start(self) -> list[tuple[str, int]]:
+    def start(self, executor: Executor | None = None) -> list[tuple[str, int]]:
         """Prepare the staging area and return the parts still to write (none when the cache is finished).
 
-        Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
+        Staged parts are re-verified (their files against their checksums), as ``executor`` tasks
+        when one is given. Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
         false. Staged parts from a different plan are discarded.
         """
         with commit_lock(self.root):
@@ -294,7 +301,9 @@ class CacheBuilder:
                 self.staging.write_json(
                     {"fingerprint": self.fingerprint, "name": self.name, "parts": self.parts}, PLAN_NAME
                 )
-        return [(s, i) for s, n in self.parts.items() for i in range(n) if not self.part_done(s, i)]
+        planned = [(split, index) for split, n in self.parts.items() for index in range(n)]
+        done = run_tasks(executor, self.part_done, planned)
+        return [part for part, is_done in zip(planned, done) if not is_done]
 
     # ---- phase 1: parts ----------------------------------------------------------------------
     def write_part(self, split: str, index: int, data: PartData) -> None:
@@ -418,6 +427,7 @@ class CacheBuilder:
                     shards=(self.shard_events,),
                     compressors=event_compressor(EVENT_DTYPES[name], self.codec),
                     fill_value=0,
+                    config=ARRAY_CONFIG,
                 )
                 for name in EVENT_FIELDS
             ),
@@ -543,13 +553,13 @@ def build_cache(
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
     number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
     """
-    pending = builder.start()
-    if not pending and builder.is_complete():
-        return builder.root.url
     own = executor is None and workers > 1
     if own:
         executor = ProcessPoolExecutor(workers)
     try:
+        pending = builder.start(executor)
+        if not pending and builder.is_complete():
+            return builder.root.url
         run_tasks(executor, _build_part, [(builder, make_part, split, index) for split, index in pending])
         return builder.commit(executor)
     finally:

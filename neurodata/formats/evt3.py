@@ -1,0 +1,72 @@
+"""Prophesee RAW EVT 3.0 (Gen4/Gen4.1, IMX636 cameras), read and write.
+
+Word layout and time rule: :mod:`neurodata.formats.kernels.evt3`. The decoder keeps the row, vector
+base, polarity and unwrapped time base between blocks, so a block may end anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+
+from ..events import RecordingInfo
+from .base import FormatSpec, Header
+from .kernels import evt3 as kernels
+from .prophesee_header import parse_raw_header, raw_format, sniff_fields
+from .prophesee_writer import RawWriter
+from .word_stream import WordStreamDecoder
+
+NAME = "evt3"
+
+
+def sniff(head: bytes) -> bool:
+    return head.startswith(b"%") and raw_format(sniff_fields(head))[0] == NAME
+
+
+def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    info, data_offset, t_offset = parse_raw_header(fileobj, source, NAME)
+    return Header(info, data_offset, fields={"t_offset": t_offset})
+
+
+class Evt3Decoder(WordStreamDecoder):
+    name = "EVT 3.0"
+    word_dtype = np.dtype("<u2")
+    max_events_per_word = kernels.MAX_EVENTS_PER_WORD
+    kernel = kernels.decode_numba
+
+    def __init__(self, header: Header, source: str):
+        state = kernels.new_state(header.fields.get("t_offset", 0))
+        super().__init__(header.info.width, header.info.height, state, source)
+
+
+class Evt3Writer(RawWriter):
+    """Writes TIME_HIGH/TIME_LOW, ADDR_Y, ADDR_X and VECT_BASE_X + VECT_12 words (see the kernel)."""
+
+    name = "EVT 3.0"
+    evt_version = "3.0"
+    format_name = "EVT3"
+    time_wrap = 1 << 24
+
+    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
+        super().__init__(fileobj, info)
+        self.state = np.full(3, -1, dtype=np.int64)
+
+    def encode(self, events: np.ndarray) -> bytes:
+        t = events["t"] - self.t_offset
+        start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> 12
+        bridges = ((int(t[-1]) >> 12) - start) // (kernels.HALF_RANGE - 1) + 1
+        out = np.empty(4 * len(events) + bridges, dtype="<u2")
+        n = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.state, out)
+        return out[:n].tobytes()
+
+
+SPEC = FormatSpec(
+    name=NAME,
+    description="Prophesee RAW EVT 3.0 (16-bit words; Gen4.1, IMX636)",
+    extensions=(".raw",),
+    sniff=sniff,
+    parse_header=parse_header,
+    make_decoder=Evt3Decoder,
+    make_writer=Evt3Writer,
+)

@@ -1,0 +1,102 @@
+"""The streaming-writer skeleton shared by the RAW (EVT 2.0/3.0) and DAT writers.
+
+Each ``write(chunk)`` checks the chunk (time order continuing the previous chunk, coordinates that
+fit the format and the declared geometry, times the format can hold), writes the header before the
+first events, and hands the chunk to the format's encoder, whose state persists between chunks.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import NeurodataError
+from ..events import RecordingInfo, as_events
+from .prophesee_header import TIME_OFFSET_KEY, format_header
+
+
+class PropheseeWriter:
+    """Subclasses set ``name``, ``max_coordinate`` and implement ``header`` and ``encode``."""
+
+    name = ""
+    max_coordinate = 0
+
+    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
+        self.file = fileobj
+        self.width = info.width
+        self.height = info.height
+        self.last_t: int | None = None
+
+    def header(self, first_t: int | None) -> bytes:
+        """The header bytes, given the first event's time (None when there are no events)."""
+        raise NotImplementedError
+
+    def encode(self, events: np.ndarray) -> bytes:
+        """Encode a checked, time-ordered chunk, continuing the previous one."""
+        raise NotImplementedError
+
+    def check_times(self, t: np.ndarray) -> None:
+        """Refuse times the format cannot hold (called with each chunk's time column)."""
+        if int(t[0]) < 0:
+            raise NeurodataError(f"{self.name} cannot store negative times (first t = {int(t[0])} us)")
+
+    def write(self, events: np.ndarray) -> None:
+        events = as_events(events)
+        if events.size == 0:
+            return
+        t = events["t"]
+        self.check_times(t)
+        if (self.last_t is not None and int(t[0]) < self.last_t) or np.any(t[1:] < t[:-1]):
+            raise NeurodataError(f"{self.name} stores time-ordered events only; sort the events by t first")
+        self._check_coordinates(events)
+        if self.last_t is None:
+            self.file.write(self.header(int(t[0])))
+        self.last_t = int(t[-1])
+        self.file.write(self.encode(events))
+
+    def close(self) -> None:
+        if self.last_t is None:
+            self.file.write(self.header(None))
+
+    def _check_coordinates(self, events: np.ndarray) -> None:
+        for axis, size in (("x", self.width), ("y", self.height)):
+            largest = int(events[axis].max())
+            if largest > self.max_coordinate:
+                raise NeurodataError(
+                    f"{self.name} holds {axis} <= {self.max_coordinate}; got {axis} = {largest}"
+                )
+            if size is not None and largest >= size:
+                dimension = "width" if axis == "x" else "height"
+                raise NeurodataError(
+                    f"event {axis} = {largest} lies outside the recording's {dimension} {size}"
+                )
+
+
+class RawWriter(PropheseeWriter):
+    """A RAW (EVT) writer: header ``% evt``, ``% format``/``% geometry`` when known, ``% end``.
+
+    The data stores times within wraps of the format's time base (``time_wrap`` us) counted from
+    the first event's wrap; whole wraps before the first event go into the header as
+    ``% neurodata_time_offset_us``, so that our reader restores absolute times.
+    """
+
+    evt_version = ""
+    format_name = ""
+    time_wrap = 0
+    max_coordinate = 2047
+
+    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
+        super().__init__(fileobj, info)
+        self.t_offset = 0
+
+    def header(self, first_t: int | None) -> bytes:
+        fields = [("evt", self.evt_version)]
+        if self.width is not None and self.height is not None:
+            fields.append(("format", f"{self.format_name};height={self.height};width={self.width}"))
+            fields.append(("geometry", f"{self.width}x{self.height}"))
+        self.t_offset = 0 if first_t is None else first_t // self.time_wrap * self.time_wrap
+        if self.t_offset:
+            fields.append((TIME_OFFSET_KEY, str(self.t_offset)))
+        fields.append(("generated_by", "neurodata"))
+        return format_header(fields, end_line=True)

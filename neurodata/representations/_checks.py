@@ -1,0 +1,58 @@
+"""Input checks shared by every representation: sensor geometry and event arrays.
+
+Numba does not bounds-check, so every coordinate is validated here before a kernel runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..events import as_events
+from . import kernels
+
+
+def sensor_geometry(sensor_size) -> tuple[int, int, int]:
+    """Validate a Tonic-style ``(width, height, polarities)`` and return it as three ints."""
+    try:
+        width, height, polarities = (int(v) for v in sensor_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"sensor_size must be (width, height, polarities), got {sensor_size!r}") from None
+    if width <= 0 or height <= 0:
+        raise ValueError(f"sensor_size width and height must be positive, got {sensor_size!r}")
+    if polarities not in (1, 2):
+        raise ValueError(f"sensor_size polarities must be 1 (merged) or 2, got {polarities}")
+    return width, height, polarities
+
+
+def infer_sensor_size(events: np.ndarray) -> tuple[int, int, int]:
+    """Tonic's fallback when no sensor size is given: the bounding box of the events, 2 polarities."""
+    if len(events) == 0:
+        raise ValueError("sensor_size is required for an empty event array (it cannot be inferred)")
+    return int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2
+
+
+def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Convert to EVENT_DTYPE, sort by time (stably) when needed and check coordinates fit the sensor.
+
+    Returns the events and the validated ``(width, height, polarities)``.
+    """
+    if not isinstance(events, np.ndarray) or events.dtype.names is None:
+        raise TypeError(
+            f"events must be a structured numpy array with fields t, x, y, p; got {type(events).__name__}"
+        )
+    events = as_events(events)
+    geometry = sensor_geometry(infer_sensor_size(events) if sensor_size is None else sensor_size)
+    if len(events) == 0:
+        return events, geometry
+    width, height, _ = geometry
+    max_x, max_y, max_p, ordered = kernels.scan_events(events)
+    for name, top, limit in (("x", max_x, width), ("y", max_y, height), ("p", max_p, 2)):
+        if top >= limit:
+            index = int(np.argmax(events[name]))
+            raise ValueError(
+                f"event {index} has {name}={top}, outside sensor_size {tuple(sensor_size or geometry)} "
+                f"({name} must be < {limit}; polarity is 0 = OFF or 1 = ON)"
+            )
+    if not ordered:
+        events = events[np.argsort(events["t"], kind="stable")]
+    return events, geometry

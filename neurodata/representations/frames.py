@@ -1,0 +1,118 @@
+"""Event frames ``[T, P, H, W]``, a single count image ``[P, H, W]`` and sparse COO frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+from ._checks import prepare_events
+from .slicing import Slices, slice_events
+
+DEFAULT_DTYPE = np.int32
+CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use the bucketed kernel
+BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
+
+
+def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray) -> None:
+    """Count each slice's events into ``frames`` with the kernel suited to the frame size."""
+    if frames[0].size > CACHE_CELLS:
+        kernels.accumulate_frames_bucketed(events, slices[0], slices[1], merge, frames, BUCKET_SHIFT)
+    else:
+        kernels.accumulate_frames(events, slices[0], slices[1], merge, frames)
+
+
+def _counts_dtype(slices: Slices) -> type:
+    """int32 unless more than 2**31 - 1 events could land in one cell (then int64)."""
+    total = int(np.sum(slices[1] - slices[0])) if len(slices[0]) else 0
+    return np.int32 if total < np.iinfo(np.int32).max else np.int64
+
+
+def _cast_counts(frames: np.ndarray, dtype) -> np.ndarray:
+    """Cast counts to ``dtype``, refusing an integer type too narrow to hold them (no silent wrap)."""
+    dtype = np.dtype(dtype)
+    if dtype == frames.dtype:
+        return frames
+    if dtype.kind in "iu" and frames.size:
+        top = int(frames.max())
+        if top > np.iinfo(dtype).max:
+            raise ValueError(
+                f"a frame cell counts {top} events, more than dtype {dtype} holds; use int32 or wider"
+            )
+    return frames.astype(dtype)
+
+
+def to_frame(
+    events: np.ndarray,
+    sensor_size: tuple[int, int, int] | None,
+    *,
+    time_window: float | None = None,
+    event_count: int | None = None,
+    n_time_bins: int | None = None,
+    n_event_bins: int | None = None,
+    frames_number: int | None = None,
+    split_by: str | None = None,
+    duration: float | None = None,
+    overlap: float = 0,
+    include_incomplete: bool = False,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    dtype=DEFAULT_DTYPE,
+) -> np.ndarray:
+    """Count events per frame, polarity and pixel: ``[T, P, H, W]`` (P = 1 merges polarities).
+
+    Exactly one slicing rule: ``time_window`` (us, ``overlap`` in us), ``event_count`` (``overlap`` in
+    events), ``n_time_bins``/``n_event_bins`` (``overlap`` a fraction of a bin), ``frames_number`` with
+    ``split_by='number'|'time'`` (SpikingJelly) or a fixed ``duration`` (us). Counts are int32 by
+    default (an integer ``dtype`` too small for the counts raises; a float dtype converts).
+    """
+    events, (width, height, n_pol) = prepare_events(events, sensor_size)
+    slices = slice_events(
+        events["t"],
+        time_window=time_window,
+        event_count=event_count,
+        n_time_bins=n_time_bins,
+        n_event_bins=n_event_bins,
+        frames_number=frames_number,
+        split_by=split_by,
+        duration=duration,
+        overlap=overlap,
+        include_incomplete=include_incomplete,
+        start_time=start_time,
+        end_time=end_time,
+    )
+    frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=_counts_dtype(slices))
+    if len(frames):
+        accumulate(events, slices, n_pol == 1, frames)
+    return _cast_counts(frames, dtype)
+
+
+def to_image(events: np.ndarray, sensor_size: tuple[int, int, int] | None, dtype=DEFAULT_DTYPE) -> np.ndarray:
+    """All events counted into one ``[P, H, W]`` image (Tonic's ToImage, without its int16 wrap)."""
+    return to_frame(events, sensor_size, n_event_bins=1, dtype=dtype)[0]
+
+
+def to_sparse_frame(events: np.ndarray, sensor_size: tuple[int, int, int] | None, **slicing):
+    """The frames of :func:`to_frame` as a coalesced ``torch.sparse_coo_tensor`` ``[T, P, H, W]``.
+
+    Built from event indices directly, so a long 1280x720 recording never needs its dense frames.
+    ``slicing`` takes the same keywords as :func:`to_frame` (``dtype`` sets the values' torch dtype).
+    """
+    import torch
+
+    values_dtype = slicing.pop("dtype", torch.int32)
+    events, (width, height, n_pol) = prepare_events(events, sensor_size)
+    starts, ends = slice_events(events["t"], **slicing)
+    lengths = ends - starts
+    frame = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    index = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - starts, lengths)
+    channel = np.zeros(len(index), dtype=np.int64) if n_pol == 1 else events["p"][index].astype(np.int64)
+    coords = np.stack(
+        [frame, channel, events["y"][index].astype(np.int64), events["x"][index].astype(np.int64)]
+    )
+    values = torch.ones(len(index), dtype=values_dtype)
+    size = (len(starts), n_pol, height, width)
+    tensor = torch.sparse_coo_tensor(
+        torch.from_numpy(coords), values, size, check_invariants=False
+    )  # coords checked
+    return tensor.coalesce()

@@ -1,0 +1,219 @@
+"""Where each frame starts and ends: index ranges ``[starts[i], ends[i])`` into time-sorted events.
+
+Every slicing rule returns two int64 arrays of the same length (the number of frames). Ranges may
+overlap (``overlap > 0``) and may be empty. The rules, stated once (see the package docstring):
+
+* The recording spans the closed interval ``[t_first, t_last]`` (or ``[start_time, end_time]``).
+* Bins are half-open in time, ``[start, end)``, except that the last bin is closed at the span end,
+  so an event at ``t_last`` belongs to the last bin instead of being dropped.
+* Only ``include_incomplete=False`` with ``time_window``/``event_count`` leaves events out: the
+  trailing remainder that does not fill a whole window, which is what that flag asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .kernels import search_sorted
+
+Slices = tuple[np.ndarray, np.ndarray]
+
+
+def _one_empty_slice(n_slices: int = 1) -> Slices:
+    zeros = np.zeros(n_slices, dtype=np.int64)
+    return zeros, zeros.copy()
+
+
+def _span(t: np.ndarray, start_time, end_time) -> tuple[float, float] | None:
+    """The closed time span to slice: explicit bounds win, else the first and last timestamps."""
+    if len(t) == 0 and (start_time is None or end_time is None):
+        return None
+    begin = t[0] if start_time is None else start_time
+    end = t[-1] if end_time is None else end_time
+    if end < begin:
+        raise ValueError(f"end_time ({end}) is before start_time ({begin})")
+    return begin, end
+
+
+def _time_edges_to_indices(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, span_end) -> Slices:
+    """Turn window times into index ranges; the last window, if it reaches the span end, is closed there.
+
+    Integer timestamps satisfy ``t >= edge`` exactly when ``t >= ceil(edge)``, so fractional edges
+    are rounded up, and searched as int64 (a float search would convert all of ``t``).
+    """
+    first = search_sorted(t, np.ceil(starts).astype(np.int64), False)
+    last = search_sorted(t, np.ceil(ends).astype(np.int64), False)
+    if ends[-1] >= span_end:
+        last[-1] = search_sorted(t, np.array([math.floor(span_end)], dtype=np.int64), True)[0]
+    return first, np.maximum(first, last)
+
+
+def _window_count(span: float, window: float, stride: float, include_incomplete: bool) -> int:
+    """How many windows of ``window`` every ``stride`` fit in ``span`` (at least one), exactly."""
+    q = (Fraction(span) - Fraction(window)) / Fraction(stride)
+    n = (math.ceil(q) if include_incomplete else math.floor(q)) + 1
+    return max(n, 1)
+
+
+def by_time_window(
+    t: np.ndarray,
+    time_window: float,
+    overlap: float = 0,
+    include_incomplete: bool = False,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> Slices:
+    """Windows of ``time_window`` us starting every ``time_window - overlap`` us from the span start."""
+    if time_window <= 0:
+        raise ValueError(f"time_window must be positive, got {time_window}")
+    stride = time_window - overlap
+    if overlap < 0 or stride <= 0:
+        raise ValueError(
+            f"overlap must be in [0, time_window), got overlap={overlap}, time_window={time_window}"
+        )
+    span = _span(t, start_time, end_time)
+    if span is None:
+        return _one_empty_slice()
+    begin, end = span
+    n = _window_count(end - begin, time_window, stride, include_incomplete)
+    starts = begin + np.arange(n, dtype=np.float64) * stride
+    return _time_edges_to_indices(t, starts, starts + time_window, end)
+
+
+def by_event_count(
+    n_events: int, event_count: int, overlap: int = 0, include_incomplete: bool = False
+) -> Slices:
+    """Slices of ``event_count`` events starting every ``event_count - overlap`` events (Tonic's rule).
+
+    A recording with fewer than ``event_count`` events gives one slice holding all of them.
+    """
+    if event_count <= 0:
+        raise ValueError(f"event_count must be positive, got {event_count}")
+    stride = event_count - overlap
+    if overlap < 0 or stride <= 0:
+        raise ValueError(
+            f"overlap must be in [0, event_count), got overlap={overlap}, event_count={event_count}"
+        )
+    if n_events == 0:
+        return _one_empty_slice()
+    count = min(event_count, n_events)
+    n = _window_count(n_events, count, stride, include_incomplete)
+    starts = np.arange(n, dtype=np.int64) * stride
+    return starts, np.minimum(starts + count, n_events)
+
+
+def _check_bins(n_bins: int, overlap: float) -> None:
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"the number of bins must be a positive integer, got {n_bins}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap for a fixed number of bins is a fraction in [0, 1), got {overlap}")
+
+
+def by_time_bins(
+    t: np.ndarray,
+    n_time_bins: int,
+    overlap: float = 0,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> Slices:
+    """``n_time_bins`` bins of width ``span / n`` (enlarged by ``overlap``, Tonic's rule), last one closed.
+
+    With ``overlap=f`` each bin is ``(1 + f)`` base widths long and starts ``(1 - f)`` bin lengths
+    after the previous one, as in Tonic; the last bin always reaches the span end.
+    """
+    _check_bins(n_time_bins, overlap)
+    span = _span(t, start_time, end_time)
+    if span is None:
+        return _one_empty_slice(n_time_bins)
+    begin, end = span
+    k = np.arange(n_time_bins, dtype=np.float64)
+    duration = float(end - begin)
+    if overlap == 0:
+        starts = begin + (k * duration) / n_time_bins  # exact whenever the edge is an integer
+        ends = np.append(starts[1:], end)
+    else:
+        window = duration / n_time_bins * (1 + overlap)
+        starts = begin + k * window * (1 - overlap)
+        ends = starts + window
+    ends[-1] = max(ends[-1], end)
+    return _time_edges_to_indices(t, starts, ends, end)
+
+
+def by_event_bins(n_events: int, n_event_bins: int, overlap: float = 0) -> Slices:
+    """``n_event_bins`` bins of ``n // bins * (1 + overlap)`` events (Tonic's rule); the last bin
+    also takes the remainder, as SpikingJelly's ``split_by='number'`` does."""
+    _check_bins(n_event_bins, overlap)
+    count = int(n_events // n_event_bins * (1 + overlap))
+    stride = int(count * (1 - overlap))
+    starts = np.arange(n_event_bins, dtype=np.int64) * stride
+    ends = np.minimum(starts + count, n_events)
+    ends[-1] = n_events
+    return np.minimum(starts, n_events), ends
+
+
+def by_frames_number(t: np.ndarray, frames_number: int, split_by: str) -> Slices:
+    """SpikingJelly's ``integrate_events_by_fixed_frames_number`` split.
+
+    ``'number'``: ``N // frames`` events per frame, the remainder in the last one.
+    ``'time'``: frames ``dt = (t_last - t_first) // frames`` us long from ``t_first``, the last one
+    running to the end. Unlike SpikingJelly, empty frames are allowed instead of raising IndexError.
+    """
+    if split_by == "number":
+        return by_event_bins(len(t), frames_number)
+    if split_by != "time":
+        raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+    _check_bins(frames_number, 0)
+    if len(t) == 0:
+        return _one_empty_slice(frames_number)
+    dt = (int(t[-1]) - int(t[0])) // frames_number
+    edges = int(t[0]) + dt * np.arange(frames_number, dtype=np.int64)
+    starts = search_sorted(t, edges, False)
+    ends = np.append(starts[1:], len(t))
+    return starts, ends
+
+
+def slice_events(
+    t: np.ndarray,
+    *,
+    time_window: float | None = None,
+    event_count: int | None = None,
+    n_time_bins: int | None = None,
+    n_event_bins: int | None = None,
+    frames_number: int | None = None,
+    split_by: str | None = None,
+    duration: float | None = None,
+    overlap: float = 0,
+    include_incomplete: bool = False,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> Slices:
+    """Dispatch to exactly one slicing rule (Tonic's four, SpikingJelly's two, or a fixed duration)."""
+    chosen = {
+        "time_window": time_window,
+        "event_count": event_count,
+        "n_time_bins": n_time_bins,
+        "n_event_bins": n_event_bins,
+        "frames_number": frames_number,
+        "duration": duration,
+    }
+    given = [name for name, value in chosen.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(chosen)}; got {given or 'none'}")
+    if split_by is not None and frames_number is None:
+        raise ValueError("split_by goes with frames_number (SpikingJelly's fixed number of frames)")
+    if overlap and (frames_number is not None or duration is not None):
+        raise ValueError("overlap applies to time_window, event_count, n_time_bins and n_event_bins only")
+    if time_window is not None:
+        return by_time_window(t, time_window, overlap, include_incomplete, start_time, end_time)
+    if duration is not None:
+        return by_time_window(t, duration, 0, True, start_time, end_time)
+    if event_count is not None:
+        return by_event_count(len(t), event_count, overlap, include_incomplete)
+    if n_time_bins is not None:
+        return by_time_bins(t, n_time_bins, overlap, start_time, end_time)
+    if n_event_bins is not None:
+        return by_event_bins(len(t), n_event_bins, overlap)
+    return by_frames_number(t, frames_number, split_by or "number")

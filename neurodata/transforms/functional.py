@@ -1,0 +1,287 @@
+"""Pure functions over event arrays behind the transform classes.
+
+Every function takes a structured t/x/y/p array (converted with :func:`neurodata.events.as_events`)
+and returns a new :data:`~neurodata.events.EVENT_DTYPE` array; randomness comes only from the
+``rng`` (a ``numpy.random.Generator``) passed in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..events import as_events, make_events
+from ..representations._checks import sensor_geometry
+from . import kernels
+
+
+def to_events(events: np.ndarray) -> np.ndarray:
+    """Any structured t/x/y/p array as EVENT_DTYPE; anything else is a TypeError."""
+    if not isinstance(events, np.ndarray) or events.dtype.names is None:
+        raise TypeError(f"events must be a structured numpy array with fields t, x, y, p; got {type(events)}")
+    return as_events(events)
+
+
+def _with(events: np.ndarray, **columns) -> np.ndarray:
+    """A copy of ``events`` with some columns replaced (values already in range)."""
+    out = events.copy()
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def _check_inside(events: np.ndarray, width: int, height: int, what: str) -> None:
+    if len(events) and (int(events["x"].max()) >= width or int(events["y"].max()) >= height):
+        raise ValueError(
+            f"{what}: events reach x={int(events['x'].max())}, y={int(events['y'].max())}, "
+            f"outside the sensor {width}x{height}"
+        )
+
+
+def pixel_grid(events: np.ndarray) -> tuple[int, int]:
+    """(width, height) of the events' bounding box from the origin (non-empty input)."""
+    return int(events["x"].max()) + 1, int(events["y"].max()) + 1
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+
+def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
+    """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
+    events = to_events(events)
+    if len(events) == 0:
+        return events
+    width, height = pixel_grid(events)
+    return events[kernels.denoise_mask(events, filter_time, width, height)]
+
+
+def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
+    """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
+    events = to_events(events)
+    if len(events) == 0:
+        return events
+    width, height = pixel_grid(events)
+    return events[kernels.refractory_mask(events, delta, width, height)]
+
+
+def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
+    """``[k, 2]`` (x, y) of pixels firing more than ``hot_pixel_frequency`` Hz over the recording."""
+    events = to_events(events)
+    if len(events) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    width, height = pixel_grid(events)
+    counts = np.bincount(events["y"].astype(np.int64) * width + events["x"], minlength=width * height)
+    limit = hot_pixel_frequency * (int(events["t"][-1]) - int(events["t"][0])) * 1e-6
+    hot = np.flatnonzero(counts > limit)
+    return np.stack([hot % width, hot // width], axis=1)
+
+
+def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
+    """Drop every event at the given (x, y) pixels."""
+    events = to_events(events)
+    coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
+    if len(events) == 0 or len(coords) == 0:
+        return events
+    width, height = pixel_grid(events)
+    inside = (coords[:, 0] >= 0) & (coords[:, 0] < width) & (coords[:, 1] >= 0) & (coords[:, 1] < height)
+    banned = np.zeros((height, width), dtype=bool)
+    banned[coords[inside, 1], coords[inside, 0]] = True
+    return events[~banned[events["y"], events["x"]]]
+
+
+def drop_pixels_raster(frames: np.ndarray, coordinates) -> np.ndarray:
+    """Zero the given (x, y) pixels of a ``[P, H, W]`` or ``[T, P, H, W]`` raster (a copy)."""
+    if frames.ndim not in (3, 4):
+        raise ValueError(f"a raster is [P, H, W] or [T, P, H, W]; got shape {frames.shape}")
+    out = frames.copy()
+    coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
+    out[..., coords[:, 1], coords[:, 0]] = 0
+    return out
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+
+def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> np.ndarray:  # noqa: A002
+    """Keep events with ``min <= t <= max`` (both ends included, as in Tonic); ``max=None``: no bound."""
+    events = to_events(events)
+    keep = events["t"] >= min
+    if max is not None:
+        keep &= events["t"] <= max
+    return events[keep]
+
+
+def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) -> np.ndarray:
+    """``t' = floor(t * factor + offset)`` (e.g. ``factor=1e-3`` turns us into ms)."""
+    events = to_events(events)
+    return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
+
+
+def time_jitter(
+    events: np.ndarray,
+    std: float,
+    rng: np.random.Generator,
+    clip_negative: bool = True,
+    sort_timestamps: bool = False,
+) -> np.ndarray:
+    """Add rounded Gaussian noise of ``std`` us to each timestamp; drop negative times if asked."""
+    events = to_events(events)
+    jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
+    if clip_negative:
+        jittered = jittered[jittered["t"] >= 0]
+    if sort_timestamps:
+        jittered = jittered[np.argsort(jittered["t"], kind="stable")]
+    return jittered
+
+
+def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarray:
+    """``t' = max(t) - t`` with the event order reversed (and ON/OFF swapped when asked)."""
+    events = to_events(events)[::-1]
+    if len(events) == 0:
+        return events.copy()
+    out = _with(events, t=events["t"].max() - events["t"])
+    if flip_polarities:
+        out["p"] = 1 - out["p"]
+    return out
+
+
+# --- space ---------------------------------------------------------------------------------------
+
+
+def spatial_downsample(events: np.ndarray, factor_x: float, factor_y: float) -> np.ndarray:
+    """``x' = floor(x * factor_x)``, ``y' = floor(y * factor_y)``; no event is dropped."""
+    events = to_events(events)
+    if factor_x <= 0 or factor_y <= 0:
+        raise ValueError(f"spatial factors must be positive, got ({factor_x}, {factor_y})")
+    x = np.floor(events["x"] * float(factor_x)).astype(np.int64)
+    y = np.floor(events["y"] * float(factor_y)).astype(np.int64)
+    if len(events) and max(int(x.max()), int(y.max())) > np.iinfo(np.uint16).max:
+        raise ValueError("spatial upsampling pushes coordinates past 65535")
+    return _with(events, x=x, y=y)
+
+
+def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple[int, int]) -> np.ndarray:
+    """Keep events in the box ``origin <= (x, y) < origin + target_size`` and move the origin to 0.
+
+    ``origin`` may be negative (the box sticks out of the sensor, as in CenterCrop with padding).
+    """
+    events = to_events(events)
+    x0, y0 = (int(v) for v in origin)
+    w, h = (int(v) for v in target_size)
+    x = events["x"].astype(np.int64) - x0
+    y = events["y"].astype(np.int64) - y0
+    keep = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    return make_events(events["t"][keep], x[keep], y[keep], events["p"][keep])
+
+
+def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
+    """``x' = width - 1 - x``."""
+    events = to_events(events)
+    width, height, _ = sensor_geometry(sensor_size)
+    _check_inside(events, width, height, "flip_lr")
+    return _with(events, x=width - 1 - events["x"].astype(np.int64))
+
+
+def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
+    """``y' = height - 1 - y``."""
+    events = to_events(events)
+    width, height, _ = sensor_geometry(sensor_size)
+    _check_inside(events, width, height, "flip_ud")
+    return _with(events, y=height - 1 - events["y"].astype(np.int64))
+
+
+def flip_polarity(events: np.ndarray) -> np.ndarray:
+    """Swap ON and OFF."""
+    events = to_events(events)
+    return _with(events, p=1 - events["p"])
+
+
+def merge_polarities(events: np.ndarray) -> np.ndarray:
+    """Set every polarity to 0 (one channel)."""
+    events = to_events(events)
+    return _with(events, p=0)
+
+
+def spatial_jitter(
+    events: np.ndarray,
+    sensor_size,
+    rng: np.random.Generator,
+    var_x: float = 1,
+    var_y: float = 1,
+    sigma_xy: float = 0,
+    clip_outliers: bool = False,
+) -> np.ndarray:
+    """Move each event by a rounded 2-D Gaussian draw with covariance ``[[var_x, sigma_xy], [sigma_xy, var_y]]``.
+
+    Events pushed off the sensor are dropped when ``clip_outliers`` else clamped to its border
+    (Tonic wraps them around uint16 instead).
+    """
+    events = to_events(events)
+    width, height, _ = sensor_geometry(sensor_size)
+    shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
+    x = np.rint(events["x"] + shift[:, 0]).astype(np.int64)
+    y = np.rint(events["y"] + shift[:, 1]).astype(np.int64)
+    if clip_outliers:
+        keep = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        return make_events(events["t"][keep], x[keep], y[keep], events["p"][keep])
+    return _with(events, x=np.clip(x, 0, width - 1), y=np.clip(y, 0, height - 1))
+
+
+# --- random drops and noise ----------------------------------------------------------------------
+
+
+def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept)."""
+    events = to_events(events)
+    if not 0 <= p <= 1:
+        raise ValueError(f"drop probability must be in [0, 1], got {p}")
+    n_drop = int(p * len(events) + 0.5)
+    keep = np.ones(len(events), dtype=bool)
+    keep[rng.choice(len(events), n_drop, replace=False)] = False
+    return events[keep]
+
+
+def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Drop the events in a random closed interval ``duration_ratio`` of the recording long.
+
+    The interval lies within ``[t_first, t_last]`` (Tonic measures from t = 0 instead).
+    """
+    events = to_events(events)
+    if not 0 <= duration_ratio < 1:
+        raise ValueError(f"duration_ratio must be in [0, 1), got {duration_ratio}")
+    if len(events) == 0:
+        return events
+    t0, t1 = int(events["t"].min()), int(events["t"].max())
+    length = (t1 - t0) * duration_ratio
+    start = rng.uniform(t0, t1 - length)
+    t = events["t"]
+    return events[(t < start) | (t > start + length)]
+
+
+def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor."""
+    events = to_events(events)
+    if not 0 <= area_ratio < 1:
+        raise ValueError(f"area_ratio must be in [0, 1), got {area_ratio}")
+    width, height, _ = sensor_geometry(sensor_size)
+    cut_w, cut_h = int(width * area_ratio), int(height * area_ratio)
+    x0 = int(rng.integers(0, width - cut_w + 1))
+    y0 = int(rng.integers(0, height - cut_h + 1))
+    x, y = events["x"], events["y"]
+    inside = (x >= x0) & (x < x0 + cut_w) & (y >= y0) & (y < y0 + cut_h)
+    return events[~inside]
+
+
+def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Add ``n`` events uniform over the sensor, its polarities and ``[t_first, t_last]``; time-sorted."""
+    events = to_events(events)
+    if len(events) == 0 or n == 0:
+        return events.copy()
+    width, height, n_pol = sensor_geometry(sensor_size)
+    noise = make_events(
+        rng.integers(int(events["t"].min()), int(events["t"].max()) + 1, n),
+        rng.integers(0, width, n),
+        rng.integers(0, height, n),
+        rng.integers(0, n_pol, n),
+    )
+    merged = np.concatenate([events, noise])
+    return merged[np.argsort(merged["t"], kind="stable")]

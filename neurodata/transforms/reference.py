@@ -1,0 +1,48 @@
+"""Vectorised numpy versions of the filter kernels, written from the definitions, for tests.
+
+Both find, for each event, the latest *earlier* event at a given pixel: sort the keys
+``pixel * N + index`` once, then binary-search ``(pixel, index)`` pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _previous_at(keys_sorted: np.ndarray, pixel: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the latest event before each event ``i`` at ``pixel[i]``, and whether one exists."""
+    i = np.arange(n, dtype=np.int64)
+    pos = np.searchsorted(keys_sorted, pixel * n + i) - 1
+    found = keys_sorted[np.maximum(pos, 0)]
+    exists = (pos >= 0) & (found // n == pixel)
+    return found % n, exists
+
+
+def _padded_pixels(events: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pixel ids on a grid with a one-pixel border, so neighbour ids never wrap to another row."""
+    stride = int(events["x"].max()) + 3
+    return (events["y"].astype(np.int64) + 1) * stride + events["x"].astype(np.int64) + 1, stride
+
+
+def denoise_reference(events: np.ndarray, filter_time: float) -> np.ndarray:
+    n = len(events)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    pixel, stride = _padded_pixels(events)
+    keys = np.sort(pixel * n + np.arange(n))
+    t = events["t"]
+    keep = np.zeros(n, dtype=bool)
+    for offset in (-1, 1, -stride, stride):
+        j, exists = _previous_at(keys, pixel + offset, n)
+        keep |= exists & (t - t[j] < filter_time)
+    return keep
+
+
+def refractory_reference(events: np.ndarray, delta: float) -> np.ndarray:
+    n = len(events)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    pixel, _ = _padded_pixels(events)
+    keys = np.sort(pixel * n + np.arange(n))
+    j, exists = _previous_at(keys, pixel, n)
+    return ~exists | (events["t"] - events["t"][j] > delta)

@@ -1,0 +1,463 @@
+"""Tonic-compatible transform classes: same names and parameters, thin wrappers over
+:mod:`.functional` and :mod:`neurodata.representations`.
+
+Random transforms take one extra, last parameter ``seed`` (int, ``numpy.random.Generator`` or
+None; see :mod:`._random`). All transforms are plain dataclasses, so they pickle into DataLoader
+workers. Outputs are :data:`~neurodata.events.EVENT_DTYPE` arrays, whatever t/x/y/p dtype came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import representations as rep
+from . import functional as F
+from ._random import RandomMixin, Seed, sample
+
+Size = tuple[int, int, int]
+
+
+class Compose:
+    """Apply transforms in order. Unlike Tonic's, it never stops early on an empty array, so a
+    final ``ToFrame`` still returns frames (zeros) for a sample that lost all its events."""
+
+    def __init__(self, transforms: Iterable[Callable]):
+        self.transforms = list(transforms)
+
+    def __call__(self, events):
+        for transform in self.transforms:
+            events = transform(events)
+        return events
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {t}" for t in self.transforms)
+        return f"{type(self).__name__}({inner}\n)"
+
+
+class _Representation:
+    """Representation transforms describe themselves for :func:`representation_key`."""
+
+    kind = ""
+
+    def spec(self) -> dict:
+        """``{"type": ..., parameters...}``: feed to :func:`neurodata.representations.representation_key`."""
+        return {"type": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
+
+
+# --- representations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToFrame(_Representation):
+    """Frames ``[T, P, H, W]`` (int32) by exactly one of ``time_window``, ``event_count``,
+    ``n_time_bins``, ``n_event_bins`` (Tonic), ``frames_number`` + ``split_by`` (SpikingJelly) or
+    ``duration``. See :func:`neurodata.representations.to_frame` for the binning rules."""
+
+    sensor_size: Size | None
+    time_window: float | None = None
+    event_count: int | None = None
+    n_time_bins: int | None = None
+    n_event_bins: int | None = None
+    overlap: float = 0
+    include_incomplete: bool = False
+    start_time: float | None = None
+    end_time: float | None = None
+    frames_number: int | None = None
+    split_by: str | None = None
+    duration: float | None = None
+    dtype: str = "int32"
+    kind = "frame"
+
+    def __call__(self, events):
+        return rep.to_frame(
+            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
+        )
+
+
+@dataclass(frozen=True)
+class ToSparseTensor(_Representation):
+    """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``."""
+
+    sensor_size: Size | None
+    time_window: float | None = None
+    event_count: int | None = None
+    n_time_bins: int | None = None
+    n_event_bins: int | None = None
+    overlap: float = 0
+    include_incomplete: bool = False
+    kind = "sparse_frame"
+
+    def __call__(self, events):
+        return rep.to_sparse_frame(
+            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
+        )
+
+
+@dataclass(frozen=True)
+class ToImage(_Representation):
+    """All events counted into one ``[P, H, W]`` int32 image."""
+
+    sensor_size: Size
+    kind = "image"
+
+    def __call__(self, events):
+        return rep.to_image(events, self.sensor_size)
+
+
+@dataclass(frozen=True)
+class ToVoxelGrid(_Representation):
+    """Voxel grid ``[n_time_bins, 1, H, W]`` (float32), bilinear in time, signed polarity."""
+
+    sensor_size: Size
+    n_time_bins: int
+    kind = "voxel_grid"
+
+    def __call__(self, events):
+        return rep.to_voxel_grid(events, self.sensor_size, self.n_time_bins)
+
+
+@dataclass(frozen=True)
+class ToTimesurface(_Representation):
+    """Global time surfaces every ``dt`` us ``[T, P, H, W]`` (float32), decay time constant ``tau``."""
+
+    sensor_size: Size
+    dt: float
+    tau: float
+    decay: str = "exp"
+    include_incomplete: bool = False
+    kind = "time_surface"
+
+    def __call__(self, events):
+        return rep.to_time_surface(
+            events, self.sensor_size, self.dt, self.tau, self.decay, self.include_incomplete
+        )
+
+
+@dataclass(frozen=True)
+class ToAveragedTimesurface(_Representation):
+    """HATS histograms ``[n_cells, P, surface_size, surface_size]`` (float32)."""
+
+    sensor_size: Size
+    surface_size: int = 5
+    cell_size: int = 10
+    time_window: float = 1e3
+    tau: float = 100
+    decay: str = "exp"
+    kind = "averaged_time_surface"
+
+    def __call__(self, events):
+        return rep.to_averaged_time_surface(
+            events,
+            self.sensor_size,
+            self.cell_size,
+            self.surface_size,
+            self.time_window,
+            self.tau,
+            self.decay,
+        )
+
+
+# --- deterministic event transforms ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Denoise:
+    """Drop events with no 4-neighbour event in the previous ``filter_time`` us."""
+
+    filter_time: float
+
+    def __call__(self, events):
+        return F.denoise(events, self.filter_time)
+
+
+@dataclass(frozen=True)
+class Downsample:
+    """Scale timestamps by ``time_factor`` and coordinates by ``spatial_factor`` (or by
+    ``target_size / sensor_size[:2]``), flooring; no event is dropped."""
+
+    time_factor: float = 1
+    spatial_factor: float | tuple[float, float] = 1
+    sensor_size: Size | None = None
+    target_size: tuple[int, int] | None = None
+
+    def __call__(self, events):
+        if self.target_size is not None:
+            if self.sensor_size is None:
+                raise ValueError("Downsample(target_size=...) needs sensor_size too")
+            fx, fy = (self.target_size[i] / self.sensor_size[i] for i in range(2))
+        elif isinstance(self.spatial_factor, (tuple, list)):
+            fx, fy = self.spatial_factor
+        else:
+            fx = fy = self.spatial_factor
+        events = (
+            F.temporal_downsample(events, self.time_factor) if self.time_factor != 1 else F.to_events(events)
+        )
+        return F.spatial_downsample(events, fx, fy) if (fx, fy) != (1, 1) else events
+
+
+@dataclass(frozen=True)
+class CropTime:
+    """Keep events with ``min <= t <= max``; ``max=None`` means no upper bound on every call
+    (Tonic's remembers the first sample's maximum)."""
+
+    min: float = 0
+    max: float | None = None
+
+    def __call__(self, events):
+        return F.crop_time(events, self.min, self.max)
+
+
+@dataclass(frozen=True)
+class SpatialCrop:
+    """Keep the box ``origin <= (x, y) < origin + target_size``, shifted to start at 0."""
+
+    origin: tuple[int, int]
+    target_size: tuple[int, int]
+
+    def __call__(self, events):
+        return F.spatial_crop(events, self.origin, self.target_size)
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """Crop ``size`` (int or (w, h)) around the sensor centre; a size larger than the sensor pads."""
+
+    sensor_size: Size
+    size: int | tuple[int, int]
+
+    def __call__(self, events):
+        w, h = (self.size, self.size) if isinstance(self.size, int) else self.size
+        origin = ((self.sensor_size[0] - w) // 2, (self.sensor_size[1] - h) // 2)
+        return F.spatial_crop(events, origin, (w, h))
+
+
+@dataclass(frozen=True)
+class DropPixel:
+    """Drop events at ``coordinates`` [(x, y), ...] and/or at pixels firing above
+    ``hot_pixel_frequency`` Hz. Rasters ``[P, H, W]``/``[T, P, H, W]`` get those pixels zeroed
+    (there the hot-pixel threshold is a total count, as in Tonic)."""
+
+    coordinates: list[tuple[int, int]] | None = None
+    hot_pixel_frequency: float | None = None
+
+    def __call__(self, events):
+        coords = [] if self.coordinates is None else list(self.coordinates)
+        if events.dtype.names is None:
+            if self.hot_pixel_frequency is not None:
+                total = events.sum(axis=tuple(range(events.ndim - 2)))
+                ys, xs = np.nonzero(total > self.hot_pixel_frequency)
+                coords += list(zip(xs, ys))
+            return F.drop_pixels_raster(events, coords)
+        if self.hot_pixel_frequency is not None:
+            coords += [tuple(c) for c in F.hot_pixels(events, self.hot_pixel_frequency)]
+        return F.drop_pixels(events, coords)
+
+
+@dataclass(frozen=True)
+class MergePolarities:
+    """Set every polarity to 0."""
+
+    def __call__(self, events):
+        return F.merge_polarities(events)
+
+
+# --- random transforms ----------------------------------------------------------------------------
+
+
+@dataclass
+class RefractoryPeriod(RandomMixin):
+    """Drop events within ``delta`` us of the previous event at the same pixel; a
+    ``(low, high)`` delta is drawn per call."""
+
+    delta: float | tuple[float, float]
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.refractory_period(events, sample(self.delta, self.rng))
+
+
+@dataclass
+class RandomCrop(RandomMixin):
+    """Crop a random ``target_size`` box (every position equally likely) out of the sensor."""
+
+    sensor_size: Size
+    target_size: tuple[int, int]
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        (width, height), (w, h) = self.sensor_size[:2], self.target_size
+        if w > width or h > height:
+            raise ValueError(f"target_size {self.target_size} is larger than the sensor {width}x{height}")
+        origin = (int(self.rng.integers(0, width - w + 1)), int(self.rng.integers(0, height - h + 1)))
+        return F.spatial_crop(events, origin, (w, h))
+
+
+@dataclass
+class _Flip(RandomMixin):
+    def _apply(self, events):
+        raise NotImplementedError
+
+    def __call__(self, events):
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        return self._apply(events) if self.rng.random() < self.p else F.to_events(events).copy()
+
+
+@dataclass
+class RandomFlipLR(_Flip):
+    """With probability ``p``: ``x' = width - 1 - x``."""
+
+    sensor_size: Size
+    p: float = 0.5
+    seed: Seed = field(default=None, repr=False)
+
+    def _apply(self, events):
+        return F.flip_lr(events, self.sensor_size)
+
+
+@dataclass
+class RandomFlipUD(_Flip):
+    """With probability ``p``: ``y' = height - 1 - y``."""
+
+    sensor_size: Size
+    p: float = 0.5
+    seed: Seed = field(default=None, repr=False)
+
+    def _apply(self, events):
+        return F.flip_ud(events, self.sensor_size)
+
+
+@dataclass
+class RandomFlipPolarity(_Flip):
+    """With probability ``p``: swap ON and OFF for the whole sample (as Tonic does)."""
+
+    p: float = 0.5
+    seed: Seed = field(default=None, repr=False)
+
+    def _apply(self, events):
+        return F.flip_polarity(events)
+
+
+@dataclass
+class RandomTimeReversal(_Flip):
+    """With probability ``p``: ``t' = max(t) - t``, order reversed, polarities flipped if asked."""
+
+    p: float = 0.5
+    flip_polarities: bool = True
+    seed: Seed = field(default=None, repr=False)
+
+    def _apply(self, events):
+        return F.time_reversal(events, self.flip_polarities)
+
+
+@dataclass
+class SpatialJitter(RandomMixin):
+    """Gaussian jitter of x/y (rounded); off-sensor events dropped (``clip_outliers``) or clamped."""
+
+    sensor_size: Size
+    var_x: float = 1
+    var_y: float = 1
+    sigma_xy: float = 0
+    clip_outliers: bool = False
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.spatial_jitter(
+            events, self.sensor_size, self.rng, self.var_x, self.var_y, self.sigma_xy, self.clip_outliers
+        )
+
+
+@dataclass
+class TimeJitter(RandomMixin):
+    """Gaussian jitter of timestamps (``std`` us, rounded)."""
+
+    std: float
+    clip_negative: bool = True
+    sort_timestamps: bool = False
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.time_jitter(events, self.std, self.rng, self.clip_negative, self.sort_timestamps)
+
+
+@dataclass
+class TimeSkew(RandomMixin):
+    """``t' = floor(t * coefficient + offset)``; either may be a ``(low, high)`` range drawn per call."""
+
+    coefficient: float | tuple[float, float]
+    offset: float | tuple[float, float] = 0
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.temporal_downsample(
+            events, sample(self.coefficient, self.rng), sample(self.offset, self.rng)
+        )
+
+
+@dataclass
+class UniformNoise(RandomMixin):
+    """Add ``n`` (or a draw from ``(low, high)``) uniform noise events; empty input stays empty."""
+
+    sensor_size: Size
+    n: int | tuple[int, int]
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.uniform_noise(events, self.sensor_size, sample(self.n, self.rng, integer=True), self.rng)
+
+
+@dataclass
+class DropEvent(RandomMixin):
+    """Drop a fraction ``p`` (or a draw from ``(low, high)``) of the events at random."""
+
+    p: float | tuple[float, float]
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.drop_event(events, sample(self.p, self.rng), self.rng)
+
+
+@dataclass
+class DropEventByTime(RandomMixin):
+    """Drop the events of a random interval ``duration_ratio`` of the recording long."""
+
+    duration_ratio: float | tuple[float, float] = 0.2
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.drop_by_time(events, sample(self.duration_ratio, self.rng), self.rng)
+
+
+@dataclass
+class DropEventByArea(RandomMixin):
+    """Drop the events of a random box ``area_ratio`` of the sensor's width and height."""
+
+    sensor_size: Size
+    area_ratio: float | tuple[float, float] = 0.2
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        return F.drop_by_area(events, self.sensor_size, sample(self.area_ratio, self.rng), self.rng)
+
+
+@dataclass
+class RandomDropPixel(RandomMixin):
+    """Drop every event of each pixel with probability ``p`` (pixels drawn per call)."""
+
+    p: float
+    sensor_size: Size | None = None
+    seed: Seed = field(default=None, repr=False)
+
+    def __call__(self, events):
+        events = F.to_events(events)
+        if self.sensor_size is not None:
+            width, height = self.sensor_size[:2]
+        elif len(events):
+            width, height = F.pixel_grid(events)
+        else:
+            return events
+        ys, xs = np.nonzero(self.rng.random((height, width)) < self.p)
+        return F.drop_pixels(events, np.stack([xs, ys], axis=1))
