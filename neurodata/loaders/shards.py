@@ -133,6 +133,9 @@ class LocalRows:
                 target[:] = self.fill
                 continue
             raw = blob[int(offset) - lo : int(offset + length) - lo]
+            if target.size == items:  # a whole chunk: decompress in place
+                blosc.decompress(raw, target)
+                continue
             values = np.frombuffer(blosc.decompress(raw), dtype=self.dtype, count=items)
             target[:] = values[(a - chunk_row0) * self.row_items : (b - chunk_row0) * self.row_items]
 
