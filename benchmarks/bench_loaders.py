@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -268,7 +269,10 @@ def main_local(args) -> None:
             "Tonic DiskCachedDataset": (tonic_frames, True, stack_dense),
         },
     }
-    run_table(cases, args.samples, args.repeats)
+    try:
+        run_table(cases, args.samples, args.repeats)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events) -> None:
@@ -314,6 +318,7 @@ def moto_server() -> tuple[subprocess.Popen, dict]:
 
 
 def main_remote(args) -> None:
+    import boto3
     import s3fs
 
     work = Path(tempfile.mkdtemp(prefix="bench_loaders_remote_", dir=args.tmp))
@@ -327,29 +332,43 @@ def main_remote(args) -> None:
     _STREAM.clear()
     server, options = moto_server()
     try:
+        credentials = {
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "region_name": "us-east-1",
+        }
+        endpoint = options["client_kwargs"]["endpoint_url"]
+        boto3.client("s3", endpoint_url=endpoint, **credentials).create_bucket(Bucket="caches")
         fs = s3fs.S3FileSystem(**options)
-        fs.mkdir("caches")
         fs.put(url, "caches/bench.zarr", recursive=True)
         remote = "s3://caches/bench.zarr"
-        per_pass = min(args.per_pass, args.samples)
+        frames = frame_spec()
         cases = {
             "events": {
-                "local streaming": (load(url, streaming=True), False),
-                "s3 (moto, loopback) streaming": (load(remote, storage_options=options), False),
-                "s3 streaming, no read-ahead": (load(remote, storage_options=options, prefetch=0), False),
+                "local map-style": (load(url), True, pad_events),
+                "local streaming": (load(url, streaming=True), False, pad_events),
+                "s3 streaming": (load(remote, storage_options=options), False, pad_events),
+                "s3 streaming, no read-ahead": (
+                    load(remote, storage_options=options, prefetch=0),
+                    False,
+                    pad_events,
+                ),
+                "s3 map-style": (load(remote, storage_options=options, streaming=False), True, pad_events),
             },
             "precomputed frames T=16": {
-                "local streaming": (load(url, representation=frame_spec(), streaming=True), False),
-                "s3 (moto, loopback) streaming": (
-                    load(remote, storage_options=options, representation=frame_spec()),
+                "local map-style": (load(url, representation=frames), True, stack_dense),
+                "s3 streaming": (
+                    load(remote, storage_options=options, representation=frames),
                     False,
+                    stack_dense,
                 ),
             },
         }
-        run_table(cases, per_pass, args.repeats, (0, 2))
+        run_table(cases, args.samples, args.repeats)
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def load(
     seed: int = 0,
     block_samples: int | None = None,
     shuffle_buffer: int | None = None,
-    prefetch: int = 2,
+    prefetch: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
 ) -> CacheDataset | StreamingDataset:
