@@ -53,7 +53,8 @@ def load(
 
     ``streaming`` (default: True for remote URLs) returns a :class:`StreamingDataset` configured by
     ``shuffle``, ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``, ``rank``, ``world_size``
-    (those arguments do not apply to the map-style dataset, whose sampler decides the order).
+    (those arguments do not apply to the map-style dataset, whose sampler decides the order);
+    ``prefetch`` (blocks read ahead in a background thread) defaults to 2 remotely, 0 locally.
     """
     url = resolve_store(name_or_store, root)
     source = SplitSource(url, split, storage_options)
