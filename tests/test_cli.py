@@ -60,3 +60,21 @@ def test_failed_convert_leaves_no_output(fixtures, tmp_path):
     )
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_chain_through_every_writable_format(fixtures, tmp_path):
+    """EVT 3.0 fixture -> AEDAT 4 -> EVT 2.0 -> DAT -> EVT 3.0 -> .h5: events survive every hop."""
+    src = fixtures / "evt3" / "evt3_sample.raw"
+    original = nd.read(src)
+    hops = [("a.aedat4", None), ("b.raw", "evt2"), ("c.dat", None), ("d.raw", "evt3")]
+    current = src
+    for name, fmt in hops:
+        out = tmp_path / name
+        args = ["convert", str(current), str(out), "--json"] + (["--out-format", fmt] if fmt else [])
+        result = run_cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["events"] == len(original)
+        np.testing.assert_array_equal(nd.read(out), original)
+        current = out
+    info = json.loads(run_cli("info", str(current), "--json").stdout)
+    assert (info["format"], info["width"], info["height"]) == ("evt3", 1280, 720)

@@ -34,9 +34,7 @@ class NmnistDecoder:
                 f"truncated record: {len(block) - usable} trailing bytes, records are {RECORD} bytes",
             )
         out = empty_events(usable // RECORD)
-        n, self.t_offset = kernels.decode_numba(
-            block[:usable], self.t_offset, out["t"], out["x"], out["y"], out["p"]
-        )
+        n, self.t_offset = kernels.decode_numba(block[:usable], self.t_offset, out)
         return out[:n], usable
 
 

@@ -29,8 +29,8 @@ def decode_reference(
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_numba(buf, t_offset, t, x, y, p):
-    """Decode whole records of ``buf`` into preallocated columns; returns (n_events, t_offset)."""
+def decode_numba(buf, t_offset, out):
+    """Decode whole records of ``buf`` into the event array ``out``; returns (n_events, t_offset)."""
     n = 0
     for i in range(len(buf) // 5):
         b = 5 * i
@@ -38,12 +38,11 @@ def decode_numba(buf, t_offset, t, x, y, p):
         if yy == OVERFLOW_Y:
             t_offset += OVERFLOW_STEP
             continue
-        t[n] = (
-            (np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])
-        ) + t_offset
-        x[n] = buf[b]
-        y[n] = yy
-        p[n] = buf[b + 2] >> 7
+        event = out[n]
+        event.t = ((np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])) + t_offset
+        event.x = buf[b]
+        event.y = yy
+        event.p = buf[b + 2] >> 7
         n += 1
     return n, t_offset
 

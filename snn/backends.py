@@ -1,0 +1,94 @@
+"""Backend selection for the multi-step IF / LIF / PLIF run.
+
+* ``"torch"``: the reference loop of :func:`snn.functional.multi_step` (any neuron, any surrogate);
+* ``"cpu"``: :func:`snn.fused_cpu.neuron_multistep_cpu`, one autograd node with a hand-written
+  backward and compiled time loops (IF/LIF/PLIF; runs on any device, it is plain torch);
+* ``"triton"``: :func:`snn.kernels.triton_neurons.neuron_multistep_triton` for IF/LIF/PLIF and
+  ``two_state_multistep_triton`` for ALIF/CubaLIF (CUDA tensors; when asked for explicitly, CPU
+  tensors too under ``TRITON_INTERPRET=1``, Triton's interpreter, which the tests use);
+* ``"auto"``: triton for CUDA tensors when triton imports, else cpu; torch for neurons or
+  surrogates the fused paths do not cover (ALIF/CubaLIF on CPU, Izhikevich, custom surrogates).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+
+import torch
+
+from .fused_cpu import KINDS, neuron_multistep_cpu
+from .surrogate import SurrogateFunction, by_name
+
+__all__ = ["BACKENDS", "TWO_STATE_KINDS", "check_backend", "resolve_backend", "fused_function"]
+
+BACKENDS = ("auto", "torch", "cpu", "triton")
+TWO_STATE_KINDS = ("alif", "cuba_lif")  # Triton only: (spikes, v_last, u_last)
+
+
+@functools.cache
+def _triton_module():
+    """``snn.kernels.triton_neurons``, or None when triton (or the kernel module) does not import."""
+    try:
+        from .kernels import triton_neurons
+    except Exception:  # triton missing or broken: the fused CPU path serves instead
+        return None
+    return triton_neurons
+
+
+def _triton_function(kind: str | None) -> Callable | None:
+    module = _triton_module()
+    name = "two_state_multistep_triton" if kind in TWO_STATE_KINDS else "neuron_multistep_triton"
+    return getattr(module, name, None)
+
+
+def _triton_device(x: torch.Tensor) -> bool:
+    return x.is_cuda or os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _fusable_surrogate(surrogate: SurrogateFunction) -> bool:
+    try:
+        by_name(surrogate.name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_backend(backend: str, kind: str | None, surrogate: SurrogateFunction) -> None:
+    """Raise if ``backend`` is unknown or cannot run neuron ``kind`` with ``surrogate`` at all."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    supported = {"cpu": KINDS, "triton": KINDS + TWO_STATE_KINDS}.get(backend)
+    if supported is not None and not (kind in supported and _fusable_surrogate(surrogate)):
+        raise ValueError(
+            f"backend={backend!r} supports {', '.join(supported)} neurons with a built-in surrogate; "
+            f"this neuron/surrogate ({kind or 'no fused kernel'}, {surrogate!r}) runs on backend='torch'"
+        )
+
+
+def resolve_backend(backend: str, kind: str | None, surrogate: SurrogateFunction, x: torch.Tensor) -> str:
+    """The concrete backend ("torch", "cpu" or "triton") that runs neuron ``kind`` on ``x``."""
+    check_backend(backend, kind, surrogate)
+    if backend == "auto":
+        fusable = _fusable_surrogate(surrogate) and x.is_floating_point()
+        if fusable and kind in KINDS + TWO_STATE_KINDS and x.is_cuda and _triton_function(kind) is not None:
+            return "triton"
+        return "cpu" if fusable and kind in KINDS else "torch"
+    if backend != "torch" and not x.is_floating_point():
+        raise ValueError(f"backend={backend!r} needs floating-point input, got {x.dtype}")
+    if backend == "triton":
+        if not _triton_device(x):
+            raise ValueError("backend='triton' needs CUDA tensors; use backend='cpu' or 'auto'")
+        if _triton_function(kind) is None:
+            raise ImportError("backend='triton' needs the triton package (pip install triton)")
+    return backend
+
+
+def fused_function(backend: str, kind: str) -> Callable:
+    """The multi-step function of a fused backend ("cpu" or "triton") for neuron ``kind``.
+
+    IF/LIF/PLIF functions share one signature and return ``(spikes, v_last)``; the two-state
+    (ALIF, CubaLIF) function also takes and returns the second state ``u``.
+    """
+    return _triton_function(kind) if backend == "triton" else neuron_multistep_cpu

@@ -1,0 +1,235 @@
+"""Fast multi-step IF / LIF / PLIF for CPU: hand-written backward, time loops fused by torch.compile.
+
+The autograd graph of the reference loop holds about ten nodes and as many saved tensors per time
+step. Here the whole ``[T, ...]`` run is one autograd node: the forward saves only the pre-spike
+potential ``H`` (plus ``X`` and ``V0`` for PLIF, whose ``dH/dtau`` needs them) and the backward
+walks ``t = T-1 .. 0`` recomputing each spike and surrogate derivative from ``H``, like
+SpikingJelly's GPU kernels. Both time loops are compiled with ``torch.compile`` (one fused C++
+loop each, cached per neuron configuration); if compilation is unavailable or fails, the same
+Python functions run eagerly. Set ``NEURODATA_SNN_COMPILE=0`` or call
+:func:`set_compile_enabled` to force eager mode (first compilation takes tens of seconds).
+
+The signature matches :func:`snn.kernels.triton_neurons.neuron_multistep_triton`, so
+:mod:`snn.neurons` dispatches to either without caring which.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import types
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .surrogate import surrogate_grad
+
+__all__ = ["KINDS", "neuron_multistep_cpu", "set_compile_enabled", "compile_enabled"]
+
+KINDS = ("if", "lif", "plif")
+
+_compile_enabled = os.environ.get("NEURODATA_SNN_COMPILE", "1") not in ("0", "false", "no")
+
+
+def set_compile_enabled(enabled: bool) -> None:
+    """Turn ``torch.compile`` of the fused loops on or off (process-wide)."""
+    global _compile_enabled
+    _compile_enabled = bool(enabled)
+
+
+def compile_enabled() -> bool:
+    """Whether the fused loops are compiled (see :func:`set_compile_enabled`)."""
+    return _compile_enabled
+
+
+def _with_own_code(fn: Callable, tag: str) -> Callable:
+    """A copy of the closure ``fn`` with its own code object.
+
+    Dynamo keeps compiled graphs per code object and guards on closure values; without copies,
+    every neuron configuration would recompile the same code object and, past the recompile
+    limit (8), silently run eagerly.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{tag}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+
+
+class _MaybeCompiled:
+    """Calls ``fn`` through ``torch.compile`` when enabled; falls back to eager for good on failure."""
+
+    def __init__(self, fn: Callable, tag: str) -> None:
+        self.fn = _with_own_code(fn, tag)
+        self.compiled: Callable | None = None
+        self.failed = False
+
+    def __call__(self, *args):
+        if not _compile_enabled or self.failed:
+            return self.fn(*args)
+        try:
+            if self.compiled is None:
+                self.compiled = torch.compile(self.fn)
+            return self.compiled(*args)
+        except Exception as exc:  # compiler missing, unsupported platform, inductor bug
+            warnings.warn(
+                f"snn: torch.compile of the fused neuron loop failed ({type(exc).__name__}: {exc}); "
+                "running the same loop eagerly",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.failed = True
+            return self.fn(*args)
+
+
+def _charge(kind: str, x: Tensor, v: Tensor, k: Tensor | None, tau: float, decay_input: bool, rest: float):
+    """``H[t]`` in SpikingJelly's exact operation order (see :mod:`snn.functional`)."""
+    if kind == "if":
+        return v + x
+    if kind == "lif":
+        return v + (x - (v - rest)) / tau if decay_input else v - (v - rest) / tau + x
+    return v + (x - (v - rest)) * k if decay_input else v - (v - rest) * k + x
+
+
+def _reset(h: Tensor, spike: Tensor, v_threshold: float, v_reset: float | None) -> Tensor:
+    if v_reset is None:
+        return h - spike * v_threshold
+    return spike * v_reset + (1.0 - spike) * h
+
+
+@functools.lru_cache(maxsize=256)
+def _loops(
+    kind: str,
+    decay_input: bool,
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    surrogate_name: str,
+    alpha: float,
+    tau: float,
+) -> tuple[_MaybeCompiled, _MaybeCompiled]:
+    """The forward and backward time loops for one neuron configuration (cached, compiled lazily)."""
+    rest = 0.0 if v_reset is None else v_reset
+
+    def forward(x_seq: Tensor, v: Tensor, k: Tensor):
+        spikes, charged = [], []
+        for t in range(x_seq.shape[0]):
+            h = _charge(kind, x_seq[t], v, k, tau, decay_input, rest)
+            spike = (h >= v_threshold).to(h.dtype)
+            v = _reset(h, spike, v_threshold, v_reset)
+            spikes.append(spike)
+            charged.append(h)
+        return torch.stack(spikes), v, torch.stack(charged)
+
+    def backward(
+        grad_spikes: Tensor, grad_v_last: Tensor, h_seq: Tensor, x_seq: Tensor, v0: Tensor, k: Tensor
+    ):
+        n_steps = h_seq.shape[0]
+        grad_x = []
+        grad_k = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device)
+        grad_v = grad_v_last
+        for t in range(n_steps - 1, -1, -1):
+            h = h_seq[t]
+            sg = surrogate_grad(surrogate_name, h - v_threshold, alpha)
+            if v_reset is None:
+                dv_dh = 1.0 if detach_reset else 1.0 - v_threshold * sg
+            else:
+                dv_dh = 1.0 - (h >= v_threshold).to(h.dtype)
+                if not detach_reset:
+                    dv_dh = dv_dh + (v_reset - h) * sg
+            grad_h = grad_spikes[t] * sg + grad_v * dv_dh
+            if kind == "if":
+                grad_x.append(grad_h)
+                grad_v = grad_h
+            elif kind == "lif":
+                grad_x.append(grad_h / tau if decay_input else grad_h)
+                grad_v = grad_h - grad_h / tau
+            else:
+                if t == 0:
+                    v_prev = v0
+                else:
+                    h_prev = h_seq[t - 1]
+                    v_prev = _reset(h_prev, (h_prev >= v_threshold).to(h.dtype), v_threshold, v_reset)
+                dh_dk = x_seq[t] - (v_prev - rest) if decay_input else -(v_prev - rest)
+                grad_k = grad_k + (grad_h * dh_dk).sum()
+                grad_x.append(grad_h * k if decay_input else grad_h)
+                grad_v = grad_h - grad_h * k
+        grad_x.reverse()
+        return torch.stack(grad_x), grad_v, grad_k
+
+    tag = f"{kind}_{_loops.cache_info().currsize}"
+    return _MaybeCompiled(forward, tag), _MaybeCompiled(backward, tag)
+
+
+class _FusedNeuron(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: tuple):
+        forward_loop, _ = _loops(*config)
+        spikes, v_last, h_seq = forward_loop(x_seq, v0, k)
+        if config[0] == "plif":
+            ctx.save_for_backward(h_seq, x_seq, v0, k)
+        else:
+            ctx.save_for_backward(h_seq)
+        ctx.config = config
+        return spikes, v_last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes: Tensor | None, grad_v_last: Tensor | None):
+        saved = ctx.saved_tensors
+        h_seq = saved[0]
+        x_seq, v0, k = saved[1:] if len(saved) > 1 else (h_seq, h_seq, h_seq.new_zeros(()))
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(h_seq)
+        if grad_v_last is None:
+            grad_v_last = torch.zeros_like(h_seq[0])
+        _, backward_loop = _loops(*ctx.config)
+        grad_x, grad_v0, grad_k = backward_loop(grad_spikes.contiguous(), grad_v_last, h_seq, x_seq, v0, k)
+        return grad_x, grad_v0, (grad_k.reshape(k.shape) if ctx.config[0] == "plif" else None), None
+
+
+def neuron_multistep_cpu(
+    kind: str,
+    x_seq: Tensor,
+    v0: Tensor,
+    *,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    surrogate_name: str = "atan",
+    alpha: float = 2.0,
+    tau: float | Tensor = 2.0,
+) -> tuple[Tensor, Tensor]:
+    """Run ``kind`` ("if", "lif", "plif") over ``x_seq`` ``[T, ...]`` from ``v0``; returns ``(spikes, v_last)``.
+
+    ``tau`` is the LIF time constant (a float) or, for PLIF, the learnable 1-element tensor ``w``
+    with ``1/tau = sigmoid(w)`` (gradients flow to it). Differentiable w.r.t. ``x_seq``, ``v0``, ``w``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"neuron_multistep_cpu: kind must be one of {KINDS}, got {kind!r}")
+    if x_seq.ndim < 1 or x_seq.shape[0] == 0:
+        raise ValueError(f"x_seq must be time-major [T, ...] with T >= 1, got shape {tuple(x_seq.shape)}")
+    if v0.shape != x_seq.shape[1:]:
+        raise ValueError(f"v0 shape {tuple(v0.shape)} does not match one time step {tuple(x_seq.shape[1:])}")
+    if kind == "plif":
+        if not isinstance(tau, Tensor) or tau.numel() != 1:
+            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
+        k, tau_value = torch.sigmoid(tau.to(x_seq.dtype)).reshape(()), 0.0
+    else:
+        if isinstance(tau, Tensor):
+            raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
+        k, tau_value = x_seq.new_zeros(()), float(tau) if kind == "lif" else 0.0
+    config = (
+        kind,
+        bool(decay_input) if kind != "if" else True,
+        float(v_threshold),
+        None if v_reset is None else float(v_reset),
+        bool(detach_reset),
+        surrogate_name,
+        float(alpha),
+        tau_value,
+    )
+    shape = x_seq.shape
+    flat_x = x_seq.reshape(shape[0], -1).contiguous()
+    spikes, v_last = _FusedNeuron.apply(flat_x, v0.reshape(-1).to(x_seq.dtype), k, config)
+    return spikes.reshape(shape), v_last.reshape(shape[1:])

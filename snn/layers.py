@@ -1,0 +1,168 @@
+"""Multi-step layers: stateless torch layers applied to time-major ``[T, B, ...]`` sequences.
+
+A stateless layer treats every time step alike, so it runs once on the sequence with time folded
+into the batch (``[T*B, ...]``) and the result is unfolded back to ``[T, B, ...]``; one large call
+instead of ``T`` small ones (SpikingJelly's ``SeqToANNContainer``). Consequently the batch-norm
+layers compute their statistics over ``T*B`` samples. :class:`Dropout` draws one mask per
+sequence and applies it at every time step, so a dropped unit stays silent for the whole sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "seq_to_ann",
+    "SeqToANN",
+    "Linear",
+    "Conv1d",
+    "Conv2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "TdBatchNorm1d",
+    "TdBatchNorm2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "Flatten",
+    "Dropout",
+    "Voting",
+]
+
+
+def seq_to_ann(fn: Callable[[torch.Tensor], torch.Tensor], x_seq: torch.Tensor) -> torch.Tensor:
+    """Apply ``fn`` to ``x_seq`` ``[T, B, ...]`` with time folded into the batch; returns ``[T, B, ...]``."""
+    if x_seq.ndim < 2:
+        raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
+    steps, batch = x_seq.shape[:2]
+    y = fn(x_seq.flatten(0, 1))
+    return y.reshape(steps, batch, *y.shape[1:])
+
+
+class SeqToANN(nn.Sequential):
+    """Run any stack of stateless modules on ``[T, B, ...]`` by folding time into the batch."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return seq_to_ann(super().forward, x_seq)
+
+
+class _Folded:
+    """Mixin for a torch layer class: its ``forward`` runs on the folded ``[T*B, ...]`` tensor."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return seq_to_ann(super().forward, x_seq)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` over the last dimension of ``[T, B, ..., in_features]`` (no folding needed)."""
+
+
+class Conv1d(_Folded, nn.Conv1d):
+    """``nn.Conv1d`` on ``[T, B, C, L]``."""
+
+
+class Conv2d(_Folded, nn.Conv2d):
+    """``nn.Conv2d`` on ``[T, B, C, H, W]``."""
+
+
+class BatchNorm1d(_Folded, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` on ``[T, B, C]`` or ``[T, B, C, L]``; statistics over time and batch."""
+
+
+class BatchNorm2d(_Folded, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` on ``[T, B, C, H, W]``; statistics over time, batch and space."""
+
+
+class _ThresholdDependent:
+    """tdBN (Zheng et al. 2021): BN over (T, B, ...) whose scale starts at ``alpha * v_threshold``.
+
+    ``y = lambda * alpha * V_th * (x - mean) / sqrt(var + eps) + beta`` with ``lambda`` learnable
+    from 1, implemented as SpikingJelly does: the affine weight is initialised to ``alpha * V_th``.
+    """
+
+    def __init__(self, num_features: int, v_threshold: float = 1.0, alpha: float = 1.0, **kwargs) -> None:
+        if kwargs.get("affine", True) is False:
+            raise ValueError("threshold-dependent batch norm needs affine=True")
+        super().__init__(num_features, **kwargs)
+        self.v_threshold, self.alpha = float(v_threshold), float(alpha)
+        nn.init.constant_(self.weight, self.alpha * self.v_threshold)
+
+
+class TdBatchNorm1d(_ThresholdDependent, BatchNorm1d):
+    """Threshold-dependent batch norm for ``[T, B, C]`` / ``[T, B, C, L]``."""
+
+
+class TdBatchNorm2d(_ThresholdDependent, BatchNorm2d):
+    """Threshold-dependent batch norm for ``[T, B, C, H, W]``."""
+
+
+class MaxPool1d(_Folded, nn.MaxPool1d):
+    """``nn.MaxPool1d`` on ``[T, B, C, L]``."""
+
+
+class MaxPool2d(_Folded, nn.MaxPool2d):
+    """``nn.MaxPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class AvgPool1d(_Folded, nn.AvgPool1d):
+    """``nn.AvgPool1d`` on ``[T, B, C, L]``."""
+
+
+class AvgPool2d(_Folded, nn.AvgPool2d):
+    """``nn.AvgPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class Flatten(nn.Module):
+    """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]``."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 2:
+            raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
+        return x_seq.flatten(2) if x_seq.ndim > 2 else x_seq
+
+
+class Dropout(nn.Module):
+    """Dropout on ``[T, B, ...]`` with one mask per sample shared by all time steps (inverted scaling)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x_seq
+        keep = torch.rand_like(x_seq[:1]) >= self.p
+        return x_seq * keep.to(x_seq.dtype) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Voting(nn.Module):
+    """Average consecutive groups of ``group_size`` output neurons: ``[..., C * group_size]`` to ``[..., C]``.
+
+    Several neurons vote for each class (SpikingJelly's ``VotingLayer``); works for single- and
+    multi-step input alike since only the last dimension is touched.
+    """
+
+    def __init__(self, group_size: int = 10) -> None:
+        super().__init__()
+        if group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size}")
+        self.group_size = int(group_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % self.group_size:
+            raise ValueError(
+                f"Voting: last dimension {x.shape[-1]} is not a multiple of group_size {self.group_size}"
+            )
+        return x.unflatten(-1, (-1, self.group_size)).mean(-1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"
