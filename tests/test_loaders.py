@@ -184,7 +184,7 @@ def test_a_dead_worker_raises_in_the_main_process(store, how, mode):
     done = subprocess.run(
         [sys.executable, str(script), store, how, mode], capture_output=True, text=True, timeout=120, env=env
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(
         r"CAUGHT RuntimeError: DataLoader worker \(pid(\(s\))? \d+\) (exited unexpectedly|is killed by signal)",
         done.stdout,
