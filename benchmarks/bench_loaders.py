@@ -14,8 +14,11 @@ Gesture's range). The same samples are written as
 
 Frames are T = 16 frames split by event count (SpikingJelly's ``frames_number=16, split_by="number"``;
 ours: ``ToFrame(None, frames_number=16, split_by="number")``; Tonic: ``ToFrame(n_event_bins=16)``).
-Each timed pass reads the same random order of ``--per-pass`` samples through a ``DataLoader``
-(``batch_size=None``, 0 or 2 workers, fork); runs interleave the loaders; medians of ``--repeats``.
+Each timed pass reads every sample (map-style datasets in one fixed random order) through a
+``DataLoader`` in three modes: 0 workers one sample at a time without collation (pure loading),
+then batches of 16 with 0 and 2 workers (fork) through the same collate for all: ``pad_events`` for
+events (it accepts SpikingJelly's dicts and Tonic's arrays), ``stack_dense`` for frames. Runs
+interleave the loaders; medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3]
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote   # s3:// on moto vs local
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -43,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
 from neurodata.events import make_events
-from neurodata.loaders import load
+from neurodata.loaders import load, pad_events, stack_dense
 from neurodata.loaders.precompute import precompute
 
 FIXTURES = Path(
@@ -170,40 +174,59 @@ def tonic_cached(url: str, folder: Path, frames: bool):
 
 
 # ---- timing -------------------------------------------------------------------------------------
+MODES = (
+    ("0 workers, per sample", 0, None),
+    ("0 workers, batches of 16", 0, 16),
+    ("2 workers, batches of 16", 2, 16),
+)
+
+
 def keep(sample):
     return sample
 
 
-def one_pass(dataset, order: list[int] | None, workers: int, per_pass: int) -> float:
-    """Seconds to read ``per_pass`` samples (in ``order`` for map-style datasets) through a DataLoader."""
+def one_pass(
+    dataset, order: list[int] | None, workers: int, batch: int | None, collate: Callable
+) -> tuple[float, int]:
+    """Seconds to read every sample (map-style datasets: in ``order``) through a DataLoader.
+
+    ``batch`` None: samples one by one, no collate (pure loading); else batches through ``collate``.
+    """
     kwargs = {"multiprocessing_context": "fork"} if workers else {}
-    sampler = order if order is not None else None
     loader = DataLoader(
-        dataset, batch_size=None, sampler=sampler, num_workers=workers, collate_fn=keep, **kwargs
+        dataset,
+        batch_size=batch,
+        sampler=order,
+        num_workers=workers,
+        collate_fn=collate if batch else keep,
+        **kwargs,
     )
     start = time.perf_counter()
     n = 0
-    for _ in loader:
-        n += 1
-        if n == per_pass:
-            break
-    return time.perf_counter() - start
+    for item in loader:
+        n += len(item[-1]) if batch else 1
+    return time.perf_counter() - start, n
 
 
-def run_table(cases: dict[str, dict], per_pass: int, repeats: int, workers_list: tuple[int, ...]) -> None:
-    """cases: group -> {name: (dataset, map_style)}; the first name of a group is the ratios' reference."""
-    order = np.random.default_rng(1).permutation(per_pass).tolist()
-    print(f"\n{'case':<44} {'workers':>7} {'samples/s':>10} {'ours / this':>12}")
+def run_table(cases: dict[str, dict], n_samples: int, repeats: int) -> None:
+    """cases: group -> {name: (dataset, map_style, collate)}; the group's first entry is the ratios' reference."""
+    order = np.random.default_rng(1).permutation(n_samples).tolist()
+    print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12}")
     for group, loaders in cases.items():
-        for workers in workers_list:
+        for mode, workers, batch in MODES:
             times: dict[str, list[float]] = {name: [] for name in loaders}
             for _ in range(repeats):
-                for name, (ds, map_style) in loaders.items():
-                    times[name].append(one_pass(ds, order if map_style else None, workers, per_pass))
+                for name, (ds, map_style, collate) in loaders.items():
+                    seconds, n = one_pass(ds, order if map_style else None, workers, batch, collate)
+                    assert n == n_samples, f"{name}: {n} samples, expected {n_samples}"
+                    times[name].append(seconds)
             medians = {name: statistics.median(t) for name, t in times.items()}
             ours = medians[next(iter(loaders))]
             for name, t in medians.items():
-                print(f"{group + ': ' + name:<44} {workers:>7} {per_pass / t:>10.1f} {t / ours:>11.2f}x")
+                print(
+                    f"{group + ': ' + name:<42} {mode:<26} {n_samples / t:>10.1f} {t / ours:>11.2f}x",
+                    flush=True,
+                )
 
 
 def main_local(args) -> None:
@@ -225,7 +248,6 @@ def main_local(args) -> None:
     tonic_events = tonic_cached(url, work / "tonic_events", frames=False)
     tonic_frames = tonic_cached(url, work / "tonic_frames", frames=True)
     _STREAM.clear()
-    per_pass = min(args.per_pass, args.samples)
 
     ours_events = load(url)
     ours_stream = load(url, streaming=True, seed=0)
@@ -235,19 +257,22 @@ def main_local(args) -> None:
     check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events)
     cases = {
         "events": {
-            "neurodata map": (ours_events, True),
-            "neurodata streaming": (ours_stream, False),
-            "SpikingJelly events_np": (FolderDataset(sj_events, sj_load_events), True),
-            "Tonic DiskCachedDataset": (tonic_events, True),
+            "neurodata map": (ours_events, True, pad_events),
+            "neurodata streaming": (ours_stream, False, pad_events),
+            "SpikingJelly events_np": (FolderDataset(sj_events, sj_load_events), True, pad_events),
+            "Tonic DiskCachedDataset": (tonic_events, True, pad_events),
         },
         "frames T=16": {
-            "neurodata precomputed": (ours_pre, True),
-            "neurodata on the fly": (ours_fly, True),
-            "SpikingJelly frames npz": (FolderDataset(sj_frames, sj_load_frames), True),
-            "Tonic DiskCachedDataset": (tonic_frames, True),
+            "neurodata precomputed": (ours_pre, True, stack_dense),
+            "neurodata on the fly": (ours_fly, True, stack_dense),
+            "SpikingJelly frames npz": (FolderDataset(sj_frames, sj_load_frames), True, stack_dense),
+            "Tonic DiskCachedDataset": (tonic_frames, True, stack_dense),
         },
     }
-    run_table(cases, per_pass, args.repeats, (0, 2))
+    try:
+        run_table(cases, args.samples, args.repeats)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events) -> None:
@@ -293,6 +318,7 @@ def moto_server() -> tuple[subprocess.Popen, dict]:
 
 
 def main_remote(args) -> None:
+    import boto3
     import s3fs
 
     work = Path(tempfile.mkdtemp(prefix="bench_loaders_remote_", dir=args.tmp))
@@ -306,35 +332,48 @@ def main_remote(args) -> None:
     _STREAM.clear()
     server, options = moto_server()
     try:
+        credentials = {
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "region_name": "us-east-1",
+        }
+        endpoint = options["client_kwargs"]["endpoint_url"]
+        boto3.client("s3", endpoint_url=endpoint, **credentials).create_bucket(Bucket="caches")
         fs = s3fs.S3FileSystem(**options)
-        fs.mkdir("caches")
         fs.put(url, "caches/bench.zarr", recursive=True)
         remote = "s3://caches/bench.zarr"
-        per_pass = min(args.per_pass, args.samples)
+        frames = frame_spec()
         cases = {
             "events": {
-                "local streaming": (load(url, streaming=True), False),
-                "s3 (moto, loopback) streaming": (load(remote, storage_options=options), False),
-                "s3 streaming, no read-ahead": (load(remote, storage_options=options, prefetch=0), False),
+                "local map-style": (load(url), True, pad_events),
+                "local streaming": (load(url, streaming=True), False, pad_events),
+                "s3 streaming": (load(remote, storage_options=options), False, pad_events),
+                "s3 streaming, no read-ahead": (
+                    load(remote, storage_options=options, prefetch=0),
+                    False,
+                    pad_events,
+                ),
+                "s3 map-style": (load(remote, storage_options=options, streaming=False), True, pad_events),
             },
             "precomputed frames T=16": {
-                "local streaming": (load(url, representation=frame_spec(), streaming=True), False),
-                "s3 (moto, loopback) streaming": (
-                    load(remote, storage_options=options, representation=frame_spec()),
+                "local map-style": (load(url, representation=frames), True, stack_dense),
+                "s3 streaming": (
+                    load(remote, storage_options=options, representation=frames),
                     False,
+                    stack_dense,
                 ),
             },
         }
-        run_table(cases, per_pass, args.repeats, (0, 2))
+        run_table(cases, args.samples, args.repeats)
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=160)
-    parser.add_argument("--per-pass", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--remote", action="store_true", help="s3:// (moto on loopback) against local")
     parser.add_argument("--tmp", default=None, help="folder for the caches (default: the system temp)")

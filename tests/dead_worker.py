@@ -1,4 +1,4 @@
-"""Run a DataLoader whose worker dies on sample 13; print the main process's error. Used by test_loaders.
+"""Run a DataLoader whose worker 1 dies; print the main process's error. Used by test_loaders.
 
 Run in its own process: torch's SIGCHLD handler keeps raising in the main thread while a dead
 worker's iterator lives, which would disturb the test runner itself.
@@ -10,19 +10,23 @@ import os
 import signal
 import sys
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, get_worker_info
 
 from neurodata.loaders import load, pad_events
 
 
-class DieOn:
-    """An event transform that kills its worker process on one sample."""
+class DieInWorker:
+    """An event transform that kills DataLoader worker 1 on its first sample.
 
-    def __init__(self, label: int, how: str):
-        self.label, self.how = label, how
+    Dying before the worker has sent anything keeps the test deterministic: a worker killed while
+    its queue thread is mid-write can leave the main process a truncated message instead.
+    """
+
+    def __init__(self, how: str):
+        self.how = how
 
     def __call__(self, events):
-        if len(events) and events["t"][0] // 1_000_000 == self.label:
+        if get_worker_info().id == 1:
             if self.how == "exit":
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGKILL)
@@ -31,7 +35,7 @@ class DieOn:
 
 if __name__ == "__main__":
     store, how, streaming = sys.argv[1], sys.argv[2], sys.argv[3] == "stream"
-    ds = load(store, transform=DieOn(13, how), streaming=streaming, block_samples=4)
+    ds = load(store, transform=DieInWorker(how), streaming=streaming, block_samples=4)
     loader = DataLoader(
         ds, batch_size=4, num_workers=2, multiprocessing_context="fork", collate_fn=pad_events
     )

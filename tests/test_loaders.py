@@ -21,6 +21,7 @@ from neurodata.loaders import (
     stack_dense,
     stack_time_major,
 )
+from neurodata.loaders.prefetch import prefetched
 from neurodata.loaders.sharding import shuffle_buffer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -109,6 +110,7 @@ def stream_loader(ds, **kwargs) -> DataLoader:
 def test_streaming_order_is_a_function_of_seed_and_epoch(store):
     a = streamed_order(store, seed=1, epoch=0)
     assert a == streamed_order(store, seed=1, epoch=0)
+    assert a == streamed_order(store, seed=1, epoch=0, prefetch=3)  # reading ahead changes nothing
     assert a != streamed_order(store, seed=2, epoch=0)
     assert a != streamed_order(store, seed=1, epoch=1)
     assert sorted(a) == list(range(N))
@@ -126,6 +128,20 @@ def test_set_epoch_reaches_persistent_workers(store):
     fresh = load(store, streaming=True, seed=5, block_samples=3)
     fresh.set_epoch(1)
     assert labels_of(stream_loader(fresh)) == orders[1]
+
+
+def test_prefetched_keeps_order_and_raises_where_the_failed_read_is_reached():
+    def read(i):
+        if i == 5:
+            raise ValueError("block 5 unreadable")
+        return i * 10
+
+    assert list(prefetched(read, range(5), depth=2)) == [0, 10, 20, 30, 40]
+    got = []
+    with pytest.raises(ValueError, match="block 5 unreadable"):
+        for value in prefetched(read, range(8), depth=2):
+            got.append(value)
+    assert got == [0, 10, 20, 30, 40]
 
 
 def test_shuffle_buffer_permutes_everything():
@@ -168,7 +184,7 @@ def test_a_dead_worker_raises_in_the_main_process(store, how, mode):
     done = subprocess.run(
         [sys.executable, str(script), store, how, mode], capture_output=True, text=True, timeout=120, env=env
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(
         r"CAUGHT RuntimeError: DataLoader worker \(pid(\(s\))? \d+\) (exited unexpectedly|is killed by signal)",
         done.stdout,

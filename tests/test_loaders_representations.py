@@ -126,3 +126,14 @@ def test_frames_cli_stores_what_the_loader_reads(store, capsys):
     bad = parser.parse_args(["frames", store, "--spec", "frame:time_window=1000.0"])
     with pytest.raises(NeurodataError, match="only fixed-shape representations"):
         bad.run(bad)
+
+
+def test_verify_accepts_a_cache_with_precomputed_frames(tmp_path):
+    from neurodata.cache import verify_cache
+
+    url = ls.build_indexed_cache(str(tmp_path / "small.zarr"), 8)
+    precompute(url, {"type": "frame", "n_time_bins": 2}, progress=False)
+    report = verify_cache(url)
+    assert report.ok, report.problems
+    (Path(url) / "train" / "stray").write_bytes(b"x")  # anything else unexpected is still reported
+    assert verify_cache(url).problems == ["train/stray: unexpected file (not in the manifest)"]

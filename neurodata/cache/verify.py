@@ -40,6 +40,9 @@ class VerifyReport:
         return {**asdict(self), "ok": self.ok}
 
 
+DERIVED_PREFIX = "representations/"  # precomputed representations live here, outside the manifest
+
+
 def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyReport) -> None:
     """Compare every stored file with its manifest entry (size and CRC32C)."""
     try:
@@ -53,6 +56,8 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
     expected: dict[str, list] = json.loads(raw)["attributes"]["files"]
     stored = location.files()
     for key in sorted(set(stored) - set(expected) - {"zarr.json", MANIFEST_KEY}):
+        if key.startswith(DERIVED_PREFIX):
+            continue  # precomputed representations, added after the build (neurodata.loaders.precompute)
         report.problems.append(f"{key}: unexpected file (not in the manifest)")
     for key, (size, crc) in sorted(expected.items()):
         if key not in stored:

@@ -37,7 +37,7 @@ def load(
     seed: int = 0,
     block_samples: int | None = None,
     shuffle_buffer: int | None = None,
-    prefetch: int = 2,
+    prefetch: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
 ) -> CacheDataset | StreamingDataset:
@@ -53,7 +53,8 @@ def load(
 
     ``streaming`` (default: True for remote URLs) returns a :class:`StreamingDataset` configured by
     ``shuffle``, ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``, ``rank``, ``world_size``
-    (those arguments do not apply to the map-style dataset, whose sampler decides the order).
+    (those arguments do not apply to the map-style dataset, whose sampler decides the order);
+    ``prefetch`` (blocks read ahead in a background thread) defaults to 2 remotely, 0 locally.
     """
     url = resolve_store(name_or_store, root)
     source = SplitSource(url, split, storage_options)

@@ -50,14 +50,18 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
     return list(labels)
 
 
-def pad_events(batch: Sequence[tuple[np.ndarray, Any]]) -> EventBatch:
-    """Collate ``(events, label)`` samples by padding each event field to the longest sample."""
-    lengths = np.array([len(events) for events, _ in batch], dtype=np.int64)
+def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
+    """Collate ``(events, label)`` samples by padding each event field to the longest sample.
+
+    ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
+    (Tonic's and SpikingJelly's sample forms).
+    """
+    lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
     width = int(lengths.max(initial=0))
     columns = {name: np.zeros((len(batch), width), dtype=dtype) for name, dtype in FIELD_DTYPES.items()}
     mask = np.arange(width)[None, :] < lengths[:, None]
     for row, (events, _) in enumerate(batch):
-        n = len(events)
+        n = lengths[row]
         for name, column in columns.items():
             column[row, :n] = events[name]
     tensors = [torch.from_numpy(columns[name]) for name in FIELD_DTYPES]
@@ -66,15 +70,22 @@ def pad_events(batch: Sequence[tuple[np.ndarray, Any]]) -> EventBatch:
 
 
 def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:
-    """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``."""
-    inputs = [torch.as_tensor(x) for x, _ in batch]
+    """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
+
+    numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames).
+    """
+    inputs = [x for x, _ in batch]
     shapes = {tuple(x.shape) for x in inputs}
     if len(shapes) > 1:
         raise ValueError(
             f"stack_dense needs equal shapes, got {sorted(shapes)}; use a fixed number of bins "
             "(n_time_bins, n_event_bins) or pad_events for raw events"
         )
-    stacked = torch.stack(inputs, dim=1 if time_major else 0)
+    axis = 1 if time_major else 0
+    if all(isinstance(x, np.ndarray) for x in inputs):
+        stacked = torch.from_numpy(np.stack(inputs, axis=axis))
+    else:
+        stacked = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis)
     return stacked, _labels([label for _, label in batch])
 
 

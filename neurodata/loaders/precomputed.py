@@ -21,7 +21,7 @@ import numpy as np
 import zarr
 
 from ..cache.store import Location
-from .shards import LocalRows, open_local_rows
+from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetcher_for, open_rows, read_rows
 from .source import SplitSource
 
 REPRESENTATIONS_DIR = "representations"
@@ -63,7 +63,7 @@ class PrecomputedSource:
             )
         self.shape = tuple(marker["shape"])
         self.dtype = np.dtype(marker["dtype"])
-        self._opened: tuple[int, zarr.Array | LocalRows] | None = None
+        self._opened: tuple[int, zarr.Array | tuple[LocalFetcher | FsspecFetcher, ShardedRows]] | None = None
 
     @classmethod
     def find(cls, source: SplitSource, key: str) -> PrecomputedSource | None:
@@ -77,15 +77,20 @@ class PrecomputedSource:
         return {**self.__dict__, "_opened": None}
 
     @property
-    def array(self) -> zarr.Array | LocalRows:
-        """The ``data`` array: a direct shard reader on local disk (see :mod:`.shards`), else zarr's."""
+    def array(self) -> zarr.Array | tuple[LocalFetcher | FsspecFetcher, ShardedRows]:
+        """The ``data`` array: a direct shard reader and its fetcher (see :mod:`.shards`), else zarr's."""
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
-            rows = open_local_rows(self.location.key("data")) if self.location.is_local else None
-            opened = (os.getpid(), rows if rows is not None else self.location.open_group("r")["data"])
+            location = Location(self.location.url, self.location.storage_options)  # a fresh fs after a fork
+            rows = open_rows(location, "data")
+            array = (fetcher_for(location), rows) if rows is not None else location.open_group("r")["data"]
+            opened = (os.getpid(), array)
             self._opened = opened
         return opened[1]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         array = self.array
-        return array.read(start, stop) if isinstance(array, LocalRows) else np.asarray(array[start:stop])
+        if isinstance(array, tuple):
+            fetcher, rows = array
+            return read_rows(fetcher, [(rows, start, stop)])[0]
+        return np.asarray(array[start:stop])

@@ -1,26 +1,79 @@
-"""A direct reader for row ranges of sharded Zarr v3 arrays on local disk, for the loaders' hot path.
+"""A direct reader for row ranges of sharded Zarr v3 arrays, for the loaders' hot path, local or remote.
 
-zarr-python decodes each inner chunk as its own asyncio task handed to a thread; for a 200 k-event
-sample that overhead is about five times the decompression itself. The cache's arrays have one
-simple layout, checked here from each array's ``zarr.json`` before it is used:
+zarr-python decodes each inner chunk as its own asyncio task handed to a thread, and on object
+stores fetches each inner chunk with its own request; for a 200 k-event sample that is about five
+times the decompression time on local disk, and 16 requests per sample remotely. The cache's arrays
+have one simple layout, checked here from each array's ``zarr.json`` before it is used:
 ``sharding_indexed`` over the first axis only, inner codecs ``bytes`` (little endian) + ``blosc``,
-index ``bytes`` + ``crc32c`` at the end of the shard. For such an array a row range is: read the
-shard index (kept), read the needed inner chunks in one ``pread``, Blosc-decompress them. Any other
-layout, or a store that is not a local folder, returns None from :func:`open_local_rows` and the
+index ``bytes`` + ``crc32c`` at the end of the shard. For such arrays :func:`read_rows` reads row
+ranges of several arrays at once in two batched rounds: the shard indexes not seen yet (then kept),
+then one byte span per (array, shard) covering the needed inner chunks; then Blosc-decompresses.
+A :class:`LocalFetcher` serves the rounds with ``pread``, an :class:`FsspecFetcher` with one
+concurrent ``cat_ranges`` call. Any other layout returns None from :func:`open_rows`, and the
 caller reads through zarr.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import google_crc32c
 import numpy as np
 from numcodecs import blosc
 
+from ..cache.store import Location
+
 MISSING = np.uint64(2**64 - 1)  # offset and length of an inner chunk that was never written
+Request = tuple[str, int, int | None]  # path, start (negative: that many bytes from the end), end
+
+
+class LocalFetcher:
+    """Byte ranges of local files; None for a missing file."""
+
+    def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for path, start, end in requests:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            try:
+                if start < 0:
+                    size = os.fstat(fd).st_size
+                    start, end = max(0, size + start), size
+                out.append(os.pread(fd, end - start, start))
+            finally:
+                os.close(fd)
+        return out
+
+
+class FsspecFetcher:
+    """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call."""
+
+    def __init__(self, fs: Any):
+        self.fs = fs
+
+    def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        if not requests:
+            return []
+        paths, starts, ends = (list(column) for column in zip(*requests))
+        results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+        out: list[bytes | None] = []
+        for path, result in zip(paths, results):
+            if isinstance(result, FileNotFoundError):
+                out.append(None)
+            elif isinstance(result, BaseException):
+                raise OSError(f"{path}: {result}") from result
+            else:
+                out.append(bytes(result))
+        return out
+
+
+def fetcher_for(location: Location) -> LocalFetcher | FsspecFetcher:
+    return LocalFetcher() if location.is_local else FsspecFetcher(location.fs)
 
 
 def _simple_layout(meta: dict[str, Any]) -> tuple[tuple[int, ...], int, int, np.dtype] | None:
@@ -58,8 +111,8 @@ def _simple_layout(meta: dict[str, Any]) -> tuple[tuple[int, ...], int, int, np.
     return (shape, shard[0], inner[0], dtype) if ok else None
 
 
-class LocalRows:
-    """Rows ``[start, stop)`` of one supported local array (see the module docstring)."""
+class ShardedRows:
+    """Layout and shard indexes of one supported array; the I/O is :func:`read_rows`'s."""
 
     def __init__(
         self,
@@ -78,74 +131,105 @@ class LocalRows:
         self.fill = fill
         self.row_items = int(np.prod(shape[1:], dtype=np.int64))
         self.chunks_per_shard = shard_rows // chunk_rows
-        self._indexes: dict[int, np.ndarray | None] = {}
+        self.indexes: dict[int, np.ndarray | None] = {}  # None: the shard is absent (all fill value)
 
-    def _shard_path(self, shard: int) -> str:
-        return os.path.join(self.folder, "c", str(shard), *(["0"] * (len(self.shape) - 1)))
+    def shard_path(self, shard: int) -> str:
+        return "/".join([self.folder, "c", str(shard), *(["0"] * (len(self.shape) - 1))])
 
-    def _index(self, shard: int, fd: int) -> np.ndarray:
-        index = self._indexes.get(shard)
+    def shards(self, start: int, stop: int) -> range:
+        return range(start // self.shard_rows, -(-stop // self.shard_rows)) if stop > start else range(0)
+
+    def index_request(self, shard: int) -> Request:
+        return self.shard_path(shard), -(self.chunks_per_shard * 16 + 4), None
+
+    def set_index(self, shard: int, raw: bytes | None) -> None:
+        if raw is None:
+            self.indexes[shard] = None
+            return
+        n = self.chunks_per_shard * 16
+        if len(raw) != n + 4 or google_crc32c.value(raw[:n]) != int.from_bytes(raw[n:], "little"):
+            raise OSError(f"{self.shard_path(shard)}: shard index is truncated or fails its CRC32C")
+        self.indexes[shard] = np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2)
+
+    def _chunks(self, shard: int, start: int, stop: int) -> tuple[int, int]:
+        """First and last inner chunk of ``shard`` holding rows of ``[start, stop)``."""
+        base = shard * self.shard_rows
+        lo, hi = max(start, base), min(stop, base + self.shard_rows)
+        return (lo - base) // self.chunk_rows, (hi - 1 - base) // self.chunk_rows
+
+    def span(self, shard: int, start: int, stop: int) -> tuple[int, int] | None:
+        """The byte range of the shard covering the needed inner chunks (None: nothing stored)."""
+        index = self.indexes[shard]
         if index is None:
-            n = self.chunks_per_shard * 16
-            size = os.fstat(fd).st_size
-            raw = os.pread(fd, n + 4, size - n - 4)
-            if len(raw) != n + 4 or google_crc32c.value(raw[:n]) != int.from_bytes(raw[n:], "little"):
-                raise OSError(f"{self._shard_path(shard)}: shard index is truncated or fails its CRC32C")
-            index = np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2)
-            self._indexes[shard] = index
-        return index
+            return None
+        first, last = self._chunks(shard, start, stop)
+        entries = index[first : last + 1]
+        present = entries[:, 0] != MISSING
+        if not present.any():
+            return None
+        return int(entries[present, 0].min()), int((entries[present, 0] + entries[present, 1]).max())
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]) -> np.ndarray:
+        """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``)."""
         out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
         flat = out.reshape(-1)
-        row = start
-        while row < stop:
-            shard = row // self.shard_rows
-            end = min(stop, (shard + 1) * self.shard_rows)
-            self._read_shard(
-                shard, row, end, flat[(row - start) * self.row_items : (end - start) * self.row_items]
-            )
-            row = end
+        items = self.chunk_rows * self.row_items
+        for shard in self.shards(start, stop):
+            first, last = self._chunks(shard, start, stop)
+            blob = blobs.get(shard)
+            index = self.indexes[shard]
+            for chunk in range(first, last + 1):
+                row0 = shard * self.shard_rows + chunk * self.chunk_rows
+                a, b = max(start, row0), min(stop, row0 + self.chunk_rows)
+                target = flat[(a - start) * self.row_items : (b - start) * self.row_items]
+                offset, length = (MISSING, 0) if index is None else index[chunk]
+                if offset == MISSING or blob is None:
+                    target[:] = self.fill
+                    continue
+                raw = blob[1][int(offset) - blob[0] : int(offset + length) - blob[0]]
+                if target.size == items:  # a whole chunk: decompress in place
+                    blosc.decompress(raw, target)
+                    continue
+                values = np.frombuffer(blosc.decompress(raw), dtype=self.dtype, count=items)
+                target[:] = values[(a - row0) * self.row_items : (b - row0) * self.row_items]
         return out
 
-    def _read_shard(self, shard: int, start: int, stop: int, out: np.ndarray) -> None:
-        base = shard * self.shard_rows
-        first, last = (start - base) // self.chunk_rows, (stop - 1 - base) // self.chunk_rows
-        try:
-            fd = os.open(self._shard_path(shard), os.O_RDONLY)
-        except FileNotFoundError:  # zarr leaves out shards that hold only the fill value
-            out[:] = self.fill
-            return
-        try:
-            entries = self._index(shard, fd)[first : last + 1]
-            present = entries[:, 0] != MISSING
-            lo = int(entries[present, 0].min()) if present.any() else 0
-            hi = int((entries[present, 0] + entries[present, 1]).max()) if present.any() else 0
-            blob = os.pread(fd, hi - lo, lo)
-        finally:
-            os.close(fd)
-        items = self.chunk_rows * self.row_items
-        for k, (offset, length) in enumerate(entries):
-            chunk_row0 = base + (first + k) * self.chunk_rows
-            a, b = max(start, chunk_row0), min(stop, chunk_row0 + self.chunk_rows)
-            target = out[(a - start) * self.row_items : (b - start) * self.row_items]
-            if offset == MISSING:
-                target[:] = self.fill
-                continue
-            raw = blob[int(offset) - lo : int(offset + length) - lo]
-            values = np.frombuffer(blosc.decompress(raw), dtype=self.dtype, count=items)
-            target[:] = values[(a - chunk_row0) * self.row_items : (b - chunk_row0) * self.row_items]
+
+def read_rows(
+    fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
+) -> list[np.ndarray]:
+    """Row ranges ``(array, start, stop)`` of several arrays, in two batched fetch rounds."""
+    missing = sorted(
+        {
+            (id(rows), shard): (rows, shard)
+            for rows, start, stop in reads
+            for shard in rows.shards(start, stop)
+            if shard not in rows.indexes
+        }.values(),
+        key=lambda rs: (rs[0].folder, rs[1]),
+    )
+    for (rows, shard), raw in zip(
+        missing, fetcher.fetch([rows.index_request(shard) for rows, shard in missing])
+    ):
+        rows.set_index(shard, raw)
+    wanted = []
+    for k, (rows, start, stop) in enumerate(reads):
+        for shard in rows.shards(start, stop):
+            span = rows.span(shard, start, stop)
+            if span is not None:
+                wanted.append((k, shard, span))
+    fetched = fetcher.fetch([(reads[k][0].shard_path(shard), lo, hi) for k, shard, (lo, hi) in wanted])
+    blobs: list[dict[int, tuple[int, bytes] | None]] = [{} for _ in reads]
+    for (k, shard, (lo, _)), data in zip(wanted, fetched):
+        blobs[k][shard] = None if data is None else (lo, data)
+    return [rows.assemble(start, stop, blobs[k]) for k, (rows, start, stop) in enumerate(reads)]
 
 
-def open_local_rows(folder: str) -> LocalRows | None:
-    """A direct reader for the array in ``folder`` (a local path), or None when zarr must read it."""
-    try:
-        with open(os.path.join(folder, "zarr.json"), "rb") as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None
-    layout = _simple_layout(meta)
+def open_rows(location: Location, *names: str) -> ShardedRows | None:
+    """The array at ``names`` below ``location`` when it has the supported layout, else None."""
+    meta = location.read_json(*names, "zarr.json")
+    layout = _simple_layout(meta) if isinstance(meta, dict) else None
     if layout is None:
         return None
     shape, shard_rows, chunk_rows, dtype = layout
-    return LocalRows(folder, shape, shard_rows, chunk_rows, dtype, meta.get("fill_value", 0))
+    return ShardedRows(location.key(*names), shape, shard_rows, chunk_rows, dtype, meta.get("fill_value", 0))

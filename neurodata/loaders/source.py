@@ -19,7 +19,7 @@ from ..cache.layout import EVENT_FIELDS
 from ..cache.reader import decode_range
 from ..datasets.paths import default_root
 from ..events import empty_events
-from .shards import LocalRows, open_local_rows
+from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetcher_for, open_rows, read_rows
 
 
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
@@ -39,6 +39,9 @@ def is_remote(url: str) -> bool:
     return scheme not in ("file", "local")
 
 
+Columns = tuple[LocalFetcher | FsspecFetcher, dict[str, ShardedRows]]
+
+
 class SplitSource:
     """One split of one cache, reopened per process (see the module docstring)."""
 
@@ -46,7 +49,7 @@ class SplitSource:
         self.url = url
         self.split = split
         self.storage_options = dict(storage_options or {})
-        self._opened: tuple[int, CacheReader, dict[str, LocalRows] | None] | None = None
+        self._opened: tuple[int, CacheReader, Columns | None] | None = None
         cache = self.cache  # fail early, in the caller's process, on a missing cache or split
         cache[split]
         self.attrs = dict(cache.attrs)
@@ -55,11 +58,11 @@ class SplitSource:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_opened": None}
 
-    def _open(self) -> tuple[int, CacheReader, dict[str, LocalRows] | None]:
+    def _open(self) -> tuple[int, CacheReader, Columns | None]:
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
             cache = open_cache(self.url, self.storage_options)
-            opened = (os.getpid(), cache, local_event_columns(cache, self.split))
+            opened = (os.getpid(), cache, event_columns(cache, self.split))
             self._opened = opened
         return opened
 
@@ -70,7 +73,7 @@ class SplitSource:
 
     def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Events of samples ``start:stop`` and their local offsets (as :meth:`SplitReader.events`),
-        read directly from the shard files on local disk (see :mod:`.shards`), else through zarr."""
+        read directly from the shards (see :mod:`.shards`) when the layout allows, else through zarr."""
         _, cache, columns = self._open()
         reader = cache[self.split]
         if columns is None:
@@ -80,7 +83,9 @@ class SplitSource:
         local = offsets[start : stop + 1] - first
         if last == first:
             return empty_events(), local
-        return decode_range({name: rows.read(first, last) for name, rows in columns.items()}, local), local
+        fetcher, arrays = columns
+        read = read_rows(fetcher, [(rows, first, last) for rows in arrays.values()])
+        return decode_range(dict(zip(arrays, read)), local), local
 
     @property
     def reader(self) -> SplitReader:
@@ -100,9 +105,9 @@ class SplitSource:
         return f"SplitSource({self.url!r}, split={self.split!r}, n_samples={self.n_samples})"
 
 
-def local_event_columns(cache: CacheReader, split: str) -> dict[str, LocalRows] | None:
-    """Direct readers for the split's event columns when the cache is a local folder of the usual layout."""
-    if not cache.location.is_local:
+def event_columns(cache: CacheReader, split: str) -> Columns | None:
+    """A fetcher and direct readers for the split's event columns, when they have the usual layout."""
+    arrays = {name: open_rows(cache.location, split, name) for name in EVENT_FIELDS}
+    if any(rows is None for rows in arrays.values()):
         return None
-    columns = {name: open_local_rows(cache.location.key(split, name)) for name in EVENT_FIELDS}
-    return None if any(rows is None for rows in columns.values()) else columns
+    return fetcher_for(cache.location), arrays

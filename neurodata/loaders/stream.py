@@ -19,8 +19,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .dataset import SplitInfo
 from .pipeline import SamplePipeline
 from .sharding import epoch_order, plan_blocks, rank_blocks, shuffle_buffer, worker_blocks
+from .source import is_remote
 
-TARGET_BLOCK_BYTES = 16 << 20  # one read: large enough for object-store throughput, small enough to buffer
+# decoded bytes per block read: remote reads need size to amortise request latency; local reads do
+# not, and smaller blocks keep less memory live (which, with the shuffle buffer, costs page faults)
+TARGET_BLOCK_BYTES = {"remote": 16 << 20, "local": 4 << 20}
 
 
 def default_rank_world() -> tuple[int, int]:
@@ -32,6 +35,7 @@ def default_rank_world() -> tuple[int, int]:
 
 def auto_block_samples(pipeline: SamplePipeline) -> int:
     """Samples per block so that one block is about :data:`TARGET_BLOCK_BYTES` of decoded data."""
+    target = TARGET_BLOCK_BYTES["remote" if is_remote(pipeline.source.url) else "local"]
     n = len(pipeline)
     if n == 0:
         return 1
@@ -39,7 +43,7 @@ def auto_block_samples(pipeline: SamplePipeline) -> int:
         per_sample = int(np.prod(pipeline.stored.shape)) * pipeline.stored.dtype.itemsize
     else:
         per_sample = max(1, pipeline.source.attrs["splits"][pipeline.source.split]["n_events"] // n) * 13
-    return int(np.clip(TARGET_BLOCK_BYTES // max(per_sample, 1), 1, 1024))
+    return int(np.clip(target // max(per_sample, 1), 1, 1024))
 
 
 class StreamingDataset(SplitInfo, IterableDataset):
@@ -59,7 +63,7 @@ class StreamingDataset(SplitInfo, IterableDataset):
         seed: int = 0,
         block_samples: int | None = None,
         shuffle_buffer: int | None = None,
-        prefetch: int = 2,
+        prefetch: int | None = None,
         rank: int | None = None,
         world_size: int | None = None,
     ):
@@ -68,7 +72,7 @@ class StreamingDataset(SplitInfo, IterableDataset):
         self.seed = int(seed)
         self.block_samples = block_samples or auto_block_samples(pipeline)
         self.shuffle_buffer = shuffle_buffer if shuffle_buffer is not None else 4 * self.block_samples
-        self.prefetch = prefetch
+        self.prefetch = prefetch if prefetch is not None else (2 if is_remote(pipeline.source.url) else 0)
         default_rank, default_world = default_rank_world()
         self.rank = default_rank if rank is None else rank
         self.world_size = default_world if world_size is None else world_size
