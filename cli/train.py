@@ -10,15 +10,20 @@ from typing import Any
 from neurodata.errors import NeurodataError
 
 from .output import emit, table
-from .prepare import parse_options
 
 
-def _value(text: str) -> Any:
-    """A ``--model-option`` value: JSON when it parses (numbers, true/false), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+def model_options(pairs: list[str]) -> dict[str, Any]:
+    """``--model-option KEY=VALUE`` pairs; values are JSON when they parse (numbers, true/false), else strings."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise NeurodataError(f"--model-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
 
 
 def frame_datasets(args: argparse.Namespace):
@@ -46,7 +51,7 @@ def build_model(args: argparse.Namespace, geometry: tuple[int, int, int], n_clas
     except ImportError as exc:
         raise NeurodataError(f"the model zoo (snn.models) is not available: {exc}") from None
     channels, height, width = geometry
-    options = {k: _value(v) for k, v in parse_options(args.model_option).items()}
+    options = model_options(args.model_option)
     if args.dataset in models.DATASETS:
         options.setdefault("dataset", args.dataset)
     geometry_options = {"in_channels": channels, "input_size": (height, width), "num_classes": n_classes}
