@@ -180,3 +180,17 @@ def test_time_major_batches_and_no_validation_loader(tmp_path):
 def test_loader_must_yield_pairs():
     with pytest.raises(ValueError, match=r"\(input, target\) pairs"):
         fit(TinyNet(), [torch.zeros(2, 6, 24)], None, dataclasses.replace(BASE, epochs=1))
+
+
+def test_fp16_with_grad_scaler_and_clipping_runs_on_cpu(tmp_path):
+    """The CUDA-default path (float16 + GradScaler, unscaled before clipping), exercised on CPU."""
+    seen = []
+    model = TinyNet()
+    model.body[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    config = dataclasses.replace(
+        BASE, epochs=3, amp=True, amp_dtype="fp16", grad_clip=1.0, run_dir=str(tmp_path)
+    )
+    result = fit(model, *loaders(), config)
+    assert set(seen) == {torch.float16}
+    assert result.history[-1]["val_accuracy"] > 0.5
+    assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] > 0  # the scaler's state is saved
