@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor
 
+from neurodata.cache.layout import DEFAULT_CODEC, EVENT_CODECS
 from neurodata.datasets.prepare import prepare
 
 from .output import emit, table
 
 
-def parse_options(pairs: list[str]) -> dict[str, str]:
+def parse_options(pairs: list[str], flag: str) -> dict[str, str]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"neurodata prepare: --option expects KEY=VALUE, got {pair!r}")
+            raise SystemExit(f"neurodata prepare: {flag} expects KEY=VALUE, got {pair!r}")
         options[key] = value
     return options
 
@@ -34,23 +38,44 @@ def render(summary: dict) -> str:
     return table(rows)
 
 
+@contextlib.contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """A ``concurrent.futures`` executor on the dask scheduler at ``address`` (disconnects on exit)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SystemExit(
+            "neurodata prepare: --scheduler needs dask.distributed (pip install 'dask[distributed]')"
+        ) from None
+    with Client(address, timeout="30s") as client:
+        yield client.get_executor()
+
+
 def run(args: argparse.Namespace) -> int:
     def progress_line(event: dict) -> None:
         if args.json:
-            print(json.dumps(event), file=sys.stderr)
-        elif event.get("stage") in ("download", "extract", "decode"):
-            detail = event.get("file") or f"{event.get('parts')} parts on {event.get('workers')} worker(s)"
-            print(f"{event['stage']}: {detail}", file=sys.stderr)
+            print(json.dumps(event), file=sys.stderr, flush=True)
+        elif event.get("stage") in ("download", "extract", "wait"):
+            print(f"{event['stage']}: {event.get('file') or event.get('reason')}", file=sys.stderr)
+        elif event.get("stage") == "decode" and "parts" in event:
+            where = f"{event['workers']} worker(s)" if isinstance(event["workers"], int) else event["workers"]
+            print(f"decode: {event['parts']} parts on {where}", file=sys.stderr)
 
-    summary = prepare(
-        args.name,
-        source=args.source,
-        root=args.root,
-        workers=args.workers,
-        options=parse_options(args.option),
-        progress=not args.json,
-        callback=progress_line,
-    )
+    executor = dask_executor(args.scheduler) if args.scheduler else contextlib.nullcontext()
+    with executor as pool:
+        summary = prepare(
+            args.name,
+            source=args.source,
+            root=args.root,
+            workers=args.workers,
+            options=parse_options(args.option, "--option"),
+            progress=False if args.json else None,
+            callback=progress_line,
+            executor=pool,
+            cache_url=args.cache_url,
+            storage_options=parse_options(args.storage_option, "--storage-option") or None,
+            codec=args.codec,
+        )
     emit(summary, args.json, render)
     return 0
 
@@ -59,8 +84,36 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("prepare", help="download, verify, extract and cache a dataset")
     p.add_argument("name", help="dataset name (see `neurodata datasets`)")
     p.add_argument("--source", help="local archive, extracted folder, or fsspec URL instead of the mirrors")
-    p.add_argument("--root", help="where caches live (default: $NEURODATA_HOME or the user cache folder)")
+    p.add_argument(
+        "--root",
+        help="local folder for downloads, extraction and caches "
+        "(default: $NEURODATA_HOME or the user cache folder)",
+    )
+    p.add_argument(
+        "--cache-url",
+        metavar="URL",
+        help="write the cache to URL/<name>.zarr instead of the root (a folder or fsspec URL, e.g. s3://bucket/caches)",
+    )
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsspec option for --cache-url, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable)",
+    )
+    p.add_argument(
+        "--codec",
+        choices=sorted(EVENT_CODECS),
+        default=DEFAULT_CODEC,
+        help=f"event compression of the cache (default {DEFAULT_CODEC}; zstd is smaller, lz4 faster to read)",
+    )
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run decoding and commit on an existing dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(its workers must see --source/--root at the same paths)",
+    )
     p.add_argument(
         "--option",
         action="append",

@@ -3,13 +3,14 @@
 from .errors import CacheError
 from .reader import CacheReader, SplitReader, open_cache
 from .verify import VerifyReport, cache_info, verify_cache
-from .writer import CacheBuilder, PartData, build_cache
+from .writer import CacheBuilder, PartData, PartDone, build_cache
 
 __all__ = [
     "CacheBuilder",
     "CacheError",
     "CacheReader",
     "PartData",
+    "PartDone",
     "SplitReader",
     "VerifyReport",
     "build_cache",

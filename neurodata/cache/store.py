@@ -94,6 +94,18 @@ class Location:
         else:
             self.fs.pipe_file(target, data)  # a single PUT: object stores never show half an object
 
+    def write_files(self, files: dict[str, bytes]) -> None:
+        """Store ``files`` (relative key -> bytes) below this location; concurrent PUTs on object stores.
+        Not atomic per file: for trees that become visible as a whole (a renamed folder, a marker)."""
+        if not self.is_local:
+            self.fs.pipe({self.key(key): data for key, data in files.items()})
+            return
+        for key, data in files.items():
+            path = self.key(key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+
     def remove(self) -> None:
         """Delete this folder or prefix and everything below it (nothing when absent)."""
         with contextlib.suppress(FileNotFoundError):

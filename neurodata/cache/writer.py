@@ -6,11 +6,13 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
 
 1. **Parts.** The caller plans each split as ``n`` parts (groups of samples). Each part is decoded
    by the caller's ``make_part(split, index)`` and written by :meth:`CacheBuilder.write_part` into a
-   staging area ``<root>.build/parts/<split>/<index>/`` (a small zarr group plus ``done.json``
-   with the size and CRC32C of each file, written last). A part whose ``done.json`` matches its files
-   is finished; :meth:`CacheBuilder.start` lists the others, so a killed build resumes where it stopped.
+   staging area ``<root>.build/parts/<split>/<index>/`` (Blosc frames per column, see ``parts.py``,
+   plus ``done.json`` with the size and CRC32C of each file, written last). A part whose
+   ``done.json`` matches its files is finished; :meth:`CacheBuilder.start` lists the others, so a
+   killed build resumes where it stopped.
 2. **Commit.** :meth:`CacheBuilder.commit` lays out the final arrays, then one task per shard
-   (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays.
+   (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays
+   (each shard encoded whole by ``shards.py``, the bytes zarr itself would store).
    The per-sample arrays, ``manifest.json`` and finally the root ``zarr.json`` carrying the
    ``complete`` marker follow. On local disk the final tree is assembled in ``<root>.build/final``
    and renamed to ``<root>``; on object stores it is written in place and the marker comes last.
@@ -29,7 +31,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +64,8 @@ from .layout import (
     sample_compressor,
     shard_ranges,
 )
+from .parts import PART_FORMAT, encode_columns, read_span
+from .shards import chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
@@ -105,6 +109,18 @@ class PartData:
                 f"{where}: {len(counts)} counts, {len(labels)} labels and {len(self.sources)} sources; expected equal"
             )
         return PartData(events, counts, labels, [str(s) for s in self.sources])
+
+
+@dataclass(frozen=True)
+class PartDone:
+    """Progress of a build: part ``index`` of ``split`` (``n_events`` events) is staged; ``done`` of the
+    ``pending`` parts this build writes are staged so far."""
+
+    split: str
+    index: int
+    n_events: int
+    done: int
+    pending: int
 
 
 def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,20 +174,6 @@ async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: i
         await array.setitem(slice(None), data)
 
 
-async def _write_part_events(location: Location, data: PartData, chunk_events: int) -> None:
-    """A part's four event columns as zarr arrays (times already per-sample delta coded)."""
-    group = await location.open_async_group("w")
-    offsets = np.concatenate([[0], np.cumsum(data.counts)])
-    coded = {"t": encode_times(data.events["t"], offsets)}
-    coded.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
-    await asyncio.gather(
-        *(
-            _write_array(group, name, coded[name], chunk_events, event_compressor(EVENT_DTYPES[name], "lz4"))
-            for name in EVENT_FIELDS
-        )
-    )
-
-
 def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
     """``done.json`` of a part: its per-sample columns (small) and the checksums of its event files."""
     t_first, t_last = sample_time_bounds(data.events, data.counts)
@@ -190,6 +192,8 @@ def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
 def _part_is_done(location: Location, verify: bool) -> bool:
     done = location.read_json(PART_DONE)
     if not isinstance(done, dict) or not isinstance(done.get("files"), dict):
+        return False
+    if done.get("part_format") != PART_FORMAT:
         return False
     if not verify:
         return True
@@ -324,11 +328,14 @@ class CacheBuilder:
             self._write_part_into(target, data)
 
     def _write_part_into(self, location: Location, data: PartData) -> None:
-        # one chunk per shard-sized range: few objects per part, and a commit task touches at most two
-        sync(_write_part_events(location, data, self.shard_events))
-        files = location.files()
-        files.pop(PART_DONE, None)
-        write_done_marker(location, part_record(data, checksum_files(location, sorted(files))))
+        # one frame per shard-sized range: few objects per part, and a commit task touches at most two
+        offsets = np.concatenate([[0], np.cumsum(data.counts)])
+        columns = {"t": encode_times(data.events["t"], offsets)}
+        columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
+        files = encode_columns(columns, self.shard_events)
+        location.write_files(files)
+        record = part_record(data, {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())})
+        write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": self.shard_events})
 
     # ---- phase 2: commit ---------------------------------------------------------------------
     def commit(self, executor: Executor | None = None) -> str:
@@ -443,11 +450,28 @@ class CacheBuilder:
         tasks = []
         for start, stop in shard_ranges(int(part_starts[-1]), self.shard_events):
             spans = [
-                (self._part_location(split, i).url, int(part_starts[i]), int(part_starts[i + 1]))
+                (
+                    self._part_location(split, i).url,
+                    int(part_starts[i]),
+                    int(part_starts[i + 1]),
+                    done[i]["frame_events"],
+                )
                 for i in range(len(done))
                 if part_starts[i] < stop and part_starts[i + 1] > start
             ]
-            tasks.append((target.url, self.root.storage_options, split, start, stop, spans))
+            tasks.append(
+                (
+                    target.url,
+                    self.root.storage_options,
+                    split,
+                    start,
+                    stop,
+                    spans,
+                    self.chunk_events,
+                    self.shard_events,
+                    self.codec,
+                )
+            )
         return tasks
 
     def _publish_local(self, final: Location) -> None:
@@ -473,58 +497,57 @@ def write_shard(
     start: int,
     stop: int,
     spans: Sequence[tuple],
+    chunk_events: int,
+    shard_events: int,
+    codec: str,
 ) -> dict[str, list]:
     """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
 
-    ``spans`` lists ``(part_url, part_start, part_stop)`` for the parts overlapping the range. Times
-    are already per-sample delta coded in the parts, so the copy is verbatim. Returns the size and
-    CRC32C of each stored shard file, for the manifest.
+    ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the
+    range. Times are already per-sample delta coded in the parts, so the copy is verbatim; each
+    column's shard is encoded whole (:mod:`.shards`, the bytes zarr would write). Returns the size
+    and CRC32C of each stored shard file, for the manifest.
     """
     target = Location(target_url, storage_options)
-    keys = sync(_copy_shard(target, split, start, stop, spans, storage_options))
-    return checksum_files(target, keys)
+    pieces = [
+        read_span(Location(url, storage_options), frame_events, max(start, p0) - p0, min(stop, p1) - p0)
+        for url, p0, p1, frame_events in spans
+    ]
+    shard = start // shard_events
+    files = {}
+    for k, name in enumerate(EVENT_FIELDS):
+        column = np.concatenate([piece[k] for piece in pieces])
+        compressor = chunk_compressor(EVENT_DTYPES[name], codec)
+        data = encode_shard(column, chunk_events, shard_events, compressor)
+        if data is not None:  # an all-zero shard is not stored, as zarr does
+            files[f"{split}/{name}/c/{shard}"] = data
+    target.write_files(files)
+    return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
 
 
-async def _read_part_span(
-    part_url: str, storage_options: dict[str, Any], lo: int, hi: int
-) -> list[np.ndarray]:
-    part = await Location(part_url, storage_options).open_async_group()
-    arrays = await asyncio.gather(*(part.getitem(name) for name in EVENT_FIELDS))
-    return list(await asyncio.gather(*(array.getitem(slice(lo, hi)) for array in arrays)))
+def run_tasks(
+    executor: Executor | None,
+    fn: Callable,
+    tasks: Sequence[tuple],
+    on_done: Callable[[int, Any], None] | None = None,
+) -> list:
+    """Run ``fn(*task)`` for every task, on ``executor`` or inline; results in task order.
 
-
-async def _copy_shard(
-    target: Location,
-    split: str,
-    start: int,
-    stop: int,
-    spans: Sequence[tuple],
-    storage_options: dict[str, Any],
-) -> list[str]:
-    group = await target.open_async_group("r+", split)
-    arrays, pieces = await asyncio.gather(
-        asyncio.gather(*(group.getitem(name) for name in EVENT_FIELDS)),
-        asyncio.gather(
-            *(
-                _read_part_span(url, storage_options, max(start, p0) - p0, min(stop, p1) - p0)
-                for url, p0, p1 in spans
-            )
-        ),
-    )
-    columns = [np.concatenate([piece[k] for piece in pieces]) for k in range(len(EVENT_FIELDS))]
-    await asyncio.gather(
-        *(array.setitem(slice(start, stop), column) for array, column in zip(arrays, columns))
-    )
-    shard = start // arrays[0].shards[0]
-    return [f"{split}/{name}/c/{shard}" for name in EVENT_FIELDS]
-
-
-def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -> list:
-    """Run ``fn(*task)`` for every task, on ``executor`` or inline; results in task order."""
+    ``on_done(k, result)`` is called in this process as each task finishes (in completion order).
+    """
     if executor is None:
-        return [fn(*task) for task in tasks]
+        results = []
+        for k, task in enumerate(tasks):
+            results.append(fn(*task))
+            if on_done:
+                on_done(k, results[-1])
+        return results
     futures = [executor.submit(fn, *task) for task in tasks]
     try:
+        if on_done:
+            index = {future: k for k, future in enumerate(futures)}
+            for future in as_completed(futures):
+                on_done(index[future], future.result())
         return [future.result() for future in futures]
     except BaseException:
         for future in futures:
@@ -534,10 +557,13 @@ def run_tasks(executor: Executor | None, fn: Callable, tasks: Sequence[tuple]) -
 
 def _build_part(
     builder: CacheBuilder, make_part: Callable[[str, int], PartData], split: str, index: int
-) -> None:
+) -> int:
+    """Decode and stage one part; its number of events (0 when a concurrent builder finished first)."""
     if builder.is_complete():  # a concurrent builder finished meanwhile
-        return
-    builder.write_part(split, index, make_part(split, index))
+        return 0
+    data = make_part(split, index)
+    builder.write_part(split, index, data)
+    return len(data.events)
 
 
 def build_cache(
@@ -546,12 +572,15 @@ def build_cache(
     *,
     executor: Executor | None = None,
     workers: int = 1,
+    on_part_done: Callable[[PartDone], None] | None = None,
 ) -> str:
     """Write every pending part with ``make_part(split, index)`` and commit; returns the store URL.
 
     ``make_part`` must be picklable (a module-level function or a ``functools.partial`` of one) when
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
     number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
+    ``on_part_done(PartDone)`` is called in this process as each pending part is staged (in completion
+    order), e.g. to show progress; parts staged by an earlier run count in neither ``done`` nor ``pending``.
     """
     own = executor is None and workers > 1
     if own:
@@ -560,7 +589,15 @@ def build_cache(
         pending = builder.start(executor)
         if not pending and builder.is_complete():
             return builder.root.url
-        run_tasks(executor, _build_part, [(builder, make_part, split, index) for split, index in pending])
+        tasks = [(builder, make_part, split, index) for split, index in pending]
+        finished = 0
+
+        def report(k: int, n_events: int) -> None:
+            nonlocal finished
+            finished += 1
+            on_part_done(PartDone(*pending[k], n_events, finished, len(pending)))
+
+        run_tasks(executor, _build_part, tasks, on_done=report if on_part_done else None)
         return builder.commit(executor)
     finally:
         if own:

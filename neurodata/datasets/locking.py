@@ -11,16 +11,24 @@ Callback = Callable[[dict], None]
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold an exclusive advisory lock so two processes never write the same ``.part`` file or staging
-    folder (POSIX only; the kernel releases it when a process dies, so a kill never leaves it stale)."""
+    folder (POSIX only; the kernel releases it when a process dies, so a kill never leaves it stale).
+
+    ``on_wait()`` is called once, before blocking, when another process holds the lock.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no cross-process lock; concurrent runs on one cache are unsupported
         yield
         return
     with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -12,14 +12,18 @@ import functools
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
+from ..cache.layout import DEFAULT_CODEC
 from ..errors import NeurodataError
 from .download import download
 from .extract import extract
+from .locking import locked
 from .paths import cache_name, default_root
+from .progress import DecodeProgress, show_bar
 from .registry import DatasetSpec, Unit, get_dataset
 from .resource import Resource
 
@@ -75,34 +79,67 @@ def prepare(
     root: str | os.PathLike | None = None,
     workers: int = 1,
     options: dict[str, str] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     callback: Callback | None = None,
-    executor=None,
+    executor: Executor | None = None,
+    cache_url: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    codec: str = DEFAULT_CODEC,
 ) -> dict[str, Any]:
-    """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary."""
+    """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary.
+
+    ``root`` is a local folder: archives are downloaded and extracted below ``<root>/raw/<name>``.
+    ``cache_url`` puts the cache elsewhere, e.g. ``s3://bucket/prefix`` (the cache is then
+    ``<cache_url>/<name>.zarr``), with fsspec ``storage_options``. ``executor`` (e.g. dask's
+    ``client.get_executor()``) runs the decode and commit tasks instead of ``workers`` local
+    processes; its workers must see the extracted folder at the same path (shared disk) and reach
+    the cache. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
+    JSON-ready dict per step and per decoded part (see :mod:`neurodata.datasets.progress`).
+    ``codec`` compresses the cache's events: ``"lz4"`` (fastest to read) or ``"zstd"`` (smaller).
+    Concurrent runs for the same cache from one machine take turns (a lock file in ``root``).
+    """
     spec = get_dataset(name)
     options = spec.resolve_options(options)
+    if root is not None and "://" in os.fspath(root):
+        raise NeurodataError(
+            f"root {os.fspath(root)!r}: must be a local folder (archives are extracted there); "
+            "put the cache on a remote store with cache_url (--cache-url)"
+        )
     root = Path(root) if root else default_root()
-    store = root / cache_name(name, options, {k: v[0] for k, v in spec.options.items()})
+    store_name = cache_name(name, options, {k: v[0] for k, v in spec.options.items()})
+    store = f"{cache_url.rstrip('/')}/{store_name}" if cache_url else str(root / store_name)
     start = time.perf_counter()
-    folder, checksums = obtain_folder(spec, source, root / "raw" / name, progress, callback)
-    units: dict[str, list[Unit]] = {}
-    for unit in spec.plan(folder, options):
-        units.setdefault(unit.split, []).append(unit)
-    attrs = {
-        "dataset": spec.title,
-        "rules_version": spec.rules_version,
-        "options": options,
-        "sensor_size": list(spec.geometry(options)),
-        "class_names": list(spec.class_names),
-        "source_checksums": checksums,
-        "notes": spec.notes,
-    }
-    builder = CacheBuilder(store, name, attrs, {split: len(u) for split, u in units.items()})
-    make_part = functools.partial(decode_part, name, str(folder), units, options)
-    _emit(callback, "decode", parts=sum(len(u) for u in units.values()), workers=workers)
-    build_cache(builder, make_part, workers=workers, executor=executor)
-    summary = cache_info(str(store))
+    root.mkdir(parents=True, exist_ok=True)
+    waiting = functools.partial(_emit, callback, "wait", reason="another prepare of this cache is running")
+    with locked(root / f".{store_name}.prepare.lock", on_wait=waiting):
+        folder, checksums = obtain_folder(spec, source, root / "raw" / name, show_bar(progress), callback)
+        units: dict[str, list[Unit]] = {}
+        for unit in spec.plan(folder, options):
+            units.setdefault(unit.split, []).append(unit)
+        attrs = {
+            "dataset": spec.title,
+            "rules_version": spec.rules_version,
+            "options": options,
+            "sensor_size": list(spec.geometry(options)),
+            "class_names": list(spec.class_names),
+            "source_checksums": checksums,
+            "notes": spec.notes,
+        }
+        parts = {split: len(u) for split, u in units.items()}
+        builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
+        make_part = functools.partial(decode_part, name, str(folder), units, options)
+        _emit(
+            callback,
+            "decode",
+            parts=sum(parts.values()),
+            workers=workers if executor is None else type(executor).__name__,
+        )
+        tracker = DecodeProgress(callback, show_bar(progress))
+        try:
+            build_cache(builder, make_part, workers=workers, executor=executor, on_part_done=tracker)
+        finally:
+            tracker.close()
+    summary = cache_info(store, storage_options)
     summary["seconds"] = round(time.perf_counter() - start, 2)
-    _emit(callback, "done", store=str(store))
+    _emit(callback, "done", store=store)
     return summary

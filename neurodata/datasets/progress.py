@@ -1,0 +1,63 @@
+"""Progress of the decode phase of ``prepare``: parts staged out of those pending, events and events/s.
+
+Reported two ways: a tqdm bar on stderr (a terminal), and one JSON-ready dict per staged part to a
+callback (``neurodata prepare --json`` prints them as JSON lines on stderr)::
+
+    {"stage": "decode", "event": "progress", "split": "train", "part": 4,
+     "parts_done": 5, "parts_total": 98, "events": 12345678, "seconds": 3.2, "events_per_s": 3858024}
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..cache import PartDone
+
+
+def show_bar(progress: bool | None) -> bool:
+    """``progress`` True or False forces the bar on or off; None shows it only on a terminal."""
+    return sys.stderr.isatty() if progress is None else progress
+
+
+class DecodeProgress:
+    """Receives :class:`~neurodata.cache.PartDone` from ``build_cache``; reports parts and events/s."""
+
+    def __init__(self, callback: Callable[[dict[str, Any]], None] | None, bar: bool):
+        self.callback = callback
+        self.bar = None
+        self.bar_wanted = bar
+        self.events = 0
+        self.start = time.perf_counter()
+
+    def __call__(self, part: PartDone) -> None:
+        self.events += part.n_events
+        seconds = time.perf_counter() - self.start
+        rate = self.events / seconds if seconds > 0 else 0.0
+        if self.bar_wanted:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=part.pending, unit="part", desc="decode", file=sys.stderr)
+            self.bar.set_postfix_str(f"{rate / 1e6:.2f} M events/s", refresh=False)
+            self.bar.update(1)
+        if self.callback:
+            self.callback(
+                {
+                    "stage": "decode",
+                    "event": "progress",
+                    "split": part.split,
+                    "part": part.index,
+                    "parts_done": part.done,
+                    "parts_total": part.pending,
+                    "events": self.events,
+                    "seconds": round(seconds, 3),
+                    "events_per_s": round(rate),
+                }
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,54 @@
+"""The commit's direct shard encoder writes exactly the bytes zarr's sharding codec writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from neurodata.cache.layout import EVENT_DTYPES, event_compressor
+from neurodata.cache.shards import chunk_compressor, encode_shard
+
+CHUNK, SHARD = 1 << 10, 1 << 13  # 8 chunks per shard: small, same structure as the defaults
+
+
+def zarr_shards(values: np.ndarray, codec: str, tmp_path) -> dict[int, bytes]:
+    """The shard objects zarr itself stores for ``values`` in the cache's array layout."""
+    array = zarr.create_array(
+        str(tmp_path / f"{codec}-{values.dtype}.zarr"),
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=(CHUNK,),
+        shards=(SHARD,),
+        compressors=event_compressor(values.dtype, codec),
+        fill_value=0,
+    )
+    array[:] = values
+    store = tmp_path / f"{codec}-{values.dtype}.zarr" / "c"
+    return {int(p.name): p.read_bytes() for p in store.iterdir()} if store.exists() else {}
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+@pytest.mark.parametrize("field", ["t", "x", "p"])
+def test_shards_are_byte_identical_to_zarr(codec, field, tmp_path):
+    rng = np.random.default_rng(1)
+    n = 2 * SHARD + 3 * CHUNK + 17  # a partial last shard ending in a partial chunk
+    values = rng.integers(0, 1 << 7, n).astype(EVENT_DTYPES[field])
+    values[CHUNK : 2 * CHUNK] = 0  # a chunk of fill values: zarr stores none
+    values[2 * SHARD : 2 * SHARD + CHUNK] = 0
+    compressor = chunk_compressor(values.dtype, codec)
+    ours = {
+        k: encode_shard(values[start : start + SHARD], CHUNK, SHARD, compressor)
+        for k, start in enumerate(range(0, n, SHARD))
+    }
+    assert ours == zarr_shards(values, codec, tmp_path)
+
+
+def test_an_all_zero_shard_is_not_stored(tmp_path):
+    values = np.zeros(SHARD + 5, dtype=np.uint8)
+    values[SHARD + 2] = 1
+    compressor = chunk_compressor(values.dtype, "lz4")
+    assert encode_shard(values[:SHARD], CHUNK, SHARD, compressor) is None
+    assert zarr_shards(values, "lz4", tmp_path).keys() == {1}
+    with pytest.raises(ValueError, match="at most"):
+        encode_shard(values, CHUNK, SHARD, compressor)
