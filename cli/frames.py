@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 from neurodata.errors import NeurodataError
-from neurodata.loaders.precompute import precompute
-from neurodata.loaders.source import resolve_store
 
 from .output import emit
 
@@ -37,6 +35,9 @@ def parse_spec(text: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neurodata.loaders.precompute import precompute  # imports torch: only when this command runs
+    from neurodata.loaders.source import resolve_store
+
     spec = parse_spec(args.spec)
     url = resolve_store(args.cache, args.root)
     try:

@@ -7,6 +7,16 @@ from .writer import open_writer, write
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``neurodata.load`` is imported on first use: it pulls in torch, which plain decoding never needs."""
+    if name == "load":
+        from .loaders import load
+
+        return load
+    raise AttributeError(f"module 'neurodata' has no attribute {name!r}")
+
+
 __all__ = [
     "EVENT_DTYPE",
     "FormatError",
@@ -15,6 +25,7 @@ __all__ = [
     "RecordingInfo",
     "as_events",
     "iter_chunks",
+    "load",
     "make_events",
     "open_recording",
     "open_writer",

@@ -128,7 +128,11 @@ class Recording:
         return concatenate(list(self.blocks(block)))
 
     def _memory_map(self) -> np.ndarray | None:
-        """The file's event data as a read-only uint8 memory map, for a non-empty local file."""
+        """The event data as one read-only uint8 array without copying: a memory map of a local
+        file, or the bytes of an in-memory file; None for other sources and for empty data."""
+        if isinstance(self._file, io.BytesIO):
+            data = np.frombuffer(self._file.getvalue(), dtype=np.uint8)[self.header.data_offset :]
+            return data if len(data) else None
         if not isinstance(self._file, io.BufferedReader):
             return None
         size = os.fstat(self._file.fileno()).st_size

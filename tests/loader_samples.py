@@ -39,3 +39,20 @@ def build_indexed_cache(url: str, n_samples: int = 40, storage_options: dict | N
         shard_events=1024,
     )
     return build_cache(builder, partial(make_part, n_samples))
+
+
+def ddp_rank(rank: int, world_size: int, store: str, init_file: str, out_dir: str) -> None:
+    """One process of a real torch.distributed (gloo) group: stream an epoch with the group's default
+    rank and world size, and write the labels seen to ``out_dir/<rank>.npy``."""
+    import torch.distributed as dist
+
+    from neurodata.loaders import load
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        ds = load(store, streaming=True, seed=7, block_samples=3)
+        ds.set_epoch(1)
+        assert (ds.rank, ds.world_size) == (rank, world_size)
+        np.save(f"{out_dir}/{rank}.npy", np.array([label for _, label in ds], dtype=np.int64))
+    finally:
+        dist.destroy_process_group()

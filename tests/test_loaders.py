@@ -95,6 +95,22 @@ def test_each_sample_once_per_epoch_across_two_ranks_of_two_workers(store, strea
         assert sorted(seen) == list(range(N))
 
 
+def test_streaming_takes_rank_and_world_size_from_a_real_process_group(store, tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(ls.ddp_rank, args=(2, store, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    seen = [np.load(tmp_path / f"{rank}.npy") for rank in (0, 1)]
+    assert len(seen[0]) and len(seen[1])
+    assert sorted(np.concatenate(seen).tolist()) == list(range(N))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory needs a CUDA device")
+def test_pin_memory_pins_event_batches(store):
+    loader = DataLoader(load(store), batch_size=4, num_workers=2, pin_memory=True, collate_fn=pad_events)
+    batch = next(iter(loader))
+    assert all(tensor.is_pinned() for tensor in batch)
+
+
 def streamed_order(store, seed, epoch, **kwargs) -> list[int]:
     ds = load(store, streaming=True, seed=seed, block_samples=4, **kwargs)
     ds.set_epoch(epoch)
