@@ -28,8 +28,8 @@ def model_options(pairs: list[str]) -> dict[str, Any]:
 
 def frame_datasets(args: argparse.Namespace):
     """Train and validation datasets of ``[T, 2, H, W]`` frames (validation: the ``val`` or ``test`` split)."""
+    import neurodata
     from neurodata.cache import open_cache
-    from neurodata.loaders import load
     from neurodata.loaders.source import resolve_store
     from neurodata.transforms import Downsample, ToFrame
 
@@ -39,9 +39,9 @@ def frame_datasets(args: argparse.Namespace):
     size = (args.size, args.size) if args.size else (width, height)
     transform = Downsample(sensor_size=(width, height, polarities), target_size=size) if args.size else None
     frames = ToFrame(sensor_size=(*size, polarities), n_time_bins=args.T)
-    train = load(store, "train", representation=frames, transform=transform)
+    train = neurodata.load(store, "train", representation=frames, transform=transform)
     val_split = next((s for s in ("val", "test") if s in cache.splits), None)
-    val = load(store, val_split, representation=frames, transform=transform) if val_split else None
+    val = neurodata.load(store, val_split, representation=frames, transform=transform) if val_split else None
     return store, train, val, val_split, (polarities, size[1], size[0])
 
 

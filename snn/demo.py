@@ -116,12 +116,12 @@ def frame_dataset(store: str, split: str, config: DemoConfig) -> TensorDataset:
     """All samples of ``split`` as ``log1p`` event-count frames ``[N, T, 2, size, size]`` (in memory).
 
     Events are downsampled from 128x128 to ``size`` x ``size`` and binned into ``time_bins``
-    frames of equal duration, through ``neurodata.loaders.load`` as a user's own script would.
+    frames of equal duration, through ``neurodata.load`` as a user's own script would.
     """
-    from neurodata.loaders import load
+    import neurodata
     from neurodata.transforms import Downsample, ToFrame
 
-    dataset = load(
+    dataset = neurodata.load(
         store,
         split=split,
         transform=Downsample(spatial_factor=config.size / 128),

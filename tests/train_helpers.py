@@ -97,5 +97,6 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str, epochs: int, per_
         result = fit(model, train, val, config, callbacks=[check_in_sync])
         if rank == 0:
             torch.save({"snapshots": snapshots, "history": result.history}, Path(out_dir) / "rank0.pt")
+        dist.barrier()  # both ranks done before either tears down its gloo connections
     finally:
         dist.destroy_process_group()
