@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 
 from .kernels.numba_neurons import BLOCK, CHARGE_MODES, SURROGATE_IDS, neuron_backward, neuron_forward
+from .kernels.reference import NEURON_KINDS
 
 __all__ = ["KINDS", "neuron_multistep_numba"]
 
-KINDS = ("if", "lif", "plif")
+KINDS = NEURON_KINDS
 
 
 def _f32(t: Tensor) -> np.ndarray:
@@ -32,6 +33,13 @@ def _f32(t: Tensor) -> np.ndarray:
 
 def _set_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _charge_partials(kind: str, decay_input: bool, leak: float) -> tuple[np.float32, np.float32]:
+    """``(dH/dV[t-1], dH/dX[t])``: constants of the charge; ``leak`` is 1/tau (LIF) or k (PLIF)."""
+    if kind == "if":
+        return np.float32(1.0), np.float32(1.0)
+    return np.float32(1.0 - leak), np.float32(leak if decay_input else 1.0)
 
 
 class _NumbaNeuron(torch.autograd.Function):
@@ -66,10 +74,10 @@ class _NumbaNeuron(torch.autograd.Function):
         grad_v = np.zeros(n, np.float32) if grad_v_last is None else _f32(grad_v_last)
         if kind == "plif":
             x_seq, v0, k = plif_inputs
-            x, v0_np, c = _f32(x_seq), _f32(v0), float(k)
+            x, v0_np, leak = _f32(x_seq), _f32(v0), float(k)
         else:
             x = v0_np = np.empty((0, 0), np.float32)
-            c = 1.0 / tau if kind == "lif" else 1.0
+            leak = 1.0 / tau if kind == "lif" else 0.0
         grad_x = np.empty((n_steps, n), np.float32)
         grad_v0 = np.empty(n, np.float32)
         grad_k_partial = np.empty((n + BLOCK - 1) // BLOCK, np.float64)
@@ -77,7 +85,7 @@ class _NumbaNeuron(torch.autograd.Function):
         _set_threads()
         neuron_backward(
             grad_s, grad_v, h.numpy(), x, v0_np.reshape(-1), grad_x, grad_v0, grad_k_partial, kind == "plif",
-            decay_input, np.float32(1.0 - c), np.float32(c if decay_input else 1.0), np.float32(v_threshold),
+            decay_input, *_charge_partials(kind, decay_input, leak), np.float32(v_threshold),
             np.float32(rest), np.float32(rest), v_reset is None, detach_reset, SURROGATE_IDS[surrogate_name],
             np.float32(alpha),
         )  # fmt: skip
