@@ -25,7 +25,15 @@ import numpy as np
 
 from .reference import SURROGATE_DEFAULT_ALPHA
 
-__all__ = ["BLOCK", "CHARGE_MODES", "SURROGATE_IDS", "neuron_forward", "neuron_backward"]
+__all__ = [
+    "BLOCK",
+    "CHARGE_MODES",
+    "SURROGATE_IDS",
+    "neuron_forward",
+    "neuron_backward",
+    "two_state_forward",
+    "two_state_backward",
+]
 
 BLOCK = 256  # neurons per prange iteration: a few KiB of state, in L1
 SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
@@ -109,44 +117,44 @@ def neuron_forward(x, v0, spikes, h_seq, v_last, mode, rest, c, v_threshold, v_r
 
 
 @_jit
-def _surrogate_row(sid, h_seq, t, lo, v_threshold, alpha, out):
-    """``out[j] = g'(H[t, lo + j] - V_th)`` for surrogate id ``sid`` (order of ``SURROGATE_IDS``)."""
+def _surrogate_row(sid, z, alpha, out):
+    """``out[j] = g'(z[j])`` (``z = H - V_th``) for surrogate id ``sid`` (order of ``SURROGATE_IDS``)."""
     width = out.shape[0]
     if sid == 0:  # sigmoid
         for j in range(width):
-            s = _ONE / (_ONE + np.exp(-alpha * (h_seq[t, lo + j] - v_threshold)))
+            s = _ONE / (_ONE + np.exp(-alpha * z[j]))
             out[j] = alpha * s * (_ONE - s)
     elif sid == 1:  # atan
         half_alpha = _HALF * alpha
         scale = _HALF_PI * alpha
         for j in range(width):
-            z = scale * (h_seq[t, lo + j] - v_threshold)
-            out[j] = half_alpha / (_ONE + z * z)
+            y = scale * z[j]
+            out[j] = half_alpha / (_ONE + y * y)
     elif sid == 2:  # piecewise_quadratic
         for j in range(width):
-            out[j] = max(alpha - alpha * alpha * abs(h_seq[t, lo + j] - v_threshold), _ZERO)
+            out[j] = max(alpha - alpha * alpha * abs(z[j]), _ZERO)
     elif sid == 3:  # piecewise_exp
         half_alpha = _HALF * alpha
         for j in range(width):
-            out[j] = half_alpha * np.exp(-alpha * abs(h_seq[t, lo + j] - v_threshold))
+            out[j] = half_alpha * np.exp(-alpha * abs(z[j]))
     elif sid == 4:  # soft_sign
         inv_alpha = _ONE / alpha
         for j in range(width):
-            z = inv_alpha + abs(h_seq[t, lo + j] - v_threshold)
-            out[j] = _ONE / (np.float32(2.0) * alpha * z * z)
+            y = inv_alpha + abs(z[j])
+            out[j] = _ONE / (np.float32(2.0) * alpha * y * y)
     elif sid == 5:  # super_spike
         for j in range(width):
-            z = _ONE + abs(h_seq[t, lo + j] - v_threshold)
-            out[j] = alpha / (z * z)
+            y = _ONE + abs(z[j])
+            out[j] = alpha / (y * y)
     elif sid == 6:  # erf: alpha / sqrt(pi) * exp(-(alpha x)^2)
         scale = _INV_SQRT_PI * alpha
         for j in range(width):
-            z = alpha * (h_seq[t, lo + j] - v_threshold)
-            out[j] = scale * np.exp(-z * z)
+            y = alpha * z[j]
+            out[j] = scale * np.exp(-y * y)
     else:  # rect
         bound = _HALF / alpha
         for j in range(width):
-            out[j] = alpha if abs(h_seq[t, lo + j] - v_threshold) < bound else _ZERO
+            out[j] = alpha if abs(z[j]) < bound else _ZERO
 
 
 @_jit
@@ -221,7 +229,9 @@ def neuron_backward(
         grad_h = np.empty(width, np.float32)
         acc = np.zeros(width, np.float64)
         for t in range(n_steps - 1, -1, -1):
-            _surrogate_row(sid, h_seq, t, lo, v_threshold, alpha, sg)
+            for j in range(width):
+                sg[j] = h_seq[t, lo + j] - v_threshold
+            _surrogate_row(sid, sg, alpha, sg)
             _grad_h_row(
                 grad_spikes, h_seq, t, lo, sg, grad_v, grad_h, v_threshold, rest, soft_reset, detach_reset
             )
@@ -234,3 +244,139 @@ def neuron_backward(
                 )
         grad_v0[lo : lo + width] = grad_v
         grad_k_partial[b] = acc.sum()
+
+
+# -- two-state neurons: ALIF (U = adaptation trace A) and CUBA LIF (U = synaptic current I) -----------
+
+
+@numba.njit(parallel=True, **_OPTIONS)
+def two_state_forward(
+    x,
+    v0,
+    u0,
+    spikes,
+    h_seq,
+    theta_seq,
+    v_last,
+    u_last,
+    is_alif,
+    mode,
+    tau,
+    tau_adapt,
+    beta,
+    current_decay,
+    voltage_decay,
+    v_threshold,
+    v_reset,
+    soft_reset,
+    save_h,
+):
+    """ALIF or CUBA LIF over ``x`` [T, N] from ``(v0, u0)``; fills spikes, ``v_last``, ``u_last`` and, if
+    ``save_h``, ``h_seq`` (and ``theta_seq`` for ALIF, whose threshold ``V_th + beta A[t-1]`` varies).
+
+    ALIF: ``H`` is the LIF charge (``mode`` 1 or 2 of ``CHARGE_MODES``), ``theta = V_th + beta A``,
+    ``A = A - A / tau_adapt + S``. CUBA LIF: ``I = I current_decay + X``, ``H = V voltage_decay + I``.
+    """
+    n_steps, n = x.shape
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        width = min(BLOCK, n - lo)
+        v = v0[lo : lo + width].copy()
+        u = u0[lo : lo + width].copy()
+        h = np.empty(width, np.float32)
+        theta = np.full(width, v_threshold, np.float32)
+        for t in range(n_steps):
+            if is_alif:
+                _charge_row(mode, x, t, lo, v, h, v_reset, tau)
+                for j in range(width):
+                    theta[j] = v_threshold + beta * u[j]
+            else:
+                for j in range(width):
+                    u[j] = u[j] * current_decay + x[t, lo + j]
+                    h[j] = v[j] * voltage_decay + u[j]
+            for j in range(width):
+                s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
+                spikes[t, lo + j] = s
+                v[j] = h[j] - s * theta[j] if soft_reset else s * v_reset + (_ONE - s) * h[j]
+                if is_alif:
+                    u[j] = u[j] - u[j] / tau_adapt + s
+            if save_h:
+                h_seq[t, lo : lo + width] = h
+                if is_alif:
+                    theta_seq[t, lo : lo + width] = theta
+        v_last[lo : lo + width] = v
+        u_last[lo : lo + width] = u
+
+
+@numba.njit(parallel=True, **_OPTIONS)
+def two_state_backward(
+    grad_spikes,
+    grad_v_last,
+    grad_u_last,
+    h_seq,
+    theta_seq,
+    grad_x,
+    grad_v0,
+    grad_u0,
+    is_alif,
+    dh_dv,
+    dh_dx,
+    tau_adapt,
+    beta,
+    current_decay,
+    v_threshold,
+    v_reset,
+    soft_reset,
+    detach_reset,
+    sid,
+    alpha,
+):
+    """Backward of :func:`two_state_forward`: fills ``grad_x`` [T, N], ``grad_v0``, ``grad_u0`` [N].
+
+    ``dh_dv``, ``dh_dx``: the ALIF charge's constant partials (``1 - 1/tau``, ``1/tau`` or 1); CUBA
+    LIF uses ``voltage_decay`` and ``current_decay`` instead.
+    """
+    n_steps, n = h_seq.shape
+    keep_adapt = _ONE - _ONE / tau_adapt
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        lo = b * BLOCK
+        width = min(BLOCK, n - lo)
+        grad_v = grad_v_last[lo : lo + width].copy()  # dL/dV[t]
+        grad_u = grad_u_last[lo : lo + width].copy()  # dL/dA[t] or dL/dI[t+1] * current_decay
+        theta = np.full(width, v_threshold, np.float32)
+        sg = np.empty(width, np.float32)
+        for t in range(n_steps - 1, -1, -1):
+            if is_alif:
+                theta[:] = theta_seq[t, lo : lo + width]
+            for j in range(width):
+                sg[j] = h_seq[t, lo + j] - theta[j]
+            _surrogate_row(sid, sg, alpha, sg)
+            for j in range(width):
+                h = h_seq[t, lo + j]
+                s = _ONE if h - theta[j] >= _ZERO else _ZERO
+                grad_spike = grad_spikes[t, lo + j]  # dL/dS[t]
+                if is_alif:
+                    grad_spike += grad_u[j]
+                if soft_reset:
+                    dv_dh = _ONE
+                    if not detach_reset:
+                        grad_spike -= theta[j] * grad_v[j]
+                else:
+                    dv_dh = _ONE - s
+                    if not detach_reset:
+                        grad_spike += (v_reset - h) * grad_v[j]
+                grad_h = grad_spike * sg[j] + grad_v[j] * dv_dh
+                if is_alif:  # theta = V_th + beta A[t-1]; A[t] = A[t-1] (1 - 1/tau_adapt) + S[t]
+                    grad_theta = -grad_spike * sg[j]
+                    if soft_reset:
+                        grad_theta -= grad_v[j] * s  # V[t] = H - S theta
+                    grad_x[t, lo + j] = grad_h * dh_dx
+                    grad_u[j] = grad_u[j] * keep_adapt + beta * grad_theta
+                    grad_v[j] = grad_h * dh_dv
+                else:  # I[t] = I[t-1] current_decay + X[t]; H = V[t-1] voltage_decay + I[t]
+                    grad_i = grad_u[j] + grad_h
+                    grad_x[t, lo + j] = grad_i
+                    grad_u[j] = grad_i * current_decay
+                    grad_v[j] = grad_h * dh_dv
+        grad_v0[lo : lo + width] = grad_v
+        grad_u0[lo : lo + width] = grad_u
