@@ -19,11 +19,11 @@ from test_snn_neurons import ARRAYS, CASES, build, run_with_grads
 import snn
 from snn import functional as F
 from snn.backends import resolve_backend
-from snn.fused_numba import KINDS, neuron_multistep_numba
+from snn.fused_numba import KINDS, TWO_STATE_KINDS, neuron_multistep_numba, two_state_multistep_numba
 from snn.kernels.numba_neurons import BLOCK, SURROGATE_IDS
 from snn.surrogate import ATan, SurrogateFunction, by_name
 
-NUMBA_CASES = [c for c in CASES if c["neuron"] in KINDS]
+NUMBA_CASES = [c for c in CASES if c["neuron"] in KINDS + TWO_STATE_KINDS]
 STEPS = {"if": F.if_step, "lif": F.lif_step, "plif": F.plif_step}
 
 
@@ -65,38 +65,96 @@ def _run(neuron: snn.Neuron, x: torch.Tensor, v0: torch.Tensor, weights: torch.T
     return spikes.detach(), state.v.detach(), xs.grad, vs.grad, w_grad
 
 
-GRID = [  # IF has no decay_input switch
+GRID = [  # IF has no decay_input switch; every surrogate is looped over inside the test
     params
-    for params in itertools.product(KINDS, SURROGATE_IDS, [0.0, -0.25, None], [False, True], [True, False])
-    if params[0] != "if" or params[4]
+    for params in itertools.product(KINDS, [0.0, -0.25, None], [False, True], [True, False])
+    if params[0] != "if" or params[3]
 ]
 
 
-@pytest.mark.parametrize("kind,surrogate,v_reset,detach_reset,decay_input", GRID)
-def test_equals_reference_loop(kind, surrogate, v_reset, detach_reset, decay_input):
-    """300 neurons (two blocks, the second partial), random initial potential, gradients everywhere."""
+@pytest.mark.parametrize("kind,v_reset,detach_reset,decay_input", GRID)
+def test_equals_reference_loop(kind, v_reset, detach_reset, decay_input):
+    """300 neurons (two blocks, the second partial), random initial potential, all 8 surrogates."""
     torch.manual_seed(11)
     x = torch.randn(7, 3, 100) * 0.8 + 0.5
     v0 = torch.randn(3, 100) * 0.3
     weights = torch.randn(x.shape)
     cls = {"if": snn.IF, "lif": snn.LIF, "plif": snn.PLIF}[kind]
+    for surrogate in SURROGATE_IDS:
+        results = {}
+        for backend in ("torch", "numba"):
+            neuron = cls(
+                v_reset=v_reset,
+                detach_reset=detach_reset,
+                surrogate=by_name(surrogate, 1.7),
+                backend=backend,
+                **_neuron_kwargs(kind, decay_input),
+            )
+            results[backend] = _run(neuron, x, v0, weights)
+        (s0, v0_, gx0, gv0, gw0), (s1, v1, gx1, gv1, gw1) = results["torch"], results["numba"]
+        assert s0.any() and not s0.all()
+        assert torch.equal(s0, s1) and torch.equal(v0_, v1), surrogate
+        torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-5, msg=surrogate)
+        torch.testing.assert_close(gv1, gv0, rtol=1e-5, atol=1e-5, msg=surrogate)
+        if kind == "plif":
+            torch.testing.assert_close(gw1, gw0, rtol=1e-4, atol=1e-4, msg=surrogate)
+
+
+TWO_STATE_GRID = [
+    (make, surrogate, v_reset, detach_reset)
+    for make in (
+        lambda **kw: snn.ALIF(tau=2.0, tau_adapt=3.0, beta=0.3, **kw),
+        lambda **kw: snn.ALIF(tau=1.6, tau_adapt=5.0, beta=0.5, decay_input=False, **kw),
+        lambda **kw: snn.CubaLIF(current_decay=0.6, voltage_decay=0.7, **kw),
+    )
+    for surrogate in ("sigmoid", "atan", "rect")
+    for v_reset in (0.0, -0.25, None)
+    for detach_reset in (False, True)
+]
+
+
+@pytest.mark.parametrize("make,surrogate,v_reset,detach_reset", TWO_STATE_GRID)
+def test_two_state_equals_reference_loop(make, surrogate, v_reset, detach_reset):
+    """ALIF and CUBA LIF: spikes and both final states exact, gradients to x, v0 and u0 (A or I) close."""
+    torch.manual_seed(12)
+    x = torch.randn(8, 3, 100) * 0.8 + 0.5
+    noise = (torch.randn(3, 100) * 0.2, torch.rand(3, 100) * 0.5)
+    weights = torch.randn(x.shape)
     results = {}
     for backend in ("torch", "numba"):
-        neuron = cls(
-            v_reset=v_reset,
-            detach_reset=detach_reset,
-            surrogate=by_name(surrogate, 1.7),
-            backend=backend,
-            **_neuron_kwargs(kind, decay_input),
+        neuron = make(
+            v_reset=v_reset, detach_reset=detach_reset, surrogate=by_name(surrogate, 2.5), backend=backend
         )
-        results[backend] = _run(neuron, x, v0, weights)
-    (s0, v0_, gx0, gv0, gw0), (s1, v1, gx1, gv1, gw1) = results["torch"], results["numba"]
-    assert s0.any() and not s0.all()
-    assert torch.equal(s0, s1) and torch.equal(v0_, v1)
-    torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gv1, gv0, rtol=1e-5, atol=1e-5)
-    if kind == "plif":
-        torch.testing.assert_close(gw1, gw0, rtol=1e-4, atol=1e-4)
+        rest = neuron.init_state(x[0])
+        state0 = type(rest)(*((s + e).requires_grad_(True) for s, e in zip(rest, noise)))
+        xs = x.clone().requires_grad_(True)
+        spikes, state = neuron(xs, state=state0, return_state=True)
+        ((spikes * weights).sum() + state[0].pow(2).sum() + state[1].pow(2).sum()).backward()
+        results[backend] = (spikes, *state, xs.grad, state0[0].grad, state0[1].grad)
+    assert results["torch"][0].any()
+    for got, want in zip(results["numba"][:3], results["torch"][:3]):
+        assert torch.equal(got, want)
+    for got, want in zip(results["numba"][3:], results["torch"][3:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_two_state_defaults_and_dtypes():
+    """u0=None is zeros, v0=None the resting potential; bf16 input runs in fp32 like the fp32 input."""
+    x = torch.rand(6, 2, 5) * 2
+    rest = (torch.full((2, 5), -0.2), torch.zeros(2, 5))
+    got = two_state_multistep_numba("alif", x, None, None, v_reset=-0.2)
+    want = two_state_multistep_numba("alif", x, *rest, v_reset=-0.2)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    half = two_state_multistep_numba("cuba_lif", x.bfloat16(), None, None)
+    full = two_state_multistep_numba("cuba_lif", x.bfloat16().float(), None, None)
+    assert half[0].dtype == torch.bfloat16 and half[1].dtype == torch.float32
+    assert (
+        torch.equal(half[0].float(), full[0])
+        and torch.equal(half[1], full[1])
+        and torch.equal(half[2], full[2])
+    )
+    with pytest.raises(ValueError, match="u0 shape"):
+        two_state_multistep_numba("alif", x, None, torch.zeros(5))
 
 
 def test_long_sequences_and_many_blocks_need_no_recompilation():
@@ -191,34 +249,37 @@ def test_plif_w_gradient_is_independent_of_the_thread_count():
 
 def test_auto_picks_numba_on_cpu(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    for kind in KINDS:
+    for kind in KINDS + TWO_STATE_KINDS:
         for dtype in (torch.float32, torch.bfloat16, torch.float16):
             assert resolve_backend("auto", kind, ATan(), torch.zeros(2, 1, dtype=dtype)) == "numba"
     # fp64 keeps its precision on the reference loop; neurons without a Numba kernel too
     assert resolve_backend("auto", "lif", ATan(), torch.zeros(2, 1, dtype=torch.float64)) == "torch"
-    assert resolve_backend("auto", "alif", ATan(), torch.zeros(2, 1)) == "torch"
+    assert resolve_backend("auto", None, ATan(), torch.zeros(2, 1)) == "torch"  # Izhikevich
 
     class Custom(SurrogateFunction):
         name = "custom"
 
     assert resolve_backend("auto", "lif", Custom(), torch.zeros(2, 1)) == "torch"
     with pytest.raises(ValueError, match="runs on backend='torch'"):
-        snn.CubaLIF(backend="numba")
+        snn.Izhikevich(backend="numba")
 
 
-def test_modules_with_auto_run_the_numba_kernel(monkeypatch):
+def test_modules_with_auto_run_the_numba_kernels(monkeypatch):
     calls = []
-    real = neuron_multistep_numba
 
-    def spy(*args, **kwargs):
-        calls.append(args[0])
-        return real(*args, **kwargs)
+    def spy(real):
+        def run(kind, *args, **kwargs):
+            calls.append(kind)
+            return real(kind, *args, **kwargs)
 
-    monkeypatch.setattr("snn.backends.neuron_multistep_numba", spy)
+        return run
+
+    monkeypatch.setattr("snn.backends.neuron_multistep_numba", spy(neuron_multistep_numba))
+    monkeypatch.setattr("snn.backends.two_state_multistep_numba", spy(two_state_multistep_numba))
     x = torch.rand(4, 2, 3) * 2
-    for neuron in (snn.IF(), snn.LIF(), snn.PLIF()):
+    for neuron in (snn.IF(), snn.LIF(), snn.PLIF(), snn.ALIF(), snn.CubaLIF()):
         neuron(x)
-    assert calls == ["if", "lif", "plif"]
+    assert calls == ["if", "lif", "plif", "alif", "cuba_lif"]
 
 
 def test_bad_arguments_are_reported():
