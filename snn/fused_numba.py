@@ -40,7 +40,15 @@ def _f32(t: Tensor) -> np.ndarray:
 
 
 def _set_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    """Run the kernels on ``torch.get_num_threads()`` threads (at most Numba's pool size).
+
+    Starting Numba's OpenMP pool sets the process-wide OpenMP thread count, which torch reads as
+    its own: torch's setting is put back so that using this backend never changes it.
+    """
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _charge_partials(kind: str, decay_input: bool, leak: float) -> tuple[np.float32, np.float32]:

@@ -10,6 +10,10 @@ gradients (input, initial potential, PLIF ``w``) to float rounding.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,6 +249,22 @@ def test_plif_w_gradient_is_independent_of_the_thread_count():
     finally:
         torch.set_num_threads(before)
     assert grads[0].item() != 0.0 and torch.equal(grads[0], grads[1])
+
+
+def test_torch_thread_setting_is_left_alone():
+    """Numba's OpenMP pool start-up resets the process-wide thread count; the backend restores torch's.
+
+    In a fresh process, since the pool starts only once per process.
+    """
+    code = (
+        "import torch; from snn.fused_numba import neuron_multistep_numba; torch.set_num_threads(1); "
+        "neuron_multistep_numba('lif', torch.rand(3, 4), None); print(torch.get_num_threads())"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"
 
 
 def test_auto_picks_numba_on_cpu(monkeypatch):
