@@ -1,10 +1,12 @@
-"""Fast multi-step IF / LIF / PLIF on CPU: Numba kernels behind one autograd node.
+"""Fast multi-step IF / LIF / PLIF / ALIF / CUBA LIF on CPU: Numba kernels behind one autograd node.
 
-Same signature and semantics as :func:`snn.fused_cpu.neuron_multistep_cpu` (the torch.compile path),
+Same signatures and semantics as :func:`snn.fused_cpu.neuron_multistep_cpu` (the torch.compile path)
+and :func:`snn.kernels.triton_neurons.two_state_multistep_triton` (ALIF, CUBA LIF),
 without its per-configuration compilation: the kernels in :mod:`snn.kernels.numba_neurons` are
 compiled once per installation (``cache=True``) and serve every neuron configuration, shape and
 sequence length. The forward saves only ``H`` (fp32) for the backward, plus references to ``X``
-and ``V0`` for PLIF (its ``dH/dk`` needs them; no copies when ``X`` is contiguous fp32).
+and ``V0`` for PLIF (its ``dH/dk`` needs them; no copies when ``X`` is contiguous fp32) and the
+per-step threshold for ALIF.
 
 The state is fp32 whatever the input dtype: bf16/fp16/fp64 inputs are converted to fp32 for the
 kernels, spikes and ``dL/dX`` come back in the input's dtype, ``v_last`` in fp32 (as the Triton
@@ -71,11 +73,12 @@ class _NumbaNeuron(torch.autograd.Function):
         _set_threads()
         neuron_forward(
             x, _f32(v0), spikes, h_seq, v_last, CHARGE_MODES[kind, decay_input], np.float32(rest),
-            np.float32(c), np.float32(v_threshold), np.float32(rest), v_reset is None, save_h,
+            np.float32(c), np.float32(v_threshold), v_reset is None, save_h,
         )  # fmt: skip
-        if save_h:
-            h = torch.from_numpy(h_seq)
-            ctx.save_for_backward(h, x_seq, v0, k) if kind == "plif" else ctx.save_for_backward(h)
+        if save_h and kind == "plif":
+            ctx.save_for_backward(torch.from_numpy(h_seq), x_seq, v0, k)
+        elif save_h:
+            ctx.save_for_backward(torch.from_numpy(h_seq))
         ctx.config = config
         ctx.dtypes = (x_seq.dtype, v0.dtype)
         return torch.from_numpy(spikes).to(x_seq.dtype), torch.from_numpy(v_last)
@@ -102,7 +105,7 @@ class _NumbaNeuron(torch.autograd.Function):
         neuron_backward(
             grad_s, grad_v, h.numpy(), x, v0_np.reshape(-1), grad_x, grad_v0, grad_k_partial, kind == "plif",
             decay_input, *_charge_partials(kind, decay_input, leak), np.float32(v_threshold),
-            np.float32(rest), np.float32(rest), v_reset is None, detach_reset, SURROGATE_IDS[surrogate_name],
+            np.float32(rest), v_reset is None, detach_reset, SURROGATE_IDS[surrogate_name],
             np.float32(alpha),
         )  # fmt: skip
         grad_k = torch.tensor(grad_k_partial.sum(), dtype=torch.float32) if kind == "plif" else None

@@ -28,7 +28,7 @@ from snn.kernels.numba_neurons import BLOCK, SURROGATE_IDS
 from snn.surrogate import ATan, SurrogateFunction, by_name
 
 NUMBA_CASES = [c for c in CASES if c["neuron"] in KINDS + TWO_STATE_KINDS]
-STEPS = {"if": F.if_step, "lif": F.lif_step, "plif": F.plif_step}
+TWO_BLOCKS = (2, (BLOCK + 100) // 2)  # one time step's shape: a full block of neurons and a partial one
 
 
 @pytest.mark.parametrize(
@@ -78,10 +78,10 @@ GRID = [  # IF has no decay_input switch; every surrogate is looped over inside 
 
 @pytest.mark.parametrize("kind,v_reset,detach_reset,decay_input", GRID)
 def test_equals_reference_loop(kind, v_reset, detach_reset, decay_input):
-    """300 neurons (two blocks, the second partial), random initial potential, all 8 surrogates."""
+    """Two blocks of neurons (the second partial), random initial potential, all 8 surrogates."""
     torch.manual_seed(11)
-    x = torch.randn(7, 3, 100) * 0.8 + 0.5
-    v0 = torch.randn(3, 100) * 0.3
+    x = torch.randn(7, *TWO_BLOCKS) * 0.8 + 0.5
+    v0 = torch.randn(TWO_BLOCKS) * 0.3
     weights = torch.randn(x.shape)
     cls = {"if": snn.IF, "lif": snn.LIF, "plif": snn.PLIF}[kind]
     for surrogate in SURROGATE_IDS:
@@ -121,8 +121,8 @@ TWO_STATE_GRID = [
 def test_two_state_equals_reference_loop(make, surrogate, v_reset, detach_reset):
     """ALIF and CUBA LIF: spikes and both final states exact, gradients to x, v0 and u0 (A or I) close."""
     torch.manual_seed(12)
-    x = torch.randn(8, 3, 100) * 0.8 + 0.5
-    noise = (torch.randn(3, 100) * 0.2, torch.rand(3, 100) * 0.5)
+    x = torch.randn(8, *TWO_BLOCKS) * 0.8 + 0.5
+    noise = (torch.randn(TWO_BLOCKS) * 0.2, torch.rand(TWO_BLOCKS) * 0.5)
     weights = torch.randn(x.shape)
     results = {}
     for backend in ("torch", "numba"):

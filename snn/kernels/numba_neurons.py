@@ -1,8 +1,10 @@
 """Fused multi-step IF / LIF / PLIF kernels for CPU in Numba (compiled once, cached on disk).
 
 Each ``prange`` iteration owns a block of ``BLOCK`` neurons and runs the whole time loop over it;
-inside a step, short loops over the block's neurons (contiguous in memory) vectorise. Branches on
-the neuron configuration (charge form, reset mode, surrogate id) sit outside those inner loops.
+inside a step, loops over the block's row of neurons (contiguous 1-d slices, so they vectorise)
+do the work. Branches on the neuron configuration (charge form, reset mode, surrogate id) sit
+outside those inner loops. Blocks are wide (16 KiB of fp32 per row) because each step touches a
+new row of every ``[T, N]`` array: narrow blocks (1 KiB) ran 4x slower, from TLB and prefetch misses.
 
 * forward: charge ``H[t]`` in SpikingJelly's exact operation order (fp32 throughout, no fused
   multiply-add: ``fastmath=False``), fire ``S[t] = (H[t] - V_th >= 0)``, reset; writes ``S``,
@@ -35,9 +37,10 @@ __all__ = [
     "two_state_backward",
 ]
 
-BLOCK = 256  # neurons per prange iteration: a few KiB of state, in L1
+BLOCK = 4096  # neurons per prange iteration
 SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
-# Charge forms (SpikingJelly's operation order); ``c`` is 1/tau's carrier: tau (LIF) or k (PLIF).
+# Charge forms (SpikingJelly's operation order); ``c`` is tau (LIF, ALIF) or k = 1/tau (PLIF);
+# ``rest`` is v_reset for hard reset and 0 for soft reset (where the reset itself ignores it).
 CHARGE_MODES: dict[tuple[str, bool], int] = {
     ("if", True): 0,  # H = V + X
     ("if", False): 0,
@@ -53,67 +56,59 @@ _HALF = np.float32(0.5)
 _HALF_PI = np.float32(math.pi / 2)
 _INV_SQRT_PI = np.float32(1.0 / math.sqrt(math.pi))
 
-_OPTIONS = {
-    "cache": True,
-    "fastmath": False,
-    "nogil": True,
-    "error_model": "numpy",
-}  # numpy: IEEE x/0, no branch
+_OPTIONS = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}  # numpy: x/0 is IEEE
 _jit = numba.njit(**_OPTIONS)
 
 
 @_jit
-def _charge_row(mode, x, t, lo, v, h, rest, c):
-    """``h[j] = H[t, lo + j]`` from ``v[j] = V[t-1]`` for the block starting at ``lo``."""
-    width = v.shape[0]
+def _charge_row(mode, x, v, h, rest, c):
+    """``h = H[t]`` from ``v = V[t-1]`` and ``x = X[t]`` (one block's row) in charge form ``mode``."""
     if mode == 0:
-        for j in range(width):
-            h[j] = v[j] + x[t, lo + j]
+        for j in range(v.shape[0]):
+            h[j] = v[j] + x[j]
     elif mode == 1:
-        for j in range(width):
-            h[j] = v[j] + (x[t, lo + j] - (v[j] - rest)) / c
+        for j in range(v.shape[0]):
+            h[j] = v[j] + (x[j] - (v[j] - rest)) / c
     elif mode == 2:
-        for j in range(width):
-            h[j] = v[j] - (v[j] - rest) / c + x[t, lo + j]
+        for j in range(v.shape[0]):
+            h[j] = v[j] - (v[j] - rest) / c + x[j]
     elif mode == 3:
-        for j in range(width):
-            h[j] = v[j] + (x[t, lo + j] - (v[j] - rest)) * c
+        for j in range(v.shape[0]):
+            h[j] = v[j] + (x[j] - (v[j] - rest)) * c
     else:
-        for j in range(width):
-            h[j] = v[j] - (v[j] - rest) * c + x[t, lo + j]
+        for j in range(v.shape[0]):
+            h[j] = v[j] - (v[j] - rest) * c + x[j]
 
 
 @_jit
-def _fire_reset_row(h, v, spikes, t, lo, v_threshold, v_reset, soft_reset):
-    """``S[t] = (H - V_th >= 0)``; ``V = H - S V_th`` (soft) or ``S V_reset + (1 - S) H`` (hard)."""
-    width = v.shape[0]
+def _fire_reset_row(h, theta, spikes, v, rest, soft_reset):
+    """``spikes = (H - theta >= 0)``; ``v = H - S theta`` (soft) or ``S rest + (1 - S) H`` (hard)."""
     if soft_reset:
-        for j in range(width):
-            s = _ONE if h[j] - v_threshold >= _ZERO else _ZERO
-            spikes[t, lo + j] = s
-            v[j] = h[j] - s * v_threshold
+        for j in range(v.shape[0]):
+            s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
+            spikes[j] = s
+            v[j] = h[j] - s * theta[j]
     else:
-        for j in range(width):
-            s = _ONE if h[j] - v_threshold >= _ZERO else _ZERO
-            spikes[t, lo + j] = s
-            v[j] = s * v_reset + (_ONE - s) * h[j]
+        for j in range(v.shape[0]):
+            s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
+            spikes[j] = s
+            v[j] = s * rest + (_ONE - s) * h[j]
 
 
 @numba.njit(parallel=True, **_OPTIONS)
-def neuron_forward(x, v0, spikes, h_seq, v_last, mode, rest, c, v_threshold, v_reset, soft_reset, save_h):
+def neuron_forward(x, v0, spikes, h_seq, v_last, mode, rest, c, v_threshold, soft_reset, save_h):
     """Run ``x`` [T, N] from ``v0`` [N]; fills ``spikes`` [T, N], ``v_last`` [N] and, if ``save_h``, ``h_seq``."""
     n_steps, n = x.shape
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        width = min(BLOCK, n - lo)
-        v = v0[lo : lo + width].copy()
-        h = np.empty(width, np.float32)
+        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+        v = v0[lo:hi].copy()
+        h = np.empty(hi - lo, np.float32)
+        theta = np.full(hi - lo, v_threshold, np.float32)
         for t in range(n_steps):
-            _charge_row(mode, x, t, lo, v, h, rest, c)
-            _fire_reset_row(h, v, spikes, t, lo, v_threshold, v_reset, soft_reset)
-            if save_h:
-                h_seq[t, lo : lo + width] = h
-        v_last[lo : lo + width] = v
+            h_row = h_seq[t][lo:hi] if save_h else h
+            _charge_row(mode, x[t][lo:hi], v, h_row, rest, c)
+            _fire_reset_row(h_row, theta, spikes[t][lo:hi], v, rest, soft_reset)
+        v_last[lo:hi] = v
 
 
 @_jit
@@ -158,38 +153,20 @@ def _surrogate_row(sid, z, alpha, out):
 
 
 @_jit
-def _grad_h_row(grad_spikes, h_seq, t, lo, sg, grad_v, grad_h, v_threshold, rest, soft_reset, detach_reset):
-    """``grad_h[j] = dL/dH[t]`` from ``dL/dS[t]``, the surrogate ``sg`` and ``grad_v[j] = dL/dV[t]``."""
-    width = sg.shape[0]
-    if soft_reset:  # V = H - S V_th: dV/dH = 1, dV/dS = -V_th
-        for j in range(width):
-            gs = grad_spikes[t, lo + j]
+def _grad_h_row(grad_spikes, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset):
+    """``grad_h = dL/dH[t]`` and ``grad_spikes = dL/dS[t]`` (updated in place with the reset's share)
+    from the output's ``dL/dS[t]``, the surrogate ``sg`` and ``grad_v = dL/dV[t]``."""
+    if soft_reset:  # V = H - S theta: dV/dH = 1, dV/dS = -theta
+        for j in range(sg.shape[0]):
             if not detach_reset:
-                gs = gs - v_threshold * grad_v[j]
-            grad_h[j] = gs * sg[j] + grad_v[j]
-    else:  # V = S V_reset + (1 - S) H: dV/dH = 1 - S, dV/dS = V_reset - H
-        for j in range(width):
-            h = h_seq[t, lo + j]
-            s = _ONE if h - v_threshold >= _ZERO else _ZERO
-            gs = grad_spikes[t, lo + j]
+                grad_spikes[j] -= theta[j] * grad_v[j]
+            grad_h[j] = grad_spikes[j] * sg[j] + grad_v[j]
+    else:  # V = S rest + (1 - S) H: dV/dH = 1 - S, dV/dS = rest - H
+        for j in range(sg.shape[0]):
+            s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
             if not detach_reset:
-                gs = gs + (rest - h) * grad_v[j]
-            grad_h[j] = gs * sg[j] + grad_v[j] * (_ONE - s)
-
-
-@_jit
-def _plif_grad_k_row(grad_h, h_seq, x, v0, t, lo, decay_input, v_threshold, v_reset, rest, soft_reset, acc):
-    """``acc[j] += dL/dH[t] * dH[t]/dk`` with ``dH/dk = X[t] - (V[t-1] - rest)`` (or ``-(V[t-1] - rest)``)."""
-    width = grad_h.shape[0]
-    for j in range(width):
-        if t == 0:
-            v_prev = v0[lo + j]
-        else:
-            h_prev = h_seq[t - 1, lo + j]
-            s = _ONE if h_prev - v_threshold >= _ZERO else _ZERO
-            v_prev = h_prev - s * v_threshold if soft_reset else s * v_reset + (_ONE - s) * h_prev
-        dh_dk = x[t, lo + j] - (v_prev - rest) if decay_input else rest - v_prev
-        acc[j] += np.float64(grad_h[j] * dh_dk)
+                grad_spikes[j] += (rest - h[j]) * grad_v[j]
+            grad_h[j] = grad_spikes[j] * sg[j] + grad_v[j] * (_ONE - s)
 
 
 @numba.njit(parallel=True, **_OPTIONS)
@@ -207,7 +184,6 @@ def neuron_backward(
     dh_dv,
     dh_dx,
     v_threshold,
-    v_reset,
     rest,
     soft_reset,
     detach_reset,
@@ -218,31 +194,44 @@ def neuron_backward(
 
     ``dh_dv`` and ``dh_dx`` are the charge's constant partial derivatives (1 and 1 for IF;
     ``1 - 1/tau`` and ``1/tau`` or 1 for LIF; the same with ``k`` for PLIF). ``x`` and ``v0`` are
-    read only for PLIF (``dH/dk``).
+    read only for PLIF, whose ``dH[t]/dk = X[t] - (V[t-1] - rest)`` (``decay_input``) or
+    ``-(V[t-1] - rest)``, with ``V[t-1]`` recomputed from ``H[t-1]``.
     """
     n_steps, n = h_seq.shape
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        width = min(BLOCK, n - lo)
-        grad_v = grad_v_last[lo : lo + width].copy()
-        sg = np.empty(width, np.float32)
-        grad_h = np.empty(width, np.float32)
-        acc = np.zeros(width, np.float64)
+        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+        grad_v = grad_v_last[lo:hi].copy()
+        theta = np.full(hi - lo, v_threshold, np.float32)
+        sg = np.empty(hi - lo, np.float32)
+        grad_s = np.empty(hi - lo, np.float32)
+        grad_h = np.empty(hi - lo, np.float32)
+        v_prev = np.empty(hi - lo, np.float32)
+        no_spikes = np.empty(hi - lo, np.float32)
+        acc = np.zeros(hi - lo, np.float64)
         for t in range(n_steps - 1, -1, -1):
-            for j in range(width):
-                sg[j] = h_seq[t, lo + j] - v_threshold
+            h = h_seq[t][lo:hi]
+            for j in range(hi - lo):
+                sg[j] = h[j] - v_threshold
             _surrogate_row(sid, sg, alpha, sg)
-            _grad_h_row(
-                grad_spikes, h_seq, t, lo, sg, grad_v, grad_h, v_threshold, rest, soft_reset, detach_reset
-            )
-            for j in range(width):
-                grad_x[t, lo + j] = grad_h[j] * dh_dx
+            grad_s[:] = grad_spikes[t][lo:hi]
+            _grad_h_row(grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
+            gx = grad_x[t][lo:hi]
+            for j in range(hi - lo):
+                gx[j] = grad_h[j] * dh_dx
                 grad_v[j] = grad_h[j] * dh_dv
             if is_plif:
-                _plif_grad_k_row(
-                    grad_h, h_seq, x, v0, t, lo, decay_input, v_threshold, v_reset, rest, soft_reset, acc
-                )
-        grad_v0[lo : lo + width] = grad_v
+                if t == 0:
+                    v_prev[:] = v0[lo:hi]
+                else:
+                    _fire_reset_row(h_seq[t - 1][lo:hi], theta, no_spikes, v_prev, rest, soft_reset)
+                if decay_input:
+                    xt = x[t][lo:hi]
+                    for j in range(hi - lo):
+                        acc[j] += np.float64(grad_h[j] * (xt[j] - (v_prev[j] - rest)))
+                else:
+                    for j in range(hi - lo):
+                        acc[j] += np.float64(grad_h[j] * (rest - v_prev[j]))
+        grad_v0[lo:hi] = grad_v
         grad_k_partial[b] = acc.sum()
 
 
@@ -267,7 +256,7 @@ def two_state_forward(
     current_decay,
     voltage_decay,
     v_threshold,
-    v_reset,
+    rest,
     soft_reset,
     save_h,
 ):
@@ -279,33 +268,30 @@ def two_state_forward(
     """
     n_steps, n = x.shape
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        width = min(BLOCK, n - lo)
-        v = v0[lo : lo + width].copy()
-        u = u0[lo : lo + width].copy()
-        h = np.empty(width, np.float32)
-        theta = np.full(width, v_threshold, np.float32)
+        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+        v = v0[lo:hi].copy()
+        u = u0[lo:hi].copy()
+        h = np.empty(hi - lo, np.float32)
+        theta = np.full(hi - lo, v_threshold, np.float32)
         for t in range(n_steps):
+            h_row = h_seq[t][lo:hi] if save_h else h
+            theta_row = theta_seq[t][lo:hi] if save_h and is_alif else theta
+            xt = x[t][lo:hi]
             if is_alif:
-                _charge_row(mode, x, t, lo, v, h, v_reset, tau)
-                for j in range(width):
-                    theta[j] = v_threshold + beta * u[j]
+                _charge_row(mode, xt, v, h_row, rest, tau)
+                for j in range(hi - lo):
+                    theta_row[j] = v_threshold + beta * u[j]
             else:
-                for j in range(width):
-                    u[j] = u[j] * current_decay + x[t, lo + j]
-                    h[j] = v[j] * voltage_decay + u[j]
-            for j in range(width):
-                s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
-                spikes[t, lo + j] = s
-                v[j] = h[j] - s * theta[j] if soft_reset else s * v_reset + (_ONE - s) * h[j]
-                if is_alif:
-                    u[j] = u[j] - u[j] / tau_adapt + s
-            if save_h:
-                h_seq[t, lo : lo + width] = h
-                if is_alif:
-                    theta_seq[t, lo : lo + width] = theta
-        v_last[lo : lo + width] = v
-        u_last[lo : lo + width] = u
+                for j in range(hi - lo):
+                    u[j] = u[j] * current_decay + xt[j]
+                    h_row[j] = v[j] * voltage_decay + u[j]
+            s_row = spikes[t][lo:hi]
+            _fire_reset_row(h_row, theta_row, s_row, v, rest, soft_reset)
+            if is_alif:
+                for j in range(hi - lo):
+                    u[j] = u[j] - u[j] / tau_adapt + s_row[j]
+        v_last[lo:hi] = v
+        u_last[lo:hi] = u
 
 
 @numba.njit(parallel=True, **_OPTIONS)
@@ -325,7 +311,7 @@ def two_state_backward(
     beta,
     current_decay,
     v_threshold,
-    v_reset,
+    rest,
     soft_reset,
     detach_reset,
     sid,
@@ -333,50 +319,45 @@ def two_state_backward(
 ):
     """Backward of :func:`two_state_forward`: fills ``grad_x`` [T, N], ``grad_v0``, ``grad_u0`` [N].
 
-    ``dh_dv``, ``dh_dx``: the ALIF charge's constant partials (``1 - 1/tau``, ``1/tau`` or 1); CUBA
-    LIF uses ``voltage_decay`` and ``current_decay`` instead.
+    ``dh_dv``, ``dh_dx``: the charge's constant partials (ALIF: ``1 - 1/tau`` and ``1/tau`` or 1;
+    CUBA LIF: ``voltage_decay`` and 1, with ``dH/dI = 1`` and ``dI[t]/dI[t-1] = current_decay``).
     """
     n_steps, n = h_seq.shape
     keep_adapt = _ONE - _ONE / tau_adapt
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        width = min(BLOCK, n - lo)
-        grad_v = grad_v_last[lo : lo + width].copy()  # dL/dV[t]
-        grad_u = grad_u_last[lo : lo + width].copy()  # dL/dA[t] or dL/dI[t+1] * current_decay
-        theta = np.full(width, v_threshold, np.float32)
-        sg = np.empty(width, np.float32)
+        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+        grad_v = grad_v_last[lo:hi].copy()  # dL/dV[t]
+        grad_u = grad_u_last[lo:hi].copy()  # dL/dA[t] (alif) or the carried dL/dI[t] (cuba_lif)
+        theta = np.full(hi - lo, v_threshold, np.float32)
+        sg = np.empty(hi - lo, np.float32)
+        grad_s = np.empty(hi - lo, np.float32)
+        grad_h = np.empty(hi - lo, np.float32)
         for t in range(n_steps - 1, -1, -1):
+            h = h_seq[t][lo:hi]
             if is_alif:
-                theta[:] = theta_seq[t, lo : lo + width]
-            for j in range(width):
-                sg[j] = h_seq[t, lo + j] - theta[j]
+                theta[:] = theta_seq[t][lo:hi]
+            for j in range(hi - lo):
+                sg[j] = h[j] - theta[j]
             _surrogate_row(sid, sg, alpha, sg)
-            for j in range(width):
-                h = h_seq[t, lo + j]
-                s = _ONE if h - theta[j] >= _ZERO else _ZERO
-                grad_spike = grad_spikes[t, lo + j]  # dL/dS[t]
-                if is_alif:
-                    grad_spike += grad_u[j]
-                if soft_reset:
-                    dv_dh = _ONE
-                    if not detach_reset:
-                        grad_spike -= theta[j] * grad_v[j]
-                else:
-                    dv_dh = _ONE - s
-                    if not detach_reset:
-                        grad_spike += (v_reset - h) * grad_v[j]
-                grad_h = grad_spike * sg[j] + grad_v[j] * dv_dh
-                if is_alif:  # theta = V_th + beta A[t-1]; A[t] = A[t-1] (1 - 1/tau_adapt) + S[t]
-                    grad_theta = -grad_spike * sg[j]
+            grad_s[:] = grad_spikes[t][lo:hi]
+            if is_alif:  # A[t] = A[t-1] (1 - 1/tau_adapt) + S[t]
+                for j in range(hi - lo):
+                    grad_s[j] += grad_u[j]
+            _grad_h_row(grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
+            gx = grad_x[t][lo:hi]
+            if is_alif:  # theta = V_th + beta A[t-1]; soft reset V[t] = H - S theta
+                for j in range(hi - lo):
+                    grad_theta = -grad_s[j] * sg[j]
                     if soft_reset:
-                        grad_theta -= grad_v[j] * s  # V[t] = H - S theta
-                    grad_x[t, lo + j] = grad_h * dh_dx
+                        grad_theta -= grad_v[j] * (_ONE if h[j] - theta[j] >= _ZERO else _ZERO)
                     grad_u[j] = grad_u[j] * keep_adapt + beta * grad_theta
-                    grad_v[j] = grad_h * dh_dv
-                else:  # I[t] = I[t-1] current_decay + X[t]; H = V[t-1] voltage_decay + I[t]
-                    grad_i = grad_u[j] + grad_h
-                    grad_x[t, lo + j] = grad_i
+                    gx[j] = grad_h[j] * dh_dx
+                    grad_v[j] = grad_h[j] * dh_dv
+            else:  # I[t] = I[t-1] current_decay + X[t]; H = V[t-1] voltage_decay + I[t]
+                for j in range(hi - lo):
+                    grad_i = grad_u[j] + grad_h[j]
+                    gx[j] = grad_i
                     grad_u[j] = grad_i * current_decay
-                    grad_v[j] = grad_h * dh_dv
-        grad_v0[lo : lo + width] = grad_v
-        grad_u0[lo : lo + width] = grad_u
+                    grad_v[j] = grad_h[j] * dh_dv
+        grad_v0[lo:hi] = grad_v
+        grad_u0[lo:hi] = grad_u
