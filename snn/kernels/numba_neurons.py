@@ -112,61 +112,59 @@ def neuron_forward(x, v0, spikes, h_seq, v_last, mode, rest, c, v_threshold, sof
 
 
 @_jit
-def _surrogate_row(sid, z, alpha, out):
-    """``out[j] = g'(z[j])`` (``z = H - V_th``) for surrogate id ``sid`` (order of ``SURROGATE_IDS``)."""
+def _surrogate_row(sid, h, theta, alpha, out):
+    """``out[j] = g'(h[j] - theta[j])`` for surrogate id ``sid`` (order of ``SURROGATE_IDS``)."""
     width = out.shape[0]
     if sid == 0:  # sigmoid
         for j in range(width):
-            s = _ONE / (_ONE + np.exp(-alpha * z[j]))
+            s = _ONE / (_ONE + np.exp(-alpha * (h[j] - theta[j])))
             out[j] = alpha * s * (_ONE - s)
     elif sid == 1:  # atan
         half_alpha = _HALF * alpha
         scale = _HALF_PI * alpha
         for j in range(width):
-            y = scale * z[j]
+            y = scale * (h[j] - theta[j])
             out[j] = half_alpha / (_ONE + y * y)
     elif sid == 2:  # piecewise_quadratic
         for j in range(width):
-            out[j] = max(alpha - alpha * alpha * abs(z[j]), _ZERO)
+            out[j] = max(alpha - alpha * alpha * abs(h[j] - theta[j]), _ZERO)
     elif sid == 3:  # piecewise_exp
         half_alpha = _HALF * alpha
         for j in range(width):
-            out[j] = half_alpha * np.exp(-alpha * abs(z[j]))
+            out[j] = half_alpha * np.exp(-alpha * abs(h[j] - theta[j]))
     elif sid == 4:  # soft_sign
         inv_alpha = _ONE / alpha
         for j in range(width):
-            y = inv_alpha + abs(z[j])
+            y = inv_alpha + abs(h[j] - theta[j])
             out[j] = _ONE / (np.float32(2.0) * alpha * y * y)
     elif sid == 5:  # super_spike
         for j in range(width):
-            y = _ONE + abs(z[j])
+            y = _ONE + abs(h[j] - theta[j])
             out[j] = alpha / (y * y)
     elif sid == 6:  # erf: alpha / sqrt(pi) * exp(-(alpha x)^2)
         scale = _INV_SQRT_PI * alpha
         for j in range(width):
-            y = alpha * z[j]
+            y = alpha * (h[j] - theta[j])
             out[j] = scale * np.exp(-y * y)
     else:  # rect
         bound = _HALF / alpha
         for j in range(width):
-            out[j] = alpha if abs(z[j]) < bound else _ZERO
+            out[j] = alpha if abs(h[j] - theta[j]) < bound else _ZERO
 
 
 @_jit
-def _grad_h_row(grad_spikes, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset):
-    """``grad_h = dL/dH[t]`` and ``grad_spikes = dL/dS[t]`` (updated in place with the reset's share)
-    from the output's ``dL/dS[t]``, the surrogate ``sg`` and ``grad_v = dL/dV[t]``."""
+def _grad_h_row(grad_out, grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset):
+    """``grad_h = dL/dH[t]`` and ``grad_s = dL/dS[t]`` (``grad_out`` plus the reset's share; may be
+    ``grad_out`` itself) from the surrogate ``sg`` and ``grad_v = dL/dV[t]``."""
     if soft_reset:  # V = H - S theta: dV/dH = 1, dV/dS = -theta
         for j in range(sg.shape[0]):
-            if not detach_reset:
-                grad_spikes[j] -= theta[j] * grad_v[j]
-            grad_h[j] = grad_spikes[j] * sg[j] + grad_v[j]
+            grad_s[j] = grad_out[j] if detach_reset else grad_out[j] - theta[j] * grad_v[j]
+            grad_h[j] = grad_s[j] * sg[j] + grad_v[j]
     else:  # V = S rest + (1 - S) H: dV/dH = 1 - S, dV/dS = rest - H
         for j in range(sg.shape[0]):
             s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
-            if not detach_reset:
-                grad_spikes[j] += (rest - h[j]) * grad_v[j]
-            grad_h[j] = grad_spikes[j] * sg[j] + grad_v[j] * (_ONE - s)
+            grad_s[j] = grad_out[j] if detach_reset else grad_out[j] + (rest - h[j]) * grad_v[j]
+            grad_h[j] = grad_s[j] * sg[j] + grad_v[j] * (_ONE - s)
 
 
 @numba.njit(parallel=True, **_OPTIONS)
@@ -210,11 +208,10 @@ def neuron_backward(
         acc = np.zeros(hi - lo, np.float64)
         for t in range(n_steps - 1, -1, -1):
             h = h_seq[t][lo:hi]
-            for j in range(hi - lo):
-                sg[j] = h[j] - v_threshold
-            _surrogate_row(sid, sg, alpha, sg)
-            grad_s[:] = grad_spikes[t][lo:hi]
-            _grad_h_row(grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
+            _surrogate_row(sid, h, theta, alpha, sg)
+            _grad_h_row(
+                grad_spikes[t][lo:hi], grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset
+            )
             gx = grad_x[t][lo:hi]
             for j in range(hi - lo):
                 gx[j] = grad_h[j] * dh_dx
@@ -336,14 +333,12 @@ def two_state_backward(
             h = h_seq[t][lo:hi]
             if is_alif:
                 theta[:] = theta_seq[t][lo:hi]
-            for j in range(hi - lo):
-                sg[j] = h[j] - theta[j]
-            _surrogate_row(sid, sg, alpha, sg)
+            _surrogate_row(sid, h, theta, alpha, sg)
             grad_s[:] = grad_spikes[t][lo:hi]
             if is_alif:  # A[t] = A[t-1] (1 - 1/tau_adapt) + S[t]
                 for j in range(hi - lo):
                     grad_s[j] += grad_u[j]
-            _grad_h_row(grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
+            _grad_h_row(grad_s, grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
             gx = grad_x[t][lo:hi]
             if is_alif:  # theta = V_th + beta A[t-1]; soft reset V[t] = H - S theta
                 for j in range(hi - lo):
