@@ -92,7 +92,7 @@ def resolve_backend(backend: str, kind: str | None, surrogate: SurrogateFunction
         raise ValueError(f"backend='numba' needs CPU tensors, got {x.device}; use backend='auto'")
     if backend == "triton":
         if not _triton_device(x):
-            raise ValueError("backend='triton' needs CUDA tensors; use backend='cpu' or 'auto'")
+            raise ValueError("backend='triton' needs CUDA tensors; use backend='numba' or 'auto'")
         if _triton_function(kind) is None:
             raise ImportError("backend='triton' needs the triton package (pip install triton)")
     return backend
