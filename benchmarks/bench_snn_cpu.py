@@ -2,6 +2,10 @@
 
     cd <repo> && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_snn_cpu.py [--reps 30] [--threads 1]
 
+First-call latency is measured too: the Numba backend's in fresh subprocesses, once with an empty
+Numba cache (a new ``NUMBA_CACHE_DIR``: compile and write the cache) and once more with that cache
+warm (load it); the torch.compile backend's in this process (its on-disk inductor cache may be warm).
+
 Workload (ANCHORS.md): x [T=32, B=64, 1024] fp32 with requires_grad, spikes = LIF(x), then
 spikes.backward(g) with a fixed random upstream gradient g (no loss ops around the layer). All
 implementations run in one process, interleaved round by round; the table reports the median and
@@ -26,7 +30,11 @@ must be identical, else the script stops):
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -100,6 +108,31 @@ def norse() -> Callable:
     return run
 
 
+FIRST_CALL = f"""
+import time, torch, snn
+torch.set_num_threads({{threads}})
+x = torch.randn({T}, {B}, {N}).requires_grad_(True)
+start = time.perf_counter()
+snn.LIF(tau=2.0, backend="numba")(x).sum().backward()
+print(time.perf_counter() - start)
+"""
+
+
+def numba_first_calls(threads: int) -> tuple[float, float]:
+    """Seconds of the first numba fwd+bwd in a fresh process: (empty Numba cache, warm cache)."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+        code = FIRST_CALL.format(threads=threads)
+        runs = [
+            subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        ]
+        runs.append(
+            subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        )
+    cold, warm = (float(run.stdout.split()[-1]) for run in runs)
+    return cold, warm
+
+
 def fwd_bwd(fn: Callable, x: torch.Tensor, g: torch.Tensor) -> float:
     x.grad = None
     start = time.perf_counter()
@@ -135,12 +168,14 @@ def main() -> None:
 
     impls: dict[str, Callable] = {
         "ours torch (reference loop)": ours("torch"),
+        "ours numba": ours("numba"),
         "ours cpu (fused, eager)": ours("cpu", compiled=False),
         "ours cpu (fused, compiled)": ours("cpu"),
         "SpikingJelly 2.0 LIFNode m": spikingjelly(),
         "snnTorch Leaky": snntorch(),
         "Norse LIFBoxCell loop": norse(),
     }
+    numba_cold, numba_warm = numba_first_calls(args.threads)
     start = time.perf_counter()
     fwd_bwd(impls["ours cpu (fused, compiled)"], x, g)
     first_call = time.perf_counter() - start
@@ -159,7 +194,10 @@ def main() -> None:
         f"\nLIF fwd+bwd, T={T}, B={B}, {N} features, fp32, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {args.reps} interleaved rounds"
     )
-    print(f"ours cpu compiled: first call (compile) {first_call:.1f} s\n")
+    print(
+        f"first fwd+bwd call: ours numba {numba_cold:.1f} s with an empty Numba cache, {numba_warm:.1f} s "
+        f"with a warm one (fresh processes); ours cpu compiled {first_call:.1f} s (this process)\n"
+    )
     print(f"| {'implementation':<30} | median ms | min ms | vs SpikingJelly |")
     print(f"|{'-' * 32}|-----------|--------|-----------------|")
     for name, samples in times.items():

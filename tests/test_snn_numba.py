@@ -1,0 +1,318 @@
+"""The Numba CPU backend (``snn/fused_numba.py``, ``snn/kernels/numba_neurons.py``).
+
+Checked against SpikingJelly 2.0.0's captured outputs (``tests/data/spikingjelly_snn_reference.npz``,
+written by ``tests/data/capture_spikingjelly_snn.py``, see ``test_snn_neurons.py``) and against the
+reference loop :func:`snn.functional.multi_step` over every neuron kind, surrogate, reset mode,
+``detach_reset`` and ``decay_input``: spikes and membrane potentials bit-identical in fp32,
+gradients (input, initial potential, PLIF ``w``) to float rounding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_snn_neurons import ARRAYS, CASES, build, run_with_grads
+
+import snn
+from snn import functional as F
+from snn.backends import resolve_backend
+from snn.fused_numba import KINDS, TWO_STATE_KINDS, neuron_multistep_numba, two_state_multistep_numba
+from snn.kernels.numba_neurons import BLOCK, SURROGATE_IDS
+from snn.surrogate import ATan, SurrogateFunction, by_name
+
+NUMBA_CASES = [c for c in CASES if c["neuron"] in KINDS + TWO_STATE_KINDS]
+TWO_BLOCKS = (2, (BLOCK + 100) // 2)  # one time step's shape: a full block of neurons and a partial one
+
+
+@pytest.mark.parametrize(
+    "case", NUMBA_CASES, ids=[f"{c['id']}-{c['neuron']}-{c['surrogate']}" for c in NUMBA_CASES]
+)
+def test_matches_spikingjelly_captures(case):
+    """Spikes and every step's membrane potential bit-exact; dL/dX and dL/dw to 1e-5."""
+    neuron = build(case, backend="numba")
+    cid = case["id"]
+    spikes, grad_x = run_with_grads(neuron, cid)
+    np.testing.assert_array_equal(spikes.numpy(), ARRAYS[f"{cid}/spikes"])
+    np.testing.assert_allclose(grad_x.numpy(), ARRAYS[f"{cid}/grad_x"], rtol=1e-4, atol=1e-5)
+    if case["neuron"] == "plif":
+        np.testing.assert_allclose(
+            neuron.w.grad.reshape(1).numpy(), ARRAYS[f"{cid}/grad_w"], rtol=1e-4, atol=1e-5
+        )
+    # the trace, one prefix at a time: V after step t is v_last of the run over x[:t+1]
+    x = torch.from_numpy(ARRAYS[f"{cid}/x"])
+    with torch.no_grad():
+        trace = torch.stack([neuron(x[: t + 1], return_state=True)[1].v for t in range(x.shape[0])])
+    np.testing.assert_array_equal(trace.numpy(), ARRAYS[f"{cid}/v_seq"])
+
+
+def _neuron_kwargs(kind: str, decay_input: bool) -> dict:
+    return {
+        "if": {},
+        "lif": {"tau": 1.8, "decay_input": decay_input},
+        "plif": {"init_tau": 2.7, "decay_input": decay_input},
+    }[kind]
+
+
+def _run(neuron: snn.Neuron, x: torch.Tensor, v0: torch.Tensor, weights: torch.Tensor):
+    """Spikes, v_last and the gradients of a loss touching both outputs (x, v0 and PLIF w)."""
+    xs, vs = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+    spikes, state = neuron(xs, state=F.MembraneState(vs), return_state=True)
+    ((spikes * weights).sum() + state.v.pow(2).sum()).backward()
+    w_grad = neuron.w.grad.clone() if isinstance(neuron, snn.PLIF) else None
+    return spikes.detach(), state.v.detach(), xs.grad, vs.grad, w_grad
+
+
+GRID = [  # IF has no decay_input switch; every surrogate is looped over inside the test
+    params
+    for params in itertools.product(KINDS, [0.0, -0.25, None], [False, True], [True, False])
+    if params[0] != "if" or params[3]
+]
+
+
+@pytest.mark.parametrize("kind,v_reset,detach_reset,decay_input", GRID)
+def test_equals_reference_loop(kind, v_reset, detach_reset, decay_input):
+    """Two blocks of neurons (the second partial), random initial potential, all 8 surrogates."""
+    torch.manual_seed(11)
+    x = torch.randn(7, *TWO_BLOCKS) * 0.8 + 0.5
+    v0 = torch.randn(TWO_BLOCKS) * 0.3
+    weights = torch.randn(x.shape)
+    cls = {"if": snn.IF, "lif": snn.LIF, "plif": snn.PLIF}[kind]
+    for surrogate in SURROGATE_IDS:
+        results = {}
+        for backend in ("torch", "numba"):
+            neuron = cls(
+                v_reset=v_reset,
+                detach_reset=detach_reset,
+                surrogate=by_name(surrogate, 1.7),
+                backend=backend,
+                **_neuron_kwargs(kind, decay_input),
+            )
+            results[backend] = _run(neuron, x, v0, weights)
+        (s0, v0_, gx0, gv0, gw0), (s1, v1, gx1, gv1, gw1) = results["torch"], results["numba"]
+        assert s0.any() and not s0.all()
+        assert torch.equal(s0, s1) and torch.equal(v0_, v1), surrogate
+        torch.testing.assert_close(gx1, gx0, rtol=1e-5, atol=1e-5, msg=surrogate)
+        torch.testing.assert_close(gv1, gv0, rtol=1e-5, atol=1e-5, msg=surrogate)
+        if kind == "plif":
+            torch.testing.assert_close(gw1, gw0, rtol=1e-4, atol=1e-4, msg=surrogate)
+
+
+TWO_STATE_GRID = [
+    (make, surrogate, v_reset, detach_reset)
+    for make in (
+        lambda **kw: snn.ALIF(tau=2.0, tau_adapt=3.0, beta=0.3, **kw),
+        lambda **kw: snn.ALIF(tau=1.6, tau_adapt=5.0, beta=0.5, decay_input=False, **kw),
+        lambda **kw: snn.CubaLIF(current_decay=0.6, voltage_decay=0.7, **kw),
+    )
+    for surrogate in ("sigmoid", "atan", "rect")
+    for v_reset in (0.0, -0.25, None)
+    for detach_reset in (False, True)
+]
+
+
+@pytest.mark.parametrize("make,surrogate,v_reset,detach_reset", TWO_STATE_GRID)
+def test_two_state_equals_reference_loop(make, surrogate, v_reset, detach_reset):
+    """ALIF and CUBA LIF: spikes and both final states exact, gradients to x, v0 and u0 (A or I) close."""
+    torch.manual_seed(12)
+    x = torch.randn(8, *TWO_BLOCKS) * 0.8 + 0.5
+    noise = (torch.randn(TWO_BLOCKS) * 0.2, torch.rand(TWO_BLOCKS) * 0.5)
+    weights = torch.randn(x.shape)
+    results = {}
+    for backend in ("torch", "numba"):
+        neuron = make(
+            v_reset=v_reset, detach_reset=detach_reset, surrogate=by_name(surrogate, 2.5), backend=backend
+        )
+        rest = neuron.init_state(x[0])
+        state0 = type(rest)(*((s + e).requires_grad_(True) for s, e in zip(rest, noise)))
+        xs = x.clone().requires_grad_(True)
+        spikes, state = neuron(xs, state=state0, return_state=True)
+        ((spikes * weights).sum() + state[0].pow(2).sum() + state[1].pow(2).sum()).backward()
+        results[backend] = (spikes, *state, xs.grad, state0[0].grad, state0[1].grad)
+    assert results["torch"][0].any()
+    for got, want in zip(results["numba"][:3], results["torch"][:3]):
+        assert torch.equal(got, want)
+    for got, want in zip(results["numba"][3:], results["torch"][3:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_two_state_defaults_and_dtypes():
+    """u0=None is zeros, v0=None the resting potential; bf16 input runs in fp32 like the fp32 input."""
+    x = torch.rand(6, 2, 5) * 2
+    rest = (torch.full((2, 5), -0.2), torch.zeros(2, 5))
+    got = two_state_multistep_numba("alif", x, None, None, v_reset=-0.2)
+    want = two_state_multistep_numba("alif", x, *rest, v_reset=-0.2)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    half = two_state_multistep_numba("cuba_lif", x.bfloat16(), None, None)
+    full = two_state_multistep_numba("cuba_lif", x.bfloat16().float(), None, None)
+    assert half[0].dtype == torch.bfloat16 and half[1].dtype == torch.float32
+    assert (
+        torch.equal(half[0].float(), full[0])
+        and torch.equal(half[1], full[1])
+        and torch.equal(half[2], full[2])
+    )
+    with pytest.raises(ValueError, match="u0 shape"):
+        two_state_multistep_numba("alif", x, None, torch.zeros(5))
+
+
+def test_long_sequences_and_many_blocks_need_no_recompilation():
+    """T and N change freely (the kernels are compiled once): T=200, N spanning 5 blocks."""
+    torch.manual_seed(2)
+    x = torch.randn(200, 5 * BLOCK - 3) * 0.6 + 0.4
+    ref, ref_state = F.multi_step(F.lif_step, x, tau=3.0, surrogate=ATan())
+    spikes, v_last = neuron_multistep_numba("lif", x, None, tau=3.0)
+    assert torch.equal(spikes, ref) and torch.equal(v_last, ref_state.v)
+
+
+def test_non_contiguous_input_and_state():
+    torch.manual_seed(4)
+    base = torch.randn(3, 9, 6) + 0.5
+    x = base.permute(1, 2, 0)  # [T=9, 6, 3], not contiguous
+    v0 = torch.randn(3, 6).t()
+    assert not x.is_contiguous() and not v0.is_contiguous()
+    got = neuron_multistep_numba("if", x, v0, v_reset=None)
+    want = neuron_multistep_numba("if", x.contiguous(), v0.contiguous(), v_reset=None)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+def test_upstream_gradient_on_one_output_only():
+    torch.manual_seed(6)
+    x = torch.randn(6, 4, 5) + 0.5
+    for use in ("spikes", "v_last"):
+        grads = {}
+        for backend in ("torch", "numba"):
+            xs = x.clone().requires_grad_(True)
+            spikes, state = snn.LIF(tau=2.5, backend=backend)(xs, return_state=True)
+            (spikes.sum() if use == "spikes" else state.v.sum()).backward()
+            grads[backend] = xs.grad
+        torch.testing.assert_close(grads["numba"], grads["torch"], rtol=1e-5, atol=1e-6)
+
+
+def test_no_grad_builds_no_graph():
+    x = (torch.rand(5, 2, 3) * 2).requires_grad_(True)
+    neuron = snn.PLIF(backend="numba")
+    with torch.no_grad():
+        spikes = neuron(x)
+    assert spikes.grad_fn is None and not spikes.requires_grad
+    assert torch.equal(spikes, neuron(x).detach())
+
+
+def test_v0_none_starts_at_rest():
+    x = torch.rand(6, 4) * 2 - 0.5
+    for v_reset in (-0.3, None):
+        rest = torch.full((4,), 0.0 if v_reset is None else v_reset)
+        got = neuron_multistep_numba("lif", x, None, v_reset=v_reset, tau=2.0)
+        want = neuron_multistep_numba("lif", x, rest, v_reset=v_reset, tau=2.0)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_other_dtypes_compute_in_fp32_and_cast_back(dtype):
+    """Spikes and dL/dX in the input's dtype, equal to the fp32 run on the same values; v_last in fp32."""
+    torch.manual_seed(8)
+    x = (torch.randn(6, 3, 4) + 0.5).to(dtype)
+    v0 = torch.zeros(3, 4, dtype=dtype)
+    w = torch.tensor(0.3, requires_grad=True)
+    xs, x32 = x.clone().requires_grad_(True), x.float().requires_grad_(True)
+    out = neuron_multistep_numba("plif", xs, v0, tau=w)
+    (out[0].sum() + out[1].sum()).backward()
+    w_grad, w.grad = w.grad.clone(), None
+    ref = neuron_multistep_numba("plif", x32, v0.float(), tau=w)
+    (ref[0].sum() + ref[1].sum()).backward()
+    assert out[0].dtype == dtype and xs.grad.dtype == dtype and out[1].dtype == torch.float32
+    assert torch.equal(out[0].float(), ref[0]) and torch.equal(out[1], ref[1])
+    assert torch.equal(xs.grad, x32.grad.to(dtype))
+    assert torch.equal(w_grad, w.grad)
+
+
+def test_plif_w_gradient_is_independent_of_the_thread_count():
+    """dL/dw is summed from fixed per-block partials: bit-identical with 1 or 2 threads."""
+    torch.manual_seed(9)
+    x = torch.randn(10, 4 * BLOCK) + 0.5
+    grads = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            w = torch.tensor(-0.2, requires_grad=True)
+            spikes, v_last = neuron_multistep_numba(
+                "plif", x, None, tau=w, surrogate_name="sigmoid", alpha=4.0
+            )
+            (spikes.sum() + v_last.sum()).backward()
+            grads.append(w.grad)
+    finally:
+        torch.set_num_threads(before)
+    assert grads[0].item() != 0.0 and torch.equal(grads[0], grads[1])
+
+
+def test_torch_thread_setting_is_left_alone():
+    """Numba's OpenMP pool start-up resets the process-wide thread count; the backend restores torch's.
+
+    In a fresh process, since the pool starts only once per process.
+    """
+    code = (
+        "import torch; from snn.fused_numba import neuron_multistep_numba; torch.set_num_threads(1); "
+        "neuron_multistep_numba('lif', torch.rand(3, 4), None); print(torch.get_num_threads())"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"
+
+
+def test_auto_picks_numba_on_cpu(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    for kind in KINDS + TWO_STATE_KINDS:
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            assert resolve_backend("auto", kind, ATan(), torch.zeros(2, 1, dtype=dtype)) == "numba"
+    # fp64 keeps its precision on the reference loop; neurons without a Numba kernel too
+    assert resolve_backend("auto", "lif", ATan(), torch.zeros(2, 1, dtype=torch.float64)) == "torch"
+    assert resolve_backend("auto", None, ATan(), torch.zeros(2, 1)) == "torch"  # Izhikevich
+
+    class Custom(SurrogateFunction):
+        name = "custom"
+
+    assert resolve_backend("auto", "lif", Custom(), torch.zeros(2, 1)) == "torch"
+    with pytest.raises(ValueError, match="runs on backend='torch'"):
+        snn.Izhikevich(backend="numba")
+
+
+def test_modules_with_auto_run_the_numba_kernels(monkeypatch):
+    calls = []
+
+    def spy(real):
+        def run(kind, *args, **kwargs):
+            calls.append(kind)
+            return real(kind, *args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr("snn.backends.neuron_multistep_numba", spy(neuron_multistep_numba))
+    monkeypatch.setattr("snn.backends.two_state_multistep_numba", spy(two_state_multistep_numba))
+    x = torch.rand(4, 2, 3) * 2
+    for neuron in (snn.IF(), snn.LIF(), snn.PLIF(), snn.ALIF(), snn.CubaLIF()):
+        neuron(x)
+    assert calls == ["if", "lif", "plif", "alif", "cuba_lif"]
+
+
+def test_bad_arguments_are_reported():
+    x = torch.rand(3, 2)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        neuron_multistep_numba("alif", x, None)
+    with pytest.raises(ValueError, match="surrogate_name must be one of"):
+        neuron_multistep_numba("lif", x, None, surrogate_name="tanh")
+    with pytest.raises(ValueError, match="v0 shape"):
+        neuron_multistep_numba("lif", x, torch.zeros(3))
+    with pytest.raises(ValueError, match="floating-point"):
+        neuron_multistep_numba("if", torch.ones(3, 2, dtype=torch.int32), None)
+    with pytest.raises(TypeError, match="1-element tensor holding w"):
+        neuron_multistep_numba("plif", x, None, tau=2.0)
+    with pytest.raises(ValueError, match="T >= 1"):
+        neuron_multistep_numba("if", torch.zeros(0, 2), None)
