@@ -71,8 +71,7 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
     """Three conv-BN-LIF-maxpool blocks (``c, 2c, 2c`` channels) and a linear readout of every time step.
 
     Input ``[T, B, 2, size, size]``, output ``[T, B, classes]`` (the trainer averages over time).
-    The neurons use the reference torch backend: at this size the fused CPU path's one-off
-    ``torch.compile`` costs more than it saves.
+    The neurons use the default backend (Numba kernels on CPU, Triton on CUDA).
     """
     torch.manual_seed(config.seed)
     c = config.channels
@@ -81,7 +80,7 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
         return [
             layers.Conv2d(c_in, c_out, 3, padding=1, bias=False),
             layers.BatchNorm2d(c_out),
-            LIF(tau=2.0, detach_reset=True, backend="torch"),
+            LIF(tau=2.0, detach_reset=True),
             layers.MaxPool2d(2),
         ]
 
