@@ -4,9 +4,10 @@ Same signatures and semantics as :func:`snn.fused_cpu.neuron_multistep_cpu` (the
 and :func:`snn.kernels.triton_neurons.two_state_multistep_triton` (ALIF, CUBA LIF),
 without its per-configuration compilation: the kernels in :mod:`snn.kernels.numba_neurons` are
 compiled once per installation (``cache=True``) and serve every neuron configuration, shape and
-sequence length. The forward saves only ``H`` (fp32) for the backward, plus references to ``X``
-and ``V0`` for PLIF (its ``dH/dk`` needs them; no copies when ``X`` is contiguous fp32) and the
-per-step threshold for ALIF.
+sequence length. IF/LIF/PLIF save references to ``X`` and ``V0`` (no copies when ``X`` is
+contiguous fp32) and the backward reruns the forward from them (bit-identical ``H``, kept in cache
+rather than written out and read back: less memory traffic and one ``[T, N]`` buffer fewer);
+ALIF and CUBA LIF save ``H`` (fp32) and ALIF its per-step threshold.
 
 The state is fp32 whatever the input dtype: bf16/fp16/fp64 inputs are converted to fp32 for the
 kernels, spikes and ``dL/dX`` come back in the input's dtype, ``v_last`` in fp32 (as the Triton
@@ -66,19 +67,16 @@ class _NumbaNeuron(torch.autograd.Function):
         kind, decay_input, v_threshold, v_reset, _detach, _surrogate, _alpha, tau = config
         x = _f32(x_seq)
         spikes = np.empty(x.shape, np.float32)
-        h_seq = np.empty(x.shape if save_h else (0, 0), np.float32)
         v_last = np.empty(x.shape[1], np.float32)
         c = tau if kind == "lif" else float(k)
         rest = 0.0 if v_reset is None else v_reset
         _set_threads()
         neuron_forward(
-            x, _f32(v0), spikes, h_seq, v_last, CHARGE_MODES[kind, decay_input], np.float32(rest),
-            np.float32(c), np.float32(v_threshold), v_reset is None, save_h,
+            x, _f32(v0), spikes, v_last, CHARGE_MODES[kind, decay_input], np.float32(rest), np.float32(c),
+            np.float32(v_threshold), v_reset is None,
         )  # fmt: skip
-        if save_h and kind == "plif":
-            ctx.save_for_backward(torch.from_numpy(h_seq), x_seq, v0, k)
-        elif save_h:
-            ctx.save_for_backward(torch.from_numpy(h_seq))
+        if save_h:
+            ctx.save_for_backward(x_seq, v0, k)
         ctx.config = config
         ctx.dtypes = (x_seq.dtype, v0.dtype)
         return torch.from_numpy(spikes).to(x_seq.dtype), torch.from_numpy(v_last)
@@ -87,24 +85,20 @@ class _NumbaNeuron(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes: Tensor | None, grad_v_last: Tensor | None):
         kind, decay_input, v_threshold, v_reset, detach_reset, surrogate_name, alpha, tau = ctx.config
-        h, *plif_inputs = ctx.saved_tensors
-        n_steps, n = h.shape
+        x_seq, v0, k = ctx.saved_tensors
+        n_steps, n = x_seq.shape
         grad_s = np.zeros((n_steps, n), np.float32) if grad_spikes is None else _f32(grad_spikes)
         grad_v = np.zeros(n, np.float32) if grad_v_last is None else _f32(grad_v_last)
-        if kind == "plif":
-            x_seq, v0, k = plif_inputs
-            x, v0_np, leak = _f32(x_seq), _f32(v0), float(k)
-        else:
-            x = v0_np = np.empty((0, 0), np.float32)
-            leak = 1.0 / tau if kind == "lif" else 0.0
+        leak = float(k) if kind == "plif" else 1.0 / tau if kind == "lif" else 0.0
+        c = tau if kind == "lif" else leak
         grad_x = np.empty((n_steps, n), np.float32)
         grad_v0 = np.empty(n, np.float32)
         grad_k_partial = np.empty((n + BLOCK - 1) // BLOCK, np.float64)
         rest = 0.0 if v_reset is None else v_reset
         _set_threads()
         neuron_backward(
-            grad_s, grad_v, h.numpy(), x, v0_np.reshape(-1), grad_x, grad_v0, grad_k_partial, kind == "plif",
-            decay_input, *_charge_partials(kind, decay_input, leak), np.float32(v_threshold),
+            grad_s, grad_v, _f32(x_seq), _f32(v0), grad_x, grad_v0, grad_k_partial, CHARGE_MODES[kind, decay_input],
+            np.float32(c), kind == "plif", decay_input, *_charge_partials(kind, decay_input, leak), np.float32(v_threshold),
             np.float32(rest), v_reset is None, detach_reset, SURROGATE_IDS[surrogate_name],
             np.float32(alpha),
         )  # fmt: skip
