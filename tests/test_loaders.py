@@ -214,7 +214,7 @@ def test_pad_events_pads_with_a_mask_and_pins(store):
     assert batch.t.shape == (3, max(lengths)) and batch.lengths.tolist() == lengths
     assert batch.mask.sum(1).tolist() == lengths
     assert (batch.x[~batch.mask] == 0).all() and batch.labels.tolist() == [0, 1, 2]
-    assert batch.x.dtype == torch.int32 and batch.p.dtype == torch.uint8 and batch.t.dtype == torch.int64
+    assert batch.x.dtype == torch.int16 and batch.p.dtype == torch.uint8 and batch.t.dtype == torch.int64
     np.testing.assert_array_equal(batch.y[2, : lengths[2]].numpy(), ls.sample_events(2)["y"])
     empty = pad_events([ds[0], ds[9]])
     assert empty.t.shape == (2, 0)

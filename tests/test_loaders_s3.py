@@ -41,7 +41,7 @@ def test_s3_stream_matches_local(s3_options, tmp_path):  # noqa: F811
 
     # the direct shard reader served these reads (one batched request round per block), and agrees with zarr's
     source = remote.pipeline.source
-    assert isinstance(source._open()[2][0], FsspecFetcher)
+    assert isinstance(source._open()[2].fetcher, FsspecFetcher)
     direct, direct_offsets = source.events(2, 11)
     through_zarr, zarr_offsets = source.reader.events(2, 11)
     np.testing.assert_array_equal(direct, through_zarr)

@@ -24,6 +24,14 @@ from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION
 from .store import Location
 
 
+def check_local_offsets(local_offsets: np.ndarray, n: int) -> np.ndarray:
+    """``local_offsets`` as int64 when they partition ``n`` events (from 0 to n, never decreasing), else CacheError."""
+    offsets = np.asarray(local_offsets, dtype=np.int64)
+    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
+        raise CacheError(f"sample offsets do not partition the {n} events read (damaged offsets array?)")
+    return offsets
+
+
 def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> np.ndarray:
     """Stored event columns of whole samples -> one EVENT_DTYPE array (times made absolute).
 
@@ -31,9 +39,7 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     Numba kernel that does the work does not bounds-check.
     """
     n = len(columns["t"])
-    offsets = np.asarray(local_offsets, dtype=np.int64)
-    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 0).any():
-        raise CacheError(f"sample offsets do not partition the {n} events read (damaged offsets array?)")
+    offsets = check_local_offsets(local_offsets, n)
     if any(len(columns[name]) != n for name in EVENT_FIELDS):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)

@@ -14,11 +14,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, get_worker_info
+
+from .kernels import copy_with_range_numba, pad_records_numba
 
 
 class EventBatch(NamedTuple):
-    """Padded events: ``t`` int64, ``x``/``y`` int32, ``p`` uint8, ``mask`` bool (all ``[B, L]``),
+    """Padded events: ``t`` int64, ``x``/``y`` int16, ``p`` uint8, ``mask`` bool (all ``[B, L]``),
     ``lengths`` int64 ``[B]``, ``labels`` ``[B]``. Padding is zero with ``mask`` False."""
 
     t: torch.Tensor
@@ -37,7 +39,10 @@ class EventBatch(NamedTuple):
         return EventBatch(*(tensor.to(*args, **kwargs) for tensor in self))
 
 
-FIELD_DTYPES = {"t": np.int64, "x": np.int32, "y": np.int32, "p": np.uint8}
+# 14 bytes per padded event: times stay exact (absolute int64 microseconds); coordinates of every
+# event sensor fit int16 (checked: a coordinate outside it is a ValueError, never wrapped)
+FIELD_DTYPES = {"t": torch.int64, "x": torch.int16, "y": torch.int16, "p": torch.uint8}
+COORDINATE_RANGE = (-(2**15), 2**15 - 1)
 
 
 def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
@@ -50,23 +55,55 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
     return list(labels)
 
 
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in a DataLoader worker it lives in shared memory from the start, so
+    sending the batch to the main process does not copy it again (as ``default_collate`` does).
+    Elsewhere numpy allocates it: numpy asks for transparent huge pages on large arrays, which
+    saves most page faults on a fresh batch (torch.empty does not)."""
+    if get_worker_info() is None:
+        return torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
+    return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(max(nbytes, 1)), 0, shape)
+
+
+def _fill_row(events: Any, n: int, rows: dict[str, np.ndarray]) -> tuple[int, int]:
+    """One sample's fields -> the first ``n`` items of its padded rows; the coordinates' range."""
+    fields = getattr(getattr(events, "dtype", None), "fields", None)
+    if isinstance(events, np.ndarray) and fields and all(fields[k][0].kind in "iub" for k in "txyp"):
+        return pad_records_numba(events, rows["t"], rows["x"], rows["y"], rows["p"])
+    rows["t"][:n] = np.asarray(events["t"])
+    rows["p"][:n] = np.asarray(events["p"])
+    ranges = [copy_with_range_numba(np.ascontiguousarray(events[k]), rows[k]) for k in "xy"] if n else []
+    return min((lo for lo, _ in ranges), default=0), max((hi for _, hi in ranges), default=0)
+
+
 def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     """Collate ``(events, label)`` samples by padding each event field to the longest sample.
 
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
-    (Tonic's and SpikingJelly's sample forms).
+    (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each;
+    in DataLoader workers the batch is built in shared memory (see :func:`batch_tensor`).
     """
     lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
-    width = int(lengths.max(initial=0))
-    columns = {name: np.zeros((len(batch), width), dtype=dtype) for name, dtype in FIELD_DTYPES.items()}
-    mask = np.arange(width)[None, :] < lengths[:, None]
+    shape = (len(batch), int(lengths.max(initial=0)))
+    tensors = {name: batch_tensor(shape, dtype) for name, dtype in FIELD_DTYPES.items()}
+    mask = batch_tensor(shape, torch.bool)
+    columns = {name: tensor.numpy() for name, tensor in tensors.items()}
+    mask_rows = mask.numpy()
     for row, (events, _) in enumerate(batch):
-        n = lengths[row]
-        for name, column in columns.items():
-            column[row, :n] = events[name]
-    tensors = [torch.from_numpy(columns[name]) for name in FIELD_DTYPES]
+        n = int(lengths[row])
+        lo, hi = _fill_row(events, n, {name: column[row] for name, column in columns.items()})
+        if lo < COORDINATE_RANGE[0] or hi > COORDINATE_RANGE[1]:
+            raise ValueError(
+                f"pad_events: sample {row} of the batch has a coordinate of {lo if lo < 0 else hi}, "
+                f"outside the int16 range {COORDINATE_RANGE} of EventBatch.x/y"
+            )
+        for column in columns.values():
+            column[row, n:] = 0
+        mask_rows[row, :n] = True
+        mask_rows[row, n:] = False
     labels = _labels([label for _, label in batch])
-    return EventBatch(*tensors, torch.from_numpy(mask), torch.from_numpy(lengths), labels)
+    return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
 
 
 def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:

@@ -16,7 +16,7 @@ caller reads through zarr.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import google_crc32c
@@ -169,11 +169,11 @@ class ShardedRows:
             return None
         return int(entries[present, 0].min()), int((entries[present, 0] + entries[present, 1]).max())
 
-    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]) -> np.ndarray:
-        """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``)."""
-        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
-        flat = out.reshape(-1)
-        items = self.chunk_rows * self.row_items
+    def pieces(
+        self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]
+    ) -> Iterator[tuple[int, int, int, bytes | None]]:
+        """``(first row of the inner chunk, a, b, compressed chunk or None)`` for each inner chunk holding
+        rows ``[a, b)`` of ``[start, stop)``, in order; None: the chunk holds only the fill value."""
         for shard in self.shards(start, stop):
             first, last = self._chunks(shard, start, stop)
             blob = blobs.get(shard)
@@ -181,24 +181,48 @@ class ShardedRows:
             for chunk in range(first, last + 1):
                 row0 = shard * self.shard_rows + chunk * self.chunk_rows
                 a, b = max(start, row0), min(stop, row0 + self.chunk_rows)
-                target = flat[(a - start) * self.row_items : (b - start) * self.row_items]
                 offset, length = (MISSING, 0) if index is None else index[chunk]
                 if offset == MISSING or blob is None:
-                    target[:] = self.fill
-                    continue
-                raw = blob[1][int(offset) - blob[0] : int(offset + length) - blob[0]]
-                if target.size == items:  # a whole chunk: decompress in place
-                    blosc.decompress(raw, target)
-                    continue
-                values = np.frombuffer(blosc.decompress(raw), dtype=self.dtype, count=items)
-                target[:] = values[(a - row0) * self.row_items : (b - row0) * self.row_items]
+                    yield row0, a, b, None
+                else:
+                    yield row0, a, b, blob[1][int(offset) - blob[0] : int(offset + length) - blob[0]]
+
+    def decompress(self, raw: bytes | None, into: np.ndarray) -> None:
+        """One whole inner chunk (``chunk_rows`` rows, flat) into ``into``; the fill value for None."""
+        if raw is None:
+            into[:] = self.fill
+            return
+        # Blosc's 16-byte header holds the decompressed size at bytes 4-8 (little endian)
+        if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != into.nbytes:
+            raise OSError(f"{self.folder}: an inner chunk does not decompress to {into.nbytes} bytes")
+        blosc.decompress(raw, into)
+
+    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]) -> np.ndarray:
+        """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``)."""
+        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
+        flat = out.reshape(-1)
+        items = self.chunk_rows * self.row_items
+        scratch = None
+        for row0, a, b, raw in self.pieces(start, stop, blobs):
+            target = flat[(a - start) * self.row_items : (b - start) * self.row_items]
+            if target.size == items:  # a whole chunk: decompress in place
+                self.decompress(raw, target)
+                continue
+            if scratch is None:
+                scratch = np.empty(items, dtype=self.dtype)
+            self.decompress(raw, scratch)
+            target[:] = scratch[(a - row0) * self.row_items : (b - row0) * self.row_items]
         return out
 
 
-def read_rows(
+Blobs = dict[int, tuple[int, bytes] | None]  # shard -> (start of the fetched span, its bytes), None: absent
+
+
+def fetch_spans(
     fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
-) -> list[np.ndarray]:
-    """Row ranges ``(array, start, stop)`` of several arrays, in two batched fetch rounds."""
+) -> list[Blobs]:
+    """The compressed bytes behind row ranges ``(array, start, stop)`` of several arrays, in two
+    batched fetch rounds: the shard indexes not seen yet, then one span per (array, shard)."""
     missing = sorted(
         {
             (id(rows), shard): (rows, shard)
@@ -219,9 +243,17 @@ def read_rows(
             if span is not None:
                 wanted.append((k, shard, span))
     fetched = fetcher.fetch([(reads[k][0].shard_path(shard), lo, hi) for k, shard, (lo, hi) in wanted])
-    blobs: list[dict[int, tuple[int, bytes] | None]] = [{} for _ in reads]
+    blobs: list[Blobs] = [{} for _ in reads]
     for (k, shard, (lo, _)), data in zip(wanted, fetched):
         blobs[k][shard] = None if data is None else (lo, data)
+    return blobs
+
+
+def read_rows(
+    fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
+) -> list[np.ndarray]:
+    """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`)."""
+    blobs = fetch_spans(fetcher, reads)
     return [rows.assemble(start, stop, blobs[k]) for k, (rows, start, stop) in enumerate(reads)]
 
 

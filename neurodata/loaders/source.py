@@ -16,10 +16,9 @@ import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
 from ..cache.layout import EVENT_FIELDS
-from ..cache.reader import decode_range
 from ..datasets.paths import default_root
-from ..events import empty_events
-from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetcher_for, open_rows, read_rows
+from .event_columns import TIME_CODING, EventColumns, fusable
+from .shards import fetcher_for, open_rows
 
 
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
@@ -39,9 +38,6 @@ def is_remote(url: str) -> bool:
     return scheme not in ("file", "local")
 
 
-Columns = tuple[LocalFetcher | FsspecFetcher, dict[str, ShardedRows]]
-
-
 class SplitSource:
     """One split of one cache, reopened per process (see the module docstring)."""
 
@@ -49,7 +45,7 @@ class SplitSource:
         self.url = url
         self.split = split
         self.storage_options = dict(storage_options or {})
-        self._opened: tuple[int, CacheReader, Columns | None] | None = None
+        self._opened: tuple[int, CacheReader, EventColumns | None] | None = None
         cache = self.cache  # fail early, in the caller's process, on a missing cache or split
         cache[split]
         self.attrs = dict(cache.attrs)
@@ -58,7 +54,7 @@ class SplitSource:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_opened": None}
 
-    def _open(self) -> tuple[int, CacheReader, Columns | None]:
+    def _open(self) -> tuple[int, CacheReader, EventColumns | None]:
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
             cache = open_cache(self.url, self.storage_options)
@@ -73,19 +69,17 @@ class SplitSource:
 
     def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Events of samples ``start:stop`` and their local offsets (as :meth:`SplitReader.events`),
-        read directly from the shards (see :mod:`.shards`) when the layout allows, else through zarr."""
+        read directly from the shards (see :mod:`.event_columns`) when the layout allows, else through zarr."""
         _, cache, columns = self._open()
         reader = cache[self.split]
         if columns is None:
             return reader.events(start, stop)
+        start, stop, _ = slice(start, stop).indices(reader.n_samples)
+        stop = max(start, stop)
         offsets = reader.offsets
         first, last = int(offsets[start]), int(offsets[stop])
         local = offsets[start : stop + 1] - first
-        if last == first:
-            return empty_events(), local
-        fetcher, arrays = columns
-        read = read_rows(fetcher, [(rows, first, last) for rows in arrays.values()])
-        return decode_range(dict(zip(arrays, read)), local), local
+        return columns.read(first, last, local), local
 
     @property
     def reader(self) -> SplitReader:
@@ -105,9 +99,11 @@ class SplitSource:
         return f"SplitSource({self.url!r}, split={self.split!r}, n_samples={self.n_samples})"
 
 
-def event_columns(cache: CacheReader, split: str) -> Columns | None:
-    """A fetcher and direct readers for the split's event columns, when they have the usual layout."""
-    arrays = {name: open_rows(cache.location, split, name) for name in EVENT_FIELDS}
-    if any(rows is None for rows in arrays.values()):
+def event_columns(cache: CacheReader, split: str) -> EventColumns | None:
+    """The direct reader of the split's event columns, when their layout and time coding allow it."""
+    if cache.attrs.get("time_coding") != TIME_CODING:
         return None
-    return fetcher_for(cache.location), arrays
+    arrays = {name: open_rows(cache.location, split, name) for name in EVENT_FIELDS}
+    if any(rows is None for rows in arrays.values()) or not fusable(arrays):
+        return None
+    return EventColumns(fetcher_for(cache.location), arrays)
