@@ -1,0 +1,108 @@
+"""pad_events: the same EventBatch from our structured samples, SpikingJelly-style dicts and Tonic-style
+records; int16 coordinates with a range check instead of wrapping; batches built in shared memory by
+DataLoader workers equal the ones built in the main process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from neurodata.loaders import load, pad_events
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loader_samples as ls  # noqa: E402
+
+FIELDS = ("t", "x", "y", "p")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return ls.build_indexed_cache(str(tmp_path_factory.mktemp("collate") / "indexed.zarr"), 24)
+
+
+def as_dict(events: np.ndarray) -> dict[str, np.ndarray]:
+    """SpikingJelly's sample form: a dict of int64 columns."""
+    return {name: events[name].astype(np.int64) for name in FIELDS}
+
+
+def as_tonic(events: np.ndarray) -> np.ndarray:
+    """Tonic's record layout: fields x, y, t, p, all int64."""
+    records = np.zeros(len(events), dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+    for name in FIELDS:
+        records[name] = events[name]
+    return records
+
+
+def assert_batch_holds(batch, samples) -> None:
+    lengths = [len(events) for events, _ in samples]
+    assert batch.t.shape == (len(samples), max(lengths, default=0))
+    assert batch.lengths.tolist() == lengths and batch.mask.sum(1).tolist() == lengths
+    assert [batch.t.dtype, batch.x.dtype, batch.y.dtype, batch.p.dtype, batch.mask.dtype] == [
+        torch.int64,
+        torch.int16,
+        torch.int16,
+        torch.uint8,
+        torch.bool,
+    ]
+    for row, (events, _) in enumerate(samples):
+        n = len(events)
+        for name in FIELDS:
+            column = getattr(batch, name)[row].numpy()
+            np.testing.assert_array_equal(column[:n], events[name])
+            assert not column[n:].any()  # zero padding
+
+
+def test_structured_dict_and_tonic_samples_collate_alike(store):
+    ds = load(store)
+    samples = [ds[i] for i in (3, 0, 17, 9, 5)]  # 0 and 9 are empty
+    batch = pad_events(samples)
+    assert_batch_holds(batch, samples)
+    assert batch.labels.tolist() == [3, 0, 17, 9, 5]
+    for convert in (as_dict, as_tonic):
+        other = pad_events([(convert(events), label) for events, label in samples])
+        for mine, theirs in zip(batch, other):
+            assert torch.equal(mine, theirs)
+
+
+def test_coordinates_outside_int16_are_an_error_not_a_wrap(store):
+    events, label = load(store)[5]
+    wide = events.copy()
+    wide["x"][-1] = 40_000  # a legal uint16 coordinate that int16 cannot hold
+    with pytest.raises(ValueError, match="sample 1 of the batch has a coordinate of 40000"):
+        pad_events([(events, label), (wide, label)])
+    negative = as_dict(events)
+    negative["y"][0] = -40_000
+    with pytest.raises(ValueError, match="coordinate of -40000"):
+        pad_events([(negative, label)])
+    assert pad_events([(events, label)]).x.max() < 32
+
+
+def pad_in_shared_memory(samples):
+    """pad_events, checking in the worker that the batch was built in shared memory (so sending it
+    to the main process copies nothing)."""
+    batch = pad_events(samples)
+    assert all(tensor.is_shared() for tensor in batch[:5]), "the worker built the batch in private memory"
+    return batch
+
+
+@pytest.mark.parametrize("indices", [[[1, 2, 3, 4], [5, 6, 7, 8]], [[0, 9], [18]]])  # the second: all empty
+def test_worker_batches_are_built_in_shared_memory(store, indices):
+    ds = load(store)
+    loader = DataLoader(
+        ds,
+        batch_sampler=indices,
+        num_workers=2,
+        multiprocessing_context="fork",
+        collate_fn=pad_in_shared_memory,
+    )
+    for batch, wanted in zip(loader, indices):
+        samples = [ds[i] for i in wanted]
+        assert_batch_holds(batch, samples)
+        for mine, theirs in zip(batch, pad_events(samples)):
+            assert torch.equal(mine, theirs)
+    assert not pad_events([ds[1]]).t.is_shared()  # outside workers: ordinary memory

@@ -1,0 +1,190 @@
+"""The loaders' fused event reader (chunk-wise Blosc + one Numba pass) returns exactly what the cache's
+zarr-based reader returns: on real recordings cut across chunk and shard edges, with empty samples,
+chunks left out by the writer (all-zero polarity), narrower stored dtypes, a remote fsspec store and
+concurrent threads; damaged chunks are errors naming the array."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec
+
+import neurodata
+from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
+from neurodata.cache.codecs import decode_times, encode_times
+from neurodata.events import EVENT_DTYPE, make_events
+from neurodata.loaders import load
+from neurodata.loaders.event_columns import EventColumns
+from neurodata.loaders.kernels import scatter_chunk_numba
+from neurodata.loaders.shards import MISSING
+from neurodata.loaders.source import event_columns
+
+sys.path.insert(0, str(Path(__file__).parent))
+import loader_samples as ls  # noqa: E402
+
+CHUNK, SHARD = 1 << 12, 1 << 14  # small, so samples cross inner-chunk and shard edges
+
+
+def fixture_samples(fixtures: Path) -> list[tuple[np.ndarray, int, str]]:
+    """The EVT 3.0 golden decode and the AEDAT 4 recording (Unix-time microseconds), cut into samples
+    of uneven sizes with empty ones between; one EVT 3.0 stretch has its polarity zeroed over several
+    chunks, so the writer leaves those ``p`` chunks out and the reader must fill them."""
+    evt3 = np.load(fixtures / "evt3" / "evt3_sample.npy", allow_pickle=False)
+    evt3 = make_events(evt3["t"], evt3["x"], evt3["y"], evt3["p"])
+    evt3["p"][20_000:40_000] = 0
+    aedat4 = neurodata.read(fixtures / "aedat4" / "sample.aedat4")
+    assert len(evt3) == 219596 and len(aedat4) == 111954
+    samples = []
+    for name, events in (("evt3", evt3), ("aedat4", aedat4)):
+        cuts = [0, 1, 4095, 4097, 30_000, 30_000, 61_000, 100_003, len(events)]
+        for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+            samples.append((events[a:b], k, f"{name}#{k}"))
+    return samples
+
+
+def build(url: str, samples: list, **kwargs) -> str:
+    builder = CacheBuilder(
+        url, "fixtures", {}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD, **kwargs
+    )
+    return build_cache(builder, functools.partial(_fixed_part, samples))
+
+
+def _fixed_part(samples, split, index):
+    return PartData.from_samples(samples)
+
+
+@pytest.fixture(scope="module")
+def fixture_cache(tmp_path_factory, fixtures) -> tuple[str, list]:
+    samples = fixture_samples(fixtures)
+    return build(str(tmp_path_factory.mktemp("events") / "fixtures.zarr"), samples), samples
+
+
+def ranges(n: int) -> list[tuple[int, int]]:
+    """Every single sample, every empty range, and runs that cross several samples."""
+    return (
+        [(i, i + 1) for i in range(n)]
+        + [(i, i) for i in range(n + 1)]
+        + [(0, n), (1, n - 2), (3, 9), (7, 12)]
+    )
+
+
+def assert_reads_like_zarr(source, reference) -> None:
+    for start, stop in ranges(reference.n_samples):
+        events, local = source.events(start, stop)
+        expected, expected_local = reference.events(start, stop)
+        assert events.dtype == EVENT_DTYPE
+        np.testing.assert_array_equal(events, expected, err_msg=f"samples {start}:{stop}")
+        np.testing.assert_array_equal(local, expected_local)
+
+
+def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache):
+    url, samples = fixture_cache
+    source = load(url).pipeline.source
+    columns = source._open()[2]
+    assert isinstance(columns, EventColumns)  # the fused path, not the zarr fallback
+    source.events(0, len(samples))  # loads every shard index
+    p_index = np.concatenate(list(columns.columns[3].indexes.values()))
+    assert (p_index[:, 0] == MISSING).sum() >= 3  # the all-OFF stretch: chunks the writer left out
+    assert_reads_like_zarr(source, open_cache(url)["train"])
+    for i, (events, label, _) in enumerate(samples):
+        got, got_label = load(url)[i]
+        np.testing.assert_array_equal(got, events)
+        assert got_label == label
+
+
+def test_narrower_stored_dtypes_are_read_from_the_array_metadata(tmp_path, fixtures):
+    """The layout may store int32 time deltas and uint8 coordinates (a 34x34 N-MNIST sensor): the
+    fused reader takes each column's dtype from its zarr.json and still returns EVENT_DTYPE."""
+    nmnist = neurodata.read(fixtures / "nmnist" / "sample_nmnist.bin")
+    assert len(nmnist) == 4325
+    samples = [(nmnist[a:b], k, str(k)) for k, (a, b) in enumerate([(0, 1000), (1000, 1000), (1000, 4325)])]
+    url = build(str(tmp_path / "narrow.zarr"), samples)
+    split = zarr.open_group(url, mode="r")["train"]
+    for name, dtype in (("t", "<i4"), ("x", "u1"), ("y", "u1"), ("p", "u1")):
+        data = split[name][...].astype(dtype)
+        zarr.create_array(
+            f"{url}/train/{name}",
+            shape=data.shape,
+            chunks=(256,),
+            shards=(1024,),
+            dtype=dtype,
+            fill_value=0,
+            compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=data.dtype.itemsize),
+            overwrite=True,
+        )[...] = data
+    source = load(url).pipeline.source
+    assert [rows.dtype for rows in source._open()[2].columns] == [
+        np.dtype(d) for d in ("<i4", "u1", "u1", "u1")
+    ]
+    for i, (events, _, _) in enumerate(samples):
+        np.testing.assert_array_equal(source.events(i, i + 1)[0], events)
+    events, _ = source.events(0, 3)
+    np.testing.assert_array_equal(events, nmnist)
+
+
+def test_remote_fsspec_store_and_threads(tmp_path):
+    """An fsspec (``memory://``) store takes the batched-request fetcher; threads reading the same
+    source at once each keep their own scratch buffers."""
+    url = ls.build_indexed_cache("memory://fused/indexed.zarr", 40)
+    source = load(url, streaming=False).pipeline.source
+    assert type(source._open()[2].fetcher).__name__ == "FsspecFetcher"
+    assert_reads_like_zarr(source, open_cache(url)["train"])
+
+    local = load(ls.build_indexed_cache(str(tmp_path / "indexed.zarr"), 40))
+    wanted = [i % 40 for i in range(400)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(local.__getitem__, wanted))
+    for i, (events, label) in zip(wanted, got):
+        np.testing.assert_array_equal(events, ls.sample_events(i))
+        assert label == i
+
+
+def test_another_time_coding_is_left_to_the_zarr_reader(fixture_cache):
+    url, _ = fixture_cache
+    cache = open_cache(url)
+    assert event_columns(cache, "train") is not None
+    cache.attrs["time_coding"] = "something-newer"
+    assert event_columns(cache, "train") is None
+
+
+def test_a_chunk_of_the_wrong_size_is_an_error_naming_the_array(tmp_path, fixture_cache):
+    url, _ = fixture_cache
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(url, damaged)
+    shard = damaged / "train" / "x" / "c" / "0"
+    data = bytearray(shard.read_bytes())
+    data[4:8] = (CHUNK).to_bytes(4, "little")  # the first chunk's header claims half its size
+    shard.write_bytes(bytes(data))
+    with pytest.raises(OSError, match=r"train/x: an inner chunk does not decompress to"):
+        load(str(damaged))[0]
+
+
+def test_scatter_kernel_matches_the_numpy_reference():
+    """Random time deltas (int64 wrap included), coordinates and sample bounds (empty samples too),
+    fed to the kernel in random chunk pieces, against codecs.decode_times plus field copies."""
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        n = int(rng.integers(1, 3000))
+        t = rng.integers(-(2**62), 2**62, n) * (1 + trial % 3)  # wraps in the running sum
+        t.sort()
+        bounds = np.unique(np.concatenate([[0, n], rng.integers(0, n + 1, int(rng.integers(0, 12)))]))
+        offsets = np.sort(np.concatenate([bounds, rng.choice(bounds, 3)]))  # repeated bounds: empty samples
+        coded = encode_times(t, offsets)
+        x, y = rng.integers(0, 1280, n).astype(np.uint16), rng.integers(0, 720, n).astype(np.uint16)
+        p = rng.integers(0, 2, n).astype(np.uint8)
+        out = np.zeros(n, dtype=EVENT_DTYPE)
+        state = np.zeros(2, dtype=np.int64)
+        cuts = np.unique(np.concatenate([[0, n], rng.integers(0, n, 5)]))
+        for a, b in zip(cuts[:-1], cuts[1:]):  # the source chunk starts at a: src 0
+            scatter_chunk_numba(coded[a:b], x[a:b], y[a:b], p[a:b], 0, b - a, a, offsets, state, out)
+        np.testing.assert_array_equal(out["t"], decode_times(coded, offsets))
+        np.testing.assert_array_equal(out["t"], t)
+        for name, column in (("x", x), ("y", y), ("p", p)):
+            np.testing.assert_array_equal(out[name], column)
