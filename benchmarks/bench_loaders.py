@@ -20,7 +20,7 @@ then batches of 16 with 0 and 2 workers (fork) through the same collate for all:
 events (it accepts SpikingJelly's dicts and Tonic's arrays), ``stack_dense`` for frames. Runs
 interleave the loaders; medians of ``--repeats``.
 
-    PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3]
+    PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote   # s3:// on moto vs local
 
 ``--remote`` needs s3fs and moto[server] (in /work/venv, not in the benchmark env).
@@ -270,7 +270,7 @@ def main_local(args) -> None:
         },
     }
     try:
-        run_table(cases, args.samples, args.repeats)
+        run_table({group: cases[group] for group in args.groups}, args.samples, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -375,6 +375,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=160)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--groups", nargs="+", default=["events", "frames T=16"], help="local case groups to time"
+    )
     parser.add_argument("--remote", action="store_true", help="s3:// (moto on loopback) against local")
     parser.add_argument("--tmp", default=None, help="folder for the caches (default: the system temp)")
     args = parser.parse_args()
