@@ -187,8 +187,9 @@ def keep(sample):
 
 def one_pass(
     dataset, order: list[int] | None, workers: int, batch: int | None, collate: Callable
-) -> tuple[float, int]:
-    """Seconds to read every sample (map-style datasets: in ``order``) through a DataLoader.
+) -> tuple[float, float, int]:
+    """Wall seconds and this process's CPU seconds to read every sample (map-style datasets: in
+    ``order``) through a DataLoader, and the number of samples.
 
     ``batch`` None: samples one by one, no collate (pure loading); else batches through ``collate``.
     """
@@ -201,30 +202,39 @@ def one_pass(
         collate_fn=collate if batch else keep,
         **kwargs,
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     n = 0
     for item in loader:
         n += len(item[-1]) if batch else 1
-    return time.perf_counter() - start, n
+    return time.perf_counter() - start, time.process_time() - cpu, n
 
 
 def run_table(cases: dict[str, dict], n_samples: int, repeats: int) -> None:
-    """cases: group -> {name: (dataset, map_style, collate)}; the group's first entry is the ratios' reference."""
+    """cases: group -> {name: (dataset, map_style, collate)}; the group's first entry is the ratios' reference.
+
+    With 0 workers everything runs in this process, so its CPU time per sample is printed too: on a
+    shared machine it moves less with other tenants' load than wall time (with workers: ``-``).
+    """
     order = np.random.default_rng(1).permutation(n_samples).tolist()
-    print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12}")
+    print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12} {'cpu ms/sample':>14}")
     for group, loaders in cases.items():
         for mode, workers, batch in MODES:
-            times: dict[str, list[float]] = {name: [] for name in loaders}
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in loaders}
             for _ in range(repeats):
                 for name, (ds, map_style, collate) in loaders.items():
-                    seconds, n = one_pass(ds, order if map_style else None, workers, batch, collate)
+                    seconds, cpu, n = one_pass(ds, order if map_style else None, workers, batch, collate)
                     assert n == n_samples, f"{name}: {n} samples, expected {n_samples}"
-                    times[name].append(seconds)
-            medians = {name: statistics.median(t) for name, t in times.items()}
+                    times[name].append((seconds, cpu))
+            medians = {name: statistics.median(s for s, _ in t) for name, t in times.items()}
             ours = medians[next(iter(loaders))]
             for name, t in medians.items():
+                cpu = (
+                    f"{statistics.median(c for _, c in times[name]) / n_samples * 1e3:.2f}"
+                    if not workers
+                    else "-"
+                )
                 print(
-                    f"{group + ': ' + name:<42} {mode:<26} {n_samples / t:>10.1f} {t / ours:>11.2f}x",
+                    f"{group + ': ' + name:<42} {mode:<26} {n_samples / t:>10.1f} {t / ours:>11.2f}x {cpu:>14}",
                     flush=True,
                 )
 
