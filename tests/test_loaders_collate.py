@@ -1,6 +1,6 @@
 """pad_events: the same EventBatch from our structured samples, SpikingJelly-style dicts and Tonic-style
 records; int16 coordinates with a range check instead of wrapping; batches built in shared memory by
-DataLoader workers equal the ones built in the main process."""
+DataLoader workers (events and stacked frames) equal the ones built in the main process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from neurodata.loaders import load, pad_events
+from neurodata.loaders import load, pad_events, stack_time_major
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loader_samples as ls  # noqa: E402
@@ -106,3 +106,22 @@ def test_worker_batches_are_built_in_shared_memory(store, indices):
         for mine, theirs in zip(batch, pad_events(samples)):
             assert torch.equal(mine, theirs)
     assert not pad_events([ds[1]]).t.is_shared()  # outside workers: ordinary memory
+
+
+def stack_in_shared_memory(samples):
+    """stack_time_major, checking in the worker that the batch was built in shared memory."""
+    frames, labels = stack_time_major(samples)
+    assert frames.is_shared(), "the worker stacked the frames in private memory"
+    return frames, labels
+
+
+def test_worker_frame_batches_are_stacked_in_shared_memory():
+    frames = [(np.arange(4 * 2 * 3 * 5, dtype=np.int32).reshape(4, 2, 3, 5) * i, i) for i in range(6)]
+    loader = DataLoader(
+        frames, batch_size=3, num_workers=2, multiprocessing_context="fork", collate_fn=stack_in_shared_memory
+    )
+    batches = list(loader)
+    for k, (x, labels) in enumerate(batches):
+        expected, expected_labels = stack_time_major(frames[3 * k : 3 * k + 3])
+        assert x.shape == (4, 3, 2, 3, 5) and x.dtype == torch.int32
+        assert torch.equal(x, expected) and torch.equal(labels, expected_labels)

@@ -109,7 +109,8 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
 def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:
     """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
 
-    numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames).
+    numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames),
+    in a DataLoader worker straight into shared memory (see :func:`batch_tensor`).
     """
     inputs = [x for x, _ in batch]
     shapes = {tuple(x.shape) for x in inputs}
@@ -119,8 +120,12 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
             "(n_time_bins, n_event_bins) or pad_events for raw events"
         )
     axis = 1 if time_major else 0
-    if all(isinstance(x, np.ndarray) for x in inputs):
-        stacked = torch.from_numpy(np.stack(inputs, axis=axis))
+    if inputs and all(isinstance(x, np.ndarray) for x in inputs):
+        shape = list(inputs[0].shape)
+        shape.insert(axis, len(inputs))
+        dtype = torch.from_numpy(np.empty(0, dtype=np.result_type(*inputs))).dtype
+        stacked = batch_tensor(tuple(shape), dtype)
+        np.stack(inputs, axis=axis, out=stacked.numpy())
     else:
         stacked = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis)
     return stacked, _labels([label for _, label in batch])
