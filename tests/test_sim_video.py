@@ -151,3 +151,20 @@ def test_cli_simulate_json_and_error_line(tmp_path, capsys):
         == f"neurodata: error: {tmp_path / 'missing.mp4'}: no such file or folder"
     )
     assert main(["simulate", str(tmp_path / "bar.mkv"), str(tmp_path / "x.npz"), "--c-on", "0"]) == 2
+
+
+def test_a_lossy_h264_mp4_with_colour_frames_gives_moving_edge_events(tmp_path):
+    with av.open(str(tmp_path / "clip.mp4"), "w") as container:
+        stream = container.add_stream("h264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for i in range(15):
+            rgb = np.full((96, 128, 3), 30, np.uint8)
+            rgb[:, 4 * i + 8 : 4 * i + 24] = (255, 200, 120)  # a warm bar moving right
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    summary = simulate_video(tmp_path / "clip.mp4", tmp_path / "clip.aedat4", PARAMS, size=(64, 48))
+    events, info = nd.read(tmp_path / "clip.aedat4", return_info=True)
+    assert (summary.frames, info.width, info.height) == (15, 64, 48) and len(events) == summary.events
+    assert abs(summary.duration_us - 14 * 1_000_000 / 30) <= 1
+    on, off = events[events["p"] == 1], events[events["p"] == 0]
+    assert len(on) > 200 and len(off) > 200 and np.median(on["x"]) > np.median(off["x"])
