@@ -3,10 +3,10 @@
 The motions echo the real classes (clap, waves, arm circles in both directions, roll, drums,
 guitar, random "other" movements). "Users" differ in size, speed, position and phase; lighting
 conditions differ in background brightness, contrast and sensor noise. Two scenes (:data:`SCENES`):
-``"people"`` (the default) draws each hand with fingers and a forearm in front of a swaying torso
-and head, seen by a sensor with hot pixels, which puts its event rates (~40-100 k events/s while
-the hands move, see :func:`trial_recording`) in the range of the real recordings; ``"blobs"`` draws
-each hand as one bright blob (~10-15 k events/s), small and quick for the demo. :func:`write_archive`
+``"people"`` (the default) draws each hand with fingers and an arm, in front of a swaying torso and
+head, with motions at their real pace, seen by a sensor with hot pixels: 20-110 k events/s per
+gesture (median ~50 k), the range of the real recordings while a hand moves. ``"blobs"`` draws
+each hand as one bright blob (~10-25 k events/s), small and quick for the demo. :func:`write_archive`
 lays the recordings out exactly like ``DvsGesture.tar.gz`` (AEDAT 3.1 trials, ``*_labels.csv``,
 ``trials_to_train.txt`` / ``trials_to_test.txt``) so that ``neurodata prepare dvs128`` reads it
 as it reads the real archive. The data is synthetic: accuracy on it says the pipeline learns,
@@ -45,7 +45,7 @@ class Scene:
 
     per_second: bool = False  # motions repeat at their frequencies per second, not per gesture
     fingers: int = 0  # finger blobs per hand, spread away from the forearm
-    arms: bool = False  # a forearm from a fixed elbow to each hand
+    arms: bool = False  # an upper arm from a fixed shoulder to an elbow that follows the hand, a forearm
     body: bool = False  # a torso and a head, swaying slightly
     threshold: float = 0.2  # ON and OFF contrast thresholds (log intensity)
     hot_pixels: int = 0
@@ -54,7 +54,7 @@ class Scene:
 
 SCENES = {
     "blobs": Scene(),
-    # threshold 0.2: v2e's default (DVS128 resolves ~15 % contrast, Lichtsteiner et al. 2008); a few hot pixels
+    # threshold 0.2 (log intensity, ~22 % contrast): v2e's default; a few hot pixels
     "people": Scene(
         per_second=True, fingers=4, arms=True, body=True, threshold=0.2, hot_pixels=6, hot_pixel_hz=50.0
     ),
@@ -158,7 +158,7 @@ def dress(hands: list[tuple[float, float, float]], scene: Scene, u: float, user:
 
     Each arm hangs from a fixed shoulder; its elbow follows a quarter of the hand's movement away
     from the elbow's rest position. Fingers fan out from the hand, away from the elbow. The torso
-    and head sway by ~1 % of the canvas, about once per gesture.
+    and head sway by ~1 % of the canvas, 1.2 times per unit of ``u`` (a second or a gesture).
     """
     blobs: list[tuple] = []
     if scene.body:
