@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from neurodata.export import EXPORTS
 from neurodata.formats import FORMATS
 
 from .output import emit
@@ -20,15 +19,6 @@ def run(args: argparse.Namespace) -> int:
             "description": s.description,
         }
         for s in FORMATS.values()
-    ] + [
-        {
-            "name": ext.lstrip("."),
-            "read": False,
-            "write": True,
-            "extensions": [ext],
-            "description": "column export",
-        }
-        for ext in EXPORTS
     ]
 
     def render(result: dict) -> str:

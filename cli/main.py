@@ -8,10 +8,10 @@ import sys
 from neurodata import __version__
 from neurodata.errors import NeurodataError
 
-from . import convert, datasets, demo, formats, frames, info, plot, prepare, train
+from . import convert, datasets, demo, formats, frames, info, plot, prepare, simulate, train
 from .output import fail
 
-COMMANDS = (info, convert, formats, prepare, datasets, frames, train, plot, demo)
+COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

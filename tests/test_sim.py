@@ -90,3 +90,16 @@ def test_leak_makes_static_pixels_fire_on_and_noise_is_seeded():
 def test_frame_times_must_increase():
     with pytest.raises(ValueError, match="must increase"):
         simulate_frames([np.ones((2, 2))] * 2, [5, 5])
+
+
+def test_hot_pixels_fire_on_at_their_rate_whatever_they_see():
+    static = [np.full((16, 16), 0.5)] * 11
+    times = np.arange(11) * 100_000  # one second
+    params = DvsParams(hot_pixels=3, hot_pixel_hz=200.0, seed=4)
+    events = simulate_frames(static, times, params)
+    pixels = {(int(x), int(y)) for x, y in zip(events["x"], events["y"])}
+    assert len(pixels) == 3 and (events["p"] == 1).all()
+    assert len(events) == pytest.approx(600, rel=0.2)
+    assert (np.diff(events["t"]) >= 0).all()
+    np.testing.assert_array_equal(events, simulate_frames(static, times, params))
+    assert len(simulate_frames(static, times, DvsParams(hot_pixels=3, seed=4))) == 0  # a rate of 0 Hz

@@ -17,7 +17,7 @@ from numcodecs import Blosc
 from .layout import EVENT_DTYPES, EVENT_FIELDS
 from .store import Location
 
-PART_FORMAT = 2  # 1 was a zarr group per part
+PART_FORMAT = 3  # 1 was a zarr group per part; 2 had no value ranges in done.json
 _BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 
 

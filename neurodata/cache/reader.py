@@ -20,7 +20,7 @@ from zarr.core.sync import sync
 from ..events import EVENT_DTYPE
 from .errors import CacheError
 from .kernels import decode_events_numba
-from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION
+from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, STORED_DTYPES
 from .store import Location
 
 
@@ -43,9 +43,16 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     if any(len(columns[name]) != n for name in EVENT_FIELDS):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)
-    coded, x, y, p = (np.asarray(columns[name], dtype=EVENT_DTYPES[name]) for name in EVENT_FIELDS)
+    coded, x, y, p = (stored_column(columns[name], name) for name in EVENT_FIELDS)
     decode_events_numba(coded, x, y, p, offsets, events["t"], events["x"], events["y"], events["p"])
     return events
+
+
+def stored_column(column: np.ndarray, name: str) -> np.ndarray:
+    """A stored event column as the kernel takes it: any of its :data:`STORED_DTYPES` as is (no copy;
+    Numba compiles one variant per dtype combination), anything else converted to ``EVENT_DTYPES``."""
+    column = np.asarray(column)
+    return column if column.dtype in STORED_DTYPES[name] else column.astype(EVENT_DTYPES[name])
 
 
 def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 from .errors import CacheError
-from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_KEY, SAMPLE_FIELDS
+from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_KEY, SAMPLE_FIELDS, STORED_DTYPES
 from .reader import decode_range
 from .store import Location, crc32c_hex
 
@@ -72,9 +72,30 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
             report.problems.append(f"{key}: CRC32C {crc32c_hex(data)} differs from the manifest's {crc}")
 
 
-def check_split(group: zarr.Group, split: str, expected: dict[str, int], deep: bool) -> list[str]:
-    """Structural problems of one split (empty list when consistent)."""
+def check_dtypes(group: zarr.Group, split: str, recorded: dict[str, str] | None) -> list[str]:
+    """Event arrays stored in a dtype the layout does not allow, or other than ``event_dtypes`` records
+    (caches written before that attribute existed record none)."""
     problems = []
+    for name in EVENT_FIELDS:
+        dtype = group[name].dtype
+        if dtype not in STORED_DTYPES[name]:
+            problems.append(
+                f"{split}/{name}: stored as {dtype}, not one of {[str(d) for d in STORED_DTYPES[name]]}"
+            )
+        elif recorded is not None and dtype != np.dtype(recorded.get(name, "")):
+            problems.append(f"{split}/{name}: stored as {dtype}, the attributes say {recorded.get(name)}")
+    return problems
+
+
+def check_split(
+    group: zarr.Group,
+    split: str,
+    expected: dict[str, int],
+    deep: bool,
+    event_dtypes: dict[str, str] | None = None,
+) -> list[str]:
+    """Structural problems of one split (empty list when consistent)."""
+    problems = check_dtypes(group, split, event_dtypes)
     lengths = {name: group[name].shape[0] for name in (*EVENT_FIELDS, "offsets", *SAMPLE_FIELDS)}
     n_events = lengths["t"]
     for name in EVENT_FIELDS[1:]:
@@ -145,7 +166,7 @@ def verify_cache(
     root = location.open_group()
     for split, expected in attrs.get("splits", {}).items():
         try:
-            report.problems += check_split(root[split], split, expected, deep)
+            report.problems += check_split(root[split], split, expected, deep, attrs.get("event_dtypes"))
         except Exception as err:  # damaged metadata or chunks: report, keep checking the other splits
             report.problems.append(f"{split}: cannot be read ({type(err).__name__}: {err})")
     return report

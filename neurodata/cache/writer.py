@@ -7,10 +7,12 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
 1. **Parts.** The caller plans each split as ``n`` parts (groups of samples). Each part is decoded
    by the caller's ``make_part(split, index)`` and written by :meth:`CacheBuilder.write_part` into a
    staging area ``<root>.build/parts/<split>/<index>/`` (Blosc frames per column, see ``parts.py``,
-   plus ``done.json`` with the size and CRC32C of each file, written last). A part whose
+   plus ``done.json`` with the size and CRC32C of each file and each column's value range,
+   written last). A part whose
    ``done.json`` matches its files is finished; :meth:`CacheBuilder.start` lists the others, so a
    killed build resumes where it stopped.
-2. **Commit.** :meth:`CacheBuilder.commit` lays out the final arrays, then one task per shard
+2. **Commit.** :meth:`CacheBuilder.commit` picks each event column's stored dtype from the parts'
+   value ranges (:func:`~.layout.narrowest_dtypes`), lays out the final arrays, then one task per shard
    (4 Mi events) copies its event range out of the parts into the final sharded, compressed arrays
    (each shard encoded whole by ``shards.py``, the bytes zarr itself would store).
    The per-sample arrays, ``manifest.json`` and finally the root ``zarr.json`` carrying the
@@ -49,7 +51,6 @@ from .layout import (
     DEFAULT_CODEC,
     DEFAULT_SHARD_EVENTS,
     EVENT_CODECS,
-    EVENT_DTYPES,
     EVENT_FIELDS,
     LAYOUT_VERSION,
     MANIFEST_GROUP,
@@ -60,9 +61,11 @@ from .layout import (
     SAMPLE_FIELDS,
     event_compressor,
     manifest_bytes,
+    narrowest_dtypes,
     root_attrs,
     sample_compressor,
     shard_ranges,
+    value_range,
 )
 from .parts import PART_FORMAT, encode_columns, read_span
 from .shards import chunk_compressor, encode_shard
@@ -174,8 +177,11 @@ async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: i
         await array.setitem(slice(None), data)
 
 
-def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
-    """``done.json`` of a part: its per-sample columns (small) and the checksums of its event files."""
+def part_record(
+    data: PartData, files: dict[str, list], ranges: dict[str, list[int] | None]
+) -> dict[str, Any]:
+    """``done.json`` of a part: its per-sample columns (small), the checksums of its event files and
+    the ``[min, max]`` of each stored (time coded) event column."""
     t_first, t_last = sample_time_bounds(data.events, data.counts)
     return {
         "n_samples": len(data.counts),
@@ -186,6 +192,7 @@ def part_record(data: PartData, files: dict[str, list]) -> dict[str, Any]:
         "t_last": t_last.tolist(),
         "source": data.sources,
         "files": files,
+        "ranges": ranges,
     }
 
 
@@ -334,7 +341,8 @@ class CacheBuilder:
         columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
         files = encode_columns(columns, self.shard_events)
         location.write_files(files)
-        record = part_record(data, {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())})
+        checksums = {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())}
+        record = part_record(data, checksums, {f: value_range(c) for f, c in columns.items()})
         write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": self.shard_events})
 
     # ---- phase 2: commit ---------------------------------------------------------------------
@@ -380,11 +388,13 @@ class CacheBuilder:
             }
             for split, done in staged.items()
         }
+        dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
             shard_events=self.shard_events,
             codec=self.codec,
+            event_dtypes={f: d.str for f, d in dtypes.items()},
         )
         root = target.open_group("w")
         root.attrs[ATTRS_KEY] = root_attrs(
@@ -392,8 +402,8 @@ class CacheBuilder:
         )
         tasks = []
         for split, done in staged.items():
-            sync(self._layout_split(target, split, done, splits[split]))
-            tasks += self._shard_tasks(target, split, done)
+            sync(self._layout_split(target, split, done, splits[split], dtypes))
+            tasks += self._shard_tasks(target, split, done, dtypes)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -408,7 +418,12 @@ class CacheBuilder:
             self._publish_local(target)
 
     async def _layout_split(
-        self, target: Location, split: str, done: list[dict], totals: dict[str, int]
+        self,
+        target: Location,
+        split: str,
+        done: list[dict],
+        totals: dict[str, int],
+        dtypes: dict[str, np.dtype],
     ) -> None:
         """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
         root = await target.open_async_group("r+")
@@ -429,10 +444,10 @@ class CacheBuilder:
                 group.create_array(
                     name,
                     shape=(n_events,),
-                    dtype=EVENT_DTYPES[name],
+                    dtype=dtypes[name],
                     chunks=(self.chunk_events,),
                     shards=(self.shard_events,),
-                    compressors=event_compressor(EVENT_DTYPES[name], self.codec),
+                    compressors=event_compressor(dtypes[name], self.codec),
                     fill_value=0,
                     config=ARRAY_CONFIG,
                 )
@@ -444,7 +459,9 @@ class CacheBuilder:
             ),
         )
 
-    def _shard_tasks(self, target: Location, split: str, done: list[dict]) -> list[tuple]:
+    def _shard_tasks(
+        self, target: Location, split: str, done: list[dict], dtypes: dict[str, np.dtype]
+    ) -> list[tuple]:
         """One :func:`write_shard` task per shard of the split, with the parts each one reads."""
         part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
         tasks = []
@@ -470,6 +487,7 @@ class CacheBuilder:
                     self.chunk_events,
                     self.shard_events,
                     self.codec,
+                    {f: d.str for f, d in dtypes.items()},
                 )
             )
         return tasks
@@ -500,11 +518,13 @@ def write_shard(
     chunk_events: int,
     shard_events: int,
     codec: str,
+    dtypes: dict[str, str],
 ) -> dict[str, list]:
     """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
 
     ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the
-    range. Times are already per-sample delta coded in the parts, so the copy is verbatim; each
+    range. Times are already per-sample delta coded in the parts, so the copy is verbatim but for
+    the narrowing to ``dtypes`` (checked: a value that does not fit raises CacheError); each
     column's shard is encoded whole (:mod:`.shards`, the bytes zarr would write). Returns the size
     and CRC32C of each stored shard file, for the manifest.
     """
@@ -516,13 +536,28 @@ def write_shard(
     shard = start // shard_events
     files = {}
     for k, name in enumerate(EVENT_FIELDS):
-        column = np.concatenate([piece[k] for piece in pieces])
-        compressor = chunk_compressor(EVENT_DTYPES[name], codec)
+        column = narrowed(
+            np.concatenate([piece[k] for piece in pieces]), np.dtype(dtypes[name]), target, name
+        )
+        compressor = chunk_compressor(column.dtype, codec)
         data = encode_shard(column, chunk_events, shard_events, compressor)
         if data is not None:  # an all-zero shard is not stored, as zarr does
             files[f"{split}/{name}/c/{shard}"] = data
     target.write_files(files)
     return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
+
+
+def narrowed(column: np.ndarray, dtype: np.dtype, target: Location, name: str) -> np.ndarray:
+    """``column`` as ``dtype``, or CacheError when a value does not fit (a ``done.json`` range was wrong)."""
+    if column.dtype == dtype:
+        return column
+    info = np.iinfo(dtype)
+    if len(column) and (column.min() < info.min or column.max() > info.max):
+        raise CacheError(
+            f"{target.url}: event column {name!r} has values outside {dtype} although the staged parts' "
+            "ranges said they fit; delete the .build folder and prepare again"
+        )
+    return column.astype(dtype)
 
 
 def run_tasks(

@@ -1,6 +1,6 @@
 """Registry of event file formats and detection from header bytes.
 
-Each format module defines ``SPEC``, a :class:`~neurodata.formats.base.FormatSpec`. Detection asks
+Each format module defines ``SPEC``, a :class:`~neurodata.formats.base.FormatSpec` (or ``SPECS``, several). Detection asks
 every format's ``sniff`` about the first bytes of the file; formats without a magic number (N-MNIST
 ``.bin``) are chosen by extension only when no magic matched.
 """
@@ -14,7 +14,7 @@ from typing import BinaryIO
 from ..errors import NeurodataError, UnknownFormatError
 from .base import FormatSpec
 
-_MODULES = ("evt2", "evt3", "dat", "aedat2", "aedat31", "aedat4", "esimagenet", "nmnist")
+_MODULES = ("evt2", "evt3", "dat", "aedat2", "aedat31", "aedat4", "esimagenet", "nmnist", "columns")
 SNIFF_BYTES = 4096
 
 
@@ -27,7 +27,8 @@ def _load_specs() -> dict[str, FormatSpec]:
             if err.name != f"{__name__}.{module}":
                 raise
             continue  # format module not written yet
-        specs[mod.SPEC.name] = mod.SPEC
+        for spec in getattr(mod, "SPECS", None) or (mod.SPEC,):  # a module may define several
+            specs[spec.name] = spec
     return specs
 
 

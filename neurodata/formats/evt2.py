@@ -11,12 +11,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..events import RecordingInfo
 from .base import FormatSpec, Header
 from .kernels import evt2 as kernels
 from .prophesee_header import parse_raw_header, raw_format, sniff_fields
 from .prophesee_writer import RawWriter
-from .word_stream import WordStreamDecoder
+from .word_stream import RawDecoder
 
 NAME = "evt2"
 
@@ -30,15 +29,12 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
     return Header(info, data_offset, fields={"t_offset": t_offset})
 
 
-class Evt2Decoder(WordStreamDecoder):
+class Evt2Decoder(RawDecoder):
     name = "EVT 2.0"
     word_dtype = np.dtype("<u4")
     max_events_per_word = 1
     kernel = kernels.decode_numba
-
-    def __init__(self, header: Header, source: str):
-        state = kernels.new_state(header.fields.get("t_offset", 0))
-        super().__init__(header.info.width, header.info.height, state, source)
+    new_state = staticmethod(kernels.new_state)
 
 
 class Evt2Writer(RawWriter):
@@ -48,18 +44,12 @@ class Evt2Writer(RawWriter):
     evt_version = "2.0"
     format_name = "EVT2"
     time_wrap = 1 << 34
-
-    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
-        super().__init__(fileobj, info)
-        self.state = np.full(1, -1, dtype=np.int64)
-
-    def encode(self, events: np.ndarray) -> bytes:
-        t = events["t"] - self.t_offset
-        start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> 6
-        bridges = ((int(t[-1]) >> 6) - start) // (kernels.HALF_RANGE - 1) + 1
-        out = np.empty(2 * len(events) + bridges, dtype="<u4")
-        n = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.state, out)
-        return out[:n].tobytes()
+    encode_kernel = staticmethod(kernels.encode_numba)
+    words_per_event = 2
+    time_high_shift = 6
+    half_range = kernels.HALF_RANGE
+    state_size = 1
+    word_dtype = "<u4"
 
 
 SPEC = FormatSpec(

@@ -10,12 +10,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..events import RecordingInfo
 from .base import FormatSpec, Header
 from .kernels import evt3 as kernels
 from .prophesee_header import parse_raw_header, raw_format, sniff_fields
 from .prophesee_writer import RawWriter
-from .word_stream import WordStreamDecoder
+from .word_stream import RawDecoder
 
 NAME = "evt3"
 
@@ -29,15 +28,12 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
     return Header(info, data_offset, fields={"t_offset": t_offset})
 
 
-class Evt3Decoder(WordStreamDecoder):
+class Evt3Decoder(RawDecoder):
     name = "EVT 3.0"
     word_dtype = np.dtype("<u2")
     max_events_per_word = kernels.MAX_EVENTS_PER_WORD
     kernel = kernels.decode_numba
-
-    def __init__(self, header: Header, source: str):
-        state = kernels.new_state(header.fields.get("t_offset", 0))
-        super().__init__(header.info.width, header.info.height, state, source)
+    new_state = staticmethod(kernels.new_state)
 
 
 class Evt3Writer(RawWriter):
@@ -47,18 +43,12 @@ class Evt3Writer(RawWriter):
     evt_version = "3.0"
     format_name = "EVT3"
     time_wrap = 1 << 24
-
-    def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
-        super().__init__(fileobj, info)
-        self.state = np.full(3, -1, dtype=np.int64)
-
-    def encode(self, events: np.ndarray) -> bytes:
-        t = events["t"] - self.t_offset
-        start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> 12
-        bridges = ((int(t[-1]) >> 12) - start) // (kernels.HALF_RANGE - 1) + 1
-        out = np.empty(4 * len(events) + bridges, dtype="<u2")
-        n = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.state, out)
-        return out[:n].tobytes()
+    encode_kernel = staticmethod(kernels.encode_numba)
+    words_per_event = 4
+    time_high_shift = 12
+    half_range = kernels.HALF_RANGE
+    state_size = 3
+    word_dtype = "<u2"
 
 
 SPEC = FormatSpec(

@@ -7,6 +7,7 @@ first events, and hands the chunk to the format's encoder, whose state persists 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
@@ -85,10 +86,27 @@ class RawWriter(PropheseeWriter):
     format_name = ""
     time_wrap = 0
     max_coordinate = 2047
+    # the encoding kernel and its sizes: words per event at most, bits below the TIME_HIGH field,
+    # the span one TIME_HIGH step may jump, and the kernel's state length
+    encode_kernel: Callable
+    words_per_event = 0
+    time_high_shift = 0
+    half_range = 0
+    state_size = 0
+    word_dtype = "<u4"
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         super().__init__(fileobj, info)
         self.t_offset = 0
+        self.state = np.full(self.state_size, -1, dtype=np.int64)
+
+    def encode(self, events: np.ndarray) -> bytes:
+        t = events["t"] - self.t_offset
+        start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> self.time_high_shift
+        bridges = ((int(t[-1]) >> self.time_high_shift) - start) // (self.half_range - 1) + 1
+        out = np.empty(self.words_per_event * len(events) + bridges, dtype=self.word_dtype)
+        n = type(self).encode_kernel(t, events["x"], events["y"], events["p"], self.state, out)
+        return out[:n].tobytes()
 
     def header(self, first_t: int | None) -> bytes:
         fields = [("evt", self.evt_version)]

@@ -88,3 +88,13 @@ class WordStreamDecoder:
             width=self.width,
             height=self.height,
         )
+
+
+class RawDecoder(WordStreamDecoder):
+    """An EVT decoder: the kernel's state starts from the header's time offset (``new_state``)."""
+
+    new_state: Callable[[int], np.ndarray]
+
+    def __init__(self, header, source: str):
+        state = type(self).new_state(header.fields.get("t_offset", 0))
+        super().__init__(header.info.width, header.info.height, state, source)

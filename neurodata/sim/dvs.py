@@ -1,9 +1,10 @@
 """Intensity frames to DVS events, the way a dynamic vision sensor pixel array produces them.
 
 Per-pixel log-intensity memory, ON/OFF contrast thresholds with per-pixel mismatch, timestamps
-interpolated between frames, a refractory period, shot noise (random events at a per-pixel rate)
-and leak events (the pixel's memory drifts down, so static pixels fire ON now and then), after the
-models of ESIM (Rebecq et al. 2018) and v2e (Hu et al. 2021), simplified.
+interpolated between frames, a refractory period, shot noise (random events at a per-pixel rate),
+leak events (the pixel's memory drifts down, so static pixels fire ON now and then) and hot pixels
+(a few pixels that fire ON at a high rate whatever they see), after the models of ESIM (Rebecq et
+al. 2018) and v2e (Hu et al. 2021), simplified.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class DvsParams:
     refractory_us: int = 100
     shot_noise_hz: float = 0.0
     leak_hz: float = 0.0
+    hot_pixels: int = 0
+    hot_pixel_hz: float = 0.0
     log_eps: float = 1e-3
     seed: int = 0
 
@@ -45,6 +48,10 @@ class DvsPixelArray:
         self.last_t = np.full(shape, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.t = int(t0)
         self.capacity = max(1024, first_frame.size // 4)
+        # drawn only when asked for, so that sensors without hot pixels keep their seeded events
+        self.hot = (
+            self.rng.choice(first_frame.size, params.hot_pixels, replace=False) if params.hot_pixels else None
+        )
 
     def _log(self, frame: np.ndarray) -> np.ndarray:
         return np.log(np.asarray(frame, dtype=np.float64) + self.params.log_eps)
@@ -74,9 +81,9 @@ class DvsPixelArray:
             self.capacity *= 2
         self.ref, self.last_t = ref, last_t
         events = make_events(*(c[:n] for c in cols))
-        noise = self._shot_noise(self.t, t, frame.shape)
+        noise = [self._shot_noise(self.t, t, frame.shape), self._hot_pixel_events(self.t, t, frame.shape)]
         self.log, self.t = new_log, t
-        merged = concatenate([events, noise]) if len(noise) else events
+        merged = concatenate([events, *noise])
         return merged[np.argsort(merged["t"], kind="stable")]
 
     def _shot_noise(self, t0: int, t1: int, shape: tuple[int, int]) -> np.ndarray:
@@ -89,6 +96,16 @@ class DvsPixelArray:
             self.rng.integers(0, shape[1], n),
             self.rng.integers(0, shape[0], n),
             self.rng.integers(0, 2, n),
+        )
+
+    def _hot_pixel_events(self, t0: int, t1: int, shape: tuple[int, int]) -> np.ndarray:
+        """ON events of the hot pixels, each a Poisson process at ``hot_pixel_hz``."""
+        if self.hot is None or not self.params.hot_pixel_hz:
+            return make_events([], [], [], [])
+        counts = self.rng.poisson(self.params.hot_pixel_hz * (t1 - t0) / 1e6, len(self.hot))
+        where = np.repeat(self.hot, counts)
+        return make_events(
+            self.rng.integers(t0, t1, len(where)), where % shape[1], where // shape[1], np.ones(len(where))
         )
 
 

@@ -1,8 +1,12 @@
-"""A synthetic stand-in for DVS128 Gesture: 11 classes of moving bright blobs, seen by a simulated DVS.
+"""A synthetic stand-in for DVS128 Gesture: 11 classes of moving hands, seen by a simulated DVS.
 
 The motions echo the real classes (clap, waves, arm circles in both directions, roll, drums,
 guitar, random "other" movements). "Users" differ in size, speed, position and phase; lighting
-conditions differ in background brightness, contrast and sensor noise. :func:`write_archive`
+conditions differ in background brightness, contrast and sensor noise. Two scenes (:data:`SCENES`):
+``"people"`` (the default) draws each hand with fingers and an arm, in front of a swaying torso and
+head, with motions at their real pace, seen by a sensor with hot pixels: 20-110 k events/s per
+gesture (median ~50 k), the range of the real recordings while a hand moves. ``"blobs"`` draws
+each hand as one bright blob (~10-25 k events/s), small and quick for the demo. :func:`write_archive`
 lays the recordings out exactly like ``DvsGesture.tar.gz`` (AEDAT 3.1 trials, ``*_labels.csv``,
 ``trials_to_train.txt`` / ``trials_to_test.txt``) so that ``neurodata prepare dvs128`` reads it
 as it reads the real archive. The data is synthetic: accuracy on it says the pipeline learns,
@@ -33,6 +37,31 @@ LIGHTING = {  # background brightness, blob contrast, shot-noise rate per pixel 
     "led": (0.5, 0.45, 0.5),
     "natural": (0.25, 0.6, 1.0),
 }
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the camera sees besides the hands' centres, and the sensor's contrast threshold and hot pixels."""
+
+    per_second: bool = False  # motions repeat at their frequencies per second, not per gesture
+    fingers: int = 0  # finger blobs per hand, spread away from the forearm
+    arms: bool = False  # an upper arm from a fixed shoulder to an elbow that follows the hand, a forearm
+    body: bool = False  # a torso and a head, swaying slightly
+    threshold: float = 0.2  # ON and OFF contrast thresholds (log intensity)
+    hot_pixels: int = 0
+    hot_pixel_hz: float = 0.0
+
+
+SCENES = {
+    "blobs": Scene(),
+    # threshold 0.2 (log intensity, ~22 % contrast): v2e's default; a few hot pixels
+    "people": Scene(
+        per_second=True, fingers=4, arms=True, body=True, threshold=0.2, hot_pixels=6, hot_pixel_hz=50.0
+    ),
+}
+# canvas units; a hand left of centre belongs to the left arm
+SHOULDERS = ((0.37, 0.62), (0.63, 0.62))
+ELBOWS = ((0.3, 0.85), (0.7, 0.85))  # at rest
 
 
 @dataclass(frozen=True)
@@ -118,20 +147,55 @@ MOTIONS = (
 )
 
 
-def render(
-    blobs: list[tuple[float, float, float]], user: User, lighting: str, grid: np.ndarray
-) -> np.ndarray:
-    """One intensity frame: background plus Gaussian blobs (positions and radii in canvas units)."""
+def _limb(a: tuple[float, float], b: tuple[float, float], radius: float, weight: float) -> list[tuple]:
+    """A chain of blobs from ``a`` to ``b`` (overlapping, so it reads as one solid limb)."""
+    n = int(np.ceil(np.hypot(b[0] - a[0], b[1] - a[1]) / (1.3 * radius))) + 1
+    return [(a[0] + k / n * (b[0] - a[0]), a[1] + k / n * (b[1] - a[1]), radius, weight) for k in range(n)]
+
+
+def dress(hands: list[tuple[float, float, float]], scene: Scene, u: float, user: User) -> list[tuple]:
+    """The blobs ``(x, y, radius[, weight])`` of the scene around the hands a motion returns at time ``u``.
+
+    Each arm hangs from a fixed shoulder; its elbow follows a quarter of the hand's movement away
+    from the elbow's rest position. Fingers fan out from the hand, away from the elbow. The torso
+    and head sway by ~1 % of the canvas, 1.2 times per unit of ``u`` (a second or a gesture).
+    """
+    blobs: list[tuple] = []
+    if scene.body:
+        sway = 0.012 * np.sin(2 * np.pi * 1.2 * user.speed * u + user.phase)
+        blobs += [(0.5 + sway, 0.95, 0.16, 0.5), (0.5 + sway, 0.45, 0.075, 0.6)]
+    for hx, hy, radius in hands:
+        side = 0 if hx < 0.5 else 1
+        (sx, sy), (rx, ry) = SHOULDERS[side], ELBOWS[side]
+        ex, ey = rx + 0.25 * (hx - rx), ry + 0.25 * (hy - ry)
+        if scene.arms:
+            blobs += _limb((sx, sy), (ex, ey), 0.5 * radius, 0.7) + _limb(
+                (ex, ey), (hx, hy), 0.45 * radius, 0.8
+            )
+        blobs.append((hx, hy, radius))
+        length = max(np.hypot(hx - ex, hy - ey), 1e-6)
+        ux, uy = (hx - ex) / length, (hy - ey) / length
+        for angle in np.linspace(-0.6, 0.6, scene.fingers):
+            fx = ux * np.cos(angle) - uy * np.sin(angle)
+            fy = ux * np.sin(angle) + uy * np.cos(angle)
+            blobs.append((hx + 1.3 * radius * fx, hy + 1.3 * radius * fy, 0.3 * radius, 0.9))
+    return blobs
+
+
+def render(blobs: list[tuple], user: User, lighting: str, grid: np.ndarray) -> np.ndarray:
+    """One intensity frame: background plus Gaussian blobs ``(x, y, radius[, weight])`` in canvas units."""
     background, contrast, _ = LIGHTING[lighting]
     yy, xx = grid
     frame = np.full(xx.shape, background)
-    for cx, cy, radius in blobs:
-        r = radius * user.scale
-        # a Gaussian is separable: the outer product of two 1-D profiles, not one exp per pixel
-        gx = np.exp(-((xx[0] - cx - user.dx) ** 2) / (2 * r * r))
-        gy = np.exp(-((yy[:, 0] - cy - user.dy) ** 2) / (2 * r * r))
-        frame += contrast * np.outer(gy, gx)
-    return frame
+    if not blobs:
+        return frame
+    cx, cy, r, w = (np.array(v) for v in zip(*((*b, 1.0) if len(b) == 3 else b for b in blobs)))
+    r = r[:, None] * user.scale
+    # a Gaussian is separable: each blob is the outer product of two 1-D profiles, and their weighted
+    # sum over blobs is one matrix product
+    gx = np.exp(-((xx[0] - cx[:, None] - user.dx) ** 2) / (2 * r * r))
+    gy = np.exp(-((yy[:, 0] - cy[:, None] - user.dy) ** 2) / (2 * r * r))
+    return frame + gy.T @ (contrast * w[:, None] * gx)
 
 
 def gesture_events(
@@ -143,6 +207,7 @@ def gesture_events(
     seed: int,
     sensor: DvsPixelArray | None = None,
     frame_us: int = 4000,
+    scene: Scene = SCENES["people"],
 ) -> tuple[np.ndarray, DvsPixelArray]:
     """Events of one gesture of class ``cls`` (0-based) starting at ``t0``; the sensor carries over."""
     rng = np.random.default_rng(seed)
@@ -150,9 +215,18 @@ def gesture_events(
     grid = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     motion = MOTIONS[cls]
     times = np.arange(t0, t0 + duration_us + 1, frame_us)
-    frames = (render(motion(k / len(times), user, rng_wave), user, lighting, grid) for k in range(len(times)))
+    clock = duration_us / 1e6 if scene.per_second else 1.0  # motions' time unit: a second, or the gesture
+    phases = np.arange(len(times)) / len(times) * clock
+    frames = (render(dress(motion(u, user, rng_wave), scene, u, user), user, lighting, grid) for u in phases)
     if sensor is None:
-        params = DvsParams(shot_noise_hz=LIGHTING[lighting][2], seed=seed)
+        params = DvsParams(
+            c_on=scene.threshold,
+            c_off=scene.threshold,
+            shot_noise_hz=LIGHTING[lighting][2],
+            hot_pixels=scene.hot_pixels,
+            hot_pixel_hz=scene.hot_pixel_hz,
+            seed=seed,
+        )
         sensor = DvsPixelArray(next(frames), times[0] - frame_us, params)
     return concatenate([sensor.step(f, t) for f, t in zip(frames, times)]), sensor
 
@@ -164,10 +238,12 @@ def trial_recording(
     gesture_us: int = 1_500_000,
     rest_us: int = 300_000,
     frame_us: int = 4000,
+    scene: str = "people",
 ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """One trial: all 11 gestures in a random order with rests between; events and label rows.
 
-    ``frame_us`` is the simulator's frame interval (event times are interpolated between frames).
+    ``frame_us`` is the simulator's frame interval (event times are interpolated between frames);
+    ``scene`` names one of :data:`SCENES`.
     """
     rng = np.random.default_rng(seed)
     user = User.draw(np.random.default_rng(1000 + user_id))
@@ -176,7 +252,15 @@ def trial_recording(
     t = 1_000_000 + int(rng.integers(0, 1000))
     for cls in order:
         events, sensor = gesture_events(
-            int(cls), user, lighting, t, gesture_us, int(rng.integers(1 << 31)), sensor, frame_us
+            int(cls),
+            user,
+            lighting,
+            t,
+            gesture_us,
+            int(rng.integers(1 << 31)),
+            sensor,
+            frame_us,
+            SCENES[scene],
         )
         chunks.append(events)
         rows.append((int(cls) + 1, t, t + gesture_us))
@@ -185,10 +269,17 @@ def trial_recording(
 
 
 def write_trial(
-    folder: Path, name: str, user_id: int, lighting: str, seed: int, gesture_us: int, frame_us: int
+    folder: Path,
+    name: str,
+    user_id: int,
+    lighting: str,
+    seed: int,
+    gesture_us: int,
+    frame_us: int,
+    scene: str,
 ) -> None:
     """Simulate one trial and write ``<name>.aedat`` and ``<name>_labels.csv`` into ``folder``."""
-    events, rows = trial_recording(user_id, lighting, seed, gesture_us, frame_us=frame_us)
+    events, rows = trial_recording(user_id, lighting, seed, gesture_us, frame_us=frame_us, scene=scene)
     write(folder / f"{name}.aedat", events, format="aedat31")
     (folder / f"{name}_labels.csv").write_text(
         "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows)
@@ -205,13 +296,17 @@ def write_archive(
     progress: Callable[[int, int], None] | None = None,
     frame_us: int = 4000,
     workers: int = 1,
+    scene: str = "people",
 ) -> Path:
     """Write a DVS128-Gesture-layout ``.tar.gz`` of synthetic trials and return its path.
 
     Users ``1..n_users - n_test_users`` are listed in ``trials_to_train.txt``, the rest in
     ``trials_to_test.txt``, like the real split by subject. ``workers`` > 1 simulates trials in
     that many processes; every trial has its own seed, so the archive's recordings do not depend on it.
+    ``scene`` names one of :data:`SCENES`.
     """
+    if scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}; choose one of {sorted(SCENES)}")
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "DvsGesture"
@@ -219,7 +314,7 @@ def write_archive(
         train, test = [], []
         trials = [(u, light) for u in range(1, n_users + 1) for light in lightings]
         jobs = [
-            (folder, f"user{u:02d}_{light}", u, light, seed * 7919 + k, gesture_us, frame_us)
+            (folder, f"user{u:02d}_{light}", u, light, seed * 7919 + k, gesture_us, frame_us, scene)
             for k, (u, light) in enumerate(trials)
         ]
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:

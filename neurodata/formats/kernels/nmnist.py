@@ -39,7 +39,9 @@ def decode_numba(buf, t_offset, out):
             t_offset += OVERFLOW_STEP
             continue
         event = out[n]
-        event.t = ((np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])) + t_offset
+        event.t = (
+            (np.int64(buf[b + 2]) & 0x7F) << 16 | np.int64(buf[b + 3]) << 8 | np.int64(buf[b + 4])
+        ) + t_offset
         event.x = buf[b]
         event.y = yy
         event.p = buf[b + 2] >> 7

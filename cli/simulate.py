@@ -1,0 +1,103 @@
+"""``neurodata simulate VIDEO OUT``: a simulated DVS watching a video, an image folder or an .npy stack."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from tqdm import tqdm
+
+from neurodata.errors import NeurodataError
+from neurodata.sim.dvs import DvsParams
+from neurodata.sim.video import simulate_video
+
+from .output import emit, table
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x128, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
+    return width, height
+
+
+def run(args: argparse.Namespace) -> int:
+    params = DvsParams(
+        c_on=args.c_on,
+        c_off=args.c_off,
+        threshold_sigma=args.threshold_sigma,
+        refractory_us=args.refractory_us,
+        shot_noise_hz=args.shot_noise_hz,
+        leak_hz=args.leak_hz,
+        seed=args.seed,
+    )
+    for name in ("c_on", "c_off"):
+        if not getattr(params, name) > 0:
+            raise NeurodataError(f"--{name.replace('_', '-')} must be > 0, got {getattr(params, name)}")
+    start = time.perf_counter()
+    with tqdm(desc="frames", unit="frame", leave=False, disable=True if args.json else None) as bar:
+        summary = simulate_video(
+            args.input, args.output, params, args.fps, args.size, args.format, on_frame=lambda i: bar.update()
+        )
+    result = {**dataclasses.asdict(summary), "seconds": round(time.perf_counter() - start, 3)}
+    emit(result, args.json, render)
+    return 0
+
+
+def render(result: dict) -> str:
+    return table(
+        [
+            ("simulated", result["source"]),
+            ("to", result["output"]),
+            ("frames", f"{result['frames']:,} ({result['width']}x{result['height']})"),
+            ("duration", f"{result['duration_us'] / 1e6:.3f} s"),
+            ("events", f"{result['events']:,} ({result['on_events']:,} ON)"),
+            ("seconds", result["seconds"]),
+        ]
+    )
+
+
+def add_parser(subparsers) -> None:
+    defaults = DvsParams()
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate a DVS watching a video (any FFmpeg format), an image folder or an .npy frame stack",
+    )
+    p.add_argument("input", help="video file, folder of images (sorted by name) or .npy [N, H, W(, 3)]")
+    p.add_argument(
+        "output", help="events out: .npz, .h5 or an event format's extension (.raw, .dat, .aedat4 ...)"
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate (required for image folders and .npy; overrides a video's timestamps)",
+    )
+    p.add_argument("--size", type=_size, help="resample frames to WIDTHxHEIGHT, e.g. 128x128")
+    p.add_argument(
+        "--format", help="output event format when the extension is ambiguous (evt2/evt3 for .raw)"
+    )
+    p.add_argument("--c-on", type=float, default=defaults.c_on, help="ON contrast threshold (log intensity)")
+    p.add_argument(
+        "--c-off", type=float, default=defaults.c_off, help="OFF contrast threshold (log intensity)"
+    )
+    p.add_argument(
+        "--threshold-sigma",
+        type=float,
+        default=defaults.threshold_sigma,
+        help="per-pixel threshold mismatch (std)",
+    )
+    p.add_argument("--refractory-us", type=int, default=defaults.refractory_us, help="refractory period (us)")
+    p.add_argument(
+        "--shot-noise-hz",
+        type=float,
+        default=defaults.shot_noise_hz,
+        help="shot-noise events per pixel per second",
+    )
+    p.add_argument("--leak-hz", type=float, default=defaults.leak_hz, help="leak events per pixel per second")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the mismatch and noise")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
