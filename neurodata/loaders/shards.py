@@ -25,7 +25,7 @@ from numcodecs import blosc
 
 from ..cache.store import Location
 
-MISSING = np.uint64(2**64 - 1)  # offset and length of an inner chunk that was never written
+MISSING = 2**64 - 1  # offset and length of an inner chunk that was never written
 Request = tuple[str, int, int | None]  # path, start (negative: that many bytes from the end), end
 
 
@@ -131,7 +131,9 @@ class ShardedRows:
         self.fill = fill
         self.row_items = int(np.prod(shape[1:], dtype=np.int64))
         self.chunks_per_shard = shard_rows // chunk_rows
-        self.indexes: dict[int, np.ndarray | None] = {}  # None: the shard is absent (all fill value)
+        # per shard, (offset, nbytes) of each inner chunk as Python ints (cheaper than numpy scalars for
+        # the few entries a read looks at); None: the shard is absent (all fill value)
+        self.indexes: dict[int, list[tuple[int, int]] | None] = {}
 
     def shard_path(self, shard: int) -> str:
         return "/".join([self.folder, "c", str(shard), *(["0"] * (len(self.shape) - 1))])
@@ -149,7 +151,9 @@ class ShardedRows:
         n = self.chunks_per_shard * 16
         if len(raw) != n + 4 or google_crc32c.value(raw[:n]) != int.from_bytes(raw[n:], "little"):
             raise OSError(f"{self.shard_path(shard)}: shard index is truncated or fails its CRC32C")
-        self.indexes[shard] = np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2)
+        self.indexes[shard] = [
+            tuple(entry) for entry in np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2).tolist()
+        ]
 
     def _chunks(self, shard: int, start: int, stop: int) -> tuple[int, int]:
         """First and last inner chunk of ``shard`` holding rows of ``[start, stop)``."""
@@ -163,15 +167,14 @@ class ShardedRows:
         if index is None:
             return None
         first, last = self._chunks(shard, start, stop)
-        entries = index[first : last + 1]
-        present = entries[:, 0] != MISSING
-        if not present.any():
+        present = [(offset, length) for offset, length in index[first : last + 1] if offset != MISSING]
+        if not present:
             return None
-        return int(entries[present, 0].min()), int((entries[present, 0] + entries[present, 1]).max())
+        return min(offset for offset, _ in present), max(offset + length for offset, length in present)
 
     def pieces(
-        self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]
-    ) -> Iterator[tuple[int, int, int, bytes | None]]:
+        self, start: int, stop: int, blobs: dict[int, tuple[int, memoryview] | None]
+    ) -> Iterator[tuple[int, int, int, memoryview | None]]:
         """``(first row of the inner chunk, a, b, compressed chunk or None)`` for each inner chunk holding
         rows ``[a, b)`` of ``[start, stop)``, in order; None: the chunk holds only the fill value."""
         for shard in self.shards(start, stop):
@@ -185,9 +188,9 @@ class ShardedRows:
                 if offset == MISSING or blob is None:
                     yield row0, a, b, None
                 else:
-                    yield row0, a, b, blob[1][int(offset) - blob[0] : int(offset + length) - blob[0]]
+                    yield row0, a, b, blob[1][offset - blob[0] : offset + length - blob[0]]
 
-    def decompress(self, raw: bytes | None, into: np.ndarray) -> None:
+    def decompress(self, raw: memoryview | None, into: np.ndarray) -> None:
         """One whole inner chunk (``chunk_rows`` rows, flat) into ``into``; the fill value for None."""
         if raw is None:
             into[:] = self.fill
@@ -197,7 +200,7 @@ class ShardedRows:
             raise OSError(f"{self.folder}: an inner chunk does not decompress to {into.nbytes} bytes")
         blosc.decompress(raw, into)
 
-    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, bytes] | None]) -> np.ndarray:
+    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, memoryview] | None]) -> np.ndarray:
         """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``)."""
         out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
         flat = out.reshape(-1)
@@ -215,7 +218,9 @@ class ShardedRows:
         return out
 
 
-Blobs = dict[int, tuple[int, bytes] | None]  # shard -> (start of the fetched span, its bytes), None: absent
+Blobs = dict[
+    int, tuple[int, memoryview] | None
+]  # shard -> (start of the fetched span, its bytes), None: absent
 
 
 def fetch_spans(
@@ -245,7 +250,7 @@ def fetch_spans(
     fetched = fetcher.fetch([(reads[k][0].shard_path(shard), lo, hi) for k, shard, (lo, hi) in wanted])
     blobs: list[Blobs] = [{} for _ in reads]
     for (k, shard, (lo, _)), data in zip(wanted, fetched):
-        blobs[k][shard] = None if data is None else (lo, data)
+        blobs[k][shard] = None if data is None else (lo, memoryview(data))  # chunks slice without copies
     return blobs
 
 
