@@ -230,6 +230,7 @@ def _unfused_contiguous_copy(net: zoo.SpikingClassifier) -> zoo.SpikingClassifie
     for module in reference.modules():
         if isinstance(module, layers.Conv2d):
             module._forward_folded = functools.partial(torch.nn.Conv2d.forward, module)
+            module.weight.data = module.weight.data.contiguous()
     return reference
 
 
@@ -250,6 +251,12 @@ def test_cpu_fast_path_equals_the_plain_modules(monkeypatch) -> None:
     )
     net.body[0].register_forward_hook(lambda m, i, o: conv_layouts.append(o.flatten(0, 1).is_contiguous(
         memory_format=torch.channels_last)))  # fmt: skip
+    assert all(  # channels_last weights on CPU, contiguous elsewhere
+        m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+        for m in net.modules()
+        if isinstance(m, layers.Conv2d)
+    )
+    assert not copy.deepcopy(net).to("meta").body[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randint(0, 3, (6, 3, 2, 32, 32)).float()
     g = torch.randn(6, 3, 11)
     outs = []
