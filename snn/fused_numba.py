@@ -222,6 +222,7 @@ def _neuron_inputs(
     return v0, k, config, save_h
 
 
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
 def neuron_multistep_numba(
     kind: str,
     x_seq: Tensor,
@@ -260,6 +261,7 @@ def neuron_multistep_numba(
 CHANNELS_LAST_5D = (0, 1, 3, 4, 2)  # memory order of a channels_last [T*B, C, H, W] unfolded to [T, B, ...]
 
 
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
 def neuron_maxpool2d_numba(
     kind: str,
     x_seq: Tensor,
@@ -387,6 +389,7 @@ class _NumbaTwoState(torch.autograd.Function):
         return *grads, None, None
 
 
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
 def two_state_multistep_numba(
     kind: str,
     x_seq: Tensor,

@@ -395,3 +395,20 @@ def test_neuron_maxpool_shape_errors():
         neuron_maxpool2d_numba("lif", torch.rand(2, 1, 1, 4, 5), None)
     with pytest.raises(ValueError, match=r"\[T, B, C, H, W\]"):
         neuron_maxpool2d_numba("lif", torch.rand(2, 4, 4), None)
+
+
+def test_torch_compile_of_a_model_calls_the_kernels_eagerly():
+    """torch.compile of a network around the numba neurons (Dynamo graph-breaks at them instead of
+    tracing into the kernels' arguments, which Numba then rejected) gives the eager values and gradients."""
+    torch.manual_seed(6)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), snn.PLIF(backend="numba"), torch.nn.Linear(16, 4))
+    x = torch.randn(5, 3, 8) * 2.0
+    eager = net(x)
+    eager.sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    compiled = torch.compile(net, backend="eager")(x)
+    compiled.sum().backward()
+    assert torch.equal(compiled, eager)
+    for p, g in zip(net.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)
