@@ -3,8 +3,8 @@
 A multi-step IF / LIF / PLIF layer followed by :class:`snn.layers.MaxPool2d` ``(2)`` (stride 2, no padding) on CPU
 tensors that the Numba backend would run anyway goes through
 :func:`snn.fused_numba.neuron_maxpool2d_numba`: max-pooling binary spikes within the neuron kernel
-skips writing the full-size spikes, the pool's int64 indices and the pool's backward pass (about a
-third of a DVSGestureNet block's memory). Values and gradients are those of the two modules run
+skips writing the full-size spikes, keeping the pool's int64 indices (half their size in bytes)
+and the pool's backward pass. Values and gradients are those of the two modules run
 one after the other. Anything else, and any pair with hooks registered (monitors observe the
 unpooled spikes), runs module by module; the module list and ``state_dict`` are nn.Sequential's.
 """
