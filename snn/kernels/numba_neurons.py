@@ -274,11 +274,11 @@ def neuron_backward(
         lo, hi = b * block, min(b * block + block, n)
         theta = np.full(hi - lo, v_threshold, np.float32)
         v = v0[lo:hi].copy()
-        no_spikes = np.empty(hi - lo, np.float32)
+        spikes_row = np.empty(hi - lo, np.float32)
         for t in range(n_steps):
             h_row = h_seq[t][lo:hi]
             _charge_row(mode, x[t][lo:hi], v, h_row, rest, c)
-            _fire_reset_row(h_row, theta, no_spikes, v, rest, soft_reset)
+            _fire_reset_row(h_row, theta, spikes_row, v, rest, soft_reset)
         grad_v = grad_v_last[lo:hi].copy()
         sg = np.empty(hi - lo, np.float32)
         grad_s = np.empty(hi - lo, np.float32)
@@ -289,9 +289,9 @@ def neuron_backward(
         for t in range(n_steps - 1, -1, -1):
             h = h_seq[t][lo:hi]
             if pooled:
-                _spike_row(h, theta, no_spikes)
+                _spike_row(h, theta, spikes_row)
                 _max_unpool_grad_row(
-                    no_spikes, grad_spikes[t][lo // 4 : hi // 4], grad_out, pool_width, pool_channels
+                    spikes_row, grad_spikes[t][lo // 4 : hi // 4], grad_out, pool_width, pool_channels
                 )
             else:
                 grad_out = grad_spikes[t][lo:hi]
@@ -305,7 +305,7 @@ def neuron_backward(
                 if t == 0:
                     v_prev[:] = v0[lo:hi]
                 else:
-                    _fire_reset_row(h_seq[t - 1][lo:hi], theta, no_spikes, v_prev, rest, soft_reset)
+                    _fire_reset_row(h_seq[t - 1][lo:hi], theta, spikes_row, v_prev, rest, soft_reset)
                 if decay_input:
                     xt = x[t][lo:hi]
                     for j in range(hi - lo):
