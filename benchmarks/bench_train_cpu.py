@@ -19,7 +19,9 @@ Before timing, both networks get the same weights and must give the same output 
 table reports medians of wall time and of process CPU time (the machine may be shared) and the
 ratio SpikingJelly / ours. ``--compile`` also times ours under ``torch.compile`` of the whole model;
 ``--plain`` also times ours run module by module on contiguous tensors (no channels_last
-convolutions, no fused neuron + max-pool: the model before those CPU optimisations), same weights.
+convolutions, no fused neuron + max-pool: the model before those CPU optimisations), same weights;
+``--bf16`` also times ours under ``torch.autocast`` to bfloat16 (a separate, labelled row: not the
+fp32 comparison, and SpikingJelly could autocast too).
 """
 
 from __future__ import annotations
@@ -114,15 +116,21 @@ def plain_layout(net: nn.Module) -> nn.Module:
 
 
 def make_step(
-    net: nn.Module, reset: Callable, x: torch.Tensor, target: torch.Tensor, mean_over_t: bool
+    net: nn.Module,
+    reset: Callable,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    mean_over_t: bool,
+    autocast: torch.dtype | None = None,
 ) -> Callable:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         reset()
-        out = net(x)
-        loss = F.mse_loss(out.mean(0) if mean_over_t else out, target)
+        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
+            out = net(x)
+        loss = F.mse_loss((out.mean(0) if mean_over_t else out).float(), target)
         loss.backward()
         optimizer.step()
 
@@ -159,6 +167,10 @@ def run_workload(workload: str, args) -> None:
     }
     if args.plain:
         impls["ours, contiguous and unfused"] = make_step(plain_layout(ours), lambda: None, x, target, False)
+    if args.bf16:
+        impls["ours, bf16 autocast (not fp32)"] = make_step(
+            copy.deepcopy(ours), lambda: None, x, target, False, autocast=torch.bfloat16
+        )
     if args.compile:
         compiled = torch.compile(zoo.build(name, **options).to(device), dynamic=False)
         impls["ours + torch.compile(model)"] = make_step(compiled, lambda: None, x, target, False)
@@ -213,6 +225,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=None)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of our whole model")
+    parser.add_argument("--bf16", action="store_true", help="also time ours under bfloat16 autocast")
     parser.add_argument(
         "--plain",
         action="store_true",
