@@ -17,12 +17,18 @@ label (SpikingJelly's DVS Gesture recipe), backward, Adam step. Workloads:
 Before timing, both networks get the same weights and must give the same output on a small input
 (eval mode; else the script stops). Ours and SpikingJelly's steps alternate round by round; the
 table reports medians of wall time and of process CPU time (the machine may be shared) and the
-ratio SpikingJelly / ours. ``--compile`` also times ours under ``torch.compile`` of the whole model.
+ratio SpikingJelly / ours. ``--compile`` also times ours under ``torch.compile`` of the whole model;
+``--plain`` also times ours run module by module on contiguous tensors (no channels_last
+convolutions, no fused neuron + max-pool: the model before those CPU optimisations), same weights;
+``--bf16`` also times ours under ``torch.autocast`` to bfloat16 (a separate, labelled row: not the
+fp32 comparison, and SpikingJelly could autocast too).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import resource
 import statistics
 import sys
@@ -35,6 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import snn.models as zoo
+from snn import layers
+from snn.sequential import SpikingSequential
 
 CONFIGS = {  # workload -> (our build name, options, T)
     "dvsgesture": ("dvsgesture-net", {}, 16),
@@ -95,16 +103,34 @@ def check_equivalence(ours: nn.Module, theirs: nn.Module, reset: Callable, size:
     print(message)
 
 
+def plain_layout(net: nn.Module) -> nn.Module:
+    """A copy of our ``net`` on contiguous tensors, module by module (the pre-channels_last model)."""
+    net = copy.deepcopy(net)
+    for module in net.modules():
+        if isinstance(module, layers.Conv2d):
+            module.weight.data = module.weight.data.contiguous()
+            module._forward_folded = functools.partial(nn.Conv2d.forward, module)
+        if isinstance(module, SpikingSequential):
+            module.__class__ = nn.Sequential
+    return net
+
+
 def make_step(
-    net: nn.Module, reset: Callable, x: torch.Tensor, target: torch.Tensor, mean_over_t: bool
+    net: nn.Module,
+    reset: Callable,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    mean_over_t: bool,
+    autocast: torch.dtype | None = None,
 ) -> Callable:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         reset()
-        out = net(x)
-        loss = F.mse_loss(out.mean(0) if mean_over_t else out, target)
+        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
+            out = net(x)
+        loss = F.mse_loss((out.mean(0) if mean_over_t else out).float(), target)
         loss.backward()
         optimizer.step()
 
@@ -139,8 +165,14 @@ def run_workload(workload: str, args) -> None:
         "ours (snn.models)": make_step(ours, lambda: None, x, target, False),
         "SpikingJelly 2.0": make_step(theirs, lambda: functional.reset_net(theirs), x, target, True),
     }
+    if args.plain:
+        impls["ours, contiguous and unfused"] = make_step(plain_layout(ours), lambda: None, x, target, False)
+    if args.bf16:
+        impls["ours, bf16 autocast (not fp32)"] = make_step(
+            copy.deepcopy(ours), lambda: None, x, target, False, autocast=torch.bfloat16
+        )
     if args.compile:
-        compiled = torch.compile(zoo.build(name, **options).to(device))
+        compiled = torch.compile(zoo.build(name, **options).to(device), dynamic=False)
         impls["ours + torch.compile(model)"] = make_step(compiled, lambda: None, x, target, False)
 
     first = {}
@@ -193,6 +225,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=None)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of our whole model")
+    parser.add_argument("--bf16", action="store_true", help="also time ours under bfloat16 autocast")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also time our model on contiguous tensors, unfused (the old layout)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

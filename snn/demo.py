@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from . import layers
 from .neurons import LIF
+from .sequential import SpikingSequential
 from .train import TrainConfig, evaluate, fit, load_best
 
 ARCHIVE = "SyntheticDvsGesture.tar.gz"  # not DvsGesture.tar.gz: prepare checks that name's published md5
@@ -86,7 +87,7 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
         ]
 
     side = config.size // 8
-    return nn.Sequential(
+    return SpikingSequential(
         *block(2, c),
         *block(c, 2 * c),
         *block(2 * c, 2 * c),

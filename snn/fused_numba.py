@@ -32,7 +32,13 @@ from .kernels.numba_neurons import (
 )
 from .kernels.reference import NEURON_KINDS, TWO_STATE_KINDS
 
-__all__ = ["KINDS", "TWO_STATE_KINDS", "neuron_multistep_numba", "two_state_multistep_numba"]
+__all__ = [
+    "KINDS",
+    "TWO_STATE_KINDS",
+    "neuron_multistep_numba",
+    "neuron_maxpool2d_numba",
+    "two_state_multistep_numba",
+]
 
 KINDS = NEURON_KINDS
 
@@ -40,6 +46,25 @@ KINDS = NEURON_KINDS
 def _f32(t: Tensor) -> np.ndarray:
     """A C-contiguous float32 numpy view of CPU tensor ``t`` (zero-copy when it already is one)."""
     return t.detach().to(torch.float32).contiguous().numpy()
+
+
+def _memory_order(x_seq: Tensor) -> tuple[int, ...]:
+    """The dims of ``x_seq`` outermost first in memory when time (dim 0) is outermost and ``x_seq`` is
+    dense in that order (a channels_last convolution's output unfolded to ``[T, B, C, H, W]``), else
+    the identity. Neurons are elementwise within a step, so the kernels run on the permuted view
+    (contiguous, no copy) and the results are permuted back: spikes keep the input's layout."""
+    identity = tuple(range(x_seq.ndim))
+    try:
+        order = tuple(x_seq.dim_order())
+    except RuntimeError:  # strides no permutation explains (overlapping or gapped): copy as before
+        return identity
+    if order[0] != 0 or not x_seq.permute(order).is_contiguous():
+        return identity
+    return order
+
+
+def _inverse(order: tuple[int, ...]) -> list[int]:
+    return sorted(range(len(order)), key=order.__getitem__)
 
 
 def _set_threads() -> None:
@@ -61,23 +86,34 @@ def _charge_partials(kind: str, decay_input: bool, leak: float) -> tuple[np.floa
     return np.float32(1.0 - leak), np.float32(leak if decay_input else 1.0)
 
 
+def _blocking(pool: tuple[int, int] | None) -> tuple[int, int, int]:
+    """``(block, pool_width, pool_channels)`` of the kernels: ``BLOCK`` neurons per block without
+    pooling; with a 2x2 max-pool of images ``[..., width, channels]``, whole pairs of image rows."""
+    if pool is None:
+        return BLOCK, 0, 0
+    width, channels = pool
+    pair = 2 * width * channels
+    return pair * max(1, BLOCK // pair), width, channels
+
+
 class _NumbaNeuron(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: tuple, save_h: bool):
+    def forward(ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: tuple, save_h: bool, pool: tuple | None):
         kind, decay_input, v_threshold, v_reset, _detach, _surrogate, _alpha, tau = config
         x = _f32(x_seq)
-        spikes = np.empty(x.shape, np.float32)
-        v_last = np.empty(x.shape[1], np.float32)
+        n_steps, n = x.shape
+        spikes = np.empty((n_steps, n // 4 if pool else n), np.float32)
+        v_last = np.empty(n, np.float32)
         c = tau if kind == "lif" else float(k)
         rest = 0.0 if v_reset is None else v_reset
         _set_threads()
         neuron_forward(
             x, _f32(v0), spikes, v_last, CHARGE_MODES[kind, decay_input], np.float32(rest), np.float32(c),
-            np.float32(v_threshold), v_reset is None,
+            np.float32(v_threshold), v_reset is None, *_blocking(pool),
         )  # fmt: skip
         if save_h:
             ctx.save_for_backward(x_seq, v0, k)
-        ctx.config = config
+        ctx.config, ctx.pool = config, pool
         ctx.dtypes = (x_seq.dtype, v0.dtype)
         return torch.from_numpy(spikes).to(x_seq.dtype), torch.from_numpy(v_last)
 
@@ -87,20 +123,22 @@ class _NumbaNeuron(torch.autograd.Function):
         kind, decay_input, v_threshold, v_reset, detach_reset, surrogate_name, alpha, tau = ctx.config
         x_seq, v0, k = ctx.saved_tensors
         n_steps, n = x_seq.shape
-        grad_s = np.zeros((n_steps, n), np.float32) if grad_spikes is None else _f32(grad_spikes)
+        block, pool_width, pool_channels = _blocking(ctx.pool)
+        n_out = n // 4 if ctx.pool else n
+        grad_s = np.zeros((n_steps, n_out), np.float32) if grad_spikes is None else _f32(grad_spikes)
         grad_v = np.zeros(n, np.float32) if grad_v_last is None else _f32(grad_v_last)
         leak = float(k) if kind == "plif" else 1.0 / tau if kind == "lif" else 0.0
         c = tau if kind == "lif" else leak
         grad_x = np.empty((n_steps, n), np.float32)
         grad_v0 = np.empty(n, np.float32)
-        grad_k_partial = np.empty((n + BLOCK - 1) // BLOCK, np.float64)
+        grad_k_partial = np.empty((n + block - 1) // block, np.float64)
         rest = 0.0 if v_reset is None else v_reset
         _set_threads()
         neuron_backward(
             grad_s, grad_v, _f32(x_seq), _f32(v0), grad_x, grad_v0, grad_k_partial, CHARGE_MODES[kind, decay_input],
             np.float32(c), kind == "plif", decay_input, *_charge_partials(kind, decay_input, leak), np.float32(v_threshold),
             np.float32(rest), v_reset is None, detach_reset, SURROGATE_IDS[surrogate_name],
-            np.float32(alpha),
+            np.float32(alpha), block, pool_width, pool_channels,
         )  # fmt: skip
         grad_k = torch.tensor(grad_k_partial.sum(), dtype=torch.float32) if kind == "plif" else None
         x_dtype, v0_dtype = ctx.dtypes
@@ -108,6 +146,7 @@ class _NumbaNeuron(torch.autograd.Function):
             torch.from_numpy(grad_x).to(x_dtype),
             torch.from_numpy(grad_v0).to(v0_dtype),
             grad_k,
+            None,
             None,
             None,
         )
@@ -145,27 +184,21 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def neuron_multistep_numba(
+def _neuron_inputs(
+    fn: str,
     kind: str,
     x_seq: Tensor,
     v0: Tensor | None,
-    *,
-    v_threshold: float = 1.0,
-    v_reset: float | None = 0.0,
-    detach_reset: bool = False,
-    decay_input: bool = True,
-    surrogate_name: str = "atan",
-    alpha: float = 2.0,
-    tau: float | Tensor = 2.0,
-) -> tuple[Tensor, Tensor]:
-    """Run ``kind`` ("if", "lif", "plif") over CPU tensor ``x_seq`` ``[T, ...]``; returns ``(spikes, v_last)``.
-
-    ``v0`` is the initial membrane potential (one time step's shape), None for the resting state
-    (``v_reset``, 0 for soft reset). ``tau`` is the LIF time constant (a float) or, for PLIF, the
-    learnable 1-element tensor ``w`` with ``1/tau = sigmoid(w)``. Differentiable w.r.t. ``x_seq``,
-    ``v0`` and ``w``. Spikes come back in ``x_seq``'s dtype, ``v_last`` in fp32.
-    """
-    _check_common("neuron_multistep_numba", kind, KINDS, x_seq, surrogate_name)
+    v_threshold: float,
+    v_reset: float | None,
+    detach_reset: bool,
+    decay_input: bool,
+    surrogate_name: str,
+    alpha: float,
+    tau: float | Tensor,
+) -> tuple[Tensor, Tensor, tuple, bool]:
+    """Checked ``(v0, k, config, save_h)`` for :class:`_NumbaNeuron` (see :func:`neuron_multistep_numba`)."""
+    _check_common(fn, kind, KINDS, x_seq, surrogate_name)
     v0 = _initial_state("v0", v0, x_seq, 0.0 if v_reset is None else float(v_reset))
     if kind == "plif":
         if not isinstance(tau, Tensor) or tau.numel() != 1:
@@ -186,9 +219,93 @@ def neuron_multistep_numba(
         tau_value,
     )
     save_h = torch.is_grad_enabled() and (x_seq.requires_grad or v0.requires_grad or k.requires_grad)
-    shape = x_seq.shape
-    spikes, v_last = _NumbaNeuron.apply(x_seq.reshape(shape[0], -1), v0.reshape(-1), k, config, save_h)
-    return spikes.reshape(shape), v_last.reshape(shape[1:])
+    return v0, k, config, save_h
+
+
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
+def neuron_multistep_numba(
+    kind: str,
+    x_seq: Tensor,
+    v0: Tensor | None,
+    *,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    surrogate_name: str = "atan",
+    alpha: float = 2.0,
+    tau: float | Tensor = 2.0,
+) -> tuple[Tensor, Tensor]:
+    """Run ``kind`` ("if", "lif", "plif") over CPU tensor ``x_seq`` ``[T, ...]``; returns ``(spikes, v_last)``.
+
+    ``v0`` is the initial membrane potential (one time step's shape), None for the resting state
+    (``v_reset``, 0 for soft reset). ``tau`` is the LIF time constant (a float) or, for PLIF, the
+    learnable 1-element tensor ``w`` with ``1/tau = sigmoid(w)``. Differentiable w.r.t. ``x_seq``,
+    ``v0`` and ``w``. Spikes come back in ``x_seq``'s dtype and memory layout, ``v_last`` in fp32.
+    """
+    v0, k, config, save_h = _neuron_inputs(
+        "neuron_multistep_numba", kind, x_seq, v0, v_threshold, v_reset, detach_reset, decay_input,
+        surrogate_name, alpha, tau,
+    )  # fmt: skip
+    order = _memory_order(x_seq)
+    x_perm, state_order = x_seq.permute(order), [d - 1 for d in order[1:]]
+    spikes, v_last = _NumbaNeuron.apply(
+        x_perm.reshape(x_perm.shape[0], -1), v0.permute(state_order).reshape(-1), k, config, save_h, None
+    )
+    return (
+        spikes.reshape(x_perm.shape).permute(_inverse(order)),
+        v_last.reshape(x_perm.shape[1:]).permute(_inverse(state_order)),
+    )
+
+
+CHANNELS_LAST_5D = (0, 1, 3, 4, 2)  # memory order of a channels_last [T*B, C, H, W] unfolded to [T, B, ...]
+
+
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
+def neuron_maxpool2d_numba(
+    kind: str,
+    x_seq: Tensor,
+    v0: Tensor | None,
+    *,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    surrogate_name: str = "atan",
+    alpha: float = 2.0,
+    tau: float | Tensor = 2.0,
+) -> tuple[Tensor, Tensor]:
+    """:func:`neuron_multistep_numba` followed by ``max_pool2d(spikes, 2)``, in one kernel.
+
+    ``x_seq`` is ``[T, B, C, H, W]`` with even ``H`` and ``W``; returns the pooled spikes
+    ``[T, B, C, H/2, W/2]`` (same values and gradients as the neuron then ``nn.MaxPool2d(2)``,
+    whose gradient goes to the first maximum of each window) and ``v_last`` ``[B, C, H, W]``.
+    The full-size spikes and the pool's indices are never stored: the backward recomputes the
+    spikes. Contiguous and channels_last layouts run as they are, others are copied.
+    """
+    if x_seq.ndim != 5 or x_seq.shape[-1] % 2 or x_seq.shape[-2] % 2:
+        raise ValueError(f"x_seq must be [T, B, C, H, W] with even H and W, got shape {tuple(x_seq.shape)}")
+    v0, k, config, save_h = _neuron_inputs(
+        "neuron_maxpool2d_numba", kind, x_seq, v0, v_threshold, v_reset, detach_reset, decay_input,
+        surrogate_name, alpha, tau,
+    )  # fmt: skip
+    order = _memory_order(x_seq)
+    if order != CHANNELS_LAST_5D:
+        order, x_seq = tuple(range(5)), x_seq.contiguous()
+    x_perm, state_order = x_seq.permute(order), [d - 1 for d in order[1:]]
+    width, channels = (
+        (x_perm.shape[3], x_perm.shape[4]) if order == CHANNELS_LAST_5D else (x_perm.shape[4], 1)
+    )
+    pooled, v_last = _NumbaNeuron.apply(
+        x_perm.reshape(x_perm.shape[0], -1), v0.permute(state_order).reshape(-1), k, config, save_h,
+        (width, channels),
+    )  # fmt: skip
+    steps, batch, channels_in, height, width_in = x_seq.shape
+    pooled_shape = [steps, batch, channels_in, height // 2, width_in // 2]
+    return (
+        pooled.reshape([pooled_shape[d] for d in order]).permute(_inverse(order)),
+        v_last.reshape(x_perm.shape[1:]).permute(_inverse(state_order)),
+    )
 
 
 class _NumbaTwoState(torch.autograd.Function):
@@ -272,6 +389,7 @@ class _NumbaTwoState(torch.autograd.Function):
         return *grads, None, None
 
 
+@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
 def two_state_multistep_numba(
     kind: str,
     x_seq: Tensor,
@@ -317,8 +435,18 @@ def two_state_multistep_numba(
         float(voltage_decay),
     )
     save_h = torch.is_grad_enabled() and (x_seq.requires_grad or v0.requires_grad or u0.requires_grad)
-    shape = x_seq.shape
+    order = _memory_order(x_seq)
+    x_perm, state_order = x_seq.permute(order), [d - 1 for d in order[1:]]
     spikes, v_last, u_last = _NumbaTwoState.apply(
-        x_seq.reshape(shape[0], -1), v0.reshape(-1), u0.reshape(-1), config, save_h
+        x_perm.reshape(x_perm.shape[0], -1),
+        v0.permute(state_order).reshape(-1),
+        u0.permute(state_order).reshape(-1),
+        config,
+        save_h,
     )
-    return spikes.reshape(shape), v_last.reshape(shape[1:]), u_last.reshape(shape[1:])
+    state_inverse = _inverse(state_order)
+    return (
+        spikes.reshape(x_perm.shape).permute(_inverse(order)),
+        v_last.reshape(x_perm.shape[1:]).permute(state_inverse),
+        u_last.reshape(x_perm.shape[1:]).permute(state_inverse),
+    )

@@ -66,7 +66,38 @@ class Conv1d(_Folded, nn.Conv1d):
 
 
 class Conv2d(_Folded, nn.Conv2d):
-    """``nn.Conv2d`` on ``[T, B, C, H, W]``."""
+    """``nn.Conv2d`` on ``[T, B, C, H, W]``; channels_last on CPU.
+
+    On CPU the folded input is laid out channels_last (NHWC) before the convolution: oneDNN then
+    computes in that layout without reordering to and from its blocked one, and the output stays
+    channels_last through batch norm, the neurons (whose kernels follow the memory order) and
+    pooling, whose CPU kernels are faster in it too. The weight is kept channels_last on CPU
+    (contiguous elsewhere), which spares a conversion in every forward and backward. Values are
+    those of the contiguous layout.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._set_weight_layout()
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        self._set_weight_layout()  # after .to(device), .cuda(), .double(), ...
+        return self
+
+    def _set_weight_layout(self) -> None:
+        layout = torch.channels_last if self.weight.device.type == "cpu" else torch.contiguous_format
+        if not self.weight.is_contiguous(memory_format=layout):
+            with torch.no_grad():
+                self.weight.data = self.weight.data.contiguous(memory_format=layout)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return seq_to_ann(self._forward_folded, x_seq)
+
+    def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return nn.Conv2d.forward(self, x)
 
 
 class BatchNorm1d(_Folded, nn.BatchNorm1d):

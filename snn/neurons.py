@@ -78,6 +78,17 @@ class Neuron(nn.Module):
         """The resting state for one time step shaped like ``like``."""
         return F.init_state(self.step_fn, like, v_reset=self.v_reset)
 
+    def fused_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the fused backends' multi-step functions besides ``x_seq`` and the state."""
+        return {
+            "v_threshold": self.v_threshold,
+            "v_reset": self.v_reset,
+            "detach_reset": self.detach_reset,
+            "surrogate_name": self.surrogate.name,
+            "alpha": float(self.surrogate.alpha),
+            **self.fused_params(),
+        }
+
     # -- running ---------------------------------------------------------------------------------
     def forward(
         self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
@@ -105,14 +116,7 @@ class Neuron(nn.Module):
         backend = resolve_backend(self.backend, self.fused_kind, self.surrogate, x_seq)
         if backend == "torch":
             return F.multi_step(self.step_fn, x_seq, state, **self.params())
-        common = {
-            "v_threshold": self.v_threshold,
-            "v_reset": self.v_reset,
-            "detach_reset": self.detach_reset,
-            "surrogate_name": self.surrogate.name,
-            "alpha": float(self.surrogate.alpha),
-            **self.fused_params(),
-        }
+        common = self.fused_kwargs()
         run = fused_function(backend, self.fused_kind)
         if len(state) == 1:
             spikes, v_last = run(self.fused_kind, x_seq, state.v, **common)

@@ -7,6 +7,8 @@ and gradient digests on a seeded state that both sides generate with ``tests/zoo
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import torch
 
 import snn
 import snn.models as zoo
-from snn import fused_cpu, layers
+from snn import fused_cpu, layers, sequential
 from snn.models.resnet import sew_connect
 from tests.zoo_reference import checksum, deterministic_state, digest
 
@@ -219,3 +221,64 @@ def test_custom_neuron_factory() -> None:
     assert len(neurons) == 4 and all(type(n) is snn.IF and n.v_threshold == 0.5 for n in neurons)
     with pytest.raises(TypeError, match="tau"):
         zoo.build("nmnist-csnn", neuron=lambda: snn.IF(), tau=2.0)
+
+
+def _unfused_contiguous_copy(net: zoo.SpikingClassifier) -> zoo.SpikingClassifier:
+    """``net`` run module by module (a plain nn.Sequential body) with contiguous convolutions."""
+    reference = copy.deepcopy(net)
+    reference.body = torch.nn.Sequential(*reference.body)
+    for module in reference.modules():
+        if isinstance(module, layers.Conv2d):
+            module._forward_folded = functools.partial(torch.nn.Conv2d.forward, module)
+            module.weight.data = module.weight.data.contiguous()
+    return reference
+
+
+def test_cpu_fast_path_equals_the_plain_modules(monkeypatch) -> None:
+    """DVSGestureNet (fp32, numba neurons) with its channels_last convolutions and fused
+    neuron + max-pool pairs gives the outputs and gradients of the same modules run one by one on
+    contiguous tensors, and really takes both paths."""
+    torch.manual_seed(2)
+    net = zoo.build("dvsgesture-net", input_size=32, channels=8, hidden=32, n_blocks=3, readout="sequence")
+    with torch.no_grad():  # the hidden and output neurons fire: an output that is not all zeros
+        for linear in (m for m in net.body if isinstance(m, layers.Linear)):
+            linear.weight.mul_(8.0)
+    reference = _unfused_contiguous_copy(net)
+    fused_calls, conv_layouts = [], []
+    fused = sequential.neuron_maxpool2d_numba
+    monkeypatch.setattr(
+        snn.sequential, "neuron_maxpool2d_numba", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
+    )
+    net.body[0].register_forward_hook(lambda m, i, o: conv_layouts.append(o.flatten(0, 1).is_contiguous(
+        memory_format=torch.channels_last)))  # fmt: skip
+    assert all(  # channels_last weights on CPU, contiguous elsewhere
+        m.weight.is_contiguous(memory_format=torch.channels_last) and not m.weight.is_contiguous()
+        for m in net.modules()
+        if isinstance(m, layers.Conv2d)
+    )
+    assert not copy.deepcopy(net).to("meta").body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randint(0, 3, (6, 3, 2, 32, 32)).float()
+    g = torch.randn(6, 3, 11)
+    outs = []
+    for model in (reference, net):
+        torch.manual_seed(3)  # the same dropout masks
+        out = model.train()(x)
+        (out * g).sum().backward()
+        outs.append(out.detach())
+    assert len(fused_calls) == 3 and conv_layouts == [True]
+    assert outs[0].any() and not outs[0].all()
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    for (name, p_ref), p in zip(reference.named_parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_hooked_neurons_see_unpooled_spikes() -> None:
+    """A monitor's forward hooks turn the fusion off for the hooked pairs: it observes every spike."""
+    torch.manual_seed(4)
+    net = zoo.build("dvsgesture-net", input_size=32, channels=4, hidden=16, n_blocks=2)
+    x = torch.randint(0, 3, (4, 2, 2, 32, 32)).float()
+    plain = net(x)
+    with snn.monitor.FiringRateMonitor(net) as monitor:
+        monitored = net(x)
+    torch.testing.assert_close(monitored, plain, rtol=0, atol=0)
+    assert monitor.slots["body.2"] == 4 * 2 * 4 * 32 * 32  # the first neuron layer, before its pool

@@ -23,7 +23,13 @@ from test_snn_neurons import ARRAYS, CASES, build, run_with_grads
 import snn
 from snn import functional as F
 from snn.backends import resolve_backend
-from snn.fused_numba import KINDS, TWO_STATE_KINDS, neuron_multistep_numba, two_state_multistep_numba
+from snn.fused_numba import (
+    KINDS,
+    TWO_STATE_KINDS,
+    neuron_maxpool2d_numba,
+    neuron_multistep_numba,
+    two_state_multistep_numba,
+)
 from snn.kernels.numba_neurons import BLOCK, SURROGATE_IDS
 from snn.surrogate import ATan, SurrogateFunction, by_name
 
@@ -316,3 +322,93 @@ def test_bad_arguments_are_reported():
         neuron_multistep_numba("plif", x, None, tau=2.0)
     with pytest.raises(ValueError, match="T >= 1"):
         neuron_multistep_numba("if", torch.zeros(0, 2), None)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [T, B, C, H, W] laid out as a channels_last convolution's output unfolded to 5-d."""
+    return x.flatten(0, 1).contiguous(memory_format=torch.channels_last).reshape(x.shape)
+
+
+def test_channels_last_input_runs_in_place_and_keeps_its_layout():
+    """Elementwise within a step: a channels_last sequence gives the contiguous run's values and
+    gradients, with spikes (and dL/dX) in the input's layout rather than a copy."""
+    torch.manual_seed(5)
+    x = torch.randn(6, 3, 16, 10, 12) * 0.8 + 0.5
+    v0 = torch.randn(3, 16, 10, 12) * 0.3
+    results = []
+    for layout in (lambda t: t, _channels_last):
+        xs = layout(x.clone()).requires_grad_(True)
+        w = torch.tensor(0.2, requires_grad=True)
+        spikes, v_last = neuron_multistep_numba("plif", xs, v0, tau=w, detach_reset=True)
+        (spikes * torch.arange(spikes.numel()).reshape(spikes.shape).sin()).sum().backward()
+        results.append((xs, spikes, v_last, xs.grad, w.grad))
+    (x0, s0, v_0, gx0, gw0), (x1, s1, v_1, gx1, gw1) = results
+    assert s1.stride() == x1.stride() and gx1.stride() == x1.stride()
+    assert torch.equal(s0, s1) and torch.equal(v_0, v_1) and torch.equal(gx0, gx1)
+    torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-6)
+
+
+def _neuron_then_pool(kind: str, x: torch.Tensor, v0: torch.Tensor, **kwargs):
+    spikes, v_last = neuron_multistep_numba(kind, x, v0, **kwargs)
+    return torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x.shape[:2]), v_last
+
+
+POOL_GRID = [
+    (kind, v_reset, detach_reset, layout)
+    for kind in KINDS
+    for v_reset, detach_reset in ((0.0, True), (None, False), (-0.25, False))
+    for layout in ("contiguous", "channels_last")
+]
+
+
+@pytest.mark.parametrize("kind,v_reset,detach_reset,layout", POOL_GRID)
+def test_neuron_maxpool_equals_neuron_then_torch_max_pool(kind, v_reset, detach_reset, layout):
+    """The fused neuron + 2x2 max-pool against the two ops run one after the other: pooled spikes,
+    v_last, dL/dX, dL/dV0 (the pool's gradient to the first maximum of each window, zero windows
+    included) and PLIF's dL/dw. The images span several blocks (contiguous: the last one partial)."""
+    torch.manual_seed(3)
+    shape = (5, 3, 24, 10, 2 * (BLOCK // 48) + 2)  # one row pair of 24 channels: just over BLOCK / 2
+    x = torch.randn(shape) * 0.8 + 0.5
+    if layout == "channels_last":
+        x = _channels_last(x)
+    v0 = torch.randn(shape[1:]) * 0.3
+    results = []
+    for run in (_neuron_then_pool, neuron_maxpool2d_numba):
+        xs, vs = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+        w = torch.tensor(0.4, requires_grad=True)
+        tau = w if kind == "plif" else 1.7
+        pooled, v_last = run(kind, xs, vs, v_reset=v_reset, detach_reset=detach_reset, tau=tau)
+        weights = torch.arange(pooled.numel()).reshape(pooled.shape).cos()
+        ((pooled * weights).sum() + v_last.pow(2).sum()).backward()
+        results.append((pooled.detach(), v_last.detach(), xs.grad, vs.grad, w.grad))
+    (p0, v_0, gx0, gv0, gw0), (p1, v_1, gx1, gv1, gw1) = results
+    assert p0.any() and not p0.all()  # windows with spikes (mostly several: ties) and windows without
+    assert p1.shape == (*shape[:3], shape[3] // 2, shape[4] // 2)
+    assert torch.equal(p0, p1) and torch.equal(v_0, v_1)
+    assert torch.equal(gx0, gx1) and torch.equal(gv0, gv1)
+    if kind == "plif":
+        torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-6)
+
+
+def test_neuron_maxpool_shape_errors():
+    with pytest.raises(ValueError, match="even H and W"):
+        neuron_maxpool2d_numba("lif", torch.rand(2, 1, 1, 4, 5), None)
+    with pytest.raises(ValueError, match=r"\[T, B, C, H, W\]"):
+        neuron_maxpool2d_numba("lif", torch.rand(2, 4, 4), None)
+
+
+def test_torch_compile_of_a_model_calls_the_kernels_eagerly():
+    """torch.compile of a network around the numba neurons (Dynamo graph-breaks at them instead of
+    tracing into the kernels' arguments, which Numba then rejected) gives the eager values and gradients."""
+    torch.manual_seed(6)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), snn.PLIF(backend="numba"), torch.nn.Linear(16, 4))
+    x = torch.randn(5, 3, 8) * 2.0
+    eager = net(x)
+    eager.sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    compiled = torch.compile(net, backend="eager")(x)
+    compiled.sum().backward()
+    assert torch.equal(compiled, eager)
+    for p, g in zip(net.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)

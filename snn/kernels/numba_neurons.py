@@ -97,18 +97,77 @@ def _fire_reset_row(h, theta, spikes, v, rest, soft_reset):
             v[j] = s * rest + (_ONE - s) * h[j]
 
 
+@_jit
+def _spike_row(h, theta, spikes):
+    """``spikes = (H - theta >= 0)`` (as :func:`_fire_reset_row`, without the reset)."""
+    for j in range(h.shape[0]):
+        spikes[j] = _ONE if h[j] - theta[j] >= _ZERO else _ZERO
+
+
+@_jit
+def _max_pool_row(spikes, out, width, channels):
+    """2x2 max-pool (stride 2) of ``spikes``, whole pairs of image rows ``[pairs, 2, width, channels]``,
+    into ``out`` ``[pairs, width / 2, channels]``."""
+    row = width * channels
+    for p in range(spikes.shape[0] // (2 * row)):
+        top, o = 2 * p * row, p * (row // 2)
+        for wo in range(width // 2):
+            a, b = top + 2 * wo * channels, o + wo * channels
+            for ch in range(channels):
+                left = max(spikes[a + ch], spikes[a + row + ch])
+                right = max(spikes[a + channels + ch], spikes[a + row + channels + ch])
+                out[b + ch] = max(left, right)
+
+
+@_jit
+def _max_unpool_grad_row(spikes, grad_out, grad_s, width, channels):
+    """Backward of :func:`_max_pool_row`: each window's gradient goes to its first maximum in the
+    order (0, 0), (0, 1), (1, 0), (1, 1), as torch's max-pool routes it; zero elsewhere."""
+    row = width * channels
+    for p in range(spikes.shape[0] // (2 * row)):
+        top, o = 2 * p * row, p * (row // 2)
+        for wo in range(width // 2):
+            a, b = top + 2 * wo * channels, o + wo * channels
+            for ch in range(channels):
+                i0, i1, i2, i3 = a + ch, a + channels + ch, a + row + ch, a + row + channels + ch
+                s0, s1, s2, s3 = spikes[i0], spikes[i1], spikes[i2], spikes[i3]
+                m = max(max(s0, s1), max(s2, s3))
+                g = grad_out[b + ch]
+                t0 = s0 == m
+                t1 = s1 == m and not t0
+                t2 = s2 == m and not (t0 or t1)
+                grad_s[i0] = g if t0 else _ZERO
+                grad_s[i1] = g if t1 else _ZERO
+                grad_s[i2] = g if t2 else _ZERO
+                grad_s[i3] = g if not (t0 or t1 or t2) else _ZERO
+
+
 @numba.njit(parallel=True, **_OPTIONS)
-def neuron_forward(x, v0, spikes, v_last, mode, rest, c, v_threshold, soft_reset):
-    """Run ``x`` [T, N] from ``v0`` [N]; fills ``spikes`` [T, N] and ``v_last`` [N]."""
+def neuron_forward(
+    x, v0, spikes, v_last, mode, rest, c, v_threshold, soft_reset, block, pool_width, pool_channels
+):
+    """Run ``x`` [T, N] from ``v0`` [N]; fills ``spikes`` and ``v_last`` [N].
+
+    ``pool_channels == 0``: ``spikes`` is [T, N], one block is ``block`` neurons. Otherwise the
+    neurons are images ``[M, H, W, C]`` (``W = pool_width``, ``C = pool_channels``, H and W even),
+    ``spikes`` [T, N / 4] receives their 2x2 max-pool (stride 2) and ``block`` must be a multiple
+    of ``2 W C`` (whole pairs of image rows).
+    """
     n_steps, n = x.shape
-    for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+    pooled = pool_channels > 0
+    for b in numba.prange((n + block - 1) // block):
+        lo, hi = b * block, min(b * block + block, n)
         v = v0[lo:hi].copy()
         h = np.empty(hi - lo, np.float32)
+        s = np.empty(hi - lo if pooled else 0, np.float32)
         theta = np.full(hi - lo, v_threshold, np.float32)
         for t in range(n_steps):
             _charge_row(mode, x[t][lo:hi], v, h, rest, c)
-            _fire_reset_row(h, theta, spikes[t][lo:hi], v, rest, soft_reset)
+            if pooled:
+                _fire_reset_row(h, theta, s, v, rest, soft_reset)
+                _max_pool_row(s, spikes[t][lo // 4 : hi // 4], pool_width, pool_channels)
+            else:
+                _fire_reset_row(h, theta, spikes[t][lo:hi], v, rest, soft_reset)
         v_last[lo:hi] = v
 
 
@@ -189,8 +248,15 @@ def neuron_backward(
     detach_reset,
     sid,
     alpha,
+    block,
+    pool_width,
+    pool_channels,
 ):
     """Backward of :func:`neuron_forward`: fills ``grad_x`` [T, N], ``grad_v0`` [N], ``grad_k_partial`` [blocks].
+
+    ``grad_spikes`` is [T, N], or with pooling (``pool_channels > 0``, ``block``, ``pool_width``
+    as in :func:`neuron_forward`) the gradient of the pooled spikes [T, N / 4], routed back to the
+    recomputed spikes.
 
     Each block first reruns its forward from ``x`` and ``v0`` (charge form ``mode``, constant ``c``
     as in :func:`neuron_forward`, same operations, so the same ``H``) into its columns of
@@ -203,27 +269,34 @@ def neuron_backward(
     """
     n_steps, n = x.shape
     h_seq = grad_x
-    for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        lo, hi = b * BLOCK, min(b * BLOCK + BLOCK, n)
+    pooled = pool_channels > 0
+    for b in numba.prange((n + block - 1) // block):
+        lo, hi = b * block, min(b * block + block, n)
         theta = np.full(hi - lo, v_threshold, np.float32)
         v = v0[lo:hi].copy()
-        no_spikes = np.empty(hi - lo, np.float32)
+        spikes_row = np.empty(hi - lo, np.float32)
         for t in range(n_steps):
             h_row = h_seq[t][lo:hi]
             _charge_row(mode, x[t][lo:hi], v, h_row, rest, c)
-            _fire_reset_row(h_row, theta, no_spikes, v, rest, soft_reset)
+            _fire_reset_row(h_row, theta, spikes_row, v, rest, soft_reset)
         grad_v = grad_v_last[lo:hi].copy()
         sg = np.empty(hi - lo, np.float32)
         grad_s = np.empty(hi - lo, np.float32)
         grad_h = np.empty(hi - lo, np.float32)
         v_prev = np.empty(hi - lo, np.float32)
         acc = np.zeros(hi - lo, np.float64)
+        grad_out = np.empty(hi - lo if pooled else 0, np.float32)
         for t in range(n_steps - 1, -1, -1):
             h = h_seq[t][lo:hi]
+            if pooled:
+                _spike_row(h, theta, spikes_row)
+                _max_unpool_grad_row(
+                    spikes_row, grad_spikes[t][lo // 4 : hi // 4], grad_out, pool_width, pool_channels
+                )
+            else:
+                grad_out = grad_spikes[t][lo:hi]
             _surrogate_row(sid, h, theta, alpha, sg)
-            _grad_h_row(
-                grad_spikes[t][lo:hi], grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset
-            )
+            _grad_h_row(grad_out, grad_s, h, theta, sg, grad_v, grad_h, rest, soft_reset, detach_reset)
             gx = grad_x[t][lo:hi]
             for j in range(hi - lo):
                 gx[j] = grad_h[j] * dh_dx
@@ -232,7 +305,7 @@ def neuron_backward(
                 if t == 0:
                     v_prev[:] = v0[lo:hi]
                 else:
-                    _fire_reset_row(h_seq[t - 1][lo:hi], theta, no_spikes, v_prev, rest, soft_reset)
+                    _fire_reset_row(h_seq[t - 1][lo:hi], theta, spikes_row, v_prev, rest, soft_reset)
                 if decay_input:
                     xt = x[t][lo:hi]
                     for j in range(hi - lo):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from .. import layers
+from ..sequential import SpikingSequential
 from .common import NeuronFactory, SpikingClassifier, neuron_factory, resolve_geometry
 from .registry import register
 
@@ -28,7 +29,7 @@ def plif_conv_net(
     hidden: int,
     voting: int = 10,
     dropout: float = 0.5,
-) -> nn.Sequential:
+) -> SpikingSequential:
     """The multi-step body ``[T, B, C, H, W] -> [T, B, num_classes]`` (see the module docstring)."""
     height, width = input_size
     if height >> n_blocks < 1 or width >> n_blocks < 1:
@@ -51,7 +52,7 @@ def plif_conv_net(
         make_neuron(),
         layers.Voting(voting),
     ]
-    return nn.Sequential(*modules)
+    return SpikingSequential(*modules)
 
 
 @register("dvsgesture-net")

@@ -14,6 +14,7 @@ import functools
 from torch import nn
 
 from .. import layers
+from ..sequential import SpikingSequential
 from .common import NeuronFactory, SpikingClassifier, neuron_factory, resolve_geometry
 from .registry import register
 
@@ -58,7 +59,7 @@ def vgg_body(
     pool_size: int = 7,
     hidden: int = 4096,
     dropout: float = 0.5,
-) -> nn.Sequential:
+) -> SpikingSequential:
     """The multi-step VGG body ``[T, B, C, H, W] -> [T, B, num_classes]``."""
     if depth not in VGG_CONFIGS:
         raise ValueError(f"depth must be one of {sorted(VGG_CONFIGS)}, got {depth!r}")
@@ -83,7 +84,7 @@ def vgg_body(
         layers.Dropout(dropout),
         layers.Linear(hidden, num_classes),
     ]
-    body = nn.Sequential(*modules)
+    body = SpikingSequential(*modules)
     for module in body.modules():  # SpikingJelly's (torchvision's) initialisation
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
