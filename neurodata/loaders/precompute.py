@@ -7,7 +7,7 @@ stores it is written in place and the ``complete`` marker is set last. Loaders t
 arrays whenever the same spec is asked for (``neurodata.load(..., representation=...)``).
 
 Integer representations are stored in the narrowest integer dtype that holds every value of the split
-(:func:`stored_dtype`; DVS count frames mostly fit uint8, a quarter of int32's bytes to decompress) and
+(:func:`stored_dtype`; DVS count frames fit uint8 or uint16, a quarter or half of int32's bytes) and
 widened back to the representation's dtype on read. The dtype is guessed from the first sample; each
 task checks every value of its shard against it and writes nothing that does not fit, and when any
 shard did not fit the split is written again in the dtype that holds all ranges seen (never a wrap).

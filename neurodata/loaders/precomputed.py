@@ -25,7 +25,7 @@ import numpy as np
 import zarr
 
 from ..cache.store import Location
-from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans, fetcher_for, open_rows
+from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetcher_for, open_rows, read_rows
 from .source import SplitSource
 
 REPRESENTATIONS_DIR = "representations"
@@ -99,5 +99,5 @@ class PrecomputedSource:
         array = self.array
         if isinstance(array, tuple):
             fetcher, rows = array
-            return rows.assemble(start, stop, fetch_spans(fetcher, [(rows, start, stop)])[0], self.dtype)
+            return read_rows(fetcher, [(rows, start, stop)], self.dtype)[0]
         return np.asarray(array[start:stop]).astype(self.dtype, copy=False)

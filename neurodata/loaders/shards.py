@@ -262,11 +262,14 @@ def fetch_spans(
 
 
 def read_rows(
-    fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
+    fetcher: LocalFetcher | FsspecFetcher,
+    reads: Sequence[tuple[ShardedRows, int, int]],
+    dtype: np.dtype | None = None,
 ) -> list[np.ndarray]:
-    """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`)."""
+    """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`), as ``dtype``
+    (default: each array's stored dtype)."""
     blobs = fetch_spans(fetcher, reads)
-    return [rows.assemble(start, stop, blobs[k]) for k, (rows, start, stop) in enumerate(reads)]
+    return [rows.assemble(start, stop, blobs[k], dtype) for k, (rows, start, stop) in enumerate(reads)]
 
 
 def open_rows(location: Location, *names: str) -> ShardedRows | None:
