@@ -13,7 +13,8 @@ Gesture's range). The same samples are written as
 * Tonic's ``DiskCachedDataset`` (one HDF5 file per sample, lzf), filled by one pass before timing.
 
 Frames are T = 16 frames split by event count (SpikingJelly's ``frames_number=16, split_by="number"``;
-ours: ``ToFrame(None, frames_number=16, split_by="number")``; Tonic: ``ToFrame(n_event_bins=16)``).
+ours: ``ToFrame(None, frames_number=16, split_by="number")``, int32, and the same with
+``dtype="int16"``, Tonic's frame dtype; Tonic: ``ToFrame(n_event_bins=16)``).
 Each timed pass reads every sample (map-style datasets in one fixed random order) through a
 ``DataLoader`` in three modes: 0 workers one sample at a time without collation (pure loading),
 then batches of 16 with 0 and 2 workers (fork) through the same collate for all: ``pad_events`` for
@@ -95,10 +96,10 @@ def make_part(n_samples: int, split: str, index: int) -> PartData:
     return PartData.from_samples((stream[bounds[i] : bounds[i + 1]], i % 11, f"sample{i}") for i in ids)
 
 
-def frame_spec():
+def frame_spec(dtype: str = "int32"):
     from neurodata.transforms import ToFrame
 
-    return ToFrame(None, frames_number=16, split_by="number")
+    return ToFrame(None, frames_number=16, split_by="number", dtype=dtype)
 
 
 # ---- peers --------------------------------------------------------------------------------------
@@ -254,6 +255,7 @@ def main_local(args) -> None:
     t0 = time.perf_counter()
     precompute(url, frame_spec(), workers=2, progress=False)
     print(f"precomputed frames in {time.perf_counter() - t0:.1f} s")
+    precompute(url, frame_spec("int16"), workers=2, progress=False)
     sj_events, sj_frames = write_spikingjelly(url, work / "sj")
     tonic_events = tonic_cached(url, work / "tonic_events", frames=False)
     tonic_frames = tonic_cached(url, work / "tonic_frames", frames=True)
@@ -263,8 +265,10 @@ def main_local(args) -> None:
     ours_stream = load(url, streaming=True, seed=0)
     ours_pre = load(url, representation=frame_spec())
     ours_fly = load(url, representation=frame_spec(), precomputed=False)
-    assert ours_pre.precomputed and not ours_fly.precomputed
+    ours_pre16 = load(url, representation=frame_spec("int16"))
+    assert ours_pre.precomputed and ours_pre16.precomputed and not ours_fly.precomputed
     check_same(ours_events, ours_pre, ours_fly, sj_events, sj_frames, tonic_events)
+    assert all(np.array_equal(ours_pre16[i][0], ours_pre[i][0]) for i in (0, args.samples // 2))
     cases = {
         "events": {
             "neurodata map": (ours_events, True, pad_events),
@@ -274,6 +278,7 @@ def main_local(args) -> None:
         },
         "frames T=16": {
             "neurodata precomputed": (ours_pre, True, stack_dense),
+            "neurodata precomputed int16": (ours_pre16, True, stack_dense),
             "neurodata on the fly": (ours_fly, True, stack_dense),
             "SpikingJelly frames npz": (FolderDataset(sj_frames, sj_load_frames), True, stack_dense),
             "Tonic DiskCachedDataset": (tonic_frames, True, stack_dense),

@@ -3,8 +3,12 @@
 Layout, inside the cache's Zarr store::
 
     <store>/representations/<key>/<split>/zarr.json   group; attributes ``neurodata_representation``:
-                                                       spec, key, cache fingerprint, n_samples, complete
-    <store>/representations/<key>/<split>/data        [n_samples, *shape] array, one chunk per sample
+                                                       spec, key, cache fingerprint, n_samples, shape,
+                                                       dtype (returned), stored_dtype, complete
+    <store>/representations/<key>/<split>/data        [n_samples, *shape] array, one chunk per sample,
+                                                       in ``stored_dtype`` (narrower integers than
+                                                       ``dtype`` are widened on read; stores written
+                                                       before ``stored_dtype`` existed hold ``dtype``)
 
 ``<key>`` is :func:`neurodata.representations.representation_key` of the spec. A split is used only
 when its ``complete`` marker is set and its cache fingerprint equals the cache's, so frames computed
@@ -63,6 +67,9 @@ class PrecomputedSource:
             )
         self.shape = tuple(marker["shape"])
         self.dtype = np.dtype(marker["dtype"])
+        stored = np.dtype(marker.get("stored_dtype", marker["dtype"]))
+        if not np.can_cast(stored, self.dtype, "safe"):
+            raise ValueError(f"{self.location.url}: stored dtype {stored} does not widen to {self.dtype}")
         self._opened: tuple[int, zarr.Array | tuple[LocalFetcher | FsspecFetcher, ShardedRows]] | None = None
 
     @classmethod
@@ -92,5 +99,5 @@ class PrecomputedSource:
         array = self.array
         if isinstance(array, tuple):
             fetcher, rows = array
-            return read_rows(fetcher, [(rows, start, stop)])[0]
-        return np.asarray(array[start:stop])
+            return read_rows(fetcher, [(rows, start, stop)], self.dtype)[0]
+        return np.asarray(array[start:stop]).astype(self.dtype, copy=False)

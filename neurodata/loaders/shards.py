@@ -200,15 +200,22 @@ class ShardedRows:
             raise OSError(f"{self.folder}: an inner chunk does not decompress to {into.nbytes} bytes")
         blosc.decompress(raw, into)
 
-    def assemble(self, start: int, stop: int, blobs: dict[int, tuple[int, memoryview] | None]) -> np.ndarray:
-        """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``)."""
-        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
+    def assemble(
+        self,
+        start: int,
+        stop: int,
+        blobs: dict[int, tuple[int, memoryview] | None],
+        dtype: np.dtype | None = None,
+    ) -> np.ndarray:
+        """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``), as ``dtype``
+        (default: the stored one; a wider one widens each chunk straight into the output)."""
+        out = np.empty((stop - start, *self.shape[1:]), dtype=dtype or self.dtype)
         flat = out.reshape(-1)
         items = self.chunk_rows * self.row_items
         scratch = None
         for row0, a, b, raw in self.pieces(start, stop, blobs):
             target = flat[(a - start) * self.row_items : (b - start) * self.row_items]
-            if target.size == items:  # a whole chunk: decompress in place
+            if target.size == items and out.dtype == self.dtype:  # a whole chunk: decompress in place
                 self.decompress(raw, target)
                 continue
             if scratch is None:
@@ -255,11 +262,14 @@ def fetch_spans(
 
 
 def read_rows(
-    fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
+    fetcher: LocalFetcher | FsspecFetcher,
+    reads: Sequence[tuple[ShardedRows, int, int]],
+    dtype: np.dtype | None = None,
 ) -> list[np.ndarray]:
-    """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`)."""
+    """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`), as ``dtype``
+    (default: each array's stored dtype)."""
     blobs = fetch_spans(fetcher, reads)
-    return [rows.assemble(start, stop, blobs[k]) for k, (rows, start, stop) in enumerate(reads)]
+    return [rows.assemble(start, stop, blobs[k], dtype) for k, (rows, start, stop) in enumerate(reads)]
 
 
 def open_rows(location: Location, *names: str) -> ShardedRows | None:
