@@ -124,7 +124,9 @@ class Recording:
         size = self.size
         remaining = None if size is None else size - self.header.data_offset
         # one read of exactly the rest of the file (+1 byte to see the end) when it fits comfortably
-        block = remaining + 1 if remaining is not None and remaining < WHOLE_READ_LIMIT else DEFAULT_BLOCK_BYTES
+        block = (
+            remaining + 1 if remaining is not None and remaining < WHOLE_READ_LIMIT else DEFAULT_BLOCK_BYTES
+        )
         return concatenate(list(self.blocks(block)))
 
     def _memory_map(self) -> np.ndarray | None:
