@@ -55,13 +55,18 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
     return list(labels)
 
 
-def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor; in a DataLoader worker it lives in shared memory from the start, so
-    sending the batch to the main process does not copy it again (as ``default_collate`` does).
-    Elsewhere numpy allocates it: numpy asks for transparent huge pages on large arrays, which
-    saves most page faults on a fresh batch (torch.empty does not)."""
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zeroed: bool = False) -> torch.Tensor:
+    """An uninitialised (``zeroed``: all-zero) tensor; in a DataLoader worker it lives in shared
+    memory from the start, so sending the batch to the main process does not copy it again (as
+    ``default_collate`` does). Elsewhere numpy allocates it: numpy asks for transparent huge pages on
+    large arrays, which saves most page faults on a fresh batch (torch.empty does not).
+
+    Zeroing costs nothing up front either way: fresh shared memory is zero-filled by the kernel, and
+    ``np.zeros`` maps large arrays from pages the kernel zeroes on first touch, so padding that is
+    never written is never touched."""
     if get_worker_info() is None:
-        return torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+        make = np.zeros if zeroed else np.empty
+        return torch.from_numpy(make(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
     nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
     return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(max(nbytes, 1)), 0, shape)
 
@@ -86,8 +91,8 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     """
     lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
     shape = (len(batch), int(lengths.max(initial=0)))
-    tensors = {name: batch_tensor(shape, dtype) for name, dtype in FIELD_DTYPES.items()}
-    mask = batch_tensor(shape, torch.bool)
+    tensors = {name: batch_tensor(shape, dtype, zeroed=True) for name, dtype in FIELD_DTYPES.items()}
+    mask = batch_tensor(shape, torch.bool, zeroed=True)  # padding stays zero / False: never written
     columns = {name: tensor.numpy() for name, tensor in tensors.items()}
     mask_rows = mask.numpy()
     for row, (events, _) in enumerate(batch):
@@ -98,10 +103,7 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
                 f"pad_events: sample {row} of the batch has a coordinate of {lo if lo < 0 else hi}, "
                 f"outside the int16 range {COORDINATE_RANGE} of EventBatch.x/y"
             )
-        for column in columns.values():
-            column[row, n:] = 0
         mask_rows[row, :n] = True
-        mask_rows[row, n:] = False
     labels = _labels([label for _, label in batch])
     return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
 
