@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from ..errors import FormatError
-from ..events import RecordingInfo
+from ..events import RecordingInfo, empty_events
 
 HEADER_LIMIT = 1 << 20  # a text header longer than this has no end marker: refuse rather than hang
 
@@ -101,3 +101,16 @@ def read_text_header(
         lines.append(text.decode("latin-1"))
         if end_marker is not None and text == end_marker:
             return lines, offset
+
+
+class WholeFileDecoder:
+    """A decoder for container files (zip, HDF5) that cannot be read block by block: it asks the
+    reader for the whole file (consuming nothing until ``final``), then hands the bytes to ``load``."""
+
+    def __init__(self, load: Callable[[bytes, str], np.ndarray], source: str):
+        self.load, self.source = load, source
+
+    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        if not final:
+            return empty_events(0), 0
+        return self.load(block.tobytes(), self.source), len(block)

@@ -18,9 +18,9 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import FormatError
-from ..events import RecordingInfo, empty_events, make_events
+from ..events import RecordingInfo, make_events
 from ..export import Hdf5Writer, NpzWriter
-from .base import FormatSpec, Header
+from .base import FormatSpec, Header, WholeFileDecoder
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -111,18 +111,6 @@ def load_hdf5(data: bytes, source: str) -> np.ndarray:
         raise
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
         raise FormatError(source, 0, f"cannot read the HDF5 columns: {err}") from None
-
-
-class WholeFileDecoder:
-    """Column files are read whole: the decoder asks the reader for the full file, then loads it."""
-
-    def __init__(self, load, source: str):
-        self.load, self.source = load, source
-
-    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        if not final:
-            return empty_events(0), 0
-        return self.load(block.tobytes(), self.source), len(block)
 
 
 SPECS = (

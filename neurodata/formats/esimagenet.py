@@ -22,8 +22,8 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import FormatError
-from ..events import RecordingInfo, empty_events, make_events
-from .base import FormatSpec, Header
+from ..events import RecordingInfo, make_events
+from .base import FormatSpec, Header, WholeFileDecoder
 
 ZIP_MAGIC = b"PK\x03\x04"
 MEMBERS = ("pos", "neg")
@@ -155,17 +155,9 @@ def esimagenet_events(
     return make_events(t[order], x[order], y[order], polarity[order])
 
 
-class EsImagenetDecoder:
-    """Reads the whole (small) archive once the reader has offered the full file."""
-
-    def __init__(self, header: Header, source: str):
-        self.source = source
-
-    def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        if not final:
-            return empty_events(0), 0  # a zip is read whole: ask for a bigger block
-        pos, neg = load_pos_neg(block.tobytes(), self.source)
-        return esimagenet_events(pos, neg), len(block)
+def load_sample(data: bytes, source: str) -> np.ndarray:
+    """The events of a whole ES-ImageNet ``.npz`` held in memory (the "raw" convention)."""
+    return esimagenet_events(*load_pos_neg(data, source))
 
 
 SPEC = FormatSpec(
@@ -174,5 +166,5 @@ SPEC = FormatSpec(
     extensions=(".npz",),
     sniff=sniff,
     parse_header=parse_header,
-    make_decoder=EsImagenetDecoder,
+    make_decoder=lambda header, source: WholeFileDecoder(load_sample, source),
 )
