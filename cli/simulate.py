@@ -26,18 +26,18 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    params = DvsParams(
-        c_on=args.c_on,
-        c_off=args.c_off,
-        threshold_sigma=args.threshold_sigma,
-        refractory_us=args.refractory_us,
-        shot_noise_hz=args.shot_noise_hz,
-        leak_hz=args.leak_hz,
-        seed=args.seed,
-    )
-    for name in ("c_on", "c_off"):
-        if not getattr(params, name) > 0:
-            raise NeurodataError(f"--{name.replace('_', '-')} must be > 0, got {getattr(params, name)}")
+    try:
+        params = DvsParams(
+            c_on=args.c_on,
+            c_off=args.c_off,
+            threshold_sigma=args.threshold_sigma,
+            refractory_us=args.refractory_us,
+            shot_noise_hz=args.shot_noise_hz,
+            leak_hz=args.leak_hz,
+            seed=args.seed,
+        )
+    except ValueError as err:  # the sensor's own checks, reported as a command-line error
+        raise NeurodataError(str(err)) from None
     start = time.perf_counter()
     with tqdm(desc="frames", unit="frame", leave=False, disable=True if args.json else None) as bar:
         summary = simulate_video(

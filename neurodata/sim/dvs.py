@@ -33,6 +33,21 @@ class DvsParams:
     log_eps: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not (self.c_on > 0 and self.c_off > 0):
+            raise ValueError(f"contrast thresholds must be > 0, got c_on={self.c_on}, c_off={self.c_off}")
+        for name in (
+            "threshold_sigma",
+            "refractory_us",
+            "shot_noise_hz",
+            "leak_hz",
+            "hot_pixels",
+            "hot_pixel_hz",
+            "log_eps",
+        ):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
 
 class DvsPixelArray:
     """The sensor's state across frames: feed frames one at a time with :meth:`step` (streaming)."""
