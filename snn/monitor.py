@@ -14,6 +14,7 @@ network run as an ANN would do a MAC for every input, nonzero or not: :attr:`Syn
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 import torch
@@ -28,7 +29,7 @@ E_AC_PJ = 0.9  # pJ per 32-bit float add, 45 nm (Horowitz 2014)
 E_MAC_PJ = 4.6  # pJ per 32-bit float multiply (3.7) + add (0.9), 45 nm (Horowitz 2014)
 
 
-class _HookMonitor:
+class _HookMonitor(ABC):
     """Registers a forward hook on each selected submodule; removable, usable as a context manager."""
 
     def __init__(self, model: nn.Module, module_types: tuple[type, ...]) -> None:
@@ -47,11 +48,13 @@ class _HookMonitor:
 
         return hook
 
+    @abstractmethod
     def _observe(self, name: str, module: nn.Module, x: torch.Tensor, y) -> None:
-        raise NotImplementedError
+        """Record one forward call of the module called ``name``."""
 
+    @abstractmethod
     def reset(self) -> None:
-        raise NotImplementedError
+        """Forget what was recorded."""
 
     def remove(self) -> None:
         """Detach the hooks from the model."""

@@ -7,6 +7,7 @@ first events, and hands the chunk to the format's encoder, whose state persists 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -17,7 +18,7 @@ from ..events import RecordingInfo, as_events
 from .prophesee_header import TIME_OFFSET_KEY, format_header
 
 
-class PropheseeWriter:
+class PropheseeWriter(ABC):
     """Subclasses set ``name``, ``max_coordinate`` and implement ``header`` and ``encode``."""
 
     name = ""
@@ -29,13 +30,13 @@ class PropheseeWriter:
         self.height = info.height
         self.last_t: int | None = None
 
+    @abstractmethod
     def header(self, first_t: int | None) -> bytes:
         """The header bytes, given the first event's time (None when there are no events)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode(self, events: np.ndarray) -> bytes:
         """Encode a checked, time-ordered chunk, continuing the previous one."""
-        raise NotImplementedError
 
     def check_times(self, t: np.ndarray) -> None:
         """Refuse times the format cannot hold (called with each chunk's time column)."""

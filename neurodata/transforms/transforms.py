@@ -8,6 +8,7 @@ workers. Outputs are :data:`~neurodata.events.EVENT_DTYPE` arrays, whatever t/x/
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -296,9 +297,12 @@ class RandomCrop(RandomMixin):
 
 
 @dataclass
-class _Flip(RandomMixin):
+class _Flip(RandomMixin, ABC):
+    """With probability ``p``, ``_apply`` (a deterministic flip); otherwise an unchanged copy."""
+
+    @abstractmethod
     def _apply(self, events):
-        raise NotImplementedError
+        """The flipped events."""
 
     def __call__(self, events):
         if not 0 <= self.p <= 1:
