@@ -105,14 +105,14 @@ def frame_spec(dtype: str = "int32"):
 # ---- peers --------------------------------------------------------------------------------------
 def sj_load_events(path: str) -> dict:
     """SpikingJelly's ``_load_events`` (datasets/base.py)."""
-    events = np.load(path)
+    events = np.load(path, allow_pickle=False)  # numpy's default, as SpikingJelly calls it
     with events:
         return {key: events[key] for key in events.files}
 
 
 def sj_load_frames(path: str) -> np.ndarray:
     """SpikingJelly's ``load_npz_frames`` (datasets/utils.py)."""
-    with np.load(path) as frames_file:
+    with np.load(path, allow_pickle=False) as frames_file:
         return frames_file["frames"].astype(np.float32)
 
 

@@ -99,7 +99,7 @@ def test_streaming_takes_rank_and_world_size_from_a_real_process_group(store, tm
     import torch.multiprocessing as mp
 
     mp.spawn(ls.ddp_rank, args=(2, store, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
-    seen = [np.load(tmp_path / f"{rank}.npy") for rank in (0, 1)]
+    seen = [np.load(tmp_path / f"{rank}.npy", allow_pickle=False) for rank in (0, 1)]
     assert len(seen[0]) and len(seen[1])
     assert sorted(np.concatenate(seen).tolist()) == list(range(N))
 

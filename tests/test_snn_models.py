@@ -23,7 +23,7 @@ from snn.models.resnet import sew_connect
 from tests.zoo_reference import checksum, deterministic_state, digest
 
 DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_models.npz"
-REFERENCE = np.load(DATA)
+REFERENCE = np.load(DATA, allow_pickle=False)
 META = json.loads(str(REFERENCE["meta"]))
 SEED = 7  # as in the capture script
 
