@@ -19,12 +19,11 @@ import numpy as np
 
 from ..errors import FormatError
 from ..events import RecordingInfo, make_events
-from ..export import Hdf5Writer, NpzWriter
+from ..export import COLUMNS, Hdf5Writer, NpzWriter
 from .base import FormatSpec, Header, WholeFileDecoder
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-COLUMNS = ("t", "x", "y", "p")
 INFO_FIELDS = ("width", "height", "source", "time_origin")
 
 
