@@ -1,6 +1,7 @@
 """Bytes/event of the cache's event coding on the real fixture recordings: the previous coding
 (int64 times, uint16 coordinates, Blosc LZ4) against the current one (narrowest dtypes, LZ4HC for
-``lz4``; zstd shown too). Blosc chunks of 64 Ki events with bit shuffle, as the cache stores them;
+``lz4``; zstd shown with the bit shuffle everywhere and with each column's filter chosen as the
+writer chooses it, :func:`~neurodata.cache.shards.choose_shuffle`). Blosc chunks of 64 Ki events, the last one zero-padded, as the cache stores them;
 each recording is one sample (times per-sample delta coded). Also with x and y taken modulo 128,
 as a stand-in for a 128x128 sensor with the recordings' timing.
 
@@ -18,7 +19,7 @@ from numcodecs import Blosc
 import neurodata
 from neurodata.cache.codecs import encode_times
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
-from neurodata.cache.shards import chunk_compressor
+from neurodata.cache.shards import choose_shuffle, chunk_compressor, encode_chunk
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -29,20 +30,27 @@ RECORDINGS = {
     "AEDAT 4, DVXplorer 320x240": "aedat4/sample.aedat4",
 }
 CHUNK = 1 << 16
-PREVIOUS = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
+
+
+def previous(name: str, dtype: np.dtype) -> Blosc:
+    """The coding before narrowing: plain LZ4, bit shuffle."""
+    return Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE, typesize=dtype.itemsize)
 
 
 def stored_bytes(columns: dict[str, np.ndarray], compressor_for) -> int:
     return sum(
-        len(compressor_for(c.dtype).encode(np.ascontiguousarray(c[i : i + CHUNK])))
-        for c in columns.values()
+        len(encode_chunk(c[i : i + CHUNK], CHUNK, compressor_for(name, c.dtype)))
+        for name, c in columns.items()
         for i in range(0, len(c), CHUNK)
     )
 
 
 def main() -> None:
-    print("| recording | events | previous (i8/u2, LZ4) | now, lz4 (LZ4HC) | now, zstd | stored as |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "| recording | events | previous (i8/u2, LZ4) | now, lz4 (LZ4HC) | zstd, bit shuffle "
+        "| now, zstd (filter per column) | stored as |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
     for name, path in RECORDINGS.items():
         events = neurodata.read(FIXTURES / path)
         for label, modulo in (("", None), (", x and y mod 128", 128)):
@@ -54,10 +62,22 @@ def main() -> None:
             dtypes = narrowest_dtypes([{f: value_range(c) for f, c in columns.items()}])
             narrow = {f: c.astype(dtypes[f]) for f, c in columns.items()}
             n = len(events)
+            probe = 4 * CHUNK  # as the writer: the first four chunks of each column
+            chosen = {
+                codec: {f: choose_shuffle(c[:probe], codec, CHUNK) for f, c in narrow.items()}
+                for codec in ("lz4", "zstd")
+            }
             sizes = [
-                stored_bytes(wide, lambda dtype: PREVIOUS),
-                stored_bytes(narrow, lambda dtype: chunk_compressor(dtype, "lz4")),
-                stored_bytes(narrow, lambda dtype: chunk_compressor(dtype, "zstd")),
+                stored_bytes(wide, previous),
+                stored_bytes(
+                    narrow,
+                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, "lz4", chosen["lz4"][name]),
+                ),
+                stored_bytes(narrow, lambda name, dtype: chunk_compressor(dtype, "zstd", "bitshuffle")),
+                stored_bytes(
+                    narrow,
+                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, "zstd", chosen["zstd"][name]),
+                ),
             ]
             stored = "/".join(dtypes[f].name for f in EVENT_FIELDS)
             print(

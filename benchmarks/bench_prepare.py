@@ -270,9 +270,9 @@ def main() -> None:
     rates = sample_rates(folder)
     aedat_bytes = sum(f.stat().st_size for f in folder.glob("*.aedat"))
     sides = {
-        "neurodata prepare, 1 worker (lz4)": lambda out: run_ours_cli(folder, out, 1, "lz4"),
-        "neurodata prepare, 2 workers (lz4)": lambda out: run_ours_cli(folder, out, 2, "lz4"),
-        "neurodata prepare, 1 worker (--codec zstd)": lambda out: run_ours_cli(folder, out, 1, "zstd"),
+        "neurodata prepare, 1 worker (default: zstd)": lambda out: run_ours_cli(folder, out, 1, None),
+        "neurodata prepare, 2 workers (zstd)": lambda out: run_ours_cli(folder, out, 2, "zstd"),
+        "neurodata prepare, 1 worker (--codec lz4)": lambda out: run_ours_cli(folder, out, 1, "lz4"),
         "Tonic 1.7 reader + DiskCachedDataset": lambda out: run_tonic(folder, out),
         **(
             {

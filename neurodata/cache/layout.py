@@ -59,22 +59,30 @@ DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task
 # store every chunk, even one holding only zeros: skips zarr's all-fill-value scan on each write,
 # and makes the set of stored files depend only on the array sizes (verify then flags any deletion)
 ARRAY_CONFIG = {"write_empty_chunks": True}
-# Blosc compressor name and level per codec choice; both bit-shuffle (see event_compressor). "lz4"
-# compresses with LZ4HC: the same format and decoder as plain LZ4, ~10x slower to compress, and
-# 3-20 % smaller on DVS recordings (caches written with plain LZ4 before read alike)
-EVENT_CODECS = {"lz4": ("lz4hc", 5), "zstd": ("zstd", 3)}
-DEFAULT_CODEC = "lz4"
+# Blosc compressor name and level per codec choice (benchmarks/bench_cache_coding.py measures them).
+# "lz4" compresses with LZ4HC: the same format and decoder as plain LZ4, ~10x slower to compress,
+# 3-20 % smaller on DVS recordings than plain LZ4 (caches written with plain LZ4 read alike).
+EVENT_CODECS = {"lz4": ("lz4hc", 5), "zstd": ("zstd", 5)}
+DEFAULT_CODEC = "zstd"
+# Blosc's filter before compressing, chosen per column by the writer (see shards.choose_shuffles):
+# the bit shuffle drops always-zero bit planes, which LZ4 (no entropy stage) needs; zstd's entropy
+# stage often does better on whole bytes (byte shuffle; a no-op on one-byte columns), but not on
+# every recording. Blosc headers carry the choice, so caches written with other choices read alike.
+SHUFFLES = ("bitshuffle", "shuffle")
+DEFAULT_SHUFFLE = "bitshuffle"
 SAMPLE_CHUNK = 1 << 16  # per-sample arrays: 64 Ki samples per chunk
 
 
-def event_compressor(dtype: np.dtype, codec: str = DEFAULT_CODEC) -> BloscCodec:
-    """Blosc with bit shuffling: small time deltas and narrow coordinates shed their always-zero bits.
+def event_compressor(
+    dtype: np.dtype, codec: str = DEFAULT_CODEC, shuffle: str = DEFAULT_SHUFFLE
+) -> BloscCodec:
+    """The Blosc codec of one event column for a codec choice (:data:`EVENT_CODECS`) and filter.
 
-    ``lz4`` (default; LZ4HC compression, LZ4 decoding) decompresses ~1.5x faster than ``zstd``,
-    which stores 2-15 % fewer bytes and compresses ~2x faster; staged parts always use plain LZ4.
+    ``zstd`` (default) stores 5-15 % fewer bytes and compresses faster; ``lz4`` (LZ4HC compression,
+    LZ4 decoding) decompresses ~20 % faster. Staged parts always use plain LZ4.
     """
     cname, clevel = EVENT_CODECS[codec]
-    return BloscCodec(cname=cname, clevel=clevel, shuffle="bitshuffle", typesize=np.dtype(dtype).itemsize)
+    return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
 
 
 def value_range(column: np.ndarray) -> list[int] | None:

@@ -17,21 +17,48 @@ import google_crc32c
 import numpy as np
 from numcodecs import Blosc
 
-from .layout import event_compressor
+from .layout import DEFAULT_SHUFFLE, SHUFFLES, event_compressor
 
 EMPTY = np.iinfo(np.uint64).max
 
 
-def chunk_compressor(dtype: np.dtype, codec: str) -> Blosc:
-    """The numcodecs Blosc that zarr's ``BloscCodec`` for this column dtype and codec choice uses."""
-    zarr_codec = event_compressor(dtype, codec)
+_BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+
+
+def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE) -> Blosc:
+    """The numcodecs Blosc that zarr's ``BloscCodec`` for this column dtype, codec and filter uses."""
+    zarr_codec = event_compressor(dtype, codec, shuffle)
     return Blosc(
         cname=zarr_codec.cname.value,
         clevel=zarr_codec.clevel,
-        shuffle=Blosc.BITSHUFFLE,
+        shuffle=_BLOSC_SHUFFLE[zarr_codec.shuffle.value],
         blocksize=zarr_codec.blocksize,
         typesize=zarr_codec.typesize,
     )
+
+
+def choose_shuffle(probe: np.ndarray, codec: str, chunk_events: int) -> str:
+    """The Blosc filter of :data:`~.layout.SHUFFLES` that stores ``probe`` (a column's first events,
+    in its stored dtype) in the fewest bytes, chunk by chunk as the cache would; ties keep the first."""
+    sizes = {
+        shuffle: sum(
+            len(
+                encode_chunk(
+                    probe[i : i + chunk_events], chunk_events, chunk_compressor(probe.dtype, codec, shuffle)
+                )
+            )
+            for i in range(0, len(probe), chunk_events)
+        )
+        for shuffle in SHUFFLES
+    }
+    return min(SHUFFLES, key=sizes.__getitem__)
+
+
+def encode_chunk(chunk: np.ndarray, chunk_events: int, compressor: Blosc) -> bytes:
+    """One stored chunk: zero-padded to ``chunk_events`` values as zarr pads a partial chunk."""
+    if len(chunk) < chunk_events:
+        chunk = np.concatenate([chunk, np.zeros(chunk_events - len(chunk), chunk.dtype)])
+    return compressor.encode(np.ascontiguousarray(chunk).view(np.uint8))
 
 
 def encode_shard(column: np.ndarray, chunk_events: int, shard_events: int, compressor: Blosc) -> bytes | None:
@@ -45,9 +72,7 @@ def encode_shard(column: np.ndarray, chunk_events: int, shard_events: int, compr
         chunk = column[start : start + chunk_events]
         if not chunk.any():
             continue
-        if len(chunk) < chunk_events:
-            chunk = np.concatenate([chunk, np.zeros(chunk_events - len(chunk), chunk.dtype)])
-        data = compressor.encode(np.ascontiguousarray(chunk).view(np.uint8))
+        data = encode_chunk(chunk, chunk_events, compressor)
         index[k] = (offset, len(data))
         pieces.append(data)
         offset += len(data)

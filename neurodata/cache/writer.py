@@ -50,6 +50,7 @@ from .layout import (
     DEFAULT_CHUNK_EVENTS,
     DEFAULT_CODEC,
     DEFAULT_SHARD_EVENTS,
+    DEFAULT_SHUFFLE,
     EVENT_CODECS,
     EVENT_FIELDS,
     LAYOUT_VERSION,
@@ -68,11 +69,12 @@ from .layout import (
     value_range,
 )
 from .parts import PART_FORMAT, encode_columns, read_span
-from .shards import chunk_compressor, encode_shard
+from .shards import choose_shuffle, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
 PLAN_NAME = "plan.json"
+PROBE_CHUNKS = 4  # chunks of events compressed both ways to choose each column's Blosc filter
 
 
 @dataclass
@@ -389,6 +391,7 @@ class CacheBuilder:
             for split, done in staged.items()
         }
         dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
+        shuffles = self._choose_shuffles(staged, dtypes)
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
@@ -402,8 +405,8 @@ class CacheBuilder:
         )
         tasks = []
         for split, done in staged.items():
-            sync(self._layout_split(target, split, done, splits[split], dtypes))
-            tasks += self._shard_tasks(target, split, done, dtypes)
+            sync(self._layout_split(target, split, done, splits[split], dtypes, shuffles))
+            tasks += self._shard_tasks(target, split, done, dtypes, shuffles)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -417,6 +420,25 @@ class CacheBuilder:
         if self.root.is_local:
             self._publish_local(target)
 
+    def _choose_shuffles(self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype]) -> dict[str, str]:
+        """Each event column's Blosc filter, measured on the first events of the first non-empty
+        part (up to :data:`PROBE_CHUNKS` chunks): deterministic, so a resumed commit chooses alike."""
+        first = next(
+            ((split, i, d) for split, done in staged.items() for i, d in enumerate(done) if d["n_events"]),
+            None,
+        )
+        if first is None:
+            return {name: DEFAULT_SHUFFLE for name in EVENT_FIELDS}
+        split, index, record = first
+        stop = min(record["n_events"], PROBE_CHUNKS * self.chunk_events)
+        probe = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
+        return {
+            name: choose_shuffle(
+                narrowed(column, dtypes[name], self.root, name), self.codec, self.chunk_events
+            )
+            for name, column in zip(EVENT_FIELDS, probe)
+        }
+
     async def _layout_split(
         self,
         target: Location,
@@ -424,6 +446,7 @@ class CacheBuilder:
         done: list[dict],
         totals: dict[str, int],
         dtypes: dict[str, np.dtype],
+        shuffles: dict[str, str],
     ) -> None:
         """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
         root = await target.open_async_group("r+")
@@ -447,7 +470,7 @@ class CacheBuilder:
                     dtype=dtypes[name],
                     chunks=(self.chunk_events,),
                     shards=(self.shard_events,),
-                    compressors=event_compressor(dtypes[name], self.codec),
+                    compressors=event_compressor(dtypes[name], self.codec, shuffles[name]),
                     fill_value=0,
                     config=ARRAY_CONFIG,
                 )
@@ -460,7 +483,12 @@ class CacheBuilder:
         )
 
     def _shard_tasks(
-        self, target: Location, split: str, done: list[dict], dtypes: dict[str, np.dtype]
+        self,
+        target: Location,
+        split: str,
+        done: list[dict],
+        dtypes: dict[str, np.dtype],
+        shuffles: dict[str, str],
     ) -> list[tuple]:
         """One :func:`write_shard` task per shard of the split, with the parts each one reads."""
         part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
@@ -488,6 +516,7 @@ class CacheBuilder:
                     self.shard_events,
                     self.codec,
                     {f: d.str for f, d in dtypes.items()},
+                    shuffles,
                 )
             )
         return tasks
@@ -519,6 +548,7 @@ def write_shard(
     shard_events: int,
     codec: str,
     dtypes: dict[str, str],
+    shuffles: dict[str, str],
 ) -> dict[str, list]:
     """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
 
@@ -539,7 +569,7 @@ def write_shard(
         column = narrowed(
             np.concatenate([piece[k] for piece in pieces]), np.dtype(dtypes[name]), target, name
         )
-        compressor = chunk_compressor(column.dtype, codec)
+        compressor = chunk_compressor(column.dtype, codec, shuffles[name])
         data = encode_shard(column, chunk_events, shard_events, compressor)
         if data is not None:  # an all-zero shard is not stored, as zarr does
             files[f"{split}/{name}/c/{shard}"] = data
