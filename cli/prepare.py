@@ -104,8 +104,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--codec",
         choices=sorted(EVENT_CODECS),
-        default=DEFAULT_CODEC,
-        help=f"event compression of the cache (default {DEFAULT_CODEC}; zstd is smaller, lz4 faster to read)",
+        default=None,
+        help=f"event compression of the cache: zstd is smaller, lz4 faster to read (default: the codec of "
+        f"a finished cache already there, else {DEFAULT_CODEC})",
     )
     p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
     p.add_argument(

@@ -87,6 +87,24 @@ def test_dvs128_from_extracted_folder_and_rerun_is_a_no_op(fixtures, dvs128_arch
     assert first["n_events"] == second["n_events"]
 
 
+def test_a_finished_cache_keeps_its_codec_unless_another_is_asked_for(fixtures, dvs128_archive, tmp_path):
+    """A cache prepared with lz4 (or before zstd became the default) is reused by a plain rerun;
+    asking for another codec explicitly is refused without overwrite, as any changed build is."""
+    folder, _ = dvs128_archive
+    first = prepare("dvs128", source=str(folder), root=tmp_path, progress=False, codec="lz4")
+    store = tmp_path / "dvs128.zarr"
+    mtime = (store / "zarr.json").stat().st_mtime_ns
+    again = prepare("dvs128", source=str(folder), root=tmp_path, progress=False)
+    assert (store / "zarr.json").stat().st_mtime_ns == mtime
+    assert open_cache(store).attrs["codec"] == "lz4" and again["n_events"] == first["n_events"]
+    with pytest.raises(NeurodataError, match="fingerprint differs"):
+        prepare("dvs128", source=str(folder), root=tmp_path, progress=False, codec="zstd")
+    fresh = prepare("dvs128", source=str(folder), root=tmp_path / "new", progress=False)
+    assert open_cache(tmp_path / "new" / "dvs128.zarr").attrs["codec"] == "zstd"
+    assert fresh["n_events"] == first["n_events"]
+    assert_cache_holds(tmp_path / "new" / "dvs128.zarr", expected_dvs128_samples(fixtures))
+
+
 def test_nmnist_from_mirrors_with_a_dead_first_mirror(fixtures, tmp_path, monkeypatch):
     from neurodata.datasets import nmnist
     from neurodata.datasets.resource import Resource

@@ -18,6 +18,8 @@ from typing import Any
 
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
 from ..cache.layout import DEFAULT_CODEC
+from ..cache.store import Location
+from ..cache.writer import read_marker
 from ..errors import NeurodataError
 from .download import download
 from .extract import extract
@@ -73,6 +75,12 @@ def decode_part(
     return PartData.from_samples((s.events, s.label, s.source) for s in samples)
 
 
+def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
+    """The event codec of the finished cache at ``store`` (None: no finished cache there)."""
+    marker = read_marker(Location(store, storage_options))
+    return marker.get("codec") if marker and marker.get("complete") else None
+
+
 def prepare(
     name: str,
     source: str | None = None,
@@ -84,7 +92,7 @@ def prepare(
     executor: Executor | None = None,
     cache_url: str | None = None,
     storage_options: dict[str, Any] | None = None,
-    codec: str = DEFAULT_CODEC,
+    codec: str | None = None,
 ) -> dict[str, Any]:
     """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary.
 
@@ -95,7 +103,9 @@ def prepare(
     processes; its workers must see the extracted folder at the same path (shared disk) and reach
     the cache. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
     JSON-ready dict per step and per decoded part (see :mod:`neurodata.datasets.progress`).
-    ``codec`` compresses the cache's events: ``"lz4"`` (fastest to read) or ``"zstd"`` (smaller).
+    ``codec`` compresses the cache's events: ``"zstd"`` (smaller) or ``"lz4"`` (faster to read);
+    None keeps the codec of a finished cache already at the store (so a cache prepared with
+    another codec, or before zstd became the default, is reused, not rebuilt), else ``"zstd"``.
     Concurrent runs for the same cache from one machine take turns (a lock file in ``root``).
     """
     spec = get_dataset(name)
@@ -126,6 +136,7 @@ def prepare(
             "notes": spec.notes,
         }
         parts = {split: len(u) for split, u in units.items()}
+        codec = codec or finished_codec(store, storage_options) or DEFAULT_CODEC
         builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, str(folder), units, options)
         _emit(
