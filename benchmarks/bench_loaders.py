@@ -4,7 +4,8 @@ Data: the EVT 2.0 and EVT 3.0 fixture recordings, downscaled to a 128x128 sensor
 tiled end to end with increasing time offsets and cut into samples of 100-300 k events (DVS128
 Gesture's range). The same samples are written as
 
-* a neurodata cache (plus frames precomputed in it with ``neurodata.loaders.precompute``),
+* a neurodata cache with the default codec, zstd (plus frames precomputed in it with
+  ``neurodata.loaders.precompute``), and one with ``codec="lz4"`` (faster to read, ~20 % larger),
 * SpikingJelly's folders: ``events_np/<label>/<i>.npz`` (``np.savez_compressed`` of int64 t, x, y, p,
   SpikingJelly's default) and ``frames_number_16_split_by_number/<label>/<i>.npz`` (float64 frames,
   as ``integrate_events_by_fixed_frames_number`` makes them), read as SpikingJelly reads them
@@ -18,7 +19,10 @@ ours: ``ToFrame(None, frames_number=16, split_by="number")``, int32, and the sam
 Each timed pass reads every sample (map-style datasets in one fixed random order) through a
 ``DataLoader`` in three modes: 0 workers one sample at a time without collation (pure loading),
 then batches of 16 with 0 and 2 workers (fork) through the same collate for all: ``pad_events`` for
-events (it accepts SpikingJelly's dicts and Tonic's arrays), ``stack_dense`` for frames. Runs
+events (it accepts SpikingJelly's dicts and Tonic's arrays; our map dataset hands it the batch's
+samples still in the cache, which it decodes straight into the padded batch), ``stack_dense`` for
+frames. With 0 workers our reads decode chunks (one sample) or samples (a batch) on
+``torch.get_num_threads()`` threads (2 here), so the CPU time per sample is printed beside the wall rate. Runs
 interleave the loaders; medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
@@ -252,6 +256,11 @@ def main_local(args) -> None:
     print(
         f"cache: {args.samples} samples, {int(_STREAM[1][-1]):,} events, built in {time.perf_counter() - t0:.1f} s"
     )
+    lz4_url = str(work / "bench-lz4.zarr")
+    builder = CacheBuilder(
+        lz4_url, "bench", {"sensor_size": list(SENSOR)}, {"train": -(-args.samples // PER_PART)}, codec="lz4"
+    )
+    build_cache(builder, partial(make_part, args.samples), workers=2)
     t0 = time.perf_counter()
     precompute(url, frame_spec(), workers=2, progress=False)
     print(f"precomputed frames in {time.perf_counter() - t0:.1f} s")
@@ -272,6 +281,7 @@ def main_local(args) -> None:
     cases = {
         "events": {
             "neurodata map": (ours_events, True, pad_events),
+            "neurodata map, lz4 cache": (load(lz4_url), True, pad_events),
             "neurodata streaming": (ours_stream, False, pad_events),
             "SpikingJelly events_np": (FolderDataset(sj_events, sj_load_events), True, pad_events),
             "Tonic DiskCachedDataset": (tonic_events, True, pad_events),

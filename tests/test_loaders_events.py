@@ -13,16 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import zarr
+from torch.utils.data import DataLoader
 from zarr.codecs import BloscCodec
 
 import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
 from neurodata.cache.codecs import decode_times, encode_times
 from neurodata.events import EVENT_DTYPE, make_events
-from neurodata.loaders import load
+from neurodata.loaders import EventBatch, load, pad_events
 from neurodata.loaders.event_columns import EventColumns
-from neurodata.loaders.kernels import scatter_chunk_numba
+from neurodata.loaders.kernels import carry_times_numba, scatter_chunk_numba
+from neurodata.loaders.pending import PendingEvents
 from neurodata.loaders.shards import MISSING
 from neurodata.loaders.source import event_columns
 
@@ -84,7 +87,16 @@ def assert_reads_like_zarr(source, reference) -> None:
         np.testing.assert_array_equal(local, expected_local)
 
 
-def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache):
+@pytest.fixture(params=[1, 3], ids=["inline", "3 threads"])
+def decode_threads(request):
+    """Reads decode inline, or their chunks on 3 threads side by side (times carried across chunks)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(previous)
+
+
+def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache, decode_threads):
     url, samples = fixture_cache
     source = load(url).pipeline.source
     columns = source._open()[2]
@@ -188,3 +200,70 @@ def test_scatter_kernel_matches_the_numpy_reference():
         np.testing.assert_array_equal(out["t"], t)
         for name, column in (("x", x), ("y", y), ("p", p)):
             np.testing.assert_array_equal(out[name], column)
+
+
+def test_a_batch_pads_straight_from_the_cache_as_from_decoded_samples(fixture_cache, decode_threads):
+    """``__getitems__`` hands pad_events the samples still in the cache; decoded straight into the
+    padded columns (on 1 or 3 threads) they equal padding the decoded samples, on real recordings cut
+    across chunk and shard edges, empty samples and a left-out polarity stretch included."""
+    url, samples = fixture_cache
+    ds = load(url, target_transform=lambda label: label * 10)
+    order = [7, 0, 3, 15, 1, 9, 8, 12, 2]  # 0, 4 and 12 are empty; evt3 and aedat4 mixed
+    pending = ds.__getitems__(order)
+    assert isinstance(pending, PendingEvents) and len(pending) == len(order)
+    batch = pad_events(pending)
+    expected = pad_events([ds[i] for i in order])
+    for name, mine, theirs in zip(EventBatch._fields, batch, expected):
+        assert torch.equal(mine, theirs), name
+    assert batch.labels.tolist() == [samples[i][1] * 10 for i in order]
+    for row, i in enumerate(order):  # against the source events, not just our other path
+        n = len(samples[i][0])
+        np.testing.assert_array_equal(batch.t[row, :n].numpy(), samples[i][0]["t"])
+        assert not batch.mask[row, n:].any()
+    # any other collate function sees the decoded samples
+    for (events, label), i in zip(pending, order):
+        np.testing.assert_array_equal(events, samples[i][0])
+        assert label == samples[i][1] * 10
+
+
+def test_a_dataloader_batch_of_events_is_the_padded_samples(fixture_cache):
+    url, samples = fixture_cache
+    ds = load(url)
+    batches = list(DataLoader(ds, batch_size=5, collate_fn=pad_events))
+    assert len(batches) == 4 and [len(b.lengths) for b in batches] == [5, 5, 5, 1]
+    for k, batch in enumerate(batches):
+        for mine, theirs in zip(batch, pad_events([ds[i] for i in range(5 * k, min(5 * k + 5, len(ds)))])):
+            assert torch.equal(mine, theirs)
+
+
+def test_transformed_items_are_decoded_before_collating(fixture_cache):
+    url, _ = fixture_cache
+    flipped = load(url, transform=lambda events: events[::-1].copy())
+    items = flipped.__getitems__([1, 2])
+    assert isinstance(items, list)
+    np.testing.assert_array_equal(items[0][0], flipped[1][0])
+
+
+def test_carried_times_match_one_sequential_pass():
+    """carry_times_numba on chunks summed from zero equals scatter_chunk_numba run chunk after chunk,
+    with sample starts inside chunks, on chunk edges, empty samples and one sample over many chunks."""
+    rng = np.random.default_rng(3)
+    n = 1000
+    coded = rng.integers(-5, 50, n).astype(np.int32)
+    x, y, p = (rng.integers(0, 100, n).astype(np.uint16) for _ in range(3))
+    for offsets in ([0, n], [0, 100, 100, 250, 600, 601, n], [0, 200, 400, n], [0, 0, 999, n]):
+        offsets = np.array(offsets, dtype=np.int64)
+        starts = np.array([0, 200, 400, 650, 900], dtype=np.int64)
+        bounds = np.append(starts, n)
+        sequential = np.empty(n, EVENT_DTYPE)
+        state = np.zeros(2, np.int64)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            scatter_chunk_numba(coded, x, y, p, a, b - a, a, offsets, state, sequential)
+        pieces = np.empty(n, EVENT_DTYPE)
+        sums = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            local = np.array([0, np.searchsorted(offsets, a)], np.int64)
+            scatter_chunk_numba(coded, x, y, p, a, b - a, a, offsets, local, pieces)
+            sums.append(local[0])
+        carry_times_numba(pieces, starts, np.array(sums, np.int64), offsets)
+        np.testing.assert_array_equal(pieces, sequential, err_msg=str(offsets))

@@ -82,29 +82,44 @@ def _fill_row(events: Any, n: int, rows: dict[str, np.ndarray]) -> tuple[int, in
     return min((lo for lo, _ in ranges), default=0), max((hi for _, hi in ranges), default=0)
 
 
+def _check_coordinates(which: str, lo: int, hi: int) -> None:
+    if lo < COORDINATE_RANGE[0] or hi > COORDINATE_RANGE[1]:
+        raise ValueError(
+            f"pad_events: {which} of the batch has a coordinate of {lo if lo < 0 else hi}, "
+            f"outside the int16 range {COORDINATE_RANGE} of EventBatch.x/y"
+        )
+
+
 def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     """Collate ``(events, label)`` samples by padding each event field to the longest sample.
 
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
     (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each;
-    in DataLoader workers the batch is built in shared memory (see :func:`batch_tensor`).
+    a batch of samples still in the cache (:class:`.pending.PendingEvents`, from ``neurodata.load``)
+    is decoded straight into the padded columns. In DataLoader workers the batch is built in shared
+    memory (see :func:`batch_tensor`).
     """
-    lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
+    pending = hasattr(batch, "fill_rows")
+    if pending:
+        lengths = batch.lengths()
+    else:
+        lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
     shape = (len(batch), int(lengths.max(initial=0)))
     tensors = {name: batch_tensor(shape, dtype, zeroed=True) for name, dtype in FIELD_DTYPES.items()}
     mask = batch_tensor(shape, torch.bool, zeroed=True)  # padding stays zero / False: never written
     columns = {name: tensor.numpy() for name, tensor in tensors.items()}
     mask_rows = mask.numpy()
-    for row, (events, _) in enumerate(batch):
-        n = int(lengths[row])
-        lo, hi = _fill_row(events, n, {name: column[row] for name, column in columns.items()})
-        if lo < COORDINATE_RANGE[0] or hi > COORDINATE_RANGE[1]:
-            raise ValueError(
-                f"pad_events: sample {row} of the batch has a coordinate of {lo if lo < 0 else hi}, "
-                f"outside the int16 range {COORDINATE_RANGE} of EventBatch.x/y"
-            )
+    if pending:
+        _check_coordinates("a sample", 0, batch.fill_rows(columns))
+        labels = _labels(batch.targets())
+    else:
+        for row, (events, _) in enumerate(batch):
+            n = int(lengths[row])
+            lo, hi = _fill_row(events, n, {name: column[row] for name, column in columns.items()})
+            _check_coordinates(f"sample {row}", lo, hi)
+        labels = _labels([label for _, label in batch])
+    for row, n in enumerate(lengths.tolist()):
         mask_rows[row, :n] = True
-    labels = _labels([label for _, label in batch])
     return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
 
 

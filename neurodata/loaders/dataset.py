@@ -1,25 +1,16 @@
 """The map-style dataset over one cache split: random access for samplers (``DistributedSampler``,
-length bucketing), batched reads of consecutive indices through ``__getitems__``."""
+length bucketing), batched reads through ``__getitems__``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from .pipeline import SamplePipeline
-
-
-def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
-    """``[3, 4, 5, 9, 2]`` -> ``[(3, 6), (9, 10), (2, 3)]``: runs of consecutive indices, in order."""
-    runs: list[tuple[int, int]] = []
-    for i in indices:
-        if runs and runs[-1][1] == i:
-            runs[-1] = (runs[-1][0], i + 1)
-        else:
-            runs.append((i, i + 1))
-    return runs
+from .pending import PendingEvents
+from .pipeline import SamplePipeline, read_items
 
 
 class SplitInfo:
@@ -62,17 +53,16 @@ class CacheDataset(SplitInfo, Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.pipeline.item(int(index))
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[Any, Any]]:
-        """A batch's samples; consecutive indices are fetched in one read (the DataLoader calls this)."""
+    def __getitems__(self, indices: list[int]) -> Sequence[tuple[Any, Any]]:
+        """A batch's samples (the DataLoader calls this): raw events from the fused reader come as
+        :class:`.pending.PendingEvents`, which :func:`.collate.pad_events` decodes straight into the
+        padded batch; otherwise a list, consecutive indices fetched in one read."""
         n = len(self)
         if any(not 0 <= i < n for i in indices):
             return [self[i] for i in indices]  # negative indices and the IndexError message
-        finish = self.pipeline.finish
-        return [
-            finish(raw, label)
-            for start, stop in consecutive_runs(list(indices))
-            for raw, label in self.pipeline.read(start, stop)
-        ]
+        if self.pipeline.raw_events and self.pipeline.source.columns is not None:
+            return PendingEvents(self.pipeline, indices)
+        return read_items(self.pipeline, list(indices))
 
     def __repr__(self) -> str:
         return f"CacheDataset({self.pipeline.source!r}, precomputed={self.pipeline.stored is not None})"

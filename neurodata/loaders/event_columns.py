@@ -18,7 +18,8 @@ import numpy as np
 from ..cache.layout import EVENT_FIELDS
 from ..cache.reader import check_local_offsets
 from ..events import EVENT_DTYPE
-from .kernels import scatter_chunk_numba
+from .decode_pool import decode_pool, decode_threads
+from .kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
 
 Fetcher = LocalFetcher | FsspecFetcher
@@ -55,21 +56,60 @@ class EventColumns:
             self._scratch.buffers = buffers
         return buffers
 
+    def _chunk_pieces(self, first: int, last: int) -> list[tuple]:
+        """The compressed inner chunks holding rows of ``[first, last)``, fetched in one round:
+        ``(first row wanted in the chunk, rows wanted, where they go from first, raw per column)``."""
+        if last <= first:
+            return []
+        blobs = fetch_spans(self.fetcher, [(rows, first, last) for rows in self.columns])
+        pieces = zip(*(rows.pieces(first, last, blobs[k]) for k, rows in enumerate(self.columns)))
+        return [
+            (chunk[0][1] - chunk[0][0], chunk[0][2] - chunk[0][1], chunk[0][1] - first, [c[3] for c in chunk])
+            for chunk in pieces
+        ]
+
+    def _decompressed(self, raws: list) -> list[np.ndarray]:
+        """One inner chunk's columns, decompressed into this thread's scratch buffers."""
+        scratch = self.scratch()
+        for rows, buffer, raw in zip(self.columns, scratch, raws):
+            rows.decompress(raw, buffer)
+        return scratch
+
     def read(self, first: int, last: int, local_offsets: np.ndarray) -> np.ndarray:
         """Events ``[first, last)`` of the split as EVENT_DTYPE; ``local_offsets`` (from 0 to
-        ``last - first``) say where each sample starts, so its times restart from its first one."""
-        n = last - first
-        offsets = check_local_offsets(local_offsets, n)
-        out = np.empty(n, dtype=EVENT_DTYPE)
-        if n == 0:
+        ``last - first``) say where each sample starts, so its times restart from its first one.
+
+        Chunks decode side by side when threads are free (:mod:`.decode_pool`): each one starts its
+        time sums from zero, and :func:`.kernels.carry_times_numba` then adds what the chunks before
+        it summed to its events ahead of its first sample start."""
+        offsets = check_local_offsets(local_offsets, last - first)
+        out = np.empty(last - first, dtype=EVENT_DTYPE)
+        chunks = self._chunk_pieces(first, last)
+        threads = decode_threads(len(chunks))
+        if threads == 1:
+            state = np.zeros(2, dtype=np.int64)
+            for src, count, dst, raws in chunks:
+                scatter_chunk_numba(*self._decompressed(raws), src, count, dst, offsets, state, out)
             return out
-        blobs = fetch_spans(self.fetcher, [(rows, first, last) for rows in self.columns])
-        scratch = self.scratch()
-        state = np.zeros(2, dtype=np.int64)
-        pieces = zip(*(rows.pieces(first, last, blobs[k]) for k, rows in enumerate(self.columns)))
-        for chunk in pieces:
-            row0, a, b, _ = chunk[0]
-            for rows, buffer, (_, _, _, raw) in zip(self.columns, scratch, chunk):
-                rows.decompress(raw, buffer)
-            scatter_chunk_numba(*scratch, a - row0, b - a, a - first, offsets, state, out)
+
+        def scatter(chunk: tuple) -> int:
+            src, count, dst, raws = chunk
+            state = np.array([0, np.searchsorted(offsets, dst)], dtype=np.int64)
+            scatter_chunk_numba(*self._decompressed(raws), src, count, dst, offsets, state, out)
+            return int(state[0])
+
+        sums = np.array(list(decode_pool(threads).map(scatter, chunks)), dtype=np.int64)
+        starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
+        carry_times_numba(out, starts, sums, offsets)
         return out
+
+    def read_row(self, first: int, last: int, rows: list[np.ndarray]) -> int:
+        """Events ``[first, last)``, one whole sample, into the first ``last - first`` items of its
+        padded ``rows`` (t, x, y, p of any integer dtypes), times made absolute; returns the largest
+        coordinate, for the caller's range check. Safe to call from several threads at once."""
+        if any(len(row) < last - first for row in rows):
+            raise ValueError(f"padded rows of {min(map(len, rows))} items cannot hold {last - first} events")
+        state = np.zeros(2, dtype=np.int64)
+        for src, count, dst, raws in self._chunk_pieces(first, last):
+            fill_row_chunk_numba(*self._decompressed(raws), src, count, dst, *rows, state)
+        return int(state[1])

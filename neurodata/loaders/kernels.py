@@ -74,3 +74,51 @@ def copy_with_range_numba(source, target):
         lo = min(lo, value)
         hi = max(hi, value)
     return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_row_chunk_numba(coded, x, y, p, src, n, dst, t_row, x_row, y_row, p_row, state):
+    """Rows ``src:src + n`` of the chunk columns -> items ``dst:dst + n`` of one sample's padded rows.
+
+    The column twin of :func:`scatter_chunk_numba` for one sample (``pad_events`` straight from the
+    cache): ``state`` carries ``[running time sum, largest coordinate seen]`` from chunk to chunk
+    (start with ``[0, 0]``); coordinates are never negative in a cache.
+    """
+    running = state[0]
+    hi = state[1]
+    for i in range(n):
+        running += coded[src + i]
+        xi = x[src + i]
+        yi = y[src + i]
+        t_row[dst + i] = running
+        x_row[dst + i] = xi
+        y_row[dst + i] = yi
+        p_row[dst + i] = p[src + i]
+        hi = max(hi, xi, yi)
+    state[0] = running
+    state[1] = hi
+
+
+@numba.njit(cache=True, nogil=True)
+def carry_times_numba(out, starts, sums, offsets):
+    """Finish records whose chunks summed their times from zero (chunks decoded side by side).
+
+    Chunk ``k`` covers records ``starts[k]:starts[k + 1]`` (the last one up to ``len(out)``) and
+    ended its own sums at ``sums[k]``. Records of a chunk ahead of its first sample start (per the
+    local ``offsets``) continue the sample of the chunk before: they get that chunk's carried sum,
+    which passes on to the next chunk, or restarts at a chunk holding a sample start.
+    """
+    carry = 0
+    s = 0
+    m = len(offsets)
+    k_last = len(starts) - 1
+    for k in range(len(starts)):
+        lo = starts[k]
+        hi = starts[k + 1] if k < k_last else len(out)
+        while s < m and offsets[s] < lo:
+            s += 1
+        stop = min(hi, offsets[s]) if s < m else hi  # the first sample start at or after lo
+        if carry != 0:
+            for i in range(lo, stop):
+                out[i].t += carry
+        carry = carry + sums[k] if stop == hi else sums[k]

@@ -77,8 +77,16 @@ class SamplePipeline:
                 raw = self.transform(raw)
             if self.representation is not None:
                 raw = self.representation(raw)
-        target = self.target_transform(label) if self.target_transform is not None else label
-        return raw, target
+        return raw, self.target(label)
+
+    def target(self, label: int) -> Any:
+        """A label through ``target_transform``."""
+        return self.target_transform(label) if self.target_transform is not None else label
+
+    @property
+    def raw_events(self) -> bool:
+        """Whether items are the cache's events as stored (no representation, no event transform)."""
+        return self.stored is None and self.transform is None and self.representation is None
 
     def item(self, index: int) -> tuple[Any, Any]:
         n = len(self)
@@ -89,3 +97,23 @@ class SamplePipeline:
         index %= n
         ((raw, label),) = self.read(index, index + 1)
         return self.finish(raw, label)
+
+
+def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
+    """``[3, 4, 5, 9, 2]`` -> ``[(3, 6), (9, 10), (2, 3)]``: runs of consecutive indices, in order."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+def read_items(pipeline: SamplePipeline, indices: list[int]) -> list[tuple[Any, Any]]:
+    """Items ``indices`` (each in range) in order; consecutive indices are fetched in one read."""
+    return [
+        pipeline.finish(raw, label)
+        for start, stop in consecutive_runs(indices)
+        for raw, label in pipeline.read(start, stop)
+    ]

@@ -82,6 +82,11 @@ class SplitSource:
         return columns.read(first, last, local), local
 
     @property
+    def columns(self) -> EventColumns | None:
+        """The fused reader of the split's event columns in this process (None: zarr reads them)."""
+        return self._open()[2]
+
+    @property
     def reader(self) -> SplitReader:
         return self.cache[self.split]
 

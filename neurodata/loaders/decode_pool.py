@@ -1,0 +1,45 @@
+"""The threads that decode a sample's chunks, or a batch's samples, side by side in the main process.
+
+Blosc's decompression and the Numba passes release the GIL, so in a process that decodes alone
+(``DataLoader(num_workers=0)``, or a training script reading samples itself) several cores can
+share one read. The count follows ``torch.get_num_threads()`` (the user's setting for intra-op
+parallelism); inside a DataLoader worker, or a decode thread, reads stay on the calling thread:
+the workers are the parallelism there.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from torch.utils.data import get_worker_info
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+_inside = threading.local()
+
+
+def decode_threads(tasks: int) -> int:
+    """How many threads ``tasks`` independent decodes may use from here (1: decode inline)."""
+    if tasks < 2 or get_worker_info() is not None or getattr(_inside, "flag", False):
+        return 1
+    return max(1, min(torch.get_num_threads(), tasks))
+
+
+def _mark_inside() -> None:
+    _inside.flag = True
+
+
+def decode_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of ``threads`` decode threads (a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    with _lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ThreadPoolExecutor(
+                threads, thread_name_prefix="neurodata-decode", initializer=_mark_inside
+            )
+            _pools[key] = pool
+        return pool
