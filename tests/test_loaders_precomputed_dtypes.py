@@ -10,14 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch.utils.data import DataLoader
 from zarr.codecs import BloscCodec
 
 import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, verify_cache
 from neurodata.events import make_events
-from neurodata.loaders import load
+from neurodata.loaders import load, stack_dense, stack_time_major
+from neurodata.loaders.pending import PendingFrames
 from neurodata.loaders.precompute import precompute, stored_dtype
 from neurodata.loaders.precomputed import ATTRS_KEY, representation_location
+from neurodata.transforms import ToFrame
 
 representations = pytest.importorskip(
     "neurodata.representations", reason="neurodata.representations not merged yet"
@@ -154,3 +158,69 @@ def test_verify_accepts_narrow_precomputed_frames(tmp_path, recordings):
     assert stored(url, spec)[1] == np.uint8
     report = verify_cache(url)
     assert report.ok, report.problems
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("stored_as", ["narrow", "int32"])
+def test_a_batch_of_stored_frames_is_stacked_straight_from_the_cache(
+    tmp_path, recordings, threads, stored_as
+):
+    """``__getitems__`` hands stack_dense the frames still in the cache; decoded into the batch
+    (batch-major and time-major, on 1 or 3 threads, widened from uint16 or stored int32, or as
+    int16) they equal stacking the samples, which equal the frames computed from the events."""
+    samples, sensor = recordings
+    url = build(tmp_path / "batch.zarr", samples, sensor)
+    spec = {"type": "frame", "n_time_bins": 6}
+    precompute(url, spec, progress=False)
+    precompute(url, ToFrame(sensor, n_time_bins=6, dtype="int16"), progress=False)
+    if stored_as == "int32":
+        group = representation_location(url, key_of(url, spec), "train").open_group("r+")
+        data = group["data"][:]
+        wide = group.create_array(
+            "data", shape=data.shape, chunks=(1, *data.shape[1:]), shards=data.shape, dtype="int32",
+            fill_value=0, compressors=BloscCodec(cname="lz4", clevel=5, typesize=4), overwrite=True,
+        )  # fmt: skip
+        wide[:] = data.astype(np.int32)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for dtype in ("int32", "int16"):
+            ds = load(url, representation=ToFrame(sensor, n_time_bins=6, dtype=dtype))
+            order = [3, 0, 4, 1]
+            pending = ds.__getitems__(order)
+            assert isinstance(pending, PendingFrames)
+            expected = [representations.to_frame(samples[i], sensor, n_time_bins=6) for i in order]
+            for collate in (stack_dense, stack_time_major):
+                frames, labels = collate(pending)
+                reference, reference_labels = collate([ds[i] for i in order])
+                assert frames.dtype == reference.dtype == getattr(torch, dtype)
+                assert torch.equal(frames, reference) and torch.equal(labels, reference_labels)
+                batch_major = frames if collate is stack_dense else frames.transpose(0, 1)
+                for row, want in enumerate(expected):
+                    np.testing.assert_array_equal(batch_major[row].numpy(), want)
+            assert [int(label) for label in labels] == order
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _stack_checking_shared(batch):
+    assert isinstance(batch, PendingFrames)
+    frames, labels = stack_time_major(batch)
+    assert frames.is_shared(), "the worker stacked the frames in private memory"
+    return frames, labels
+
+
+def test_worker_batches_of_stored_frames_are_decoded_into_shared_memory(tmp_path, recordings):
+    samples, sensor = recordings
+    url = build(tmp_path / "workers.zarr", samples, sensor)
+    spec = {"type": "frame", "n_time_bins": 3}
+    precompute(url, spec, progress=False)
+    ds = load(url, representation=spec)
+    loader = DataLoader(
+        ds, batch_size=2, num_workers=2, multiprocessing_context="fork", collate_fn=_stack_checking_shared
+    )
+    got = torch.cat([frames for frames, _ in loader], dim=1)
+    expected = np.stack(
+        [representations.to_frame(events, sensor, n_time_bins=3) for events in samples], axis=1
+    )
+    np.testing.assert_array_equal(got.numpy(), expected)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .pending import PendingEvents
+from .pending import PendingEvents, PendingFrames
 from .pipeline import SamplePipeline, read_items
 
 
@@ -54,14 +54,17 @@ class CacheDataset(SplitInfo, Dataset):
         return self.pipeline.item(int(index))
 
     def __getitems__(self, indices: list[int]) -> Sequence[tuple[Any, Any]]:
-        """A batch's samples (the DataLoader calls this): raw events from the fused reader come as
-        :class:`.pending.PendingEvents`, which :func:`.collate.pad_events` decodes straight into the
-        padded batch; otherwise a list, consecutive indices fetched in one read."""
+        """A batch's samples (the DataLoader calls this): raw events from the fused reader and stored
+        representations read from their shards come pending (:mod:`.pending`), for
+        :func:`.collate.pad_events` / :func:`.collate.stack_dense` to decode straight into the
+        batch; otherwise a list, consecutive indices fetched in one read."""
         n = len(self)
         if any(not 0 <= i < n for i in indices):
             return [self[i] for i in indices]  # negative indices and the IndexError message
         if self.pipeline.raw_events and self.pipeline.source.columns is not None:
             return PendingEvents(self.pipeline, indices)
+        if self.pipeline.stored is not None and self.pipeline.stored.direct:
+            return PendingFrames(self.pipeline, indices)
         return read_items(self.pipeline, list(indices))
 
     def __repr__(self) -> str:

@@ -1,26 +1,28 @@
-"""A batch of raw event samples as the DataLoader hands it to the collate function, not yet decoded.
+"""A batch's samples as the DataLoader hands them to the collate function, not yet read.
 
 :meth:`.dataset.CacheDataset.__getitems__` returns :class:`PendingEvents` when items are raw events
-(no representation, no event transform) of a cache the fused reader handles (:mod:`.event_columns`).
-It is a read-only sequence of ``(events, label)``, decoded on first access, so any collate function
-works on it. :func:`.collate.pad_events` instead has it decode every sample straight into the
-batch's padded ``[B, L]`` columns: no per-sample record arrays and no second copy; in the main
-process the samples decode side by side (see :mod:`.decode_pool`).
+(no representation, no event transform) of a cache the fused reader handles (:mod:`.event_columns`),
+and :class:`PendingFrames` when they are a precomputed representation read directly from its shards.
+Both are read-only sequences of ``(input, target)``, read on first access, so any collate function
+works on them. :func:`.collate.pad_events` and :func:`.collate.stack_dense` instead have them
+decode every sample straight into its slot of the batch: no per-sample arrays and no second copy;
+in the main process the samples decode side by side (see :mod:`.decode_pool`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .decode_pool import decode_pool, decode_threads
 from .pipeline import SamplePipeline, read_items
+from .shards import fetch_spans
 
 
-class PendingEvents(Sequence):
-    """Samples ``indices`` of a pipeline whose items are raw events (see the module docstring)."""
+class PendingItems(Sequence):
+    """Items ``indices`` of a pipeline, read when first needed."""
 
     def __init__(self, pipeline: SamplePipeline, indices: Sequence[int]):
         self.pipeline = pipeline
@@ -35,15 +37,25 @@ class PendingEvents(Sequence):
             self._items = read_items(self.pipeline, self.indices)
         return self._items[k]
 
+    def targets(self) -> list[Any]:
+        labels = self.pipeline.source.reader.labels[self.indices].tolist()
+        return [self.pipeline.target(label) for label in labels]
+
+    def _each_row(self, fill: Callable[[int], Any]) -> list[Any]:
+        """``fill(row)`` for every row of the batch, side by side where threads are free."""
+        rows = range(len(self.indices))
+        threads = decode_threads(len(self.indices))
+        return list(map(fill, rows) if threads == 1 else decode_pool(threads).map(fill, rows))
+
+
+class PendingEvents(PendingItems):
+    """Raw event samples; :func:`.collate.pad_events` decodes them into the padded batch."""
+
     def lengths(self) -> np.ndarray:
         """Events per sample (int64)."""
         offsets = self.pipeline.source.reader.offsets
         index = np.asarray(self.indices, dtype=np.int64)
         return offsets[index + 1] - offsets[index]
-
-    def targets(self) -> list[Any]:
-        labels = self.pipeline.source.reader.labels[self.indices].tolist()
-        return [self.pipeline.target(label) for label in labels]
 
     def fill_rows(self, columns: dict[str, np.ndarray]) -> int:
         """Each sample's events into row ``b`` of the padded ``t, x, y, p`` columns (``[B, L]``, at
@@ -56,7 +68,30 @@ class PendingEvents(Sequence):
             i = self.indices[row]
             return reader.read_row(int(offsets[i]), int(offsets[i + 1]), [column[row] for column in fields])
 
-        threads = decode_threads(len(self.indices))
-        if threads == 1:
-            return max(map(fill, range(len(self.indices))), default=0)
-        return max(decode_pool(threads).map(fill, range(len(self.indices))), default=0)
+        return max(self._each_row(fill), default=0)
+
+
+class PendingFrames(PendingItems):
+    """Stored representations (one chunk per sample); :func:`.collate.stack_dense` decodes them
+    into the stacked batch."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.pipeline.stored.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.pipeline.stored.dtype
+
+    def fill_stacked(self, out: np.ndarray, axis: int) -> None:
+        """Sample ``b`` into ``out``'s index ``b`` along ``axis`` (0: ``[B, ...]``, 1: ``[T, B, ...]``),
+        widened from the stored dtype to ``out``'s; the batch's chunks are fetched in one round."""
+        fetcher, rows = self.pipeline.stored.array
+        blobs = fetch_spans(fetcher, [(rows, i, i + 1) for i in self.indices])
+
+        def fill(row: int) -> None:
+            slot = out[row] if axis == 0 else out[:, row]
+            i = self.indices[row]
+            rows.assemble(i, i + 1, blobs[row], out=slot[None])
+
+        self._each_row(fill)

@@ -95,6 +95,11 @@ class PrecomputedSource:
             self._opened = opened
         return opened[1]
 
+    @property
+    def direct(self) -> bool:
+        """Whether the data array is read from its shards directly (not through zarr)."""
+        return isinstance(self.array, tuple)
+
     def read(self, start: int, stop: int) -> np.ndarray:
         array = self.array
         if isinstance(array, tuple):

@@ -206,22 +206,23 @@ class ShardedRows:
         stop: int,
         blobs: dict[int, tuple[int, memoryview] | None],
         dtype: np.dtype | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rows ``[start, stop)`` from each shard's fetched span (``(span start, bytes)``), as ``dtype``
-        (default: the stored one; a wider one widens each chunk straight into the output)."""
-        out = np.empty((stop - start, *self.shape[1:]), dtype=dtype or self.dtype)
-        flat = out.reshape(-1)
-        items = self.chunk_rows * self.row_items
+        (default: the stored one; a wider one widens each chunk straight into the output), into
+        ``out`` when given (shape ``[stop - start, *row shape]``, any strides: a batch's slot)."""
+        if out is None:
+            out = np.empty((stop - start, *self.shape[1:]), dtype=dtype or self.dtype)
         scratch = None
         for row0, a, b, raw in self.pieces(start, stop, blobs):
-            target = flat[(a - start) * self.row_items : (b - start) * self.row_items]
-            if target.size == items and out.dtype == self.dtype:  # a whole chunk: decompress in place
-                self.decompress(raw, target)
+            target = out[a - start : b - start]
+            if b - a == self.chunk_rows and out.dtype == self.dtype and target.flags.c_contiguous:
+                self.decompress(raw, target.reshape(-1))  # a whole chunk: decompress in place
                 continue
             if scratch is None:
-                scratch = np.empty(items, dtype=self.dtype)
-            self.decompress(raw, scratch)
-            target[:] = scratch[(a - row0) * self.row_items : (b - row0) * self.row_items]
+                scratch = np.empty((self.chunk_rows, *self.shape[1:]), dtype=self.dtype)
+            self.decompress(raw, scratch.reshape(-1))
+            target[...] = scratch[a - row0 : b - row0]
         return out
 
 
