@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from neurodata.loaders import load, pad_events, stack_time_major
+from neurodata.loaders import EventBatch, load, pad_events, shm_pool, stack_time_major
+from neurodata.loaders.collate import PooledEventBatch, PooledStack
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loader_samples as ls  # noqa: E402
@@ -84,14 +85,25 @@ def test_coordinates_outside_int16_are_an_error_not_a_wrap(store):
 
 def pad_in_shared_memory(samples):
     """pad_events, checking in the worker that the batch was built in shared memory (so sending it
-    to the main process copies nothing)."""
+    to the main process copies nothing): a segment of the worker's reusable pool, or torch's."""
     batch = pad_events(samples)
-    assert all(tensor.is_shared() for tensor in batch[:5]), "the worker built the batch in private memory"
+    if shm_pool.worker_pool() is not None:
+        assert isinstance(batch, PooledEventBatch), "the worker built the batch outside its pool"
+    else:
+        assert all(tensor.is_shared() for tensor in batch[:5]), "the worker built the batch in private memory"
     return batch
 
 
+@pytest.fixture(params=["pool", "torch"])
+def worker_memory(request, monkeypatch):
+    """Worker batches in the reusable memfd pool, or (platforms without memfd) torch's shared memory."""
+    if request.param == "torch":
+        monkeypatch.setattr(shm_pool, "worker_pool", lambda: None)  # forked workers inherit it
+    return request.param
+
+
 @pytest.mark.parametrize("indices", [[[1, 2, 3, 4], [5, 6, 7, 8]], [[0, 9], [18]]])  # the second: all empty
-def test_worker_batches_are_built_in_shared_memory(store, indices):
+def test_worker_batches_are_built_in_shared_memory(store, indices, worker_memory):
     ds = load(store)
     loader = DataLoader(
         ds,
@@ -101,6 +113,7 @@ def test_worker_batches_are_built_in_shared_memory(store, indices):
         collate_fn=pad_in_shared_memory,
     )
     for batch, wanted in zip(loader, indices):
+        assert type(batch) is EventBatch  # a plain batch in the main process
         samples = [ds[i] for i in wanted]
         assert_batch_holds(batch, samples)
         for mine, theirs in zip(batch, pad_events(samples)):
@@ -110,12 +123,15 @@ def test_worker_batches_are_built_in_shared_memory(store, indices):
 
 def stack_in_shared_memory(samples):
     """stack_time_major, checking in the worker that the batch was built in shared memory."""
-    frames, labels = stack_time_major(samples)
-    assert frames.is_shared(), "the worker stacked the frames in private memory"
-    return frames, labels
+    out = stack_time_major(samples)
+    if shm_pool.worker_pool() is not None:
+        assert isinstance(out, PooledStack), "the worker stacked the frames outside its pool"
+    else:
+        assert out[0].is_shared(), "the worker stacked the frames in private memory"
+    return out
 
 
-def test_worker_frame_batches_are_stacked_in_shared_memory():
+def test_worker_frame_batches_are_stacked_in_shared_memory(worker_memory):
     frames = [(np.arange(4 * 2 * 3 * 5, dtype=np.int32).reshape(4, 2, 3, 5) * i, i) for i in range(6)]
     loader = DataLoader(
         frames, batch_size=3, num_workers=2, multiprocessing_context="fork", collate_fn=stack_in_shared_memory

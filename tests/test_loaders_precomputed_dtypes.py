@@ -18,6 +18,7 @@ import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, verify_cache
 from neurodata.events import make_events
 from neurodata.loaders import load, stack_dense, stack_time_major
+from neurodata.loaders.collate import PooledStack
 from neurodata.loaders.pending import PendingFrames
 from neurodata.loaders.precompute import precompute, stored_dtype
 from neurodata.loaders.precomputed import ATTRS_KEY, representation_location
@@ -205,9 +206,9 @@ def test_a_batch_of_stored_frames_is_stacked_straight_from_the_cache(
 
 def _stack_checking_shared(batch):
     assert isinstance(batch, PendingFrames)
-    frames, labels = stack_time_major(batch)
-    assert frames.is_shared(), "the worker stacked the frames in private memory"
-    return frames, labels
+    out = stack_time_major(batch)
+    assert isinstance(out, PooledStack), "the worker stacked the frames outside its reusable shared memory"
+    return out
 
 
 def test_worker_batches_of_stored_frames_are_decoded_into_shared_memory(tmp_path, recordings):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler, get_worker_info
 
+from . import shm_pool
 from .kernels import copy_with_range_numba, pad_records_numba
 
 
@@ -37,6 +38,63 @@ class EventBatch(NamedTuple):
 
     def to(self, *args: Any, **kwargs: Any) -> EventBatch:
         return EventBatch(*(tensor.to(*args, **kwargs) for tensor in self))
+
+
+class PooledEventBatch(EventBatch):
+    """An EventBatch a DataLoader worker built in a reusable shared-memory segment (see
+    :mod:`.shm_pool`): it pickles as the segment's handle and arrives as a plain EventBatch."""
+
+    def __reduce__(self):
+        lease, layout = self.pooled
+        return _receive_event_batch, (
+            lease.handle(),
+            layout,
+            self.lengths.numpy(),
+            _labels_payload(self.labels),
+        )
+
+
+class PooledStack(tuple):
+    """``(stacked, labels)`` built in a reusable shared-memory segment; arrives as a plain tuple."""
+
+    def __reduce__(self):
+        lease, layout = self.pooled
+        return _receive_stack, (lease.handle(), layout, _labels_payload(self[1]))
+
+
+def _labels_payload(labels: Any) -> Any:
+    return ("tensor", labels.numpy()) if isinstance(labels, torch.Tensor) else ("list", labels)
+
+
+def _labels_from(payload: Any) -> Any:
+    kind, value = payload
+    return torch.from_numpy(value) if kind == "tensor" else value
+
+
+def _receive_event_batch(handle, layout, lengths, labels) -> EventBatch:
+    return EventBatch(*shm_pool.receive(handle, layout), torch.from_numpy(lengths), _labels_from(labels))
+
+
+def _receive_stack(handle, layout, labels) -> tuple[torch.Tensor, Any]:
+    (stacked,) = shm_pool.receive(handle, layout)
+    return stacked, _labels_from(labels)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+def batch_tensors(
+    specs: list[tuple[tuple[int, ...], torch.dtype]], zeroed: bool = False
+) -> tuple[list[torch.Tensor], tuple | None]:
+    """Tensors for one batch: in a DataLoader worker, in a reusable segment of its pool (contents
+    undefined, ``zeroed`` or not; returns the lease and layout to pickle by) where the platform has
+    one, else :func:`batch_tensor` each (None)."""
+    pool = shm_pool.worker_pool()
+    if pool is None:
+        return [batch_tensor(shape, dtype, zeroed) for shape, dtype in specs], None
+    lease, layout, arrays = shm_pool.lend([(shape, _numpy_dtype(dtype)) for shape, dtype in specs], pool)
+    return [torch.from_numpy(array) for array in arrays], (lease, layout)
 
 
 # 14 bytes per padded event: times stay exact (absolute int64 microseconds); coordinates of every
@@ -105,8 +163,10 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     else:
         lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
     shape = (len(batch), int(lengths.max(initial=0)))
-    tensors = {name: batch_tensor(shape, dtype, zeroed=True) for name, dtype in FIELD_DTYPES.items()}
-    mask = batch_tensor(shape, torch.bool, zeroed=True)  # padding stays zero / False: never written
+    made, pooled = batch_tensors(
+        [(shape, dtype) for dtype in (*FIELD_DTYPES.values(), torch.bool)], zeroed=True
+    )
+    tensors, mask = dict(zip(FIELD_DTYPES, made[:4])), made[4]
     columns = {name: tensor.numpy() for name, tensor in tensors.items()}
     mask_rows = mask.numpy()
     if pending:
@@ -120,7 +180,15 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
         labels = _labels([label for _, label in batch])
     for row, n in enumerate(lengths.tolist()):
         mask_rows[row, :n] = True
-    return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
+        if pooled is not None:  # reused memory: the padding is written too
+            mask_rows[row, n:] = False
+            for column in columns.values():
+                column[row, n:] = 0
+    if pooled is None:
+        return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
+    out = PooledEventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
+    out.pooled = pooled
+    return out
 
 
 def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:
@@ -135,9 +203,11 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
     if hasattr(batch, "fill_stacked"):
         shape = list(batch.shape)
         shape.insert(axis, len(batch))
-        stacked = batch_tensor(tuple(shape), torch.from_numpy(np.empty(0, dtype=batch.dtype)).dtype)
+        (stacked,), pooled = batch_tensors(
+            [(tuple(shape), torch.from_numpy(np.empty(0, dtype=batch.dtype)).dtype)]
+        )
         batch.fill_stacked(stacked.numpy(), axis)
-        return stacked, _labels(batch.targets())
+        return _stacked(stacked, _labels(batch.targets()), pooled)
     inputs = [x for x, _ in batch]
     shapes = {tuple(x.shape) for x in inputs}
     if len(shapes) > 1:
@@ -149,11 +219,19 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
         shape = list(inputs[0].shape)
         shape.insert(axis, len(inputs))
         dtype = torch.from_numpy(np.empty(0, dtype=np.result_type(*inputs))).dtype
-        stacked = batch_tensor(tuple(shape), dtype)
+        (stacked,), pooled = batch_tensors([(tuple(shape), dtype)])
         np.stack(inputs, axis=axis, out=stacked.numpy())
     else:
-        stacked = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis)
-    return stacked, _labels([label for _, label in batch])
+        stacked, pooled = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis), None
+    return _stacked(stacked, _labels([label for _, label in batch]), pooled)
+
+
+def _stacked(stacked: torch.Tensor, labels: Any, pooled: tuple | None) -> tuple[torch.Tensor, Any]:
+    if pooled is None:
+        return stacked, labels
+    out = PooledStack((stacked, labels))
+    out.pooled = pooled
+    return out
 
 
 def stack_time_major(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, Any]:

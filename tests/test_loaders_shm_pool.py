@@ -1,0 +1,89 @@
+"""The workers' reusable shared-memory batches: a batch the main process still holds (or a view of
+one) is never written again; a released one is reused; a batch that never left the worker is
+given back; batches through real DataLoader workers equal the ones collated in the main process."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from neurodata.loaders import shm_pool, stack_dense
+
+pytestmark = pytest.mark.skipif(not hasattr(shm_pool.os, "memfd_create"), reason="memfd is Linux-only")
+
+
+def test_a_lent_segment_comes_back_only_when_every_view_is_gone():
+    pool = shm_pool.Pool()
+    lease, layout, (a, b) = shm_pool.lend([((3, 4), np.int64), ((5,), np.bool_)], pool)
+    segment = lease.segment
+    a[:] = np.arange(12).reshape(3, 4)
+    b[:] = [True, False, True, False, True]
+    received = shm_pool.receive(lease.handle(), layout)  # what the main process gets
+    del a, b
+    gc.collect()
+    assert not segment.arrays_alive and segment.map[0] == shm_pool.LENT  # sent: the main process holds it
+    assert pool.acquire(64) is not segment
+    torch.testing.assert_close(received[0], torch.arange(12).reshape(3, 4))
+    assert received[1].tolist() == [True, False, True, False, True]
+    row = received[0][1]  # a view keeps the whole batch lent
+    del received
+    gc.collect()
+    assert segment.map[0] == shm_pool.LENT and row.tolist() == [4, 5, 6, 7]
+    del row
+    gc.collect()
+    assert segment.reusable
+    assert pool.acquire(layout[-1][0]) is segment
+
+
+def test_a_batch_that_never_left_the_worker_is_given_back():
+    pool = shm_pool.Pool()
+    lease, _, (a,) = shm_pool.lend([((1000,), np.float32)], pool)
+    assert lease.segment.map[0] == shm_pool.LENT and not lease.segment.reusable
+    del a
+    gc.collect()
+    assert lease.segment.reusable
+
+
+def test_free_segments_beyond_the_spare_count_are_closed():
+    pool = shm_pool.Pool()
+    lent = [shm_pool.lend([((1 << 16,), np.uint8)], pool) for _ in range(5)]  # all held at once
+    assert len(pool.segments) == 5
+    del lent
+    gc.collect()  # none was sent: all came back
+    pool.acquire(1 << 16)
+    assert len(pool.segments) == 1 + shm_pool.MAX_FREE
+
+
+FRAMES = [(np.random.default_rng(i).integers(0, 1000, (4, 2, 8, 8)).astype(np.int32), i) for i in range(48)]
+
+
+def _stack_and_count(samples):
+    """stack_dense in the worker, plus how many segments the worker's pool holds now."""
+    return stack_dense(samples), len(shm_pool.worker_pool().segments)
+
+
+@pytest.mark.parametrize("hold", [True, False], ids=["held", "released"])
+def test_worker_batches_survive_while_held_and_segments_are_reused_once_released(hold):
+    loader = DataLoader(
+        FRAMES, batch_size=2, num_workers=2, multiprocessing_context="fork", collate_fn=_stack_and_count
+    )
+    kept, counts = [], []
+    for k, ((frames, labels), n_segments) in enumerate(loader):
+        counts.append(n_segments)
+        expected = np.stack([FRAMES[2 * k][0], FRAMES[2 * k + 1][0]])
+        np.testing.assert_array_equal(frames.numpy(), expected)
+        assert labels.tolist() == [2 * k, 2 * k + 1]
+        if hold:
+            kept.append((k, frames))
+        del frames, labels
+        gc.collect()
+    for k, frames in kept:  # nothing held was overwritten by later batches
+        np.testing.assert_array_equal(frames.numpy(), np.stack([FRAMES[2 * k][0], FRAMES[2 * k + 1][0]]))
+    if hold:
+        assert max(counts) >= 12 - 1  # 12 batches per worker, each still lent when the next was built
+    else:
+        assert max(counts) <= 5  # the prefetched batches and one in hand, then reuse
