@@ -91,8 +91,11 @@ class Pool:
         spare = [s for s in free if s is not segment]
         for extra in [s for s in spare if s.size < nbytes] + sorted(spare, key=lambda s: s.size)[MAX_FREE:]:
             if extra in self.segments:
+                try:
+                    extra.close()
+                except BufferError:  # its arrays' finalizer ran but their buffer is not released yet
+                    continue
                 self.segments.remove(extra)
-                extra.close()
         segment.map[0] = LENT
         return segment
 
