@@ -267,3 +267,19 @@ def test_carried_times_match_one_sequential_pass():
             sums.append(local[0])
         carry_times_numba(pieces, starts, np.array(sums, np.int64), offsets)
         np.testing.assert_array_equal(pieces, sequential, err_msg=str(offsets))
+
+
+def test_decode_threads_follow_the_environment_then_torch(monkeypatch):
+    from neurodata.loaders import decode_pool
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert decode_pool.decode_threads(8) == 4 and decode_pool.decode_threads(3) == 3
+    assert decode_pool.decode_threads(1) == 1
+    monkeypatch.setenv("NEURODATA_DECODE_THREADS", "1")
+    assert decode_pool.decode_threads(8) == 1
+    monkeypatch.setenv("NEURODATA_DECODE_THREADS", "6")
+    assert decode_pool.decode_threads(8) == 6
+    monkeypatch.setenv("NEURODATA_DECODE_THREADS", "two")
+    with pytest.raises(ValueError, match="NEURODATA_DECODE_THREADS"):
+        decode_pool.decode_threads(8)
+    assert decode_pool.decode_pool(2).submit(decode_pool.decode_threads, 8).result() == 1  # no nesting

@@ -2,9 +2,9 @@
 
 Blosc's decompression and the Numba passes release the GIL, so in a process that decodes alone
 (``DataLoader(num_workers=0)``, or a training script reading samples itself) several cores can
-share one read. The count follows ``torch.get_num_threads()`` (the user's setting for intra-op
-parallelism); inside a DataLoader worker, or a decode thread, reads stay on the calling thread:
-the workers are the parallelism there.
+share one read. The count is ``$NEURODATA_DECODE_THREADS`` when set (1: decode inline), else
+``torch.get_num_threads()`` (the user's setting for intra-op parallelism); inside a DataLoader
+worker, or a decode thread, reads stay on the calling thread: the workers are the parallelism there.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch.utils.data import get_worker_info
 
+THREADS_VARIABLE = "NEURODATA_DECODE_THREADS"
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 _inside = threading.local()
@@ -25,7 +26,10 @@ def decode_threads(tasks: int) -> int:
     """How many threads ``tasks`` independent decodes may use from here (1: decode inline)."""
     if tasks < 2 or get_worker_info() is not None or getattr(_inside, "flag", False):
         return 1
-    return max(1, min(torch.get_num_threads(), tasks))
+    limit = os.environ.get(THREADS_VARIABLE, "").strip()
+    if limit and not limit.isdigit():
+        raise ValueError(f"${THREADS_VARIABLE} must be a whole number of threads, got {limit!r}")
+    return max(1, min(int(limit) if limit else torch.get_num_threads(), tasks))
 
 
 def _mark_inside() -> None:
