@@ -18,6 +18,7 @@ Linux only (``os.memfd_create``); elsewhere batches use torch's shared memory as
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import weakref
@@ -83,10 +84,10 @@ class Pool:
         free segments beyond :data:`MAX_FREE`, or too small for this batch, are closed."""
         free = [s for s in self.segments if s.reusable]
         fitting = [s for s in free if s.size >= nbytes]
-        segment = (
-            min(fitting, key=lambda s: s.size) if fitting else Segment(-(-nbytes * 5 // 4 // ALIGN) * ALIGN)
-        )
-        if not fitting:
+        if fitting:
+            segment = min(fitting, key=lambda s: s.size)
+        else:  # a quarter more than asked, so later batches of other lengths fit too
+            segment = Segment(ALIGN * math.ceil(nbytes * 1.25 / ALIGN))
             self.segments.append(segment)
         spare = [s for s in free if s is not segment]
         for extra in [s for s in spare if s.size < nbytes] + sorted(spare, key=lambda s: s.size)[MAX_FREE:]:
