@@ -31,17 +31,18 @@ fi
 
 OUT=${OUT:-/tmp/device-out}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD NEURODATA_FIXTURES=$PWD/$FIXTURES
-python3 -m pip install -q --no-index --no-deps "$WHEELS"/*.whl 2>&1 | tail -n 2
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$WHEELS"/*.whl 2>&1 | tail -n 2
+export PYTHONPATH=$PWD:/tmp/site NEURODATA_FIXTURES=$PWD/$FIXTURES PYTHONUNBUFFERED=1
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     echo "== correctness: compiled Triton neurons vs the reference loop, dvsgesture-net CUDA vs CPU"
-    timeout 240 python3 tests/cuda_checks.py || echo "FAILED: cuda_checks"
+    timeout 150 python3 tests/cuda_checks.py || echo "FAILED: cuda_checks"
     echo "== the suite's CUDA-only tests"
-    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loaders.py \
+    timeout 100 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loaders.py \
         tests/test_representations.py -k "cuda or pin" || echo "FAILED: pytest"
     echo "== fused LIF forward+backward vs SpikingJelly and the memory floor"
-    timeout 200 python3 benchmarks/bench_snn_gpu.py || echo "FAILED: bench_snn_gpu"
+    timeout 130 python3 benchmarks/bench_snn_gpu.py || echo "FAILED: bench_snn_gpu"
     echo "== training steps vs SpikingJelly (dvsgesture-net batch 64 T=16, sew-resnet18 T=4)"
-    timeout 240 python3 benchmarks/bench_train_cpu.py --device cuda --reps 5 || echo "FAILED: bench_train"
+    timeout 150 python3 benchmarks/bench_train_cpu.py --device cuda --reps 5 || echo "FAILED: bench_train"
 } 2>&1 | tee "$OUT/device_check.txt"
