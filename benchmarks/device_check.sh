@@ -23,7 +23,7 @@ if [ "${1:-}" = "--prepare" ]; then
     # the device image has torch, triton, numba, h5py, fsspec, tqdm, pytest (Python 3.12); not these:
     "${PYTHON:-python3}" -m pip download -q --no-deps -d "$WHEELS" --python-version 3.12 --only-binary=:all: \
         --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-        zarr numcodecs crc32c google-crc32c donfig lz4 zstandard spikingjelly loguru
+        zarr numcodecs crc32c google-crc32c donfig msgspec lz4 zstandard spikingjelly loguru
     rm -rf "$FIXTURES" && cp -r "${NEURODATA_FIXTURES:-../shared/fixtures}" "$FIXTURES"
     du -sh "$WHEELS" "$FIXTURES"
     exit 0

@@ -277,18 +277,21 @@ def init_state(
     """The resting state of ``step``'s neuron, shaped like one time step ``like``.
 
     ``V`` starts at ``v_reset`` (0 for soft reset); adaptation and synaptic current start at 0;
-    the Izhikevich recovery ``W`` starts at ``w_rest``.
+    the Izhikevich recovery ``W`` starts at ``w_rest``. The state is at least fp32 whatever the
+    input's dtype (as the fused kernels keep it): a bf16 or fp16 ``v_reset`` such as -0.2 would
+    start every neuron off by a rounding error and shift its spike times.
     """
     try:
         state_cls = _STEP_STATES[step]
     except KeyError:
         raise ValueError(f"init_state: unknown step function {step!r}") from None
-    v = torch.full_like(like, 0.0 if v_reset is None else v_reset)
+    dtype = torch.promote_types(like.dtype, torch.float32)
+    v = torch.full_like(like, 0.0 if v_reset is None else v_reset, dtype=dtype)
     if state_cls is MembraneState:
         return MembraneState(v)
     if state_cls is IzhikevichState:
-        return IzhikevichState(v, torch.full_like(like, w_rest))
-    return state_cls(v, torch.zeros_like(like))
+        return IzhikevichState(v, torch.full_like(like, w_rest, dtype=dtype))
+    return state_cls(v, torch.zeros_like(like, dtype=dtype))
 
 
 def multi_step(

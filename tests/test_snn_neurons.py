@@ -351,3 +351,24 @@ def test_loops_are_cached_per_configuration():
     assert fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 2.0) is first
     other = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 3.0)
     assert other[0].fn.__code__ is not first[0].fn.__code__  # separate dynamo caches per config
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "make", [lambda: snn.LIF(tau=2.5, v_reset=-0.2), lambda: snn.PLIF(init_tau=2.5, v_reset=-0.2)]
+)
+def test_reduced_precision_inputs_start_from_an_exact_fp32_rest(dtype, make):
+    """A bf16/fp16 input keeps an fp32 state that starts at v_reset exactly (-0.2 rounded to bf16
+    is -0.2002: every neuron would start off by that and fire at other times, as a GPU check of the
+    Triton PLIF showed); the run then equals the fp32 run on the same input values."""
+    torch.manual_seed(0)
+    x = (torch.rand(6, 3, 50) * 2 - 0.3).to(dtype)
+    neuron = make()
+    rest = neuron.init_state(x[0]).v
+    assert rest.dtype == torch.float32 and torch.equal(rest, torch.full((3, 50), -0.2))
+    for backend in ("torch", "numba"):
+        neuron.backend = backend
+        spikes, state = neuron(x, return_state=True)
+        reference, reference_state = neuron(x.float(), return_state=True)
+        assert torch.equal(spikes.float(), reference), backend
+        assert state.v.dtype == torch.float32 and torch.equal(state.v, reference_state.v), backend
