@@ -74,29 +74,50 @@ def check_neurons() -> None:
 
 
 def check_network() -> None:
-    """DVSGestureNet (PLIF, T=4, batch 2, dropout off) on CUDA (Triton neurons) equals the CPU run (Numba neurons)."""
+    """DVSGestureNet (PLIF, T=4, batch 4, dropout off) with its fused neurons on the device (Triton on
+    CUDA, Numba in the dry run) equals the same network with the plain-torch reference neurons on the
+    same device: outputs and every parameter gradient. The outputs must also match a CPU run.
+
+    Gradients are not compared across devices: the network is chaotic in them. On the CPU alone an
+    fp32 run and an fp64 run of the same weights and input give equal outputs but parameter
+    gradients that differ by 15-400 % (one threshold crossing flipped by rounding reroutes the
+    surrogate gradient), so a cuDNN-vs-oneDNN summation order says nothing about our kernels. Within
+    one device, with deterministic convolutions, both networks see the same currents."""
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     torch.manual_seed(0)
     cpu = snn.models.build("dvsgesture-net")
-    gpu = snn.models.build("dvsgesture-net").to(DEVICE)
-    gpu.load_state_dict(cpu.state_dict())
-    for module in [*cpu.modules(), *gpu.modules()]:
+    fused = snn.models.build("dvsgesture-net").to(DEVICE)
+    reference = snn.models.build("dvsgesture-net").to(DEVICE)
+    fused.load_state_dict(cpu.state_dict())
+    reference.load_state_dict(cpu.state_dict())
+    for module in [*cpu.modules(), *fused.modules(), *reference.modules()]:
         if isinstance(module, snn.layers.Dropout):
             module.p = 0.0  # CPU and CUDA would draw different masks
+    neurons = [m for m in reference.modules() if isinstance(getattr(m, "backend", None), str)]
+    assert neurons, "dvsgesture-net has no neuron layers?"
+    for module in neurons:
+        module.backend = "torch"
     x = (torch.rand(2 if DRY_RUN else 4, 2, 2, 128, 128) < 0.1).float()
-    out_cpu, out_gpu = cpu(x), gpu(x.to(DEVICE))
-    out_cpu.sum().backward()
-    out_gpu.sum().backward()
-    torch.testing.assert_close(out_gpu.cpu(), out_cpu, atol=1e-4, rtol=1e-4)
+    out_cpu = cpu(x)
+    out_fused, out_reference = fused(x.to(DEVICE)), reference(x.to(DEVICE))
+    torch.testing.assert_close(out_fused.detach().cpu(), out_cpu.detach(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out_fused, out_reference, atol=1e-5, rtol=1e-5)
+    out_fused.sum().backward()
+    out_reference.sum().backward()
     worst = max(
-        float((p_gpu.grad.cpu() - p_cpu.grad).abs().max() / (p_cpu.grad.abs().max() + 1e-12))
-        for p_cpu, p_gpu in zip(cpu.parameters(), gpu.parameters())
+        float((p_f.grad - p_r.grad).abs().max() / (p_r.grad.abs().max() + 1e-12))
+        for p_f, p_r in zip(fused.parameters(), reference.parameters())
     )
-    silent = [n for n, p in cpu.named_parameters() if not p.grad.abs().max() > 0]
+    silent = [n for n, p in reference.named_parameters() if not p.grad.abs().max() > 0]
     assert len(silent) <= 2, (
         f"zero gradients would make the check empty: {silent}"
     )  # the last FC may see no spikes
-    assert worst < 1e-2, f"dvsgesture-net: relative gradient difference {worst:.2e}"
-    print(f"ok  dvsgesture-net CUDA vs CPU: outputs within 1e-4, gradients within {worst:.1e} (relative)")
+    assert worst < 1e-3, f"dvsgesture-net: relative gradient difference {worst:.2e}"
+    print(
+        f"ok  dvsgesture-net on {DEVICE}: fused neurons vs torch reference neurons, outputs within 1e-5 "
+        f"(CPU within 1e-4), gradients within {worst:.1e} (relative)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import google_crc32c
 import numpy as np
 from numcodecs import Blosc
 
-from .layout import DEFAULT_SHUFFLE, SHUFFLES, event_compressor
+from .layout import DEFAULT_SHUFFLE, EVENT_CODECS, SHUFFLES
 
 EMPTY = np.iinfo(np.uint64).max
 
@@ -26,14 +26,16 @@ _BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitsh
 
 
 def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE) -> Blosc:
-    """The numcodecs Blosc that zarr's ``BloscCodec`` for this column dtype, codec and filter uses."""
-    zarr_codec = event_compressor(dtype, codec, shuffle)
+    """The numcodecs Blosc that zarr's ``BloscCodec`` (:func:`~.layout.event_compressor`) for this
+    column dtype, codec and filter encodes with, built from the same table (zarr's own attributes
+    changed type between releases: enums up to 3.1, plain strings in 3.4)."""
+    cname, clevel = EVENT_CODECS[codec]
     return Blosc(
-        cname=zarr_codec.cname.value,
-        clevel=zarr_codec.clevel,
-        shuffle=_BLOSC_SHUFFLE[zarr_codec.shuffle.value],
-        blocksize=zarr_codec.blocksize,
-        typesize=zarr_codec.typesize,
+        cname=cname,
+        clevel=clevel,
+        shuffle=_BLOSC_SHUFFLE[shuffle],
+        blocksize=0,
+        typesize=np.dtype(dtype).itemsize,
     )
 
 
