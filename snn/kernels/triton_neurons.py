@@ -299,8 +299,7 @@ def _check_device(t: Tensor) -> None:
         )
 
 
-@torch.library.custom_op("snn_triton::neuron_forward", mutates_args=())
-def neuron_forward(
+def _forward_impl(
     x_seq: Tensor,
     v0: Tensor,
     u0: Tensor,
@@ -347,6 +346,9 @@ def neuron_forward(
     return spikes, v_last, u_last, h_seq, theta_seq
 
 
+neuron_forward = torch.library.custom_op("snn_triton::neuron_forward", mutates_args=())(_forward_impl)
+
+
 def _state_seq(x_seq: Tensor, needed: bool) -> Tensor:
     """An fp32 buffer shaped like ``x_seq`` for a saved per-step state, or an empty one."""
     return x_seq.new_empty(x_seq.shape if needed else (0,), dtype=torch.float32)
@@ -364,8 +366,7 @@ def _(x_seq, v0, u0, k, kind, *args):
     )
 
 
-@torch.library.custom_op("snn_triton::neuron_backward", mutates_args=())
-def neuron_backward(
+def _backward_impl(
     grad_spikes: Tensor,
     grad_v_last: Tensor,
     grad_u_last: Tensor,
@@ -415,6 +416,9 @@ def neuron_backward(
     return grad_x, grad_v0, grad_u0, grad_k_partial.sum().reshape(1)
 
 
+neuron_backward = torch.library.custom_op("snn_triton::neuron_backward", mutates_args=())(_backward_impl)
+
+
 @neuron_backward.register_fake
 def _(grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *args):
     return torch.empty_like(x_seq), torch.empty_like(v0), torch.empty_like(u0), k.new_empty((1,))
@@ -426,15 +430,42 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.params = params
 
 
-def _backward(ctx, grad_spikes, grad_v_last, grad_u_last, _grad_h, _grad_theta):
+def _gradients(backward, ctx, grad_spikes, grad_v_last, grad_u_last) -> tuple:
     h_seq, theta_seq, x_seq, v0, u0, k = ctx.saved_tensors
-    grads = neuron_backward(
-        grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *ctx.params
-    )
+    grads = backward(grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *ctx.params)
     return *grads, *([None] * (len(ctx.params) + 1))
 
 
+def _backward(ctx, grad_spikes, grad_v_last, grad_u_last, _grad_h, _grad_theta):
+    """The op's autograd: through the registered backward op (tracers see its fake kernel)."""
+    return _gradients(neuron_backward, ctx, grad_spikes, grad_v_last, grad_u_last)
+
+
 neuron_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerNeuron(torch.autograd.Function):
+    """The custom ops' forward and backward without their dispatch, for eager calls: in a short
+    call (small T) the ops' Python dispatch and autograd wrapper cost more host time than the GPU
+    spends on both kernels (profiled on an H200, see benchmarks/device_notes.md)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _forward_impl(*inputs)
+        _setup_context(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[3], output[4])
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_last, grad_u_last, _grad_h, _grad_theta):
+        return _gradients(_backward_impl, ctx, grad_spikes, grad_v_last, grad_u_last)
+
+
+def _run_forward(*inputs) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The registered op while torch.compile traces (it sees one opaque node), else the eager twin."""
+    if torch.compiler.is_compiling():
+        return neuron_forward(*inputs)
+    return _EagerNeuron.apply(*inputs)
 
 
 def _check_common(kind, kinds, x_seq, v_threshold, v_reset, surrogate_name, alpha) -> None:
@@ -520,7 +551,7 @@ def neuron_multistep_triton(
             raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
         k, tau_value = v0.new_zeros(1), _positive("tau", tau) if kind == "lif" else 0.0
     no_state = v0.new_empty(0)
-    spikes, v_last, *_ = neuron_forward(
+    spikes, v_last, *_ = _run_forward(
         x_seq.contiguous(), v0, no_state, k, kind, float(v_threshold), 0.0 if v_reset is None else float(v_reset),
         v_reset is None, detach_reset, decay_input, tau_value, 1.0, 0.0, 0.0, 0.0, surrogate_name, float(alpha),
         _needs_grad(x_seq, v0, k),
@@ -563,7 +594,7 @@ def two_state_multistep_triton(
     v0, u0 = _initial_state("v0", v0, x_seq), _initial_state("u0", u0, x_seq)
     if kind == "alif":
         tau, tau_adapt = _positive("tau", tau), _positive("tau_adapt", tau_adapt)
-    spikes, v_last, u_last, *_ = neuron_forward(
+    spikes, v_last, u_last, *_ = _run_forward(
         x_seq.contiguous(), v0, u0, v0.new_zeros(1), kind, float(v_threshold),
         0.0 if v_reset is None else float(v_reset), v_reset is None, detach_reset, decay_input, float(tau),
         float(tau_adapt), float(beta), float(current_decay), float(voltage_decay), surrogate_name, float(alpha),
