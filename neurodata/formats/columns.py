@@ -75,13 +75,17 @@ def parse_npz_header(fileobj: BinaryIO, source: str) -> Header:
     return Header(_info("npz", stored if isinstance(stored, dict) else {}), data_offset=0)
 
 
+# what h5py raises on damaged files (a corrupted superblock size gives OverflowError, found by fuzzing)
+DAMAGED_HDF5 = (OSError, RuntimeError, KeyError, TypeError, ValueError, OverflowError)
+
+
 def parse_hdf5_header(fileobj: BinaryIO, source: str) -> Header:
     import h5py
 
     try:
         with h5py.File(fileobj, "r") as h5:
             stored = {k: v.item() if isinstance(v, np.generic) else v for k, v in h5.attrs.items()}
-    except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py's errors on damaged files
+    except DAMAGED_HDF5 as err:
         raise FormatError(source, 0, f"not a readable HDF5 file: {err}") from None
     try:
         stored["extra"] = json.loads(stored.get("extra", "{}"))
@@ -108,7 +112,7 @@ def load_hdf5(data: bytes, source: str) -> np.ndarray:
             return _events({name: h5[name][()] for name in COLUMNS if name in h5}, source)
     except FormatError:
         raise
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+    except DAMAGED_HDF5 as err:
         raise FormatError(source, 0, f"cannot read the HDF5 columns: {err}") from None
 
 
