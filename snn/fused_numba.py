@@ -30,7 +30,7 @@ from .kernels.numba_neurons import (
     two_state_backward,
     two_state_forward,
 )
-from .kernels.reference import NEURON_KINDS, TWO_STATE_KINDS
+from .kernels.reference import NEURON_KINDS, TWO_STATE_KINDS, decay_parameters, positive
 
 __all__ = [
     "KINDS",
@@ -178,12 +178,6 @@ def _initial_state(name: str, state: Tensor | None, x_seq: Tensor, rest: float) 
     return state
 
 
-def _positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return float(value)
-
-
 def _neuron_inputs(
     fn: str,
     kind: str,
@@ -200,14 +194,8 @@ def _neuron_inputs(
     """Checked ``(v0, k, config, save_h)`` for :class:`_NumbaNeuron` (see :func:`neuron_multistep_numba`)."""
     _check_common(fn, kind, KINDS, x_seq, surrogate_name)
     v0 = _initial_state("v0", v0, x_seq, 0.0 if v_reset is None else float(v_reset))
-    if kind == "plif":
-        if not isinstance(tau, Tensor) or tau.numel() != 1:
-            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
-        k, tau_value = torch.sigmoid(tau.to(torch.float32)).reshape(()), 0.0
-    else:
-        if isinstance(tau, Tensor):
-            raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
-        k, tau_value = torch.zeros(()), _positive("tau", tau) if kind == "lif" else 0.0
+    k, tau_value = decay_parameters(kind, tau)
+    k = torch.zeros(()) if k is None else k
     config = (
         kind,
         bool(decay_input) if kind != "if" else True,
@@ -419,7 +407,7 @@ def two_state_multistep_numba(
     v0 = _initial_state("v0", v0, x_seq, 0.0 if v_reset is None else float(v_reset))
     u0 = _initial_state("u0", u0, x_seq, 0.0)
     if kind == "alif":
-        tau, tau_adapt = _positive("tau", tau), _positive("tau_adapt", tau_adapt)
+        tau, tau_adapt = positive("tau", tau), positive("tau_adapt", tau_adapt)
     config = (
         kind,
         bool(decay_input),

@@ -116,6 +116,26 @@ def _multistep(
     return torch.stack(spikes).to(x_seq.dtype), v, u
 
 
+def positive(name: str, value: float) -> float:
+    """``value`` as a float; ValueError unless it is finite and positive (time constants)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and positive, got {value}")
+    return float(value)
+
+
+def decay_parameters(kind: str, tau: float | Tensor) -> tuple[Tensor | None, float]:
+    """The fused backends' checked ``(k, tau)`` of an IF/LIF/PLIF layer: PLIF's ``k = sigmoid(w)``
+    (0-d fp32, differentiable w.r.t. the tensor ``w`` given as ``tau``) with tau 0; LIF's positive
+    float ``tau`` with k None; IF: (None, 0)."""
+    if kind == "plif":
+        if not isinstance(tau, Tensor) or tau.numel() != 1:
+            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
+        return torch.sigmoid(tau.float()).reshape(()), 0.0
+    if isinstance(tau, Tensor):
+        raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
+    return None, positive("tau", tau) if kind == "lif" else 0.0
+
+
 def neuron_multistep_reference(
     kind: str,
     x_seq: Tensor,

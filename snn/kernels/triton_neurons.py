@@ -33,7 +33,13 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from snn.kernels.reference import NEURON_KINDS, SURROGATE_DEFAULT_ALPHA, TWO_STATE_KINDS
+from snn.kernels.reference import (
+    NEURON_KINDS,
+    SURROGATE_DEFAULT_ALPHA,
+    TWO_STATE_KINDS,
+    decay_parameters,
+    positive,
+)
 
 SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
 KIND_IDS: dict[str, int] = {name: i for i, name in enumerate(NEURON_KINDS + TWO_STATE_KINDS)}
@@ -497,12 +503,6 @@ def _initial_state(name: str, state: Tensor | None, x_seq: Tensor) -> Tensor:
     return state.float().contiguous()
 
 
-def _positive(name: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and positive, got {value}")
-    return float(value)
-
-
 def _needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
@@ -542,14 +542,8 @@ def neuron_multistep_triton(
     """
     _check_common(kind, NEURON_KINDS, x_seq, v_threshold, v_reset, surrogate_name, alpha)
     v0 = _initial_state("v0", v0, x_seq)
-    if kind == "plif":
-        if not isinstance(tau, Tensor) or tau.numel() != 1:
-            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
-        k, tau_value = torch.sigmoid(tau.float()).reshape(1).to(x_seq.device), 0.0
-    else:
-        if isinstance(tau, Tensor):
-            raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
-        k, tau_value = v0.new_zeros(1), _positive("tau", tau) if kind == "lif" else 0.0
+    k, tau_value = decay_parameters(kind, tau)
+    k = v0.new_zeros(1) if k is None else k.reshape(1).to(x_seq.device)
     no_state = v0.new_empty(0)
     spikes, v_last, *_ = _run_forward(
         x_seq.contiguous(), v0, no_state, k, kind, float(v_threshold), 0.0 if v_reset is None else float(v_reset),
@@ -593,7 +587,7 @@ def two_state_multistep_triton(
     _check_common(kind, TWO_STATE_KINDS, x_seq, v_threshold, v_reset, surrogate_name, alpha)
     v0, u0 = _initial_state("v0", v0, x_seq), _initial_state("u0", u0, x_seq)
     if kind == "alif":
-        tau, tau_adapt = _positive("tau", tau), _positive("tau_adapt", tau_adapt)
+        tau, tau_adapt = positive("tau", tau), positive("tau_adapt", tau_adapt)
     spikes, v_last, u_last, *_ = _run_forward(
         x_seq.contiguous(), v0, u0, v0.new_zeros(1), kind, float(v_threshold),
         0.0 if v_reset is None else float(v_reset), v_reset is None, detach_reset, decay_input, float(tau),
