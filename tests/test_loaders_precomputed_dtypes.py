@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from zarr.codecs import BloscCodec
 
 import neurodata
+from neurodata import representations
 from neurodata.cache import CacheBuilder, PartData, build_cache, verify_cache
 from neurodata.events import make_events
 from neurodata.loaders import load, stack_dense, stack_time_major
@@ -23,10 +24,6 @@ from neurodata.loaders.pending import PendingFrames
 from neurodata.loaders.precompute import precompute, stored_dtype
 from neurodata.loaders.precomputed import ATTRS_KEY, representation_location
 from neurodata.transforms import ToFrame
-
-representations = pytest.importorskip(
-    "neurodata.representations", reason="neurodata.representations not merged yet"
-)
 
 
 def samples_part(samples: list[np.ndarray], split: str, part: int) -> PartData:
