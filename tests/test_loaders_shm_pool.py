@@ -87,3 +87,48 @@ def test_worker_batches_survive_while_held_and_segments_are_reused_once_released
         assert max(counts) >= 12 - 1  # 12 batches per worker, each still lent when the next was built
     else:
         assert max(counts) <= 5  # the prefetched batches and one in hand, then reuse
+
+
+def _events(n: int, seed: int) -> np.ndarray:
+    from neurodata.events import make_events
+
+    rng = np.random.default_rng(seed)
+    return make_events(
+        np.sort(rng.integers(0, 10**6, n)),
+        rng.integers(0, 128, n),
+        rng.integers(0, 128, n),
+        rng.integers(0, 2, n),
+    )
+
+
+def test_batches_collated_in_this_process_reuse_released_memory_and_keep_held_batches(monkeypatch):
+    from neurodata.loaders import pad_events
+
+    monkeypatch.setattr(shm_pool, "_pools", {})  # a pool of this test's batches alone
+    long = [(_events(500, k), k) for k in range(4)]
+    short = [(_events(20, 9), 9), (_events(7, 10), 10)]
+    held = pad_events(long)
+    expected = {name: getattr(held, name).clone() for name in ("t", "x", "y", "p", "mask")}
+    pool = shm_pool.local_pool()
+    in_use = [s for s in pool.segments if not s.reusable]
+    assert in_use and all(s.fd == -1 for s in in_use)  # private memory, not a memfd
+    later = pad_events(short)  # the held batch's memory is not reused
+    for name, values in expected.items():
+        torch.testing.assert_close(getattr(held, name), values)
+    before = list(pool.segments)
+    del held  # released: its memory (full of long samples) is written again, padding included
+    gc.collect()
+    again = pad_events(short)
+    assert pool.segments == before and len(before) == 2 and later.t.data_ptr() != again.t.data_ptr()
+    for row, (events, _) in enumerate(short):
+        n = len(events)
+        assert again.mask[row].tolist() == [True] * n + [False] * (again.t.shape[1] - n)
+        assert again.t[row, :n].tolist() == events["t"].tolist() and not again.t[row, n:].any()
+        assert not again.x[row, n:].any() and not again.p[row, n:].any()
+
+
+def test_private_batch_memory_cannot_be_sent():
+    pool = shm_pool.Pool(shared=False)
+    lease, _, _ = shm_pool.lend([((8,), np.uint8)], pool)
+    with pytest.raises(TypeError, match="private memory"):
+        lease.handle()

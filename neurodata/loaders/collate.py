@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler, get_worker_info
+from torch.utils.data import Sampler
 
 from . import shm_pool
 from .kernels import copy_with_range_numba, pad_records_numba
@@ -84,17 +84,24 @@ def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return torch.empty(0, dtype=dtype).numpy().dtype
 
 
-def batch_tensors(
-    specs: list[tuple[tuple[int, ...], torch.dtype]], zeroed: bool = False
-) -> tuple[list[torch.Tensor], tuple | None]:
-    """Tensors for one batch: in a DataLoader worker, in a reusable segment of its pool (contents
-    undefined, ``zeroed`` or not; returns the lease and layout to pickle by) where the platform has
-    one, else :func:`batch_tensor` each (None)."""
-    pool = shm_pool.worker_pool()
+class BatchMemory(NamedTuple):
+    """Tensors for one batch and what the caller must know of them."""
+
+    tensors: list[torch.Tensor]
+    shared: tuple | None  # (lease, layout) to pickle the batch by, built in a worker's segment
+    reused: bool  # the memory may hold an earlier batch: the caller writes every item
+
+
+def batch_tensors(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> BatchMemory:
+    """Tensors for one batch from this process's reusable batch memory (:mod:`.shm_pool`): in a
+    DataLoader worker a shared segment, elsewhere a private one; where a worker has no memfd, each
+    tensor from :func:`batch_tensor` (fresh and zeroed)."""
+    pool = shm_pool.worker_pool() or shm_pool.local_pool()
     if pool is None:
-        return [batch_tensor(shape, dtype, zeroed) for shape, dtype in specs], None
+        return BatchMemory([batch_tensor(shape, dtype) for shape, dtype in specs], None, False)
     lease, layout, arrays = shm_pool.lend([(shape, _numpy_dtype(dtype)) for shape, dtype in specs], pool)
-    return [torch.from_numpy(array) for array in arrays], (lease, layout)
+    tensors = [torch.from_numpy(array) for array in arrays]
+    return BatchMemory(tensors, (lease, layout) if pool.shared else None, True)
 
 
 # 14 bytes per padded event: times stay exact (absolute int64 microseconds); coordinates of every
@@ -113,18 +120,10 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
     return list(labels)
 
 
-def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zeroed: bool = False) -> torch.Tensor:
-    """An uninitialised (``zeroed``: all-zero) tensor; in a DataLoader worker it lives in shared
-    memory from the start, so sending the batch to the main process does not copy it again (as
-    ``default_collate`` does). Elsewhere numpy allocates it: numpy asks for transparent huge pages on
-    large arrays, which saves most page faults on a fresh batch (torch.empty does not).
-
-    Zeroing costs nothing up front either way: fresh shared memory is zero-filled by the kernel, and
-    ``np.zeros`` maps large arrays from pages the kernel zeroes on first touch, so padding that is
-    never written is never touched."""
-    if get_worker_info() is None:
-        make = np.zeros if zeroed else np.empty
-        return torch.from_numpy(make(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker where
+    memfd is missing, so sending the batch to the main process does not copy it again (as
+    ``default_collate`` does)."""
     nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
     return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(max(nbytes, 1)), 0, shape)
 
@@ -154,8 +153,8 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
     (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each;
     a batch of samples still in the cache (:class:`.pending.PendingEvents`, from ``neurodata.load``)
-    is decoded straight into the padded columns. In DataLoader workers the batch is built in shared
-    memory (see :func:`batch_tensor`).
+    is decoded straight into the padded columns. The batch is built in memory that is reused once
+    it is released (see :func:`batch_tensors`): shared memory in a DataLoader worker.
     """
     pending = hasattr(batch, "fill_rows")
     if pending:
@@ -163,9 +162,7 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     else:
         lengths = np.array([len(events["t"]) for events, _ in batch], dtype=np.int64)
     shape = (len(batch), int(lengths.max(initial=0)))
-    made, pooled = batch_tensors(
-        [(shape, dtype) for dtype in (*FIELD_DTYPES.values(), torch.bool)], zeroed=True
-    )
+    made, pooled, reused = batch_tensors([(shape, dtype) for dtype in (*FIELD_DTYPES.values(), torch.bool)])
     tensors, mask = dict(zip(FIELD_DTYPES, made[:4])), made[4]
     columns = {name: tensor.numpy() for name, tensor in tensors.items()}
     mask_rows = mask.numpy()
@@ -180,7 +177,7 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
         labels = _labels([label for _, label in batch])
     for row, n in enumerate(lengths.tolist()):
         mask_rows[row, :n] = True
-        if pooled is not None:  # reused memory: the padding is written too
+        if reused:  # the padding is written too
             mask_rows[row, n:] = False
             for column in columns.values():
                 column[row, n:] = 0
@@ -195,7 +192,7 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
     """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
 
     numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames),
-    in a DataLoader worker straight into shared memory (see :func:`batch_tensor`); stored frames
+    into reusable batch memory (see :func:`batch_tensors`); stored frames
     still in the cache (:class:`.pending.PendingFrames`, from ``neurodata.load``) are decoded
     straight into the batch.
     """
@@ -203,7 +200,7 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
     if hasattr(batch, "fill_stacked"):
         shape = list(batch.shape)
         shape.insert(axis, len(batch))
-        (stacked,), pooled = batch_tensors(
+        (stacked,), pooled, _ = batch_tensors(
             [(tuple(shape), torch.from_numpy(np.empty(0, dtype=batch.dtype)).dtype)]
         )
         batch.fill_stacked(stacked.numpy(), axis)
@@ -219,7 +216,7 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
         shape = list(inputs[0].shape)
         shape.insert(axis, len(inputs))
         dtype = torch.from_numpy(np.empty(0, dtype=np.result_type(*inputs))).dtype
-        (stacked,), pooled = batch_tensors([(tuple(shape), dtype)])
+        (stacked,), pooled, _ = batch_tensors([(tuple(shape), dtype)])
         np.stack(inputs, axis=axis, out=stacked.numpy())
     else:
         stacked, pooled = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis), None
