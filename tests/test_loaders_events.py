@@ -283,3 +283,36 @@ def test_decode_threads_follow_the_environment_then_torch(monkeypatch):
     with pytest.raises(ValueError, match="NEURODATA_DECODE_THREADS"):
         decode_pool.decode_threads(8)
     assert decode_pool.decode_pool(2).submit(decode_pool.decode_threads, 8).result() == 1  # no nesting
+
+
+def test_decode_map_keeps_order_shares_the_work_with_the_caller_and_raises_the_error(monkeypatch):
+    import threading
+    import time
+
+    from neurodata.loaders import decode_pool
+
+    monkeypatch.setenv("NEURODATA_DECODE_THREADS", "3")
+    ran_on = []
+
+    def task(k: int) -> int:
+        ran_on.append(threading.get_ident())
+        assert decode_pool.decode_threads(8) == 1  # no nesting, on the caller's thread too
+        time.sleep(0.01)  # long enough for the helpers to take items
+        return k * k
+
+    assert decode_pool.decode_map(task, list(range(12))) == [k * k for k in range(12)]
+    assert threading.get_ident() in ran_on and len(set(ran_on)) == 3
+    assert decode_pool.decode_threads(8) == 3  # the caller's flag is restored
+
+    started = []
+
+    def failing(k: int) -> int:
+        started.append(k)
+        if k == 1:
+            raise ValueError("sample 1 is damaged")
+        time.sleep(0.01)
+        return k
+
+    with pytest.raises(ValueError, match="sample 1 is damaged"):
+        decode_pool.decode_map(failing, list(range(40)))
+    assert len(started) < 40  # no new item starts after the error

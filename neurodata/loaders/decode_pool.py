@@ -9,13 +9,18 @@ worker, or a decode thread, reads stay on the calling thread: the workers are th
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 from torch.utils.data import get_worker_info
 
+T = TypeVar("T")
+R = TypeVar("R")
 THREADS_VARIABLE = "NEURODATA_DECODE_THREADS"
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
@@ -47,3 +52,39 @@ def decode_pool(threads: int) -> ThreadPoolExecutor:
             )
             _pools[key] = pool
         return pool
+
+
+def decode_map(task: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[task(item) for item in items]``, side by side on :func:`decode_threads` threads: the
+    calling thread and the pool's take the next item whenever they finish one, so uneven items
+    balance (pass the biggest first), and the caller works instead of waiting on a hand-off. The
+    first error is raised once every thread has stopped; no new item starts after it."""
+    threads = decode_threads(len(items))
+    if threads == 1:
+        return [task(item) for item in items]
+    results: list = [None] * len(items)
+    counter = itertools.count()  # next() on it is atomic under the GIL
+    failed = threading.Event()
+
+    def drain() -> None:
+        for k in iter(counter.__next__, None):
+            if k >= len(items) or failed.is_set():
+                return
+            try:
+                results[k] = task(items[k])
+            except BaseException:
+                failed.set()
+                raise
+
+    helpers = [decode_pool(threads - 1).submit(drain) for _ in range(threads - 1)]
+    outer = getattr(_inside, "flag", False)
+    _inside.flag = True  # a task that asks for threads decodes inline, as on the pool's threads
+    try:
+        drain()
+    finally:
+        _inside.flag = outer
+        errors = [helper.exception() for helper in helpers]  # waits for every helper
+    for error in errors:
+        if error is not None:
+            raise error
+    return results

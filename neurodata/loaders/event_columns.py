@@ -18,7 +18,7 @@ import numpy as np
 from ..cache.layout import EVENT_FIELDS
 from ..cache.reader import check_local_offsets
 from ..events import EVENT_DTYPE
-from .decode_pool import decode_pool, decode_threads
+from .decode_pool import decode_map, decode_threads
 from .kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
 
@@ -98,7 +98,9 @@ class EventColumns:
             scatter_chunk_numba(*self._decompressed(raws), src, count, dst, offsets, state, out)
             return int(state[0])
 
-        sums = np.array(list(decode_pool(threads).map(scatter, chunks)), dtype=np.int64)
+        order = sorted(range(len(chunks)), key=lambda k: -chunks[k][1])  # the fullest chunks first
+        sums = np.empty(len(chunks), dtype=np.int64)
+        sums[order] = decode_map(scatter, [chunks[k] for k in order])
         starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
         carry_times_numba(out, starts, sums, offsets)
         return out

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .decode_pool import decode_pool, decode_threads
+from .decode_pool import decode_map
 from .pipeline import SamplePipeline, read_items
 from .shards import fetch_spans
 
@@ -42,14 +42,26 @@ class PendingItems(Sequence):
         return [self.pipeline.target(label) for label in labels]
 
     def _each_row(self, fill: Callable[[int], Any]) -> list[Any]:
-        """``fill(row)`` for every row of the batch, side by side where threads are free."""
-        rows = range(len(self.indices))
-        threads = decode_threads(len(self.indices))
-        return list(map(fill, rows) if threads == 1 else decode_pool(threads).map(fill, rows))
+        """``fill(row)`` for every row of the batch, side by side where threads are free (the
+        longest samples first, so the threads finish together)."""
+        order = sorted(range(len(self.indices)), key=self._size, reverse=True)
+        results: list[Any] = [None] * len(order)
+        for row, result in zip(order, decode_map(fill, order)):
+            results[row] = result
+        return results
+
+    def _size(self, row: int) -> int:
+        """How much work sample ``row`` is, for ordering (all equal unless a subclass knows)."""
+        return 0
 
 
 class PendingEvents(PendingItems):
     """Raw event samples; :func:`.collate.pad_events` decodes them into the padded batch."""
+
+    def _size(self, row: int) -> int:
+        offsets = self.pipeline.source.reader.offsets
+        i = self.indices[row]
+        return int(offsets[i + 1] - offsets[i])
 
     def lengths(self) -> np.ndarray:
         """Events per sample (int64)."""
