@@ -59,6 +59,7 @@ def load(
     url = resolve_store(name_or_store, root)
     source = SplitSource(url, split, storage_options)
     pipeline = SamplePipeline(source, representation, transform, target_transform, precomputed)
+    source.warm()
     if streaming is None:
         streaming = is_remote(url)
     if not streaming:

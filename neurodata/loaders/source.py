@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..cache import CacheReader, SplitReader, open_cache
 from ..cache.layout import EVENT_FIELDS
 from ..datasets.paths import default_root
+from .collate import FIELD_DTYPES
 from .event_columns import TIME_CODING, EventColumns, fusable
 from .shards import fetcher_for, open_rows
 
@@ -80,6 +82,12 @@ class SplitSource:
         first, last = int(offsets[start]), int(offsets[stop])
         local = offsets[start : stop + 1] - first
         return columns.read(first, last, local), local
+
+    def warm(self) -> None:
+        """Load the event kernels here, before DataLoader workers fork (see :meth:`EventColumns.warm`)."""
+        columns = self.columns
+        if columns is not None:
+            columns.warm([torch.empty(0, dtype=dtype).numpy().dtype for dtype in FIELD_DTYPES.values()])
 
     @property
     def columns(self) -> EventColumns | None:
