@@ -158,6 +158,22 @@ def test_remote_fsspec_store_and_threads(tmp_path):
         assert label == i
 
 
+def test_a_remote_batch_is_fetched_in_one_round_and_pads_like_its_samples():
+    """Over an fsspec store every sample of a pending batch is fetched by one request round (after
+    the round for the shard indexes), not one round per sample."""
+    url = ls.build_indexed_cache("memory://fused/batch-round.zarr", 40)
+    ds = load(url, streaming=False)
+    columns = ds.pipeline.source.columns
+    calls = []
+    fetch = columns.fetcher.fetch
+    columns.fetcher.fetch = lambda requests: calls.append(len(requests)) or fetch(requests)
+    order = [31, 2, 17, 5, 0, 39, 22, 8]
+    batch = pad_events(ds.__getitems__(order))
+    assert len(calls) == 2 and calls[1] >= len(order)  # indexes, then every sample's spans at once
+    for mine, theirs in zip(batch, pad_events([(ls.sample_events(i), i) for i in order])):
+        assert torch.equal(mine, theirs)
+
+
 def test_another_time_coding_is_left_to_the_zarr_reader(fixture_cache):
     url, _ = fixture_cache
     cache = open_cache(url)

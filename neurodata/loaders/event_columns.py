@@ -71,17 +71,28 @@ class EventColumns:
             self._scratch.buffers = buffers
         return buffers
 
+    def fetch(self, ranges: list[tuple[int, int]]) -> list[list[tuple]]:
+        """The compressed inner chunks holding the rows of each range ``[first, last)``, all fetched
+        in one round: per range, ``(first row wanted in the chunk, rows wanted, where they go from
+        first, raw per column)`` for each chunk."""
+        wanted = [(rows, first, last) for first, last in ranges if last > first for rows in self.columns]
+        blobs = iter(fetch_spans(self.fetcher, wanted))
+        out = []
+        for first, last in ranges:
+            if last <= first:
+                out.append([])
+                continue
+            pieces = zip(*(rows.pieces(first, last, next(blobs)) for rows in self.columns))
+            out.append(
+                [
+                    (c[0][1] - c[0][0], c[0][2] - c[0][1], c[0][1] - first, [piece[3] for piece in c])
+                    for c in pieces
+                ]
+            )
+        return out
+
     def _chunk_pieces(self, first: int, last: int) -> list[tuple]:
-        """The compressed inner chunks holding rows of ``[first, last)``, fetched in one round:
-        ``(first row wanted in the chunk, rows wanted, where they go from first, raw per column)``."""
-        if last <= first:
-            return []
-        blobs = fetch_spans(self.fetcher, [(rows, first, last) for rows in self.columns])
-        pieces = zip(*(rows.pieces(first, last, blobs[k]) for k, rows in enumerate(self.columns)))
-        return [
-            (chunk[0][1] - chunk[0][0], chunk[0][2] - chunk[0][1], chunk[0][1] - first, [c[3] for c in chunk])
-            for chunk in pieces
-        ]
+        return self.fetch([(first, last)])[0]
 
     def _decompressed(self, raws: list) -> list[np.ndarray]:
         """One inner chunk's columns, decompressed into this thread's scratch buffers."""
@@ -120,13 +131,16 @@ class EventColumns:
         carry_times_numba(out, starts, sums, offsets)
         return out
 
-    def read_row(self, first: int, last: int, rows: list[np.ndarray]) -> int:
+    def read_row(
+        self, first: int, last: int, rows: list[np.ndarray], chunks: list[tuple] | None = None
+    ) -> int:
         """Events ``[first, last)``, one whole sample, into the first ``last - first`` items of its
         padded ``rows`` (t, x, y, p of any integer dtypes), times made absolute; returns the largest
-        coordinate, for the caller's range check. Safe to call from several threads at once."""
+        coordinate, for the caller's range check. ``chunks``: the range's chunks from :meth:`fetch`
+        (default: fetched here). Safe to call from several threads at once."""
         if any(len(row) < last - first for row in rows):
             raise ValueError(f"padded rows of {min(map(len, rows))} items cannot hold {last - first} events")
         state = np.zeros(2, dtype=np.int64)
-        for src, count, dst, raws in self._chunk_pieces(first, last):
+        for src, count, dst, raws in self._chunk_pieces(first, last) if chunks is None else chunks:
             fill_row_chunk_numba(*self._decompressed(raws), src, count, dst, *rows, state)
         return int(state[1])

@@ -75,10 +75,14 @@ class PendingEvents(PendingItems):
         reader = self.pipeline.source.columns
         offsets = self.pipeline.source.reader.offsets
         fields = [columns[name] for name in ("t", "x", "y", "p")]
+        ranges = [(int(offsets[i]), int(offsets[i + 1])) for i in self.indices]
+        # a remote store answers the whole batch's requests in one round trip; local reads stay
+        # on the decode threads, beside the decoding
+        chunks = reader.fetch(ranges) if reader.fetcher.one_round else [None] * len(ranges)
 
         def fill(row: int) -> int:
-            i = self.indices[row]
-            return reader.read_row(int(offsets[i]), int(offsets[i + 1]), [column[row] for column in fields])
+            first, last = ranges[row]
+            return reader.read_row(first, last, [column[row] for column in fields], chunks[row])
 
         return max(self._each_row(fill), default=0)
 

@@ -32,6 +32,8 @@ Request = tuple[str, int, int | None]  # path, start (negative: that many bytes 
 class LocalFetcher:
     """Byte ranges of local files; None for a missing file."""
 
+    one_round = False  # reads cost no round trip: each decode thread fetches what it decodes
+
     def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
         out: list[bytes | None] = []
         for path, start, end in requests:
@@ -52,6 +54,8 @@ class LocalFetcher:
 
 class FsspecFetcher:
     """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call."""
+
+    one_round = True  # each call waits a round trip: fetch a whole batch's ranges together
 
     def __init__(self, fs: Any):
         self.fs = fs
