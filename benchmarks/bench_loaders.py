@@ -27,8 +27,12 @@ interleave the loaders; medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote   # s3:// on moto vs local
+    PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote --latency-ms 20 --groups events
 
-``--remote`` needs s3fs and moto[server] (in /work/venv, not in the benchmark env).
+``--remote`` needs s3fs and moto[server] (in /work/venv, not in the benchmark env). moto answers on
+loopback at once; ``--latency-ms`` delays every S3 request by that much before it is sent, as a
+network round trip would (concurrent requests wait side by side), so request rounds cost what they
+cost against a real object store.
 """
 
 from __future__ import annotations
@@ -352,6 +356,21 @@ def moto_server() -> tuple[subprocess.Popen, dict]:
     return server, options
 
 
+def add_latency(seconds: float) -> None:
+    """Every S3 request of this process (and of workers forked from it) waits ``seconds`` first."""
+    import asyncio
+
+    import s3fs
+
+    call = s3fs.S3FileSystem._call_s3
+
+    async def delayed(self, *args, **kwargs):
+        await asyncio.sleep(seconds)
+        return await call(self, *args, **kwargs)
+
+    s3fs.S3FileSystem._call_s3 = delayed
+
+
 def main_remote(args) -> None:
     import boto3
     import s3fs
@@ -399,7 +418,10 @@ def main_remote(args) -> None:
                 ),
             },
         }
-        run_table(cases, args.samples, args.repeats)
+        if args.latency_ms:
+            add_latency(args.latency_ms / 1000)
+        chosen = {group: c for group, c in cases.items() if group.endswith(tuple(args.groups))}
+        run_table(chosen, args.samples, args.repeats)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -414,6 +436,9 @@ if __name__ == "__main__":
         "--groups", nargs="+", default=["events", "frames T=16"], help="local case groups to time"
     )
     parser.add_argument("--remote", action="store_true", help="s3:// (moto on loopback) against local")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0, help="--remote: delay every S3 request by this much"
+    )
     parser.add_argument("--tmp", default=None, help="folder for the caches (default: the system temp)")
     args = parser.parse_args()
     (main_remote if args.remote else main_local)(args)
