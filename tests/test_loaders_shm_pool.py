@@ -132,32 +132,3 @@ def test_private_batch_memory_cannot_be_sent():
     lease, _, _ = shm_pool.lend([((8,), np.uint8)], pool)
     with pytest.raises(TypeError, match="private memory"):
         lease.handle()
-
-
-def test_large_arrays_handed_out_one_after_another_reuse_memory_only_once_released(monkeypatch):
-    from neurodata.events import EVENT_DTYPE
-
-    monkeypatch.setattr(shm_pool, "_pools", {})
-    small = shm_pool.reusable_empty(10, EVENT_DTYPE)
-    assert small.flags.owndata and small.dtype == EVENT_DTYPE  # small arrays: plain numpy
-    n = shm_pool.ARRAY_MIN_BYTES // EVENT_DTYPE.itemsize + 100
-    first = shm_pool.reusable_empty(n, EVENT_DTYPE)
-    assert first.dtype == EVENT_DTYPE and first.shape == (n,) and first.flags.writeable
-    first["t"] = np.arange(n)
-    first["x"] = 7
-    second = shm_pool.reusable_empty(n - 5, EVENT_DTYPE)  # the first is held: other memory
-    second["t"] = -1
-    assert first["t"].tolist() == list(range(n)) and (first["x"] == 7).all()
-    (pool,) = [p for (_, purpose), p in shm_pool._pools.items() if purpose == "arrays"]
-    assert len(pool.segments) == 2 and all(
-        s.size <= n * 13 + shm_pool.HEADER + shm_pool.ALIGN for s in pool.segments
-    )
-    view = first[10:20]
-    del first
-    gc.collect()
-    assert len([s for s in pool.segments if s.reusable]) == 0  # a view keeps it
-    del view
-    gc.collect()
-    third = shm_pool.reusable_empty(n - 9, EVENT_DTYPE)  # fits the released segment: no new one
-    assert len(pool.segments) == 2 and third.shape == (n - 9,)
-    assert (second["t"] == -1).all()

@@ -21,7 +21,6 @@ from ..events import EVENT_DTYPE
 from .decode_pool import decode_map, decode_threads
 from .kernels import carry_times_numba, fill_row_chunk_numba, pad_records_numba, scatter_chunk_numba
 from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
-from .shm_pool import reusable_empty
 
 Fetcher = LocalFetcher | FsspecFetcher
 TIME_CODING = "per-sample-delta"  # the only time coding the fused pass undoes (see neurodata.cache.codecs)
@@ -109,7 +108,7 @@ class EventColumns:
         time sums from zero, and :func:`.kernels.carry_times_numba` then adds what the chunks before
         it summed to its events ahead of its first sample start."""
         offsets = check_local_offsets(local_offsets, last - first)
-        out = reusable_empty(last - first, EVENT_DTYPE)
+        out = np.empty(last - first, dtype=EVENT_DTYPE)
         chunks = self._chunk_pieces(first, last)
         threads = decode_threads(len(chunks))
         if threads == 1:

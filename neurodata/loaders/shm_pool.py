@@ -20,9 +20,7 @@ A process that collates for itself (``num_workers=0``) reuses memory the same wa
 anonymous mappings instead of memfds: a fresh 67 MiB padded event batch costs 10-24 ms to map,
 fault in and zero (numpy's ``np.zeros`` for a batch of 16 DVS128 samples, measured on the benchmark
 VM), a reused one 2.4 ms to write, which is about a third of what decoding the batch costs.
-Such a batch is never sent anywhere, so it is reused as soon as its arrays are gone. Large
-arrays a reader hands out one by one (a sample's events) come from a third pool the same way
-(:func:`reusable_empty`).
+Such a batch is never sent anywhere, so it is reused as soon as its arrays are gone.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ HEADER = 64  # byte 0: LENT while the main process may hold the batch
 ALIGN = 64
 LENT, FREE = 1, 0
 MAX_FREE = 2  # free segments a worker keeps beyond the ones it lends
-Layout = list[tuple[int, tuple[int, ...], np.dtype]]  # (offset after the header, shape, dtype) per array
+Layout = list[tuple[int, tuple[int, ...], str]]  # (offset after the header, shape, dtype) per array
 
 
 class Segment:
@@ -94,13 +92,11 @@ class Lease:
 
 
 class Pool:
-    """One process's segments (``shared``: memfds, for a DataLoader worker); a new segment is
-    ``headroom`` times the size asked, so later requests of other sizes fit too."""
+    """One process's segments (``shared``: memfds, for a DataLoader worker)."""
 
-    def __init__(self, shared: bool = True, headroom: float = 1.25) -> None:
+    def __init__(self, shared: bool = True) -> None:
         self.segments: list[Segment] = []
         self.shared = shared
-        self.headroom = headroom
         self.lock = threading.Lock()  # collate functions may run on several threads
 
     def acquire(self, nbytes: int) -> Segment:
@@ -114,8 +110,8 @@ class Pool:
         fitting = [s for s in free if s.size >= nbytes]
         if fitting:
             segment = min(fitting, key=lambda s: s.size)
-        else:
-            segment = Segment(ALIGN * math.ceil(nbytes * self.headroom / ALIGN), self.shared)
+        else:  # a quarter more than asked, so later batches of other lengths fit too
+            segment = Segment(ALIGN * math.ceil(nbytes * 1.25 / ALIGN), self.shared)
             self.segments.append(segment)
         spare = [s for s in free if s is not segment]
         for extra in [s for s in spare if s.size < nbytes] + sorted(spare, key=lambda s: s.size)[MAX_FREE:]:
@@ -129,16 +125,15 @@ class Pool:
         return segment
 
 
-_pools: dict[tuple[int, str], Pool] = {}
+_pools: dict[tuple[int, bool], Pool] = {}
 _pools_lock = threading.Lock()
-ARRAY_MIN_BYTES = 1 << 20  # smaller arrays come from numpy: malloc reuses those well
 
 
 def worker_pool() -> Pool | None:
     """This DataLoader worker's pool; None outside workers and where memfd is missing."""
     if get_worker_info() is None or not hasattr(os, "memfd_create"):
         return None
-    return _pool("worker batches", shared=True)
+    return _pool(shared=True)
 
 
 def local_pool() -> Pool | None:
@@ -146,38 +141,19 @@ def local_pool() -> Pool | None:
     go to another process: :func:`worker_pool`)."""
     if get_worker_info() is not None:
         return None
-    return _pool("batches", shared=False)
+    return _pool(shared=False)
 
 
-def _pool(purpose: str, shared: bool, headroom: float = 1.25) -> Pool:
+def _pool(shared: bool) -> Pool:
     with _pools_lock:  # keyed by process: a forked child starts its own
-        key = (os.getpid(), purpose)
-        if key not in _pools:
-            _pools[key] = Pool(shared, headroom)
-        return _pools[key]
-
-
-def reusable_empty(n: int, dtype: np.dtype) -> np.ndarray:
-    """An uninitialised 1-D array of ``n`` items, from this process's private pool when it is large.
-
-    For arrays a reader hands out one after another (a sample's events): numpy's allocator gives a
-    multi-MiB array back to the kernel when it is freed and faults fresh pages in for the next one
-    once the caller keeps the previous array while reading the next (a DataLoader loop does): ~150
-    page faults and 0.1-0.3 ms per DVS128-sized sample, measured. Pooled memory is reused once the
-    array and every view of it are gone, as batches are; new segments are the exact size asked, so
-    arrays a caller keeps cost no more memory than numpy's."""
-    dtype = np.dtype(dtype)
-    if n * dtype.itemsize < ARRAY_MIN_BYTES:
-        return np.empty(n, dtype=dtype)
-    _, _, (array,) = lend([((n,), dtype)], _pool("arrays", shared=False, headroom=1.0))
-    return array
+        return _pools.setdefault((os.getpid(), shared), Pool(shared))
 
 
 def layout_of(specs: list[tuple[tuple[int, ...], np.dtype]]) -> tuple[Layout, int]:
     """Aligned offsets of arrays ``(shape, dtype)`` after the header, and the total size."""
     layout, offset = [], HEADER
     for shape, dtype in specs:
-        layout.append((offset, tuple(int(n) for n in shape), np.dtype(dtype)))
+        layout.append((offset, tuple(int(n) for n in shape), np.dtype(dtype).str))
         offset += -(-int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize // ALIGN) * ALIGN
     return layout, max(offset, HEADER + ALIGN)
 
