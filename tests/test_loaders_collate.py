@@ -58,7 +58,13 @@ def assert_batch_holds(batch, samples) -> None:
             assert not column[n:].any()  # zero padding
 
 
-def test_structured_dict_and_tonic_samples_collate_alike(store):
+@pytest.fixture(params=["1", "3"], ids=["inline", "3 threads"])
+def pad_threads(request, monkeypatch):
+    """Samples padded one after another, or side by side on 3 decode threads."""
+    monkeypatch.setenv("NEURODATA_DECODE_THREADS", request.param)
+
+
+def test_structured_dict_and_tonic_samples_collate_alike(store, pad_threads):
     ds = load(store)
     samples = [ds[i] for i in (3, 0, 17, 9, 5)]  # 0 and 9 are empty
     batch = pad_events(samples)
@@ -70,12 +76,14 @@ def test_structured_dict_and_tonic_samples_collate_alike(store):
             assert torch.equal(mine, theirs)
 
 
-def test_coordinates_outside_int16_are_an_error_not_a_wrap(store):
+def test_coordinates_outside_int16_are_an_error_not_a_wrap(store, pad_threads):
     events, label = load(store)[5]
     wide = events.copy()
     wide["x"][-1] = 40_000  # a legal uint16 coordinate that int16 cannot hold
     with pytest.raises(ValueError, match="sample 1 of the batch has a coordinate of 40000"):
         pad_events([(events, label), (wide, label)])
+    with pytest.raises(ValueError, match="sample 2 of the batch has a coordinate of 40000"):
+        pad_events([(events, label), (events[:3], label), (wide, label), (wide, label)])  # the first named
     negative = as_dict(events)
     negative["y"][0] = -40_000
     with pytest.raises(ValueError, match="coordinate of -40000"):

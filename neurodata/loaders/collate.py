@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Sampler
 
 from . import shm_pool
+from .decode_pool import decode_map
 from .kernels import copy_with_range_numba, pad_records_numba
 
 
@@ -151,7 +152,8 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     """Collate ``(events, label)`` samples by padding each event field to the longest sample.
 
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
-    (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each;
+    (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each,
+    samples side by side on the decode threads (:mod:`.decode_pool`) where a process collates alone;
     a batch of samples still in the cache (:class:`.pending.PendingEvents`, from ``neurodata.load``)
     is decoded straight into the padded columns. The batch is built in memory that is reused once
     it is released (see :func:`batch_tensors`): shared memory in a DataLoader worker.
@@ -166,21 +168,30 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     tensors, mask = dict(zip(FIELD_DTYPES, made[:4])), made[4]
     columns = {name: tensor.numpy() for name, tensor in tensors.items()}
     mask_rows = mask.numpy()
+    longest_first = np.argsort(-lengths, kind="stable").tolist()  # threads finish together
     if pending:
         _check_coordinates("a sample", 0, batch.fill_rows(columns))
         labels = _labels(batch.targets())
     else:
-        for row, (events, _) in enumerate(batch):
-            n = int(lengths[row])
-            lo, hi = _fill_row(events, n, {name: column[row] for name, column in columns.items()})
-            _check_coordinates(f"sample {row}", lo, hi)
+
+        def fill(row: int) -> tuple[int, int]:
+            rows = {name: column[row] for name, column in columns.items()}
+            return _fill_row(batch[row][0], int(lengths[row]), rows)
+
+        ranges = dict(zip(longest_first, decode_map(fill, longest_first)))
+        for row in range(len(batch)):
+            _check_coordinates(f"sample {row}", *ranges[row])
         labels = _labels([label for _, label in batch])
-    for row, n in enumerate(lengths.tolist()):
+
+    def finish(row: int) -> None:
+        n = int(lengths[row])
         mask_rows[row, :n] = True
         if reused:  # the padding is written too
             mask_rows[row, n:] = False
             for column in columns.values():
                 column[row, n:] = 0
+
+    decode_map(finish, longest_first)
     if pooled is None:
         return EventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
     out = PooledEventBatch(*tensors.values(), mask, torch.from_numpy(lengths), labels)
