@@ -61,3 +61,21 @@ def test_s3_stream_matches_local(s3_options, tmp_path):  # noqa: F811
     events, label = mapped[7]
     assert label == 7
     np.testing.assert_array_equal(events, ls.sample_events(7))
+
+
+def test_a_local_file_cache_serves_later_epochs_without_the_object_store(s3_options, tmp_path):  # noqa: F811
+    """``simplecache::s3://...`` keeps every object it fetched in a local folder: once an epoch has
+    read the cache, later ones (even after the objects are gone from the store) read the copies."""
+    import s3fs
+
+    url = ls.build_indexed_cache("s3://caches/file-cached.zarr", N, storage_options=s3_options)
+    options = {"s3": s3_options, "simplecache": {"cache_storage": str(tmp_path / "copies")}}
+    first = load("simplecache::" + url, storage_options=options, seed=2, block_samples=3)
+    assert sorted(label for _, label in first) == list(range(N))
+    s3fs.S3FileSystem(**s3_options).rm(url, recursive=True)  # the store forgets the cache
+    for streaming in (True, False):
+        again = load("simplecache::" + url, storage_options=options, streaming=streaming, seed=3)
+        got = list(again) if streaming else [again[i] for i in range(N)]
+        assert sorted(label for _, label in got) == list(range(N))
+        for events, label in got:
+            np.testing.assert_array_equal(events, ls.sample_events(label))

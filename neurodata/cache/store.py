@@ -19,6 +19,7 @@ import fsspec
 import google_crc32c
 import zarr
 import zarr.api.asynchronous as zarr_async
+from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.local import LocalFileSystem
 from zarr import AsyncGroup
 from zarr.abc.store import Store
@@ -55,6 +56,12 @@ class Location:
         """A zarr store rooted here: a LocalStore on local disk, an FsspecStore elsewhere."""
         if self.is_local:
             return LocalStore(self.path, read_only=read_only)
+        if "::" in self.url:
+            # a chain (simplecache::s3://...): its caching layer is synchronous and calls the inner
+            # filesystem's blocking methods, so that one must not be the asynchronous instance zarr
+            # would make (its session would belong to zarr's event loop); wrap the whole chain instead
+            wrapped = AsyncFileSystemWrapper(self.fs, asynchronous=True)
+            return FsspecStore(fs=wrapped, path=self.path, read_only=read_only)
         return FsspecStore.from_url(self.url, storage_options=self.storage_options, read_only=read_only)
 
     def open_group(self, mode: str = "r", path: str = "") -> zarr.Group:
