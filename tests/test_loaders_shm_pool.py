@@ -132,3 +132,62 @@ def test_private_batch_memory_cannot_be_sent():
     lease, _, _ = shm_pool.lend([((8,), np.uint8)], pool)
     with pytest.raises(TypeError, match="private memory"):
         lease.handle()
+
+
+def _stack_and_count_new(samples):
+    """stack_dense in the worker, plus how many segments this worker has created so far."""
+    return stack_dense(samples), _created.get(shm_pool.os.getpid(), 0)
+
+
+_created: dict[int, int] = {}
+
+
+def test_workers_of_later_epochs_reuse_the_segments_earlier_workers_made(monkeypatch):
+    """The main process keeps the segments it received; workers forked for the next epoch claim
+    them instead of making new ones, and a batch still held from the first epoch is not written."""
+    monkeypatch.setattr(shm_pool, "_kept", {})
+    make = shm_pool.Segment.__init__
+
+    def counting(self, size, shared=True):
+        _created[shm_pool.os.getpid()] = _created.get(shm_pool.os.getpid(), 0) + 1
+        make(self, size, shared)
+
+    monkeypatch.setattr(shm_pool.Segment, "__init__", counting)  # forked workers inherit the patch
+    loader = DataLoader(
+        FRAMES, batch_size=2, num_workers=2, multiprocessing_context="fork", collate_fn=_stack_and_count_new
+    )
+    first = [(frames, made) for (frames, _), made in loader]
+    assert max(made for _, made in first) >= 1 and len(shm_pool._kept) >= 2
+    held = first[0][0]  # kept across the next epoch: its segment is lent, not reusable
+    expected = held.clone()
+    del first
+    gc.collect()
+    second = [made for (_, _), made in loader]
+    assert max(second) == 0  # every batch of the second epoch went into a kept segment
+    torch.testing.assert_close(held, expected)
+
+
+def _try_claim(segment, out):
+    out.put(segment.claim())
+
+
+def test_a_claimed_segment_is_taken_by_one_process_at_a_time():
+    import multiprocessing
+
+    pool = shm_pool.Pool()
+    segment = pool.acquire(1 << 12)  # made here and claimed by this process
+    assert segment.lock_fd >= 0
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_try_claim, args=(segment, out))
+    child.start()
+    assert out.get(timeout=30) is False
+    child.join()
+    segment.close()  # this process lets go
+    other = shm_pool.Segment(1 << 12)
+    child = context.Process(target=_try_claim, args=(other, out))
+    child.start()
+    assert out.get(timeout=30) is True
+    child.join()
+    assert other.claim()  # the child's claim ended with it
+    other.close()
