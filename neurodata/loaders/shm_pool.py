@@ -86,7 +86,10 @@ class Segment:
         inherited it); False when another process holds it."""
         import fcntl  # POSIX only, as memfd is
 
-        lock_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            lock_fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # no /proc: nobody can claim, so kept segments are simply not reused
+            return False
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
