@@ -59,7 +59,8 @@ def load(
     url = resolve_store(name_or_store, root)
     source = SplitSource(url, split, storage_options)
     pipeline = SamplePipeline(source, representation, transform, target_transform, precomputed)
-    source.warm()
+    if pipeline.stored is None:  # events will be decoded (a stored representation needs no kernel)
+        source.warm()
     if streaming is None:
         streaming = is_remote(url)
     if not streaming:

@@ -81,8 +81,13 @@ def _receive_stack(handle, layout, labels) -> tuple[torch.Tensor, Any]:
     return stacked, _labels_from(labels)
 
 
-def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch dtype."""
     return torch.empty(0, dtype=dtype).numpy().dtype
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
 class BatchMemory(NamedTuple):
@@ -100,7 +105,7 @@ def batch_tensors(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> BatchMemo
     pool = shm_pool.worker_pool() or shm_pool.local_pool()
     if pool is None:
         return BatchMemory([batch_tensor(shape, dtype) for shape, dtype in specs], None, False)
-    lease, layout, arrays = shm_pool.lend([(shape, _numpy_dtype(dtype)) for shape, dtype in specs], pool)
+    lease, layout, arrays = shm_pool.lend([(shape, numpy_dtype(dtype)) for shape, dtype in specs], pool)
     tensors = [torch.from_numpy(array) for array in arrays]
     return BatchMemory(tensors, (lease, layout) if pool.shared else None, True)
 
@@ -211,9 +216,7 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
     if hasattr(batch, "fill_stacked"):
         shape = list(batch.shape)
         shape.insert(axis, len(batch))
-        (stacked,), pooled, _ = batch_tensors(
-            [(tuple(shape), torch.from_numpy(np.empty(0, dtype=batch.dtype)).dtype)]
-        )
+        (stacked,), pooled, _ = batch_tensors([(tuple(shape), _torch_dtype(batch.dtype))])
         batch.fill_stacked(stacked.numpy(), axis)
         return _stacked(stacked, _labels(batch.targets()), pooled)
     inputs = [x for x, _ in batch]
@@ -226,8 +229,7 @@ def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> t
     if inputs and all(isinstance(x, np.ndarray) for x in inputs):
         shape = list(inputs[0].shape)
         shape.insert(axis, len(inputs))
-        dtype = torch.from_numpy(np.empty(0, dtype=np.result_type(*inputs))).dtype
-        (stacked,), pooled, _ = batch_tensors([(tuple(shape), dtype)])
+        (stacked,), pooled, _ = batch_tensors([(tuple(shape), _torch_dtype(np.result_type(*inputs)))])
         np.stack(inputs, axis=axis, out=stacked.numpy())
     else:
         stacked, pooled = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis), None

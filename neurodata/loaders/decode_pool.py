@@ -67,7 +67,7 @@ def decode_map(task: Callable[[T], R], items: Sequence[T]) -> list[R]:
     failed = threading.Event()
 
     def drain() -> None:
-        for k in iter(counter.__next__, None):
+        for k in counter:
             if k >= len(items) or failed.is_set():
                 return
             try:

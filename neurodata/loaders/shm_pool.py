@@ -177,16 +177,7 @@ def worker_pool() -> Pool | None:
     kept from earlier workers (see :func:`receive`) that no other process has claimed."""
     if get_worker_info() is None or not hasattr(os, "memfd_create"):
         return None
-    with _pools_lock:
-        key = (os.getpid(), True)
-        if key not in _pools:
-            pool = _pools[key] = Pool(shared=True)
-            for segment in list(_kept.values()):
-                if len(pool.segments) >= CLAIM:
-                    break
-                if segment.claim():
-                    pool.segments.append(segment)
-        return _pools[key]
+    return _pool(shared=True)
 
 
 def local_pool() -> Pool | None:
@@ -198,8 +189,19 @@ def local_pool() -> Pool | None:
 
 
 def _pool(shared: bool) -> Pool:
-    with _pools_lock:  # keyed by process: a forked child starts its own
-        return _pools.setdefault((os.getpid(), shared), Pool(shared))
+    """This process's pool (keyed by process: a forked child starts its own)."""
+    with _pools_lock:
+        key = (os.getpid(), shared)
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = Pool(shared)
+            if shared:
+                for segment in list(_kept.values()):  # claimed ones are this worker's until it exits
+                    if len(pool.segments) == CLAIM:
+                        break
+                    if segment.claim():
+                        pool.segments.append(segment)
+        return pool
 
 
 def layout_of(specs: list[tuple[tuple[int, ...], np.dtype]]) -> tuple[Layout, int]:
@@ -241,15 +243,14 @@ def _kept_map(fd: int, size: int) -> mmap.mmap:
     try:
         info = os.fstat(fd)
         key = (info.st_dev, info.st_ino)
-        kept = _kept.get(key)
-        if kept is not None and kept.size == size:
+        if key in _kept:  # a kept descriptor keeps the inode alive: the key is this segment
             os.close(fd)
-            return kept.map
+            return _kept[key].map
         buffer = mmap.mmap(fd, size)
     except BaseException:
         os.close(fd)
         raise
-    if kept is None and sum(s.size for s in _kept.values()) + size <= KEEP_BYTES:
+    if sum(s.size for s in _kept.values()) + size <= KEEP_BYTES:
         _kept[key] = Segment.adopt(fd, buffer, size)
     else:
         os.close(fd)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..cache import CacheReader, SplitReader, open_cache
 from ..cache.layout import EVENT_FIELDS
 from ..datasets.paths import default_root
-from .collate import FIELD_DTYPES
+from .collate import FIELD_DTYPES, numpy_dtype
 from .event_columns import TIME_CODING, EventColumns, fusable
 from .shards import fetcher_for, open_rows
 
@@ -87,7 +86,7 @@ class SplitSource:
         """Load the event kernels here, before DataLoader workers fork (see :meth:`EventColumns.warm`)."""
         columns = self.columns
         if columns is not None:
-            columns.warm([torch.empty(0, dtype=dtype).numpy().dtype for dtype in FIELD_DTYPES.values()])
+            columns.warm([numpy_dtype(dtype) for dtype in FIELD_DTYPES.values()])
 
     @property
     def columns(self) -> EventColumns | None:
