@@ -17,8 +17,9 @@ Frames are T = 16 frames split by event count (SpikingJelly's ``frames_number=16
 ours: ``ToFrame(None, frames_number=16, split_by="number")``, int32, and the same with
 ``dtype="int16"``, Tonic's frame dtype; Tonic: ``ToFrame(n_event_bins=16)``).
 Each timed pass reads every sample (map-style datasets in one fixed random order) through a
-``DataLoader`` in three modes: 0 workers one sample at a time without collation (pure loading),
-then batches of 16 with 0 and 2 workers (fork) through the same collate for all: ``pad_events`` for
+``DataLoader`` in four modes: 0 workers one sample at a time without collation (pure loading),
+then batches of 16 with 0 workers, 2 fresh workers (fork, started anew each pass as PyTorch does
+by default) and 2 persistent workers (after an untimed first pass), through the same collate for all: ``pad_events`` for
 events (it accepts SpikingJelly's dicts and Tonic's arrays; our map dataset hands it the batch's
 samples still in the cache, which it decodes straight into the padded batch), ``stack_dense`` for
 frames. With 0 workers our reads decode chunks (one sample) or samples (a batch) on
