@@ -7,6 +7,12 @@ rows into the output records while undoing the per-sample delta coding of times 
 (:func:`neurodata.cache.reader.decode_range`), no column-sized temporaries are written and read back;
 writing whole records (not four strided field views) halves the kernel's time. Works for any
 integer stored dtypes; callers validate every index first (Numba does not bounds-check).
+
+Every loop runs over views sliced to start at 0 and indexes them with its ``range()`` counter.
+Numba wraps a negative index around (``a[-1]`` is the last item), so an index it cannot prove
+non-negative, such as ``dst + i``, costs a test per item that also keeps LLVM from vectorizing
+the loop: the padded-batch pass took 3.3 ns per event that way and 0.7 with views (its fields in
+separate loops, all but the time sum vectorized).
 """
 
 from __future__ import annotations
@@ -32,13 +38,21 @@ def scatter_chunk_numba(coded, x, y, p, src, n, dst, offsets, state, out):
             while s < m and offsets[s] <= dst + j:
                 s += 1
         end = min(n, offsets[s] - dst) if s < m else n  # up to the next sample start
-        for i in range(j, end):
-            running += coded[src + i]
-            record = out[dst + i]
+        # views indexed by range(): no per-item negative-index wraparound (see the module docstring)
+        coded_part, x_part, y_part, p_part = (
+            coded[src + j : src + end],
+            x[src + j : src + end],
+            y[src + j : src + end],
+            p[src + j : src + end],
+        )
+        records = out[dst + j : dst + end]
+        for i in range(end - j):
+            running += coded_part[i]
+            record = records[i]
             record.t = running
-            record.x = x[src + i]
-            record.y = y[src + i]
-            record.p = p[src + i]
+            record.x = x_part[i]
+            record.y = y_part[i]
+            record.p = p_part[i]
         j = end
     state[0] = running
     state[1] = s
@@ -84,19 +98,18 @@ def fill_row_chunk_numba(coded, x, y, p, src, n, dst, t_row, x_row, y_row, p_row
     cache): ``state`` carries ``[running time sum, largest coordinate seen]`` from chunk to chunk
     (start with ``[0, 0]``); coordinates are never negative in a cache.
     """
+    times, rows = coded[src : src + n], t_row[dst : dst + n]
     running = state[0]
-    hi = state[1]
     for i in range(n):
-        running += coded[src + i]
-        xi = x[src + i]
-        yi = y[src + i]
-        t_row[dst + i] = running
-        x_row[dst + i] = xi
-        y_row[dst + i] = yi
-        p_row[dst + i] = p[src + i]
-        hi = max(hi, xi, yi)
+        running += times[i]
+        rows[i] = running
+    _, x_hi = copy_with_range_numba(x[src : src + n], x_row[dst : dst + n])
+    _, y_hi = copy_with_range_numba(y[src : src + n], y_row[dst : dst + n])
+    polarities, rows_p = p[src : src + n], p_row[dst : dst + n]
+    for i in range(n):
+        rows_p[i] = polarities[i]
     state[0] = running
-    state[1] = hi
+    state[1] = max(state[1], x_hi, y_hi)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -119,6 +132,7 @@ def carry_times_numba(out, starts, sums, offsets):
             s += 1
         stop = min(hi, offsets[s]) if s < m else hi  # the first sample start at or after lo
         if carry != 0:
-            for i in range(lo, stop):
-                out[i].t += carry
+            ahead = out[lo:stop]
+            for i in range(len(ahead)):
+                ahead[i].t += carry
         carry = carry + sums[k] if stop == hi else sums[k]
