@@ -27,6 +27,8 @@ frames. With 0 workers our reads decode chunks (one sample) or samples (a batch)
 interleave the loaders; medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
+    PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py --samples 1176 --groups events \
+        --modes "2 workers, batches of 16" "2 persistent workers, b16"   # a DVS128 Gesture train epoch
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote   # s3:// on moto vs local
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_loaders.py --remote --latency-ms 20 --groups events
 
@@ -221,7 +223,7 @@ def one_pass(loader: DataLoader) -> tuple[float, float, int]:
     return time.perf_counter() - start, time.process_time() - cpu, n
 
 
-def run_table(cases: dict[str, dict], n_samples: int, repeats: int) -> None:
+def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[str] | None = None) -> None:
     """cases: group -> {name: (dataset, map_style, collate)}; the group's first entry is the ratios' reference.
 
     With 0 workers everything runs in this process, so its CPU time per sample is printed too: on a
@@ -231,6 +233,8 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int) -> None:
     print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12} {'cpu ms/sample':>14}")
     for group, loaders in cases.items():
         for mode, workers, batch, persistent in MODES:
+            if modes is not None and mode not in modes:
+                continue
             times: dict[str, list[tuple[float, float]]] = {name: [] for name in loaders}
             made = {
                 name: make_loader(ds, order if map_style else None, workers, batch, collate, persistent)
@@ -310,7 +314,7 @@ def main_local(args) -> None:
         },
     }
     try:
-        run_table({group: cases[group] for group in args.groups}, args.samples, args.repeats)
+        run_table({group: cases[group] for group in args.groups}, args.samples, args.repeats, args.modes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -422,7 +426,7 @@ def main_remote(args) -> None:
         if args.latency_ms:
             add_latency(args.latency_ms / 1000)
         chosen = {group: c for group, c in cases.items() if group.endswith(tuple(args.groups))}
-        run_table(chosen, args.samples, args.repeats)
+        run_table(chosen, args.samples, args.repeats, args.modes)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -441,5 +445,13 @@ if __name__ == "__main__":
         "--latency-ms", type=float, default=0, help="--remote: delay every S3 request by this much"
     )
     parser.add_argument("--tmp", default=None, help="folder for the caches (default: the system temp)")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=[name for name, *_ in MODES],
+        choices=[name for name, *_ in MODES],
+        metavar="MODE",
+        help="DataLoader modes to time (default: all four), e.g. '2 workers, batches of 16'",
+    )
     args = parser.parse_args()
     (main_remote if args.remote else main_local)(args)
