@@ -24,7 +24,7 @@ from neurodata.cache.codecs import decode_times, encode_times
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.loaders import EventBatch, load, pad_events
 from neurodata.loaders.event_columns import EventColumns
-from neurodata.loaders.kernels import carry_times_numba, scatter_chunk_numba
+from neurodata.loaders.kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from neurodata.loaders.pending import PendingEvents
 from neurodata.loaders.shards import MISSING
 from neurodata.loaders.source import event_columns
@@ -216,6 +216,36 @@ def test_scatter_kernel_matches_the_numpy_reference():
         np.testing.assert_array_equal(out["t"], t)
         for name, column in (("x", x), ("y", y), ("p", p)):
             np.testing.assert_array_equal(out[name], column)
+
+
+@pytest.mark.parametrize(
+    "coded_dtype, coordinate_dtype", [(np.int32, np.uint8), (np.int64, np.uint16), (np.uint32, np.int16)]
+)
+def test_fill_row_kernel_matches_the_numpy_reference(coded_dtype, coordinate_dtype):
+    """One sample's chunks, cut at random places (chunk offsets ``src`` inside a larger scratch
+    buffer too), into padded rows of the batch dtypes: times are the running sum of the deltas,
+    fields copied, the padding untouched, and the state's largest coordinate the true maximum."""
+    rng = np.random.default_rng(11)
+    high = min(np.iinfo(coordinate_dtype).max, 1279)
+    for _ in range(20):
+        n = int(rng.integers(1, 5000))
+        coded = rng.integers(0, 1000, n).astype(coded_dtype)
+        x = rng.integers(0, high + 1, n).astype(coordinate_dtype)
+        y = rng.integers(0, high + 1, n).astype(coordinate_dtype)
+        p = rng.integers(0, 2, n).astype(np.uint8)
+        width = n + int(rng.integers(0, 40))
+        rows = [np.full(width, 7, dtype=d) for d in (np.int64, np.int16, np.int16, np.uint8)]
+        state = np.zeros(2, dtype=np.int64)
+        cuts = np.unique(np.concatenate([[0, n], rng.integers(0, n, 4)]))
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            lead = int(rng.integers(0, 9))  # the piece starts ``lead`` rows into its chunk buffer
+            chunk = [np.concatenate([np.zeros(lead, c.dtype), c[a:b]]) for c in (coded, x, y, p)]
+            fill_row_chunk_numba(*chunk, lead, b - a, a, *rows, state)
+        np.testing.assert_array_equal(rows[0][:n], np.cumsum(coded.astype(np.int64)))
+        for row, column in zip(rows[1:], (x, y, p)):
+            np.testing.assert_array_equal(row[:n], column)
+        assert all((row[n:] == 7).all() for row in rows)
+        assert state[0] == rows[0][n - 1] and state[1] == max(int(x.max()), int(y.max()))
 
 
 def test_a_batch_pads_straight_from_the_cache_as_from_decoded_samples(fixture_cache, decode_threads):
