@@ -111,6 +111,22 @@ def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache
         assert got_label == label
 
 
+def test_consecutive_samples_read_together_equal_the_source_events(fixture_cache, decode_threads):
+    """A block of consecutive samples (streaming's read) decodes the chunks they share once and gives
+    each sample an array of its own; over every range, empty samples and chunk edges included, they
+    equal the samples written."""
+    url, samples = fixture_cache
+    source = load(url).pipeline.source
+    for start, stop in ranges(len(samples)):
+        got = source.samples(start, stop)
+        assert len(got) == stop - start
+        for i, events in zip(range(start, stop), got):
+            assert events.dtype == EVENT_DTYPE
+            np.testing.assert_array_equal(events, samples[i][0], err_msg=f"sample {i} of {start}:{stop}")
+        if stop - start > 1:  # separate arrays: freeing one sample frees its memory
+            assert all(events.base is None for events in got)
+
+
 def test_narrower_stored_dtypes_are_read_from_the_array_metadata(tmp_path, fixtures):
     """The layout may store int32 time deltas and uint8 coordinates (a 34x34 N-MNIST sensor): the
     fused reader takes each column's dtype from its zarr.json and still returns EVENT_DTYPE."""

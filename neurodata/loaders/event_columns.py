@@ -47,6 +47,7 @@ class EventColumns:
         self.fetcher = fetcher
         self.columns = [columns[name] for name in EVENT_FIELDS]
         self._scratch = threading.local()  # prefetch threads decode beside the caller
+        self._blocks = threading.local()  # read_samples' decompressed chunks, per calling thread
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
         """Compile (or load from Numba's cache) this reader's kernels for its stored dtypes, on no
@@ -128,6 +129,62 @@ class EventColumns:
         sums[order] = decode_map(scatter, [chunks[k] for k in order])
         starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
         carry_times_numba(out, starts, sums, offsets)
+        return out
+
+    def block_buffers(self, count: int) -> list[list[np.ndarray]]:
+        """This thread's buffers for ``count`` decompressed chunks of all four columns (grown as
+        needed and kept: a block's chunks fit the CPU's last-level cache, and reused buffers fault
+        no pages in)."""
+        buffers = getattr(self._blocks, "buffers", None)
+        if buffers is None:
+            buffers = self._blocks.buffers = []
+        while len(buffers) < count:
+            buffers.append([np.empty(rows.chunk_rows, dtype=rows.dtype) for rows in self.columns])
+        return buffers[:count]
+
+    def read_samples(self, first: int, last: int, local_offsets: np.ndarray) -> list[np.ndarray]:
+        """Events ``[first, last)``, consecutive samples split at ``local_offsets`` (as in
+        :meth:`read`), as one EVENT_DTYPE array per sample.
+
+        Every inner chunk of the range is decompressed once, also where two samples share it
+        (reading the samples one by one decompresses each shared chunk twice), side by side where
+        threads are free; then each sample is written from them into an array of its own, also side
+        by side. Separate arrays, not views of one block-sized array, because a block of several
+        MiB is fresh memory each time (page-faulted in), where sample-sized arrays come back from
+        the allocator's reused heap as earlier samples are freed."""
+        offsets = check_local_offsets(local_offsets, last - first)
+        chunks = self._chunk_pieces(first, last)
+        buffers = self.block_buffers(len(chunks))
+
+        def decompress(k: int) -> None:
+            for rows, buffer, raw in zip(self.columns, buffers[k], chunks[k][3]):
+                rows.decompress(raw, buffer)
+
+        decode_map(decompress, range(len(chunks)))
+        starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
+        lengths = np.diff(offsets)
+        out = [np.empty(int(n), dtype=EVENT_DTYPE) for n in lengths]
+        sample_start = np.zeros(1, dtype=np.int64)  # each output restarts its time sums at row 0
+
+        def fill(sample: int) -> None:
+            a, b = int(offsets[sample]), int(offsets[sample + 1])
+            state = np.zeros(2, dtype=np.int64)
+            k = int(np.searchsorted(starts, a, side="right")) - 1
+            while a < b:
+                src, count, dst, _ = chunks[k]
+                stop = min(b, dst + count)
+                scatter_chunk_numba(
+                    *buffers[k],
+                    src + a - dst,
+                    stop - a,
+                    a - int(offsets[sample]),
+                    sample_start,
+                    state,
+                    out[sample],
+                )
+                a, k = stop, k + 1
+
+        decode_map(fill, sorted(range(len(out)), key=lambda j: -lengths[j]))
         return out
 
     def read_row(

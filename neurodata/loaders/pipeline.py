@@ -67,8 +67,7 @@ class SamplePipeline:
         labels = self.source.reader.labels[start:stop]
         if self.stored is not None:
             return list(zip(self.stored.read(start, stop), labels.tolist()))
-        events, local = self.source.events(start, stop)
-        return [(events[local[j] : local[j + 1]], int(labels[j])) for j in range(len(labels))]
+        return list(zip(self.source.samples(start, stop), labels.tolist()))
 
     def finish(self, raw: np.ndarray, label: int) -> tuple[Any, Any]:
         """A raw sample -> ``(input, target)`` through transform, representation, target_transform."""

@@ -82,6 +82,21 @@ class SplitSource:
         local = offsets[start : stop + 1] - first
         return columns.read(first, last, local), local
 
+    def samples(self, start: int, stop: int) -> list[np.ndarray]:
+        """Events of each sample ``start:stop``, one array per sample. Several consecutive samples
+        (a streaming block) are read together by :meth:`EventColumns.read_samples`, decompressing
+        the chunks two samples share once; a single sample, or a cache the fused reader does not
+        handle, is read by :meth:`events` (views of its array)."""
+        _, cache, columns = self._open()
+        start, stop, _ = slice(start, stop).indices(cache[self.split].n_samples)
+        stop = max(start, stop)
+        if columns is None or stop - start < 2:
+            events, local = self.events(start, stop)
+            return [events[local[j] : local[j + 1]] for j in range(len(local) - 1)]
+        offsets = cache[self.split].offsets
+        first, last = int(offsets[start]), int(offsets[stop])
+        return columns.read_samples(first, last, offsets[start : stop + 1] - first)
+
     def warm(self) -> None:
         """Load the event kernels here, before DataLoader workers fork (see :meth:`EventColumns.warm`)."""
         columns = self.columns

@@ -21,9 +21,10 @@ from .pipeline import SamplePipeline
 from .sharding import epoch_order, plan_blocks, rank_blocks, shuffle_buffer, worker_blocks
 from .source import is_remote
 
-# decoded bytes per block read: remote reads need size to amortise request latency; local reads do
-# not, and smaller blocks keep less memory live (which, with the shuffle buffer, costs page faults)
-TARGET_BLOCK_BYTES = {"remote": 16 << 20, "local": 4 << 20}
+# decoded bytes per block read (~6 DVS128-sized samples): a remote read amortises request latency
+# over it, and every read decompresses the inner chunks its consecutive samples share once (with one
+# sample per block, a quarter of the decompression went to neighbours' events; see read_samples)
+TARGET_BLOCK_BYTES = 16 << 20
 
 
 def default_rank_world() -> tuple[int, int]:
@@ -35,7 +36,6 @@ def default_rank_world() -> tuple[int, int]:
 
 def auto_block_samples(pipeline: SamplePipeline) -> int:
     """Samples per block so that one block is about :data:`TARGET_BLOCK_BYTES` of decoded data."""
-    target = TARGET_BLOCK_BYTES["remote" if is_remote(pipeline.source.url) else "local"]
     n = len(pipeline)
     if n == 0:
         return 1
@@ -43,7 +43,7 @@ def auto_block_samples(pipeline: SamplePipeline) -> int:
         per_sample = int(np.prod(pipeline.stored.shape)) * pipeline.stored.dtype.itemsize
     else:
         per_sample = max(1, pipeline.source.attrs["splits"][pipeline.source.split]["n_events"] // n) * 13
-    return int(np.clip(target // max(per_sample, 1), 1, 1024))
+    return int(np.clip(TARGET_BLOCK_BYTES // max(per_sample, 1), 1, 1024))
 
 
 class StreamingDataset(SplitInfo, IterableDataset):
