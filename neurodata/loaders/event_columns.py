@@ -23,6 +23,7 @@ from .kernels import carry_times_numba, fill_row_chunk_numba, pad_records_numba,
 from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
 
 Fetcher = LocalFetcher | FsspecFetcher
+SAMPLE_START = np.zeros(1, dtype=np.int64)  # read_samples' outputs restart their time sums at row 0
 TIME_CODING = "per-sample-delta"  # the only time coding the fused pass undoes (see neurodata.cache.codecs)
 
 
@@ -147,13 +148,48 @@ class EventColumns:
         :meth:`read`), as one EVENT_DTYPE array per sample.
 
         Every inner chunk of the range is decompressed once, also where two samples share it
-        (reading the samples one by one decompresses each shared chunk twice), side by side where
-        threads are free; then each sample is written from them into an array of its own, also side
-        by side. Separate arrays, not views of one block-sized array, because a block of several
-        MiB is fresh memory each time (page-faulted in), where sample-sized arrays come back from
-        the allocator's reused heap as earlier samples are freed."""
+        (reading the samples one by one decompresses each shared chunk twice). On one thread (a
+        DataLoader worker) each chunk is decompressed into the cache-resident scratch buffers and
+        its rows go straight to the one or two samples they belong to; where decode threads are
+        free, all chunks are first decompressed side by side into per-thread block buffers, then
+        the samples are written from them side by side. Separate arrays, not views of one
+        block-sized array, because a block of several MiB is fresh memory each time (page-faulted
+        in), where sample-sized arrays come back from the allocator's reused heap as earlier
+        samples are freed."""
         offsets = check_local_offsets(local_offsets, last - first)
         chunks = self._chunk_pieces(first, last)
+        out = [np.empty(int(n), dtype=EVENT_DTYPE) for n in np.diff(offsets)]
+        if decode_threads(len(chunks)) == 1:
+            self._scatter_in_order(chunks, offsets, out)
+        else:
+            self._scatter_side_by_side(chunks, offsets, out)
+        return out
+
+    def _scatter_in_order(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
+        """Chunk after chunk, each decompressed once into scratch and split among its samples."""
+        states = [np.zeros(2, dtype=np.int64) for _ in out]  # per sample: [time sum, next start]
+        sample = 0
+        for src, count, dst, raws in chunks:
+            columns = self._decompressed(raws)
+            row, end = dst, dst + count
+            while row < end:
+                while offsets[sample + 1] <= row:  # the sample holding this row (skipping empty ones)
+                    sample += 1
+                stop = min(end, int(offsets[sample + 1]))
+                start = int(offsets[sample])
+                scatter_chunk_numba(
+                    *columns,
+                    src + row - dst,
+                    stop - row,
+                    row - start,
+                    SAMPLE_START,
+                    states[sample],
+                    out[sample],
+                )
+                row = stop
+
+    def _scatter_side_by_side(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
+        """All chunks decompressed side by side into block buffers, then the samples written side by side."""
         buffers = self.block_buffers(len(chunks))
 
         def decompress(k: int) -> None:
@@ -162,30 +198,26 @@ class EventColumns:
 
         decode_map(decompress, range(len(chunks)))
         starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
-        lengths = np.diff(offsets)
-        out = [np.empty(int(n), dtype=EVENT_DTYPE) for n in lengths]
-        sample_start = np.zeros(1, dtype=np.int64)  # each output restarts its time sums at row 0
 
         def fill(sample: int) -> None:
-            a, b = int(offsets[sample]), int(offsets[sample + 1])
+            row, end = int(offsets[sample]), int(offsets[sample + 1])
             state = np.zeros(2, dtype=np.int64)
-            k = int(np.searchsorted(starts, a, side="right")) - 1
-            while a < b:
+            k = int(np.searchsorted(starts, row, side="right")) - 1
+            while row < end:
                 src, count, dst, _ = chunks[k]
-                stop = min(b, dst + count)
+                stop = min(end, dst + count)
                 scatter_chunk_numba(
                     *buffers[k],
-                    src + a - dst,
-                    stop - a,
-                    a - int(offsets[sample]),
-                    sample_start,
+                    src + row - dst,
+                    stop - row,
+                    row - int(offsets[sample]),
+                    SAMPLE_START,
                     state,
                     out[sample],
                 )
-                a, k = stop, k + 1
+                row, k = stop, k + 1
 
-        decode_map(fill, sorted(range(len(out)), key=lambda j: -lengths[j]))
-        return out
+        decode_map(fill, sorted(range(len(out)), key=lambda j: -len(out[j])))
 
     def read_row(
         self, first: int, last: int, rows: list[np.ndarray], chunks: list[tuple] | None = None
