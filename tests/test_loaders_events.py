@@ -23,6 +23,7 @@ from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
 from neurodata.cache.codecs import decode_times, encode_times
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.loaders import EventBatch, load, pad_events
+from neurodata.loaders import event_columns as event_columns_module
 from neurodata.loaders.event_columns import EventColumns
 from neurodata.loaders.kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from neurodata.loaders.pending import PendingEvents
@@ -111,10 +112,15 @@ def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache
         assert got_label == label
 
 
-def test_consecutive_samples_read_together_equal_the_source_events(fixture_cache, decode_threads):
+@pytest.mark.parametrize("max_block_chunks", [64, 1], ids=["side by side", "chunk by chunk"])
+def test_consecutive_samples_read_together_equal_the_source_events(
+    fixture_cache, decode_threads, max_block_chunks, monkeypatch
+):
     """A block of consecutive samples (streaming's read) decodes the chunks they share once and gives
     each sample an array of its own; over every range, empty samples and chunk edges included, they
-    equal the samples written."""
+    equal the samples written (with threads: side by side through block buffers, or chunk by chunk
+    when the range has more chunks than those buffers may hold)."""
+    monkeypatch.setattr(event_columns_module, "MAX_BLOCK_CHUNKS", max_block_chunks)
     url, samples = fixture_cache
     source = load(url).pipeline.source
     for start, stop in ranges(len(samples)):

@@ -24,6 +24,9 @@ from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
 
 Fetcher = LocalFetcher | FsspecFetcher
 SAMPLE_START = np.zeros(1, dtype=np.int64)  # read_samples' outputs restart their time sums at row 0
+# read_samples decodes side by side through per-thread buffers of at most this many chunks (~28 MiB
+# at the default dtypes); a longer range (a block holding a very long recording) goes chunk by chunk
+MAX_BLOCK_CHUNKS = 64
 TIME_CODING = "per-sample-delta"  # the only time coding the fused pass undoes (see neurodata.cache.codecs)
 
 
@@ -151,15 +154,15 @@ class EventColumns:
         (reading the samples one by one decompresses each shared chunk twice). On one thread (a
         DataLoader worker) each chunk is decompressed into the cache-resident scratch buffers and
         its rows go straight to the one or two samples they belong to; where decode threads are
-        free, all chunks are first decompressed side by side into per-thread block buffers, then
-        the samples are written from them side by side. Separate arrays, not views of one
-        block-sized array, because a block of several MiB is fresh memory each time (page-faulted
-        in), where sample-sized arrays come back from the allocator's reused heap as earlier
-        samples are freed."""
+        free, all chunks (up to :data:`MAX_BLOCK_CHUNKS`) are first decompressed side by side into
+        per-thread block buffers, then the samples are written from them side by side. Separate
+        arrays, not views of one block-sized array, because a block of several MiB is fresh memory
+        each time (page-faulted in), where sample-sized arrays come back from the allocator's
+        reused heap as earlier samples are freed."""
         offsets = check_local_offsets(local_offsets, last - first)
         chunks = self._chunk_pieces(first, last)
         out = [np.empty(int(n), dtype=EVENT_DTYPE) for n in np.diff(offsets)]
-        if decode_threads(len(chunks)) == 1:
+        if decode_threads(len(chunks)) == 1 or len(chunks) > MAX_BLOCK_CHUNKS:
             self._scatter_in_order(chunks, offsets, out)
         else:
             self._scatter_side_by_side(chunks, offsets, out)
