@@ -42,6 +42,23 @@ def fusable(columns: dict[str, ShardedRows]) -> bool:
     )
 
 
+def sample_pieces(chunks: list[tuple], offsets: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+    """Where a range's chunks (from :meth:`EventColumns.fetch`) meet its samples (local ``offsets``):
+    ``(chunk index, sample, first row in the chunk, rows, first row in the sample)`` for every piece,
+    in row order. Empty samples get no piece."""
+    pieces = []
+    sample = 0
+    for k, (src, count, dst, _) in enumerate(chunks):
+        row, end = dst, dst + count
+        while row < end:
+            while offsets[sample + 1] <= row:  # the sample holding this row (skipping empty ones)
+                sample += 1
+            stop = min(end, int(offsets[sample + 1]))
+            pieces.append((k, sample, src + row - dst, stop - row, row - int(offsets[sample])))
+            row = stop
+    return pieces
+
+
 class EventColumns:
     """The event columns of one split, read directly from their shards (see the module docstring)."""
 
@@ -171,25 +188,11 @@ class EventColumns:
     def _scatter_in_order(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
         """Chunk after chunk, each decompressed once into scratch and split among its samples."""
         states = [np.zeros(2, dtype=np.int64) for _ in out]  # per sample: [time sum, next start]
-        sample = 0
-        for src, count, dst, raws in chunks:
-            columns = self._decompressed(raws)
-            row, end = dst, dst + count
-            while row < end:
-                while offsets[sample + 1] <= row:  # the sample holding this row (skipping empty ones)
-                    sample += 1
-                stop = min(end, int(offsets[sample + 1]))
-                start = int(offsets[sample])
-                scatter_chunk_numba(
-                    *columns,
-                    src + row - dst,
-                    stop - row,
-                    row - start,
-                    SAMPLE_START,
-                    states[sample],
-                    out[sample],
-                )
-                row = stop
+        columns, decompressed = None, -1
+        for k, sample, src, count, dst in sample_pieces(chunks, offsets):
+            if k != decompressed:
+                columns, decompressed = self._decompressed(chunks[k][3]), k
+            scatter_chunk_numba(*columns, src, count, dst, SAMPLE_START, states[sample], out[sample])
 
     def _scatter_side_by_side(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
         """All chunks decompressed side by side into block buffers, then the samples written side by side."""
@@ -200,25 +203,14 @@ class EventColumns:
                 rows.decompress(raw, buffer)
 
         decode_map(decompress, range(len(chunks)))
-        starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
+        per_sample: list[list[tuple]] = [[] for _ in out]
+        for piece in sample_pieces(chunks, offsets):
+            per_sample[piece[1]].append(piece)
 
         def fill(sample: int) -> None:
-            row, end = int(offsets[sample]), int(offsets[sample + 1])
             state = np.zeros(2, dtype=np.int64)
-            k = int(np.searchsorted(starts, row, side="right")) - 1
-            while row < end:
-                src, count, dst, _ = chunks[k]
-                stop = min(end, dst + count)
-                scatter_chunk_numba(
-                    *buffers[k],
-                    src + row - dst,
-                    stop - row,
-                    row - int(offsets[sample]),
-                    SAMPLE_START,
-                    state,
-                    out[sample],
-                )
-                row, k = stop, k + 1
+            for k, _, src, count, dst in per_sample[sample]:
+                scatter_chunk_numba(*buffers[k], src, count, dst, SAMPLE_START, state, out[sample])
 
         decode_map(fill, sorted(range(len(out)), key=lambda j: -len(out[j])))
 

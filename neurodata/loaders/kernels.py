@@ -12,7 +12,8 @@ Every loop runs over views sliced to start at 0 and indexes them with its ``rang
 Numba wraps a negative index around (``a[-1]`` is the last item), so an index it cannot prove
 non-negative, such as ``dst + i``, costs a test per item that also keeps LLVM from vectorizing
 the loop: the padded-batch pass took 3.3 ns per event that way and 0.7 with views (its fields in
-separate loops, all but the time sum vectorized).
+separate loops, all but the time sum vectorized; an ad hoc timing when this was written, the
+effect on whole reads is in ``benchmarks/bench_loaders.py`` and docs/sections/loaders.md).
 """
 
 from __future__ import annotations

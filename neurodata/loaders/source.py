@@ -88,12 +88,13 @@ class SplitSource:
         the chunks two samples share once; a single sample, or a cache the fused reader does not
         handle, is read by :meth:`events` (views of its array)."""
         _, cache, columns = self._open()
-        start, stop, _ = slice(start, stop).indices(cache[self.split].n_samples)
+        reader = cache[self.split]
+        start, stop, _ = slice(start, stop).indices(reader.n_samples)
         stop = max(start, stop)
         if columns is None or stop - start < 2:
             events, local = self.events(start, stop)
             return [events[local[j] : local[j + 1]] for j in range(len(local) - 1)]
-        offsets = cache[self.split].offsets
+        offsets = reader.offsets
         first, last = int(offsets[start]), int(offsets[stop])
         return columns.read_samples(first, last, offsets[start : stop + 1] - first)
 
