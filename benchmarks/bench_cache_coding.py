@@ -19,7 +19,7 @@ from numcodecs import Blosc
 import neurodata
 from neurodata.cache.codecs import encode_times
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
-from neurodata.cache.shards import choose_shuffle, chunk_compressor, encode_chunk
+from neurodata.cache.shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_chunk
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -64,7 +64,10 @@ def main() -> None:
             n = len(events)
             probe = 4 * CHUNK  # as the writer: the first four chunks of each column
             chosen = {
-                codec: {f: choose_shuffle(c[:probe], codec, CHUNK) for f, c in narrow.items()}
+                codec: {
+                    f: choose_shuffle(c[:probe], codec, CHUNK, bitshuffle_penalty(f, codec))
+                    for f, c in narrow.items()
+                }
                 for codec in ("lz4", "zstd")
             }
             sizes = [

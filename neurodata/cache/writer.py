@@ -69,7 +69,7 @@ from .layout import (
     value_range,
 )
 from .parts import PART_FORMAT, encode_columns, read_span
-from .shards import choose_shuffle, chunk_compressor, encode_shard
+from .shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
@@ -434,7 +434,10 @@ class CacheBuilder:
         probe = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
         return {
             name: choose_shuffle(
-                narrowed(column, dtypes[name], self.root, name), self.codec, self.chunk_events
+                narrowed(column, dtypes[name], self.root, name),
+                self.codec,
+                self.chunk_events,
+                bitshuffle_penalty(name, self.codec),
             )
             for name, column in zip(EVENT_FIELDS, probe)
         }
