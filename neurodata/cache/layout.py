@@ -5,11 +5,14 @@ One cache is one Zarr v3 group (a local folder or an fsspec URL)::
     <root>/zarr.json             root group; attribute ``neurodata_cache`` (see :func:`root_attrs`)
     <root>/manifest/zarr.json    an empty zarr group whose attribute ``files`` maps every other stored
                                  file to [size, CRC32C]; written just before the root marker
-    <root>/<split>/zarr.json     group per split, attributes ``n_samples`` and ``n_events``
-    <root>/<split>/t             int32|int64   all events' times, per-sample delta coded (see codecs.py)
-    <root>/<split>/x, y          uint8|uint16  all events' coordinates
-    <root>/<split>/p             uint8         all events' polarities (1 = ON)
-    <root>/<split>/offsets       int64  n_samples + 1; sample i is events offsets[i]:offsets[i+1]
+    <root>/<split>/zarr.json     group per split, attributes ``n_samples``, ``n_events``, ``n_rows``
+                                 and ``chunk_events`` (the split's inner chunk)
+    <root>/<split>/t             int32|int64   [n_rows] times, per-sample delta coded (see codecs.py)
+    <root>/<split>/x, y          uint8|uint16  [n_rows] coordinates
+    <root>/<split>/p             uint8         [n_rows] polarities (1 = ON)
+    <root>/<split>/offsets       int64  n_samples + 1; sample i holds offsets[i+1] - offsets[i] events
+    <root>/<split>/rows          int64  n_samples; sample i is rows rows[i] : rows[i] + its events
+                                 (each sample starts at a whole inner chunk; see rows.py)
     <root>/<split>/labels        int64  n_samples; -1 where a sample has no class
     <root>/<split>/t_first       int64  n_samples; first event time (0 for an empty sample)
     <root>/<split>/t_last        int64  n_samples; last event time (0 for an empty sample)
@@ -23,6 +26,10 @@ of a wide column, at a cost) and decompress into less memory. The root attribute
 records the choice; caches written before it existed hold the widest dtypes (int64, uint16), and
 readers take each array's dtype from its zarr metadata, so both read alike.
 
+Layout version 2 (this one) added ``rows``: samples start at inner chunk boundaries, so reading one
+decompresses none of its neighbours' events. Version 1 caches (samples back to back, sample i at
+rows ``offsets[i]:offsets[i+1]``, no ``rows`` array) still read (:data:`READABLE_LAYOUTS`).
+
 This module holds only constants and pure functions; the writer and reader use them.
 """
 
@@ -34,7 +41,8 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+READABLE_LAYOUTS = (1, 2)  # version 1: no ``rows`` array, samples back to back
 ATTRS_KEY = "neurodata_cache"
 MANIFEST_GROUP = "manifest"  # not a valid split name
 MANIFEST_KEY = f"{MANIFEST_GROUP}/zarr.json"

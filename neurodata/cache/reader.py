@@ -20,7 +20,8 @@ from zarr.core.sync import sync
 from ..events import EVENT_DTYPE
 from .errors import CacheError
 from .kernels import decode_events_numba
-from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, STORED_DTYPES
+from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
+from .rows import contiguous_span, gather, sample_spans
 from .store import Location
 
 
@@ -63,9 +64,10 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
         raise CacheError(
             f"{url}: the cache is incomplete (a build is running or was interrupted); run prepare again"
         )
-    if attrs.get("layout_version") != LAYOUT_VERSION:
+    if attrs.get("layout_version") not in READABLE_LAYOUTS:
         raise CacheError(
-            f"{url}: cache layout version {attrs.get('layout_version')}, this neurodata reads {LAYOUT_VERSION}"
+            f"{url}: cache layout version {attrs.get('layout_version')}, this neurodata reads "
+            f"{', '.join(map(str, READABLE_LAYOUTS))} (writes {LAYOUT_VERSION})"
         )
     return attrs
 
@@ -85,22 +87,26 @@ WINDOW_CHUNKS = 4  # reads spanning at most this many chunks keep the decoded ch
 
 
 class SplitReader:
-    """One split of a cache. ``n_samples``/``n_events`` come from the root attributes; ``offsets`` and
-    ``labels`` are loaded (together, concurrently) on first use and kept in memory; events are read
-    on demand.
+    """One split of a cache. ``n_samples``/``n_events``/``n_rows`` come from the root attributes;
+    ``offsets``, ``rows`` and ``labels`` are loaded (together, concurrently) on first use and kept in
+    memory; events are read on demand.
 
     Zarr decompresses whole chunks, so a small read fetches its chunk-aligned window instead (same
     cost) and keeps it: consecutive small samples then come from memory, not from decompressing the
     same chunk again.
     """
 
-    def __init__(self, location: Location, name: str, counts: dict[str, int], chunk_events: int):
+    def __init__(
+        self, location: Location, name: str, counts: dict[str, int], chunk_events: int, has_rows: bool = True
+    ):
         self._location = location
         self.name = name
         self.n_samples = int(counts["n_samples"])
         self.n_events = int(counts["n_events"])
-        self._chunk_events = chunk_events
-        self._per_sample: tuple[np.ndarray, np.ndarray] | None = None
+        self.n_rows = int(counts.get("n_rows", self.n_events))  # layout 1: no fill rows
+        self._chunk_events = int(counts.get("chunk_events", chunk_events))
+        self._has_rows = has_rows
+        self._per_sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._events: list[zarr_async.AsyncArray] | None = None
         self._window: tuple[int, int, list[np.ndarray]] | None = None
 
@@ -114,21 +120,39 @@ class SplitReader:
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         return self.sample(index)
 
-    def _load_per_sample(self) -> tuple[np.ndarray, np.ndarray]:
+    def _load_per_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._per_sample is None:
-            arrays = sync(_open_arrays(self._location, self.name, ("offsets", "labels")))
-            offsets, labels = sync(_read_slices(arrays, slice(None)))
-            self._per_sample = (np.asarray(offsets, dtype=np.int64), np.asarray(labels, dtype=np.int64))
+            names = ("offsets", "labels", "rows") if self._has_rows else ("offsets", "labels")
+            arrays = sync(_open_arrays(self._location, self.name, names))
+            offsets, labels, *rows = (
+                np.asarray(a, dtype=np.int64) for a in sync(_read_slices(arrays, slice(None)))
+            )
+            self._per_sample = (offsets, labels, rows[0] if rows else offsets[:-1])
         return self._per_sample
 
     @property
     def offsets(self) -> np.ndarray:
-        """int64, ``n_samples + 1``: sample i is events ``offsets[i]:offsets[i + 1]``."""
+        """int64, ``n_samples + 1``: sample i holds ``offsets[i + 1] - offsets[i]`` events (and is
+        events ``offsets[i]:offsets[i + 1]`` of the split, counted without fill rows)."""
         return self._load_per_sample()[0]
 
     @property
     def labels(self) -> np.ndarray:
         return self._load_per_sample()[1]
+
+    @property
+    def rows(self) -> np.ndarray:
+        """int64, ``n_samples``: sample i is rows ``rows[i] : rows[i] + its events`` of the event
+        arrays (see :mod:`.rows`)."""
+        return self._load_per_sample()[2]
+
+    def row_span(self, start: int, stop: int) -> tuple[int, int] | None:
+        """The rows holding samples ``start:stop`` back to back, or None when fill rows lie between them."""
+        return contiguous_span(self.offsets, self.rows, start, stop)
+
+    def sample_spans(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """The rows ``[first, last)`` of each sample ``start:stop``."""
+        return sample_spans(self.offsets, self.rows, start, stop)
 
     def _event_arrays(self) -> list[zarr_async.AsyncArray]:
         if self._events is None:
@@ -146,18 +170,24 @@ class SplitReader:
         """
         start, stop, _ = slice(start, stop).indices(self.n_samples)
         stop = max(start, stop)
-        first, last = int(self.offsets[start]), int(self.offsets[stop])
-        local = self.offsets[start : stop + 1] - first
-        if last == first:
+        local = self.offsets[start : stop + 1] - self.offsets[start]
+        if local[-1] == 0:
             return np.empty(0, dtype=EVENT_DTYPE), local
-        return decode_range(dict(zip(EVENT_FIELDS, self._stored(first, last))), local), local
+        span = self.row_span(start, stop)
+        if span is not None:
+            columns = self._stored(*span)
+        else:  # sample-aligned: read the rows they span, keep their events
+            spans = self.sample_spans(start, stop)
+            first, last = spans[0][0], max(b for _, b in spans)
+            columns = gather(self._stored(first, last), first, spans)
+        return decode_range(dict(zip(EVENT_FIELDS, columns)), local), local
 
     def _stored(self, first: int, last: int) -> list[np.ndarray]:
         """The stored (time delta coded) columns of events ``[first, last)``, through the window."""
         window = self._window
         if window is None or not window[0] <= first < last <= window[1]:
             chunk = self._chunk_events
-            lo, hi = first // chunk * chunk, min(self.n_events, -(-last // chunk) * chunk)
+            lo, hi = first // chunk * chunk, min(self.n_rows, -(-last // chunk) * chunk)
             if hi - lo > WINDOW_CHUNKS * chunk:
                 return sync(_read_slices(self._event_arrays(), slice(first, last)))
             window = (lo, hi, sync(_read_slices(self._event_arrays(), slice(lo, hi))))
@@ -195,7 +225,9 @@ class CacheReader:
             raise CacheError(f"{self.url}: no cache here (no readable zarr.json)")
         self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
         self.splits = {
-            name: SplitReader(self.location, name, counts, self.attrs["chunk_events"])
+            name: SplitReader(
+                self.location, name, counts, self.attrs["chunk_events"], self.attrs["layout_version"] >= 2
+            )
             for name, counts in self.attrs["splits"].items()
         }
 

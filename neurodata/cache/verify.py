@@ -2,8 +2,9 @@
 
 Verification recomputes the CRC32C of every stored file against ``manifest.json`` (whose own CRC
 is in the root attributes), flags missing and unexpected files, then checks the structure: offsets
-start at 0, never decrease and end at the event arrays' common length; labels and per-sample arrays
-have one entry per sample; the counts agree with the attributes. ``deep=True`` also decodes every
+start at 0 and never decrease; each sample's rows (layout 2) lie inside the event arrays, after the
+previous sample's; labels and per-sample arrays have one entry per sample; the counts agree with
+the attributes. ``deep=True`` also decodes every
 sample and compares its first and last times with ``t_first``/``t_last``.
 """
 
@@ -18,8 +19,9 @@ import numpy as np
 import zarr
 
 from .errors import CacheError
-from .layout import ATTRS_KEY, EVENT_FIELDS, LAYOUT_VERSION, MANIFEST_KEY, SAMPLE_FIELDS, STORED_DTYPES
+from .layout import ATTRS_KEY, EVENT_FIELDS, MANIFEST_KEY, READABLE_LAYOUTS, SAMPLE_FIELDS, STORED_DTYPES
 from .reader import decode_range
+from .rows import contiguous_span, gather, sample_spans
 from .store import Location, crc32c_hex
 
 
@@ -93,14 +95,16 @@ def check_split(
     expected: dict[str, int],
     deep: bool,
     event_dtypes: dict[str, str] | None = None,
+    has_rows: bool = True,
 ) -> list[str]:
-    """Structural problems of one split (empty list when consistent)."""
+    """Structural problems of one split (empty list when consistent); ``has_rows``: layout 2."""
     problems = check_dtypes(group, split, event_dtypes)
-    lengths = {name: group[name].shape[0] for name in (*EVENT_FIELDS, "offsets", *SAMPLE_FIELDS)}
-    n_events = lengths["t"]
+    per_sample = ("offsets", "rows", *SAMPLE_FIELDS) if has_rows else ("offsets", *SAMPLE_FIELDS)
+    lengths = {name: group[name].shape[0] for name in (*EVENT_FIELDS, *per_sample)}
+    n_rows = lengths["t"]
     for name in EVENT_FIELDS[1:]:
-        if lengths[name] != n_events:
-            problems.append(f"{split}/{name}: {lengths[name]} events, but t has {n_events}")
+        if lengths[name] != n_rows:
+            problems.append(f"{split}/{name}: {lengths[name]} rows, but t has {n_rows}")
     n_samples = lengths["labels"]
     if lengths["offsets"] != n_samples + 1:
         problems.append(
@@ -109,21 +113,49 @@ def check_split(
     for name in SAMPLE_FIELDS[1:]:
         if lengths[name] != n_samples:
             problems.append(f"{split}/{name}: {lengths[name]} entries, expected one per sample ({n_samples})")
-    if (n_samples, n_events) != (expected.get("n_samples"), expected.get("n_events")):
-        problems.append(f"{split}: {n_samples} samples and {n_events} events, the attributes say {expected}")
+    if has_rows and lengths["rows"] != n_samples:
+        problems.append(f"{split}/rows: {lengths['rows']} entries, expected one per sample ({n_samples})")
     offsets = np.asarray(group["offsets"][...], dtype=np.int64)
+    n_events = int(offsets[-1]) if offsets.size else 0
+    expected_rows = expected.get("n_rows", expected.get("n_events"))
+    if (n_samples, n_events, n_rows) != (expected.get("n_samples"), expected.get("n_events"), expected_rows):
+        problems.append(
+            f"{split}: {n_samples} samples, {n_events} events in {n_rows} rows, the attributes say {expected}"
+        )
     if offsets.size == 0 or offsets[0] != 0:
         problems.append(f"{split}/offsets: does not start at 0")
     elif (np.diff(offsets) < 0).any():
         problems.append(f"{split}/offsets: decreases at sample {int(np.argmax(np.diff(offsets) < 0))}")
-    elif offsets[-1] != n_events:
-        problems.append(f"{split}/offsets: ends at {int(offsets[-1])}, but the event arrays hold {n_events}")
+    if problems:
+        return problems
+    rows = np.asarray(group["rows"][...], dtype=np.int64) if has_rows else offsets[:-1]
+    problems += check_rows(split, offsets, rows, n_rows)
     if deep and not problems:
-        problems += check_times(group, split, offsets)
+        problems += check_times(group, split, offsets, rows)
     return problems
 
 
-def check_times(group: zarr.Group, split: str, offsets: np.ndarray, batch_events: int = 1 << 22) -> list[str]:
+def check_rows(split: str, offsets: np.ndarray, rows: np.ndarray, n_rows: int) -> list[str]:
+    """Each sample's rows inside the event arrays, and after the previous sample's."""
+    ends = rows + np.diff(offsets)
+    if rows.size and rows[0] < 0:
+        return [f"{split}/rows: sample 0 starts at row {int(rows[0])}"]
+    overlap = np.flatnonzero(rows[1:] < ends[:-1])
+    if overlap.size:
+        j = int(overlap[0]) + 1
+        return [
+            f"{split}/rows: sample {j} starts at row {int(rows[j])}, inside sample {j - 1} (ends at {int(ends[j - 1])})"
+        ]
+    if ends.size and ends[-1] > n_rows:
+        return [
+            f"{split}/rows: the last sample ends at row {int(ends[-1])}, but the event arrays hold {n_rows}"
+        ]
+    return []
+
+
+def check_times(
+    group: zarr.Group, split: str, offsets: np.ndarray, rows: np.ndarray, batch_events: int = 1 << 22
+) -> list[str]:
     """Decode all samples in batches and compare their first/last times with ``t_first``/``t_last``."""
     t_first, t_last = group["t_first"][...], group["t_last"][...]
     n = len(offsets) - 1
@@ -131,9 +163,15 @@ def check_times(group: zarr.Group, split: str, offsets: np.ndarray, batch_events
     while start < n:
         stop = int(np.searchsorted(offsets, offsets[start] + batch_events, side="right")) - 1
         stop = min(n, max(stop, start + 1))
-        lo, hi = int(offsets[start]), int(offsets[stop])
-        local = offsets[start : stop + 1] - lo
-        events = decode_range({f: group[f][lo:hi] for f in EVENT_FIELDS}, local)
+        local = offsets[start : stop + 1] - offsets[start]
+        span = contiguous_span(offsets, rows, start, stop)
+        if span is not None:
+            columns = [group[f][span[0] : span[1]] for f in EVENT_FIELDS]
+        else:
+            spans = sample_spans(offsets, rows, start, stop)
+            lo, hi = spans[0][0], max(b for _, b in spans)
+            columns = gather([group[f][lo:hi] for f in EVENT_FIELDS], lo, spans)
+        events = decode_range(dict(zip(EVENT_FIELDS, columns)), local)
         counts = np.diff(local)
         nonempty = np.flatnonzero(counts)
         bad = nonempty[
@@ -159,14 +197,18 @@ def verify_cache(
         return report
     if not attrs.get("complete"):
         report.problems.append("completion marker missing: the build did not finish")
-    if attrs.get("layout_version") != LAYOUT_VERSION:
-        report.problems.append(f"layout version {attrs.get('layout_version')} is not {LAYOUT_VERSION}")
+    if attrs.get("layout_version") not in READABLE_LAYOUTS:
+        report.problems.append(
+            f"layout version {attrs.get('layout_version')} is not one of {READABLE_LAYOUTS}"
+        )
         return report
     check_manifest(location, attrs, report)
     root = location.open_group()
     for split, expected in attrs.get("splits", {}).items():
         try:
-            report.problems += check_split(root[split], split, expected, deep, attrs.get("event_dtypes"))
+            report.problems += check_split(
+                root[split], split, expected, deep, attrs.get("event_dtypes"), attrs["layout_version"] >= 2
+            )
         except Exception as err:  # damaged metadata or chunks: report, keep checking the other splits
             report.problems.append(f"{split}: cannot be read ({type(err).__name__}: {err})")
     return report

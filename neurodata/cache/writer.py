@@ -69,6 +69,7 @@ from .layout import (
     value_range,
 )
 from .parts import PART_FORMAT, encode_columns, read_span
+from .rows import row_pieces, sample_rows, split_chunk
 from .shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
@@ -237,6 +238,7 @@ class CacheBuilder:
         chunk_events: int = DEFAULT_CHUNK_EVENTS,
         shard_events: int = DEFAULT_SHARD_EVENTS,
         codec: str = DEFAULT_CODEC,
+        align_samples: bool = True,
         overwrite: bool = False,
     ):
         clash = RESERVED_ATTRS & set(attrs)
@@ -272,8 +274,14 @@ class CacheBuilder:
         self.chunk_events = chunk_events
         self.shard_events = shard_events
         self.codec = codec
+        self.align_samples = align_samples
         self.overwrite = overwrite
-        storage = {"chunk_events": chunk_events, "shard_events": shard_events, "codec": codec}
+        storage = {
+            "chunk_events": chunk_events,
+            "shard_events": shard_events,
+            "codec": codec,
+            "align_samples": align_samples,
+        }
         self.fingerprint = build_fingerprint(name, attrs, self.parts, storage)
 
     # ---- state -------------------------------------------------------------------------------
@@ -383,15 +391,22 @@ class CacheBuilder:
             )
         target = self.staging.child("final") if self.root.is_local else self.root
         target.remove()
-        splits = {
-            split: {
-                "n_samples": sum(d["n_samples"] for d in done),
-                "n_events": sum(d["n_events"] for d in done),
-            }
+        counts = {
+            split: np.array([c for d in done for c in d["counts"]], dtype=np.int64)
             for split, done in staged.items()
         }
+        rows = {split: self._rows(c) for split, c in counts.items()}
+        splits = {
+            split: {
+                "n_samples": len(counts[split]),
+                "n_events": int(counts[split].sum()),
+                "n_rows": rows[split][2],
+                "chunk_events": rows[split][0],
+            }
+            for split in staged
+        }
         dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
-        shuffles = self._choose_shuffles(staged, dtypes)
+        shuffles = self._choose_shuffles(staged, dtypes, {split: r[0] for split, r in rows.items()})
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
@@ -405,8 +420,9 @@ class CacheBuilder:
         )
         tasks = []
         for split, done in staged.items():
-            sync(self._layout_split(target, split, done, splits[split], dtypes, shuffles))
-            tasks += self._shard_tasks(target, split, done, dtypes, shuffles)
+            starts = rows[split][1]
+            sync(self._layout_split(target, split, done, splits[split], starts, dtypes, shuffles))
+            tasks += self._shard_tasks(target, split, done, splits[split], starts, dtypes, shuffles)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -420,9 +436,18 @@ class CacheBuilder:
         if self.root.is_local:
             self._publish_local(target)
 
-    def _choose_shuffles(self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype]) -> dict[str, str]:
+    def _rows(self, counts: np.ndarray) -> tuple[int, np.ndarray, int]:
+        """``(inner chunk, first row of each sample, rows in all)`` of a split (see :mod:`.rows`)."""
+        chunk = split_chunk(counts, self.chunk_events) if self.align_samples else self.chunk_events
+        starts, n_rows = sample_rows(counts, chunk, self.align_samples)
+        return chunk, starts, n_rows
+
+    def _choose_shuffles(
+        self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype], chunks: dict[str, int]
+    ) -> dict[str, str]:
         """Each event column's Blosc filter, measured on the first events of the first non-empty
-        part (up to :data:`PROBE_CHUNKS` chunks): deterministic, so a resumed commit chooses alike."""
+        part (up to :data:`PROBE_CHUNKS` chunks of its split): deterministic, so a resumed commit
+        chooses alike."""
         first = next(
             ((split, i, d) for split, done in staged.items() for i, d in enumerate(done) if d["n_events"]),
             None,
@@ -430,13 +455,13 @@ class CacheBuilder:
         if first is None:
             return {name: DEFAULT_SHUFFLE for name in EVENT_FIELDS}
         split, index, record = first
-        stop = min(record["n_events"], PROBE_CHUNKS * self.chunk_events)
+        stop = min(record["n_events"], PROBE_CHUNKS * chunks[split])
         probe = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
         return {
             name: choose_shuffle(
                 narrowed(column, dtypes[name], self.root, name),
                 self.codec,
-                self.chunk_events,
+                chunks[split],
                 bitshuffle_penalty(name, self.codec),
             )
             for name, column in zip(EVENT_FIELDS, probe)
@@ -448,13 +473,13 @@ class CacheBuilder:
         split: str,
         done: list[dict],
         totals: dict[str, int],
+        rows: np.ndarray,
         dtypes: dict[str, np.dtype],
         shuffles: dict[str, str],
     ) -> None:
         """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
         root = await target.open_async_group("r+")
         group = await root.create_group(split, attributes=totals)
-        n_events = totals["n_events"]
         merged = {
             name: np.array(
                 [v for record in done for v in record[name]], dtype=SAMPLE_DTYPES.get(name, np.int64)
@@ -463,15 +488,16 @@ class CacheBuilder:
         }
         per_sample = {
             "offsets": np.concatenate([[0], np.cumsum(merged.pop("counts"), dtype=np.int64)]),
+            "rows": np.asarray(rows, dtype=np.int64),
             **merged,
         }
         await asyncio.gather(
             *(
                 group.create_array(
                     name,
-                    shape=(n_events,),
+                    shape=(totals["n_rows"],),
                     dtype=dtypes[name],
-                    chunks=(self.chunk_events,),
+                    chunks=(totals["chunk_events"],),
                     shards=(self.shard_events,),
                     compressors=event_compressor(dtypes[name], self.codec, shuffles[name]),
                     fill_value=0,
@@ -490,13 +516,20 @@ class CacheBuilder:
         target: Location,
         split: str,
         done: list[dict],
+        totals: dict[str, int],
+        rows: np.ndarray,
         dtypes: dict[str, np.dtype],
         shuffles: dict[str, str],
     ) -> list[tuple]:
-        """One :func:`write_shard` task per shard of the split, with the parts each one reads."""
+        """One :func:`write_shard` task per shard of the split: the runs of events it holds (at which
+        rows) and the parts it reads them from."""
         part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
+        offsets = np.concatenate([[0], np.cumsum([c for d in done for c in d["counts"]], dtype=np.int64)])
         tasks = []
-        for start, stop in shard_ranges(int(part_starts[-1]), self.shard_events):
+        for start_row, stop_row in shard_ranges(totals["n_rows"], self.shard_events):
+            pieces = row_pieces(offsets, rows, start_row, stop_row)
+            start = pieces[0][1] if pieces else 0
+            stop = pieces[-1][1] + pieces[-1][2] if pieces else 0
             spans = [
                 (
                     self._part_location(split, i).url,
@@ -512,10 +545,13 @@ class CacheBuilder:
                     target.url,
                     self.root.storage_options,
                     split,
+                    start_row,
+                    stop_row,
+                    [(row - start_row, event - start, count) for row, event, count in pieces],
                     start,
                     stop,
                     spans,
-                    self.chunk_events,
+                    totals["chunk_events"],
                     self.shard_events,
                     self.codec,
                     {f: d.str for f, d in dtypes.items()},
@@ -544,6 +580,9 @@ def write_shard(
     target_url: str,
     storage_options: dict[str, Any],
     split: str,
+    start_row: int,
+    stop_row: int,
+    placement: Sequence[tuple[int, int, int]],
     start: int,
     stop: int,
     spans: Sequence[tuple],
@@ -553,9 +592,12 @@ def write_shard(
     dtypes: dict[str, str],
     shuffles: dict[str, str],
 ) -> dict[str, list]:
-    """Commit task: copy events ``[start, stop)`` of a split from the staged parts into one final shard.
+    """Commit task: rows ``[start_row, stop_row)`` of a split's event arrays (one final shard),
+    holding events ``[start, stop)`` copied out of the staged parts.
 
-    ``spans`` lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the
+    ``placement`` says where the events go: ``(row, event, count)`` runs, both counted from the
+    shard's and the range's start (see :func:`.rows.row_pieces`); the other rows hold 0. ``spans``
+    lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the event
     range. Times are already per-sample delta coded in the parts, so the copy is verbatim but for
     the narrowing to ``dtypes`` (checked: a value that does not fit raises CacheError); each
     column's shard is encoded whole (:mod:`.shards`, the bytes zarr would write). Returns the size
@@ -566,18 +608,29 @@ def write_shard(
         read_span(Location(url, storage_options), frame_events, max(start, p0) - p0, min(stop, p1) - p0)
         for url, p0, p1, frame_events in spans
     ]
-    shard = start // shard_events
+    shard = start_row // shard_events
     files = {}
     for k, name in enumerate(EVENT_FIELDS):
-        column = narrowed(
-            np.concatenate([piece[k] for piece in pieces]), np.dtype(dtypes[name]), target, name
-        )
+        read = np.concatenate([piece[k] for piece in pieces]) if pieces else np.zeros(0, dtypes[name])
+        events = narrowed(read, np.dtype(dtypes[name]), target, name)
+        column = place_rows(events, placement, stop_row - start_row)
         compressor = chunk_compressor(column.dtype, codec, shuffles[name])
         data = encode_shard(column, chunk_events, shard_events, compressor)
         if data is not None:  # an all-zero shard is not stored, as zarr does
             files[f"{split}/{name}/c/{shard}"] = data
     target.write_files(files)
     return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
+
+
+def place_rows(events: np.ndarray, placement: Sequence[tuple[int, int, int]], n_rows: int) -> np.ndarray:
+    """``n_rows`` rows holding runs of ``events`` where ``placement`` says (``(row, event, count)``), 0
+    elsewhere; the events themselves when they fill the rows in order (the contiguous layout)."""
+    if len(placement) == 1 and placement[0] == (0, 0, n_rows) and len(events) == n_rows:
+        return events
+    column = np.zeros(n_rows, dtype=events.dtype)
+    for row, event, count in placement:
+        column[row : row + count] = events[event : event + count]
+    return column
 
 
 def narrowed(column: np.ndarray, dtype: np.dtype, target: Location, name: str) -> np.ndarray:

@@ -122,16 +122,19 @@ class EventColumns:
             rows.decompress(raw, buffer)
         return scratch
 
-    def read(self, first: int, last: int, local_offsets: np.ndarray) -> np.ndarray:
-        """Events ``[first, last)`` of the split as EVENT_DTYPE; ``local_offsets`` (from 0 to
+    def read(
+        self, first: int, last: int, local_offsets: np.ndarray, chunks: list[tuple] | None = None
+    ) -> np.ndarray:
+        """Rows ``[first, last)`` of the split as EVENT_DTYPE; ``local_offsets`` (from 0 to
         ``last - first``) say where each sample starts, so its times restart from its first one.
+        ``chunks``: the range's chunks from :meth:`fetch` (default: fetched here).
 
         Chunks decode side by side when threads are free (:mod:`.decode_pool`): each one starts its
         time sums from zero, and :func:`.kernels.carry_times_numba` then adds what the chunks before
         it summed to its events ahead of its first sample start."""
         offsets = check_local_offsets(local_offsets, last - first)
         out = np.empty(last - first, dtype=EVENT_DTYPE)
-        chunks = self._chunk_pieces(first, last)
+        chunks = self._chunk_pieces(first, last) if chunks is None else chunks
         threads = decode_threads(len(chunks))
         if threads == 1:
             state = np.zeros(2, dtype=np.int64)
@@ -151,6 +154,14 @@ class EventColumns:
         starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
         carry_times_numba(out, starts, sums, offsets)
         return out
+
+    def read_spans(self, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+        """One EVENT_DTYPE array per sample stored at rows ``[first, last)`` (sample-aligned samples
+        share no chunk, so each decodes on its own), all fetched in one round."""
+        return [
+            self.read(first, last, np.array([0, last - first], dtype=np.int64), chunks)
+            for (first, last), chunks in zip(spans, self.fetch(spans))
+        ]
 
     def block_buffers(self, count: int) -> list[list[np.ndarray]]:
         """This thread's buffers for ``count`` decompressed chunks of all four columns (grown as

@@ -77,16 +77,20 @@ class SplitSource:
             return reader.events(start, stop)
         start, stop, _ = slice(start, stop).indices(reader.n_samples)
         stop = max(start, stop)
-        offsets = reader.offsets
-        first, last = int(offsets[start]), int(offsets[stop])
-        local = offsets[start : stop + 1] - first
-        return columns.read(first, last, local), local
+        local = reader.offsets[start : stop + 1] - reader.offsets[start]
+        span = reader.row_span(start, stop)
+        if span is not None:
+            return columns.read(*span, local), local
+        events = np.concatenate(columns.read_spans(reader.sample_spans(start, stop)))
+        return events, local
 
     def samples(self, start: int, stop: int) -> list[np.ndarray]:
         """Events of each sample ``start:stop``, one array per sample. Several consecutive samples
-        (a streaming block) are read together by :meth:`EventColumns.read_samples`, decompressing
-        the chunks two samples share once; a single sample, or a cache the fused reader does not
-        handle, is read by :meth:`events` (views of its array)."""
+        (a streaming block) are read together: sample-aligned ones by
+        :meth:`EventColumns.read_spans` (one fetch round), back-to-back ones (layout 1) by
+        :meth:`EventColumns.read_samples`, decompressing the chunks two samples share once; a
+        single sample, or a cache the fused reader does not handle, is read by :meth:`events`
+        (views of its array)."""
         _, cache, columns = self._open()
         reader = cache[self.split]
         start, stop, _ = slice(start, stop).indices(reader.n_samples)
@@ -94,9 +98,11 @@ class SplitSource:
         if columns is None or stop - start < 2:
             events, local = self.events(start, stop)
             return [events[local[j] : local[j + 1]] for j in range(len(local) - 1)]
+        span = reader.row_span(start, stop)
+        if span is None:
+            return columns.read_spans(reader.sample_spans(start, stop))
         offsets = reader.offsets
-        first, last = int(offsets[start]), int(offsets[stop])
-        return columns.read_samples(first, last, offsets[start : stop + 1] - first)
+        return columns.read_samples(*span, offsets[start : stop + 1] - offsets[start])
 
     def warm(self) -> None:
         """Load the event kernels here, before DataLoader workers fork (see :meth:`EventColumns.warm`)."""

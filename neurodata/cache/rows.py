@@ -1,0 +1,90 @@
+"""Where each sample's events sit in a split's event arrays: the row map of layout version 2.
+
+Layout 1 stored the samples back to back, so a sample's first and last inner chunk also held its
+neighbours' events, which every read decompressed and dropped (about a quarter of reading a
+DVS128-sized sample). Layout 2 starts every sample at a multiple of the split's inner chunk size:
+the rows between the end of one sample and the next chunk boundary hold the fill value 0 (they
+compress to a few bytes and decompress at memset speed), and the per-sample array ``rows`` records
+each sample's first row. Sample ``i`` is rows ``rows[i] : rows[i] + counts[i]`` (``counts`` from
+``offsets``, which still count events). Layout 1 caches read as layout 2 with ``rows`` equal to
+``offsets[:-1]``; a contiguous layout 2 (``align_samples=False``) is the same.
+
+Pure functions over arrays; the writer, the readers and :mod:`.verify` use them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# the smallest inner chunk the writer picks for a split of short samples (N-MNIST: ~4 k events)
+MIN_ALIGNED_CHUNK = 1 << 12
+
+
+def split_chunk(counts: np.ndarray, chunk_events: int) -> int:
+    """The inner chunk size of a sample-aligned split: ``chunk_events`` halved while the half still
+    holds the median sample and :data:`MIN_ALIGNED_CHUNK` events, so that short samples are not
+    each padded to a long chunk (halving keeps it a divisor of the shard size)."""
+    median = float(np.median(counts)) if len(counts) else 0.0
+    chunk = int(chunk_events)
+    while chunk % 2 == 0 and chunk // 2 >= max(median, MIN_ALIGNED_CHUNK):
+        chunk //= 2
+    return chunk
+
+
+def sample_rows(counts: np.ndarray, chunk: int, aligned: bool = True) -> tuple[np.ndarray, int]:
+    """``(first row of each sample, rows in all)``: each sample takes its events rounded up to whole
+    chunks when ``aligned``, else exactly its events (the contiguous layout)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    spans = -(-counts // chunk) * chunk if aligned else counts
+    ends = np.cumsum(spans, dtype=np.int64)
+    return ends - spans, int(ends[-1]) if len(ends) else 0
+
+
+def row_pieces(
+    offsets: np.ndarray, rows: np.ndarray, start_row: int, stop_row: int
+) -> list[tuple[int, int, int]]:
+    """``(first row, first event, count)`` of the runs of events that fall in rows
+    ``[start_row, stop_row)`` (what a shard of the event arrays holds), merged where events and rows
+    both run on; the other rows hold the fill value."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    ends = rows + np.diff(offsets)
+    lo = int(np.searchsorted(ends, start_row, side="right"))
+    hi = int(np.searchsorted(rows, stop_row, side="left"))
+    pieces: list[tuple[int, int, int]] = []
+    for j in range(lo, hi):
+        a, b = max(int(rows[j]), start_row), min(int(ends[j]), stop_row)
+        if b <= a:
+            continue
+        event = int(offsets[j]) + a - int(rows[j])
+        if pieces and pieces[-1][0] + pieces[-1][2] == a and pieces[-1][1] + pieces[-1][2] == event:
+            first, src, count = pieces[-1]
+            pieces[-1] = (first, src, count + b - a)
+        else:
+            pieces.append((a, event, b - a))
+    return pieces
+
+
+def contiguous_span(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -> tuple[int, int] | None:
+    """The rows ``[first, last)`` holding samples ``start:stop`` back to back (their events and
+    nothing else), or None when fill rows lie between them."""
+    counts = np.diff(offsets[start : stop + 1])
+    shift = rows[start:stop][counts > 0] - offsets[start:stop][counts > 0]
+    if shift.size and (shift != shift[0]).any():
+        return None
+    base = int(shift[0]) if shift.size else int(rows[start] - offsets[start]) if stop > start else 0
+    return int(offsets[start]) + base, int(offsets[stop]) + base
+
+
+def sample_spans(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
+    """The rows ``[first, last)`` of each sample ``start:stop``."""
+    counts = np.diff(offsets[start : stop + 1])
+    return [(int(r), int(r + n)) for r, n in zip(rows[start:stop], counts)]
+
+
+def gather(columns: list[np.ndarray], first_row: int, spans: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The rows of ``spans`` back to back, out of ``columns`` that hold rows from ``first_row`` on."""
+    return [
+        np.concatenate([column[a - first_row : b - first_row] for a, b in spans]) if spans else column[:0]
+        for column in columns
+    ]
