@@ -5,7 +5,9 @@ tiled end to end with increasing time offsets and cut into samples of 100-300 k 
 Gesture's range). The same samples are written as
 
 * a neurodata cache with the default codec, zstd (plus frames precomputed in it with
-  ``neurodata.loaders.precompute``), and one with ``codec="lz4"`` (faster to read, ~20 % larger),
+  ``neurodata.loaders.precompute``), one with ``codec="lz4"`` (faster to read, ~20 % larger), and
+  one with ``align_samples=False`` (samples back to back as cache layout 1 stored them, so a
+  sample's first and last chunk also hold its neighbours' events),
 * SpikingJelly's folders: ``events_np/<label>/<i>.npz`` (``np.savez_compressed`` of int64 t, x, y, p,
   SpikingJelly's default) and ``frames_number_16_split_by_number/<label>/<i>.npz`` (float64 frames,
   as ``integrate_events_by_fixed_frames_number`` makes them), read as SpikingJelly reads them
@@ -275,11 +277,16 @@ def main_local(args) -> None:
     print(
         f"cache: {args.samples} samples, {int(_STREAM[1][-1]):,} events, built in {time.perf_counter() - t0:.1f} s"
     )
-    lz4_url = str(work / "bench-lz4.zarr")
-    builder = CacheBuilder(
-        lz4_url, "bench", {"sensor_size": list(SENSOR)}, {"train": -(-args.samples // PER_PART)}, codec="lz4"
-    )
-    build_cache(builder, partial(make_part, args.samples), workers=2)
+    variants = {"lz4": {"codec": "lz4"}, "back-to-back": {"align_samples": False}}
+    for variant, options in variants.items():
+        builder = CacheBuilder(
+            str(work / f"bench-{variant}.zarr"),
+            "bench",
+            {"sensor_size": list(SENSOR)},
+            {"train": -(-args.samples // PER_PART)},
+            **options,
+        )
+        build_cache(builder, partial(make_part, args.samples), workers=2)
     t0 = time.perf_counter()
     precompute(url, frame_spec(), workers=2, progress=False)
     print(f"precomputed frames in {time.perf_counter() - t0:.1f} s")
@@ -300,7 +307,12 @@ def main_local(args) -> None:
     cases = {
         "events": {
             "neurodata map": (ours_events, True, pad_events),
-            "neurodata map, lz4 cache": (load(lz4_url), True, pad_events),
+            "neurodata map, lz4 cache": (load(str(work / "bench-lz4.zarr")), True, pad_events),
+            "neurodata map, back-to-back layout": (
+                load(str(work / "bench-back-to-back.zarr")),
+                True,
+                pad_events,
+            ),
             "neurodata streaming": (ours_stream, False, pad_events),
             "SpikingJelly events_np": (FolderDataset(sj_events, sj_load_events), True, pad_events),
             "Tonic DiskCachedDataset": (tonic_events, True, pad_events),

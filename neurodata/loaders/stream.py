@@ -22,8 +22,8 @@ from .sharding import epoch_order, plan_blocks, rank_blocks, shuffle_buffer, wor
 from .source import is_remote
 
 # decoded bytes per block read (~6 DVS128-sized samples): a remote read amortises request latency
-# over it, and every read decompresses the inner chunks its consecutive samples share once (with one
-# sample per block, a quarter of the decompression went to neighbours' events; see read_samples)
+# over it (one fetch round per block); in caches of layout 1 (samples back to back) a block also
+# decompresses the inner chunks its consecutive samples share once (see read_samples)
 TARGET_BLOCK_BYTES = 16 << 20
 
 
