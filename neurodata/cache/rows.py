@@ -14,6 +14,8 @@ Pure functions over arrays; the writer, the readers and :mod:`.verify` use them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 # the smallest inner chunk the writer picks for a split of short samples (N-MNIST: ~4 k events)
@@ -38,6 +40,26 @@ def sample_rows(counts: np.ndarray, chunk: int, aligned: bool = True) -> tuple[n
     spans = -(-counts // chunk) * chunk if aligned else counts
     ends = np.cumsum(spans, dtype=np.int64)
     return ends - spans, int(ends[-1]) if len(ends) else 0
+
+
+class Placement(NamedTuple):
+    """Where a split's samples go: its inner chunk, event ``offsets`` (``n_samples + 1``), each
+    sample's first row and the event arrays' length."""
+
+    chunk_events: int
+    offsets: np.ndarray
+    rows: np.ndarray
+    n_rows: int
+
+
+def place_samples(counts: np.ndarray, chunk_events: int, aligned: bool = True) -> Placement:
+    """The placement of samples of ``counts`` events: sample-aligned in chunks of
+    :func:`split_chunk` (at most ``chunk_events``), or back to back in chunks of ``chunk_events``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    chunk = split_chunk(counts, chunk_events) if aligned else int(chunk_events)
+    rows, n_rows = sample_rows(counts, chunk, aligned)
+    offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+    return Placement(chunk, offsets, rows, n_rows)
 
 
 def row_pieces(

@@ -69,7 +69,7 @@ from .layout import (
     value_range,
 )
 from .parts import PART_FORMAT, encode_columns, read_span
-from .rows import row_pieces, sample_rows, split_chunk
+from .rows import Placement, place_samples, row_pieces
 from .shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
@@ -391,22 +391,23 @@ class CacheBuilder:
             )
         target = self.staging.child("final") if self.root.is_local else self.root
         target.remove()
-        counts = {
-            split: np.array([c for d in done for c in d["counts"]], dtype=np.int64)
+        placements = {
+            split: place_samples(
+                [c for d in done for c in d["counts"]], self.chunk_events, self.align_samples
+            )
             for split, done in staged.items()
         }
-        rows = {split: self._rows(c) for split, c in counts.items()}
         splits = {
             split: {
-                "n_samples": len(counts[split]),
-                "n_events": int(counts[split].sum()),
-                "n_rows": rows[split][2],
-                "chunk_events": rows[split][0],
+                "n_samples": len(p.rows),
+                "n_events": int(p.offsets[-1]),
+                "n_rows": p.n_rows,
+                "chunk_events": p.chunk_events,
             }
-            for split in staged
+            for split, p in placements.items()
         }
         dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
-        shuffles = self._choose_shuffles(staged, dtypes, {split: r[0] for split, r in rows.items()})
+        shuffles = self._choose_shuffles(staged, dtypes, {s: p.chunk_events for s, p in placements.items()})
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
@@ -420,9 +421,9 @@ class CacheBuilder:
         )
         tasks = []
         for split, done in staged.items():
-            starts = rows[split][1]
-            sync(self._layout_split(target, split, done, splits[split], starts, dtypes, shuffles))
-            tasks += self._shard_tasks(target, split, done, splits[split], starts, dtypes, shuffles)
+            placement = placements[split]
+            sync(self._layout_split(target, split, done, splits[split], placement, dtypes, shuffles))
+            tasks += self._shard_tasks(target, split, done, placement, dtypes, shuffles)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -435,12 +436,6 @@ class CacheBuilder:
         )
         if self.root.is_local:
             self._publish_local(target)
-
-    def _rows(self, counts: np.ndarray) -> tuple[int, np.ndarray, int]:
-        """``(inner chunk, first row of each sample, rows in all)`` of a split (see :mod:`.rows`)."""
-        chunk = split_chunk(counts, self.chunk_events) if self.align_samples else self.chunk_events
-        starts, n_rows = sample_rows(counts, chunk, self.align_samples)
-        return chunk, starts, n_rows
 
     def _choose_shuffles(
         self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype], chunks: dict[str, int]
@@ -473,7 +468,7 @@ class CacheBuilder:
         split: str,
         done: list[dict],
         totals: dict[str, int],
-        rows: np.ndarray,
+        placement: Placement,
         dtypes: dict[str, np.dtype],
         shuffles: dict[str, str],
     ) -> None:
@@ -484,20 +479,16 @@ class CacheBuilder:
             name: np.array(
                 [v for record in done for v in record[name]], dtype=SAMPLE_DTYPES.get(name, np.int64)
             )
-            for name in ("counts", *SAMPLE_FIELDS)
+            for name in SAMPLE_FIELDS
         }
-        per_sample = {
-            "offsets": np.concatenate([[0], np.cumsum(merged.pop("counts"), dtype=np.int64)]),
-            "rows": np.asarray(rows, dtype=np.int64),
-            **merged,
-        }
+        per_sample = {"offsets": placement.offsets, "rows": placement.rows, **merged}
         await asyncio.gather(
             *(
                 group.create_array(
                     name,
-                    shape=(totals["n_rows"],),
+                    shape=(placement.n_rows,),
                     dtype=dtypes[name],
-                    chunks=(totals["chunk_events"],),
+                    chunks=(placement.chunk_events,),
                     shards=(self.shard_events,),
                     compressors=event_compressor(dtypes[name], self.codec, shuffles[name]),
                     fill_value=0,
@@ -516,18 +507,16 @@ class CacheBuilder:
         target: Location,
         split: str,
         done: list[dict],
-        totals: dict[str, int],
-        rows: np.ndarray,
+        placement: Placement,
         dtypes: dict[str, np.dtype],
         shuffles: dict[str, str],
     ) -> list[tuple]:
         """One :func:`write_shard` task per shard of the split: the runs of events it holds (at which
         rows) and the parts it reads them from."""
         part_starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in done], dtype=np.int64)])
-        offsets = np.concatenate([[0], np.cumsum([c for d in done for c in d["counts"]], dtype=np.int64)])
         tasks = []
-        for start_row, stop_row in shard_ranges(totals["n_rows"], self.shard_events):
-            pieces = row_pieces(offsets, rows, start_row, stop_row)
+        for start_row, stop_row in shard_ranges(placement.n_rows, self.shard_events):
+            pieces = row_pieces(placement.offsets, placement.rows, start_row, stop_row)
             start = pieces[0][1] if pieces else 0
             stop = pieces[-1][1] + pieces[-1][2] if pieces else 0
             spans = [
@@ -551,7 +540,7 @@ class CacheBuilder:
                     start,
                     stop,
                     spans,
-                    totals["chunk_events"],
+                    placement.chunk_events,
                     self.shard_events,
                     self.codec,
                     {f: d.str for f, d in dtypes.items()},
