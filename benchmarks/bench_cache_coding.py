@@ -1,7 +1,7 @@
 """Bytes/event of the cache's event coding on the real fixture recordings: the previous coding
 (int64 times, uint16 coordinates, Blosc LZ4) against the current one (narrowest dtypes, LZ4HC for
 ``lz4``; zstd shown with the bit shuffle everywhere and with each column's filter chosen as the
-writer chooses it, :func:`~neurodata.cache.shards.choose_shuffle`). Blosc chunks of 64 Ki events, the last one zero-padded, as the cache stores them;
+writer chooses it, :func:`~neurodata.cache.shards.choose_coding`). Blosc chunks of 64 Ki events, the last one zero-padded, as the cache stores them;
 each recording is one sample (times per-sample delta coded). Also with x and y taken modulo 128,
 as a stand-in for a 128x128 sensor with the recordings' timing.
 
@@ -19,7 +19,7 @@ from numcodecs import Blosc
 import neurodata
 from neurodata.cache.codecs import encode_times
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
-from neurodata.cache.shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_chunk
+from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -64,22 +64,19 @@ def main() -> None:
             n = len(events)
             probe = 4 * CHUNK  # as the writer: the first four chunks of each column
             chosen = {
-                codec: {
-                    f: choose_shuffle(c[:probe], codec, CHUNK, bitshuffle_penalty(f, codec))
-                    for f, c in narrow.items()
-                }
+                codec: {f: choose_coding(c[:probe], f, codec, CHUNK) for f, c in narrow.items()}
                 for codec in ("lz4", "zstd")
             }
             sizes = [
                 stored_bytes(wide, previous),
                 stored_bytes(
                     narrow,
-                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, "lz4", chosen["lz4"][name]),
+                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, *chosen["lz4"][name]),
                 ),
                 stored_bytes(narrow, lambda name, dtype: chunk_compressor(dtype, "zstd", "bitshuffle")),
                 stored_bytes(
                     narrow,
-                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, "zstd", chosen["zstd"][name]),
+                    lambda name, dtype, chosen=chosen: chunk_compressor(dtype, *chosen["zstd"][name]),
                 ),
             ]
             stored = "/".join(dtypes[f].name for f in EVENT_FIELDS)

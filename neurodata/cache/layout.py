@@ -72,7 +72,7 @@ ARRAY_CONFIG = {"write_empty_chunks": True}
 # 3-20 % smaller on DVS recordings than plain LZ4 (caches written with plain LZ4 read alike).
 EVENT_CODECS = {"lz4": ("lz4hc", 5), "zstd": ("zstd", 5)}
 DEFAULT_CODEC = "zstd"
-# Blosc's filter before compressing, chosen per column by the writer (see shards.choose_shuffles):
+# Blosc's filter before compressing, chosen per column by the writer (see shards.choose_coding):
 # the bit shuffle drops always-zero bit planes, which LZ4 (no entropy stage) needs; zstd's entropy
 # stage often does better on whole bytes (byte shuffle; a no-op on one-byte columns), but not on
 # every recording. Blosc headers carry the choice, so caches written with other choices read alike.

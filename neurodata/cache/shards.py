@@ -39,37 +39,51 @@ def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE
     )
 
 
-# With zstd, undoing the bit shuffle of the int32/int64 time deltas costs the loaders ~0.6 ns per
-# event more than undoing the byte shuffle (1.46 against 0.87 ns on the loader benchmark's cache,
-# 1.36 against 0.65 on the EVT 3.0 fixture; one thread, ad hoc), ~7 % of reading a sample, while it
-# saves 0.02 bytes per event there: so for times the bit shuffle must save one bit per event more.
-# (Not for coordinates: there either filter may decode faster, as zstd's work on the bytes decides.)
-TIME_BITSHUFFLE_PENALTY = 1 / 8
+Coding = tuple[str, str]  # (codec of EVENT_CODECS, Blosc filter of SHUFFLES) of one event column
+
+# The codings tried for a column of a cache of a given codec, beyond that codec with each filter,
+# and the bytes per event a slower-to-decode coding must save to be chosen (one thread, ad hoc):
+# - times with zstd: undoing the bit shuffle of the int32/int64 deltas costs ~0.6 ns per event more
+#   than undoing the byte shuffle (1.46 against 0.87 ns on the loader benchmark's cache, 1.36
+#   against 0.65 on the EVT 3.0 fixture), ~7 % of reading a sample, where it saves ~0.02 bytes per
+#   event: so it must save one bit per event more. (Not for coordinates: there either filter may
+#   decode faster, as zstd's work on the bytes decides.)
+# - polarities with zstd: LZ4HC with the bit shuffle decodes their bit planes 0.16-0.31 ns per
+#   event faster than zstd (benchmark cache 0.51 against 0.82, the DVS128 benchmark archive 0.82
+#   against 0.98), ~4 % of reading a sample, for 0.003-0.013 bytes per event more: zstd must save
+#   1/64 byte per event more. (LZ4 is no option for coordinates: 0.2-0.3 bytes per event more.)
+# LZ4 has no entropy stage: there the bit shuffle is what drops the empty bit planes, so an lz4
+# cache chooses by size alone.
+CODING_PENALTIES: dict[tuple[str, str], dict[Coding, float]] = {
+    ("t", "zstd"): {("zstd", "bitshuffle"): 1 / 8},
+    ("p", "zstd"): {("zstd", "shuffle"): 1 / 64, ("zstd", "bitshuffle"): 1 / 64, ("lz4", "bitshuffle"): 0.0},
+}
 
 
-def bitshuffle_penalty(name: str, codec: str) -> float:
-    """Bytes per event the bit shuffle of event column ``name`` must save beyond the byte shuffle's
-    to be chosen (see :data:`TIME_BITSHUFFLE_PENALTY`)."""
-    return TIME_BITSHUFFLE_PENALTY if name == "t" and codec == "zstd" else 0.0
+def candidate_codings(name: str, codec: str) -> dict[Coding, float]:
+    """The codings tried for event column ``name`` of a ``codec`` cache, each with the bytes per
+    event it must save beyond the others' to be chosen (see :data:`CODING_PENALTIES`)."""
+    penalties = CODING_PENALTIES.get((name, codec), {})
+    return {(codec, shuffle): 0.0 for shuffle in SHUFFLES} | penalties
 
 
-def choose_shuffle(probe: np.ndarray, codec: str, chunk_events: int, penalty: float = 0.0) -> str:
-    """The Blosc filter of :data:`~.layout.SHUFFLES` that stores ``probe`` (a column's first events,
-    in its stored dtype) in the fewest bytes, chunk by chunk as the cache would, the bit shuffle
-    counting ``penalty`` more bytes per event (where it is slower to undo); ties keep the first."""
+def choose_coding(probe: np.ndarray, name: str, codec: str, chunk_events: int) -> Coding:
+    """The coding of event column ``name`` in a ``codec`` cache (:func:`candidate_codings`) that
+    stores ``probe`` (the column's first events, in its stored dtype) in the fewest bytes, chunk by
+    chunk as the cache would, counting each coding's penalty; ties keep the first."""
     sizes = {
-        shuffle: sum(
+        coding: sum(
             len(
                 encode_chunk(
-                    probe[i : i + chunk_events], chunk_events, chunk_compressor(probe.dtype, codec, shuffle)
+                    probe[i : i + chunk_events], chunk_events, chunk_compressor(probe.dtype, *coding)
                 )
             )
             for i in range(0, len(probe), chunk_events)
         )
-        + (len(probe) * penalty if shuffle == "bitshuffle" else 0)
-        for shuffle in SHUFFLES
+        + len(probe) * penalty
+        for coding, penalty in candidate_codings(name, codec).items()
     }
-    return min(SHUFFLES, key=sizes.__getitem__)
+    return min(sizes, key=sizes.__getitem__)
 
 
 def encode_chunk(chunk: np.ndarray, chunk_events: int, compressor: Blosc) -> bytes:

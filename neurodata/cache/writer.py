@@ -70,7 +70,7 @@ from .layout import (
 )
 from .parts import PART_FORMAT, encode_columns, read_span
 from .rows import Placement, place_samples, row_pieces
-from .shards import bitshuffle_penalty, choose_shuffle, chunk_compressor, encode_shard
+from .shards import Coding, choose_coding, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 
 PART_DONE = "done.json"
@@ -407,7 +407,7 @@ class CacheBuilder:
             for split, p in placements.items()
         }
         dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
-        shuffles = self._choose_shuffles(staged, dtypes, {s: p.chunk_events for s, p in placements.items()})
+        codings = self._choose_codings(staged, dtypes, {s: p.chunk_events for s, p in placements.items()})
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
@@ -422,8 +422,8 @@ class CacheBuilder:
         tasks = []
         for split, done in staged.items():
             placement = placements[split]
-            sync(self._layout_split(target, split, done, splits[split], placement, dtypes, shuffles))
-            tasks += self._shard_tasks(target, split, done, placement, dtypes, shuffles)
+            sync(self._layout_split(target, split, done, splits[split], placement, dtypes, codings))
+            tasks += self._shard_tasks(target, split, done, placement, dtypes, codings)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -437,27 +437,24 @@ class CacheBuilder:
         if self.root.is_local:
             self._publish_local(target)
 
-    def _choose_shuffles(
+    def _choose_codings(
         self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype], chunks: dict[str, int]
-    ) -> dict[str, str]:
-        """Each event column's Blosc filter, measured on the first events of the first non-empty
-        part (up to :data:`PROBE_CHUNKS` chunks of its split): deterministic, so a resumed commit
-        chooses alike."""
+    ) -> dict[str, Coding]:
+        """Each event column's codec and Blosc filter (:func:`.shards.choose_coding`), measured on
+        the first events of the first non-empty part (up to :data:`PROBE_CHUNKS` chunks of its
+        split): deterministic, so a resumed commit chooses alike."""
         first = next(
             ((split, i, d) for split, done in staged.items() for i, d in enumerate(done) if d["n_events"]),
             None,
         )
         if first is None:
-            return {name: DEFAULT_SHUFFLE for name in EVENT_FIELDS}
+            return {name: (self.codec, DEFAULT_SHUFFLE) for name in EVENT_FIELDS}
         split, index, record = first
         stop = min(record["n_events"], PROBE_CHUNKS * chunks[split])
         probe = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
         return {
-            name: choose_shuffle(
-                narrowed(column, dtypes[name], self.root, name),
-                self.codec,
-                chunks[split],
-                bitshuffle_penalty(name, self.codec),
+            name: choose_coding(
+                narrowed(column, dtypes[name], self.root, name), name, self.codec, chunks[split]
             )
             for name, column in zip(EVENT_FIELDS, probe)
         }
@@ -470,7 +467,7 @@ class CacheBuilder:
         totals: dict[str, int],
         placement: Placement,
         dtypes: dict[str, np.dtype],
-        shuffles: dict[str, str],
+        codings: dict[str, Coding],
     ) -> None:
         """Create one split's group and arrays and write its per-sample arrays (concurrently)."""
         root = await target.open_async_group("r+")
@@ -490,7 +487,7 @@ class CacheBuilder:
                     dtype=dtypes[name],
                     chunks=(placement.chunk_events,),
                     shards=(self.shard_events,),
-                    compressors=event_compressor(dtypes[name], self.codec, shuffles[name]),
+                    compressors=event_compressor(dtypes[name], *codings[name]),
                     fill_value=0,
                     config=ARRAY_CONFIG,
                 )
@@ -509,7 +506,7 @@ class CacheBuilder:
         done: list[dict],
         placement: Placement,
         dtypes: dict[str, np.dtype],
-        shuffles: dict[str, str],
+        codings: dict[str, Coding],
     ) -> list[tuple]:
         """One :func:`write_shard` task per shard of the split: the runs of events it holds (at which
         rows) and the parts it reads them from."""
@@ -542,9 +539,8 @@ class CacheBuilder:
                     spans,
                     placement.chunk_events,
                     self.shard_events,
-                    self.codec,
                     {f: d.str for f, d in dtypes.items()},
-                    shuffles,
+                    codings,
                 )
             )
         return tasks
@@ -577,9 +573,8 @@ def write_shard(
     spans: Sequence[tuple],
     chunk_events: int,
     shard_events: int,
-    codec: str,
     dtypes: dict[str, str],
-    shuffles: dict[str, str],
+    codings: dict[str, Coding],
 ) -> dict[str, list]:
     """Commit task: rows ``[start_row, stop_row)`` of a split's event arrays (one final shard),
     holding events ``[start, stop)`` copied out of the staged parts.
@@ -603,7 +598,7 @@ def write_shard(
         read = np.concatenate([piece[k] for piece in pieces]) if pieces else np.zeros(0, dtypes[name])
         events = narrowed(read, np.dtype(dtypes[name]), target, name)
         column = place_rows(events, placement, stop_row - start_row)
-        compressor = chunk_compressor(column.dtype, codec, shuffles[name])
+        compressor = chunk_compressor(column.dtype, *codings[name])
         data = encode_shard(column, chunk_events, shard_events, compressor)
         if data is not None:  # an all-zero shard is not stored, as zarr does
             files[f"{split}/{name}/c/{shard}"] = data
