@@ -156,12 +156,21 @@ class EventColumns:
         return out
 
     def read_spans(self, spans: list[tuple[int, int]]) -> list[np.ndarray]:
-        """One EVENT_DTYPE array per sample stored at rows ``[first, last)`` (sample-aligned samples
-        share no chunk, so each decodes on its own), all fetched in one round."""
-        return [
-            self.read(first, last, np.array([0, last - first], dtype=np.int64), chunks)
-            for (first, last), chunks in zip(spans, self.fetch(spans))
-        ]
+        """One EVENT_DTYPE array per sample stored at rows ``[first, last)``, all fetched in one
+        round. Sample-aligned samples share no chunk, so each decodes on its own: several side by
+        side where decode threads are free (the longest first), each one inline (a single sample's
+        chunks decode side by side instead, see :meth:`read`)."""
+        fetched = self.fetch(spans)
+
+        def decode(k: int) -> np.ndarray:
+            first, last = spans[k]
+            return self.read(first, last, np.array([0, last - first], dtype=np.int64), fetched[k])
+
+        order = sorted(range(len(spans)), key=lambda k: spans[k][0] - spans[k][1])
+        out: list[np.ndarray] = [None] * len(spans)  # type: ignore[list-item]
+        for k, events in zip(order, decode_map(decode, order)):
+            out[k] = events
+        return out
 
     def block_buffers(self, count: int) -> list[list[np.ndarray]]:
         """This thread's buffers for ``count`` decompressed chunks of all four columns (grown as
