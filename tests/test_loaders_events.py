@@ -6,6 +6,7 @@ concurrent threads; damaged chunks are errors naming the array."""
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -410,3 +411,33 @@ def test_load_readies_the_event_kernels_before_workers_fork(fixture_cache):
     out = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, check=True)
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(before.values()) == {0} and all(count >= 1 for count in after.values())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_reader_keeps_what_its_parent_read(fixture_cache):
+    """A forked process reopens the cache (no shared handles) but keeps the parent's per-sample
+    arrays and shard indexes instead of reading them again, and reads the same samples."""
+    url, samples = fixture_cache
+    source = load(url).pipeline.source
+    expected = source.events(3, 4)[0]  # loads the per-sample arrays and some shard indexes
+    parent_arrays = source.reader._per_sample
+    parent_indexes = [dict(rows.indexes) for rows in source.columns.columns]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports on the pipe and exits without running pytest's teardown
+        try:
+            _, cache, columns = source._open()
+            ok = (
+                source._opened[0] == os.getpid()
+                and cache[source.split]._per_sample is parent_arrays
+                and all(rows.indexes == theirs for rows, theirs in zip(columns.columns, parent_indexes))
+                and np.array_equal(source.events(3, 4)[0], expected)
+                and np.array_equal(source.events(5, 6)[0], samples[5][0])
+            )
+            os.write(write_end, b"ok" if ok else b"differs")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 16) == b"ok"
+    os.close(read_end)

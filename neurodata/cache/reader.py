@@ -130,6 +130,12 @@ class SplitReader:
             self._per_sample = (offsets, labels, rows[0] if rows else offsets[:-1])
         return self._per_sample
 
+    def inherit(self, parent: SplitReader) -> None:
+        """Take the per-sample arrays ``parent`` (this split, opened in the process this one was
+        forked from) has loaded, instead of reading them again."""
+        if self._per_sample is None and parent._per_sample is not None:
+            self._per_sample = parent._per_sample
+
     @property
     def offsets(self) -> np.ndarray:
         """int64, ``n_samples + 1``: sample i holds ``offsets[i + 1] - offsets[i]`` events (and is

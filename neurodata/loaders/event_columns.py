@@ -84,6 +84,13 @@ class EventColumns:
         fill_row_chunk_numba(*empty, 0, 0, 0, *rows, np.zeros(2, dtype=np.int64))
         pad_records_numba(records, *rows)  # streaming samples into pad_events
 
+    def inherit(self, parent: EventColumns) -> None:
+        """Take the shard indexes ``parent`` (the same columns, opened in the process this one was
+        forked from) has read, instead of reading them again."""
+        for rows, theirs in zip(self.columns, parent.columns):
+            if rows.folder == theirs.folder:
+                rows.indexes.update(theirs.indexes)
+
     def scratch(self) -> list[np.ndarray]:
         """This thread's one-chunk buffers, one per column."""
         buffers = getattr(self._scratch, "buffers", None)
