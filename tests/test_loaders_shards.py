@@ -10,7 +10,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from neurodata.cache.store import Location
-from neurodata.loaders.shards import LocalFetcher, open_rows, read_rows
+from neurodata.loaders.shards import LocalFetcher, merged_requests, open_rows, read_rows
 
 
 def open_local_rows(folder):
@@ -84,3 +84,13 @@ def test_a_corrupt_shard_index_is_an_error_naming_the_file(tmp_path):
     shard.write_bytes(bytes(raw))
     with pytest.raises(OSError, match=r"c/c/0: shard index is truncated or fails its CRC32C"):
         read(open_local_rows(str(tmp_path / "c")), 0, 10)
+
+
+def test_touching_spans_of_one_file_are_fetched_as_one_request():
+    spans = [("a", 100, 200), ("b", 0, 50), ("a", 0, 100), ("a", 150, 260), ("a", 300, 400), ("b", 60, 70)]
+    requests, which = merged_requests(spans)
+    # a: 0-100 touches 100-200, which overlaps 150-260; 300-400 has a gap before it; b's two have a gap
+    assert requests == [("a", 0, 260), ("a", 300, 400), ("b", 0, 50), ("b", 60, 70)]
+    for (path, lo, hi), r in zip(spans, which):
+        assert requests[r][0] == path and requests[r][1] <= lo and hi <= requests[r][2]
+    assert merged_requests([]) == ([], [])

@@ -259,11 +259,33 @@ def fetch_spans(
             span = rows.span(shard, start, stop)
             if span is not None:
                 wanted.append((k, shard, span))
-    fetched = fetcher.fetch([(reads[k][0].shard_path(shard), lo, hi) for k, shard, (lo, hi) in wanted])
+    requests, which = merged_requests(
+        [(reads[k][0].shard_path(shard), lo, hi) for k, shard, (lo, hi) in wanted]
+    )
+    fetched = fetcher.fetch(requests)
     blobs: list[Blobs] = [{} for _ in reads]
-    for (k, shard, (lo, _)), data in zip(wanted, fetched):
-        blobs[k][shard] = None if data is None else (lo, memoryview(data))  # chunks slice without copies
+    for (k, shard, _), r in zip(wanted, which):
+        data = fetched[r]  # chunks slice it without copies
+        blobs[k][shard] = None if data is None else (requests[r][1], memoryview(data))
     return blobs
+
+
+def merged_requests(spans: Sequence[tuple[str, int, int]]) -> tuple[list[Request], list[int]]:
+    """Byte spans ``(path, start, end)`` as requests, where spans of one file that overlap or touch
+    (consecutive samples' chunks) become one, and for each span the request that covers it. Spans
+    with a gap between them stay apart: fetching the gap would read other samples' bytes."""
+    order = sorted(range(len(spans)), key=lambda k: spans[k])
+    requests: list[Request] = []
+    which = [0] * len(spans)
+    for k in order:
+        path, lo, hi = spans[k]
+        last = requests[-1] if requests else None
+        if last is not None and last[0] == path and lo <= last[2]:
+            requests[-1] = (path, last[1], max(last[2], hi))
+        else:
+            requests.append((path, lo, hi))
+        which[k] = len(requests) - 1
+    return requests, which
 
 
 def read_rows(
