@@ -25,6 +25,7 @@ from neurodata.cache.rows import (
     split_chunk,
 )
 from neurodata.cache.store import crc32c_hex
+from neurodata.cache.writer import build_fingerprint
 from neurodata.loaders import load, pad_events
 
 CHUNK, SHARD = 1 << 12, 1 << 14
@@ -127,7 +128,8 @@ def test_aligned_cache_starts_samples_at_chunks_and_reads_back(tmp_path, recordi
 
 
 def _as_layout_1(url: str) -> None:
-    """Rewrite a back-to-back layout 2 cache as layout 1 wrote it: no ``rows`` array, no ``n_rows``."""
+    """Rewrite a back-to-back layout 2 cache as layout 1 wrote it: no ``rows`` array, no ``n_rows``,
+    the fingerprint layout 1 gave the same build."""
     root = Path(url)
     shutil.rmtree(root / "train" / "rows")
     manifest_path = root / "manifest" / "zarr.json"
@@ -140,6 +142,8 @@ def _as_layout_1(url: str) -> None:
     attrs = meta["attributes"]["neurodata_cache"]
     attrs["layout_version"] = 1
     attrs["manifest_crc32c"] = crc32c_hex(raw)
+    storage = {"chunk_events": CHUNK, "shard_events": SHARD, "codec": "zstd"}
+    attrs["fingerprint"] = build_fingerprint("rows", {}, {"train": 1}, storage, layout_version=1)
     for counts in attrs["splits"].values():
         counts.pop("n_rows"), counts.pop("chunk_events")
     (root / "zarr.json").write_text(json.dumps(meta))
@@ -173,3 +177,24 @@ def test_verify_flags_overlapping_rows(tmp_path, recordings):
     rows[:] = values
     problems = verify_cache(url).problems
     assert any("train/rows: sample" in p and "inside sample" in p for p in problems), problems
+
+
+def test_a_finished_layout_1_cache_of_the_same_build_is_not_rebuilt(tmp_path, recordings):
+    url = _build(str(tmp_path / "old.zarr"), recordings, align=False)
+    _as_layout_1(url)
+    part = functools.partial(_fixed_part, recordings)
+    builder = CacheBuilder(url, "rows", {}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD)
+    assert builder.is_complete() and builder.start() == []
+    build_cache(builder, part)
+    assert open_cache(url).attrs["layout_version"] == 1  # kept as it is, and reads
+    other = CacheBuilder(
+        url, "rows", {"rules_version": 2}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD
+    )
+    assert not other.is_complete()  # another build is not taken for it
+    rebuild = CacheBuilder(
+        url, "rows", {}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD, overwrite=True
+    )
+    build_cache(rebuild, part)
+    reader = open_cache(url)["train"]
+    assert open_cache(url).attrs["layout_version"] == 2 and (reader.rows % CHUNK == 0).all()
+    np.testing.assert_array_equal(reader.sample(7)[0], recordings[7][0])

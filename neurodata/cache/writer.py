@@ -142,11 +142,15 @@ def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
 
 
 def build_fingerprint(
-    name: str, attrs: dict[str, Any], parts: dict[str, int], storage: dict[str, Any]
+    name: str,
+    attrs: dict[str, Any],
+    parts: dict[str, int],
+    storage: dict[str, Any],
+    layout_version: int = LAYOUT_VERSION,
 ) -> str:
     """A digest of everything that determines the cache's content, to detect stale parts and caches."""
     plan = {
-        "layout_version": LAYOUT_VERSION,
+        "layout_version": layout_version,
         "name": name,
         "attrs": attrs,
         "parts": parts,
@@ -283,12 +287,23 @@ class CacheBuilder:
             "align_samples": align_samples,
         }
         self.fingerprint = build_fingerprint(name, attrs, self.parts, storage)
+        # the same build finished in layout 1 (samples back to back; still read) counts as finished
+        # too, unless asked to overwrite: upgrading the layout alone does not rebuild a dataset
+        layout_1 = {k: v for k, v in storage.items() if k != "align_samples"}
+        self.finished_fingerprints = {self.fingerprint}
+        if not overwrite:
+            self.finished_fingerprints.add(
+                build_fingerprint(name, attrs, self.parts, layout_1, layout_version=1)
+            )
 
     # ---- state -------------------------------------------------------------------------------
     def is_complete(self) -> bool:
-        """True when a finished cache with this builder's fingerprint is at the store URL."""
+        """True when a finished cache of this build is at the store URL (this builder's fingerprint,
+        or without ``overwrite`` the same build in layout 1)."""
         marker = read_marker(self.root)
-        return bool(marker and marker.get("complete") and marker.get("fingerprint") == self.fingerprint)
+        return bool(
+            marker and marker.get("complete") and marker.get("fingerprint") in self.finished_fingerprints
+        )
 
     def _part_location(self, split: str, index: int) -> Location:
         if split not in self.parts or not 0 <= index < self.parts[split]:
