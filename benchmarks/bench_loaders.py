@@ -26,7 +26,7 @@ events (it accepts SpikingJelly's dicts and Tonic's arrays; our map dataset hand
 samples still in the cache, which it decodes straight into the padded batch), ``stack_dense`` for
 frames. With 0 workers our reads decode chunks (one sample) or samples (a batch) on
 ``torch.get_num_threads()`` threads (2 here), so the CPU time per sample is printed beside the wall rate. Runs
-interleave the loaders; medians of ``--repeats``.
+interleave the loaders, each repeat starting with another one; medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py --samples 1176 --groups events \
@@ -230,6 +230,7 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[
 
     With 0 workers everything runs in this process, so its CPU time per sample is printed too: on a
     shared machine it moves less with other tenants' load than wall time (with workers: ``-``).
+    Each repeat rotates the order of the cases, so that no case always runs first.
     """
     order = np.random.default_rng(1).permutation(n_samples).tolist()
     print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12} {'cpu ms/sample':>14}")
@@ -245,8 +246,12 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[
             if persistent:  # steady state: the workers start (and warm up) in an untimed first pass
                 for loader in made.values():
                     one_pass(loader)
-            for _ in range(repeats):
-                for name, loader in made.items():
+            names = list(made)
+            for repeat in range(repeats):
+                # each repeat starts with another case: the first pass after the others' runs slower
+                # (swapping the first two event rows moved each by 10-15 %)
+                for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                    loader = made[name]
                     seconds, cpu, n = one_pass(loader)
                     assert n == n_samples, f"{name}: {n} samples, expected {n_samples}"
                     times[name].append((seconds, cpu))
