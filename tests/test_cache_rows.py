@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 import neurodata
-from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache, verify_cache
+from neurodata.cache import CacheBuilder, CacheError, PartData, build_cache, open_cache, verify_cache
 from neurodata.cache.rows import (
     MIN_ALIGNED_CHUNK,
     contiguous_span,
@@ -177,6 +177,10 @@ def test_verify_flags_overlapping_rows(tmp_path, recordings):
     rows[:] = values
     problems = verify_cache(url).problems
     assert any("train/rows: sample" in p and "inside sample" in p for p in problems), problems
+    with pytest.raises(CacheError, match=r"split 'train': sample \d+ starts at row \d+, inside sample"):
+        open_cache(url)["train"].sample(0)  # the reader refuses them too, before reading any events
+    with pytest.raises(CacheError, match="inside sample"):
+        load(url)[0]
 
 
 def test_a_finished_layout_1_cache_of_the_same_build_is_not_rebuilt(tmp_path, recordings):

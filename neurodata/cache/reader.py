@@ -21,7 +21,7 @@ from ..events import EVENT_DTYPE
 from .errors import CacheError
 from .kernels import decode_events_numba
 from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
-from .rows import contiguous_span, gather, sample_spans
+from .rows import contiguous_span, gather, placement_problem, sample_spans
 from .store import Location
 
 
@@ -127,7 +127,13 @@ class SplitReader:
             offsets, labels, *rows = (
                 np.asarray(a, dtype=np.int64) for a in sync(_read_slices(arrays, slice(None)))
             )
-            self._per_sample = (offsets, labels, rows[0] if rows else offsets[:-1])
+            rows = rows[0] if rows else offsets[:-1]
+            problem = placement_problem(offsets, rows, self.n_rows) if len(offsets) else "offsets is empty"
+            if problem is not None:
+                raise CacheError(
+                    f"{self._location.url}: split {self.name!r}: {problem} (damaged per-sample arrays?)"
+                )
+            self._per_sample = (offsets, labels, rows)
         return self._per_sample
 
     def inherit(self, parent: SplitReader) -> None:

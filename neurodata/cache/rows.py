@@ -104,6 +104,26 @@ def sample_spans(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -
     return [(int(r), int(r + n)) for r, n in zip(rows[start:stop], counts)]
 
 
+def placement_problem(offsets: np.ndarray, rows: np.ndarray, n_rows: int) -> str | None:
+    """What is wrong with a split's ``offsets`` and ``rows`` over event arrays of ``n_rows`` rows
+    (None: each sample's rows lie inside the arrays and after the previous sample's)."""
+    counts = np.diff(offsets)
+    if len(rows) != len(counts):
+        return f"rows has {len(rows)} entries for {len(counts)} samples"
+    if (counts < 0).any():
+        return f"offsets decrease at sample {int(np.argmax(counts < 0))}"
+    ends = rows + counts
+    if rows.size and rows[0] < 0:
+        return f"sample 0 starts at row {int(rows[0])}"
+    overlap = np.flatnonzero(rows[1:] < ends[:-1])
+    if overlap.size:
+        j = int(overlap[0]) + 1
+        return f"sample {j} starts at row {int(rows[j])}, inside sample {j - 1} (ends at {int(ends[j - 1])})"
+    if ends.size and ends[-1] > n_rows:
+        return f"the last sample ends at row {int(ends[-1])}, but the event arrays hold {n_rows}"
+    return None
+
+
 def gather(columns: list[np.ndarray], first_row: int, spans: list[tuple[int, int]]) -> list[np.ndarray]:
     """The rows of ``spans`` back to back, out of ``columns`` that hold rows from ``first_row`` on."""
     return [

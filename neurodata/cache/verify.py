@@ -21,7 +21,7 @@ import zarr
 from .errors import CacheError
 from .layout import ATTRS_KEY, EVENT_FIELDS, MANIFEST_KEY, READABLE_LAYOUTS, SAMPLE_FIELDS, STORED_DTYPES
 from .reader import decode_range
-from .rows import contiguous_span, gather, sample_spans
+from .rows import contiguous_span, gather, placement_problem, sample_spans
 from .store import Location, crc32c_hex
 
 
@@ -129,28 +129,12 @@ def check_split(
     if problems:
         return problems
     rows = np.asarray(group["rows"][...], dtype=np.int64) if has_rows else offsets[:-1]
-    problems += check_rows(split, offsets, rows, n_rows)
+    problem = placement_problem(offsets, rows, n_rows)
+    if problem is not None:
+        problems.append(f"{split}/rows: {problem}")
     if deep and not problems:
         problems += check_times(group, split, offsets, rows)
     return problems
-
-
-def check_rows(split: str, offsets: np.ndarray, rows: np.ndarray, n_rows: int) -> list[str]:
-    """Each sample's rows inside the event arrays, and after the previous sample's."""
-    ends = rows + np.diff(offsets)
-    if rows.size and rows[0] < 0:
-        return [f"{split}/rows: sample 0 starts at row {int(rows[0])}"]
-    overlap = np.flatnonzero(rows[1:] < ends[:-1])
-    if overlap.size:
-        j = int(overlap[0]) + 1
-        return [
-            f"{split}/rows: sample {j} starts at row {int(rows[j])}, inside sample {j - 1} (ends at {int(ends[j - 1])})"
-        ]
-    if ends.size and ends[-1] > n_rows:
-        return [
-            f"{split}/rows: the last sample ends at row {int(ends[-1])}, but the event arrays hold {n_rows}"
-        ]
-    return []
 
 
 def check_times(
