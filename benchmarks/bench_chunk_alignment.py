@@ -65,7 +65,7 @@ def main() -> None:
     blosc.set_nthreads(1)
     group = zarr.open_group(args.cache, mode="r")[args.split]
     reader = open_cache(args.cache)[args.split]
-    offsets, spans = reader.offsets, reader.sample_spans(0, reader.n_samples)
+    offsets, spans = reader.offsets, reader.sample_spans(range(reader.n_samples))
     n_samples, n_events = len(offsets) - 1, int(offsets[-1])
     chunk = group["t"].metadata.codecs[0].chunk_shape[0]  # the sharding codec's inner chunks
     order = np.random.default_rng(1).permutation(n_samples)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..events import EVENT_DTYPE
 from .errors import CacheError
 from .kernels import decode_events_numba
 from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
-from .rows import contiguous_span, gather, placement_problem, sample_spans
+from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
 
 
@@ -162,9 +163,9 @@ class SplitReader:
         """The rows holding samples ``start:stop`` back to back, or None when fill rows lie between them."""
         return contiguous_span(self.offsets, self.rows, start, stop)
 
-    def sample_spans(self, start: int, stop: int) -> list[tuple[int, int]]:
-        """The rows ``[first, last)`` of each sample ``start:stop``."""
-        return sample_spans(self.offsets, self.rows, start, stop)
+    def sample_spans(self, indices: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
+        """The rows ``[first, last)`` of each sample of ``indices`` (a range, or a batch's)."""
+        return spans_of(self.offsets, self.rows, indices)
 
     def _event_arrays(self) -> list[zarr_async.AsyncArray]:
         if self._events is None:
@@ -185,13 +186,7 @@ class SplitReader:
         local = self.offsets[start : stop + 1] - self.offsets[start]
         if local[-1] == 0:
             return np.empty(0, dtype=EVENT_DTYPE), local
-        span = self.row_span(start, stop)
-        if span is not None:
-            columns = self._stored(*span)
-        else:  # sample-aligned: read the rows they span, keep their events
-            spans = self.sample_spans(start, stop)
-            first, last = spans[0][0], max(b for _, b in spans)
-            columns = gather(self._stored(first, last), first, spans)
+        columns = sample_columns(self._stored, self.offsets, self.rows, start, stop)
         return decode_range(dict(zip(EVENT_FIELDS, columns)), local), local
 
     def _stored(self, first: int, last: int) -> list[np.ndarray]:

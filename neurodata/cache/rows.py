@@ -14,6 +14,7 @@ Pure functions over arrays; the writer, the readers and :mod:`.verify` use them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -94,14 +95,39 @@ def contiguous_span(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int
     shift = rows[start:stop][counts > 0] - offsets[start:stop][counts > 0]
     if shift.size and (shift != shift[0]).any():
         return None
-    base = int(shift[0]) if shift.size else int(rows[start] - offsets[start]) if stop > start else 0
+    base = int(shift[0]) if shift.size else 0  # no events: an empty span anywhere will do
     return int(offsets[start]) + base, int(offsets[stop]) + base
+
+
+def spans_of(
+    offsets: np.ndarray, rows: np.ndarray, indices: Sequence[int] | np.ndarray
+) -> list[tuple[int, int]]:
+    """The rows ``[first, last)`` of each sample of ``indices`` (one vectorized lookup, for a batch)."""
+    index = np.asarray(indices, dtype=np.int64)
+    firsts = rows[index]
+    return list(zip(firsts.tolist(), (firsts + offsets[index + 1] - offsets[index]).tolist()))
 
 
 def sample_spans(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
     """The rows ``[first, last)`` of each sample ``start:stop``."""
-    counts = np.diff(offsets[start : stop + 1])
-    return [(int(r), int(r + n)) for r, n in zip(rows[start:stop], counts)]
+    return spans_of(offsets, rows, np.arange(start, stop))
+
+
+def sample_columns(
+    read_rows: Callable[[int, int], list[np.ndarray]],
+    offsets: np.ndarray,
+    rows: np.ndarray,
+    start: int,
+    stop: int,
+) -> list[np.ndarray]:
+    """The stored columns of samples ``start:stop`` back to back: ``read_rows(first, last)`` over the
+    rows they span, keeping their events (fill rows between sample-aligned samples dropped)."""
+    span = contiguous_span(offsets, rows, start, stop)
+    if span is not None:
+        return read_rows(*span)
+    spans = sample_spans(offsets, rows, start, stop)
+    first, last = spans[0][0], max(b for _, b in spans)
+    return gather(read_rows(first, last), first, spans)
 
 
 def placement_problem(offsets: np.ndarray, rows: np.ndarray, n_rows: int) -> str | None:

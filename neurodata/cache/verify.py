@@ -21,7 +21,7 @@ import zarr
 from .errors import CacheError
 from .layout import ATTRS_KEY, EVENT_FIELDS, MANIFEST_KEY, READABLE_LAYOUTS, SAMPLE_FIELDS, STORED_DTYPES
 from .reader import decode_range
-from .rows import contiguous_span, gather, placement_problem, sample_spans
+from .rows import placement_problem, sample_columns
 from .store import Location, crc32c_hex
 
 
@@ -148,13 +148,9 @@ def check_times(
         stop = int(np.searchsorted(offsets, offsets[start] + batch_events, side="right")) - 1
         stop = min(n, max(stop, start + 1))
         local = offsets[start : stop + 1] - offsets[start]
-        span = contiguous_span(offsets, rows, start, stop)
-        if span is not None:
-            columns = [group[f][span[0] : span[1]] for f in EVENT_FIELDS]
-        else:
-            spans = sample_spans(offsets, rows, start, stop)
-            lo, hi = spans[0][0], max(b for _, b in spans)
-            columns = gather([group[f][lo:hi] for f in EVENT_FIELDS], lo, spans)
+        columns = sample_columns(
+            lambda first, last: [group[f][first:last] for f in EVENT_FIELDS], offsets, rows, start, stop
+        )
         events = decode_range(dict(zip(EVENT_FIELDS, columns)), local)
         counts = np.diff(local)
         nonempty = np.flatnonzero(counts)

@@ -73,9 +73,8 @@ class PendingEvents(PendingItems):
         """Each sample's events into row ``b`` of the padded ``t, x, y, p`` columns (``[B, L]``, at
         least as long as each sample); returns the largest coordinate seen."""
         reader = self.pipeline.source.columns
-        split = self.pipeline.source.reader
         fields = [columns[name] for name in ("t", "x", "y", "p")]
-        ranges = [split.sample_spans(i, i + 1)[0] for i in self.indices]
+        ranges = self.pipeline.source.reader.sample_spans(self.indices)
         # a remote store answers the whole batch's requests in one round trip; local reads stay
         # on the decode threads, beside the decoding
         chunks = reader.fetch(ranges) if reader.fetcher.one_round else [None] * len(ranges)

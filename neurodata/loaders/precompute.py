@@ -79,8 +79,7 @@ def shard_samples(sample_bytes: int) -> int:
 
 def compute_range(source: SplitSource, representation: Callable, start: int, stop: int) -> np.ndarray:
     """The representation of samples ``start:stop``, stacked; ValueError when shapes differ."""
-    events, local = source.events(start, stop)
-    outputs = [np.asarray(representation(events[local[j] : local[j + 1]])) for j in range(stop - start)]
+    outputs = [np.asarray(representation(events)) for events in source.samples(start, stop)]
     shapes = {o.shape for o in outputs}
     if len(shapes) > 1:
         raise ValueError(

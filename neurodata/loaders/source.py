@@ -88,7 +88,7 @@ class SplitSource:
         span = reader.row_span(start, stop)
         if span is not None:
             return columns.read(*span, local), local
-        events = np.concatenate(columns.read_spans(reader.sample_spans(start, stop)))
+        events = np.concatenate(columns.read_spans(reader.sample_spans(range(start, stop))))
         return events, local
 
     def samples(self, start: int, stop: int) -> list[np.ndarray]:
@@ -107,7 +107,7 @@ class SplitSource:
             return [events[local[j] : local[j + 1]] for j in range(len(local) - 1)]
         span = reader.row_span(start, stop)
         if span is None:
-            return columns.read_spans(reader.sample_spans(start, stop))
+            return columns.read_spans(reader.sample_spans(range(start, stop)))
         offsets = reader.offsets
         return columns.read_samples(*span, offsets[start : stop + 1] - offsets[start])
 
