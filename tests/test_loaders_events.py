@@ -413,6 +413,17 @@ def test_load_readies_the_event_kernels_before_workers_fork(fixture_cache):
     assert set(before.values()) == {0} and all(count >= 1 for count in after.values())
 
 
+def test_load_reads_what_every_worker_would_read_again_before_they_fork(fixture_cache):
+    """``load`` of a local cache reads the per-sample arrays and every shard index of the event
+    columns, so that workers forked for each epoch inherit them (see the next test)."""
+    url, _ = fixture_cache
+    source = load(url).pipeline.source
+    reader = source.reader
+    assert reader._per_sample is not None
+    for rows in source.columns.columns:
+        assert set(rows.indexes) == set(rows.shards(0, reader.n_rows)) and len(rows.indexes) >= 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 def test_a_forked_reader_keeps_what_its_parent_read(fixture_cache):
     """A forked process reopens the cache (no shared handles) but keeps the parent's per-sample

@@ -5,6 +5,7 @@ given back; batches through real DataLoader workers equal the ones collated in t
 from __future__ import annotations
 
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -191,3 +192,63 @@ def test_a_claimed_segment_is_taken_by_one_process_at_a_time():
     child.join()
     assert other.claim()  # the child's claim ended with it
     other.close()
+
+
+def _claim_and_write(out) -> None:
+    """In a forked child: the pool a new worker starts with, and one batch written into it."""
+    pool = shm_pool._pool(shared=True)
+    sizes = sorted((s.size for s in pool.segments), reverse=True)
+    inherited = [s.mapped for s in pool.segments]  # nothing in this process's page tables yet
+    segment = pool.acquire(3 * shm_pool.PAGE + 1)  # the smallest that fits: the fourth largest
+    mapped = segment.mapped
+    segment.map[shm_pool.HEADER : shm_pool.HEADER + 5] = b"child"
+    out.put((sizes, inherited, segment.size, mapped))
+
+
+@pytest.mark.skipif(not hasattr(shm_pool.os, "fork"), reason="fork is POSIX only")
+def test_a_new_worker_claims_the_largest_kept_segments_and_maps_them_in_one_call(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(shm_pool, "_kept", {})
+    made = [shm_pool.Segment(n * shm_pool.PAGE) for n in (1, 16, 4, 8, 32, 2)]
+    for segment in made:  # as the main process keeps what workers sent it
+        info = os.fstat(segment.fd)
+        shm_pool._kept[info.st_dev, info.st_ino] = segment
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_claim_and_write, args=(out,))
+    child.start()
+    sizes, inherited, size, mapped = out.get(timeout=30)
+    child.join()
+    assert sizes == [n * shm_pool.PAGE for n in (32, 16, 8, 4)]  # CLAIM of them, largest first
+    assert inherited == [0] * shm_pool.CLAIM
+    assert size == 4 * shm_pool.PAGE
+    # MADV_POPULATE_READ mapped the pages the batch needs (-1: a kernel before 5.14, left to faults)
+    assert mapped in (4 * shm_pool.PAGE, -1)
+    assert made[2].map[shm_pool.HEADER : shm_pool.HEADER + 5] == b"child"  # the child wrote the shared pages
+    for segment in made:
+        segment.close()
+
+
+def test_populating_falls_back_to_page_faults_where_the_kernel_refuses(monkeypatch):
+    segment = shm_pool.Segment(4 * shm_pool.PAGE)
+    segment.mapped = 0  # as if inherited
+
+    class Refusing:  # mmap objects' methods cannot be patched: wrap the mapping
+        def __init__(self, inner):
+            self.inner = inner
+
+        def madvise(self, *args):
+            raise OSError(22, "Invalid argument")
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    inner = segment.map
+    segment.map = Refusing(inner)
+    segment.populate(2 * shm_pool.PAGE)
+    assert segment.mapped == -1  # no further attempts: pages fault in on first write
+    segment.populate(4 * shm_pool.PAGE)
+    assert segment.mapped == -1
+    segment.map = inner
+    segment.close()

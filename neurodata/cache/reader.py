@@ -137,6 +137,11 @@ class SplitReader:
             self._per_sample = (offsets, labels, rows)
         return self._per_sample
 
+    def preload(self) -> None:
+        """Read the per-sample arrays now (they are otherwise read on first use), for example before
+        forking processes that would each read them."""
+        self._load_per_sample()
+
     def inherit(self, parent: SplitReader) -> None:
         """Take the per-sample arrays ``parent`` (this split, opened in the process this one was
         forked from) has loaded, instead of reading them again."""

@@ -51,7 +51,12 @@ Coding = tuple[str, str]  # (codec of EVENT_CODECS, Blosc filter of SHUFFLES) of
 # - polarities with zstd: LZ4HC with the bit shuffle decodes their bit planes 0.16-0.31 ns per
 #   event faster than zstd (benchmark cache 0.51 against 0.82, the DVS128 benchmark archive 0.82
 #   against 0.98), ~4 % of reading a sample, for 0.003-0.013 bytes per event more: zstd must save
-#   1/64 byte per event more. (LZ4 is no option for coordinates: 0.2-0.3 bytes per event more.)
+#   1/64 byte per event more.
+# Coordinates have no such allowance. LZ4HC decodes them 1.6-8x faster (0.5 against 0.8-0.9 ns per
+# event per column on the simulated DVS128 archive, 0.3-0.6 against 0.9-1.2 on the loader
+# benchmark's cache), but stores up to 0.2 bytes per event more per column (0.09 on the DVS128
+# archive, which would grow from 2.40 to ~2.59 bytes per event, past the cache's 2.5 target): a
+# zstd cache is the small one, ``codec="lz4"`` the fast one.
 # LZ4 has no entropy stage: there the bit shuffle is what drops the empty bit planes, so an lz4
 # cache chooses by size alone.
 CODING_PENALTIES: dict[tuple[str, str], dict[Coding, float]] = {

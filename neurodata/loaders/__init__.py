@@ -59,8 +59,7 @@ def load(
     url = resolve_store(name_or_store, root)
     source = SplitSource(url, split, storage_options)
     pipeline = SamplePipeline(source, representation, transform, target_transform, precomputed)
-    if pipeline.stored is None:  # events will be decoded (a stored representation needs no kernel)
-        source.warm()
+    source.warm(events=pipeline.stored is None)  # a stored representation decodes no events
     if streaming is None:
         streaming = is_remote(url)
     if not streaming:

@@ -20,7 +20,7 @@ from ..cache.reader import check_local_offsets
 from ..events import EVENT_DTYPE
 from .decode_pool import decode_map, decode_threads
 from .kernels import carry_times_numba, fill_row_chunk_numba, pad_records_numba, scatter_chunk_numba
-from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans
+from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans, read_indexes
 
 Fetcher = LocalFetcher | FsspecFetcher
 SAMPLE_START = np.zeros(1, dtype=np.int64)  # read_samples' outputs restart their time sums at row 0
@@ -83,6 +83,11 @@ class EventColumns:
         rows = [np.empty(0, dtype=dtype) for dtype in row_dtypes]
         fill_row_chunk_numba(*empty, 0, 0, 0, *rows, np.zeros(2, dtype=np.int64))
         pad_records_numba(records, *rows)  # streaming samples into pad_events
+
+    def read_indexes(self, n_rows: int) -> None:
+        """Read every shard index of the columns' first ``n_rows`` rows now (one fetch round), so
+        that forked DataLoader workers inherit them rather than each reading its own."""
+        read_indexes(self.fetcher, [(rows, 0, n_rows) for rows in self.columns])
 
     def inherit(self, parent: EventColumns) -> None:
         """Take the shard indexes ``parent`` (the same columns, opened in the process this one was

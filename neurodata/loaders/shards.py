@@ -230,16 +230,11 @@ class ShardedRows:
         return out
 
 
-Blobs = dict[
-    int, tuple[int, memoryview] | None
-]  # shard -> (start of the fetched span, its bytes), None: absent
-
-
-def fetch_spans(
+def read_indexes(
     fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
-) -> list[Blobs]:
-    """The compressed bytes behind row ranges ``(array, start, stop)`` of several arrays, in two
-    batched fetch rounds: the shard indexes not seen yet, then one span per (array, shard)."""
+) -> None:
+    """Read, in one fetch round, the indexes of the shards behind row ranges ``(array, start,
+    stop)`` that the arrays have not read yet."""
     missing = sorted(
         {
             (id(rows), shard): (rows, shard)
@@ -253,6 +248,19 @@ def fetch_spans(
         missing, fetcher.fetch([rows.index_request(shard) for rows, shard in missing])
     ):
         rows.set_index(shard, raw)
+
+
+Blobs = dict[
+    int, tuple[int, memoryview] | None
+]  # shard -> (start of the fetched span, its bytes), None: absent
+
+
+def fetch_spans(
+    fetcher: LocalFetcher | FsspecFetcher, reads: Sequence[tuple[ShardedRows, int, int]]
+) -> list[Blobs]:
+    """The compressed bytes behind row ranges ``(array, start, stop)`` of several arrays, in two
+    batched fetch rounds: the shard indexes not seen yet, then one span per (array, shard)."""
+    read_indexes(fetcher, reads)
     wanted = []
     for k, (rows, start, stop) in enumerate(reads):
         for shard in rows.shards(start, stop):
