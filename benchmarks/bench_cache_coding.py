@@ -3,7 +3,10 @@
 ``lz4``; zstd shown with the bit shuffle everywhere and with each column's filter chosen as the
 writer chooses it, :func:`~neurodata.cache.shards.choose_coding`). Blosc chunks of 64 Ki events, the last one zero-padded, as the cache stores them;
 each recording is one sample (times per-sample delta coded). Also with x and y taken modulo 128,
-as a stand-in for a 128x128 sensor with the recordings' timing.
+as a stand-in for a 128x128 sensor with the recordings' timing. The last two columns compare the
+zstd coding with a ``p`` column against the polarities in the times (``delta * 2 + p``, time
+coding ``per-sample-delta-polarity``, each column's coding chosen alike): bytes per event, and
+nanoseconds per event to decompress every stored chunk on one thread (best of 5).
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_cache_coding.py
 """
@@ -11,13 +14,14 @@ as a stand-in for a 128x128 sensor with the recordings' timing.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 from numcodecs import Blosc
 
 import neurodata
-from neurodata.cache.codecs import encode_times
+from neurodata.cache.codecs import encode_times, pack_polarity
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
 from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
 
@@ -45,12 +49,34 @@ def stored_bytes(columns: dict[str, np.ndarray], compressor_for) -> int:
     )
 
 
+def decode_ns(columns: dict[str, np.ndarray], codings: dict[str, tuple[str, str]], repeats: int = 5) -> float:
+    """Best-of-``repeats`` time to decompress every stored chunk of ``columns`` (one thread), per event."""
+    chunks = []
+    for name, column in columns.items():
+        compressor = chunk_compressor(column.dtype, *codings[name])
+        chunks += [
+            (
+                compressor,
+                encode_chunk(column[i : i + CHUNK], CHUNK, compressor),
+                np.empty(CHUNK * column.itemsize, np.uint8),
+            )
+            for i in range(0, len(column), CHUNK)
+        ]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for compressor, data, out in chunks:
+            compressor.decode(data, out)
+        best = min(best, time.perf_counter() - start)
+    return best / len(columns["t"]) * 1e9
+
+
 def main() -> None:
     print(
         "| recording | events | previous (i8/u2, LZ4) | now, lz4 (LZ4HC) | zstd, bit shuffle "
-        "| now, zstd (filter per column) | stored as |"
+        "| zstd, p column (filter per column) | zstd, p in the times | stored as | decode ns/event, p column / in t |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, path in RECORDINGS.items():
         events = neurodata.read(FIXTURES / path)
         for label, modulo in (("", None), (", x and y mod 128", 128)):
@@ -79,9 +105,25 @@ def main() -> None:
                     lambda name, dtype, chosen=chosen: chunk_compressor(dtype, *chosen["zstd"][name]),
                 ),
             ]
+            packed_t = pack_polarity(columns["t"], columns["p"])
+            packed = {
+                "t": packed_t.astype(
+                    narrowest_dtypes([{"t": value_range(packed_t)} | {f: [0, 1] for f in "xyp"}])["t"]
+                )
+            }
+            packed |= {f: narrow[f] for f in "xy"}
+            packed_codings = {f: choose_coding(c[:probe], f, "zstd", CHUNK) for f, c in packed.items()}
+            sizes.append(
+                stored_bytes(
+                    packed, lambda name, dtype, chosen=packed_codings: chunk_compressor(dtype, *chosen[name])
+                )
+            )
             stored = "/".join(dtypes[f].name for f in EVENT_FIELDS)
+            timing = f"{decode_ns(narrow, chosen['zstd']):.2f} / {decode_ns(packed, packed_codings):.2f}"
             print(
-                f"| {name}{label} | {n:,} | " + " | ".join(f"{s / n:.2f}" for s in sizes) + f" | {stored} |"
+                f"| {name}{label} | {n:,} | "
+                + " | ".join(f"{s / n:.2f}" for s in sizes)
+                + f" | {stored} | {timing} |"
             )
 
 

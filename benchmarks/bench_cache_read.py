@@ -43,7 +43,7 @@ def describe(url: str) -> str:
     size = sum(f.stat().st_size for f in Path(url).rglob("*") if f.is_file())
     n = sum(s["n_events"] for s in attrs["splits"].values())
     dtypes = attrs.get("event_dtypes", {"t": "<i8", "x": "<u2", "y": "<u2", "p": "|u1"})
-    stored = "/".join(dtypes[f].lstrip("<|") for f in ("t", "x", "y", "p"))
+    stored = "/".join(dtypes[f].lstrip("<|") for f in ("t", "x", "y", "p") if f in dtypes)  # no p: in t
     return f"{stored} {inner['cname']}, {size / n:.2f} bytes/event"
 
 

@@ -26,7 +26,6 @@ import zarr
 from numcodecs import blosc
 
 from neurodata.cache import open_cache
-from neurodata.cache.layout import EVENT_FIELDS
 from neurodata.cache.rows import gather
 
 SHUFFLES = {"noshuffle": blosc.NOSHUFFLE, "shuffle": blosc.SHUFFLE, "bitshuffle": blosc.BITSHUFFLE}
@@ -71,7 +70,7 @@ def main() -> None:
     order = np.random.default_rng(1).permutation(n_samples)
     layouts: dict[str, list[list[bytes]]] = {"back to back": [], "sample-aligned": []}
     buffers = []
-    for name in EVENT_FIELDS:
+    for name in reader.fields:  # t, x, y and p unless the times carry the polarities
         array = group[name]
         (column,) = gather([array[:]], 0, spans)  # the samples back to back
         settings = blosc_settings(array)

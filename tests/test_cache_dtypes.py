@@ -54,9 +54,11 @@ def test_dvs128_events_are_stored_narrow_and_read_back_exactly(tmp_path, fixture
     samples = dvs128_samples(fixtures)
     url = _build(tmp_path / "narrow.zarr", samples)
     cache = open_cache(url)
-    assert cache.attrs["event_dtypes"] == {"t": "<i4", "x": "|u1", "y": "|u1", "p": "|u1"}
+    # the polarities ride in the times (doubled deltas still fit int32): no p column
+    assert cache.attrs["event_dtypes"] == {"t": "<i4", "x": "|u1", "y": "|u1"}
+    assert cache.attrs["time_coding"] == "per-sample-delta-polarity"
     group = cache.location.open_group("r", "train")
-    assert [group[f].dtype for f in ("t", "x", "y", "p")] == [I4, U1, U1, U1]
+    assert [group[f].dtype for f in ("t", "x", "y")] == [I4, U1, U1] and "p" not in group
     for i, (events, label, _) in enumerate(samples):
         got, got_label = cache["train"].sample(i)
         assert got.dtype == neurodata.EVENT_DTYPE and got_label == label
@@ -66,7 +68,7 @@ def test_dvs128_events_are_stored_narrow_and_read_back_exactly(tmp_path, fixture
     # the same events in the widest dtypes (the layout before narrowing): read alike, take more bytes
     monkeypatch.setattr(writer, "narrowest_dtypes", lambda ranges: dict(EVENT_DTYPES))
     wide = _build(tmp_path / "wide.zarr", samples)
-    assert open_cache(wide).attrs["event_dtypes"] == {"t": "<i8", "x": "<u2", "y": "<u2", "p": "|u1"}
+    assert open_cache(wide).attrs["event_dtypes"] == {"t": "<i8", "x": "<u2", "y": "<u2"}
     for i, (events, _, _) in enumerate(samples):
         np.testing.assert_array_equal(open_cache(wide)["train"].sample(i)[0], events)
     assert verify_cache(wide, deep=True).ok
@@ -84,9 +86,26 @@ def test_columns_that_do_not_fit_stay_wide(tmp_path, fixtures):
     samples = [(evt3, 1, "evt3"), (late, 2, "late"), (gap, 3, "gap")]
     url = _build(tmp_path / "wide.zarr", samples)
     cache = open_cache(url)
-    assert cache.attrs["event_dtypes"] == {"t": "<i8", "x": "<u2", "y": "<u2", "p": "|u1"}
+    assert cache.attrs["event_dtypes"] == {"t": "<i8", "x": "<u2", "y": "<u2"}
     for i, (events, _, _) in enumerate(samples):
         np.testing.assert_array_equal(cache["train"].sample(i)[0], events)
+
+
+def test_polarities_ride_in_the_times_only_where_every_value_allows_it():
+    """``delta * 2 + p`` needs 0/1 polarities and deltas within +-2**62; its range is twice the
+    deltas', so a gap of 2**30 us that int32 holds as a delta needs int64 packed."""
+    part = {"t": [-5, 2**30], "x": [0, 127], "y": [0, 127], "p": [0, 1]}
+    empty = dict.fromkeys(part)
+    assert writer.stored_dtypes([part, empty]) == ("per-sample-delta-polarity", {"t": I8, "x": U1, "y": U1})
+    assert writer.stored_dtypes([part], pack_polarities=False) == (
+        "per-sample-delta",
+        {"t": I4, "x": U1, "y": U1, "p": U1},
+    )
+    small = {**part, "t": [-5, 2**30 - 1]}
+    assert writer.stored_dtypes([small])[1]["t"] == I4  # 2 * (2**30 - 1) + 1 fits int32
+    for bad in ({**part, "p": [0, 2]}, {**part, "t": [0, 2**62]}, {**part, "t": [-(2**62) - 1, 0]}):
+        assert writer.stored_dtypes([part, bad])[0] == "per-sample-delta"
+    assert writer.stored_dtypes([{**part, "t": [-(2**62), 2**62 - 1]}])[0] == "per-sample-delta-polarity"
 
 
 def test_decode_range_takes_narrow_wide_and_other_integer_columns_alike(fixtures):

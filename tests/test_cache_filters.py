@@ -17,8 +17,16 @@ CHUNK = 1 << 16
 
 
 def _build(url: Path, events: np.ndarray, codec: str) -> str:
+    """A cache of ``events`` with a ``p`` column (not packed into the times), whose coding is chosen too."""
     builder = CacheBuilder(
-        str(url), "filters", {}, {"train": 1}, chunk_events=CHUNK, shard_events=1 << 18, codec=codec
+        str(url),
+        "filters",
+        {},
+        {"train": 1},
+        chunk_events=CHUNK,
+        shard_events=1 << 18,
+        codec=codec,
+        pack_polarities=False,
     )
     return build_cache(builder, lambda split, index: PartData.from_samples([(events, 3, "rec")]))
 

@@ -15,6 +15,7 @@ import zarr
 
 import neurodata
 from neurodata.cache import CacheBuilder, CacheError, PartData, build_cache, open_cache, verify_cache
+from neurodata.cache.layout import LAYOUT_VERSION
 from neurodata.cache.rows import (
     MIN_ALIGNED_CHUNK,
     contiguous_span,
@@ -105,9 +106,16 @@ def recordings(fixtures) -> list[tuple[np.ndarray, int, str]]:
     return samples + [(nmnist, 9, "nmnist")]
 
 
-def _build(url: str, samples: list, align: bool) -> str:
+def _build(url: str, samples: list, align: bool, pack: bool = True) -> str:
     builder = CacheBuilder(
-        url, "rows", {}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD, align_samples=align
+        url,
+        "rows",
+        {},
+        {"train": 1},
+        chunk_events=CHUNK,
+        shard_events=SHARD,
+        align_samples=align,
+        pack_polarities=pack,
     )
     return build_cache(builder, functools.partial(_fixed_part, samples))
 
@@ -127,9 +135,23 @@ def test_aligned_cache_starts_samples_at_chunks_and_reads_back(tmp_path, recordi
     assert verify_cache(url, deep=True).ok
 
 
+def _as_layout_2(url: str, align: bool) -> None:
+    """Rewrite a cache built with a ``p`` column as layout 2 wrote it: its version, and the
+    fingerprint layout 2 gave the same build."""
+    root = Path(url)
+    meta = json.loads((root / "zarr.json").read_text())
+    attrs = meta["attributes"]["neurodata_cache"]
+    assert attrs["time_coding"] == "per-sample-delta" and "p" in attrs["event_dtypes"]
+    attrs["layout_version"] = 2
+    storage = {"chunk_events": CHUNK, "shard_events": SHARD, "codec": "zstd", "align_samples": align}
+    attrs["fingerprint"] = build_fingerprint("rows", {}, {"train": 1}, storage, layout_version=2)
+    (root / "zarr.json").write_text(json.dumps(meta))
+
+
 def _as_layout_1(url: str) -> None:
     """Rewrite a back-to-back layout 2 cache as layout 1 wrote it: no ``rows`` array, no ``n_rows``,
     the fingerprint layout 1 gave the same build."""
+    _as_layout_2(url, align=False)
     root = Path(url)
     shutil.rmtree(root / "train" / "rows")
     manifest_path = root / "manifest" / "zarr.json"
@@ -149,11 +171,16 @@ def _as_layout_1(url: str) -> None:
     (root / "zarr.json").write_text(json.dumps(meta))
 
 
-def test_layout_1_caches_still_read_and_verify(tmp_path, recordings):
-    url = _build(str(tmp_path / "v1.zarr"), recordings, align=False)
-    _as_layout_1(url)
-    assert "rows" not in zarr.open_group(url, mode="r")["train"]
-    assert open_cache(url).attrs["layout_version"] == 1
+@pytest.mark.parametrize("version", [1, 2])
+def test_layout_1_and_2_caches_still_read_and_verify(tmp_path, recordings, version):
+    url = _build(str(tmp_path / f"v{version}.zarr"), recordings, align=version == 2, pack=False)
+    if version == 1:
+        _as_layout_1(url)
+        assert "rows" not in zarr.open_group(url, mode="r")["train"]
+    else:
+        _as_layout_2(url, align=True)
+        assert "p" in zarr.open_group(url, mode="r")["train"]
+    assert open_cache(url).attrs["layout_version"] == version
     report = verify_cache(url, deep=True)
     assert report.ok, report.problems
     dataset = load(url)
@@ -183,14 +210,18 @@ def test_verify_flags_overlapping_rows(tmp_path, recordings):
         load(url)[0]
 
 
-def test_a_finished_layout_1_cache_of_the_same_build_is_not_rebuilt(tmp_path, recordings):
-    url = _build(str(tmp_path / "old.zarr"), recordings, align=False)
-    _as_layout_1(url)
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_finished_older_layout_cache_of_the_same_build_is_not_rebuilt(tmp_path, recordings, version):
+    url = _build(str(tmp_path / "old.zarr"), recordings, align=version == 2, pack=False)
+    if version == 1:
+        _as_layout_1(url)
+    else:
+        _as_layout_2(url, align=True)
     part = functools.partial(_fixed_part, recordings)
     builder = CacheBuilder(url, "rows", {}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD)
     assert builder.is_complete() and builder.start() == []
     build_cache(builder, part)
-    assert open_cache(url).attrs["layout_version"] == 1  # kept as it is, and reads
+    assert open_cache(url).attrs["layout_version"] == version  # kept as it is, and reads
     other = CacheBuilder(
         url, "rows", {"rules_version": 2}, {"train": 1}, chunk_events=CHUNK, shard_events=SHARD
     )
@@ -200,5 +231,6 @@ def test_a_finished_layout_1_cache_of_the_same_build_is_not_rebuilt(tmp_path, re
     )
     build_cache(rebuild, part)
     reader = open_cache(url)["train"]
-    assert open_cache(url).attrs["layout_version"] == 2 and (reader.rows % CHUNK == 0).all()
+    assert open_cache(url).attrs["layout_version"] == LAYOUT_VERSION and (reader.rows % CHUNK == 0).all()
+    assert open_cache(url).attrs["time_coding"] == "per-sample-delta-polarity"
     np.testing.assert_array_equal(reader.sample(7)[0], recordings[7][0])

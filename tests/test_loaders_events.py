@@ -21,7 +21,7 @@ from zarr.codecs import BloscCodec
 
 import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
-from neurodata.cache.codecs import decode_times, encode_times
+from neurodata.cache.codecs import decode_times, encode_times, pack_polarity, unpack_polarity
 from neurodata.events import EVENT_DTYPE, make_events
 from neurodata.loaders import EventBatch, load, pad_events
 from neurodata.loaders import event_columns as event_columns_module
@@ -65,13 +65,19 @@ def _fixed_part(samples, split, index):
     return PartData.from_samples(samples)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["aligned", "back to back"])
+@pytest.fixture(
+    scope="module",
+    params=[(True, True), (False, True), (True, False)],
+    ids=["aligned", "back to back", "p column"],
+)
 def fixture_cache(request, tmp_path_factory, fixtures) -> tuple[str, list]:
-    """The fixture samples in the sample-aligned layout (each starts at a chunk), and back to back
-    (as layout 1 stored them: neighbours share chunks)."""
+    """The fixture samples in the sample-aligned layout (each starts at a chunk), back to back (as
+    layout 1 stored them: neighbours share chunks), both with the polarities in the times, and
+    aligned with a ``p`` column (as layout 2 stored them)."""
     samples = fixture_samples(fixtures)
     url = str(tmp_path_factory.mktemp("events") / "fixtures.zarr")
-    return build(url, samples, align_samples=request.param), samples
+    align, pack = request.param
+    return build(url, samples, align_samples=align, pack_polarities=pack), samples
 
 
 def ranges(n: int) -> list[tuple[int, int]]:
@@ -107,10 +113,13 @@ def test_fused_reader_equals_the_zarr_reader_on_fixture_recordings(fixture_cache
     columns = source._open()[2]
     assert isinstance(columns, EventColumns)  # the fused path, not the zarr fallback
     source.events(0, len(samples))  # loads every shard index
-    p = columns.columns[3]
-    absent = [(MISSING, 0)] * p.chunks_per_shard  # a shard with no stored chunk is not written at all
-    p_offsets = [offset for index in p.indexes.values() for offset, _ in index or absent]
-    assert p_offsets.count(MISSING) >= 3  # the all-OFF stretch: chunks the writer left out
+    packed = open_cache(url).attrs["time_coding"] == "per-sample-delta-polarity"
+    assert columns.packed == packed and len(columns.columns) == (3 if packed else 4)
+    if not packed:
+        p = columns.columns[3]
+        absent = [(MISSING, 0)] * p.chunks_per_shard  # a shard with no stored chunk is not written at all
+        p_offsets = [offset for index in p.indexes.values() for offset, _ in index or absent]
+        assert p_offsets.count(MISSING) >= 3  # the all-OFF stretch: chunks the writer left out
     assert_reads_like_zarr(source, open_cache(url)["train"])
     for i, (events, label, _) in enumerate(samples):
         got, got_label = load(url)[i]
@@ -145,7 +154,7 @@ def test_narrower_stored_dtypes_are_read_from_the_array_metadata(tmp_path, fixtu
     nmnist = neurodata.read(fixtures / "nmnist" / "sample_nmnist.bin")
     assert len(nmnist) == 4325
     samples = [(nmnist[a:b], k, str(k)) for k, (a, b) in enumerate([(0, 1000), (1000, 1000), (1000, 4325)])]
-    url = build(str(tmp_path / "narrow.zarr"), samples)
+    url = build(str(tmp_path / "narrow.zarr"), samples, pack_polarities=False)
     split = zarr.open_group(url, mode="r")["train"]
     for name, dtype in (("t", "<i4"), ("x", "u1"), ("y", "u1"), ("p", "u1")):
         data = split[name][...].astype(dtype)
@@ -222,13 +231,18 @@ def test_a_chunk_of_the_wrong_size_is_an_error_naming_the_array(tmp_path, fixtur
         load(str(damaged))[0]
 
 
-def test_scatter_kernel_matches_the_numpy_reference():
-    """Random time deltas (int64 wrap included), coordinates and sample bounds (empty samples too),
-    fed to the kernel in random chunk pieces, against codecs.decode_times plus field copies."""
+@pytest.mark.parametrize("packed", [False, True])
+def test_scatter_kernel_matches_the_numpy_reference(packed):
+    """Random time deltas (int64 wrap included where the polarities have their own column),
+    coordinates and sample bounds (empty samples too), fed to the kernel in random chunk pieces,
+    against codecs.decode_times plus field copies; ``packed``: the times carry the polarities."""
     rng = np.random.default_rng(5)
     for trial in range(30):
         n = int(rng.integers(1, 3000))
-        t = rng.integers(-(2**62), 2**62, n) * (1 + trial % 3)  # wraps in the running sum
+        if packed:  # deltas within +-2**62, as a cache packs them
+            t = rng.integers(-(2**60), 2**60, n)
+        else:
+            t = rng.integers(-(2**62), 2**62, n) * (1 + trial % 3)  # wraps in the running sum
         t.sort()
         bounds = np.unique(np.concatenate([[0, n], rng.integers(0, n + 1, int(rng.integers(0, 12)))]))
         offsets = np.sort(np.concatenate([bounds, rng.choice(bounds, 3)]))  # repeated bounds: empty samples
@@ -238,21 +252,28 @@ def test_scatter_kernel_matches_the_numpy_reference():
         out = np.zeros(n, dtype=EVENT_DTYPE)
         state = np.zeros(2, dtype=np.int64)
         cuts = np.unique(np.concatenate([[0, n], rng.integers(0, n, 5)]))
+        stored, polarities = (pack_polarity(coded, p), pack_polarity(coded, p)) if packed else (coded, p)
+        if packed:  # the readable reference takes them apart again
+            for mine, theirs in zip(unpack_polarity(stored), (coded, p)):
+                np.testing.assert_array_equal(mine, theirs)
         for a, b in zip(cuts[:-1], cuts[1:]):  # the source chunk starts at a: src 0
-            scatter_chunk_numba(coded[a:b], x[a:b], y[a:b], p[a:b], 0, b - a, a, offsets, state, out)
+            columns = (stored[a:b], x[a:b], y[a:b], polarities[a:b], packed)
+            scatter_chunk_numba(*columns, 0, b - a, a, offsets, state, out)
         np.testing.assert_array_equal(out["t"], decode_times(coded, offsets))
         np.testing.assert_array_equal(out["t"], t)
         for name, column in (("x", x), ("y", y), ("p", p)):
             np.testing.assert_array_equal(out[name], column)
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize(
     "coded_dtype, coordinate_dtype", [(np.int32, np.uint8), (np.int64, np.uint16), (np.uint32, np.int16)]
 )
-def test_fill_row_kernel_matches_the_numpy_reference(coded_dtype, coordinate_dtype):
+def test_fill_row_kernel_matches_the_numpy_reference(coded_dtype, coordinate_dtype, packed):
     """One sample's chunks, cut at random places (chunk offsets ``src`` inside a larger scratch
     buffer too), into padded rows of the batch dtypes: times are the running sum of the deltas,
-    fields copied, the padding untouched, and the state's largest coordinate the true maximum."""
+    fields copied, the padding untouched, and the state's largest coordinate the true maximum;
+    ``packed``: the times carry the polarities."""
     rng = np.random.default_rng(11)
     high = min(np.iinfo(coordinate_dtype).max, 1279)
     for _ in range(20):
@@ -265,10 +286,12 @@ def test_fill_row_kernel_matches_the_numpy_reference(coded_dtype, coordinate_dty
         rows = [np.full(width, 7, dtype=d) for d in (np.int64, np.int16, np.int16, np.uint8)]
         state = np.zeros(2, dtype=np.int64)
         cuts = np.unique(np.concatenate([[0, n], rng.integers(0, n, 4)]))
+        stored = pack_polarity(coded, p).astype(coded_dtype) if packed else coded
         for a, b in zip(cuts[:-1], cuts[1:]):
             lead = int(rng.integers(0, 9))  # the piece starts ``lead`` rows into its chunk buffer
-            chunk = [np.concatenate([np.zeros(lead, c.dtype), c[a:b]]) for c in (coded, x, y, p)]
-            fill_row_chunk_numba(*chunk, lead, b - a, a, *rows, state)
+            chunk = [np.concatenate([np.zeros(lead, c.dtype), c[a:b]]) for c in (stored, x, y)]
+            polarities = chunk[0] if packed else np.concatenate([np.zeros(lead, p.dtype), p[a:b]])
+            fill_row_chunk_numba(*chunk, polarities, packed, lead, b - a, a, *rows, state)
         np.testing.assert_array_equal(rows[0][:n], np.cumsum(coded.astype(np.int64)))
         for row, column in zip(rows[1:], (x, y, p)):
             np.testing.assert_array_equal(row[:n], column)
@@ -332,12 +355,12 @@ def test_carried_times_match_one_sequential_pass():
         sequential = np.empty(n, EVENT_DTYPE)
         state = np.zeros(2, np.int64)
         for a, b in zip(bounds[:-1], bounds[1:]):
-            scatter_chunk_numba(coded, x, y, p, a, b - a, a, offsets, state, sequential)
+            scatter_chunk_numba(coded, x, y, p, False, a, b - a, a, offsets, state, sequential)
         pieces = np.empty(n, EVENT_DTYPE)
         sums = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             local = np.array([0, np.searchsorted(offsets, a)], np.int64)
-            scatter_chunk_numba(coded, x, y, p, a, b - a, a, offsets, local, pieces)
+            scatter_chunk_numba(coded, x, y, p, False, a, b - a, a, offsets, local, pieces)
             sums.append(local[0])
         carry_times_numba(pieces, starts, np.array(sums, np.int64), offsets)
         np.testing.assert_array_equal(pieces, sequential, err_msg=str(offsets))

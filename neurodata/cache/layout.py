@@ -7,9 +7,12 @@ One cache is one Zarr v3 group (a local folder or an fsspec URL)::
                                  file to [size, CRC32C]; written just before the root marker
     <root>/<split>/zarr.json     group per split, attributes ``n_samples``, ``n_events``, ``n_rows``
                                  and ``chunk_events`` (the split's inner chunk)
-    <root>/<split>/t             int32|int64   [n_rows] times, per-sample delta coded (see codecs.py)
+    <root>/<split>/t             int32|int64   [n_rows] times, per-sample delta coded, and with
+                                               time coding per-sample-delta-polarity each delta
+                                               doubled plus the polarity (see codecs.py)
     <root>/<split>/x, y          uint8|uint16  [n_rows] coordinates
-    <root>/<split>/p             uint8         [n_rows] polarities (1 = ON)
+    <root>/<split>/p             uint8         [n_rows] polarities (1 = ON); only with time coding
+                                               per-sample-delta
     <root>/<split>/offsets       int64  n_samples + 1; sample i holds offsets[i+1] - offsets[i] events
     <root>/<split>/rows          int64  n_samples; sample i is rows rows[i] : rows[i] + its events
                                  (each sample starts at a whole inner chunk; see rows.py)
@@ -26,9 +29,11 @@ of a wide column, at a cost) and decompress into less memory. The root attribute
 records the choice; caches written before it existed hold the widest dtypes (int64, uint16), and
 readers take each array's dtype from its zarr metadata, so both read alike.
 
-Layout version 2 (this one) added ``rows``: samples start at inner chunk boundaries, so reading one
-decompresses none of its neighbours' events. Version 1 caches (samples back to back, sample i at
-rows ``offsets[i]:offsets[i+1]``, no ``rows`` array) still read (:data:`READABLE_LAYOUTS`).
+Layout version 3 (this one) added the time coding ``per-sample-delta-polarity`` (root attribute
+``time_coding``): polarities in the times' lowest bit, no ``p`` array. Version 2 added ``rows``:
+samples start at inner chunk boundaries, so reading one decompresses none of its neighbours'
+events. Version 2 caches (always a ``p`` array) and version 1 caches (samples back to back, sample
+i at rows ``offsets[i]:offsets[i+1]``, no ``rows`` array) still read (:data:`READABLE_LAYOUTS`).
 
 This module holds only constants and pure functions; the writer and reader use them.
 """
@@ -41,8 +46,10 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
 
-LAYOUT_VERSION = 2
-READABLE_LAYOUTS = (1, 2)  # version 1: no ``rows`` array, samples back to back
+from .codecs import DELTA
+
+LAYOUT_VERSION = 3
+READABLE_LAYOUTS = (1, 2, 3)  # 1: no ``rows`` array, samples back to back; 2: always a ``p`` array
 ATTRS_KEY = "neurodata_cache"
 MANIFEST_GROUP = "manifest"  # not a valid split name
 MANIFEST_KEY = f"{MANIFEST_GROUP}/zarr.json"
@@ -136,6 +143,7 @@ def root_attrs(
     event_dtypes: dict[str, str],
     manifest_crc32c: str | None,
     complete: bool,
+    time_coding: str = DELTA,
 ) -> dict[str, Any]:
     """The ``neurodata_cache`` attribute of the root group; ``complete`` is the marker readers check.
 
@@ -149,7 +157,7 @@ def root_attrs(
         "name": name,
         "neurodata_version": __version__,
         "fingerprint": fingerprint,
-        "time_coding": "per-sample-delta",
+        "time_coding": time_coding,
         "chunk_events": chunk_events,
         "shard_events": shard_events,
         "codec": codec,

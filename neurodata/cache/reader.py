@@ -19,9 +19,10 @@ import zarr.api.asynchronous as zarr_async
 from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE
+from .codecs import DELTA, DELTA_POLARITY, TIME_CODINGS, stored_fields
 from .errors import CacheError
 from .kernels import decode_events_numba
-from .layout import ATTRS_KEY, EVENT_DTYPES, EVENT_FIELDS, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
+from .layout import ATTRS_KEY, EVENT_DTYPES, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
 from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
 
@@ -36,17 +37,22 @@ def check_local_offsets(local_offsets: np.ndarray, n: int) -> np.ndarray:
 
 def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> np.ndarray:
     """Stored event columns of whole samples -> one EVENT_DTYPE array (times made absolute).
+    Without a ``p`` column the times carry the polarities (time coding ``per-sample-delta-polarity``,
+    see :mod:`.codecs`).
 
     ``local_offsets`` start at 0 and end at the columns' length; they are checked here because the
     Numba kernel that does the work does not bounds-check.
     """
     n = len(columns["t"])
     offsets = check_local_offsets(local_offsets, n)
-    if any(len(columns[name]) != n for name in EVENT_FIELDS):
+    fields = stored_fields(DELTA if "p" in columns else DELTA_POLARITY)
+    if any(len(columns[name]) != n for name in fields):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)
-    coded, x, y, p = (stored_column(columns[name], name) for name in EVENT_FIELDS)
-    decode_events_numba(coded, x, y, p, offsets, events["t"], events["x"], events["y"], events["p"])
+    coded, x, y = (stored_column(columns[name], name) for name in ("t", "x", "y"))
+    packed = "p" not in columns
+    p = coded if packed else stored_column(columns["p"], "p")
+    decode_events_numba(coded, x, y, p, packed, offsets, events["t"], events["x"], events["y"], events["p"])
     return events
 
 
@@ -69,6 +75,10 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
         raise CacheError(
             f"{url}: cache layout version {attrs.get('layout_version')}, this neurodata reads "
             f"{', '.join(map(str, READABLE_LAYOUTS))} (writes {LAYOUT_VERSION})"
+        )
+    if attrs.get("time_coding", DELTA) not in TIME_CODINGS:
+        raise CacheError(
+            f"{url}: unknown time coding {attrs.get('time_coding')!r}; this neurodata reads {TIME_CODINGS}"
         )
     return attrs
 
@@ -98,9 +108,16 @@ class SplitReader:
     """
 
     def __init__(
-        self, location: Location, name: str, counts: dict[str, int], chunk_events: int, has_rows: bool = True
+        self,
+        location: Location,
+        name: str,
+        counts: dict[str, int],
+        chunk_events: int,
+        has_rows: bool = True,
+        time_coding: str = DELTA,
     ):
         self._location = location
+        self.fields = stored_fields(time_coding)  # the event columns stored
         self.name = name
         self.n_samples = int(counts["n_samples"])
         self.n_events = int(counts["n_events"])
@@ -174,7 +191,7 @@ class SplitReader:
 
     def _event_arrays(self) -> list[zarr_async.AsyncArray]:
         if self._events is None:
-            self._events = sync(_open_arrays(self._location, self.name, EVENT_FIELDS))
+            self._events = sync(_open_arrays(self._location, self.name, self.fields))
         return self._events
 
     def column(self, name: str) -> np.ndarray:
@@ -192,7 +209,7 @@ class SplitReader:
         if local[-1] == 0:
             return np.empty(0, dtype=EVENT_DTYPE), local
         columns = sample_columns(self._stored, self.offsets, self.rows, start, stop)
-        return decode_range(dict(zip(EVENT_FIELDS, columns)), local), local
+        return decode_range(dict(zip(self.fields, columns)), local), local
 
     def _stored(self, first: int, last: int) -> list[np.ndarray]:
         """The stored (time delta coded) columns of events ``[first, last)``, through the window."""
@@ -238,7 +255,12 @@ class CacheReader:
         self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
         self.splits = {
             name: SplitReader(
-                self.location, name, counts, self.attrs["chunk_events"], self.attrs["layout_version"] >= 2
+                self.location,
+                name,
+                counts,
+                self.attrs["chunk_events"],
+                self.attrs["layout_version"] >= 2,
+                self.attrs.get("time_coding", DELTA),
             )
             for name, counts in self.attrs["splits"].items()
         }

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from .codecs import DELTA, TIME_CODINGS, stored_fields
 from .errors import CacheError
 from .layout import ATTRS_KEY, EVENT_FIELDS, MANIFEST_KEY, READABLE_LAYOUTS, SAMPLE_FIELDS, STORED_DTYPES
 from .reader import decode_range
@@ -74,11 +75,13 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
             report.problems.append(f"{key}: CRC32C {crc32c_hex(data)} differs from the manifest's {crc}")
 
 
-def check_dtypes(group: zarr.Group, split: str, recorded: dict[str, str] | None) -> list[str]:
-    """Event arrays stored in a dtype the layout does not allow, or other than ``event_dtypes`` records
-    (caches written before that attribute existed record none)."""
+def check_dtypes(
+    group: zarr.Group, split: str, recorded: dict[str, str] | None, fields: tuple[str, ...] = EVENT_FIELDS
+) -> list[str]:
+    """Event arrays (``fields``) stored in a dtype the layout does not allow, or other than
+    ``event_dtypes`` records (caches written before that attribute existed record none)."""
     problems = []
-    for name in EVENT_FIELDS:
+    for name in fields:
         dtype = group[name].dtype
         if dtype not in STORED_DTYPES[name]:
             problems.append(
@@ -96,13 +99,15 @@ def check_split(
     deep: bool,
     event_dtypes: dict[str, str] | None = None,
     has_rows: bool = True,
+    fields: tuple[str, ...] = EVENT_FIELDS,
 ) -> list[str]:
-    """Structural problems of one split (empty list when consistent); ``has_rows``: layout 2."""
-    problems = check_dtypes(group, split, event_dtypes)
+    """Structural problems of one split (empty list when consistent); ``has_rows``: layout 2 or
+    later; ``fields``: the event columns its time coding stores."""
+    problems = check_dtypes(group, split, event_dtypes, fields)
     per_sample = ("offsets", "rows", *SAMPLE_FIELDS) if has_rows else ("offsets", *SAMPLE_FIELDS)
-    lengths = {name: group[name].shape[0] for name in (*EVENT_FIELDS, *per_sample)}
+    lengths = {name: group[name].shape[0] for name in (*fields, *per_sample)}
     n_rows = lengths["t"]
-    for name in EVENT_FIELDS[1:]:
+    for name in fields[1:]:
         if lengths[name] != n_rows:
             problems.append(f"{split}/{name}: {lengths[name]} rows, but t has {n_rows}")
     n_samples = lengths["labels"]
@@ -133,12 +138,17 @@ def check_split(
     if problem is not None:
         problems.append(f"{split}/rows: {problem}")
     if deep and not problems:
-        problems += check_times(group, split, offsets, rows)
+        problems += check_times(group, split, offsets, rows, fields)
     return problems
 
 
 def check_times(
-    group: zarr.Group, split: str, offsets: np.ndarray, rows: np.ndarray, batch_events: int = 1 << 22
+    group: zarr.Group,
+    split: str,
+    offsets: np.ndarray,
+    rows: np.ndarray,
+    fields: tuple[str, ...] = EVENT_FIELDS,
+    batch_events: int = 1 << 22,
 ) -> list[str]:
     """Decode all samples in batches and compare their first/last times with ``t_first``/``t_last``."""
     t_first, t_last = group["t_first"][...], group["t_last"][...]
@@ -149,9 +159,9 @@ def check_times(
         stop = min(n, max(stop, start + 1))
         local = offsets[start : stop + 1] - offsets[start]
         columns = sample_columns(
-            lambda first, last: [group[f][first:last] for f in EVENT_FIELDS], offsets, rows, start, stop
+            lambda first, last: [group[f][first:last] for f in fields], offsets, rows, start, stop
         )
-        events = decode_range(dict(zip(EVENT_FIELDS, columns)), local)
+        events = decode_range(dict(zip(fields, columns)), local)
         counts = np.diff(local)
         nonempty = np.flatnonzero(counts)
         bad = nonempty[
@@ -182,12 +192,22 @@ def verify_cache(
             f"layout version {attrs.get('layout_version')} is not one of {READABLE_LAYOUTS}"
         )
         return report
+    time_coding = attrs.get("time_coding", DELTA)
+    if time_coding not in TIME_CODINGS:
+        report.problems.append(f"time coding {time_coding!r} is not one of {TIME_CODINGS}")
+        return report
     check_manifest(location, attrs, report)
     root = location.open_group()
     for split, expected in attrs.get("splits", {}).items():
         try:
             report.problems += check_split(
-                root[split], split, expected, deep, attrs.get("event_dtypes"), attrs["layout_version"] >= 2
+                root[split],
+                split,
+                expected,
+                deep,
+                attrs.get("event_dtypes"),
+                attrs["layout_version"] >= 2,
+                stored_fields(time_coding),
             )
         except Exception as err:  # damaged metadata or chunks: report, keep checking the other splits
             report.problems.append(f"{split}: cannot be read ({type(err).__name__}: {err})")

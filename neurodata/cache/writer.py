@@ -42,7 +42,15 @@ from zarr import AsyncGroup
 from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE, as_events
-from .codecs import encode_times
+from .codecs import (
+    DELTA,
+    DELTA_POLARITY,
+    encode_times,
+    pack_polarity,
+    packed_range,
+    polarity_packs,
+    stored_fields,
+)
 from .errors import CacheError
 from .layout import (
     ARRAY_CONFIG,
@@ -227,8 +235,10 @@ class CacheBuilder:
     per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
     ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint:
     staged parts or a finished cache with another fingerprint are stale, and a finished cache with
-    another fingerprint is replaced only with ``overwrite=True``. The builder holds no open handles,
-    so it pickles into worker processes.
+    another fingerprint is replaced only with ``overwrite=True``. So do ``align_samples`` (False:
+    samples back to back, see :mod:`.rows`) and ``pack_polarities`` (False: a ``p`` column even
+    where the polarities could ride in the times, see :mod:`.codecs`). The builder holds no open
+    handles, so it pickles into worker processes.
     """
 
     def __init__(
@@ -243,6 +253,7 @@ class CacheBuilder:
         shard_events: int = DEFAULT_SHARD_EVENTS,
         codec: str = DEFAULT_CODEC,
         align_samples: bool = True,
+        pack_polarities: bool = True,
         overwrite: bool = False,
     ):
         clash = RESERVED_ATTRS & set(attrs)
@@ -279,6 +290,7 @@ class CacheBuilder:
         self.shard_events = shard_events
         self.codec = codec
         self.align_samples = align_samples
+        self.pack_polarities = pack_polarities
         self.overwrite = overwrite
         storage = {
             "chunk_events": chunk_events,
@@ -286,20 +298,23 @@ class CacheBuilder:
             "codec": codec,
             "align_samples": align_samples,
         }
-        self.fingerprint = build_fingerprint(name, attrs, self.parts, storage)
-        # the same build finished in layout 1 (samples back to back; still read) counts as finished
-        # too, unless asked to overwrite: upgrading the layout alone does not rebuild a dataset
+        self.fingerprint = build_fingerprint(
+            name, attrs, self.parts, {**storage, "pack_polarities": pack_polarities}
+        )
+        # the same build finished in layout 1 or 2 (still read) counts as finished too, unless asked
+        # to overwrite: upgrading the layout alone does not rebuild a dataset
         layout_1 = {k: v for k, v in storage.items() if k != "align_samples"}
         self.finished_fingerprints = {self.fingerprint}
         if not overwrite:
-            self.finished_fingerprints.add(
-                build_fingerprint(name, attrs, self.parts, layout_1, layout_version=1)
-            )
+            self.finished_fingerprints |= {
+                build_fingerprint(name, attrs, self.parts, layout_1, layout_version=1),
+                build_fingerprint(name, attrs, self.parts, storage, layout_version=2),
+            }
 
     # ---- state -------------------------------------------------------------------------------
     def is_complete(self) -> bool:
         """True when a finished cache of this build is at the store URL (this builder's fingerprint,
-        or without ``overwrite`` the same build in layout 1)."""
+        or without ``overwrite`` the same build in layout 1 or 2)."""
         marker = read_marker(self.root)
         return bool(
             marker and marker.get("complete") and marker.get("fingerprint") in self.finished_fingerprints
@@ -421,14 +436,19 @@ class CacheBuilder:
             }
             for split, p in placements.items()
         }
-        dtypes = narrowest_dtypes([d["ranges"] for done in staged.values() for d in done])
-        codings = self._choose_codings(staged, dtypes, {s: p.chunk_events for s, p in placements.items()})
+        time_coding, dtypes = stored_dtypes(
+            [d["ranges"] for done in staged.values() for d in done], self.pack_polarities
+        )
+        codings = self._choose_codings(
+            staged, dtypes, {s: p.chunk_events for s, p in placements.items()}, time_coding
+        )
         attrs = dict(
             fingerprint=self.fingerprint,
             chunk_events=self.chunk_events,
             shard_events=self.shard_events,
             codec=self.codec,
             event_dtypes={f: d.str for f, d in dtypes.items()},
+            time_coding=time_coding,
         )
         root = target.open_group("w")
         root.attrs[ATTRS_KEY] = root_attrs(
@@ -438,7 +458,7 @@ class CacheBuilder:
         for split, done in staged.items():
             placement = placements[split]
             sync(self._layout_split(target, split, done, splits[split], placement, dtypes, codings))
-            tasks += self._shard_tasks(target, split, done, placement, dtypes, codings)
+            tasks += self._shard_tasks(target, split, done, placement, dtypes, codings, time_coding)
         checksums: dict[str, list] = {}
         for result in run_tasks(executor, write_shard, tasks):
             checksums.update(result)
@@ -453,7 +473,11 @@ class CacheBuilder:
             self._publish_local(target)
 
     def _choose_codings(
-        self, staged: dict[str, list[dict]], dtypes: dict[str, np.dtype], chunks: dict[str, int]
+        self,
+        staged: dict[str, list[dict]],
+        dtypes: dict[str, np.dtype],
+        chunks: dict[str, int],
+        time_coding: str,
     ) -> dict[str, Coding]:
         """Each event column's codec and Blosc filter (:func:`.shards.choose_coding`), measured on
         the first events of the first non-empty part (up to :data:`PROBE_CHUNKS` chunks of its
@@ -463,7 +487,7 @@ class CacheBuilder:
             None,
         )
         if first is None:
-            return {name: (self.codec, DEFAULT_SHUFFLE) for name in EVENT_FIELDS}
+            return {name: (self.codec, DEFAULT_SHUFFLE) for name in dtypes}
         split, index, record = first
         stop = min(record["n_events"], PROBE_CHUNKS * chunks[split])
         probe = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
@@ -471,7 +495,7 @@ class CacheBuilder:
             name: choose_coding(
                 narrowed(column, dtypes[name], self.root, name), name, self.codec, chunks[split]
             )
-            for name, column in zip(EVENT_FIELDS, probe)
+            for name, column in stored_columns(dict(zip(EVENT_FIELDS, probe)), time_coding).items()
         }
 
     async def _layout_split(
@@ -506,7 +530,7 @@ class CacheBuilder:
                     fill_value=0,
                     config=ARRAY_CONFIG,
                 )
-                for name in EVENT_FIELDS
+                for name in dtypes
             ),
             *(
                 _write_array(group, name, data, SAMPLE_CHUNK, sample_compressor())
@@ -522,6 +546,7 @@ class CacheBuilder:
         placement: Placement,
         dtypes: dict[str, np.dtype],
         codings: dict[str, Coding],
+        time_coding: str,
     ) -> list[tuple]:
         """One :func:`write_shard` task per shard of the split: the runs of events it holds (at which
         rows) and the parts it reads them from."""
@@ -556,6 +581,7 @@ class CacheBuilder:
                     self.shard_events,
                     {f: d.str for f, d in dtypes.items()},
                     codings,
+                    time_coding,
                 )
             )
         return tasks
@@ -590,6 +616,7 @@ def write_shard(
     shard_events: int,
     dtypes: dict[str, str],
     codings: dict[str, Coding],
+    time_coding: str,
 ) -> dict[str, list]:
     """Commit task: rows ``[start_row, stop_row)`` of a split's event arrays (one final shard),
     holding events ``[start, stop)`` copied out of the staged parts.
@@ -598,7 +625,8 @@ def write_shard(
     shard's and the range's start (see :func:`.rows.row_pieces`); the other rows hold 0. ``spans``
     lists ``(part_url, part_start, part_stop, frame_events)`` for the parts overlapping the event
     range. Times are already per-sample delta coded in the parts, so the copy is verbatim but for
-    the narrowing to ``dtypes`` (checked: a value that does not fit raises CacheError); each
+    the polarities packed into them where ``time_coding`` says (:func:`stored_columns`) and the
+    narrowing to ``dtypes`` (checked: a value that does not fit raises CacheError); each
     column's shard is encoded whole (:mod:`.shards`, the bytes zarr would write). Returns the size
     and CRC32C of each stored shard file, for the manifest.
     """
@@ -608,10 +636,13 @@ def write_shard(
         for url, p0, p1, frame_events in spans
     ]
     shard = start_row // shard_events
+    read = {
+        name: np.concatenate([piece[k] for piece in pieces]) if pieces else np.zeros(0, np.int64)
+        for k, name in enumerate(EVENT_FIELDS)
+    }
     files = {}
-    for k, name in enumerate(EVENT_FIELDS):
-        read = np.concatenate([piece[k] for piece in pieces]) if pieces else np.zeros(0, dtypes[name])
-        events = narrowed(read, np.dtype(dtypes[name]), target, name)
+    for name, stored in stored_columns(read, time_coding).items():
+        events = narrowed(stored, np.dtype(dtypes[name]), target, name)
         column = place_rows(events, placement, stop_row - start_row)
         compressor = chunk_compressor(column.dtype, *codings[name])
         data = encode_shard(column, chunk_events, shard_events, compressor)
@@ -619,6 +650,27 @@ def write_shard(
             files[f"{split}/{name}/c/{shard}"] = data
     target.write_files(files)
     return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
+
+
+def stored_dtypes(
+    ranges: list[dict[str, list[int] | None]], pack_polarities: bool = True
+) -> tuple[str, dict[str, np.dtype]]:
+    """The time coding of a cache whose parts hold the value ranges ``ranges`` (polarities in the
+    times where asked and every part allows it, see :mod:`.codecs`) and the stored dtype of each
+    column it stores."""
+    packs = pack_polarities and all(polarity_packs(r["t"], r["p"]) for r in ranges)
+    time_coding = DELTA_POLARITY if packs else DELTA
+    if time_coding == DELTA_POLARITY:
+        ranges = [{**r, "t": packed_range(r["t"])} for r in ranges]
+    dtypes = narrowest_dtypes(ranges)
+    return time_coding, {name: dtypes[name] for name in stored_fields(time_coding)}
+
+
+def stored_columns(columns: dict[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
+    """Staged columns (coded times, x, y, p) -> the columns a cache of ``time_coding`` stores."""
+    if time_coding == DELTA_POLARITY:
+        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
+    return columns
 
 
 def place_rows(events: np.ndarray, placement: Sequence[tuple[int, int, int]], n_rows: int) -> np.ndarray:

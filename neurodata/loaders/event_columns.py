@@ -27,13 +27,13 @@ SAMPLE_START = np.zeros(1, dtype=np.int64)  # read_samples' outputs restart thei
 # read_samples decodes side by side through per-thread buffers of at most this many chunks (~28 MiB
 # at the default dtypes); a longer range (a block holding a very long recording) goes chunk by chunk
 MAX_BLOCK_CHUNKS = 64
-TIME_CODING = "per-sample-delta"  # the only time coding the fused pass undoes (see neurodata.cache.codecs)
 
 
 def fusable(columns: dict[str, ShardedRows]) -> bool:
-    """Whether the fused pass applies: four 1-D integer columns with the same chunking, and time deltas
-    that sum exactly in int64 (signed, or unsigned of at most 32 bits)."""
-    rows = [columns[name] for name in EVENT_FIELDS]
+    """Whether the fused pass applies: 1-D integer columns (t, x, y and, unless the times carry the
+    polarities, p) with the same chunking, and time deltas that sum exactly in int64 (signed, or
+    unsigned of at most 32 bits)."""
+    rows = list(columns.values())
     t = columns["t"].dtype
     return (
         all(len(r.shape) == 1 and r.dtype.kind in "iu" for r in rows)
@@ -66,7 +66,8 @@ class EventColumns:
         if not fusable(columns):
             raise ValueError("event columns need equal 1-D chunking and integer dtypes for the fused reader")
         self.fetcher = fetcher
-        self.columns = [columns[name] for name in EVENT_FIELDS]
+        self.packed = "p" not in columns  # the times carry the polarities (see neurodata.cache.codecs)
+        self.columns = [columns[name] for name in EVENT_FIELDS if name in columns]
         self._scratch = threading.local()  # prefetch threads decode beside the caller
         self._blocks = threading.local()  # read_samples' decompressed chunks, per calling thread
 
@@ -75,7 +76,7 @@ class EventColumns:
         data: forked DataLoader workers then inherit them instead of each loading them again
         (~0.3 s per worker, every epoch without persistent workers). ``row_dtypes``: the padded
         batch's column dtypes (t, x, y, p), for the batch kernels."""
-        empty = [np.empty(0, dtype=rows.dtype) for rows in self.columns]
+        empty = self.kernel_columns([np.empty(0, dtype=rows.dtype) for rows in self.columns])
         offsets = np.zeros(1, dtype=np.int64)
         records = np.empty(0, dtype=EVENT_DTYPE)
         scatter_chunk_numba(*empty, 0, 0, 0, offsets, np.zeros(2, dtype=np.int64), records)
@@ -95,6 +96,11 @@ class EventColumns:
         for rows, theirs in zip(self.columns, parent.columns):
             if rows.folder == theirs.folder:
                 rows.indexes.update(theirs.indexes)
+
+    def kernel_columns(self, buffers: list[np.ndarray]) -> tuple:
+        """One chunk's decompressed columns as the kernels take them: t, x, y, p (the times again
+        where they carry the polarities) and that flag."""
+        return (*buffers, buffers[0], True) if self.packed else (*buffers, False)
 
     def scratch(self) -> list[np.ndarray]:
         """This thread's one-chunk buffers, one per column."""
@@ -127,12 +133,13 @@ class EventColumns:
     def _chunk_pieces(self, first: int, last: int) -> list[tuple]:
         return self.fetch([(first, last)])[0]
 
-    def _decompressed(self, raws: list) -> list[np.ndarray]:
-        """One inner chunk's columns, decompressed into this thread's scratch buffers."""
+    def _decompressed(self, raws: list) -> tuple:
+        """One inner chunk's columns, decompressed into this thread's scratch buffers, as the
+        kernels take them (:meth:`kernel_columns`)."""
         scratch = self.scratch()
         for rows, buffer, raw in zip(self.columns, scratch, raws):
             rows.decompress(raw, buffer)
-        return scratch
+        return self.kernel_columns(scratch)
 
     def read(
         self, first: int, last: int, local_offsets: np.ndarray, chunks: list[tuple] | None = None
@@ -242,7 +249,8 @@ class EventColumns:
         def fill(sample: int) -> None:
             state = np.zeros(2, dtype=np.int64)
             for k, _, src, count, dst in per_sample[sample]:
-                scatter_chunk_numba(*buffers[k], src, count, dst, SAMPLE_START, state, out[sample])
+                columns = self.kernel_columns(buffers[k])
+                scatter_chunk_numba(*columns, src, count, dst, SAMPLE_START, state, out[sample])
 
         decode_map(fill, sorted(range(len(out)), key=lambda j: -len(out[j])))
 

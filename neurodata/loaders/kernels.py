@@ -3,7 +3,9 @@
 The direct event reader (:mod:`.event_columns`) decompresses the four event columns one inner chunk
 at a time into small scratch buffers that stay in the CPU cache, and this kernel copies the needed
 rows into the output records while undoing the per-sample delta coding of times (see
-:mod:`neurodata.cache.codecs`). Compared with decompressing whole columns and then decoding
+:mod:`neurodata.cache.codecs`). With ``packed`` true the time column carries the polarities (each
+delta doubled plus the polarity; pass the time column as ``p`` too): a shift and a mask, which
+cost less than a fourth column's decompression. Compared with decompressing whole columns and then decoding
 (:func:`neurodata.cache.reader.decode_range`), no column-sized temporaries are written and read back;
 writing whole records (not four strided field views) halves the kernel's time. Works for any
 integer stored dtypes; callers validate every index first (Numba does not bounds-check).
@@ -22,13 +24,15 @@ import numba
 
 
 @numba.njit(cache=True, nogil=True)
-def scatter_chunk_numba(coded, x, y, p, src, n, dst, offsets, state, out):
+def scatter_chunk_numba(coded, x, y, p, packed, src, n, dst, offsets, state, out):
     """Rows ``src:src + n`` of the chunk columns -> records ``dst:dst + n`` of ``out``.
 
     ``offsets`` are the output's local sample offsets; ``state`` carries ``[running time sum, index in
     offsets of the next sample start]`` from one chunk to the next (start with ``[0, 0]``). Times
     sum in int64, wrapping like numpy's, and restart at every sample start.
     """
+    shift = 1 if packed else 0
+    mask = 1 if packed else 255
     running = state[0]
     s = state[1]
     m = len(offsets)
@@ -48,12 +52,12 @@ def scatter_chunk_numba(coded, x, y, p, src, n, dst, offsets, state, out):
         )
         records = out[dst + j : dst + end]
         for i in range(end - j):
-            running += coded_part[i]
+            running += coded_part[i] >> shift
             record = records[i]
             record.t = running
             record.x = x_part[i]
             record.y = y_part[i]
-            record.p = p_part[i]
+            record.p = p_part[i] & mask
         j = end
     state[0] = running
     state[1] = s
@@ -92,23 +96,25 @@ def copy_with_range_numba(source, target):
 
 
 @numba.njit(cache=True, nogil=True)
-def fill_row_chunk_numba(coded, x, y, p, src, n, dst, t_row, x_row, y_row, p_row, state):
+def fill_row_chunk_numba(coded, x, y, p, packed, src, n, dst, t_row, x_row, y_row, p_row, state):
     """Rows ``src:src + n`` of the chunk columns -> items ``dst:dst + n`` of one sample's padded rows.
 
     The column twin of :func:`scatter_chunk_numba` for one sample (``pad_events`` straight from the
     cache): ``state`` carries ``[running time sum, largest coordinate seen]`` from chunk to chunk
     (start with ``[0, 0]``); coordinates are never negative in a cache.
     """
+    shift = 1 if packed else 0
+    mask = 1 if packed else 255
     times, rows = coded[src : src + n], t_row[dst : dst + n]
     running = state[0]
     for i in range(n):
-        running += times[i]
+        running += times[i] >> shift
         rows[i] = running
     _, x_hi = copy_with_range_numba(x[src : src + n], x_row[dst : dst + n])
     _, y_hi = copy_with_range_numba(y[src : src + n], y_row[dst : dst + n])
     polarities, rows_p = p[src : src + n], p_row[dst : dst + n]
     for i in range(n):
-        rows_p[i] = polarities[i]
+        rows_p[i] = polarities[i] & mask
     state[0] = running
     state[1] = max(state[1], x_hi, y_hi)
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
-from ..cache.layout import EVENT_FIELDS
+from ..cache.codecs import TIME_CODINGS, stored_fields
 from ..datasets.paths import default_root
 from .collate import FIELD_DTYPES, numpy_dtype
-from .event_columns import TIME_CODING, EventColumns, fusable
+from .event_columns import EventColumns, fusable
 from .shards import fetcher_for, open_rows
 
 
@@ -150,9 +150,10 @@ class SplitSource:
 
 def event_columns(cache: CacheReader, split: str) -> EventColumns | None:
     """The direct reader of the split's event columns, when their layout and time coding allow it."""
-    if cache.attrs.get("time_coding") != TIME_CODING:
+    time_coding = cache.attrs.get("time_coding")
+    if time_coding not in TIME_CODINGS:
         return None
-    arrays = {name: open_rows(cache.location, split, name) for name in EVENT_FIELDS}
+    arrays = {name: open_rows(cache.location, split, name) for name in stored_fields(time_coding)}
     if any(rows is None for rows in arrays.values()) or not fusable(arrays):
         return None
     return EventColumns(fetcher_for(cache.location), arrays)
