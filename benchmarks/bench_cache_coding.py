@@ -21,9 +21,10 @@ import numpy as np
 from numcodecs import Blosc
 
 import neurodata
-from neurodata.cache.codecs import encode_times, pack_polarity
+from neurodata.cache.codecs import DELTA_POLARITY, encode_times
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
 from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
+from neurodata.cache.writer import stored_columns, stored_dtypes
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
@@ -105,13 +106,11 @@ def main() -> None:
                     lambda name, dtype, chosen=chosen: chunk_compressor(dtype, *chosen["zstd"][name]),
                 ),
             ]
-            packed_t = pack_polarity(columns["t"], columns["p"])
+            # as the writer stores them with the polarities in the times
+            _, packed_dtypes = stored_dtypes([{f: value_range(c) for f, c in columns.items()}])
             packed = {
-                "t": packed_t.astype(
-                    narrowest_dtypes([{"t": value_range(packed_t)} | {f: [0, 1] for f in "xyp"}])["t"]
-                )
+                f: c.astype(packed_dtypes[f]) for f, c in stored_columns(columns, DELTA_POLARITY).items()
             }
-            packed |= {f: narrow[f] for f in "xy"}
             packed_codings = {f: choose_coding(c[:probe], f, "zstd", CHUNK) for f, c in packed.items()}
             sizes.append(
                 stored_bytes(

@@ -142,3 +142,28 @@ def test_verify_reports_arrays_that_disagree_with_event_dtypes(tmp_path, fixture
     del meta["attributes"]["neurodata_cache"]["event_dtypes"]  # as written before the attribute existed
     meta_path.write_text(json.dumps(meta))
     assert verify_cache(str(url), deep=True).ok
+
+
+def test_a_missing_event_array_is_named(tmp_path, fixtures):
+    """A cache whose time coding says ``p`` has its own column, with that array gone: the reader
+    names the split and the array instead of failing deep inside zarr; the fused loader too."""
+    import shutil
+
+    from neurodata.loaders import load
+
+    builder = CacheBuilder(
+        str(tmp_path / "c.zarr"),
+        "dtypes",
+        {},
+        {"train": 1},
+        chunk_events=1 << 14,
+        shard_events=1 << 16,
+        pack_polarities=False,
+    )
+    url = build_cache(builder, functools.partial(_part, dvs128_samples(fixtures)))
+    assert open_cache(url).attrs["time_coding"] == "per-sample-delta"
+    shutil.rmtree(Path(url) / "train" / "p")
+    with pytest.raises(CacheError, match=r"split 'train' has no 'p' array"):
+        open_cache(url)["train"].sample(0)
+    with pytest.raises(CacheError, match=r"split 'train' has no 'p' array"):
+        load(url)[0]

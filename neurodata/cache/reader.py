@@ -45,12 +45,11 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     """
     n = len(columns["t"])
     offsets = check_local_offsets(local_offsets, n)
-    fields = stored_fields(DELTA if "p" in columns else DELTA_POLARITY)
-    if any(len(columns[name]) != n for name in fields):
+    packed = "p" not in columns
+    if any(len(columns[name]) != n for name in stored_fields(DELTA_POLARITY if packed else DELTA)):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)
     coded, x, y = (stored_column(columns[name], name) for name in ("t", "x", "y"))
-    packed = "p" not in columns
     p = coded if packed else stored_column(columns["p"], "p")
     decode_events_numba(coded, x, y, p, packed, offsets, events["t"], events["x"], events["y"], events["p"])
     return events
@@ -84,9 +83,17 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def _open_arrays(location: Location, split: str, names: tuple[str, ...]) -> list[zarr_async.AsyncArray]:
-    """Open several arrays of one split with concurrent metadata fetches (one round trip on object stores)."""
+    """Open several arrays of one split with concurrent metadata fetches (one round trip on object
+    stores); CacheError naming the first one missing (a damaged cache, or a time coding that does
+    not match its arrays)."""
     group = await location.open_async_group("r", split)
-    return list(await asyncio.gather(*(group.getitem(name) for name in names)))
+    arrays = await asyncio.gather(*(group.getitem(name) for name in names), return_exceptions=True)
+    for name, array in zip(names, arrays):
+        if isinstance(array, KeyError):
+            raise CacheError(f"{location.url}: split {split!r} has no {name!r} array (damaged cache?)")
+        if isinstance(array, BaseException):
+            raise array
+    return list(arrays)
 
 
 async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
-from ..cache.codecs import TIME_CODINGS, stored_fields
+from ..cache.codecs import TIME_CODINGS
 from ..datasets.paths import default_root
 from .collate import FIELD_DTYPES, numpy_dtype
 from .event_columns import EventColumns, fusable
@@ -149,11 +149,11 @@ class SplitSource:
 
 
 def event_columns(cache: CacheReader, split: str) -> EventColumns | None:
-    """The direct reader of the split's event columns, when their layout and time coding allow it."""
-    time_coding = cache.attrs.get("time_coding")
-    if time_coding not in TIME_CODINGS:
+    """The direct reader of the split's stored event columns, when their layout and time coding
+    allow it."""
+    if cache.attrs.get("time_coding") not in TIME_CODINGS:
         return None
-    arrays = {name: open_rows(cache.location, split, name) for name in stored_fields(time_coding)}
+    arrays = {name: open_rows(cache.location, split, name) for name in cache[split].fields}
     if any(rows is None for rows in arrays.values()) or not fusable(arrays):
         return None
     return EventColumns(fetcher_for(cache.location), arrays)
