@@ -28,7 +28,7 @@ from neurodata.cache import CacheBuilder, PartData, build_cache, cache_info, ope
 from neurodata.events import make_events
 
 FIXTURES = Path(
-    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures")
 )
 SAMPLES_PER_PART = {"large": 16, "small": 512}
 SAMPLE_SIZES = {"large": (50_000, 200_000), "small": (2_000, 6_000)}

@@ -27,7 +27,7 @@ from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
 from neurodata.cache.writer import stored_columns, stored_dtypes
 
 FIXTURES = Path(
-    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures")
 )
 RECORDINGS = {
     "EVT 2.0, 640x480": "evt2/evt2_sample.raw",

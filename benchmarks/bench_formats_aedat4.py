@@ -24,7 +24,7 @@ import numpy as np
 import neurodata as nd
 from neurodata.formats import aedat4
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "aedat4" / "sample.aedat4"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures" / "aedat4" / "sample.aedat4"
 
 
 def make_events(n: int) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import neurodata as nd
 from neurodata.formats import FORMATS
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures"
 SOURCES = {"evt2": "evt2/evt2_sample.raw", "evt3": "evt3/evt3_sample.raw", "dat": "dat/sample_ncars.dat"}
 EXTENSIONS = {"evt2": ".raw", "evt3": ".raw", "dat": ".dat"}
 

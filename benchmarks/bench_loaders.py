@@ -65,7 +65,7 @@ from neurodata.loaders import load, pad_events, stack_dense
 from neurodata.loaders.precompute import precompute
 
 FIXTURES = Path(
-    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+    os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures")
 )
 SENSOR = (128, 128, 2)
 SAMPLE_EVENTS = (100_000, 300_000)

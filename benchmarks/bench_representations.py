@@ -28,7 +28,7 @@ import tonic.transforms as TT
 import neurodata.transforms as NT
 from neurodata.events import as_events, make_events
 
-EVT3_GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "evt3" / "evt3_sample.npy"
+EVT3_GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures" / "evt3" / "evt3_sample.npy"
 
 TONIC_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("p", "<i2"), ("t", "<i8")])
 

@@ -5,27 +5,25 @@
 # SEW-ResNet-18 at T=4). About 6-8 minutes on an H100.
 #
 #   here, once:   bash benchmarks/device_check.sh --prepare
-#                 (wheels the device image lacks -> .device-wheels/, fixtures -> .device-fixtures/; both git-ignored)
+#                 (wheels the device image lacks -> .device-wheels/, git-ignored; the fixtures ship in tests/data)
 #   then (device tool): run  command="bash benchmarks/device_check.sh"
-#                            carry=[".device-wheels", ".device-fixtures"]  timeout_s=560
+#                            carry=[".device-wheels"]  timeout_s=560
 #   the log comes back as $OUT/device_check.txt; copy its numbers into docs/sections/snn-triton.md
 #   and docs/sections/model-zoo.md with the card that produced them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=.device-wheels
-FIXTURES=.device-fixtures
 
 if [ "${1:-}" = "--prepare" ]; then
     mkdir -p "$WHEELS" .git/info
-    for ignored in "/$WHEELS/" "/$FIXTURES/"; do
+    for ignored in "/$WHEELS/"; do
         grep -qxF "$ignored" .git/info/exclude 2>/dev/null || echo "$ignored" >> .git/info/exclude
     done
     # the device image has torch, triton, numba, h5py, fsspec, tqdm, pytest (Python 3.12); not these:
     "${PYTHON:-python3}" -m pip download -q --no-deps -d "$WHEELS" --python-version 3.12 --only-binary=:all: \
         --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
         zarr numcodecs crc32c google-crc32c donfig msgspec lz4 zstandard spikingjelly loguru
-    rm -rf "$FIXTURES" && cp -r "${NEURODATA_FIXTURES:-../shared/fixtures}" "$FIXTURES"
-    du -sh "$WHEELS" "$FIXTURES"
+    du -sh "$WHEELS"
     exit 0
 fi
 
@@ -33,7 +31,7 @@ OUT=${OUT:-/tmp/device-out}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$WHEELS"/*.whl 2>&1 | tail -n 2
-export PYTHONPATH=$PWD:/tmp/site NEURODATA_FIXTURES=$PWD/$FIXTURES PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD:/tmp/site NEURODATA_FIXTURES=$PWD/tests/data/fixtures PYTHONUNBUFFERED=1
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     echo "== correctness: compiled Triton neurons vs the reference loop, dvsgesture-net CUDA vs CPU"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -15,14 +16,37 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("NEURODATA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+# The conformance recordings are vendored in the repository (tests/data/fixtures, see its PROVENANCE.md);
+# NEURODATA_FIXTURES points the tests at another copy laid out the same way.
+FIXTURES = Path(os.environ.get("NEURODATA_FIXTURES", ROOT / "tests" / "data" / "fixtures"))
+
+
+def checked_fixtures(folder: Path) -> Path:
+    """``folder`` after checking every file listed in its ``SHA256SUMS``.
+
+    Parameters
+    ----------
+    folder:
+        A fixtures folder holding ``SHA256SUMS`` (lines ``<sha256>  ./<relative path>``).
+
+    A missing or altered file fails the test that asked for it with the file's name: the fixtures
+    ship with the repository, so their absence is a broken checkout, never a reason to skip.
+    """
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        pytest.fail(f"conformance fixtures not found: {sums} is missing (tests/data/fixtures ships with the repository)")
+    for line in sums.read_text().splitlines():
+        expected, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            pytest.fail(f"conformance fixture missing: {path}")
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            pytest.fail(f"conformance fixture altered: {path} has sha256 {actual}, SHA256SUMS says {expected}")
+    return folder
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
-    """The folder of conformance fixtures (``../shared/fixtures``); skips when it is not laid out."""
-    if not FIXTURES.is_dir():
-        pytest.skip(
-            f"conformance fixtures not found at {FIXTURES} (the project was cloned without ../shared)"
-        )
-    return FIXTURES
+    """The folder of conformance fixtures (``tests/data/fixtures``), checked against its checksums."""
+    return checked_fixtures(FIXTURES)

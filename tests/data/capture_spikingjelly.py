@@ -40,7 +40,7 @@ def load_spikingjelly_utils():
 sj = load_spikingjelly_utils()
 
 HERE = Path(__file__).resolve().parent
-FIXTURE = HERE.parents[1].parent / "shared" / "fixtures" / "nmnist" / "sample_nmnist.bin"
+FIXTURE = HERE / "fixtures" / "nmnist" / "sample_nmnist.bin"
 
 
 def main() -> None:

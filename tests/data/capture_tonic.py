@@ -20,7 +20,7 @@ import tonic.transforms as T
 import neurodata as nd
 
 HERE = Path(__file__).resolve().parent
-FIXTURE = HERE.parents[1].parent / "shared" / "fixtures" / "nmnist" / "sample_nmnist.bin"
+FIXTURE = HERE / "fixtures" / "nmnist" / "sample_nmnist.bin"
 SENSOR = (34, 34, 2)
 TONIC_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<i8")])
 
