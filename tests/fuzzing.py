@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
+
+from neurodata.events import EVENT_DTYPE
 
 
 def mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
@@ -28,3 +31,30 @@ MUTATIONS = st.lists(
     min_size=1,
     max_size=6,
 )
+
+
+def assert_format_invariants(
+    events: np.ndarray, width: int | None, height: int | None, max_events: int | None = None
+) -> None:
+    """What every successful decode guarantees, whatever bytes it was given.
+
+    Parameters
+    ----------
+    events:
+        The decoded events (all blocks concatenated).
+    width, height:
+        The sensor geometry the decoder knew (from the header, the format or the dataset), or None.
+    max_events:
+        An upper bound the bytes consumed put on the count (bytes / the smallest bytes per event), or None.
+    """
+    assert events.dtype == EVENT_DTYPE
+    if len(events) == 0:
+        return
+    assert events["x"].min() >= 0 and events["y"].min() >= 0
+    if width is not None:
+        assert events["x"].max() < width, f"x {events['x'].max()} on a {width}-wide sensor"
+    if height is not None:
+        assert events["y"].max() < height, f"y {events['y'].max()} on a {height}-high sensor"
+    assert set(np.unique(events["p"]).tolist()) <= {0, 1}, "polarities outside {0, 1}"
+    if max_events is not None:
+        assert len(events) <= max_events, f"{len(events)} events from bytes that hold at most {max_events}"

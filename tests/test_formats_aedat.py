@@ -11,7 +11,7 @@ from neurodata.errors import FormatError
 from neurodata.formats import aedat2, aedat31
 from neurodata.formats.kernels import aedat2 as k2
 from neurodata.formats.kernels import aedat31 as k31
-from tests.fuzzing import MUTATIONS, mutate
+from tests.fuzzing import MUTATIONS, assert_format_invariants, mutate
 
 AEDAT2 = "aedat2/synthetic_cifar10dvs_dvs128.aedat"
 AEDAT2_HEADER_ONLY = "aedat2/sample_aedat_header.aedat"
@@ -201,11 +201,31 @@ def test_block_size_does_not_change_events(fixtures, tmp_path, truth, kind, bloc
 def test_decoder_waits_for_a_whole_packet(fixtures):
     """A block that ends inside a packet consumes only the whole packets before it (here: none)."""
     raw = data_bytes(fixtures / AEDAT31)
-    decoder = aedat31.Aedat31Decoder(None, "x")
+    decoder = aedat31.Aedat31Decoder(aedat31.Header(nd.RecordingInfo("aedat31", 128, 128), 0), "x")
     events, consumed = decoder.decode(raw[:100], 0, final=False)
     assert consumed == 0 and len(events) == 0
     events, consumed = decoder.decode(raw, 0, final=False)
     assert consumed == len(raw) and len(events) == 2042
+
+
+def test_aedat31_event_outside_the_sensor_is_refused_with_its_offset(fixtures, tmp_path):
+    """A DVS128 file whose valid event has x = 128 (a 15-bit field holds up to 32767): refused, naming
+    the event's byte offset; x = 127 is the last column and reads."""
+    raw = bytearray((fixtures / AEDAT31).read_bytes())
+    header_end = raw.index(b"#!END-HEADER\r\n") + len(b"#!END-HEADER\r\n")
+    first_event = header_end + k31.PACKET_HEADER
+    for x, ok in ((127, True), (128, False)):
+        data = int.from_bytes(raw[first_event : first_event + 4], "little")
+        data = (data & ((1 << 17) - 1)) | (x << 17) | 1
+        raw[first_event : first_event + 4] = data.to_bytes(4, "little")
+        path = tmp_path / f"x{x}.aedat"
+        path.write_bytes(bytes(raw))
+        if ok:
+            assert nd.read(path)["x"][0] == 127
+        else:
+            with pytest.raises(FormatError, match=r"x=128, y=\d+ lies outside the 128x128 sensor") as err:
+                nd.read(path)
+            assert err.value.offset == first_event
 
 
 # --- writers: round trips, layout, streaming ---------------------------------------------------------
@@ -414,11 +434,16 @@ def fuzz_sources(fixtures, truth, tmp_path_factory) -> dict[str, bytes]:
 def test_fuzzed_files_decode_or_raise_format_error(fuzz_sources, tmp_path, name, ops):
     path = tmp_path / "fuzz.aedat"
     path.write_bytes(mutate(fuzz_sources[name], ops))
+    decoded = []
     for block in (None, 29):
         try:
             with nd.open_recording(path) as rec:
                 chunks = list(rec.blocks(block or 1 << 20))
+                width, height = rec.info.width, rec.info.height
         except FormatError:
             continue
-        for chunk in chunks:
-            assert chunk.dtype == nd.EVENT_DTYPE
+        events = np.concatenate([nd.events.empty_events(0), *chunks])
+        assert_format_invariants(events, width, height, max_events=path.stat().st_size // 8)  # 8 bytes an event
+        decoded.append(events)
+    if len(decoded) == 2:
+        np.testing.assert_array_equal(decoded[0], decoded[1])  # the block size changes nothing

@@ -20,6 +20,7 @@ from neurodata.formats import aedat4_layout as layout
 from neurodata.formats import flatbuffers as fb
 from neurodata.formats.aedat4_writer import Aedat4Writer
 from neurodata.formats.kernels import aedat4 as kernels
+from tests.fuzzing import assert_format_invariants
 
 COMPRESSIONS = ["none", "lz4", "lz4_high", "zstd", "zstd_high"]
 
@@ -102,7 +103,9 @@ def unpack_numba(packet: bytes) -> tuple[np.ndarray, ...]:
     assert status == kernels.OK
     out = empty_events(count)
     assert (
-        kernels.unpack_numba(kernels.struct_view(buf, pos, count), out["t"], out["x"], out["y"], out["p"], 0)
+        kernels.unpack_numba(
+            kernels.struct_view(buf, pos, count), out["t"], out["x"], out["y"], out["p"], 0, 1 << 16, 1 << 16
+        )
         == -1
     )
     return out["t"], out["x"], out["y"], out["p"]
@@ -554,6 +557,27 @@ def test_fuzzed_files_give_events_or_format_error(tmp_path_factory, fixtures, da
             events = np.concatenate(
                 [rec.read()] if block > 1000 else list(rec.blocks(block)) or [empty_events(0)]
             )
+            width, height = rec.info.width, rec.info.height
     except FormatError:
         return
-    assert events.dtype == nd.EVENT_DTYPE
+    assert_format_invariants(events, width, height)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_event_outside_the_described_sensor_is_refused(tmp_path, compression):
+    """An event at x = 639 fits the 640-wide sensor the stream describes; the same bytes with the
+    description edited to 639 columns put it outside: refused, naming the packet's offset."""
+    events = random_events(500, width=640, height=480)
+    events["x"][200], events["y"][200] = 639, 479
+    path = tmp_path / "edge.aedat4"
+    nd.write(path, events, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": compression}))
+    np.testing.assert_array_equal(nd.read(path), events)
+    for field, size in (("sizeX", b"640"), ("sizeY", b"480")):
+        raw = path.read_bytes()
+        key = field.encode() + b'" type="int">' + size + b"<"
+        assert raw.count(key) == 1
+        narrowed = raw.replace(key, key[: -len(size) - 1] + str(int(size) - 1).encode() + b"<")
+        (tmp_path / "narrow.aedat4").write_bytes(narrowed)
+        with pytest.raises(FormatError, match="lies outside the (639x480|640x479) sensor") as err:
+            nd.read(tmp_path / "narrow.aedat4")
+        assert err.value.offset is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -17,8 +18,9 @@ from neurodata.formats.kernels import evt2 as evt2_kernels
 from neurodata.formats.kernels import evt3 as evt3_kernels
 from neurodata.formats.prophesee_header import geometry, raw_format, split_header
 from neurodata.reader import Recording
-from tests.fuzzing import MUTATIONS, mutate
+from tests.fuzzing import MUTATIONS, assert_format_invariants, mutate
 
+MAX_EVENTS_PER_EVT3_WORD = evt3_kernels.MAX_EVENTS_PER_WORD
 EVT2 = "evt2/evt2_sample.raw"
 EVT3 = "evt3/evt3_sample.raw"
 DAT = "dat/sample_ncars.dat"
@@ -624,9 +626,15 @@ def test_fuzz_mutated_fixtures(fixtures, fmt, name, steps, block):
     assert all(FORMATS[other].sniff(data[:4096]) in (True, False) for other in ("evt2", "evt3", "dat"))
     try:
         header = spec.parse_header(io.BytesIO(data), f"fuzz.{fmt}")
-        rec = Recording(io.BytesIO(data), f"fuzz.{fmt}", spec, header)
-        events = np.concatenate([rec.read(), *rec.blocks(block_bytes=block)])
+        whole = Recording(io.BytesIO(data), f"fuzz.{fmt}", spec, header).read()
+        in_blocks = Recording(io.BytesIO(data), f"fuzz.{fmt}", spec, spec.parse_header(io.BytesIO(data), "b"))
+        blocks = list(in_blocks.blocks(block_bytes=block))
     except FormatError as err:
         assert err.source == f"fuzz.{fmt}" and err.offset is not None
         return
-    assert events.dtype == nd.EVENT_DTYPE
+    np.testing.assert_array_equal(np.concatenate([whole[:0], *blocks]), whole)  # the block size changes nothing
+    info = header.info
+    if fmt == "evt2" and info.width is None:
+        info = dataclasses.replace(info, width=2048, height=2048)  # 11-bit x and y fields
+    per_event = {"evt2": 4, "evt3": 2 / MAX_EVENTS_PER_EVT3_WORD, "dat": 8}[fmt]
+    assert_format_invariants(whole, info.width, info.height, int((len(data) - header.data_offset) / per_event))

@@ -90,6 +90,8 @@ class Aedat31Decoder:
 
     def __init__(self, header: Header, source: str):
         self.source = source
+        self.width = header.info.width
+        self.height = header.info.height
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         most = len(block) // (kernels.PACKET_HEADER + kernels.POLARITY_SIZE) + 1
@@ -106,11 +108,21 @@ class Aedat31Decoder:
         if final and consumed != len(block):
             raise self._truncated(block, offset, consumed)
         out = empty_events(n_events)
-        n, bad = kernels.decode_polarity_numba(
-            block, starts, overflows, numbers, n_packets, out["t"], out["x"], out["y"], out["p"]
+        width = kernels.UNKNOWN_SIZE if self.width is None else self.width
+        height = kernels.UNKNOWN_SIZE if self.height is None else self.height
+        n, bad, status = kernels.decode_polarity_numba(
+            block, starts, overflows, numbers, n_packets, width, height, out["t"], out["x"], out["y"], out["p"]
         )
-        if bad >= 0:
+        if status == kernels.NEGATIVE_TIMESTAMP:
             raise FormatError(self.source, offset + bad, "valid polarity event has a negative timestamp")
+        if status == kernels.OUTSIDE_SENSOR:
+            data = int(block[bad : bad + 4].view("<u4")[0])
+            raise FormatError(
+                self.source,
+                offset + bad,
+                f"valid polarity event at x={data >> 17}, y={(data >> 2) & 0x7FFF} lies outside the "
+                f"{self.width}x{self.height} sensor",
+            )
         return out[:n], consumed
 
     def _truncated(self, block: np.ndarray, offset: int, pos: int) -> FormatError:

@@ -167,6 +167,7 @@ class Aedat4Decoder:
 
     def __init__(self, header: Header, source: str):
         self.source = source
+        self.width, self.height = header.info.width, header.info.height
         self.stream_id = header.fields["stream_id"]
         self.stream_ids = header.fields["stream_ids"]
         self.end = header.fields["end"]
@@ -246,11 +247,24 @@ class Aedat4Decoder:
             rows.reserve(batch_events, int(payload_left * self.events_per_byte * self.estimate_margin))
             payload_left -= batch_bytes
             for buf, pos, count, where, _ in batch:
-                bad = kernels.unpack_numba(kernels.struct_view(buf, pos, count), *rows.columns, rows.n)
+                structs = kernels.struct_view(buf, pos, count)
+                bad = kernels.unpack_numba(structs, *rows.columns, rows.n, *self._bounds())
                 if bad >= 0:
-                    raise FormatError(self.source, where, f"event {bad} of the packet has a negative x or y")
+                    raise self._outside(where, bad, structs[bad])
                 rows.n += count
         return rows.result()
+
+    def _bounds(self) -> tuple[int, int]:
+        unknown = kernels.UNKNOWN_SIZE
+        return (unknown if self.width is None else self.width, unknown if self.height is None else self.height)
+
+    def _outside(self, where: int, index: int, event: np.void) -> FormatError:
+        x, y = int(event["x"]), int(event["y"])
+        if x < 0 or y < 0:
+            return FormatError(self.source, where, f"event {index} of the packet has a negative x or y ({x}, {y})")
+        return FormatError(
+            self.source, where, f"event {index} of the packet at x={x}, y={y} lies outside the {self.width}x{self.height} sensor"
+        )
 
     def _locate(self, block: np.ndarray, offset: int, start: int, end: int) -> tuple:
         """(buffer, first struct position, event count, packet file offset, payload bytes) of a packet."""

@@ -46,6 +46,8 @@ BAD_POLARITY_SIZE = 4
 BAD_OVERFLOW = 5
 TOO_LARGE = 6
 NEGATIVE_TIMESTAMP = 7
+OUTSIDE_SENSOR = 8
+UNKNOWN_SIZE = 1 << 15  # x and y are 15-bit fields: no bound
 
 
 def decode_reference(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -147,31 +149,48 @@ def _first_negative_timestamp(buf, first, count):
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_polarity_numba(buf, starts, overflows, numbers, n_packets, t, x, y, p):
+def _first_outside(buf, first, count, width, height):
+    for pos in range(first, first + POLARITY_SIZE * count, POLARITY_SIZE):
+        data = _le_u32(buf, pos)
+        if (data & 1) and ((data >> 17) >= width or ((data >> 2) & 0x7FFF) >= height):
+            return pos
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_polarity_numba(buf, starts, overflows, numbers, n_packets, width, height, t, x, y, p):
     """Decode the valid events of checked polarity packets into preallocated columns.
 
-    Returns (event count, offset of the first valid event with a negative timestamp or -1); the
-    sign bits are OR-ed per packet and located only when set, to keep the inner loop short.
+    ``width`` and ``height`` bound x and y (pass 1 << 15 when the sensor is unknown). Returns (event
+    count, offset of the first bad valid event or -1, its status: NEGATIVE_TIMESTAMP or
+    OUTSIDE_SENSOR); the sign bits and the coordinate checks are OR-ed per packet and located only
+    when set, to keep the inner loop short.
     """
     n = 0
     for k in range(n_packets):
         base = overflows[k] << TS_OVERFLOW_SHIFT
         first = starts[k]
         negative = 0
+        outside = 0
         for i in range(numbers[k]):
             pos = first + POLARITY_SIZE * i
             data = _le_u32(buf, pos)
             if data & 1:
                 ts = _le_u32(buf, pos + 4)
                 negative |= ts >> 31
+                xx = data >> 17
+                yy = (data >> 2) & 0x7FFF
+                outside |= (xx >= width) | (yy >= height)
                 t[n] = base | ts
-                x[n] = data >> 17
-                y[n] = (data >> 2) & 0x7FFF
+                x[n] = xx
+                y[n] = yy
                 p[n] = (data >> 1) & 1
                 n += 1
+        if outside:
+            return n, _first_outside(buf, first, numbers[k], width, height), OUTSIDE_SENSOR
         if negative:
-            return n, _first_negative_timestamp(buf, first, numbers[k])
-    return n, -1
+            return n, _first_negative_timestamp(buf, first, numbers[k]), NEGATIVE_TIMESTAMP
+    return n, -1, OK
 
 
 def encode_polarity_packet(

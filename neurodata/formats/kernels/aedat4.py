@@ -123,16 +123,21 @@ def struct_view(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=EVENT_STRUCT, count=count, offset=pos)
 
 
+UNKNOWN_SIZE = 1 << 16  # x and y are int16: no bound
+
+
 @numba.njit(cache=True, nogil=True)
-def unpack_numba(structs, t, x, y, p, n):
+def unpack_numba(structs, t, x, y, p, n, width, height):
     """Copy Event structs (a :func:`struct_view`) into the columns from row ``n``.
 
-    Returns the index of the first event with a negative x or y, or -1 when all were copied.
+    ``width`` and ``height`` bound x and y (:data:`UNKNOWN_SIZE` when the stream does not say).
+    Returns the index of the first event with a negative x or y or one outside the sensor, or -1
+    when all were copied.
     """
     for i in range(len(structs)):
         xx = structs[i].x
         yy = structs[i].y
-        if xx < 0 or yy < 0:
+        if xx < 0 or yy < 0 or xx >= width or yy >= height:
             return i
         t[n + i] = structs[i].t
         x[n + i] = xx
