@@ -256,7 +256,7 @@ def test_image_matches_tonic(nmnist, tonic):
 
 
 @pytest.mark.parametrize("split_by", ["number", "time"])
-@pytest.mark.parametrize("frames", [1, 7, 10])
+@pytest.mark.parametrize("frames", [1, 7, 8, 10, 16])  # 8, 16: a frame length rounded up would differ
 def test_frames_number_matches_spikingjelly(nmnist, spikingjelly, split_by, frames):
     ours = to_frame(nmnist, NMNIST, frames_number=frames, split_by=split_by)
     np.testing.assert_array_equal(ours, spikingjelly[f"frames_number/{split_by}/{frames}"])

@@ -1,6 +1,6 @@
 """Capture SpikingJelly's frame integration as test expectations (run in the benchmark env).
 
-    cd <repo> && PYTHONPATH=. /work/benchenv/bin/python tests/data/capture_spikingjelly.py
+    cd <repo> && PYTHONPATH=. <peer env>/bin/python tests/data/capture_spikingjelly.py
 
 Writes tests/data/spikingjelly_expected.npz from the N-MNIST fixture (read with neurodata, not
 stored here): ``integrate_events_by_fixed_frames_number`` for split_by 'number' and 'time' and
@@ -49,7 +49,7 @@ def main() -> None:
     columns = {name: events[name].astype(np.int64) for name in "txyp"}
     out = {}
     for split_by in ("number", "time"):
-        for frames in (1, 7, 10):
+        for frames in (1, 7, 8, 10, 16):  # 8 and 16: flooring the frame length differs from rounding up
             frames_out = sj.integrate_events_by_fixed_frames_number(columns, split_by, frames, 34, 34)
             out[f"frames_number/{split_by}/{frames}"] = frames_out.astype(np.int32)
     for duration in (10000, 50000):
