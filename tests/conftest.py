@@ -50,3 +50,19 @@ def checked_fixtures(folder: Path) -> Path:
 def fixtures() -> Path:
     """The folder of conformance fixtures (``tests/data/fixtures``), checked against its checksums."""
     return checked_fixtures(FIXTURES)
+
+
+def peer_missing(reason: str) -> None:
+    """Skip a test whose peer library is absent, or fail it where the peers must be present.
+
+    Parameters
+    ----------
+    reason:
+        Which peer is missing and where it lives.
+
+    ``.ci/run`` runs the peer tests in a second environment with ``NEURODATA_REQUIRE_PEERS=1``: there
+    a missing peer is a broken set-up, not a reason to skip.
+    """
+    if os.environ.get("NEURODATA_REQUIRE_PEERS") == "1":
+        pytest.fail(f"{reason}; NEURODATA_REQUIRE_PEERS=1 requires it")
+    pytest.skip(reason)

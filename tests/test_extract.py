@@ -221,13 +221,15 @@ RAR_TREE = [
 ]
 TOOLS = ["bsdtar", "unar", "7z"]
 EXECUTABLES = {"bsdtar": ["bsdtar"], "unar": ["unar", "lsar"], "7z": ["7z"]}
+DEBIAN_PACKAGES = {"bsdtar": "libarchive-tools", "unar": "unar", "7z": "p7zip-full"}  # what .ci/run installs
 
 
 def need(tool: str) -> None:
     missing = [exe for exe in EXECUTABLES[tool] if shutil.which(exe) is None]
     if missing:
         pytest.skip(
-            f"{tool} is not installed here ({', '.join(missing)} not on PATH); RAR needs an external tool"
+            f"{tool} is not installed here ({', '.join(missing)} not on PATH); RAR needs an external tool: "
+            f"apt-get install {DEBIAN_PACKAGES[tool]}"
         )
 
 
@@ -304,7 +306,8 @@ def test_7z_archive_through_external_tool(work, tool):
 def test_zip_with_deflate64_falls_back_to_an_external_tool(work):
     if shutil.which("7z") is None:
         pytest.skip(
-            "the 7z program is needed to create a Deflate64 zip (as Windows' zipper writes for big files)"
+            "the 7z program is needed to create a Deflate64 zip (as Windows' zipper writes for big files): "
+            "apt-get install p7zip-full"
         )
     source = work.parent / "src"
     for name, data in TREE.items():
