@@ -45,7 +45,6 @@ BAD_NUMBER = 3
 BAD_POLARITY_SIZE = 4
 BAD_OVERFLOW = 5
 TOO_LARGE = 6
-NEGATIVE_TIMESTAMP = 7
 
 
 def decode_reference(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
