@@ -222,7 +222,7 @@ def run_ours_cli(
 ) -> tuple[float, int, int]:
     """The command a user types, in a fresh process (imports and Numba's cached kernels load included),
     from ``checkout`` (this one, or an earlier version's source tree for a before/after comparison)."""
-    command = [sys.executable, "-m", "cli", "prepare", "dvs128", "--source", str(folder), "--root", str(out)]
+    command = [sys.executable, "-m", "neurodata.cli", "prepare", "dvs128", "--source", str(folder), "--root", str(out)]
     command += ["--workers", str(workers), "--json"] + (["--codec", codec] if codec else [])
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(checkout)}

@@ -1,11 +1,14 @@
 """neurodata: fast, correct event-camera data: decoders, datasets, representations and loaders."""
 
+from . import _source_layout
 from .errors import FormatError, NeurodataError
 from .events import EVENT_DTYPE, RecordingInfo, as_events, make_events
 from .reader import Recording, iter_chunks, open_recording, read
 from .writer import open_writer, write
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one source: pyproject.toml reads it (``dynamic = ["version"]``)
+
+_source_layout.install()
 
 
 def __getattr__(name: str):

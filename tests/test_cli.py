@@ -12,7 +12,7 @@ import neurodata as nd
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "neurodata.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_info_json_on_fixture(fixtures):

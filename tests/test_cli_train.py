@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cli.main import main
+from neurodata.cli.main import main
 from neurodata.datasets.prepare import prepare
 from neurodata.sim.gestures import write_archive
 

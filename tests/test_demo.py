@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from cli.main import main
 from neurodata.cache import open_cache
+from neurodata.cli.main import main
 
 
 def test_quick_demo_runs_end_to_end_and_learns(tmp_path, capsys):

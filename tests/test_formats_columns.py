@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 import neurodata as nd
-from cli.main import main
+from neurodata.cli.main import main
 from neurodata.errors import FormatError
 from tests.fuzzing import MUTATIONS, mutate
 

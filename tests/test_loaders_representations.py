@@ -104,7 +104,7 @@ def test_frames_cli_stores_what_the_loader_reads(store, capsys):
     import argparse
     import json
 
-    from cli import frames as frames_cli
+    from neurodata.cli import frames as frames_cli
     from neurodata.errors import NeurodataError
 
     parser = argparse.ArgumentParser()

@@ -152,7 +152,7 @@ def test_prepare_killed_midway_resumes_to_the_same_cache(fixtures, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "cli",
+        "neurodata.cli",
         "prepare",
         "dvs128",
         "--source",

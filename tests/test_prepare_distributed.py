@@ -59,7 +59,7 @@ def assert_same_cache(store, reference, storage_options=None):
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "prepare", "dvs128", *args]
+    return [sys.executable, "-m", "neurodata.cli", "prepare", "dvs128", *args]
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import neurodata as nd
-from cli.main import main
+from neurodata.cli.main import main
 from neurodata.errors import NeurodataError
 from neurodata.sim import DvsParams, simulate_frames
 from neurodata.sim.video import read_frames, simulate_video

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import zarr.api.asynchronous as zarr_async
-from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE
 from .codecs import DELTA, DELTA_POLARITY, TIME_CODINGS, stored_fields
@@ -25,6 +24,7 @@ from .kernels import decode_events_numba
 from .layout import ATTRS_KEY, EVENT_DTYPES, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
 from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
+from .zarr_compat import sync
 
 
 def check_local_offsets(local_offsets: np.ndarray, n: int) -> np.ndarray:

@@ -22,10 +22,9 @@ import zarr.api.asynchronous as zarr_async
 from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.local import LocalFileSystem
 from zarr import AsyncGroup
-from zarr.abc.store import Store
-from zarr.storage import FsspecStore, LocalStore
 
 from .errors import CacheError
+from .zarr_compat import FsspecStore, LocalStore, Store
 
 
 class Location:

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 from zarr import AsyncGroup
-from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE, as_events
 from .codecs import (
@@ -80,6 +79,7 @@ from .parts import PART_FORMAT, encode_columns, read_span
 from .rows import Placement, place_samples, row_pieces
 from .shards import Coding, choose_coding, chunk_compressor, encode_shard
 from .store import Location, checksum_files, commit_lock, crc32c_hex
+from .zarr_compat import sync
 
 PART_DONE = "done.json"
 PLAN_NAME = "plan.json"

@@ -13,7 +13,6 @@ from .kernels import nmnist as kernels
 
 RECORD = 5
 MAX_COORD = 255
-OVERFLOW_HEADROOM = 64  # overflow markers a writer may insert per event chunk before re-sizing
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:

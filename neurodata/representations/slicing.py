@@ -58,6 +58,17 @@ def _window_count(span: float, window: float, stride: float, include_incomplete:
     return max(n, 1)
 
 
+def _stride(name: str, window: float, overlap: float) -> float:
+    """``window - overlap``, after checking that ``window`` (the argument ``name``) is positive and
+    ``overlap`` lies in ``[0, window)``."""
+    if window <= 0:
+        raise ValueError(f"{name} must be positive, got {window}")
+    stride = window - overlap
+    if overlap < 0 or stride <= 0:
+        raise ValueError(f"overlap must be in [0, {name}), got overlap={overlap}, {name}={window}")
+    return stride
+
+
 def by_time_window(
     t: np.ndarray,
     time_window: float,
@@ -67,13 +78,7 @@ def by_time_window(
     end_time: float | None = None,
 ) -> Slices:
     """Windows of ``time_window`` us starting every ``time_window - overlap`` us from the span start."""
-    if time_window <= 0:
-        raise ValueError(f"time_window must be positive, got {time_window}")
-    stride = time_window - overlap
-    if overlap < 0 or stride <= 0:
-        raise ValueError(
-            f"overlap must be in [0, time_window), got overlap={overlap}, time_window={time_window}"
-        )
+    stride = _stride("time_window", time_window, overlap)
     span = _span(t, start_time, end_time)
     if span is None:
         return _one_empty_slice()
@@ -90,13 +95,7 @@ def by_event_count(
 
     A recording with fewer than ``event_count`` events gives one slice holding all of them.
     """
-    if event_count <= 0:
-        raise ValueError(f"event_count must be positive, got {event_count}")
-    stride = event_count - overlap
-    if overlap < 0 or stride <= 0:
-        raise ValueError(
-            f"overlap must be in [0, event_count), got overlap={overlap}, event_count={event_count}"
-        )
+    stride = _stride("event_count", event_count, overlap)
     if n_events == 0:
         return _one_empty_slice()
     count = min(event_count, n_events)

@@ -45,22 +45,23 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 # --- filters -------------------------------------------------------------------------------------
 
 
-def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
-    """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
+def _kept(events: np.ndarray, mask_kernel, threshold: float) -> np.ndarray:
+    """The events that ``mask_kernel(events, threshold, width, height)`` keeps (empty input as it is)."""
     events = to_events(events)
     if len(events) == 0:
         return events
     width, height = pixel_grid(events)
-    return events[kernels.denoise_mask(events, filter_time, width, height)]
+    return events[mask_kernel(events, threshold, width, height)]
+
+
+def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
+    """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
+    return _kept(events, kernels.denoise_mask, filter_time)
 
 
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
     """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
-    events = to_events(events)
-    if len(events) == 0:
-        return events
-    width, height = pixel_grid(events)
-    return events[kernels.refractory_mask(events, delta, width, height)]
+    return _kept(events, kernels.refractory_mask, delta)
 
 
 def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:

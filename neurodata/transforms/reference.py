@@ -18,18 +18,20 @@ def _previous_at(keys_sorted: np.ndarray, pixel: np.ndarray, n: int) -> tuple[np
     return found % n, exists
 
 
-def _padded_pixels(events: np.ndarray) -> tuple[np.ndarray, int]:
-    """Pixel ids on a grid with a one-pixel border, so neighbour ids never wrap to another row."""
+def _padded_pixels(events: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """Pixel ids on a grid with a one-pixel border, so neighbour ids never wrap to another row; the
+    grid's row stride; the events sorted by pixel, then by position (``pixel * n + index``)."""
+    n = len(events)
     stride = int(events["x"].max()) + 3
-    return (events["y"].astype(np.int64) + 1) * stride + events["x"].astype(np.int64) + 1, stride
+    pixel = (events["y"].astype(np.int64) + 1) * stride + events["x"].astype(np.int64) + 1
+    return pixel, stride, np.sort(pixel * n + np.arange(n))
 
 
 def denoise_reference(events: np.ndarray, filter_time: float) -> np.ndarray:
     n = len(events)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    pixel, stride = _padded_pixels(events)
-    keys = np.sort(pixel * n + np.arange(n))
+    pixel, stride, keys = _padded_pixels(events)
     t = events["t"]
     keep = np.zeros(n, dtype=bool)
     for offset in (-1, 1, -stride, stride):
@@ -42,7 +44,6 @@ def refractory_reference(events: np.ndarray, delta: float) -> np.ndarray:
     n = len(events)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    pixel, _ = _padded_pixels(events)
-    keys = np.sort(pixel * n + np.arange(n))
+    pixel, _, keys = _padded_pixels(events)
     j, exists = _previous_at(keys, pixel, n)
     return ~exists | (events["t"] - events["t"][j] > delta)

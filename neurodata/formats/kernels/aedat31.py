@@ -45,6 +45,7 @@ BAD_NUMBER = 3
 BAD_POLARITY_SIZE = 4
 BAD_OVERFLOW = 5
 TOO_LARGE = 6
+# decode_polarity_numba statuses (beside OK)
 NEGATIVE_TIMESTAMP = 7
 OUTSIDE_SENSOR = 8
 UNKNOWN_SIZE = 1 << 15  # x and y are 15-bit fields: no bound

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .status import OUTPUT_FULL, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
+from .status import DONE, OUTPUT_FULL, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 
 RECORD = 8
 COORD_MASK = 0x3FFF
@@ -28,7 +28,7 @@ def decode_numba(records, pos, state, out, width, height):
     Stateless (``state`` unused). Returns (stop record, events written, status) like the RAW kernels.
     """
     n = 0
-    status = 0
+    status = DONE
     limit = len(out)
     end = len(records)
     while pos < end:

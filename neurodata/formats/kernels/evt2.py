@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .status import OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
+from .status import DONE, OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 from .time_base import unwrap_high, unwrap_highs
 
 HIGH, HAS_TIME, T_OFFSET = range(3)
@@ -69,7 +69,7 @@ def decode_numba(words, pos, state, out, width, height):
     limit = len(out) - 1
     end = len(words)
     n = 0
-    status = 0
+    status = DONE
     while pos < end:
         if n > limit:
             status = OUTPUT_FULL

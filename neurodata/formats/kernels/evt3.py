@@ -31,7 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .status import OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
+from .status import DONE, OUTPUT_FULL, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
 from .time_base import unwrap_high
 
 # indices into the decoder state array
@@ -110,7 +110,7 @@ def decode_numba(words, pos, state, out, width, height):
     limit = len(out) - MAX_EVENTS_PER_WORD
     end = len(words)
     n = 0
-    status = 0
+    status = DONE
     while pos < end:
         if n > limit:
             status = OUTPUT_FULL

@@ -1,0 +1,27 @@
+"""Every name this package takes from zarr-python below its top-level API, in one place.
+
+zarr's top level (``zarr.open_group``, ``zarr.AsyncGroup``, ``zarr.api.asynchronous``, ``zarr.codecs``)
+is its documented interface. The cache also needs three things from deeper down, imported here alone
+so that a zarr release that moves or changes them breaks one module, and ``tests/test_zarr_compat.py``
+says which:
+
+- :func:`sync` (``zarr.core.sync``, internal): runs a coroutine on zarr's own event-loop thread. The
+  reader keeps async arrays open across calls and the writer lays out arrays concurrently; both need
+  the one loop that zarr's synchronous API also uses, since fsspec sessions belong to the loop that
+  opened them.
+- :class:`Store`, :class:`LocalStore`, :class:`FsspecStore` (``zarr.abc.store``, ``zarr.storage``):
+  the store a :class:`~neurodata.cache.store.Location` hands zarr.
+
+The byte layout of sharded arrays (``sharding_indexed``: inner chunks, then an index of
+``(offset, nbytes)`` pairs and its CRC32C) is zarr's on-disk format, not its code: the shard encoder
+and the direct shard reader implement it, and ``tests/test_cache_shards.py`` and
+``tests/test_loaders_shards.py`` compare both with zarr's own output.
+"""
+
+from __future__ import annotations
+
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore
+
+__all__ = ["FsspecStore", "LocalStore", "Store", "sync"]
