@@ -1,7 +1,7 @@
 """The streaming (iterable) dataset: contiguous block reads, sharded over ranks and workers, read ahead.
 
 See :mod:`.sharding` for who reads what. Within a worker, blocks are read in a background thread
-(:func:`.prefetch.prefetched`) and samples pass through a shuffle buffer seeded by
+(:func:`neurodata._threads.prefetched`) and samples pass through a shuffle buffer seeded by
 ``(seed, epoch, rank, worker)``, so an epoch's order is reproducible for a fixed world size and worker
 count. The epoch lives in a shared-memory tensor: :meth:`StreamingDataset.set_epoch` in the main
 process reaches persistent workers too.
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .._threads import prefetched
 from .dataset import SplitInfo
 from .pipeline import SamplePipeline
 from .sharding import epoch_order, plan_blocks, rank_blocks, shuffle_buffer, worker_blocks
@@ -100,8 +101,6 @@ class StreamingDataset(SplitInfo, IterableDataset):
         return self.pipeline.read(*self.blocks[block])
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        from .prefetch import prefetched
-
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self.epoch
