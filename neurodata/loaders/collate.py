@@ -18,6 +18,7 @@ from torch.utils.data import Sampler
 
 from . import shm_pool
 from .decode_pool import decode_map
+from .fillers import EventRowsFiller, StackFiller
 from .kernels import copy_with_range_numba, pad_records_numba
 
 
@@ -153,17 +154,18 @@ def _check_coordinates(which: str, lo: int, hi: int) -> None:
         )
 
 
-def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
+def pad_events(batch: Sequence[tuple[Any, Any]] | EventRowsFiller) -> EventBatch:
     """Collate ``(events, label)`` samples by padding each event field to the longest sample.
 
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
     (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each,
     samples side by side on the decode threads (:mod:`.decode_pool`) where a process collates alone;
-    a batch of samples still in the cache (:class:`.pending.PendingEvents`, from ``neurodata.load``)
-    is decoded straight into the padded columns. The batch is built in memory that is reused once
-    it is released (see :func:`batch_tensors`): shared memory in a DataLoader worker.
+    a batch of samples still in the cache (an :class:`.fillers.EventRowsFiller` such as
+    :class:`.pending.PendingEvents`, from ``neurodata.load``) is decoded straight into the padded
+    columns. The batch is built in memory that is reused once it is released (see
+    :func:`batch_tensors`): shared memory in a DataLoader worker.
     """
-    pending = hasattr(batch, "fill_rows")
+    pending = isinstance(batch, EventRowsFiller)
     if pending:
         lengths = batch.lengths()
     else:
@@ -204,16 +206,18 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     return out
 
 
-def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:
+def stack_dense(
+    batch: Sequence[tuple[Any, Any]] | StackFiller, time_major: bool = False
+) -> tuple[torch.Tensor, Any]:
     """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
 
     numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames),
-    into reusable batch memory (see :func:`batch_tensors`); stored frames
-    still in the cache (:class:`.pending.PendingFrames`, from ``neurodata.load``) are decoded
-    straight into the batch.
+    into reusable batch memory (see :func:`batch_tensors`); stored frames still in the cache (a
+    :class:`.fillers.StackFiller` such as :class:`.pending.PendingFrames`, from ``neurodata.load``)
+    are decoded straight into the batch.
     """
     axis = 1 if time_major else 0
-    if hasattr(batch, "fill_stacked"):
+    if isinstance(batch, StackFiller):
         shape = list(batch.shape)
         shape.insert(axis, len(batch))
         (stacked,), pooled, _ = batch_tensors([(tuple(shape), _torch_dtype(batch.dtype))])
@@ -244,7 +248,7 @@ def _stacked(stacked: torch.Tensor, labels: Any, pooled: tuple | None) -> tuple[
     return out
 
 
-def stack_time_major(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, Any]:
+def stack_time_major(batch: Sequence[tuple[Any, Any]] | StackFiller) -> tuple[torch.Tensor, Any]:
     """:func:`stack_dense` with ``time_major=True``: ``[T, B, ...]`` for the SNN trainer."""
     return stack_dense(batch, time_major=True)
 
