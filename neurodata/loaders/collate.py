@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, get_worker_info
 
 from . import shm_pool
 from .decode_pool import decode_map
@@ -101,11 +101,13 @@ class BatchMemory(NamedTuple):
 
 def batch_tensors(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> BatchMemory:
     """Tensors for one batch from this process's reusable batch memory (:mod:`.shm_pool`): in a
-    DataLoader worker a shared segment, elsewhere a private one; where a worker has no memfd, each
-    tensor from :func:`batch_tensor` (fresh and zeroed)."""
+    DataLoader worker a shared segment, elsewhere a private one. Where the pool is off, or a worker
+    has no memfd, each tensor is fresh and zeroed: :func:`batch_tensor` in a worker, else ordinary
+    memory."""
     pool = shm_pool.worker_pool() or shm_pool.local_pool()
     if pool is None:
-        return BatchMemory([batch_tensor(shape, dtype) for shape, dtype in specs], None, False)
+        fresh = batch_tensor if get_worker_info() is not None else torch.zeros
+        return BatchMemory([fresh(shape, dtype=dtype) for shape, dtype in specs], None, False)
     lease, layout, arrays = shm_pool.lend([(shape, numpy_dtype(dtype)) for shape, dtype in specs], pool)
     tensors = [torch.from_numpy(array) for array in arrays]
     return BatchMemory(tensors, (lease, layout) if pool.shared else None, True)
@@ -128,8 +130,8 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
 
 
 def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker where
-    memfd is missing, so sending the batch to the main process does not copy it again (as
+    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker without
+    the reusable pool (off, or no memfd), so sending the batch to the main process does not copy it again (as
     ``default_collate`` does)."""
     nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
     return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(max(nbytes, 1)), 0, shape)
