@@ -39,6 +39,7 @@ use, which happens by itself when the last dataset ``neurodata.load`` made is ga
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
 import os
@@ -284,7 +285,8 @@ _pools_lock = threading.RLock()  # reentrant: a dataset's finalizer may run (rel
 # faulting fresh tmpfs pages in; keyed by (device, inode) of the memfd, at most settings().keep_bytes
 _kept: dict[tuple[int, int], Segment] = {}
 CLAIM = MAX_FREE + 2  # kept segments a new worker takes at most: two in flight, one held, one spare
-_users: dict[int, int] = {}  # process id -> datasets registered there and not yet garbage
+_users: dict[int, set[int]] = {}  # process id -> tokens of the datasets registered there, alive
+_tokens = itertools.count()
 
 
 def worker_pool() -> Pool | None:
@@ -323,18 +325,19 @@ def release() -> None:
 def register_user(owner: object) -> None:
     """Count ``owner`` (a dataset of ``neurodata.load``) as a user of this process's batch memory:
     when the last one registered here is garbage-collected, :func:`release` runs."""
-    pid = os.getpid()
+    pid, token = os.getpid(), next(_tokens)
     with _pools_lock:
-        _users[pid] = _users.get(pid, 0) + 1
-    weakref.finalize(owner, _user_gone, pid).atexit = False  # at exit the process lets go anyway
+        _users.setdefault(pid, set()).add(token)
+    weakref.finalize(owner, _user_gone, pid, token).atexit = False  # at exit the process lets go anyway
 
 
-def _user_gone(pid: int) -> None:
+def _user_gone(pid: int, token: int) -> None:
     if pid != os.getpid():  # the copy a forked worker inherited: the parent still holds the dataset
         return
     with _pools_lock:
-        _users[pid] -= 1
-        last = _users[pid] == 0
+        users = _users.get(pid, set())
+        last = token in users and len(users) == 1
+        users.discard(token)
     if last:
         release()
 
