@@ -35,7 +35,8 @@ class DieInWorker:
 
 if __name__ == "__main__":
     store, how, streaming = sys.argv[1], sys.argv[2], sys.argv[3] == "stream"
-    ds = load(store, transform=DieInWorker(how), streaming=streaming, block_samples=4)
+    blocks = {"block_samples": 4} if streaming else {}  # a streaming option: the map-style dataset refuses it
+    ds = load(store, transform=DieInWorker(how), streaming=streaming, **blocks)
     loader = DataLoader(
         ds, batch_size=4, num_workers=2, multiprocessing_context="fork", collate_fn=pad_events
     )

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from neurodata._threads import prefetched
 from neurodata.loaders import (
     LengthBucketBatchSampler,
     load,
@@ -21,7 +22,6 @@ from neurodata.loaders import (
     stack_dense,
     stack_time_major,
 )
-from neurodata.loaders.prefetch import prefetched
 from neurodata.loaders.sharding import shuffle_buffer
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -102,11 +102,26 @@ def pad_in_shared_memory(samples):
     return batch
 
 
-@pytest.fixture(params=["pool", "torch"])
+def _refuse_memfd(*args):
+    raise OSError(38, "Function not implemented")  # ENOSYS, as a sandbox answers
+
+
+@pytest.fixture(params=["pool", "torch", "no memfd", "memfd refused", "pool off"])
 def worker_memory(request, monkeypatch):
-    """Worker batches in the reusable memfd pool, or (platforms without memfd) torch's shared memory."""
+    """Worker batches in the reusable memfd pool, or in torch's shared memory: where the pool is
+    bypassed, where the system has no memfd (not Linux), where the kernel refuses it, where the
+    pool is switched off ($NEURODATA_SHM_POOL=0). Forked workers inherit every patch."""
+    monkeypatch.setattr(shm_pool, "_memfd_works", None)  # probed again under this patch
     if request.param == "torch":
-        monkeypatch.setattr(shm_pool, "worker_pool", lambda: None)  # forked workers inherit it
+        monkeypatch.setattr(shm_pool, "worker_pool", lambda: None)
+    elif request.param == "no memfd":
+        monkeypatch.delattr(shm_pool.os, "memfd_create", raising=False)
+    elif request.param == "memfd refused":
+        monkeypatch.setattr(shm_pool.os, "memfd_create", _refuse_memfd, raising=False)
+    elif request.param == "pool off":
+        monkeypatch.setenv("NEURODATA_SHM_POOL", "0")
+    assert shm_pool.memfd_available() == (request.param not in ("no memfd", "memfd refused"))
+    assert shm_pool.settings().enabled == (request.param != "pool off")
     return request.param
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from neurodata.loaders import shm_pool, stack_dense
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 pytestmark = pytest.mark.skipif(not hasattr(shm_pool.os, "memfd_create"), reason="memfd is Linux-only")
 
@@ -206,9 +210,12 @@ def _claim_and_write(out) -> None:
 
 
 @pytest.mark.skipif(not hasattr(shm_pool.os, "fork"), reason="fork is POSIX only")
-def test_a_new_worker_claims_the_largest_kept_segments_and_maps_them_in_one_call(monkeypatch):
+@pytest.mark.parametrize("advice", ["known", "unknown"])
+def test_a_new_worker_claims_the_largest_kept_segments_and_maps_them_in_one_call(monkeypatch, advice):
     import multiprocessing
 
+    if advice == "unknown":  # another system, or a Python without MADV_POPULATE_READ: pages fault in
+        monkeypatch.setattr(shm_pool, "MADV_POPULATE_READ", None)
     monkeypatch.setattr(shm_pool, "_kept", {})
     made = [shm_pool.Segment(n * shm_pool.PAGE) for n in (1, 16, 4, 8, 32, 2)]
     for segment in made:  # as the main process keeps what workers sent it
@@ -224,7 +231,7 @@ def test_a_new_worker_claims_the_largest_kept_segments_and_maps_them_in_one_call
     assert inherited == [0] * shm_pool.CLAIM
     assert size == 4 * shm_pool.PAGE
     # MADV_POPULATE_READ mapped the pages the batch needs (-1: a kernel before 5.14, left to faults)
-    assert mapped in (4 * shm_pool.PAGE, -1)
+    assert mapped in ((4 * shm_pool.PAGE, -1) if advice == "known" else (-1,))
     assert made[2].map[shm_pool.HEADER : shm_pool.HEADER + 5] == b"child"  # the child wrote the shared pages
     for segment in made:
         segment.close()
@@ -252,3 +259,111 @@ def test_populating_falls_back_to_page_faults_where_the_kernel_refuses(monkeypat
     assert segment.mapped == -1
     segment.map = inner
     segment.close()
+
+
+# --- the switch, the bound, release and the fallbacks --------------------------------------------
+
+
+@pytest.fixture
+def pool_environment(monkeypatch):
+    """No pool variables set, restored afterwards (configure writes them); kept segments and
+    registered users of this test alone."""
+    monkeypatch.delenv(shm_pool.SWITCH_VARIABLE, raising=False)
+    monkeypatch.delenv(shm_pool.KEEP_VARIABLE, raising=False)
+    monkeypatch.setattr(shm_pool, "_kept", {})
+    monkeypatch.setattr(shm_pool, "_users", {})
+    monkeypatch.setattr(shm_pool, "_pools", {})
+    gc.collect()  # earlier tests' garbage finalizes now, not mid-test
+
+
+def test_settings_come_from_the_environment_and_refuse_nonsense(pool_environment, monkeypatch):
+    assert shm_pool.settings() == shm_pool.PoolSettings(True, 1 << 30)
+    monkeypatch.setenv("NEURODATA_SHM_POOL", "0")
+    monkeypatch.setenv("NEURODATA_SHM_POOL_KEEP_MIB", "64")
+    assert shm_pool.settings() == shm_pool.PoolSettings(False, 64 << 20)
+    assert shm_pool.local_pool() is None
+    monkeypatch.setenv("NEURODATA_SHM_POOL", "maybe")
+    with pytest.raises(ValueError, match="NEURODATA_SHM_POOL must be 0 or 1"):
+        shm_pool.settings()
+    monkeypatch.setenv("NEURODATA_SHM_POOL", "on")
+    monkeypatch.setenv("NEURODATA_SHM_POOL_KEEP_MIB", "1.5G")
+    with pytest.raises(ValueError, match="NEURODATA_SHM_POOL_KEEP_MIB must be a whole number"):
+        shm_pool.settings()
+
+
+def _epoch(loader) -> list:
+    return [frames for frames, _ in loader]
+
+
+def frame_loader() -> DataLoader:
+    return DataLoader(FRAMES, batch_size=2, num_workers=2, multiprocessing_context="fork", collate_fn=stack_dense)
+
+
+def test_configure_switches_the_pool_for_this_process_and_later_workers(pool_environment):
+    loader = frame_loader()
+    _epoch(loader)
+    assert shm_pool._kept and shm_pool.local_pool() is not None
+    assert shm_pool.configure(enabled=False) == shm_pool.PoolSettings(False, 1 << 30)
+    assert os.environ["NEURODATA_SHM_POOL"] == "0" and not shm_pool._kept  # released at once
+    assert shm_pool.local_pool() is None and not stack_dense(FRAMES[:2])[0].is_shared()
+    batches = _epoch(loader)  # workers forked now build batches in torch's shared memory
+    assert all(frames.is_shared() for frames in batches) and not shm_pool._kept
+    for k, frames in enumerate(batches):
+        np.testing.assert_array_equal(frames.numpy(), np.stack([FRAMES[2 * k][0], FRAMES[2 * k + 1][0]]))
+    with pytest.raises(ValueError, match="keep_mib"):
+        shm_pool.configure(keep_mib=-1)
+    assert shm_pool.configure(enabled=True, keep_mib=0).enabled
+    _epoch(loader)
+    assert not shm_pool._kept  # a bound of 0: nothing is kept for later workers
+
+
+def test_the_main_process_keeps_segments_up_to_the_bound(pool_environment, monkeypatch):
+    batch_bytes = shm_pool.layout_of([((2, *FRAMES[0][0].shape), np.int32)])[1]
+    monkeypatch.setenv("NEURODATA_SHM_POOL_KEEP_MIB", "1")
+    _epoch(frame_loader())
+    kept = sum(segment.size for segment in shm_pool._kept.values())
+    assert 0 < kept <= 1 << 20 and batch_bytes < 1 << 20
+
+
+def test_release_lets_go_of_everything_but_the_batches_still_held(pool_environment):
+    held = _epoch(frame_loader())[0]
+    expected = held.clone()
+    local = stack_dense(FRAMES[:2])[0]  # this process's private pool: one segment lent, one free after
+    del local
+    gc.collect()
+    stack_dense(FRAMES[2:4])
+    gc.collect()
+    kept = list(shm_pool._kept.values())
+    pool = shm_pool.local_pool()
+    assert len(kept) >= 2 and pool.segments
+    shm_pool.release()
+    assert not shm_pool._kept and not pool.segments
+    assert all(segment.fd == -1 for segment in kept)  # descriptors closed
+    assert sum(segment.map.closed for segment in kept) == len(kept) - 1  # the held batch's stays mapped
+    torch.testing.assert_close(held, expected)
+    del held
+    gc.collect()
+    again = _epoch(frame_loader())  # new segments, kept again
+    assert len(again) == len(FRAMES) // 2 and shm_pool._kept
+
+
+def test_the_memory_goes_when_the_last_loader_is_garbage_collected(pool_environment, tmp_path):
+    import loader_samples as ls
+
+    from neurodata.loaders import load, pad_events
+
+    store = ls.build_indexed_cache(str(tmp_path / "indexed.zarr"), 24)
+    first, second = load(store), load(store, streaming=True, block_samples=4)
+    for dataset in (first, second):
+        loader = DataLoader(
+            dataset, batch_size=4, num_workers=2, multiprocessing_context="fork", collate_fn=pad_events
+        )
+        assert sum(len(batch.lengths) for batch in loader) == 24
+    pad_events([first[1], first[2]])
+    assert shm_pool._kept and shm_pool.local_pool().segments
+    del loader, dataset, first
+    gc.collect()
+    assert shm_pool._kept  # one loader is still alive
+    del second
+    gc.collect()
+    assert not shm_pool._kept and not shm_pool.local_pool().segments

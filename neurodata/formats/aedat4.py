@@ -15,18 +15,16 @@ reads its ``u32 size + IOHeader`` prefix, after which :class:`Aedat4Decoder` dec
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import os
 import struct
 import threading
-from collections.abc import Iterator
 from typing import BinaryIO
 
 import lz4.frame
 import numpy as np
 import zstandard
 
+from .._threads import ordered_map, shared_pool
 from ..errors import FormatError, NeurodataError
 from ..events import RecordingInfo, empty_events
 from .aedat4_layout import COMPRESSION_NAMES, IO_HEADER_LIMIT, MAGIC, PACKET_HEADER, Stream, parse_io_header
@@ -38,7 +36,6 @@ MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond t
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 BATCH_PACKETS = 16  # packets decompressed per pool task
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 # --- header ----------------------------------------------------------------------------------
@@ -233,10 +230,12 @@ class Aedat4Decoder:
         so far and grows if a later part of the file compresses better.
         """
         batches = [spans[i : i + BATCH_PACKETS] for i in range(0, len(spans), BATCH_PACKETS)]
-        located = _ordered_map(
+        parallel = len(spans) >= PARALLEL_MIN_PACKETS and WORKERS >= 2
+        located = ordered_map(
             lambda batch: [self._locate(block, offset, s, e) for s, e in batch],
             batches,
-            parallel=len(spans) >= PARALLEL_MIN_PACKETS,
+            shared_pool("neurodata-aedat4", WORKERS) if parallel else None,
+            2 * WORKERS,  # results held at once: bounded memory
         )
         rows = _Rows()
         payload_left = sum(e - s for s, e in spans)
@@ -309,28 +308,6 @@ class _Rows:
         """The filled rows; copied out when the estimate left more than an eighth unused."""
         filled = self.out[: self.n]
         return filled.copy() if len(self.out) - self.n > self.n // 8 else filled
-
-
-def _ordered_map(function, items: list, parallel: bool) -> Iterator:
-    """``function`` over ``items`` in order; on the thread pool with a bounded lookahead when
-    ``parallel`` (so at most ``2 * WORKERS + 1`` results are held at once)."""
-    if not parallel or WORKERS < 2:
-        yield from map(function, items)
-        return
-    global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="neurodata-aedat4")
-    pending: collections.deque = collections.deque()
-    try:
-        for item in items:
-            pending.append(_POOL.submit(function, item))
-            if len(pending) > 2 * WORKERS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
 
 
 def sniff(head: bytes) -> bool:

@@ -19,7 +19,7 @@ from .collate import EventBatch, LengthBucketBatchSampler, pad_events, stack_den
 from .dataset import CacheDataset
 from .pipeline import SamplePipeline
 from .source import SplitSource, is_remote, resolve_store
-from .stream import StreamingDataset
+from .stream import StreamingDataset, StreamingOptions
 
 
 def load(
@@ -29,17 +29,11 @@ def load(
     transform: Callable | None = None,
     target_transform: Callable | None = None,
     *,
-    streaming: bool | None = None,
+    streaming: bool | StreamingOptions | None = None,
     storage_options: dict[str, Any] | None = None,
     root: str | os.PathLike | None = None,
     precomputed: bool | str = "auto",
-    shuffle: bool = True,
-    seed: int = 0,
-    block_samples: int | None = None,
-    shuffle_buffer: int | None = None,
-    prefetch: int | None = None,
-    rank: int | None = None,
-    world_size: int | None = None,
+    **streaming_keywords: Any,
 ) -> CacheDataset | StreamingDataset:
     """A PyTorch dataset of ``(input, target)`` pairs from one split of a neurodata cache.
 
@@ -51,29 +45,29 @@ def load(
     acts on events before the representation. A representation precomputed in the cache is read
     instead of computed (``precomputed="auto"``; True requires it, False ignores it).
 
-    ``streaming`` (default: True for remote URLs) returns a :class:`StreamingDataset` configured by
-    ``shuffle``, ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``, ``rank``, ``world_size``
-    (those arguments do not apply to the map-style dataset, whose sampler decides the order);
-    ``prefetch`` (blocks read ahead in a background thread) defaults to 2 remotely, 0 locally.
+    ``streaming`` (default: True for remote URLs) returns a :class:`StreamingDataset`, configured
+    by a :class:`StreamingOptions` passed as ``streaming`` (which implies streaming) or by its
+    fields as keywords: ``shuffle``, ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``,
+    ``rank``, ``world_size``. They do not apply to the map-style :class:`CacheDataset` (its
+    sampler decides the order): passing any of them where ``load`` returns one is a ValueError
+    naming them.
     """
+    options = streaming if isinstance(streaming, StreamingOptions) else None
+    options = StreamingOptions.resolve(options, streaming_keywords, "load()")  # before any I/O
     url = resolve_store(name_or_store, root)
+    why = "streaming=False" if streaming is not None else "a local store, streaming not asked for"
+    if streaming is None:
+        streaming = is_remote(url)
+    if not streaming and streaming_keywords:
+        raise ValueError(
+            f"load(): {', '.join(sorted(streaming_keywords))} apply only to a streaming dataset, and "
+            f"{url} loads as a map-style CacheDataset ({why}; its sampler decides the order): pass "
+            "streaming=True to stream it, or leave them out"
+        )
     source = SplitSource(url, split, storage_options)
     pipeline = SamplePipeline(source, representation, transform, target_transform, precomputed)
     source.warm(events=pipeline.stored is None)  # a stored representation decodes no events
-    if streaming is None:
-        streaming = is_remote(url)
-    if not streaming:
-        return CacheDataset(pipeline)
-    return StreamingDataset(
-        pipeline,
-        shuffle=shuffle,
-        seed=seed,
-        block_samples=block_samples,
-        shuffle_buffer=shuffle_buffer,
-        prefetch=prefetch,
-        rank=rank,
-        world_size=world_size,
-    )
+    return StreamingDataset(pipeline, options) if streaming else CacheDataset(pipeline)
 
 
 __all__ = [
@@ -83,6 +77,7 @@ __all__ = [
     "SamplePipeline",
     "SplitSource",
     "StreamingDataset",
+    "StreamingOptions",
     "load",
     "pad_events",
     "stack_dense",

@@ -14,10 +14,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Sampler, get_worker_info
 
 from . import shm_pool
 from .decode_pool import decode_map
+from .fillers import EventRowsFiller, StackFiller
 from .kernels import copy_with_range_numba, pad_records_numba
 
 
@@ -100,11 +101,13 @@ class BatchMemory(NamedTuple):
 
 def batch_tensors(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> BatchMemory:
     """Tensors for one batch from this process's reusable batch memory (:mod:`.shm_pool`): in a
-    DataLoader worker a shared segment, elsewhere a private one; where a worker has no memfd, each
-    tensor from :func:`batch_tensor` (fresh and zeroed)."""
+    DataLoader worker a shared segment, elsewhere a private one. Where the pool is off, or a worker
+    has no memfd, each tensor is fresh and zeroed: :func:`batch_tensor` in a worker, else ordinary
+    memory."""
     pool = shm_pool.worker_pool() or shm_pool.local_pool()
     if pool is None:
-        return BatchMemory([batch_tensor(shape, dtype) for shape, dtype in specs], None, False)
+        fresh = batch_tensor if get_worker_info() is not None else torch.zeros
+        return BatchMemory([fresh(shape, dtype=dtype) for shape, dtype in specs], None, False)
     lease, layout, arrays = shm_pool.lend([(shape, numpy_dtype(dtype)) for shape, dtype in specs], pool)
     tensors = [torch.from_numpy(array) for array in arrays]
     return BatchMemory(tensors, (lease, layout) if pool.shared else None, True)
@@ -127,8 +130,8 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
 
 
 def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker where
-    memfd is missing, so sending the batch to the main process does not copy it again (as
+    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker without
+    the reusable pool (off, or no memfd), so sending the batch to the main process does not copy it again (as
     ``default_collate`` does)."""
     nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
     return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(max(nbytes, 1)), 0, shape)
@@ -153,17 +156,18 @@ def _check_coordinates(which: str, lo: int, hi: int) -> None:
         )
 
 
-def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
+def pad_events(batch: Sequence[tuple[Any, Any]] | EventRowsFiller) -> EventBatch:
     """Collate ``(events, label)`` samples by padding each event field to the longest sample.
 
     ``events`` is a structured array or any mapping with ``t``, ``x``, ``y``, ``p`` columns
     (Tonic's and SpikingJelly's sample forms). Structured arrays are copied by one Numba pass each,
     samples side by side on the decode threads (:mod:`.decode_pool`) where a process collates alone;
-    a batch of samples still in the cache (:class:`.pending.PendingEvents`, from ``neurodata.load``)
-    is decoded straight into the padded columns. The batch is built in memory that is reused once
-    it is released (see :func:`batch_tensors`): shared memory in a DataLoader worker.
+    a batch of samples still in the cache (an :class:`.fillers.EventRowsFiller` such as
+    :class:`.pending.PendingEvents`, from ``neurodata.load``) is decoded straight into the padded
+    columns. The batch is built in memory that is reused once it is released (see
+    :func:`batch_tensors`): shared memory in a DataLoader worker.
     """
-    pending = hasattr(batch, "fill_rows")
+    pending = isinstance(batch, EventRowsFiller)
     if pending:
         lengths = batch.lengths()
     else:
@@ -204,16 +208,18 @@ def pad_events(batch: Sequence[tuple[Any, Any]]) -> EventBatch:
     return out
 
 
-def stack_dense(batch: Sequence[tuple[Any, Any]], time_major: bool = False) -> tuple[torch.Tensor, Any]:
+def stack_dense(
+    batch: Sequence[tuple[Any, Any]] | StackFiller, time_major: bool = False
+) -> tuple[torch.Tensor, Any]:
     """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
 
     numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames),
-    into reusable batch memory (see :func:`batch_tensors`); stored frames
-    still in the cache (:class:`.pending.PendingFrames`, from ``neurodata.load``) are decoded
-    straight into the batch.
+    into reusable batch memory (see :func:`batch_tensors`); stored frames still in the cache (a
+    :class:`.fillers.StackFiller` such as :class:`.pending.PendingFrames`, from ``neurodata.load``)
+    are decoded straight into the batch.
     """
     axis = 1 if time_major else 0
-    if hasattr(batch, "fill_stacked"):
+    if isinstance(batch, StackFiller):
         shape = list(batch.shape)
         shape.insert(axis, len(batch))
         (stacked,), pooled, _ = batch_tensors([(tuple(shape), _torch_dtype(batch.dtype))])
@@ -244,7 +250,7 @@ def _stacked(stacked: torch.Tensor, labels: Any, pooled: tuple | None) -> tuple[
     return out
 
 
-def stack_time_major(batch: Sequence[tuple[Any, Any]]) -> tuple[torch.Tensor, Any]:
+def stack_time_major(batch: Sequence[tuple[Any, Any]] | StackFiller) -> tuple[torch.Tensor, Any]:
     """:func:`stack_dense` with ``time_major=True``: ``[T, B, ...]`` for the SNN trainer."""
     return stack_dense(batch, time_major=True)
 

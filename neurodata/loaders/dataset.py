@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from . import shm_pool
 from .pending import PendingEvents, PendingFrames
 from .pipeline import SamplePipeline, read_items
 
@@ -46,6 +47,7 @@ class CacheDataset(SplitInfo, Dataset):
 
     def __init__(self, pipeline: SamplePipeline):
         self.pipeline = pipeline
+        shm_pool.register_user(self)  # the batch memory it is collated into goes when it does
 
     def __len__(self) -> int:
         return len(self.pipeline)

@@ -19,11 +19,11 @@ from typing import TypeVar
 import torch
 from torch.utils.data import get_worker_info
 
+from .._threads import shared_pool
+
 T = TypeVar("T")
 R = TypeVar("R")
 THREADS_VARIABLE = "NEURODATA_DECODE_THREADS"
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
-_lock = threading.Lock()
 _inside = threading.local()
 
 
@@ -43,15 +43,7 @@ def _mark_inside() -> None:
 
 def decode_pool(threads: int) -> ThreadPoolExecutor:
     """This process's pool of ``threads`` decode threads (a forked child makes its own)."""
-    key = (os.getpid(), threads)
-    with _lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = ThreadPoolExecutor(
-                threads, thread_name_prefix="neurodata-decode", initializer=_mark_inside
-            )
-            _pools[key] = pool
-        return pool
+    return shared_pool("neurodata-decode", threads, initializer=_mark_inside)
 
 
 def decode_map(task: Callable[[T], R], items: Sequence[T]) -> list[R]:

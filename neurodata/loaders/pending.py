@@ -4,9 +4,10 @@
 (no representation, no event transform) of a cache the fused reader handles (:mod:`.event_columns`),
 and :class:`PendingFrames` when they are a precomputed representation read directly from its shards.
 Both are read-only sequences of ``(input, target)``, read on first access, so any collate function
-works on them. :func:`.collate.pad_events` and :func:`.collate.stack_dense` instead have them
-decode every sample straight into its slot of the batch: no per-sample arrays and no second copy;
-in the main process the samples decode side by side (see :mod:`.decode_pool`).
+works on them. They also implement the filler protocols of :mod:`.fillers` (``EventRowsFiller``,
+``StackFiller``), through which :func:`.collate.pad_events` and :func:`.collate.stack_dense` have
+them decode every sample straight into its slot of the batch: no per-sample arrays and no second
+copy; in the main process the samples decode side by side (see :mod:`.decode_pool`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class PendingItems(Sequence):
 
 
 class PendingEvents(PendingItems):
-    """Raw event samples; :func:`.collate.pad_events` decodes them into the padded batch."""
+    """Raw event samples, an :class:`.fillers.EventRowsFiller`: :func:`.collate.pad_events` decodes
+    them into the padded batch."""
 
     def _size(self, row: int) -> int:
         offsets = self.pipeline.source.reader.offsets
@@ -87,8 +89,8 @@ class PendingEvents(PendingItems):
 
 
 class PendingFrames(PendingItems):
-    """Stored representations (one chunk per sample); :func:`.collate.stack_dense` decodes them
-    into the stacked batch."""
+    """Stored representations (one chunk per sample), a :class:`.fillers.StackFiller`:
+    :func:`.collate.stack_dense` decodes them into the stacked batch."""
 
     @property
     def shape(self) -> tuple[int, ...]:

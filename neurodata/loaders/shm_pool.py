@@ -2,45 +2,51 @@
 private in the process that trains.
 
 torch sends a worker's batch to the main process in shared memory, and a fresh segment per batch
-costs about 0.8 ms per MiB on tmpfs (allocate, fault in, free; 26 ms for 32 MiB measured on the
-benchmark VM): more than decoding the batch. Here each worker keeps a few memfd segments. A batch
-built in one (``pad_events``, ``stack_dense`` in a worker) pickles as a handle: the segment's file
-descriptor (passed as torch passes its own, through multiprocessing's resource sharer), its size
-and the arrays' layout. The main process maps the segment and builds the tensors as views of one
-numpy array over the mapping.
+costs more in tmpfs page allocation than decoding the batch (figures in docs/sections/loaders.md).
+Here each worker keeps a few memfd segments. A batch built in one (``pad_events``, ``stack_dense``
+in a worker) pickles as a handle: the segment's file descriptor (passed as torch passes its own,
+through multiprocessing's resource sharer), its size and the arrays' layout. The main process maps
+the segment and builds the tensors as views of one numpy array over the mapping.
 
 The segment's first byte says whether it is lent. The worker sets it when it builds a batch; the
 main process clears it when the last tensor of that batch, or of any view of one, is gone (a
 finalizer on the array they all view); only then does the worker write into the segment again,
 so a batch the user keeps is never overwritten. A batch that never leaves the worker (a collate
 function that builds something else from it) is given back when the worker's own arrays die.
-Linux only (``os.memfd_create``); elsewhere batches use torch's shared memory as before.
+Where memfds cannot be made (not Linux, or a kernel or sandbox that refuses ``memfd_create``),
+batches use torch's shared memory as before.
 
 Workers are usually started afresh each epoch (``persistent_workers=False``, PyTorch's default), and
-a new worker's first segments cost their tmpfs pages again. So the main process keeps every segment
-it receives mapped, with its file descriptor, up to :data:`KEEP_BYTES`, and a worker forked later
-inherits them and claims up to :data:`CLAIM`, the largest first, with an exclusive ``flock`` (a
-worker also claims the segments it makes), so two live workers, of one DataLoader or of two, never
-write one segment. A fork does not copy the page tables of shared mappings, so the worker would
-still fault every page of an inherited segment on first write (25 ms for 64 MiB on the benchmark
-VM); it maps the part a batch needs in one ``MADV_POPULATE_READ`` call instead (6-9 ms; Linux 5.14+,
-elsewhere the pages fault in as before). A new segment's pages cost their allocation either way
-(~58 ms for 64 MiB), which is why the inherited ones matter.
+a new worker's first segments cost their tmpfs pages again. So the main process keeps the segments
+it receives mapped, with their file descriptors, up to a bound (:func:`settings`), and a worker
+forked later inherits them and claims up to :data:`CLAIM`, the largest first, with an exclusive
+``flock`` (a worker also claims the segments it makes), so two live workers, of one DataLoader or
+of two, never write one segment. A fork does not copy the page tables of shared mappings, so the
+worker would still fault every page of an inherited segment on first write; it maps the part a
+batch needs in one ``MADV_POPULATE_READ`` call instead (Linux 5.14+; elsewhere the pages fault in
+as before).
 
 A process that collates for itself (``num_workers=0``) reuses memory the same way, with private
-anonymous mappings instead of memfds: a fresh 67 MiB padded event batch costs 10-24 ms to map,
-fault in and zero (numpy's ``np.zeros`` for a batch of 16 DVS128 samples, measured on the benchmark
-VM), a reused one 2.4 ms to write, which is about a third of what decoding the batch costs.
-Such a batch is never sent anywhere, so it is reused as soon as its arrays are gone.
+anonymous mappings instead of memfds (a reused batch is written, a fresh one also mapped, faulted
+in and zeroed). Such a batch is never sent anywhere, so it is reused as soon as its arrays are gone.
+
+The memory is bounded and given back: ``$NEURODATA_SHM_POOL=0`` (or :func:`configure`) turns the
+pool off (batches in fresh memory, as torch makes them), ``$NEURODATA_SHM_POOL_KEEP_MIB`` bounds
+what the main process keeps (default 1024), and :func:`release` lets go of every segment not in
+use, which happens by itself when the last dataset ``neurodata.load`` made is garbage-collected
+(:func:`register_user`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
 import os
+import sys
 import threading
 import weakref
+from dataclasses import dataclass
 from multiprocessing.reduction import DupFd
 from typing import Any
 
@@ -52,7 +58,8 @@ HEADER = 64  # byte 0: LENT while the main process may hold the batch
 ALIGN = 64
 LENT, FREE = 1, 0
 PAGE = mmap.PAGESIZE
-MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14; Python names it from 3.13
+# Linux 5.14; Python names it from 3.13; None: no such advice here (pages fault in)
+MADV_POPULATE_READ: int | None = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform == "linux" else None)
 MAX_FREE = 2  # free segments a worker keeps beyond the ones it lends
 Layout = list[tuple[int, tuple[int, ...], str]]  # (offset after the header, shape, dtype) per array
 
@@ -108,22 +115,37 @@ class Segment:
 
     def populate(self, nbytes: int) -> None:
         """Map the first ``nbytes`` of an inherited segment into this process's page tables in one
-        call rather than one fault per page; a kernel without ``MADV_POPULATE_READ`` leaves them
-        to fault in."""
+        call rather than one fault per page; where ``MADV_POPULATE_READ`` is unknown (a kernel
+        before 5.14, another system, a Python without ``madvise``) the pages fault in instead."""
         if 0 <= self.mapped < nbytes:
             end = min(self.size, -(-nbytes // PAGE) * PAGE)
             try:
+                if MADV_POPULATE_READ is None:
+                    raise ValueError("no MADV_POPULATE_READ here")
                 self.map.madvise(MADV_POPULATE_READ, self.mapped, end - self.mapped)
-            except (OSError, ValueError):  # older kernel: page faults do it
+            except (OSError, ValueError, AttributeError):  # page faults do it: no further attempts
                 self.mapped = -1
                 return
             self.mapped = end
 
     def close(self) -> None:
+        """Unmap the segment and close its descriptors; BufferError (nothing closed) while arrays view it."""
         self.map.close()
+        self._close_descriptors()
+
+    def release(self) -> None:
+        """:meth:`close`, or where a held batch's arrays still view the segment, close the descriptors
+        now and leave the mapping to go with the last view (mmap unmaps when garbage)."""
+        try:
+            self.close()
+        except BufferError:
+            self._close_descriptors()
+
+    def _close_descriptors(self) -> None:
         for fd in (self.fd, self.lock_fd):
             if fd >= 0:
                 os.close(fd)
+        self.fd = self.lock_fd = -1
 
 
 class Lease:
@@ -182,32 +204,142 @@ class Pool:
         segment.map[0] = LENT
         return segment
 
+    def release(self) -> None:
+        """Close every free segment. Lent ones stay in a worker's pool (their descriptors still
+        hand batches over); a private pool drops them, to be unmapped when their batch is gone."""
+        with self.lock:
+            free = [s for s in self.segments if s.reusable]
+            self.segments = [s for s in self.segments if self.shared and not s.reusable]
+        for segment in free:
+            segment.release()
+
+
+SWITCH_VARIABLE = "NEURODATA_SHM_POOL"
+KEEP_VARIABLE = "NEURODATA_SHM_POOL_KEEP_MIB"
+DEFAULT_KEEP_MIB = 1024
+_OFF, _ON = ("0", "off", "false", "no"), ("", "1", "on", "true", "yes")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """``enabled``: batches go into reusable segments; ``keep_bytes``: what the main process keeps
+    of the segments it received, for workers started later (see the module docstring)."""
+
+    enabled: bool = True
+    keep_bytes: int = DEFAULT_KEEP_MIB << 20
+
+
+def settings() -> PoolSettings:
+    """The settings in force, read from the environment each time (workers inherit it, under fork
+    as under spawn): ``$NEURODATA_SHM_POOL`` (``0``/``off`` turns the pool off; unset or ``1``: on)
+    and ``$NEURODATA_SHM_POOL_KEEP_MIB`` (a whole number of MiB; default 1024)."""
+    switch = os.environ.get(SWITCH_VARIABLE, "").strip().lower()
+    if switch not in _OFF + _ON:
+        raise ValueError(f"${SWITCH_VARIABLE} must be 0 or 1 (off or on), got {switch!r}")
+    keep = os.environ.get(KEEP_VARIABLE, "").strip()
+    if keep and not keep.isdigit():
+        raise ValueError(f"${KEEP_VARIABLE} must be a whole number of MiB, got {keep!r}")
+    return PoolSettings(switch in _ON, (int(keep) if keep else DEFAULT_KEEP_MIB) << 20)
+
+
+def configure(enabled: bool | None = None, keep_mib: int | None = None) -> PoolSettings:
+    """Turn the pool on or off and bound what the main process keeps; returns the settings now.
+
+    Parameters: ``enabled`` (None: unchanged) and ``keep_mib`` (MiB, None: unchanged) are written
+    to the environment variables :func:`settings` reads, so DataLoader workers started afterwards
+    follow them however they start. Turning the pool off, or a bound below what is kept now,
+    releases what is kept (:func:`release`).
+    """
+    if keep_mib is not None:
+        if isinstance(keep_mib, bool) or not isinstance(keep_mib, int) or keep_mib < 0:
+            raise ValueError(f"keep_mib must be a whole number of MiB (0 or more), got {keep_mib!r}")
+        os.environ[KEEP_VARIABLE] = str(keep_mib)
+    if enabled is not None:
+        os.environ[SWITCH_VARIABLE] = "1" if enabled else "0"
+    now = settings()
+    if not now.enabled or sum(s.size for s in _kept.values()) > now.keep_bytes:
+        release()
+    return now
+
+
+_memfd_works: bool | None = None  # found on first use; a forked child inherits the answer
+
+
+def memfd_available() -> bool:
+    """Whether this process can make memfds: ``os.memfd_create`` exists (Linux) and the kernel
+    grants it (a sandbox may refuse the call: then batches go through torch's shared memory)."""
+    global _memfd_works
+    if _memfd_works is None:
+        try:
+            os.close(os.memfd_create("neurodata-probe", os.MFD_CLOEXEC))
+            _memfd_works = True
+        except (AttributeError, OSError):
+            _memfd_works = False
+    return _memfd_works
+
 
 _pools: dict[tuple[int, bool], Pool] = {}
-_pools_lock = threading.Lock()
+_pools_lock = threading.RLock()  # reentrant: a dataset's finalizer may run (release) while held
 # in the main process: the segments received from workers, kept mapped (and their file descriptors
 # open) so that workers forked later, one DataLoader epoch after another, inherit them instead of
-# faulting fresh tmpfs pages in (~0.8 ms per MiB); keyed by (device, inode) of the memfd
+# faulting fresh tmpfs pages in; keyed by (device, inode) of the memfd, at most settings().keep_bytes
 _kept: dict[tuple[int, int], Segment] = {}
-KEEP_BYTES = 1 << 30  # kept at most
 CLAIM = MAX_FREE + 2  # kept segments a new worker takes at most: two in flight, one held, one spare
+_users: dict[int, set[int]] = {}  # process id -> tokens of the datasets registered there, alive
+_tokens = itertools.count()
 
 
 def worker_pool() -> Pool | None:
-    """This DataLoader worker's pool; None outside workers and where memfd is missing. A worker
-    forked from the main process starts with up to :data:`CLAIM` of the segments the main process
-    kept from earlier workers (see :func:`receive`) that no other process has claimed."""
-    if get_worker_info() is None or not hasattr(os, "memfd_create"):
+    """This DataLoader worker's pool; None outside workers, where the pool is off and where memfds
+    cannot be made. A worker forked from the main process starts with up to :data:`CLAIM` of the
+    segments the main process kept from earlier workers (see :func:`receive`) that no other
+    process has claimed."""
+    if get_worker_info() is None or not settings().enabled or not memfd_available():
         return None
     return _pool(shared=True)
 
 
 def local_pool() -> Pool | None:
-    """This process's pool of private batch memory; None inside a DataLoader worker (its batches
-    go to another process: :func:`worker_pool`)."""
-    if get_worker_info() is not None:
+    """This process's pool of private batch memory; None where the pool is off and inside a
+    DataLoader worker (its batches go to another process: :func:`worker_pool`)."""
+    if get_worker_info() is not None or not settings().enabled:
         return None
     return _pool(shared=False)
+
+
+def release() -> None:
+    """Let go of the batch memory this process holds between batches: the segments it kept from
+    workers and the free segments of its pools. Batches still held stay valid (their memory goes
+    with their last tensor); later batches make or receive new segments."""
+    with _pools_lock:
+        pools = [pool for (pid, _), pool in _pools.items() if pid == os.getpid()]
+        owned = {id(segment) for pool in pools for segment in list(pool.segments)}
+        kept = [segment for segment in _kept.values() if id(segment) not in owned]  # claimed: the pool's
+        _kept.clear()
+        for segment in kept:
+            segment.release()
+    for pool in pools:
+        pool.release()
+
+
+def register_user(owner: object) -> None:
+    """Count ``owner`` (a dataset of ``neurodata.load``) as a user of this process's batch memory:
+    when the last one registered here is garbage-collected, :func:`release` runs."""
+    pid, token = os.getpid(), next(_tokens)
+    with _pools_lock:
+        _users.setdefault(pid, set()).add(token)
+    weakref.finalize(owner, _user_gone, pid, token).atexit = False  # at exit the process lets go anyway
+
+
+def _user_gone(pid: int, token: int) -> None:
+    if pid != os.getpid():  # the copy a forked worker inherited: the parent still holds the dataset
+        return
+    with _pools_lock:
+        users = _users.get(pid, set())
+        last = token in users and len(users) == 1
+        users.discard(token)
+    if last:
+        release()
 
 
 def _pool(shared: bool) -> Pool:
@@ -263,7 +395,7 @@ def _give_back(buffer: mmap.mmap) -> None:
 
 def _kept_map(fd: int, size: int) -> mmap.mmap:
     """The mapping of a received memfd: the kept one when this segment came before (``fd`` is
-    closed), else a new one, kept with ``fd`` while the budget allows."""
+    closed), else a new one, kept with ``fd`` while the pool is on and the bound allows."""
     try:
         info = os.fstat(fd)
         key = (info.st_dev, info.st_ino)
@@ -274,7 +406,8 @@ def _kept_map(fd: int, size: int) -> mmap.mmap:
     except BaseException:
         os.close(fd)
         raise
-    if sum(s.size for s in _kept.values()) + size <= KEEP_BYTES:
+    wanted = settings()
+    if wanted.enabled and sum(s.size for s in _kept.values()) + size <= wanted.keep_bytes:
         _kept[key] = Segment.adopt(fd, buffer, size)
     else:
         os.close(fd)
@@ -283,10 +416,11 @@ def _kept_map(fd: int, size: int) -> mmap.mmap:
 
 def receive(handle: tuple[Any, int], layout: Layout) -> list[torch.Tensor]:
     """In the main process: the lent arrays as tensors; the segment goes back when all are gone.
-    The segment stays mapped here for workers forked later (up to :data:`KEEP_BYTES`)."""
+    The segment stays mapped here for workers forked later (see :func:`settings`)."""
     fd_wrapper, size = handle
     fd = fd_wrapper.detach()
-    buffer = _kept_map(fd, size)
-    base, views = _views(buffer, layout, size)
+    with _pools_lock:  # a release() on another thread leaves the mapping open once it is viewed
+        buffer = _kept_map(fd, size)
+        base, views = _views(buffer, layout, size)
     weakref.finalize(base, _give_back, buffer)
     return [torch.from_numpy(view) for view in views]

@@ -1,7 +1,7 @@
 """The streaming (iterable) dataset: contiguous block reads, sharded over ranks and workers, read ahead.
 
 See :mod:`.sharding` for who reads what. Within a worker, blocks are read in a background thread
-(:func:`.prefetch.prefetched`) and samples pass through a shuffle buffer seeded by
+(:func:`neurodata._threads.prefetched`) and samples pass through a shuffle buffer seeded by
 ``(seed, epoch, rank, worker)``, so an epoch's order is reproducible for a fixed world size and worker
 count. The epoch lives in a shared-memory tensor: :meth:`StreamingDataset.set_epoch` in the main
 process reaches persistent workers too.
@@ -9,13 +9,17 @@ process reaches persistent workers too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .._threads import prefetched
+from . import shm_pool
 from .dataset import SplitInfo
 from .pipeline import SamplePipeline
 from .sharding import epoch_order, plan_blocks, rank_blocks, shuffle_buffer, worker_blocks
@@ -46,39 +50,75 @@ def auto_block_samples(pipeline: SamplePipeline) -> int:
     return int(np.clip(TARGET_BLOCK_BYTES // max(per_sample, 1), 1, 1024))
 
 
+@dataclass(frozen=True)
+class StreamingOptions:
+    """How a :class:`StreamingDataset` reads one split; every field applies to streaming alone.
+
+    ``shuffle``: permute the blocks each epoch and pass samples through a shuffle buffer;
+    ``seed``: the seed of both (with the epoch, rank and worker); ``block_samples``: samples per
+    contiguous read (None: about :data:`TARGET_BLOCK_BYTES` decoded); ``shuffle_buffer``: samples
+    in the buffer (None: 4 blocks); ``prefetch``: blocks read ahead on a background thread
+    (None: 2 for remote stores, 0 for local ones); ``rank``/``world_size``: this process's share
+    (None: the initialised torch.distributed group's, else 0 of 1).
+    """
+
+    shuffle: bool = True
+    seed: int = 0
+    block_samples: int | None = None
+    shuffle_buffer: int | None = None
+    prefetch: int | None = None
+    rank: int | None = None
+    world_size: int | None = None
+
+    @classmethod
+    def resolve(cls, options: StreamingOptions | None, keywords: dict[str, Any], caller: str) -> StreamingOptions:
+        """``options``, or the options the flat ``keywords`` (field names) give.
+
+        Parameters: ``caller`` names the function in the errors: a keyword that is no field is a
+        TypeError, as Python's own; a keyword beside an options object is a ValueError (which
+        would win is not obvious).
+        """
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(keywords.keys() - fields)
+        if unknown:
+            raise TypeError(f"{caller} got unexpected keyword arguments: {', '.join(unknown)}")
+        if options is None:
+            return cls(**keywords)
+        if keywords:
+            raise ValueError(
+                f"{caller}: pass {', '.join(sorted(keywords))} in the StreamingOptions or as keywords, not both"
+            )
+        return options
+
+
 class StreamingDataset(SplitInfo, IterableDataset):
     """Iterate one split's ``(input, target)`` pairs, each sample exactly once per epoch across all
     ranks and DataLoader workers.
 
-    ``rank``/``world_size`` default to the initialised torch.distributed group. Ranks may receive a
-    block's worth of samples more or fewer than each other (``len()`` gives this rank's count for
-    the current epoch); see docs/sections/loaders.md for DDP.
+    Parameters: ``pipeline`` reads and transforms the samples; ``options`` (a
+    :class:`StreamingOptions`), or its fields as keywords, say how. Ranks may receive a block's
+    worth of samples more or fewer than each other (``len()`` gives this rank's count for the
+    current epoch); see docs/sections/loaders.md for DDP.
     """
 
-    def __init__(
-        self,
-        pipeline: SamplePipeline,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        block_samples: int | None = None,
-        shuffle_buffer: int | None = None,
-        prefetch: int | None = None,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ):
+    def __init__(self, pipeline: SamplePipeline, options: StreamingOptions | None = None, **keywords: Any):
+        options = StreamingOptions.resolve(options, keywords, "StreamingDataset()")
         self.pipeline = pipeline
-        self.shuffle = shuffle
-        self.seed = int(seed)
-        self.block_samples = block_samples or auto_block_samples(pipeline)
-        self.shuffle_buffer = shuffle_buffer if shuffle_buffer is not None else 4 * self.block_samples
-        self.prefetch = prefetch if prefetch is not None else (2 if is_remote(pipeline.source.url) else 0)
+        self.shuffle = options.shuffle
+        self.seed = int(options.seed)
+        self.block_samples = options.block_samples or auto_block_samples(pipeline)
+        self.shuffle_buffer = (
+            options.shuffle_buffer if options.shuffle_buffer is not None else 4 * self.block_samples
+        )
+        remote = is_remote(pipeline.source.url)
+        self.prefetch = options.prefetch if options.prefetch is not None else (2 if remote else 0)
         default_rank, default_world = default_rank_world()
-        self.rank = default_rank if rank is None else rank
-        self.world_size = default_world if world_size is None else world_size
+        self.rank = default_rank if options.rank is None else options.rank
+        self.world_size = default_world if options.world_size is None else options.world_size
         self.blocks = plan_blocks(len(pipeline), self.block_samples)
         rank_blocks(np.arange(0), self.rank, self.world_size)  # validate rank and world size now
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        shm_pool.register_user(self)  # the batch memory it is collated into goes when it does
 
     @property
     def epoch(self) -> int:
@@ -100,8 +140,6 @@ class StreamingDataset(SplitInfo, IterableDataset):
         return self.pipeline.read(*self.blocks[block])
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        from .prefetch import prefetched
-
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self.epoch
