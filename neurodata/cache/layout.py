@@ -47,6 +47,7 @@ import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from .codecs import DELTA
+from .narrowing import ValueRange, merge_ranges, narrowest
 
 LAYOUT_VERSION = 3
 READABLE_LAYOUTS = (1, 2, 3)  # 1: no ``rows`` array, samples back to back; 2: always a ``p`` array
@@ -100,20 +101,13 @@ def event_compressor(
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
 
 
-def value_range(column: np.ndarray) -> list[int] | None:
-    """``[min, max]`` of a column as Python ints (None when it is empty), for :func:`narrowest_dtypes`."""
-    return [int(column.min()), int(column.max())] if len(column) else None
-
-
-def narrowest_dtypes(ranges: list[dict[str, list[int] | None]]) -> dict[str, np.dtype]:
+def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]:
     """The stored dtype of each event column: the narrowest of :data:`STORED_DTYPES` holding every
     ``[min, max]`` range given (one dict per part; None for an empty part)."""
-    chosen = {}
-    for field, candidates in STORED_DTYPES.items():
-        spans = [r[field] for r in ranges if r[field] is not None]
-        lo, hi = min((s[0] for s in spans), default=0), max((s[1] for s in spans), default=0)
-        chosen[field] = next(d for d in candidates if np.iinfo(d).min <= lo and hi <= np.iinfo(d).max)
-    return chosen
+    return {
+        field: narrowest(candidates, merge_ranges(r[field] for r in ranges))
+        for field, candidates in STORED_DTYPES.items()
+    }
 
 
 def sample_compressor() -> ZstdCodec:

@@ -3,7 +3,7 @@
 The commit writes every event shard exactly once, whole, so the general machinery of a zarr
 ``setitem`` (async codec pipeline, per-chunk tasks, read-modify-write bookkeeping) costs several
 times the compression itself. This module produces the same bytes (``tests`` compare them with
-zarr's own output) for the arrays :meth:`CacheBuilder._layout_split` creates: 1-D, inner chunks of
+zarr's own output) for the arrays :func:`.arrays.create_split` creates: 1-D, inner chunks of
 ``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.layout.event_compressor`),
 shard index at the end as little-endian ``uint64`` ``(offset, nbytes)`` pairs plus its CRC32C.
 Chunks that hold only the fill value (0) are left out (index entry all ones), as zarr does by

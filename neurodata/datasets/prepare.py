@@ -17,8 +17,8 @@ from typing import Any
 
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
 from ..cache.layout import DEFAULT_CODEC
+from ..cache.plan import read_marker
 from ..cache.store import Location
-from ..cache.writer import read_marker
 from ..errors import NeurodataError
 from ..localfs import cache_name, default_root, file_lock
 from .download import download
