@@ -24,6 +24,11 @@ from typing import IO
 
 from .errors import NeurodataError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
 PRIVATE = 0o600  # permission bits of a new file readable by its owner only (what tempfile.mkstemp gives)
 SHARED = 0o666  # permission bits of a new file as open() creates it; the umask narrows both
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
@@ -129,13 +134,11 @@ def file_lock(
             use; a waiter that then locks the deleted file notices and locks the new one instead.
         permissions: permission bits of a new lock file before the umask.
     """
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         yield
         return
     path = os.fspath(path)
-    fd = _acquire(fcntl, path, on_wait, timeout, remove, permissions)
+    fd = _acquire(path, on_wait, timeout, remove, permissions)
     try:
         yield
     finally:
@@ -148,7 +151,7 @@ def file_lock(
 
 
 def _acquire(
-    fcntl, path: str, on_wait: Callable[[], None] | None, timeout: float | None, remove: bool, permissions: int
+    path: str, on_wait: Callable[[], None] | None, timeout: float | None, remove: bool, permissions: int
 ) -> int:
     """Open and lock ``path`` (see :func:`file_lock`); returns the locked descriptor."""
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -76,8 +76,8 @@ DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task
 # and makes the set of stored files depend only on the array sizes (verify then flags any deletion)
 ARRAY_CONFIG = {"write_empty_chunks": True}
 # Blosc compressor name and level per codec choice (benchmarks/bench_cache_coding.py measures them).
-# "lz4" compresses with LZ4HC: the same format and decoder as plain LZ4, ~10x slower to compress,
-# 3-20 % smaller on DVS recordings than plain LZ4 (caches written with plain LZ4 read alike).
+# "lz4" compresses with LZ4HC: the same format and decoder as plain LZ4, slower to compress and
+# smaller on DVS recordings (docs/sections/cache.md; caches written with plain LZ4 read alike).
 EVENT_CODECS = {"lz4": ("lz4hc", 5), "zstd": ("zstd", 5)}
 DEFAULT_CODEC = "zstd"
 # Blosc's filter before compressing, chosen per column by the writer (see shards.choose_coding):
@@ -94,8 +94,8 @@ def event_compressor(
 ) -> BloscCodec:
     """The Blosc codec of one event column for a codec choice (:data:`EVENT_CODECS`) and filter.
 
-    ``zstd`` (default) stores 5-15 % fewer bytes and compresses faster; ``lz4`` (LZ4HC compression,
-    LZ4 decoding) decompresses ~20 % faster. Staged parts always use plain LZ4.
+    ``zstd`` (default) stores fewer bytes and compresses faster; ``lz4`` (LZ4HC compression, LZ4
+    decoding) decompresses faster (figures in docs/sections/cache.md). Staged parts always use plain LZ4.
     """
     cname, clevel = EVENT_CODECS[codec]
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)

@@ -102,7 +102,9 @@ class CacheBuilder:
         pack_polarities: bool = True,
         overwrite: bool = False,
     ):
-        plan = BuildPlan(name, attrs, parts, chunk_events, shard_events, codec, align_samples, pack_polarities)
+        plan = BuildPlan(
+            name, attrs, parts, chunk_events, shard_events, codec, align_samples, pack_polarities
+        )
         self.plan = plan.checked(f"{store_url}")
         self.root = Location(store_url, storage_options)
         self.staging = self.root.sibling(".build")
@@ -228,7 +230,12 @@ class CacheBuilder:
         manifest = manifest_bytes(checksums)
         target.write_bytes(manifest, MANIFEST_KEY)
         root.attrs[ATTRS_KEY] = root_attrs(
-            self.plan.name, self.plan.attrs, splits, manifest_crc32c=crc32c_hex(manifest), complete=True, **attrs
+            self.plan.name,
+            self.plan.attrs,
+            splits,
+            manifest_crc32c=crc32c_hex(manifest),
+            complete=True,
+            **attrs,
         )
         if self.root.is_local:
             aside = self.staging.child(f"old-{uuid.uuid4().hex[:8]}")
