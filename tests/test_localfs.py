@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import subprocess
@@ -105,3 +106,26 @@ def test_default_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_root() == tmp_path / "xdg" / "neurodata"
     assert cache_name("nmnist", {"a": "1", "b": "2"}, {"a": "1"}) == "nmnist-b=2.zarr"
+
+
+def imported_modules(relative: str) -> set[str]:
+    """The modules of the neurodata package a source file imports (relative imports resolved)."""
+    path = ROOT / relative
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            found.add(".".join([*base, *(node.module or "").split(".")]).rstrip("."))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("neurodata"):
+            found.add(node.module)
+    return found
+
+
+def test_localfs_is_a_leaf_and_lower_layers_do_not_import_upper_ones():
+    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors"}
+    assert "neurodata.writer" not in imported_modules("neurodata/formats/aedat31.py")
+    assert not any(
+        m.startswith("neurodata.datasets") for m in imported_modules("neurodata/loaders/source.py")
+    )
+    assert not any(m.startswith("neurodata.datasets") for m in imported_modules("neurodata/sim/gestures.py"))
