@@ -103,9 +103,16 @@ class CacheBuilder:
         overwrite: bool = False,
     ):
         plan = BuildPlan(
-            name, attrs, parts, chunk_events, shard_events, codec, align_samples, pack_polarities
+            name=name,
+            attrs=attrs,
+            parts=parts,
+            chunk_events=chunk_events,
+            shard_events=shard_events,
+            codec=codec,
+            align_samples=align_samples,
+            pack_polarities=pack_polarities,
         )
-        self.plan = plan.checked(f"{store_url}")
+        self.plan = plan.checked(f"{store_url}")  # the settings, as ``self.plan.<name>``
         self.root = Location(store_url, storage_options)
         self.staging = self.root.sibling(".build")
         self.overwrite = overwrite
@@ -219,7 +226,11 @@ class CacheBuilder:
             placement = placements[split]
             sync(create_split(target, split, records, placement, events))
             split_target = SplitTarget(
-                target.url, self.root.storage_options, split, placement.chunk_events, events
+                url=target.url,
+                storage_options=self.root.storage_options,
+                split=split,
+                chunk_events=placement.chunk_events,
+                events=events,
             )
             tasks += plan_shards(split_target, placement, self._part_spans(split, records))
         checksums: dict[str, list] = {}
@@ -258,7 +269,9 @@ class CacheBuilder:
             columns = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
             probe = dict(zip(EVENT_FIELDS, columns))
         codings = choose_codings(probe, dtypes, time_coding, self.plan.codec, chunk_events, self.root.url)
-        return EventFormat(time_coding, dtypes, codings, self.plan.shard_events)
+        return EventFormat(
+            time_coding=time_coding, dtypes=dtypes, codings=codings, shard_events=self.plan.shard_events
+        )
 
     def _part_spans(self, split: str, records: list[dict[str, Any]]) -> list[PartSpan]:
         """Where each staged part of ``split`` is and which of the split's events it holds."""
