@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from neurodata.cache import verify_cache
-from neurodata.datasets.paths import default_root
 from neurodata.datasets.registry import all_datasets
+from neurodata.localfs import default_root
 
 from .output import emit
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,24 +12,7 @@ from .events import RecordingInfo, as_events
 from .export import EXPORTS
 from .formats import writer_for_path
 from .formats.base import Writer
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator:
-    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, mode) as fileobj:
-            yield fileobj
-            fileobj.flush()
-            os.fsync(fileobj.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+from .localfs import atomic_output
 
 
 @contextlib.contextmanager

@@ -227,13 +227,13 @@ def test_dask_local_cluster_build_equals_serial(tmp_path, reference):
 KILL_DURING_PART = """
 import os, signal
 import cache_samples as cs
-from neurodata.cache import writer
-real = writer.write_done_marker
+from neurodata.cache import staging, writer
+real = staging.write_done_marker
 def dying(location, done):
     if location.url.endswith("/train/000002") or "/train/000002.tmp-" in location.url:
         os.kill(os.getpid(), signal.SIGKILL)  # arrays written, done.json not yet
     real(location, done)
-writer.write_done_marker = dying
+staging.write_done_marker = dying
 writer.build_cache(cs.builder({url!r}), cs.make_random_part)
 """
 

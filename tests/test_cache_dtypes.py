@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 
 import neurodata
-from neurodata.cache import CacheBuilder, CacheError, PartData, build_cache, open_cache, verify_cache, writer
+from neurodata.cache import (
+    CacheBuilder,
+    CacheError,
+    PartData,
+    build_cache,
+    open_cache,
+    time_coding,
+    verify_cache,
+)
 from neurodata.cache.layout import EVENT_DTYPES, narrowest_dtypes
+from neurodata.cache.narrowing import narrowed
 from neurodata.cache.reader import decode_range
 from neurodata.events import make_events
 
@@ -66,7 +75,7 @@ def test_dvs128_events_are_stored_narrow_and_read_back_exactly(tmp_path, fixture
     assert verify_cache(url, deep=True).ok
 
     # the same events in the widest dtypes (the layout before narrowing): read alike, take more bytes
-    monkeypatch.setattr(writer, "narrowest_dtypes", lambda ranges: dict(EVENT_DTYPES))
+    monkeypatch.setattr(time_coding, "narrowest_dtypes", lambda ranges: dict(EVENT_DTYPES))
     wide = _build(tmp_path / "wide.zarr", samples)
     assert open_cache(wide).attrs["event_dtypes"] == {"t": "<i8", "x": "<u2", "y": "<u2"}
     for i, (events, _, _) in enumerate(samples):
@@ -96,16 +105,16 @@ def test_polarities_ride_in_the_times_only_where_every_value_allows_it():
     deltas', so a gap of 2**30 us that int32 holds as a delta needs int64 packed."""
     part = {"t": [-5, 2**30], "x": [0, 127], "y": [0, 127], "p": [0, 1]}
     empty = dict.fromkeys(part)
-    assert writer.stored_dtypes([part, empty]) == ("per-sample-delta-polarity", {"t": I8, "x": U1, "y": U1})
-    assert writer.stored_dtypes([part], pack_polarities=False) == (
+    assert time_coding.stored_dtypes([part, empty]) == ("per-sample-delta-polarity", {"t": I8, "x": U1, "y": U1})
+    assert time_coding.stored_dtypes([part], pack_polarities=False) == (
         "per-sample-delta",
         {"t": I4, "x": U1, "y": U1, "p": U1},
     )
     small = {**part, "t": [-5, 2**30 - 1]}
-    assert writer.stored_dtypes([small])[1]["t"] == I4  # 2 * (2**30 - 1) + 1 fits int32
+    assert time_coding.stored_dtypes([small])[1]["t"] == I4  # 2 * (2**30 - 1) + 1 fits int32
     for bad in ({**part, "p": [0, 2]}, {**part, "t": [0, 2**62]}, {**part, "t": [-(2**62) - 1, 0]}):
-        assert writer.stored_dtypes([part, bad])[0] == "per-sample-delta"
-    assert writer.stored_dtypes([{**part, "t": [-(2**62), 2**62 - 1]}])[0] == "per-sample-delta-polarity"
+        assert time_coding.stored_dtypes([part, bad])[0] == "per-sample-delta"
+    assert time_coding.stored_dtypes([{**part, "t": [-(2**62), 2**62 - 1]}])[0] == "per-sample-delta-polarity"
 
 
 def test_decode_range_takes_narrow_wide_and_other_integer_columns_alike(fixtures):
@@ -124,11 +133,11 @@ def test_decode_range_takes_narrow_wide_and_other_integer_columns_alike(fixtures
 
 
 def test_a_value_outside_the_chosen_dtype_is_refused(tmp_path):
-    location = writer.Location(str(tmp_path / "c.zarr"))
+    location = str(tmp_path / "c.zarr")
     column = np.array([0, 255, 256], dtype=np.uint16)
     with pytest.raises(CacheError, match="'x' has values outside uint8"):
-        writer.narrowed(column, np.dtype("u1"), location, "x")
-    np.testing.assert_array_equal(writer.narrowed(column[:2], np.dtype("u1"), location, "x"), [0, 255])
+        narrowed(column, np.dtype("u1"), location, "x")
+    np.testing.assert_array_equal(narrowed(column[:2], np.dtype("u1"), location, "x"), [0, 255])
 
 
 def test_verify_reports_arrays_that_disagree_with_event_dtypes(tmp_path, fixtures):

@@ -16,6 +16,7 @@ import zarr
 import neurodata
 from neurodata.cache import CacheBuilder, CacheError, PartData, build_cache, open_cache, verify_cache
 from neurodata.cache.layout import LAYOUT_VERSION
+from neurodata.cache.plan import build_fingerprint
 from neurodata.cache.rows import (
     MIN_ALIGNED_CHUNK,
     contiguous_span,
@@ -26,7 +27,6 @@ from neurodata.cache.rows import (
     split_chunk,
 )
 from neurodata.cache.store import crc32c_hex
-from neurodata.cache.writer import build_fingerprint
 from neurodata.loaders import load, pad_events
 
 CHUNK, SHARD = 1 << 12, 1 << 14

@@ -7,7 +7,13 @@ import tarfile
 import numpy as np
 import pytest
 
+from neurodata.datasets import dvs128
+from neurodata.sim import gestures
 from neurodata.sim.gestures import SCENES, SIZE, User, dress, gesture_events, render, write_archive
+
+
+def test_simulated_classes_are_dvs128_gestures_classes():
+    assert gestures.CLASS_NAMES == dvs128.CLASS_NAMES
 
 
 def test_separable_render_matches_the_direct_gaussian_formula():

@@ -47,6 +47,7 @@ import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from .codecs import DELTA
+from .narrowing import ValueRange, merge_ranges, narrowest
 
 LAYOUT_VERSION = 3
 READABLE_LAYOUTS = (1, 2, 3)  # 1: no ``rows`` array, samples back to back; 2: always a ``p`` array
@@ -75,8 +76,8 @@ DEFAULT_SHARD_EVENTS = 1 << 22  # one stored object (and one parallel write task
 # and makes the set of stored files depend only on the array sizes (verify then flags any deletion)
 ARRAY_CONFIG = {"write_empty_chunks": True}
 # Blosc compressor name and level per codec choice (benchmarks/bench_cache_coding.py measures them).
-# "lz4" compresses with LZ4HC: the same format and decoder as plain LZ4, ~10x slower to compress,
-# 3-20 % smaller on DVS recordings than plain LZ4 (caches written with plain LZ4 read alike).
+# "lz4" compresses with LZ4HC: the same format and decoder as plain LZ4, slower to compress and
+# smaller on DVS recordings (docs/sections/cache.md; caches written with plain LZ4 read alike).
 EVENT_CODECS = {"lz4": ("lz4hc", 5), "zstd": ("zstd", 5)}
 DEFAULT_CODEC = "zstd"
 # Blosc's filter before compressing, chosen per column by the writer (see shards.choose_coding):
@@ -93,27 +94,20 @@ def event_compressor(
 ) -> BloscCodec:
     """The Blosc codec of one event column for a codec choice (:data:`EVENT_CODECS`) and filter.
 
-    ``zstd`` (default) stores 5-15 % fewer bytes and compresses faster; ``lz4`` (LZ4HC compression,
-    LZ4 decoding) decompresses ~20 % faster. Staged parts always use plain LZ4.
+    ``zstd`` (default) stores fewer bytes and compresses faster; ``lz4`` (LZ4HC compression, LZ4
+    decoding) decompresses faster (figures in docs/sections/cache.md). Staged parts always use plain LZ4.
     """
     cname, clevel = EVENT_CODECS[codec]
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
 
 
-def value_range(column: np.ndarray) -> list[int] | None:
-    """``[min, max]`` of a column as Python ints (None when it is empty), for :func:`narrowest_dtypes`."""
-    return [int(column.min()), int(column.max())] if len(column) else None
-
-
-def narrowest_dtypes(ranges: list[dict[str, list[int] | None]]) -> dict[str, np.dtype]:
+def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]:
     """The stored dtype of each event column: the narrowest of :data:`STORED_DTYPES` holding every
     ``[min, max]`` range given (one dict per part; None for an empty part)."""
-    chosen = {}
-    for field, candidates in STORED_DTYPES.items():
-        spans = [r[field] for r in ranges if r[field] is not None]
-        lo, hi = min((s[0] for s in spans), default=0), max((s[1] for s in spans), default=0)
-        chosen[field] = next(d for d in candidates if np.iinfo(d).min <= lo and hi <= np.iinfo(d).max)
-    return chosen
+    return {
+        field: narrowest(candidates, merge_ranges(r[field] for r in ranges))
+        for field, candidates in STORED_DTYPES.items()
+    }
 
 
 def sample_compressor() -> ZstdCodec:

@@ -1,11 +1,11 @@
 """The staged form of a part: each event column as plain files of Blosc frames, no zarr metadata.
 
 A part lives only between its decoding and the commit, which reads it once. Writing it as zarr
-arrays cost more than decoding the events (array metadata, the async codec pipeline: ~60 ms per
-array per part against ~5 ms of compression), so a part is stored as ``<field>/<k>``: frame ``k``
-holds events ``[k * frame_events, (k + 1) * frame_events)`` of the column, compressed by Blosc
-(lz4, bit shuffle; times already per-sample delta coded). The commit reads only the frames a
-shard needs. ``PART_FORMAT`` is recorded in each part's ``done.json``; parts staged in another
+arrays cost more than decoding the events (array metadata and the async codec pipeline per array
+dwarf the compression; figures in docs/sections/cache.md), so a part is stored as
+``<field>/<k>``: frame ``k`` holds events ``[k * frame_events, (k + 1) * frame_events)`` of the
+column, compressed by Blosc (lz4, bit shuffle; times already per-sample delta coded). The commit
+reads only the frames a shard needs. ``PART_FORMAT`` is recorded in each part's ``done.json``; parts staged in another
 format are written again.
 """
 

@@ -3,7 +3,7 @@
 The commit writes every event shard exactly once, whole, so the general machinery of a zarr
 ``setitem`` (async codec pipeline, per-chunk tasks, read-modify-write bookkeeping) costs several
 times the compression itself. This module produces the same bytes (``tests`` compare them with
-zarr's own output) for the arrays :meth:`CacheBuilder._layout_split` creates: 1-D, inner chunks of
+zarr's own output) for the arrays :func:`.arrays.create_split` creates: 1-D, inner chunks of
 ``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.layout.event_compressor`),
 shard index at the end as little-endian ``uint64`` ``(offset, nbytes)`` pairs plus its CRC32C.
 Chunks that hold only the fill value (0) are left out (index entry all ones), as zarr does by
@@ -42,21 +42,15 @@ def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE
 Coding = tuple[str, str]  # (codec of EVENT_CODECS, Blosc filter of SHUFFLES) of one event column
 
 # The codings tried for a column of a cache of a given codec, beyond that codec with each filter,
-# and the bytes per event a slower-to-decode coding must save to be chosen (one thread, ad hoc):
-# - times with zstd: undoing the bit shuffle of the int32/int64 deltas costs ~0.6 ns per event more
-#   than undoing the byte shuffle (1.46 against 0.87 ns on the loader benchmark's cache, 1.36
-#   against 0.65 on the EVT 3.0 fixture), ~7 % of reading a sample, where it saves ~0.02 bytes per
-#   event: so it must save one bit per event more. (Not for coordinates: there either filter may
-#   decode faster, as zstd's work on the bytes decides.)
-# - polarities with zstd: LZ4HC with the bit shuffle decodes their bit planes 0.16-0.31 ns per
-#   event faster than zstd (benchmark cache 0.51 against 0.82, the DVS128 benchmark archive 0.82
-#   against 0.98), ~4 % of reading a sample, for 0.003-0.013 bytes per event more: zstd must save
-#   1/64 byte per event more.
-# Coordinates have no such allowance. LZ4HC decodes them 1.6-8x faster (0.5 against 0.8-0.9 ns per
-# event per column on the simulated DVS128 archive, 0.3-0.6 against 0.9-1.2 on the loader
-# benchmark's cache), but stores up to 0.2 bytes per event more per column (0.09 on the DVS128
-# archive, which would grow from 2.40 to ~2.59 bytes per event, past the cache's 2.5 target): a
-# zstd cache is the small one, ``codec="lz4"`` the fast one.
+# and the bytes per event a slower-to-decode coding must save to be chosen (the measurements behind
+# each margin are in docs/sections/cache.md):
+# - times with zstd: undoing the bit shuffle of the deltas is slower than undoing the byte shuffle
+#   and saves little, so it must save one bit per event more. (Not for coordinates: there either
+#   filter may decode faster, as zstd's work on the bytes decides.)
+# - polarities with zstd: LZ4HC with the bit shuffle decodes their bit planes faster than zstd for
+#   a few thousandths of a byte more, so zstd must save 1/64 byte per event more.
+# Coordinates have no such allowance: LZ4HC decodes them faster but would take the cache past its
+# bytes-per-event target; a zstd cache is the small one, ``codec="lz4"`` the fast one.
 # LZ4 has no entropy stage: there the bit shuffle is what drops the empty bit planes, so an lz4
 # cache chooses by size alone.
 CODING_PENALTIES: dict[tuple[str, str], dict[Coding, float]] = {

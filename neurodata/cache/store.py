@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import posixpath
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.local import LocalFileSystem
 from zarr import AsyncGroup
 
+from ..localfs import SHARED, LockTimeout, file_lock, write_atomic
 from .errors import CacheError
 from .zarr_compat import FsspecStore, LocalStore, Store
 
@@ -75,6 +75,13 @@ class Location:
             store=store, mode=mode, path=path, zarr_format=3, use_consolidated=False
         )
 
+    def read_attrs(self, key: str) -> dict[str, Any] | None:
+        """The attribute ``key`` of the zarr group here (read from its ``zarr.json`` alone), or None
+        when there is no group, no such attribute, or it is not a JSON object."""
+        meta = self.read_json("zarr.json")
+        attrs = meta.get("attributes", {}).get(key) if isinstance(meta, dict) else None
+        return attrs if isinstance(attrs, dict) else None
+
     def exists(self, *names: str) -> bool:
         return self.fs.exists(self.key(*names))
 
@@ -92,11 +99,7 @@ class Location:
         """Write a small file so that it appears whole: locally via a temporary name and a rename."""
         target = self.key(*names)
         if self.is_local:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
+            write_atomic(target, data, permissions=SHARED, durable=False, parents=True)
         else:
             self.fs.pipe_file(target, data)  # a single PUT: object stores never show half an object
 
@@ -157,32 +160,11 @@ def commit_lock(location: Location, timeout: float = 3600.0) -> Iterator[None]:
     if not location.is_local:
         yield
         return
-    import fcntl
-
     lock_path = location.path + ".lock"
     os.makedirs(os.path.dirname(lock_path) or ".", exist_ok=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if time.monotonic() > deadline:
-                raise CacheError(
-                    f"{location.url}: another process holds {lock_path} for over {timeout:.0f} s"
-                ) from None
-            time.sleep(0.01)
-            continue
-        try:  # the previous holder may have unlinked the file between our open and our flock
-            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
+    with contextlib.ExitStack() as held:
+        try:  # removed on release, so the lock file does not outlive the build
+            held.enter_context(file_lock(lock_path, timeout=timeout, remove=True, permissions=0o644))
+        except LockTimeout as err:
+            raise CacheError(f"{location.url}: {err}") from None
         yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)  # unlink while holding, so the lock file does not outlive the build
-        os.close(fd)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NeurodataError
+from ..localfs import SHARED, write_atomic
 
 READ_BLOCK = 1 << 20
 SIDECAR_SUFFIX = ".verified.json"
@@ -102,10 +103,7 @@ def write_sidecar(path: str | os.PathLike, digests: Digests) -> None:
         "md5": digests.md5,
         "sha256": digests.sha256,
     }
-    target = sidecar_path(path)
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, target)
+    write_atomic(sidecar_path(path), json.dumps(record, indent=1) + "\n", permissions=SHARED, durable=False)
 
 
 def read_sidecar(path: str | os.PathLike) -> Digests | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NeurodataError
+from ..localfs import file_lock
 from .checksum import (
     ChecksumError,
     Hasher,
@@ -23,8 +24,7 @@ from .checksum import (
     remove_sidecar,
     write_sidecar,
 )
-from .locking import Callback, locked
-from .resource import Resource
+from .resource import Callback, Resource
 from .transport import MirrorError, open_stream
 
 PART_SUFFIX = ".part"
@@ -90,7 +90,7 @@ def download(
 
 
 def _download_locked(resource, folder, final, retry, timeout, progress, emit, storage_options, reverify):
-    with locked(folder / f".{resource.filename}.lock"):
+    with file_lock(folder / f".{resource.filename}.lock"):
         present = _already_verified(resource, final, reverify, emit)
         if present is not None:
             return present

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+from ..localfs import file_lock, replace_tree
 from .external import extract_external
-from .locking import Callback, locked
 from .members import (
     CORRUPT,
     ExtractError,
@@ -29,6 +29,7 @@ from .members import (
     extract_tar_members,
     kind_of_mode,
 )
+from .resource import Callback
 
 _MAGIC = {
     b"PK\x03\x04": "zip",
@@ -76,19 +77,20 @@ def extract(
     if not archive.is_file():
         raise ExtractError(f"{archive}: no such archive")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with locked(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if target.exists() and not overwrite:
             _emit(callback, "extracted", archive=str(archive), path=str(target))
             return target
         kind = archive_kind(archive)
         staging = target.parent / f".{target.name}.extracting"
+        aside = target.parent / f".{target.name}.old"
         shutil.rmtree(staging, ignore_errors=True)  # both left by a killed run
-        shutil.rmtree(target.parent / f".{target.name}.old", ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
         staging.mkdir()
         try:
             with _reporter(archive, progress, callback) as report:
                 _EXTRACTORS[kind](archive, staging, report, tool)
-            _replace_tree(staging, target)
+            replace_tree(staging, target, aside)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -158,18 +160,6 @@ def _is_tar(path: str | os.PathLike) -> bool:
         return tarfile.is_tarfile(path)
     except CORRUPT:
         return False
-
-
-def _replace_tree(staging: Path, target: Path) -> None:
-    """Move the complete ``staging`` tree to ``target``; an old ``target`` is removed only afterwards."""
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    old = target.parent / f".{target.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(target, old)
-    os.rename(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _empty(folder: Path) -> None:

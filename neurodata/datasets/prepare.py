@@ -11,25 +11,21 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from ..cache import CacheBuilder, PartData, build_cache, cache_info
 from ..cache.layout import DEFAULT_CODEC
+from ..cache.plan import read_marker
 from ..cache.store import Location
-from ..cache.writer import read_marker
 from ..errors import NeurodataError
+from ..localfs import cache_name, default_root, file_lock
 from .download import download
 from .extract import extract
-from .locking import locked
-from .paths import cache_name, default_root
 from .progress import DecodeProgress, show_bar
 from .registry import DatasetSpec, Unit, get_dataset
-from .resource import Resource
-
-Callback = Callable[[dict[str, Any]], None]
+from .resource import Callback, Resource
 
 
 def _emit(callback: Callback | None, stage: str, **fields) -> None:
@@ -121,7 +117,7 @@ def prepare(
     start = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
     waiting = functools.partial(_emit, callback, "wait", reason="another prepare of this cache is running")
-    with locked(root / f".{store_name}.prepare.lock", on_wait=waiting):
+    with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting):
         folder, checksums = obtain_folder(spec, source, root / "raw" / name, show_bar(progress), callback)
         units: dict[str, list[Unit]] = {}
         for unit in spec.plan(folder, options):

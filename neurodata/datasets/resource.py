@@ -1,9 +1,15 @@
-"""``Resource``: one published file (a dataset archive) with its size, checksums and mirrors."""
+"""``Resource``: one published file (a dataset archive) with its size, checksums and mirrors; and
+``Callback``, the shape of the progress callbacks of download, extract and prepare."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+Callback = Callable[[dict], None]
+"""Receives one JSON-ready dict per event of fetching, extracting or preparing resources, e.g.
+``{"event": "progress", "file": ..., "done": ..., "total": ...}``."""
 
 _HEX = re.compile(r"[0-9a-f]+")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import FormatError, NeurodataError
 from ..events import RecordingInfo, as_events, concatenate, empty_events
+from ..localfs import atomic_output
 from .base import FormatSpec, Header, read_text_header
 from .kernels import aedat31 as kernels
 
@@ -277,9 +278,6 @@ def write_aedat31(
     traps: Traps | None = None,
 ) -> None:
     """Write ``events`` to ``path`` atomically, with a chosen packet size and optional reader traps."""
-    # imported here: neurodata.writer imports the format registry, which imports this module
-    from ..writer import atomic_output
-
     with atomic_output(path) as fileobj:
         writer = Aedat31Writer(fileobj, info or RecordingInfo(format="aedat31"), packet_events, traps)
         writer.write(events)

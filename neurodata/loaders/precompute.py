@@ -11,22 +11,28 @@ Integer representations are stored in the narrowest integer dtype that holds eve
 widened back to the representation's dtype on read. The dtype is guessed from the first sample; each
 task checks every value of its shard against it and writes nothing that does not fit, and when any
 shard did not fit the split is written again in the dtype that holds all ranges seen (never a wrap).
+Value ranges, narrowing, the task runner and the publishing rename are the cache writer's
+(:mod:`neurodata.cache.narrowing`, :mod:`neurodata.cache.tasks`, :func:`neurodata.localfs.replace_tree`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from zarr.codecs import BloscCodec
 
+from ..cache.narrowing import ValueRange, fits, merge_ranges, narrowest, value_range
 from ..cache.store import Location
+from ..cache.tasks import run_tasks
 from ..events import empty_events
+from ..localfs import replace_tree
 from .precomputed import ATTRS_KEY, is_usable, read_marker, representation_location
 from .representation import representation_spec, resolve_representation, spec_key
 from .source import SplitSource, resolve_store
@@ -34,42 +40,15 @@ from .source import SplitSource, resolve_store
 TARGET_SHARD_BYTES = 8 << 20
 # integer dtypes a stored representation may narrow to, narrowest first (none wider than its own)
 NARROW_INTS = tuple(np.dtype(d) for d in ("uint8", "int8", "uint16", "int16", "uint32", "int32"))
-ValueRange = tuple[int, int] | None  # [min, max] of an integer representation's values; None: not tracked
 
 
-def value_range(data: np.ndarray) -> ValueRange:
-    """``(min, max)`` of integer ``data`` as Python ints; None for floats, bools or no values."""
-    return (int(data.min()), int(data.max())) if data.dtype.kind in "iu" and data.size else None
-
-
-def merge_ranges(ranges: list[ValueRange]) -> ValueRange:
-    known = [r for r in ranges if r is not None]
-    return (min(r[0] for r in known), max(r[1] for r in known)) if known else None
-
-
-def stored_dtype(dtype: np.dtype, values: ValueRange) -> np.dtype:
+def stored_dtype(dtype: np.dtype, values: ValueRange | tuple[int, int]) -> np.dtype:
     """The narrowest of :data:`NARROW_INTS` narrower than integer ``dtype`` holding ``values``, else
     ``dtype`` itself (float and bool representations, or values that need the full width)."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu":
         return dtype
-    lo, hi = values or (0, 0)
-    return next(
-        (
-            d
-            for d in NARROW_INTS
-            if d.itemsize < dtype.itemsize and np.iinfo(d).min <= lo and hi <= np.iinfo(d).max
-        ),
-        dtype,
-    )
-
-
-def fits(values: ValueRange, dtype: np.dtype) -> bool:
-    return (
-        values is None
-        or dtype.kind not in "iu"
-        or np.iinfo(dtype).min <= values[0] <= values[1] <= np.iinfo(dtype).max
-    )
+    return narrowest([d for d in NARROW_INTS if d.itemsize < dtype.itemsize], values) or dtype
 
 
 def shard_samples(sample_bytes: int) -> int:
@@ -89,18 +68,23 @@ def compute_range(source: SplitSource, representation: Callable, start: int, sto
     return np.stack(outputs)
 
 
-def _write_range(
-    source: SplitSource,
-    representation: Callable,
-    target_url: str,
-    storage_options: dict,
-    start: int,
-    stop: int,
-) -> tuple[bool, ValueRange]:
+@dataclass(frozen=True)
+class SplitJob:
+    """What every task of one pass over a split shares: the samples, the representation, and the
+    stored split being written (URL and fsspec options)."""
+
+    source: SplitSource
+    representation: Callable
+    target_url: str
+    storage_options: dict[str, Any]
+
+
+def _write_range(job: SplitJob, samples: tuple[int, int]) -> tuple[bool, ValueRange]:
     """Compute and store samples ``start:stop``; ``(written, value range)``: not written when a value
     does not fit the stored dtype (the caller then writes the split again, wider)."""
-    data = compute_range(source, representation, start, stop)
-    array = Location(target_url, storage_options).open_group("r+")["data"]
+    source, (start, stop) = job.source, samples
+    data = compute_range(source, job.representation, start, stop)
+    array = Location(job.target_url, job.storage_options).open_group("r+")["data"]
     if data.shape[1:] != array.shape[1:]:
         raise ValueError(
             f"{source.url}: samples {start}:{stop} have shape {data.shape[1:]}, expected {array.shape[1:]}"
@@ -113,8 +97,8 @@ def _write_range(
 
 
 def frames_compressor(dtype: np.dtype) -> BloscCodec:
-    """Blosc LZ4HC with byte shuffling (a no-op for uint8): on DVS128 count frames it decodes 2-3x faster
-    than bit shuffling, for 10-25 % more bytes (measured in docs/sections/loaders.md)."""
+    """Blosc LZ4HC with byte shuffling (a no-op for uint8): on DVS128 count frames it decodes faster
+    than bit shuffling, for a few more bytes (measured in docs/sections/loaders.md)."""
     return BloscCodec(cname="lz4hc", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize)
 
 
@@ -129,31 +113,6 @@ def _create(target: Location, n: int, shape: tuple[int, ...], dtype: np.dtype, p
         fill_value=0,
         compressors=frames_compressor(dtype),
     )
-
-
-def _run(
-    executor: Executor | None,
-    bar: Any,
-    source: SplitSource,
-    representation: Callable,
-    target_url: str,
-    storage_options: dict,
-    ranges: list[tuple[int, int]],
-) -> list[tuple[bool, ValueRange]]:
-    """:func:`_write_range` for every range, inline or on ``executor``; results in range order."""
-    if executor is None:
-        tasks = (_write_range(source, representation, target_url, storage_options, a, b) for a, b in ranges)
-    else:
-        futures = [
-            executor.submit(_write_range, source, representation, target_url, storage_options, a, b)
-            for a, b in ranges
-        ]
-        tasks = (future.result() for future in futures)
-    results = []
-    for (a, b), result in zip(ranges, tasks):
-        results.append(result)
-        bar.update(b - a)
-    return results
 
 
 def precompute_split(
@@ -189,12 +148,17 @@ def precompute_split(
     target = final.sibling(f".tmp-{uuid.uuid4().hex[:8]}") if final.is_local else final
     ranges = [(start, min(start + per_shard, n)) for start in range(0, n, per_shard)]
     dtype = stored_dtype(probe.dtype, value_range(probe))
+    job = SplitJob(source, rep, target.url, dict(storage_options or {}))
     with tqdm(
         total=n, unit="sample", desc=f"{source.attrs.get('name', '')} {split} {key}", disable=not progress
     ) as bar:
+
+        def advance(k: int, _: tuple[bool, ValueRange]) -> None:
+            bar.update(ranges[k][1] - ranges[k][0])
+
         while True:
             _create(target, n, probe.shape, dtype, per_shard)
-            results = _run(executor, bar, source, rep, target.url, dict(storage_options or {}), ranges)
+            results = run_tasks(executor, partial(_write_range, job), ranges, on_done=advance)
             if all(written for written, _ in results):
                 break
             wider = stored_dtype(probe.dtype, merge_ranges([values for _, values in results]))
@@ -214,9 +178,7 @@ def precompute_split(
     }
     target.open_group("r+").attrs.update({ATTRS_KEY: marker})
     if final.is_local:
-        if os.path.exists(final.path):
-            shutil.rmtree(final.path)
-        os.replace(target.path, final.path)
+        replace_tree(target.path, final.path, final.sibling(f".old-{uuid.uuid4().hex[:8]}").path)
     return final.url
 
 

@@ -40,8 +40,7 @@ def representation_location(
 
 def read_marker(location: Location) -> dict[str, Any] | None:
     """The representation attributes of a stored split, or None when absent."""
-    meta = location.read_json("zarr.json")
-    return None if meta is None else meta.get("attributes", {}).get(ATTRS_KEY)
+    return location.read_attrs(ATTRS_KEY)
 
 
 def is_usable(marker: dict[str, Any] | None, source: SplitSource) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
 from ..cache.codecs import TIME_CODINGS
-from ..datasets.paths import default_root
+from ..localfs import default_root
 from .collate import FIELD_DTYPES, numpy_dtype
 from .event_columns import EventColumns, fusable
 from .shards import fetcher_for, open_rows

@@ -1,0 +1,135 @@
+"""Phase 2 of a build, its first step: how the event columns are stored (:class:`EventFormat`: dtype,
+codec and Blosc filter per column, chosen once for the whole cache) and creating a split's arrays.
+
+The event arrays are only created here (their shards are written whole by :mod:`.shard_tasks`); the
+small per-sample arrays are created and written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from zarr import AsyncGroup
+
+from .layout import (
+    ARRAY_CONFIG,
+    DEFAULT_SHUFFLE,
+    SAMPLE_CHUNK,
+    SAMPLE_DTYPES,
+    SAMPLE_FIELDS,
+    event_compressor,
+    sample_compressor,
+)
+from .narrowing import narrowed
+from .rows import Placement
+from .shards import Coding, choose_coding
+from .store import Location
+from .time_coding import stored_columns
+
+PROBE_CHUNKS = 4  # chunks of events compressed both ways to choose each column's Blosc filter
+
+
+@dataclass(frozen=True)
+class EventFormat:
+    """How a cache stores its event columns, the same in every split.
+
+    ``time_coding`` (:mod:`.codecs`) decides which columns there are; ``dtypes`` maps each to its
+    stored dtype and ``codings`` to its ``(codec, shuffle)``; ``shard_events`` is the events per
+    stored shard (one stored object, one commit task).
+    """
+
+    time_coding: str
+    dtypes: dict[str, np.dtype]
+    codings: dict[str, Coding]
+    shard_events: int
+
+
+def choose_codings(
+    probe: dict[str, np.ndarray] | None,
+    dtypes: dict[str, np.dtype],
+    time_coding: str,
+    codec: str,
+    chunk_events: int,
+    where: str,
+) -> dict[str, Coding]:
+    """Each stored event column's codec and Blosc filter (:func:`.shards.choose_coding`), measured on
+    ``probe``: the first events of the first non-empty part (up to :data:`PROBE_CHUNKS` chunks of
+    ``chunk_events``, its split's chunk), staged columns by field. Deterministic, so a resumed commit
+    chooses alike; without a probe (no events at all) ``codec`` with the default filter."""
+    if probe is None:
+        return {name: (codec, DEFAULT_SHUFFLE) for name in dtypes}
+    return {
+        name: choose_coding(narrowed(column, dtypes[name], where, name), name, codec, chunk_events)
+        for name, column in stored_columns(probe, time_coding).items()
+    }
+
+
+def split_totals(placement: Placement) -> dict[str, int]:
+    """The attributes of a split's group: its samples, events, rows and inner chunk."""
+    return {
+        "n_samples": len(placement.rows),
+        "n_events": int(placement.offsets[-1]),
+        "n_rows": placement.n_rows,
+        "chunk_events": placement.chunk_events,
+    }
+
+
+async def create_split(
+    target: Location, split: str, records: list[dict[str, Any]], placement: Placement, events: EventFormat
+) -> None:
+    """Create one split's group and arrays and write its per-sample arrays (concurrently).
+
+    Parameters:
+        target: the cache's root group (it exists).
+        split: the split's name.
+        records: the ``done.json`` of each of its staged parts, in order.
+        placement: where its samples go (:func:`.rows.place_samples`).
+        events: how its event columns are stored.
+    """
+    root = await target.open_async_group("r+")
+    group = await root.create_group(split, attributes=split_totals(placement))
+    merged = {
+        name: np.array(
+            [v for record in records for v in record[name]], dtype=SAMPLE_DTYPES.get(name, np.int64)
+        )
+        for name in SAMPLE_FIELDS
+    }
+    per_sample = {"offsets": placement.offsets, "rows": placement.rows, **merged}
+    await asyncio.gather(
+        *(
+            group.create_array(
+                name,
+                shape=(placement.n_rows,),
+                dtype=dtype,
+                chunks=(placement.chunk_events,),
+                shards=(events.shard_events,),
+                compressors=event_compressor(dtype, *events.codings[name]),
+                fill_value=0,
+                config=ARRAY_CONFIG,
+            )
+            for name, dtype in events.dtypes.items()
+        ),
+        *(
+            _write_array(group, name, data, SAMPLE_CHUNK, sample_compressor())
+            for name, data in per_sample.items()
+        ),
+    )
+
+
+async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor) -> None:
+    """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
+    text = name == "source"
+    array = await group.create_array(
+        name,
+        shape=data.shape,
+        dtype=str if text else data.dtype,
+        chunks=(chunks,),
+        compressors=compressor,
+        fill_value="" if text else 0,
+        config=ARRAY_CONFIG,
+    )
+    if data.size:
+        await array.setitem(slice(None), data)

@@ -1,0 +1,206 @@
+"""Local-filesystem helpers every layer may use: atomic writes, cross-process locks, default paths.
+
+A leaf module: it imports nothing from neurodata but its errors, so formats, the cache, datasets,
+loaders, the simulator, ``snn.train`` and the CLI all import it without running up the layers.
+
+- :func:`atomic_output` / :func:`write_atomic`: a file appears whole under its name or not at all
+  (written to a temporary file beside it, then renamed over it).
+- :func:`replace_tree`: the same for a folder assembled beside its final place.
+- :func:`file_lock`: an exclusive ``flock`` on a lock file; the kernel drops it when its holder dies,
+  so a killed process never leaves a stale lock.
+- :func:`default_root` and :func:`cache_name`: where datasets and their caches live by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import NeurodataError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
+PRIVATE = 0o600  # permission bits of a new file readable by its owner only (what tempfile.mkstemp gives)
+SHARED = 0o666  # permission bits of a new file as open() creates it; the umask narrows both
+LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike,
+    mode: str = "wb",
+    *,
+    permissions: int = PRIVATE,
+    durable: bool = True,
+    parents: bool = False,
+) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    Parameters:
+        path: the file to write.
+        mode: ``open`` mode of the temporary file (``"wb"`` or ``"w"``).
+        permissions: its permission bits before the umask (:data:`PRIVATE` or :data:`SHARED`).
+        durable: flush and ``fsync`` it before the rename, so the new content survives a power cut.
+        parents: create missing parent folders first.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    if parents:
+        os.makedirs(folder, exist_ok=True)
+    tmp, fd = _create_temporary(folder, name, permissions)
+    try:
+        with os.fdopen(fd, mode) as fileobj:
+            yield fileobj
+            if durable:
+                fileobj.flush()
+                os.fsync(fileobj.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_atomic(
+    path: str | os.PathLike,
+    data: bytes | str,
+    *,
+    permissions: int = PRIVATE,
+    durable: bool = True,
+    parents: bool = False,
+) -> None:
+    """Write ``data`` (bytes, or text in the locale's encoding) to ``path`` with :func:`atomic_output`
+    and the same options."""
+    mode = "w" if isinstance(data, str) else "wb"
+    with atomic_output(path, mode, permissions=permissions, durable=durable, parents=parents) as fileobj:
+        fileobj.write(data)
+
+
+def _create_temporary(folder: str, name: str, permissions: int) -> tuple[str, int]:
+    """A new, exclusively created ``.<name>.tmp-<pid>-<random>`` in ``folder`` and its descriptor."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            return tmp, os.open(tmp, flags, permissions)
+        except FileExistsError:
+            continue
+
+
+def replace_tree(new: str | os.PathLike, target: str | os.PathLike, aside: str | os.PathLike) -> None:
+    """Move the complete folder ``new`` to ``target``. An existing ``target`` is first renamed to
+    ``aside`` (a free name on the same filesystem) and deleted only afterwards, so ``target`` is at
+    every moment either the old tree or the new one, never a half-deleted one."""
+    if not os.path.exists(target):
+        os.rename(new, target)
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(target, aside)
+    os.rename(new, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+class LockTimeout(NeurodataError, TimeoutError):
+    """Another process held a lock for longer than the caller would wait."""
+
+
+@contextlib.contextmanager
+def file_lock(
+    path: str | os.PathLike,
+    *,
+    on_wait: Callable[[], None] | None = None,
+    timeout: float | None = None,
+    remove: bool = False,
+    permissions: int = SHARED,
+) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on the file ``path``, created when absent.
+
+    POSIX only: without ``fcntl`` (Windows) this holds no lock, and concurrent writers are unsupported.
+
+    Parameters:
+        path: the lock file; its folder must exist.
+        on_wait: called once, before waiting, when another process holds the lock.
+        timeout: seconds to wait before raising :class:`LockTimeout`; None waits as long as it takes.
+        remove: delete the lock file on release (while still holding it), so it does not outlive its
+            use; a waiter that then locks the deleted file notices and locks the new one instead.
+        permissions: permission bits of a new lock file before the umask.
+    """
+    if fcntl is None:
+        yield
+        return
+    path = os.fspath(path)
+    fd = _acquire(path, on_wait, timeout, remove, permissions)
+    try:
+        yield
+    finally:
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        # unlock before closing: processes forked meanwhile share the descriptor and would keep it
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _acquire(
+    path: str, on_wait: Callable[[], None] | None, timeout: float | None, remove: bool, permissions: int
+) -> int:
+    """Open and lock ``path`` (see :func:`file_lock`); returns the locked descriptor."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, permissions)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
+                held = deadline is None
+                if held:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            if held and (not remove or _is_current(fd, path)):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        if not held:
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"another process holds {path} for over {timeout:.0f} s")
+            time.sleep(LOCK_POLL_S)
+
+
+def _is_current(fd: int, path: str) -> bool:
+    """Whether the open ``fd`` is still the file at ``path`` (a previous holder may have removed it
+    between our open and our lock)."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def default_root() -> Path:
+    """Where datasets live by default: ``$NEURODATA_HOME`` when set, else ``$XDG_CACHE_HOME/neurodata``
+    (``~/.cache/neurodata``)."""
+    home = os.environ.get("NEURODATA_HOME")
+    if home:
+        return Path(home).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "neurodata"
+
+
+def cache_name(dataset: str, options: dict[str, str], defaults: dict[str, str]) -> str:
+    """The cache folder name of a dataset: its name, plus ``-key=value`` for each option that differs
+    from ``defaults``, plus ``.zarr``."""
+    suffix = "".join(f"-{k}={v}" for k, v in sorted(options.items()) if defaults.get(k) != v)
+    return f"{dataset}{suffix}.zarr"

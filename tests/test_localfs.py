@@ -1,0 +1,131 @@
+"""The leaf helpers: atomic writes (permissions as each caller had them), folder replacement, locks."""
+
+from __future__ import annotations
+
+import ast
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from neurodata.localfs import (
+    PRIVATE,
+    SHARED,
+    LockTimeout,
+    atomic_output,
+    cache_name,
+    default_root,
+    file_lock,
+    replace_tree,
+    write_atomic,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_write_replaces_whole_and_keeps_the_permissions_asked_for(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.bin", b"old")
+        write_atomic(tmp_path / "a.bin", b"new")
+        write_atomic(tmp_path / "b.txt", "text", permissions=SHARED, durable=False)
+        write_atomic(tmp_path / "sub" / "dir" / "c.txt", "deep", parents=True)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.bin").read_bytes() == b"new"
+    assert mode_of(tmp_path / "a.bin") == PRIVATE
+    assert mode_of(tmp_path / "b.txt") == SHARED & ~0o022
+    assert (tmp_path / "sub" / "dir" / "c.txt").read_text() == "deep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt", "sub"]  # no temporary left
+
+
+def test_atomic_output_keeps_the_old_file_and_no_temporary_on_error(tmp_path):
+    target = tmp_path / "keep.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_output(target) as f:
+        f.write(b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+    with pytest.raises(FileNotFoundError):
+        write_atomic(tmp_path / "missing" / "x.bin", b"")  # parents only when asked
+
+
+def test_replace_tree_swaps_folders(tmp_path):
+    for content in ("one", "two"):
+        new = tmp_path / "new"
+        new.mkdir()
+        (new / "f").write_text(content)
+        replace_tree(new, tmp_path / "target", tmp_path / ".target.old")
+        assert (tmp_path / "target" / "f").read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
+
+
+HOLD = """
+import sys, time
+from neurodata.localfs import file_lock
+with file_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_file_lock_waits_times_out_and_removes_on_request(tmp_path):
+    lock = tmp_path / "x.lock"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD), str(lock)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waits = []
+        with pytest.raises(LockTimeout, match="another process holds"):
+            with file_lock(lock, timeout=0.05, on_wait=lambda: waits.append(1)):
+                pass
+        assert waits == [1]
+    finally:
+        holder.kill()
+        holder.wait()
+    with file_lock(lock, remove=True):  # the kernel dropped the killed holder's lock
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def test_default_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEURODATA_HOME", str(tmp_path / "home"))
+    assert default_root() == tmp_path / "home"
+    monkeypatch.delenv("NEURODATA_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "neurodata"
+    assert cache_name("nmnist", {"a": "1", "b": "2"}, {"a": "1"}) == "nmnist-b=2.zarr"
+
+
+def imported_modules(relative: str) -> set[str]:
+    """The modules of the neurodata package a source file imports (relative imports resolved)."""
+    path = ROOT / relative
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            found.add(".".join([*base, *(node.module or "").split(".")]).rstrip("."))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("neurodata"):
+            found.add(node.module)
+    return found
+
+
+def test_localfs_is_a_leaf_and_lower_layers_do_not_import_upper_ones():
+    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors"}
+    assert "neurodata.writer" not in imported_modules("neurodata/formats/aedat31.py")
+    assert not any(
+        m.startswith("neurodata.datasets") for m in imported_modules("neurodata/loaders/source.py")
+    )
+    assert not any(m.startswith("neurodata.datasets") for m in imported_modules("neurodata/sim/gestures.py"))
