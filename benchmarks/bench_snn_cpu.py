@@ -41,7 +41,7 @@ from collections.abc import Callable
 import torch
 
 import snn
-from snn import fused_cpu
+from snn.backends import cpu_backend
 
 T, B, N = 32, 64, 1024
 
@@ -50,7 +50,7 @@ def ours(backend: str, compiled: bool = True, **kwargs) -> Callable:
     neuron = snn.LIF(tau=2.0, backend=backend, **kwargs)
 
     def run(x):
-        fused_cpu.set_compile_enabled(compiled)
+        cpu_backend.set_compile_enabled(compiled)
         return neuron(x)
 
     return run

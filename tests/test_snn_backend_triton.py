@@ -1,6 +1,7 @@
 """The neuron modules dispatched to the Triton kernels, on CPU tensors through Triton's interpreter.
 
-The kernels themselves (``snn/kernels/triton_neurons.py``) are tested in ``test_snn_triton.py``;
+The kernels themselves (``snn/kernels/triton_neurons.py``, ``snn/backends/triton_backend.py``) are tested in
+``test_snn_triton.py``;
 this file checks the module-level wiring: arguments, state passing and gradients through
 ``backend="triton"`` agree with the reference loop for every neuron that has a Triton kernel.
 """
@@ -19,7 +20,7 @@ from snn.backends import resolve_backend
 from snn.surrogate import ATan, Erf, Sigmoid
 
 pytest.importorskip("triton", reason="the triton package is not installed (optional 'triton' extra)")
-from snn.kernels import triton_neurons  # noqa: E402, F401  (an import error here is a failure, not a skip)
+from snn.backends import triton_backend  # noqa: E402, F401  (an import error here is a failure, not a skip)
 
 NEURONS = [
     lambda b: snn.IF(v_reset=None, surrogate=Sigmoid(), backend=b),
@@ -53,8 +54,8 @@ def test_triton_backend_matches_the_reference_loop(make):
 
 def test_auto_never_picks_the_interpreter_for_cpu_tensors():
     x = torch.zeros(2, 1)
-    assert resolve_backend("auto", "lif", ATan(), x) == "numba"
-    assert resolve_backend("auto", "alif", ATan(), x) == "numba"
-    assert resolve_backend("triton", "alif", ATan(), x) == "triton"
+    assert resolve_backend("auto", snn.LIFParameters(), x) == "numba"
+    assert resolve_backend("auto", snn.ALIFParameters(), x) == "numba"
+    assert resolve_backend("triton", snn.ALIFParameters(), x) == "triton"
     with pytest.raises(ValueError, match="runs on backend='torch'"):
         snn.Izhikevich(backend="triton")
