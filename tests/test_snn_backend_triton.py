@@ -28,10 +28,16 @@ NEURONS = [
     lambda b: snn.PLIF(init_tau=2.5, v_reset=-0.2, surrogate=Erf(), backend=b),
     lambda b: snn.ALIF(tau=2.0, tau_adapt=3.0, beta=0.3, backend=b),
     lambda b: snn.CubaLIF(current_decay=0.6, voltage_decay=0.7, v_reset=None, surrogate=ATan(3.0), backend=b),
+    # a leak target apart from the reset potential (v_leak) and a start apart from rest (v_init)
+    lambda b: snn.LIF(tau=1.7, v_reset=-0.1, v_leak=0.3, v_init=0.2, backend=b),
+    lambda b: snn.PLIF(init_tau=2.5, v_reset=None, v_leak=-0.2, surrogate=Erf(), backend=b),
+    lambda b: snn.ALIF(tau=2.0, tau_adapt=3.0, beta=0.3, v_leak=0.25, backend=b),
 ]
 
 
-@pytest.mark.parametrize("make", NEURONS, ids=["if", "lif", "plif", "alif", "cuba_lif"])
+@pytest.mark.parametrize(
+    "make", NEURONS, ids=["if", "lif", "plif", "alif", "cuba_lif", "lif-v_leak", "plif-v_leak", "alif-v_leak"]
+)
 def test_triton_backend_matches_the_reference_loop(make):
     torch.manual_seed(5)
     x = torch.rand(5, 2, 3) * 2 - 0.3
