@@ -14,8 +14,6 @@ of the same shape. State handling is explicit and leak-free:
 
 from __future__ import annotations
 
-import functools
-from dataclasses import fields
 from typing import Any, ClassVar, NamedTuple, TypedDict, Unpack
 
 import torch
@@ -75,6 +73,12 @@ class Neuron(nn.Module):
     """
 
     param_cls: ClassVar[type[NeuronParameters]] = IFParameters
+    # param_cls's field names, looked up once per class (params() runs on every call)
+    _param_names: ClassVar[tuple[str, ...]] = IFParameters.field_names()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._param_names = cls.param_cls.field_names()
 
     def __init__(
         self,
@@ -101,19 +105,14 @@ class Neuron(nn.Module):
         self.stateful = stateful
         self.state: NamedTuple | None = None
         for name, value in fields.items():
-            if name not in self._field_names():
+            if name not in self._param_names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
             setattr(self, name, value)
         backends.check_backend(backend, self.params())  # also validates the fields
 
-    @classmethod
-    @functools.cache
-    def _field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls.param_cls))
-
     def params(self) -> NeuronParameters:
         """This layer's parameter object (what :mod:`snn.functional` and the backends take)."""
-        return self.param_cls(**{name: getattr(self, name) for name in self._field_names()})
+        return self.param_cls(**{name: getattr(self, name) for name in self._param_names})
 
     def init_state(self, like: torch.Tensor) -> NamedTuple:
         """The state before the first step, shaped like one time step ``like``."""

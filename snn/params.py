@@ -82,6 +82,11 @@ class NeuronParameters:
         """The membrane potential before the first step: ``v_init``, else :attr:`rest`."""
         return self.rest if self.v_init is None else self.v_init
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The names of this kind's fields, in order."""
+        return tuple(f.name for f in fields(cls))
+
     def tensor_fields(self) -> tuple[str, ...]:
         """Names of the fields that hold tensors rather than Python numbers."""
         return tuple(f.name for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor))

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 import torch
+from test_snn_neurons import eager_fused_loops  # noqa: F401  (autouse: the cpu backend's loops run eagerly)
 
 import snn
 from snn import backends
 from snn import functional as F
-from snn.backends import cpu_backend
 from snn.surrogate import ATan, Sigmoid
 
 KINDS = {
@@ -23,15 +23,6 @@ KINDS = {
     "izhikevich": (snn.Izhikevich, snn.IzhikevichParameters),
 }
 FUSED_CPU = ("torch", "numba")
-
-
-@pytest.fixture(autouse=True)
-def eager_fused_loops():
-    """The cpu backend's loops run eagerly (same code; compiling each configuration costs seconds)."""
-    before = cpu_backend.compile_enabled()
-    cpu_backend.set_compile_enabled(False)
-    yield
-    cpu_backend.set_compile_enabled(before)
 
 
 def _fields(p: snn.NeuronParameters) -> dict:

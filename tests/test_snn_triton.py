@@ -13,7 +13,7 @@ os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: kernels becom
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import asdict, replace  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -268,7 +268,7 @@ def test_opcheck_custom_ops(kind: str) -> None:
         tau=2.0, tau_adapt=5.0, beta=0.3, current_decay=0.5, voltage_decay=0.75,
     )  # fmt: skip
     args = (x.requires_grad_(), v0.requires_grad_(), u0.requires_grad_(), k)
-    torch.library.opcheck(triton_backend.neuron_forward, args, {**asdict(config), "save_h": True})
+    torch.library.opcheck(triton_backend.neuron_forward, args, {**config._asdict(), "save_h": True})
 
 
 class _Tanh(SurrogateFunction):

@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import asdict
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import torch
 import triton
@@ -150,37 +149,40 @@ def _backward(
 
 # -- the custom ops: FusedConfig's fields by name in the schema (an op takes no dataclass) -----------
 
+_SCHEMA_TYPES = {str: "str", float: "float", float | None: "float?", bool: "bool"}
+_CONFIG_SCHEMA = ", ".join(f"{_SCHEMA_TYPES[kind]} {name}" for name, kind in get_type_hints(FusedConfig).items())
 
-@torch.library.custom_op("snn_triton::neuron_forward", mutates_args=())
-def neuron_forward(
-    x_seq: Tensor,
-    v0: Tensor,
-    u0: Tensor,
-    k: Tensor,
-    kind: str,
-    v_threshold: float,
-    v_reset: float | None,
-    v_leak: float,
-    detach_reset: bool,
-    surrogate: str,
-    alpha: float,
-    decay_input: bool,
-    tau: float,
-    tau_adapt: float,
-    beta: float,
-    current_decay: float,
-    voltage_decay: float,
-    save_h: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """:func:`_forward` as a custom op (see :class:`FusedConfig` for the scalar arguments)."""
-    scalars = locals()
-    config = FusedConfig(**{name: scalars[name] for name in _CONFIG_FIELDS})
-    return _forward(x_seq, v0, u0, k, config, save_h)
+
+def _forward_op(x_seq: Tensor, v0: Tensor, u0: Tensor, k: Tensor, *scalars) -> tuple[Tensor, ...]:
+    """:func:`_forward` with the config spelled out: ``scalars`` is FusedConfig's fields, then ``save_h``."""
+    *config, save_h = scalars
+    return _forward(x_seq, v0, u0, k, FusedConfig(*config), save_h)
+
+
+def _backward_op(*args) -> tuple[Tensor, ...]:
+    """:func:`_backward` with the config spelled out: 3 gradients, 6 saved tensors, FusedConfig's fields."""
+    return _backward(*args[:3], args[3:9], FusedConfig(*args[9:]))
+
+
+neuron_forward = torch.library.custom_op(
+    "snn_triton::neuron_forward",
+    _forward_op,
+    mutates_args=(),
+    schema=f"(Tensor x_seq, Tensor v0, Tensor u0, Tensor k, {_CONFIG_SCHEMA}, bool save_h) "
+    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+)
+neuron_backward = torch.library.custom_op(
+    "snn_triton::neuron_backward",
+    _backward_op,
+    mutates_args=(),
+    schema="(Tensor grad_spikes, Tensor grad_v_last, Tensor grad_u_last, Tensor h_seq, Tensor theta_seq, "
+    f"Tensor x_seq, Tensor v0, Tensor u0, Tensor k, {_CONFIG_SCHEMA}) -> (Tensor, Tensor, Tensor, Tensor)",
+)
 
 
 @neuron_forward.register_fake
-def _(x_seq, v0, u0, k, kind, *args, save_h=None):
-    save_h = args[-1] if save_h is None else save_h
+def _(x_seq, v0, u0, k, kind, *scalars):
+    save_h = scalars[-1]
     return (
         torch.empty_like(x_seq),
         torch.empty_like(v0),
@@ -190,43 +192,9 @@ def _(x_seq, v0, u0, k, kind, *args, save_h=None):
     )
 
 
-@torch.library.custom_op("snn_triton::neuron_backward", mutates_args=())
-def neuron_backward(
-    grad_spikes: Tensor,
-    grad_v_last: Tensor,
-    grad_u_last: Tensor,
-    h_seq: Tensor,
-    theta_seq: Tensor,
-    x_seq: Tensor,
-    v0: Tensor,
-    u0: Tensor,
-    k: Tensor,
-    kind: str,
-    v_threshold: float,
-    v_reset: float | None,
-    v_leak: float,
-    detach_reset: bool,
-    surrogate: str,
-    alpha: float,
-    decay_input: bool,
-    tau: float,
-    tau_adapt: float,
-    beta: float,
-    current_decay: float,
-    voltage_decay: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """:func:`_backward` as a custom op."""
-    scalars = locals()
-    config = FusedConfig(**{name: scalars[name] for name in _CONFIG_FIELDS})
-    return _backward(grad_spikes, grad_v_last, grad_u_last, (h_seq, theta_seq, x_seq, v0, u0, k), config)
-
-
 @neuron_backward.register_fake
-def _(grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *args, **kwargs):
+def _(grad_spikes, grad_v_last, grad_u_last, h_seq, theta_seq, x_seq, v0, u0, k, *scalars):
     return torch.empty_like(x_seq), torch.empty_like(v0), torch.empty_like(u0), k.new_empty((1,))
-
-
-_CONFIG_FIELDS = tuple(FusedConfig.__dataclass_fields__)
 
 
 def _setup_context(ctx, inputs, output) -> None:
@@ -237,8 +205,8 @@ def _setup_context(ctx, inputs, output) -> None:
 
 def _op_backward(ctx, grad_spikes, grad_v_last, grad_u_last, _grad_h, _grad_theta):
     """The op's autograd: through the registered backward op (tracers see its fake kernel)."""
-    grads = neuron_backward(grad_spikes, grad_v_last, grad_u_last, *ctx.saved_tensors, **asdict(ctx.config))
-    return *grads, *([None] * (len(_CONFIG_FIELDS) + 1))
+    grads = neuron_backward(grad_spikes, grad_v_last, grad_u_last, *ctx.saved_tensors, *ctx.config)
+    return *grads, *([None] * (len(FusedConfig._fields) + 1))
 
 
 neuron_forward.register_autograd(_op_backward, setup_context=_setup_context)
@@ -266,7 +234,7 @@ class _EagerNeuron(torch.autograd.Function):
 def _run_forward(x_seq, v0, u0, k, config: FusedConfig, save_h: bool) -> tuple[Tensor, ...]:
     """The registered op while torch.compile traces (it sees one opaque node), else the eager twin."""
     if torch.compiler.is_compiling():
-        return neuron_forward(x_seq, v0, u0, k, **asdict(config), save_h=save_h)
+        return neuron_forward(x_seq, v0, u0, k, *config, save_h)
     return _EagerNeuron.apply(x_seq, v0, u0, k, config, save_h)
 
 
