@@ -24,7 +24,15 @@ from ..params import (
 )
 from ..surrogate import NAMES as SURROGATE_NAMES
 
-__all__ = ["ONE_STATE_KINDS", "TWO_STATE_KINDS", "FusedConfig", "unsupported", "fused_config", "plif_k"]
+__all__ = [
+    "ONE_STATE_KINDS",
+    "TWO_STATE_KINDS",
+    "FusedConfig",
+    "unsupported",
+    "check_fusable",
+    "fused_config",
+    "plif_k",
+]
 
 ONE_STATE_KINDS = ("if", "lif", "plif")
 # Neurons with a second state U: the adaptation trace A (alif) or the synaptic current I (cuba_lif).
