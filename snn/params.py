@@ -89,7 +89,7 @@ class NeuronParameters:
 
     def tensor_fields(self) -> tuple[str, ...]:
         """Names of the fields that hold tensors rather than Python numbers."""
-        return tuple(f.name for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor))
+        return tuple(name for name, value in vars(self).items() if isinstance(value, torch.Tensor))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
