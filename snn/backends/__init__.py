@@ -33,7 +33,7 @@ import torch
 
 from ..params import NeuronParameters
 from . import cpu_backend, numba_backend, torch_backend
-from .fused import check_fusable, unsupported
+from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, check_fusable, unsupported
 
 __all__ = ["BACKENDS", "KINDS", "check_backend", "resolve_backend", "backend_module", "multi_step"]
 
@@ -43,7 +43,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "torch": torch_backend.KINDS,
     "numba": numba_backend.KINDS,
     "cpu": cpu_backend.KINDS,
-    "triton": numba_backend.KINDS,
+    "triton": ONE_STATE_KINDS + TWO_STATE_KINDS,
 }
 
 
