@@ -1,6 +1,7 @@
 """One LIF layer, forward + backward on CPU: ours vs SpikingJelly 2.0, snnTorch and Norse.
 
     cd <repo> && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_snn_cpu.py [--reps 30] [--threads 1]
+    cd <repo> && PYTHONPATH=. python benchmarks/bench_snn_cpu.py --ours-only [--batch 16]   # no peers needed
 
 First-call latency is measured too: the Numba backend's in fresh subprocesses, once with an empty
 Numba cache (a new ``NUMBA_CACHE_DIR``: compile and write the cache) and once more with that cache
@@ -41,7 +42,7 @@ from collections.abc import Callable
 import torch
 
 import snn
-from snn import fused_cpu
+from snn.backends import cpu_backend
 
 T, B, N = 32, 64, 1024
 
@@ -50,7 +51,7 @@ def ours(backend: str, compiled: bool = True, **kwargs) -> Callable:
     neuron = snn.LIF(tau=2.0, backend=backend, **kwargs)
 
     def run(x):
-        fused_cpu.set_compile_enabled(compiled)
+        cpu_backend.set_compile_enabled(compiled)
         return neuron(x)
 
     return run
@@ -160,49 +161,70 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (1: least noise on a shared machine)"
     )
+    parser.add_argument(
+        "--ours-only",
+        action="store_true",
+        help="only our torch, numba and eager cpu backends (no peers, no compilation, no first calls)",
+    )
+    parser.add_argument("--batch", type=int, default=B, help=f"batch size B (default {B})")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    x = (torch.randn(T, B, N) * 0.8 + 0.6).requires_grad_(True)
-    g = torch.randn(T, B, N)
+    x = (torch.randn(T, args.batch, N) * 0.8 + 0.6).requires_grad_(True)
+    g = torch.randn(T, args.batch, N)
 
     impls: dict[str, Callable] = {
         "ours torch (reference loop)": ours("torch"),
         "ours numba": ours("numba"),
         "ours cpu (fused, eager)": ours("cpu", compiled=False),
-        "ours cpu (fused, compiled)": ours("cpu"),
-        "SpikingJelly 2.0 LIFNode m": spikingjelly(),
-        "snnTorch Leaky": snntorch(),
-        "Norse LIFBoxCell loop": norse(),
     }
+    if args.ours_only:
+        check_equivalence(x.detach(), impls)
+        report(impls, x, g, args.reps)
+        return
+    impls.update(
+        {
+            "ours cpu (fused, compiled)": ours("cpu"),
+            "SpikingJelly 2.0 LIFNode m": spikingjelly(),
+            "snnTorch Leaky": snntorch(),
+            "Norse LIFBoxCell loop": norse(),
+        }
+    )
     numba_cold, numba_warm = numba_first_calls(args.threads)
     start = time.perf_counter()
     fwd_bwd(impls["ours cpu (fused, compiled)"], x, g)
     first_call = time.perf_counter() - start
     check_equivalence(x.detach(), impls)
+    print(
+        f"first fwd+bwd call: ours numba {numba_cold:.1f} s with an empty Numba cache, {numba_warm:.1f} s "
+        f"with a warm one (fresh processes); ours cpu compiled {first_call:.1f} s (this process)"
+    )
+    report(impls, x, g, args.reps)
+
+
+def report(impls: dict[str, Callable], x: torch.Tensor, g: torch.Tensor, reps: int) -> None:
+    """Time every implementation over ``reps`` interleaved rounds (after two warm-up calls) and print the table."""
 
     times: dict[str, list[float]] = {name: [] for name in impls}
     for fn in impls.values():  # warm-up
         for _ in range(2):
             fwd_bwd(fn, x, g)
-    for _ in range(args.reps):
+    for _ in range(reps):
         for name, fn in impls.items():
             times[name].append(fwd_bwd(fn, x, g))
 
-    sj = statistics.median(times["SpikingJelly 2.0 LIFNode m"])
+    sj_times = times.get("SpikingJelly 2.0 LIFNode m")
+    sj = statistics.median(sj_times) if sj_times else None
     print(
-        f"\nLIF fwd+bwd, T={T}, B={B}, {N} features, fp32, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {args.reps} interleaved rounds"
-    )
-    print(
-        f"first fwd+bwd call: ours numba {numba_cold:.1f} s with an empty Numba cache, {numba_warm:.1f} s "
-        f"with a warm one (fresh processes); ours cpu compiled {first_call:.1f} s (this process)\n"
+        f"\nLIF fwd+bwd, T={x.shape[0]}, B={x.shape[1]}, {x.shape[2]} features, fp32, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {reps} interleaved rounds\n"
     )
     print(f"| {'implementation':<30} | median ms | min ms | vs SpikingJelly |")
     print(f"|{'-' * 32}|-----------|--------|-----------------|")
     for name, samples in times.items():
         med = statistics.median(samples)
-        print(f"| {name:<30} | {med * 1e3:9.2f} | {min(samples) * 1e3:6.2f} | {sj / med:14.2f}x |")
+        ratio = f"{sj / med:14.2f}x" if sj else f"{'n/a':>15}"
+        print(f"| {name:<30} | {med * 1e3:9.2f} | {min(samples) * 1e3:6.2f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -47,19 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from snn.kernels import triton_neurons  # noqa: E402
-from snn.kernels.reference import neuron_multistep_reference  # noqa: E402
-from snn.kernels.triton_neurons import neuron_multistep_triton  # noqa: E402
+import snn  # noqa: E402
+from snn import functional as F  # noqa: E402
+from snn.backends import torch_backend, triton_backend  # noqa: E402
+from snn.surrogate import Sigmoid  # noqa: E402
 
 DEVICE = torch.device("cpu" if OPTS.dry_run else "cuda")
-LIF = dict(
-    v_threshold=1.0,
-    v_reset=0.0,
-    detach_reset=False,
-    decay_input=True,
-    surrogate_name="sigmoid",
-    alpha=4.0,
-    tau=2.0,
+LIF = snn.LIFParameters(
+    v_threshold=1.0, v_reset=0.0, detach_reset=False, decay_input=True, surrogate=Sigmoid(4.0), tau=2.0
 )
 CHECK_NEURONS = 100 if OPTS.dry_run else 1 << 16  # the reference loop runs on this many neurons
 
@@ -71,23 +66,23 @@ def spikingjelly_lif():
         from spikingjelly.activation_based.functional import neuron as sj
     except Exception as e:  # noqa: BLE001 - any import failure means "not available here"
         return None, f"not importable ({type(e).__name__}: {e})"
-    sigmoid = surrogate.Sigmoid(alpha=LIF["alpha"])
+    sigmoid = surrogate.Sigmoid(alpha=LIF.surrogate.alpha)
 
     def run(x, v0):
-        s, v, _ = sj.lif_multi_step(
-            x, v0, LIF["tau"], True, LIF["v_threshold"], LIF["v_reset"], sigmoid, False
-        )
+        s, v, _ = sj.lif_multi_step(x, v0, LIF.tau, True, LIF.v_threshold, LIF.v_reset, sigmoid, False)
         return s, v
 
     return run, ""
 
 
 def ours(x, v0):
-    return neuron_multistep_triton("lif", x, v0, **LIF)
+    spikes, state = triton_backend.multi_step(x, F.MembraneState(v0), LIF)
+    return spikes, state.v
 
 
 def reference(x, v0):
-    return neuron_multistep_reference("lif", x, v0, **LIF)
+    spikes, state = torch_backend.multi_step(x, F.MembraneState(v0), LIF)
+    return spikes.to(x.dtype), state.v
 
 
 def fwd_bwd(fn, x, v0, grad_s, grad_v):
@@ -190,9 +185,9 @@ def bench_case(steps: int, dtype: torch.dtype, sj, bandwidth: float) -> dict:
     sweep = {}
     if OPTS.sweep:
         for shape in ((256, 2), (512, 4), (1024, 4), (1024, 8), (2048, 8)):
-            triton_neurons.LAUNCH_OVERRIDE = shape
+            triton_backend.LAUNCH_OVERRIDE = shape
             sweep[f"{shape[0]}/{shape[1]}"] = median_ms(lambda: fwd_bwd(ours, x, v0, grad_s, grad_v))[0]
-        triton_neurons.LAUNCH_OVERRIDE = None
+        triton_backend.LAUNCH_OVERRIDE = None
     print(f"  done: {dtype} T={steps}: ours fwd+bwd {train[0]:.3f} ms", flush=True)
     return dict(dtype=str(dtype).removeprefix("torch."), steps=steps, train=train, infer=infer,
                 floor=floor_ms, sweep=sweep, note=note)  # fmt: skip
@@ -216,7 +211,7 @@ def main() -> None:
         f"N = {OPTS.batch}x{OPTS.features}; LIF tau=2 hard reset, sigmoid; median of {OPTS.reps} calls each"
     )
     for name in OPTS.dtypes.split(","):
-        shape = triton_neurons._launch_config(n_neurons, getattr(torch, name).itemsize)
+        shape = triton_backend._launch_config(n_neurons, getattr(torch, name).itemsize)
         print(f"our launch shape for {name} (BLOCK, num_warps): {shape}")
     print()
     rows = [

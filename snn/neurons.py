@@ -14,28 +14,71 @@ of the same shape. State handling is explicit and leak-free:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypedDict, Unpack
 
 import torch
 from torch import nn
 
+from . import backends
 from . import functional as F
-from .backends import check_backend, fused_function, resolve_backend
+from .params import (
+    ALIFParameters,
+    CubaLIFParameters,
+    IFParameters,
+    IzhikevichParameters,
+    LIFParameters,
+    NeuronParameters,
+    PLIFParameters,
+)
 from .surrogate import ATan, SurrogateFunction
 
 __all__ = ["Neuron", "IF", "LIF", "PLIF", "ALIF", "CubaLIF", "Izhikevich"]
 
 
-class Neuron(nn.Module):
-    """Common machinery: step modes, state handling, backend dispatch.
+class NeuronOptions(TypedDict, total=False):
+    """The arguments every neuron constructor takes besides its kind's own (see :class:`Neuron`)."""
 
-    Subclasses set ``step_fn`` (a function of :mod:`snn.functional`), ``fused_kind`` (the kernel
-    name in :mod:`snn.backends`, None when only the torch loop exists) and implement
-    :meth:`params` and :meth:`fused_params`.
+    v_threshold: float
+    v_reset: float | None
+    detach_reset: bool
+    surrogate: SurrogateFunction | None
+    backend: str
+    step_mode: str
+    stateful: bool
+    v_init: float | None
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class Neuron(nn.Module):
+    """Common machinery: parameters, step modes, state handling, backend dispatch.
+
+    A subclass names its parameter class (``param_cls``, a frozen dataclass of :mod:`snn.params`)
+    and passes its own fields to this constructor by keyword; they become attributes of the same
+    names, and :meth:`params` builds the parameter object from the attributes on every call
+    (so changing ``neuron.v_threshold`` takes effect).
+
+    Args:
+        v_threshold: firing threshold.
+        v_reset: hard-reset potential, None for soft reset.
+        detach_reset: detach the spike inside the reset in the backward pass.
+        surrogate: spike function with surrogate gradient (default ``ATan(alpha=2)``).
+        backend: "auto", "torch", "numba", "cpu" or "triton" (see :mod:`snn.backends`).
+        step_mode: "m" (multi-step ``[T, B, ...]``) or "s" (one step per call).
+        stateful: multi-step calls continue from the previous call's final state until :meth:`reset`.
+        v_init: membrane potential before the first step; None: the resting value.
+        **fields: the kind's own fields (names of ``param_cls``'s fields).
     """
 
-    step_fn = staticmethod(F.if_step)
-    fused_kind: str | None = None
+    param_cls: ClassVar[type[NeuronParameters]] = IFParameters
+    # param_cls's field names, looked up once per class (params() runs on every call)
+    _param_names: ClassVar[tuple[str, ...]] = IFParameters.field_names()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._param_names = cls.param_cls.field_names()
 
     def __init__(
         self,
@@ -46,48 +89,34 @@ class Neuron(nn.Module):
         backend: str = "auto",
         step_mode: str = "m",
         stateful: bool = False,
+        v_init: float | None = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         if step_mode not in ("m", "s"):
             raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {step_mode!r}")
         self.v_threshold = float(v_threshold)
-        self.v_reset = None if v_reset is None else float(v_reset)
+        self.v_reset = _optional_float(v_reset)
+        self.v_init = _optional_float(v_init)
         self.detach_reset = bool(detach_reset)
         self.surrogate = ATan(alpha=2.0) if surrogate is None else surrogate
         self.backend = backend
         self.step_mode = step_mode
         self.stateful = stateful
         self.state: NamedTuple | None = None
-        check_backend(backend, self.fused_kind, self.surrogate)
+        for name, value in fields.items():
+            if name not in self._param_names:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
+            setattr(self, name, value)
+        backends.check_backend(backend, self.params())  # also validates the fields
 
-    # -- what subclasses provide ---------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        """Keyword arguments of ``step_fn`` besides ``x`` and ``state``."""
-        return {
-            "v_threshold": self.v_threshold,
-            "v_reset": self.v_reset,
-            "surrogate": self.surrogate,
-            "detach_reset": self.detach_reset,
-        }
-
-    def fused_params(self) -> dict[str, Any]:
-        """Neuron-specific keyword arguments of the fused backends (see :mod:`snn.backends`)."""
-        return {"decay_input": True}
+    def params(self) -> NeuronParameters:
+        """This layer's parameter object (what :mod:`snn.functional` and the backends take)."""
+        return self.param_cls(**{name: getattr(self, name) for name in self._param_names})
 
     def init_state(self, like: torch.Tensor) -> NamedTuple:
-        """The resting state for one time step shaped like ``like``."""
-        return F.init_state(self.step_fn, like, v_reset=self.v_reset)
-
-    def fused_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the fused backends' multi-step functions besides ``x_seq`` and the state."""
-        return {
-            "v_threshold": self.v_threshold,
-            "v_reset": self.v_reset,
-            "detach_reset": self.detach_reset,
-            "surrogate_name": self.surrogate.name,
-            "alpha": float(self.surrogate.alpha),
-            **self.fused_params(),
-        }
+        """The state before the first step, shaped like one time step ``like``."""
+        return F.init_state(self.params(), like)
 
     # -- running ---------------------------------------------------------------------------------
     def forward(
@@ -110,26 +139,19 @@ class Neuron(nn.Module):
     def multi_step(
         self, x_seq: torch.Tensor, state: NamedTuple | None = None
     ) -> tuple[torch.Tensor, NamedTuple]:
-        """Run all time steps of ``x_seq`` from ``state`` (resting state if None); no module state is touched."""
+        """Run all time steps of ``x_seq`` from ``state`` (initial state if None); no module state is touched."""
+        p = self.params()
         if state is None:
-            state = self.init_state(x_seq[0])
-        backend = resolve_backend(self.backend, self.fused_kind, self.surrogate, x_seq)
-        if backend == "torch":
-            return F.multi_step(self.step_fn, x_seq, state, **self.params())
-        common = self.fused_kwargs()
-        run = fused_function(backend, self.fused_kind)
-        if len(state) == 1:
-            spikes, v_last = run(self.fused_kind, x_seq, state.v, **common)
-            return spikes, type(state)(v_last)
-        spikes, v_last, u_last = run(self.fused_kind, x_seq, state[0], state[1], **common)
-        return spikes, type(state)(v_last, u_last)
+            state = F.init_state(p, x_seq[0])
+        return backends.multi_step(self.backend, x_seq, state, p)
 
     def step(
         self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, NamedTuple]:
         """One time step. Without ``state``, continues from the internal state (kept until :meth:`reset`)."""
+        p = self.params()
         current = self._stored_state(x) if state is None else state
-        spike, new_state = self.step_fn(x, current, **self.params())
+        spike, new_state = F.STEPS[p.kind][0](x, current, p)
         if state is None:
             self.state = new_state
         return (spike, new_state) if return_state else spike
@@ -161,17 +183,10 @@ class Neuron(nn.Module):
         )
 
 
-def _check_tau(name: str, tau: float) -> float:
-    if not tau >= 1.0:
-        raise ValueError(f"{name} must be >= 1 (a time constant in steps), got {tau}")
-    return float(tau)
-
-
 class IF(Neuron):
     """Integrate-and-fire: ``H = V + X``."""
 
-    step_fn = staticmethod(F.if_step)
-    fused_kind = "if"
+    param_cls = IFParameters
 
 
 class LIF(Neuron):
@@ -179,32 +194,20 @@ class LIF(Neuron):
 
     Default surrogate ``ATan(alpha=2)`` where SpikingJelly defaults to ``Sigmoid(alpha=4)``; pass
     ``surrogate=snn.surrogate.Sigmoid()`` to reproduce SpikingJelly's gradients exactly.
+    ``v_leak`` (default: ``v_reset``, 0 with soft reset) is the potential the leak pulls towards.
     """
 
-    step_fn = staticmethod(F.lif_step)
-    fused_kind = "lif"
+    param_cls = LIFParameters
 
     def __init__(
         self,
         tau: float = 2.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
+        *,
         decay_input: bool = True,
-        detach_reset: bool = False,
-        surrogate: SurrogateFunction | None = None,
-        backend: str = "auto",
-        step_mode: str = "m",
-        stateful: bool = False,
+        v_leak: float | None = None,
+        **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend, step_mode, stateful)
-        self.tau = _check_tau("tau", tau)
-        self.decay_input = bool(decay_input)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "tau": self.tau, "decay_input": self.decay_input}
-
-    def fused_params(self) -> dict[str, Any]:
-        return {"tau": self.tau, "decay_input": self.decay_input}
+        super().__init__(tau=float(tau), decay_input=bool(decay_input), v_leak=_optional_float(v_leak), **common)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -213,35 +216,23 @@ class LIF(Neuron):
 class PLIF(Neuron):
     """Parametric LIF (Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learned, ``w0 = -log(tau0 - 1)``."""
 
-    step_fn = staticmethod(F.plif_step)
-    fused_kind = "plif"
+    param_cls = PLIFParameters
 
     def __init__(
         self,
         init_tau: float = 2.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
+        *,
         decay_input: bool = True,
-        detach_reset: bool = False,
-        surrogate: SurrogateFunction | None = None,
-        backend: str = "auto",
-        step_mode: str = "m",
-        stateful: bool = False,
+        v_leak: float | None = None,
+        **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend, step_mode, stateful)
-        self.decay_input = bool(decay_input)
-        self.w = nn.Parameter(torch.tensor(F.plif_w_from_tau(init_tau)))
+        w = nn.Parameter(torch.tensor(F.plif_w_from_tau(init_tau)))
+        super().__init__(w=w, decay_input=bool(decay_input), v_leak=_optional_float(v_leak), **common)
 
     @property
     def tau(self) -> float:
         """The current time constant ``1 / sigmoid(w)``."""
         return float(1.0 / torch.sigmoid(self.w.detach()))
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "w": self.w, "decay_input": self.decay_input}
-
-    def fused_params(self) -> dict[str, Any]:
-        return {"tau": self.w, "decay_input": self.decay_input}
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + super().extra_repr()
@@ -250,83 +241,58 @@ class PLIF(Neuron):
 class ALIF(Neuron):
     """Adaptive-threshold LIF (see :func:`snn.functional.alif_step` for the equations)."""
 
-    step_fn = staticmethod(F.alif_step)
-    fused_kind = "alif"
+    param_cls = ALIFParameters
 
     def __init__(
         self,
         tau: float = 2.0,
         tau_adapt: float = 20.0,
         beta: float = 0.2,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
+        *,
         decay_input: bool = True,
-        detach_reset: bool = False,
-        surrogate: SurrogateFunction | None = None,
-        backend: str = "auto",
-        step_mode: str = "m",
-        stateful: bool = False,
+        v_leak: float | None = None,
+        **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend, step_mode, stateful)
-        self.tau = _check_tau("tau", tau)
-        self.tau_adapt = _check_tau("tau_adapt", tau_adapt)
-        self.beta = float(beta)
-        self.decay_input = bool(decay_input)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "tau": self.tau,
-            "tau_adapt": self.tau_adapt,
-            "beta": self.beta,
-            "decay_input": self.decay_input,
-        }
-
-    def fused_params(self) -> dict[str, Any]:
-        params = self.params()
-        return {k: params[k] for k in ("tau", "tau_adapt", "beta", "decay_input")}
+        super().__init__(
+            tau=float(tau),
+            tau_adapt=float(tau_adapt),
+            beta=float(beta),
+            decay_input=bool(decay_input),
+            v_leak=_optional_float(v_leak),
+            **common,
+        )
 
 
 class CubaLIF(Neuron):
     """Current-based LIF, SpikingJelly's ``CUBALIFNode`` equations (see :func:`snn.functional.cuba_lif_step`).
 
     SpikingJelly defaults to ``v_threshold=0.5`` and a ``Rect`` surrogate; we keep the uniform
-    ``v_threshold=1.0`` and ``ATan(2)`` of all our neurons.
+    ``v_threshold=1.0`` and ``ATan(2)`` of all our neurons. ``v_leak`` (default: SpikingJelly's
+    leak towards 0) runs on the torch backend only.
     """
 
-    step_fn = staticmethod(F.cuba_lif_step)
-    fused_kind = "cuba_lif"
+    param_cls = CubaLIFParameters
 
     def __init__(
         self,
         current_decay: float = 0.5,
         voltage_decay: float = 0.75,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        detach_reset: bool = False,
-        surrogate: SurrogateFunction | None = None,
-        backend: str = "auto",
-        step_mode: str = "m",
-        stateful: bool = False,
+        *,
+        v_leak: float | None = None,
+        **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend, step_mode, stateful)
-        for name, value in (("current_decay", current_decay), ("voltage_decay", voltage_decay)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        self.current_decay = float(current_decay)
-        self.voltage_decay = float(voltage_decay)
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), **self.fused_params()}
-
-    def fused_params(self) -> dict[str, Any]:
-        return {"current_decay": self.current_decay, "voltage_decay": self.voltage_decay}
+        super().__init__(
+            current_decay=float(current_decay),
+            voltage_decay=float(voltage_decay),
+            v_leak=_optional_float(v_leak),
+            **common,
+        )
 
 
 class Izhikevich(Neuron):
     """SpikingJelly 2.0's ``IzhikevichNode`` (same equations and defaults; see :func:`snn.functional.izhikevich_step`)."""
 
-    step_fn = staticmethod(F.izhikevich_step)
+    param_cls = IzhikevichParameters
 
     def __init__(
         self,
@@ -338,33 +304,7 @@ class Izhikevich(Neuron):
         tau_w: float = 2.0,
         a: float = 0.0,
         b: float = 0.0,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
-        detach_reset: bool = False,
-        surrogate: SurrogateFunction | None = None,
-        backend: str = "auto",
-        step_mode: str = "m",
-        stateful: bool = False,
+        **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(v_threshold, v_reset, detach_reset, surrogate, backend, step_mode, stateful)
-        if not a0 > 0:
-            raise ValueError(f"a0 must be > 0, got {a0}")
-        self.tau = _check_tau("tau", tau)
-        self.tau_w = _check_tau("tau_w", tau_w)
-        self.v_c, self.a0, self.v_rest, self.w_rest = float(v_c), float(a0), float(v_rest), float(w_rest)
-        self.a, self.b = float(a), float(b)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            **super().params(),
-            "tau": self.tau,
-            "v_c": self.v_c,
-            "a0": self.a0,
-            "v_rest": self.v_rest,
-            "a": self.a,
-            "b": self.b,
-            "tau_w": self.tau_w,
-        }
-
-    def init_state(self, like: torch.Tensor) -> NamedTuple:
-        return F.init_state(self.step_fn, like, v_reset=self.v_reset, w_rest=self.w_rest)
+        values = dict(tau=tau, v_c=v_c, a0=a0, v_rest=v_rest, w_rest=w_rest, tau_w=tau_w, a=a, b=b)
+        super().__init__(**{name: float(value) for name, value in values.items()}, **common)

@@ -2,7 +2,7 @@
 
 A multi-step IF / LIF / PLIF layer followed by :class:`snn.layers.MaxPool2d` ``(2)`` (stride 2, no padding) on CPU
 tensors that the Numba backend would run anyway goes through
-:func:`snn.fused_numba.neuron_maxpool2d_numba`: max-pooling binary spikes within the neuron kernel
+:func:`snn.backends.numba_backend.neuron_maxpool2d`: max-pooling binary spikes within the neuron kernel
 skips writing the full-size spikes, keeping the pool's int64 indices (half their size in bytes)
 and the pool's backward pass. Values and gradients are those of the two modules run
 one after the other. Anything else, and any pair with hooks registered (monitors observe the
@@ -17,7 +17,8 @@ from torch.nn.modules import module as torch_module
 
 from . import layers
 from .backends import resolve_backend
-from .fused_numba import KINDS, neuron_maxpool2d_numba
+from .backends.fused import ONE_STATE_KINDS
+from .backends.numba_backend import neuron_maxpool2d
 from .neurons import Neuron
 
 __all__ = ["SpikingSequential"]
@@ -44,14 +45,14 @@ def _has_hooks(*modules: nn.Module) -> bool:
 
 
 def _fusable(neuron: nn.Module, pool: nn.Module, x_seq: torch.Tensor) -> bool:
-    """Whether ``neuron`` then ``pool`` on ``x_seq`` can run as :func:`neuron_maxpool2d_numba`."""
-    if not (isinstance(neuron, Neuron) and neuron.fused_kind in KINDS and _is_2x2_max_pool(pool)):
+    """Whether ``neuron`` then ``pool`` on ``x_seq`` can run as :func:`neuron_maxpool2d`."""
+    if not (isinstance(neuron, Neuron) and neuron.param_cls.kind in ONE_STATE_KINDS and _is_2x2_max_pool(pool)):
         return False
     if neuron.step_mode != "m" or neuron.stateful or _has_hooks(neuron, pool):
         return False
     if x_seq.ndim != 5 or x_seq.shape[-1] % 2 or x_seq.shape[-2] % 2:
         return False
-    return resolve_backend(neuron.backend, neuron.fused_kind, neuron.surrogate, x_seq) == "numba"
+    return resolve_backend(neuron.backend, neuron.params(), x_seq) == "numba"
 
 
 class SpikingSequential(nn.Sequential):
@@ -62,7 +63,7 @@ class SpikingSequential(nn.Sequential):
         i = 0
         while i < len(modules):
             if i + 1 < len(modules) and _fusable(modules[i], modules[i + 1], x):
-                x, _ = neuron_maxpool2d_numba(modules[i].fused_kind, x, None, **modules[i].fused_kwargs())
+                x, _ = neuron_maxpool2d(x, None, modules[i].params())
                 i += 2
             else:
                 x = modules[i](x)

@@ -3,7 +3,9 @@
 Every surrogate spikes when its input (``H - V_th``) is ``>= 0`` and, in the backward pass, uses
 exactly SpikingJelly 2.0's derivative formula (``spikingjelly.activation_based.surrogate``), with
 the same default ``alpha``. Each instance carries a stable lowercase ``name`` and a float
-``alpha``; the fused CPU and Triton backends dispatch on that pair instead of the Python object.
+``alpha``; the fused backends dispatch on that pair instead of the Python object, and their
+compiled copies of the formulas (Numba, Triton) are tested against :func:`surrogate_grad`, the
+one reference.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "SuperSpike",
     "Erf",
     "Rect",
+    "NAMES",
     "by_name",
     "surrogate_grad",
 ]
@@ -150,6 +153,8 @@ _REGISTRY: dict[str, type[SurrogateFunction]] = {
     cls.name: cls
     for cls in (Sigmoid, ATan, PiecewiseQuadratic, PiecewiseExp, SoftSign, SuperSpike, Erf, Rect)
 }
+# The built-in surrogates' names; their positions are the integer ids the fused kernels dispatch on.
+NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def by_name(name: str, alpha: float | None = None) -> SurrogateFunction:

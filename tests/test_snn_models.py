@@ -18,7 +18,8 @@ import torch
 
 import snn
 import snn.models as zoo
-from snn import fused_cpu, layers, sequential
+from snn import layers, sequential
+from snn.backends import cpu_backend
 from snn.models.resnet import sew_connect
 from tests.zoo_reference import checksum, deterministic_state, digest
 
@@ -52,10 +53,10 @@ SMALL = {
 @pytest.fixture(autouse=True)
 def eager_fused_loops():
     """The fused CPU neuron path without torch.compile (compilation takes tens of seconds)."""
-    before = fused_cpu.compile_enabled()
-    fused_cpu.set_compile_enabled(False)
+    before = cpu_backend.compile_enabled()
+    cpu_backend.set_compile_enabled(False)
     yield
-    fused_cpu.set_compile_enabled(before)
+    cpu_backend.set_compile_enabled(before)
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -245,9 +246,9 @@ def test_cpu_fast_path_equals_the_plain_modules(monkeypatch) -> None:
             linear.weight.mul_(8.0)
     reference = _unfused_contiguous_copy(net)
     fused_calls, conv_layouts = [], []
-    fused = sequential.neuron_maxpool2d_numba
+    fused = sequential.neuron_maxpool2d
     monkeypatch.setattr(
-        snn.sequential, "neuron_maxpool2d_numba", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
+        snn.sequential, "neuron_maxpool2d", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
     )
     net.body[0].register_forward_hook(lambda m, i, o: conv_layouts.append(o.flatten(0, 1).is_contiguous(
         memory_format=torch.channels_last)))  # fmt: skip

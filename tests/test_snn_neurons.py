@@ -16,7 +16,8 @@ import torch
 
 import snn
 from snn import functional as F
-from snn import fused_cpu
+from snn.backends import cpu_backend
+from snn.backends.fused import fused_config
 from snn.surrogate import ATan, Sigmoid, by_name
 
 DATA = Path(__file__).resolve().parent / "data" / "spikingjelly_snn_reference.npz"
@@ -34,10 +35,10 @@ CASES, ARRAYS = _load()
 @pytest.fixture(autouse=True)
 def eager_fused_loops():
     """Most tests run the fused CPU loops eagerly (same code; compiling each config costs seconds)."""
-    before = fused_cpu.compile_enabled()
-    fused_cpu.set_compile_enabled(False)
+    before = cpu_backend.compile_enabled()
+    cpu_backend.set_compile_enabled(False)
     yield
-    fused_cpu.set_compile_enabled(before)
+    cpu_backend.set_compile_enabled(before)
 
 
 def build(case: dict, backend: str = "torch") -> snn.Neuron:
@@ -111,13 +112,11 @@ def test_torch_reference_matches_spikingjelly(case):
         )
     with torch.no_grad():
         x = torch.from_numpy(ARRAYS[f"{cid}/x"])
-        _, _, v_seq = F.multi_step(
-            neuron.step_fn, x, neuron.init_state(x[0]), return_v_seq=True, **neuron.params()
-        )
+        _, _, v_seq = F.multi_step(x, neuron.init_state(x[0]), neuron.params(), return_v_seq=True)
     np.testing.assert_array_equal(v_seq.numpy(), ARRAYS[f"{cid}/v_seq"])
 
 
-FUSED_CASES = [c for c in CASES if c["neuron"] in fused_cpu.KINDS]
+FUSED_CASES = [c for c in CASES if c["neuron"] in cpu_backend.KINDS]
 
 
 @pytest.mark.parametrize(
@@ -144,16 +143,15 @@ def test_anchor_example_lif_tau2(backend):
     x = torch.tensor([0.5, 0.9, 1.5, 0.0, 2.5]).reshape(5, 1, 1)
     neuron = snn.LIF(tau=2.0, backend=backend)
     assert neuron(x).flatten().tolist() == [0.0, 0.0, 1.0, 0.0, 1.0]
-    _, _, v_seq = F.multi_step(F.lif_step, x, return_v_seq=True, **neuron.params())
+    _, _, v_seq = F.multi_step(x, None, neuron.params(), return_v_seq=True)
     assert torch.allclose(v_seq.flatten(), torch.tensor([0.25, 0.575, 0.0, 0.0, 0.0]))
 
 
 def test_soft_reset_and_decay_input_false_by_hand():
     # decay_input=False, soft reset: H = V - V/2 + X; V = H - S
     x = torch.tensor([0.8, 0.8, 0.8]).reshape(3, 1)
-    spikes, state, v_seq = F.multi_step(
-        F.lif_step, x, tau=2.0, decay_input=False, v_reset=None, surrogate=ATan(), return_v_seq=True
-    )
+    p = snn.LIFParameters(tau=2.0, decay_input=False, v_reset=None, surrogate=ATan())
+    spikes, state, v_seq = F.multi_step(x, None, p, return_v_seq=True)
     # H: 0.8 -> 0.4+0.8=1.2 (fire, V=0.2) -> 0.1+0.8=0.9
     assert spikes.flatten().tolist() == [0.0, 1.0, 0.0]
     assert torch.allclose(v_seq.flatten(), torch.tensor([0.8, 0.2, 0.9]))
@@ -164,7 +162,7 @@ def test_detach_reset_changes_only_the_gradient():
     grads = []
     for detach in (False, True):
         xs = x.clone().requires_grad_(True)
-        spikes, state = F.multi_step(F.if_step, xs, surrogate=ATan(), detach_reset=detach)
+        spikes, state = F.multi_step(xs, None, snn.IFParameters(surrogate=ATan(), detach_reset=detach))
         state.v.sum().backward()
         grads.append((spikes.detach(), xs.grad))
     assert torch.equal(grads[0][0], grads[1][0])
@@ -175,7 +173,7 @@ def test_detach_reset_changes_only_the_gradient():
 def test_alif_threshold_adapts_by_hand():
     # IF-like charge is not available for ALIF, so use tau=1 (H = X), beta=0.5, tau_adapt=2
     x = torch.tensor([1.0, 1.2, 1.2, 1.2]).reshape(4, 1)
-    spikes, state = F.multi_step(F.alif_step, x, tau=1.0, beta=0.5, tau_adapt=2.0, surrogate=ATan())
+    spikes, state = F.multi_step(x, None, snn.ALIFParameters(tau=1.0, beta=0.5, tau_adapt=2.0, surrogate=ATan()))
     # t0: theta=1 fire, A=1; t1: theta=1.5 no, A=0.5; t2: theta=1.25 no, A=0.25; t3: theta=1.125 fire
     assert spikes.flatten().tolist() == [1.0, 0.0, 0.0, 1.0]
     assert torch.allclose(state.a, torch.tensor([0.125 + 1.0]))
@@ -190,9 +188,8 @@ def test_alif_with_beta_zero_is_lif():
 
 def test_cuba_lif_by_hand():
     x = torch.tensor([0.6, 0.0, 0.0]).reshape(3, 1)
-    spikes, state, v_seq = F.multi_step(
-        F.cuba_lif_step, x, current_decay=0.5, voltage_decay=0.5, surrogate=ATan(), return_v_seq=True
-    )
+    p = snn.CubaLIFParameters(current_decay=0.5, voltage_decay=0.5, surrogate=ATan())
+    spikes, state, v_seq = F.multi_step(x, None, p, return_v_seq=True)
     # I: 0.6, 0.3, 0.15; V: 0.6, 0.3+0.3=0.6, 0.3+0.15=0.45
     assert spikes.sum().item() == 0
     assert torch.allclose(v_seq.flatten(), torch.tensor([0.6, 0.6, 0.45]))
@@ -236,7 +233,7 @@ def test_cpu_backend_equals_torch_backend(kind, v_reset, detach_reset, decay_inp
 
 def test_compiled_cpu_path_equals_eager_and_reference():
     """One small configuration through torch.compile (the others run the same loops eagerly)."""
-    fused_cpu.set_compile_enabled(True)
+    cpu_backend.set_compile_enabled(True)
     torch.manual_seed(3)
     x = torch.randn(4, 2, 3) + 0.6
     out = {}
@@ -255,10 +252,10 @@ def test_auto_backend_picks_the_fused_path_on_cpu(monkeypatch):
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter would accept CPU tensors
     x = torch.zeros(2, 1)
-    assert resolve_backend("auto", "lif", ATan(), x) == "numba"
-    assert resolve_backend("auto", None, ATan(), x) == "torch"
+    assert resolve_backend("auto", snn.LIFParameters(), x) == "numba"
+    assert resolve_backend("auto", snn.IzhikevichParameters(), x) == "torch"
     with pytest.raises(ValueError, match="needs CUDA tensors"):
-        resolve_backend("triton", "lif", ATan(), x)
+        resolve_backend("triton", snn.LIFParameters(), x)
     with pytest.raises(ValueError, match="runs on backend='torch'"):
         snn.ALIF(backend="cpu")
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -323,7 +320,7 @@ def test_bad_input_and_parameters_are_reported():
     with pytest.raises(ValueError, match="step_mode must be"):
         snn.IF(step_mode="x")
     with pytest.raises(ValueError, match="v0 shape"):
-        fused_cpu.neuron_multistep_cpu("lif", torch.rand(3, 2), torch.rand(3))
+        cpu_backend.multi_step(torch.rand(3, 2), F.MembraneState(torch.rand(3)), snn.LIFParameters())
 
 
 def test_default_surrogate_is_atan2():
@@ -334,22 +331,26 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     def broken_compile(fn, *args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    fused_cpu.set_compile_enabled(True)
+    cpu_backend.set_compile_enabled(True)
     monkeypatch.setattr(torch, "compile", broken_compile)
-    fused_cpu._loops.cache_clear()  # fresh loop objects that have not been compiled yet
+    cpu_backend._loops.cache_clear()  # fresh loop objects that have not been compiled yet
     x = torch.rand(4, 2, 3) * 2
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         spikes = snn.LIF(tau=1.5, backend="cpu")(x)
     assert torch.equal(spikes, snn.LIF(tau=1.5, backend="torch")(x))
-    forward_loop, _ = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 1.5)
+    forward_loop, _ = cpu_backend._loops(_lif_config(1.5))
     assert forward_loop.failed  # remembered: later calls go straight to the eager loop
-    fused_cpu._loops.cache_clear()
+    cpu_backend._loops.cache_clear()
+
+
+def _lif_config(tau: float):
+    return fused_config(snn.LIFParameters(tau=tau), cpu_backend.KINDS, "cpu")
 
 
 def test_loops_are_cached_per_configuration():
-    first = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 2.0)
-    assert fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 2.0) is first
-    other = fused_cpu._loops("lif", True, 1.0, 0.0, False, "atan", 2.0, 3.0)
+    first = cpu_backend._loops(_lif_config(2.0))
+    assert cpu_backend._loops(_lif_config(2.0)) is first
+    other = cpu_backend._loops(_lif_config(3.0))
     assert other[0].fn.__code__ is not first[0].fn.__code__  # separate dynamo caches per config
 
 

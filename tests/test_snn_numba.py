@@ -1,4 +1,4 @@
-"""The Numba CPU backend (``snn/fused_numba.py``, ``snn/kernels/numba_neurons.py``).
+"""The Numba CPU backend (``snn/backends/numba_backend.py``, ``snn/kernels/numba_neurons.py``).
 
 Checked against SpikingJelly 2.0.0's captured outputs (``tests/data/spikingjelly_snn_reference.npz``,
 written by ``tests/data/capture_spikingjelly_snn.py``, see ``test_snn_neurons.py``) and against the
@@ -22,18 +22,26 @@ from test_snn_neurons import ARRAYS, CASES, build, run_with_grads
 
 import snn
 from snn import functional as F
-from snn.backends import resolve_backend
-from snn.fused_numba import (
-    KINDS,
-    TWO_STATE_KINDS,
-    neuron_maxpool2d_numba,
-    neuron_multistep_numba,
-    two_state_multistep_numba,
-)
+from snn.backends import numba_backend, resolve_backend
+from snn.backends.fused import ONE_STATE_KINDS as KINDS
+from snn.backends.fused import TWO_STATE_KINDS
+from snn.backends.numba_backend import multi_step, neuron_maxpool2d
 from snn.kernels.numba_neurons import BLOCK, SURROGATE_IDS
-from snn.surrogate import ATan, SurrogateFunction, by_name
+from snn.surrogate import ATan, Sigmoid, SurrogateFunction, by_name
 
 NUMBA_CASES = [c for c in CASES if c["neuron"] in KINDS + TWO_STATE_KINDS]
+PARAMS = {
+    "if": snn.IFParameters,
+    "lif": snn.LIFParameters,
+    "plif": snn.PLIFParameters,
+    "alif": snn.ALIFParameters,
+    "cuba_lif": snn.CubaLIFParameters,
+}
+
+
+def _flat(out) -> tuple[torch.Tensor, ...]:
+    """``(spikes, state)`` as ``(spikes, *state)``."""
+    return out[0], *out[1]
 TWO_BLOCKS = (2, (BLOCK + 100) // 2)  # one time step's shape: a full block of neurons and a partial one
 
 
@@ -152,28 +160,30 @@ def test_two_state_defaults_and_dtypes():
     """u0=None is zeros, v0=None the resting potential; bf16 input runs in fp32 like the fp32 input."""
     x = torch.rand(6, 2, 5) * 2
     rest = (torch.full((2, 5), -0.2), torch.zeros(2, 5))
-    got = two_state_multistep_numba("alif", x, None, None, v_reset=-0.2)
-    want = two_state_multistep_numba("alif", x, *rest, v_reset=-0.2)
-    assert all(torch.equal(a, b) for a, b in zip(got, want))
-    half = two_state_multistep_numba("cuba_lif", x.bfloat16(), None, None)
-    full = two_state_multistep_numba("cuba_lif", x.bfloat16().float(), None, None)
+    p = snn.ALIFParameters(v_reset=-0.2)
+    got = _flat(multi_step(x, None, p))
+    want = _flat(multi_step(x, F.AdaptiveState(*rest), p))
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    half = _flat(multi_step(x.bfloat16(), None, snn.CubaLIFParameters()))
+    full = _flat(multi_step(x.bfloat16().float(), None, snn.CubaLIFParameters()))
     assert half[0].dtype == torch.bfloat16 and half[1].dtype == torch.float32
     assert (
         torch.equal(half[0].float(), full[0])
         and torch.equal(half[1], full[1])
         and torch.equal(half[2], full[2])
     )
-    with pytest.raises(ValueError, match="u0 shape"):
-        two_state_multistep_numba("alif", x, None, torch.zeros(5))
+    with pytest.raises(ValueError, match="state.a shape"):
+        multi_step(x, F.AdaptiveState(rest[0], torch.zeros(5)), p)
 
 
 def test_long_sequences_and_many_blocks_need_no_recompilation():
     """T and N change freely (the kernels are compiled once): T=200, N spanning 5 blocks."""
     torch.manual_seed(2)
     x = torch.randn(200, 5 * BLOCK - 3) * 0.6 + 0.4
-    ref, ref_state = F.multi_step(F.lif_step, x, tau=3.0, surrogate=ATan())
-    spikes, v_last = neuron_multistep_numba("lif", x, None, tau=3.0)
-    assert torch.equal(spikes, ref) and torch.equal(v_last, ref_state.v)
+    p = snn.LIFParameters(tau=3.0, surrogate=ATan())
+    ref, ref_state = F.multi_step(x, None, p)
+    spikes, state = multi_step(x, None, p)
+    assert torch.equal(spikes, ref) and torch.equal(state.v, ref_state.v)
 
 
 def test_non_contiguous_input_and_state():
@@ -182,9 +192,10 @@ def test_non_contiguous_input_and_state():
     x = base.permute(1, 2, 0)  # [T=9, 6, 3], not contiguous
     v0 = torch.randn(3, 6).t()
     assert not x.is_contiguous() and not v0.is_contiguous()
-    got = neuron_multistep_numba("if", x, v0, v_reset=None)
-    want = neuron_multistep_numba("if", x.contiguous(), v0.contiguous(), v_reset=None)
-    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    p = snn.IFParameters(v_reset=None)
+    got = multi_step(x, F.MembraneState(v0), p)
+    want = multi_step(x.contiguous(), F.MembraneState(v0.contiguous()), p)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1].v, want[1].v)
 
 
 def test_upstream_gradient_on_one_output_only():
@@ -213,9 +224,10 @@ def test_v0_none_starts_at_rest():
     x = torch.rand(6, 4) * 2 - 0.5
     for v_reset in (-0.3, None):
         rest = torch.full((4,), 0.0 if v_reset is None else v_reset)
-        got = neuron_multistep_numba("lif", x, None, v_reset=v_reset, tau=2.0)
-        want = neuron_multistep_numba("lif", x, rest, v_reset=v_reset, tau=2.0)
-        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        p = snn.LIFParameters(v_reset=v_reset, tau=2.0)
+        got = multi_step(x, None, p)
+        want = multi_step(x, F.MembraneState(rest), p)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1].v, want[1].v)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
@@ -226,10 +238,10 @@ def test_other_dtypes_compute_in_fp32_and_cast_back(dtype):
     v0 = torch.zeros(3, 4, dtype=dtype)
     w = torch.tensor(0.3, requires_grad=True)
     xs, x32 = x.clone().requires_grad_(True), x.float().requires_grad_(True)
-    out = neuron_multistep_numba("plif", xs, v0, tau=w)
+    out = _flat(multi_step(xs, F.MembraneState(v0), snn.PLIFParameters(w=w)))
     (out[0].sum() + out[1].sum()).backward()
     w_grad, w.grad = w.grad.clone(), None
-    ref = neuron_multistep_numba("plif", x32, v0.float(), tau=w)
+    ref = _flat(multi_step(x32, F.MembraneState(v0.float()), snn.PLIFParameters(w=w)))
     (ref[0].sum() + ref[1].sum()).backward()
     assert out[0].dtype == dtype and xs.grad.dtype == dtype and out[1].dtype == torch.float32
     assert torch.equal(out[0].float(), ref[0]) and torch.equal(out[1], ref[1])
@@ -247,10 +259,8 @@ def test_plif_w_gradient_is_independent_of_the_thread_count():
         for threads in (1, 2):
             torch.set_num_threads(threads)
             w = torch.tensor(-0.2, requires_grad=True)
-            spikes, v_last = neuron_multistep_numba(
-                "plif", x, None, tau=w, surrogate_name="sigmoid", alpha=4.0
-            )
-            (spikes.sum() + v_last.sum()).backward()
+            spikes, state = multi_step(x, None, snn.PLIFParameters(w=w, surrogate=Sigmoid(4.0)))
+            (spikes.sum() + state.v.sum()).backward()
             grads.append(w.grad)
     finally:
         torch.set_num_threads(before)
@@ -263,8 +273,8 @@ def test_torch_thread_setting_is_left_alone():
     In a fresh process, since the pool starts only once per process.
     """
     code = (
-        "import torch; from snn.fused_numba import neuron_multistep_numba; torch.set_num_threads(1); "
-        "neuron_multistep_numba('lif', torch.rand(3, 4), None); print(torch.get_num_threads())"
+        "import torch, snn; from snn.backends.numba_backend import multi_step; torch.set_num_threads(1); "
+        "multi_step(torch.rand(3, 4), None, snn.LIFParameters()); print(torch.get_num_threads())"
     )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -277,15 +287,15 @@ def test_auto_picks_numba_on_cpu(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     for kind in KINDS + TWO_STATE_KINDS:
         for dtype in (torch.float32, torch.bfloat16, torch.float16):
-            assert resolve_backend("auto", kind, ATan(), torch.zeros(2, 1, dtype=dtype)) == "numba"
+            assert resolve_backend("auto", PARAMS[kind](), torch.zeros(2, 1, dtype=dtype)) == "numba"
     # fp64 keeps its precision on the reference loop; neurons without a Numba kernel too
-    assert resolve_backend("auto", "lif", ATan(), torch.zeros(2, 1, dtype=torch.float64)) == "torch"
-    assert resolve_backend("auto", None, ATan(), torch.zeros(2, 1)) == "torch"  # Izhikevich
+    assert resolve_backend("auto", snn.LIFParameters(), torch.zeros(2, 1, dtype=torch.float64)) == "torch"
+    assert resolve_backend("auto", snn.IzhikevichParameters(), torch.zeros(2, 1)) == "torch"
 
     class Custom(SurrogateFunction):
         name = "custom"
 
-    assert resolve_backend("auto", "lif", Custom(), torch.zeros(2, 1)) == "torch"
+    assert resolve_backend("auto", snn.LIFParameters(surrogate=Custom()), torch.zeros(2, 1)) == "torch"
     with pytest.raises(ValueError, match="runs on backend='torch'"):
         snn.Izhikevich(backend="numba")
 
@@ -293,15 +303,11 @@ def test_auto_picks_numba_on_cpu(monkeypatch):
 def test_modules_with_auto_run_the_numba_kernels(monkeypatch):
     calls = []
 
-    def spy(real):
-        def run(kind, *args, **kwargs):
-            calls.append(kind)
-            return real(kind, *args, **kwargs)
+    def spy(x_seq, state, p):
+        calls.append(p.kind)
+        return multi_step(x_seq, state, p)
 
-        return run
-
-    monkeypatch.setattr("snn.backends.neuron_multistep_numba", spy(neuron_multistep_numba))
-    monkeypatch.setattr("snn.backends.two_state_multistep_numba", spy(two_state_multistep_numba))
+    monkeypatch.setattr(numba_backend, "multi_step", spy)
     x = torch.rand(4, 2, 3) * 2
     for neuron in (snn.IF(), snn.LIF(), snn.PLIF(), snn.ALIF(), snn.CubaLIF()):
         neuron(x)
@@ -310,18 +316,22 @@ def test_modules_with_auto_run_the_numba_kernels(monkeypatch):
 
 def test_bad_arguments_are_reported():
     x = torch.rand(3, 2)
-    with pytest.raises(ValueError, match="kind must be one of"):
-        neuron_multistep_numba("alif", x, None)
-    with pytest.raises(ValueError, match="surrogate_name must be one of"):
-        neuron_multistep_numba("lif", x, None, surrogate_name="tanh")
-    with pytest.raises(ValueError, match="v0 shape"):
-        neuron_multistep_numba("lif", x, torch.zeros(3))
+
+    class Custom(SurrogateFunction):
+        name = "tanh"
+
+    with pytest.raises(ValueError, match=r"this neuron \(izhikevich neurons\) runs on backend='torch'"):
+        multi_step(x, None, snn.IzhikevichParameters())
+    with pytest.raises(ValueError, match="built-in surrogate"):
+        multi_step(x, None, snn.LIFParameters(surrogate=Custom()))
+    with pytest.raises(ValueError, match="state.v shape"):
+        multi_step(x, F.MembraneState(torch.zeros(3)), snn.LIFParameters())
     with pytest.raises(ValueError, match="floating-point"):
-        neuron_multistep_numba("if", torch.ones(3, 2, dtype=torch.int32), None)
-    with pytest.raises(TypeError, match="1-element tensor holding w"):
-        neuron_multistep_numba("plif", x, None, tau=2.0)
+        multi_step(torch.ones(3, 2, dtype=torch.int32), None, snn.IFParameters())
+    with pytest.raises(ValueError, match="tensor fields w"):
+        multi_step(x, None, snn.PLIFParameters(w=torch.zeros(2)))
     with pytest.raises(ValueError, match="T >= 1"):
-        neuron_multistep_numba("if", torch.zeros(0, 2), None)
+        multi_step(torch.zeros(0, 2), None, snn.IFParameters())
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -339,18 +349,18 @@ def test_channels_last_input_runs_in_place_and_keeps_its_layout():
     for layout in (lambda t: t, _channels_last):
         xs = layout(x.clone()).requires_grad_(True)
         w = torch.tensor(0.2, requires_grad=True)
-        spikes, v_last = neuron_multistep_numba("plif", xs, v0, tau=w, detach_reset=True)
+        spikes, state = multi_step(xs, F.MembraneState(v0), snn.PLIFParameters(w=w, detach_reset=True))
         (spikes * torch.arange(spikes.numel()).reshape(spikes.shape).sin()).sum().backward()
-        results.append((xs, spikes, v_last, xs.grad, w.grad))
+        results.append((xs, spikes, state.v, xs.grad, w.grad))
     (x0, s0, v_0, gx0, gw0), (x1, s1, v_1, gx1, gw1) = results
     assert s1.stride() == x1.stride() and gx1.stride() == x1.stride()
     assert torch.equal(s0, s1) and torch.equal(v_0, v_1) and torch.equal(gx0, gx1)
     torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-6)
 
 
-def _neuron_then_pool(kind: str, x: torch.Tensor, v0: torch.Tensor, **kwargs):
-    spikes, v_last = neuron_multistep_numba(kind, x, v0, **kwargs)
-    return torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x.shape[:2]), v_last
+def _neuron_then_pool(x: torch.Tensor, state: F.MembraneState, p):
+    spikes, state = multi_step(x, state, p)
+    return torch.nn.functional.max_pool2d(spikes.flatten(0, 1), 2).unflatten(0, x.shape[:2]), state
 
 
 POOL_GRID = [
@@ -373,11 +383,12 @@ def test_neuron_maxpool_equals_neuron_then_torch_max_pool(kind, v_reset, detach_
         x = _channels_last(x)
     v0 = torch.randn(shape[1:]) * 0.3
     results = []
-    for run in (_neuron_then_pool, neuron_maxpool2d_numba):
+    for run in (_neuron_then_pool, neuron_maxpool2d):
         xs, vs = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
         w = torch.tensor(0.4, requires_grad=True)
-        tau = w if kind == "plif" else 1.7
-        pooled, v_last = run(kind, xs, vs, v_reset=v_reset, detach_reset=detach_reset, tau=tau)
+        own = {"if": {}, "lif": {"tau": 1.7}, "plif": {"w": w}}[kind]
+        p = PARAMS[kind](v_reset=v_reset, detach_reset=detach_reset, **own)
+        pooled, (v_last,) = run(xs, F.MembraneState(vs), p)
         weights = torch.arange(pooled.numel()).reshape(pooled.shape).cos()
         ((pooled * weights).sum() + v_last.pow(2).sum()).backward()
         results.append((pooled.detach(), v_last.detach(), xs.grad, vs.grad, w.grad))
@@ -392,9 +403,9 @@ def test_neuron_maxpool_equals_neuron_then_torch_max_pool(kind, v_reset, detach_
 
 def test_neuron_maxpool_shape_errors():
     with pytest.raises(ValueError, match="even H and W"):
-        neuron_maxpool2d_numba("lif", torch.rand(2, 1, 1, 4, 5), None)
+        neuron_maxpool2d(torch.rand(2, 1, 1, 4, 5), None, snn.LIFParameters())
     with pytest.raises(ValueError, match=r"\[T, B, C, H, W\]"):
-        neuron_maxpool2d_numba("lif", torch.rand(2, 4, 4), None)
+        neuron_maxpool2d(torch.rand(2, 4, 4), None, snn.LIFParameters())
 
 
 def test_torch_compile_of_a_model_calls_the_kernels_eagerly():

@@ -1,8 +1,8 @@
-"""Fused Triton neuron kernels (snn.kernels.triton_neurons), run on CPU through Triton's interpreter.
+"""Fused Triton neuron kernels (the "triton" backend), run on CPU through Triton's interpreter.
 
 Ground truth: SpikingJelly 2.0's own outputs and gradients captured into
 tests/data/snn_spikingjelly_neurons.npz (see tests/data/capture_spikingjelly_neurons.py), the LIF
-example in shared/docs/ANCHORS.md, and the plain-torch reference loops in snn.kernels.reference.
+example in shared/docs/ANCHORS.md, and the plain-torch reference loop (the "torch" backend).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported: kernels becom
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -24,15 +25,12 @@ triton = pytest.importorskip(
 )
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
+import snn  # noqa: E402
+from snn import functional as F  # noqa: E402
+from snn.backends import torch_backend, triton_backend  # noqa: E402
+from snn.backends.fused import ONE_STATE_KINDS, TWO_STATE_KINDS, FusedConfig  # noqa: E402
 from snn.kernels import triton_neurons  # noqa: E402
-from snn.kernels.reference import (  # noqa: E402
-    NEURON_KINDS,
-    SURROGATE_DEFAULT_ALPHA,
-    TWO_STATE_KINDS,
-    neuron_multistep_reference,
-    two_state_multistep_reference,
-)
-from snn.kernels.triton_neurons import neuron_multistep_triton, two_state_multistep_triton  # noqa: E402
+from snn.surrogate import NAMES, SurrogateFunction, by_name  # noqa: E402
 
 if not isinstance(triton_neurons._neuron_forward_kernel, InterpretedFunction):
     pytest.skip(
@@ -43,53 +41,57 @@ if not isinstance(triton_neurons._neuron_forward_kernel, InterpretedFunction):
 
 SJ = np.load(Path(__file__).parent / "data" / "snn_spikingjelly_neurons.npz", allow_pickle=False)
 SJ_CONFIGS = [str(c) for c in SJ["configs"]]
-SURROGATES = list(SURROGATE_DEFAULT_ALPHA)
+SURROGATES = list(NAMES)
 CUBA_DECAYS = dict(current_decay=float(SJ["current_decay"]), voltage_decay=float(SJ["voltage_decay"]))
-ALL_KINDS = NEURON_KINDS + TWO_STATE_KINDS
-IMPLEMENTATIONS = {
-    "triton": (neuron_multistep_triton, two_state_multistep_triton),
-    "reference": (neuron_multistep_reference, two_state_multistep_reference),
-}
+ALL_KINDS = ONE_STATE_KINDS + TWO_STATE_KINDS
 
 
-def _params(kind: str, v_reset: float | None, detach: bool, decay: bool, surrogate: str, tau: float) -> dict:
-    params = dict(
-        v_threshold=1.0,
-        v_reset=v_reset,
-        detach_reset=detach,
-        decay_input=decay,
-        surrogate_name=surrogate,
-        alpha=SURROGATE_DEFAULT_ALPHA[surrogate],
-        tau=tau,
-    )
-    if kind in TWO_STATE_KINDS:
-        params.update(tau_adapt=5.0, beta=0.3, **CUBA_DECAYS)
-    return params
+def _reference(x_seq, state, p):
+    """The torch backend, spikes in x's dtype as the kernels return them (the state is fp32 in both)."""
+    spikes, final = torch_backend.multi_step(x_seq, state, p)
+    return spikes.to(x_seq.dtype), final
+
+
+IMPLEMENTATIONS = {"triton": triton_backend.multi_step, "reference": _reference}
+
+
+def _params(kind: str, v_reset: float | None, detach: bool, decay: bool, surrogate: str, tau: float):
+    """The parameter object of ``kind`` (PLIF's ``w`` is set by :func:`_run`)."""
+    common = dict(v_threshold=1.0, v_reset=v_reset, detach_reset=detach, surrogate=by_name(surrogate))
+    if kind == "if":
+        return snn.IFParameters(**common)
+    if kind == "lif":
+        return snn.LIFParameters(tau=tau, decay_input=decay, **common)
+    if kind == "plif":
+        return snn.PLIFParameters(decay_input=decay, **common)
+    if kind == "alif":
+        return snn.ALIFParameters(tau=tau, decay_input=decay, tau_adapt=5.0, beta=0.3, **common)
+    return snn.CubaLIFParameters(**CUBA_DECAYS, **common)
 
 
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().clone().requires_grad_()
 
 
-def _run(implementation, kind, params, x, v0, u0, w, grad_spikes, grad_v_last, grad_u_last):
+def _run(implementation, p, x, v0, u0, w, grad_spikes, grad_v_last, grad_u_last):
     """(spikes, v_last, u_last or None, grads of the loss w.r.t. x, v0 and then u0 (two-state) or w (plif)).
 
     The loss is <spikes, grad_spikes> + <v_last, grad_v_last> (+ <u_last, grad_u_last>).
     """
-    single_state, two_state = IMPLEMENTATIONS[implementation]
     inputs = [_leaf(x), _leaf(v0)]
-    u_last, loss = None, 0.0
-    if kind in TWO_STATE_KINDS:
+    two_state = p.kind in TWO_STATE_KINDS
+    if two_state:
         inputs.append(_leaf(u0))
-        spikes, v_last, u_last = two_state(kind, *inputs, **params)
-        loss = (u_last * grad_u_last).sum()
-    else:
-        if kind == "plif":
-            inputs.append(_leaf(w))
-            params = {**params, "tau": inputs[-1]}
-        spikes, v_last = single_state(kind, inputs[0], inputs[1], **params)
-    loss = loss + (spikes.float() * grad_spikes).sum() + (v_last * grad_v_last).sum()
-    return spikes, v_last, u_last, torch.autograd.grad(loss, inputs)
+    elif p.kind == "plif":
+        inputs.append(_leaf(w))
+        p = replace(p, w=inputs[-1])
+    state = F.STEPS[p.kind][1](*inputs[1 : 3 if two_state else 2])
+    spikes, final = IMPLEMENTATIONS[implementation](inputs[0], state, p)
+    u_last = final[1] if two_state else None
+    loss = (spikes.float() * grad_spikes).sum() + (final.v * grad_v_last).sum()
+    if two_state:
+        loss = loss + (u_last * grad_u_last).sum()
+    return spikes, final.v, u_last, torch.autograd.grad(loss, inputs)
 
 
 def _sj_expected(row: int):
@@ -104,16 +106,12 @@ def _sj_expected(row: int):
 def test_matches_spikingjelly(config: str, implementation: str) -> None:
     """IF/LIF/PLIF/CUBA-LIF x surrogate x hard/soft reset x detach_reset x decay_input, fp32, against SpikingJelly."""
     kind, surrogate, reset, detach, decay = config.split("-")
-    params = _params(
-        kind, None if reset == "soft" else 0.0, detach == "1", decay == "1", surrogate, float(SJ["tau"])
-    )
+    p = _params(kind, None if reset == "soft" else 0.0, detach == "1", decay == "1", surrogate, float(SJ["tau"]))
     x, v0, w, grad_spikes, grad_v_last = (
         torch.from_numpy(SJ[k]) for k in ("x", "v0", "w", "grad_spikes", "grad_v_last")
     )
     zeros = torch.zeros_like(v0)  # CUBA-LIF: SpikingJelly starts the current at 0
-    spikes, v_last, u_last, grads = _run(
-        implementation, kind, params, x, v0, zeros, w, grad_spikes, grad_v_last, zeros
-    )
+    spikes, v_last, u_last, grads = _run(implementation, p, x, v0, zeros, w, grad_spikes, grad_v_last, zeros)
     row = SJ_CONFIGS.index(config)
     sj_spikes, sj_v_last, sj_grad_x, sj_grad_v0, sj_grad_w = _sj_expected(row)
     assert torch.equal(spikes, sj_spikes)
@@ -130,10 +128,10 @@ def test_matches_spikingjelly(config: str, implementation: str) -> None:
 def test_lif_anchor_example() -> None:
     """ANCHORS.md: LIF tau=2, inputs [0.5, 0.9, 1.5, 0, 2.5] -> spikes [0,0,1,0,1], hard-reset V [0.25, 0.575, 0, 0, 0]."""
     x = torch.tensor([0.5, 0.9, 1.5, 0.0, 2.5]).view(5, 1)
-    params = _params("lif", 0.0, False, True, "sigmoid", 2.0)
-    spikes, _ = neuron_multistep_triton("lif", x, None, **params)
+    p = _params("lif", 0.0, False, True, "sigmoid", 2.0)
+    spikes, _ = triton_backend.multi_step(x, None, p)
     assert spikes.flatten().tolist() == [0, 0, 1, 0, 1]
-    trace = [neuron_multistep_triton("lif", x[: t + 1], None, **params)[1].item() for t in range(5)]
+    trace = [triton_backend.multi_step(x[: t + 1], None, p)[1].v.item() for t in range(5)]
     assert trace == pytest.approx([0.25, 0.575, 0.0, 0.0, 0.0], abs=1e-7)
 
 
@@ -143,9 +141,8 @@ def test_alif_threshold_adapts_after_each_spike() -> None:
     t0: H=1.5 >= 1 fires, V=0, A=1; t1: H=1.5 >= 1.5 fires, V=0, A=1.5; t2: H=1.5 < 1.75 silent,
     V=1.5, A=0.75; t3: H=2.25 >= 1.375 fires, V=0, A=1.375.
     """
-    params = _params("alif", 0.0, False, False, "sigmoid", 2.0)
-    params.update(tau_adapt=2.0, beta=0.5)
-    spikes, v_last, a_last = two_state_multistep_triton("alif", torch.full((4, 1), 1.5), None, None, **params)
+    p = replace(_params("alif", 0.0, False, False, "sigmoid", 2.0), tau_adapt=2.0, beta=0.5)
+    spikes, (v_last, a_last) = triton_backend.multi_step(torch.full((4, 1), 1.5), None, p)
     assert spikes.flatten().tolist() == [1, 1, 0, 1]
     assert v_last.item() == 0.0 and a_last.item() == 1.375
 
@@ -160,14 +157,14 @@ def _random_case(dtype: torch.dtype, shape=(4, 3, 7), seed: int = 0):
     return x, v0, u0, torch.tensor(-0.4), grad_spikes, grad_v_last, grad_u_last
 
 
-def _assert_same_as_reference(kind, params, case, grad_rtol=1e-5) -> None:
-    got = _run("triton", kind, params, *case)
-    want = _run("reference", kind, params, *case)
+def _assert_same_as_reference(p, case, grad_rtol=1e-5) -> None:
+    got = _run("triton", p, *case)
+    want = _run("reference", p, *case)
     assert got[0].dtype == case[0].dtype and got[1].dtype == torch.float32
     assert torch.equal(got[0], want[0])
     assert 0 < got[0].sum() < got[0].numel()
     torch.testing.assert_close(got[1], want[1], rtol=0, atol=1e-6)
-    if kind in TWO_STATE_KINDS:
+    if p.kind in TWO_STATE_KINDS:
         torch.testing.assert_close(got[2], want[2], rtol=0, atol=1e-6)
     for g, r in zip(got[3], want[3]):
         assert g.dtype == r.dtype
@@ -189,17 +186,17 @@ def test_matches_reference(kind: str, dtype: torch.dtype, v_reset, detach: bool,
     case = (
         3 * ALL_KINDS.index(kind) + [torch.bfloat16, torch.float16, torch.float32].index(dtype) + int(detach)
     )
-    params = _params(kind, v_reset, detach, decay, SURROGATES[case % len(SURROGATES)], 1.7)
+    p = _params(kind, v_reset, detach, decay, SURROGATES[case % len(SURROGATES)], 1.7)
     grad_rtol = 1e-5 if dtype == torch.float32 else 1e-2
-    _assert_same_as_reference(kind, params, _random_case(dtype, seed=case), grad_rtol=grad_rtol)
+    _assert_same_as_reference(p, _random_case(dtype, seed=case), grad_rtol=grad_rtol)
 
 
 @pytest.mark.parametrize("kind", ["lif", "plif", "alif", "cuba_lif"])
 def test_several_programs_and_ragged_last_block(kind: str, monkeypatch) -> None:
     """40 neurons in blocks of 16: three programs, the last one masked; PLIF sums dL/dw across programs."""
-    monkeypatch.setattr(triton_neurons, "_INTERPRETER_MAX_BLOCK", 16)
-    params = _params(kind, None, False, True, "atan", 2.5)
-    _assert_same_as_reference(kind, params, _random_case(torch.float32, shape=(5, 40), seed=7))
+    monkeypatch.setattr(triton_backend, "_INTERPRETER_MAX_BLOCK", 16)
+    p = _params(kind, None, False, True, "atan", 2.5)
+    _assert_same_as_reference(p, _random_case(torch.float32, shape=(5, 40), seed=7))
 
 
 def test_non_contiguous_inputs() -> None:
@@ -208,34 +205,31 @@ def test_non_contiguous_inputs() -> None:
     x = (torch.randn(6, 4, generator=gen) * 1.5 + 0.5).t()  # [T=4, N=6], not contiguous
     v0 = torch.randn(6, 2, generator=gen)[:, 0]
     assert not x.is_contiguous() and not v0.is_contiguous()
-    params = _params("lif", 0.0, False, True, "sigmoid", 2.0)
+    p = _params("lif", 0.0, False, True, "sigmoid", 2.0)
     xs = [x.clone().requires_grad_() for _ in range(2)]
-    outs = [
-        fn("lif", xi, v0, **params)
-        for fn, xi in zip((neuron_multistep_triton, neuron_multistep_reference), xs)
-    ]
-    for spikes, v_last in outs:
-        (spikes.sum() + v_last.sum()).backward()  # d/d spikes is an expanded tensor of ones
+    outs = [fn(xi, F.MembraneState(v0), p) for fn, xi in zip(IMPLEMENTATIONS.values(), xs)]
+    for spikes, state in outs:
+        (spikes.sum() + state.v.sum()).backward()  # d/d spikes is an expanded tensor of ones
     assert torch.equal(outs[0][0], outs[1][0])
-    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(outs[0][1].v, outs[1][1].v, rtol=0, atol=1e-6)
     torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-5, atol=1e-6)
 
 
 def test_inference_without_grad_matches_training_forward() -> None:
     x, v0, *_ = _random_case(torch.float32)
-    params = _params("lif", 0.0, False, True, "sigmoid", 2.0)
+    p = _params("lif", 0.0, False, True, "sigmoid", 2.0)
     with torch.no_grad():
-        spikes, v_last = neuron_multistep_triton("lif", x, v0, **params)
-    ref_spikes, ref_v_last = neuron_multistep_reference("lif", x, v0, **params)
-    assert torch.equal(spikes, ref_spikes) and torch.equal(v_last, ref_v_last)
+        spikes, state = triton_backend.multi_step(x, F.MembraneState(v0), p)
+    ref_spikes, ref_state = _reference(x, F.MembraneState(v0), p)
+    assert torch.equal(spikes, ref_spikes) and torch.equal(state.v, ref_state.v)
 
 
 def test_zero_time_steps_return_initial_state() -> None:
     v0 = torch.randn(3)
-    spikes, v_last = neuron_multistep_triton(
-        "if", torch.empty(0, 3), v0, **_params("if", 0.0, False, True, "rect", 2.0)
+    spikes, state = triton_backend.multi_step(
+        torch.empty(0, 3), F.MembraneState(v0), _params("if", 0.0, False, True, "rect", 2.0)
     )
-    assert spikes.shape == (0, 3) and torch.equal(v_last, v0)
+    assert spikes.shape == (0, 3) and torch.equal(state.v, v0)
 
 
 def test_torch_compile_fullgraph_forward_and_backward() -> None:
@@ -245,12 +239,12 @@ def test_torch_compile_fullgraph_forward_and_backward() -> None:
     but skips C++ code generation, which is slow on this 2-core machine and is not what is tested here.
     """
 
-    plif_params = _params("plif", 0.0, False, True, "sigmoid", 0.0)
+    plif_params = _params("plif", 0.0, False, True, "sigmoid", 2.0)
     alif_params = _params("alif", None, True, False, "erf", 2.0)
 
     def step(x, v0, w):
-        s1, v1 = neuron_multistep_triton("plif", x, v0, **{**plif_params, "tau": w})
-        s2, v2, a2 = two_state_multistep_triton("alif", s1 * 2.0, v1, None, **alif_params)
+        s1, (v1,) = triton_backend.multi_step(x, F.MembraneState(v0), replace(plif_params, w=w))
+        s2, (v2, a2) = triton_backend.multi_step(s1 * 2.0, F.AdaptiveState(v1, torch.zeros_like(v1)), alif_params)
         return s2.sum() + v2.square().sum() + a2.sum()
 
     x, v0, _, w, *_ = _random_case(torch.float32)
@@ -269,73 +263,59 @@ def test_opcheck_custom_ops(kind: str) -> None:
     x, v0, u0, *_ = _random_case(torch.float32, shape=(3, 5))
     u0 = u0 if kind == "alif" else v0.new_empty(0)
     k = torch.sigmoid(torch.tensor([0.2]))
-    flags = (kind, 1.0, 0.0, False, False, True)  # kind, v_threshold, v_reset, soft, detach, decay_input
-    constants = (
-        2.0,
-        5.0,
-        0.3,
-        0.5,
-        0.75,
-        "atan",
-        2.0,
-        True,
-    )  # tau .. voltage_decay, surrogate, alpha, save_h
-    args = (x.requires_grad_(), v0.requires_grad_(), u0.requires_grad_(), k, *flags, *constants)
-    torch.library.opcheck(triton_neurons.neuron_forward, args)
+    config = FusedConfig(
+        kind=kind, v_threshold=1.0, v_reset=0.0, v_leak=0.0, detach_reset=False, surrogate="atan", alpha=2.0,
+        tau=2.0, tau_adapt=5.0, beta=0.3, current_decay=0.5, voltage_decay=0.75,
+    )  # fmt: skip
+    args = (x.requires_grad_(), v0.requires_grad_(), u0.requires_grad_(), k)
+    torch.library.opcheck(triton_backend.neuron_forward, args, {**config._asdict(), "save_h": True})
+
+
+class _Tanh(SurrogateFunction):
+    name = "tanh"
+
+
+_X = torch.zeros(2, 3)
+_LIF = snn.LIFParameters(surrogate=by_name("sigmoid"))
 
 
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda p: neuron_multistep_triton("alif", torch.zeros(2, 3), None, **p), ValueError, "kind"),
+        (lambda: triton_backend.multi_step(_X, None, snn.IzhikevichParameters()), ValueError, "izhikevich"),
+        (lambda: triton_backend.multi_step(_X, None, snn.LIFParameters(surrogate=_Tanh())), ValueError, "surrogate"),
+        (lambda: triton_backend.multi_step(_X.double(), None, _LIF), TypeError, "x_seq"),
+        (lambda: triton_backend.multi_step(_X, F.MembraneState(torch.zeros(4)), _LIF), ValueError, "state.v"),
         (
-            lambda p: neuron_multistep_triton(
-                "lif", torch.zeros(2, 3), None, **{**p, "surrogate_name": "tanh"}
+            lambda: triton_backend.multi_step(_X, F.MembraneState(torch.zeros(3, device="meta")), _LIF),
+            ValueError,
+            "state.v is on meta",
+        ),
+        (
+            lambda: triton_backend.multi_step(_X, None, snn.PLIFParameters(w=torch.zeros(3))),
+            ValueError,
+            "tensor fields w",
+        ),
+        (
+            lambda: triton_backend.multi_step(
+                _X, F.AdaptiveState(torch.zeros(3), torch.zeros(2)), snn.ALIFParameters()
             ),
             ValueError,
-            "surrogate_name",
+            "state.a",
         ),
-        (
-            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3, dtype=torch.float64), None, **p),
-            TypeError,
-            "x_seq",
-        ),
-        (lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(4), **p), ValueError, "v0"),
-        (
-            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), torch.zeros(3, device="meta"), **p),
-            ValueError,
-            "v0 is on meta",
-        ),
-        (lambda p: neuron_multistep_triton("plif", torch.zeros(2, 3), None, **p), TypeError, "plif"),
-        (lambda p: two_state_multistep_triton("lif", torch.zeros(2, 3), None, None, **p), ValueError, "kind"),
-        (
-            lambda p: two_state_multistep_triton("alif", torch.zeros(2, 3), None, torch.zeros(2), **p),
-            ValueError,
-            "u0",
-        ),
-        (
-            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "tau": 0.0}),
-            ValueError,
-            "tau",
-        ),
-        (
-            lambda p: neuron_multistep_triton("lif", torch.zeros(2, 3), None, **{**p, "alpha": -1.0}),
-            ValueError,
-            "alpha",
-        ),
+        (lambda: triton_backend.multi_step(_X, None, snn.LIFParameters(tau=0.0)), ValueError, "tau"),
+        (lambda: triton_backend.multi_step(_X, None, snn.LIFParameters(surrogate=by_name("atan", -1.0))), ValueError, "alpha"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call, error, match) -> None:
     with pytest.raises(error, match=match):
-        call(_params("lif", 0.0, False, True, "sigmoid", 2.0))
+        call()
 
 
 def test_cpu_tensors_without_interpreter_are_refused(monkeypatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="CUDA"):
-        neuron_multistep_triton(
-            "lif", torch.zeros(2, 3), None, **_params("lif", 0.0, False, True, "sigmoid", 2.0)
-        )
+        triton_backend.multi_step(torch.zeros(2, 3), None, _params("lif", 0.0, False, True, "sigmoid", 2.0))
 
 
 _SM90_COMPILE_CHECK = """

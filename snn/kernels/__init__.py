@@ -1,1 +1,1 @@
-"""Fused GPU kernels for the spiking neurons (Triton) and the plain-torch loops they are tested against."""
+"""Compiled kernels of the fused neuron backends: Numba (CPU) and Triton (GPU); see :mod:`snn.backends`."""

@@ -1,23 +1,24 @@
-"""Fused multi-step IF / LIF / PLIF kernels for CPU in Numba (compiled once, cached on disk).
+"""Fused multi-step IF / LIF / PLIF / ALIF / CUBA LIF kernels for CPU in Numba (compiled once, cached on disk).
 
 Each ``prange`` iteration owns a block of ``BLOCK`` neurons and runs the whole time loop over it;
 inside a step, loops over the block's row of neurons (contiguous 1-d slices, so they vectorise)
 do the work. Branches on the neuron configuration (charge form, reset mode, surrogate id) sit
 outside those inner loops. Blocks are wide (16 KiB of fp32 per row) because each step touches a
-new row of every ``[T, N]`` array: narrow blocks (1 KiB) ran 4x slower, from TLB and prefetch misses.
+new row of every ``[T, N]`` array and narrow blocks pay in TLB and prefetch misses (measured in
+``docs/sections/snn.md``).
 
 * forward: charge ``H[t]`` in SpikingJelly's exact operation order (fp32 throughout, no fused
   multiply-add: ``fastmath=False``), fire ``S[t] = (H[t] - V_th >= 0)``, reset; writes ``S`` and
   ``V[T-1]`` (IF/LIF/PLIF), also ``H`` (fp32) for the two-state neurons when a backward follows.
 * backward: IF/LIF/PLIF first rerun each block's forward from ``X`` and ``V0`` into ``dL/dX``'s
-  columns (``H`` stays in cache, never makes a round trip to memory: about 10% off a
-  DVSGestureNet training step); then ``t = T-1 .. 0`` recomputing spikes and surrogate derivatives from ``H``, carrying
-  ``dL/dV[t]``; writes ``dL/dX``, ``dL/dV0`` and, for PLIF, one partial sum of ``dL/dk``
-  (``k = 1/tau = sigmoid(w)``) per block, which the caller adds up (no races, and the sum does
-  not depend on the thread count).
+  columns (``H`` stays in cache, never makes a round trip to memory); then ``t = T-1 .. 0``
+  recomputing spikes and surrogate derivatives from ``H``, carrying ``dL/dV[t]``; writes
+  ``dL/dX``, ``dL/dV0`` and, for PLIF, one partial sum of ``dL/dk`` (``k = 1/tau = sigmoid(w)``)
+  per block, which the caller adds up (no races, and the sum does not depend on the thread count).
 
-All arrays are C-contiguous float32, ``[T, N]`` for sequences and ``[N]`` for states; the caller
-(:mod:`snn.fused_numba`) checks shapes, since Numba does not bounds-check.
+The surrogate derivatives are compiled copies of :func:`snn.surrogate.surrogate_grad`, tested
+against it. All arrays are C-contiguous float32, ``[T, N]`` for sequences and ``[N]`` for states;
+the caller (:mod:`snn.backends.numba_backend`) checks shapes, since Numba does not bounds-check.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import math
 import numba
 import numpy as np
 
-from .reference import SURROGATE_DEFAULT_ALPHA
+from ..surrogate import NAMES as SURROGATE_NAMES
 
 __all__ = [
     "BLOCK",
@@ -40,16 +41,17 @@ __all__ = [
 ]
 
 BLOCK = 4096  # neurons per prange iteration
-SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_DEFAULT_ALPHA)}
+SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_NAMES)}
 # Charge forms (SpikingJelly's operation order); ``c`` is tau (LIF, ALIF) or k = 1/tau (PLIF);
-# ``rest`` is v_reset for hard reset and 0 for soft reset (where the reset itself ignores it).
+# ``leak`` is the leak target (v_leak; by default ``rest``). ``rest`` is v_reset for hard reset
+# and 0 for soft reset (where the reset itself ignores it).
 CHARGE_MODES: dict[tuple[str, bool], int] = {
     ("if", True): 0,  # H = V + X
     ("if", False): 0,
-    ("lif", True): 1,  # H = V + (X - (V - rest)) / tau
-    ("lif", False): 2,  # H = V - (V - rest) / tau + X
-    ("plif", True): 3,  # H = V + (X - (V - rest)) * k
-    ("plif", False): 4,  # H = V - (V - rest) * k + X
+    ("lif", True): 1,  # H = V + (X - (V - leak)) / tau
+    ("lif", False): 2,  # H = V - (V - leak) / tau + X
+    ("plif", True): 3,  # H = V + (X - (V - leak)) * k
+    ("plif", False): 4,  # H = V - (V - leak) * k + X
 }
 
 _ZERO = np.float32(0.0)
@@ -63,23 +65,23 @@ _jit = numba.njit(**_OPTIONS)
 
 
 @_jit
-def _charge_row(mode, x, v, h, rest, c):
+def _charge_row(mode, x, v, h, leak, c):
     """``h = H[t]`` from ``v = V[t-1]`` and ``x = X[t]`` (one block's row) in charge form ``mode``."""
     if mode == 0:
         for j in range(v.shape[0]):
             h[j] = v[j] + x[j]
     elif mode == 1:
         for j in range(v.shape[0]):
-            h[j] = v[j] + (x[j] - (v[j] - rest)) / c
+            h[j] = v[j] + (x[j] - (v[j] - leak)) / c
     elif mode == 2:
         for j in range(v.shape[0]):
-            h[j] = v[j] - (v[j] - rest) / c + x[j]
+            h[j] = v[j] - (v[j] - leak) / c + x[j]
     elif mode == 3:
         for j in range(v.shape[0]):
-            h[j] = v[j] + (x[j] - (v[j] - rest)) * c
+            h[j] = v[j] + (x[j] - (v[j] - leak)) * c
     else:
         for j in range(v.shape[0]):
-            h[j] = v[j] - (v[j] - rest) * c + x[j]
+            h[j] = v[j] - (v[j] - leak) * c + x[j]
 
 
 @_jit
@@ -144,7 +146,7 @@ def _max_unpool_grad_row(spikes, grad_out, grad_s, width, channels):
 
 @numba.njit(parallel=True, **_OPTIONS)
 def neuron_forward(
-    x, v0, spikes, v_last, mode, rest, c, v_threshold, soft_reset, block, pool_width, pool_channels
+    x, v0, spikes, v_last, mode, leak, rest, c, v_threshold, soft_reset, block, pool_width, pool_channels
 ):
     """Run ``x`` [T, N] from ``v0`` [N]; fills ``spikes`` and ``v_last`` [N].
 
@@ -162,7 +164,7 @@ def neuron_forward(
         s = np.empty(hi - lo if pooled else 0, np.float32)
         theta = np.full(hi - lo, v_threshold, np.float32)
         for t in range(n_steps):
-            _charge_row(mode, x[t][lo:hi], v, h, rest, c)
+            _charge_row(mode, x[t][lo:hi], v, h, leak, c)
             if pooled:
                 _fire_reset_row(h, theta, s, v, rest, soft_reset)
                 _max_pool_row(s, spikes[t][lo // 4 : hi // 4], pool_width, pool_channels)
@@ -243,6 +245,7 @@ def neuron_backward(
     dh_dv,
     dh_dx,
     v_threshold,
+    leak,
     rest,
     soft_reset,
     detach_reset,
@@ -264,7 +267,7 @@ def neuron_backward(
     stays in cache instead of making a round trip to memory between the passes.
     ``dh_dv`` and ``dh_dx`` are the charge's constant partial derivatives (1 and 1 for IF;
     ``1 - 1/tau`` and ``1/tau`` or 1 for LIF; the same with ``k`` for PLIF). PLIF's
-    ``dH[t]/dk = X[t] - (V[t-1] - rest)`` (``decay_input``) or ``-(V[t-1] - rest)``, with
+    ``dH[t]/dk = X[t] - (V[t-1] - leak)`` (``decay_input``) or ``-(V[t-1] - leak)``, with
     ``V[t-1]`` recomputed from ``H[t-1]``.
     """
     n_steps, n = x.shape
@@ -277,7 +280,7 @@ def neuron_backward(
         spikes_row = np.empty(hi - lo, np.float32)
         for t in range(n_steps):
             h_row = h_seq[t][lo:hi]
-            _charge_row(mode, x[t][lo:hi], v, h_row, rest, c)
+            _charge_row(mode, x[t][lo:hi], v, h_row, leak, c)
             _fire_reset_row(h_row, theta, spikes_row, v, rest, soft_reset)
         grad_v = grad_v_last[lo:hi].copy()
         sg = np.empty(hi - lo, np.float32)
@@ -309,10 +312,10 @@ def neuron_backward(
                 if decay_input:
                     xt = x[t][lo:hi]
                     for j in range(hi - lo):
-                        acc[j] += np.float64(grad_h[j] * (xt[j] - (v_prev[j] - rest)))
+                        acc[j] += np.float64(grad_h[j] * (xt[j] - (v_prev[j] - leak)))
                 else:
                     for j in range(hi - lo):
-                        acc[j] += np.float64(grad_h[j] * (rest - v_prev[j]))
+                        acc[j] += np.float64(grad_h[j] * (leak - v_prev[j]))
         grad_v0[lo:hi] = grad_v
         grad_k_partial[b] = acc.sum()
 
@@ -338,6 +341,7 @@ def two_state_forward(
     current_decay,
     voltage_decay,
     v_threshold,
+    leak,
     rest,
     soft_reset,
     save_h,
@@ -360,7 +364,7 @@ def two_state_forward(
             theta_row = theta_seq[t][lo:hi] if save_h and is_alif else theta
             xt = x[t][lo:hi]
             if is_alif:
-                _charge_row(mode, xt, v, h_row, rest, tau)
+                _charge_row(mode, xt, v, h_row, leak, tau)
                 for j in range(hi - lo):
                     theta_row[j] = v_threshold + beta * u[j]
             else:

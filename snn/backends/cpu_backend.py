@@ -1,4 +1,4 @@
-"""Fast multi-step IF / LIF / PLIF for CPU: hand-written backward, time loops fused by torch.compile.
+"""The "cpu" backend: multi-step IF / LIF / PLIF with a hand-written backward, time loops fused by torch.compile.
 
 The autograd graph of the reference loop holds about ten nodes and as many saved tensors per time
 step. Here the whole ``[T, ...]`` run is one autograd node: the forward saves only the pre-spike
@@ -7,10 +7,8 @@ walks ``t = T-1 .. 0`` recomputing each spike and surrogate derivative from ``H`
 SpikingJelly's GPU kernels. Both time loops are compiled with ``torch.compile`` (one fused C++
 loop each, cached per neuron configuration); if compilation is unavailable or fails, the same
 Python functions run eagerly. Set ``NEURODATA_SNN_COMPILE=0`` or call
-:func:`set_compile_enabled` to force eager mode (first compilation takes tens of seconds).
-
-The signature matches :func:`snn.kernels.triton_neurons.neuron_multistep_triton`, so
-:mod:`snn.neurons` dispatches to either without caring which.
+:func:`set_compile_enabled` to force eager mode (the first compilation of a configuration is slow,
+see ``docs/sections/snn.md``). Plain torch: it runs on any device.
 """
 
 from __future__ import annotations
@@ -20,15 +18,19 @@ import os
 import types
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from .surrogate import surrogate_grad
+from .. import functional as F
+from ..params import NeuronParameters
+from ..surrogate import surrogate_grad
+from .fused import ONE_STATE_KINDS, FusedConfig, fused_config
 
-__all__ = ["KINDS", "neuron_multistep_cpu", "set_compile_enabled", "compile_enabled"]
+__all__ = ["KINDS", "multi_step", "set_compile_enabled", "compile_enabled"]
 
-KINDS = ("if", "lif", "plif")
+KINDS = ONE_STATE_KINDS
 
 _compile_enabled = os.environ.get("NEURODATA_SNN_COMPILE", "1") not in ("0", "false", "no")
 
@@ -81,13 +83,13 @@ class _MaybeCompiled:
             return self.fn(*args)
 
 
-def _charge(kind: str, x: Tensor, v: Tensor, k: Tensor | None, tau: float, decay_input: bool, rest: float):
+def _charge(kind: str, x: Tensor, v: Tensor, k: Tensor | None, tau: float, decay_input: bool, leak: float):
     """``H[t]`` in SpikingJelly's exact operation order (see :mod:`snn.functional`)."""
     if kind == "if":
         return v + x
     if kind == "lif":
-        return v + (x - (v - rest)) / tau if decay_input else v - (v - rest) / tau + x
-    return v + (x - (v - rest)) * k if decay_input else v - (v - rest) * k + x
+        return v + (x - (v - leak)) / tau if decay_input else v - (v - leak) / tau + x
+    return v + (x - (v - leak)) * k if decay_input else v - (v - leak) * k + x
 
 
 def _reset(h: Tensor, spike: Tensor, v_threshold: float, v_reset: float | None) -> Tensor:
@@ -97,23 +99,16 @@ def _reset(h: Tensor, spike: Tensor, v_threshold: float, v_reset: float | None) 
 
 
 @functools.lru_cache(maxsize=256)
-def _loops(
-    kind: str,
-    decay_input: bool,
-    v_threshold: float,
-    v_reset: float | None,
-    detach_reset: bool,
-    surrogate_name: str,
-    alpha: float,
-    tau: float,
-) -> tuple[_MaybeCompiled, _MaybeCompiled]:
+def _loops(config: FusedConfig) -> tuple[_MaybeCompiled, _MaybeCompiled]:
     """The forward and backward time loops for one neuron configuration (cached, compiled lazily)."""
-    rest = 0.0 if v_reset is None else v_reset
+    kind, decay_input, tau, leak = config.kind, config.decay_input, config.tau, config.v_leak
+    v_threshold, v_reset, detach_reset = config.v_threshold, config.v_reset, config.detach_reset
+    surrogate_name, alpha = config.surrogate, config.alpha
 
     def forward(x_seq: Tensor, v: Tensor, k: Tensor):
         spikes, charged = [], []
         for t in range(x_seq.shape[0]):
-            h = _charge(kind, x_seq[t], v, k, tau, decay_input, rest)
+            h = _charge(kind, x_seq[t], v, k, tau, decay_input, leak)
             spike = (h >= v_threshold).to(h.dtype)
             v = _reset(h, spike, v_threshold, v_reset)
             spikes.append(spike)
@@ -149,7 +144,7 @@ def _loops(
                 else:
                     h_prev = h_seq[t - 1]
                     v_prev = _reset(h_prev, (h_prev >= v_threshold).to(h.dtype), v_threshold, v_reset)
-                dh_dk = x_seq[t] - (v_prev - rest) if decay_input else -(v_prev - rest)
+                dh_dk = x_seq[t] - (v_prev - leak) if decay_input else -(v_prev - leak)
                 grad_k = grad_k + (grad_h * dh_dk).sum()
                 grad_x.append(grad_h * k if decay_input else grad_h)
                 grad_v = grad_h - grad_h * k
@@ -162,10 +157,10 @@ def _loops(
 
 class _FusedNeuron(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: tuple):
-        forward_loop, _ = _loops(*config)
+    def forward(ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: FusedConfig):
+        forward_loop, _ = _loops(config)
         spikes, v_last, h_seq = forward_loop(x_seq, v0, k)
-        if config[0] == "plif":
+        if config.kind == "plif":
             ctx.save_for_backward(h_seq, x_seq, v0, k)
         else:
             ctx.save_for_backward(h_seq)
@@ -182,54 +177,28 @@ class _FusedNeuron(torch.autograd.Function):
             grad_spikes = torch.zeros_like(h_seq)
         if grad_v_last is None:
             grad_v_last = torch.zeros_like(h_seq[0])
-        _, backward_loop = _loops(*ctx.config)
+        _, backward_loop = _loops(ctx.config)
         grad_x, grad_v0, grad_k = backward_loop(grad_spikes.contiguous(), grad_v_last, h_seq, x_seq, v0, k)
-        return grad_x, grad_v0, (grad_k.reshape(k.shape) if ctx.config[0] == "plif" else None), None
+        return grad_x, grad_v0, (grad_k.reshape(k.shape) if ctx.config.kind == "plif" else None), None
 
 
-def neuron_multistep_cpu(
-    kind: str,
-    x_seq: Tensor,
-    v0: Tensor,
-    *,
-    v_threshold: float = 1.0,
-    v_reset: float | None = 0.0,
-    detach_reset: bool = False,
-    decay_input: bool = True,
-    surrogate_name: str = "atan",
-    alpha: float = 2.0,
-    tau: float | Tensor = 2.0,
-) -> tuple[Tensor, Tensor]:
-    """Run ``kind`` ("if", "lif", "plif") over ``x_seq`` ``[T, ...]`` from ``v0``; returns ``(spikes, v_last)``.
+def multi_step(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> tuple[Tensor, NamedTuple]:
+    """Run ``p``'s IF, LIF or PLIF neurons over ``x_seq`` ``[T, ...]`` from ``state`` (None: ``p``'s initial state).
 
-    ``tau`` is the LIF time constant (a float) or, for PLIF, the learnable 1-element tensor ``w``
-    with ``1/tau = sigmoid(w)`` (gradients flow to it). Differentiable w.r.t. ``x_seq``, ``v0``, ``w``.
+    Returns ``(spikes, final_state)`` in ``x_seq``'s dtype; differentiable w.r.t. ``x_seq``, the
+    initial state and PLIF's ``w``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"neuron_multistep_cpu: kind must be one of {KINDS}, got {kind!r}")
+    config = fused_config(p, KINDS, "cpu")
     if x_seq.ndim < 1 or x_seq.shape[0] == 0:
         raise ValueError(f"x_seq must be time-major [T, ...] with T >= 1, got shape {tuple(x_seq.shape)}")
+    v0 = F.init_state(p, x_seq[0]).v if state is None else state.v
     if v0.shape != x_seq.shape[1:]:
         raise ValueError(f"v0 shape {tuple(v0.shape)} does not match one time step {tuple(x_seq.shape[1:])}")
-    if kind == "plif":
-        if not isinstance(tau, Tensor) or tau.numel() != 1:
-            raise TypeError("for kind='plif', tau must be a 1-element tensor holding w (1/tau = sigmoid(w))")
-        k, tau_value = torch.sigmoid(tau.to(x_seq.dtype)).reshape(()), 0.0
+    if config.kind == "plif":
+        k = torch.sigmoid(torch.as_tensor(p.w).to(x_seq.dtype)).reshape(())
     else:
-        if isinstance(tau, Tensor):
-            raise TypeError(f"for kind={kind!r}, tau must be a Python float (a tensor w is for 'plif')")
-        k, tau_value = x_seq.new_zeros(()), float(tau) if kind == "lif" else 0.0
-    config = (
-        kind,
-        bool(decay_input) if kind != "if" else True,
-        float(v_threshold),
-        None if v_reset is None else float(v_reset),
-        bool(detach_reset),
-        surrogate_name,
-        float(alpha),
-        tau_value,
-    )
+        k = x_seq.new_zeros(())
     shape = x_seq.shape
     flat_x = x_seq.reshape(shape[0], -1).contiguous()
     spikes, v_last = _FusedNeuron.apply(flat_x, v0.reshape(-1).to(x_seq.dtype), k, config)
-    return spikes.reshape(shape), v_last.reshape(shape[1:])
+    return spikes.reshape(shape), F.MembraneState(v_last.reshape(shape[1:]))
