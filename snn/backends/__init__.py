@@ -24,7 +24,6 @@ The fused backends share :mod:`.fused` (a parameter object as their kernels' sca
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from types import ModuleType
 from typing import NamedTuple
@@ -51,9 +50,10 @@ KINDS: dict[str, tuple[str, ...]] = {
 def _triton_module() -> ModuleType | None:
     """:mod:`.triton_backend`, or None when triton (or the kernel module) does not import."""
     try:
-        return importlib.import_module(".triton_backend", __name__)
+        from . import triton_backend
     except Exception:  # triton missing or broken: the fused CPU path serves instead
         return None
+    return triton_backend
 
 
 def _triton_device(x: torch.Tensor) -> bool:
