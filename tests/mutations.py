@@ -1,0 +1,308 @@
+"""A mutation check of the test suite: small deliberate bugs that the tests must catch.
+
+Each mutation replaces one exact piece of source (a rule at its edge, a time rule, a kernel's backward
+pass, a cache coding, a sample rule) in a scratch copy of the repository and runs the tests of its area
+there. A mutation the tests do not notice "survives": some rule a user depends on is unguarded. Every
+mutation listed here is caught today; keep it that way (add a test, never loosen the list).
+
+    python tests/mutations.py                    # every mutation (about 10-20 minutes on 2 cores)
+    python tests/mutations.py --list             # names, files and tests
+    python tests/mutations.py evt3-x-edge ...    # the named ones
+    python tests/mutations.py --json             # one JSON object per line, for a program
+
+Exit status: 0 when every mutation was caught, 1 when one survived, 2 when a mutation no longer applies
+(its source text is gone or appears a different number of times: update the list with the code).
+Not part of the suite (it runs the suite many times over); ``docs/testing.md`` says when to run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One deliberate bug.
+
+    Parameters
+    ----------
+    name:
+        A short name to select it by.
+    path:
+        The file, relative to the repository root.
+    old, new:
+        The exact source text and its replacement; ``old`` must occur exactly ``count`` times.
+    tests:
+        The test files (or node ids) of the area, run with ``pytest -x``.
+    count:
+        How many times ``old`` occurs; every occurrence is replaced.
+    """
+
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    count: int = 1
+
+
+PROPHESEE_TESTS = ("tests/test_boundaries.py", "tests/test_formats_prophesee.py")
+AEDAT_TESTS = ("tests/test_boundaries.py", "tests/test_formats_aedat.py")
+FRAME_TESTS = ("tests/test_representations.py", "tests/test_transforms.py")
+NEURON_TESTS = ("tests/test_snn_numba.py", "tests/test_snn_neurons.py")
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # --- decoders: sensor edges --------------------------------------------------------------------
+    Mutation("evt3-x-edge", "neurodata/formats/kernels/evt3.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
+    Mutation(
+        "evt3-vector-x-edge",
+        "neurodata/formats/kernels/evt3.py",
+        "if base_x + top >= width:",
+        "if base_x + top > width:",
+        PROPHESEE_TESTS,
+    ),
+    Mutation("evt3-y-edge", "neurodata/formats/kernels/evt3.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS, 2),
+    Mutation("evt2-x-edge", "neurodata/formats/kernels/evt2.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
+    Mutation("dat-y-edge", "neurodata/formats/kernels/dat.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS),
+    Mutation(
+        "aedat31-sensor-edge",
+        "neurodata/formats/kernels/aedat31.py",
+        "outside |= (xx >= width) | (yy >= height)",
+        "outside |= (xx > width) | (yy > height)",
+        AEDAT_TESTS,
+    ),
+    Mutation(
+        "aedat4-sensor-edge",
+        "neurodata/formats/kernels/aedat4.py",
+        "xx >= width or yy >= height",
+        "xx > width or yy > height",
+        ("tests/test_formats_aedat4.py",),
+    ),
+    # --- decoders: bits and time -------------------------------------------------------------------
+    Mutation(
+        "aedat31-valid-bit",
+        "neurodata/formats/kernels/aedat31.py",
+        "            if data & 1:\n                ts = _le_u32(buf, pos + 4)",
+        "            if True:\n                ts = _le_u32(buf, pos + 4)",
+        AEDAT_TESTS,
+    ),
+    Mutation(
+        "aedat31-ts-overflow",
+        "neurodata/formats/kernels/aedat31.py",
+        "base = overflows[k] << TS_OVERFLOW_SHIFT",
+        "base = overflows[k] << 30",
+        AEDAT_TESTS,
+    ),
+    Mutation(
+        "aedat2-x-mirror",
+        "neurodata/formats/kernels/aedat2.py",
+        "        x[n] = 127 - ((addr >> 1) & 0x7F)",
+        "        x[n] = (addr >> 1) & 0x7F",
+        AEDAT_TESTS,
+    ),
+    Mutation(
+        "nmnist-polarity-bit",
+        "neurodata/formats/kernels/nmnist.py",
+        "        event.p = buf[b + 2] >> 7",
+        "        event.p = (buf[b + 2] >> 6) & 1",
+        ("tests/test_nmnist.py", "tests/test_formats_columns.py"),
+    ),
+    Mutation(
+        "unwrap-ties-backward",
+        "neurodata/formats/kernels/time_base.py",
+        "    return high + ((new_high - (high & mask) + half - 1) & mask) - (half - 1)",
+        "    return high + ((new_high - (high & mask) + half) & mask) - half",
+        PROPHESEE_TESTS,
+    ),
+    Mutation(
+        "evt3-time-high-keeps-low",
+        "neurodata/formats/kernels/evt3.py",
+        "                low = 0\n",
+        "                pass\n",
+        PROPHESEE_TESTS,
+    ),
+    # --- sample rules ------------------------------------------------------------------------------
+    Mutation(
+        "dvs128-row-end-sorted",
+        "neurodata/datasets/dvs128.py",
+        'lo, hi = np.searchsorted(t, [start, end], side="left")',
+        'lo, hi = np.searchsorted(t, [start, end], side="right")',
+        ("tests/test_boundaries.py",),
+    ),
+    Mutation(
+        "dvs128-row-end-unsorted",
+        "neurodata/datasets/dvs128.py",
+        "return events[(t >= start) & (t < end)]",
+        "return events[(t >= start) & (t <= end)]",
+        ("tests/test_boundaries.py",),
+    ),
+    # --- frame slicing rules -----------------------------------------------------------------------
+    Mutation(
+        "split-by-time-rounds-up",
+        "neurodata/representations/slicing.py",
+        "dt = (int(t[-1]) - int(t[0])) // frames_number",
+        "dt = -(-(int(t[-1]) - int(t[0])) // frames_number)",
+        FRAME_TESTS,
+    ),
+    Mutation(
+        "event-bins-drop-remainder",
+        "neurodata/representations/slicing.py",
+        "    ends[-1] = n_events\n",
+        "",
+        FRAME_TESTS,
+    ),
+    Mutation(
+        "denoise-window-inclusive",
+        "neurodata/transforms/kernels.py",
+        "if xx > 0 and seen[yy, xx - 1] and tj - last[yy, xx - 1] < filter_time:",
+        "if xx > 0 and seen[yy, xx - 1] and tj - last[yy, xx - 1] <= filter_time:",
+        ("tests/test_transforms.py",),
+    ),
+    # --- neuron kernels: forward and backward passes -----------------------------------------------
+    Mutation(
+        "fire-strictly-above",
+        "snn/kernels/numba_neurons.py",
+        "            s = _ONE if h[j] - theta[j] >= _ZERO else _ZERO\n            spikes[j] = s\n            v[j] = h[j] - s * theta[j]",
+        "            s = _ONE if h[j] - theta[j] > _ZERO else _ZERO\n            spikes[j] = s\n            v[j] = h[j] - s * theta[j]",
+        NEURON_TESTS,
+    ),
+    Mutation(
+        "lif-decay-input-leak",
+        "snn/kernels/numba_neurons.py",
+        "            h[j] = v[j] + (x[j] - (v[j] - leak)) / c\n",
+        "            h[j] = v[j] + (x[j] - v[j]) / c\n",
+        NEURON_TESTS + ("tests/test_snn_params.py",),
+    ),
+    Mutation(
+        "backward-soft-reset-share",
+        "snn/kernels/numba_neurons.py",
+        "grad_s[j] = grad_out[j] if detach_reset else grad_out[j] - theta[j] * grad_v[j]",
+        "grad_s[j] = grad_out[j] if detach_reset else grad_out[j] + theta[j] * grad_v[j]",
+        NEURON_TESTS,
+    ),
+    Mutation(
+        "backward-hard-reset-gate",
+        "snn/kernels/numba_neurons.py",
+        "grad_h[j] = grad_s[j] * sg[j] + grad_v[j] * (_ONE - s)",
+        "grad_h[j] = grad_s[j] * sg[j] + grad_v[j]",
+        NEURON_TESTS,
+    ),
+    Mutation(
+        "atan-surrogate-scale",
+        "snn/kernels/numba_neurons.py",
+        "        half_alpha = _HALF * alpha\n        scale = _HALF_PI * alpha",
+        "        half_alpha = alpha\n        scale = _HALF_PI * alpha",
+        NEURON_TESTS,
+    ),
+    Mutation(
+        "plif-grad-k",
+        "snn/kernels/numba_neurons.py",
+        "acc[j] += np.float64(grad_h[j] * (xt[j] - (v_prev[j] - leak)))",
+        "acc[j] += np.float64(grad_h[j] * xt[j])",
+        NEURON_TESTS,
+    ),
+    Mutation(
+        "cuba-current-decay-grad",
+        "snn/kernels/numba_neurons.py",
+        "grad_u[j] = grad_i * current_decay",
+        "grad_u[j] = grad_i",
+        NEURON_TESTS,
+    ),
+)
+
+
+def copy_tree(target: Path) -> None:
+    """The files git tracks, and the untracked ones it does not ignore, copied to ``target``."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    for name in filter(None, listing.stdout.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def apply(tree: Path, mutation: Mutation) -> str:
+    """Write ``mutation`` into ``tree``; return the original text (to restore). Raises ValueError when the
+    source no longer holds ``old`` exactly ``count`` times."""
+    path = tree / mutation.path
+    original = path.read_text()
+    found = original.count(mutation.old)
+    if found != mutation.count:
+        raise ValueError(f"{mutation.name}: {mutation.path} holds its source text {found} times, expected {mutation.count}")
+    path.write_text(original.replace(mutation.old, mutation.new))
+    return original
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    """``("caught" | "survived" | "timeout", seconds)`` for the tests run in ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba-cache")}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    start = time.perf_counter()
+    try:
+        result = subprocess.run(command, cwd=tree, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start
+    return ("survived" if result.returncode == 0 else "caught"), time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--json", action="store_true", help="one JSON object per mutation")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per mutation's tests")
+    args = parser.parse_args(argv)
+    known = {m.name: m for m in MUTATIONS}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        print(f"mutations: unknown names {unknown}; --list shows them", file=sys.stderr)
+        return 2
+    chosen = [known[n] for n in args.names] or list(MUTATIONS)
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:28} {m.path:44} {' '.join(m.tests)}")
+        return 0
+    survived = stale = 0
+    with tempfile.TemporaryDirectory(prefix="mutations-") as scratch:
+        tree = Path(scratch)
+        copy_tree(tree)
+        for m in chosen:
+            try:
+                original = apply(tree, m)
+            except ValueError as err:
+                stale += 1
+                outcome, seconds = "stale", 0.0
+                print(err, file=sys.stderr)
+            else:
+                try:
+                    outcome, seconds = run_tests(tree, m.tests, args.timeout)
+                finally:
+                    (tree / m.path).write_text(original)
+            survived += outcome != "caught" and outcome != "stale"
+            if args.json:
+                print(json.dumps({"name": m.name, "path": m.path, "outcome": outcome, "seconds": round(seconds, 1)}))
+            else:
+                print(f"{m.name:28} {outcome:9} {seconds:6.1f} s", flush=True)
+    if not args.json:
+        print(f"{len(chosen)} mutations: {len(chosen) - survived - stale} caught, {survived} survived, {stale} stale")
+    return 2 if stale else int(survived > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
