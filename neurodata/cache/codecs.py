@@ -23,6 +23,8 @@ doubling cannot wrap); otherwise it stores ``p`` as its own column (:data:`DELTA
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import numpy as np
 
 
@@ -73,6 +75,11 @@ def stored_fields(time_coding: str) -> tuple[str, ...]:
     return ("t", "x", "y") if time_coding == DELTA_POLARITY else ("t", "x", "y", "p")
 
 
+def time_coding_of(fields: Collection[str]) -> str:
+    """The time coding of a cache storing the event columns ``fields`` (:func:`stored_fields`' inverse)."""
+    return DELTA if "p" in fields else DELTA_POLARITY
+
+
 def polarity_packs(t_range: list[int] | None, p_range: list[int] | None) -> bool:
     """Whether coded times in ``[min, max]`` range ``t_range`` and polarities in ``p_range`` (None:
     no events) can share the times' column."""
@@ -91,6 +98,23 @@ def pack_polarity(coded: np.ndarray, p: np.ndarray) -> np.ndarray:
     :func:`polarity_packs`). One new array: a commit task packs a shard of 4 Mi events at a time."""
     packed = np.left_shift(np.asarray(coded, dtype=np.int64), 1)
     return np.bitwise_or(packed, np.asarray(p), out=packed, casting="unsafe")
+
+
+def stored_columns(columns: Mapping[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
+    """Coded columns (per-sample delta times, x, y, p) -> the columns a cache of ``time_coding``
+    stores (the writer's side; :func:`decoder_columns` is the reader's)."""
+    if time_coding == DELTA_POLARITY:
+        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
+    return dict(columns)
+
+
+def decoder_columns(columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Stored columns by name (t, x, y, and p unless the times carry the polarities) -> the first
+    five arguments of the decode kernels (:mod:`.kernels`): t, x, y, p (the times again where they
+    carry the polarities) and whether they do."""
+    packed = time_coding_of(columns) == DELTA_POLARITY
+    t = columns["t"]
+    return t, columns["x"], columns["y"], t if packed else columns["p"], packed
 
 
 def unpack_polarity(stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -46,9 +46,9 @@ from .codecs import (
     DELTA,
     DELTA_POLARITY,
     encode_times,
-    pack_polarity,
     packed_range,
     polarity_packs,
+    stored_columns,
     stored_fields,
 )
 from .errors import CacheError
@@ -664,13 +664,6 @@ def stored_dtypes(
         ranges = [{**r, "t": packed_range(r["t"])} for r in ranges]
     dtypes = narrowest_dtypes(ranges)
     return time_coding, {name: dtypes[name] for name in stored_fields(time_coding)}
-
-
-def stored_columns(columns: dict[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
-    """Staged columns (coded times, x, y, p) -> the columns a cache of ``time_coding`` stores."""
-    if time_coding == DELTA_POLARITY:
-        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
-    return columns
 
 
 def place_rows(events: np.ndarray, placement: Sequence[tuple[int, int, int]], n_rows: int) -> np.ndarray:

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from ..cache.kernels import copy_with_range_numba
 from . import shm_pool
 from .decode_pool import decode_map
-from .kernels import copy_with_range_numba, pad_records_numba
+from .kernels import pad_records_numba
 
 
 class EventBatch(NamedTuple):
