@@ -99,6 +99,21 @@ async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) ->
     return await asyncio.gather(*(array.getitem(selection) for array in arrays))
 
 
+def read_slices(
+    location: Location, split: str, arrays: list[zarr_async.AsyncArray], selection: slice
+) -> list[np.ndarray]:
+    """:func:`_read_slices` through zarr, where a damaged shard (an index failing its checksum, a
+    chunk that does not decompress) is a CacheError naming the split and arrays."""
+    try:
+        return sync(_read_slices(arrays, selection))
+    except (OSError, RuntimeError, ValueError) as error:
+        names = ", ".join(repr(array.basename) for array in arrays)
+        rows = f"{selection.start or 0}-{'end' if selection.stop is None else selection.stop}"
+        raise CacheError(
+            f"{location.url}: split {split!r}: rows {rows} of {names} cannot be read (damaged cache?): {error}"
+        ) from error
+
+
 class SampleRange(NamedTuple):
     """Samples ``start:stop`` of a split and their ``local`` offsets: sample ``start + j`` is events
     ``local[j]:local[j + 1]`` of the range."""
@@ -157,7 +172,7 @@ class SplitReader:
             names = ("offsets", "labels", "rows") if self._has_rows else ("offsets", "labels")
             arrays = sync(_open_arrays(self._location, self.name, names))
             offsets, labels, *rows = (
-                np.asarray(a, dtype=np.int64) for a in sync(_read_slices(arrays, slice(None)))
+                np.asarray(a, dtype=np.int64) for a in read_slices(self._location, self.name, arrays, slice(None))
             )
             rows = rows[0] if rows else offsets[:-1]
             problem = placement_problem(offsets, rows, self.n_rows) if len(offsets) else "offsets is empty"
@@ -237,8 +252,8 @@ class SplitReader:
             chunk = self._chunk_events
             lo, hi = first // chunk * chunk, min(self.n_rows, -(-last // chunk) * chunk)
             if hi - lo > WINDOW_CHUNKS * chunk:
-                return sync(_read_slices(self._event_arrays(), slice(first, last)))
-            window = (lo, hi, sync(_read_slices(self._event_arrays(), slice(lo, hi))))
+                return read_slices(self._location, self.name, self._event_arrays(), slice(first, last))
+            window = (lo, hi, read_slices(self._location, self.name, self._event_arrays(), slice(lo, hi)))
             self._window = window
         lo = window[0]
         return [column[first - lo : last - lo] for column in window[2]]
