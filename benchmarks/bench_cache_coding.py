@@ -21,10 +21,10 @@ import numpy as np
 from numcodecs import Blosc
 
 import neurodata
-from neurodata.cache.codecs import DELTA_POLARITY, encode_times
+from neurodata.cache.codecs import DELTA_POLARITY, encode_times, stored_columns
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes, value_range
 from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
-from neurodata.cache.writer import stored_columns, stored_dtypes
+from neurodata.cache.writer import stored_dtypes
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
