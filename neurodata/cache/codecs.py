@@ -14,9 +14,9 @@ included: their negative differences just compress less well).
 
 Polarities ride in the times' lowest bit where they can (time coding
 :data:`DELTA_POLARITY`, layout 3): the stored ``t`` is ``delta * 2 + p`` and no ``p`` array is
-stored. A fourth column costs its own decompression, ~0.8 ns per event on the loader benchmark's
-cache (a sixth of reading a sample), where the bit costs the times a few hundredths of a byte per
-event, about what the ``p`` column stored (both measured by ``benchmarks/bench_cache_coding.py``).
+stored. A fourth column costs its own decompression, where the bit costs the times about what the
+``p`` column stored (figures in docs/sections/cache.md, measured by
+``benchmarks/bench_cache_coding.py``).
 A cache packs them when every polarity is 0 or 1 and every delta is within +-2**62 (so the
 doubling cannot wrap); otherwise it stores ``p`` as its own column (:data:`DELTA`).
 """

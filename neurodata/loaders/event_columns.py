@@ -70,7 +70,7 @@ class EventColumns(EventChunks):
         """Compile (or load from Numba's cache) this reader's kernels, the decode kernels for its
         stored dtypes (see :meth:`EventChunks.warm`) and the one streaming samples into
         ``pad_events``, on no data: forked DataLoader workers then inherit them instead of each
-        loading them again (~0.3 s per worker, every epoch without persistent workers)."""
+        loading them again, every epoch without persistent workers (docs/sections/loaders.md)."""
         super().warm(row_dtypes)
         pad_records_numba(np.empty(0, dtype=EVENT_DTYPE), *(np.empty(0, dtype=dtype) for dtype in row_dtypes))
 
