@@ -23,7 +23,7 @@ doubling cannot wrap); otherwise it stores ``p`` as its own column (:data:`DELTA
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -108,13 +108,13 @@ def stored_columns(columns: Mapping[str, np.ndarray], time_coding: str) -> dict[
     return dict(columns)
 
 
-def decoder_columns(columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Stored columns by name (t, x, y, and p unless the times carry the polarities) -> the first
+def decoder_columns(stored: Sequence[np.ndarray], time_coding: str) -> tuple:
+    """The stored columns of a cache of ``time_coding``, in :func:`stored_fields` order -> the first
     five arguments of the decode kernels (:mod:`.kernels`): t, x, y, p (the times again where they
     carry the polarities) and whether they do."""
-    packed = time_coding_of(columns) == DELTA_POLARITY
-    t = columns["t"]
-    return t, columns["x"], columns["y"], t if packed else columns["p"], packed
+    if time_coding == DELTA_POLARITY:
+        return (*stored, stored[0], True)
+    return (*stored, False)
 
 
 def unpack_polarity(stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

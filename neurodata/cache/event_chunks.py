@@ -67,7 +67,8 @@ class EventChunks:
         self.fetcher = fetcher
         self.fields = tuple(name for name in EVENT_FIELDS if name in columns)
         self.columns = [columns[name] for name in self.fields]
-        self.packed = time_coding_of(self.fields) == DELTA_POLARITY  # the times carry the polarities
+        self.time_coding = time_coding_of(self.fields)
+        self.packed = self.time_coding == DELTA_POLARITY  # the times carry the polarities
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
         """Compile (or load from Numba's cache) the decode kernels for these stored dtypes, on no
@@ -95,7 +96,7 @@ class EventChunks:
 
     def kernel_columns(self, buffers: list[np.ndarray]) -> tuple:
         """One chunk's decompressed columns (in :attr:`fields` order) as the kernels take them."""
-        return decoder_columns(dict(zip(self.fields, buffers)))
+        return decoder_columns(buffers, self.time_coding)
 
     def chunk_buffers(self) -> list[np.ndarray]:
         """New buffers for one decompressed chunk of each column."""

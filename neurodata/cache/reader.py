@@ -19,7 +19,7 @@ import zarr.api.asynchronous as zarr_async
 from zarr.core.sync import sync
 
 from ..events import EVENT_DTYPE
-from .codecs import DELTA, TIME_CODINGS, decoder_columns, stored_fields
+from .codecs import DELTA, TIME_CODINGS, decoder_columns, stored_fields, time_coding_of
 from .errors import CacheError
 from .kernels import scatter_chunk_numba
 from .layout import ATTRS_KEY, EVENT_DTYPES, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
@@ -48,8 +48,9 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     if any(len(column) != n for column in columns.values()):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)
-    stored = decoder_columns({name: stored_column(column, name) for name, column in columns.items()})
-    scatter_chunk_numba(*stored, 0, n, 0, offsets, np.zeros(2, dtype=np.int64), events)
+    time_coding = time_coding_of(columns)
+    stored = [stored_column(columns[name], name) for name in stored_fields(time_coding)]
+    scatter_chunk_numba(*decoder_columns(stored, time_coding), 0, n, 0, offsets, np.zeros(2, dtype=np.int64), events)
     return events
 
 
