@@ -40,9 +40,8 @@ class EventChunk(NamedTuple):
 def event_chunk(pieces: tuple[Piece, ...], first: int) -> EventChunk:
     """The :class:`EventChunk` of one chunk's pieces (one per column) of a range starting at row ``first``."""
     head = pieces[0]  # every column's piece of a chunk covers the same rows
-    return EventChunk(
-        head.start - head.row0, head.stop - head.start, head.start - first, head.chunk, [p.data for p in pieces]
-    )
+    src, count, dst = head.start - head.row0, head.stop - head.start, head.start - first
+    return EventChunk(src, count, dst, head.chunk, [piece.data for piece in pieces])
 
 
 def fusable(columns: dict[str, ShardedRows]) -> bool:

@@ -50,7 +50,8 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     events = np.empty(n, dtype=EVENT_DTYPE)
     time_coding = time_coding_of(columns)
     stored = [stored_column(columns[name], name) for name in stored_fields(time_coding)]
-    scatter_chunk_numba(*decoder_columns(stored, time_coding), 0, n, 0, offsets, np.zeros(2, dtype=np.int64), events)
+    state = np.zeros(2, dtype=np.int64)
+    scatter_chunk_numba(*decoder_columns(stored, time_coding), 0, n, 0, offsets, state, events)
     return events
 
 
@@ -111,7 +112,8 @@ def read_slices(
         names = ", ".join(repr(array.basename) for array in arrays)
         rows = f"{selection.start or 0}-{'end' if selection.stop is None else selection.stop}"
         raise CacheError(
-            f"{location.url}: split {split!r}: rows {rows} of {names} cannot be read (damaged cache?): {error}"
+            f"{location.url}: split {split!r}: rows {rows} of {names} cannot be read "
+            f"(damaged cache?): {error}"
         ) from error
 
 
@@ -172,9 +174,8 @@ class SplitReader:
         if self._per_sample is None:
             names = ("offsets", "labels", "rows") if self._has_rows else ("offsets", "labels")
             arrays = sync(_open_arrays(self._location, self.name, names))
-            offsets, labels, *rows = (
-                np.asarray(a, dtype=np.int64) for a in read_slices(self._location, self.name, arrays, slice(None))
-            )
+            read = read_slices(self._location, self.name, arrays, slice(None))
+            offsets, labels, *rows = (np.asarray(a, dtype=np.int64) for a in read)
             rows = rows[0] if rows else offsets[:-1]
             problem = placement_problem(offsets, rows, self.n_rows) if len(offsets) else "offsets is empty"
             if problem is not None:

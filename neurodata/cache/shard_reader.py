@@ -241,7 +241,7 @@ def fetch_spans(fetcher: Fetcher, reads: Sequence[RowRange]) -> list[Blobs]:
         if data is None:
             raise CacheError(f"{path}: the shard file is gone, though its index was read (cache replaced?)")
         if len(data) != hi - lo:
-            raise CacheError(f"{path}: bytes {lo}-{hi} hold {len(data)} bytes (truncated shard file?)")
+            raise CacheError(f"{path}: asked for bytes {lo}-{hi}, got {len(data)} (truncated shard file?)")
         blobs[k][shard] = (lo, memoryview(data))  # chunks slice it without copies
     return blobs
 

@@ -96,8 +96,8 @@ class EventColumns(EventChunks):
         ``chunks``: the range's chunks from :meth:`fetch` (default: fetched here).
 
         Chunks decode side by side when threads are free (:mod:`.decode_pool`): each one starts its
-        time sums from zero, and :func:`~neurodata.cache.kernels.carry_times_numba` then adds what the chunks before
-        it summed to its events ahead of its first sample start."""
+        time sums from zero, and :func:`~neurodata.cache.kernels.carry_times_numba` then adds what the
+        chunks before it summed to its events ahead of its first sample start."""
         offsets = check_local_offsets(local_offsets, last - first)
         out = np.empty(last - first, dtype=EVENT_DTYPE)
         chunks = self._chunk_pieces(first, last) if chunks is None else chunks
@@ -105,12 +105,14 @@ class EventColumns(EventChunks):
         if threads == 1:
             state = np.zeros(2, dtype=np.int64)
             for chunk in chunks:
-                scatter_chunk_numba(*self._decompressed(chunk), chunk.src, chunk.count, chunk.dst, offsets, state, out)
+                columns = self._decompressed(chunk)
+                scatter_chunk_numba(*columns, chunk.src, chunk.count, chunk.dst, offsets, state, out)
             return out
 
         def scatter(chunk: EventChunk) -> int:
             state = np.array([0, np.searchsorted(offsets, chunk.dst)], dtype=np.int64)
-            scatter_chunk_numba(*self._decompressed(chunk), chunk.src, chunk.count, chunk.dst, offsets, state, out)
+            columns = self._decompressed(chunk)
+            scatter_chunk_numba(*columns, chunk.src, chunk.count, chunk.dst, offsets, state, out)
             return int(state[0])
 
         order = sorted(range(len(chunks)), key=lambda k: -chunks[k].count)  # the fullest chunks first
@@ -179,7 +181,9 @@ class EventColumns(EventChunks):
                 columns, decompressed = self._decompressed(chunks[k]), k
             scatter_chunk_numba(*columns, src, count, dst, SAMPLE_START, states[sample], out[sample])
 
-    def _scatter_side_by_side(self, chunks: list[EventChunk], offsets: np.ndarray, out: list[np.ndarray]) -> None:
+    def _scatter_side_by_side(
+        self, chunks: list[EventChunk], offsets: np.ndarray, out: list[np.ndarray]
+    ) -> None:
         """All chunks decompressed side by side into block buffers, then the samples written side by side."""
         buffers = self.block_buffers(len(chunks))
 

@@ -86,7 +86,8 @@ class PrecomputedSource:
 
     @property
     def array(self) -> zarr.Array | tuple[Fetcher, ShardedRows]:
-        """The ``data`` array: a direct shard reader and its fetcher (see :mod:`neurodata.cache.shard_reader`), else zarr's."""
+        """The ``data`` array: a direct shard reader and its fetcher (see
+        :mod:`neurodata.cache.shard_reader`), else zarr's."""
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
             location = Location(self.location.url, self.location.storage_options)  # a fresh fs after a fork
