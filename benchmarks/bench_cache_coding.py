@@ -21,11 +21,11 @@ import numpy as np
 from numcodecs import Blosc
 
 import neurodata
-from neurodata.cache.codecs import DELTA_POLARITY, encode_times
+from neurodata.cache.codecs import DELTA_POLARITY, encode_times, stored_columns
 from neurodata.cache.layout import EVENT_DTYPES, EVENT_FIELDS, narrowest_dtypes
 from neurodata.cache.narrowing import value_range
 from neurodata.cache.shards import choose_coding, chunk_compressor, encode_chunk
-from neurodata.cache.time_coding import stored_columns, stored_dtypes
+from neurodata.cache.time_coding import stored_dtypes
 
 FIXTURES = Path(
     os.environ.get("NEURODATA_FIXTURES", Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures")

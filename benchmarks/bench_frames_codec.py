@@ -4,7 +4,7 @@ Frames: T = 16 split by event count, ``[16, 2, 128, 128]``, of the first 12 samp
 ``bench_loaders`` (the EVT 2/3 fixture recordings downscaled to 128x128, 100-300 k events each),
 stored as uint8 (counts clipped at 255 for this comparison only) and uint16. Each time is one inner
 chunk's ``blosc.decompress`` into a reused buffer plus the copy widening it into an int32 array, as
-:class:`neurodata.loaders.shards.ShardedRows` reads narrow frames; one Blosc thread; medians of 5.
+:class:`neurodata.cache.shard_reader.ShardedRows` reads narrow frames; one Blosc thread; medians of 5.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_frames_codec.py
 """

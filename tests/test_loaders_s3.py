@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
+from neurodata.cache.fetch import FsspecFetcher
 from neurodata.loaders import StreamingDataset, load, pad_events
 from neurodata.loaders.precompute import precompute
-from neurodata.loaders.shards import FsspecFetcher
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loader_samples as ls  # noqa: E402

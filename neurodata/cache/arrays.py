@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from zarr import AsyncGroup
 
+from .codecs import stored_columns
 from .layout import (
     ARRAY_CONFIG,
     DEFAULT_SHUFFLE,
@@ -27,7 +28,6 @@ from .narrowing import narrowed
 from .rows import Placement
 from .shards import Coding, choose_coding
 from .store import Location
-from .time_coding import stored_columns
 
 PROBE_CHUNKS = 4  # chunks of events compressed both ways to choose each column's Blosc filter
 

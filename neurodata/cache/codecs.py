@@ -14,14 +14,16 @@ included: their negative differences just compress less well).
 
 Polarities ride in the times' lowest bit where they can (time coding
 :data:`DELTA_POLARITY`, layout 3): the stored ``t`` is ``delta * 2 + p`` and no ``p`` array is
-stored. A fourth column costs its own decompression, ~0.8 ns per event on the loader benchmark's
-cache (a sixth of reading a sample), where the bit costs the times a few hundredths of a byte per
-event, about what the ``p`` column stored (both measured by ``benchmarks/bench_cache_coding.py``).
+stored. A fourth column costs its own decompression, where the bit costs the times about what the
+``p`` column stored (figures in docs/sections/cache.md, measured by
+``benchmarks/bench_cache_coding.py``).
 A cache packs them when every polarity is 0 or 1 and every delta is within +-2**62 (so the
 doubling cannot wrap); otherwise it stores ``p`` as its own column (:data:`DELTA`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -73,6 +75,11 @@ def stored_fields(time_coding: str) -> tuple[str, ...]:
     return ("t", "x", "y") if time_coding == DELTA_POLARITY else ("t", "x", "y", "p")
 
 
+def time_coding_of(fields: Collection[str]) -> str:
+    """The time coding of a cache storing the event columns ``fields`` (:func:`stored_fields`' inverse)."""
+    return DELTA if "p" in fields else DELTA_POLARITY
+
+
 def polarity_packs(t_range: list[int] | None, p_range: list[int] | None) -> bool:
     """Whether coded times in ``[min, max]`` range ``t_range`` and polarities in ``p_range`` (None:
     no events) can share the times' column."""
@@ -91,6 +98,23 @@ def pack_polarity(coded: np.ndarray, p: np.ndarray) -> np.ndarray:
     :func:`polarity_packs`). One new array: a commit task packs a shard of 4 Mi events at a time."""
     packed = np.left_shift(np.asarray(coded, dtype=np.int64), 1)
     return np.bitwise_or(packed, np.asarray(p), out=packed, casting="unsafe")
+
+
+def stored_columns(columns: Mapping[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
+    """Coded columns (per-sample delta times, x, y, p) -> the columns a cache of ``time_coding``
+    stores (the writer's side; :func:`decoder_columns` is the reader's)."""
+    if time_coding == DELTA_POLARITY:
+        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
+    return dict(columns)
+
+
+def decoder_columns(stored: Sequence[np.ndarray], time_coding: str) -> tuple:
+    """The stored columns of a cache of ``time_coding``, in :func:`stored_fields` order -> the first
+    five arguments of the decode kernels (:mod:`.kernels`): t, x, y, p (the times again where they
+    carry the polarities) and whether they do."""
+    if time_coding == DELTA_POLARITY:
+        return (*stored, stored[0], True)
+    return (*stored, False)
 
 
 def unpack_polarity(stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import zarr.api.asynchronous as zarr_async
 
 from ..events import EVENT_DTYPE
-from .codecs import DELTA, DELTA_POLARITY, TIME_CODINGS, stored_fields
+from .codecs import DELTA, TIME_CODINGS, decoder_columns, stored_fields, time_coding_of
 from .errors import CacheError
-from .kernels import decode_events_numba
+from .kernels import scatter_chunk_numba
 from .layout import ATTRS_KEY, EVENT_DTYPES, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
 from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
@@ -41,17 +41,17 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
     see :mod:`.codecs`).
 
     ``local_offsets`` start at 0 and end at the columns' length; they are checked here because the
-    Numba kernel that does the work does not bounds-check.
+    Numba kernel that does the work (the fused reader's, over all rows at once) does not bounds-check.
     """
     n = len(columns["t"])
     offsets = check_local_offsets(local_offsets, n)
-    packed = "p" not in columns
-    if any(len(columns[name]) != n for name in stored_fields(DELTA_POLARITY if packed else DELTA)):
+    if any(len(column) != n for column in columns.values()):
         raise CacheError(f"event columns differ in length: { {k: len(v) for k, v in columns.items()} }")
     events = np.empty(n, dtype=EVENT_DTYPE)
-    coded, x, y = (stored_column(columns[name], name) for name in ("t", "x", "y"))
-    p = coded if packed else stored_column(columns["p"], "p")
-    decode_events_numba(coded, x, y, p, packed, offsets, events["t"], events["x"], events["y"], events["p"])
+    time_coding = time_coding_of(columns)
+    stored = [stored_column(columns[name], name) for name in stored_fields(time_coding)]
+    state = np.zeros(2, dtype=np.int64)
+    scatter_chunk_numba(*decoder_columns(stored, time_coding), 0, n, 0, offsets, state, events)
     return events
 
 
@@ -99,6 +99,31 @@ async def _open_arrays(location: Location, split: str, names: tuple[str, ...]) -
 async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) -> list[np.ndarray]:
     """The same slice of several arrays, fetched concurrently."""
     return await asyncio.gather(*(array.getitem(selection) for array in arrays))
+
+
+def read_slices(
+    location: Location, split: str, arrays: list[zarr_async.AsyncArray], selection: slice
+) -> list[np.ndarray]:
+    """:func:`_read_slices` through zarr, where a damaged shard (an index failing its checksum, a
+    chunk that does not decompress) is a CacheError naming the split and arrays."""
+    try:
+        return sync(_read_slices(arrays, selection))
+    except (OSError, RuntimeError, ValueError) as error:
+        names = ", ".join(repr(array.basename) for array in arrays)
+        rows = f"{selection.start or 0}-{'end' if selection.stop is None else selection.stop}"
+        raise CacheError(
+            f"{location.url}: split {split!r}: rows {rows} of {names} cannot be read "
+            f"(damaged cache?): {error}"
+        ) from error
+
+
+class SampleRange(NamedTuple):
+    """Samples ``start:stop`` of a split and their ``local`` offsets: sample ``start + j`` is events
+    ``local[j]:local[j + 1]`` of the range."""
+
+    start: int
+    stop: int
+    local: np.ndarray
 
 
 WINDOW_CHUNKS = 4  # reads spanning at most this many chunks keep the decoded chunks for the next read
@@ -149,9 +174,8 @@ class SplitReader:
         if self._per_sample is None:
             names = ("offsets", "labels", "rows") if self._has_rows else ("offsets", "labels")
             arrays = sync(_open_arrays(self._location, self.name, names))
-            offsets, labels, *rows = (
-                np.asarray(a, dtype=np.int64) for a in sync(_read_slices(arrays, slice(None)))
-            )
+            read = read_slices(self._location, self.name, arrays, slice(None))
+            offsets, labels, *rows = (np.asarray(a, dtype=np.int64) for a in read)
             rows = rows[0] if rows else offsets[:-1]
             problem = placement_problem(offsets, rows, self.n_rows) if len(offsets) else "offsets is empty"
             if problem is not None:
@@ -210,13 +234,18 @@ class SplitReader:
 
         Sample ``start + j`` is ``events[local_offsets[j]:local_offsets[j + 1]]``.
         """
-        start, stop, _ = slice(start, stop).indices(self.n_samples)
-        stop = max(start, stop)
-        local = self.offsets[start : stop + 1] - self.offsets[start]
+        start, stop, local = self.sample_range(start, stop)
         if local[-1] == 0:
             return np.empty(0, dtype=EVENT_DTYPE), local
         columns = sample_columns(self._stored, self.offsets, self.rows, start, stop)
         return decode_range(dict(zip(self.fields, columns)), local), local
+
+    def sample_range(self, start: int, stop: int) -> SampleRange:
+        """Samples ``start:stop`` clipped as a slice is (never ending before they start), with their
+        local offsets."""
+        start, stop, _ = slice(start, stop).indices(self.n_samples)
+        stop = max(start, stop)
+        return SampleRange(start, stop, self.offsets[start : stop + 1] - self.offsets[start])
 
     def _stored(self, first: int, last: int) -> list[np.ndarray]:
         """The stored (time delta coded) columns of events ``[first, last)``, through the window."""
@@ -225,8 +254,8 @@ class SplitReader:
             chunk = self._chunk_events
             lo, hi = first // chunk * chunk, min(self.n_rows, -(-last // chunk) * chunk)
             if hi - lo > WINDOW_CHUNKS * chunk:
-                return sync(_read_slices(self._event_arrays(), slice(first, last)))
-            window = (lo, hi, sync(_read_slices(self._event_arrays(), slice(lo, hi))))
+                return read_slices(self._location, self.name, self._event_arrays(), slice(first, last))
+            window = (lo, hi, read_slices(self._location, self.name, self._event_arrays(), slice(lo, hi)))
             self._window = window
         lo = window[0]
         return [column[first - lo : last - lo] for column in window[2]]

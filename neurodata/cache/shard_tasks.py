@@ -15,13 +15,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .arrays import EventFormat
+from .codecs import stored_columns
 from .layout import EVENT_FIELDS, shard_ranges
 from .narrowing import narrowed
 from .parts import read_span
 from .rows import Placement, row_pieces
 from .shards import chunk_compressor, encode_shard
 from .store import Location, crc32c_hex
-from .time_coding import stored_columns
 
 
 class Run(NamedTuple):

@@ -1,11 +1,14 @@
-"""The writer's side of the time coding (:mod:`.codecs` holds the codings themselves): which coding a
-cache gets from its parts' value ranges, the dtype of each column it stores, and the stored columns."""
+"""Which time coding a cache gets from its parts' value ranges, and the dtype of each column it stores.
+
+:mod:`.codecs` owns the codings themselves, both directions (``stored_columns`` for the writer,
+``decoder_columns`` and the kernels' references for the readers); this module only chooses, since it
+needs :mod:`.layout`'s narrowing, which imports :mod:`.codecs`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .codecs import DELTA, DELTA_POLARITY, pack_polarity, packed_range, polarity_packs, stored_fields
+from .codecs import DELTA, DELTA_POLARITY, packed_range, polarity_packs, stored_fields
 from .layout import narrowest_dtypes
 from .narrowing import ValueRange
 
@@ -28,9 +31,3 @@ def stored_dtypes(
     dtypes = narrowest_dtypes(ranges)
     return time_coding, {name: dtypes[name] for name in stored_fields(time_coding)}
 
-
-def stored_columns(columns: dict[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
-    """Staged columns (coded times, x, y, p) -> the columns a cache of ``time_coding`` stores."""
-    if time_coding == DELTA_POLARITY:
-        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
-    return columns

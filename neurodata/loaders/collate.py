@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler, get_worker_info
 
+from ..cache.kernels import copy_with_range_numba
 from . import shm_pool
 from .decode_pool import decode_map
 from .fillers import EventRowsFiller, StackFiller
-from .kernels import copy_with_range_numba, pad_records_numba
+from .kernels import pad_records_numba
 
 
 class EventBatch(NamedTuple):

@@ -1,176 +1,124 @@
 """Events of a range of samples straight from the cache's sharded event columns, in one fused pass.
 
-:class:`EventColumns` fetches the four columns' compressed chunks in two batched rounds (see
-:mod:`.shards`), then walks the inner chunks in order: each column's chunk is Blosc-decompressed into
-a per-thread scratch buffer of one chunk (64 Ki events: 832 KiB for the default dtypes, small enough
-to stay in cache) and :func:`.kernels.scatter_chunk_numba` copies the needed rows into the
-EVENT_DTYPE output, making times absolute as it goes. The stored dtypes are whatever each array's
-``zarr.json`` records (narrower coordinates or time deltas included); the output is always
-EVENT_DTYPE, equal to :meth:`neurodata.cache.SplitReader.events`.
+The cache side (:class:`neurodata.cache.event_chunks.EventChunks`) fetches the columns' compressed
+chunks in two batched rounds and decompresses one chunk at a time; :class:`EventColumns` decides
+what to read when and on which threads: each chunk's columns are decompressed into a per-thread
+scratch buffer of one chunk (64 Ki events: 832 KiB for the default dtypes, small enough to stay in
+cache) and :func:`neurodata.cache.kernels.scatter_chunk_numba` copies the needed rows into the
+EVENT_DTYPE output, making times absolute as it goes. The output is always EVENT_DTYPE, equal to
+:meth:`neurodata.cache.SplitReader.events`.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
-from ..cache.layout import EVENT_FIELDS
+from ..cache.event_chunks import EventChunk, EventChunks
+from ..cache.fetch import Fetcher
+from ..cache.kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from ..cache.reader import check_local_offsets
+from ..cache.shard_reader import ShardedRows
 from ..events import EVENT_DTYPE
 from .decode_pool import decode_map, decode_threads
-from .kernels import carry_times_numba, fill_row_chunk_numba, pad_records_numba, scatter_chunk_numba
-from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetch_spans, read_indexes
+from .kernels import pad_records_numba
 
-Fetcher = LocalFetcher | FsspecFetcher
 SAMPLE_START = np.zeros(1, dtype=np.int64)  # read_samples' outputs restart their time sums at row 0
 # read_samples decodes side by side through per-thread buffers of at most this many chunks (~28 MiB
 # at the default dtypes); a longer range (a block holding a very long recording) goes chunk by chunk
 MAX_BLOCK_CHUNKS = 64
 
 
-def fusable(columns: dict[str, ShardedRows]) -> bool:
-    """Whether the fused pass applies: 1-D integer columns (t, x, y and, unless the times carry the
-    polarities, p) with the same chunking, and time deltas that sum exactly in int64 (signed, or
-    unsigned of at most 32 bits)."""
-    rows = list(columns.values())
-    t = columns["t"].dtype
-    return (
-        all(len(r.shape) == 1 and r.dtype.kind in "iu" for r in rows)
-        and len({(r.shape[0], r.shard_rows, r.chunk_rows) for r in rows}) == 1
-        and (t.kind == "i" or t.itemsize <= 4)
-    )
+class SamplePiece(NamedTuple):
+    """Where a range's chunk meets one of its samples: rows ``src:src + count`` of chunk ``k`` are
+    rows ``dst:dst + count`` of ``sample``."""
+
+    k: int
+    sample: int
+    src: int
+    count: int
+    dst: int
 
 
-def sample_pieces(chunks: list[tuple], offsets: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-    """Where a range's chunks (from :meth:`EventColumns.fetch`) meet its samples (local ``offsets``):
-    ``(chunk index, sample, first row in the chunk, rows, first row in the sample)`` for every piece,
+def sample_pieces(chunks: list[EventChunk], offsets: np.ndarray) -> list[SamplePiece]:
+    """Where a range's chunks (from :meth:`EventColumns.fetch`) meet its samples (local ``offsets``),
     in row order. Empty samples get no piece."""
     pieces = []
     sample = 0
-    for k, (src, count, dst, _) in enumerate(chunks):
+    for k, (src, count, dst, _, _) in enumerate(chunks):
         row, end = dst, dst + count
         while row < end:
             while offsets[sample + 1] <= row:  # the sample holding this row (skipping empty ones)
                 sample += 1
             stop = min(end, int(offsets[sample + 1]))
-            pieces.append((k, sample, src + row - dst, stop - row, row - int(offsets[sample])))
+            pieces.append(SamplePiece(k, sample, src + row - dst, stop - row, row - int(offsets[sample])))
             row = stop
     return pieces
 
 
-class EventColumns:
+class EventColumns(EventChunks):
     """The event columns of one split, read directly from their shards (see the module docstring)."""
 
     def __init__(self, fetcher: Fetcher, columns: dict[str, ShardedRows]):
-        if not fusable(columns):
-            raise ValueError("event columns need equal 1-D chunking and integer dtypes for the fused reader")
-        self.fetcher = fetcher
-        self.packed = "p" not in columns  # the times carry the polarities (see neurodata.cache.codecs)
-        self.columns = [columns[name] for name in EVENT_FIELDS if name in columns]
+        super().__init__(fetcher, columns)
         self._scratch = threading.local()  # prefetch threads decode beside the caller
         self._blocks = threading.local()  # read_samples' decompressed chunks, per calling thread
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
-        """Compile (or load from Numba's cache) this reader's kernels for its stored dtypes, on no
-        data: forked DataLoader workers then inherit them instead of each loading them again
-        (~0.3 s per worker, every epoch without persistent workers). ``row_dtypes``: the padded
-        batch's column dtypes (t, x, y, p), for the batch kernels."""
-        empty = self.kernel_columns([np.empty(0, dtype=rows.dtype) for rows in self.columns])
-        offsets = np.zeros(1, dtype=np.int64)
-        records = np.empty(0, dtype=EVENT_DTYPE)
-        scatter_chunk_numba(*empty, 0, 0, 0, offsets, np.zeros(2, dtype=np.int64), records)
-        carry_times_numba(records, offsets, offsets, offsets)
-        rows = [np.empty(0, dtype=dtype) for dtype in row_dtypes]
-        fill_row_chunk_numba(*empty, 0, 0, 0, *rows, np.zeros(2, dtype=np.int64))
-        pad_records_numba(records, *rows)  # streaming samples into pad_events
-
-    def read_indexes(self, n_rows: int) -> None:
-        """Read every shard index of the columns' first ``n_rows`` rows now (one fetch round), so
-        that forked DataLoader workers inherit them rather than each reading its own."""
-        read_indexes(self.fetcher, [(rows, 0, n_rows) for rows in self.columns])
-
-    def inherit(self, parent: EventColumns) -> None:
-        """Take the shard indexes ``parent`` (the same columns, opened in the process this one was
-        forked from) has read, instead of reading them again."""
-        for rows, theirs in zip(self.columns, parent.columns):
-            if rows.folder == theirs.folder:
-                rows.indexes.update(theirs.indexes)
-
-    def kernel_columns(self, buffers: list[np.ndarray]) -> tuple:
-        """One chunk's decompressed columns as the kernels take them: t, x, y, p (the times again
-        where they carry the polarities) and that flag."""
-        return (*buffers, buffers[0], True) if self.packed else (*buffers, False)
+        """Compile (or load from Numba's cache) this reader's kernels, the decode kernels for its
+        stored dtypes (see :meth:`EventChunks.warm`) and the one streaming samples into
+        ``pad_events``, on no data: forked DataLoader workers then inherit them instead of each
+        loading them again, every epoch without persistent workers (docs/sections/loaders.md)."""
+        super().warm(row_dtypes)
+        pad_records_numba(np.empty(0, dtype=EVENT_DTYPE), *(np.empty(0, dtype=dtype) for dtype in row_dtypes))
 
     def scratch(self) -> list[np.ndarray]:
         """This thread's one-chunk buffers, one per column."""
         buffers = getattr(self._scratch, "buffers", None)
         if buffers is None:
-            buffers = [np.empty(rows.chunk_rows, dtype=rows.dtype) for rows in self.columns]
-            self._scratch.buffers = buffers
+            buffers = self._scratch.buffers = self.chunk_buffers()
         return buffers
 
-    def fetch(self, ranges: list[tuple[int, int]]) -> list[list[tuple]]:
-        """The compressed inner chunks holding the rows of each range ``[first, last)``, all fetched
-        in one round: per range, ``(first row wanted in the chunk, rows wanted, where they go from
-        first, raw per column)`` for each chunk."""
-        wanted = [(rows, first, last) for first, last in ranges if last > first for rows in self.columns]
-        blobs = iter(fetch_spans(self.fetcher, wanted))
-        out = []
-        for first, last in ranges:
-            if last <= first:
-                out.append([])
-                continue
-            pieces = zip(*(rows.pieces(first, last, next(blobs)) for rows in self.columns))
-            out.append(
-                [
-                    (c[0][1] - c[0][0], c[0][2] - c[0][1], c[0][1] - first, [piece[3] for piece in c])
-                    for c in pieces
-                ]
-            )
-        return out
-
-    def _chunk_pieces(self, first: int, last: int) -> list[tuple]:
+    def _chunk_pieces(self, first: int, last: int) -> list[EventChunk]:
         return self.fetch([(first, last)])[0]
 
-    def _decompressed(self, raws: list) -> tuple:
-        """One inner chunk's columns, decompressed into this thread's scratch buffers, as the
-        kernels take them (:meth:`kernel_columns`)."""
-        scratch = self.scratch()
-        for rows, buffer, raw in zip(self.columns, scratch, raws):
-            rows.decompress(raw, buffer)
-        return self.kernel_columns(scratch)
+    def _decompressed(self, chunk: EventChunk) -> tuple:
+        """One chunk's columns, decompressed into this thread's scratch buffers, as the kernels take them."""
+        return self.decompress(chunk, self.scratch())
 
     def read(
-        self, first: int, last: int, local_offsets: np.ndarray, chunks: list[tuple] | None = None
+        self, first: int, last: int, local_offsets: np.ndarray, chunks: list[EventChunk] | None = None
     ) -> np.ndarray:
         """Rows ``[first, last)`` of the split as EVENT_DTYPE; ``local_offsets`` (from 0 to
         ``last - first``) say where each sample starts, so its times restart from its first one.
         ``chunks``: the range's chunks from :meth:`fetch` (default: fetched here).
 
         Chunks decode side by side when threads are free (:mod:`.decode_pool`): each one starts its
-        time sums from zero, and :func:`.kernels.carry_times_numba` then adds what the chunks before
-        it summed to its events ahead of its first sample start."""
+        time sums from zero, and :func:`~neurodata.cache.kernels.carry_times_numba` then adds what the
+        chunks before it summed to its events ahead of its first sample start."""
         offsets = check_local_offsets(local_offsets, last - first)
         out = np.empty(last - first, dtype=EVENT_DTYPE)
         chunks = self._chunk_pieces(first, last) if chunks is None else chunks
         threads = decode_threads(len(chunks))
         if threads == 1:
             state = np.zeros(2, dtype=np.int64)
-            for src, count, dst, raws in chunks:
-                scatter_chunk_numba(*self._decompressed(raws), src, count, dst, offsets, state, out)
+            for chunk in chunks:
+                columns = self._decompressed(chunk)
+                scatter_chunk_numba(*columns, chunk.src, chunk.count, chunk.dst, offsets, state, out)
             return out
 
-        def scatter(chunk: tuple) -> int:
-            src, count, dst, raws = chunk
-            state = np.array([0, np.searchsorted(offsets, dst)], dtype=np.int64)
-            scatter_chunk_numba(*self._decompressed(raws), src, count, dst, offsets, state, out)
+        def scatter(chunk: EventChunk) -> int:
+            state = np.array([0, np.searchsorted(offsets, chunk.dst)], dtype=np.int64)
+            columns = self._decompressed(chunk)
+            scatter_chunk_numba(*columns, chunk.src, chunk.count, chunk.dst, offsets, state, out)
             return int(state[0])
 
-        order = sorted(range(len(chunks)), key=lambda k: -chunks[k][1])  # the fullest chunks first
+        order = sorted(range(len(chunks)), key=lambda k: -chunks[k].count)  # the fullest chunks first
         sums = np.empty(len(chunks), dtype=np.int64)
         sums[order] = decode_map(scatter, [chunks[k] for k in order])
-        starts = np.array([dst for _, _, dst, _ in chunks], dtype=np.int64)
+        starts = np.array([chunk.dst for chunk in chunks], dtype=np.int64)
         carry_times_numba(out, starts, sums, offsets)
         return out
 
@@ -199,7 +147,7 @@ class EventColumns:
         if buffers is None:
             buffers = self._blocks.buffers = []
         while len(buffers) < count:
-            buffers.append([np.empty(rows.chunk_rows, dtype=rows.dtype) for rows in self.columns])
+            buffers.append(self.chunk_buffers())
         return buffers[:count]
 
     def read_samples(self, first: int, last: int, local_offsets: np.ndarray) -> list[np.ndarray]:
@@ -224,27 +172,25 @@ class EventColumns:
             self._scatter_side_by_side(chunks, offsets, out)
         return out
 
-    def _scatter_in_order(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
+    def _scatter_in_order(self, chunks: list[EventChunk], offsets: np.ndarray, out: list[np.ndarray]) -> None:
         """Chunk after chunk, each decompressed once into scratch and split among its samples."""
         states = [np.zeros(2, dtype=np.int64) for _ in out]  # per sample: [time sum, next start]
         columns, decompressed = None, -1
         for k, sample, src, count, dst in sample_pieces(chunks, offsets):
             if k != decompressed:
-                columns, decompressed = self._decompressed(chunks[k][3]), k
+                columns, decompressed = self._decompressed(chunks[k]), k
             scatter_chunk_numba(*columns, src, count, dst, SAMPLE_START, states[sample], out[sample])
 
-    def _scatter_side_by_side(self, chunks: list[tuple], offsets: np.ndarray, out: list[np.ndarray]) -> None:
+    def _scatter_side_by_side(
+        self, chunks: list[EventChunk], offsets: np.ndarray, out: list[np.ndarray]
+    ) -> None:
         """All chunks decompressed side by side into block buffers, then the samples written side by side."""
         buffers = self.block_buffers(len(chunks))
 
-        def decompress(k: int) -> None:
-            for rows, buffer, raw in zip(self.columns, buffers[k], chunks[k][3]):
-                rows.decompress(raw, buffer)
-
-        decode_map(decompress, range(len(chunks)))
-        per_sample: list[list[tuple]] = [[] for _ in out]
+        decode_map(lambda k: self.decompress(chunks[k], buffers[k]), range(len(chunks)))
+        per_sample: list[list[SamplePiece]] = [[] for _ in out]
         for piece in sample_pieces(chunks, offsets):
-            per_sample[piece[1]].append(piece)
+            per_sample[piece.sample].append(piece)
 
         def fill(sample: int) -> None:
             state = np.zeros(2, dtype=np.int64)
@@ -255,7 +201,7 @@ class EventColumns:
         decode_map(fill, sorted(range(len(out)), key=lambda j: -len(out[j])))
 
     def read_row(
-        self, first: int, last: int, rows: list[np.ndarray], chunks: list[tuple] | None = None
+        self, first: int, last: int, rows: list[np.ndarray], chunks: list[EventChunk] | None = None
     ) -> int:
         """Events ``[first, last)``, one whole sample, into the first ``last - first`` items of its
         padded ``rows`` (t, x, y, p of any integer dtypes), times made absolute; returns the largest
@@ -264,6 +210,6 @@ class EventColumns:
         if any(len(row) < last - first for row in rows):
             raise ValueError(f"padded rows of {min(map(len, rows))} items cannot hold {last - first} events")
         state = np.zeros(2, dtype=np.int64)
-        for src, count, dst, raws in self._chunk_pieces(first, last) if chunks is None else chunks:
-            fill_row_chunk_numba(*self._decompressed(raws), src, count, dst, *rows, state)
+        for chunk in self._chunk_pieces(first, last) if chunks is None else chunks:
+            fill_row_chunk_numba(*self._decompressed(chunk), chunk.src, chunk.count, chunk.dst, *rows, state)
         return int(state[1])

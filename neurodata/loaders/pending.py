@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ..cache.shard_reader import fetch_spans
 from .decode_pool import decode_map
 from .pipeline import SamplePipeline, read_items
-from .shards import fetch_spans
 
 
 class PendingItems(Sequence):

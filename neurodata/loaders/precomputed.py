@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ..cache.fetch import Fetcher, fetcher_for
+from ..cache.shard_reader import ShardedRows, open_rows, read_rows
 from ..cache.store import Location
-from .shards import FsspecFetcher, LocalFetcher, ShardedRows, fetcher_for, open_rows, read_rows
 from .source import SplitSource
 
 REPRESENTATIONS_DIR = "representations"
@@ -69,7 +70,7 @@ class PrecomputedSource:
         stored = np.dtype(marker.get("stored_dtype", marker["dtype"]))
         if not np.can_cast(stored, self.dtype, "safe"):
             raise ValueError(f"{self.location.url}: stored dtype {stored} does not widen to {self.dtype}")
-        self._opened: tuple[int, zarr.Array | tuple[LocalFetcher | FsspecFetcher, ShardedRows]] | None = None
+        self._opened: tuple[int, zarr.Array | tuple[Fetcher, ShardedRows]] | None = None
 
     @classmethod
     def find(cls, source: SplitSource, key: str) -> PrecomputedSource | None:
@@ -83,8 +84,9 @@ class PrecomputedSource:
         return {**self.__dict__, "_opened": None}
 
     @property
-    def array(self) -> zarr.Array | tuple[LocalFetcher | FsspecFetcher, ShardedRows]:
-        """The ``data`` array: a direct shard reader and its fetcher (see :mod:`.shards`), else zarr's."""
+    def array(self) -> zarr.Array | tuple[Fetcher, ShardedRows]:
+        """The ``data`` array: a direct shard reader and its fetcher (see
+        :mod:`neurodata.cache.shard_reader`), else zarr's."""
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
             location = Location(self.location.url, self.location.storage_options)  # a fresh fs after a fork

@@ -18,10 +18,12 @@ import numpy as np
 
 from ..cache import CacheReader, SplitReader, open_cache
 from ..cache.codecs import TIME_CODINGS
+from ..cache.event_chunks import fusable
+from ..cache.fetch import fetcher_for
+from ..cache.shard_reader import open_rows
 from ..localfs import default_root
 from .collate import FIELD_DTYPES, numpy_dtype
-from .event_columns import EventColumns, fusable
-from .shards import fetcher_for, open_rows
+from .event_columns import EventColumns
 
 
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
@@ -82,9 +84,7 @@ class SplitSource:
         reader = cache[self.split]
         if columns is None:
             return reader.events(start, stop)
-        start, stop, _ = slice(start, stop).indices(reader.n_samples)
-        stop = max(start, stop)
-        local = reader.offsets[start : stop + 1] - reader.offsets[start]
+        start, stop, local = reader.sample_range(start, stop)
         span = reader.row_span(start, stop)
         if span is not None:
             return columns.read(*span, local), local
@@ -100,16 +100,14 @@ class SplitSource:
         (views of its array)."""
         _, cache, columns = self._open()
         reader = cache[self.split]
-        start, stop, _ = slice(start, stop).indices(reader.n_samples)
-        stop = max(start, stop)
+        start, stop, local = reader.sample_range(start, stop)
         if columns is None or stop - start < 2:
             events, local = self.events(start, stop)
             return [events[local[j] : local[j + 1]] for j in range(len(local) - 1)]
         span = reader.row_span(start, stop)
         if span is None:
             return columns.read_spans(reader.sample_spans(range(start, stop)))
-        offsets = reader.offsets
-        return columns.read_samples(*span, offsets[start : stop + 1] - offsets[start])
+        return columns.read_samples(*span, local)
 
     def warm(self, events: bool = True) -> None:
         """Load here, before DataLoader workers fork, what each worker would otherwise load again

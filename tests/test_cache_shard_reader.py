@@ -9,8 +9,10 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec
 
+from neurodata.cache.errors import CacheError
+from neurodata.cache.fetch import LocalFetcher, merged_requests
+from neurodata.cache.shard_reader import open_rows, read_rows
 from neurodata.cache.store import Location
-from neurodata.loaders.shards import LocalFetcher, merged_requests, open_rows, read_rows
 
 
 def open_local_rows(folder):
@@ -82,7 +84,7 @@ def test_a_corrupt_shard_index_is_an_error_naming_the_file(tmp_path):
     raw = bytearray(shard.read_bytes())
     raw[-10] ^= 0xFF
     shard.write_bytes(bytes(raw))
-    with pytest.raises(OSError, match=r"c/c/0: shard index is truncated or fails its CRC32C"):
+    with pytest.raises(CacheError, match=r"c/c/0: shard index is truncated or fails its CRC32C"):
         read(open_local_rows(str(tmp_path / "c")), 0, 10)
 
 

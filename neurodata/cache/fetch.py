@@ -1,0 +1,111 @@
+"""Byte ranges of a cache's stored objects, local or remote, fetched in batched rounds.
+
+The direct shard reader (:mod:`.shard_reader`) plans which byte ranges it needs and hands them to a
+:class:`Fetcher` a round at a time: a :class:`LocalFetcher` serves a round with ``pread``, an
+:class:`FsspecFetcher` with one concurrent ``cat_ranges`` call. A missing file is None (a shard
+that holds only the fill value is not stored); any other failure is a :class:`~.errors.CacheError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from .errors import CacheError
+from .store import Location
+
+
+class Request(NamedTuple):
+    """Bytes ``[start, end)`` of the object at ``path``; a negative ``start`` (with ``end`` None)
+    asks for that many bytes from the end."""
+
+    path: str
+    start: int
+    end: int | None
+
+
+class Fetcher(Protocol):
+    """Serves rounds of byte-range requests; ``one_round`` says whether a call costs a round trip
+    (then callers gather a whole batch's ranges into one call)."""
+
+    one_round: bool
+
+    def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        """The bytes of each request, None where the object does not exist."""
+        ...
+
+
+class LocalFetcher:
+    """Byte ranges of local files; None for a missing file."""
+
+    one_round = False  # reads cost no round trip: each decode thread fetches what it decodes
+
+    def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for path, start, end in requests:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                out.append(None)
+                continue
+            except OSError as error:
+                raise CacheError(f"{path}: cannot open the shard file: {error}") from error
+            try:
+                if start < 0:
+                    size = os.fstat(fd).st_size
+                    start, end = max(0, size + start), size
+                out.append(os.pread(fd, end - start, start))
+            except OSError as error:
+                raise CacheError(f"{path}: cannot read bytes {start}-{end}: {error}") from error
+            finally:
+                os.close(fd)
+        return out
+
+
+class FsspecFetcher:
+    """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call."""
+
+    one_round = True  # each call waits a round trip: fetch a whole batch's ranges together
+
+    def __init__(self, fs: Any):
+        self.fs = fs
+
+    def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        if not requests:
+            return []
+        paths, starts, ends = (list(column) for column in zip(*requests))
+        results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+        out: list[bytes | None] = []
+        for path, result in zip(paths, results):
+            if isinstance(result, FileNotFoundError):
+                out.append(None)
+            elif isinstance(result, BaseException):
+                raise CacheError(f"{path}: cannot read the shard file: {result}") from result
+            else:
+                out.append(bytes(result))
+        return out
+
+
+def fetcher_for(location: Location) -> LocalFetcher | FsspecFetcher:
+    """The fetcher for the store at ``location``: ``pread`` on local files, fsspec elsewhere."""
+    return LocalFetcher() if location.is_local else FsspecFetcher(location.fs)
+
+
+def merged_requests(spans: Sequence[tuple[str, int, int]]) -> tuple[list[Request], list[int]]:
+    """Byte spans ``(path, start, end)`` as requests, where spans of one file that overlap or touch
+    (consecutive samples' chunks) become one, and for each span the request that covers it. Spans
+    with a gap between them stay apart: fetching the gap would read other samples' bytes."""
+    order = sorted(range(len(spans)), key=lambda k: spans[k])
+    requests: list[Request] = []
+    which = [0] * len(spans)
+    for k in order:
+        path, lo, hi = spans[k]
+        last = requests[-1] if requests else None
+        if last is not None and last.path == path and lo <= last.end:
+            requests[-1] = Request(path, last.start, max(last.end, hi))
+        else:
+            requests.append(Request(path, lo, hi))
+        which[k] = len(requests) - 1
+    return requests, which

@@ -1,0 +1,110 @@
+"""A damaged or vanished shard is a CacheError naming the split and array, on the loaders' direct
+(fast) path and through zarr alike, never an OSError or a zarr/Blosc error from deep inside."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from neurodata.cache import CacheError, build_cache, open_cache
+from neurodata.cache.fetch import FsspecFetcher, Request
+from neurodata.loaders import load, pad_events
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cache_samples import builder, make_random_part  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def toy_cache(tmp_path_factory) -> Path:
+    url = tmp_path_factory.mktemp("damage") / "toy.zarr"
+    build_cache(builder(str(url), {"train": 5}), make_random_part)
+    return url
+
+
+def copy_of(toy_cache: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(toy_cache, copy)
+    return copy
+
+
+def fast_reads(url: Path) -> None:
+    """Every sample of the split through the direct reader: one range, and one padded batch."""
+    ds = load(str(url))
+    source = ds.pipeline.source
+    assert source.columns is not None  # the direct path, not the zarr fallback
+    source.events(0, source.n_samples)
+    pad_events(ds.__getitems__(range(source.n_samples)))
+
+
+def damage(shard: Path, kind: str) -> None:
+    raw = bytearray(shard.read_bytes())
+    if kind == "index":
+        raw[-10] ^= 0xFF
+    elif kind == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif kind == "chunk":
+        raw[20:60] = b"\xff" * 40
+    elif kind == "header":
+        raw[4:8] = (5).to_bytes(4, "little")  # the first chunk's header claims 5 bytes
+    shard.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "kind, fast_message",
+    [
+        ("index", r"train/t/c/0: shard index is truncated or fails its CRC32C"),
+        ("truncated", r"train/t/c/0: shard index is truncated or fails its CRC32C"),
+        ("chunk", r"train/t: inner chunk 0 does not decompress: "),
+        ("header", r"train/t: inner chunk 0 does not decompress to \d+ bytes"),
+    ],
+)
+def test_a_damaged_shard_is_a_cache_error_on_both_paths(toy_cache, tmp_path, kind, fast_message):
+    url = copy_of(toy_cache, tmp_path)
+    damage(url / "train" / "t" / "c" / "0", kind)
+    with pytest.raises(CacheError, match=fast_message):
+        fast_reads(url)
+    split = open_cache(str(url))["train"]
+    with pytest.raises(CacheError, match=r"split 'train': rows 0-\d+ of 't', 'x', 'y'.* cannot be read"):
+        split.events(0, split.n_samples)
+
+
+def test_a_shard_gone_after_its_index_was_read_is_a_cache_error(toy_cache, tmp_path):
+    url = copy_of(toy_cache, tmp_path)
+    ds = load(str(url))  # a local cache's shard indexes are read here, before workers fork
+    (url / "train" / "x" / "c" / "0").unlink()
+    with pytest.raises(CacheError, match=r"train/x/c/0: the shard file is gone"):
+        ds.pipeline.source.events(0, 3)
+
+
+def test_a_shard_cut_short_after_its_index_was_read_is_a_cache_error(toy_cache, tmp_path):
+    url = copy_of(toy_cache, tmp_path)
+    ds = load(str(url))
+    shard = url / "train" / "y" / "c" / "0"
+    shard.write_bytes(shard.read_bytes()[:40])
+    short = r"train/y/c/0: asked for bytes 0-\d+, got 40 \(truncated shard file\?\)"
+    with pytest.raises(CacheError, match=short):
+        ds.pipeline.source.events(0, 3)
+
+
+def test_an_unreadable_shard_file_is_a_cache_error(toy_cache, tmp_path):
+    url = copy_of(toy_cache, tmp_path)
+    shard = url / "train" / "t" / "c" / "0"
+    shard.unlink()
+    shard.mkdir()  # opens, but every read fails (EISDIR)
+    with pytest.raises(CacheError, match=r"train/t/c/0: cannot read bytes"):
+        fast_reads(url)
+
+
+def test_remote_read_failures_are_cache_errors_and_missing_objects_are_absent():
+    class Failing:
+        def cat_ranges(self, paths, starts, ends, on_error):
+            return [FileNotFoundError(paths[0]), PermissionError("denied")][: len(paths)]
+
+    fetcher = FsspecFetcher(Failing())
+    assert fetcher.fetch([Request("bucket/c.zarr/train/t/c/1", 0, 10)]) == [None]  # all fill value
+    requests = [Request(f"bucket/c.zarr/train/t/c/{shard}", 0, 10) for shard in (1, 2)]
+    with pytest.raises(CacheError, match=r"bucket/c.zarr/train/t/c/2: cannot read the shard file: denied"):
+        fetcher.fetch(requests)
