@@ -60,6 +60,7 @@ class Mutation:
 PROPHESEE_TESTS = ("tests/test_boundaries.py", "tests/test_formats_prophesee.py")
 AEDAT_TESTS = ("tests/test_boundaries.py", "tests/test_formats_aedat.py")
 FRAME_TESTS = ("tests/test_representations.py", "tests/test_transforms.py")
+CACHE_TESTS = ("tests/test_boundaries.py", "tests/test_cache.py", "tests/test_loaders_events.py")
 NEURON_TESTS = ("tests/test_snn_numba.py", "tests/test_snn_neurons.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -168,6 +169,43 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if xx > 0 and seen[yy, xx - 1] and tj - last[yy, xx - 1] < filter_time:",
         "if xx > 0 and seen[yy, xx - 1] and tj - last[yy, xx - 1] <= filter_time:",
         ("tests/test_transforms.py",),
+    ),
+    # --- cache codings -----------------------------------------------------------------------------
+    Mutation(
+        "cache-scatter-polarity-mask",
+        "neurodata/cache/kernels.py",
+        "    mask = 1 if packed else 255\n    running = state[0]",
+        "    mask = 1\n    running = state[0]",
+        CACHE_TESTS,
+    ),
+    Mutation(
+        "cache-batch-polarity-mask",
+        "neurodata/cache/kernels.py",
+        "    mask = 1 if packed else 255\n",
+        "    mask = 1\n",
+        CACHE_TESTS,
+        2,
+    ),
+    Mutation(
+        "cache-sample-restart",
+        "neurodata/cache/kernels.py",
+        "            running = 0\n            while s < m and offsets[s] <= dst + j:",
+        "            while s < m and offsets[s] <= dst + j:",
+        CACHE_TESTS,
+    ),
+    Mutation(
+        "cache-packs-wide-polarities",
+        "neurodata/cache/codecs.py",
+        "(0 <= p_range[0] and p_range[1] <= 1)",
+        "(0 <= p_range[0] and p_range[1] <= 3)",
+        CACHE_TESTS,
+    ),
+    Mutation(
+        "cache-sample-starts-absolute",
+        "neurodata/cache/codecs.py",
+        "    coded[starts] = t[starts]\n",
+        "",
+        CACHE_TESTS,
     ),
     # --- neuron kernels: forward and backward passes -----------------------------------------------
     Mutation(
