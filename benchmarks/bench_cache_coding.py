@@ -76,7 +76,7 @@ def decode_ns(columns: dict[str, np.ndarray], codings: dict[str, tuple[str, str]
 def main() -> None:
     print(
         "| recording | events | previous (i8/u2, LZ4) | now, lz4 (LZ4HC) | zstd, bit shuffle "
-        "| zstd, p column (filter per column) | zstd, p in the times | stored as | decode ns/event, p column / in t |"
+        "| zstd, p column (filter per column) | zstd, p in the times | stored as | decode ns/event (best of 5), p column / in t |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for name, path in RECORDINGS.items():

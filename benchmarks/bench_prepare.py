@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--gesture-s", type=float, default=3.0, help="seconds per gesture")
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours and Tonic")
     parser.add_argument(
-        "--sj-repeats", type=int, default=1, help="runs of SpikingJelly and of --before (minutes each)"
+        "--sj-repeats", type=int, default=3, help="runs of SpikingJelly and of --before (minutes each; medians need 3)"
     )
     parser.add_argument(
         "--before",

@@ -181,10 +181,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "cache-batch-polarity-mask",
         "neurodata/cache/kernels.py",
-        "    mask = 1 if packed else 255\n",
-        "    mask = 1\n",
+        "    mask = 1 if packed else 255\n    times, rows = coded[src : src + n], t_row[dst : dst + n]",
+        "    mask = 1\n    times, rows = coded[src : src + n], t_row[dst : dst + n]",
         CACHE_TESTS,
-        2,
     ),
     Mutation(
         "cache-sample-restart",
