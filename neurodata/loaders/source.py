@@ -4,8 +4,8 @@ A :class:`SplitSource` holds only the store URL, storage options and split name.
 :class:`~neurodata.cache.SplitReader` (zarr arrays, fsspec sessions, an event-loop binding) is
 created on first use in each process and dropped when pickled, and a pid check reopens it after a
 fork, so DataLoader workers never share a parent's handles under either start method. A forked
-worker keeps the plain data its parent had read (per-sample arrays, shard indexes): reading them
-again cost each fresh worker ~12 ms per epoch.
+worker keeps the plain data its parent had read (per-sample arrays, shard indexes) instead of reading
+them again every epoch (the cost is in docs/sections/loaders.md).
 """
 
 from __future__ import annotations
@@ -111,8 +111,7 @@ class SplitSource:
 
     def warm(self, events: bool = True) -> None:
         """Load here, before DataLoader workers fork, what each worker would otherwise load again
-        every epoch (without persistent workers): the per-sample arrays (26 ms per worker on the
-        benchmark cache) and, where ``events`` will be decoded, the event kernels (see
+        every epoch (without persistent workers): the per-sample arrays and, where ``events`` will be decoded, the event kernels (see
         :meth:`EventColumns.warm`) and, for local stores where it is a few hundred small reads,
         every shard index of the event columns."""
         reader = self.reader
