@@ -111,9 +111,9 @@ class SplitSource:
 
     def warm(self, events: bool = True) -> None:
         """Load here, before DataLoader workers fork, what each worker would otherwise load again
-        every epoch (without persistent workers): the per-sample arrays and, where ``events`` will be decoded, the event kernels (see
-        :meth:`EventColumns.warm`) and, for local stores where it is a few hundred small reads,
-        every shard index of the event columns."""
+        every epoch (without persistent workers): the per-sample arrays and, where ``events`` will
+        be decoded, the event kernels (see :meth:`EventColumns.warm`) and, for local stores where it
+        is a few hundred small reads, every shard index of the event columns."""
         reader = self.reader
         reader.preload()
         columns = self.columns
