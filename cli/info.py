@@ -87,10 +87,13 @@ def write_demo_recording(folder: str) -> str:
 
 
 def is_cache(path: str) -> bool:
-    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file."""
+    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file; a
+    local folder without one is neither (an error naming it)."""
     if "://" in path:
         fs, root = fsspec.core.url_to_fs(path)
         return fs.exists(root.rstrip("/") + "/zarr.json")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "zarr.json")):
+        raise nd.NeurodataError(f"{path}: a folder that is neither a neurodata cache (no zarr.json) nor a recording")
     return os.path.isdir(path)
 
 
