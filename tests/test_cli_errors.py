@@ -16,6 +16,7 @@ import pytest
 import neurodata as nd
 from neurodata.errors import FormatError, NeurodataError, PathNotFoundError
 from neurodata.synthetic import rotating_bar
+from snn.train.checkpoint import atomic_save, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loader_samples as ls  # noqa: E402
@@ -128,12 +129,15 @@ def test_outputs_and_caches_respect_the_umask(nmnist_sample, tmp_path, umask):
         assert run_cli("convert", str(nmnist_sample), str(tmp_path / "c.raw")).returncode == 0
         nd.write(tmp_path / "w.npz", nd.read(nmnist_sample))
         cache = Path(ls.build_indexed_cache(str(tmp_path / "cache.zarr"), 4))
+        atomic_save({"epoch": 1}, tmp_path / "run" / "last.pt")  # a training run's files
+        atomic_write_text("epoch\n1\n", tmp_path / "run" / "metrics.csv")
     finally:
         os.umask(old)
     for name in ("c.raw", "w.npz"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
-    files, folders = modes_under(cache)
-    assert files == {0o666 & ~umask} and folders == {0o777 & ~umask}
+    for tree in (cache, tmp_path / "run"):
+        files, folders = modes_under(tree)
+        assert files == {0o666 & ~umask} and folders == {0o777 & ~umask}
 
 
 # --- the format written, one flag name --------------------------------------------------------
