@@ -165,6 +165,14 @@ def test_simulate_takes_out_format_and_the_old_spelling(tmp_path):
     assert "--out-format" in helps and "--format" not in helps.replace("--out-format", "")
 
 
+def test_info_takes_in_format_as_convert_does_and_the_old_spelling(nmnist_sample):
+    for flag in ("--in-format", "--format"):
+        result = run_cli("info", str(nmnist_sample), flag, "nmnist", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["events"] == 4325
+    assert "--in-format" in run_cli("info", "--help").stdout
+
+
 # --- usage errors, verify, info ------------------------------------------------------------------
 
 
