@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import neurodata as nd
-from neurodata.errors import FormatError, NeurodataError, PathNotFoundError
+from neurodata.errors import FormatError, NeurodataError
 from neurodata.synthetic import rotating_bar
 from snn.train.checkpoint import atomic_save, atomic_write_text
 
@@ -59,7 +59,7 @@ def run_dir(tmp_path) -> Path:
 
 def test_write_into_a_missing_folder_names_the_path(tmp_path):
     target = tmp_path / "no" / "such" / "out.npz"
-    with pytest.raises(PathNotFoundError) as caught:
+    with pytest.raises(nd.PathNotFoundError) as caught:
         nd.write(target, rotating_bar(width=16, height=16, duration_us=1000))
     assert isinstance(caught.value, FileNotFoundError) and isinstance(caught.value, NeurodataError)
     assert str(caught.value).startswith(f"{target}: ") and ".tmp-" not in str(caught.value)
