@@ -1,4 +1,4 @@
-"""The leaf helpers: atomic writes (permissions as each caller had them), folder replacement, locks."""
+"""The leaf helpers: atomic writes (permissions from the umask, as open gives), folder replacement, locks."""
 
 from __future__ import annotations
 
