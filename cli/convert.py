@@ -7,19 +7,22 @@ import os
 import time
 
 import neurodata as nd
+from neurodata.writer import output_format
 
-from .output import byte_progress, emit, table
+from .output import add_out_format, byte_progress, emit, table
 
 
-def convert(src: str, dst: str, in_format: str | None, out_format: str | None, quiet: bool) -> dict:
-    """Stream ``src`` into ``dst`` chunk by chunk; the output appears only when complete."""
+def convert(args: argparse.Namespace) -> dict:
+    """Stream ``args.input`` into ``args.output`` chunk by chunk; the output appears only when complete."""
+    src, dst = args.input, args.output
     start = time.perf_counter()
     count = 0
+    written = output_format(dst, args.out_format).name  # an unwritable choice fails before reading
     with (
-        nd.open_recording(src, in_format) as rec,
-        byte_progress(rec.size, os.path.basename(src), quiet) as bar,
+        nd.open_recording(src, args.in_format) as rec,
+        byte_progress(rec.size, os.path.basename(src), args.json) as bar,
     ):
-        with nd.open_writer(dst, rec.info, out_format) as writer:
+        with nd.open_writer(dst, rec.info, args.out_format, args.shift_time) as writer:
             for chunk in rec.chunks(n_events=1 << 20):
                 writer.write(chunk)
                 count += len(chunk)
@@ -29,7 +32,7 @@ def convert(src: str, dst: str, in_format: str | None, out_format: str | None, q
         "input": src,
         "output": dst,
         "input_format": in_name,
-        "output_format": out_format or os.path.splitext(dst)[1].lstrip("."),
+        "output_format": written,
         "events": count,
         "seconds": round(time.perf_counter() - start, 3),
     }
@@ -47,9 +50,7 @@ def render(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    emit(
-        convert(args.input, args.output, args.in_format, args.out_format, quiet=args.json), args.json, render
-    )
+    emit(convert(args), args.json, render)
     return 0
 
 
@@ -58,8 +59,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("input", help="input recording (path or fsspec URL)")
     p.add_argument("output", help="output path: .npz, .h5, or an event format's extension")
     p.add_argument("--in-format", help="force the input format")
+    add_out_format(p)
     p.add_argument(
-        "--out-format", help="output event format when the extension is ambiguous (e.g. evt2/evt3 for .raw)"
+        "--shift-time",
+        action="store_true",
+        help="subtract the first event's time so the output starts at t=0 (e.g. Unix-time recordings to "
+        "N-MNIST .bin, whose times must stay below 2**32 us)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import fsspec
+
 from neurodata.cache import verify_cache
 from neurodata.datasets.registry import all_datasets
+from neurodata.errors import NeurodataError
 from neurodata.localfs import default_root
 
 from .output import emit
@@ -47,6 +50,9 @@ def run_datasets(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    fs, root = fsspec.core.url_to_fs(args.cache)
+    if not fs.exists(root):
+        raise NeurodataError(f"{args.cache}: no such cache")
     report = verify_cache(args.cache, deep=args.deep)
 
     def render(result: dict) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 from typing import Any
 
 from neurodata.errors import NeurodataError
@@ -34,6 +36,22 @@ def parse_spec(text: str) -> dict[str, Any]:
     return spec
 
 
+def spec_culprits(spec: dict[str, Any], err: Exception) -> str:
+    """``--spec key=value`` for each spec item an error message names (by key or by value), so a
+    message like "invalid literal for int(): 'abc'" says which key it was; empty when none."""
+    message = str(err)
+
+    def named(text: str) -> bool:
+        return re.search(rf"(?<![\w.-]){re.escape(text)}(?![\w.-])", message) is not None
+
+    items = [
+        f"{key}={value!r}"
+        for key, value in spec.items()
+        if (named(key) and key != "type") or named(str(value))  # "type" is a common word in messages
+    ]
+    return f"--spec {', '.join(items)}: " if items else ""
+
+
 def run(args: argparse.Namespace) -> int:
     from neurodata.loaders.precompute import precompute  # imports torch: only when this command runs
     from neurodata.loaders.source import resolve_store
@@ -46,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
             spec,
             args.split or None,
             workers=args.workers,
-            progress=not args.json,
+            progress=not args.json and sys.stderr.isatty(),
             overwrite=args.overwrite,
         )
     except (ValueError, TypeError, FileNotFoundError) as err:
-        raise NeurodataError(f"{url}: {err}") from None
+        raise NeurodataError(f"{url}: {spec_culprits(spec, err)}{err}") from None
 
     def render(result: dict) -> str:
         return "\n".join(f"{split}: {where}" for split, where in result["written"].items())

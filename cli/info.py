@@ -87,10 +87,13 @@ def write_demo_recording(folder: str) -> str:
 
 
 def is_cache(path: str) -> bool:
-    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file."""
+    """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file; a
+    local folder without one is neither (an error naming it)."""
     if "://" in path:
         fs, root = fsspec.core.url_to_fs(path)
         return fs.exists(root.rstrip("/") + "/zarr.json")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "zarr.json")):
+        raise nd.NeurodataError(f"{path}: a folder that is neither a neurodata cache (no zarr.json) nor a recording")
     return os.path.isdir(path)
 
 
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if is_cache(path):
         emit(cache_info(path), args.json, render_cache)
     else:
-        emit(recording_summary(path, args.format, quiet=args.json), args.json, render)
+        emit(recording_summary(path, args.in_format, quiet=args.json), args.json, render)
     return 0
 
 
@@ -132,7 +135,8 @@ def add_parser(subparsers) -> None:
         "info", help="summarise a recording (format, events, time span, sensor) or a prepared cache"
     )
     p.add_argument("file", nargs="?", help="a recording or a cache (path or fsspec URL)")
-    p.add_argument("--format", help="force a format instead of detecting it")
+    p.add_argument("--in-format", help="force the input format instead of detecting it (as in convert)")
+    p.add_argument("--format", dest="in_format", help=argparse.SUPPRESS)  # the earlier spelling
     p.add_argument("--demo", action="store_true", help="summarise a built-in synthetic recording")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from neurodata import __version__
 from neurodata.errors import NeurodataError
@@ -14,8 +15,20 @@ from .output import fail
 COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo)
 
 
+class UsageError(NeurodataError):
+    """A command line that argparse rejects, reported like every other error (exit 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors raise :class:`UsageError` (one line, JSON with --json) instead of
+    printing the usage block; subcommand parsers are made of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="neurodata", description="Event-camera data: decode, convert, inspect."
     )
     parser.add_argument("--version", action="version", version=f"neurodata {__version__}")
@@ -27,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; errors print one readable line (and JSON with --json), never a traceback."""
-    args = build_parser().parse_args(argv)
-    as_json = getattr(args, "json", False)
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in argv  # before parsing succeeds, so that usage errors honour it too
     try:
+        args = build_parser().parse_args(argv)
+        as_json = getattr(args, "json", False)
         return args.run(args)
     except NeurodataError as err:
         return fail(str(err), as_json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -24,6 +25,15 @@ def fail(message: str, as_json: bool, code: int = 2) -> int:
         print(json.dumps({"error": message}))
     print(f"neurodata: error: {message}", file=sys.stderr)
     return code
+
+
+def add_out_format(parser: argparse.ArgumentParser) -> None:
+    """``--out-format``, the one spelling of the output event format (``--format`` stays as a hidden
+    alias where a command used it before)."""
+    parser.add_argument(
+        "--out-format",
+        help="output event format, e.g. evt2 for .raw (default: from the extension; .raw is evt3)",
+    )
 
 
 def byte_progress(total: int | None, label: str, quiet: bool = False) -> tqdm:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from neurodata.errors import NeurodataError
+from neurodata.localfs import atomic_output
 
 from .output import emit
 
@@ -39,7 +40,8 @@ def draw(history: list[dict[str, float]], out: Path, title: str) -> Path:
         else:
             ax.text(0.5, 0.5, f"no {label} logged", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
-    fig.savefig(out, dpi=100)
+    with atomic_output(out, durable=False) as fileobj:  # a missing folder names ``out``, umask respected
+        fig.savefig(fileobj, format="png", dpi=100)
     plt.close(fig)
     return out
 

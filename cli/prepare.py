@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 
 from neurodata.cache.layout import DEFAULT_CODEC, EVENT_CODECS
 from neurodata.datasets.prepare import prepare
+from neurodata.errors import NeurodataError
 
 from .output import emit, table
 
@@ -20,7 +21,7 @@ def parse_options(pairs: list[str], flag: str) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"neurodata prepare: {flag} expects KEY=VALUE, got {pair!r}")
+            raise NeurodataError(f"{flag} expects KEY=VALUE, got {pair!r}")
         options[key] = value
     return options
 
@@ -44,8 +45,8 @@ def dask_executor(address: str) -> Iterator[Executor]:
     try:
         from distributed import Client
     except ImportError:
-        raise SystemExit(
-            "neurodata prepare: --scheduler needs dask.distributed (pip install 'dask[distributed]')"
+        raise NeurodataError(
+            "--scheduler needs dask.distributed (pip install 'dask[distributed]')"
         ) from None
     with Client(address, timeout="30s") as client:
         yield client.get_executor()

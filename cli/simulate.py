@@ -11,8 +11,9 @@ from tqdm import tqdm
 from neurodata.errors import NeurodataError
 from neurodata.sim.dvs import DvsParams
 from neurodata.sim.video import simulate_video
+from neurodata.writer import output_format
 
-from .output import emit, table
+from .output import add_out_format, emit, table
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -38,12 +39,17 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # the sensor's own checks, reported as a command-line error
         raise NeurodataError(str(err)) from None
+    written = output_format(args.output, args.out_format).name  # an unwritable choice fails first
     start = time.perf_counter()
     with tqdm(desc="frames", unit="frame", leave=False, disable=True if args.json else None) as bar:
         summary = simulate_video(
-            args.input, args.output, params, args.fps, args.size, args.format, on_frame=lambda i: bar.update()
+            args.input, args.output, params, args.fps, args.size, args.out_format, on_frame=lambda i: bar.update()
         )
-    result = {**dataclasses.asdict(summary), "seconds": round(time.perf_counter() - start, 3)}
+    result = {
+        **dataclasses.asdict(summary),
+        "output_format": written,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
     emit(result, args.json, render)
     return 0
 
@@ -52,7 +58,7 @@ def render(result: dict) -> str:
     return table(
         [
             ("simulated", result["source"]),
-            ("to", result["output"]),
+            ("to", f"{result['output']} ({result['output_format']})"),
             ("frames", f"{result['frames']:,} ({result['width']}x{result['height']})"),
             ("duration", f"{result['duration_us'] / 1e6:.3f} s"),
             ("events", f"{result['events']:,} ({result['on_events']:,} ON)"),
@@ -77,9 +83,8 @@ def add_parser(subparsers) -> None:
         help="frame rate (required for image folders and .npy; overrides a video's timestamps)",
     )
     p.add_argument("--size", type=_size, help="resample frames to WIDTHxHEIGHT, e.g. 128x128")
-    p.add_argument(
-        "--format", help="output event format when the extension is ambiguous (evt2/evt3 for .raw)"
-    )
+    add_out_format(p)
+    p.add_argument("--format", dest="out_format", help=argparse.SUPPRESS)  # the earlier spelling
     p.add_argument("--c-on", type=float, default=defaults.c_on, help="ON contrast threshold (log intensity)")
     p.add_argument(
         "--c-off", type=float, default=defaults.c_off, help="OFF contrast threshold (log intensity)"

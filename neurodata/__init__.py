@@ -1,7 +1,7 @@
 """neurodata: fast, correct event-camera data: decoders, datasets, representations and loaders."""
 
 from . import _source_layout
-from .errors import FormatError, NeurodataError
+from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import EVENT_DTYPE, RecordingInfo, as_events, make_events
 from .reader import Recording, iter_chunks, open_recording, read
 from .writer import open_writer, write
@@ -24,6 +24,7 @@ __all__ = [
     "EVENT_DTYPE",
     "FormatError",
     "NeurodataError",
+    "PathNotFoundError",
     "Recording",
     "RecordingInfo",
     "as_events",

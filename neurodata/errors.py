@@ -22,3 +22,9 @@ class FormatError(NeurodataError, ValueError):
 
 class UnknownFormatError(FormatError):
     """No decoder recognises the file's header bytes (and the extension does not settle it)."""
+
+
+
+class PathNotFoundError(NeurodataError, FileNotFoundError):
+    """A file to read, or the folder to write a file into, does not exist; the message names the
+    user's path (never a temporary file), and ``except FileNotFoundError`` still catches it."""

@@ -4,7 +4,8 @@ A leaf module: it imports nothing from neurodata but its errors, so formats, the
 loaders, the simulator, ``snn.train`` and the CLI all import it without running up the layers.
 
 - :func:`atomic_output` / :func:`write_atomic`: a file appears whole under its name or not at all
-  (written to a temporary file beside it, then renamed over it).
+  (written to a temporary file beside it, then renamed over it), with the permissions ``open`` would
+  give it (0666 narrowed by the umask), so shared datasets stay readable by the users the umask allows.
 - :func:`replace_tree`: the same for a folder assembled beside its final place.
 - :func:`file_lock`: an exclusive ``flock`` on a lock file; the kernel drops it when its holder dies,
   so a killed process never leaves a stale lock.
@@ -22,15 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import NeurodataError
+from .errors import NeurodataError, PathNotFoundError
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock
     fcntl = None
 
-PRIVATE = 0o600  # permission bits of a new file readable by its owner only (what tempfile.mkstemp gives)
-SHARED = 0o666  # permission bits of a new file as open() creates it; the umask narrows both
+SHARED = 0o666  # permission bits of a new file as open() creates it, before the umask narrows them
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
 
 
@@ -39,7 +39,7 @@ def atomic_output(
     path: str | os.PathLike,
     mode: str = "wb",
     *,
-    permissions: int = PRIVATE,
+    permissions: int = SHARED,
     durable: bool = True,
     parents: bool = False,
 ) -> Iterator[IO]:
@@ -48,15 +48,23 @@ def atomic_output(
     Parameters:
         path: the file to write.
         mode: ``open`` mode of the temporary file (``"wb"`` or ``"w"``).
-        permissions: its permission bits before the umask (:data:`PRIVATE` or :data:`SHARED`).
+        permissions: its permission bits before the umask (default :data:`SHARED`, as ``open`` gives).
         durable: flush and ``fsync`` it before the rename, so the new content survives a power cut.
-        parents: create missing parent folders first.
+        parents: create missing parent folders first; without it a missing folder raises
+            :class:`~neurodata.errors.PathNotFoundError` naming ``path``.
     """
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     if parents:
         os.makedirs(folder, exist_ok=True)
-    tmp, fd = _create_temporary(folder, name, permissions)
+    try:
+        tmp, fd = _create_temporary(folder, name, permissions)
+    except FileNotFoundError:
+        if os.path.isdir(folder):
+            raise
+        raise PathNotFoundError(
+            f"{path}: cannot write: the folder {os.path.dirname(path) or '.'} does not exist"
+        ) from None
     try:
         with os.fdopen(fd, mode) as fileobj:
             yield fileobj
@@ -74,7 +82,7 @@ def write_atomic(
     path: str | os.PathLike,
     data: bytes | str,
     *,
-    permissions: int = PRIVATE,
+    permissions: int = SHARED,
     durable: bool = True,
     parents: bool = False,
 ) -> None:

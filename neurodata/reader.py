@@ -16,7 +16,7 @@ from typing import BinaryIO
 import fsspec
 import numpy as np
 
-from .errors import FormatError, NeurodataError
+from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import RecordingInfo, concatenate
 from .formats import detect_format, get_format
 from .formats.base import FormatSpec, Header
@@ -33,7 +33,7 @@ def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
             return fsspec.open(name, "rb").open(), name
         return open(name, "rb"), name
     except FileNotFoundError as err:
-        raise NeurodataError(f"{name}: no such file") from err
+        raise PathNotFoundError(f"{name}: no such file") from err
     except IsADirectoryError as err:
         raise NeurodataError(f"{name}: is a directory, not a recording") from err
     except OSError as err:
@@ -212,6 +212,8 @@ def open_recording(source: str | os.PathLike, format: str | None = None) -> Reco
 
 def _open_fileobj(fileobj: BinaryIO, name: str, format: str | None) -> Recording:
     try:
+        if _file_size(fileobj) == 0:  # no header, no records: a failed copy, not a 0-event recording
+            raise FormatError(name, None, "empty file (0 bytes), not a recording")
         spec = get_format(format) if format else detect_format(fileobj, name)
         fileobj.seek(0)
         header = spec.parse_header(fileobj, name)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -14,25 +16,84 @@ from .formats import writer_for_path
 from .formats.base import Writer
 from .localfs import atomic_output
 
+MakeWriter = Callable[[BinaryIO, RecordingInfo], Writer]
 
-@contextlib.contextmanager
-def open_writer(
-    path: str | os.PathLike, info: RecordingInfo | None = None, format: str | None = None
-) -> Iterator[Writer]:
-    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit.
 
-    ``.npz`` and ``.h5`` paths get plain column exports (arrays t, x, y, p); other paths get the
-    event format named by ``format`` or by the extension.
-    """
+class OutputFormat(NamedTuple):
+    """What :func:`open_writer` writes to a path: the format's name and its writer's constructor."""
+
+    name: str
+    make_writer: MakeWriter
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> OutputFormat:
+    """The format written to ``path``: a column export for ``.npz``/``.h5`` (named by the extension),
+    else the event format named by ``format`` or by the extension (``.raw`` is ``evt3``)."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if format is None and ext in EXPORTS:
-        make_writer = EXPORTS[ext]
-    else:
-        make_writer = writer_for_path(path, format).make_writer
-    info = info or RecordingInfo(format=ext.lstrip("."))
+        return OutputFormat(ext.lstrip("."), EXPORTS[ext])
+    spec = writer_for_path(path, format)
+    return OutputFormat(spec.name, spec.make_writer)
+
+
+class TimeShiftedWriter:
+    """Subtracts the first event's time from every event, so the output starts at t = 0.
+
+    The inner writer is created at the first event, with ``time_origin`` moved by the same amount,
+    so a format that stores an absolute origin still places the events where they were.
+    """
+
+    def __init__(self, fileobj: BinaryIO, info: RecordingInfo, make_writer: MakeWriter):
+        self.file = fileobj
+        self.info = info
+        self.make_writer = make_writer
+        self.writer: Writer | None = None
+        self.t0 = 0
+
+    def write(self, events: np.ndarray) -> None:
+        if self.writer is None:
+            if events.size == 0:
+                return
+            self.t0 = int(events["t"][0])
+            origin = None if self.info.time_origin is None else self.info.time_origin + self.t0
+            self.writer = self.make_writer(self.file, dataclasses.replace(self.info, time_origin=origin))
+        shifted = events.copy()
+        shifted["t"] -= self.t0
+        self.writer.write(shifted)
+
+    def close(self) -> None:
+        if self.writer is None:  # no events: an empty file of the format
+            self.writer = self.make_writer(self.file, self.info)
+        self.writer.close()
+
+
+@contextlib.contextmanager
+def open_writer(
+    path: str | os.PathLike,
+    info: RecordingInfo | None = None,
+    format: str | None = None,
+    shift_time: bool = False,
+) -> Iterator[Writer]:
+    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit.
+
+    Parameters:
+        path: the output file; its folder must exist (else
+            :class:`~neurodata.errors.PathNotFoundError`, also a ``FileNotFoundError``).
+        info: sensor size and time origin for formats that store them.
+        format: the event format; default chosen from the extension (see :func:`output_format`).
+            ``.npz`` and ``.h5`` paths get plain column exports (arrays t, x, y, p).
+        shift_time: subtract the first event's time from all times, so the output starts at 0
+            (for Unix-time recordings written to formats with a bounded time field, like N-MNIST).
+    """
+    path = os.fspath(path)
+    chosen = output_format(path, format)
+    info = info or RecordingInfo(format=chosen.name)
     with atomic_output(path) as fileobj:
-        writer = make_writer(fileobj, info)
+        if shift_time:
+            writer: Writer = TimeShiftedWriter(fileobj, info, chosen.make_writer)
+        else:
+            writer = chosen.make_writer(fileobj, info)
         yield writer
         writer.close()
 
@@ -42,7 +103,11 @@ def write(
     events: np.ndarray,
     info: RecordingInfo | None = None,
     format: str | None = None,
+    shift_time: bool = False,
 ) -> None:
-    """Write ``events`` to ``path`` in ``format`` (default: chosen from the extension)."""
-    with open_writer(path, info, format) as writer:
+    """Write ``events`` to ``path`` in ``format`` (default: chosen from the extension).
+
+    ``shift_time=True`` makes the output start at t = 0 (see :func:`open_writer`).
+    """
+    with open_writer(path, info, format, shift_time) as writer:
         writer.write(as_events(events))

@@ -1,4 +1,4 @@
-"""The leaf helpers: atomic writes (permissions as each caller had them), folder replacement, locks."""
+"""The leaf helpers: atomic writes (permissions from the umask, as open gives), folder replacement, locks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from neurodata.errors import PathNotFoundError
 from neurodata.localfs import (
-    PRIVATE,
     SHARED,
     LockTimeout,
     atomic_output,
@@ -31,20 +31,31 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_atomic_write_replaces_whole_and_keeps_the_permissions_asked_for(tmp_path):
-    umask = os.umask(0o022)
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_write_replaces_whole_and_respects_the_umask(tmp_path, umask):
+    old = os.umask(umask)
     try:
         write_atomic(tmp_path / "a.bin", b"old")
         write_atomic(tmp_path / "a.bin", b"new")
-        write_atomic(tmp_path / "b.txt", "text", permissions=SHARED, durable=False)
+        write_atomic(tmp_path / "b.txt", "text", permissions=0o640, durable=False)
         write_atomic(tmp_path / "sub" / "dir" / "c.txt", "deep", parents=True)
     finally:
-        os.umask(umask)
+        os.umask(old)
     assert (tmp_path / "a.bin").read_bytes() == b"new"
-    assert mode_of(tmp_path / "a.bin") == PRIVATE
-    assert mode_of(tmp_path / "b.txt") == SHARED & ~0o022
+    assert mode_of(tmp_path / "a.bin") == SHARED & ~umask == 0o666 & ~umask
+    assert mode_of(tmp_path / "b.txt") == 0o640 & ~umask
+    assert mode_of(tmp_path / "sub" / "dir" / "c.txt") == 0o666 & ~umask
+    assert mode_of(tmp_path / "sub") == mode_of(tmp_path / "sub" / "dir") == 0o777 & ~umask
     assert (tmp_path / "sub" / "dir" / "c.txt").read_text() == "deep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt", "sub"]  # no temporary left
+
+
+def test_atomic_output_into_a_missing_folder_names_the_path_not_a_temporary(tmp_path):
+    target = tmp_path / "nowhere" / "out.bin"
+    with pytest.raises(PathNotFoundError, match="does not exist") as caught:
+        write_atomic(target, b"x")
+    assert isinstance(caught.value, FileNotFoundError)
+    assert str(caught.value).startswith(f"{target}: ") and ".tmp-" not in str(caught.value)
 
 
 def test_atomic_output_keeps_the_old_file_and_no_temporary_on_error(tmp_path):

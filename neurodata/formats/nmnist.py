@@ -13,6 +13,9 @@ from .kernels import nmnist as kernels
 
 RECORD = 5
 MAX_COORD = 255
+# Times past 23 bits cost one 5-byte overflow record per 8192 us from 0: a Unix-time recording
+# (t ~ 1.6e15 us) would need ~1 TB of them. 2**32 us (71.6 min) caps them at 2.6 MB.
+MAX_TIME_US = 1 << 32
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
@@ -47,11 +50,18 @@ class NmnistWriter:
         if events.size == 0:
             return
         t = events["t"]
-        if int(t[0]) < self.last_t or np.any(np.diff(t) < 0):
+        first, last = int(t[0]), int(t[-1])
+        if not (0 <= first < MAX_TIME_US and last < MAX_TIME_US):
+            bad = first if not 0 <= first < MAX_TIME_US else last
+            raise NeurodataError(
+                f"N-MNIST .bin stores times 0 <= t < 2**32 us ({MAX_TIME_US / 60e6:.1f} min), got t = {bad} us; "
+                "shift the times to start at 0 (nd.write(..., shift_time=True), neurodata convert --shift-time)"
+            )
+        if first < self.last_t or np.any(np.diff(t) < 0):
             raise NeurodataError("N-MNIST .bin stores time-ordered events only; sort the events by t first")
         if int(events["x"].max()) > MAX_COORD or int(events["y"].max()) >= kernels.OVERFLOW_Y:
             raise NeurodataError("N-MNIST .bin holds x <= 255 and y < 240")
-        self.last_t = int(t[-1])
+        self.last_t = last
         markers = max(0, (self.last_t - self.t_offset) >> 13) + 1
         out = np.empty(RECORD * (len(events) + markers), dtype=np.uint8)
         n, self.t_offset = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.t_offset, out)
