@@ -19,6 +19,7 @@ from neurodata.events import make_events
 from neurodata.formats import FORMATS
 from neurodata.formats.base import Header
 from neurodata.formats.kernels.time_base import unwrap_high, unwrap_highs
+from neurodata.loaders import pad_events
 
 # --- DVS128 Gesture label rows: start <= t < end ---------------------------------------------------
 
@@ -166,4 +167,10 @@ def test_polarities_above_one_round_trip_through_the_cache(tmp_path, pack):
         np.testing.assert_array_equal(got, events)
         assert got_label == label and set(np.unique(got["p"])) <= {0, 1, 2, 3}
     assert set(np.unique(loaded[3][0]["p"])) == {0, 1, 2, 3}
+    batch = pad_events(loaded.__getitems__(range(len(samples))))  # padded rows straight from the cache
+    for i, (events, _, _) in enumerate(samples):
+        n = len(events)
+        assert int(batch.lengths[i]) == n
+        np.testing.assert_array_equal(batch.p[i, :n].numpy(), events["p"])
+        np.testing.assert_array_equal(batch.t[i, :n].numpy(), events["t"])
     assert verify_cache(url, deep=True).ok
