@@ -7,7 +7,9 @@ loaders, the simulator, ``snn.train`` and the CLI all import it without running 
   (written to a temporary file beside it, then renamed over it).
 - :func:`replace_tree`: the same for a folder assembled beside its final place.
 - :func:`file_lock`: an exclusive ``flock`` on a lock file; the kernel drops it when its holder dies,
-  so a killed process never leaves a stale lock.
+  so a killed process never leaves a stale lock. A process forked while a lock is held closes its
+  copy of the descriptor at once, so a child that outlives its parent (a pool worker) cannot keep
+  the lock held.
 - :func:`default_root` and :func:`cache_name`: where datasets and their caches live by default.
 """
 
@@ -32,6 +34,25 @@ except ImportError:  # Windows: no flock
 PRIVATE = 0o600  # permission bits of a new file readable by its owner only (what tempfile.mkstemp gives)
 SHARED = 0o666  # permission bits of a new file as open() creates it; the umask narrows both
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
+# descriptor -> pid of the process that locked it, for the locks held now (see _close_inherited_locks)
+_HELD: dict[int, int] = {}
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the descriptors of the parent's held locks without unlocking them.
+
+    An flock belongs to the open file, which a fork shares; the kernel releases it only when every
+    descriptor of that file is closed, so a child keeping its copy would hold the parent's lock for
+    as long as the child lives (a pool worker orphaned by a SIGKILLed parent: forever).
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 @contextlib.contextmanager
@@ -139,15 +160,18 @@ def file_lock(
         return
     path = os.fspath(path)
     fd = _acquire(path, on_wait, timeout, remove, permissions)
+    _HELD[fd] = owner = os.getpid()
     try:
         yield
     finally:
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        # unlock before closing: processes forked meanwhile share the descriptor and would keep it
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        if os.getpid() == owner:  # a forked child unwinding this frame holds nothing (see above)
+            del _HELD[fd]
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            # unlock before closing: a child forked outside Python (no fork hook ran) may share it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _acquire(
