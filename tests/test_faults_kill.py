@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ import zarr
 from neurodata.cache import open_cache, verify_cache
 from neurodata.datasets.prepare import prepare
 from neurodata.formats.aedat31 import write_aedat31
+from neurodata.localfs import file_lock
 from tests.archives import ground_truth, tar_gz_bytes, write_dvs128_folder
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds processes through /proc")
@@ -48,13 +50,19 @@ class KillPoint(NamedTuple):
 
 
 def _kill_points() -> list[KillPoint]:
+    """Every stage, the main process alone with 2 workers (the hang of issue 16) and with 1, and the
+    whole group; each after a seeded delay."""
     rng = random.Random(SEED)
-    stages = ["download", "extract", "decode", "decode", "commit", "commit"]
-    points = []
-    for k, stage in enumerate(stages):
-        workers = 2 if k % 3 != 1 else 1
-        points.append(KillPoint(stage, round(rng.uniform(0.0, 0.15), 3), workers, group=k % 2 == 1))
-    return points
+    cases = [
+        ("download", 2, False),
+        ("extract", 1, True),
+        ("decode", 2, False),
+        ("decode", 1, False),
+        ("decode", 2, True),
+        ("commit", 2, False),
+        ("commit", 1, True),
+    ]
+    return [KillPoint(stage, round(rng.uniform(0.0, 0.15), 3), w, group) for stage, w, group in cases]
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +140,13 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "neurodata.cli", *args]
 
 
-def _run_and_kill(cmd: list[str], reached, point: KillPoint) -> int:
-    """Start ``cmd`` in its own session, kill it as ``point`` says; its return code (0: it finished first)."""
+def _run_and_kill(cmd: list[str], reached: Callable[[int], bool], point: KillPoint) -> int:
+    """Start ``cmd`` in its own session and kill it as ``point`` says once ``reached(its pid)``; its
+    return code (0: it finished first)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while proc.poll() is None and not reached() and time.monotonic() < deadline:
+        while proc.poll() is None and not reached(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.002)
         time.sleep(point.delay)
         if proc.poll() is None:
@@ -171,8 +180,9 @@ def test_prepare_killed_reruns_to_the_same_cache(archive, reference, tmp_path, p
     cmd = _cli(
         "prepare", "dvs128", "--source", str(archive), "--root", str(root), "--workers", str(point.workers)
     )
-    returncode = _run_and_kill(cmd, lambda: _reached(point.stage, root), point)
-    assert returncode in (0, -signal.SIGKILL)
+    returncode = _run_and_kill(cmd, lambda _: _reached(point.stage, root), point)
+    # decoding lasts seconds, so those kills land while the workers run; the others may come too late
+    assert returncode == -signal.SIGKILL if point.stage == "decode" else returncode in (0, -signal.SIGKILL)
     rerun = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr
     _assert_same_cache(root / "dvs128.zarr", reference)
@@ -186,11 +196,11 @@ def test_frames_killed_reruns_to_the_same_frames(reference, tmp_path):
     cmd = _cli("frames", str(store), "--spec", FRAMES_SPEC, "--workers", "2", "--json")
     representations = store / "representations"
 
-    def computing() -> bool:  # a split's temporary folder exists
-        return representations.is_dir() and any(representations.glob("*/.tmp-*"))
+    def computing(pid: int) -> bool:  # both pool workers have started
+        return len(_group_members(pid)) >= 3
 
-    returncode = _run_and_kill(cmd, computing, KillPoint("frames", 0.05, 2, group=False))
-    assert returncode in (0, -signal.SIGKILL)
+    returncode = _run_and_kill(cmd, computing, KillPoint("frames", 0.0, 2, group=False))
+    assert returncode == -signal.SIGKILL, "frames finished before it could be killed"
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr
     expected = subprocess.run(
@@ -206,3 +216,64 @@ def test_frames_killed_reruns_to_the_same_frames(reference, tmp_path):
         got = zarr.open_group(representations / key / split, mode="r")
         want = zarr.open_group(expected_store / "representations" / key / split, mode="r")
         np.testing.assert_array_equal(got["data"][:], want["data"][:])
+
+
+def _first_line_of(code: str) -> str:
+    """Run ``code`` in a new interpreter and return the first line it prints, once it has exited.
+
+    Only the first line is read: its children inherit stdout, and waiting for its end would wait
+    for theirs.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    return line
+
+
+def _assert_ends(pid: int) -> None:
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"process {pid} outlived its parent by {GONE_WITHIN_S} s")
+
+
+def test_forked_child_does_not_keep_its_parents_lock(tmp_path):
+    """A process that dies holding a lock frees it, though a child it forked meanwhile lives on."""
+    lock = tmp_path / "held.lock"
+    line = _first_line_of(
+        "import os, time\n"
+        "from neurodata.localfs import file_lock\n"
+        f"with file_lock({str(lock)!r}):\n"
+        "    child = os.fork()\n"
+        "    if child == 0:\n"
+        "        time.sleep(30)\n"
+        "        os._exit(0)\n"
+        "    print(child, flush=True)\n"
+        "    os._exit(0)  # dies holding the lock, as under SIGKILL: nothing unlocks it\n"
+    )
+    child = int(line)
+    try:
+        assert Path(f"/proc/{child}").exists()
+        with file_lock(lock, timeout=5):
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signal_available", [True, False], ids=["death-signal", "watcher"])
+def test_pool_workers_end_with_their_parent(signal_available):
+    """The parent-death signal (Linux), and the watcher thread used where there is none."""
+    patch = "" if signal_available else "workers._set_parent_death_signal = lambda: False\n"
+    line = _first_line_of(
+        "import os\n"
+        "from neurodata import workers\n" + patch + "pool = workers.process_pool(2)\n"
+        "print(*{pool.submit(os.getpid).result() for _ in range(8)}, flush=True)\n"
+        "os._exit(0)  # dies without shutting the pool down, as under SIGKILL\n"
+    )
+    pids = [int(p) for p in line.split()]
+    assert pids
+    for pid in pids:
+        _assert_ends(pid)
