@@ -28,9 +28,8 @@ import zarr
 
 from neurodata.cache import open_cache, verify_cache
 from neurodata.datasets.prepare import prepare
-from neurodata.formats.aedat31 import write_aedat31
 from neurodata.localfs import file_lock
-from tests.archives import ground_truth, tar_gz_bytes, write_dvs128_folder
+from tests.archives import add_long_trials, tar_gz_bytes, write_dvs128_folder
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds processes through /proc")
 
@@ -70,16 +69,7 @@ def archive(fixtures, tmp_path_factory) -> Path:
     """A DVS128 archive with enough trials that decoding and committing take a moment."""
     work = tmp_path_factory.mktemp("faults")
     folder = write_dvs128_folder(fixtures, work / "src")
-    truth = ground_truth(fixtures)
-    long_trial = np.concatenate([truth] * 30)
-    long_trial["t"] += np.repeat(np.arange(30) * 600_000, len(truth))
-    write_aedat31(folder / "user03_led.aedat", long_trial, packet_events=4096)
-    rows = "".join(f"{k % 11 + 1},{k * 600_000},{k * 600_000 + 500_000}\n" for k in range(30))
-    for k in range(3, 13):
-        if k > 3:
-            shutil.copyfile(folder / "user03_led.aedat", folder / f"user{k:02d}_led.aedat")
-        (folder / f"user{k:02d}_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + rows)
-    (folder / "trials_to_train.txt").write_text("".join(f"user{k:02d}_led.aedat\n" for k in range(3, 13)))
+    add_long_trials(fixtures, folder, trials=10, repeats=30)
     path = work / "mini_DvsGesture.tar.gz"  # not the published name, whose checksum is known
     path.write_bytes(tar_gz_bytes(folder, "DvsGesture"))
     return path
