@@ -27,6 +27,7 @@ import pytest
 import zarr
 
 from neurodata.cache import open_cache, verify_cache
+from neurodata.cache.layout import MANIFEST_KEY
 from neurodata.datasets.prepare import prepare
 from neurodata.localfs import file_lock
 from tests.archives import add_long_trials, tar_gz_bytes, write_dvs128_folder
@@ -152,6 +153,8 @@ def _run_and_kill(cmd: list[str], reached: Callable[[int], bool], point: KillPoi
 
 def _assert_same_cache(got: Path, expected: Path) -> None:
     assert verify_cache(got).ok
+    # the manifest lists every file's size and CRC: equal manifests, byte-equal caches
+    assert (got / MANIFEST_KEY).read_bytes() == (expected / MANIFEST_KEY).read_bytes()
     a, b = open_cache(expected), open_cache(got)
     assert set(a.splits) == set(b.splits)
     for split in a.splits:
