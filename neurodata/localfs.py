@@ -34,27 +34,6 @@ except ImportError:  # Windows: no flock
 PRIVATE = 0o600  # permission bits of a new file readable by its owner only (what tempfile.mkstemp gives)
 SHARED = 0o666  # permission bits of a new file as open() creates it; the umask narrows both
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
-# descriptor -> pid of the process that locked it, for the locks held now (see _close_inherited_locks)
-_HELD: dict[int, int] = {}
-
-
-def _close_inherited_locks() -> None:
-    """In a forked child: close the descriptors of the parent's held locks without unlocking them.
-
-    An flock belongs to the open file, which a fork shares; the kernel releases it only when every
-    descriptor of that file is closed, so a child keeping its copy would hold the parent's lock for
-    as long as the child lives (a pool worker orphaned by a SIGKILLed parent: forever).
-    """
-    for fd in list(_HELD):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
-
-
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike,
@@ -134,6 +113,26 @@ class LockTimeout(NeurodataError, TimeoutError):
     """Another process held a lock for longer than the caller would wait."""
 
 
+_HELD: set[int] = set()  # the descriptors of the locks this process holds (see _close_inherited_locks)
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the descriptors of the parent's held locks without unlocking them.
+
+    An flock belongs to the open file, which a fork shares; the kernel releases it only when every
+    descriptor of that file is closed, so a child keeping its copy would hold the parent's lock for
+    as long as the child lives (a pool worker orphaned by a SIGKILLed parent: forever).
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def file_lock(
     path: str | os.PathLike,
@@ -160,12 +159,13 @@ def file_lock(
         return
     path = os.fspath(path)
     fd = _acquire(path, on_wait, timeout, remove, permissions)
-    _HELD[fd] = owner = os.getpid()
+    owner = os.getpid()
+    _HELD.add(fd)
     try:
         yield
     finally:
         if os.getpid() == owner:  # a forked child unwinding this frame holds nothing (see above)
-            del _HELD[fd]
+            _HELD.discard(fd)
             if remove:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
