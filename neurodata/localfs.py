@@ -8,7 +8,9 @@ loaders, the simulator, ``snn.train`` and the CLI all import it without running 
   give it (0666 narrowed by the umask), so shared datasets stay readable by the users the umask allows.
 - :func:`replace_tree`: the same for a folder assembled beside its final place.
 - :func:`file_lock`: an exclusive ``flock`` on a lock file; the kernel drops it when its holder dies,
-  so a killed process never leaves a stale lock.
+  so a killed process never leaves a stale lock. A process forked while a lock is held closes its
+  copy of the descriptor at once, so a child that outlives its parent (a pool worker) cannot keep
+  the lock held.
 - :func:`default_root` and :func:`cache_name`: where datasets and their caches live by default.
 """
 
@@ -32,8 +34,6 @@ except ImportError:  # Windows: no flock
 
 SHARED = 0o666  # permission bits of a new file as open() creates it, before the umask narrows them
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
-
-
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike,
@@ -121,6 +121,26 @@ class LockTimeout(NeurodataError, TimeoutError):
     """Another process held a lock for longer than the caller would wait."""
 
 
+_HELD: set[int] = set()  # the descriptors of the locks this process holds (see _close_inherited_locks)
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: close the descriptors of the parent's held locks without unlocking them.
+
+    An flock belongs to the open file, which a fork shares; the kernel releases it only when every
+    descriptor of that file is closed, so a child keeping its copy would hold the parent's lock for
+    as long as the child lives (a pool worker orphaned by a SIGKILLed parent: forever).
+    """
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def file_lock(
     path: str | os.PathLike,
@@ -147,15 +167,19 @@ def file_lock(
         return
     path = os.fspath(path)
     fd = _acquire(path, on_wait, timeout, remove, permissions)
+    owner = os.getpid()
+    _HELD.add(fd)
     try:
         yield
     finally:
-        if remove:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        # unlock before closing: processes forked meanwhile share the descriptor and would keep it
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        if os.getpid() == owner:  # a forked child unwinding this frame holds nothing (see above)
+            _HELD.discard(fd)
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            # unlock before closing: a child forked outside Python (no fork hook ran) may share it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def _acquire(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 import tempfile
 import zipfile
@@ -84,3 +85,20 @@ def nmnist_zip_bytes(fixtures: Path, split_folder: str, per_digit: int = 2) -> b
                 nd.write(path, events[: 500 + 100 * digit + i], format="nmnist")
                 zf.write(path, f"{split_folder}/{digit}/{i:05d}.bin")
     return buf.getvalue()
+
+
+def add_long_trials(fixtures: Path, folder: Path, trials: int, repeats: int) -> None:
+    """Replace the train list of a :func:`write_dvs128_folder` folder by ``trials`` long trials (users
+    03, 04, ...): the fixture ``repeats`` times over, 0.6 s apart, one label row each, so that a build
+    takes long enough to be interrupted."""
+    truth = ground_truth(fixtures)
+    long_trial = np.concatenate([truth] * repeats)
+    long_trial["t"] += np.repeat(np.arange(repeats) * 600_000, len(truth))
+    write_aedat31(folder / "user03_led.aedat", long_trial, packet_events=4096)
+    rows = "".join(f"{k % 11 + 1},{k * 600_000},{k * 600_000 + 500_000}\n" for k in range(repeats))
+    users = range(3, 3 + trials)
+    for k in users:
+        if k > 3:
+            shutil.copyfile(folder / "user03_led.aedat", folder / f"user{k:02d}_led.aedat")
+        (folder / f"user{k:02d}_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + rows)
+    (folder / "trials_to_train.txt").write_text("".join(f"user{k:02d}_led.aedat\n" for k in users))

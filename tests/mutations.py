@@ -62,6 +62,7 @@ AEDAT_TESTS = ("tests/test_boundaries.py", "tests/test_formats_aedat.py")
 FRAME_TESTS = ("tests/test_representations.py", "tests/test_transforms.py")
 CACHE_TESTS = ("tests/test_boundaries.py", "tests/test_cache.py", "tests/test_loaders_events.py")
 NEURON_TESTS = ("tests/test_snn_numba.py", "tests/test_snn_neurons.py")
+FAULT_TESTS = ("tests/test_faults_kill.py",)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- decoders: sensor edges --------------------------------------------------------------------
@@ -255,6 +256,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "grad_u[j] = grad_i * current_decay",
         "grad_u[j] = grad_i",
         NEURON_TESTS,
+    ),
+    Mutation(
+        "fork-keeps-locks",
+        "neurodata/localfs.py",
+        "    os.register_at_fork(after_in_child=_close_inherited_locks)",
+        "    pass",
+        FAULT_TESTS,
+    ),
+    Mutation(
+        "workers-outlive-parent",
+        "neurodata/workers.py",
+        "    if _set_parent_death_signal():",
+        "    if True:",
+        FAULT_TESTS,
     ),
 )
 

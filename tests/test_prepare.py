@@ -16,10 +16,9 @@ from neurodata.cache import open_cache, verify_cache
 from neurodata.datasets.download import ChecksumError
 from neurodata.datasets.prepare import prepare
 from neurodata.errors import NeurodataError
-from neurodata.formats.aedat31 import write_aedat31
 from tests.archives import (
+    add_long_trials,
     expected_dvs128_samples,
-    ground_truth,
     nmnist_zip_bytes,
     tar_gz_bytes,
     write_dvs128_folder,
@@ -136,17 +135,7 @@ def test_nmnist_from_mirrors_with_a_dead_first_mirror(fixtures, tmp_path, monkey
 
 def test_prepare_killed_midway_resumes_to_the_same_cache(fixtures, tmp_path):
     folder = write_dvs128_folder(fixtures, tmp_path / "src")
-    # many long trials, so that the build is still running when it is killed
-    truth = ground_truth(fixtures)
-    long_trial = np.concatenate([truth] * 60)
-    long_trial["t"] += np.repeat(np.arange(60) * 600_000, len(truth))
-    write_aedat31(folder / "user03_led.aedat", long_trial, packet_events=4096)
-    rows = "".join(f"{k % 11 + 1},{k * 600_000},{k * 600_000 + 500_000}\n" for k in range(60))
-    for k in range(3, 23):
-        if k > 3:
-            (folder / f"user{k:02d}_led.aedat").write_bytes((folder / "user03_led.aedat").read_bytes())
-        (folder / f"user{k:02d}_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + rows)
-    (folder / "trials_to_train.txt").write_text("".join(f"user{k:02d}_led.aedat\n" for k in range(3, 23)))
+    add_long_trials(fixtures, folder, trials=20, repeats=60)  # so that the build is still running when killed
     reference = prepare("dvs128", source=str(folder), root=tmp_path / "ref", progress=False)
 
     cmd = [

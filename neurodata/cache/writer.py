@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..localfs import replace_tree
+from ..workers import process_pool
 from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_split, split_totals
 from .errors import CacheError
 from .layout import (
@@ -305,13 +306,14 @@ def build_cache(
 
     ``make_part`` must be picklable (a module-level function or a ``functools.partial`` of one) when
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a
-    number of local ``workers`` (a ``ProcessPoolExecutor``); both phases use it.
+    number of local ``workers`` (:func:`neurodata.workers.process_pool`: they end if this process
+    dies); both phases use it.
     ``on_part_done(PartDone)`` is called in this process as each pending part is staged (in completion
     order), e.g. to show progress; parts staged by an earlier run count in neither ``done`` nor ``pending``.
     """
     own = executor is None and workers > 1
     if own:
-        executor = ProcessPoolExecutor(workers)
+        executor = process_pool(workers)
     try:
         pending = builder.start(executor)
         if not pending and builder.is_complete():

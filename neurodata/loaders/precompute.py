@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,6 +33,7 @@ from ..cache.store import Location
 from ..cache.tasks import run_tasks
 from ..events import empty_events
 from ..localfs import replace_tree
+from ..workers import process_pool
 from .precomputed import ATTRS_KEY, is_usable, read_marker, representation_location
 from .representation import representation_spec, resolve_representation, spec_key
 from .source import SplitSource, resolve_store
@@ -194,13 +195,13 @@ def precompute(
 ) -> dict[str, str]:
     """Store ``representation`` for ``splits`` (default: all) of a cache; split -> stored URL.
 
-    ``workers > 1`` computes shards in a process pool.
+    ``workers > 1`` computes shards in a process pool (:func:`neurodata.workers.process_pool`).
     """
     from ..cache import open_cache
 
     url = resolve_store(store)
     names = splits or list(open_cache(url, storage_options).splits)
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = process_pool(workers) if workers > 1 else None
     try:
         return {
             split: precompute_split(

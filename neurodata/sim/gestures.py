@@ -20,7 +20,6 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..events import concatenate
 from ..localfs import SHARED, atomic_output
+from ..workers import process_pool
 from ..writer import write
 from .dvs import DvsParams, DvsPixelArray
 
@@ -321,7 +321,7 @@ def write_archive(
             (folder, f"user{u:02d}_{light}", u, light, seed * 7919 + k, gesture_us, frame_us, scene)
             for k, (u, light) in enumerate(trials)
         ]
-        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        with process_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
             done = pool.map(write_trial, *zip(*jobs)) if pool else (write_trial(*job) for job in jobs)
             for k, _ in enumerate(done):
                 if progress:
