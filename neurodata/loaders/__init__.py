@@ -15,7 +15,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .collate import EventBatch, LengthBucketBatchSampler, pad_events, stack_dense, stack_time_major
+from .collate import (
+    EventBatch,
+    LengthBucketBatchSampler,
+    StackedBatch,
+    TimeMajorBatch,
+    pad_events,
+    stack_dense,
+    stack_time_major,
+)
 from .dataset import CacheDataset
 from .pipeline import SamplePipeline
 from .source import SplitSource, is_remote, resolve_store
@@ -76,8 +84,10 @@ __all__ = [
     "LengthBucketBatchSampler",
     "SamplePipeline",
     "SplitSource",
+    "StackedBatch",
     "StreamingDataset",
     "StreamingOptions",
+    "TimeMajorBatch",
     "load",
     "pad_events",
     "stack_dense",

@@ -3,7 +3,8 @@
 * :func:`pad_events`: ``(events, label)`` samples -> :class:`EventBatch` of ``[B, L]`` tensors padded
   to the batch's longest sample, with a boolean ``mask`` of real events.
 * :func:`stack_dense` / :func:`stack_time_major`: equal-shape arrays (frames ``[T, P, H, W]``) ->
-  ``[B, T, ...]`` or ``[T, B, ...]`` (the layout the SNN trainer steps through).
+  a :class:`StackedBatch` ``[B, T, ...]`` or :class:`TimeMajorBatch` ``[T, B, ...]`` (the layout the
+  SNN trainer steps through), each saying its layout in ``time_major``.
 * :class:`LengthBucketBatchSampler`: batches of similar length, so padding wastes little.
 """
 
@@ -57,12 +58,37 @@ class PooledEventBatch(EventBatch):
         )
 
 
+class StackedBatch(NamedTuple):
+    """Equal-shape inputs stacked batch-first, ``[B, T, ...]``, and their labels ``[B]``.
+
+    ``time_major`` (a class attribute, not a field: ``inputs, labels = batch`` still unpacks) says
+    the layout, so :func:`snn.train.fit` reads the batch the way it was built.
+    """
+
+    inputs: torch.Tensor
+    labels: Any
+    time_major = False
+
+
+class TimeMajorBatch(StackedBatch):
+    """Equal-shape inputs stacked time-first, ``[T, B, ...]``, and their labels ``[B]``."""
+
+    __slots__ = ()
+    time_major = True
+
+
+def stacked_batch(inputs: torch.Tensor, labels: Any, time_major: bool) -> StackedBatch:
+    """The batch type that declares ``time_major``."""
+    return (TimeMajorBatch if time_major else StackedBatch)(inputs, labels)
+
+
 class PooledStack(tuple):
-    """``(stacked, labels)`` built in a reusable shared-memory segment; arrives as a plain tuple."""
+    """``(stacked, labels)`` built in a reusable shared-memory segment; arrives as the
+    :class:`StackedBatch` or :class:`TimeMajorBatch` of its ``time_major``."""
 
     def __reduce__(self):
         lease, layout = self.pooled
-        return _receive_stack, (lease.handle(), layout, _labels_payload(self[1]))
+        return _receive_stack, (lease.handle(), layout, _labels_payload(self[1]), self.time_major)
 
 
 def _labels_payload(labels: Any) -> Any:
@@ -78,9 +104,9 @@ def _receive_event_batch(handle, layout, lengths, labels) -> EventBatch:
     return EventBatch(*shm_pool.receive(handle, layout), torch.from_numpy(lengths), _labels_from(labels))
 
 
-def _receive_stack(handle, layout, labels) -> tuple[torch.Tensor, Any]:
+def _receive_stack(handle, layout, labels, time_major: bool) -> StackedBatch:
     (stacked,) = shm_pool.receive(handle, layout)
-    return stacked, _labels_from(labels)
+    return stacked_batch(stacked, _labels_from(labels), time_major)
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype:
@@ -209,10 +235,11 @@ def pad_events(batch: Sequence[tuple[Any, Any]] | EventRowsFiller) -> EventBatch
     return out
 
 
-def stack_dense(
-    batch: Sequence[tuple[Any, Any]] | StackFiller, time_major: bool = False
-) -> tuple[torch.Tensor, Any]:
+def stack_dense(batch: Sequence[tuple[Any, Any]] | StackFiller, time_major: bool = False) -> StackedBatch:
     """Collate equal-shape inputs into ``[B, T, ...]`` (``time_major``: ``[T, B, ...]``) and labels ``[B]``.
+
+    The result is a :class:`StackedBatch` (``time_major``: a :class:`TimeMajorBatch`), which
+    unpacks as ``inputs, labels`` and tells :func:`snn.train.fit` its layout.
 
     numpy inputs are stacked by numpy (several times faster than ``torch.stack`` on CPU for frames),
     into reusable batch memory (see :func:`batch_tensors`); stored frames still in the cache (a
@@ -225,7 +252,7 @@ def stack_dense(
         shape.insert(axis, len(batch))
         (stacked,), pooled, _ = batch_tensors([(tuple(shape), _torch_dtype(batch.dtype))])
         batch.fill_stacked(stacked.numpy(), axis)
-        return _stacked(stacked, _labels(batch.targets()), pooled)
+        return _stacked(stacked, _labels(batch.targets()), pooled, time_major)
     inputs = [x for x, _ in batch]
     shapes = {tuple(x.shape) for x in inputs}
     if len(shapes) > 1:
@@ -240,19 +267,20 @@ def stack_dense(
         np.stack(inputs, axis=axis, out=stacked.numpy())
     else:
         stacked, pooled = torch.stack([torch.as_tensor(x) for x in inputs], dim=axis), None
-    return _stacked(stacked, _labels([label for _, label in batch]), pooled)
+    return _stacked(stacked, _labels([label for _, label in batch]), pooled, time_major)
 
 
-def _stacked(stacked: torch.Tensor, labels: Any, pooled: tuple | None) -> tuple[torch.Tensor, Any]:
+def _stacked(stacked: torch.Tensor, labels: Any, pooled: tuple | None, time_major: bool) -> StackedBatch:
     if pooled is None:
-        return stacked, labels
+        return stacked_batch(stacked, labels, time_major)
     out = PooledStack((stacked, labels))
-    out.pooled = pooled
+    out.pooled, out.time_major = pooled, time_major
     return out
 
 
-def stack_time_major(batch: Sequence[tuple[Any, Any]] | StackFiller) -> tuple[torch.Tensor, Any]:
-    """:func:`stack_dense` with ``time_major=True``: ``[T, B, ...]`` for the SNN trainer."""
+def stack_time_major(batch: Sequence[tuple[Any, Any]] | StackFiller) -> TimeMajorBatch:
+    """:func:`stack_dense` with ``time_major=True``: a :class:`TimeMajorBatch` ``[T, B, ...]``, the
+    layout the SNN trainer steps through (it reads the layout from the batch)."""
     return stack_dense(batch, time_major=True)
 
 

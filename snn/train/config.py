@@ -17,10 +17,15 @@ MONITOR_METRICS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 class TrainConfig:
     """How :func:`snn.train.fit` trains.
 
-    Inputs reach the model time-major, ``[T, B, ...]``; with ``time_major=False`` (default) the
-    loader yields ``[B, T, ...]`` (PyTorch's default collate) and the trainer swaps the first two
-    dimensions. The model returns ``[T, B, C]`` (spikes or membrane potentials per step) or
-    ``[B, C]``; predictions and losses use the mean over time.
+    Inputs reach the model time-major, ``[T, B, ...]``. ``time_major=None`` (default) follows the
+    batch: ``neurodata.loaders.stack_time_major`` batches declare ``[T, B, ...]``, ``stack_dense``
+    batches ``[B, T, ...]``, and batches that declare nothing (PyTorch's default collate) are read
+    as ``[B, T, ...]``; True or False states the loader's layout (a batch declaring the other one
+    is an error). ``[B, T, ...]`` batches are transposed; a batch whose batch dimension does not
+    match its number of labels is an error naming ``time_major``.
+
+    The model returns ``[T, B, C]`` (spikes or membrane potentials per step) or ``[B, C]``;
+    predictions and losses use the mean over time.
 
     ``loss``: ``"ce"`` = cross-entropy on the time-mean output (spike rate or membrane, used as
     logits); ``"mse"`` = mean squared error between the time-mean output and the one-hot target
@@ -55,7 +60,7 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     patience: int | None = None
     seed: int = 0
-    time_major: bool = False
+    time_major: bool | None = None
     device: str = "cpu"
     activity: bool = True
     progress: bool = True

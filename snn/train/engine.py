@@ -17,8 +17,9 @@ from ..monitor import FiringRateMonitor, SynOpsMonitor
 from ..neurons import Neuron
 from .config import TrainConfig
 from .distributed import all_reduce_sum
+from .layout import batch_time_major, to_time_major
 from .logs import progress
-from .losses import loss_fn, time_mean, to_time_major
+from .losses import loss_fn, time_mean
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
@@ -45,11 +46,11 @@ def _batch(batch: Any, config: TrainConfig, device: torch.device) -> tuple[torch
     """``(x [T, B, ...] float, y [B] long)`` on ``device`` from a loader's ``(input, target)`` batch."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise ValueError(f"fit: the loader must yield (input, target) pairs, got {type(batch).__name__}")
-    x, y = batch[0], batch[1]
-    x = to_time_major(torch.as_tensor(x), config.time_major).to(device, non_blocking=True)
+    x, y = torch.as_tensor(batch[0]), torch.as_tensor(batch[1])
+    x = to_time_major(x, batch_time_major(batch, config.time_major), len(y)).to(device, non_blocking=True)
     if not x.is_floating_point():
         x = x.float()
-    return x, torch.as_tensor(y).to(device, non_blocking=True).long()
+    return x, y.to(device, non_blocking=True).long()
 
 
 def train_epoch(

@@ -23,11 +23,3 @@ def loss_fn(name: str, scores: torch.Tensor, target: torch.Tensor) -> torch.Tens
         return F.mse_loss(scores, F.one_hot(target, scores.shape[1]).to(scores.dtype))
     raise ValueError(f"unknown loss {name!r}")
 
-
-def to_time_major(x: torch.Tensor, time_major: bool) -> torch.Tensor:
-    """The model's ``[T, B, ...]`` input from a loader batch (``[B, T, ...]`` unless ``time_major``)."""
-    if x.ndim < 3:
-        raise ValueError(
-            f"expected a batch of sequences with at least 3 dimensions, got shape {tuple(x.shape)}"
-        )
-    return x if time_major else x.transpose(0, 1)
