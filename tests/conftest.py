@@ -6,8 +6,14 @@ import hashlib
 import os
 from pathlib import Path
 
-import pytest
-from hypothesis import settings
+# Triton kernels in this process run under its interpreter, on CPU tensors (the CUDA checks run in a
+# fresh process without it: tests/test_cuda.py). It must be set before anything imports triton, and
+# importing snn does (torch.compiler.disable pulls in torch._dynamo, which imports triton): a test
+# module collected before the Triton tests that imports snn would otherwise leave them uninterpreted.
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # Property and fuzz tests draw the same examples on every run, so a green suite stays green on the
 # same code (CI once failed on a fresh random draw); HYPOTHESIS_PROFILE=explore draws new ones.
