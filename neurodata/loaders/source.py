@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import CacheReader, SplitReader, open_cache
+from ..cache import CacheError, CacheReader, SplitReader, open_cache
 from ..cache.codecs import TIME_CODINGS
 from ..cache.event_chunks import fusable
 from ..cache.fetch import fetcher_for
@@ -29,12 +29,19 @@ from .event_columns import EventColumns
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
     """A dataset name (``"dvs128"``) -> ``<root or NEURODATA_HOME>/dvs128.zarr``; URLs and paths pass through.
 
-    A bare name (no ``/``, no ``://``, no ``.zarr`` suffix) that is not an existing path is a dataset name.
+    A bare name (no ``/``, no ``://``, no ``.zarr`` suffix) that is not an existing path is a dataset name;
+    one that has not been prepared there is a CacheError saying how to prepare it.
     """
     text = os.fspath(name_or_store)
     if "://" in text or "/" in text or text.endswith(".zarr") or os.path.exists(text):
         return text
-    return str((Path(root) if root is not None else default_root()) / f"{text}.zarr")
+    url = str((Path(root) if root is not None else default_root()) / f"{text}.zarr")
+    if not os.path.exists(os.path.join(url, "zarr.json")):
+        raise CacheError(
+            f"{text}: not prepared (no cache at {url}); run `neurodata prepare {text}` first, or point "
+            "root= (--root) or NEURODATA_HOME at the folder where it was prepared"
+        )
+    return url
 
 
 def is_remote(url: str) -> bool:

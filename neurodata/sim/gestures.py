@@ -247,7 +247,7 @@ def trial_recording(
     """One trial: all 11 gestures in a random order with rests between; events and label rows.
 
     ``frame_us`` is the simulator's frame interval (event times are interpolated between frames);
-    ``scene`` names one of :data:`SCENES`.
+    ``scene`` names one of :data:`SCENES`. Missing parent folders of ``path`` are created first.
     """
     rng = np.random.default_rng(seed)
     user = User.draw(np.random.default_rng(1000 + user_id))
@@ -312,6 +312,7 @@ def write_archive(
     if scene not in SCENES:
         raise ValueError(f"unknown scene {scene!r}; choose one of {sorted(SCENES)}")
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # before minutes of simulation, not after
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "DvsGesture"
         folder.mkdir()
