@@ -100,6 +100,14 @@ def test_denoise_by_hand_without_tonics_initial_memory():
     np.testing.assert_array_equal(T.Denoise(filter_time=10000)(events)["t"], [50])
 
 
+@pytest.mark.parametrize("dx, dy", [(-1, 0), (1, 0), (0, -1), (0, 1)], ids=["left", "right", "above", "below"])
+def test_denoise_neighbour_exactly_filter_time_before_does_not_count(dx, dy):
+    """The window is open at its far end: a neighbour 99 us earlier keeps an event, 100 us does not."""
+    for gap, kept in ((99, [99]), (100, [])):
+        events = make_events([0, gap], [3 + dx, 3], [3 + dy, 3], [1, 1])
+        np.testing.assert_array_equal(T.Denoise(filter_time=100)(events)["t"], kept)
+
+
 def test_refractory_by_hand_keeps_first_event_at_time_zero():
     events = make_events([0, 500, 1000, 1600, 1700], [1, 1, 1, 1, 2], [0, 0, 0, 0, 0], [1, 0, 1, 1, 1])
     # previous event at the same pixel (kept or not) must be more than 500 us earlier
