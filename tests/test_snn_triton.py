@@ -1,8 +1,9 @@
 """Fused Triton neuron kernels (the "triton" backend), run on CPU through Triton's interpreter.
 
 Ground truth: SpikingJelly 2.0's own outputs and gradients captured into
-tests/data/snn_spikingjelly_neurons.npz (see tests/data/capture_spikingjelly_neurons.py), the LIF
-example in shared/docs/ANCHORS.md, and the plain-torch reference loop (the "torch" backend).
+tests/data/snn_spikingjelly_neurons.npz (see tests/data/capture_spikingjelly_neurons.py), a hand-worked
+LIF example whose values are written in the test (test_lif_anchor_example), and the plain-torch
+reference loop (the "torch" backend).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def test_matches_spikingjelly(config: str, implementation: str) -> None:
 
 
 def test_lif_anchor_example() -> None:
-    """ANCHORS.md: LIF tau=2, inputs [0.5, 0.9, 1.5, 0, 2.5] -> spikes [0,0,1,0,1], hard-reset V [0.25, 0.575, 0, 0, 0]."""
+    """The project's LIF anchor (hand-worked): tau=2, inputs [0.5, 0.9, 1.5, 0, 2.5] -> spikes [0,0,1,0,1], hard-reset V [0.25, 0.575, 0, 0, 0]."""
     x = torch.tensor([0.5, 0.9, 1.5, 0.0, 2.5]).view(5, 1)
     p = _params("lif", 0.0, False, True, "sigmoid", 2.0)
     spikes, _ = triton_backend.multi_step(x, None, p)
