@@ -33,6 +33,7 @@ from ..kernels.numba_neurons import (
     two_state_forward,
 )
 from ..params import NeuronParameters
+from .dynamo import opaque_to_dynamo
 from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, FusedConfig, fused_config, plif_k
 
 __all__ = ["KINDS", "multi_step", "neuron_maxpool2d"]
@@ -225,7 +226,7 @@ def _needs_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
+@opaque_to_dynamo  # Dynamo must not trace the Numba calls
 def multi_step(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> tuple[Tensor, NamedTuple]:
     """Run ``p``'s neurons (IF, LIF, PLIF, ALIF or CubaLIF) over CPU tensor ``x_seq`` ``[T, ...]``.
 
@@ -262,7 +263,7 @@ def multi_step(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> 
 CHANNELS_LAST_5D = (0, 1, 3, 4, 2)  # memory order of a channels_last [T*B, C, H, W] unfolded to [T, B, ...]
 
 
-@torch.compiler.disable  # opaque to torch.compile: Dynamo must not trace the Numba calls
+@opaque_to_dynamo  # Dynamo must not trace the Numba calls
 def neuron_maxpool2d(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> tuple[Tensor, NamedTuple]:
     """:func:`multi_step` of IF/LIF/PLIF neurons followed by ``max_pool2d(spikes, 2)``, in one kernel.
 
