@@ -106,3 +106,18 @@ def test_fake_model_agrees_on_the_hand_case_and_its_float_view():
     x = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).view(4, 1, 2)
     assert fake(x).view(-1).tolist() == [0.0, 0.0, 1.0, 0.0]
     assert net(x).view(-1).tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_lif_with_decay_input_folds_one_over_tau_into_the_unit_by_hand():
+    linear = layers.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.fill_(0.5)
+    net = torch.nn.Sequential(linear, snn.LIF(tau=2.0, backend="torch")).eval()
+    frozen = freeze(net, QuantTarget(decay="multiply", decay_bits=12))
+    neuron = frozen.stages[2]
+    # weight 127 units of 0.5/127; the potential's unit is that over tau = 2: threshold 1.0 is 508
+    assert neuron.threshold.item() == 508 and (neuron.decay.k, neuron.decay.n) == (2048, 12)
+    x = torch.full((4, 1, 1), 3.0)  # current 381 per step
+    # h = 381; floor(381 / 2) + 381 = 571 >= 508 -> spike, reset to 0; and again
+    assert frozen.run(x, record=True).spikes["1"].view(-1).tolist() == [0, 1, 0, 1]
+    assert net(x).view(-1).tolist() == [0.0, 1.0, 0.0, 1.0]  # the float LIF: 0.75, 1.125 -> spike, ...

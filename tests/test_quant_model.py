@@ -82,6 +82,40 @@ def test_integer_spikes_equal_fake_spikes(name, target_kw, neuron_kw):
         assert frozen.counter.total > 0  # a narrow state register overflows here, and it is counted
 
 
+# Example chip-like targets (the chips' exact definitions belong to hw/): Loihi-like 12-bit
+# multiply decay towards zero with a 24-bit state and zero reset; Xylo-like bit-shift decay with a
+# 16-bit saturating state, subtractive reset and no biases.
+LOIHI_LIKE = QuantTarget(
+    name="loihi-like", state_bits=24, decay="multiply", decay_bits=12, decay_rounding="trunc", resets=("zero",)
+)
+XYLO_LIKE = QuantTarget(
+    name="xylo-like", state_bits=16, decay="shift", decay_rounding="floor", resets=("subtract",), bias_bits=None
+)
+
+
+@pytest.mark.parametrize("target,reset", [(LOIHI_LIKE, 0.0), (XYLO_LIKE, None)], ids=["loihi-like", "xylo-like"])
+def test_chip_like_targets(target, reset):
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        layers.Linear(16, 32, bias=False), _lif(tau=8.0, v_reset=reset),
+        layers.Linear(32, 8, bias=False), _lif(tau=4.0, v_reset=reset, decay_input=False),
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(6.0)
+        net[2].weight.mul_(8.0)
+    fake = prepare_qat(net, target)
+    frozen = freeze(fake)
+    x = (torch.rand(20, 4, 16) < 0.3).float()  # input spikes
+    fake_run, int_run = fake.run(x, record=True), frozen.run(x, record=True)
+    for label in ("1", "3"):
+        assert fake_run.spikes[label].sum() > 0
+        assert torch.equal(fake_run.spikes[label].long(), int_run.spikes[label])
+    assert frozen.stages[2].decay.tau == 8.0  # exactly representable in both forms
+    other = XYLO_LIKE if target is LOIHI_LIKE else LOIHI_LIKE
+    with pytest.raises(QuantError, match=r"1 \(LIF\): reset"):
+        prepare_qat(net, other)
+
+
 def test_conv1d_soft_reset_initial_potential_and_nested_containers():
     net = _conv1d_net(1)
     fake = prepare_qat(net, QuantTarget(granularity="per_channel"), input_scale=1 / 64)
