@@ -42,7 +42,8 @@ def _conv1d_net(seed: int) -> torch.nn.Sequential:
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
         layers.Conv1d(3, 6, 3, padding=2, stride=2), snn.IF(backend="torch", v_reset=None, v_init=0.5),
-        torch.nn.Sequential(layers.AvgPool1d(2), layers.Flatten(), layers.Linear(18, 4), layers.BatchNorm1d(4)),
+        layers.SeqToANN(torch.nn.AvgPool1d(2)),
+        torch.nn.Sequential(layers.Flatten(), layers.Linear(18, 4), layers.BatchNorm1d(4)),
         _lif(tau=3.0, decay_input=False),
     )
     with torch.no_grad():
@@ -122,7 +123,7 @@ def test_conv1d_soft_reset_initial_potential_and_nested_containers():
     frozen = freeze(fake)
     x = torch.rand(6, 4, 3, 9)
     fake_run, int_run = fake.run(x, record=True), frozen.run(x, record=True)
-    assert set(fake_run.spikes) == {"1", "3"}
+    assert set(fake_run.spikes) == {"1", "4"}
     for label, spikes in fake_run.spikes.items():
         assert spikes.sum() > 0 and torch.equal(spikes.long(), int_run.spikes[label])
     assert frozen.stages[2].v_init.gt(0).all()  # v_init=0.5 became a positive integer potential

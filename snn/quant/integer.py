@@ -147,8 +147,8 @@ def freeze(model: nn.Module, target: QuantTarget | None = None, *, input_scale: 
         raise QuantError("freeze: a float model needs a target (or pass the model prepare_qat returned)")
     else:
         fake = prepare_qat(model, target, input_scale=input_scale)
-    device = next(fake.parameters()).device if any(True for _ in fake.parameters()) else torch.device("cpu")
-    scale = torch.ones((), dtype=torch.float64, device=device)
+    parameter = next(fake.parameters(), None)
+    scale = torch.ones((), dtype=torch.float64, device=None if parameter is None else parameter.device)
     stages: list[Stage] = []
     for stage in fake.stages:
         if isinstance(stage, QSynapse):
