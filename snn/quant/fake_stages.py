@@ -122,7 +122,8 @@ class QNeuron(Stage):
         self.surrogate, self.detach_reset, self.target = p.surrogate, p.detach_reset, target
 
     def rule(self, scale: torch.Tensor) -> tuple[NeuronRule, int]:
-        """The integer rule (float64 tensors) for input current in units of ``scale``, and how many thresholds were clamped."""
+        """The integer rule (float64 tensors) for input current in units of ``scale``, and how many
+        thresholds and initial potentials were clamped to their widths."""
         t = self.target
         unit = scale.detach().double() / self.input_tau
         raw = round_value(self.threshold / unit, t.rounding)
@@ -131,7 +132,8 @@ class QNeuron(Stage):
         if self.v_init is None:
             v_init = torch.zeros_like(threshold)
         else:
-            v_init = limit(round_value(self.v_init / unit, t.rounding), t.state_bits, "saturate").value
+            v_init, outside = limit(round_value(self.v_init / unit, t.rounding), t.state_bits, "saturate")
+            clamped += int(outside)
         rule = NeuronRule(
             threshold, v_init, unit, self.decay, self.reset_mode, t.state_bits, t.overflow, self.detach_reset
         )

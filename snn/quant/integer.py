@@ -112,7 +112,7 @@ class IntegerModel(StagedModel):
     ``model(x)`` returns the integer output (spikes, or the last layer's currents as int64);
     ``model.run(x, record=True)`` also gives their scale (``.real`` multiplies it in) and every
     neuron stage's spikes. ``model.counter`` counts register values that did not fit;
-    ``model.clamped`` the biases and thresholds that did not fit their widths at freezing.
+    ``model.clamped`` the biases, thresholds and initial potentials that did not fit their widths at freezing.
     """
 
     def __init__(self, stages: list[Stage], target: QuantTarget) -> None:
@@ -137,7 +137,8 @@ def freeze(model: nn.Module, target: QuantTarget | None = None, *, input_scale: 
         target: the target for a float model; must be None or the fake model's own.
         input_scale: the real value of one input unit, for a float model (see :func:`prepare_qat`).
 
-    Biases or thresholds that do not fit their widths are clamped, listed in ``.clamped`` and warned about.
+    Biases, thresholds or initial potentials that do not fit their widths are clamped, listed in
+    ``.clamped`` and warned about.
     """
     if isinstance(model, FakeQuantModel):
         if target is not None and target != model.target:
@@ -160,5 +161,6 @@ def freeze(model: nn.Module, target: QuantTarget | None = None, *, input_scale: 
         scale = stages[-1].out_scale(scale)
     frozen = IntegerModel(stages, fake.target).eval()
     if frozen.clamped:
-        warnings.warn(f"freeze: biases or thresholds clamped to the target's widths: {frozen.clamped}", stacklevel=2)
+        clamped = frozen.clamped
+        warnings.warn(f"freeze: biases, thresholds or initial potentials clamped to their widths: {clamped}", stacklevel=2)
     return frozen
