@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from neurodata.datasets.resource import Resource
 from tests.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.01)
+FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.01, timeout=5.0)
 DATA = os.urandom(300_000) + bytes(range(256)) * 100  # incompressible, 325,600 bytes
 
 
@@ -32,7 +33,6 @@ def resource_for(urls, data: bytes = DATA, name: str = "sample.bin", **overrides
 
 def fetch(resource: Resource, folder: Path, **kwargs):
     kwargs.setdefault("retry", FAST)
-    kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("progress", False)
     return download(resource, folder, **kwargs)
 
@@ -211,13 +211,15 @@ def test_backoff_doubles_and_is_capped():
 
 def test_slow_server_within_timeout_completes(server, tmp_path):
     server.add("/sample.bin", DATA, chunk=32 * 1024, chunk_delay=0.01)
-    assert fetch(resource_for([server.url("/sample.bin")]), tmp_path, timeout=2.0).path.read_bytes() == DATA
+    assert fetch(resource_for([server.url("/sample.bin")]), tmp_path, retry=replace(FAST, timeout=2.0)).path.read_bytes() == DATA
 
 
 def test_stalled_server_times_out_and_is_retried(server, tmp_path):
     server.add("/sample.bin", DATA, stall=1.5, faulty_requests=1)
     events: list[dict] = []
-    result = fetch(resource_for([server.url("/sample.bin")]), tmp_path, timeout=0.3, callback=events.append)
+    result = fetch(
+        resource_for([server.url("/sample.bin")]), tmp_path, retry=replace(FAST, timeout=0.3), callback=events.append
+    )
     assert result.path.read_bytes() == DATA
     retries = [e for e in events if e["event"] == "retry"]
     assert len(retries) == 1 and "timed out" in retries[0]["error"]
