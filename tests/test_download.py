@@ -495,6 +495,7 @@ def refused_url(path: str = "/sample.bin") -> str:
 @pytest.mark.parametrize(
     "url, reason",
     [(None, "the connection was refused"), ("http://nonexistent.invalid/sample.bin", "does not resolve")],
+    ids=["refused", "unresolvable"],
 )
 def test_unreachable_host_on_the_first_request_fails_at_once(tmp_path, url, reason):
     url = url or refused_url()

@@ -73,8 +73,9 @@ def download(
     later calls trust that record while size and mtime match (``reverify=True`` hashes again).
     ``retry`` says how hard to insist on each mirror (timeouts, back-off, when to give up; see
     :class:`~neurodata.network.RetryPolicy`); a mirror whose host cannot be reached at all on the first
-    request is given up at once (:class:`~neurodata.network.UnreachableError` when every mirror is).
-    ``progress`` shows a tqdm bar (default: only when stderr is a terminal); ``callback`` receives a JSON-ready dict per event (see the docs).
+    request is given up at once (:class:`UnreachableError` when every mirror is). ``progress`` shows a
+    tqdm bar (default: only when stderr is a terminal); ``callback`` receives a JSON-ready dict per
+    event (see the docs).
     ``storage_options`` go to fsspec for non-http URLs (e.g. ``{"endpoint_url": ...}`` for s3).
     """
     folder = Path(folder).expanduser()
