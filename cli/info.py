@@ -109,7 +109,10 @@ def render_cache(summary: dict[str, Any]) -> str:
         mib = summary["bytes_on_disk"] / 2**20
         rows.append(("on disk", f"{mib:,.1f} MiB, {summary['bytes_per_event']:.2f} bytes/event"))
     for name, sums in (summary["source_checksums"] or {}).items():
-        rows.append((name, f"md5 {sums.get('md5')}"))
+        if "unverified" in sums:
+            rows.append((name, f"UNVERIFIED ({sums['unverified']}): sha256 {sums.get('sha256')}"))
+        else:
+            rows.append((name, f"md5 {sums.get('md5')}"))
     return table(rows)
 
 

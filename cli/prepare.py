@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(event), file=sys.stderr, flush=True)
         elif event.get("stage") in ("download", "extract", "wait"):
             print(f"{event['stage']}: {event.get('file') or event.get('reason')}", file=sys.stderr)
+        elif event.get("stage") == "unverified":
+            print(f"warning: {event['file']} is unverified: {event['reason']}", file=sys.stderr)
         elif event.get("stage") == "decode" and "parts" in event:
             where = f"{event['workers']} worker(s)" if isinstance(event["workers"], int) else event["workers"]
             print(f"decode: {event['parts']} parts on {where}", file=sys.stderr)
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     with executor as pool:
         summary = prepare(
             args.name,
-            source=args.source,
+            source=args.source or None,
             root=args.root,
             workers=args.workers,
             options=parse_options(args.option, "--option"),
@@ -76,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             cache_url=args.cache_url,
             storage_options=parse_options(args.storage_option, "--storage-option") or None,
             codec=args.codec,
+            mirror=args.mirror,
+            verify=not args.no_verify,
         )
     emit(summary, args.json, render)
     return 0
@@ -84,7 +88,26 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("prepare", help="download, verify, extract and cache a dataset")
     p.add_argument("name", help="dataset name (see `neurodata datasets`)")
-    p.add_argument("--source", help="local archive, extracted folder, or fsspec URL instead of the mirrors")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH|URL",
+        help="your own copy instead of the mirrors: an archive (path or fsspec URL), a folder holding the "
+        "downloaded archives, or an extracted folder; repeatable (--source Train.zip --source Test.zip)",
+    )
+    p.add_argument(
+        "--mirror",
+        metavar="URL/",
+        help="base URL serving the published files under their names (URL/Train.zip), instead of the "
+        "published URLs",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept an archive whose checksum differs from the published one (a repacked copy); the "
+        "cache records it as unverified, with its sha256 (see `neurodata info CACHE`)",
+    )
     p.add_argument(
         "--root",
         help="local folder for downloads, extraction and caches "

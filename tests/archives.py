@@ -102,3 +102,16 @@ def add_long_trials(fixtures: Path, folder: Path, trials: int, repeats: int) -> 
             shutil.copyfile(folder / "user03_led.aedat", folder / f"user{k:02d}_led.aedat")
         (folder / f"user{k:02d}_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n" + rows)
     (folder / "trials_to_train.txt").write_text("".join(f"user{k:02d}_led.aedat\n" for k in users))
+
+
+def cifar10dvs_zip_bytes(fixtures: Path, class_name: str, recordings: int = 2) -> bytes:
+    """``<class>.zip`` as published: a ``<class>/`` folder of ``cifar10_<class>_<n>.aedat`` recordings
+    (the AEDAT 2.0 fixture, cut to a different length per file, written by our AEDAT 2.0 writer)."""
+    events = nd.read(fixtures / "aedat2" / "synthetic_cifar10dvs_dvs128.aedat", format="aedat2")
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
+        for n in range(recordings):
+            path = Path(tmp) / f"{n}.aedat"
+            nd.write(path, events[: len(events) // (n + 1)], format="aedat2")
+            zf.write(path, f"{class_name}/cifar10_{class_name}_{n}.aedat")
+    return buf.getvalue()

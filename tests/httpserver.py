@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-_RANGE = re.compile(r"bytes=(\d+)-$")
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
 @dataclass
@@ -24,7 +24,8 @@ class Route:
     status: int | None = None  # answer every request with this error status instead
     drop_after: int | None = None  # close the connection after this many body bytes
     corrupt: bool = False  # flip one byte in the middle (same length)
-    stall: float = 0.0  # sleep this long before the body
+    stall: float = 0.0  # sleep this long before the body (or, with ``stall_after``, in the middle of it)
+    stall_after: int | None = None  # stall after this many body bytes instead of before the first
     faulty_requests: int = 1_000_000
     chunk_delay: float = 0.0  # sleep between body chunks of ``chunk`` bytes (every request)
     ignore_range: bool = False  # answer Range requests with 200 and the whole file
@@ -62,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route.corrupt and faulty and body:
             middle = len(body) // 2
             body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
-        start = 0
+        start, size = 0, len(body)
         match = _RANGE.match(self.headers.get("Range") or "")
         if match and not route.ignore_range:
             start = int(match[1])
@@ -72,8 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            last = min(int(match[2]), len(body) - 1) if match[2] else len(body) - 1
+            body = body[: last + 1]
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Range", f"bytes {start}-{last}/{size}")
         else:
             self.send_response(200)
         if route.chunked:
@@ -82,13 +85,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body) - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        if faulty and route.stall:
-            time.sleep(route.stall)
         payload = memoryview(body)[start:]
         limit = route.drop_after if faulty and route.drop_after is not None else len(payload)
+        stall_at = (route.stall_after or 0) if faulty and route.stall else None
         try:
-            for begin in range(0, min(limit, len(payload)), route.chunk):
-                piece = payload[begin : min(begin + route.chunk, limit)]
+            for begin, end in _pieces(min(limit, len(payload)), route.chunk, stall_at):
+                if begin == stall_at:
+                    self.wfile.flush()
+                    time.sleep(route.stall)
+                piece = payload[begin:end]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if route.chunked else piece)
                 if route.chunk_delay:
                     time.sleep(route.chunk_delay)
@@ -99,6 +104,12 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         if limit < len(payload):
             self.close_connection = True  # the client sees fewer bytes than Content-Length
+
+
+def _pieces(length: int, chunk: int, cut: int | None) -> list[tuple[int, int]]:
+    """``[begin, end)`` pieces of at most ``chunk`` bytes covering ``length``, one starting at ``cut``."""
+    bounds = sorted({*range(0, length, chunk), *([cut] if cut is not None and cut < length else []), length})
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class FileServer(ThreadingHTTPServer):

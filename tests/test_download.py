@@ -10,17 +10,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from neurodata.datasets.checksum import ChecksumError, sidecar_path
-from neurodata.datasets.download import DownloadError, RetryPolicy, download
+from neurodata.datasets.download import DownloadError, RetryPolicy, UnreachableError, download
 from neurodata.datasets.resource import Resource
 from tests.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.01)
+FAST = RetryPolicy(retries=3, backoff=0.001, max_backoff=0.01, timeout=5.0)
 DATA = os.urandom(300_000) + bytes(range(256)) * 100  # incompressible, 325,600 bytes
 
 
@@ -32,7 +33,6 @@ def resource_for(urls, data: bytes = DATA, name: str = "sample.bin", **overrides
 
 def fetch(resource: Resource, folder: Path, **kwargs):
     kwargs.setdefault("retry", FAST)
-    kwargs.setdefault("timeout", 5.0)
     kwargs.setdefault("progress", False)
     return download(resource, folder, **kwargs)
 
@@ -211,13 +211,15 @@ def test_backoff_doubles_and_is_capped():
 
 def test_slow_server_within_timeout_completes(server, tmp_path):
     server.add("/sample.bin", DATA, chunk=32 * 1024, chunk_delay=0.01)
-    assert fetch(resource_for([server.url("/sample.bin")]), tmp_path, timeout=2.0).path.read_bytes() == DATA
+    assert fetch(resource_for([server.url("/sample.bin")]), tmp_path, retry=replace(FAST, timeout=2.0)).path.read_bytes() == DATA
 
 
 def test_stalled_server_times_out_and_is_retried(server, tmp_path):
     server.add("/sample.bin", DATA, stall=1.5, faulty_requests=1)
     events: list[dict] = []
-    result = fetch(resource_for([server.url("/sample.bin")]), tmp_path, timeout=0.3, callback=events.append)
+    result = fetch(
+        resource_for([server.url("/sample.bin")]), tmp_path, retry=replace(FAST, timeout=0.3), callback=events.append
+    )
     assert result.path.read_bytes() == DATA
     retries = [e for e in events if e["event"] == "retry"]
     assert len(retries) == 1 and "timed out" in retries[0]["error"]
@@ -478,3 +480,82 @@ def test_s3_endpoint_from_environment_and_missing_key(s3_endpoint, tmp_path, mon
     missing, present = "s3://neurodata-env/missing.bin", "s3://neurodata-env/sample.bin"
     result = fetch(resource_for([missing, present], data=data), tmp_path, storage_options=options)
     assert result.url == present and result.path.read_bytes() == data
+
+
+def refused_url(path: str = "/sample.bin") -> str:
+    """A loopback URL nothing listens on (a port bound, then closed): connecting is refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [(None, "the connection was refused"), ("http://nonexistent.invalid/sample.bin", "does not resolve")],
+    ids=["refused", "unresolvable"],
+)
+def test_unreachable_host_on_the_first_request_fails_at_once(tmp_path, url, reason):
+    url = url or refused_url()
+    events: list[dict] = []
+    patient = RetryPolicy(retries=5, backoff=30.0, timeout=5.0)  # a retry would sleep 30 s
+    with pytest.raises(UnreachableError, match=rf"^{url}: cannot reach the host: .*{reason}"):
+        fetch(resource_for([url]), tmp_path, retry=patient, callback=events.append)
+    assert [e["event"] for e in events] == ["mirror_failed"]
+    assert leftovers(tmp_path) == [] and not list(tmp_path.glob(".*.lock"))
+
+
+def test_unreachable_first_mirror_is_skipped_for_the_next(server, tmp_path):
+    server.add("/sample.bin", DATA)
+    dead, good = refused_url(), server.url("/sample.bin")
+    patient = RetryPolicy(retries=5, backoff=30.0, timeout=5.0)
+    assert fetch(resource_for([dead, good]), tmp_path, retry=patient).url == good
+
+
+def test_refused_after_bytes_flowed_is_retried_then_reported(tmp_path):
+    """Once a host has answered, a refused reconnection is a fault of the link: retried, then given up
+    with the URL and the cause."""
+    srv = FileServer(lifetime=60).__enter__()
+    srv.add("/sample.bin", DATA, drop_after=100_000)
+    url = srv.url("/sample.bin")
+
+    def stop_server_at_first_retry(event):
+        if event["event"] == "retry" and event["attempt"] == 1:
+            srv.__exit__(None, None, None)
+
+    events: list[dict] = []
+    with pytest.raises(DownloadError, match=rf"^{url}: giving up after 3 retries: .*[Rr]efused"):
+        fetch(resource_for([url]), tmp_path, callback=lambda e: (events.append(e), stop_server_at_first_retry(e)))
+    assert [e["attempt"] for e in events if e["event"] == "retry"] == [1, 2, 3]
+    assert (tmp_path / "sample.bin.part").read_bytes() == DATA[:100_000]  # kept for a later resume
+
+
+def test_stalls_after_bytes_are_resumed_until_complete(server, tmp_path):
+    server.add("/sample.bin", DATA, stall=2.0, stall_after=100_000)  # every request stalls after 100 kB
+    events: list[dict] = []
+    result = fetch(
+        resource_for([server.url("/sample.bin")]), tmp_path, retry=replace(FAST, timeout=0.3), callback=events.append
+    )
+    assert result.path.read_bytes() == DATA
+    assert server.ranges("/sample.bin") == [None, "bytes=100000-", "bytes=200000-", "bytes=300000-"]
+    assert all("timed out" in e["error"] for e in events if e["event"] == "retry")
+
+
+def test_a_url_failing_without_progress_is_given_up_within_its_time(server, tmp_path):
+    server.add("/sample.bin", DATA, stall=5.0)  # every request stalls before its first byte
+    url = server.url("/sample.bin")
+    policy = RetryPolicy(retries=1000, backoff=0.05, max_backoff=0.05, give_up_after=1.0, timeout=0.2)
+    with pytest.raises(DownloadError, match=rf"^{url}: giving up after \d+ attempts without a new byte for over 1 s"):
+        fetch(resource_for([url]), tmp_path, retry=policy)
+    assert 2 <= len(server.ranges("/sample.bin")) < 1000
+
+
+def test_html_page_instead_of_the_file_is_refused_at_once(server, tmp_path):
+    page = b"\xef\xbb\xbf  <!doctype HTML><html><body>Please log in</body></html>"
+    server.add("/Train.zip", page)
+    url = server.url("/Train.zip")
+    with pytest.raises(DownloadError, match=rf"^{url}: serves an HTML page, not Train\.zip"):
+        fetch(resource_for([url], data=page, name="Train.zip", md5=None), tmp_path)
+    assert len(server.ranges("/Train.zip")) == 1 and not list(tmp_path.iterdir())

@@ -75,7 +75,7 @@ def test_zip_is_extracted_completely(work):
     events: list[dict] = []
     target = extract(archive, work / "out", progress=False, callback=events.append)
     assert target == work / "out" and read_tree(target) == TREE
-    assert sorted(os.listdir(work)) == [".out.lock", "out"]  # no staging folder left
+    assert sorted(os.listdir(work)) == ["out"]  # no staging folder left
     assert [e["member"] for e in events if e["event"] == "extract"] == list(TREE)
     assert events[-2]["done"] == events[-2]["total"] == sum(map(len, TREE.values()))
     assert events[-1] == {"event": "extracted", "archive": str(archive), "path": str(target)}
@@ -113,7 +113,7 @@ def test_existing_target_is_kept_unless_overwrite(work):
     extract(archive, target, progress=False)
     assert (target / "marker").exists()
     extract(archive, target, progress=False, overwrite=True)
-    assert read_tree(target) == TREE and sorted(os.listdir(work)) == [".out.lock", "out"]
+    assert read_tree(target) == TREE and sorted(os.listdir(work)) == ["out"]
 
 
 ESCAPES = ["../evil.txt", "/tmp/neurodata-evil.txt", "dataset/../../evil.txt", "..\\evil.txt", "C:/evil.txt"]
@@ -129,7 +129,7 @@ def test_zip_member_escaping_is_refused(work, bad_name):
         and str(archive) in str(info.value)
         and repr(bad_name) in str(info.value)
     )
-    assert everything_under(work.parent) == {"evil.zip", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"evil.zip", "work"}
     assert not Path("/tmp/neurodata-evil.txt").exists()
 
 
@@ -168,7 +168,7 @@ def test_tar_unsafe_members_are_refused(work, case):
     with pytest.raises(UnsafeArchiveError) as info:
         extract(archive, work / "out", progress=False)
     assert str(archive) in str(info.value) and info.value.member in str(info.value)
-    assert everything_under(work.parent) == {"evil.tar.gz", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"evil.tar.gz", "work"}
     assert not Path("/tmp/neurodata-evil.txt").exists()
 
 
@@ -252,7 +252,7 @@ def test_rar_escaping_member_is_refused_before_the_tool_runs(work, tool, bad_nam
     with pytest.raises(UnsafeArchiveError) as info:
         extract(archive, work / "out", progress=False, tool=tool)
     assert info.value.member.replace("\\", "/") == bad_name  # tools may show RAR's own separator
-    assert everything_under(work.parent) == {"evil.rar", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"evil.rar", "work"}
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -262,7 +262,7 @@ def test_rar_symlink_is_refused(work, tool):
     archive.write_bytes(rar4([("ok.txt", b"fine", "file"), ("escape", b"../../..", "symlink")]))
     with pytest.raises(UnsafeArchiveError, match="links are not extracted"):
         extract(archive, work / "out", progress=False, tool=tool)
-    assert everything_under(work.parent) == {"link.rar", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"link.rar", "work"}
 
 
 def test_rar_without_any_tool_names_the_tools(work, monkeypatch):
@@ -283,7 +283,7 @@ def test_truncated_rar_is_a_clear_error(work, tool):
     archive.write_bytes(whole[: len(whole) - 3000])  # ends inside sample2.bin's data
     with pytest.raises(ExtractError, match="cut.rar"):
         extract(archive, work / "out", progress=False, tool=tool)
-    assert everything_under(work.parent) == {"cut.rar", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"cut.rar", "work"}
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -340,4 +340,4 @@ def test_callback_error_mid_rar_stops_bsdtar_and_cleans_up(work):
         KeyError, match="stop here"
     ):  # bsdtar is blocked on a full pipe: must be killed, not awaited
         extract(archive, work / "out", progress=False, callback=fail_on_first_member, tool="bsdtar")
-    assert everything_under(work.parent) == {"big.rar", "work", "work/.out.lock"}
+    assert everything_under(work.parent) == {"big.rar", "work"}

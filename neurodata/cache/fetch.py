@@ -4,15 +4,19 @@ The direct shard reader (:mod:`.shard_reader`) plans which byte ranges it needs 
 :class:`Fetcher` a round at a time: a :class:`LocalFetcher` serves a round with ``pread``, an
 :class:`FsspecFetcher` with one concurrent ``cat_ranges`` call. A missing file is None (a shard
 that holds only the fill value is not stored); any other failure is a :class:`~.errors.CacheError`
-naming the file.
+naming the file. Remote reads retry transient faults (resets, stalls, cut bodies, 5xx) with the
+back-off of a :class:`~neurodata.network.RetryPolicy`, re-requesting only the ranges that failed,
+and fail at once when the first round finds no host (no DNS answer, connection refused).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
+from ..network import DEFAULT_RETRY, RetryPolicy, unreachable
 from .errors import CacheError
 from .store import Location
 
@@ -65,27 +69,67 @@ class LocalFetcher:
 
 
 class FsspecFetcher:
-    """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call."""
+    """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call;
+    transient failures are retried as ``retry`` says (see the module's docstring)."""
 
     one_round = True  # each call waits a round trip: fetch a whole batch's ranges together
 
-    def __init__(self, fs: Any):
+    def __init__(self, fs: Any, retry: RetryPolicy = DEFAULT_RETRY):
         self.fs = fs
+        self.retry = retry
+        self.reached = False  # whether any request has been answered (then no host error is final)
 
     def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
-        if not requests:
-            return []
-        paths, starts, ends = (list(column) for column in zip(*requests))
-        results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
-        out: list[bytes | None] = []
-        for path, result in zip(paths, results):
-            if isinstance(result, FileNotFoundError):
-                out.append(None)
-            elif isinstance(result, BaseException):
-                raise CacheError(f"{path}: cannot read the shard file: {result}") from result
-            else:
-                out.append(bytes(result))
+        out: list[bytes | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        attempt, progressed_at = 0, time.monotonic()
+        while pending:
+            paths, starts, ends = ([column[k] for k in pending] for column in zip(*requests))
+            results = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+            failed: list[tuple[int, BaseException]] = []
+            for k, result in zip(pending, results):
+                if isinstance(result, FileNotFoundError):
+                    out[k] = None
+                elif isinstance(result, BaseException):
+                    if not _transient(result):
+                        raise CacheError(f"{requests[k].path}: cannot read the shard file: {result}") from result
+                    failed.append((k, result))
+                else:
+                    out[k] = bytes(result)
+            if len(failed) < len(pending):
+                self.reached, attempt, progressed_at = True, 0, time.monotonic()
+            if failed:
+                attempt += 1
+                self._wait_or_raise(requests[failed[0][0]].path, failed[0][1], attempt, progressed_at)
+            pending = [k for k, _ in failed]
         return out
+
+    def _wait_or_raise(self, path: str, error: BaseException, attempt: int, progressed_at: float) -> None:
+        """Sleep before retry ``attempt``, or raise ``CacheError`` when retrying is pointless or spent."""
+        why = unreachable(error)
+        if why is not None and not self.reached:
+            raise CacheError(f"{path}: cannot reach the store: {why} (is this machine offline?)") from error
+        delay = self.retry.delay(attempt)
+        if attempt > self.retry.retries or time.monotonic() + delay - progressed_at > self.retry.give_up_after:
+            raise CacheError(
+                f"{path}: cannot read the shard file: giving up after {attempt} attempts: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        time.sleep(delay)
+
+
+_PERMANENT = (PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError, KeyError)
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether a failed remote read may succeed when tried again: not a refusal (permission, a
+    client error status other than 408/429) nor a programming error."""
+    if isinstance(error, _PERMANENT):
+        return False
+    status = getattr(error, "status", None) or getattr(error, "code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return False
+    return True
 
 
 def fetcher_for(location: Location) -> LocalFetcher | FsspecFetcher:

@@ -18,14 +18,17 @@ SIDECAR_SUFFIX = ".verified.json"
 
 
 class ChecksumError(NeurodataError, ValueError):
-    """A file's size or digest differs from the published one; names the source, expected and actual."""
+    """A file's size or digest differs from the published one; names the source, expected and actual,
+    then ``hint`` (what the caller may do about it) when given."""
 
-    def __init__(self, source: str, what: str, expected: str | int, actual: str | int):
+    def __init__(self, source: str, what: str, expected: str | int, actual: str | int, hint: str = ""):
         self.source = source
         self.what = what
         self.expected = expected
         self.actual = actual
-        super().__init__(f"{source}: {what} mismatch: expected {expected}, got {actual}")
+        self.hint = hint
+        tail = f"; {hint}" if hint else ""
+        super().__init__(f"{source}: {what} mismatch: expected {expected}, got {actual}{tail}")
 
 
 @dataclass(frozen=True)

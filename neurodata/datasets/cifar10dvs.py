@@ -62,13 +62,23 @@ def convert_convention(events: np.ndarray, convention: str) -> np.ndarray:
     raise NeurodataError(f"cifar10dvs: unknown convention {convention!r}")
 
 
-def locate(root: Path) -> Path:
-    for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        if all((candidate / name).is_dir() for name in CLASSES):
+def class_folder(root: Path, name: str) -> Path:
+    """The folder called ``name`` under ``root`` that holds recordings. Each published zip holds its
+    class folder, so extracted one archive per folder they sit one level down; an extracted tree
+    has them side by side."""
+    for candidate in [root / name, *sorted(root.rglob(name))]:
+        if candidate.is_dir() and any(candidate.glob("*.aedat")):
             return candidate
     raise NeurodataError(
-        f"cifar10dvs: no folder with the ten class folders ({', '.join(CLASSES)}) under {root}"
+        f"cifar10dvs: no {name}/ folder of .aedat recordings under {root} "
+        f"(expected the ten class folders: {', '.join(CLASSES)})"
     )
+
+
+def locate(root: Path) -> Path:
+    for name in CLASSES:
+        class_folder(root, name)  # all ten must be there
+    return root
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
@@ -76,7 +86,8 @@ def plan(folder: Path, options: dict) -> list[Unit]:
     units = []
     for label, name in enumerate(CLASSES):
         files = sorted(
-            (p.relative_to(folder).as_posix() for p in (folder / name).glob("*.aedat")), key=recording_number
+            (p.relative_to(folder).as_posix() for p in class_folder(folder, name).glob("*.aedat")),
+            key=recording_number,
         )
         if options["split"] == "first100":
             test = set(files[:TEST_PER_CLASS])

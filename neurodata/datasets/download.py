@@ -1,10 +1,13 @@
 """Download a ``Resource``: mirrors in order, resumable through ``<name>.part``, bounded retries with
-exponential back-off, size and checksum verified before the file appears (atomically) under its name."""
+exponential back-off, size and checksum verified before the file appears (atomically) under its name.
+A host that cannot be reached at all on the first request (no DNS answer, connection refused) is not
+retried, and an HTML page served where the file was expected is refused at its first bytes."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import os
 import shutil
 import sys
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from ..errors import NeurodataError
 from ..localfs import file_lock
+from ..network import DEFAULT_RETRY, RetryPolicy, unreachable
 from .checksum import (
     ChecksumError,
     Hasher,
@@ -24,7 +28,7 @@ from .checksum import (
     remove_sidecar,
     write_sidecar,
 )
-from .resource import Callback, Resource
+from .resource import Callback, Resource, is_html_page
 from .transport import MirrorError, open_stream
 
 PART_SUFFIX = ".part"
@@ -32,6 +36,11 @@ PART_SUFFIX = ".part"
 
 class DownloadError(NeurodataError, OSError):
     """A resource could not be fetched from any mirror; the message names each URL and why it failed."""
+
+
+class UnreachableError(DownloadError):
+    """No mirror's host could be reached at all (no DNS answer, connection refused) on the first
+    request: the machine is probably offline, and retrying would only wait."""
 
 
 @dataclass(frozen=True)
@@ -45,25 +54,14 @@ class DownloadedFile:
     url: str | None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to insist on one mirror: ``retries`` transient failures in a row (a retry that made
-    progress resets the count), sleeping ``backoff * 2**k`` seconds, capped at ``max_backoff``."""
-
-    retries: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+__all__ = ["DownloadError", "DownloadedFile", "RetryPolicy", "UnreachableError", "download"]
 
 
 def download(
     resource: Resource,
     folder: str | os.PathLike,
     *,
-    retry: RetryPolicy = RetryPolicy(),
-    timeout: float = 60.0,
+    retry: RetryPolicy = DEFAULT_RETRY,
     progress: bool | None = None,
     callback: Callback | None = None,
     storage_options: dict | None = None,
@@ -73,8 +71,11 @@ def download(
 
     A file already there is verified once and its digests recorded in ``<filename>.verified.json``;
     later calls trust that record while size and mtime match (``reverify=True`` hashes again).
-    ``timeout`` bounds every network operation (seconds); ``progress`` shows a tqdm bar (default: only
-    when stderr is a terminal); ``callback`` receives a JSON-ready dict per event (see the docs).
+    ``retry`` says how hard to insist on each mirror (timeouts, back-off, when to give up; see
+    :class:`~neurodata.network.RetryPolicy`); a mirror whose host cannot be reached at all on the first
+    request is given up at once (:class:`UnreachableError` when every mirror is). ``progress`` shows a
+    tqdm bar (default: only when stderr is a terminal); ``callback`` receives a JSON-ready dict per
+    event (see the docs).
     ``storage_options`` go to fsspec for non-http URLs (e.g. ``{"endpoint_url": ...}`` for s3).
     """
     folder = Path(folder).expanduser()
@@ -83,14 +84,14 @@ def download(
     emit = _emitter(resource, callback)
     try:
         return _download_locked(
-            resource, folder, final, retry, timeout, progress, emit, storage_options, reverify
+            resource, folder, final, retry, progress, emit, storage_options, reverify
         )
     except _CallbackFailed as failed:
         raise failed.__cause__ from None  # the caller's own error, not a download failure
 
 
-def _download_locked(resource, folder, final, retry, timeout, progress, emit, storage_options, reverify):
-    with file_lock(folder / f".{resource.filename}.lock"):
+def _download_locked(resource, folder, final, retry, progress, emit, storage_options, reverify):
+    with file_lock(folder / f".{resource.filename}.lock", remove=True):
         present = _already_verified(resource, final, reverify, emit)
         if present is not None:
             return present
@@ -101,7 +102,7 @@ def _download_locked(resource, folder, final, retry, timeout, progress, emit, st
         with _progress_bar(resource, show) as bar:
             for url in resource.urls:
                 try:
-                    digests = _fetch_verified(resource, url, part, retry, timeout, storage_options, bar, emit)
+                    digests = _fetch_verified(resource, url, part, retry, storage_options, bar, emit)
                 except (DownloadError, ChecksumError) as exc:
                     failures.append((url, exc))
                     emit("mirror_failed", url=url, error=str(exc))
@@ -113,6 +114,8 @@ def _download_locked(resource, folder, final, retry, timeout, progress, emit, st
     if len(failures) == 1:
         raise failures[0][1]
     lines = "\n".join(f"  {url}: {exc}" for url, exc in failures)
+    if all(isinstance(exc, UnreachableError) for _, exc in failures):
+        raise UnreachableError(f"could not reach any of the {len(failures)} mirrors of {resource.filename}:\n{lines}")
     raise DownloadError(
         f"could not download {resource.filename} from any of {len(failures)} mirrors:\n{lines}"
     )
@@ -136,19 +139,23 @@ def _already_verified(resource: Resource, final: Path, reverify: bool, emit) -> 
     return DownloadedFile(final, digests.size, digests.md5, digests.sha256, None)
 
 
-def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, storage_options, bar, emit):
-    """Fetch from one mirror until verified; raises ``DownloadError`` or ``ChecksumError`` for this URL."""
+def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, storage_options, bar, emit):
+    """Fetch from one mirror until verified; raises ``DownloadError`` (``UnreachableError`` when the
+    first request finds no host) or ``ChecksumError`` for this URL."""
     hasher = Hasher()
     attempt = 0
     furthest = _size_of(part)
+    progressed_at = time.monotonic()
     restarted = False
+    requests = 0
     while True:
+        requests += 1
         offset = _size_of(part)
         if resource.size is not None and offset > resource.size:
             part.unlink()
             offset = 0
         try:
-            _transfer(resource, url, part, offset, hasher, timeout, storage_options, bar, emit)
+            _transfer(resource, url, part, offset, hasher, retry.timeout, storage_options, bar, emit)
             digests = hasher.digests()
             check_digests(url, digests, resource.size, resource.md5, resource.sha256)
             return digests
@@ -170,15 +177,25 @@ def _fetch_verified(resource, url, part: Path, retry: RetryPolicy, timeout, stor
             error = exc
         except Exception as exc:  # a filesystem library's own error type: not worth retrying blindly
             raise DownloadError(f"{url}: {_describe(exc)}") from exc
+        why = unreachable(error)
+        if why is not None and requests == 1:
+            # The very first request found no host: an offline machine, not a flaky link.
+            raise UnreachableError(f"{url}: cannot reach the host: {why}") from None
         now = _size_of(part)
         if now > furthest:
-            furthest, attempt = now, 0
+            furthest, attempt, progressed_at = now, 0, time.monotonic()
         attempt += 1
+        delay = retry.delay(attempt)
         if attempt > retry.retries:
             raise DownloadError(
                 f"{url}: giving up after {retry.retries} retries: {_describe(error)}"
             ) from None
-        delay = retry.delay(attempt)
+        stuck = time.monotonic() + delay - progressed_at
+        if stuck > retry.give_up_after:
+            raise DownloadError(
+                f"{url}: giving up after {attempt} attempts without a new byte for over "
+                f"{retry.give_up_after:g} s: {_describe(error)}"
+            ) from None
         emit("retry", url=url, attempt=attempt, delay=delay, error=_describe(error))
         time.sleep(delay)
 
@@ -201,6 +218,15 @@ def _transfer(resource, url, part: Path, offset: int, hasher: Hasher, timeout, s
             hasher.reset()
             if offset:
                 hasher.update_from_file(part, offset)
+        chunks = stream.chunks
+        if offset == 0:
+            first = next(chunks, b"")
+            if is_html_page(first) and not resource.filename.endswith((".html", ".htm")):
+                raise MirrorError(
+                    f"serves an HTML page, not {resource.filename} (a login, licence or error page?)",
+                    permanent=True,
+                )
+            chunks = itertools.chain((first,), chunks)
         total = resource.size if resource.size is not None else stream.total
         bar.reset(total)
         bar.update(offset)
@@ -209,7 +235,7 @@ def _transfer(resource, url, part: Path, offset: int, hasher: Hasher, timeout, s
         with open(part, "r+b" if part.exists() else "wb") as out:
             out.seek(offset)
             out.truncate()
-            for chunk in stream.chunks:
+            for chunk in chunks:
                 out.write(chunk)
                 out.flush()  # what a progress event reports is in the OS, so it survives a SIGKILL
                 hasher.update(chunk)

@@ -37,7 +37,7 @@ MANUAL = (
     "DVS128 Gesture is distributed behind IBM's licence form and cannot be downloaded automatically. "
     "Download DvsGesture.tar.gz (md5 8a5c71fb11e24e5ca5b11866ca6c00a1) from the IBM Research DVS Gesture page, "
     "then run: neurodata prepare dvs128 --source /path/to/DvsGesture.tar.gz "
-    "(an extracted DvsGesture folder or an fsspec URL also works)."
+    "(the folder holding it, an extracted DvsGesture folder or an fsspec URL also works)."
 )
 
 

@@ -29,7 +29,7 @@ from .members import (
     extract_tar_members,
     kind_of_mode,
 )
-from .resource import Callback
+from .resource import Callback, is_html_page
 
 _MAGIC = {
     b"PK\x03\x04": "zip",
@@ -48,7 +48,13 @@ def archive_kind(path: str | os.PathLike) -> str:
     """``zip``, ``tar`` (any compression), ``rar``, ``7z``, or ``gzip``/``bz2``/``xz`` for a single
     compressed file; decided by content, not by name. Raises ``ExtractError`` for anything else."""
     with open(path, "rb") as f:
-        head = f.read(8)
+        head = f.read(1024)
+    if is_html_page(head):
+        raise ExtractError(
+            f"{path}: an HTML page, not an archive (a login, licence or error page saved in its place? "
+            "download the archive again, in a browser if the site asks you to log in)"
+        )
+    head = head[:8]
     kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
     if kind in (None, "gzip", "bz2", "xz") and _is_tar(path):
         return "tar"
@@ -77,7 +83,7 @@ def extract(
     if not archive.is_file():
         raise ExtractError(f"{archive}: no such archive")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock", remove=True):
         if target.exists() and not overwrite:
             _emit(callback, "extracted", archive=str(archive), path=str(target))
             return target

@@ -1,7 +1,7 @@
 """``prepare``: from a dataset's published archives to a verified Zarr cache, resumably.
 
-Steps: obtain the archives (download with verification, or take ``source``: a local archive, an
-extracted folder or any fsspec URL), extract them (each atomically), locate the dataset inside,
+Steps: obtain the archives (download with verification, or take the user's copies; see
+:mod:`neurodata.datasets.sources`), extract them (each atomically), locate the dataset inside,
 plan independent work units, decode them in parallel into cache parts, commit. Every step can be
 interrupted; running ``prepare`` again continues where it stopped.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -21,45 +22,11 @@ from ..cache.plan import read_marker
 from ..cache.store import Location
 from ..errors import NeurodataError
 from ..localfs import cache_name, default_root, file_lock
-from .download import download
-from .extract import extract
-from .progress import DecodeProgress, show_bar
-from .registry import DatasetSpec, Unit, get_dataset
-from .resource import Callback, Resource
-
-
-def _emit(callback: Callback | None, stage: str, **fields) -> None:
-    if callback:
-        callback({"stage": stage, **fields})
-
-
-def obtain_folder(
-    spec: DatasetSpec, source: str | None, raw: Path, progress: bool, callback: Callback | None
-):
-    """The extracted dataset folder and the checksums of the archives it came from."""
-    checksums: dict[str, dict[str, str]] = {}
-    if source and "://" not in source and Path(source).is_dir():
-        return spec.locate(Path(source)), checksums
-    if source:
-        name = os.path.basename(source.split("?")[0].rstrip("/")) or "archive"
-        resources = [Resource(name, md5=spec.expected_md5(name), urls=(source,))]
-    elif spec.manual_download:
-        raise NeurodataError(spec.manual_download)
-    else:
-        resources = list(spec.resources)
-    downloads = raw / "downloads"
-    extracted = raw / "extracted"
-    for resource in resources:
-        _emit(callback, "download", file=resource.filename)
-        fetched = download(resource, downloads, progress=progress, callback=callback)
-        checksums[resource.filename] = {"md5": fetched.md5, "sha256": fetched.sha256}
-        _emit(callback, "extract", file=resource.filename)
-        extract(fetched.path, extracted / resource.filename.split(".")[0], progress=progress)
-    if not extracted.is_dir():
-        raise NeurodataError(
-            f"{spec.name}: nothing was extracted from {', '.join(r.filename for r in resources)}"
-        )
-    return spec.locate(extracted), checksums
+from ..network import DEFAULT_RETRY, RetryPolicy
+from .progress import DecodeProgress, emit_stage, show_bar
+from .registry import Unit, get_dataset
+from .resource import Callback
+from .sources import Sources, obtain_folder
 
 
 def decode_part(
@@ -79,7 +46,7 @@ def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | 
 
 def prepare(
     name: str,
-    source: str | None = None,
+    source: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     root: str | os.PathLike | None = None,
     workers: int = 1,
     options: dict[str, str] | None = None,
@@ -89,9 +56,20 @@ def prepare(
     cache_url: str | None = None,
     storage_options: dict[str, Any] | None = None,
     codec: str | None = None,
+    *,
+    mirror: str | None = None,
+    verify: bool = True,
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> dict[str, Any]:
     """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary.
 
+    ``source`` takes the dataset from your own copies instead of its mirrors: a local archive or any
+    fsspec URL, a local folder holding the downloaded archives (under their published names), or an
+    extracted folder; a list gives several (N-MNIST's ``Train.zip`` and ``Test.zip``). ``mirror`` is
+    a base URL serving the published files under their names (``<mirror>/Train.zip``). ``verify``
+    False accepts an archive whose checksum differs from the published one (recorded in the cache's
+    ``source_checksums`` as unverified, with its sha256). ``retry`` times network reads (timeouts,
+    back-off; a host unreachable on the first request fails at once).
     ``root`` is a local folder: archives are downloaded and extracted below ``<root>/raw/<name>``.
     ``cache_url`` puts the cache elsewhere, e.g. ``s3://bucket/prefix`` (the cache is then
     ``<cache_url>/<name>.zarr``), with fsspec ``storage_options``. ``executor`` (e.g. dask's
@@ -116,9 +94,10 @@ def prepare(
     store = f"{cache_url.rstrip('/')}/{store_name}" if cache_url else str(root / store_name)
     start = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
-    waiting = functools.partial(_emit, callback, "wait", reason="another prepare of this cache is running")
-    with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting):
-        folder, checksums = obtain_folder(spec, source, root / "raw" / name, show_bar(progress), callback)
+    sources = Sources.of(source, mirror=mirror, verify=verify, retry=retry)
+    waiting = functools.partial(emit_stage, callback, "wait", reason="another prepare of this cache is running")
+    with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting, remove=True):
+        folder, checksums = obtain_folder(spec, sources, root / "raw" / name, show_bar(progress), callback)
         units: dict[str, list[Unit]] = {}
         for unit in spec.plan(folder, options):
             units.setdefault(unit.split, []).append(unit)
@@ -135,7 +114,7 @@ def prepare(
         codec = codec or finished_codec(store, storage_options) or DEFAULT_CODEC
         builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, str(folder), units, options)
-        _emit(
+        emit_stage(
             callback,
             "decode",
             parts=sum(parts.values()),
@@ -148,5 +127,5 @@ def prepare(
             tracker.close()
     summary = cache_info(store, storage_options)
     summary["seconds"] = round(time.perf_counter() - start, 2)
-    _emit(callback, "done", store=store)
+    emit_stage(callback, "done", store=store)
     return summary

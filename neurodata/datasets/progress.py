@@ -1,4 +1,5 @@
-"""Progress of the decode phase of ``prepare``: parts staged out of those pending, events and events/s.
+"""Progress of ``prepare``: one dict per step (:func:`emit_stage`), and for the decode phase the parts
+staged out of those pending, events and events/s.
 
 Reported two ways: a tqdm bar on stderr (a terminal), and one JSON-ready dict per staged part to a
 callback (``neurodata prepare --json`` prints them as JSON lines on stderr)::
@@ -15,6 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cache import PartDone
+
+
+def emit_stage(callback: Callable[[dict[str, Any]], None] | None, stage: str, **fields: Any) -> None:
+    """Report one step of ``prepare`` to ``callback`` (when there is one) as ``{"stage": stage, ...}``."""
+    if callback:
+        callback({"stage": stage, **fields})
 
 
 def show_bar(progress: bool | None) -> bool:

@@ -70,6 +70,10 @@ class DatasetSpec:
                 return resource.md5
         return self.manual_md5.get(filename)
 
+    def file_names(self) -> tuple[str, ...]:
+        """The names this dataset's archives are published under (downloaded or fetched by hand)."""
+        return (*(r.filename for r in self.resources), *self.manual_md5)
+
     def geometry(self, options: dict) -> tuple[int, int, int]:
         """The sensor size of samples prepared with ``options``."""
         return self.sensor_size_for(options) if self.sensor_size_for else self.sensor_size

@@ -1,5 +1,6 @@
-"""``Resource``: one published file (a dataset archive) with its size, checksums and mirrors; and
-``Callback``, the shape of the progress callbacks of download, extract and prepare."""
+"""``Resource``: one published file (a dataset archive) with its size, checksums and mirrors;
+``Callback``, the shape of the progress callbacks of download, extract and prepare; and
+:func:`is_html_page`, which spots the login or error page a site serves instead of a file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,18 @@ Callback = Callable[[dict], None]
 ``{"event": "progress", "file": ..., "done": ..., "total": ...}``."""
 
 _HEX = re.compile(r"[0-9a-f]+")
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<?xml")
+_BOM = b"\xef\xbb\xbf"
+
+
+def is_html_page(head: bytes) -> bool:
+    """Whether ``head``, the first bytes of a file, begin an HTML page (as a browser would sniff it:
+    optional BOM and white space, then a doctype, ``<html>``, ``<head>``, ``<body>``, a comment or an
+    XML declaration followed by an ``<html`` tag)."""
+    text = head[:1024].removeprefix(_BOM).lstrip().lower()
+    if text.startswith(b"<?xml") or text.startswith(b"<!--"):
+        return b"<html" in text
+    return text.startswith(_HTML_STARTS)
 
 
 def _check_hex(field: str, value: str | None, length: int) -> str | None:

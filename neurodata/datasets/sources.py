@@ -1,0 +1,207 @@
+"""Where ``prepare`` takes a dataset's archives from, and how each one was checked.
+
+The published mirrors by default; a mirror base URL that serves the published files under their
+names (``--mirror URL/``); or the user's own copies (``--source``, repeatable): archives (local paths
+or URLs), a local folder holding the downloaded archives, or one extracted folder. Each archive is
+fetched into ``raw/<name>/downloads`` (verified against the published checksum unless ``verify`` is
+off), extracted, and recorded in the cache's ``source_checksums`` with its md5 and sha256, marked
+``unverified`` (with the reason) where no published checksum vouched for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import NeurodataError
+from ..network import DEFAULT_RETRY, RetryPolicy
+from .checksum import ChecksumError
+from .download import DownloadedFile, UnreachableError, download
+from .extract import extract
+from .progress import emit_stage
+from .registry import DatasetSpec
+from .resource import Callback, Resource
+
+NO_VERIFY_HINT = (
+    "if this copy is the one you mean to use (a repacked archive, a mirror), rerun with --no-verify "
+    "(verify=False in Python): the cache then records it as unverified, with its sha256"
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What ``prepare`` fetches its archives from.
+
+    Parameters:
+        paths: the user's own copies: local archives, URLs (any fsspec URL), a local folder holding
+            the downloaded archives under their published names, or one extracted folder. Empty:
+            the published files.
+        mirror: a base URL serving the published files under their names (``<mirror>/Train.zip``),
+            used instead of the published URLs.
+        verify: refuse an archive whose checksum differs from the published one; False accepts it
+            and records it as unverified.
+        retry: timing of network reads (timeouts, back-off, when to give up).
+    """
+
+    paths: tuple[str, ...] = ()
+    mirror: str | None = None
+    verify: bool = True
+    retry: RetryPolicy = DEFAULT_RETRY
+
+    @classmethod
+    def of(cls, source: str | os.PathLike | Sequence[str | os.PathLike] | None, **fields) -> Sources:
+        """``Sources`` from ``prepare``'s ``source`` argument (one path or URL, several, or None)."""
+        if source is None:
+            paths: tuple[str, ...] = ()
+        elif isinstance(source, (str, os.PathLike)):
+            paths = (os.fspath(source),)
+        else:
+            paths = tuple(os.fspath(s) for s in source)
+        return cls(paths=paths, **fields)
+
+
+def obtain_folder(
+    spec: DatasetSpec, sources: Sources, raw: Path, progress: bool, callback: Callback | None
+) -> tuple[Path, dict[str, dict[str, str]]]:
+    """The extracted dataset folder and what is known of the archives it came from (file name ->
+    ``md5``, ``sha256`` and, where nothing published vouched for it, ``unverified``: the reason)."""
+    plan = plan_archives(spec, sources)
+    if isinstance(plan, Path):
+        names = ", ".join(spec.file_names()) or "none published"
+        return locate_in(spec, plan, f"nor does it hold the dataset's archives ({names})"), {}
+    downloads, extracted = raw / "downloads", raw / "extracted"
+    checksums: dict[str, dict[str, str]] = {}
+    for published in plan:
+        emit_stage(callback, "download", file=published.filename)
+        fetched = fetch_archive(spec, published, sources, downloads, progress, callback)
+        checksums[published.filename] = record = archive_record(published, fetched)
+        if "unverified" in record:
+            emit_stage(callback, "unverified", file=published.filename, reason=record["unverified"])
+        emit_stage(callback, "extract", file=published.filename)
+        target = extracted / published.filename.split(".")[0]
+        extract(fetched.path, target, overwrite=fetched.url is not None, progress=progress)
+    names = ", ".join(r.filename for r in plan)
+    return locate_in(spec, extracted, f"searched what {names} held"), checksums
+
+
+def plan_archives(spec: DatasetSpec, sources: Sources) -> Path | list[Resource]:
+    """An extracted folder to read, or the archives to fetch, each with its published checksums."""
+    if sources.paths and sources.mirror:
+        raise NeurodataError("give --source or --mirror, not both")
+    if sources.mirror:
+        return _from_mirror(spec, sources.mirror)
+    if not sources.paths:
+        if spec.manual_download:
+            raise NeurodataError(spec.manual_download)
+        return list(spec.resources)
+    folders = [p for p in sources.paths if _is_local_dir(p) and not _archives_in(spec, p)]
+    if folders:
+        if len(sources.paths) > 1:
+            raise NeurodataError(
+                f"{spec.name}: {folders[0]} is an extracted folder: give it alone, not with other sources"
+            )
+        return Path(folders[0])
+    archives: list[Resource] = []
+    for path in sources.paths:
+        archives += _archives_in(spec, path) if _is_local_dir(path) else [_archive(spec, path)]
+    _check_archives(spec, archives)
+    return archives
+
+
+def fetch_archive(
+    spec: DatasetSpec,
+    published: Resource,
+    sources: Sources,
+    downloads: Path,
+    progress: bool,
+    callback: Callback | None,
+) -> DownloadedFile:
+    """Download (or copy) one archive into ``downloads``; checked against ``published`` when
+    ``sources.verify``. Errors say what to do: use ``--no-verify``, or ``--source``/``--mirror``."""
+    resource = published if sources.verify else Resource(published.filename, urls=published.urls)
+    if resource.size is None and "://" not in published.urls[0]:
+        # a local copy: its size tells a different file under the same name from the one kept before
+        resource = replace(resource, size=_size_or_none(published.urls[0]))
+    try:
+        return download(resource, downloads, retry=sources.retry, progress=progress, callback=callback)
+    except ChecksumError as exc:
+        raise ChecksumError(exc.source, exc.what, exc.expected, exc.actual, NO_VERIFY_HINT) from None
+    except UnreachableError as exc:
+        raise UnreachableError(
+            f"{exc}. This machine looks offline: download {published.filename} elsewhere, then run "
+            f"`neurodata prepare {spec.name} --source PATH` (repeatable, or a folder holding the archives), "
+            "or point --mirror at a copy you can reach"
+        ) from None
+
+
+def archive_record(published: Resource, fetched: DownloadedFile) -> dict[str, str]:
+    """What the cache records of one archive: its digests and, unless a published checksum matched,
+    why it is ``unverified``."""
+    record = {"md5": fetched.md5, "sha256": fetched.sha256}
+    if published.md5 is None and published.sha256 is None:
+        record["unverified"] = "no published checksum for this file name"
+    elif published.md5 not in (None, fetched.md5):
+        record["unverified"] = f"differs from the published md5 {published.md5} (accepted with --no-verify)"
+    elif published.sha256 not in (None, fetched.sha256):
+        record["unverified"] = f"differs from the published sha256 {published.sha256} (accepted with --no-verify)"
+    return record
+
+
+def locate_in(spec: DatasetSpec, folder: Path, note: str) -> Path:
+    """``spec.locate``, its error followed by ``note`` (what was searched, what else was expected)."""
+    try:
+        return spec.locate(folder)
+    except NeurodataError as exc:
+        raise NeurodataError(f"{exc}; {note}") from None
+
+
+def _from_mirror(spec: DatasetSpec, mirror: str) -> list[Resource]:
+    if not spec.resources:
+        names = ", ".join(spec.file_names())
+        raise NeurodataError(
+            f"{spec.name}: no published files to fetch from a mirror ({names} is a manual download); "
+            f"give your copy with --source, e.g. --source {mirror.rstrip('/')}/{names.split(', ')[0]}"
+        )
+    base = mirror.rstrip("/")
+    return [replace(r, urls=(f"{base}/{r.filename}",)) for r in spec.resources]
+
+
+def _archive(spec: DatasetSpec, path: str) -> Resource:
+    name = os.path.basename(path.split("?")[0].rstrip("/")) or "archive"
+    known = next((r for r in spec.resources if r.filename == name), None)
+    if known is not None:
+        return replace(known, urls=(path,))
+    return Resource(name, md5=spec.expected_md5(name), urls=(path,))
+
+
+def _archives_in(spec: DatasetSpec, folder: str) -> list[Resource]:
+    """The dataset's archives found under their published names directly in ``folder``."""
+    return [_archive(spec, str(Path(folder) / n)) for n in spec.file_names() if (Path(folder) / n).is_file()]
+
+
+def _check_archives(spec: DatasetSpec, archives: list[Resource]) -> None:
+    names = [r.filename for r in archives]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise NeurodataError(f"{spec.name}: {', '.join(twice)} given more than once")
+    published = [r.filename for r in spec.resources]
+    missing = [n for n in published if n not in names]
+    if published and missing and set(names) <= set(published):
+        flags = " ".join(f"--source {n}" for n in published[:2]) + (" ..." if len(published) > 2 else "")
+        raise NeurodataError(
+            f"{spec.name}: the archives given lack {', '.join(missing)}; give every archive "
+            f"({flags}) or a folder holding them"
+        )
+
+
+def _is_local_dir(path: str) -> bool:
+    return "://" not in path and Path(path).is_dir()
+
+
+def _size_or_none(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None  # the download names the missing file
