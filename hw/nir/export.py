@@ -34,6 +34,8 @@ __all__ = ["to_nir"]
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _DROPOUTS = (nn.Dropout, layers.Dropout)
 _LEAVES = (Neuron, layers.SeqToANN, snn.LeakyIntegrator, snn.Integrator)
+# Layers that keep their input's shape and need real tensors to run (state, data-dependent indexing).
+_SHAPE_KEEPING = (Neuron, snn.LeakyIntegrator, snn.Integrator, layers.Delay)
 
 
 class _Tracer(fx.Tracer):
@@ -45,8 +47,7 @@ class _Tracer(fx.Tracer):
 
 class _Shapes(fx.Interpreter):
     """Runs the traced model on shapes alone (a copy on the meta device), keeping each node's per-sample
-    output shape (``[T, B]`` dropped). Neurons keep their input's shape and are not run (their
-    backends need real tensors)."""
+    output shape (``[T, B]`` dropped). Neurons and delays keep their input's shape and are not run."""
 
     def __init__(self, module: fx.GraphModule) -> None:
         super().__init__(module)
@@ -54,7 +55,7 @@ class _Shapes(fx.Interpreter):
 
     def call_module(self, target, args, kwargs):
         module = self.fetch_attr(target)
-        if isinstance(module, (Neuron, snn.LeakyIntegrator, snn.Integrator)):
+        if isinstance(module, _SHAPE_KEEPING):
             return args[0]
         return _on_meta(module, *args, **kwargs)
 
