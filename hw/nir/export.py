@@ -14,7 +14,6 @@ layer that has no NIR node (max pooling, products of spike trains, ALIF, ...) is
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 
 import nir
 import numpy as np
@@ -64,14 +63,6 @@ class _Shapes(fx.Interpreter):
         if isinstance(result, torch.Tensor):
             self.shapes[n.name] = tuple(result.shape[2:])
         return result
-
-
-@dataclass(frozen=True)
-class _Layer:
-    """One fx node as NIR nodes: the chain ``nodes`` (in order; none for an identity) fed by ``inputs``."""
-
-    nodes: list[tuple[str, nir.NIRNode]]
-    inputs: list[fx.Node]
 
 
 def _array(t: torch.Tensor | None, size: int = 0) -> np.ndarray:
@@ -136,43 +127,6 @@ def _pool_node(m: nn.Module, in_shape, problems: list[str], name: str) -> nir.NI
     return nir.SumPool2d(**args) if summing else nir.AvgPool2d(**args)
 
 
-def _module_nodes(name: str, m: nn.Module, in_shape, out_shape, dt: float, bn, problems: list[str]):
-    """The NIR node of layer ``m`` (None where it is an identity or has a problem, appended to ``problems``)."""
-    if isinstance(m, (*_DROPOUTS, nn.Identity)):
-        return None
-    if isinstance(m, Neuron):
-        try:
-            return neuron_node(name, m.params(), out_shape, dt)
-        except NIRError as exc:
-            problems.extend(exc.problems)
-            return None
-    if isinstance(m, (snn.LeakyIntegrator, snn.Integrator)):
-        return integrator_node(m, out_shape, dt)
-    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-        if getattr(m, "padding_mode", "zeros") != "zeros":
-            problems.append(f"layer {name!r}: padding_mode={m.padding_mode!r} has no NIR node (zeros only)")
-            return None
-        return _linear_node(m, in_shape, bn)
-    if isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
-        return _pool_node(m, in_shape, problems, name)
-    if isinstance(m, (layers.Flatten, nn.Flatten)):
-        start = 0 if isinstance(m, layers.Flatten) else m.start_dim - 1
-        end = -1 if isinstance(m, layers.Flatten) or m.end_dim == -1 else m.end_dim - 1
-        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
-    if isinstance(m, layers.Scale):
-        return nir.Scale(scale=np.ascontiguousarray(np.broadcast_to(_array(m.scale), in_shape)))
-    if isinstance(m, layers.Threshold):
-        return nir.Threshold(threshold=np.ascontiguousarray(np.broadcast_to(_array(m.threshold), in_shape)))
-    if isinstance(m, layers.Delay):
-        delay = np.broadcast_to(m.steps.cpu().numpy() * dt, in_shape)
-        return nir.Delay(delay=np.ascontiguousarray(delay, dtype=np.float64))
-    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-        problems.append(f"layer {name!r}: max pooling ({type(m).__name__}) has no NIR node; use average pooling")
-    else:
-        problems.append(f"layer {name!r}: {type(m).__name__} has no NIR node")
-    return None
-
-
 def _on_meta(module: nn.Module, *args, **kwargs):
     """``module`` called with its parameters and buffers replaced by meta tensors (shapes only, no copy)."""
     tensors = {name: torch.empty_like(t, device="meta") for name, t in module.state_dict(keep_vars=True).items()}
@@ -219,6 +173,42 @@ class _Exporter:
             return None
         return bn
 
+    def _node(self, name: str, m: nn.Module, in_shape, out_shape, bn: nn.Module | None) -> nir.NIRNode | None:
+        """The NIR node of layer ``m`` (None where it is an identity or has a problem, appended to ``problems``)."""
+        if isinstance(m, (*_DROPOUTS, nn.Identity)):
+            return None
+        if isinstance(m, Neuron):
+            try:
+                return neuron_node(name, m.params(), out_shape, self.dt)
+            except NIRError as exc:
+                self.problems.extend(exc.problems)
+                return None
+        if isinstance(m, (snn.LeakyIntegrator, snn.Integrator)):
+            return integrator_node(m, out_shape, self.dt)
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            if getattr(m, "padding_mode", "zeros") != "zeros":
+                self.problems.append(f"layer {name!r}: padding_mode={m.padding_mode!r} has no NIR node (zeros only)")
+                return None
+            return _linear_node(m, in_shape, bn)
+        if isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            return _pool_node(m, in_shape, self.problems, name)
+        if isinstance(m, (layers.Flatten, nn.Flatten)):
+            start = 0 if isinstance(m, layers.Flatten) else m.start_dim - 1
+            end = -1 if isinstance(m, layers.Flatten) or m.end_dim == -1 else m.end_dim - 1
+            return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
+        if isinstance(m, layers.Scale):
+            return nir.Scale(scale=np.ascontiguousarray(np.broadcast_to(_array(m.scale), in_shape)))
+        if isinstance(m, layers.Threshold):
+            return nir.Threshold(threshold=np.ascontiguousarray(np.broadcast_to(_array(m.threshold), in_shape)))
+        if isinstance(m, layers.Delay):
+            delay = np.broadcast_to(m.steps.cpu().numpy() * self.dt, in_shape)
+            return nir.Delay(delay=np.ascontiguousarray(delay, dtype=np.float64))
+        if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
+            self.problems.append(f"layer {name!r}: max pooling ({type(m).__name__}) has no NIR node; use average pooling")
+        else:
+            self.problems.append(f"layer {name!r}: {type(m).__name__} has no NIR node")
+        return None
+
     def call_module(self, n: fx.Node) -> None:
         m, name = self.modules[n.target], str(n.target)
         (arg,) = n.args
@@ -238,7 +228,7 @@ class _Exporter:
             out_shape = _sample_shape(child, shape) if folded else self.shapes[n.name]
             linear = isinstance(child, (nn.Linear, nn.Conv1d, nn.Conv2d))
             bn = self._next_batch_norm(n) if linear and not folded else None
-            node = _module_nodes(child_name, child, shape, out_shape, self.dt, bn, self.problems)
+            node = self._node(child_name, child, shape, out_shape, bn)
             if node is not None:
                 src = self._add(child_name, node, [src])
             shape = out_shape
