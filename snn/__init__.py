@@ -6,6 +6,7 @@ functions of :mod:`snn.functional` and every backend of :mod:`snn.backends` take
 """
 
 from . import functional, layers, models, monitor, params, surrogate
+from .integrators import Integrator, LeakyIntegrator
 from .neurons import ALIF, IF, LIF, PLIF, CubaLIF, Izhikevich, Neuron
 from .params import (
     ALIFParameters,
@@ -31,6 +32,8 @@ __all__ = [
     "ALIF",
     "CubaLIF",
     "Izhikevich",
+    "LeakyIntegrator",
+    "Integrator",
     "NeuronParameters",
     "IFParameters",
     "LIFParameters",

@@ -12,7 +12,7 @@ per neuron) as well as floats.
 Shared conventions (identical to SpikingJelly 2.0):
 
 * spike ``S = heaviside(H - V_th)`` with ``heaviside(x) = 1 if x >= 0``; the surrogate supplies the
-  backward derivative;
+  backward derivative (``strict=True``, NIR's rule: ``S = 1 if H > V_th``);
 * hard reset (``v_reset`` a value) ``V = S * V_reset + (1 - S) * H``; soft reset (``v_reset=None``)
   ``V = H - S * V_th``; ``detach_reset=True`` detaches ``S`` inside the reset only;
 * the initial membrane potential is ``v_init``, by default ``v_reset`` (hard reset) or 0 (soft
@@ -92,8 +92,16 @@ class IzhikevichState(NamedTuple):
     w: torch.Tensor
 
 
-def fire(h: torch.Tensor, v_threshold: Value, surrogate: SurrogateFunction) -> torch.Tensor:
-    """Spikes ``heaviside(H - V_th)`` with the surrogate's gradient."""
+def fire(h: torch.Tensor, v_threshold: Value, surrogate: SurrogateFunction, strict: bool = False) -> torch.Tensor:
+    """Spikes ``heaviside(H - V_th)`` with the surrogate's gradient; with ``strict``, spikes where ``H > V_th``.
+
+    The strict comparison compares against the next value of ``H``'s dtype above ``V_th``
+    (``H > V_th`` exactly when ``H >= nextafter(V_th, inf)``), so the surrogate and every
+    operation stay those of the ``>=`` rule.
+    """
+    if strict:
+        threshold = torch.as_tensor(v_threshold, dtype=h.dtype, device=h.device)
+        v_threshold = torch.nextafter(threshold, torch.tensor(math.inf, dtype=h.dtype, device=h.device))
     return surrogate(h - v_threshold)
 
 
@@ -139,7 +147,7 @@ def plif_charge(x: torch.Tensor, v: torch.Tensor, w: Value, decay_input: bool, v
 def _fire_and_reset(
     h: torch.Tensor, v_threshold: Value, p: NeuronParameters
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    spike = fire(h, v_threshold, p.surrogate)
+    spike = fire(h, v_threshold, p.surrogate, p.strict)
     return spike, reset(h, spike, v_threshold, p.v_reset, p.detach_reset)
 
 
@@ -211,7 +219,7 @@ def izhikevich_step(
     ``W' = W + (a (H - v_rest) - W) / tau_w + b S``; reset V as usual.
     """
     h = state.v + (x + p.a0 * (state.v - p.v_rest) * (state.v - p.v_c) - state.w) / p.tau
-    spike = fire(h, p.v_threshold, p.surrogate)
+    spike = fire(h, p.v_threshold, p.surrogate, p.strict)
     w = state.w + (p.a * (h - p.v_rest) - state.w) / p.tau_w + p.b * spike
     return spike, IzhikevichState(reset(h, spike, p.v_threshold, p.v_reset, p.detach_reset), w)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = [
     "seq_to_ann",
@@ -31,6 +32,10 @@ __all__ = [
     "Flatten",
     "Dropout",
     "Voting",
+    "Scale",
+    "SumPool2d",
+    "Threshold",
+    "Delay",
 ]
 
 
@@ -197,3 +202,64 @@ class Voting(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+class Scale(nn.Module):
+    """Multiply every time step by ``scale`` (a float, or a tensor broadcast against one sample, e.g. per neuron).
+
+    NIR's ``Scale`` node, and the input gain of neurons imported from NIR (their ``r``).
+    """
+
+    def __init__(self, scale: float | torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).detach().clone())
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return x_seq * self.scale
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.scale.shape)}"
+
+
+class SumPool2d(AvgPool2d):
+    """Sum pooling on ``[T, B, C, H, W]``: average pooling with divisor 1 (NIR's ``SumPool2d``; padding adds zeros)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(kernel_size, stride, padding, divisor_override=1)
+
+
+class Threshold(nn.Module):
+    """Stateless spikes: 1 where the input is above ``threshold`` (``x > threshold``, NIR's ``Threshold``), else 0."""
+
+    def __init__(self, threshold: float | torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).detach().clone())
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return (x_seq > self.threshold).to(x_seq.dtype)
+
+
+class Delay(nn.Module):
+    """Delay every element of ``[T, B, ...]`` by a whole number of steps: ``y[t] = x[t - d]`` (0 before the start).
+
+    Args:
+        steps: the delay in steps, an int or an integer tensor broadcast against one sample (per neuron).
+    """
+
+    def __init__(self, steps: int | torch.Tensor) -> None:
+        super().__init__()
+        steps = torch.as_tensor(steps)
+        if steps.is_floating_point() or bool((steps < 0).any()):
+            raise ValueError(f"Delay steps must be non-negative integers, got {steps}")
+        self.register_buffer("steps", steps.to(torch.int64).detach().clone())
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 2:
+            raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
+        padded = F.pad(x_seq.movedim(0, -1), (int(self.steps.max()), 0)).movedim(-1, 0)
+        t = torch.arange(x_seq.shape[0], device=x_seq.device).reshape(-1, *([1] * (x_seq.ndim - 1)))
+        index = (t + int(self.steps.max()) - self.steps).expand_as(x_seq)
+        return padded.gather(0, index)
+
+    def extra_repr(self) -> str:
+        return f"steps={self.steps.tolist() if self.steps.numel() <= 8 else tuple(self.steps.shape)}"

@@ -29,6 +29,7 @@ from .params import (
     LIFParameters,
     NeuronParameters,
     PLIFParameters,
+    Value,
 )
 from .surrogate import ATan, SurrogateFunction
 
@@ -38,18 +39,24 @@ __all__ = ["Neuron", "IF", "LIF", "PLIF", "ALIF", "CubaLIF", "Izhikevich"]
 class NeuronOptions(TypedDict, total=False):
     """The arguments every neuron constructor takes besides its kind's own (see :class:`Neuron`)."""
 
-    v_threshold: float
-    v_reset: float | None
+    v_threshold: Value
+    v_reset: Value | None
     detach_reset: bool
     surrogate: SurrogateFunction | None
     backend: str
     step_mode: str
     stateful: bool
-    v_init: float | None
+    v_init: Value | None
+    strict: bool
 
 
-def _optional_float(value: float | None) -> float | None:
-    return None if value is None else float(value)
+def _value(value: Value) -> Value:
+    """A field's value: a Python float, or a tensor (per channel or per neuron) kept as it is."""
+    return value if isinstance(value, torch.Tensor) else float(value)
+
+
+def _optional_value(value: Value | None) -> Value | None:
+    return None if value is None else _value(value)
 
 
 class Neuron(nn.Module):
@@ -58,10 +65,12 @@ class Neuron(nn.Module):
     A subclass names its parameter class (``param_cls``, a frozen dataclass of :mod:`snn.params`)
     and passes its own fields to this constructor by keyword; they become attributes of the same
     names, and :meth:`params` builds the parameter object from the attributes on every call
-    (so changing ``neuron.v_threshold`` takes effect).
+    (so changing ``neuron.v_threshold`` takes effect). A field given as a tensor (per channel,
+    e.g. ``(C, 1, 1)``, or per neuron, shaped like one sample) becomes a buffer, so it follows
+    ``.to(device)`` and the ``state_dict``; such neurons run on the torch backend.
 
     Args:
-        v_threshold: firing threshold.
+        v_threshold: firing threshold (a float or a tensor).
         v_reset: hard-reset potential, None for soft reset.
         detach_reset: detach the spike inside the reset in the backward pass.
         surrogate: spike function with surrogate gradient (default ``ATan(alpha=2)``).
@@ -69,6 +78,7 @@ class Neuron(nn.Module):
         step_mode: "m" (multi-step ``[T, B, ...]``) or "s" (one step per call).
         stateful: multi-step calls continue from the previous call's final state until :meth:`reset`.
         v_init: membrane potential before the first step; None: the resting value.
+        strict: fire when ``H > v_threshold`` (NIR's rule) instead of ``H >= v_threshold``.
         **fields: the kind's own fields (names of ``param_cls``'s fields).
     """
 
@@ -82,22 +92,24 @@ class Neuron(nn.Module):
 
     def __init__(
         self,
-        v_threshold: float = 1.0,
-        v_reset: float | None = 0.0,
+        v_threshold: Value = 1.0,
+        v_reset: Value | None = 0.0,
         detach_reset: bool = False,
         surrogate: SurrogateFunction | None = None,
         backend: str = "auto",
         step_mode: str = "m",
         stateful: bool = False,
-        v_init: float | None = None,
+        v_init: Value | None = None,
+        strict: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         if step_mode not in ("m", "s"):
             raise ValueError(f"step_mode must be 'm' (multi-step) or 's' (single-step), got {step_mode!r}")
-        self.v_threshold = float(v_threshold)
-        self.v_reset = _optional_float(v_reset)
-        self.v_init = _optional_float(v_init)
+        self._set_field("v_threshold", _value(v_threshold))
+        self._set_field("v_reset", _optional_value(v_reset))
+        self._set_field("v_init", _optional_value(v_init))
+        self.strict = bool(strict)
         self.detach_reset = bool(detach_reset)
         self.surrogate = ATan(alpha=2.0) if surrogate is None else surrogate
         self.backend = backend
@@ -107,8 +119,15 @@ class Neuron(nn.Module):
         for name, value in fields.items():
             if name not in self._param_names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
-            setattr(self, name, value)
+            self._set_field(name, value)
         backends.check_backend(backend, self.params())  # also validates the fields
+
+    def _set_field(self, name: str, value: Any) -> None:
+        """Set a field: a plain tensor becomes a buffer (a learnable ``nn.Parameter`` stays one)."""
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            self.register_buffer(name, value.detach().clone())
+        else:
+            setattr(self, name, value)
 
     def params(self) -> NeuronParameters:
         """This layer's parameter object (what :mod:`snn.functional` and the backends take)."""
@@ -176,11 +195,17 @@ class Neuron(nn.Module):
         return self.state
 
     def extra_repr(self) -> str:
-        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
+        reset = "soft" if self.v_reset is None else f"v_reset={_short(self.v_reset)}"
+        strict = ", strict=True" if self.strict else ""
         return (
-            f"v_threshold={self.v_threshold}, {reset}, detach_reset={self.detach_reset}, "
-            f"surrogate={self.surrogate!r}, backend={self.backend!r}, step_mode={self.step_mode!r}"
+            f"v_threshold={_short(self.v_threshold)}, {reset}, detach_reset={self.detach_reset}, "
+            f"surrogate={self.surrogate!r}, backend={self.backend!r}, step_mode={self.step_mode!r}{strict}"
         )
+
+
+def _short(value: Value) -> str:
+    """A field for ``repr``: a float, or a tensor's shape (its values can be millions)."""
+    return f"tensor{tuple(value.shape)}" if isinstance(value, torch.Tensor) else str(value)
 
 
 class IF(Neuron):
@@ -201,16 +226,16 @@ class LIF(Neuron):
 
     def __init__(
         self,
-        tau: float = 2.0,
+        tau: Value = 2.0,
         *,
         decay_input: bool = True,
-        v_leak: float | None = None,
+        v_leak: Value | None = None,
         **common: Unpack[NeuronOptions],
     ) -> None:
-        super().__init__(tau=float(tau), decay_input=bool(decay_input), v_leak=_optional_float(v_leak), **common)
+        super().__init__(tau=_value(tau), decay_input=bool(decay_input), v_leak=_optional_value(v_leak), **common)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
+        return f"tau={_short(self.tau)}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
 class PLIF(Neuron):
@@ -227,7 +252,7 @@ class PLIF(Neuron):
         **common: Unpack[NeuronOptions],
     ) -> None:
         w = nn.Parameter(torch.tensor(F.plif_w_from_tau(init_tau)))
-        super().__init__(w=w, decay_input=bool(decay_input), v_leak=_optional_float(v_leak), **common)
+        super().__init__(w=w, decay_input=bool(decay_input), v_leak=_optional_value(v_leak), **common)
 
     @property
     def tau(self) -> float:
@@ -258,7 +283,7 @@ class ALIF(Neuron):
             tau_adapt=float(tau_adapt),
             beta=float(beta),
             decay_input=bool(decay_input),
-            v_leak=_optional_float(v_leak),
+            v_leak=_optional_value(v_leak),
             **common,
         )
 
@@ -275,16 +300,16 @@ class CubaLIF(Neuron):
 
     def __init__(
         self,
-        current_decay: float = 0.5,
-        voltage_decay: float = 0.75,
+        current_decay: Value = 0.5,
+        voltage_decay: Value = 0.75,
         *,
-        v_leak: float | None = None,
+        v_leak: Value | None = None,
         **common: Unpack[NeuronOptions],
     ) -> None:
         super().__init__(
-            current_decay=float(current_decay),
-            voltage_decay=float(voltage_decay),
-            v_leak=_optional_float(v_leak),
+            current_decay=_value(current_decay),
+            voltage_decay=_value(voltage_decay),
+            v_leak=_optional_value(v_leak),
             **common,
         )
 

@@ -52,12 +52,15 @@ class NeuronParameters:
     """The fields every neuron kind has.
 
     Args:
-        v_threshold: firing threshold; a neuron fires when ``H - v_threshold >= 0``.
+        v_threshold: firing threshold; a neuron fires when ``H - v_threshold >= 0`` (``H > v_threshold``
+            with ``strict``).
         v_reset: hard-reset potential, or None for soft reset (subtract the threshold).
         v_init: membrane potential before the first step; None: the resting value ``v_reset``
             (0 for soft reset). Low-latency ANN-to-SNN conversion starts at half the threshold.
         detach_reset: treat the spike inside the reset as a constant in the backward pass.
         surrogate: the spike function and its surrogate gradient.
+        strict: fire when ``H > v_threshold``, NIR's rule, rather than SpikingJelly's ``H >= v_threshold``
+            (graphs imported from NIR; see :func:`snn.functional.fire`).
     """
 
     kind: ClassVar[str]
@@ -67,6 +70,7 @@ class NeuronParameters:
     v_init: Value | None = None
     detach_reset: bool = False
     surrogate: SurrogateFunction = field(default_factory=ATan)
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.surrogate, SurrogateFunction):

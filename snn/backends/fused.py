@@ -78,6 +78,8 @@ def unsupported(p: NeuronParameters, kinds: tuple[str, ...]) -> str | None:
         return f"{p.kind} neurons"
     if p.surrogate.name not in SURROGATE_NAMES:
         return f"the surrogate {p.surrogate!r}"
+    if p.strict:
+        return "the strict threshold H > v_threshold"
     tensors = [name for name in p.tensor_fields() if name not in ("v_init", "w")]
     if isinstance(p, PLIFParameters) and torch.as_tensor(p.w).numel() != 1:
         tensors.append("w")
