@@ -11,6 +11,15 @@ from .sources import LiveOptions, LiveSource, open
 from .stats import LiveStats
 from .urls import Endpoint, parse_endpoint
 
+
+def __getattr__(name: str):
+    if name == "classify":  # imported on use: it needs torch, which receiving alone does not
+        from .inference import classify
+
+        return classify
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Endpoint",
     "LiveOptions",
@@ -18,6 +27,7 @@ __all__ = [
     "LiveStats",
     "Replay",
     "ReplayOptions",
+    "classify",
     "open",
     "parse_endpoint",
 ]
