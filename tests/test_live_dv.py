@@ -153,3 +153,16 @@ def test_slow_consumer_keeps_memory_bounded(recording, events):
     assert stats.dropped_events > 0 and stats.dropped_blocks > 0
     assert len(got) + stats.dropped_events == len(events)
     assert np.array_equal(got, events[-len(got) :])  # the oldest were dropped, the newest kept
+
+
+def test_loop_serves_the_recording_again_later_in_time(tmp_path):
+    short = camera_events(3000, seed=4, span_us=100_000)
+    path = write_aedat4(tmp_path / "short.aedat4", short)
+    with replaying(path, speed=None, loop=True) as replay:
+        with live.open(str(replay.endpoint), reconnect=False) as src:
+            got = next(iter(src.chunks(n_events=3 * len(short))))
+    shift = int(short["t"][-1]) + 1 - int(short["t"][0])
+    for k in range(3):
+        part = got[k * len(short) : (k + 1) * len(short)]
+        assert np.array_equal(part["t"], short["t"] + k * shift)
+        assert np.array_equal(part[["x", "y", "p"]], short[["x", "y", "p"]])

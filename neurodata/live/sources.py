@@ -178,7 +178,8 @@ def open(source: str, **options) -> LiveSource:  # noqa: A001 - the package's en
         from .tcp import DvClient
 
         return DvClient(endpoint, opts).start()
-    if source == "-" or opts.follow or _is_pipe(source) or opts.format in ("evt2", "evt3"):
+    raw_bytes = opts.format in ("evt2", "evt3") and not opts.realtime  # a RAW file at its pace: a recording
+    if source == "-" or opts.follow or _is_pipe(source) or raw_bytes:
         from .raw_stream import RawStreamSource
 
         return RawStreamSource(source, opts).start()
