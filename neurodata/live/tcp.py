@@ -41,7 +41,11 @@ class DvClient(LiveSource):
         self.buffer = ByteBuffer()
         self.sock = self._connect()
         self.decoder = DvStreamDecoder(self.source, self.stats)
-        self._read_header()
+        try:
+            self._read_header()
+        except BaseException:
+            self.sock.close()
+            raise
         header = self.decoder.header
         self.info = RecordingInfo(
             format="dv-network",
@@ -93,7 +97,6 @@ class DvClient(LiveSource):
         while self.decoder.header is None:
             n = self._receive()
             if n == 0 or time.monotonic() > deadline:
-                self.sock.close()
                 what = "closed the connection" if n == 0 else f"sent no IOHeader within {self.options.connect_timeout} s"
                 raise FormatError(self.source, self.buffer.offset + self.buffer.filled, f"the server {what}")
             self._decode(time.perf_counter_ns())
@@ -113,7 +116,8 @@ class DvClient(LiveSource):
                 self.sock.close()
                 if not self.options.reconnect or self.stopping:
                     raise
-            self.wait(backoff)
+            if self.wait(backoff):
+                return  # stopped while waiting to reconnect
             backoff = min(2 * backoff, MAX_BACKOFF)
             self.buffer.reset()
             self.sock = self._connect()
