@@ -9,10 +9,10 @@ from typing import NoReturn
 from neurodata import __version__
 from neurodata.errors import NeurodataError
 
-from . import convert, datasets, demo, formats, frames, info, plot, prepare, simulate, train
+from . import convert, datasets, demo, formats, frames, info, live, plot, prepare, replay, simulate, train
 from .output import fail
 
-COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo)
+COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo, live, replay)
 
 
 class UsageError(NeurodataError):

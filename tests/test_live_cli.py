@@ -1,0 +1,137 @@
+"""`neurodata live` and `neurodata replay` as a user runs them: real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from live_helpers import camera_events, write_aedat4
+
+import neurodata as nd
+
+CLI = [sys.executable, "-m", "neurodata.cli"]
+
+
+@pytest.fixture(scope="module")
+def events() -> np.ndarray:
+    return camera_events(40_000, seed=5)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory, events) -> str:
+    return write_aedat4(tmp_path_factory.mktemp("cli") / "camera.aedat4", events)
+
+
+class Server:
+    """`neurodata replay` in a subprocess; ``url`` is what it printed it serves on."""
+
+    def __init__(self, path: str, *options: str):
+        self.proc = subprocess.Popen(
+            [*CLI, "replay", path, "tcp://127.0.0.1:0", *options], stdout=subprocess.PIPE, text=True
+        )
+        line = self.proc.stdout.readline()
+        self.url = re.search(r"on (tcp://\S+)", line).group(1)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def live_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "live", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_records_exactly_n_events(tmp_path, recording, events):
+    out = tmp_path / "first.aedat4"
+    with Server(recording, "--speed", "max") as server:
+        done = live_cli(server.url, "--out", str(out), "--events", "12345", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["events"] == 12345 and result["stats"]["dropped_events"] == 0
+    assert np.array_equal(nd.read(out), events[:12345])
+
+
+def test_clean_end_of_stream_finishes_the_file(tmp_path, recording, events):
+    out = tmp_path / "whole.raw"
+    with Server(recording, "--speed", "max", "--compression", "zstd") as server:
+        done = live_cli(server.url, "--out", str(out), "--no-reconnect")
+    assert done.returncode == 0, done.stderr
+    assert "events" in done.stdout and "latency" in done.stdout  # the stats line
+    assert np.array_equal(nd.read(out), events)
+
+
+def test_ctrl_c_keeps_a_finalised_file(tmp_path, recording, events):
+    out = tmp_path / "partial.aedat4"
+    with Server(recording, "--speed", "1") as server:
+        proc = subprocess.Popen(
+            [*CLI, "live", server.url, "--out", str(out), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert "receiving" in proc.stderr.readline()  # connected
+        time.sleep(0.7)  # part of the 2 s recording
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    result = json.loads(stdout)
+    got = nd.read(out)
+    assert result["interrupted"] and result["events"] == len(got)
+    assert np.array_equal(got, events[: len(got)])
+
+
+def test_duration_and_realtime_recording(tmp_path, recording, events):
+    out = tmp_path / "timed.npz"
+    done = live_cli(recording, "--realtime", "--speed", "0.25", "--out", str(out), "--duration", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    got = nd.read(out)
+    assert 0 < len(got) < len(events) and np.array_equal(got, events[: len(got)])
+    assert not json.loads(done.stdout)["interrupted"]
+
+
+def test_raw_from_stdin(tmp_path):
+    small = camera_events(5000, seed=6, t0=0)
+    raw = tmp_path / "camera.raw"
+    nd.write(raw, small, nd.RecordingInfo("evt3", 346, 260))
+    out = tmp_path / "from_stdin.npz"
+    with open(raw, "rb") as stdin:
+        done = subprocess.run(
+            [*CLI, "live", "-", "--out", str(out)], stdin=stdin, capture_output=True, text=True, timeout=20
+        )
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(nd.read(out), small)
+
+
+def test_errors_are_one_line_exit_2(tmp_path):
+    done = live_cli("tcp://127.0.0.1:1", "--no-reconnect", "--json")
+    assert done.returncode == 2 and "cannot connect" in json.loads(done.stdout)["error"]
+    done = live_cli("udp://127.0.0.1:9?format=bogus")
+    assert done.returncode == 2 and "unknown UDP format 'bogus'" in done.stderr
+
+
+def test_run_flag_without_load_run_says_so(tmp_path, recording, capsys):
+    """In-process: the check imports torch, which a fresh process would spend most of the test on."""
+    from neurodata.cli.main import main
+
+    try:
+        from snn.models import load_run  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("snn.models.load_run exists: covered by the inference wiring")
+    assert main(["live", recording, "--run", str(tmp_path), "--events", "10"]) == 2
+    assert "needs snn.models.load_run" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []

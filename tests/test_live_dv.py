@@ -1,0 +1,168 @@
+"""The DV network stream, our two sides: `neurodata.live.Replay` serving and the `tcp://`/`unix://`
+client receiving, for every compression; bad streams; reconnection after a reset."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from live_helpers import HEIGHT, WIDTH, camera_events, free_port, receive_all, replaying, write_aedat4
+
+from neurodata import live
+from neurodata.errors import FormatError, NeurodataError
+from neurodata.live.dv_protocol import PacketEncoder, stream_header
+
+
+@pytest.fixture(scope="module")
+def events() -> np.ndarray:
+    return camera_events(30_000)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory, events) -> str:
+    return write_aedat4(tmp_path_factory.mktemp("live") / "camera.aedat4", events)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "lz4_high", "zstd", "zstd_high"])
+def test_every_event_arrives_once_in_order(recording, events, compression):
+    with replaying(recording, speed=None, compression=compression, linger=0) as replay:
+        got, src = receive_all(str(replay.endpoint), reconnect=False)
+    assert np.array_equal(got, events)
+    assert (src.info.width, src.info.height) == (WIDTH, HEIGHT)
+    assert src.info.extra["compression"] == compression
+    assert src.stats.events == len(events) and src.stats.dropped_events == 0
+
+
+def test_unix_socket_and_each_client_from_the_start(tmp_path, recording, events):
+    target = f"unix://{tmp_path}/camera.sock"
+    with replaying(recording, target, speed=None, linger=0):
+        first, _ = receive_all(target, reconnect=False)
+        second, _ = receive_all(target, reconnect=False)
+    assert np.array_equal(first, events) and np.array_equal(second, events)
+
+
+def test_paced_replay_takes_the_recordings_time(tmp_path):
+    short = camera_events(2000, span_us=400_000)
+    path = write_aedat4(tmp_path / "short.aedat4", short)
+    with replaying(path, speed=2.0, linger=0) as replay:
+        start = time.monotonic()
+        got, _ = receive_all(str(replay.endpoint), reconnect=False)
+        took = time.monotonic() - start
+    assert np.array_equal(got, short)
+    assert took >= 0.15  # 0.4 s of recording at twice its pace: at least most of 0.2 s
+
+
+def serve_bytes(payloads: list[bytes], reset: bool = False) -> tuple[int, threading.Thread]:
+    """A one-connection TCP server that sends ``payloads`` then closes (with a reset if asked)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def run():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                for payload in payloads:
+                    conn.sendall(payload)
+                if reset:
+                    time.sleep(0.3)  # let the client read what was sent before the reset
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_wrong_identifier_names_the_offset():
+    header = bytearray(stream_header(WIDTH, HEIGHT))
+    header[8:12] = b"NOPE"
+    port, _ = serve_bytes([bytes(header)])
+    with pytest.raises(FormatError, match=r"at byte 8: invalid IOHeader: .*file identifier b'NOPE'"):
+        live.open(f"tcp://127.0.0.1:{port}", reconnect=False, connect_timeout=5)
+
+
+def test_an_aedat4_file_sent_raw_is_not_a_dv_stream(recording):
+    with open(recording, "rb") as f:
+        port, _ = serve_bytes([f.read(4096)])
+    with pytest.raises(FormatError, match="at byte 0: IOHeader size .* exceeds"):
+        live.open(f"tcp://127.0.0.1:{port}", reconnect=False, connect_timeout=5)
+
+
+def test_garbage_packet_size_names_the_offset(events):
+    header = stream_header(WIDTH, HEIGHT)
+    good = PacketEncoder("lz4").encode(events[:100])
+    port, _ = serve_bytes([header, good, struct.pack("<ii", 0, 1 << 30)])
+    with pytest.raises(FormatError, match=rf"at byte {len(header) + len(good)}: packet size 1073741824"):
+        receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
+
+
+def test_undecodable_payload_is_counted_and_skipped(events):
+    header = stream_header(WIDTH, HEIGHT)
+    encoder = PacketEncoder("lz4")
+    bad = struct.pack("<ii", 0, 12) + b"not an lz4!!"
+    port, _ = serve_bytes([header, encoder.encode(events[:100]), bad, encoder.encode(events[100:250])])
+    got, src = receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
+    assert np.array_equal(got, events[:250])
+    assert src.stats.skipped_packets == 1 and src.stats.packets == 3
+
+
+def test_truncated_stream_without_reconnect_names_the_packet(events):
+    header = stream_header(WIDTH, HEIGHT)
+    packet = PacketEncoder("none").encode(events[:100])
+    port, _ = serve_bytes([header, packet[:50]])
+    with pytest.raises(NeurodataError, match=rf"at byte {len(header)}: stream ended 50 bytes into a packet"):
+        receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
+
+
+def test_reset_mid_stream_reconnects(recording, events):
+    """The first server dies mid-packet with a reset; the client reconnects to the replay that
+    takes over the port and records it whole."""
+    header = stream_header(WIDTH, HEIGHT)
+    packet = PacketEncoder("lz4").encode(events[:100])
+    port, first = serve_bytes([header, packet, packet[:20]], reset=True)
+
+    def take_over():
+        first.join(timeout=10)
+        with replaying(recording, f"tcp://127.0.0.1:{port}", speed=None, linger=0):
+            time.sleep(3)
+
+    thread = threading.Thread(target=take_over, daemon=True)
+    thread.start()
+    got, src = receive_all(f"tcp://127.0.0.1:{port}", connect_timeout=5)
+    thread.join(timeout=10)
+    assert src.stats.reconnects == 1
+    assert np.array_equal(got[:100], events[:100]) and np.array_equal(got[100:], events)
+
+
+def test_refused_connection_without_reconnect_is_one_clear_error():
+    port = free_port()
+    with pytest.raises(NeurodataError, match=rf"tcp://127.0.0.1:{port}: cannot connect"):
+        live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
+
+
+def test_slow_consumer_keeps_memory_bounded(recording, events):
+    with replaying(recording, speed=None, linger=0) as replay:
+        with live.open(str(replay.endpoint), reconnect=False, queue_events=5000) as src:
+            time.sleep(1.5)  # let the whole stream arrive while nobody consumes
+            assert src.queue.held_events <= 5000
+            got = np.concatenate(list(src.chunks()))
+    stats = src.stats
+    assert stats.dropped_events > 0 and stats.dropped_blocks > 0
+    assert len(got) + stats.dropped_events == len(events)
+    assert np.array_equal(got, events[-len(got) :])  # the oldest were dropped, the newest kept
+
+
+def test_loop_serves_the_recording_again_later_in_time(tmp_path):
+    short = camera_events(3000, seed=4, span_us=100_000)
+    path = write_aedat4(tmp_path / "short.aedat4", short)
+    with replaying(path, speed=None, loop=True) as replay:
+        with live.open(str(replay.endpoint), reconnect=False) as src:
+            got = next(iter(src.chunks(n_events=3 * len(short))))
+    shift = int(short["t"][-1]) + 1 - int(short["t"][0])
+    for k in range(3):
+        part = got[k * len(short) : (k + 1) * len(short)]
+        assert np.array_equal(part["t"], short["t"] + k * shift)
+        assert np.array_equal(part[["x", "y", "p"]], short[["x", "y", "p"]])
