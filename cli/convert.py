@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("convert", help="convert a recording to .npz, .h5 or another event format")
+    p = subparsers.add_parser("convert",)
     p.add_argument("input", help="input recording (path or fsspec URL)")
     p.add_argument("output", help="output path: .npz, .h5, or an event format's extension")
     p.add_argument("--in-format", help="force the input format")

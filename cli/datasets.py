@@ -64,11 +64,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("datasets", help="list the dataset registry and what is prepared locally")
+    p = subparsers.add_parser("datasets",)
     p.add_argument("--root", help="cache root (default: $NEURODATA_HOME or the user cache folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_datasets)
-    v = subparsers.add_parser("verify", help="re-check a prepared cache's integrity")
+    v = subparsers.add_parser("verify",)
     v.add_argument("cache", help="cache path or fsspec URL")
     v.add_argument("--deep", action="store_true", help="also decode every sample's times")
     v.add_argument("--json", action="store_true", help="print one JSON object")

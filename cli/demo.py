@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="end to end on synthetic data: generate, prepare, train a spiking network on CPU, evaluate",
         description="Generate a SYNTHETIC DVS128-Gesture-layout archive, prepare it, train a small "
         "spiking conv net on CPU and report the accuracy on unseen users (a few minutes on 2 cores).",
     )

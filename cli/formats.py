@@ -35,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("formats", help="list the readable and writable event formats")
+    p = subparsers.add_parser("formats",)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

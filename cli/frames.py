@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("frames", help="precompute a representation (e.g. frames) into a cache")
+    p = subparsers.add_parser("frames",)
     p.add_argument("cache", help="dataset name, cache path or fsspec URL")
     p.add_argument(
         "--spec",

@@ -7,12 +7,9 @@ import os
 import tempfile
 from typing import Any
 
-import fsspec
 import numpy as np
 
 import neurodata as nd
-from neurodata.cache import cache_info
-from neurodata.synthetic import rotating_bar
 
 from .output import byte_progress, emit, table
 
@@ -80,6 +77,8 @@ def render(summary: dict[str, Any]) -> str:
 
 def write_demo_recording(folder: str) -> str:
     """Write the built-in demo recording (a synthetic rotating bar, 128x128, AEDAT 4) and return its path."""
+    from neurodata.synthetic import rotating_bar
+
     path = os.path.join(folder, "rotating_bar_demo.aedat4")
     info = nd.RecordingInfo(format="aedat4", width=128, height=128)
     nd.write(path, rotating_bar(width=128, height=128), info=info)
@@ -90,6 +89,8 @@ def is_cache(path: str) -> bool:
     """A Zarr store (local folder or URL) holding a ``zarr.json``, rather than a recording file; a
     local folder without one is neither (an error naming it)."""
     if "://" in path:
+        import fsspec
+
         fs, root = fsspec.core.url_to_fs(path)
         return fs.exists(root.rstrip("/") + "/zarr.json")
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "zarr.json")):
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise nd.NeurodataError("give a FILE, or --demo for the built-in synthetic recording")
     if is_cache(path):
+        from neurodata.cache import cache_info  # zarr: only for caches, not for a recording
+
         emit(cache_info(path), args.json, render_cache)
     else:
         emit(recording_summary(path, args.in_format, quiet=args.json), args.json, render)
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "info", help="summarise a recording (format, events, time span, sensor) or a prepared cache"
+        "info",
     )
     p.add_argument("file", nargs="?", help="a recording or a cache (path or fsspec URL)")
     p.add_argument("--in-format", help="force the input format instead of detecting it (as in convert)")

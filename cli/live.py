@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("live", help="record (and classify) a live event stream")
+    p = subparsers.add_parser("live",)
     p.add_argument(
         "source",
         help="tcp://HOST:PORT or unix:///PATH (DV network stream), udp://HOST:PORT?format=..., "

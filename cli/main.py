@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from neurodata import __version__
 from neurodata.errors import NeurodataError
 
-from . import convert, datasets, demo, formats, frames, info, live, plot, prepare, replay, simulate, train
 from .output import fail
 
-COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo, live, replay)
+
+class Command(NamedTuple):
+    """One subcommand: the module that builds its parser and runs it, and its one-line help."""
+
+    module: str
+    help: str
+
+
+# Subcommand modules are imported only when their command runs: ``neurodata --help`` and every
+# command stay clear of the imports the others need (Numba, zarr, torch).
+COMMANDS: dict[str, Command] = {
+    "info": Command("info", "summarise a recording (format, events, time span, sensor) or a prepared cache"),
+    "convert": Command("convert", "convert a recording to .npz, .h5 or another event format"),
+    "formats": Command("formats", "list the readable and writable event formats"),
+    "prepare": Command("prepare", "download, verify, extract and cache a dataset"),
+    "datasets": Command("datasets", "list the dataset registry and what is prepared locally"),
+    "verify": Command("datasets", "re-check a prepared cache's integrity"),
+    "frames": Command("frames", "precompute a representation (e.g. frames) into a cache"),
+    "simulate": Command(
+        "simulate", "simulate a DVS watching a video (any FFmpeg format), an image folder or an .npy frame stack"
+    ),
+    "train": Command("train", "train a model-zoo SNN on a prepared dataset (frames), with checkpoints and --resume"),
+    "plot": Command("plot", "draw a training run's loss/accuracy/firing-rate curves to PNG"),
+    "demo": Command(
+        "demo", "end to end on synthetic data: generate, prepare, train a spiking network on CPU, evaluate"
+    ),
+    "live": Command("live", "record (and classify) a live event stream"),
+    "replay": Command("replay", "serve a recording over DV TCP/unix or UDP, as a camera would"),
+}
 
 
 class UsageError(NeurodataError):
@@ -27,14 +55,46 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _WithHelp:
+    """The subparsers as a subcommand module sees them: each command gets its help from COMMANDS."""
+
+    def __init__(self, subparsers) -> None:
+        self._subparsers = subparsers
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        kwargs.setdefault("help", COMMANDS[name].help)
+        kwargs.setdefault("description", COMMANDS[name].help)
+        return self._subparsers.add_parser(name, **kwargs)
+
+
+def requested_command(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if it is one we have."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; with ``argv``, only the subcommand it names is built in full.
+
+    Args:
+        argv: the arguments to be parsed; None builds every subcommand's parser (slower: it imports
+            every subcommand module).
+    """
     parser = Parser(
         prog="neurodata", description="Event-camera data: decode, convert, inspect."
     )
     parser.add_argument("--version", action="version", version=f"neurodata {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    with_help = _WithHelp(subparsers)
+    requested = None if argv is None else requested_command(argv)
+    wanted = {n for n, c in COMMANDS.items() if argv is None or (requested and c.module == COMMANDS[requested].module)}
+    for name, command in COMMANDS.items():
+        if name in subparsers.choices:  # a module that adds two commands (datasets, verify)
+            continue
+        if name in wanted:
+            importlib.import_module(f"{__package__}.{command.module}").add_parser(with_help)
+        else:  # listed in --help, never parsed here: a placeholder keeps its module's imports away
+            subparsers.add_parser(name, help=command.help)
     return parser
 
 
@@ -43,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     as_json = "--json" in argv  # before parsing succeeds, so that usage errors honour it too
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         as_json = getattr(args, "json", False)
         return args.run(args)
     except NeurodataError as err:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plot", help="draw a training run's loss/accuracy/firing-rate curves to PNG")
+    p = subparsers.add_parser("plot",)
     p.add_argument(
         "run_dir", metavar="RUN_DIR", help="a run folder written by neurodata train or snn.train.fit"
     )

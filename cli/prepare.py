@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("prepare", help="download, verify, extract and cache a dataset")
+    p = subparsers.add_parser("prepare",)
     p.add_argument("name", help="dataset name (see `neurodata datasets`)")
     p.add_argument(
         "--source",

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("replay", help="serve a recording over DV TCP/unix or UDP, as a camera would")
+    p = subparsers.add_parser("replay",)
     p.add_argument("file", help="any recording neurodata reads")
     p.add_argument(
         "target",

@@ -71,7 +71,6 @@ def add_parser(subparsers) -> None:
     defaults = DvsParams()
     p = subparsers.add_parser(
         "simulate",
-        help="simulate a DVS watching a video (any FFmpeg format), an image folder or an .npy frame stack",
     )
     p.add_argument("input", help="video file, folder of images (sorted by name) or .npy [N, H, W(, 3)]")
     p.add_argument(

@@ -144,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a model-zoo SNN on a prepared dataset (frames), with checkpoints and --resume",
         description="Train on the frames of a prepared dataset (neurodata prepare NAME first). Writes "
         "RUN_DIR/{last.pt,best.pt,best.json,metrics.csv,config.json}; --resume continues exactly.",
     )

@@ -1,23 +1,43 @@
 """neurodata: fast, correct event-camera data: decoders, datasets, representations and loaders."""
 
+import importlib
+
 from . import _source_layout
 from .errors import FormatError, NeurodataError, PathNotFoundError
-from .events import EVENT_DTYPE, RecordingInfo, as_events, make_events
-from .reader import Recording, iter_chunks, open_recording, read
-from .writer import open_writer, write
 
 __version__ = "0.1.0"  # the one source: pyproject.toml reads it (``dynamic = ["version"]``)
 
 _source_layout.install()
 
 
-def __getattr__(name: str):
-    """``neurodata.load`` is imported on first use: it pulls in torch, which plain decoding never needs."""
-    if name == "load":
-        from .loaders import load
+# Public names imported on first use: the decoders pull in Numba and ``load`` pulls in torch, which
+# ``neurodata --help`` (and plain decoding, for torch) never needs.
+_LAZY = {
+    "EVENT_DTYPE": ".events",
+    "RecordingInfo": ".events",
+    "as_events": ".events",
+    "make_events": ".events",
+    "Recording": ".reader",
+    "iter_chunks": ".reader",
+    "open_recording": ".reader",
+    "read": ".reader",
+    "open_writer": ".writer",
+    "write": ".writer",
+    "load": ".loaders",
+}
 
-        return load
-    raise AttributeError(f"module 'neurodata' has no attribute {name!r}")
+
+def __getattr__(name: str):
+    """Import a public name's module on first use and keep the name (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'neurodata' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

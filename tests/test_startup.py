@@ -1,0 +1,58 @@
+"""Start-up: what ``neurodata --help`` and ``import snn`` import (the heavy modules they must not).
+
+Times are measured in benchmarks/bench_startup.py; these tests pin the cause, the import graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("numba", "zarr", "torch", "numpy", "fsspec", "neurodata.reader")
+
+
+def imported_after(code: str) -> set[str]:
+    """The top-level and listed modules present in ``sys.modules`` after running ``code`` in a fresh
+    interpreter (the checkout first on the path, as the other CLI tests run it)."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_decoder_torch_or_numpy():
+    code = (
+        "import contextlib, io\n"
+        "from neurodata.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    assert not (imported_after(code) & set(HEAVY))
+
+
+def test_a_command_imports_its_own_module_only():
+    modules = imported_after("from neurodata.cli.main import build_parser\nbuild_parser(['formats'])")
+    assert "neurodata.cli.formats" in modules
+    assert not {"neurodata.cli.train", "neurodata.cli.live", "neurodata.cli.prepare"} & modules
+    assert "torch" not in modules
+
+
+def test_import_snn_leaves_the_compiler_alone():
+    modules = imported_after("import snn")
+    assert "torch" in modules
+    assert not {"torch._dynamo", "sympy", "triton"} & modules
+
+
+def test_lazy_public_names_resolve():
+    import neurodata as nd
+
+    assert nd.read.__module__ == "neurodata.reader"
+    assert "open_recording" in dir(nd)
+    from neurodata import EVENT_DTYPE, write  # noqa: F401  (from-imports go through __getattr__ too)
