@@ -19,7 +19,7 @@ import google_crc32c
 import numpy as np
 import pytest
 
-from neurodata.cache import CacheBuilder, CacheError, build_cache, open_cache, verify_cache
+from neurodata.cache import CacheBuilder, CacheError, build_cache, cache_info, open_cache, verify_cache
 from neurodata.cache.errors import UncheckedCacheWarning
 from neurodata.cache.layout import LAYOUT_VERSION
 from neurodata.loaders import load, pad_events, stack_dense
@@ -82,6 +82,7 @@ def frames_folder(url: Path) -> Path:
 def test_every_read_path_refuses_a_damaged_chunk(checked_cache, tmp_path):
     url = copy_of(checked_cache, tmp_path)
     assert open_cache(str(url)).attrs["layout_version"] == LAYOUT_VERSION == 4
+    assert cache_info(str(url))["chunk_checksums"]
     overwrite_4_bytes(fsspec.filesystem("file"), str(url / "train" / "t"), "c/0", chunk=1)
     where = rf"{url}: split 'train', array 't': {CHUNK_CRC}"
     samples = old.samples()
@@ -166,6 +167,7 @@ def test_a_layout_3_cache_reads_with_one_warning_and_verifies(tmp_path):
 
     report = verify_cache(url, deep=True)
     assert report.ok, report.problems
+    assert not cache_info(url)["chunk_checksums"]
     assert builder(url).is_complete()  # the same build in layout 3: kept, not rebuilt
 
 

@@ -11,20 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import google_crc32c
 import numpy as np
 
 from .errors import CacheError
 from .fetch import fetcher_for
 from .shard_reader import fetch_spans, open_rows
-from .shards import CRC_BYTES
+from .shards import crc_matches
 from .store import Location
-
-
-def crc_matches(stored: bytes) -> bool:
-    """Whether ``stored`` (a chunk as zarr's ``crc32c`` codec stores it) ends with its bytes' CRC32C."""
-    n = len(stored) - CRC_BYTES
-    return n >= 0 and google_crc32c.value(stored[:n]) == int.from_bytes(stored[n:], "little")
 
 
 def damaged_chunks(location: Location, split: str, name: str, start: int, stop: int) -> list[int]:
@@ -44,7 +37,7 @@ def damaged_chunks(location: Location, split: str, name: str, start: int, stop: 
         return [
             piece.chunk
             for piece in rows.pieces(start, stop, blobs)
-            if piece.data is not None and not crc_matches(bytes(piece.data))
+            if piece.data is not None and not crc_matches(piece.data)
         ]
     return plain_damaged_chunks(location, (split, name), meta, start, stop)
 

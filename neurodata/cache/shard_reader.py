@@ -23,13 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-import google_crc32c
 import numpy as np
 from numcodecs import blosc
 
 from .errors import CacheError
 from .fetch import Fetcher, Request, merged_requests
-from .shards import CRC_BYTES
+from .shards import CRC_BYTES, crc_matches
 from .shards import EMPTY as MISSING  # offset and length of an inner chunk that was never written
 from .store import Location
 
@@ -127,7 +126,7 @@ class ShardedRows:
             self.indexes[shard] = None
             return
         n = self.chunks_per_shard * INDEX_ENTRY
-        if len(raw) != n + CRC_BYTES or google_crc32c.value(raw[:n]) != int.from_bytes(raw[n:], "little"):
+        if len(raw) != n + CRC_BYTES or not crc_matches(raw):
             raise CacheError(f"{self.shard_path(shard)}: shard index is truncated or fails its CRC32C")
         self.indexes[shard] = [
             tuple(entry) for entry in np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2).tolist()
@@ -171,14 +170,12 @@ class ShardedRows:
         CRC32C after them, once it matched (a CacheError naming the chunk where it does not)."""
         if not self.checked:
             return raw
-        n = len(raw) - CRC_BYTES
-        # np.frombuffer: a view the C CRC32C accepts (it refuses memoryviews), no copy
-        if n < 0 or google_crc32c.value(np.frombuffer(raw[:n], np.uint8)) != int.from_bytes(raw[n:], "little"):
+        if not crc_matches(raw):
             raise CacheError(
                 f"{self.where}: chunk {chunk} (rows {chunk * self.chunk_rows}-{(chunk + 1) * self.chunk_rows}) "
                 "fails its CRC32C: the cache is damaged; rebuild it"
             )
-        return raw[:n]
+        return raw[: len(raw) - CRC_BYTES]
 
     def decompress(self, raw: memoryview | None, into: np.ndarray, chunk: int) -> None:
         """Inner chunk ``chunk`` (``chunk_rows`` rows, flat) into ``into``, its CRC32C checked

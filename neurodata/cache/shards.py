@@ -115,6 +115,15 @@ def encode_shard(column: np.ndarray, chunk_events: int, shard_events: int, compr
     return b"".join([*pieces, index_bytes, crc32c_bytes(index_bytes)])
 
 
+def crc_matches(stored: bytes | memoryview) -> bool:
+    """Whether ``stored`` (a chunk as zarr's ``crc32c`` codec stores it, or a shard index) ends with
+    the CRC32C of the bytes before it."""
+    n = len(stored) - CRC_BYTES
+    # np.frombuffer: a view the C CRC32C accepts (it refuses memoryviews), no copy
+    crc = google_crc32c.value(np.frombuffer(stored, np.uint8, max(n, 0)))
+    return n >= 0 and crc == int.from_bytes(stored[n:], "little")
+
+
 def crc32c_bytes(data: bytes) -> bytes:
     """The CRC32C of ``data`` as zarr's ``crc32c`` codec and the shard index store it: 4 bytes,
     little endian."""
