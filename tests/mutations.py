@@ -207,6 +207,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",
         CACHE_TESTS,
     ),
+    Mutation(
+        "cache-chunk-crc-skipped",
+        "neurodata/cache/shard_reader.py",
+        "        if not self.checked:\n            return raw\n",
+        "        if True:\n            return raw[: len(raw) - CRC_BYTES] if self.checked else raw\n",
+        ("tests/test_cache_checksums.py",),
+    ),
     # --- neuron kernels: forward and backward passes -----------------------------------------------
     Mutation(
         "fire-strictly-above",

@@ -81,7 +81,7 @@ def test_round_trip_random_events(reference):
     assert set(cache.splits) == set(cs.PLAN)
     assert cache.attrs["class_names"] == cs.ATTRS["class_names"]
     assert cache.attrs["sensor_size"] == [640, 480, 2]
-    assert cache.attrs["layout_version"] == 3 and cache.attrs["neurodata_version"] == neurodata.__version__
+    assert cache.attrs["layout_version"] == 4 and cache.attrs["neurodata_version"] == neurodata.__version__
     assert cache.attrs["time_coding"] == "per-sample-delta-polarity"  # random 0/1 polarities: in the times
     for split in cs.PLAN:
         expected = expected_samples(split)

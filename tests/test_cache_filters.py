@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from zarr.codecs import BloscCodec
 
 import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, layout, open_cache, shards, verify_cache
@@ -38,7 +39,10 @@ def _event_bytes(url: str) -> int:
 def _codings(url: str) -> dict[str, tuple[str, str]]:
     """(Blosc compressor, filter) of each event column, from its zarr metadata."""
     group = open_cache(url).location.open_group("r", "train")
-    blosc = {name: group[name].metadata.codecs[0].codecs[-1] for name in "txyp"}
+    blosc = {  # the inner codecs: bytes, blosc, crc32c (layout 4)
+        name: next(c for c in group[name].metadata.codecs[0].codecs if isinstance(c, BloscCodec))
+        for name in "txyp"
+    }
     # enums up to zarr 3.1, plain strings in 3.4
     return {
         name: (getattr(b.cname, "value", b.cname), getattr(b.shuffle, "value", b.shuffle))

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from neurodata.cache.errors import CacheError
 from neurodata.cache.fetch import LocalFetcher, merged_requests
@@ -23,7 +23,9 @@ def read(rows, start, stop):
     return read_rows(LocalFetcher(), [(rows, start, stop)])[0]
 
 
-def make_array(folder, data, chunk_rows, shard_rows, **kwargs) -> zarr.Array:
+def make_array(folder, data, chunk_rows, shard_rows, checked=False, **kwargs) -> zarr.Array:
+    """A sharded array; ``checked``: each inner chunk followed by its CRC32C (cache layout 4)."""
+    blosc = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=data.dtype.itemsize)
     array = zarr.create_array(
         str(folder),
         shape=data.shape,
@@ -31,20 +33,21 @@ def make_array(folder, data, chunk_rows, shard_rows, **kwargs) -> zarr.Array:
         shards=(shard_rows, *data.shape[1:]),
         dtype=data.dtype,
         fill_value=kwargs.pop("fill_value", 0),
-        compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=data.dtype.itemsize),
+        compressors=(blosc, Crc32cCodec()) if checked else blosc,
         **kwargs,
     )
     array[...] = data
     return array
 
 
+@pytest.mark.parametrize("checked", [False, True])
 @pytest.mark.parametrize("dtype", ["<i8", "<u2", "u1", "<f4"])
-def test_row_ranges_match_zarr_1d(tmp_path, dtype):
+def test_row_ranges_match_zarr_1d(tmp_path, dtype, checked):
     rng = np.random.default_rng(0)
     data = rng.integers(0, 200, 1000).astype(dtype)
-    array = make_array(tmp_path / "a", data, chunk_rows=64, shard_rows=256)
+    array = make_array(tmp_path / "a", data, chunk_rows=64, shard_rows=256, checked=checked)
     rows = open_local_rows(str(tmp_path / "a"))
-    assert rows is not None
+    assert rows is not None and rows.checked == checked
     for start, stop in [
         (0, 1000),
         (0, 1),

@@ -1,4 +1,5 @@
-"""The commit's direct shard encoder writes exactly the bytes zarr's sharding codec writes."""
+"""The commit's direct shard encoder writes exactly the bytes zarr's sharding codec writes (each chunk
+followed by its CRC32C, as zarr's crc32c codec appends it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from neurodata.cache.layout import EVENT_DTYPES, event_compressor
+from neurodata.cache.layout import EVENT_DTYPES, checksummed, event_compressor
 from neurodata.cache.shards import chunk_compressor, encode_shard
 
 CHUNK, SHARD = 1 << 10, 1 << 13  # 8 chunks per shard: small, same structure as the defaults
@@ -20,7 +21,7 @@ def zarr_shards(values: np.ndarray, codec: str, tmp_path) -> dict[int, bytes]:
         dtype=values.dtype,
         chunks=(CHUNK,),
         shards=(SHARD,),
-        compressors=event_compressor(values.dtype, codec),
+        compressors=checksummed(event_compressor(values.dtype, codec)),
         fill_value=0,
     )
     array[:] = values

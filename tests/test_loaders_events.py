@@ -227,7 +227,8 @@ def test_a_chunk_of_the_wrong_size_is_an_error_naming_the_array(tmp_path, fixtur
     data = bytearray(shard.read_bytes())
     data[4:8] = (CHUNK).to_bytes(4, "little")  # the first chunk's header claims half its size
     shard.write_bytes(bytes(data))
-    with pytest.raises(CacheError, match=r"train/x: inner chunk 0 does not decompress to"):
+    # its CRC32C catches it first (layout 4; a layout 3 chunk: test_cache_checksums.py)
+    with pytest.raises(CacheError, match=r"split 'train', array 'x': chunk 0 \(rows 0-\d+\) fails its CRC32C"):
         load(str(damaged))[0]
 
 

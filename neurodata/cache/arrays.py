@@ -21,6 +21,7 @@ from .layout import (
     SAMPLE_CHUNK,
     SAMPLE_DTYPES,
     SAMPLE_FIELDS,
+    checksummed,
     event_compressor,
     sample_compressor,
 )
@@ -106,20 +107,20 @@ async def create_split(
                 dtype=dtype,
                 chunks=(placement.chunk_events,),
                 shards=(events.shard_events,),
-                compressors=event_compressor(dtype, *events.codings[name]),
+                compressors=checksummed(event_compressor(dtype, *events.codings[name])),
                 fill_value=0,
                 config=ARRAY_CONFIG,
             )
             for name, dtype in events.dtypes.items()
         ),
         *(
-            _write_array(group, name, data, SAMPLE_CHUNK, sample_compressor())
+            _write_array(group, name, data, SAMPLE_CHUNK, checksummed(sample_compressor()))
             for name, data in per_sample.items()
         ),
     )
 
 
-async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressor) -> None:
+async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: int, compressors) -> None:
     """Create one 1-D array and store ``data`` in it (a string array for ``source``)."""
     text = name == "source"
     array = await group.create_array(
@@ -127,7 +128,7 @@ async def _write_array(group: AsyncGroup, name: str, data: np.ndarray, chunks: i
         shape=data.shape,
         dtype=str if text else data.dtype,
         chunks=(chunks,),
-        compressors=compressor,
+        compressors=compressors,
         fill_value="" if text else 0,
         config=ARRAY_CONFIG,
     )

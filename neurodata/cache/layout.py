@@ -29,11 +29,21 @@ of a wide column, at a cost) and decompress into less memory. The root attribute
 records the choice; caches written before it existed hold the widest dtypes (int64, uint16), and
 readers take each array's dtype from its zarr metadata, so both read alike.
 
-Layout version 3 (this one) added the time coding ``per-sample-delta-polarity`` (root attribute
+Every chunk of every array carries its own CRC32C (layout 4, this one): the codecs of an event
+column's inner chunks are ``bytes`` + ``blosc`` + ``crc32c`` (zarr's checksum codec: the
+compressed bytes, then their CRC32C as 4 little-endian bytes) inside the ``sharding_indexed``
+codec, and the per-sample arrays end their codecs with ``crc32c`` too. Zarr checks it on every
+read, and so do the direct readers (:mod:`.shard_reader`) before decompressing a chunk, so a
+damaged chunk is a CacheError naming the split, array and chunk instead of wrong events. The
+manifest's CRC32C per stored file is what ``verify`` checks, a whole cache at a time.
+
+Layout version 3 added the time coding ``per-sample-delta-polarity`` (root attribute
 ``time_coding``): polarities in the times' lowest bit, no ``p`` array. Version 2 added ``rows``:
 samples start at inner chunk boundaries, so reading one decompresses none of its neighbours'
-events. Version 2 caches (always a ``p`` array) and version 1 caches (samples back to back, sample
-i at rows ``offsets[i]:offsets[i+1]``, no ``rows`` array) still read (:data:`READABLE_LAYOUTS`).
+events. Version 3 caches (no chunk checksums), version 2 caches (always a ``p`` array) and
+version 1 caches (samples back to back, sample i at rows ``offsets[i]:offsets[i+1]``, no ``rows``
+array) still read (:data:`READABLE_LAYOUTS`); reading one before :data:`CHECKED_LAYOUT` warns once
+that its chunks are unchecked (:func:`.reader.warn_if_unchecked`).
 
 This module holds only constants and pure functions; the writer and reader use them.
 """
@@ -44,13 +54,16 @@ import json
 from typing import Any
 
 import numpy as np
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs import DELTA
 from .narrowing import ValueRange, merge_ranges, narrowest
 
-LAYOUT_VERSION = 3
-READABLE_LAYOUTS = (1, 2, 3)  # 1: no ``rows`` array, samples back to back; 2: always a ``p`` array
+LAYOUT_VERSION = 4
+# 1: no ``rows`` array, samples back to back; 2: always a ``p`` array; 3: no chunk checksums
+READABLE_LAYOUTS = (1, 2, 3, 4)
+CHECKED_LAYOUT = 4  # the first layout whose chunks carry a CRC32C
 ATTRS_KEY = "neurodata_cache"
 MANIFEST_GROUP = "manifest"  # not a valid split name
 MANIFEST_KEY = f"{MANIFEST_GROUP}/zarr.json"
@@ -99,6 +112,12 @@ def event_compressor(
     """
     cname, clevel = EVENT_CODECS[codec]
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
+
+
+def checksummed(compressor: BytesBytesCodec) -> tuple[BytesBytesCodec, Crc32cCodec]:
+    """The ``compressors`` of an array whose chunks carry their CRC32C: ``compressor``, then zarr's
+    ``crc32c`` codec over the compressed bytes (checked by zarr and by :mod:`.shard_reader`)."""
+    return compressor, Crc32cCodec()
 
 
 def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]:

@@ -101,16 +101,20 @@ class BuildPlan:
             "align_samples": self.align_samples,
         }
 
+    @property
+    def packed_storage(self) -> dict[str, Any]:
+        """The storage choices a fingerprint covers from layout 3 on."""
+        return {**self.storage, "pack_polarities": self.pack_polarities}
+
     @cached_property
     def fingerprint(self) -> str:
         """The digest of this build (:func:`build_fingerprint`)."""
-        storage = {**self.storage, "pack_polarities": self.pack_polarities}
-        return build_fingerprint(self.name, self.attrs, self.parts, storage)
+        return build_fingerprint(self.name, self.attrs, self.parts, self.packed_storage)
 
     def finished_fingerprints(self, overwrite: bool) -> frozenset[str]:
         """The fingerprints of finished caches that count as this build: its own, and unless
-        ``overwrite`` the same build in layout 1 or 2 (still read: upgrading the layout alone does
-        not rebuild a dataset)."""
+        ``overwrite`` the same build in layout 1, 2 or 3 (still read, with a warning that their
+        chunks are unchecked: upgrading the layout alone does not rebuild a dataset)."""
         if overwrite:
             return frozenset({self.fingerprint})
         layout_1 = {k: v for k, v in self.storage.items() if k != "align_samples"}
@@ -119,6 +123,7 @@ class BuildPlan:
                 self.fingerprint,
                 build_fingerprint(self.name, self.attrs, self.parts, layout_1, layout_version=1),
                 build_fingerprint(self.name, self.attrs, self.parts, self.storage, layout_version=2),
+                build_fingerprint(self.name, self.attrs, self.parts, self.packed_storage, layout_version=3),
             }
         )
 

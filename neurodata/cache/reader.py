@@ -19,9 +19,17 @@ import zarr.api.asynchronous as zarr_async
 
 from ..events import EVENT_DTYPE
 from .codecs import DELTA, TIME_CODINGS, decoder_columns, stored_fields, time_coding_of
-from .errors import CacheError
+from .damage import damaged_chunks
+from .errors import CacheError, warn_unchecked
 from .kernels import scatter_chunk_numba
-from .layout import ATTRS_KEY, EVENT_DTYPES, LAYOUT_VERSION, READABLE_LAYOUTS, STORED_DTYPES
+from .layout import (
+    ATTRS_KEY,
+    CHECKED_LAYOUT,
+    EVENT_DTYPES,
+    LAYOUT_VERSION,
+    READABLE_LAYOUTS,
+    STORED_DTYPES,
+)
 from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
 from .zarr_compat import sync
@@ -82,6 +90,19 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
     return attrs
 
 
+def warn_if_unchecked(url: str, attrs: dict[str, Any]) -> None:
+    """Warn (once per process) when a cache was written before :data:`CHECKED_LAYOUT`, saying how to rebuild it."""
+    version = attrs["layout_version"]
+    if version < CHECKED_LAYOUT:
+        warn_unchecked(
+            url,
+            f"cache layout {version}",
+            f"`neurodata verify {url}` checks the whole cache; rebuild it to layout {LAYOUT_VERSION}, "
+            "checked on every read: delete it and run `neurodata prepare NAME` again (or build it "
+            "with CacheBuilder(..., overwrite=True))",
+        )
+
+
 async def _open_arrays(location: Location, split: str, names: tuple[str, ...]) -> list[zarr_async.AsyncArray]:
     """Open several arrays of one split with concurrent metadata fetches (one round trip on object
     stores); CacheError naming the first one missing (a damaged cache, or a time coding that does
@@ -104,16 +125,24 @@ async def _read_slices(arrays: list[zarr_async.AsyncArray], selection: slice) ->
 def read_slices(
     location: Location, split: str, arrays: list[zarr_async.AsyncArray], selection: slice
 ) -> list[np.ndarray]:
-    """:func:`_read_slices` through zarr, where a damaged shard (an index failing its checksum, a
-    chunk that does not decompress) is a CacheError naming the split and arrays."""
+    """:func:`_read_slices` through zarr, where a damaged shard (an index or a chunk failing its
+    checksum, a chunk that does not decompress) is a CacheError naming the split and arrays, and
+    the chunks that fail their CRC32C (:func:`.damage.damaged_chunks`)."""
     try:
         return sync(_read_slices(arrays, selection))
     except (OSError, RuntimeError, ValueError) as error:
         names = ", ".join(repr(array.basename) for array in arrays)
-        rows = f"{selection.start or 0}-{'end' if selection.stop is None else selection.stop}"
+        start, stop, _ = selection.indices(max(array.shape[0] for array in arrays))
+        damaged = [
+            f"chunk {chunk} of {array.basename!r}"
+            for array in arrays
+            for chunk in damaged_chunks(location, split, array.basename, start, stop)
+        ]
+        verb = "fails its" if len(damaged) == 1 else "fail their"
+        failing = f"{', '.join(damaged)} {verb} CRC32C; " if damaged else ""
         raise CacheError(
-            f"{location.url}: split {split!r}: rows {rows} of {names} cannot be read "
-            f"(damaged cache?): {error}"
+            f"{location.url}: split {split!r}: rows {start}-{stop} of {names} cannot be read "
+            f"({failing}damaged cache?): {error}"
         ) from error
 
 
@@ -289,6 +318,7 @@ class CacheReader:
         if meta is None:
             raise CacheError(f"{self.url}: no cache here (no readable zarr.json)")
         self.attrs = check_marker(self.url, meta.get("attributes", {}).get(ATTRS_KEY))
+        warn_if_unchecked(self.url, self.attrs)
         self.splits = {
             name: SplitReader(
                 self.location,

@@ -6,12 +6,14 @@ stores fetches each inner chunk with its own request; for a 200 k-event sample t
 times the decompression on local disk, and 16 requests per sample remotely. The cache's arrays
 have one simple layout, checked here from each array's ``zarr.json`` before it is used
 (:func:`shard_layout`): ``sharding_indexed`` over the first axis only, inner codecs ``bytes``
-(little endian) + ``blosc``, index ``bytes`` + ``crc32c`` at the end of the shard. For such arrays
+(little endian) + ``blosc``, then ``crc32c`` in cache layout 4 (older caches have none), index
+``bytes`` + ``crc32c`` at the end of the shard. For such arrays
 :func:`fetch_spans` fetches row ranges of several arrays at once in two batched rounds of a
 :class:`~.fetch.Fetcher`: the shard indexes not seen yet (then kept), then one byte span per
 (array, shard) covering the needed inner chunks; :meth:`ShardedRows.assemble` then
-Blosc-decompresses them. Any other layout returns None from :func:`open_rows`, and the caller reads
-through zarr. A damaged shard (index failing its CRC32C, a short read, a chunk that does not
+Blosc-decompresses them, each chunk only after its CRC32C matched (where the chunks carry one).
+Any other layout returns None from :func:`open_rows`, and the caller reads through zarr. A damaged
+shard (index failing its CRC32C, a chunk failing its own, a short read, a chunk that does not
 decompress to its size, a shard file gone after its index was read) is a CacheError naming the
 array, and the shard or chunk.
 """
@@ -21,17 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-import google_crc32c
 import numpy as np
 from numcodecs import blosc
 
 from .errors import CacheError
 from .fetch import Fetcher, Request, merged_requests
+from .shards import CRC_BYTES, crc_matches
 from .shards import EMPTY as MISSING  # offset and length of an inner chunk that was never written
 from .store import Location
 
 INDEX_ENTRY = 16  # bytes per inner chunk in a shard index: little-endian uint64 offset and length
-INDEX_CRC = 4  # the index's CRC32C after it
 BLOSC_HEADER = 16  # holds the decompressed size at bytes 4-8 (little endian)
 
 
@@ -42,6 +43,7 @@ class ShardLayout(NamedTuple):
     shard_rows: int
     chunk_rows: int
     dtype: np.dtype
+    checked: bool  # each inner chunk ends with the CRC32C of its compressed bytes
 
 
 def shard_layout(meta: dict[str, Any]) -> ShardLayout | None:
@@ -62,7 +64,7 @@ def shard_layout(meta: dict[str, Any]) -> ShardLayout | None:
         separator = meta["chunk_key_encoding"]["configuration"].get("separator", "/")
         ok = (
             codec["name"] == "sharding_indexed"
-            and names == ["bytes", "blosc"]
+            and names in (["bytes", "blosc"], ["bytes", "blosc", "crc32c"])
             and index_names == ["bytes", "crc32c"]
             and config.get("index_location", "end") == "end"
             and endian <= {"little"}
@@ -76,7 +78,7 @@ def shard_layout(meta: dict[str, Any]) -> ShardLayout | None:
         dtype = np.dtype(meta["data_type"]).newbyteorder("<")
     except (KeyError, TypeError, ValueError):
         return None
-    return ShardLayout(shape, shard[0], inner[0], dtype) if ok else None
+    return ShardLayout(shape, shard[0], inner[0], dtype, names[-1] == "crc32c") if ok else None
 
 
 class Piece(NamedTuple):
@@ -96,11 +98,12 @@ Blobs = dict[int, Span | None]  # shard -> its fetched span, None: the shard is 
 
 class ShardedRows:
     """Layout and shard indexes of one supported array at ``folder`` (its store key); the I/O is
-    :func:`fetch_spans`'s."""
+    :func:`fetch_spans`'s. ``where`` names the array in errors about its chunks (default: ``folder``)."""
 
-    def __init__(self, folder: str, layout: ShardLayout, fill: Any):
+    def __init__(self, folder: str, layout: ShardLayout, fill: Any, where: str | None = None):
         self.folder = folder
-        self.shape, self.shard_rows, self.chunk_rows, self.dtype = layout
+        self.where = where or folder
+        self.shape, self.shard_rows, self.chunk_rows, self.dtype, self.checked = layout
         self.fill = fill
         self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
         self.chunks_per_shard = self.shard_rows // self.chunk_rows
@@ -115,7 +118,7 @@ class ShardedRows:
         return range(start // self.shard_rows, -(-stop // self.shard_rows)) if stop > start else range(0)
 
     def index_request(self, shard: int) -> Request:
-        return Request(self.shard_path(shard), -(self.chunks_per_shard * INDEX_ENTRY + INDEX_CRC), None)
+        return Request(self.shard_path(shard), -(self.chunks_per_shard * INDEX_ENTRY + CRC_BYTES), None)
 
     def set_index(self, shard: int, raw: bytes | None) -> None:
         """Parse a shard's index from the bytes at its end (None: the shard is not stored)."""
@@ -123,7 +126,7 @@ class ShardedRows:
             self.indexes[shard] = None
             return
         n = self.chunks_per_shard * INDEX_ENTRY
-        if len(raw) != n + INDEX_CRC or google_crc32c.value(raw[:n]) != int.from_bytes(raw[n:], "little"):
+        if len(raw) != n + CRC_BYTES or not crc_matches(raw):
             raise CacheError(f"{self.shard_path(shard)}: shard index is truncated or fails its CRC32C")
         self.indexes[shard] = [
             tuple(entry) for entry in np.frombuffer(raw[:n], dtype="<u8").reshape(-1, 2).tolist()
@@ -162,17 +165,31 @@ class ShardedRows:
                     data = blob[1][offset - blob[0] : offset + length - blob[0]]
                 yield Piece(row0, a, b, shard * self.chunks_per_shard + chunk, data)
 
+    def payload(self, raw: memoryview, chunk: int) -> memoryview:
+        """Stored inner chunk ``chunk``'s compressed bytes: with chunk checksums, ``raw`` less the
+        CRC32C after them, once it matched (a CacheError naming the chunk where it does not)."""
+        if not self.checked:
+            return raw
+        if not crc_matches(raw):
+            raise CacheError(
+                f"{self.where}: chunk {chunk} (rows {chunk * self.chunk_rows}-{(chunk + 1) * self.chunk_rows}) "
+                "fails its CRC32C: the cache is damaged; rebuild it"
+            )
+        return raw[: len(raw) - CRC_BYTES]
+
     def decompress(self, raw: memoryview | None, into: np.ndarray, chunk: int) -> None:
-        """Inner chunk ``chunk`` (``chunk_rows`` rows, flat) into ``into``; the fill value for None."""
+        """Inner chunk ``chunk`` (``chunk_rows`` rows, flat) into ``into``, its CRC32C checked
+        first (:meth:`payload`); the fill value for None."""
         if raw is None:
             into[:] = self.fill
             return
+        raw = self.payload(raw, chunk)
         if len(raw) < BLOSC_HEADER or int.from_bytes(raw[4:8], "little") != into.nbytes:
-            raise CacheError(f"{self.folder}: inner chunk {chunk} does not decompress to {into.nbytes} bytes")
+            raise CacheError(f"{self.where}: chunk {chunk} does not decompress to {into.nbytes} bytes")
         try:
             blosc.decompress(raw, into)
         except (RuntimeError, ValueError) as error:
-            raise CacheError(f"{self.folder}: inner chunk {chunk} does not decompress: {error}") from error
+            raise CacheError(f"{self.where}: chunk {chunk} does not decompress: {error}") from error
 
     def assemble(
         self,
@@ -253,10 +270,12 @@ def read_rows(fetcher: Fetcher, reads: Sequence[RowRange], dtype: np.dtype | Non
     return [rows.assemble(start, stop, blobs[k], dtype) for k, (rows, start, stop) in enumerate(reads)]
 
 
-def open_rows(location: Location, *names: str) -> ShardedRows | None:
-    """The array at ``names`` below ``location`` when it has the supported layout, else None."""
+def open_rows(location: Location, *names: str, what: str | None = None) -> ShardedRows | None:
+    """The array at ``names`` below ``location`` when it has the supported layout, else None;
+    ``what``: how errors name it after the location's URL (default: its store key alone)."""
     meta = location.read_json(*names, "zarr.json")
     layout = shard_layout(meta) if isinstance(meta, dict) else None
     if layout is None:
         return None
-    return ShardedRows(location.key(*names), layout, meta.get("fill_value", 0))
+    where = f"{location.url}: {what}" if what else None
+    return ShardedRows(location.key(*names), layout, meta.get("fill_value", 0), where)

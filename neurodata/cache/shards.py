@@ -4,7 +4,8 @@ The commit writes every event shard exactly once, whole, so the general machiner
 ``setitem`` (async codec pipeline, per-chunk tasks, read-modify-write bookkeeping) costs several
 times the compression itself. This module produces the same bytes (``tests`` compare them with
 zarr's own output) for the arrays :func:`.arrays.create_split` creates: 1-D, inner chunks of
-``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.layout.event_compressor`),
+``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.layout.event_compressor`), then
+followed by the CRC32C of those compressed bytes (zarr's ``crc32c`` codec, :func:`~.layout.checksummed`),
 shard index at the end as little-endian ``uint64`` ``(offset, nbytes)`` pairs plus its CRC32C.
 Chunks that hold only the fill value (0) are left out (index entry all ones), as zarr does by
 default, and a shard with no stored chunk is not written at all. The edge chunk is padded with
@@ -20,6 +21,7 @@ from numcodecs import Blosc
 from .layout import DEFAULT_SHUFFLE, EVENT_CODECS, SHUFFLES
 
 EMPTY = np.iinfo(np.uint64).max
+CRC_BYTES = 4  # a CRC32C after each chunk's compressed bytes and after the shard index
 
 
 _BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
@@ -104,10 +106,25 @@ def encode_shard(column: np.ndarray, chunk_events: int, shard_events: int, compr
         if not chunk.any():
             continue
         data = encode_chunk(chunk, chunk_events, compressor)
-        index[k] = (offset, len(data))
-        pieces.append(data)
-        offset += len(data)
+        index[k] = (offset, len(data) + CRC_BYTES)
+        pieces += [data, crc32c_bytes(data)]
+        offset += len(data) + CRC_BYTES
     if not pieces:
         return None
     index_bytes = index.tobytes()
-    return b"".join([*pieces, index_bytes, np.uint32(google_crc32c.value(index_bytes)).tobytes()])
+    return b"".join([*pieces, index_bytes, crc32c_bytes(index_bytes)])
+
+
+def crc_matches(stored: bytes | memoryview) -> bool:
+    """Whether ``stored`` (a chunk as zarr's ``crc32c`` codec stores it, or a shard index) ends with
+    the CRC32C of the bytes before it."""
+    n = len(stored) - CRC_BYTES
+    # np.frombuffer: a view the C CRC32C accepts (it refuses memoryviews), no copy
+    crc = google_crc32c.value(np.frombuffer(stored, np.uint8, max(n, 0)))
+    return n >= 0 and crc == int.from_bytes(stored[n:], "little")
+
+
+def crc32c_bytes(data: bytes) -> bytes:
+    """The CRC32C of ``data`` as zarr's ``crc32c`` codec and the shard index store it: 4 bytes,
+    little endian."""
+    return google_crc32c.value(data).to_bytes(CRC_BYTES, "little")

@@ -20,7 +20,15 @@ import zarr
 
 from .codecs import DELTA, TIME_CODINGS, stored_fields
 from .errors import CacheError
-from .layout import ATTRS_KEY, EVENT_FIELDS, MANIFEST_KEY, READABLE_LAYOUTS, SAMPLE_FIELDS, STORED_DTYPES
+from .layout import (
+    ATTRS_KEY,
+    CHECKED_LAYOUT,
+    EVENT_FIELDS,
+    MANIFEST_KEY,
+    READABLE_LAYOUTS,
+    SAMPLE_FIELDS,
+    STORED_DTYPES,
+)
 from .reader import decode_range
 from .rows import placement_problem, sample_columns
 from .store import Location, crc32c_hex
@@ -215,7 +223,8 @@ def verify_cache(
 
 
 def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-serialisable summary: splits, samples, classes, events, bytes on disk, bytes/event."""
+    """A JSON-serialisable summary: splits, samples, classes, events, bytes on disk, bytes/event,
+    whether every chunk carries a CRC32C checked on read (``chunk_checksums``)."""
     location = Location(store_url, storage_options)
     meta = location.read_json("zarr.json")
     attrs = meta.get("attributes", {}).get(ATTRS_KEY) if isinstance(meta, dict) else None
@@ -245,6 +254,7 @@ def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | N
         "name": attrs.get("name"),
         "complete": bool(attrs.get("complete")),
         "layout_version": attrs.get("layout_version"),
+        "chunk_checksums": (attrs.get("layout_version") or 0) >= CHECKED_LAYOUT,  # checked on every read
         "neurodata_version": attrs.get("neurodata_version"),
         "rules_version": attrs.get("rules_version"),
         "sensor_size": attrs.get("sensor_size"),

@@ -123,7 +123,7 @@ class CacheBuilder:
     # ---- state -------------------------------------------------------------------------------
     def is_complete(self) -> bool:
         """True when a finished cache of this build is at the store URL (this builder's fingerprint,
-        or without ``overwrite`` the same build in layout 1 or 2)."""
+        or without ``overwrite`` the same build in layout 1, 2 or 3)."""
         marker = read_marker(self.root)
         return bool(
             marker and marker.get("complete") and marker.get("fingerprint") in self.finished_fingerprints

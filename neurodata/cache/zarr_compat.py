@@ -12,8 +12,8 @@ says which:
 - :class:`Store`, :class:`LocalStore`, :class:`FsspecStore` (``zarr.abc.store``, ``zarr.storage``):
   the store a :class:`~neurodata.cache.store.Location` hands zarr.
 
-The byte layout of sharded arrays (``sharding_indexed``: inner chunks, then an index of
-``(offset, nbytes)`` pairs and its CRC32C) is zarr's on-disk format, not its code: the shard encoder
+The byte layout of sharded arrays (``sharding_indexed``: inner chunks, each followed by its CRC32C
+from cache layout 4 on, then an index of ``(offset, nbytes)`` pairs and its CRC32C) is zarr's on-disk format, not its code: the shard encoder
 and the direct shard reader implement it, and ``tests/test_cache_shards.py`` and
 ``tests/test_loaders_shards.py`` compare both with zarr's own output.
 """

@@ -20,6 +20,7 @@ import numpy as np
 from ..cache.shard_reader import fetch_spans
 from .decode_pool import decode_map
 from .pipeline import SamplePipeline, read_items
+from .source import naming_samples
 
 
 class PendingItems(Sequence):
@@ -83,7 +84,8 @@ class PendingEvents(PendingItems):
 
         def fill(row: int) -> int:
             first, last = ranges[row]
-            return reader.read_row(first, last, [column[row] for column in fields], chunks[row])
+            with naming_samples(self.indices[row], self.indices[row] + 1):
+                return reader.read_row(first, last, [column[row] for column in fields], chunks[row])
 
         return max(self._each_row(fill), default=0)
 
@@ -109,6 +111,7 @@ class PendingFrames(PendingItems):
         def fill(row: int) -> None:
             slot = out[row] if axis == 0 else out[:, row]
             i = self.indices[row]
-            rows.assemble(i, i + 1, blobs[row], out=slot[None])
+            with naming_samples(i, i + 1):
+                rows.assemble(i, i + 1, blobs[row], out=slot[None])
 
         self._each_row(fill)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .precomputed import PrecomputedSource
 from .representation import representation_spec, resolve_representation, spec_key
-from .source import SplitSource
+from .source import SplitSource, naming_samples
 
 
 def choose_precomputed(
@@ -63,11 +63,12 @@ class SamplePipeline:
         return self.source.n_samples
 
     def read(self, start: int, stop: int) -> list[tuple[np.ndarray, int]]:
-        """Raw samples ``start:stop`` in one read: events, or stored representations."""
+        """Raw samples ``start:stop`` in one read: events, or stored representations (a CacheError
+        names the samples)."""
         labels = self.source.reader.labels[start:stop]
-        if self.stored is not None:
-            return list(zip(self.stored.read(start, stop), labels.tolist()))
-        return list(zip(self.source.samples(start, stop), labels.tolist()))
+        with naming_samples(start, stop):
+            raw = self.stored.read(start, stop) if self.stored is not None else self.source.samples(start, stop)
+        return list(zip(raw, labels.tolist()))
 
     def finish(self, raw: np.ndarray, label: int) -> tuple[Any, Any]:
         """A raw sample -> ``(input, target)`` through transform, representation, target_transform."""

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from zarr.codecs import BloscCodec
 
+from ..cache.layout import checksummed
 from ..cache.narrowing import ValueRange, fits, merge_ranges, narrowest, value_range
 from ..cache.store import Location
 from ..cache.tasks import run_tasks
@@ -36,7 +37,7 @@ from ..localfs import replace_tree
 from ..workers import process_pool
 from .precomputed import ATTRS_KEY, is_usable, read_marker, representation_location
 from .representation import representation_spec, resolve_representation, spec_key
-from .source import SplitSource, resolve_store
+from .source import SplitSource, naming_samples, resolve_store
 
 TARGET_SHARD_BYTES = 8 << 20
 # integer dtypes a stored representation may narrow to, narrowest first (none wider than its own)
@@ -59,7 +60,9 @@ def shard_samples(sample_bytes: int) -> int:
 
 def compute_range(source: SplitSource, representation: Callable, start: int, stop: int) -> np.ndarray:
     """The representation of samples ``start:stop``, stacked; ValueError when shapes differ."""
-    outputs = [np.asarray(representation(events)) for events in source.samples(start, stop)]
+    with naming_samples(start, stop):
+        samples = source.samples(start, stop)
+    outputs = [np.asarray(representation(events)) for events in samples]
     shapes = {o.shape for o in outputs}
     if len(shapes) > 1:
         raise ValueError(
@@ -112,7 +115,7 @@ def _create(target: Location, n: int, shape: tuple[int, ...], dtype: np.dtype, p
         shards=(per_shard, *shape),
         dtype=dtype,
         fill_value=0,
-        compressors=frames_compressor(dtype),
+        compressors=checksummed(frames_compressor(dtype)),
     )
 
 

@@ -8,7 +8,10 @@ Layout, inside the cache's Zarr store::
     <store>/representations/<key>/<split>/data        [n_samples, *shape] array, one chunk per sample,
                                                        in ``stored_dtype`` (narrower integers than
                                                        ``dtype`` are widened on read; stores written
-                                                       before ``stored_dtype`` existed hold ``dtype``)
+                                                       before ``stored_dtype`` existed hold ``dtype``);
+                                                       each chunk ends with its CRC32C, checked on
+                                                       every read (stores written before that warn
+                                                       once that they are unchecked)
 
 ``<key>`` is :func:`neurodata.representations.representation_key` of the spec. A split is used only
 when its ``complete`` marker is set and its cache fingerprint equals the cache's, so frames computed
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ..cache.errors import warn_unchecked
 from ..cache.fetch import Fetcher, fetcher_for
 from ..cache.shard_reader import ShardedRows, open_rows, read_rows
 from ..cache.store import Location
@@ -60,6 +64,7 @@ class PrecomputedSource:
     def __init__(self, source: SplitSource, key: str):
         self.location = representation_location(source.url, key, source.split, source.storage_options)
         self.key = key
+        self.split = source.split
         marker = read_marker(self.location)
         if not is_usable(marker, source):
             raise FileNotFoundError(
@@ -90,7 +95,13 @@ class PrecomputedSource:
         opened = self._opened
         if opened is None or opened[0] != os.getpid():
             location = Location(self.location.url, self.location.storage_options)  # a fresh fs after a fork
-            rows = open_rows(location, "data")
+            rows = open_rows(location, "data", what=f"split {self.split!r}, {self.key} array 'data'")
+            if rows is not None and not rows.checked:
+                warn_unchecked(
+                    location.url,
+                    "this stored representation",
+                    "recompute it: `neurodata frames ... --overwrite` or precompute(..., overwrite=True)",
+                )
             array = (fetcher_for(location), rows) if rows is not None else location.open_group("r")["data"]
             opened = (os.getpid(), array)
             self._opened = opened

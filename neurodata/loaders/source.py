@@ -11,6 +11,8 @@ them again every epoch (the cost is in docs/sections/loaders.md).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,16 @@ def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | No
             "root= (--root) or NEURODATA_HOME at the folder where it was prepared"
         )
     return url
+
+
+@contextmanager
+def naming_samples(start: int, stop: int) -> Iterator[None]:
+    """A CacheError raised inside (a damaged chunk, say) also names samples ``start:stop``, being read."""
+    try:
+        yield
+    except CacheError as error:
+        which = f"sample {start}" if stop - start == 1 else f"samples {start}-{stop - 1}"
+        raise CacheError(f"{error} (reading {which})") from error
 
 
 def is_remote(url: str) -> bool:
@@ -157,7 +169,10 @@ def event_columns(cache: CacheReader, split: str) -> EventColumns | None:
     allow it."""
     if cache.attrs.get("time_coding") not in TIME_CODINGS:
         return None
-    arrays = {name: open_rows(cache.location, split, name) for name in cache[split].fields}
+    arrays = {
+        name: open_rows(cache.location, split, name, what=f"split {split!r}, array {name!r}")
+        for name in cache[split].fields
+    }
     if any(rows is None for rows in arrays.values()) or not fusable(arrays):
         return None
     return EventColumns(fetcher_for(cache.location), arrays)
