@@ -76,7 +76,7 @@ def frame_datasets(args: argparse.Namespace) -> Data:
     if "val" in cache.splits:
         val = split("val")
         splits["val"] = "val"
-    elif args.val_fraction > 0:
+    elif args.val_fraction != 0:  # holdout() refuses a fraction outside (0, 1)
         try:
             kept, held = holdout(labels, args.val_fraction, args.seed)
         except ValueError as exc:
@@ -318,8 +318,9 @@ def add_parser(subparsers) -> None:
         "--init",
         choices=("data", "default"),
         default="data",
-        help="data: scale each Linear layer so its output on a training batch has the threshold's "
-        "spread, so its neurons fire from the first step (default); default: PyTorch's initialisation",
+        help="data: scale each Linear layer so its output on a training batch spreads over twice the "
+        "threshold and its neurons fire from the first step, and start batch-norm statistics from that "
+        "batch (snn.train.data_init; default); default: PyTorch's initialisation",
     )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
