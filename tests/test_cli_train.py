@@ -135,3 +135,10 @@ def test_default_settings_learn_on_synthetic_gestures(tiny_store, tmp_path, caps
     captured = capsys.readouterr()
     silent = output_layer.removeprefix("val_fr/")
     assert "warning: epoch 1: spiking layer(s)" in captured.err and f"{silent} (the output layer)" in captured.err
+
+
+def test_a_validation_fraction_out_of_range_is_a_clear_error(tiny_store, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(train_args(tiny_store, run_dir, 1) + ["--val-fraction", "1.5"]) == 2
+    assert "--val-fraction: the validation fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert not run_dir.exists()
