@@ -72,7 +72,8 @@ QUICK = DemoConfig(
 def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
     """Three conv-BN-LIF-maxpool blocks (``c, 2c, 2c`` channels) and a linear readout of every time step.
 
-    Input ``[T, B, 2, size, size]``, output ``[T, B, classes]`` (the trainer averages over time).
+    Input ``[T, B, 2, size, size]``, output per-step ``[T, B, classes]`` (the trainer's
+    ``readout="mean"`` averages over time).
     The neurons use the default backend (Numba kernels on CPU, Triton on CUDA).
     """
     torch.manual_seed(config.seed)
@@ -186,6 +187,7 @@ def run_demo(
         monitor="train_loss",  # pick the best epoch without looking at the test users
         run_dir=str(root / "run"),
         seed=config.seed,
+        time_major=False,  # TensorDataset + default collate: [B, T, ...] batches that declare nothing
     )
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=64)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 
 import pytest
+from torch.utils.data import DataLoader
 
+import neurodata
 from neurodata.cli.main import main
 from neurodata.datasets.prepare import prepare
+from neurodata.loaders import stack_time_major
 from neurodata.sim.gestures import write_archive
+from neurodata.transforms import Downsample, ToFrame
+from snn.models import load_run, read_model_spec
+from snn.train import TrainConfig, evaluate
 
 TINY_MODEL = [
     "--model",
@@ -44,9 +51,30 @@ def test_train_then_resume_then_plot(tiny_store, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(train_args(tiny_store, run_dir, 2)) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["epochs_run"] == 2 and summary["validation_split"] == "test"
+    assert summary["epochs_run"] == 2
+    # no val split in the cache: 1 of the 11 training samples is held out (10%, seed 0); test is never
+    # used to choose, only evaluated at the end with best.pt
+    splits = {"train": "train (the other 10 samples)", "val": "val (10% of train, seed 0)", "test": "test"}
+    assert summary["splits"] == splits and summary["validation_split"] == splits["val"]
     assert {"train_loss", "val_accuracy", "val_firing_rate"} <= set(summary["last"])
-    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["splits"] == splits
+    assert json.loads((run_dir / "best.json").read_text())["config"]["splits"]["val"] == splits["val"]
+    test = json.loads((run_dir / "test.json").read_text())
+    assert test == summary["test"] and test["split"] == "test" and test["checkpoint"] == "best.pt"
+    assert test["samples"] == 11
+
+    # the run folder rebuilds its model: evaluated on the test split it gives test.json's figures
+    model = load_run(run_dir)
+    spec = read_model_spec(run_dir)
+    assert spec.model == "dvsgesture-net" and spec.representation["n_time_bins"] == 4
+    assert spec.input_size == (16, 16) and spec.num_classes == 11 and len(spec.class_names) == 11
+    frames = ToFrame(sensor_size=(16, 16, 2), n_time_bins=4)
+    downsample = Downsample(sensor_size=(128, 128, 2), target_size=(16, 16))
+    test_set = neurodata.load(tiny_store, "test", representation=frames, transform=downsample)
+    loader = DataLoader(test_set, batch_size=4, collate_fn=stack_time_major)
+    again = evaluate(model, loader, TrainConfig(progress=False, activity=False))
+    assert again["accuracy"] == pytest.approx(test["accuracy"]) and again["loss"] == pytest.approx(test["loss"])
 
     # --resume with more epochs continues from last.pt: the first two rows are kept, one is added
     first_rows = (run_dir / "metrics.csv").read_text().splitlines()
@@ -87,3 +115,30 @@ def test_unknown_model_is_a_clear_error(tiny_store, tmp_path, capsys):
     args[args.index("dvsgesture-net")] = "no-such-net"
     assert main(args) == 2
     assert "unknown model 'no-such-net'" in capsys.readouterr().err
+
+
+def test_default_settings_learn_on_synthetic_gestures(tiny_store, tmp_path, capsys):
+    """dvsgesture-net at the default hyperparameters (lr, optimizer, schedule, loss, --init data),
+    narrowed to 8 channels and 32 hidden neurons on 32x32 frames so that it trains in seconds: the
+    training loss falls below ln(11) and the output layer fires. With PyTorch's initialisation the
+    output layer stays silent, and each epoch warns, naming it."""
+    narrow = ["--model-option", "channels=8", "--model-option", "hidden=32", "--model-option", "backend=torch"]
+    common = ["train", "--dataset", tiny_store, *narrow, "--size", "32", "--T", "8", "--batch-size", "2"]
+    assert main([*common, "--epochs", "6", "--out", str(tmp_path / "data-init"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rates = {k: v for k, v in summary["last"].items() if k.startswith("val_fr/")}
+    output_layer = list(rates)[-1]
+    assert summary["last"]["train_loss"] < math.log(11) - 0.01
+    assert rates[output_layer] > 0 and not summary["warnings"]
+
+    assert main([*common, "--epochs", "1", "--init", "default", "--out", str(tmp_path / "default")]) == 0
+    captured = capsys.readouterr()
+    silent = output_layer.removeprefix("val_fr/")
+    assert "warning: epoch 1: spiking layer(s)" in captured.err and f"{silent} (the output layer)" in captured.err
+
+
+def test_a_validation_fraction_out_of_range_is_a_clear_error(tiny_store, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(train_args(tiny_store, run_dir, 1) + ["--val-fraction", "1.5"]) == 2
+    assert "--val-fraction: the validation fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert not run_dir.exists()

@@ -143,20 +143,21 @@ def test_forward_backward_shapes(name: str, dataset: str) -> None:
         size = 12
     net = zoo.build(name, dataset=dataset, input_size=size, **SMALL[name])
     assert net.num_classes == spec.num_classes and net.in_channels == spec.in_channels == 2
-    x = torch.rand(2, 2, spec.in_channels, size, size)
+    x = torch.rand(3, 2, spec.in_channels, size, size)
     out = net(x)
-    assert out.shape == (2, spec.num_classes)
+    assert out.shape == (3, 2, spec.num_classes)  # per-step scores, the convention of every network
     out.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
 
 
 def test_readouts_and_fresh_state_per_call() -> None:
-    net = zoo.build("dvsgesture-net", input_size=32, channels=4, hidden=16, readout="sequence").eval()
+    net = zoo.build("dvsgesture-net", input_size=32, channels=4, hidden=16).eval()
+    assert net.readout == "sequence"  # the default: [T, B, ...] -> per-step [T, B, classes]
     x = (torch.rand(4, 2, 2, 32, 32) < 0.3).float()
     with torch.no_grad():
         sequence = net(x)
         again = net(x)  # no reset_net: every call starts at rest
-        net.readout = "mean"
+        net.readout = "mean"  # the explicit option: [B, classes]
         mean = net(x)
     assert sequence.shape == (4, 2, 11)
     torch.testing.assert_close(again, sequence, rtol=0, atol=0)

@@ -14,7 +14,8 @@ from snn.train.checkpoint import capture_rng, restore_rng
 from snn.train.optim import lr_factor
 from tests.train_helpers import TinyNet, loaders
 
-BASE = TrainConfig(epochs=4, lr=2e-2, progress=False)
+# the helpers' loaders use PyTorch's default collate, whose batches do not declare their layout
+BASE = TrainConfig(epochs=4, lr=2e-2, progress=False, time_major=False)
 
 
 class Interrupt(Exception):

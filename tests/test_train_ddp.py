@@ -47,7 +47,7 @@ def test_two_processes_stay_in_sync_and_match_single_process(tmp_path):
     snapshots = []
     model = TinyNet(seed=0)
     train, val = loaders(batch_size=2 * PER_RANK, shuffle=False)
-    config = TrainConfig(epochs=EPOCHS, lr=2e-2, progress=False)
+    config = TrainConfig(epochs=EPOCHS, lr=2e-2, progress=False, time_major=False)
     keep = lambda row, net: snapshots.append(torch.cat([p.detach().flatten() for p in net.parameters()]))  # noqa: E731
     single = fit(model, train, val, config, callbacks=[keep])
 

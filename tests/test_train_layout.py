@@ -55,8 +55,9 @@ def test_readme_combination_trains_on_the_right_axes_when_t_equals_b():
 
 def test_a_layout_that_does_not_fit_the_labels_names_time_major():
     undeclared = [(x.transpose(0, 1), y) for x, y in DataLoader(rate_coded(8, 1), batch_size=4)]
+    batch_first = dataclasses.replace(BASE, time_major=False)
     with pytest.raises(ValueError, match=r"time_major=False.*set TrainConfig.time_major=True"):
-        fit(TinyNet(), undeclared, None, BASE)
+        fit(TinyNet(), undeclared, None, batch_first)
     declared = DataLoader(frame_samples(8), batch_size=4, collate_fn=stack_time_major)
     with pytest.raises(ValueError, match=r"the batch says time_major=True .*TrainConfig.time_major=False"):
         fit(TinyNet(), declared, None, dataclasses.replace(BASE, time_major=False))
@@ -71,3 +72,58 @@ def test_declared_layout_survives_workers():
     batches = list(loader)
     assert all(isinstance(b, TimeMajorBatch) and b.inputs.shape == (STEPS, 4, 24) for b in batches)
     assert torch.equal(batches[1].inputs, stack_time_major(samples[4:]).inputs)
+
+
+def test_an_undeclared_batch_is_never_transposed_by_guessing():
+    """A static ``[B, C, H, W]`` batch (PyTorch's default collate, no layout declared) with the
+    default config: an error naming ``time_major``, not a silent swap of B and C."""
+    images = [(torch.rand(4, 2, 8, 8), torch.arange(4) % 2)]
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return self.scale * x.mean((-1, -2))
+
+    with pytest.raises(ValueError, match=r"do not say which axis is time.*TrainConfig.time_major"):
+        fit(Spy(), images, None, BASE)
+    assert seen == []  # the model never saw a swapped batch
+
+
+def test_the_readout_is_explicit_and_checks_the_output_shape():
+    """``readout="mean"`` averages a per-step ``[T, B, C]`` output; a ``[B, C]`` output needs
+    ``readout="none"``; an output that is neither is an error naming ``TrainConfig.readout``."""
+    loader = DataLoader(frame_samples(8), batch_size=4, collate_fn=stack_time_major)
+
+    class Averaged(torch.nn.Module):  # returns [B, C]: the time mean of TinyNet's [T, B, C]
+        def __init__(self):
+            super().__init__()
+            self.net = TinyNet()
+
+        def forward(self, x):
+            return self.net(x).mean(0)
+
+    with pytest.raises(ValueError, match=r"readout='mean' expects .*\[T, B=4, C\], got shape \(4, 4\)"):
+        fit(Averaged(), loader, None, BASE)
+    per_step, averaged = TinyNet(), Averaged()
+    fit(per_step, loader, None, BASE)
+    fit(averaged, loader, None, dataclasses.replace(BASE, readout="none"))
+    for a, b in zip(per_step.parameters(), averaged.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same training, whichever side averages over time
+
+    class BatchMajor(torch.nn.Module):  # [B, T, C]: batch-major output, not transposed by guessing
+        def __init__(self):
+            super().__init__()
+            self.net = TinyNet()
+
+        def forward(self, x):
+            return self.net(x).transpose(0, 1)
+
+    with pytest.raises(ValueError, match=r"got shape \(4, 6, 4\)"):
+        fit(BatchMajor(), loader, None, BASE)
+    with pytest.raises(ValueError, match="readout"):
+        TrainConfig(readout="last")

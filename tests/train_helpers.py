@@ -96,7 +96,7 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str, epochs: int, per_
             snapshots.append(flat.clone())
 
         run_dir = Path(out_dir) / ("run" if rank == 0 else "rank1-must-not-write")
-        config = TrainConfig(epochs=epochs, lr=2e-2, progress=False, run_dir=str(run_dir))
+        config = TrainConfig(epochs=epochs, lr=2e-2, progress=False, run_dir=str(run_dir), time_major=False)
         result = fit(model, train, val, config, callbacks=[check_in_sync])
         if rank == 0:
             torch.save({"snapshots": snapshots, "history": result.history}, Path(out_dir) / "rank0.pt")

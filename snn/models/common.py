@@ -93,14 +93,18 @@ def neuron_factory(
 
 
 class SpikingClassifier(nn.Module):
-    """A time-major SNN classifier: ``[T, B, C, H, W]`` in, class scores out.
+    """A time-major SNN classifier: ``[T, B, C, H, W]`` in, per-step class scores ``[T, B, classes]`` out.
 
-    ``readout="mean"`` returns ``[B, classes]``, the body's output averaged over time (firing
-    rates for spiking outputs; what a cross-entropy or MSE trainer consumes); ``"sequence"``
-    returns the per-step ``[T, B, classes]``. Every call starts from the resting state.
+    That is the convention of every network in ``snn`` (what training, conversion, export and live
+    inference consume); averaging over time is the trainer's readout (``TrainConfig.readout``).
+    ``readout="mean"`` opts into ``[B, classes]``, the body's output averaged over time (firing
+    rates for spiking outputs), for code that wants class scores from the model itself.
+    Every call starts from the resting state.
     """
 
-    def __init__(self, body: nn.Module, in_channels: int, num_classes: int, readout: str = "mean") -> None:
+    def __init__(
+        self, body: nn.Module, in_channels: int, num_classes: int, readout: str = "sequence"
+    ) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")

@@ -66,7 +66,7 @@ def dvsgesture_net(
     n_blocks: int = 5,
     voting: int = 10,
     dropout: float = 0.5,
-    readout: str = "mean",
+    readout: str = "sequence",
     neuron="plif",
     **neuron_options,
 ) -> SpikingClassifier:
@@ -101,7 +101,7 @@ def nmnist_csnn(
     n_blocks: int = 2,
     voting: int = 10,
     dropout: float = 0.5,
-    readout: str = "mean",
+    readout: str = "sequence",
     neuron="plif",
     **neuron_options,
 ) -> SpikingClassifier:

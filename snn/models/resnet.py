@@ -182,7 +182,7 @@ def spiking_resnet18(
     num_classes: int | None = None,
     norm: str = "tdbn",
     stem: str = "imagenet",
-    readout: str = "mean",
+    readout: str = "sequence",
     neuron="lif",
     **neuron_options,
 ) -> SpikingClassifier:
@@ -213,7 +213,7 @@ def sew_resnet18(
     connect: str = "ADD",
     norm: str = "bn",
     stem: str = "imagenet",
-    readout: str = "mean",
+    readout: str = "sequence",
     neuron="if",
     **neuron_options,
 ) -> SpikingClassifier:

@@ -106,7 +106,7 @@ def spiking_vgg(
     pool_size: int = 7,
     hidden: int = 4096,
     dropout: float = 0.5,
-    readout: str = "mean",
+    readout: str = "sequence",
     neuron="lif",
     **neuron_options,
 ) -> SpikingClassifier:

@@ -7,8 +7,9 @@ See docs/sections/train-demo.md for the configuration, the run directory, resumi
 
 from .checkpoint import load_best, load_checkpoint
 from .config import TrainConfig
-from .engine import evaluate
+from .engine import evaluate, silence_warning, silent_layers
 from .fit import FitResult, fit, seed_everything
+from .init import data_init
 from .logs import read_history
 from .trainer import Trainer
 
@@ -21,5 +22,8 @@ __all__ = [
     "load_best",
     "load_checkpoint",
     "read_history",
+    "data_init",
     "seed_everything",
+    "silence_warning",
+    "silent_layers",
 ]

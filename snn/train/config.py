@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .losses import READOUTS
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "step", "none")
 LOSSES = ("ce", "mse")
@@ -18,17 +20,21 @@ class TrainConfig:
     """How :func:`snn.train.fit` trains.
 
     Inputs reach the model time-major, ``[T, B, ...]``. ``time_major=None`` (default) follows the
-    batch: ``neurodata.loaders.stack_time_major`` batches declare ``[T, B, ...]``, ``stack_dense``
-    batches ``[B, T, ...]``, and batches that declare nothing (PyTorch's default collate) are read
-    as ``[B, T, ...]``; True or False states the loader's layout (a batch declaring the other one
-    is an error). ``[B, T, ...]`` batches are transposed; a batch whose batch dimension does not
-    match its number of labels is an error naming ``time_major``.
+    batch's declared layout: ``neurodata.loaders.stack_time_major`` batches declare ``[T, B, ...]``,
+    ``stack_dense`` batches ``[B, T, ...]``; a batch that declares nothing (PyTorch's default
+    collate) is an error asking for ``time_major``, because its shape cannot say which axis is time
+    (a static ``[B, C, H, W]`` batch would otherwise be read as ``[B, T, ...]``). True or False states
+    the loader's layout (a batch declaring the other one is an error). ``[B, T, ...]`` batches are
+    transposed; a batch whose batch dimension does not match its number of labels is an error
+    naming ``time_major``.
 
-    The model returns ``[T, B, C]`` (spikes or membrane potentials per step) or ``[B, C]``;
-    predictions and losses use the mean over time.
+    The model returns per-step ``[T, B, C]`` (spikes or membrane potentials), the convention of
+    every ``snn`` network. ``readout``: ``"mean"`` averages it over time into the class scores that
+    predictions and losses use; ``"none"`` is for a model that returns ``[B, C]`` scores itself.
+    An output of another shape is an error naming ``readout``.
 
-    ``loss``: ``"ce"`` = cross-entropy on the time-mean output (spike rate or membrane, used as
-    logits); ``"mse"`` = mean squared error between the time-mean output and the one-hot target
+    ``loss``: ``"ce"`` = cross-entropy on the class scores (spike rate or membrane, used as
+    logits); ``"mse"`` = mean squared error between the scores and the one-hot target
     (SpikingJelly's examples: ``F.mse_loss(out_fr, F.one_hot(label))``).
 
     ``schedule``: learning-rate factor per epoch after ``warmup_epochs`` of linear warm-up:
@@ -41,6 +47,11 @@ class TrainConfig:
     ``monitor``: the metric that picks the best model and drives early stopping (``patience``
     epochs without improvement stop the run; None never stops). Losses are minimised,
     accuracies maximised.
+
+    ``splits``: where each figure's data comes from, e.g. ``{"train": "train (the other 990
+    samples)", "val": "val (10% of train, seed 0)"}``; not used for training, only recorded (in
+    ``config.json``, ``best.json`` and the checkpoints) so that a run folder says what its
+    ``train_*`` and ``val_*`` figures measure.
     """
 
     epochs: int = 10
@@ -53,6 +64,7 @@ class TrainConfig:
     step_size: int = 30
     gamma: float = 0.1
     loss: str = "ce"
+    readout: str = "mean"
     amp: bool = False
     amp_dtype: str = "auto"
     grad_clip: float | None = None
@@ -64,12 +76,14 @@ class TrainConfig:
     device: str = "cpu"
     activity: bool = True
     progress: bool = True
+    splits: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         choices = {
             "optimizer": OPTIMIZERS,
             "schedule": SCHEDULES,
             "loss": LOSSES,
+            "readout": READOUTS,
             "amp_dtype": AMP_DTYPES,
             "monitor": MONITOR_METRICS,
         }

@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .distributed import all_reduce_sum
 from .layout import batch_time_major, to_time_major
 from .logs import progress
-from .losses import loss_fn, time_mean
+from .losses import loss_fn, readout
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
@@ -70,7 +70,7 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         with autocast(config, device):
             output = model(x)
-        scores = time_mean(output)
+        scores = readout(output, config.readout, len(y))
         loss = loss_fn(config.loss, scores, y)
         if not scaler.is_enabled() and not torch.isfinite(loss):
             raise FloatingPointError(
@@ -121,7 +121,7 @@ def evaluate(
             x, y = _batch(batch, config, device)
             with autocast(config, device):
                 output = model(x)
-            scores = time_mean(output)
+            scores = readout(output, config.readout, len(y))
             loss_sum += float(loss_fn(config.loss, scores, y)) * len(y)
             correct += float((scores.argmax(1) == y).sum())
             samples += len(y)
@@ -142,3 +142,24 @@ def evaluate(
         (total,) = all_reduce_sum([synops.total_synops()])
         metrics["synops_per_sample"] = total / samples
     return metrics
+
+
+def silent_layers(metrics: dict[str, float], prefix: str = "val_") -> list[str]:
+    """The spiking layers that did not fire at all, in forward order (the last is the output layer),
+    from the ``<prefix>fr/<layer>`` firing rates of :func:`evaluate` (an epoch's metrics row)."""
+    key = prefix + "fr/"
+    return [name[len(key) :] for name, rate in metrics.items() if name.startswith(key) and rate == 0]
+
+
+def silence_warning(epoch: int, metrics: dict[str, float], prefix: str = "val_") -> str | None:
+    """A one-line warning naming the spiking layers that did not fire in ``epoch``, else None."""
+    silent = silent_layers(metrics, prefix)
+    if not silent:
+        return None
+    layers = [name[len(prefix) + 3 :] for name in metrics if name.startswith(prefix + "fr/")]
+    names = ", ".join(f"{n} (the output layer)" if n == layers[-1] else n for n in silent)
+    return (
+        f"epoch {epoch}: spiking layer(s) {names} did not fire on the {prefix.rstrip('_')} data; "
+        "the layers after a silent one receive nothing (check the learning rate, the input scale "
+        "and the initialisation: snn.train.data_init)"
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import random
 import time
@@ -38,11 +39,12 @@ from .checkpoint import (
     restore_rng,
 )
 from .config import TrainConfig
-from .engine import evaluate, make_scaler, train_epoch
+from .engine import evaluate, make_scaler, silence_warning, train_epoch
 from .logs import RunLogger
 from .optim import make_optimizer, make_scheduler
 
 Callback = Callable[[dict[str, Any], nn.Module], None]
+LOG = logging.getLogger("snn.train")
 
 
 @dataclass
@@ -107,7 +109,9 @@ def fit(
     and random draws as an uninterrupted run); without a checkpoint it starts afresh. When a
     ``torch.distributed`` process group is initialised, training is data-parallel (see
     :mod:`snn.train.distributed`). ``callbacks`` run on every rank after each epoch as
-    ``callback(metrics_row, model)``, after the checkpoint is written.
+    ``callback(metrics_row, model)``, after the checkpoint is written. An epoch in which a spiking
+    layer did not fire on the validation data logs one warning on the ``"snn.train"`` logger
+    naming the layers (:func:`snn.train.engine.silence_warning`).
     """
     config = config or TrainConfig()
     device = torch.device(config.device)
@@ -160,6 +164,9 @@ def fit(
             if val_loader is not None:
                 val = evaluate(model, val_loader, local, device, "validate")
                 row.update({f"val_{k}": v for k, v in val.items() if k != "samples"})
+                warning = silence_warning(epoch + 1, row)
+                if warning is not None and is_main:
+                    LOG.warning(warning)
             scheduler.step()
             row["epoch_seconds"] = time.perf_counter() - started
 

@@ -17,13 +17,22 @@ def declared_time_major(batch: Any) -> bool | None:
 
 def batch_time_major(batch: Any, configured: bool | None) -> bool:
     """Whether ``batch``'s input is ``[T, B, ...]``: as ``configured`` (``TrainConfig.time_major``),
-    else as the batch declares, else False (``[B, T, ...]``, PyTorch's default collate).
+    else as the batch declares.
 
-    Raises ValueError naming ``time_major`` when the configured and the declared layouts differ.
+    Raises ValueError naming ``time_major`` when the configured and the declared layouts differ,
+    and when neither says: a shape alone cannot tell ``[B, T, ...]`` from a static
+    ``[B, C, H, W]`` batch, so nothing is transposed by guessing.
     """
     declared = declared_time_major(batch)
     if configured is None:
-        return bool(declared)
+        if declared is None:
+            raise ValueError(
+                f"fit: the loader's batches ({type(batch).__name__}) do not say which axis is time; "
+                "set TrainConfig.time_major=False for [B, T, ...] (PyTorch's default collate of "
+                "[T, ...] samples) or True for [T, B, ...], or collate with "
+                "neurodata.loaders.stack_time_major / stack_dense, whose batches declare their layout"
+            )
+        return declared
     if declared is not None and declared != configured:
         raise ValueError(
             f"fit: the batch says time_major={declared} ({type(batch).__name__}) but "
