@@ -63,7 +63,7 @@ def record(args: argparse.Namespace) -> tuple[dict, int]:
     if args.out is not None:
         output_format(args.out, args.out_format)  # an unwritable choice fails before connecting
     session = Session(args)
-    model = load_run_model(args.run_dir) if args.run_dir else None  # before connecting: fail fast
+    loaded = load_run_model(args.run_dir, args.window_us) if args.run_dir else None  # before connecting: fail fast
     start = time.monotonic()
     with open_source(args) as src, contextlib.ExitStack() as stack:
         size = f"{src.info.width}x{src.info.height}" if src.info.width else "size unknown"
@@ -72,7 +72,7 @@ def record(args: argparse.Namespace) -> tuple[dict, int]:
         if timer is not None:
             timer.daemon = True
             timer.start()
-        predict = predictor(args, model, stack) if model is not None else None
+        predict = predictor(args, loaded, src.info, stack) if loaded is not None else None
         info = nd.RecordingInfo(src.info.format, src.info.width, src.info.height, time_origin=src.info.time_origin)
         if args.out is None:
             session.take(src.blocks(), None, predict)
@@ -95,23 +95,30 @@ def record(args: argparse.Namespace) -> tuple[dict, int]:
     return result, 130 if session.interrupted else 0
 
 
-def load_run_model(run_dir: str):
+def load_run_model(run_dir: str, window_us: int | None):
     from neurodata.live.inference import load_run_model
 
-    return load_run_model(run_dir)
+    return load_run_model(run_dir, window_us)
 
 
-def predictor(args: argparse.Namespace, loaded, stack: contextlib.ExitStack):
+def predictor(args: argparse.Namespace, loaded, info, stack: contextlib.ExitStack):
     """A callable that feeds blocks to the run's model (stateful for as long as ``stack`` is open)
-    and prints each window's prediction."""
+    and prints each window's prediction; events are shrunk to the run's sensor size first when
+    the run trained on downsampled frames."""
     from neurodata.live.inference import StreamClassifier, streaming
+    from neurodata.transforms import Downsample
 
-    model, spec = loaded
-    classifier = StreamClassifier(model, spec, hop_us=args.hop_us)
-    stack.enter_context(streaming(model))
+    classifier = StreamClassifier(loaded.model, loaded.spec, hop_us=args.hop_us)
+    stack.enter_context(streaming(loaded.model))
+    shrink = None
+    if loaded.downsample_to is not None:
+        if not info.width or not info.height:
+            raise NeurodataError(f"--run {args.run_dir}: the run downsampled its input; the source does not say its size")
+        polarities = int(loaded.spec["sensor_size"][2])
+        shrink = Downsample(sensor_size=(info.width, info.height, polarities), target_size=loaded.downsample_to)
 
     def predict(block) -> int:
-        made = classifier.push(block)
+        made = classifier.push(shrink(block) if shrink is not None else block)
         for prediction in made:
             if args.json:
                 print(json.dumps(prediction._asdict()), flush=True)
@@ -160,6 +167,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--events", type=int, help="stop after exactly N events")
     p.add_argument("--duration", type=float, help="stop after S seconds")
     p.add_argument("--run", dest="run_dir", help="a `neurodata train` run folder: classify sliding windows with its model")
+    p.add_argument(
+        "--window-us", type=int, help="with --run, the window length in us (needed when the run framed whole samples)"
+    )
     p.add_argument("--hop-us", type=int, help="with --run, the slide between windows (default: the window)")
     p.add_argument("--no-reconnect", action="store_true", help="end on a reset or refused connection")
     p.add_argument("--width", type=int, help="sensor width for sources that do not carry it (UDP, RAW)")

@@ -122,16 +122,47 @@ def test_errors_are_one_line_exit_2(tmp_path):
     assert done.returncode == 2 and "unknown UDP format 'bogus'" in done.stderr
 
 
-def test_run_flag_without_load_run_says_so(tmp_path, recording, capsys):
-    """In-process: the check imports torch, which a fresh process would spend most of the test on."""
-    from neurodata.cli.main import main
+def tiny_run(run_dir, downsample_to=(16, 16)) -> None:
+    """A run folder as `neurodata train` writes it (model.json + best.pt) for a tiny zoo model that
+    framed whole samples into 4 bins on a sensor shrunk to 16x16 (weights seeded, not trained)."""
+    import torch
 
-    try:
-        from snn.models import load_run  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("snn.models.load_run exists: covered by the inference wiring")
+    from snn.models import ModelSpec, write_model_spec
+
+    spec = ModelSpec(
+        model="dvsgesture-net",
+        in_channels=2,
+        input_size=(16, 16),
+        num_classes=3,
+        options={"channels": 4, "hidden": 8, "n_blocks": 2, "voting": 2, "backend": "torch"},
+        representation={"type": "frame", "n_time_bins": 4, "sensor_size": [16, 16, 2]},
+        input={"downsample_to": list(downsample_to)},
+    )
+    torch.manual_seed(0)
+    model = spec.build()
+    for module in model.modules():  # busy enough that the scores are not all zero
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            module.weight.data *= 8
+    write_model_spec(run_dir, spec)
+    torch.save(model.state_dict(), run_dir / "best.pt")
+
+
+def test_run_classifies_windows_as_the_library_does(tmp_path, recording, events, capsys):
+    """In-process (a fresh process would spend the test importing torch): `live --run` prints one
+    JSON prediction per window, the same as `classify` on the downsampled events."""
+    from neurodata.cli.main import main
+    from neurodata.live.inference import classify, load_run_model
+    from neurodata.transforms import Downsample
+
+    tiny_run(tmp_path)
     assert main(["live", recording, "--run", str(tmp_path), "--events", "10"]) == 2
-    assert "needs snn.models.load_run" in capsys.readouterr().err
-    assert os.listdir(tmp_path) == []
+    assert "give the live window's length with --window-us" in capsys.readouterr().err
+    assert main(["live", recording, "--run", str(tmp_path), "--window-us", "200000", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"label"' in line]
+    loaded = load_run_model(str(tmp_path), 200_000)
+    shrink = Downsample(sensor_size=(346, 260, 2), target_size=(16, 16))
+    expected = list(classify([shrink(events)], loaded.model, loaded.spec))
+    assert len(lines) == len(expected) == 9  # 2 s of events, 200 ms windows, the last one incomplete
+    assert [p["label"] for p in lines] == [p.label for p in expected]
+    np.testing.assert_allclose([p["scores"] for p in lines], [p.scores for p in expected], rtol=1e-5)
+    assert len({p["label"] for p in lines}) > 1 or max(max(p["scores"]) for p in lines) > 0

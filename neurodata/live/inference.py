@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -161,20 +161,40 @@ def classify(chunks: Iterable[np.ndarray], model, spec: dict, hop_us: int | None
             yield from classifier.push(chunk)
 
 
-def load_run_model(run_dir: str):
-    """The model and representation spec of a ``neurodata train`` run folder, in eval mode.
+class LoadedRun(NamedTuple):
+    """A run folder's model, ready for :class:`StreamClassifier`.
+
+    Attributes:
+        model: the rebuilt model, in eval mode.
+        spec: its frame spec with the window length (``duration``, us) filled in.
+        downsample_to: ``(width, height)`` the run shrank the sensor to before framing, or None.
+    """
+
+    model: Any
+    spec: dict
+    downsample_to: tuple[int, int] | None
+
+
+def load_run_model(run_dir: str, window_us: int | None = None) -> LoadedRun:
+    """The model and representation of a ``neurodata train`` run folder (its ``model.json``).
 
     Parameters:
         run_dir: the run folder (``neurodata train --out``).
+        window_us: the window length in microseconds; required when the run framed each sample
+            whole into T bins (its spec has no ``duration``), and overriding the spec's otherwise.
     """
-    try:
-        from snn.models import load_run
-    except ImportError:
+    from snn.models import load_run, read_model_spec
+
+    run = read_model_spec(run_dir)
+    spec = {"type": "frame", **(run.representation or {})}
+    if window_us is not None:
+        spec["duration"] = int(window_us)
+    if spec.get("duration") is None:
         raise NeurodataError(
-            f"--run {run_dir}: rebuilding a model from a run folder needs snn.models.load_run, "
-            "which this installation does not have yet"
-        ) from None
-    loaded = load_run(run_dir)
-    model, spec = loaded if isinstance(loaded, tuple) else (loaded.model, loaded.representation)
+            f"--run {run_dir}: the run framed each sample whole into {spec.get('n_time_bins')} bins; "
+            "give the live window's length with --window-us"
+        )
+    model = load_run(run_dir)
     model.eval()
-    return model, spec
+    shrink = (run.input or {}).get("downsample_to")
+    return LoadedRun(model, spec, tuple(int(v) for v in shrink) if shrink else None)
