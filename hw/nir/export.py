@@ -13,6 +13,8 @@ layer that has no NIR node (max pooling, products of spike trains, ALIF, ...) is
 
 from __future__ import annotations
 
+import collections
+import functools
 import operator
 
 import nir
@@ -24,6 +26,7 @@ import snn
 from snn import layers
 from snn.models import SpikingClassifier
 from snn.neurons import Neuron
+from snn.sequential import SpikingSequential
 
 from .errors import NIRError
 from .neurons import integrator_node, neuron_node
@@ -42,6 +45,16 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, _LEAVES) or next(m.children(), None) is None
+
+    def call_module(self, m: nn.Module, forward, args, kwargs):
+        if isinstance(m, SpikingSequential):  # its fused-kernel dispatch is data-dependent: trace it plain
+            forward = functools.partial(nn.Sequential.forward, m)
+        return super().call_module(m, forward, args, kwargs)
+
+    def trace(self, root, concrete_args=None):
+        if isinstance(root, SpikingSequential):
+            root = nn.Sequential(collections.OrderedDict(root.named_children()))  # the same layers under the same names, dispatched plainly
+        return super().trace(root, concrete_args)
 
 
 class _Shapes(fx.Interpreter):
