@@ -134,7 +134,8 @@ def imported_modules(relative: str) -> set[str]:
 
 
 def test_localfs_is_a_leaf_and_lower_layers_do_not_import_upper_ones():
-    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors"}
+    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors", "neurodata.diskspace"}
+    assert imported_modules("neurodata/diskspace.py") == {"neurodata.errors"}
     assert "neurodata.writer" not in imported_modules("neurodata/formats/aedat31.py")
     assert not any(
         m.startswith("neurodata.datasets") for m in imported_modules("neurodata/loaders/source.py")
