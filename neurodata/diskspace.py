@@ -24,7 +24,17 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSP
 
 
 class DiskFullError(NeurodataError):
-    """The filesystem of a path being written has too little free space (or quota) for the write."""
+    """The filesystem of ``path`` has too little free space (or quota) for a write of about
+    ``needed`` bytes (None: unknown); ``free`` bytes were free (None: unknown)."""
+
+    def __init__(self, path: str, needed: int | None, free: int | None):
+        self.path, self.needed, self.free = path, needed, free
+        need = f"writing needs about {_size(needed)}" if needed else "writing needs more space"
+        have = f"{_size(free)} free" if free is not None else "free space unknown"
+        super().__init__(f"{path}: no space left on the device: {need}, {have}; free space and rerun")
+
+    def __reduce__(self):  # raised in pool workers, re-raised in their parent
+        return type(self), (self.path, self.needed, self.free)
 
 
 def free_bytes(path: str | os.PathLike) -> int | None:
@@ -49,18 +59,22 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def disk_full(path: str | os.PathLike, needed: int | None, free: int | None = None) -> DiskFullError:
-    """The error for ``path``: ``needed`` bytes (an estimate; None when unknown) and the free bytes
-    of its filesystem (asked when not given)."""
-    free = free_bytes(path) if free is None else free
-    need = f"needs about {_size(needed)}" if needed else "needs more space"
-    have = f"{_size(free)} free" if free is not None else "free space unknown"
-    return DiskFullError(f"{os.fspath(path)}: no space left on the device: {need}, {have}; free space and rerun")
+def disk_full(path: str | os.PathLike, needed: int | None) -> DiskFullError:
+    """The error for a write of about ``needed`` bytes (None: unknown) to ``path``."""
+    return DiskFullError(os.fspath(path), needed, free_bytes(path))
 
 
 def is_disk_full(err: BaseException) -> bool:
-    """Whether ``err`` is the operating system saying there is no room (``ENOSPC``, ``EDQUOT``)."""
-    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
+    """Whether ``err``, or an error it was raised from or while handling, is the operating system
+    saying there is no room (``ENOSPC``, ``EDQUOT``): libraries wrap it (``torch.save`` raises a
+    RuntimeError while handling it, for one)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def require_space(path: str | os.PathLike, needed: int) -> None:
@@ -72,20 +86,23 @@ def require_space(path: str | os.PathLike, needed: int) -> None:
     """
     free = free_bytes(path)
     if free is not None and free < needed:
-        raise disk_full(path, needed, free)
+        raise DiskFullError(os.fspath(path), needed, free)
 
 
 @contextlib.contextmanager
 def disk_full_as_error(path: str | os.PathLike, needed: int | None = None) -> Iterator[None]:
-    """Re-raise ``ENOSPC``/``EDQUOT`` from the block as :class:`DiskFullError` naming ``path``.
+    """Re-raise ``ENOSPC``/``EDQUOT`` from the block as :class:`DiskFullError` naming ``path``; a
+    DiskFullError of an inner write (a temporary file, one part) is named ``path`` too.
 
     Parameters:
         path: what the block writes, as the user knows it (a cache, an output file).
-        needed: the bytes the block writes (an estimate), or None when unknown.
+        needed: the bytes the block writes (an estimate), or None to keep an inner error's.
     """
     try:
         yield
-    except OSError as err:
+    except DiskFullError as err:
+        raise disk_full(path, needed or err.needed) from err
+    except Exception as err:
         if not is_disk_full(err):
             raise
         raise disk_full(path, needed) from err
