@@ -10,7 +10,9 @@ namespace) where ``unshare`` allows it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -101,6 +103,20 @@ def test_convert_on_a_full_disk(recording, tmp_path, monkeypatch, capsys, forese
     monkeypatch.undo()  # space freed
     assert _convert(recording, out, capsys)[0] == 0
     assert_same_npz(out, reference)
+
+
+def test_a_full_disk_no_command_translated_is_one_line(tmp_path, monkeypatch, capsys):
+    """The CLI's last resort (an extraction, a download): the operating system's file, exit 2."""
+    where = tmp_path / "raw" / "archive.tar"
+
+    def full(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(where))
+
+    monkeypatch.setattr(convert_cli, "convert", full)
+    assert main(["convert", "in.raw", "out.npz", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["error"].startswith(f"{where}: no space left on the device")
+    assert "Traceback" not in captured.err and len(captured.err.splitlines()) == 1
 
 
 # ---- checkpoints -------------------------------------------------------------------------------
