@@ -4,6 +4,9 @@ Writes a large LZ4 file with neurodata's writer (the DVXplorer fixture tiled in 
 events when the fixtures are absent) into a temporary folder, warms the page cache, then decodes
 it ``--repeats`` times with every reader, interleaved, and prints medians, M events/s and ratios.
 Finally measures first-call latency (import + decode of the small fixture) in fresh processes.
+Every row states the threads its reader decodes on: ours decompresses on a pool of 2 threads by
+default, `aedat` and `faery` on the calling thread; the ``speed of ... vs this reader`` column is
+given against both of our rows, so the ``1 thread`` column is the same-threads comparison.
 
     cd /work/wt-aedat4 && PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_formats_aedat4.py
 """
@@ -82,24 +85,34 @@ def first_call_latency(path: Path) -> tuple[float, float]:
 
 
 def compare(title: str, path: str, events: np.ndarray, readers: dict, repeats: int) -> None:
-    """Check every reader against ``events``, time them interleaved, print a table of medians."""
+    """Check every reader against ``events``, time them interleaved, print a table of medians.
+
+    ``readers``: name -> (threads it decodes on, function); the ratios are against the first
+    reader and against the first one-thread reader (the same-threads comparison)."""
     Path(path).read_bytes()  # warm the page cache
-    for name, function in readers.items():  # the warm-up run doubles as the correctness check
+    for name, (_, function) in readers.items():  # the warm-up run doubles as the correctness check
         assert same_events(events, function(path)), f"{name} decoded different events"
     names = list(readers)
     times: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(repeats):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate the order
             start = time.perf_counter()
-            readers[name](path)
+            readers[name][1](path)
             times[name].append(time.perf_counter() - start)
     ours = statistics.median(times[names[0]])
+    # the same-threads reference: our first one-thread row, when it is not the first row already
+    single = next((n for n in names[1:] if readers[n][0] == 1 and n.startswith("neurodata")), None)
+    extra = f" of {single} vs this |" if single else ""
     print(f"\n{title}, median of {repeats}\n")
-    print(f"| reader | median ms | M events/s | speed of {names[0]} vs this reader |")
-    print("|---|---:|---:|---:|")
+    print(f"| reader | threads | median ms | M events/s | speed of {names[0]} vs this |{extra}")
+    print("|---|---:|---:|---:|---:|" + ("---:|" if single else ""))
     for name in names:
         median = statistics.median(times[name])
-        print(f"| {name} | {median * 1e3:.1f} | {len(events) / median / 1e6:.1f} | {median / ours:.2f}x |")
+        same = f" {median / statistics.median(times[single]):.2f}x |" if single else ""
+        print(
+            f"| {name} | {readers[name][0]} | {median * 1e3:.1f} | {len(events) / median / 1e6:.1f} "
+            f"| {median / ours:.2f}x |{same}"
+        )
 
 
 def main() -> None:
@@ -111,13 +124,13 @@ def main() -> None:
     args = parser.parse_args()
     threads = max(2, aedat4.WORKERS)
     readers = {
-        f"neurodata ({threads} threads)": lambda p: read_neurodata(p, threads),
-        "neurodata (1 thread)": lambda p: read_neurodata(p, 1),
+        f"neurodata ({threads} threads)": (threads, lambda p: read_neurodata(p, threads)),
+        "neurodata (1 thread)": (1, lambda p: read_neurodata(p, 1)),
     }
     for name, function in (("aedat", read_aedat), ("faery", read_faery)):
         try:
             __import__(name)
-            readers[name] = function
+            readers[name] = (1, function)
         except ImportError as err:
             print(f"skipping {name}: {err}")
     with tempfile.TemporaryDirectory() as folder:
@@ -135,9 +148,12 @@ def main() -> None:
         del events
     if FIXTURE.exists():
         title = "DV's own file: the 112k-event DVXplorer fixture (LZ4, ~900 events/packet, IMU packets)"
+        # below the pool's threshold: ours decodes it on the calling thread, as the peers do
         small = {
-            name: f for name, f in readers.items() if name != "neurodata (1 thread)"
-        }  # below the pool's threshold
+            name.replace(f"({threads} threads)", "(default)"): (1, f)
+            for name, (_, f) in readers.items()
+            if name != "neurodata (1 thread)"
+        }
         compare(title, str(FIXTURE), nd.read(FIXTURE), small, args.fixture_repeats)
         latencies = [first_call_latency(FIXTURE) for _ in range(3)]
         imports, reads = (statistics.median(x) for x in zip(*latencies))

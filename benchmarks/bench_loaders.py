@@ -25,8 +25,12 @@ by default) and 2 persistent workers (after an untimed first pass), through the 
 events (it accepts SpikingJelly's dicts and Tonic's arrays; our map dataset hands it the batch's
 samples still in the cache, which it decodes straight into the padded batch), ``stack_dense`` for
 frames. With 0 workers our reads decode chunks (one sample) or samples (a batch) on
-``torch.get_num_threads()`` threads (2 here), so the CPU time per sample is printed beside the wall rate. Runs
-interleave the loaders, each repeat starting with another one; medians of ``--repeats``.
+``torch.get_num_threads()`` threads (2 here), so the CPU time per sample is printed beside the wall rate,
+every row states the threads each side decodes on (``threads``: the peers read on the calling
+thread; with workers every loader decodes on one thread per worker process), and the ``1 decode
+thread`` rows time ours on one thread (``$NEURODATA_DECODE_THREADS=1`` during their passes): the
+same-threads comparison. Runs interleave the loaders, each repeat starting with another one;
+medians of ``--repeats``.
 
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py [--samples 160] [--repeats 3] [--groups events]
     PYTHONPATH=. /work/benchenv/bin/python benchmarks/bench_loaders.py --samples 1176 --groups events \
@@ -52,16 +56,20 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache
 from neurodata.events import make_events
 from neurodata.loaders import load, pad_events, stack_dense
+from neurodata.loaders.decode_pool import THREADS_VARIABLE
 from neurodata.loaders.precompute import precompute
 
 FIXTURES = Path(
@@ -200,6 +208,46 @@ def keep(sample):
     return sample
 
 
+class Case(NamedTuple):
+    """One loader of a table: its dataset, whether it is map-style, its collate function, and the
+    decode threads ours may use with 0 workers (None: ``torch.get_num_threads()``)."""
+
+    dataset: Any
+    map_style: bool
+    collate: Callable
+    decode_threads: int | None = None
+
+
+PEERS = ("SpikingJelly", "Tonic")  # case names of the peers' loaders: they decode on the calling thread
+
+
+@contextmanager
+def decode_threads_set(threads: int | None) -> Iterator[None]:
+    """``$NEURODATA_DECODE_THREADS`` set to ``threads`` for the block (None: left as it is)."""
+    if threads is None:
+        yield
+        return
+    before = os.environ.get(THREADS_VARIABLE)
+    os.environ[THREADS_VARIABLE] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[THREADS_VARIABLE]
+        else:
+            os.environ[THREADS_VARIABLE] = before
+
+
+def threads_label(name: str, case: Case, workers: int) -> str:
+    """The threads a row's loader decodes on: ``N`` in this process, or ``W proc x 1``."""
+    if workers:
+        return f"{workers} proc x 1"
+    if name.startswith(PEERS):
+        return "1"
+    limit = case.decode_threads or os.environ.get(THREADS_VARIABLE, "").strip()
+    return str(int(limit) if limit else torch.get_num_threads())
+
+
 def make_loader(
     dataset, order: list[int] | None, workers: int, batch: int | None, collate: Callable, persistent: bool
 ) -> DataLoader:
@@ -233,15 +281,20 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[
     Each repeat rotates the order of the cases, so that no case always runs first.
     """
     order = np.random.default_rng(1).permutation(n_samples).tolist()
-    print(f"\n{'case':<42} {'mode':<26} {'samples/s':>10} {'ours / this':>12} {'cpu ms/sample':>14}")
+    print(
+        f"\n{'case':<42} {'mode':<26} {'threads':>11} {'samples/s':>10} {'ours / this':>12} {'cpu ms/sample':>14}"
+    )
     for group, loaders in cases.items():
+        loaders = {name: Case(*case) for name, case in loaders.items()}
         for mode, workers, batch, persistent in MODES:
             if modes is not None and mode not in modes:
                 continue
             times: dict[str, list[tuple[float, float]]] = {name: [] for name in loaders}
             made = {
-                name: make_loader(ds, order if map_style else None, workers, batch, collate, persistent)
-                for name, (ds, map_style, collate) in loaders.items()
+                name: make_loader(
+                    case.dataset, order if case.map_style else None, workers, batch, case.collate, persistent
+                )
+                for name, case in loaders.items()
             }
             if persistent:  # steady state: the workers start (and warm up) in an untimed first pass
                 for loader in made.values():
@@ -252,7 +305,8 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[
                 # (swapping the first two event rows moved each by 10-15 %)
                 for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
                     loader = made[name]
-                    seconds, cpu, n = one_pass(loader)
+                    with decode_threads_set(loaders[name].decode_threads):
+                        seconds, cpu, n = one_pass(loader)
                     assert n == n_samples, f"{name}: {n} samples, expected {n_samples}"
                     times[name].append((seconds, cpu))
             del made  # persistent workers exit
@@ -264,8 +318,10 @@ def run_table(cases: dict[str, dict], n_samples: int, repeats: int, modes: list[
                     if not workers
                     else "-"
                 )
+                threads = threads_label(name, loaders[name], workers)
                 print(
-                    f"{group + ': ' + name:<42} {mode:<26} {n_samples / t:>10.1f} {t / ours:>11.2f}x {cpu:>14}",
+                    f"{group + ': ' + name:<42} {mode:<26} {threads:>11} {n_samples / t:>10.1f} {t / ours:>11.2f}x"
+                    f" {cpu:>14}",
                     flush=True,
                 )
 
@@ -312,6 +368,7 @@ def main_local(args) -> None:
     cases = {
         "events": {
             "neurodata map": (ours_events, True, pad_events),
+            "neurodata map, 1 decode thread": (ours_events, True, pad_events, 1),
             "neurodata map, lz4 cache": (load(str(work / "bench-lz4.zarr")), True, pad_events),
             "neurodata map, back-to-back layout": (
                 load(str(work / "bench-back-to-back.zarr")),
@@ -323,8 +380,9 @@ def main_local(args) -> None:
             "Tonic DiskCachedDataset": (tonic_events, True, pad_events),
         },
         "frames T=16": {
-            "neurodata precomputed": (ours_pre, True, stack_dense),
-            "neurodata precomputed int16": (ours_pre16, True, stack_dense),
+            # stored frames are read on the calling thread (no decode threads): 1, as the peers
+            "neurodata precomputed": (ours_pre, True, stack_dense, 1),
+            "neurodata precomputed int16": (ours_pre16, True, stack_dense, 1),
             "neurodata on the fly": (ours_fly, True, stack_dense),
             "SpikingJelly frames npz": (FolderDataset(sj_frames, sj_load_frames), True, stack_dense),
             "Tonic DiskCachedDataset": (tonic_frames, True, stack_dense),

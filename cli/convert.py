@@ -5,15 +5,45 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Iterator
+
+import numpy as np
 
 import neurodata as nd
-from neurodata.writer import output_format
+from neurodata.diskspace import DiskFullError, require_space
+from neurodata.reader import DEFAULT_BLOCK_BYTES, Recording, rechunk_by_count
+from neurodata.writer import estimated_bytes, output_format
 
 from .output import add_out_format, byte_progress, emit, table
 
+CHUNK_EVENTS = 1 << 20  # events written per step
+BLOCK_BYTES = DEFAULT_BLOCK_BYTES  # input bytes decoded per step (the free space is checked after the first)
+
+
+class SpaceCheck:
+    """The recording's decoded blocks for ``args.output``: once the first is decoded, the output's
+    size is estimated from it (``needed``) and, when that is not free, fails before writing any."""
+
+    def __init__(self, args: argparse.Namespace, rec: Recording):
+        self.args, self.rec = args, rec
+        self.needed: int | None = None
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        args, rec, start = self.args, self.rec, self.rec.header.data_offset
+        for k, block in enumerate(rec.blocks(BLOCK_BYTES)):
+            size = rec.size
+            if k == 0 and size and rec.position > start:
+                n_events = len(block) * (size - start) / (rec.position - start)
+                self.needed = estimated_bytes(
+                    args.output, block, n_events, rec.info, args.out_format, args.shift_time
+                )
+                require_space(args.output, self.needed)
+            yield block
+
 
 def convert(args: argparse.Namespace) -> dict:
-    """Stream ``args.input`` into ``args.output`` chunk by chunk; the output appears only when complete."""
+    """Stream ``args.input`` into ``args.output`` chunk by chunk; the output appears only when complete.
+    A full disk (foreseen after the first block, or met) is one error naming the output."""
     src, dst = args.input, args.output
     start = time.perf_counter()
     count = 0
@@ -22,11 +52,15 @@ def convert(args: argparse.Namespace) -> dict:
         nd.open_recording(src, args.in_format) as rec,
         byte_progress(rec.size, os.path.basename(src), args.json) as bar,
     ):
-        with nd.open_writer(dst, rec.info, args.out_format, args.shift_time) as writer:
-            for chunk in rec.chunks(n_events=1 << 20):
-                writer.write(chunk)
-                count += len(chunk)
-                bar.update(rec.position - bar.n)
+        space = SpaceCheck(args, rec)
+        try:
+            with nd.open_writer(dst, rec.info, args.out_format, args.shift_time) as writer:
+                for chunk in rechunk_by_count(space.blocks(), CHUNK_EVENTS):
+                    writer.write(chunk)
+                    count += len(chunk)
+                    bar.update(rec.position - bar.n)
+        except DiskFullError as err:
+            raise DiskFullError(dst, err.needed or space.needed, err.free) from err
         in_name = rec.info.format
     return {
         "input": src,

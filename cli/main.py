@@ -8,6 +8,7 @@ import sys
 from typing import NamedTuple, NoReturn
 
 from neurodata import __version__
+from neurodata.diskspace import disk_full, is_disk_full
 from neurodata.errors import NeurodataError
 
 from .output import fail
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail("interrupted", as_json, code=130)
     except BrokenPipeError:
         return 0
+    except OSError as err:
+        if not is_disk_full(err):  # a full disk where no command translated it still gets one line
+            raise
+        return fail(str(disk_full(err.filename or ".", None)), as_json)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ loaders, the simulator, ``snn.train`` and the CLI all import it without running 
   (written to a temporary file beside it, then renamed over it), with the permissions ``open`` would
   give it (0666 narrowed by the umask), so shared datasets stay readable by the users the umask allows.
 - :func:`replace_tree`: the same for a folder assembled beside its final place.
+- :func:`locked_temporary`: the name of such a folder, locked by its writer for as long as it works
+  on it, so that a later run removes the temporaries of runs that died (SIGKILL, power cut) and
+  never those of runs still writing (:func:`remove_stale_temporaries`).
+- A full disk (``ENOSPC``) while writing raises :class:`~neurodata.diskspace.DiskFullError` naming
+  the path and the space needed; the temporary file or folder is removed.
 - :func:`file_lock`: an exclusive ``flock`` on a lock file; the kernel drops it when its holder dies,
   so a killed process never leaves a stale lock. A process forked while a lock is held closes its
   copy of the descriptor at once, so a child that outlives its parent (a pool worker) cannot keep
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import time
@@ -25,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from .diskspace import disk_full_as_error, require_space
 from .errors import NeurodataError, PathNotFoundError
 
 try:
@@ -34,6 +41,9 @@ except ImportError:  # Windows: no flock
 
 SHARED = 0o666  # permission bits of a new file as open() creates it, before the umask narrows them
 LOCK_POLL_S = 0.01  # how often a lock with a timeout tries again
+TEMPORARY = ".tmp-"  # <name>.tmp-<pid>-<random>: a folder being assembled for <name>
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike,
@@ -42,6 +52,7 @@ def atomic_output(
     permissions: int = SHARED,
     durable: bool = True,
     parents: bool = False,
+    size: int | None = None,
 ) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed.
 
@@ -52,11 +63,16 @@ def atomic_output(
         durable: flush and ``fsync`` it before the rename, so the new content survives a power cut.
         parents: create missing parent folders first; without it a missing folder raises
             :class:`~neurodata.errors.PathNotFoundError` naming ``path``.
+        size: the bytes to be written, when known in advance: fewer free bytes on the filesystem
+            fail at once. A full disk, foreseen or not, raises
+            :class:`~neurodata.diskspace.DiskFullError` naming ``path`` (never the temporary file).
     """
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     if parents:
         os.makedirs(folder, exist_ok=True)
+    if size is not None:
+        require_space(path, size)
     try:
         tmp, fd = _create_temporary(folder, name, permissions)
     except FileNotFoundError:
@@ -66,7 +82,7 @@ def atomic_output(
             f"{path}: cannot write: the folder {os.path.dirname(path) or '.'} does not exist"
         ) from None
     try:
-        with os.fdopen(fd, mode) as fileobj:
+        with disk_full_as_error(path, size), os.fdopen(fd, mode) as fileobj:
             yield fileobj
             if durable:
                 fileobj.flush()
@@ -219,6 +235,56 @@ def _is_current(fd: int, path: str) -> bool:
         return os.fstat(fd).st_ino == os.stat(path).st_ino
     except FileNotFoundError:
         return False
+
+
+@contextlib.contextmanager
+def locked_temporary(path: str | os.PathLike) -> Iterator[str]:
+    """A fresh name ``<path>.tmp-<pid>-<random>`` beside ``path`` to assemble a folder under, held
+    locked (``file_lock`` on ``<that name>.lock``) for the block; removed with what it holds on exit
+    unless the block moved it into place (with :func:`replace_tree`, aside to ``<that name>.old``).
+
+    Temporaries of earlier runs that died (no process holds their lock) are removed first, so an
+    interrupted run leaves nothing behind once the same output is written again.
+
+    Parameters:
+        path: the folder being written; its parent folder must exist.
+    """
+    path = os.fspath(path)
+    remove_stale_temporaries(path)
+    tmp = f"{path}{TEMPORARY}{os.getpid()}-{secrets.token_hex(4)}"
+    with file_lock(f"{tmp}.lock", remove=True):
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(f"{tmp}.old", ignore_errors=True)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Remove the temporaries of ``path`` (see :func:`locked_temporary`) whose writer is gone: those
+    whose lock no process holds. Those of live writers, here or on other machines sharing the
+    filesystem (where ``flock`` works across them), stay. Returns the names removed.
+
+    Parameters:
+        path: the folder whose temporaries to look for, beside it.
+    """
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(re.escape(name + TEMPORARY) + r"[0-9]+-[0-9a-f]+")
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for stem in sorted({m.group(0) for m in map(pattern.match, entries) if m}):
+        tmp = os.path.join(folder, stem)
+        try:
+            with file_lock(f"{tmp}.lock", timeout=0, remove=True):
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(f"{tmp}.old", ignore_errors=True)
+        except LockTimeout:  # its writer is alive
+            continue
+        removed.append(stem)
+    return removed
 
 
 def default_root() -> Path:

@@ -1,9 +1,15 @@
-"""Write event arrays to any writable format, atomically: readers never see a half-written file."""
+"""Write event arrays to any writable format, atomically: readers never see a half-written file.
+
+A full disk raises :class:`~neurodata.diskspace.DiskFullError` naming the output (the temporary file
+is removed, an earlier file at the path stays); :func:`estimated_bytes` sizes an output beforehand,
+for a caller that checks the free space first (``neurodata convert``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
@@ -11,12 +17,15 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 
 from .events import RecordingInfo, as_events
-from .export import EXPORTS
+from .export import EXPORTS, HDF5_CHUNK
 from .formats import writer_for_path
 from .formats.base import Writer
 from .localfs import atomic_output
 
 MakeWriter = Callable[[BinaryIO, RecordingInfo], Writer]
+# events written to memory to size an output (estimated_bytes): a whole HDF5 chunk, whose
+# preallocation would otherwise inflate the estimate
+ESTIMATE_EVENTS = HDF5_CHUNK
 
 
 class OutputFormat(NamedTuple):
@@ -68,6 +77,40 @@ class TimeShiftedWriter:
         self.writer.close()
 
 
+def _make_writer(fileobj: BinaryIO, info: RecordingInfo, chosen: OutputFormat, shift_time: bool) -> Writer:
+    if shift_time:
+        return TimeShiftedWriter(fileobj, info, chosen.make_writer)
+    return chosen.make_writer(fileobj, info)
+
+
+def estimated_bytes(
+    path: str | os.PathLike,
+    sample: np.ndarray,
+    n_events: float,
+    info: RecordingInfo | None = None,
+    format: str | None = None,
+    shift_time: bool = False,
+) -> int:
+    """About the bytes ``n_events`` events like ``sample`` take written to ``path`` (format and options
+    as :func:`open_writer`): the first :data:`ESTIMATE_EVENTS` of ``sample`` written to memory, scaled.
+
+    Parameters:
+        path: the output file (its extension picks the format when ``format`` is None).
+        sample: events representative of the rest (e.g. the first chunk read).
+        n_events: how many events the output will hold (an estimate).
+        info, format, shift_time: as :func:`open_writer`.
+    """
+    sample = as_events(sample[:ESTIMATE_EVENTS])
+    if not len(sample):
+        return 0
+    chosen = output_format(path, format)
+    buffer = io.BytesIO()
+    writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time)
+    writer.write(sample)
+    writer.close()
+    return int(buffer.getbuffer().nbytes * n_events / len(sample))
+
+
 @contextlib.contextmanager
 def open_writer(
     path: str | os.PathLike,
@@ -90,10 +133,7 @@ def open_writer(
     chosen = output_format(path, format)
     info = info or RecordingInfo(format=chosen.name)
     with atomic_output(path) as fileobj:
-        if shift_time:
-            writer: Writer = TimeShiftedWriter(fileobj, info, chosen.make_writer)
-        else:
-            writer = chosen.make_writer(fileobj, info)
+        writer = _make_writer(fileobj, info, chosen, shift_time)
         yield writer
         writer.close()
 

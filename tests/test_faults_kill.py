@@ -181,6 +181,10 @@ def test_prepare_killed_reruns_to_the_same_cache(archive, reference, tmp_path, p
     _assert_same_cache(root / "dvs128.zarr", reference)
 
 
+def _temporaries(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if ".tmp-" in p.name)
+
+
 def test_frames_killed_reruns_to_the_same_frames(reference, tmp_path):
     store = tmp_path / "dvs128.zarr"
     shutil.copytree(reference, store)
@@ -194,8 +198,10 @@ def test_frames_killed_reruns_to_the_same_frames(reference, tmp_path):
 
     returncode = _run_and_kill(cmd, computing, KillPoint("frames", 0.0, 2, group=False))
     assert returncode == -signal.SIGKILL, "frames finished before it could be killed"
+    assert _temporaries(representations), "the killed run left no temporary folder to clean"
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr
+    assert _temporaries(representations) == []  # the rerun removed the killed run's
     expected = subprocess.run(
         _cli("frames", str(expected_store), "--spec", FRAMES_SPEC, "--json"),
         capture_output=True,

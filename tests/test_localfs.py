@@ -20,6 +20,8 @@ from neurodata.localfs import (
     cache_name,
     default_root,
     file_lock,
+    locked_temporary,
+    remove_stale_temporaries,
     replace_tree,
     write_atomic,
 )
@@ -110,6 +112,42 @@ def test_file_lock_waits_times_out_and_removes_on_request(tmp_path):
     assert not lock.exists()
 
 
+def _temporary_in_child(target: Path, then: str) -> tuple[subprocess.Popen, str]:
+    """A process that makes a locked temporary of ``target`` with a file in it, prints its name, then
+    runs ``then`` (still inside the lock); the process and the temporary's name."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys, time
+        from neurodata.localfs import locked_temporary
+        with locked_temporary({str(target)!r}) as tmp:
+            os.makedirs(tmp)
+            open(os.path.join(tmp, "part"), "w").close()
+            print(tmp, flush=True)
+            {then}
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return child, child.stdout.readline().strip()
+
+
+def test_temporaries_of_dead_runs_are_removed_and_those_of_live_runs_kept(tmp_path):
+    target = tmp_path / "train"
+    live_run, live = _temporary_in_child(target, "time.sleep(60)")
+    dead_run, dead = _temporary_in_child(target, "os.kill(os.getpid(), signal.SIGKILL)")  # keeps live's
+    dead_run.wait(timeout=60)
+    (tmp_path / "test.tmp-1-ab").mkdir()  # another folder's temporary
+    try:
+        assert Path(dead).is_dir() and Path(f"{dead}.lock").exists()  # as a SIGKILL leaves them
+        assert remove_stale_temporaries(target) == [Path(dead).name]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [Path(live).name, f"{Path(live).name}.lock", "test.tmp-1-ab"]
+        )
+    finally:
+        live_run.kill()
+        live_run.wait()
+    with locked_temporary(target) as tmp:  # a later run: the killed one's temporary goes too
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{Path(tmp).name}.lock", "test.tmp-1-ab"])
+    assert [p.name for p in tmp_path.iterdir()] == ["test.tmp-1-ab"]
+
+
 def test_default_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURODATA_HOME", str(tmp_path / "home"))
     assert default_root() == tmp_path / "home"
@@ -134,7 +172,8 @@ def imported_modules(relative: str) -> set[str]:
 
 
 def test_localfs_is_a_leaf_and_lower_layers_do_not_import_upper_ones():
-    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors"}
+    assert imported_modules("neurodata/localfs.py") == {"neurodata.errors", "neurodata.diskspace"}
+    assert imported_modules("neurodata/diskspace.py") == {"neurodata.errors"}
     assert "neurodata.writer" not in imported_modules("neurodata/formats/aedat31.py")
     assert not any(
         m.startswith("neurodata.datasets") for m in imported_modules("neurodata/loaders/source.py")

@@ -5,21 +5,25 @@ A part is the events of consecutive samples of one split (:class:`PartData`). It
 written last: the part's per-sample columns, the size and CRC32C of each file and each column's value
 range. A part whose ``done.json`` matches its files is finished, so a killed build resumes where it
 stopped. Locally a part appears by a directory rename (the loser of a race between builders discards
-its copy); on object stores parts are deterministic, so a rewrite puts identical bytes.
+its copy); on object stores parts are deterministic, so a rewrite puts identical bytes. A part being
+written locally sits in a locked temporary folder (:func:`~neurodata.localfs.locked_temporary`): a
+full disk removes it and raises :class:`~neurodata.diskspace.DiskFullError` naming the part, and a
+later build removes those of builders that died.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..diskspace import disk_full_as_error
 from ..events import EVENT_DTYPE, as_events
+from ..localfs import locked_temporary
 from .codecs import encode_times
 from .errors import CacheError
 from .layout import EVENT_FIELDS
@@ -128,15 +132,17 @@ def stage_part(target: Location, data: PartData, frame_events: int) -> None:
     if not target.is_local:
         _write_part(target, data, frame_events)
         return
-    tmp = target.sibling(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    _write_part(tmp, data, frame_events)
-    try:
-        os.rename(tmp.path, target.path)
-    except OSError:  # another builder staged it first (or a stale copy is there)
-        shutil.rmtree(tmp.path, ignore_errors=True)
-        if not part_is_done(target, verify=True):
-            shutil.rmtree(target.path, ignore_errors=True)
-            stage_part(target, data, frame_events)
+    os.makedirs(os.path.dirname(target.path), exist_ok=True)
+    with disk_full_as_error(target.url), locked_temporary(target.path) as tmp:
+        _write_part(Location(tmp, target.storage_options), data, frame_events)
+        try:
+            os.rename(tmp, target.path)
+            return
+        except OSError:  # another builder staged it first (or a stale copy is there)
+            pass
+    if not part_is_done(target, verify=True):
+        shutil.rmtree(target.path, ignore_errors=True)
+        stage_part(target, data, frame_events)
 
 
 def _write_part(location: Location, data: PartData, frame_events: int) -> None:
@@ -145,7 +151,8 @@ def _write_part(location: Location, data: PartData, frame_events: int) -> None:
     columns = {"t": encode_times(data.events["t"], offsets)}
     columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
     files = encode_columns(columns, frame_events)
-    location.write_files(files)
+    with disk_full_as_error(location.url, sum(len(v) for v in files.values())):  # the bytes it needs
+        location.write_files(files)
     checksums = {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())}
     record = part_record(data, checksums, {f: value_range(c) for f, c in columns.items()})
     write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": frame_events})

@@ -20,6 +20,12 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
 What a build is, and the fingerprint that tells its parts and caches from others, is :mod:`.plan`.
 Concurrent builders of the same cache are safe: parts are staged idempotently and commits are
 serialised by an ``flock`` on ``<root>.lock`` (local disk).
+
+A full disk raises one :class:`~neurodata.diskspace.DiskFullError` naming the cache and the space
+needed. Staged parts stay (a rerun with space resumes from them); the part being written and a
+half-assembled final tree are removed. On local disk the commit first checks that the staged parts'
+size is free: the final tree takes at most that (its codecs compress at least as well as the parts'
+LZ4), so a commit that cannot fit fails before writing.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..diskspace import disk_full_as_error, require_space
 from ..localfs import replace_tree
 from ..workers import process_pool
 from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_split, split_totals
@@ -186,15 +193,29 @@ class CacheBuilder:
         """
         with commit_lock(self.root):
             if not self.is_complete():
-                self._commit_locked(executor)
+                self._commit_checked(executor)
             self.staging.remove()
         return self.root.url
 
-    def _commit_locked(self, executor: Executor | None) -> None:
+    def _commit_checked(self, executor: Executor | None) -> None:
+        """Commit when the staged parts' size is free; a failed local commit removes its final tree."""
         locations = {
             split: [self._part_location(split, i) for i in range(n)] for split, n in self.plan.parts.items()
         }
         staged = read_records(locations, self.root.url)
+        if not self.root.is_local:
+            self._commit_locked(staged, executor)
+            return
+        needed = sum(size for done in staged.values() for d in done for size, _ in d["files"].values())
+        require_space(self.root.path, needed)
+        try:
+            with disk_full_as_error(self.root.url, needed):
+                self._commit_locked(staged, executor)
+        except BaseException:
+            self.staging.child("final").remove()  # scratch: frees its space; a rerun rebuilds it
+            raise
+
+    def _commit_locked(self, staged: Records, executor: Executor | None) -> None:
         marker = read_marker(self.root)
         if self.root.exists() and not (self.overwrite or (marker and not marker.get("complete"))):
             raise CacheError(
@@ -315,19 +336,30 @@ def build_cache(
     if own:
         executor = process_pool(workers)
     try:
-        pending = builder.start(executor)
-        if not pending and builder.is_complete():
-            return builder.root.url
-        finished = 0
-
-        def report(k: int, n_events: int) -> None:
-            nonlocal finished
-            finished += 1
-            on_part_done(PartDone(*pending[k], n_events, finished, len(pending)))
-
-        build = partial(_build_part, builder, make_part)
-        run_tasks(executor, build, pending, on_done=report if on_part_done else None)
-        return builder.commit(executor)
+        with disk_full_as_error(builder.root.url):
+            return _build(builder, make_part, executor, on_part_done)
     finally:
         if own:
             executor.shutdown()
+
+
+def _build(
+    builder: CacheBuilder,
+    make_part: Callable[[str, int], PartData],
+    executor: Executor | None,
+    on_part_done: Callable[[PartDone], None] | None,
+) -> str:
+    """The two phases of :func:`build_cache` on a ready executor (or None: in this process)."""
+    pending = builder.start(executor)
+    if not pending and builder.is_complete():
+        return builder.root.url
+    finished = 0
+
+    def report(k: int, n_events: int) -> None:
+        nonlocal finished
+        finished += 1
+        on_part_done(PartDone(*pending[k], n_events, finished, len(pending)))
+
+    build = partial(_build_part, builder, make_part)
+    run_tasks(executor, build, pending, on_done=report if on_part_done else None)
+    return builder.commit(executor)

@@ -11,6 +11,11 @@ Integer representations are stored in the narrowest integer dtype that holds eve
 widened back to the representation's dtype on read. The dtype is guessed from the first sample; each
 task checks every value of its shard against it and writes nothing that does not fit, and when any
 shard did not fit the split is written again in the dtype that holds all ranges seen (never a wrap).
+
+On local disk the temporary folder (``<split>.tmp-<pid>-<random>``) is locked while it is written, so a
+run removes those of runs that died (:func:`neurodata.localfs.locked_temporary`); a full disk fails
+at once when the first sample, compressed, times the samples exceeds the free space, and otherwise
+where it strikes, with one :class:`~neurodata.diskspace.DiskFullError` and the temporary removed.
 Value ranges, narrowing, the task runner and the publishing rename are the cache writer's
 (:mod:`neurodata.cache.narrowing`, :mod:`neurodata.cache.tasks`, :func:`neurodata.localfs.replace_tree`).
 """
@@ -18,7 +23,6 @@ Value ranges, narrowing, the task runner and the publishing rename are the cache
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -26,20 +30,23 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
 from ..cache.layout import checksummed
 from ..cache.narrowing import ValueRange, fits, merge_ranges, narrowest, value_range
 from ..cache.store import Location
 from ..cache.tasks import run_tasks
+from ..diskspace import disk_full_as_error, require_space
 from ..events import empty_events
-from ..localfs import replace_tree
+from ..localfs import locked_temporary, remove_stale_temporaries, replace_tree
 from ..workers import process_pool
 from .precomputed import ATTRS_KEY, is_usable, read_marker, representation_location
 from .representation import representation_spec, resolve_representation, spec_key
 from .source import SplitSource, naming_samples, resolve_store
 
 TARGET_SHARD_BYTES = 8 << 20
+FRAMES_CNAME, FRAMES_CLEVEL = "lz4hc", 5  # Blosc's compressor of stored representations
 # integer dtypes a stored representation may narrow to, narrowest first (none wider than its own)
 NARROW_INTS = tuple(np.dtype(d) for d in ("uint8", "int8", "uint16", "int16", "uint32", "int32"))
 
@@ -103,7 +110,17 @@ def _write_range(job: SplitJob, samples: tuple[int, int]) -> tuple[bool, ValueRa
 def frames_compressor(dtype: np.dtype) -> BloscCodec:
     """Blosc LZ4HC with byte shuffling (a no-op for uint8): on DVS128 count frames it decodes faster
     than bit shuffling, for a few more bytes (measured in docs/sections/loaders.md)."""
-    return BloscCodec(cname="lz4hc", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize)
+    return BloscCodec(
+        cname=FRAMES_CNAME, clevel=FRAMES_CLEVEL, shuffle="shuffle", typesize=np.dtype(dtype).itemsize
+    )
+
+
+def estimated_bytes(probe: np.ndarray, dtype: np.dtype, n: int) -> int:
+    """About what ``n`` samples like ``probe`` take stored in ``dtype``: the probe compressed as each
+    stored sample is (one chunk per sample, :func:`frames_compressor`), ``n`` times."""
+    sample = np.ascontiguousarray(probe.astype(dtype, copy=False))
+    blosc = Blosc(cname=FRAMES_CNAME, clevel=FRAMES_CLEVEL, shuffle=Blosc.SHUFFLE, typesize=dtype.itemsize)
+    return n * len(blosc.encode(sample))
 
 
 def _create(target: Location, n: int, shape: tuple[int, ...], dtype: np.dtype, per_shard: int) -> None:
@@ -144,32 +161,15 @@ def precompute_split(
         )
     key = spec_key(spec)
     final = representation_location(source.url, key, split, storage_options)
+    if final.is_local:
+        remove_stale_temporaries(final.path)
     if not overwrite and is_usable(read_marker(final), source):
         return final.url
     n = source.n_samples
     probe = compute_range(source, rep, 0, 1)[0] if n else np.asarray(rep(empty_events()))
     per_shard = shard_samples(probe.nbytes)
-    target = final.sibling(f".tmp-{uuid.uuid4().hex[:8]}") if final.is_local else final
     ranges = [(start, min(start + per_shard, n)) for start in range(0, n, per_shard)]
     dtype = stored_dtype(probe.dtype, value_range(probe))
-    job = SplitJob(source, rep, target.url, dict(storage_options or {}))
-    with tqdm(
-        total=n, unit="sample", desc=f"{source.attrs.get('name', '')} {split} {key}", disable=not progress
-    ) as bar:
-
-        def advance(k: int, _: tuple[bool, ValueRange]) -> None:
-            bar.update(ranges[k][1] - ranges[k][0])
-
-        while True:
-            _create(target, n, probe.shape, dtype, per_shard)
-            results = run_tasks(executor, partial(_write_range, job), ranges, on_done=advance)
-            if all(written for written, _ in results):
-                break
-            wider = stored_dtype(probe.dtype, merge_ranges([values for _, values in results]))
-            if wider == dtype:  # only when samples change dtype (np.stack widened them)
-                raise ValueError(f"{source.url}: split {split!r} has values outside {probe.dtype}")
-            dtype = wider
-            bar.reset()
     marker = {
         "spec": spec,
         "key": key,
@@ -177,13 +177,65 @@ def precompute_split(
         "n_samples": n,
         "shape": list(probe.shape),
         "dtype": probe.dtype.str,  # what reads return
-        "stored_dtype": dtype.str,
-        "complete": True,
     }
-    target.open_group("r+").attrs.update({ATTRS_KEY: marker})
-    if final.is_local:
-        replace_tree(target.path, final.path, final.sibling(f".old-{uuid.uuid4().hex[:8]}").path)
+    pass_ = SplitPass(source, rep, probe, dtype, per_shard, ranges, marker, dict(storage_options or {}))
+    desc = f"{source.attrs.get('name', '')} {split} {key}"
+    with tqdm(total=n, unit="sample", desc=desc, disable=not progress) as bar:
+        if final.is_local:
+            _store_locally(final, pass_, executor, bar)
+        else:
+            _store_split(final, pass_, executor, bar)
     return final.url
+
+
+def _store_locally(final: Location, split: SplitPass, executor: Executor | None, bar: Any) -> None:
+    """Store ``split`` in a locked temporary folder beside ``final`` and move it into place; fail at
+    once when the estimated size exceeds the free space."""
+    os.makedirs(os.path.dirname(final.path), exist_ok=True)
+    needed = estimated_bytes(split.probe, split.dtype, split.source.n_samples)
+    require_space(final.path, needed)
+    with disk_full_as_error(final.path, needed), locked_temporary(final.path) as tmp:
+        _store_split(Location(tmp, split.storage_options), split, executor, bar)
+        replace_tree(tmp, final.path, f"{tmp}.old")
+
+
+@dataclass(frozen=True)
+class SplitPass:
+    """What storing one split needs beyond its target: the samples and their representation, the
+    first sample's output, the first dtype to try, samples per shard, the task ranges, the marker
+    (less ``stored_dtype`` and ``complete``) and the fsspec options."""
+
+    source: SplitSource
+    representation: Callable
+    probe: np.ndarray
+    dtype: np.dtype
+    per_shard: int
+    ranges: list[tuple[int, int]]
+    marker: dict[str, Any]
+    storage_options: dict[str, Any]
+
+
+def _store_split(target: Location, split: SplitPass, executor: Executor | None, bar: Any) -> None:
+    """Write every range of ``split`` to ``target``, again wider while a value does not fit, then its
+    complete marker."""
+    ranges, dtype, probe = split.ranges, split.dtype, split.probe
+    job = SplitJob(split.source, split.representation, target.url, split.storage_options)
+
+    def advance(k: int, _: tuple[bool, ValueRange]) -> None:
+        bar.update(ranges[k][1] - ranges[k][0])
+
+    while True:
+        _create(target, split.source.n_samples, probe.shape, dtype, split.per_shard)
+        results = run_tasks(executor, partial(_write_range, job), ranges, on_done=advance)
+        if all(written for written, _ in results):
+            break
+        wider = stored_dtype(probe.dtype, merge_ranges([values for _, values in results]))
+        if wider == dtype:  # only when samples change dtype (np.stack widened them)
+            raise ValueError(f"{split.source.url}: split {split.source.split!r} has values outside {probe.dtype}")
+        dtype = wider
+        bar.reset()
+    marker = {**split.marker, "stored_dtype": dtype.str, "complete": True}
+    target.open_group("r+").attrs.update({ATTRS_KEY: marker})
 
 
 def precompute(

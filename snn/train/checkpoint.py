@@ -4,6 +4,9 @@ A checkpoint holds only tensors and plain Python values (dicts, lists, numbers, 
 ``torch.load(weights_only=True)`` reads it without unpickling arbitrary objects. The random
 number generator states are converted accordingly: Python's Mersenne-Twister state and NumPy's
 become int64 tensors plus plain numbers.
+
+Writes check first that the tensors' bytes are free on the disk; a full disk, foreseen or met, is
+one :class:`~neurodata.diskspace.DiskFullError` naming the checkpoint, and the previous file stays.
 """
 
 from __future__ import annotations
@@ -58,10 +61,22 @@ def restore_rng(state: dict[str, Any], loader_generator: torch.Generator | None 
         loader_generator.set_state(state["loader"])
 
 
+def tensor_bytes(obj: Any) -> int:
+    """The bytes of the tensors in ``obj`` (nested dicts, lists and tuples): about what
+    ``torch.save`` writes for a checkpoint, whose other values are small."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder (created when missing), synced, then
-    renamed over ``path``."""
-    with atomic_output(path, parents=True) as f:
+    renamed over ``path``; fails before writing when the tensors' bytes are not free."""
+    with atomic_output(path, parents=True, size=tensor_bytes(obj)) as f:
         torch.save(obj, f)
 
 
