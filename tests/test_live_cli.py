@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from live_helpers import camera_events, write_aedat4
+from run_helpers import tiny_run
 
 import neurodata as nd
 
@@ -120,31 +120,6 @@ def test_errors_are_one_line_exit_2(tmp_path):
     assert done.returncode == 2 and "cannot connect" in json.loads(done.stdout)["error"]
     done = live_cli("udp://127.0.0.1:9?format=bogus")
     assert done.returncode == 2 and "unknown UDP format 'bogus'" in done.stderr
-
-
-def tiny_run(run_dir, downsample_to=(16, 16)) -> None:
-    """A run folder as `neurodata train` writes it (model.json + best.pt) for a tiny zoo model that
-    framed whole samples into 4 bins on a sensor shrunk to 16x16 (weights seeded, not trained)."""
-    import torch
-
-    from snn.models import ModelSpec, write_model_spec
-
-    spec = ModelSpec(
-        model="dvsgesture-net",
-        in_channels=2,
-        input_size=(16, 16),
-        num_classes=3,
-        options={"channels": 4, "hidden": 8, "n_blocks": 2, "voting": 2, "backend": "torch"},
-        representation={"type": "frame", "n_time_bins": 4, "sensor_size": [16, 16, 2]},
-        input={"downsample_to": list(downsample_to)},
-    )
-    torch.manual_seed(0)
-    model = spec.build()
-    for module in model.modules():  # busy enough that the scores are not all zero
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-            module.weight.data *= 8
-    write_model_spec(run_dir, spec)
-    torch.save(model.state_dict(), run_dir / "best.pt")
 
 
 def test_run_classifies_windows_as_the_library_does(tmp_path, recording, events, capsys):

@@ -13,9 +13,10 @@ try:
     from .errors import NIRError
     from .export import to_nir
     from .importer import NIRModule, from_nir
+    from .save import save
 except ModuleNotFoundError as exc:  # nir is an optional dependency (the "nir" extra)
     if exc.name != "nir":
         raise
     raise ImportError("hw.nir needs the nir package: pip install 'neurodata[nir]'") from exc
 
-__all__ = ["to_nir", "from_nir", "NIRModule", "NIRError"]
+__all__ = ["to_nir", "from_nir", "save", "NIRModule", "NIRError"]
