@@ -9,10 +9,24 @@ from typing import NoReturn
 from neurodata import __version__
 from neurodata.errors import NeurodataError
 
-from . import convert, datasets, demo, formats, frames, info, live, plot, prepare, replay, simulate, train
+from . import (
+    convert,
+    datasets,
+    demo,
+    formats,
+    frames,
+    info,
+    live,
+    plot,
+    prepare,
+    replay,
+    simulate,
+    train,
+    view,
+)
 from .output import fail
 
-COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, demo, live, replay)
+COMMANDS = (info, convert, formats, prepare, datasets, frames, simulate, train, plot, view, demo, live, replay)
 
 
 class UsageError(NeurodataError):

@@ -1,0 +1,131 @@
+"""``neurodata view FILE|CACHE``: events (ON/OFF colours), stored frames or voxel grids as a picture, an
+animation or a window. Rendering is :mod:`neurodata.viz.render`'s; this module picks the clip, the
+timing and the writer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from neurodata.errors import NeurodataError
+
+from .info import is_cache
+from .output import emit
+
+DEFAULT_WINDOW_US = 50_000  # 20 pictures per second of recording: motion stays readable, files stay small
+BIN_MS = 100.0  # display time of one time bin of a stored representation at --speed 1
+
+
+def pick_split(splits: list[str], asked: str | None, url: str) -> str:
+    """``asked``, else ``train`` when the cache has one, else its first split."""
+    if asked is not None:
+        return asked
+    if not splits:
+        raise NeurodataError(f"{url}: the cache has no splits")
+    return "train" if "train" in splits else splits[0]
+
+
+def load_clip(args: argparse.Namespace) -> Any:
+    """The clip named on the command line: a recording file, or one sample of a cache."""
+    from neurodata.cache import open_cache
+    from neurodata.loaders.source import resolve_store
+    from neurodata.viz import cache_clip, recording_clip
+
+    path = args.source
+    if "://" not in path and not os.path.exists(path) and "." in os.path.basename(path.rstrip("/")):
+        raise NeurodataError(f"{path}: no such file or cache")
+    url = resolve_store(path, args.root)
+    if not is_cache(url):
+        if args.split is not None or args.index is not None or args.stored is not None:
+            raise NeurodataError(f"{path}: --split, --index and --stored apply to caches, not to recording files")
+        return recording_clip(url, args.in_format)
+    split = pick_split(list(open_cache(url).splits), args.split, url)
+    return cache_clip(url, split, args.index or 0, args.stored)
+
+
+def progress(iterable: Any, total: int, quiet: bool) -> Any:
+    """A pictures progress bar on stderr, only on a terminal and not with --json."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc="pictures", leave=False, disable=quiet or not sys.stderr.isatty())
+
+
+def run(args: argparse.Namespace) -> int:
+    from neurodata.viz import has_display, montage, show, window_count, write_gif, write_mp4, write_png
+    from neurodata.viz.writers import output_kind
+
+    if args.speed <= 0:
+        raise NeurodataError(f"--speed must be positive, got {args.speed}")
+    if args.window_us is not None and args.window_us <= 0:
+        raise NeurodataError(f"--window-us must be positive, got {args.window_us}")
+    kind = output_kind(args.out) if args.out else None
+    if kind is None and not has_display():
+        raise NeurodataError("no display to open a window on (DISPLAY is not set): give --out x.png, x.gif or x.mp4")
+    clip = load_clip(args)
+    events = clip.kind == "events"
+    if events:
+        # a PNG without --window-us shows the whole clip in one picture; animations play windows
+        whole = kind == "png" and args.window_us is None
+        window_us = clip.duration_us + 1 if whole else args.window_us or DEFAULT_WINDOW_US
+        count = window_count(clip.duration_us, window_us)
+        period_ms = window_us / 1000 / args.speed
+    else:
+        window_us, count, period_ms = 0, len(clip.data), BIN_MS / args.speed
+    pictures = progress(clip.pictures(window_us), count, args.json)
+    if kind is None:
+        show(list(pictures), period_ms, clip.title)
+    elif kind == "png":
+        import numpy as np
+
+        stack = np.stack(list(pictures))
+        write_png(args.out, stack[0] if count == 1 else montage(stack))
+    elif kind == "gif":
+        write_gif(args.out, pictures, period_ms)
+    else:
+        write_mp4(args.out, pictures, period_ms)
+    result = {
+        "out": args.out,
+        "source": clip.title,
+        "kind": clip.kind,
+        "pictures": count,
+        "width": clip.geometry.width,
+        "height": clip.geometry.height,
+        "window_us": window_us if events else None,
+        "period_ms": period_ms,
+    }
+    emit(result, args.json, lambda r: f"{r['source']}\n{r['pictures']} pictures -> {r['out'] or 'window'}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "view", help="render events (ON/OFF colours), stored frames or voxel grids to PNG/GIF/MP4 or a window"
+    )
+    p.add_argument("source", metavar="FILE|CACHE", help="a recording, or a cache (path, fsspec URL or dataset name)")
+    p.add_argument("--split", help="the cache split (default: train, else the first)")
+    p.add_argument("--index", type=int, help="the sample of the split (default 0; negative counts from the end)")
+    p.add_argument(
+        "--stored",
+        nargs="?",
+        const="",
+        metavar="KEY",
+        help="show a representation stored by neurodata frames (KEY may be left out when one is stored)",
+    )
+    p.add_argument("--out", help="x.png (one picture, or a grid of windows with --window-us), x.gif or x.mp4")
+    p.add_argument(
+        "--window-us",
+        type=int,
+        help=f"microseconds of events per picture (default {DEFAULT_WINDOW_US}; a PNG without it: the whole clip)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help=f"playback speed: 1 plays events in real time, 0.1 ten times slower (time bins: {BIN_MS:g} ms each)",
+    )
+    p.add_argument("--in-format", help="force the recording's format instead of detecting it")
+    p.add_argument("--root", help="where caches live, for a dataset name (default: $NEURODATA_HOME)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
