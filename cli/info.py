@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise nd.NeurodataError("give a FILE, or --demo for the built-in synthetic recording")
     if args.plot and not is_cache(path):
-        raise nd.NeurodataError(f"{path}: --plot draws a prepared cache; this is a recording (try neurodata view)")
+        raise nd.NeurodataError(
+            f"{path}: --plot draws a prepared cache; this is a recording (see it with neurodata view)"
+        )
     if is_cache(path):
         summary = cache_info(path)
         if args.plot:

@@ -39,7 +39,9 @@ def load_clip(args: argparse.Namespace) -> Any:
     url = resolve_store(path, args.root)
     if not is_cache(url):
         if args.split is not None or args.index is not None or args.stored is not None:
-            raise NeurodataError(f"{path}: --split, --index and --stored apply to caches, not to recording files")
+            raise NeurodataError(
+                f"{path}: --split, --index and --stored apply to caches, not to recording files"
+            )
         return recording_clip(url, args.in_format)
     split = pick_split(list(open_cache(url).splits), args.split, url)
     return cache_clip(url, split, args.index or 0, args.stored)
@@ -62,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise NeurodataError(f"--window-us must be positive, got {args.window_us}")
     kind = output_kind(args.out) if args.out else None
     if kind is None and not has_display():
-        raise NeurodataError("no display to open a window on (DISPLAY is not set): give --out x.png, x.gif or x.mp4")
+        raise NeurodataError(
+            "no display to open a window on (DISPLAY is not set): give --out x.png, x.gif or x.mp4"
+        )
     clip = load_clip(args)
     events = clip.kind == "events"
     if events:
@@ -103,9 +107,13 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "view", help="render events (ON/OFF colours), stored frames or voxel grids to PNG/GIF/MP4 or a window"
     )
-    p.add_argument("source", metavar="FILE|CACHE", help="a recording, or a cache (path, fsspec URL or dataset name)")
+    p.add_argument(
+        "source", metavar="FILE|CACHE", help="a recording, or a cache (path, fsspec URL or dataset name)"
+    )
     p.add_argument("--split", help="the cache split (default: train, else the first)")
-    p.add_argument("--index", type=int, help="the sample of the split (default 0; negative counts from the end)")
+    p.add_argument(
+        "--index", type=int, help="the sample of the split (default 0; negative counts from the end)"
+    )
     p.add_argument(
         "--stored",
         nargs="?",

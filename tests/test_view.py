@@ -81,13 +81,18 @@ def test_whole_recording_picture_and_y_orientation(evt3):
     # row r is y = r (y = 0 on top): lit pixels per row equal the distinct x per y of the events
     lit = (picture != 0).any(2).sum(1)
     expected = np.zeros(geometry.height, np.int64)
-    ys, counts = np.unique(np.unique(events["y"].astype(np.int64) * geometry.width + events["x"]) // geometry.width, return_counts=True)
+    ys, counts = np.unique(
+        np.unique(events["y"].astype(np.int64) * geometry.width + events["x"]) // geometry.width,
+        return_counts=True,
+    )
     expected[ys] = counts
     np.testing.assert_array_equal(lit, expected)
 
 
 def test_y_is_the_row_and_the_last_event_closes_the_last_window():
-    events = make_events(np.array([0, 10, 50, 100]), np.array([3, 1, 2, 0]), np.array([1, 0, 3, 2]), np.array([1, 0, 1, 0]))
+    events = make_events(
+        np.array([0, 10, 50, 100]), np.array([3, 1, 2, 0]), np.array([1, 0, 3, 2]), np.array([1, 0, 1, 0])
+    )
     pictures = event_frames(events, Geometry(8, 4), 50)
     assert len(pictures) == 2 == window_count(100, 50)
     np.testing.assert_array_equal(pictures[0, 1, 3], ON)  # (x=3, y=1) ON -> row 1, column 3
@@ -150,7 +155,9 @@ def test_view_png_gif_and_mp4_of_a_recording(fixtures, tmp_path, capsys):
 
     window = 50_000
     expected = event_frames(events, Geometry(128, 128), window)
-    code, result = view(capsys, str(source), "--out", str(tmp_path / "clip.gif"), "--window-us", str(window), "--speed", "0.5")
+    code, result = view(
+        capsys, str(source), "--out", str(tmp_path / "clip.gif"), "--window-us", str(window), "--speed", "0.5"
+    )
     assert code == 0 and result["pictures"] == len(expected) == math.ceil(589318 / window)
     gif = Image.open(tmp_path / "clip.gif")
     assert gif.n_frames == len(expected)  # no two windows of this recording look the same
@@ -206,7 +213,10 @@ def test_view_exit_code_in_a_subprocess(fixtures):
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     result = subprocess.run(
         [sys.executable, "-m", "neurodata.cli", "view", str(fixtures / "nmnist" / "sample_nmnist.bin")],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "give --out" in result.stderr

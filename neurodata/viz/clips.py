@@ -53,7 +53,9 @@ class Clip:
         """
         if self.kind == EVENTS:
             return iter_event_frames(self.data, self.geometry, window_us, palette)
-        shown = frame_pictures(self.data, palette) if self.kind == FRAMES else voxel_pictures(self.data, palette)
+        shown = (
+            frame_pictures(self.data, palette) if self.kind == FRAMES else voxel_pictures(self.data, palette)
+        )
         return iter(shown)
 
     @property
@@ -94,7 +96,10 @@ def stored_keys(url: str, split: str) -> list[str]:
 
     location = Location(url)
     try:
-        keys = sorted(name.rstrip("/").rsplit("/", 1)[-1] for name in location.fs.ls(location.key(REPRESENTATIONS_DIR), detail=False))
+        keys = sorted(
+            name.rstrip("/").rsplit("/", 1)[-1]
+            for name in location.fs.ls(location.key(REPRESENTATIONS_DIR), detail=False)
+        )
     except FileNotFoundError:
         return []
     source = SplitSource(url, split)
@@ -114,7 +119,9 @@ def cache_clip(url: str, split: str, index: int, stored: str | None = None) -> C
     cache = open_cache(url)
     reader = cache[split]
     if not -len(reader) <= index < len(reader):
-        raise NeurodataError(f"{url}: --index {index} out of range: split {split!r} has {len(reader)} samples")
+        raise NeurodataError(
+            f"{url}: --index {index} out of range: split {split!r} has {len(reader)} samples"
+        )
     index %= len(reader)
     label = int(reader.labels[index])
     names = cache.class_names or []
@@ -141,10 +148,14 @@ def stored_clip(url: str, split: str, index: int, key: str, title: str) -> Clip:
     if not key:
         if len(keys) != 1:
             found = f"the stored ones are {keys}" if keys else "none is stored (see neurodata frames)"
-            raise NeurodataError(f"{url}: split {split!r}: name one stored representation (--stored KEY); {found}")
+            raise NeurodataError(
+                f"{url}: split {split!r}: name one stored representation (--stored KEY); {found}"
+            )
         key = keys[0]
     elif key not in keys:
-        raise NeurodataError(f"{url}: split {split!r}: no stored representation {key!r}; stored: {keys or 'none'}")
+        raise NeurodataError(
+            f"{url}: split {split!r}: no stored representation {key!r}; stored: {keys or 'none'}"
+        )
     spec = read_marker(representation_location(url, key, split))["spec"]
     kind = SHOWN_TYPES.get(spec.get("type"))
     if kind is None:
@@ -154,4 +165,6 @@ def stored_clip(url: str, split: str, index: int, key: str, title: str) -> Clip:
     data = PrecomputedSource(SplitSource(url, split), key).read(index, index + 1)[0]
     if spec.get("type") == "image":
         data = data[None]
-    return Clip(kind, data, Geometry(int(data.shape[-1]), int(data.shape[-2])), f"{title}: {spec.get('type')} {key}")
+    return Clip(
+        kind, data, Geometry(int(data.shape[-1]), int(data.shape[-2])), f"{title}: {spec.get('type')} {key}"
+    )

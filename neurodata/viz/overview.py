@@ -71,7 +71,9 @@ def cache_overview(url: str, progress: Callable[[int], Any] | None = None) -> Ca
             heat += np.bincount(flat, minlength=width * height)
             if progress is not None:
                 progress(stop - start)
-    return CacheOverview(cache.name, cache.class_names, counts, unlabelled, lengths, heat.reshape(height, width))
+    return CacheOverview(
+        cache.name, cache.class_names, counts, unlabelled, lengths, heat.reshape(height, width)
+    )
 
 
 def overview_figure(overview: CacheOverview) -> Any:
@@ -92,8 +94,11 @@ def overview_figure(overview: CacheOverview) -> Any:
         counts = overview.class_counts[split]
         bars.bar(np.arange(len(counts)) + k * width, counts, width=width, label=split)
     names = overview.class_names or [str(c) for c in range(n_classes)]
-    bars.set_xticks(np.arange(n_classes) + width * (len(splits) - 1) / 2, names[:n_classes], rotation=60, fontsize="small")
+    bars.set_xticks(
+        np.arange(n_classes) + width * (len(splits) - 1) / 2, names[:n_classes], rotation=60, fontsize="small"
+    )
     bars.set(title="samples per class", ylabel="samples")
+    bars.yaxis.get_major_locator().set_params(integer=True)
     for split in splits:
         lengths = overview.events_per_sample[split]
         if len(lengths):

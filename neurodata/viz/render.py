@@ -86,7 +86,9 @@ def geometry_of(events: np.ndarray, width: int | None = None, height: int | None
         top = int(events[name].max()) + 1 if len(events) else 1
         if given is not None and top > given:
             index = int(np.argmax(events[name]))
-            raise ValueError(f"event {index} has {name}={top - 1}, outside the sensor ({name} must be < {given})")
+            raise ValueError(
+                f"event {index} has {name}={top - 1}, outside the sensor ({name} must be < {given})"
+            )
         sizes[name] = int(given) if given is not None else top
     return Geometry(sizes["x"], sizes["y"])
 
@@ -189,7 +191,9 @@ def voxel_pictures(grid: np.ndarray, palette: Palette = DEFAULT_PALETTE) -> np.n
         raise ValueError(f"a voxel grid must be [B, H, W] or [B, 1, H, W], got shape {grid.shape}")
     peak = float(np.abs(grid).max()) if grid.size else 0.0
     scale = np.ceil(np.abs(grid) * (255.0 / peak)) / 255.0 if peak > 0 else np.zeros_like(grid)
-    on, off, background = (np.asarray(c, dtype=np.float64) for c in (palette.on, palette.off, palette.background))
+    on, off, background = (
+        np.asarray(c, dtype=np.float64) for c in (palette.on, palette.off, palette.background)
+    )
     colour = np.where((grid > 0)[..., None], on, off)
     pictures = background + scale[..., None] * (colour - background)
     return np.clip(np.rint(pictures), 0, 255).astype(np.uint8)

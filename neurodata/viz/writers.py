@@ -59,7 +59,9 @@ def output_kind(path: str | os.PathLike) -> str:
     """
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
-        raise NeurodataError(f"{path}: --out must end in {', '.join(SUFFIXES)} (got {suffix or 'no suffix'!r})")
+        raise NeurodataError(
+            f"{path}: --out must end in {', '.join(SUFFIXES)} (got {suffix or 'no suffix'!r})"
+        )
     return suffix[1:]
 
 
@@ -92,7 +94,12 @@ def write_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms
     rest = (image.fromarray(np.ascontiguousarray(p), mode="RGB") for p in frames)
     with atomic_output(path, durable=False) as fileobj:
         image.fromarray(np.ascontiguousarray(first), mode="RGB").save(
-            fileobj, format="GIF", save_all=True, append_images=rest, duration=max(10, round(period_ms)), loop=0
+            fileobj,
+            format="GIF",
+            save_all=True,
+            append_images=rest,
+            duration=max(10, round(period_ms)),
+            loop=0,
         )
 
 
@@ -117,7 +124,10 @@ def write_mp4(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms
         stream = None
         for picture in pictures:
             if stream is None:
-                height, width = picture.shape[0] + picture.shape[0] % 2, picture.shape[1] + picture.shape[1] % 2
+                height, width = (
+                    picture.shape[0] + picture.shape[0] % 2,
+                    picture.shape[1] + picture.shape[1] % 2,
+                )
                 stream = container.add_stream(codec, rate=rate)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             padded = np.zeros((height, width, 3), np.uint8)
