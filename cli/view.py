@@ -32,6 +32,7 @@ def load_clip(args: argparse.Namespace) -> Any:
     from neurodata.cache import open_cache
     from neurodata.loaders.source import resolve_store
     from neurodata.viz import cache_clip, recording_clip
+    from neurodata.viz.clips import TimeSpan
 
     path = args.source
     if "://" not in path and not os.path.exists(path) and "." in os.path.basename(path.rstrip("/")):
@@ -42,9 +43,26 @@ def load_clip(args: argparse.Namespace) -> Any:
             raise NeurodataError(
                 f"{path}: --split, --index and --stored apply to caches, not to recording files"
             )
-        return recording_clip(url, args.in_format)
+        span = None
+        if args.start_us or args.duration_us is not None:
+            span = TimeSpan(args.start_us, args.duration_us)
+        return recording_clip(url, args.in_format, span)
+    if args.start_us or args.duration_us is not None:
+        raise NeurodataError(f"{path}: --start-us and --duration-us apply to recording files, not to caches")
     split = pick_split(list(open_cache(url).splits), args.split, url)
     return cache_clip(url, split, args.index or 0, args.stored)
+
+
+def chosen_clip(args: argparse.Namespace) -> Any:
+    """The clip to show: :func:`load_clip`'s, turned into ``--spec``'s representation when given."""
+    from neurodata.viz.clips import represented
+
+    from .frames import parse_spec
+
+    if args.spec is not None and args.stored is not None:
+        raise NeurodataError("give --spec (compute a representation) or --stored (read one), not both")
+    clip = load_clip(args)
+    return represented(clip, parse_spec(args.spec)) if args.spec is not None else clip
 
 
 def progress(iterable: Any, total: int, quiet: bool) -> Any:
@@ -60,14 +78,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.speed <= 0:
         raise NeurodataError(f"--speed must be positive, got {args.speed}")
-    if args.window_us is not None and args.window_us <= 0:
-        raise NeurodataError(f"--window-us must be positive, got {args.window_us}")
+    for name in ("window_us", "duration_us"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise NeurodataError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.start_us < 0:
+        raise NeurodataError(f"--start-us must not be negative, got {args.start_us}")
     kind = output_kind(args.out) if args.out else None
     if kind is None and not has_display():
         raise NeurodataError(
             "no display to open a window on (DISPLAY is not set): give --out x.png, x.gif or x.mp4"
         )
-    clip = load_clip(args)
+    clip = chosen_clip(args)
     events = clip.kind == "events"
     if events:
         # a PNG without --window-us shows the whole clip in one picture; animations play windows
@@ -121,6 +142,11 @@ def add_parser(subparsers) -> None:
         metavar="KEY",
         help="show a representation stored by neurodata frames (KEY may be left out when one is stored)",
     )
+    p.add_argument(
+        "--spec",
+        help="show the events as a representation: frame:n_time_bins=8, voxel_grid:n_time_bins=5, image "
+        "(as neurodata frames --spec)",
+    )
     p.add_argument("--out", help="x.png (one picture, or a grid of windows with --window-us), x.gif or x.mp4")
     p.add_argument(
         "--window-us",
@@ -133,6 +159,13 @@ def add_parser(subparsers) -> None:
         default=1.0,
         help=f"playback speed: 1 plays events in real time, 0.1 ten times slower (time bins: {BIN_MS:g} ms each)",
     )
+    p.add_argument(
+        "--start-us",
+        type=int,
+        default=0,
+        help="a recording: start this long after its first event (default 0)",
+    )
+    p.add_argument("--duration-us", type=int, help="a recording: show this long a part (default: to the end)")
     p.add_argument("--in-format", help="force the recording's format instead of detecting it")
     p.add_argument("--root", help="where caches live, for a dataset name (default: $NEURODATA_HOME)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -220,3 +220,42 @@ def test_view_exit_code_in_a_subprocess(fixtures):
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "give --out" in result.stderr
+
+
+def test_view_spec_renders_a_representation_of_the_recording(fixtures, tmp_path, capsys):
+    from PIL import Image
+
+    source = str(fixtures / "nmnist" / "sample_nmnist.bin")
+    events = nd.read(source)
+    code, result = view(
+        capsys, source, "--spec", "voxel_grid:n_time_bins=5", "--out", str(tmp_path / "v.png")
+    )
+    assert code == 0 and result["kind"] == "voxel_grid" and result["pictures"] == 5
+    expected = montage(voxel_pictures(to_voxel_grid(events, (34, 34, 2), n_time_bins=5)))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "v.png").convert("RGB")), expected)
+    code, result = view(capsys, source, "--spec", "frame:n_time_bins=3", "--out", str(tmp_path / "f.png"))
+    frames = to_frame(events, (34, 34, 2), n_time_bins=3)
+    assert code == 0 and result["pictures"] == 3
+    shown = np.asarray(Image.open(tmp_path / "f.png").convert("RGB"))
+    np.testing.assert_array_equal(shown, montage(frame_pictures(frames)))
+    assert int(shown[..., 0].sum()) == 255 * int(np.count_nonzero(frames[:, 0])) + 64 * int(
+        (shown == 64).all(2).sum()
+    )
+    code, result = view(capsys, source, "--spec", "time_surface:tau=5000", "--out", str(tmp_path / "t.png"))
+    assert code == 2 and "time_surface" in result["error"]
+
+
+def test_view_a_time_span_of_a_recording(fixtures, tmp_path, capsys):
+    from PIL import Image
+
+    source = fixtures / "evt2" / "evt2_sample.raw"
+    events = nd.read(source)
+    t0 = int(events["t"][0])
+    part = events[(events["t"] >= t0 + 20_000) & (events["t"] < t0 + 30_000)]
+    assert 0 < len(part) < len(events)
+    out = tmp_path / "part.png"
+    code, result = view(capsys, str(source), "--start-us", "20000", "--duration-us", "10000", "--out", str(out))
+    assert code == 0 and f"{len(part):,} events" in result["source"]
+    assert_pixels_match(np.asarray(Image.open(out).convert("RGB")), part)
+    code, result = view(capsys, str(source), "--duration-us", "0", "--out", str(out))
+    assert code == 2 and "--duration-us" in result["error"]

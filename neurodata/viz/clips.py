@@ -10,7 +10,8 @@ import numpy as np
 
 from ..cache import open_cache
 from ..errors import NeurodataError
-from ..reader import read
+from ..events import RecordingInfo, empty_events
+from ..reader import open_recording, read
 from .render import (
     DEFAULT_PALETTE,
     Geometry,
@@ -66,14 +67,19 @@ class Clip:
         return int(self.data["t"][-1]) - int(self.data["t"][0])
 
 
-def recording_clip(path: str, format: str | None = None) -> Clip:
-    """All events of a recording file, sized by its header (else by the events' bounding box).
+def recording_clip(path: str, format: str | None = None, span: TimeSpan | None = None) -> Clip:
+    """The events of a recording file (all, or those of ``span``), sized by its header (else by the
+    events' bounding box). A span streams the file and keeps only its events.
 
     Parameters:
         path: a recording (any format :func:`neurodata.read` reads).
         format: force the format instead of detecting it.
+        span: the part to show, counted from the first event; None for all.
     """
-    events, info = read(path, format, return_info=True)
+    if span is None:
+        events, info = read(path, format, return_info=True)
+    else:
+        events, info = span_events(path, format, span)
     if len(events) and np.any(np.diff(events["t"]) < 0):
         events = events[np.argsort(events["t"], kind="stable")]
     try:
@@ -81,6 +87,41 @@ def recording_clip(path: str, format: str | None = None) -> Clip:
     except ValueError as err:
         raise NeurodataError(f"{path}: {err}") from None
     return Clip(EVENTS, events, geometry, f"{path}: {len(events):,} events")
+
+
+@dataclass(frozen=True)
+class TimeSpan:
+    """A part of a recording, in microseconds after its first event.
+
+    Parameters:
+        start_us: where the part starts.
+        duration_us: how long it lasts (None: to the end).
+    """
+
+    start_us: int = 0
+    duration_us: int | None = None
+
+
+def span_events(path: str, format: str | None, span: TimeSpan) -> tuple[np.ndarray, RecordingInfo]:
+    """The events with ``t_first + start_us <= t < t_first + start_us + duration_us``, streamed: memory
+    holds the span, not the file. Reading stops at the first block that starts after the span."""
+    kept = []
+    with open_recording(path, format) as rec:
+        begin = end = None
+        for block in rec.chunks():
+            if not len(block):
+                continue
+            if begin is None:
+                begin = int(block["t"][0]) + span.start_us
+                end = None if span.duration_us is None else begin + span.duration_us
+            if end is not None and int(block["t"].min()) >= end:
+                break
+            inside = block["t"] >= begin
+            if end is not None:
+                inside &= block["t"] < end
+            kept.append(block[inside])
+        info = rec.info
+    return (np.concatenate(kept) if kept else empty_events()), info
 
 
 def stored_keys(url: str, split: str) -> list[str]:
@@ -168,3 +209,28 @@ def stored_clip(url: str, split: str, index: int, key: str, title: str) -> Clip:
     return Clip(
         kind, data, Geometry(int(data.shape[-1]), int(data.shape[-2])), f"{title}: {spec.get('type')} {key}"
     )
+
+
+def represented(clip: Clip, spec: dict) -> Clip:
+    """``clip``'s events turned into the representation ``spec`` (a ``frame``, ``image`` or
+    ``voxel_grid`` spec dict, as ``neurodata frames --spec`` takes), sized by the clip.
+
+    Parameters:
+        clip: a clip of events.
+        spec: the representation, e.g. ``{"type": "voxel_grid", "n_time_bins": 5}``.
+    """
+    from ..loaders.representation import resolve_representation
+
+    kind = SHOWN_TYPES.get(spec.get("type"))
+    if clip.kind != EVENTS or kind is None:
+        raise NeurodataError(
+            f"--spec: view computes {sorted(SHOWN_TYPES)} from events, not {spec.get('type')!r}"
+        )
+    sensor = (clip.geometry.width, clip.geometry.height, 2)
+    try:
+        data = np.asarray(resolve_representation(spec, sensor)(clip.data))
+    except (TypeError, ValueError) as err:
+        raise NeurodataError(f"--spec {spec}: {err}") from None
+    if spec["type"] == "image":
+        data = data[None]
+    return Clip(kind, data, clip.geometry, f"{clip.title}, as {spec['type']}")
