@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from neurodata.errors import NeurodataError
 
@@ -72,8 +72,30 @@ def progress(iterable: Any, total: int, quiet: bool) -> Any:
     return tqdm(iterable, total=total, desc="pictures", leave=False, disable=quiet or not sys.stderr.isatty())
 
 
+class Playback(NamedTuple):
+    """How a clip plays: ``window_us`` of events per picture (0 for representations), ``count``
+    pictures, each shown ``period_ms``."""
+
+    window_us: int
+    count: int
+    period_ms: float
+
+
+def playback(clip: Any, kind: str | None, args: argparse.Namespace) -> Playback:
+    """Events: one picture per ``--window-us`` (a PNG without it: the whole clip in one), each shown for
+    its window divided by ``--speed``; representations: one per time bin, :data:`BIN_MS` each."""
+    from neurodata.viz import window_count
+    from neurodata.viz.clips import EVENTS
+
+    if clip.kind != EVENTS:
+        return Playback(0, len(clip.data), BIN_MS / args.speed)
+    whole = kind == "png" and args.window_us is None
+    window_us = clip.duration_us + 1 if whole else args.window_us or DEFAULT_WINDOW_US
+    return Playback(window_us, window_count(clip.duration_us, window_us), window_us / 1000 / args.speed)
+
+
 def run(args: argparse.Namespace) -> int:
-    from neurodata.viz import has_display, montage, show, window_count, write_gif, write_mp4, write_png
+    from neurodata.viz import has_display, montage, show, write_gif, write_mp4, write_png
     from neurodata.viz.writers import output_kind
 
     if args.speed <= 0:
@@ -89,15 +111,7 @@ def run(args: argparse.Namespace) -> int:
             "no display to open a window on (DISPLAY is not set): give --out x.png, x.gif or x.mp4"
         )
     clip = chosen_clip(args)
-    events = clip.kind == "events"
-    if events:
-        # a PNG without --window-us shows the whole clip in one picture; animations play windows
-        whole = kind == "png" and args.window_us is None
-        window_us = clip.duration_us + 1 if whole else args.window_us or DEFAULT_WINDOW_US
-        count = window_count(clip.duration_us, window_us)
-        period_ms = window_us / 1000 / args.speed
-    else:
-        window_us, count, period_ms = 0, len(clip.data), BIN_MS / args.speed
+    window_us, count, period_ms = playback(clip, kind, args)
     pictures = progress(clip.pictures(window_us), count, args.json)
     if kind is None:
         show(list(pictures), period_ms, clip.title)
@@ -117,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         "pictures": count,
         "width": clip.geometry.width,
         "height": clip.geometry.height,
-        "window_us": window_us if events else None,
+        "window_us": window_us or None,
         "period_ms": period_ms,
     }
     emit(result, args.json, lambda r: f"{r['source']}\n{r['pictures']} pictures -> {r['out'] or 'window'}")
