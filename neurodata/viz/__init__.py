@@ -2,7 +2,7 @@
 ``neurodata view`` shows (:mod:`.clips`), a cache's overview (:mod:`.overview`) and the writers to PNG,
 GIF, MP4 or a window (:mod:`.writers`; matplotlib/Pillow from the ``plot`` extra, PyAV from ``video``)."""
 
-from .clips import Clip, cache_clip, recording_clip, stored_keys
+from .clips import Clip, TimeSpan, cache_clip, recording_clip, represented, stored_keys
 from .overview import CacheOverview, cache_overview, overview_figure
 from .render import (
     DEFAULT_PALETTE,
@@ -25,6 +25,7 @@ __all__ = [
     "Clip",
     "Geometry",
     "Palette",
+    "TimeSpan",
     "cache_clip",
     "cache_overview",
     "event_frames",
@@ -36,6 +37,7 @@ __all__ = [
     "montage",
     "overview_figure",
     "recording_clip",
+    "represented",
     "show",
     "stored_keys",
     "voxel_pictures",
