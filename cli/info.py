@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -114,10 +115,42 @@ def render_cache(summary: dict[str, Any]) -> str:
             rows.append((name, f"UNVERIFIED ({sums['unverified']}): sha256 {sums.get('sha256')}"))
         else:
             rows.append((name, f"md5 {sums.get('md5')}"))
+    if summary.get("plot"):
+        rows.append(("plot", summary["plot"]))
     return table(rows)
 
 
+def plot_cache(url: str, out: str | None, quiet: bool) -> str | None:
+    """Draw the cache's class balance, events per sample and heat map to ``out`` (PNG), or to a window
+    when ``out`` is None; returns ``out``."""
+    from tqdm import tqdm
+
+    from neurodata.cache import open_cache
+    from neurodata.localfs import atomic_output
+    from neurodata.viz import cache_overview, has_display, overview_figure
+    from neurodata.viz.writers import output_kind, pyplot
+
+    if out is not None and output_kind(out) != "png":
+        raise nd.NeurodataError(f"{out}: --plot writes PNG (give --out FILE.png)")
+    if out is None and not has_display():
+        raise nd.NeurodataError("no display to open a window on (DISPLAY is not set): give --out FILE.png")
+    plt = pyplot()
+    total = sum(s.n_samples for s in open_cache(url).splits.values())
+    with tqdm(total=total, desc="samples", leave=False, disable=quiet or not sys.stderr.isatty()) as bar:
+        overview = cache_overview(url, bar.update)
+    figure = overview_figure(overview)
+    if out is None:
+        plt.show()
+    else:
+        with atomic_output(out, durable=False) as fileobj:
+            figure.savefig(fileobj, format="png", dpi=100)
+    plt.close(figure)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.out and not args.plot:
+        raise nd.NeurodataError("--out goes with --plot")
     if args.demo:
         folder = tempfile.mkdtemp(prefix="neurodata-demo-")
         path = write_demo_recording(folder)
@@ -127,10 +160,17 @@ def run(args: argparse.Namespace) -> int:
         path = args.file
     else:
         raise nd.NeurodataError("give a FILE, or --demo for the built-in synthetic recording")
+    if args.plot and not is_cache(path):
+        raise nd.NeurodataError(
+            f"{path}: --plot draws a prepared cache; this is a recording (see it with neurodata view)"
+        )
     if is_cache(path):
         from neurodata.cache import cache_info  # zarr: only for caches, not for a recording
 
-        emit(cache_info(path), args.json, render_cache)
+        summary = cache_info(path)
+        if args.plot:
+            summary["plot"] = plot_cache(path, args.out, quiet=args.json)
+        emit(summary, args.json, render_cache)
     else:
         emit(recording_summary(path, args.in_format, quiet=args.json), args.json, render)
     return 0
@@ -144,5 +184,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--in-format", help="force the input format instead of detecting it (as in convert)")
     p.add_argument("--format", dest="in_format", help=argparse.SUPPRESS)  # the earlier spelling
     p.add_argument("--demo", action="store_true", help="summarise a built-in synthetic recording")
+    p.add_argument(
+        "--plot", action="store_true", help="a cache: draw class balance, events per sample and a heat map"
+    )
+    p.add_argument("--out", help="with --plot: the PNG to write (default: a window)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "train": Command("train", "train a model-zoo SNN on a prepared dataset (frames), with checkpoints and --resume"),
     "export": Command("export", "export a training run's model to NIR (and chip formats where available)"),
+    "view": Command("view", "render events (ON/OFF colours), stored frames or voxel grids to PNG/GIF/MP4 or a window"),
     "plot": Command("plot", "draw a training run's loss/accuracy/firing-rate curves to PNG"),
     "demo": Command(
         "demo", "end to end on synthetic data: generate, prepare, train a spiking network on CPU, evaluate"
