@@ -141,7 +141,7 @@ def test_checkpoint_write_on_a_full_disk(tmp_path, monkeypatch):
 
 
 def test_training_on_a_full_disk_resumes_to_the_same_model(tmp_path, monkeypatch):
-    config = TrainConfig(epochs=3, lr=2e-2, progress=False)
+    config = TrainConfig(epochs=3, lr=2e-2, progress=False, time_major=False)
     straight = TinyNet()
     fit(straight, *loaders(), dataclasses.replace(config, run_dir=str(tmp_path / "a")))
     run = tmp_path / "b"
