@@ -28,7 +28,13 @@ __all__ = [
     "MaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "CumulativeMaxPool1d",
+    "CumulativeMaxPool2d",
     "Flatten",
+    "Reshape",
+    "Add",
     "Dropout",
     "Voting",
 ]
@@ -147,13 +153,113 @@ class AvgPool2d(_Folded, nn.AvgPool2d):
     """``nn.AvgPool2d`` on ``[T, B, C, H, W]``."""
 
 
+class AdaptiveAvgPool1d(_Folded, nn.AdaptiveAvgPool1d):
+    """``nn.AdaptiveAvgPool1d`` on ``[T, B, C, L]``."""
+
+
+class AdaptiveAvgPool2d(_Folded, nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class _CumulativeMaxPool(nn.Module):
+    """Max pooling for spike trains: each window passes, at every step, its input with the largest sum so far.
+
+    Max-pooling spikes step by step (an OR of the window) fires more often than the most active
+    input (Rueckauer et al. 2017); here each window gates through the input whose cumulative sum
+    up to and including step ``t`` is largest (the first such in the window on a tie), so the
+    output's rate follows the rate of the window's most active input, and for analog inputs the
+    running means' maximum. ``pool`` is the torch max-pool function (with ``return_indices``).
+    """
+
+    pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 3:
+            raise ValueError(f"expected a time-major sequence [T, B, C, ...], got shape {tuple(x_seq.shape)}")
+        running = x_seq.cumsum(0).flatten(0, 1)
+        _, index = type(self).pool(
+            running, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True
+        )
+        # torch's indices count within each (sample, channel) plane
+        picked = x_seq.flatten(0, 1).flatten(2).gather(2, index.flatten(2))
+        return picked.reshape(x_seq.shape[:2] + index.shape[1:])
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class CumulativeMaxPool1d(_CumulativeMaxPool):
+    """Spike max pooling on ``[T, B, C, L]`` (see :class:`_CumulativeMaxPool`); ``nn.MaxPool1d``'s arguments."""
+
+    pool = staticmethod(nn.functional.max_pool1d)
+
+
+class CumulativeMaxPool2d(_CumulativeMaxPool):
+    """Spike max pooling on ``[T, B, C, H, W]`` (see :class:`_CumulativeMaxPool`); ``nn.MaxPool2d``'s arguments."""
+
+    pool = staticmethod(nn.functional.max_pool2d)
+
+
 class Flatten(nn.Module):
-    """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]``."""
+    """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]``: ``nn.Flatten(start_dim, end_dim)`` on each step.
+
+    Args:
+        start_dim: first flattened dimension of ``[B, ...]`` (>= 1: the batch stays), or negative from the end.
+        end_dim: last flattened dimension, likewise.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        if start_dim == 0 or end_dim == 0:
+            raise ValueError("Flatten must keep the batch dimension (start_dim and end_dim other than 0)")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
-        return x_seq.flatten(2) if x_seq.ndim > 2 else x_seq
+        if x_seq.ndim == 2:
+            return x_seq
+        shift = [d + 1 if d > 0 else d for d in (self.start_dim, self.end_dim)]
+        return x_seq.flatten(*shift)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Reshape(nn.Module):
+    """``[T, B, ...]`` to ``[T, B, *shape]``: a per-sample reshape (``view`` / ``reshape`` / ``flatten`` of an ANN)."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = tuple(int(n) for n in shape)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 2:
+            raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
+        return x_seq.reshape(*x_seq.shape[:2], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class Add(nn.Module):
+    """The sum of its inputs (a residual connection's addition); any shapes that broadcast, any step mode."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not inputs:
+            raise ValueError("Add needs at least one input")
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = total + x
+        return total
 
 
 class Dropout(nn.Module):
