@@ -82,7 +82,8 @@ def _reshape(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = list(shape[0])
         rest = shape[1:]
-        if shape and (shape[0] == -1 or _is_batch_size(shape[0])) and all(isinstance(n, int) for n in rest):
+        batch_first = shape and ((shape[0] == -1 and rest) or _is_batch_size(shape[0]))
+        if batch_first and all(isinstance(n, int) for n in rest):
             return layers.Reshape(*rest)
         raise ConversionError(
             f"{node_path(node)}: a view / reshape must keep the batch dimension first, as "
