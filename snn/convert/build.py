@@ -22,15 +22,18 @@ __all__ = ["build_spiking_graph"]
 
 
 def _weighted(m: nn.Module) -> nn.Module:
-    if isinstance(m, nn.Linear):
-        new = layers.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-    else:
-        cls = layers.Conv1d if isinstance(m, nn.Conv1d) else layers.Conv2d
-        new = cls(
-            m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-            dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
-        )  # fmt: skip
-    new = new.to(m.weight.device, m.weight.dtype)
+    # built on the meta device: no random initialisation of weights that load_state_dict overwrites
+    with torch.device("meta"):
+        if isinstance(m, nn.Linear):
+            new = layers.Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=m.weight.dtype)
+        else:
+            cls = layers.Conv1d if isinstance(m, nn.Conv1d) else layers.Conv2d
+            new = cls(
+                m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
+                dtype=m.weight.dtype,
+            )  # fmt: skip
+    new = new.to_empty(device=m.weight.device)
     new.load_state_dict(m.state_dict())
     return new
 

@@ -99,10 +99,11 @@ class _TopValues:
         self.keep = keep
         self.values: torch.Tensor | None = None
 
-    def add(self, rows: torch.Tensor) -> None:
-        self.values = self._largest(rows) if self.values is None else self._largest(
-            torch.cat([self.values, self._largest(rows)], dim=1)
-        )
+    def add(self, rows: torch.Tensor) -> torch.Tensor:
+        """Merge ``rows`` (``[C, n]``) in; returns their largest values (at most ``keep`` per channel)."""
+        largest = self._largest(rows)
+        self.values = largest if self.values is None else self._largest(torch.cat([self.values, largest], dim=1))
+        return largest
 
     def _largest(self, rows: torch.Tensor) -> torch.Tensor:
         if self.keep >= rows.shape[1]:
@@ -128,7 +129,8 @@ class _Statistic:
             raise ValueError("per_channel needs activations with a channel dimension [B, C, ...]")
         return y.transpose(0, 1).reshape(y.shape[1], -1)
 
-    def add(self, y: torch.Tensor) -> None:
+    def add(self, y: torch.Tensor) -> torch.Tensor:
+        """Take in one batch's activations ``y``; returns the largest values kept of it."""
         rows = self._rows(y.detach().float())
         if self.top is None:
             self.sample_ndim = y.ndim - 1
@@ -136,7 +138,7 @@ class _Statistic:
             self.count = per_row * self.n_samples
             low_rank = math.floor(self.mode.percentile / 100.0 * (self.count - 1))
             self.top = _TopValues(self.count - low_rank)
-        self.top.add(rows)
+        return self.top.add(rows)
 
     def value(self) -> torch.Tensor:
         """The scale: per layer a 0-d tensor, per channel ``[C, 1, ...]`` (broadcasting against a sample)."""
@@ -171,17 +173,20 @@ class _Recorder(fx.Interpreter):
             ) from exc
         if isinstance(result, torch.Tensor) and n.op != "output":
             n.meta["sample_shape"] = tuple(result.shape[1:])
-            if self.kinds[n] in (Kind.INPUT, Kind.WEIGHTED, Kind.ACTIVATION) and not bool(
-                torch.isfinite(result).all()
-            ):
-                where = "calibration" if self.kinds[n] is Kind.INPUT else node_path(n)
-                raise ConversionError(f"{where}: NaN or infinite values in calibration batch {self.batch}")
+            # NaN and infinities survive min / max (a ReLU would hide -inf, so its input is checked)
+            if self.kinds[n] in (Kind.INPUT, Kind.WEIGHTED) and result.numel():
+                self._check_finite(n, torch.stack(result.detach().aminmax()))
             if n in self.stats:
                 try:
-                    self.stats[n].add(result)
+                    self._check_finite(n, self.stats[n].add(result))
                 except ValueError as exc:
                     raise ConversionError(f"{node_path(n)}: {exc}") from exc
         return result
+
+    def _check_finite(self, n: fx.Node, extremes: torch.Tensor) -> None:
+        if not bool(torch.isfinite(extremes).all()):
+            where = "calibration" if self.kinds[n] is Kind.INPUT else node_path(n)
+            raise ConversionError(f"{where}: NaN or infinite values in calibration batch {self.batch}")
 
 
 def calibrate(
