@@ -162,16 +162,18 @@ class AdaptiveAvgPool2d(_Folded, nn.AdaptiveAvgPool2d):
 
 
 class _CumulativeMaxPool(nn.Module):
-    """Max pooling for spike trains: each window passes, at every step, its input with the largest sum so far.
+    """Max pooling for spike trains: each window outputs, at every step, the increase of its inputs' largest running sum.
 
-    Max-pooling spikes step by step (an OR of the window) fires more often than the most active
-    input (Rueckauer et al. 2017); here each window gates through the input whose cumulative sum
-    up to and including step ``t`` is largest (the first such in the window on a tie), so the
-    output's rate follows the rate of the window's most active input, and for analog inputs the
-    running means' maximum. ``pool`` is the torch max-pool function (with ``return_indices``).
+    With ``C_i(t)`` the sum of input ``i`` over steps ``1..t``, the output at step ``t`` is
+    ``max_i C_i(t) - max_i C_i(t-1)``, so the output's running sum is exactly the window's largest
+    running sum: the spike count of the most active input so far. For binary spikes the output is
+    binary (each running sum grows by at most 1 a step). Max-pooling spikes step by step (an OR of
+    the window) fires more often than the most active input (Rueckauer et al. 2017); a gate passing
+    the current leader's spikes loses spikes whenever the leader changes. For analog inputs the
+    output's mean over ``T`` is the largest mean of the window. ``pool`` is the torch max-pool function.
     """
 
-    pool: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    pool: Callable[..., torch.Tensor]
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
         super().__init__()
@@ -181,13 +183,13 @@ class _CumulativeMaxPool(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 3:
             raise ValueError(f"expected a time-major sequence [T, B, C, ...], got shape {tuple(x_seq.shape)}")
-        running = x_seq.cumsum(0).flatten(0, 1)
-        _, index = type(self).pool(
-            running, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True
+        largest = seq_to_ann(
+            lambda running: type(self).pool(
+                running, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+            ),
+            x_seq.cumsum(0),
         )
-        # torch's indices count within each (sample, channel) plane
-        picked = x_seq.flatten(0, 1).flatten(2).gather(2, index.flatten(2))
-        return picked.reshape(x_seq.shape[:2] + index.shape[1:])
+        return torch.cat([largest[:1], largest.diff(dim=0)])
 
     def extra_repr(self) -> str:
         return (

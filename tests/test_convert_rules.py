@@ -220,20 +220,22 @@ def test_qcfs_network_equals_its_ann_after_levels_steps(levels):
         assert torch.allclose(model(_repeat(x, levels)).mean(0), ann(x), atol=1e-5)
 
 
-def test_cumulative_max_pool_follows_the_most_active_input():
-    # window (a, b): a = 1 0 1 1, b = 0 1 0 0. Sums after each step a: 1 1 2 3, b: 0 1 1 1; a leads
-    # except at step 2 where both are 1 (the first, a, wins): output = a's spikes 1 0 1 1 (3 spikes = max
-    # count), where a step-by-step max (OR) would give 1 1 1 1.
-    # window (c, d): c = 0 0 1 1, d = 1 0 0 0; sums c: 0 0 1 2, d: 1 1 1 1: d leads at steps 1-2, a tie
-    # at 3 goes to the first (c, which fires), c leads at 4: output 1 0 1 1.
+def test_cumulative_max_pool_counts_as_the_most_active_input():
+    # window (a, b): a = 1 0 1 1, b = 0 1 0 0; running sums a: 1 1 2 3, b: 0 1 1 1; their max 1 1 2 3
+    # rises by 1 0 1 1: the output. Step by step, a max (OR) would give 1 1 1 1 (4 spikes for a max of 3).
+    # window (c, d): c = 0 0 1 1, d = 1 0 0 0; sums c: 0 0 1 2, d: 1 1 1 1; max 1 1 1 2: output 1 0 0 1
+    # (a gate passing the leader's spikes, c's on the tie at step 3, would give 1 0 1 1).
     a, b = [1.0, 0, 1, 1], [0.0, 1, 0, 0]
     c, d = [0.0, 0, 1, 1], [1.0, 0, 0, 0]
     x = torch.tensor([a, b, c, d]).T.reshape(4, 1, 1, 4)
     out = layers.CumulativeMaxPool1d(2)(x)[:, 0, 0]
     assert out[:, 0].tolist() == [1.0, 0.0, 1.0, 1.0]
-    assert out[:, 1].tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert out[:, 1].tolist() == [1.0, 0.0, 0.0, 1.0]
+    # analog inputs: the mean over T is the window's largest mean
     x2 = torch.rand(6, 2, 3, 4, 4)
-    assert layers.CumulativeMaxPool2d(2)(x2).shape == (6, 2, 3, 2, 2)
+    pooled = layers.CumulativeMaxPool2d(2)(x2)
+    assert pooled.shape == (6, 2, 3, 2, 2)
+    assert torch.allclose(pooled.mean(0), F.max_pool2d(x2.mean(0), 2), atol=1e-6)
 
 
 def test_maxpool_converts_to_the_cumulative_pool():
