@@ -152,3 +152,13 @@ def test_every_backend_runs_the_converted_network(eager_cpu_backend):
         outputs[backend] = model(x_seq)
     for backend, out in outputs.items():
         assert torch.allclose(out, outputs["torch"], atol=1e-5), backend
+
+
+def test_an_expanded_static_input_gives_the_same_output():
+    # stride 0 along time: the layers before the first neuron run once (snn.convert.static)
+    model = ann_to_snn(_cnn().eval(), torch.rand(8, 1, 4, 4))
+    x = torch.rand(3, 1, 4, 4)
+    expanded = x.unsqueeze(0).expand(5, *x.shape)
+    assert expanded.stride(0) == 0
+    assert torch.allclose(model(expanded), model(expanded.contiguous()), atol=1e-6)
+    assert model.state_dict().keys() == {f"network.{name}" for name, _ in model.network.named_parameters()}

@@ -20,6 +20,7 @@ from .errors import ConversionError
 from .folding import fold_batchnorm, fold_scales
 from .qcfs import QCFS
 from .scales import resolve_scales
+from .static import static_graph
 from .tracing import Kind, node_kinds, node_path, trace
 
 __all__ = ["ann_to_snn", "ConvertedSNN"]
@@ -29,7 +30,9 @@ class ConvertedSNN(nn.Module):
     """The spiking network :func:`ann_to_snn` returns: ``[T, B, *input]`` in, ``[T, B, *output]`` out per step.
 
     The last layer has no neuron: its per-step output is analog and its mean over ``T``
-    approximates the ANN's output. Static inputs are given as the same value at every step.
+    approximates the ANN's output. Static inputs are given as the same value at every step; given
+    as an expanded tensor (``x.unsqueeze(0).expand(T, ...)``, stride 0 along time), the layers
+    before the first neuron run once instead of ``T`` times (:mod:`snn.convert.static`).
 
     Attributes:
         network: the multi-step fx graph (the ANN's module paths, IF neurons at its activations).
@@ -40,11 +43,15 @@ class ConvertedSNN(nn.Module):
         super().__init__()
         self.network = network
         self.input_shape = input_shape
+        # shares network's modules; kept out of the module tree so state_dict and repr list them once
+        object.__setattr__(self, "_static", static_graph(network))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 2 or (self.input_shape is not None and tuple(x_seq.shape[2:]) != self.input_shape):
             expected = "[T, B, ...]" if self.input_shape is None else f"[T, B, {', '.join(map(str, self.input_shape))}]"
             raise ValueError(f"x_seq: expected a time-major input {expected}, got shape {tuple(x_seq.shape)}")
+        if x_seq.shape[0] > 1 and x_seq.stride(0) == 0:
+            return self._static(x_seq)
         return self.network(x_seq)
 
     def extra_repr(self) -> str:
