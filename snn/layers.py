@@ -223,14 +223,14 @@ class Flatten(nn.Module):
         if start_dim == 0 or end_dim == 0:
             raise ValueError("Flatten must keep the batch dimension (start_dim and end_dim other than 0)")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        # the same dimensions of [T, B, ...]: positive ones move by one, negative ones stay
+        self._first = self.start_dim + 1 if self.start_dim > 0 else self.start_dim
+        self._last = self.end_dim + 1 if self.end_dim > 0 else self.end_dim
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
-        if x_seq.ndim == 2:
-            return x_seq
-        shift = [d + 1 if d > 0 else d for d in (self.start_dim, self.end_dim)]
-        return x_seq.flatten(*shift)
+        return x_seq.flatten(self._first, self._last) if x_seq.ndim > 2 else x_seq
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
