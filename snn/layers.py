@@ -29,7 +29,13 @@ __all__ = [
     "MaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "CumulativeMaxPool1d",
+    "CumulativeMaxPool2d",
     "Flatten",
+    "Reshape",
+    "Add",
     "Dropout",
     "Voting",
     "Scale",
@@ -152,13 +158,115 @@ class AvgPool2d(_Folded, nn.AvgPool2d):
     """``nn.AvgPool2d`` on ``[T, B, C, H, W]``."""
 
 
+class AdaptiveAvgPool1d(_Folded, nn.AdaptiveAvgPool1d):
+    """``nn.AdaptiveAvgPool1d`` on ``[T, B, C, L]``."""
+
+
+class AdaptiveAvgPool2d(_Folded, nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class _CumulativeMaxPool(nn.Module):
+    """Max pooling for spike trains: each window outputs, at every step, the increase of its inputs' largest running sum.
+
+    With ``C_i(t)`` the sum of input ``i`` over steps ``1..t``, the output at step ``t`` is
+    ``max_i C_i(t) - max_i C_i(t-1)``, so the output's running sum is exactly the window's largest
+    running sum: the spike count of the most active input so far. For binary spikes the output is
+    binary (each running sum grows by at most 1 a step). Max-pooling spikes step by step (an OR of
+    the window) fires more often than the most active input (Rueckauer et al. 2017); a gate passing
+    the current leader's spikes loses spikes whenever the leader changes. For analog inputs the
+    output's mean over ``T`` is the largest mean of the window. ``pool`` is the torch max-pool function.
+    """
+
+    pool: Callable[..., torch.Tensor]
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 3:
+            raise ValueError(f"expected a time-major sequence [T, B, C, ...], got shape {tuple(x_seq.shape)}")
+        largest = seq_to_ann(
+            lambda running: type(self).pool(
+                running, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+            ),
+            x_seq.cumsum(0),
+        )
+        return torch.cat([largest[:1], largest.diff(dim=0)])
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class CumulativeMaxPool1d(_CumulativeMaxPool):
+    """Spike max pooling on ``[T, B, C, L]`` (see :class:`_CumulativeMaxPool`); ``nn.MaxPool1d``'s arguments."""
+
+    pool = staticmethod(nn.functional.max_pool1d)
+
+
+class CumulativeMaxPool2d(_CumulativeMaxPool):
+    """Spike max pooling on ``[T, B, C, H, W]`` (see :class:`_CumulativeMaxPool`); ``nn.MaxPool2d``'s arguments."""
+
+    pool = staticmethod(nn.functional.max_pool2d)
+
+
 class Flatten(nn.Module):
-    """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]``."""
+    """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]``: ``nn.Flatten(start_dim, end_dim)`` on each step.
+
+    Args:
+        start_dim: first flattened dimension of ``[B, ...]`` (>= 1: the batch stays), or negative from the end.
+        end_dim: last flattened dimension, likewise.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        if start_dim == 0 or end_dim == 0:
+            raise ValueError("Flatten must keep the batch dimension (start_dim and end_dim other than 0)")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        # the same dimensions of [T, B, ...]: positive ones move by one, negative ones stay
+        self._first = self.start_dim + 1 if self.start_dim > 0 else self.start_dim
+        self._last = self.end_dim + 1 if self.end_dim > 0 else self.end_dim
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
-        return x_seq.flatten(2) if x_seq.ndim > 2 else x_seq
+        return x_seq.flatten(self._first, self._last) if x_seq.ndim > 2 else x_seq
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Reshape(nn.Module):
+    """``[T, B, ...]`` to ``[T, B, *shape]``: a per-sample reshape (``view`` / ``reshape`` / ``flatten`` of an ANN)."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = tuple(int(n) for n in shape)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.ndim < 2:
+            raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
+        return x_seq.reshape(*x_seq.shape[:2], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class Add(nn.Module):
+    """The sum of its inputs (a residual connection's addition); any shapes that broadcast, any step mode."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not inputs:
+            raise ValueError("Add needs at least one input")
+        total = inputs[0]
+        for x in inputs[1:]:
+            total = total + x
+        return total
 
 
 class Dropout(nn.Module):
