@@ -72,3 +72,15 @@ def peer_missing(reason: str) -> None:
     if os.environ.get("NEURODATA_REQUIRE_PEERS") == "1":
         pytest.fail(f"{reason}; NEURODATA_REQUIRE_PEERS=1 requires it")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for the module: tiny tensors run faster alone than with threads contending
+    for a small machine's cores (the digits evidence tests train dozens of tiny networks)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,7 +13,7 @@ from convert_digits import MODELS, accuracy, load_digits, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(one_torch_thread):
     return load_digits()
 
 

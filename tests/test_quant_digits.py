@@ -13,12 +13,8 @@ from tests.quant_digits import INPUT_SCALE, cnn, evaluation_batches, fit, load, 
 
 
 @pytest.fixture(scope="module")
-def digits():
-    # these tensors are tiny: one thread is faster than several contending for the cores
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load()
-    torch.set_num_threads(threads)
+def digits(one_torch_thread):
+    return load()
 
 
 @pytest.mark.parametrize(
