@@ -15,7 +15,7 @@ from hw.artefacts import HwError
 from hw.loihi2_sim import _trunc_decay, cuba_steps
 from snn import layers
 from snn.quant import freeze, prepare_qat
-from tests.quant_digits import fit, load
+from tests.quant_digits import fit, load, one_thread
 
 
 def test_hand_computed_cuba_steps():
@@ -53,10 +53,8 @@ def _rate_input(images: torch.Tensor, steps: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def digits():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield load()
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield load()
 
 
 def _assert_equal_spikes(net, path, x, input_shape=None) -> int:

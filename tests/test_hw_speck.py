@@ -11,10 +11,11 @@ import torch
 
 import snn
 from hw import speck
-from hw.artefacts import HwError
+from hw.artefacts import HwError, write_with_report
 from hw.speck_map import kernel_memory, neuron_memory
+from neurodata.errors import PathNotFoundError
 from snn import layers
-from tests.quant_digits import fit, load
+from tests.quant_digits import fit, load, one_thread
 
 
 def if_cnn() -> torch.nn.Sequential:
@@ -81,13 +82,10 @@ def test_too_many_layers_for_the_neuron_memories_is_refused_naming_the_unplaced(
 
 @pytest.fixture(scope="module")
 def trained():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    data = load()
-    counts = type(data)(data.x_train * 16, data.y_train, data.x_test * 16, data.y_test)  # events: pixel counts 0..16
-    net = fit(if_cnn(), counts, flat=False, epochs=2, lr=1e-2)
-    yield net, counts
-    torch.set_num_threads(threads)
+    with one_thread():
+        data = load()
+        counts = type(data)(data.x_train * 16, data.y_train, data.x_test * 16, data.y_test)  # events: pixel counts 0..16
+        yield fit(if_cnn(), counts, flat=False, epochs=2, lr=1e-2), counts
 
 
 def test_discretized_model_spikes_equal_the_numpy_reference_on_digits(trained):
@@ -125,3 +123,19 @@ def test_export_refuses_a_model_that_does_not_fit_and_writes_nothing(tmp_path):
     assert any("kernel 20x20 larger than 16x16" in p for p in problems)
     assert any("v_reset=-0.5" in p for p in problems)  # the discretization's problem is listed too
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_save_leaves_neither_file_and_keeps_the_previous_pair(tmp_path):
+    path = tmp_path / "net.npz"
+    write_with_report(path, lambda f: f.write(b"first"), {"n": 1})
+
+    def broken(fileobj):
+        fileobj.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_with_report(path, broken, {"n": 2})
+    assert sorted(os.listdir(tmp_path)) == ["net.json", "net.npz"]
+    assert path.read_bytes() == b"first" and json.loads((tmp_path / "net.json").read_text())["n"] == 1
+    with pytest.raises(PathNotFoundError, match="missing"):
+        write_with_report(tmp_path / "missing" / "net.npz", lambda f: f.write(b"x"), {})

@@ -14,6 +14,7 @@ from hw import xylo
 from hw.artefacts import HwError
 from hw.xylo_sim import bitshift_decay, simulate
 from snn import layers
+from tests.quant_digits import one_thread
 from tests.xylo_digits import STEPS, events, trained_network
 
 
@@ -63,11 +64,9 @@ def test_simulate_rejects_bad_rasters_and_thresholds():
 
 @pytest.fixture(scope="module")
 def digits_net():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    x_train, y_train, x_test, y_test = events()
-    yield trained_network(x_train, y_train), x_test, y_test
-    torch.set_num_threads(threads)
+    with one_thread():
+        x_train, y_train, x_test, y_test = events()
+        yield trained_network(x_train, y_train), x_test, y_test
 
 
 def test_export_of_a_trained_network_fits_the_chip_and_classifies(digits_net):

@@ -15,11 +15,11 @@ import types
 
 import numpy as np
 import pytest
-import torch
 
 from hw import xylo
 from hw.xylo_sim import simulate
 from tests.conftest import peer_missing
+from tests.quant_digits import one_thread
 from tests.xylo_digits import STEPS, events, trained_network
 
 
@@ -99,13 +99,9 @@ def test_random_networks_with_shifts_saturation_and_recurrence_equal_xylosim(xyl
 
 
 def test_exported_trained_network_equals_xylosim_on_digits(xylo_sim):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         x_train, y_train, x_test, _ = events()
         exported = xylo.export(trained_network(x_train, y_train))
-    finally:
-        torch.set_num_threads(threads)
     total = 0
     for sample in x_test[:20]:
         raster = sample.long().numpy()[None].repeat(STEPS + 1, 0)
