@@ -60,15 +60,16 @@ def _refusals(model: nn.Module) -> list[str]:
 
 
 def quantize(model: nn.Module) -> IntegerModel:
-    """``model`` as Loihi 2 computes it: a float model quantized with :data:`LOIHI2`, or a fake-quantized one frozen.
+    """``model`` as Loihi 2 computes it: a float model quantized with :data:`LOIHI2`, a fake-quantized one
+    frozen, or a frozen one as it is (both prepared for :data:`LOIHI2`).
 
     Raises:
         HwError: listing every layer the chip or netx cannot run.
     """
-    fake = isinstance(model, FakeQuantModel)
-    problems = [] if fake else _refusals(model)
+    quantized = isinstance(model, (FakeQuantModel, IntegerModel))
+    problems = [] if quantized else _refusals(model)
     try:
-        integer = freeze(model, None if fake else LOIHI2, input_scale=1.0)
+        integer = model if isinstance(model, IntegerModel) else freeze(model, None if quantized else LOIHI2)
     except QuantError as error:
         raise HwError("loihi2", [*problems, str(error)]) from None
     if integer.target != LOIHI2:
@@ -144,12 +145,13 @@ def export(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ..
     Args:
         model: a float multi-step ``nn.Sequential`` of Linear / Conv2d (batch norm folded), IF / LIF
             neurons with ``v_reset=0.0`` after every synapse, and Flatten; or a model that
-            :func:`snn.quant.prepare_qat` prepared for :data:`LOIHI2`.
+            :func:`snn.quant.prepare_qat` prepared for :data:`LOIHI2`, or :func:`snn.quant.freeze` froze.
         path: the ``.h5`` file to write (replaced atomically).
         input_shape: the input without batch and time, e.g. ``(2, 32, 32)``; needed for convolutions.
 
     Returns:
-        the report: per layer its netx fields, the integer model's clamped values, the realised decays.
+        the report: per layer its type, shape, neuron and weight counts and netx neuron fields; the
+        values clamped at quantization; the latency in steps (one per dense or convolution layer).
 
     Raises:
         HwError: listing every layer that does not fit, before anything is written.
@@ -169,7 +171,8 @@ def export(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ..
         "target": "loihi2", "format": "lava-dl netx hdf5", "input_shape": None if input_shape is None else list(input_shape),
         "clamped": integer.clamped,
         "layers": [
-            {"type": layer["type"], "shape": [int(s) for s in layer["shape"]], "neuron": layer.get("neuron")}
+            {"type": layer["type"], "shape": [int(s) for s in layer["shape"]], "neurons": int(np.prod(layer["shape"])),
+             "weights": int(layer["weight"].size) if "weight" in layer else 0, "neuron": layer.get("neuron")}
             for layer in layers
         ],
         "delay_steps": sum(layer["type"] != "flatten" for layer in layers),

@@ -121,7 +121,9 @@ class _Walker:
         c, h, w = self.shape
         if isinstance(m, nn.Linear):
             kernel, stride, padding = (h, w), (1, 1), (0, 0)
-            if m.in_features != c * h * w:
+            if h * w > 1 and not self.flat:
+                self.problems.append(f"{label} (Linear): applied to a {c}x{h}x{w} map without Flatten before it")
+            elif m.in_features != c * h * w:
                 self.problems.append(f"{label} (Linear): in_features {m.in_features} != {c * h * w} inputs {self.shape}")
         else:
             kernel, stride, padding = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)

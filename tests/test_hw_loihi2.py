@@ -104,7 +104,11 @@ def test_trained_cnn_with_qat_spikes_equal_the_reference(digits, tmp_path):
     fake = prepare_qat(net, loihi2.LOIHI2)
     x = _rate_input(digits.x_test[:100], 12)
     assert _assert_equal_spikes(fake, tmp_path / "cnn.h5", x, (1, 8, 8)) > 5_000
-    assert torch.equal(freeze(fake)(x), loihi2.quantize(fake)(x))
+    frozen = freeze(fake)
+    assert torch.equal(frozen(x), loihi2.quantize(fake)(x))
+    report = loihi2.export(frozen, tmp_path / "frozen.h5", (1, 8, 8))  # a frozen model exports as it is
+    assert [layer["neurons"] for layer in report["layers"]] == [8 * 64, 8 * 16, 128, 10]
+    assert report["layers"][3]["weights"] == 1280 and report["delay_steps"] == 3
     with h5py.File(tmp_path / "cnn.h5") as f:
         assert [f[f"layer/{i}/type"][0] for i in range(4)] == [b"conv", b"conv", b"flatten", b"dense"]
         assert f["layer/1/shape"][()].tolist() == [8, 4, 4] and f["layer/1/stride"][()].tolist() == [2, 2]

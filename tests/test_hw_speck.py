@@ -59,7 +59,8 @@ def test_mapping_of_a_dvs_gesture_sized_network_fits_and_places_the_big_layers_o
 
 def test_every_violation_is_listed_with_its_layer_and_number():
     net = torch.nn.Sequential(
-        layers.Conv2d(2, 2000, 17, stride=3), snn.LIF(), layers.MaxPool2d(3), torch.nn.ReLU(), layers.Linear(4, 4),
+        layers.Conv2d(2, 2000, 17, stride=3), snn.LIF(), layers.MaxPool2d(3), torch.nn.ReLU(), layers.Flatten(),
+        layers.Linear(4, 4),
     )
     problems = speck.check(net, (2, 200, 200)).violations
     text = "\n".join(problems)
@@ -70,6 +71,9 @@ def test_every_violation_is_listed_with_its_layer_and_number():
     ):
         assert expected in text, expected
     assert any("kernel memory 2097152 > 65536" in p for p in problems)
+    assert "5 (Linear): in_features 4 != 800000 inputs (2000, 20, 20)" in problems
+    unflattened = speck.check(torch.nn.Sequential(layers.Linear(8, 4), snn.IF()), (2, 8, 8)).violations
+    assert unflattened == ["0 (Linear): applied to a 2x8x8 map without Flatten before it"]
 
 
 def test_too_many_layers_for_the_neuron_memories_is_refused_naming_the_unplaced():
