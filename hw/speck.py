@@ -10,6 +10,7 @@ them with numpy alone (convolution, IAF, sum pooling), and :func:`save` writes t
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,10 +99,15 @@ def export(model: nn.Module, input_shape: tuple[int, ...]) -> SpeckExport:
     report = check(model, input_shape)
     problems = list(report.violations)
     try:
-        integer = discretize(model)
+        with warnings.catch_warnings():  # clamped values are listed as problems below
+            warnings.simplefilter("ignore", UserWarning)
+            integer = discretize(model)
     except QuantError as error:
         raise HwError("speck", [*problems, str(error)]) from None
-    problems += [f"{label}: {n} values clamped to 16 bits at discretization" for label, n in integer.clamped.items()]
+    problems += [
+        f"{label}: {n} thresholds, biases or initial potentials clamped to the 16-bit state at discretization"
+        for label, n in integer.clamped.items()
+    ]
     raise_problems("speck", problems)
     return SpeckExport(integer, _layer_ints(integer, report), report)
 

@@ -143,3 +143,15 @@ def test_a_failed_save_leaves_neither_file_and_keeps_the_previous_pair(tmp_path)
     assert path.read_bytes() == b"first" and json.loads((tmp_path / "net.json").read_text())["n"] == 1
     with pytest.raises(PathNotFoundError, match="missing"):
         write_with_report(tmp_path / "missing" / "net.npz", lambda f: f.write(b"x"), {})
+
+
+def test_a_threshold_beyond_the_16_bit_state_is_a_problem():
+    # sum pooling over 4x4 divides the next layer's unit by 16: its threshold no longer fits 15 bits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        layers.Conv2d(2, 8, 2, stride=2), snn.IF(), layers.AvgPool2d(4), layers.Flatten(),
+        layers.Linear(8 * 16 * 16, 11), snn.IF(),
+    )
+    assert speck.check(net, (2, 128, 128)).ok
+    with pytest.raises(HwError, match="5: 1 thresholds, biases or initial potentials clamped to the 16-bit state"):
+        speck.export(net, (2, 128, 128))
