@@ -30,12 +30,26 @@ def dvs_gesture_iaf() -> torch.nn.Sequential:
     """A DVS-Gesture-sized IAF network that fits Speck (checked before timing)."""
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        layers.Conv2d(2, 16, 2, stride=2), snn.IF(),
-        layers.Conv2d(16, 16, 3, padding=1), layers.BatchNorm2d(16), snn.IF(), layers.AvgPool2d(2),
-        layers.Conv2d(16, 32, 3, padding=1), snn.IF(), layers.AvgPool2d(2),
-        layers.Conv2d(32, 64, 3, padding=1), snn.IF(), layers.AvgPool2d(2),
-        layers.Conv2d(64, 64, 3, padding=1), snn.IF(), layers.AvgPool2d(2),
-        layers.Flatten(), layers.Linear(64 * 4 * 4, 64), snn.IF(), layers.Linear(64, 11), snn.IF(),
+        layers.Conv2d(2, 16, 2, stride=2),
+        snn.IF(),
+        layers.Conv2d(16, 16, 3, padding=1),
+        layers.BatchNorm2d(16),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Conv2d(16, 32, 3, padding=1),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Conv2d(32, 64, 3, padding=1),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Conv2d(64, 64, 3, padding=1),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Flatten(),
+        layers.Linear(64 * 4 * 4, 64),
+        snn.IF(),
+        layers.Linear(64, 11),
+        snn.IF(),
     ).eval()
 
 
@@ -60,10 +74,15 @@ def main() -> None:
     if not report.ok:
         raise SystemExit(f"the benchmark network does not fit: {report.violations}")
     cores = [layer.core for layer in report.layers]
-    print(f"network: {sum(p.numel() for p in net.parameters())} parameters, {len(report.layers)} layers on cores {cores}")
+    print(
+        f"network: {sum(p.numel() for p in net.parameters())} parameters, {len(report.layers)} layers on cores {cores}"
+    )
     print("| operation | wall median (ms) | CPU median (ms) | target |")
     print("|---|---|---|---|")
-    for name, fn in (("speck.check", lambda: speck.check(net, INPUT)), ("speck.export", lambda: speck.export(net, INPUT))):
+    for name, fn in (
+        ("speck.check", lambda: speck.check(net, INPUT)),
+        ("speck.export", lambda: speck.export(net, INPUT)),
+    ):
         wall, cpu = timed(fn, args.reps)
         print(f"| {name} | {wall * 1e3:.2f} | {cpu * 1e3:.2f} | < 5000 ms |")
 

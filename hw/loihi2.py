@@ -33,9 +33,23 @@ __all__ = ["LOIHI2", "DECAY_UNITY", "export", "quantize", "simulate"]
 
 DECAY_UNITY = 4096  # netx's iDecay / vDecay: 4096 decays everything in one step
 LOIHI2 = QuantTarget(
-    name="loihi2", weight_bits=8, granularity="per_tensor", bias_bits=13, threshold_bits=17, state_bits=24,
-    input_bits=2, rounding="nearest", decay="multiply", decay_bits=12, decay_rounding="trunc", resets=("zero",),
-    overflow="saturate", current_shift=6, threshold_shift=6, fire_above=True, synapse_delay=True,
+    name="loihi2",
+    weight_bits=8,
+    granularity="per_tensor",
+    bias_bits=13,
+    threshold_bits=17,
+    state_bits=24,
+    input_bits=2,
+    rounding="nearest",
+    decay="multiply",
+    decay_bits=12,
+    decay_rounding="trunc",
+    resets=("zero",),
+    overflow="saturate",
+    current_shift=6,
+    threshold_shift=6,
+    fire_above=True,
+    synapse_delay=True,
 )
 
 
@@ -53,7 +67,9 @@ def _refusals(model: nn.Module) -> list[str]:
             if p.v_init not in (None, 0.0):
                 problems.append(f"{label} ({type(m).__name__}): v_init={p.v_init} (netx neurons start at 0)")
         elif isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d)):
-            problems.append(f"{label} ({type(m).__name__}): netx has no pooling layer (use a strided convolution)")
+            problems.append(
+                f"{label} ({type(m).__name__}): netx has no pooling layer (use a strided convolution)"
+            )
         elif isinstance(m, nn.Conv1d):
             problems.append(f"{label} (Conv1d): netx convolutions are 2-D")
     return problems
@@ -98,7 +114,9 @@ def _layers(integer: IntegerModel, input_shape: tuple[int, ...] | None) -> tuple
         elif isinstance(stage, QPool):
             problems.append(f"{stage.label}: netx has no pooling layer")
     if pending is not None:
-        problems.append(f"{pending.label}: no neuron after it (every netx layer ends in CUBA neurons; no analog readout)")
+        problems.append(
+            f"{pending.label}: no neuron after it (every netx layer ends in CUBA neurons; no analog readout)"
+        )
     return described, problems
 
 
@@ -109,8 +127,12 @@ def _synapse_layer(synapse: IntSynapse, neuron: IntNeuron, shape: tuple[int, ...
     layer = {
         "weight": weight.astype(np.int8),
         "neuron": {
-            "type": "CUBA", "iDecay": DECAY_UNITY, "vDecay": DECAY_UNITY - k,
-            "vThMant": threshold >> LOIHI2.threshold_shift, "refDelay": 1, "gradedSpike": False,
+            "type": "CUBA",
+            "iDecay": DECAY_UNITY,
+            "vDecay": DECAY_UNITY - k,
+            "vThMant": threshold >> LOIHI2.threshold_shift,
+            "refDelay": 1,
+            "gradedSpike": False,
         },
     }
     if synapse.bias is not None:
@@ -120,11 +142,19 @@ def _synapse_layer(synapse: IntSynapse, neuron: IntNeuron, shape: tuple[int, ...
         layer.update(type="dense", shape=np.array([out]), inFeatures=weight.shape[1], outFeatures=out)
         return layer
     g = synapse.geometry
-    size = [(s + 2 * p - k) // st + 1 for s, k, st, p in zip(shape[1:], weight.shape[2:], g.stride, g.padding)]
+    size = [
+        (s + 2 * p - k) // st + 1 for s, k, st, p in zip(shape[1:], weight.shape[2:], g.stride, g.padding)
+    ]
     layer.update(
-        type="conv", shape=np.array([out, *size]), inChannels=weight.shape[1], outChannels=out,
-        kernelSize=np.array(weight.shape[2:]), stride=np.array(g.stride), padding=np.array(g.padding),
-        dilation=np.array([1, 1]), groups=1,
+        type="conv",
+        shape=np.array([out, *size]),
+        inChannels=weight.shape[1],
+        outChannels=out,
+        kernelSize=np.array(weight.shape[2:]),
+        stride=np.array(g.stride),
+        padding=np.array(g.padding),
+        dilation=np.array([1, 1]),
+        groups=1,
     )
     return layer
 
@@ -168,11 +198,18 @@ def export(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ..
         fileobj.write(buffer.getvalue())
 
     report = {
-        "target": "loihi2", "format": "lava-dl netx hdf5", "input_shape": None if input_shape is None else list(input_shape),
+        "target": "loihi2",
+        "format": "lava-dl netx hdf5",
+        "input_shape": None if input_shape is None else list(input_shape),
         "clamped": integer.clamped,
         "layers": [
-            {"type": layer["type"], "shape": [int(s) for s in layer["shape"]], "neurons": int(np.prod(layer["shape"])),
-             "weights": int(layer["weight"].size) if "weight" in layer else 0, "neuron": layer.get("neuron")}
+            {
+                "type": layer["type"],
+                "shape": [int(s) for s in layer["shape"]],
+                "neurons": int(np.prod(layer["shape"])),
+                "weights": int(layer["weight"].size) if "weight" in layer else 0,
+                "neuron": layer.get("neuron"),
+            }
             for layer in layers
         ],
         "delay_steps": sum(layer["type"] != "flatten" for layer in layers),

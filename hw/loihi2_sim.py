@@ -70,7 +70,9 @@ def _conv(x: np.ndarray, layer: h5py.Group, weight: np.ndarray, label: str) -> n
     groups = int(np.asarray(layer["groups"])) if "groups" in layer else 1
     dilation = np.broadcast_to(np.asarray(layer["dilation"]) if "dilation" in layer else 1, (2,))
     if groups != 1 or tuple(dilation) != (1, 1):
-        raise ValueError(f"layer {label}: groups={groups}, dilation={tuple(dilation)} (this reference: 1 and 1 only)")
+        raise ValueError(
+            f"layer {label}: groups={groups}, dilation={tuple(dilation)} (this reference: 1 and 1 only)"
+        )
     stride = np.broadcast_to(np.asarray(layer["stride"]), (2,))
     padding = np.broadcast_to(np.asarray(layer["padding"]), (2,))
     weight = weight.reshape(weight.shape[:4])  # slayer writes [out, in, kH, kW(, 1)]

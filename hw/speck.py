@@ -25,13 +25,31 @@ from snn.quant.staged import QPool
 from .artefacts import HwError, raise_problems, write_npz, write_with_report
 from .speck_map import SpeckReport, check
 
-__all__ = ["SPECK", "SpeckLayerInts", "SpeckExport", "check", "discretize", "export", "simulate", "save", "verify"]
+__all__ = [
+    "SPECK",
+    "SpeckLayerInts",
+    "SpeckExport",
+    "check",
+    "discretize",
+    "export",
+    "simulate",
+    "save",
+    "verify",
+]
 
 # The DYNAP-CNN neuron: 8-bit weights, 16-bit biases, thresholds and membrane (saturating), no leak;
 # it resets to zero or subtracts the threshold. Input events are counts per pixel and step.
 SPECK = QuantTarget(
-    name="speck", weight_bits=8, bias_bits=16, threshold_bits=15, state_bits=16, input_bits=16,
-    rounding="nearest", decay="shift", resets=("subtract", "zero"), overflow="saturate",
+    name="speck",
+    weight_bits=8,
+    bias_bits=16,
+    threshold_bits=15,
+    state_bits=16,
+    input_bits=16,
+    rounding="nearest",
+    decay="shift",
+    resets=("subtract", "zero"),
+    overflow="saturate",
 )
 
 
@@ -79,8 +97,16 @@ def _layer_ints(model: IntegerModel, report: SpeckReport) -> tuple[SpeckLayerInt
         bias = np.zeros(f, np.int16) if syn.bias is None else syn.bias.numpy().astype(np.int16)
         pool = next((pools[m].kernel for m in layer.modules if m in pools), (1, 1))
         result.append(
-            SpeckLayerInts(weight, bias, layer.stride, layer.padding, int(neuron.threshold), int(neuron.v_init),
-                           neuron.reset_mode, tuple(pool))
+            SpeckLayerInts(
+                weight,
+                bias,
+                layer.stride,
+                layer.padding,
+                int(neuron.threshold),
+                int(neuron.v_init),
+                neuron.reset_mode,
+                tuple(pool),
+            )
         )
     return tuple(result)
 
@@ -176,12 +202,17 @@ def save(exported: SpeckExport, path: str | os.PathLike) -> dict:
     """
     arrays = {}
     for i, layer in enumerate(exported.layers):
-        arrays.update({
-            f"layer{i}_weight": layer.weight, f"layer{i}_bias": layer.bias,
-            f"layer{i}_threshold": np.int16(layer.threshold), f"layer{i}_v_init": np.int16(layer.v_init),
-            f"layer{i}_stride": np.array(layer.stride), f"layer{i}_padding": np.array(layer.padding),
-            f"layer{i}_pool": np.array(layer.pool),
-        })
+        arrays.update(
+            {
+                f"layer{i}_weight": layer.weight,
+                f"layer{i}_bias": layer.bias,
+                f"layer{i}_threshold": np.int16(layer.threshold),
+                f"layer{i}_v_init": np.int16(layer.v_init),
+                f"layer{i}_stride": np.array(layer.stride),
+                f"layer{i}_padding": np.array(layer.padding),
+                f"layer{i}_pool": np.array(layer.pool),
+            }
+        )
     report = exported.report.to_dict()
     for entry, layer in zip(report["layers"], exported.layers):
         entry.update(reset=layer.reset, threshold=layer.threshold, v_init=layer.v_init)

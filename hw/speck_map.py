@@ -19,7 +19,15 @@ from snn import layers
 from snn.neurons import IF, Neuron
 from snn.quant.plan import leaves
 
-__all__ = ["KERNEL_MEMORY", "NEURON_MEMORY", "SpeckLayer", "SpeckReport", "check", "kernel_memory", "neuron_memory"]
+__all__ = [
+    "KERNEL_MEMORY",
+    "NEURON_MEMORY",
+    "SpeckLayer",
+    "SpeckReport",
+    "check",
+    "kernel_memory",
+    "neuron_memory",
+]
 
 KI = 1024
 KERNEL_MEMORY = tuple(k * KI for k in (16, 16, 16, 32, 32, 64, 64, 16, 16))  # entries per core
@@ -122,21 +130,36 @@ class _Walker:
         if isinstance(m, nn.Linear):
             kernel, stride, padding = (h, w), (1, 1), (0, 0)
             if h * w > 1 and not self.flat:
-                self.problems.append(f"{label} (Linear): applied to a {c}x{h}x{w} map without Flatten before it")
+                self.problems.append(
+                    f"{label} (Linear): applied to a {c}x{h}x{w} map without Flatten before it"
+                )
             elif m.in_features != c * h * w:
-                self.problems.append(f"{label} (Linear): in_features {m.in_features} != {c * h * w} inputs {self.shape}")
+                self.problems.append(
+                    f"{label} (Linear): in_features {m.in_features} != {c * h * w} inputs {self.shape}"
+                )
         else:
             kernel, stride, padding = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
             if self.flat:
                 self.problems.append(f"{label} (Conv2d): follows a Flatten")
             if m.in_channels != c:
-                self.problems.append(f"{label} (Conv2d): in_channels {m.in_channels} != {c} channels arriving")
-            if m.groups != 1 or _pair(m.dilation) != (1, 1) or isinstance(m.padding, str) or m.padding_mode != "zeros":
-                self.problems.append(f"{label} (Conv2d): groups, dilation or padding mode (groups=1, dilation=1, zeros)")
+                self.problems.append(
+                    f"{label} (Conv2d): in_channels {m.in_channels} != {c} channels arriving"
+                )
+            if (
+                m.groups != 1
+                or _pair(m.dilation) != (1, 1)
+                or isinstance(m.padding, str)
+                or m.padding_mode != "zeros"
+            ):
+                self.problems.append(
+                    f"{label} (Conv2d): groups, dilation or padding mode (groups=1, dilation=1, zeros)"
+                )
                 padding = (0, 0) if isinstance(m.padding, str) else padding
         features = m.out_features if isinstance(m, nn.Linear) else m.out_channels
         out_hw = tuple(_conv_out(s, k, st, p) for s, k, st, p in zip((h, w), kernel, stride, padding))
-        layer = SpeckLayer(len(self.layers), [label], self.shape, kernel, stride, padding, features, (features, *out_hw))
+        layer = SpeckLayer(
+            len(self.layers), [label], self.shape, kernel, stride, padding, features, (features, *out_hw)
+        )
         layer.output_shape = layer.neuron_shape
         self.layers.append(layer)
         self.shape, self.flat = layer.output_shape, False
@@ -144,9 +167,13 @@ class _Walker:
     def neuron(self, label: str, m: Neuron) -> None:
         layer = self.current()
         if not isinstance(m, IF):
-            self.problems.append(f"{label} ({type(m).__name__}): only integrate-and-fire neurons (snn.IF) run on Speck")
+            self.problems.append(
+                f"{label} ({type(m).__name__}): only integrate-and-fire neurons (snn.IF) run on Speck"
+            )
         if layer is None or layer.has_neuron or layer.pool != (1, 1):
-            self.problems.append(f"{label} ({type(m).__name__}): a neuron must directly follow a convolution or Linear")
+            self.problems.append(
+                f"{label} ({type(m).__name__}): a neuron must directly follow a convolution or Linear"
+            )
             return
         layer.modules.append(label)
         layer.has_neuron = True
@@ -160,7 +187,9 @@ class _Walker:
             self.problems.append(f"{label} ({type(m).__name__}): pooling must follow a layer's neurons, once")
             return
         if kernel != stride or any(k not in POOLS for k in kernel) or any(p != 0 for p in _pair(m.padding)):
-            self.problems.append(f"{label} ({type(m).__name__}): pooling {kernel} stride {stride} (1, 2 or 4, stride = kernel, no padding)")
+            self.problems.append(
+                f"{label} ({type(m).__name__}): pooling {kernel} stride {stride} (1, 2 or 4, stride = kernel, no padding)"
+            )
         layer.modules.append(label)
         layer.pool = kernel
         f, h, w = layer.neuron_shape
@@ -175,7 +204,9 @@ class _Walker:
         elif isinstance(m, _NORMS):
             layer = self.current()
             if layer is None or len(layer.modules) != 1:
-                self.problems.append(f"{label} ({type(m).__name__}): batch norm must directly follow a synapse")
+                self.problems.append(
+                    f"{label} ({type(m).__name__}): batch norm must directly follow a synapse"
+                )
             else:
                 layer.modules.append(label)
         elif isinstance(m, Neuron):
@@ -185,15 +216,21 @@ class _Walker:
         elif isinstance(m, layers.Flatten):
             self.flat = True
         else:
-            self.problems.append(f"{label} ({type(m).__name__}): unsupported on Speck (Conv2d, Linear, BatchNorm, IF, AvgPool2d, Flatten)")
+            self.problems.append(
+                f"{label} ({type(m).__name__}): unsupported on Speck (Conv2d, Linear, BatchNorm, IF, AvgPool2d, Flatten)"
+            )
 
 
 def _layer_problems(layer: SpeckLayer) -> list[str]:
     problems = []
     if not layer.has_neuron:
-        problems.append(f"{layer.name}: no IF neurons after the synapse (every Speck layer ends in spiking neurons)")
+        problems.append(
+            f"{layer.name}: no IF neurons after the synapse (every Speck layer ends in spiking neurons)"
+        )
     if max(layer.kernel) > MAX_KERNEL:
-        problems.append(f"{layer.name}: kernel {layer.kernel[0]}x{layer.kernel[1]} larger than {MAX_KERNEL}x{MAX_KERNEL}")
+        problems.append(
+            f"{layer.name}: kernel {layer.kernel[0]}x{layer.kernel[1]} larger than {MAX_KERNEL}x{MAX_KERNEL}"
+        )
     if any(s not in STRIDES for s in layer.stride):
         problems.append(f"{layer.name}: stride {layer.stride} not in {STRIDES}")
     if layer.features > MAX_FEATURES:
@@ -201,9 +238,13 @@ def _layer_problems(layer: SpeckLayer) -> list[str]:
     if min(layer.neuron_shape[1:]) < 1:
         problems.append(f"{layer.name}: empty output {layer.neuron_shape}")
     if layer.kernel_memory > max(KERNEL_MEMORY):
-        problems.append(f"{layer.name}: kernel memory {layer.kernel_memory} > {max(KERNEL_MEMORY)} (largest core)")
+        problems.append(
+            f"{layer.name}: kernel memory {layer.kernel_memory} > {max(KERNEL_MEMORY)} (largest core)"
+        )
     if layer.neuron_memory > max(NEURON_MEMORY):
-        problems.append(f"{layer.name}: neuron memory {layer.neuron_memory} > {max(NEURON_MEMORY)} (largest core)")
+        problems.append(
+            f"{layer.name}: neuron memory {layer.neuron_memory} > {max(NEURON_MEMORY)} (largest core)"
+        )
     return problems
 
 
@@ -263,6 +304,12 @@ def check(model: nn.Module, input_shape: tuple[int, ...]) -> SpeckReport:
     elif len(walker.layers) > len(KERNEL_MEMORY):
         problems.append(f"{len(walker.layers)} layers > {len(KERNEL_MEMORY)} cores")
     elif not _assign_cores(walker.layers):
-        unplaced = [f"{layer.name} (K={layer.kernel_memory}, N={layer.neuron_memory})" for layer in walker.layers if layer.core is None]
-        problems.append("no assignment of layers to cores fits every memory; unplaced: " + ", ".join(unplaced))
+        unplaced = [
+            f"{layer.name} (K={layer.kernel_memory}, N={layer.neuron_memory})"
+            for layer in walker.layers
+            if layer.core is None
+        ]
+        problems.append(
+            "no assignment of layers to cores fits every memory; unplaced: " + ", ".join(unplaced)
+        )
     return SpeckReport(shape, walker.layers, problems)

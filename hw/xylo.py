@@ -32,8 +32,17 @@ from .xylo_sim import MAX_INPUT_EVENTS, simulate
 __all__ = ["XYLO", "LIMITS", "XyloLimits", "XyloExport", "export", "save", "load_spec", "compare", "simulate"]
 
 XYLO = QuantTarget(
-    name="xylo", weight_bits=8, bias_bits=None, state_bits=16, threshold_bits=15, input_bits=5,
-    rounding="nearest", decay="shift", decay_rounding="floor", resets=("subtract",), overflow="saturate",
+    name="xylo",
+    weight_bits=8,
+    bias_bits=None,
+    state_bits=16,
+    threshold_bits=15,
+    input_bits=5,
+    rounding="nearest",
+    decay="shift",
+    decay_rounding="floor",
+    resets=("subtract",),
+    overflow="saturate",
 )
 
 
@@ -71,31 +80,44 @@ def _structure(model: nn.Module, problems: list[str]) -> list[_Layer]:
     modules = [(label, m) for label, m in leaves(model) if not isinstance(m, (nn.Dropout, nn.Identity))]
     kinds = [type(m).__name__ for _, m in modules]
     shaped = len(modules) == 4 and all(
-        isinstance(m, nn.Linear) == (i % 2 == 0) and (i % 2 == 0 or isinstance(m, Neuron)) for i, (_, m) in enumerate(modules)
+        isinstance(m, nn.Linear) == (i % 2 == 0) and (i % 2 == 0 or isinstance(m, Neuron))
+        for i, (_, m) in enumerate(modules)
     )
     if not shaped:
-        problems.append(f"expected Linear, CubaLIF, Linear, CubaLIF (a hidden population and a spiking readout), got {kinds}")
+        problems.append(
+            f"expected Linear, CubaLIF, Linear, CubaLIF (a hidden population and a spiking readout), got {kinds}"
+        )
         return []
     layers = []
     for (label, linear), (n_label, neuron) in zip(modules[::2], modules[1::2]):
         if linear.bias is not None:
-            problems.append(f"{label} (Linear): has a bias (export with bias=False: Xylo's bias adds to the membrane)")
+            problems.append(
+                f"{label} (Linear): has a bias (export with bias=False: Xylo's bias adds to the membrane)"
+            )
         weight = linear.weight.detach().double().cpu()
         if not isinstance(neuron, CubaLIF):
-            problems.append(f"{n_label} ({type(neuron).__name__}): Xylo neurons have a synaptic current: use snn.CubaLIF")
+            problems.append(
+                f"{n_label} ({type(neuron).__name__}): Xylo neurons have a synaptic current: use snn.CubaLIF"
+            )
             layers.append(_Layer(label, weight, None))
             continue
         p = neuron.params()
         if p.tensor_fields():
-            problems.append(f"{n_label} (CubaLIF): tensor fields {p.tensor_fields()} (scalar parameters only)")
+            problems.append(
+                f"{n_label} (CubaLIF): tensor fields {p.tensor_fields()} (scalar parameters only)"
+            )
             layers.append(_Layer(label, weight, None))
             continue
         if p.v_reset is not None:
-            problems.append(f"{n_label} (CubaLIF): v_reset={p.v_reset}: Xylo subtracts the threshold (v_reset=None)")
+            problems.append(
+                f"{n_label} (CubaLIF): v_reset={p.v_reset}: Xylo subtracts the threshold (v_reset=None)"
+            )
         if p.v_leak not in (None, 0.0) or p.v_init not in (None, 0.0):
             problems.append(f"{n_label} (CubaLIF): v_leak or v_init set (Xylo leaks towards 0 from 0)")
         if p.current_decay < 0.5:
-            problems.append(f"{n_label} (CubaLIF): current_decay={p.current_decay} < 0.5 (the shortest synaptic decay, dash 1)")
+            problems.append(
+                f"{n_label} (CubaLIF): current_decay={p.current_decay} < 0.5 (the shortest synaptic decay, dash 1)"
+            )
         if not p.v_threshold > 0:
             problems.append(f"{n_label} (CubaLIF): v_threshold={p.v_threshold} (> 0 only)")
         layers.append(_Layer(label, weight, neuron))
@@ -134,11 +156,17 @@ def _quantize(layer: _Layer, events: int, problems: list[str]) -> dict:
         shift += 1
     threshold = round(unshifted * 2**shift)
     if not 1 <= threshold <= XYLO.threshold_max:
-        problems.append(f"{layer.label}: threshold {threshold} in chip units outside [1, {XYLO.threshold_max}]")
+        problems.append(
+            f"{layer.label}: threshold {threshold} in chip units outside [1, {XYLO.threshold_max}]"
+        )
     facts = {
-        "layer": layer.label, "weight_scale": scale, "weight_shift": shift, "threshold": threshold,
+        "layer": layer.label,
+        "weight_scale": scale,
+        "weight_shift": shift,
+        "threshold": threshold,
         "weight_error_max": float((weight * scale - w).abs().max()) / peak,
-        "dash_syn": dash_syn, "dash_mem": dash_mem,
+        "dash_syn": dash_syn,
+        "dash_mem": dash_mem,
         "current_decay": [float(p.current_decay), 1.0 - 2.0**-dash_syn],
         "voltage_decay": [float(p.voltage_decay), 1.0 - 2.0**-dash_mem if dash_mem else 0.0],
     }
@@ -165,31 +193,48 @@ def export(model: nn.Module) -> XyloExport:
     layers = _structure(model, problems)
     if len(layers) == 2:
         (n_hidden, n_in), (n_out, _) = layers[0].weight.shape, layers[1].weight.shape
-        for what, n, limit in (("inputs", n_in, LIMITS.inputs), ("hidden neurons", n_hidden, LIMITS.hidden),
-                               ("outputs", n_out, LIMITS.outputs)):
+        for what, n, limit in (
+            ("inputs", n_in, LIMITS.inputs),
+            ("hidden neurons", n_hidden, LIMITS.hidden),
+            ("outputs", n_out, LIMITS.outputs),
+        ):
             if n > limit:
                 problems.append(f"{n} {what} > {limit} on SYNS61201")
     if problems:
         raise HwError("xylo", problems)
     hidden = _quantize(layers[0], MAX_INPUT_EVENTS, problems)
-    readout = _quantize(layers[1], 1, problems)  # the float model's hidden neurons spike at most once per step
+    readout = _quantize(
+        layers[1], 1, problems
+    )  # the float model's hidden neurons spike at most once per step
     raise_problems("xylo", problems)
     w_in = np.zeros((n_in, n_hidden, LIMITS.synapses), np.int8)
     w_in[:, :, 0] = hidden["weight"].T
     h, r = hidden["facts"], readout["facts"]
     spec = {
-        "weights_in": w_in, "weights_out": readout["weight"].T.copy(),
+        "weights_in": w_in,
+        "weights_out": readout["weight"].T.copy(),
         "weights_rec": np.zeros((n_hidden, n_hidden, LIMITS.synapses), np.int8),
-        "dash_mem": np.full(n_hidden, h["dash_mem"], np.int8), "dash_syn": np.full(n_hidden, h["dash_syn"], np.int8),
-        "dash_syn_2": np.full(n_hidden, h["dash_syn"], np.int8), "threshold": np.full(n_hidden, h["threshold"], np.int16),
+        "dash_mem": np.full(n_hidden, h["dash_mem"], np.int8),
+        "dash_syn": np.full(n_hidden, h["dash_syn"], np.int8),
+        "dash_syn_2": np.full(n_hidden, h["dash_syn"], np.int8),
+        "threshold": np.full(n_hidden, h["threshold"], np.int16),
         "bias": np.zeros(n_hidden, np.int16),
-        "dash_mem_out": np.full(n_out, r["dash_mem"], np.int8), "dash_syn_out": np.full(n_out, r["dash_syn"], np.int8),
-        "threshold_out": np.full(n_out, r["threshold"], np.int16), "bias_out": np.zeros(n_out, np.int16),
-        "weight_shift_in": h["weight_shift"], "weight_shift_rec": 0, "weight_shift_out": r["weight_shift"],
+        "dash_mem_out": np.full(n_out, r["dash_mem"], np.int8),
+        "dash_syn_out": np.full(n_out, r["dash_syn"], np.int8),
+        "threshold_out": np.full(n_out, r["threshold"], np.int16),
+        "bias_out": np.zeros(n_out, np.int16),
+        "weight_shift_in": h["weight_shift"],
+        "weight_shift_rec": 0,
+        "weight_shift_out": r["weight_shift"],
     }
     report = {
-        "target": "xylo", "chip": "SYNS61201", "inputs": n_in, "hidden": n_hidden, "outputs": n_out,
-        "limits": LIMITS._asdict(), "layers": [h, r],
+        "target": "xylo",
+        "chip": "SYNS61201",
+        "inputs": n_in,
+        "hidden": n_hidden,
+        "outputs": n_out,
+        "limits": LIMITS._asdict(),
+        "layers": [h, r],
     }
     return XyloExport(spec, report)
 
@@ -215,6 +260,12 @@ def compare(exported: XyloExport, model: nn.Module, raster: torch.Tensor) -> dic
     """
     with torch.no_grad():
         ours = model(raster.float()).numpy()
-    reference = np.stack([simulate(exported.spec, raster[:, b].long().numpy()).output for b in range(raster.shape[1])], 1)
+    reference = np.stack(
+        [simulate(exported.spec, raster[:, b].long().numpy()).output for b in range(raster.shape[1])], 1
+    )
     differing = int((ours[:-1] != reference[1:]).sum())
-    return {"model_spikes": int(ours[:-1].sum()), "reference_spikes": int(reference[1:].sum()), "differing": differing}
+    return {
+        "model_spikes": int(ours[:-1].sum()),
+        "reference_spikes": int(reference[1:].sum()),
+        "differing": differing,
+    }

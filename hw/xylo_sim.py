@@ -82,7 +82,9 @@ def _evolve(isyn: np.ndarray, v: np.ndarray, p: dict, max_spikes: int) -> np.nda
 
 def _array(spec: dict, key: str, n: int) -> np.ndarray:
     value = spec.get(key)
-    return np.zeros(n, np.int64) if value is None else np.broadcast_to(np.asarray(value, np.int64), (n,)).copy()
+    return (
+        np.zeros(n, np.int64) if value is None else np.broadcast_to(np.asarray(value, np.int64), (n,)).copy()
+    )
 
 
 def simulate(spec: dict, raster: np.ndarray) -> XyloRun:
@@ -105,18 +107,28 @@ def simulate(spec: dict, raster: np.ndarray) -> XyloRun:
     n_in, n_hidden = w_in.shape[:2]
     w_out = np.asarray(spec["weights_out"], np.int64)
     w_rec = spec.get("weights_rec")
-    w_rec = np.zeros((n_hidden, n_hidden, w_in.shape[2]), np.int64) if w_rec is None else np.asarray(w_rec, np.int64)
+    w_rec = (
+        np.zeros((n_hidden, n_hidden, w_in.shape[2]), np.int64)
+        if w_rec is None
+        else np.asarray(w_rec, np.int64)
+    )
     w_rec = w_rec[..., None] if w_rec.ndim == 2 else w_rec
     if raster.ndim != 2 or raster.shape[1] != n_in or (raster < 0).any():
         raise ValueError(f"raster must be [T, {n_in}] non-negative counts, got shape {raster.shape}")
     n_out = w_out.shape[1]
-    hidden = {"dash_mem": _array(spec, "dash_mem", n_hidden), "bias": _array(spec, "bias", n_hidden),
-              "threshold": _array(spec, "threshold", n_hidden)}
+    hidden = {
+        "dash_mem": _array(spec, "dash_mem", n_hidden),
+        "bias": _array(spec, "bias", n_hidden),
+        "threshold": _array(spec, "threshold", n_hidden),
+    }
     dash_syn = [_array(spec, "dash_syn", n_hidden), _array(spec, "dash_syn_2", n_hidden)][: w_in.shape[2]]
     hidden["dash_syn"] = np.stack(dash_syn, 1)
-    readout = {"dash_mem": _array(spec, "dash_mem_out", n_out), "bias": _array(spec, "bias_out", n_out),
-               "threshold": _array(spec, "threshold_out", n_out),
-               "dash_syn": _array(spec, "dash_syn_out", n_out)[:, None]}
+    readout = {
+        "dash_mem": _array(spec, "dash_mem_out", n_out),
+        "bias": _array(spec, "bias_out", n_out),
+        "threshold": _array(spec, "threshold_out", n_out),
+        "dash_syn": _array(spec, "dash_syn_out", n_out)[:, None],
+    }
     if (hidden["threshold"] <= 0).any() or (readout["threshold"] <= 0).any():
         raise ValueError("thresholds must be positive (a threshold <= 0 fires the maximum every step)")
     # per pre-synaptic neuron: its weights onto every post-synaptic neuron and synapse, pre-shifted
@@ -124,13 +136,17 @@ def simulate(spec: dict, raster: np.ndarray) -> XyloRun:
     w_rec = _shifted(w_rec, int(spec.get("weight_shift_rec", 0)))
     # readout synapses leave the last len(w_out) hidden neurons
     w_out_full = np.zeros((n_hidden, n_out, 1), np.int64)
-    w_out_full[n_hidden - len(w_out):, :, 0] = _shifted(w_out, int(spec.get("weight_shift_out", 0)))
+    w_out_full[n_hidden - len(w_out) :, :, 0] = _shifted(w_out, int(spec.get("weight_shift_out", 0)))
     isyn, v = np.zeros((n_hidden, w_in.shape[2]), np.int64), np.zeros(n_hidden, np.int64)
     isyn_out, v_out = np.zeros((n_out, 1), np.int64), np.zeros(n_out, np.int64)
     previous = np.zeros(n_hidden, np.int64)
     steps = len(raster)
-    record = XyloRun(np.zeros((steps, n_out), np.int64), np.zeros((steps, n_hidden), np.int64),
-                     np.zeros((steps, n_hidden), np.int64), np.zeros((steps, n_out), np.int64))
+    record = XyloRun(
+        np.zeros((steps, n_out), np.int64),
+        np.zeros((steps, n_hidden), np.int64),
+        np.zeros((steps, n_hidden), np.int64),
+        np.zeros((steps, n_out), np.int64),
+    )
     for t in range(steps):
         _deliver(isyn, raster[t], w_in, MAX_INPUT_EVENTS)
         _deliver(isyn, previous, w_rec, MAX_HIDDEN_SPIKES)

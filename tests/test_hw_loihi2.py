@@ -27,7 +27,12 @@ def test_hand_computed_cuba_steps():
     neuron = {"iDecay": 2048, "vDecay": 0, "vThMant": 3}
     assert cuba_steps(np.array([2, 0, 0]), neuron).tolist() == [0, 0, 1]
     # a bias of 1 adds 64 per step: v = 64, 128, 192, 256 -> spike at the fourth step
-    assert cuba_steps(np.zeros(4, np.int64), {"iDecay": 4096, "vDecay": 0, "vThMant": 3}, 1).tolist() == [0, 0, 0, 1]
+    assert cuba_steps(np.zeros(4, np.int64), {"iDecay": 4096, "vDecay": 0, "vThMant": 3}, 1).tolist() == [
+        0,
+        0,
+        0,
+        1,
+    ]
     # lava's decay rounds towards zero: -64 * 4095 / 4096 -> -63, not -64
     assert _trunc_decay(np.array([-64, 64]), 1).tolist() == [-63, 63]
 
@@ -73,8 +78,11 @@ def _assert_equal_spikes(net, path, x, input_shape=None) -> int:
 
 def test_trained_mlp_spikes_equal_the_reference_read_from_the_file(digits, tmp_path):
     net = torch.nn.Sequential(
-        layers.Linear(64, 64), layers.BatchNorm1d(64), snn.LIF(tau=2.0, v_reset=0.0, backend="torch"),
-        layers.Linear(64, 10), snn.IF(v_reset=0.0, backend="torch"),
+        layers.Linear(64, 64),
+        layers.BatchNorm1d(64),
+        snn.LIF(tau=2.0, v_reset=0.0, backend="torch"),
+        layers.Linear(64, 10),
+        snn.IF(v_reset=0.0, backend="torch"),
     )
     torch.manual_seed(0)
     net = fit(net, digits, True, epochs=3, lr=1e-2)
@@ -96,9 +104,14 @@ def test_trained_mlp_spikes_equal_the_reference_read_from_the_file(digits, tmp_p
 def test_trained_cnn_with_qat_spikes_equal_the_reference(digits, tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        layers.Conv2d(1, 8, 3, padding=1), layers.BatchNorm2d(8), snn.IF(v_reset=0.0, backend="torch"),
-        layers.Conv2d(8, 8, 3, stride=2, padding=1), snn.IF(v_reset=0.0, backend="torch"),
-        layers.Flatten(), layers.Linear(128, 10), snn.IF(v_reset=0.0, backend="torch"),
+        layers.Conv2d(1, 8, 3, padding=1),
+        layers.BatchNorm2d(8),
+        snn.IF(v_reset=0.0, backend="torch"),
+        layers.Conv2d(8, 8, 3, stride=2, padding=1),
+        snn.IF(v_reset=0.0, backend="torch"),
+        layers.Flatten(),
+        layers.Linear(128, 10),
+        snn.IF(v_reset=0.0, backend="torch"),
     )
     net = fit(net, digits, False, epochs=2, lr=1e-2)
     fake = prepare_qat(net, loihi2.LOIHI2)
@@ -117,7 +130,11 @@ def test_trained_cnn_with_qat_spikes_equal_the_reference(digits, tmp_path):
 
 def test_soft_reset_and_what_netx_cannot_express_are_refused_together(tmp_path):
     net = torch.nn.Sequential(
-        layers.Linear(4, 4), snn.IF(v_reset=None), layers.AvgPool1d(2), layers.Linear(2, 3), snn.LIF(v_reset=0.0),
+        layers.Linear(4, 4),
+        snn.IF(v_reset=None),
+        layers.AvgPool1d(2),
+        layers.Linear(2, 3),
+        snn.LIF(v_reset=0.0),
         layers.Linear(3, 2),
     )
     with pytest.raises(HwError) as caught:
@@ -126,5 +143,8 @@ def test_soft_reset_and_what_netx_cannot_express_are_refused_together(tmp_path):
     assert "1 (IF): soft reset (v_reset=None) is not available: Loihi 2's CUBA neuron resets to zero" in text
     assert "2 (AvgPool1d): netx has no pooling layer" in text
     with pytest.raises(HwError, match="2: no neuron after it"):
-        loihi2.export(torch.nn.Sequential(layers.Linear(4, 3), snn.IF(v_reset=0.0), layers.Linear(3, 2)), tmp_path / "n.h5")
+        loihi2.export(
+            torch.nn.Sequential(layers.Linear(4, 3), snn.IF(v_reset=0.0), layers.Linear(3, 2)),
+            tmp_path / "n.h5",
+        )
     assert os.listdir(tmp_path) == []

@@ -21,8 +21,13 @@ from tests.quant_digits import fit, load, one_thread
 def if_cnn() -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        layers.Conv2d(1, 8, 3, padding=1), layers.BatchNorm2d(8), snn.IF(backend="torch"), layers.AvgPool2d(2),
-        layers.Flatten(), layers.Linear(128, 10), snn.IF(v_reset=None, backend="torch"),
+        layers.Conv2d(1, 8, 3, padding=1),
+        layers.BatchNorm2d(8),
+        snn.IF(backend="torch"),
+        layers.AvgPool2d(2),
+        layers.Flatten(),
+        layers.Linear(128, 10),
+        snn.IF(v_reset=None, backend="torch"),
     )
 
 
@@ -38,10 +43,17 @@ def test_memory_formulas_by_hand():
 def dvs_gesture_net() -> torch.nn.Sequential:
     """A DVS-Gesture-sized IAF network (2 x 128 x 128 events, 11 classes)."""
     return torch.nn.Sequential(
-        layers.Conv2d(2, 16, 2, stride=2), snn.IF(),
-        layers.Conv2d(16, 32, 3, stride=2, padding=1), snn.IF(), layers.AvgPool2d(2),
-        layers.Conv2d(32, 64, 3, padding=1), snn.IF(), layers.AvgPool2d(2),
-        layers.Flatten(), layers.Linear(64 * 8 * 8, 11), snn.IF(),
+        layers.Conv2d(2, 16, 2, stride=2),
+        snn.IF(),
+        layers.Conv2d(16, 32, 3, stride=2, padding=1),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Conv2d(32, 64, 3, padding=1),
+        snn.IF(),
+        layers.AvgPool2d(2),
+        layers.Flatten(),
+        layers.Linear(64 * 8 * 8, 11),
+        snn.IF(),
     )
 
 
@@ -59,15 +71,25 @@ def test_mapping_of_a_dvs_gesture_sized_network_fits_and_places_the_big_layers_o
 
 def test_every_violation_is_listed_with_its_layer_and_number():
     net = torch.nn.Sequential(
-        layers.Conv2d(2, 2000, 17, stride=3), snn.LIF(), layers.MaxPool2d(3), torch.nn.ReLU(), layers.Flatten(),
+        layers.Conv2d(2, 2000, 17, stride=3),
+        snn.LIF(),
+        layers.MaxPool2d(3),
+        torch.nn.ReLU(),
+        layers.Flatten(),
         layers.Linear(4, 4),
     )
     problems = speck.check(net, (2, 200, 200)).violations
     text = "\n".join(problems)
     for expected in (
-        "1 (LIF): only integrate-and-fire", "2 (MaxPool2d): Speck pools by summing", "(3, 3) stride (3, 3)",
-        "3 (ReLU): unsupported", "input 200x200 larger than 128x128", "kernel 17x17 larger than 16x16",
-        "stride (3, 3) not in", "2000 features > 1024", "no IF neurons after the synapse",
+        "1 (LIF): only integrate-and-fire",
+        "2 (MaxPool2d): Speck pools by summing",
+        "(3, 3) stride (3, 3)",
+        "3 (ReLU): unsupported",
+        "input 200x200 larger than 128x128",
+        "kernel 17x17 larger than 16x16",
+        "stride (3, 3) not in",
+        "2000 features > 1024",
+        "no IF neurons after the synapse",
     ):
         assert expected in text, expected
     assert any("kernel memory 2097152 > 65536" in p for p in problems)
@@ -88,7 +110,9 @@ def test_too_many_layers_for_the_neuron_memories_is_refused_naming_the_unplaced(
 def trained():
     with one_thread():
         data = load()
-        counts = type(data)(data.x_train * 16, data.y_train, data.x_test * 16, data.y_test)  # events: pixel counts 0..16
+        counts = type(data)(
+            data.x_train * 16, data.y_train, data.x_test * 16, data.y_test
+        )  # events: pixel counts 0..16
         yield fit(if_cnn(), counts, flat=False, epochs=2, lr=1e-2), counts
 
 
@@ -119,7 +143,9 @@ def test_save_writes_weights_and_the_core_mapping(trained, tmp_path):
 
 
 def test_export_refuses_a_model_that_does_not_fit_and_writes_nothing(tmp_path):
-    net = torch.nn.Sequential(layers.Conv2d(2, 4, 3), snn.LIF(v_reset=-0.5), layers.Conv2d(4, 4, 20), snn.IF())
+    net = torch.nn.Sequential(
+        layers.Conv2d(2, 4, 3), snn.LIF(v_reset=-0.5), layers.Conv2d(4, 4, 20), snn.IF()
+    )
     with pytest.raises(HwError) as caught:
         speck.export(net, (2, 16, 16))
     problems = caught.value.problems
@@ -149,9 +175,15 @@ def test_a_threshold_beyond_the_16_bit_state_is_a_problem():
     # sum pooling over 4x4 divides the next layer's unit by 16: its threshold no longer fits 15 bits
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        layers.Conv2d(2, 8, 2, stride=2), snn.IF(), layers.AvgPool2d(4), layers.Flatten(),
-        layers.Linear(8 * 16 * 16, 11), snn.IF(),
+        layers.Conv2d(2, 8, 2, stride=2),
+        snn.IF(),
+        layers.AvgPool2d(4),
+        layers.Flatten(),
+        layers.Linear(8 * 16 * 16, 11),
+        snn.IF(),
     )
     assert speck.check(net, (2, 128, 128)).ok
-    with pytest.raises(HwError, match="5: 1 thresholds, biases or initial potentials clamped to the 16-bit state"):
+    with pytest.raises(
+        HwError, match="5: 1 thresholds, biases or initial potentials clamped to the 16-bit state"
+    ):
         speck.export(net, (2, 128, 128))

@@ -20,9 +20,14 @@ from tests.xylo_digits import STEPS, events, trained_network
 
 def one_neuron_spec(**overrides) -> dict:
     spec = {
-        "weights_in": np.array([[[120, 0]]]), "weights_out": np.array([[40]]), "dash_syn": np.array([1]),
-        "dash_mem": np.array([1]), "threshold": np.array([40]), "dash_syn_out": np.array([1]),
-        "dash_mem_out": np.array([1]), "threshold_out": np.array([30]),
+        "weights_in": np.array([[[120, 0]]]),
+        "weights_out": np.array([[40]]),
+        "dash_syn": np.array([1]),
+        "dash_mem": np.array([1]),
+        "threshold": np.array([40]),
+        "dash_syn_out": np.array([1]),
+        "dash_mem_out": np.array([1]),
+        "threshold_out": np.array([30]),
     }
     return {**spec, **overrides}
 
@@ -99,14 +104,22 @@ def test_save_and_load_round_trip(digits_net, tmp_path):
 
 def test_export_lists_every_problem_and_writes_nothing(tmp_path):
     net = torch.nn.Sequential(
-        layers.Linear(20, 1200), snn.LIF(), layers.Linear(1200, 9, bias=False), snn.CubaLIF(0.2, v_reset=0.0),
+        layers.Linear(20, 1200),
+        snn.LIF(),
+        layers.Linear(1200, 9, bias=False),
+        snn.CubaLIF(0.2, v_reset=0.0),
     )
     with pytest.raises(HwError) as caught:
         xylo.export(net)
     text = "; ".join(caught.value.problems)
     for expected in (
-        "0 (Linear): has a bias", "1 (LIF): Xylo neurons have a synaptic current", "v_reset=0.0",
-        "current_decay=0.2 < 0.5", "20 inputs > 16", "1200 hidden neurons > 1000", "9 outputs > 8",
+        "0 (Linear): has a bias",
+        "1 (LIF): Xylo neurons have a synaptic current",
+        "v_reset=0.0",
+        "current_decay=0.2 < 0.5",
+        "20 inputs > 16",
+        "1200 hidden neurons > 1000",
+        "9 outputs > 8",
     ):
         assert expected in text, expected
     wrong = torch.nn.Sequential(layers.Linear(4, 4, bias=False), snn.CubaLIF(v_reset=None))

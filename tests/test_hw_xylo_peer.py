@@ -57,7 +57,9 @@ class _SamnaFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 @pytest.fixture(scope="module")
 def xylo_sim():
     if importlib.util.find_spec("rockpool") is None or importlib.util.find_spec("xylosim") is None:
-        peer_missing("rockpool 3.1.0 and xylosim 0.1.3 are not installed (pip install --no-deps rockpool==3.1.0 xylosim==0.1.3)")
+        peer_missing(
+            "rockpool 3.1.0 and xylosim 0.1.3 are not installed (pip install --no-deps rockpool==3.1.0 xylosim==0.1.3)"
+        )
     finder = _SamnaFinder()
     sys.meta_path.insert(0, finder)
     try:
@@ -84,14 +86,21 @@ def test_random_networks_with_shifts_saturation_and_recurrence_equal_xylosim(xyl
         n_in, n_hidden, n_out = 16, 40, 8
         spec = {
             "weights_in": rng.integers(-128, 128, (n_in, n_hidden, 2)),
-            "weights_rec": rng.integers(-128, 128, (n_hidden, n_hidden, 2)) * (rng.random((n_hidden, n_hidden, 1)) < 0.2),
+            "weights_rec": rng.integers(-128, 128, (n_hidden, n_hidden, 2))
+            * (rng.random((n_hidden, n_hidden, 1)) < 0.2),
             "weights_out": rng.integers(-128, 128, (n_hidden, n_out)),
-            "dash_mem": rng.integers(0, 8, n_hidden), "dash_syn": rng.integers(0, 8, n_hidden),
-            "dash_syn_2": rng.integers(0, 8, n_hidden), "threshold": rng.integers(1, 3000, n_hidden),
+            "dash_mem": rng.integers(0, 8, n_hidden),
+            "dash_syn": rng.integers(0, 8, n_hidden),
+            "dash_syn_2": rng.integers(0, 8, n_hidden),
+            "threshold": rng.integers(1, 3000, n_hidden),
             "bias": rng.integers(-50, 50, n_hidden) * (trial % 2),
-            "dash_mem_out": rng.integers(0, 8, n_out), "dash_syn_out": rng.integers(0, 8, n_out),
-            "threshold_out": rng.integers(1, 3000, n_out), "bias_out": rng.integers(-50, 50, n_out) * (trial % 2),
-            "weight_shift_in": trial, "weight_shift_rec": trial % 3, "weight_shift_out": 2,
+            "dash_mem_out": rng.integers(0, 8, n_out),
+            "dash_syn_out": rng.integers(0, 8, n_out),
+            "threshold_out": rng.integers(1, 3000, n_out),
+            "bias_out": rng.integers(-50, 50, n_out) * (trial % 2),
+            "weight_shift_in": trial,
+            "weight_shift_rec": trial % 3,
+            "weight_shift_out": 2,
         }
         raster = rng.integers(0, 4, (50, n_in)) * (rng.random((50, n_in)) < 0.5)
         raster[5] = 20  # beyond the 15 events a channel delivers per step

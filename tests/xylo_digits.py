@@ -27,8 +27,10 @@ def trained_network(x: torch.Tensor, y: torch.Tensor, epochs: int = 3) -> torch.
     """16 -> 64 CubaLIF -> 8 CubaLIF (soft reset, no biases), trained on spike counts over :data:`STEPS` steps."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        layers.Linear(16, 64, bias=False), snn.CubaLIF(0.5, 0.75, v_reset=None, backend="torch"),
-        layers.Linear(64, 8, bias=False), snn.CubaLIF(0.5, 0.75, v_reset=None, backend="torch"),
+        layers.Linear(16, 64, bias=False),
+        snn.CubaLIF(0.5, 0.75, v_reset=None, backend="torch"),
+        layers.Linear(64, 8, bias=False),
+        snn.CubaLIF(0.5, 0.75, v_reset=None, backend="torch"),
     )
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(epochs):
