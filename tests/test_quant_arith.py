@@ -82,6 +82,18 @@ def test_integer_network_by_hand():
     assert frozen.counter.total == 0
 
 
+def test_shifted_current_threshold_mantissa_strict_firing_and_delay_by_hand():
+    target = QuantTarget(current_shift=2, threshold_shift=2, fire_above=True, synapse_delay=True)
+    frozen = freeze(_two_input_if(1.0, v_reset=None), target)
+    neuron = frozen.stages[2]
+    assert neuron.threshold.item() == 254 * 4 + 1  # mantissa 254 << 2, crossed from above
+    x = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).view(4, 1, 2)
+    run = frozen.run(x, record=True)
+    # currents (delayed one step, shifted by 2): 0, 256, 508, 508; potentials 0, 256, 764, 1272 -> spike
+    assert run.spikes["1"].view(-1).tolist() == [0, 0, 0, 1]
+    assert prepare_qat(_two_input_if(1.0, v_reset=None), target)(x).view(-1).tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
 def test_state_and_current_registers_count_saturation_by_hand():
     # threshold 2.0 is 508 units; a 9-bit state (-256..255) never reaches it
     target = QuantTarget(state_bits=9)

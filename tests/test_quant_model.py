@@ -165,7 +165,7 @@ def test_qat_trains_the_copy_and_leaves_the_model_alone():
 @pytest.mark.parametrize(
     "field,value",
     [("weight_bits", 1), ("weight_bits", 9), ("state_bits", 40), ("decay_bits", 0), ("input_bits", 17),
-     ("threshold_bits", 0), ("bias_bits", 1), ("weight_bits", 4.0)],
+     ("threshold_bits", 0), ("bias_bits", 1), ("weight_bits", 4.0), ("current_shift", 17), ("threshold_shift", -1)],
 )
 def test_bit_widths_out_of_range_name_the_argument(field, value):
     with pytest.raises(QuantError, match=rf"QuantTarget\.{field} must be an integer in \[\d+, \d+\], got {value}"):
@@ -180,6 +180,8 @@ def test_unknown_rules_name_the_argument(field, value):
         QuantTarget(**{field: value})
     with pytest.raises(QuantError, match="QuantTarget.resets"):
         QuantTarget(resets=("hard",))
+    with pytest.raises(QuantError, match="QuantTarget.fire_above must be a bool, got 1"):
+        QuantTarget(fire_above=1)
 
 
 def test_every_unsupported_layer_is_named_in_one_error():

@@ -23,7 +23,7 @@ from .arith import straight_through as ste
 from .staged import Stage
 from .target import QuantTarget
 
-__all__ = ["Geometry", "SynapseInts", "QSynapse", "QNeuron", "float_synapse"]
+__all__ = ["Geometry", "SynapseInts", "QSynapse", "QNeuron", "float_synapse", "delay_one_step"]
 
 # Below this bound on a layer's |current| a float32 accumulation is exact (24-bit mantissa, margin kept).
 _FLOAT32_EXACT = 2**22
@@ -54,6 +54,14 @@ def float_synapse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     conv = F.conv1d if g.dims == 1 else F.conv2d
     y = conv(x.flatten(0, 1), weight, bias, stride=g.stride, padding=g.padding)
     return y.unflatten(0, x.shape[:2])
+
+
+def delay_one_step(y: torch.Tensor, bias: torch.Tensor | None, g: Geometry) -> torch.Tensor:
+    """``W x + b`` over ``[T, B, ...]`` delivered one step late: ``W x[t-1] + b``, just ``b`` at step 0."""
+    first = torch.zeros_like(y[:1])
+    if bias is not None:
+        first = first + bias.to(y.dtype).reshape(-1, *([1] * g.dims))
+    return torch.cat([first, y[:-1]])
 
 
 class QSynapse(Stage):
@@ -101,9 +109,12 @@ class QSynapse(Stage):
         y = float_synapse(x.to(dtype), q.weight.to(dtype), bias, self.geometry).double()
         # exact already when the sum is exact; rounding absorbs any reordering error of a fast kernel
         y = ste(y, torch.round(y.detach()))
+        if self.target.synapse_delay:
+            y = delay_one_step(y, q.bias, self.geometry)
+        y = y * 2**self.target.current_shift
         current, outside = limit(y.detach(), self.target.state_bits, self.target.overflow)
         counter.add(self.label, "current", outside)
-        return ste(y, current), q.scale
+        return ste(y, current), q.scale / 2**self.target.current_shift
 
 
 class QNeuron(Stage):
@@ -126,9 +137,12 @@ class QNeuron(Stage):
         thresholds and initial potentials were clamped to their widths."""
         t = self.target
         unit = scale.detach().double() / self.input_tau
-        raw = round_value(self.threshold / unit, t.rounding)
-        threshold = raw.clamp(1, t.threshold_max)
-        clamped = int((raw != threshold).sum())
+        step = 2**t.threshold_shift
+        raw = round_value(self.threshold / (unit * step), t.rounding)
+        mantissa = raw.clamp(1, t.threshold_max)
+        clamped = int((raw != mantissa).sum())
+        # integer potentials: v > m * step is v >= m * step + 1
+        threshold = mantissa * step + int(t.fire_above)
         if self.v_init is None:
             v_init = torch.zeros_like(threshold)
         else:

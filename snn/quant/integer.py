@@ -18,7 +18,7 @@ from torch import nn
 
 from .arith import EXACT, NeuronRule, limit, neuron_steps
 from .fake import FakeQuantModel, prepare_qat
-from .fake_stages import Geometry, QNeuron, QSynapse, float_synapse
+from .fake_stages import Geometry, QNeuron, QSynapse, delay_one_step, float_synapse
 from .staged import Stage, StagedModel
 from .target import QuantError, QuantTarget
 
@@ -54,11 +54,14 @@ class IntSynapse(Stage):
             q = stage.quantized(x_scale)
         self.register_buffer("weight", q.weight.detach().long())
         self.register_buffer("bias", None if q.bias is None else q.bias.detach().long())
-        self.register_buffer("scale", q.scale.detach())
+        self.register_buffer("scale", q.scale.detach() / 2**stage.target.current_shift)
         self.geometry, self.target, self.clamped = stage.geometry, stage.target, q.bias_clamped
 
     def forward(self, x, scale, counter):
         y = integer_synapse(x.long(), self.weight, self.bias, self.geometry)
+        if self.target.synapse_delay:
+            y = delay_one_step(y, self.bias, self.geometry)
+        y = y * 2**self.target.current_shift
         current, outside = limit(y, self.target.state_bits, self.target.overflow)
         counter.add(self.label, "current", outside)
         return current, self.scale

@@ -32,6 +32,8 @@ _BIT_LIMITS = {
     "input_bits": (1, 16),
     "decay_bits": (1, 16),
     "bias_bits": (2, 32),
+    "current_shift": (0, 16),
+    "threshold_shift": (0, 16),
 }
 
 
@@ -66,6 +68,14 @@ class QuantTarget:
         resets: the reset modes the target implements: "subtract" (soft reset) and/or "zero".
         overflow: what a register does with a value outside its width: "saturate" (clamp) or "wrap"
             (two's complement); either way the event is counted.
+        current_shift: the synaptic sum ``W x + b`` enters the state registers shifted left by this
+            many bits (Loihi's MSB alignment: 6), so the state has that many bits below one weight unit.
+        threshold_shift: thresholds are ``threshold_bits`` mantissas shifted left by this many bits
+            (Loihi: ``vThMant << 6``).
+        fire_above: spike when the potential exceeds the threshold (``v > theta``, Loihi) instead of
+            reaching it (``v >= theta``).
+        synapse_delay: each synapse delivers ``W x`` one step later (``W x[t-1]``, nothing at step 0)
+            while its bias arrives every step (Loihi's dense and convolution layers).
     """
 
     name: str = "generic"
@@ -82,6 +92,10 @@ class QuantTarget:
     decay_rounding: str = "floor"
     resets: tuple[str, ...] = RESETS
     overflow: str = "saturate"
+    current_shift: int = 0
+    threshold_shift: int = 0
+    fire_above: bool = False
+    synapse_delay: bool = False
 
     def __post_init__(self) -> None:
         for name, (low, high) in _BIT_LIMITS.items():
@@ -97,6 +111,9 @@ class QuantTarget:
         _choice("overflow", self.overflow, OVERFLOWS)
         if not self.resets or any(r not in RESETS for r in self.resets):
             raise QuantError(f"QuantTarget.resets must be a non-empty subset of {RESETS}, got {self.resets!r}")
+        for flag in ("fire_above", "synapse_delay"):
+            if not isinstance(getattr(self, flag), bool):
+                raise QuantError(f"QuantTarget.{flag} must be a bool, got {getattr(self, flag)!r}")
 
     @property
     def weight_max(self) -> int:
