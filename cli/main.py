@@ -35,7 +35,7 @@ COMMANDS: dict[str, Command] = {
         "simulate", "simulate a DVS watching a video (any FFmpeg format), an image folder or an .npy frame stack"
     ),
     "train": Command("train", "train a model-zoo SNN on a prepared dataset (frames), with checkpoints and --resume"),
-    "export": Command("export", "export a training run's model to NIR (and chip formats where available)"),
+    "export": Command("export", "export a training run's model to NIR, Loihi 2, Xylo or Speck"),
     "view": Command("view", "render events (ON/OFF colours), stored frames or voxel grids to PNG/GIF/MP4 or a window"),
     "plot": Command("plot", "draw a training run's loss/accuracy/firing-rate curves to PNG"),
     "demo": Command(

@@ -18,7 +18,7 @@ import numpy as np
 
 from neurodata.localfs import atomic_output
 
-__all__ = ["HwError", "raise_problems", "report_path", "write_with_report", "write_npz"]
+__all__ = ["HwError", "raise_problems", "report_path", "sample_spikes", "write_with_report", "write_npz"]
 
 
 class HwError(ValueError):
@@ -69,3 +69,19 @@ def write_with_report(path: str | os.PathLike, write: Callable[[IO[bytes]], None
             write(fileobj)
         side.write(text)
     return report
+
+
+def sample_spikes(input_shape: tuple[int, ...], steps: int = 8, batch: int = 2, seed: int = 0):
+    """Seeded Bernoulli spikes ``[steps, batch, *input_shape]`` (a float tensor, 10 % of the slots
+    set): the inputs an export report runs the model and the target's reference on.
+
+    Args:
+        input_shape: one sample's input shape, without time and batch.
+        steps: time steps.
+        batch: samples.
+        seed: the generator's seed.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand((steps, batch, *input_shape), generator=generator) < 0.1).float()

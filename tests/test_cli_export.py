@@ -77,3 +77,57 @@ def test_bad_options_are_one_line(tmp_path, capsys, args, message):
 def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
     assert main(["export", str(tmp_path), str(tmp_path / "m.nir"), "--target", "nir"]) == 2
     assert "model.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["loihi2", "xylo", "speck"])
+def test_chip_targets_list_what_the_zoo_model_breaks_and_write_nothing(tmp_path, capsys, target):
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny_run(run)  # dvsgesture-net: batch norm, max pooling, PLIF neurons, a voting layer
+    out = tmp_path / "model.bin"
+    assert main(["export", str(run), str(out), "--target", target, "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert f"cannot export to {target}" in error and "\n" not in error
+    if target != "xylo":  # Xylo's one problem is the structure (Linear, CubaLIF, Linear, CubaLIF)
+        assert error.count(";") >= 1, error  # every problem, in one line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def _speck_net():
+    import snn
+    from snn import layers
+
+    return torch.nn.Sequential(
+        layers.Conv2d(2, 8, 2, stride=2), snn.IF(backend="torch"), layers.AvgPool2d(2),
+        layers.Conv2d(8, 4, 3, padding=1), snn.IF(backend="torch"),
+    )  # fmt: skip
+
+
+def _loihi_net():
+    import snn
+    from snn import layers
+
+    return torch.nn.Sequential(
+        layers.Flatten(), layers.Linear(2 * 8 * 8, 32), snn.IF(v_reset=0.0, backend="torch"),
+        layers.Linear(32, 4), snn.IF(v_reset=0.0, backend="torch"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "build", "shape"), [("speck", _speck_net, (2, 16, 16)), ("loihi2", _loihi_net, (2, 8, 8))])
+def test_chip_target_writes_its_artefact_and_checks_it_against_the_reference(tmp_path, target, build, shape):
+    """The command's per-target step on a model that fits: the artefact and its JSON report appear,
+    and the report's check (the quantized model against the target's reference on sample spikes)
+    finds no differing spike."""
+    import argparse
+
+    from cli.export import TARGETS
+
+    torch.manual_seed(1)
+    net = build()
+    for layer in net.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            layer.weight.data *= 4  # spikes flow through every layer
+    out = tmp_path / f"model.{'h5' if target == 'loihi2' else 'npz'}"
+    report = TARGETS[target](net, str(out), shape, argparse.Namespace(dt=1e-4))
+    assert out.exists() and out.with_suffix(".json").exists()
+    assert report["check"]["equal"], report["check"]

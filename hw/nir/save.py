@@ -11,15 +11,9 @@ from torch import nn
 
 from neurodata.localfs import atomic_output
 
+from ..artefacts import sample_spikes
 from .export import to_nir
 from .importer import from_nir
-
-
-def sample_input(input_shape: tuple[int, ...], steps: int = 8, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    """Seeded Bernoulli spikes ``[steps, batch, *input_shape]`` (10 % of the slots set), the inputs a
-    report compares the original model and the written file on."""
-    generator = torch.Generator().manual_seed(seed)
-    return (torch.rand((steps, batch, *input_shape), generator=generator) < 0.1).float()
 
 
 def save(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...], dt: float = 1e-4) -> dict[str, Any]:
@@ -42,7 +36,7 @@ def save(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int, ...]
     with atomic_output(path, "w+b") as handle:
         nir.write(handle, graph)
     reread = from_nir(nir.read(os.fspath(path)), dt=dt)
-    x = sample_input(input_shape)
+    x = sample_spikes(input_shape)
     was_training = model.training
     model.eval()
     try:
