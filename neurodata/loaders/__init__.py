@@ -45,20 +45,33 @@ def load(
 ) -> CacheDataset | StreamingDataset:
     """A PyTorch dataset of ``(input, target)`` pairs from one split of a neurodata cache.
 
-    ``name_or_store``: a dataset name (``"dvs128"`` -> ``<NEURODATA_HOME>/dvs128.zarr``, or under
-    ``root``), a path, or an fsspec URL (``s3://bucket/dvs128.zarr``; credentials and endpoints in
-    ``storage_options``). With no ``representation`` an input is the sample's events (structured
-    :data:`~neurodata.events.EVENT_DTYPE` array); ``representation`` is a :mod:`neurodata.transforms`
-    object, a spec dict or any callable (a missing sensor size comes from the cache). ``transform``
-    acts on events before the representation. A representation precomputed in the cache is read
-    instead of computed (``precomputed="auto"``; True requires it, False ignores it).
+    Args:
+        name_or_store: A dataset name (``"dvs128"`` -> ``<NEURODATA_HOME>/dvs128.zarr``, or under
+            ``root``), a path, or an fsspec URL (``s3://bucket/dvs128.zarr``).
+        split: The split to read (``"train"``, ``"test"``, ...).
+        representation: With None an input is the sample's events (structured
+            :data:`~neurodata.events.EVENT_DTYPE` array); else a :mod:`neurodata.transforms`
+            object, a spec dict or any callable (a missing sensor size comes from the cache).
+        transform: Acts on events before the representation.
+        target_transform: Acts on each target (the integer label) before it is returned.
+        streaming: Default (None) True for remote URLs: return a :class:`StreamingDataset`. A
+            :class:`StreamingOptions` passed here configures it (and implies streaming).
+        storage_options: fsspec options for a URL (credentials, endpoints).
+        root: Directory that dataset names resolve under instead of ``NEURODATA_HOME``.
+        precomputed: A representation precomputed in the cache is read instead of computed:
+            ``"auto"`` uses it when it matches, True requires it, False ignores it.
+        **streaming_keywords: :class:`StreamingOptions` fields as keywords: ``shuffle``,
+            ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``, ``rank``,
+            ``world_size``.
 
-    ``streaming`` (default: True for remote URLs) returns a :class:`StreamingDataset`, configured
-    by a :class:`StreamingOptions` passed as ``streaming`` (which implies streaming) or by its
-    fields as keywords: ``shuffle``, ``seed``, ``block_samples``, ``shuffle_buffer``, ``prefetch``,
-    ``rank``, ``world_size``. They do not apply to the map-style :class:`CacheDataset` (its
-    sampler decides the order): passing any of them where ``load`` returns one is a ValueError
-    naming them.
+    Returns:
+        A map-style :class:`CacheDataset` (its sampler decides the order), or a
+        :class:`StreamingDataset` when streaming. Each item is ``(input, target)``: the events or
+        the representation's output, and the label (after ``target_transform``).
+
+    Raises:
+        ValueError: Streaming keywords were passed where ``load`` returns a :class:`CacheDataset`
+            (the message names them).
     """
     options = streaming if isinstance(streaming, StreamingOptions) else None
     options = StreamingOptions.resolve(options, streaming_keywords, "load()")  # before any I/O

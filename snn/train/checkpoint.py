@@ -29,7 +29,8 @@ BEST_META = "best.json"
 
 def capture_rng(loader_generator: torch.Generator | None = None) -> dict[str, Any]:
     """The states of Python's, NumPy's and torch's global generators (CPU and every CUDA device),
-    and of the training loader's own ``generator=`` when it has one (it then draws the shuffles)."""
+    and of ``loader_generator``, the training loader's own ``generator=``, when it has one (it then
+    draws the shuffles)."""
     version, mt, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -48,7 +49,8 @@ def capture_rng(loader_generator: torch.Generator | None = None) -> dict[str, An
 
 
 def restore_rng(state: dict[str, Any], loader_generator: torch.Generator | None = None) -> None:
-    """Inverse of :func:`capture_rng`."""
+    """Inverse of :func:`capture_rng`: set the generators from ``state`` (and ``loader_generator``
+    from its saved state, when both are present)."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
@@ -74,24 +76,35 @@ def tensor_bytes(obj: Any) -> int:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder (created when missing), synced, then
-    renamed over ``path``; fails before writing when the tensors' bytes are not free."""
+    """``torch.save(obj)`` to a temporary file in the same folder (created when missing), synced,
+    then renamed over ``path``; fails before writing when the tensors' bytes are not free."""
     with atomic_output(path, parents=True, size=tensor_bytes(obj)) as f:
         torch.save(obj, f)
 
 
 def atomic_write_text(text: str, path: Path) -> None:
-    """Write a text file atomically (temporary file + rename; the folder is created when missing)."""
+    """Write ``text`` to ``path`` atomically (temporary file + rename; the folder is created when
+    missing)."""
     write_atomic(path, text, durable=False, parents=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by the trainer (safe: ``weights_only=True``)."""
+    """Read a checkpoint written by the trainer (safe: ``weights_only=True``).
+
+    Args:
+        path: A ``last.pt`` or per-epoch checkpoint in a run folder.
+        map_location: Where the tensors go, as for ``torch.load``.
+
+    Returns:
+        The checkpoint's dict: the model's and optimizer's state dicts, epoch, metrics, random
+        generator states and the config.
+    """
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def export_best(run_dir: Path, model_state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """``best.pt`` (the model's state dict) and ``best.json`` (config, epoch, metrics)."""
+    """Write ``run_dir``'s ``best.pt`` (``model_state``, the model's state dict) and ``best.json``
+    (``meta``: config, epoch, metrics)."""
     atomic_save(model_state, run_dir / BEST)
     atomic_write_text(json.dumps(meta, indent=2, default=float) + "\n", run_dir / BEST_META)
 

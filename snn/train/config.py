@@ -52,6 +52,32 @@ class TrainConfig:
     samples)", "val": "val (10% of train, seed 0)"}``; not used for training, only recorded (in
     ``config.json``, ``best.json`` and the checkpoints) so that a run folder says what its
     ``train_*`` and ``val_*`` figures measure.
+
+    Attributes:
+        epochs: Number of passes over the training loader (>= 1).
+        lr: Peak learning rate (> 0).
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (see ``OPTIMIZERS``).
+        weight_decay: The optimizer's weight decay.
+        momentum: SGD's momentum (ignored by the Adam family).
+        schedule: ``"cosine"``, ``"step"`` or ``"none"`` (above).
+        warmup_epochs: Epochs of linear warm-up before the schedule, in ``[0, epochs)``.
+        step_size: Epochs between the ``"step"`` schedule's decays.
+        gamma: The ``"step"`` schedule's factor.
+        loss: ``"ce"`` or ``"mse"`` (above).
+        readout: ``"mean"`` or ``"none"`` (above).
+        amp: Mixed precision on or off.
+        amp_dtype: ``"auto"``, ``"bf16"`` or ``"fp16"``.
+        grad_clip: Maximum gradient norm, or None for no clipping.
+        run_dir: Folder for ``config.json``, ``metrics.csv``, checkpoints and ``best.pt``; None
+            writes nothing.
+        monitor: ``"val_loss"``, ``"val_accuracy"``, ``"train_loss"`` or ``"train_accuracy"``.
+        patience: Epochs without improvement of ``monitor`` before stopping; None never stops.
+        seed: Seeds Python, NumPy and torch (:func:`snn.train.seed_everything`) before training.
+        time_major: The loader's layout (above); None follows the batch's declaration.
+        device: Where the model and batches run, e.g. ``"cpu"`` or ``"cuda:0"``.
+        activity: Record the layers' spike rates per epoch.
+        progress: Show progress bars.
+        splits: Where each figure's data comes from (above), recorded only.
     """
 
     epochs: int = 10
@@ -104,11 +130,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a run's ``config.json``); unknown keys are an error."""
+        """Build from ``values``, a dict (e.g. a run's ``config.json``); unknown keys are a ValueError."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

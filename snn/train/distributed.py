@@ -18,19 +18,22 @@ from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, Ra
 
 
 def is_distributed() -> bool:
+    """Whether ``torch.distributed`` is available and initialised."""
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
+    """This process's rank (0 when not distributed)."""
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
+    """The number of processes (1 when not distributed)."""
     return dist.get_world_size() if is_distributed() else 1
 
 
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(model)`` when distributed, else the model itself."""
+    """``DistributedDataParallel(model)`` on ``device`` when distributed, else the model itself."""
     if not is_distributed():
         return model
     ids = (
@@ -42,7 +45,8 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world, ...`` of a dataset: disjoint shards covering it exactly once."""
+    """Indices ``rank, rank + world, ...`` of a dataset of ``length`` items: disjoint shards
+    covering it exactly once."""
 
     def __init__(self, length: int, rank: int, world: int) -> None:
         self.length, self.rank, self.world = length, rank, world
@@ -72,7 +76,8 @@ def _rebuild(loader: DataLoader, sampler: Sampler) -> DataLoader:
 
 
 def shard_train_loader(loader: DataLoader, seed: int) -> DataLoader:
-    """The training loader with a ``DistributedSampler`` (shuffled if the original shuffled)."""
+    """The training ``loader`` with a ``DistributedSampler`` (shuffled with ``seed`` if the
+    original shuffled)."""
     if not is_distributed() or isinstance(loader.dataset, IterableDataset):
         return loader
     if loader.batch_size is None:
@@ -94,7 +99,8 @@ def shard_eval_loader(loader: DataLoader) -> DataLoader:
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:
-    """Elementwise sum over ranks (identity when not distributed). float64 keeps counts exact."""
+    """Elementwise sum of ``values`` over ranks (identity when not distributed). float64 keeps
+    counts exact."""
     if not is_distributed():
         return values
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
@@ -113,5 +119,6 @@ def gather_objects(obj):
 
 
 def barrier() -> None:
+    """Wait for every rank (nothing when not distributed)."""
     if is_distributed():
         dist.barrier()

@@ -23,21 +23,24 @@ from .losses import loss_fn, readout
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
-    """The autocast dtype: bfloat16 on CPU and float16 on CUDA unless ``config.amp_dtype`` names one."""
+    """The autocast dtype on ``device``: bfloat16 on CPU and float16 on CUDA unless
+    ``config.amp_dtype`` names one."""
     if config.amp_dtype == "bf16" or (config.amp_dtype == "auto" and device.type != "cuda"):
         return torch.bfloat16
     return torch.float16
 
 
 def autocast(config: TrainConfig, device: torch.device):
-    """The mixed-precision context of the forward pass (a no-op context when ``config.amp`` is off)."""
+    """The mixed-precision context of the forward pass on ``device`` (a no-op context when
+    ``config.amp`` is off)."""
     if not config.amp:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp_dtype(config, device))
 
 
 def make_scaler(config: TrainConfig, device: torch.device) -> torch.amp.GradScaler:
-    """A gradient scaler, enabled only for float16 autocast (bfloat16 has float32's exponent range)."""
+    """A gradient scaler for ``device``, enabled only when ``config`` asks for float16 autocast
+    (bfloat16 has float32's exponent range)."""
     enabled = config.amp and amp_dtype(config, device) == torch.float16
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
@@ -62,7 +65,17 @@ def train_epoch(
     device: torch.device,
     description: str = "train",
 ) -> dict[str, float]:
-    """One optimisation pass over ``loader``; returns ``{"loss", "accuracy", "samples"}``."""
+    """One optimisation pass of ``model`` over ``loader``; returns ``{"loss", "accuracy", "samples"}``.
+
+    Args:
+        model: The network, in train mode for the pass.
+        loader: Yields ``(input, target)`` batches.
+        optimizer: Steps the parameters after each batch.
+        scaler: The gradient scaler of :func:`make_scaler` (a no-op unless float16 autocast).
+        config: Layout, readout, loss, mixed precision, gradient clipping and progress bars.
+        device: Where batches go.
+        description: The progress bar's label and the context of a non-finite loss error.
+    """
     model.train()
     loss_sum = correct = samples = 0.0
     for batch in progress(loader, description, config.progress):
@@ -108,8 +121,20 @@ def evaluate(
     device: torch.device | str | None = None,
     description: str = "eval",
 ) -> dict[str, float]:
-    """Loss and accuracy over ``loader`` in eval mode; with ``config.activity`` also ``firing_rate``
-    (all spiking layers), ``fr/<layer>`` per spiking layer and ``synops_per_sample``."""
+    """Loss and accuracy of ``model`` over ``loader`` in eval mode, without gradients.
+
+    Args:
+        model: The network (put in eval mode).
+        loader: Yields ``(input, target)`` batches.
+        config: Layout, readout, loss, mixed precision, progress bars and ``activity``.
+        device: Where batches go; None uses ``config.device``.
+        description: The progress bar's label.
+
+    Returns:
+        ``{"loss", "accuracy", "samples"}`` summed over every rank when distributed; with
+        ``config.activity`` also ``firing_rate`` (all spiking layers), ``fr/<layer>`` per spiking
+        layer and ``synops_per_sample``.
+    """
     device = torch.device(device or config.device)
     model.eval()
     watch = config.activity
@@ -152,7 +177,14 @@ def silent_layers(metrics: dict[str, float], prefix: str = "val_") -> list[str]:
 
 
 def silence_warning(epoch: int, metrics: dict[str, float], prefix: str = "val_") -> str | None:
-    """A one-line warning naming the spiking layers that did not fire in ``epoch``, else None."""
+    """A one-line warning naming the spiking layers that did not fire in ``epoch``, else None.
+
+    Args:
+        epoch: The epoch the warning names.
+        metrics: The epoch's metrics row, with the ``<prefix>fr/<layer>`` firing rates of
+            :func:`evaluate`.
+        prefix: Which split's rates to read (``"val_"`` or ``"train_"``).
+    """
     silent = silent_layers(metrics, prefix)
     if not silent:
         return None

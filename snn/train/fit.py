@@ -49,7 +49,15 @@ LOG = logging.getLogger("snn.train")
 
 @dataclass
 class FitResult:
-    """What a run produced: per-epoch metrics, the best epoch (1-based) and its monitored value."""
+    """What a run produced.
+
+    Attributes:
+        history: One metrics row per epoch (``epoch``, ``train_*``, ``val_*``, ``lr``, ...).
+        best_epoch: The epoch (1-based) with the best monitored value, or None before one.
+        best_value: That epoch's monitored value.
+        stopped_early: Whether ``patience`` ended the run before ``epochs``.
+        run_dir: The run folder, or None when the config wrote none.
+    """
 
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -59,7 +67,7 @@ class FitResult:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
+    """Seed Python's, NumPy's (with ``seed`` modulo 2**32) and torch's global generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -42,9 +42,9 @@ def batch_time_major(batch: Any, configured: bool | None) -> bool:
 
 
 def to_time_major(x: torch.Tensor, time_major: bool, n_labels: int) -> torch.Tensor:
-    """The model's ``[T, B, ...]`` input from a loader batch (``[B, T, ...]`` unless ``time_major``),
-    checked against the number of labels so that a wrong layout fails with a message naming
-    ``time_major`` rather than deep inside the model."""
+    """The model's ``[T, B, ...]`` input from ``x``, a loader batch (``[B, T, ...]`` unless
+    ``time_major``), checked against ``n_labels``, the number of labels, so that a wrong layout
+    fails with a message naming ``time_major`` rather than deep inside the model."""
     if x.ndim < 3:
         raise ValueError(
             f"fit: expected a batch of sequences with at least 3 dimensions ([T, B, ...] or [B, T, ...]), "

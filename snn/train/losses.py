@@ -34,7 +34,8 @@ def readout(output: torch.Tensor, mode: str, n_labels: int) -> torch.Tensor:
 
 
 def loss_fn(name: str, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``"ce"``: cross-entropy with the scores as logits; ``"mse"``: MSE of the scores to one-hot targets."""
+    """The loss ``name`` of ``scores`` [B, C] against ``target`` [B] class indices: ``"ce"``:
+    cross-entropy with the scores as logits; ``"mse"``: MSE of the scores to one-hot targets."""
     if name == "ce":
         return F.cross_entropy(scores, target)
     if name == "mse":

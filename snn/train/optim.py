@@ -25,6 +25,8 @@ def lr_factor(epoch: int, config: TrainConfig) -> float:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """``config.optimizer`` over the trainable parameters of ``model``, with the config's
+    learning rate, weight decay and (SGD) momentum."""
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -37,5 +39,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def make_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A scheduler stepped once per epoch (its state is just the epoch counter, so resuming is exact)."""
+    """A scheduler of ``optimizer``'s learning rate following ``config.schedule``, stepped once per
+    epoch (its state is just the epoch counter, so resuming is exact)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, config=config))

@@ -10,7 +10,8 @@ __all__ = ["Holdout", "holdout"]
 
 
 class Holdout(NamedTuple):
-    """Indices of the samples kept for training and of those held out for validation (sorted)."""
+    """Indices of the samples kept for training (``train``) and of those held out for validation
+    (``val``), sorted."""
 
     train: np.ndarray
     val: np.ndarray

@@ -21,12 +21,15 @@ class Trainer:
         self.result: FitResult | None = None
 
     def fit(self, train_loader, val_loader=None, resume: bool = False, callbacks=()) -> FitResult:
+        """:func:`snn.train.fit` of the model with ``train_loader``, ``val_loader``, ``resume`` and
+        ``callbacks``; the result is also kept in ``self.result``."""
         self.result = fit(
             self.model, train_loader, val_loader, self.config, resume=resume, callbacks=callbacks
         )
         return self.result
 
     def evaluate(self, loader) -> dict[str, float]:
+        """:func:`snn.train.evaluate` of the model over ``loader`` with this config."""
         return evaluate(self.model, loader, self.config)
 
     def load_best(self) -> dict[str, Any]:
