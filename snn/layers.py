@@ -58,6 +58,7 @@ class SeqToANN(nn.Sequential):
     """Run any stack of stateless modules on ``[T, B, ...]`` by folding time into the batch."""
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The stack applied to ``x_seq`` ``[T, B, ...]`` with time folded into the batch."""
         return seq_to_ann(super().forward, x_seq)
 
 
@@ -103,6 +104,7 @@ class Conv2d(_Folded, nn.Conv2d):
                 self.weight.data = self.weight.data.contiguous(memory_format=layout)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The convolution of every step of ``x_seq`` ``[T, B, C, H, W]``."""
         return seq_to_ann(self._forward_folded, x_seq)
 
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
@@ -233,6 +235,7 @@ class Flatten(nn.Module):
         self._last = self.end_dim + 1 if self.end_dim > 0 else self.end_dim
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` ``[T, B, ...]`` with the per-sample dimensions flattened."""
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
         return x_seq.flatten(self._first, self._last) if x_seq.ndim > 2 else x_seq
@@ -249,6 +252,7 @@ class Reshape(nn.Module):
         self.shape = tuple(int(n) for n in shape)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` ``[T, B, ...]`` reshaped to ``[T, B, *shape]``."""
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
         return x_seq.reshape(*x_seq.shape[:2], *self.shape)
@@ -261,6 +265,7 @@ class Add(nn.Module):
     """The sum of its inputs (a residual connection's addition); any shapes that broadcast, any step mode."""
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The sum of ``inputs`` (at least one)."""
         if not inputs:
             raise ValueError("Add needs at least one input")
         total = inputs[0]
@@ -270,7 +275,11 @@ class Add(nn.Module):
 
 
 class Dropout(nn.Module):
-    """Dropout on ``[T, B, ...]`` with one mask per sample shared by all time steps (inverted scaling)."""
+    """Dropout on ``[T, B, ...]`` with one mask per sample shared by all time steps (inverted scaling).
+
+    Args:
+        p: probability of dropping an element, in ``[0, 1)``.
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -279,6 +288,8 @@ class Dropout(nn.Module):
         self.p = float(p)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` ``[T, B, ...]`` with dropped elements zeroed and the rest scaled by ``1 / (1 - p)``
+        in training mode; unchanged in eval mode."""
         if not self.training or self.p == 0.0:
             return x_seq
         keep = torch.rand_like(x_seq[:1]) >= self.p
@@ -302,6 +313,7 @@ class Voting(nn.Module):
         self.group_size = int(group_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[..., C * group_size]`` averaged per group to ``[..., C]``."""
         if x.shape[-1] % self.group_size:
             raise ValueError(
                 f"Voting: last dimension {x.shape[-1]} is not a multiple of group_size {self.group_size}"
@@ -323,6 +335,7 @@ class Scale(nn.Module):
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).detach().clone())
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` times ``scale``."""
         return x_seq * self.scale
 
     def extra_repr(self) -> str:
@@ -330,7 +343,13 @@ class Scale(nn.Module):
 
 
 class SumPool2d(AvgPool2d):
-    """Sum pooling on ``[T, B, C, H, W]``: average pooling with divisor 1 (NIR's ``SumPool2d``; padding adds zeros)."""
+    """Sum pooling on ``[T, B, C, H, W]``: average pooling with divisor 1 (NIR's ``SumPool2d``; padding adds zeros).
+
+    Args:
+        kernel_size: the pooling window, an int or ``(kh, kw)``.
+        stride: the window's step; None: ``kernel_size``.
+        padding: zeros added on each side.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__(kernel_size, stride, padding, divisor_override=1)
@@ -344,6 +363,7 @@ class Threshold(nn.Module):
         self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).detach().clone())
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """1 where ``x_seq > threshold``, else 0, in ``x_seq``'s dtype."""
         return (x_seq > self.threshold).to(x_seq.dtype)
 
 
@@ -362,6 +382,7 @@ class Delay(nn.Module):
         self.register_buffer("steps", steps.to(torch.int64).detach().clone())
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` ``[T, B, ...]`` delayed by ``steps`` (zeros before the start)."""
         if x_seq.ndim < 2:
             raise ValueError(f"expected a time-major sequence [T, B, ...], got shape {tuple(x_seq.shape)}")
         padded = F.pad(x_seq.movedim(0, -1), (int(self.steps.max()), 0)).movedim(-1, 0)

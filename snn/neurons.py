@@ -141,7 +141,14 @@ class Neuron(nn.Module):
     def forward(
         self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, NamedTuple]:
-        """Multi-step (``[T, ...]`` in, spikes out) or, with ``step_mode="s"``, one step."""
+        """Multi-step (``[T, ...]`` in, spikes out) or, with ``step_mode="s"``, one step.
+
+        Args:
+            x: input current, time-major ``[T, B, ...]`` (one step ``[B, ...]`` in single-step mode).
+            state: state to continue from; None starts at rest (or, with ``stateful``, from the
+                previous call's final state).
+            return_state: also return the final state, as ``(spikes, state)``.
+        """
         if self.step_mode == "s":
             return self.step(x, state=state, return_state=return_state)
         if x.ndim < 2:
@@ -167,7 +174,13 @@ class Neuron(nn.Module):
     def step(
         self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, NamedTuple]:
-        """One time step. Without ``state``, continues from the internal state (kept until :meth:`reset`)."""
+        """One time step. Without ``state``, continues from the internal state (kept until :meth:`reset`).
+
+        Args:
+            x: input current of one step, ``[B, ...]``.
+            state: state to advance instead of the internal one (which is then left untouched).
+            return_state: also return the new state, as ``(spike, state)``.
+        """
         p = self.params()
         current = self._stored_state(x) if state is None else state
         spike, new_state = F.STEPS[p.kind][0](x, current, p)
@@ -220,6 +233,12 @@ class LIF(Neuron):
     Default surrogate ``ATan(alpha=2)`` where SpikingJelly defaults to ``Sigmoid(alpha=4)``; pass
     ``surrogate=snn.surrogate.Sigmoid()`` to reproduce SpikingJelly's gradients exactly.
     ``v_leak`` (default: ``v_reset``, 0 with soft reset) is the potential the leak pulls towards.
+
+    Args:
+        tau: membrane time constant (a float or a tensor, > 1).
+        decay_input: the input is divided by ``tau`` too (``H = V + (X - (V - v_leak)) / tau``).
+        v_leak: potential the leak pulls towards; None: ``v_reset`` (0 with soft reset).
+        **common: the options of :class:`Neuron` (``v_threshold``, ``v_reset``, ``surrogate``, ...).
     """
 
     param_cls = LIFParameters
@@ -239,7 +258,14 @@ class LIF(Neuron):
 
 
 class PLIF(Neuron):
-    """Parametric LIF (Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learned, ``w0 = -log(tau0 - 1)``."""
+    """Parametric LIF (Fang et al. 2021): ``1/tau = sigmoid(w)`` with ``w`` learned, ``w0 = -log(tau0 - 1)``.
+
+    Args:
+        init_tau: initial time constant ``tau0`` (> 1).
+        decay_input: the input is divided by ``tau`` too, as in :class:`LIF`.
+        v_leak: potential the leak pulls towards; None: ``v_reset`` (0 with soft reset).
+        **common: the options of :class:`Neuron`.
+    """
 
     param_cls = PLIFParameters
 
@@ -264,7 +290,16 @@ class PLIF(Neuron):
 
 
 class ALIF(Neuron):
-    """Adaptive-threshold LIF (see :func:`snn.functional.alif_step` for the equations)."""
+    """Adaptive-threshold LIF (see :func:`snn.functional.alif_step` for the equations).
+
+    Args:
+        tau: membrane time constant.
+        tau_adapt: time constant of the adaptation variable ``A``.
+        beta: weight of ``A`` in the effective threshold ``v_threshold + beta * A`` (0: plain LIF).
+        decay_input: the input is divided by ``tau`` too, as in :class:`LIF`.
+        v_leak: potential the leak pulls towards; None: ``v_reset`` (0 with soft reset).
+        **common: the options of :class:`Neuron`.
+    """
 
     param_cls = ALIFParameters
 
@@ -294,6 +329,12 @@ class CubaLIF(Neuron):
     SpikingJelly defaults to ``v_threshold=0.5`` and a ``Rect`` surrogate; we keep the uniform
     ``v_threshold=1.0`` and ``ATan(2)`` of all our neurons. ``v_leak`` (default: SpikingJelly's
     leak towards 0) runs on the torch backend only.
+
+    Args:
+        current_decay: factor of the synaptic current per step, ``I[t] = I[t-1] * current_decay + X``.
+        voltage_decay: factor of the membrane potential per step, ``H = V[t-1] * voltage_decay + I[t]``.
+        v_leak: potential the voltage decays towards; None: 0.
+        **common: the options of :class:`Neuron`.
     """
 
     param_cls = CubaLIFParameters
@@ -315,7 +356,21 @@ class CubaLIF(Neuron):
 
 
 class Izhikevich(Neuron):
-    """SpikingJelly 2.0's ``IzhikevichNode`` (same equations and defaults; see :func:`snn.functional.izhikevich_step`)."""
+    """SpikingJelly 2.0's ``IzhikevichNode`` (same equations and defaults; see :func:`snn.functional.izhikevich_step`).
+
+    ``H = V + (X + a0 (V - v_rest)(V - v_c) - W) / tau``; ``W' = W + (a (H - v_rest) - W) / tau_w + b S``.
+
+    Args:
+        tau: membrane time constant.
+        v_c: critical potential of the quadratic term.
+        a0: scale of the quadratic term.
+        v_rest: resting potential.
+        w_rest: recovery variable ``W`` at rest.
+        tau_w: time constant of ``W``.
+        a: coupling of ``W`` to the potential.
+        b: jump of ``W`` per spike.
+        **common: the options of :class:`Neuron`.
+    """
 
     param_cls = IzhikevichParameters
 

@@ -7,7 +7,7 @@ in ``cli`` documents itself through ``--help``). It prints one line per finding,
 
 Public means no leading underscore on the module path, the class or the function. A parameter
 counts as named when its name appears as a word in the docstring; ``self``, ``cls``, ``*args``
-and ``**kwargs`` need no mention. A class is checked through its ``__init__`` (the docstring of
+and ``**kwargs`` need no mention, nor does torch's ``extra_repr`` hook. A class is checked through its ``__init__`` (the docstring of
 the class or of ``__init__`` may name the parameters); dataclasses and NamedTuples are checked
 field by field against the class docstring.
 """
@@ -23,6 +23,8 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PACKAGES = ("neurodata", "snn", "hw")
 _SKIPPED_PARAMS = frozenset({"self", "cls"})
+# torch's hook for ``repr(module)``: every module overrides it, and its meaning never changes
+_HOOKS = frozenset({"extra_repr"})
 
 
 class Finding(NamedTuple):
@@ -122,7 +124,7 @@ def _check_class(module: str, node: ast.ClassDef) -> list[Finding]:
     elif not class_doc:
         findings.append(Finding(module, node.lineno, node.name, "no docstring"))
     for name, method in methods.items():
-        if name.startswith("_"):
+        if name.startswith("_") or name in _HOOKS:
             continue
         findings.append(_check_function(module, method, node.name + "."))
     return [f for f in findings if f is not None]
