@@ -22,7 +22,8 @@ def empty_events(n: int = 0) -> np.ndarray:
 
 
 def make_events(t, x, y, p) -> np.ndarray:
-    """Build an event array from four equally long column sequences, casting each field."""
+    """Build an event array from four equally long column sequences ``t``, ``x``, ``y`` and ``p``,
+    casting each to its field's type."""
     t = np.asarray(t)
     n = len(t)
     for name, col in (("x", x), ("y", y), ("p", p)):
@@ -66,7 +67,8 @@ class RecordingInfo:
 
     ``width``/``height`` are None when the file does not say and no default is known;
     ``time_origin`` is the absolute time (microseconds, Unix epoch when the format has one) that
-    event time 0 corresponds to, or None; ``extra`` holds format-specific header fields.
+    event time 0 corresponds to, or None; ``extra`` holds format-specific header fields;
+    ``source`` names the file it came from (None for events made in memory).
     """
 
     format: str
@@ -84,4 +86,5 @@ class RecordingInfo:
         return (self.width, self.height, 2)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON)."""
         return asdict(self)

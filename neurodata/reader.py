@@ -41,7 +41,12 @@ def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
 
 
 class Recording:
-    """An open recording: its :class:`~neurodata.events.RecordingInfo` and a streaming decoder."""
+    """An open recording: its :class:`~neurodata.events.RecordingInfo` and a streaming decoder.
+
+    Made by :func:`open_recording`, which passes ``fileobj`` (the open binary file, closed by
+    :meth:`close`), ``source`` (its name in error messages), ``spec`` (the detected
+    :class:`~neurodata.formats.base.FormatSpec`, kept as ``format``) and ``header`` (the parsed header).
+    """
 
     def __init__(self, fileobj: BinaryIO, source: str, spec: FormatSpec, header: Header):
         self._file = fileobj
@@ -52,10 +57,11 @@ class Recording:
 
     @property
     def info(self) -> RecordingInfo:
+        """Sensor size, format, time origin and the header's metadata."""
         return self.header.info
 
     def blocks(self, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[np.ndarray]:
-        """Decode the file block by block, yielding the (possibly empty) event array of each block."""
+        """Decode the file ``block_bytes`` at a time, yielding the event array of each non-empty block."""
         decoder = self.format.make_decoder(self.header, self.source)
         self._file.seek(self.header.data_offset)
         offset = self.header.data_offset
@@ -94,6 +100,7 @@ class Recording:
         Time windows are half-open ``[t0 + k*w, t0 + (k+1)*w)`` with ``t0`` the first event's time;
         empty windows inside the recording are yielded as empty arrays so that window ``k`` is
         always the ``k``-th item. With neither argument, yields the decoder's natural blocks.
+        ``block_bytes`` is how much of the file is decoded at a time.
         """
         if n_events is not None and time_window is not None:
             raise ValueError("give n_events or time_window, not both")
@@ -143,6 +150,7 @@ class Recording:
         return np.memmap(self._file, dtype=np.uint8, mode="r", offset=self.header.data_offset)
 
     def close(self) -> None:
+        """Close the file (also on leaving a ``with`` block)."""
         self._file.close()
 
     def __enter__(self) -> Recording:
@@ -163,7 +171,8 @@ def _file_size(fileobj: BinaryIO) -> int | None:
 
 
 def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np.ndarray]:
-    """Regroup a stream of event arrays into arrays of exactly ``n_events`` (the last may be shorter)."""
+    """Regroup ``blocks``, a stream of event arrays, into arrays of exactly ``n_events`` (the last
+    may be shorter)."""
     if n_events <= 0:
         raise ValueError(f"n_events must be positive, got {n_events}")
     parts: list[np.ndarray] = []
@@ -183,7 +192,8 @@ def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np
 
 
 def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[np.ndarray]:
-    """Regroup a time-ordered stream of event arrays into consecutive windows of ``time_window`` us."""
+    """Regroup ``blocks``, a time-ordered stream of event arrays, into consecutive windows of
+    ``time_window`` us."""
     if time_window <= 0:
         raise ValueError(f"time_window must be positive, got {time_window}")
     parts: list[np.ndarray] = []
@@ -205,7 +215,20 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
 
 
 def open_recording(source: str | os.PathLike, format: str | None = None) -> Recording:
-    """Open a recording at a path or fsspec URL, detecting its format unless ``format`` names it."""
+    """Open a recording at a path or fsspec URL, detecting its format unless ``format`` names it.
+
+    Args:
+        source: A local path or an fsspec URL.
+        format: A format name (see ``neurodata formats``); None detects it from the header and
+            the file name.
+
+    Returns:
+        A :class:`Recording`, to use as a context manager or close.
+
+    Raises:
+        FormatError: The file is empty, of no known format, or its header is damaged (the
+            message names the file and offset).
+    """
     fileobj, name = _open_binary(source)
     return _open_fileobj(fileobj, name, format)
 
@@ -229,8 +252,14 @@ def read(
 ) -> np.ndarray | tuple[np.ndarray, RecordingInfo]:
     """Read a whole recording as a structured event array (``t, x, y, p``).
 
-    With ``return_info=True`` returns ``(events, info)`` where ``info`` holds sensor size, format
-    and time origin.
+    Args:
+        source: A local path or an fsspec URL.
+        format: A format name; None detects it.
+        return_info: Also return the recording's :class:`~neurodata.events.RecordingInfo`.
+
+    Returns:
+        The events (:data:`~neurodata.events.EVENT_DTYPE`), or ``(events, info)`` with
+        ``return_info=True``, where ``info`` holds sensor size, format and time origin.
     """
     fileobj, name = _open_binary(source)
     if isinstance(fileobj, io.BufferedReader) and os.fstat(fileobj.fileno()).st_size < SMALL_FILE_BYTES:
@@ -247,6 +276,14 @@ def iter_chunks(
     time_window: int | None = None,
     format: str | None = None,
 ) -> Iterator[np.ndarray]:
-    """Stream a recording in chunks of ``n_events`` events or ``time_window`` microseconds."""
+    """Stream a recording in chunks of ``n_events`` events or ``time_window`` microseconds.
+
+    Args:
+        source: A local path or an fsspec URL.
+        n_events: Events per chunk (the last may be shorter).
+        time_window: Microseconds per chunk, as :meth:`Recording.chunks`; give one of the two, or
+            neither for the decoder's blocks.
+        format: A format name; None detects it.
+    """
     with open_recording(source, format) as rec:
         yield from rec.chunks(n_events=n_events, time_window=time_window)

@@ -29,7 +29,8 @@ ESTIMATE_EVENTS = HDF5_CHUNK
 
 
 class OutputFormat(NamedTuple):
-    """What :func:`open_writer` writes to a path: the format's name and its writer's constructor."""
+    """What :func:`open_writer` writes to a path: the format's ``name`` and ``make_writer``, its
+    writer's constructor (called with the open file and the recording's info)."""
 
     name: str
     make_writer: MakeWriter
@@ -51,6 +52,9 @@ class TimeShiftedWriter:
 
     The inner writer is created at the first event, with ``time_origin`` moved by the same amount,
     so a format that stores an absolute origin still places the events where they were.
+
+    ``fileobj`` is the open output file, ``info`` the recording's facts and ``make_writer`` the
+    format's writer constructor (see :class:`OutputFormat`).
     """
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo, make_writer: MakeWriter):
@@ -61,6 +65,7 @@ class TimeShiftedWriter:
         self.t0 = 0
 
     def write(self, events: np.ndarray) -> None:
+        """Write ``events`` shifted by the first event's time (the inner writer starts with them)."""
         if self.writer is None:
             if events.size == 0:
                 return
@@ -72,6 +77,7 @@ class TimeShiftedWriter:
         self.writer.write(shifted)
 
     def close(self) -> None:
+        """Finish the output (an empty file of the format when no event came)."""
         if self.writer is None:  # no events: an empty file of the format
             self.writer = self.make_writer(self.file, self.info)
         self.writer.close()
@@ -147,7 +153,14 @@ def write(
 ) -> None:
     """Write ``events`` to ``path`` in ``format`` (default: chosen from the extension).
 
-    ``shift_time=True`` makes the output start at t = 0 (see :func:`open_writer`).
+    Parameters:
+        path: the output file, written atomically (nothing appears on failure).
+        events: a structured array with ``t, x, y, p`` fields (converted by
+            :func:`~neurodata.events.as_events`).
+        info: sensor size, time origin and metadata for the header; None: unknown.
+        format: an event format name, or None to choose by the extension (``.npz``/``.h5`` are
+            column exports; ``.raw`` is ``evt3``).
+        shift_time: make the output start at t = 0 (see :func:`open_writer`).
     """
     with open_writer(path, info, format, shift_time) as writer:
         writer.write(as_events(events))
