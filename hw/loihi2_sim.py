@@ -13,8 +13,6 @@ loader (``netx/hdf5.py``: ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant`
 ``trunc`` rounds towards zero (lava: ``sign(x) * (|x| >> 12)``).
 """
 
-from __future__ import annotations
-
 import os
 from typing import NamedTuple
 

@@ -15,8 +15,6 @@ time step, in the chip's order:
 The readout's spikes are returned; a hidden spike reaches the readout one step later.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np

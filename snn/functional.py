@@ -47,6 +47,7 @@ __all__ = [
     "AdaptiveState",
     "CubaState",
     "IzhikevichState",
+    "NeuronState",
     "STEPS",
     "fire",
     "reset",
@@ -90,6 +91,11 @@ class IzhikevichState(NamedTuple):
 
     v: torch.Tensor
     w: torch.Tensor
+
+
+# Any neuron kind's state (a name for annotations: ``NamedTuple`` itself is a function, so
+# ``NamedTuple | None`` cannot be evaluated by tools that read the annotations).
+NeuronState = MembraneState | AdaptiveState | CubaState | IzhikevichState
 
 
 def fire(h: torch.Tensor, v_threshold: Value, surrogate: SurrogateFunction, strict: bool = False) -> torch.Tensor:
@@ -249,7 +255,7 @@ def _filled(like: torch.Tensor, value: Value, dtype: torch.dtype) -> torch.Tenso
     return torch.full_like(like, value, dtype=dtype)
 
 
-def init_state(p: NeuronParameters, like: torch.Tensor) -> NamedTuple:
+def init_state(p: NeuronParameters, like: torch.Tensor) -> NeuronState:
     """The state of ``p``'s neuron before the first step, shaped like one time step ``like``.
 
     ``V`` starts at ``p.initial_v`` (``v_init``, else ``v_reset``, 0 for soft reset); adaptation
@@ -269,11 +275,11 @@ def init_state(p: NeuronParameters, like: torch.Tensor) -> NamedTuple:
 
 def multi_step(
     x_seq: torch.Tensor,
-    state: NamedTuple | None,
+    state: NeuronState | None,
     p: NeuronParameters,
     *,
     return_v_seq: bool = False,
-) -> tuple[torch.Tensor, NamedTuple] | tuple[torch.Tensor, NamedTuple, torch.Tensor]:
+) -> tuple[torch.Tensor, NeuronState] | tuple[torch.Tensor, NeuronState, torch.Tensor]:
     """Reference multi-step run: ``p``'s step function applied to ``x_seq[0], x_seq[1], ...`` in order.
 
     Returns ``(spike_seq, final_state)`` and, with ``return_v_seq``, also the ``[T, ...]`` trace of

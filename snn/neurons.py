@@ -14,7 +14,7 @@ of the same shape. State handling is explicit and leak-free:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple, TypedDict, Unpack
+from typing import Any, ClassVar, TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -115,7 +115,7 @@ class Neuron(nn.Module):
         self.backend = backend
         self.step_mode = step_mode
         self.stateful = stateful
-        self.state: NamedTuple | None = None
+        self.state: F.NeuronState | None = None
         for name, value in fields.items():
             if name not in self._param_names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
@@ -133,14 +133,14 @@ class Neuron(nn.Module):
         """This layer's parameter object (what :mod:`snn.functional` and the backends take)."""
         return self.param_cls(**{name: getattr(self, name) for name in self._param_names})
 
-    def init_state(self, like: torch.Tensor) -> NamedTuple:
+    def init_state(self, like: torch.Tensor) -> F.NeuronState:
         """The state before the first step, shaped like one time step ``like``."""
         return F.init_state(self.params(), like)
 
     # -- running ---------------------------------------------------------------------------------
     def forward(
-        self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, NamedTuple]:
+        self, x: torch.Tensor, state: F.NeuronState | None = None, return_state: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, F.NeuronState]:
         """Multi-step (``[T, ...]`` in, spikes out) or, with ``step_mode="s"``, one step.
 
         Args:
@@ -163,8 +163,8 @@ class Neuron(nn.Module):
         return (spikes, new_state) if return_state else spikes
 
     def multi_step(
-        self, x_seq: torch.Tensor, state: NamedTuple | None = None
-    ) -> tuple[torch.Tensor, NamedTuple]:
+        self, x_seq: torch.Tensor, state: F.NeuronState | None = None
+    ) -> tuple[torch.Tensor, F.NeuronState]:
         """Run all time steps of ``x_seq`` from ``state`` (initial state if None); no module state is touched."""
         p = self.params()
         if state is None:
@@ -172,8 +172,8 @@ class Neuron(nn.Module):
         return backends.multi_step(self.backend, x_seq, state, p)
 
     def step(
-        self, x: torch.Tensor, state: NamedTuple | None = None, return_state: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, NamedTuple]:
+        self, x: torch.Tensor, state: F.NeuronState | None = None, return_state: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, F.NeuronState]:
         """One time step. Without ``state``, continues from the internal state (kept until :meth:`reset`).
 
         Args:
@@ -197,7 +197,7 @@ class Neuron(nn.Module):
         if self.state is not None:
             self.state = type(self.state)(*(t.detach() for t in self.state))
 
-    def _stored_state(self, like: torch.Tensor) -> NamedTuple:
+    def _stored_state(self, like: torch.Tensor) -> F.NeuronState:
         if self.state is None:
             return self.init_state(like)
         if self.state.v.shape != like.shape:
