@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # packages (checked recursively) and modules whose docstrings are complete
 COMPLETE = [
+    "neurodata.loaders",
     "neurodata.reader",
     "neurodata.writer",
     "neurodata.events",

@@ -41,6 +41,7 @@ class EventBatch(NamedTuple):
         return EventBatch(*(tensor.pin_memory() for tensor in self))
 
     def to(self, *args: Any, **kwargs: Any) -> EventBatch:
+        """Every tensor moved or cast with the arguments of ``torch.Tensor.to``."""
         return EventBatch(*(tensor.to(*args, **kwargs) for tensor in self))
 
 
@@ -78,7 +79,7 @@ class TimeMajorBatch(StackedBatch):
 
 
 def stacked_batch(inputs: torch.Tensor, labels: Any, time_major: bool) -> StackedBatch:
-    """The batch type that declares ``time_major``."""
+    """``inputs`` and ``labels`` as the batch type that declares ``time_major``."""
     return (TimeMajorBatch if time_major else StackedBatch)(inputs, labels)
 
 
@@ -119,7 +120,9 @@ def _torch_dtype(dtype: np.dtype) -> torch.dtype:
 
 
 class BatchMemory(NamedTuple):
-    """Tensors for one batch and what the caller must know of them."""
+    """Tensors for one batch and what the caller must know of them: the ``tensors``; ``shared``,
+    the ``(lease, layout)`` to pickle the batch by when built in a worker's segment, else None;
+    ``reused``, whether the memory may hold an earlier batch (the caller then writes every item)."""
 
     tensors: list[torch.Tensor]
     shared: tuple | None  # (lease, layout) to pickle the batch by, built in a worker's segment
@@ -127,7 +130,7 @@ class BatchMemory(NamedTuple):
 
 
 def batch_tensors(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> BatchMemory:
-    """Tensors for one batch from this process's reusable batch memory (:mod:`.shm_pool`): in a
+    """Tensors of ``specs`` ``(shape, dtype)`` for one batch from this process's reusable batch memory (:mod:`.shm_pool`): in a
     DataLoader worker a shared segment, elsewhere a private one. Where the pool is off, or a worker
     has no memfd, each tensor is fresh and zeroed: :func:`batch_tensor` in a worker, else ordinary
     memory."""
@@ -157,7 +160,7 @@ def _labels(labels: Sequence[Any]) -> torch.Tensor | list:
 
 
 def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A tensor in torch's shared memory, zero-filled by the kernel: for a DataLoader worker without
+    """A tensor of ``shape`` and ``dtype`` in torch's shared memory, zero-filled by the kernel: for a DataLoader worker without
     the reusable pool (off, or no memfd), so sending the batch to the main process does not copy it again (as
     ``default_collate`` does)."""
     nbytes = int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
@@ -291,8 +294,9 @@ def length_buckets(
     rng: np.random.Generator | None,
     drop_last: bool,
 ) -> list[np.ndarray]:
-    """Batches of indices with similar lengths: shuffle, cut into buckets of ``bucket_batches`` batches,
-    sort each bucket by length, cut it into batches, then shuffle the batches (no shuffling without ``rng``)."""
+    """Batches of ``batch_size`` indices with similar ``lengths``: shuffle, cut into buckets of
+    ``bucket_batches`` batches, sort each bucket by length, cut it into batches, then shuffle the
+    batches (no shuffling without ``rng``); ``drop_last`` drops the short batches."""
     order = rng.permutation(len(lengths)) if rng is not None else np.arange(len(lengths))
     bucket = batch_size * bucket_batches
     batches = []
@@ -313,6 +317,16 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     Deterministic from ``seed`` and :meth:`set_epoch`; with ``num_replicas``/``rank`` each rank takes
     every ``num_replicas``-th batch (the last ``len % num_replicas`` batches are dropped so ranks
     run the same number of steps).
+
+    Args:
+        lengths: Events per sample (``dataset.lengths``).
+        batch_size: Samples per batch.
+        bucket_batches: Batches per bucket of similar lengths (larger: less padding, less mixing).
+        shuffle: Shuffle buckets and batches (else a fixed order).
+        seed: With the epoch, seeds the shuffle.
+        drop_last: Drop batches shorter than ``batch_size``.
+        num_replicas: Number of ranks sharing the batches.
+        rank: This rank, in ``[0, num_replicas)``.
     """
 
     def __init__(
@@ -338,6 +352,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next iteration follows."""
         self.epoch = epoch
 
     def _batches(self) -> list[np.ndarray]:

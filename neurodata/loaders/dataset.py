@@ -21,6 +21,7 @@ class SplitInfo:
 
     @property
     def labels(self) -> np.ndarray:
+        """The label of every sample of the split."""
         return self.pipeline.source.reader.labels
 
     @property
@@ -30,10 +31,12 @@ class SplitInfo:
 
     @property
     def sensor_size(self) -> tuple[int, int, int] | None:
+        """Tonic-style ``(width, height, polarities)`` from the cache, or None when unknown."""
         return self.pipeline.source.sensor_size
 
     @property
     def class_names(self) -> list[str] | None:
+        """The class names recorded in the cache (label ``i`` is ``class_names[i]``), or None."""
         return self.pipeline.source.attrs.get("class_names")
 
     @property
@@ -43,7 +46,9 @@ class SplitInfo:
 
 
 class CacheDataset(SplitInfo, Dataset):
-    """``dataset[i]`` -> ``(input, target)`` of sample ``i`` of one split (see :class:`.pipeline.SamplePipeline`)."""
+    """``dataset[i]`` -> ``(input, target)`` of sample ``i`` of one split, as ``pipeline`` (a
+    :class:`.pipeline.SamplePipeline`) makes it; what :func:`neurodata.loaders.load` returns for a
+    local cache."""
 
     def __init__(self, pipeline: SamplePipeline):
         self.pipeline = pipeline

@@ -59,7 +59,8 @@ def sample_pieces(chunks: list[EventChunk], offsets: np.ndarray) -> list[SampleP
 
 
 class EventColumns(EventChunks):
-    """The event columns of one split, read directly from their shards (see the module docstring)."""
+    """The event columns of one split, read directly from their shards (see the module docstring):
+    ``fetcher`` reads the shards' bytes, ``columns`` maps each field to its sharded rows."""
 
     def __init__(self, fetcher: Fetcher, columns: dict[str, ShardedRows]):
         super().__init__(fetcher, columns)
@@ -68,7 +69,7 @@ class EventColumns(EventChunks):
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
         """Compile (or load from Numba's cache) this reader's kernels, the decode kernels for its
-        stored dtypes (see :meth:`EventChunks.warm`) and the one streaming samples into
+        stored dtypes ``row_dtypes`` (see :meth:`EventChunks.warm`) and the one streaming samples into
         ``pad_events``, on no data: forked DataLoader workers then inherit them instead of each
         loading them again, every epoch without persistent workers (docs/sections/loaders.md)."""
         super().warm(row_dtypes)
@@ -123,7 +124,7 @@ class EventColumns(EventChunks):
         return out
 
     def read_spans(self, spans: list[tuple[int, int]]) -> list[np.ndarray]:
-        """One EVENT_DTYPE array per sample stored at rows ``[first, last)``, all fetched in one
+        """One EVENT_DTYPE array per sample stored at rows ``[first, last)`` of ``spans``, all fetched in one
         round. Sample-aligned samples share no chunk, so each decodes on its own: several side by
         side where decode threads are free (the longest first), each one inline (a single sample's
         chunks decode side by side instead, see :meth:`read`)."""

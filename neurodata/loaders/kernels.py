@@ -11,8 +11,9 @@ import numba
 
 @numba.njit(cache=True, nogil=True)
 def pad_records_numba(events, t, x, y, p):
-    """Records' fields -> the first ``len(events)`` items of one padded row per field, in one pass;
-    returns the smallest and largest coordinate seen, for the caller's range check."""
+    """Records' fields -> the first ``len(events)`` items of one padded row per field (``t``,
+    ``x``, ``y``, ``p``), in one pass; returns the smallest and largest coordinate seen, for the
+    caller's range check."""
     lo = 0
     hi = 0
     for i in range(len(events)):

@@ -40,6 +40,7 @@ class PendingItems(Sequence):
         return self._items[k]
 
     def targets(self) -> list[Any]:
+        """The items' targets (labels through the pipeline's ``target_transform``)."""
         labels = self.pipeline.source.reader.labels[self.indices].tolist()
         return [self.pipeline.target(label) for label in labels]
 
@@ -96,10 +97,12 @@ class PendingFrames(PendingItems):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """One stored sample's shape."""
         return self.pipeline.stored.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The stored dtype."""
         return self.pipeline.stored.dtype
 
     def fill_stacked(self, out: np.ndarray, axis: int) -> None:

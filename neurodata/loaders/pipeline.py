@@ -20,7 +20,9 @@ from .source import SplitSource, naming_samples
 def choose_precomputed(
     source: SplitSource, representation: Callable | None, transform: Callable | None, precomputed: bool | str
 ) -> PrecomputedSource | None:
-    """The stored representation to read, per the ``precomputed`` policy ``"auto"``, True or False."""
+    """The stored representation of ``source`` to read for ``representation``, per the
+    ``precomputed`` policy ``"auto"``, True or False; None when computing (always with a
+    ``transform``, which the stored copy lacks)."""
     if precomputed not in ("auto", True, False):
         raise ValueError(f"precomputed must be 'auto', True or False, got {precomputed!r}")
     if precomputed is False or representation is None:
@@ -43,7 +45,11 @@ def choose_precomputed(
 
 
 class SamplePipeline:
-    """Reads samples of one split and turns them into ``(input, target)`` pairs; picklable."""
+    """Reads samples of one split and turns them into ``(input, target)`` pairs; picklable.
+
+    ``source``, ``representation``, ``transform``, ``target_transform`` and ``precomputed`` are
+    :func:`neurodata.loaders.load`'s (``source`` is the opened split).
+    """
 
     def __init__(
         self,
@@ -71,7 +77,8 @@ class SamplePipeline:
         return list(zip(raw, labels.tolist()))
 
     def finish(self, raw: np.ndarray, label: int) -> tuple[Any, Any]:
-        """A raw sample -> ``(input, target)`` through transform, representation, target_transform."""
+        """A ``raw`` sample and its ``label`` -> ``(input, target)`` through transform,
+        representation, target_transform."""
         if self.stored is None:
             if self.transform is not None:
                 raw = self.transform(raw)
@@ -89,6 +96,8 @@ class SamplePipeline:
         return self.stored is None and self.transform is None and self.representation is None
 
     def item(self, index: int) -> tuple[Any, Any]:
+        """``(input, target)`` of sample ``index`` (negative counts from the end); IndexError
+        naming the cache and split when out of range."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(
@@ -111,7 +120,8 @@ def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def read_items(pipeline: SamplePipeline, indices: list[int]) -> list[tuple[Any, Any]]:
-    """Items ``indices`` (each in range) in order; consecutive indices are fetched in one read."""
+    """Items ``indices`` (each in range) of ``pipeline`` in order; consecutive indices are fetched
+    in one read."""
     return [
         pipeline.finish(raw, label)
         for start, stop in consecutive_runs(indices)

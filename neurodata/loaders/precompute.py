@@ -61,12 +61,14 @@ def stored_dtype(dtype: np.dtype, values: ValueRange | tuple[int, int]) -> np.dt
 
 
 def shard_samples(sample_bytes: int) -> int:
-    """Samples per stored shard (and per task): about :data:`TARGET_SHARD_BYTES` uncompressed."""
+    """Samples per stored shard (and per task) for samples of ``sample_bytes``: about
+    :data:`TARGET_SHARD_BYTES` uncompressed."""
     return int(np.clip(TARGET_SHARD_BYTES // max(sample_bytes, 1), 1, 256))
 
 
 def compute_range(source: SplitSource, representation: Callable, start: int, stop: int) -> np.ndarray:
-    """The representation of samples ``start:stop``, stacked; ValueError when shapes differ."""
+    """The ``representation`` of samples ``start:stop`` of ``source``, stacked; ValueError when
+    shapes differ."""
     with naming_samples(start, stop):
         samples = source.samples(start, stop)
     outputs = [np.asarray(representation(events)) for events in samples]
@@ -81,8 +83,9 @@ def compute_range(source: SplitSource, representation: Callable, start: int, sto
 
 @dataclass(frozen=True)
 class SplitJob:
-    """What every task of one pass over a split shares: the samples, the representation, and the
-    stored split being written (URL and fsspec options)."""
+    """What every task of one pass over a split shares: the samples (``source``), the
+    ``representation``, and the stored split being written (``target_url`` and fsspec
+    ``storage_options``)."""
 
     source: SplitSource
     representation: Callable
@@ -108,7 +111,7 @@ def _write_range(job: SplitJob, samples: tuple[int, int]) -> tuple[bool, ValueRa
 
 
 def frames_compressor(dtype: np.dtype) -> BloscCodec:
-    """Blosc LZ4HC with byte shuffling (a no-op for uint8): on DVS128 count frames it decodes faster
+    """Blosc LZ4HC with byte shuffling for ``dtype`` (a no-op for uint8): on DVS128 count frames it decodes faster
     than bit shuffling, for a few more bytes (measured in docs/sections/loaders.md)."""
     return BloscCodec(
         cname=FRAMES_CNAME, clevel=FRAMES_CLEVEL, shuffle="shuffle", typesize=np.dtype(dtype).itemsize
@@ -148,7 +151,9 @@ def precompute_split(
 ) -> str:
     """Store ``representation`` of every sample of one split; returns the stored split's URL.
 
-    A usable stored copy (same spec, same cache build) is kept unless ``overwrite``.
+    A usable stored copy (same spec, same cache build) is kept unless ``overwrite``. ``store`` is
+    a cache as :func:`neurodata.loaders.load` takes it, with fsspec ``storage_options``;
+    ``executor`` computes shards in parallel (None: in this process); ``progress`` shows a bar.
     """
     from tqdm.auto import tqdm
 
@@ -201,9 +206,10 @@ def _store_locally(final: Location, split: SplitPass, executor: Executor | None,
 
 @dataclass(frozen=True)
 class SplitPass:
-    """What storing one split needs beyond its target: the samples and their representation, the
-    first sample's output, the first dtype to try, samples per shard, the task ranges, the marker
-    (less ``stored_dtype`` and ``complete``) and the fsspec options."""
+    """What storing one split needs beyond its target: the samples (``source``) and their
+    ``representation``, the first sample's output (``probe``), the first ``dtype`` to try, samples
+    per shard (``per_shard``), the task ranges, the marker (less ``stored_dtype`` and
+    ``complete``) and the fsspec ``storage_options``."""
 
     source: SplitSource
     representation: Callable
@@ -250,7 +256,10 @@ def precompute(
 ) -> dict[str, str]:
     """Store ``representation`` for ``splits`` (default: all) of a cache; split -> stored URL.
 
-    ``workers > 1`` computes shards in a process pool (:func:`neurodata.workers.process_pool`).
+    ``store`` is a cache as :func:`neurodata.loaders.load` takes it, with fsspec
+    ``storage_options``. ``workers > 1`` computes shards in a process pool
+    (:func:`neurodata.workers.process_pool`). ``progress`` shows a bar per split; a usable stored
+    copy is kept unless ``overwrite``.
     """
     from ..cache import open_cache
 

@@ -40,16 +40,19 @@ ATTRS_KEY = "neurodata_representation"
 def representation_location(
     cache_url: str, key: str, split: str, storage_options: dict | None = None
 ) -> Location:
+    """Where split ``split`` of the representation ``key`` is stored in the cache at ``cache_url``
+    (opened with fsspec ``storage_options``)."""
     return Location(cache_url, storage_options).child(REPRESENTATIONS_DIR, key, split)
 
 
 def read_marker(location: Location) -> dict[str, Any] | None:
-    """The representation attributes of a stored split, or None when absent."""
+    """The representation attributes of the stored split at ``location``, or None when absent."""
     return location.read_attrs(ATTRS_KEY)
 
 
 def is_usable(marker: dict[str, Any] | None, source: SplitSource) -> bool:
-    """Complete, computed from this very cache build, for every sample of the split."""
+    """Whether ``marker`` says the stored split is complete, computed from this very cache build
+    (``source``'s fingerprint), for every sample of the split."""
     return bool(
         marker
         and marker.get("complete")
@@ -59,7 +62,11 @@ def is_usable(marker: dict[str, Any] | None, source: SplitSource) -> bool:
 
 
 class PrecomputedSource:
-    """One stored representation split; ``read(start, stop)`` -> ``[stop - start, *shape]``."""
+    """One stored representation split; ``read(start, stop)`` -> ``[stop - start, *shape]``.
+
+    ``source`` is the cache split, ``key`` the representation's key; FileNotFoundError when no
+    usable stored copy exists.
+    """
 
     def __init__(self, source: SplitSource, key: str):
         self.location = representation_location(source.url, key, source.split, source.storage_options)
@@ -113,6 +120,7 @@ class PrecomputedSource:
         return isinstance(self.array, tuple)
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` as ``[stop - start, *shape]`` in the stored dtype."""
         array = self.array
         if isinstance(array, tuple):
             fetcher, rows = array

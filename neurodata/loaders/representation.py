@@ -41,7 +41,8 @@ def _transform_class(kind: str) -> type:
 
 
 def resolve_representation(representation: Any, sensor_size: tuple[int, int, int] | None) -> Callable | None:
-    """The callable to apply to each sample's events (see the module docstring); None stays None."""
+    """The callable to apply to each sample's events for ``representation`` (see the module
+    docstring), with ``sensor_size`` filled in where it lacks one; None stays None."""
     if representation is None:
         return None
     if isinstance(representation, dict):

@@ -86,11 +86,13 @@ class Segment:
 
     @property
     def reusable(self) -> bool:
+        """Whether the segment is free and no array still views it."""
         return self.map[0] == FREE and not self.arrays_alive
 
     @classmethod
     def adopt(cls, fd: int, buffer: mmap.mmap, size: int) -> Segment:
-        """A worker's segment as the main process received it (see :func:`receive`)."""
+        """A worker's segment as the main process received it (see :func:`receive`): its memfd
+        ``fd``, mapped as ``buffer`` of ``size`` bytes."""
         segment = cls.__new__(cls)
         segment.fd, segment.map, segment.size, segment.arrays_alive = fd, buffer, size, False
         return segment
@@ -163,6 +165,7 @@ class Lease:
         return DupFd(self.segment.fd), self.segment.size
 
     def worker_arrays_gone(self) -> None:
+        """Called when the worker's views of the segment are gone: free it unless it was sent."""
         self.segment.arrays_alive = False
         if not self.sent:
             self.segment.map[0] = FREE
@@ -361,7 +364,7 @@ def _pool(shared: bool) -> Pool:
 
 
 def layout_of(specs: list[tuple[tuple[int, ...], np.dtype]]) -> tuple[Layout, int]:
-    """Aligned offsets of arrays ``(shape, dtype)`` after the header, and the total size."""
+    """Aligned offsets of ``specs``, arrays ``(shape, dtype)``, after the header, and the total size."""
     layout, offset = [], HEADER
     for shape, dtype in specs:
         layout.append((offset, tuple(int(n) for n in shape), np.dtype(dtype).str))
@@ -379,7 +382,7 @@ def _views(buffer: mmap.mmap, layout: Layout, size: int) -> tuple[np.ndarray, li
 
 
 def lend(specs: list[tuple[tuple[int, ...], np.dtype]], pool: Pool) -> tuple[Lease, Layout, list[np.ndarray]]:
-    """Arrays ``(shape, dtype)`` in a segment of ``pool`` (contents undefined: the caller writes all)."""
+    """Arrays of ``specs`` ``(shape, dtype)`` in a segment of ``pool`` (contents undefined: the caller writes all)."""
     layout, size = layout_of(specs)
     segment = pool.acquire(size)
     lease = Lease(segment)
@@ -415,7 +418,8 @@ def _kept_map(fd: int, size: int) -> mmap.mmap:
 
 
 def receive(handle: tuple[Any, int], layout: Layout) -> list[torch.Tensor]:
-    """In the main process: the lent arrays as tensors; the segment goes back when all are gone.
+    """In the main process: the lent arrays (a segment's ``handle`` and its ``layout``) as tensors;
+    the segment goes back when all are gone.
     The segment stays mapped here for workers forked later (see :func:`settings`)."""
     fd_wrapper, size = handle
     fd = fd_wrapper.detach()

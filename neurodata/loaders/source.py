@@ -29,7 +29,7 @@ from .event_columns import EventColumns
 
 
 def resolve_store(name_or_store: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
-    """A dataset name (``"dvs128"``) -> ``<root or NEURODATA_HOME>/dvs128.zarr``; URLs and paths pass through.
+    """``name_or_store`` as a URL: a dataset name (``"dvs128"``) -> ``<root or NEURODATA_HOME>/dvs128.zarr``; URLs and paths pass through.
 
     A bare name (no ``/``, no ``://``, no ``.zarr`` suffix) that is not an existing path is a dataset name;
     one that has not been prepared there is a CacheError saying how to prepare it.
@@ -57,13 +57,14 @@ def naming_samples(start: int, stop: int) -> Iterator[None]:
 
 
 def is_remote(url: str) -> bool:
-    """True for fsspec URLs other than local files (``s3://``, ``http://``, ``gs://`` ...)."""
+    """True when ``url`` is an fsspec URL other than a local file (``s3://``, ``http://``, ``gs://`` ...)."""
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     return scheme not in ("file", "local")
 
 
 class SplitSource:
-    """One split of one cache, reopened per process (see the module docstring)."""
+    """One split of one cache, reopened per process (see the module docstring): split ``split`` of
+    the cache at ``url``, opened with fsspec ``storage_options``."""
 
     def __init__(self, url: str, split: str, storage_options: dict[str, Any] | None = None):
         self.url = url
@@ -148,10 +149,12 @@ class SplitSource:
 
     @property
     def reader(self) -> SplitReader:
+        """This process's reader of the split."""
         return self.cache[self.split]
 
     @property
     def sensor_size(self) -> tuple[int, int, int] | None:
+        """Tonic-style ``(width, height, polarities)`` from the cache, or None when unknown."""
         size = self.attrs.get("sensor_size")
         return tuple(int(v) for v in size) if size is not None else None
 
@@ -165,8 +168,8 @@ class SplitSource:
 
 
 def event_columns(cache: CacheReader, split: str) -> EventColumns | None:
-    """The direct reader of the split's stored event columns, when their layout and time coding
-    allow it."""
+    """The direct reader of the stored event columns of ``cache``'s ``split``, when their layout and
+    time coding allow it."""
     if cache.attrs.get("time_coding") not in TIME_CODINGS:
         return None
     arrays = {

@@ -39,7 +39,8 @@ def default_rank_world() -> tuple[int, int]:
 
 
 def auto_block_samples(pipeline: SamplePipeline) -> int:
-    """Samples per block so that one block is about :data:`TARGET_BLOCK_BYTES` of decoded data."""
+    """Samples per block of ``pipeline``'s split so that one block is about
+    :data:`TARGET_BLOCK_BYTES` of decoded data."""
     n = len(pipeline)
     if n == 0:
         return 1
@@ -122,6 +123,7 @@ class StreamingDataset(SplitInfo, IterableDataset):
 
     @property
     def epoch(self) -> int:
+        """The epoch whose order the next iteration follows (see :meth:`set_epoch`)."""
         return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
