@@ -30,13 +30,13 @@ class HwError(ValueError):
 
 
 def raise_problems(target: str, problems: list[str]) -> None:
-    """Raise :class:`HwError` when ``problems`` is not empty."""
+    """Raise :class:`HwError` naming the export ``target`` when ``problems`` is not empty."""
     if problems:
         raise HwError(target, problems)
 
 
 def report_path(path: str | os.PathLike) -> Path:
-    """The JSON report beside an artefact: ``net.npz`` -> ``net.json`` (``net.json`` -> ``net.json.json``)."""
+    """The JSON report beside the artefact at ``path``: ``net.npz`` -> ``net.json`` (``net.json`` -> ``net.json.json``)."""
     path = Path(path)
     return path.with_name(path.name + ".json") if path.suffix == ".json" else path.with_suffix(".json")
 

@@ -27,12 +27,13 @@ _SHIFT = 6  # lava's act_shift, vth_shift and netx's bias_exp
 
 
 class Loihi2Run(NamedTuple):
-    """The spikes of every neuron layer ``[T, B, ...]`` in file order; ``output`` is the last layer's."""
+    """The spikes of every neuron layer ``[T, B, ...]`` in file order (``layers``); ``output`` is the last layer's."""
 
     layers: list[np.ndarray]
 
     @property
     def output(self) -> np.ndarray:
+        """The last layer's spikes."""
         return self.layers[-1]
 
 
@@ -42,7 +43,11 @@ def _trunc_decay(x: np.ndarray, decay: int) -> np.ndarray:
 
 
 def cuba_steps(a: np.ndarray, neuron: dict, bias: np.ndarray | int = 0) -> np.ndarray:
-    """CUBA dynamics over ``[T, ...]`` integer activations ``a`` (already delayed); returns the spikes."""
+    """CUBA dynamics over ``[T, ...]`` integer activations ``a`` (already delayed); returns the spikes.
+
+    ``neuron`` holds the layer's netx fields (``iDecay``, ``vDecay``, ``vThMant``); ``bias`` is
+    its bias mantissa, added to the voltage every step.
+    """
     i_decay, v_decay = int(neuron["iDecay"]), int(neuron["vDecay"])
     threshold = int(neuron["vThMant"]) << _SHIFT
     bias = np.left_shift(np.asarray(bias, np.int64), _SHIFT)

@@ -55,7 +55,18 @@ SPECK = QuantTarget(
 
 @dataclass(frozen=True)
 class SpeckLayerInts:
-    """One discretized layer: ``weight [f, c, ky, kx]`` int8, ``bias [f]`` int16 (zeros if none), IAF, pooling."""
+    """One discretized layer: ``weight [f, c, ky, kx]`` int8, ``bias [f]`` int16 (zeros if none), IAF, pooling.
+
+    Attributes:
+        weight: int8 ``[f, c, ky, kx]``.
+        bias: int16 ``[f]`` (zeros if none).
+        stride: the convolution's ``(sy, sx)``.
+        padding: the convolution's ``(py, px)``.
+        threshold: the integer firing threshold.
+        v_init: the integer membrane potential before the first step.
+        reset: ``"zero"`` or ``"subtract"`` (by the threshold).
+        pool: the sum pooling ``(py, px)`` after the neurons, ``(1, 1)`` for none.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
@@ -162,7 +173,8 @@ def _iaf(current: np.ndarray, layer: SpeckLayerInts) -> np.ndarray:
 
 
 def simulate(exported: SpeckExport | tuple[SpeckLayerInts, ...], spikes: np.ndarray) -> np.ndarray:
-    """The chip's output spikes for input event counts ``[T, B, c, H, W]`` (numpy integers only).
+    """The chip's output spikes for input event counts ``spikes`` ``[T, B, c, H, W]`` (numpy
+    integers only) through ``exported``, a :class:`SpeckExport` or its layers.
 
     Each layer: the current ``W * x + b`` (exact integers, clipped to the 16-bit state), then
     integrate-and-fire (``v += I`` saturating at 16 bits, a spike when ``v >= threshold``, reset
@@ -186,7 +198,8 @@ def simulate(exported: SpeckExport | tuple[SpeckLayerInts, ...], spikes: np.ndar
 
 
 def verify(exported: SpeckExport, spikes: torch.Tensor) -> dict:
-    """Run the integer model and :func:`simulate` on ``spikes`` ``[T, B, ...]``: ``{"spikes", "differing"}``."""
+    """Run ``exported``'s integer model and :func:`simulate` on ``spikes`` ``[T, B, ...]``:
+    ``{"spikes", "differing"}``."""
     ours = exported.model(spikes).numpy()
     reference = simulate(exported, spikes.reshape(*spikes.shape[:2], *exported.report.input_shape).numpy())
     reference = reference.reshape(ours.shape)
@@ -194,7 +207,7 @@ def verify(exported: SpeckExport, spikes: torch.Tensor) -> dict:
 
 
 def save(exported: SpeckExport, path: str | os.PathLike) -> dict:
-    """Write the discretized weights to ``path`` (``.npz``) and the report with the core mapping beside it (``.json``).
+    """Write ``exported``'s discretized weights to ``path`` (``.npz``) and the report with the core mapping beside it (``.json``).
 
     Arrays per layer ``i``: ``layer{i}_weight`` (int8 ``[f, c, ky, kx]``), ``layer{i}_bias`` (int16),
     ``layer{i}_threshold``, ``layer{i}_v_init``, ``layer{i}_stride``, ``layer{i}_padding``,

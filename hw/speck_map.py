@@ -48,18 +48,37 @@ def _log2_ceil(n: int) -> int:
 
 
 def kernel_memory(channels: int, kernel: tuple[int, int], features: int) -> int:
-    """Kernel memory entries of a layer: ``c * 2^(ceil(log2(kx*ky)) + ceil(log2 f))``."""
+    """Kernel memory entries of a layer of ``channels`` (c) inputs, ``kernel`` ``(ky, kx)`` and
+    ``features`` (f) outputs: ``c * 2^(ceil(log2(kx*ky)) + ceil(log2 f))``."""
     return channels * 2 ** (_log2_ceil(kernel[0] * kernel[1]) + _log2_ceil(features))
 
 
 def neuron_memory(features: int, height: int, width: int) -> int:
-    """Neuron memory entries of a layer: ``f * 2^(ceil(log2 H) + ceil(log2 W))``."""
+    """Neuron memory entries of a layer of ``features`` (f) maps of ``height`` (H) by ``width`` (W):
+    ``f * 2^(ceil(log2 H) + ceil(log2 W))``."""
     return features * 2 ** (_log2_ceil(height) + _log2_ceil(width))
 
 
 @dataclass
 class SpeckLayer:
-    """One DYNAP-CNN layer: its modules, shapes, memories and the core it is mapped to."""
+    """One DYNAP-CNN layer: its modules, shapes, memories and the core it is mapped to.
+
+    Attributes:
+        index: position in the model, from 0.
+        modules: the names of the model's modules it covers.
+        input_shape: ``(c, H, W)`` in.
+        kernel: the convolution's ``(ky, kx)`` (a Linear's covers its whole input).
+        stride: the convolution's ``(sy, sx)``.
+        padding: the convolution's ``(py, px)``.
+        features: output channels.
+        neuron_shape: ``(f, h, w)`` of the neurons, before pooling.
+        pool: the sum pooling ``(py, px)``.
+        output_shape: ``(f, h, w)`` out, after pooling.
+        kernel_memory: entries, see :func:`kernel_memory`.
+        neuron_memory: entries, see :func:`neuron_memory`.
+        core: the core it is mapped to, None when it fits none.
+        has_neuron: whether a spiking neuron ends the layer.
+    """
 
     index: int
     modules: list[str]
@@ -78,12 +97,14 @@ class SpeckLayer:
 
     @property
     def name(self) -> str:
+        """``layer <index> (<modules>)``, for reports."""
         return f"layer {self.index} ({', '.join(self.modules)})"
 
 
 @dataclass(frozen=True)
 class SpeckReport:
-    """The mapping of a model onto Speck: ``layers`` (with their cores) and every ``violations`` line."""
+    """The mapping of a model onto Speck: ``layers`` (with their cores) and every ``violations``
+    line, for inputs of ``input_shape`` ``(c, H, W)``."""
 
     input_shape: tuple[int, int, int]
     layers: list[SpeckLayer]

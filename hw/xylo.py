@@ -47,7 +47,16 @@ XYLO = QuantTarget(
 
 
 class XyloLimits(NamedTuple):
-    """The SYNS61201 network limits."""
+    """The SYNS61201 network limits.
+
+    Attributes:
+        inputs: input channels.
+        hidden: hidden neurons.
+        outputs: readout neurons.
+        synapses: input synapses per hidden neuron.
+        weight_shift: largest weight bit shift.
+        dash: largest decay bit shift (``dash``).
+    """
 
     inputs: int = 16
     hidden: int = 1000
@@ -240,13 +249,13 @@ def export(model: nn.Module) -> XyloExport:
 
 
 def save(exported: XyloExport, path: str | os.PathLike) -> dict:
-    """Write the specification to ``path`` (``.npz``: int8 weights, dashes, thresholds, shifts) and the report beside it."""
+    """Write ``exported``'s specification to ``path`` (``.npz``: int8 weights, dashes, thresholds, shifts) and the report beside it."""
     arrays = {key: np.asarray(value) for key, value in exported.spec.items()}
     return write_with_report(path, write_npz(arrays), exported.report)
 
 
 def load_spec(path: str | os.PathLike) -> dict:
-    """The specification saved by :func:`save` (arrays, with the weight shifts as ints)."""
+    """The specification saved by :func:`save` at ``path`` (arrays, with the weight shifts as ints)."""
     with np.load(path, allow_pickle=False) as arrays:
         spec = {key: arrays[key] for key in arrays.files}
     return {key: int(value) if value.ndim == 0 else value for key, value in spec.items()}

@@ -29,7 +29,8 @@ _LOW, _HIGH = -(2 ** (STATE_BITS - 1)), 2 ** (STATE_BITS - 1) - 1
 
 
 class XyloRun(NamedTuple):
-    """A simulation: readout spikes ``[T, n_out]``, hidden spikes ``[T, n_hidden]``, membranes ``[T, ...]``."""
+    """A simulation: readout spikes ``output`` ``[T, n_out]``, ``hidden`` spikes ``[T, n_hidden]``,
+    membranes ``v_hidden`` and ``v_output`` ``[T, ...]``."""
 
     output: np.ndarray
     hidden: np.ndarray

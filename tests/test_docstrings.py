@@ -23,6 +23,8 @@ COMPLETE = [
     "snn.train",
     "snn.neurons",
     "snn.layers",
+    "neurodata.datasets.prepare",
+    "hw",
 ]
 
 

@@ -117,6 +117,7 @@ class NIRModule(nn.Module):
 
     A graph with several ``Input`` nodes takes a dict of sequences by node name; several
     ``Output`` nodes give a dict. ``names`` are the graph's node names, ``layers`` their modules.
+    ``graph`` is the NIR graph; ``dt`` the step in seconds that its time constants are divided by.
     """
 
     def __init__(self, graph: nir.NIRGraph, dt: float) -> None:
@@ -151,7 +152,8 @@ class NIRModule(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Run every node on the whole sequence; the output node's ``[T, B, ...]`` (a dict for several)."""
+        """Run every node on the whole sequence ``x`` (a dict by input name for several inputs); the
+        output node's ``[T, B, ...]`` (a dict for several)."""
         if not isinstance(x, dict):
             if len(self.inputs) != 1:
                 raise ValueError(f"this graph has inputs {sorted(self.inputs)}: pass a dict of sequences")

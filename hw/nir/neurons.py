@@ -98,7 +98,8 @@ def _time_constant(name: str, decay: Value, dt: float, shape: tuple[int, ...]) -
 
 
 def neuron_node(name: str, p: NeuronParameters, shape: tuple[int, ...], dt: float) -> nir.NIRNode:
-    """The NIR node of neuron parameters ``p`` on samples of ``shape`` at step ``dt`` (seconds)."""
+    """The NIR node of neuron parameters ``p`` on samples of ``shape`` at step ``dt`` (seconds);
+    ``name`` is the layer's name, used in errors."""
     fields, metadata = _common(name, p, shape)
     if isinstance(p, CubaLIFParameters):
         tau_syn, w_in = _time_constant(name, p.current_decay, dt, shape)
@@ -120,7 +121,8 @@ def neuron_node(name: str, p: NeuronParameters, shape: tuple[int, ...], dt: floa
 
 
 def integrator_node(module: nn.Module, shape: tuple[int, ...], dt: float) -> nir.NIRNode:
-    """NIR's ``LI`` or ``I`` node of an :class:`snn.LeakyIntegrator` or :class:`snn.Integrator`."""
+    """NIR's ``LI`` or ``I`` node of ``module``, an :class:`snn.LeakyIntegrator` or
+    :class:`snn.Integrator`, on samples of ``shape`` at step ``dt`` (seconds)."""
     p = module.params()
     metadata = {} if p.v_init is None else {V_INIT_KEY: _full(p.v_init, shape)}
     if isinstance(module, snn.LeakyIntegrator):

@@ -32,14 +32,16 @@ from .sources import Sources, obtain_folder
 def decode_part(
     name: str, folder: str, units: dict[str, list[Unit]], options: dict, split: str, index: int
 ) -> PartData:
-    """Decode one unit into cache part data (module-level so worker processes can run it)."""
+    """Decode unit ``units[split][index]`` of dataset ``name``, extracted in ``folder``, with the
+    dataset's ``options``, into cache part data (module-level so worker processes can run it)."""
     spec = get_dataset(name)
     samples = spec.decode(Path(folder), units[split][index], options)
     return PartData.from_samples((s.events, s.label, s.source) for s in samples)
 
 
 def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
-    """The event codec of the finished cache at ``store`` (None: no finished cache there)."""
+    """The event codec of the finished cache at ``store``, opened with fsspec ``storage_options``
+    (None: no finished cache there)."""
     marker = read_marker(Location(store, storage_options))
     return marker.get("codec") if marker and marker.get("complete") else None
 
@@ -81,6 +83,8 @@ def prepare(
     None keeps the codec of a finished cache already at the store (so a cache prepared with
     another codec, or before zstd became the default, is reused, not rebuilt), else ``"zstd"``.
     Concurrent runs for the same cache from one machine take turns (a lock file in ``root``).
+    ``options`` picks the dataset's variants (its ``options``, e.g. CIFAR10-DVS's ``{"split":
+    "seeded"}``; omitted ones take their defaults); non-default ones are part of the cache's name.
     """
     spec = get_dataset(name)
     options = spec.resolve_options(options)
