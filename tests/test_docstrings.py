@@ -25,6 +25,7 @@ COMPLETE = [
     "snn.layers",
     "neurodata.datasets.prepare",
     "hw",
+    "snn.convert",
 ]
 
 

@@ -199,7 +199,9 @@ def calibrate(
 ) -> dict[fx.Node, torch.Tensor]:
     """The scale of each node of ``nodes`` (ReLU outputs) over ``batches`` run through ``gm`` (in eval mode).
 
-    Zero scales (a layer or channel that never activates on the calibration data) become 1: any
+    ``kinds`` says what each graph node becomes; ``mode`` is the statistic to take (a
+    :func:`parse_mode` result); ``per_channel`` measures one scale per channel instead of one per
+    layer. Zero scales (a layer or channel that never activates on the calibration data) become 1: any
     threshold keeps such a neuron silent.
     """
     n_samples = sum(int(x.shape[0]) for x in batches)

@@ -47,6 +47,8 @@ class ConvertedSNN(nn.Module):
         object.__setattr__(self, "_static", static_graph(network))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The spiking network's per-step output for time-major ``x_seq`` ``[T, B, ...]`` (an input
+        repeated over time, stride 0 along ``T``, runs its static part once)."""
         if x_seq.ndim < 2 or (self.input_shape is not None and tuple(x_seq.shape[2:]) != self.input_shape):
             expected = "[T, B, ...]" if self.input_shape is None else f"[T, B, {', '.join(map(str, self.input_shape))}]"
             raise ValueError(f"x_seq: expected a time-major input {expected}, got shape {tuple(x_seq.shape)}")

@@ -27,7 +27,7 @@ def _bn_factors(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torc
 
 
 def fold_batchnorm(gm: fx.GraphModule, kinds: dict[fx.Node, Kind]) -> None:
-    """Fold every batch-norm node of ``gm`` into the Linear / Conv it follows, in place, and drop the node.
+    """Fold every batch-norm node of ``gm`` (per ``kinds``, what each node becomes) into the Linear / Conv it follows, in place, and drop the node.
 
     Raises ConversionError naming each batch norm that follows no Linear / Conv (or one whose
     output something else also uses) or keeps no running statistics.

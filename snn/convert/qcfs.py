@@ -51,6 +51,7 @@ class QCFS(nn.Module):
         self.lam = nn.Parameter(torch.tensor(float(lam)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The QCFS activation of ``x`` (see :func:`qcfs`)."""
         return qcfs(x, self.lam, self.levels)
 
     def extra_repr(self) -> str:

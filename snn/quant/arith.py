@@ -45,7 +45,7 @@ __all__ = [
 
 
 def round_value(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """``x`` rounded to integers: "nearest" (ties upwards), "floor" or "trunc" (towards zero)."""
+    """``x`` rounded to integers by ``mode``: "nearest" (ties upwards), "floor" or "trunc" (towards zero)."""
     if mode == "nearest":
         return torch.floor(x + 0.5)
     return torch.floor(x) if mode == "floor" else torch.trunc(x)
@@ -76,7 +76,8 @@ class Limited(NamedTuple):
 
 
 def limit(x: torch.Tensor, bits: int, overflow: str) -> Limited:
-    """``x`` stored in a signed ``bits``-wide register: clamped ("saturate") or wrapped ("wrap")."""
+    """``x`` stored in a signed ``bits``-wide register, by ``overflow``: clamped ("saturate") or
+    wrapped ("wrap"); also the count of elements that were out of range."""
     low, high = register_range(bits)
     outside = ((x < low) | (x > high)).sum()
     if overflow == "saturate":
@@ -114,7 +115,7 @@ def decay_rule(tau: float, target: QuantTarget) -> DecayRule:
 
 
 def decay_value(v: torch.Tensor, rule: DecayRule) -> torch.Tensor:
-    """The decayed potential, exactly as the integer target computes it."""
+    """The potential ``v`` decayed by ``rule``, exactly as the integer target computes it."""
     if rule.form == "multiply":
         return shift_right(v * rule.k, rule.n, rule.rounding)
     return v - shift_right(v, rule.n, rule.rounding)
@@ -146,7 +147,7 @@ class Ops(Protocol):
         ...
 
     def fire(self, h: torch.Tensor, rule: NeuronRule) -> torch.Tensor:
-        """Spikes ``h >= threshold`` as ``h``'s dtype."""
+        """Spikes ``h >= rule.threshold`` as ``h``'s dtype."""
         ...
 
 
@@ -191,16 +192,19 @@ class SteOps:
         self.surrogate = surrogate
 
     def keep(self, linear: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``value`` with ``linear``'s gradient (straight through)."""
         return straight_through(linear, value)
 
     def fire(self, h: torch.Tensor, rule: NeuronRule) -> torch.Tensor:
+        """Spikes ``h >= rule.threshold`` with the surrogate's gradient."""
         return self.surrogate((h - rule.threshold) * rule.scale)
 
 
 def neuron_step(
     i: torch.Tensor, v: torch.Tensor, rule: NeuronRule, ops: Ops
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step from current ``i`` and potential ``v``: ``(spikes, new v, state elements out of range)``."""
+    """One step from current ``i`` and potential ``v`` of a layer computing by ``rule``, with
+    ``ops`` keeping gradients or not: ``(spikes, new v, state elements out of range)``."""
     if rule.decay is not None:
         decayed = decay_value(v.detach(), rule.decay)
         v = ops.keep(v * rule.decay.factor, decayed) if v.requires_grad else decayed
@@ -214,7 +218,8 @@ def neuron_step(
 
 
 def neuron_steps(i_seq: torch.Tensor, rule: NeuronRule, ops: Ops) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`neuron_step` over ``[T, ...]`` currents from ``rule.v_init``: ``(spikes, state values out of range)``."""
+    """:func:`neuron_step` with ``ops`` over ``i_seq``, ``[T, ...]`` currents, from ``rule.v_init``:
+    ``(spikes, state values out of range)``."""
     v = torch.broadcast_to(rule.v_init.to(device=i_seq.device, dtype=i_seq.dtype), i_seq.shape[1:])
     spikes, outside = [], 0
     for i in i_seq:

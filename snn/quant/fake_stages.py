@@ -48,7 +48,8 @@ class SynapseInts(NamedTuple):
 
 
 def float_synapse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: Geometry) -> torch.Tensor:
-    """The synapse on a float ``[T, B, ...]`` tensor (time folded into the batch for convolutions)."""
+    """The synapse ``weight``, ``bias`` of geometry ``g`` on a float ``[T, B, ...]`` tensor ``x``
+    (time folded into the batch for convolutions)."""
     if g.dims == 0:
         return F.linear(x, weight, bias)
     conv = F.conv1d if g.dims == 1 else F.conv2d
@@ -57,7 +58,8 @@ def float_synapse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 def delay_one_step(y: torch.Tensor, bias: torch.Tensor | None, g: Geometry) -> torch.Tensor:
-    """``W x + b`` over ``[T, B, ...]`` delivered one step late: ``W x[t-1] + b``, just ``b`` at step 0."""
+    """``y = W x + b`` over ``[T, B, ...]`` delivered one step late: ``W x[t-1] + b``, just ``bias``
+    at step 0 (shaped by the geometry ``g``)."""
     first = torch.zeros_like(y[:1])
     if bias is not None:
         first = first + bias.to(y.dtype).reshape(-1, *([1] * g.dims))

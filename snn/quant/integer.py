@@ -26,7 +26,8 @@ __all__ = ["IntegerModel", "IntSynapse", "IntNeuron", "freeze"]
 
 
 def integer_synapse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, g: Geometry) -> torch.Tensor:
-    """The exact integer current of a synapse on int64 ``[T, B, ...]`` input."""
+    """The exact integer current of a synapse (``weight``, ``bias``, geometry ``g``) on int64
+    ``[T, B, ...]`` input ``x``."""
     if x.is_cuda:  # no int64 matrix products on CUDA; float64 sums of these integers are exact
         y = float_synapse(x.double(), weight.double(), None if bias is None else bias.double(), g)
         return torch.round(y).long()

@@ -27,7 +27,8 @@ _SUPPORTED = "Linear, Conv1d, Conv2d, BatchNorm1d/2d, Avg/MaxPool1d/2d, snn.laye
 
 
 def leaves(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    """The modules of ``model`` in order, descending into sequential containers; paths as ``named_modules``."""
+    """The modules of ``model`` in order, descending into sequential containers; paths as
+    ``named_modules``, under ``prefix``."""
     if not isinstance(model, nn.Sequential):
         return [(prefix or type(model).__name__, model)]
     found = []
@@ -92,7 +93,8 @@ def _fold_norm(w: torch.Tensor, b: torch.Tensor | None, norm: nn.Module) -> tupl
 
 
 def plan_stages(model: nn.Module, target: QuantTarget, input_scale: float) -> list[Stage]:
-    """The fake-quantized stages of ``model`` (copies of its parameters), or a :class:`QuantError` naming every problem."""
+    """The fake-quantized stages of ``model`` (copies of its parameters) for ``target``, inputs
+    scaled by ``input_scale``, or a :class:`QuantError` naming every problem."""
     problems: list[str] = []
     stages: list[Stage] = [QInput(input_scale, target.input_bits, target.rounding, target.overflow)]
     per_channel = False  # whether the tensor flowing here has one scale per channel (a synapse's output)

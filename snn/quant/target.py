@@ -126,5 +126,5 @@ class QuantTarget:
         return 2**self.threshold_bits - 1
 
     def with_bits(self, weight_bits: int) -> QuantTarget:
-        """This target with another weight width (for a report over bit widths)."""
+        """This target with ``weight_bits``-wide weights (for a report over bit widths)."""
         return replace(self, weight_bits=weight_bits, name=f"{self.name}-w{weight_bits}")
