@@ -100,22 +100,23 @@ class EventLayout:
         if self.has_y:
             columns["y"] = records["y"]
         if self.dtype is None:
-            return {k: _cast(columns[k], dtype, k) for k, dtype in self.column_dtypes}
+            return {k: _checked(columns[k], dtype, k).astype(dtype, copy=False) for k, dtype in self.column_dtypes}
         names = [k for k in self.dtype.names if k in columns]
         out = np.empty(len(records), dtype=[(k, self.dtype.fields[k][0]) for k in names])
         for k in names:
-            out[k] = _cast(columns[k], out.dtype.fields[k][0], k)
+            out[k] = _checked(columns[k], out.dtype.fields[k][0], k)
         return out
 
 
-def _cast(values: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
-    """``values`` as ``dtype``, refusing a silent integer wrap (e.g. upsampled x into uint8)."""
-    if dtype.kind in "iu" and len(values):
+def _checked(values: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``values``, after making sure they fit ``dtype`` (no silent integer wrap, e.g. upsampled x
+    into int16); the check is skipped where every value of ``values``' type fits."""
+    if dtype.kind in "iu" and len(values) and not np.can_cast(values.dtype, dtype, "safe"):
         info = np.iinfo(dtype)
         lo, hi = int(values.min()), int(values.max())
         if lo < info.min or hi > info.max:
             raise ValueError(f"field {name!r}: values {lo}..{hi} do not fit the input's {dtype}")
-    return values.astype(dtype, copy=False)
+    return values
 
 
 def lacks_y(events) -> bool:

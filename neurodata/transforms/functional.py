@@ -33,6 +33,22 @@ def keeps_layout(function):
     return wrapper
 
 
+def row_and_column_edits(function):
+    """For functions that only select rows and rewrite columns with values the input's own types
+    hold (flips, crops, drops): a structured array with t, x, y, p fields of any dtype is edited
+    directly (no conversion, other fields kept); any other form goes through :func:`keeps_layout`."""
+    through_records = keeps_layout(function)
+
+    @functools.wraps(function)
+    def wrapper(events, *args, **kwargs):
+        names = getattr(getattr(events, "dtype", None), "names", None) or ()
+        if isinstance(events, np.ndarray) and all(f in names for f in "txyp"):
+            return function(events, *args, **kwargs)
+        return through_records(events, *args, **kwargs)
+
+    return wrapper
+
+
 def _with(events: np.ndarray, **columns) -> np.ndarray:
     """A copy of ``events`` with some columns replaced (values already in range)."""
     out = events.copy()
@@ -62,21 +78,24 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 # --- filters -------------------------------------------------------------------------------------
 
 
-def _kept(events: np.ndarray, mask_kernel, threshold: float) -> np.ndarray:
-    """The events that ``mask_kernel(events, threshold, width, height)`` keeps (empty input as it is)."""
-    if len(events) == 0:
-        return events
-    width, height = pixel_grid(events)
-    return events[mask_kernel(events, threshold, width, height)]
+def _kept(events, mask_kernel, threshold: float):
+    """The events that ``mask_kernel(records, threshold, width, height)`` keeps, selected from the
+    caller's own array or dict (so its form and any extra fields survive)."""
+    records = to_events(events)
+    if len(records) == 0:
+        return copy(events)
+    width, height = pixel_grid(records)
+    keep = mask_kernel(records, threshold, width, height)
+    if isinstance(events, np.ndarray):
+        return events[keep]
+    return {name: np.asarray(column)[keep] for name, column in events.items()}
 
 
-@keeps_layout
 def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
     """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
     return _kept(events, kernels.denoise_mask, filter_time)
 
 
-@keeps_layout
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
     """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
     return _kept(events, kernels.refractory_mask, delta)
@@ -97,7 +116,7 @@ def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
     return np.stack([hot % width, hot // width], axis=1)
 
 
-@keeps_layout
+@row_and_column_edits
 def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
     """Drop every event at the given (x, y) pixels."""
     coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
@@ -123,7 +142,7 @@ def drop_pixels_raster(frames: np.ndarray, coordinates) -> np.ndarray:
 # --- time ----------------------------------------------------------------------------------------
 
 
-@keeps_layout
+@row_and_column_edits
 def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> np.ndarray:  # noqa: A002
     """Keep events with ``min <= t <= max`` (both ends included, as in Tonic); ``max=None``: no bound."""
     keep = events["t"] >= min
@@ -197,7 +216,7 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
     return make_events(events["t"][keep], x[keep], y[keep], events["p"][keep])
 
 
-@keeps_layout
+@row_and_column_edits
 def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
     """``x' = width - 1 - x``."""
     width, height, _ = sensor_geometry(sensor_size)
@@ -205,7 +224,7 @@ def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
     return _with(events, x=width - 1 - events["x"].astype(np.int64))
 
 
-@keeps_layout
+@row_and_column_edits
 def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
     """``y' = height - 1 - y``."""
     width, height, _ = sensor_geometry(sensor_size)
@@ -220,7 +239,7 @@ def flip_polarity(events: np.ndarray) -> np.ndarray:
     return _with(events, p=1 - events["p"])
 
 
-@keeps_layout
+@row_and_column_edits
 def merge_polarities(events: np.ndarray) -> np.ndarray:
     """Set every polarity to 0 (one channel)."""
     return _with(events, p=0)
@@ -254,7 +273,7 @@ def spatial_jitter(
 # --- random drops and noise ----------------------------------------------------------------------
 
 
-@keeps_layout
+@row_and_column_edits
 def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept)."""
     if not 0 <= p <= 1:
@@ -265,7 +284,7 @@ def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.nda
     return events[keep]
 
 
-@keeps_layout
+@row_and_column_edits
 def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Drop the events in a random closed interval ``duration_ratio`` of the recording long.
 
@@ -282,7 +301,7 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
     return events[(t < start) | (t > start + length)]
 
 
-@keeps_layout
+@row_and_column_edits
 def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor."""
     if not 0 <= area_ratio < 1:
@@ -315,7 +334,7 @@ def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Genera
 # --- whole-stream edits --------------------------------------------------------------------------
 
 
-@keeps_layout
+@row_and_column_edits
 def copy(events: np.ndarray) -> np.ndarray:
     """An unchanged copy, in the caller's form (what a random transform returns when it does nothing)."""
     return events.copy()
@@ -339,7 +358,7 @@ def decimate(events: np.ndarray, n: int) -> np.ndarray:
     return events[keep]
 
 
-@keeps_layout
+@row_and_column_edits
 def time_alignment(events: np.ndarray) -> np.ndarray:
     """``t' = t - min(t)``: the first event at time 0."""
     if len(events) == 0:
