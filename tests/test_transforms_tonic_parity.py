@@ -256,6 +256,18 @@ def test_integrator_by_hand():
     assert out.tolist() == [(0, 0, 0, 1), (0, 0, 1000, 0)]
 
 
+@pytest.mark.parametrize("threshold", [0, 1, 3])
+def test_integrate_and_fire_kernel_matches_its_numpy_reference(threshold):
+    from neurodata.representations.slicing import slice_events
+    from neurodata.transforms.reference import integrate_and_fire_reference
+
+    events = as_events(tonic_events(n=3000, sensor=(5, 4, 2)))
+    starts, ends = slice_events(events["t"], time_window=7000)
+    kernel = downsampling.integrate_and_fire(events, starts, ends, threshold, 5, 4)
+    assert len(kernel) > 0
+    assert np.array_equal(kernel, integrate_and_fire_reference(events, starts, ends, threshold, 5, 4))
+
+
 def test_differentiator_emits_where_the_spike_count_rises():
     events = tonic_events(n=4000)
     out = T.EventDownsampling(SENSOR, (6, 4), "differentiator", dt=5, noise_threshold=1, differentiator_time_bins=2)(
