@@ -10,6 +10,15 @@ from . import functional
 from .collation import PadTensors
 from .streams import Decimation, EventDownsampling, EventDrop, TimeAlignment
 from .targets import NumpyAsType, Repeat, ToOneHotEncoding
+from .to_representations import (
+    ToAveragedTimesurface,
+    ToBinaRep,
+    ToFrame,
+    ToImage,
+    ToSparseTensor,
+    ToTimesurface,
+    ToVoxelGrid,
+)
 from .transforms import (
     CenterCrop,
     Compose,
@@ -32,13 +41,6 @@ from .transforms import (
     SpatialJitter,
     TimeJitter,
     TimeSkew,
-    ToAveragedTimesurface,
-    ToBinaRep,
-    ToFrame,
-    ToImage,
-    ToSparseTensor,
-    ToTimesurface,
-    ToVoxelGrid,
     UniformNoise,
 )
 

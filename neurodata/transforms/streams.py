@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from . import downsampling
 from . import functional as F
 from ._random import RandomMixin, Seed
-
-Size = tuple[int, int, int]
+from .transforms import Size
 
 
 @dataclass(frozen=True)
