@@ -7,7 +7,7 @@ right after the peer block it maps). Ours always runs; the peer's runs where the
 of them; floats to 1e-6). An HTML comment before a block changes that: ``<!-- no-test: why -->``
 skips a peer block (it downloads a dataset, say); ``<!-- compare: dtype, random -->`` on ours
 compares only the types and dtypes (random draws differ). Dataset blocks see ``NEURODATA_HOME``
-holding a tiny prepared synthetic DVS128 Gesture cache.
+holding the README tests' tiny prepared synthetic DVS128 Gesture cache.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import peer_missing
-
-from neurodata.datasets.prepare import prepare
-from neurodata.sim.gestures import write_archive
+from test_readme_examples import neurodata_home  # noqa: F401 - the README tests' tiny dvs128 cache (a fixture)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = {"tonic": DOCS / "coming-from-tonic.md", "spikingjelly": DOCS / "coming-from-spikingjelly.md"}
@@ -71,27 +69,10 @@ def setup_code(page: str) -> str:
     return "".join(b.code for b in blocks(page) if b.side == "setup")
 
 
-@pytest.fixture(scope="module")
-def tiny_home(tmp_path_factory):
-    """A prepared synthetic dvs128 cache: 2 users (1 train, 1 test), 11 gestures of 0.1 s each."""
-    root = tmp_path_factory.mktemp("coming-from-home")
-    archive = write_archive(
-        tmp_path_factory.mktemp("coming-from-archive") / "gestures.tar.gz",
-        n_users=2,
-        n_test_users=1,
-        lightings=("led",),
-        gesture_us=100_000,
-        frame_us=10_000,
-        scene="blobs",
-    )
-    prepare("dvs128", source=str(archive), root=root, progress=False)
-    return root
-
-
 def run(block: Block, request, monkeypatch, tmp_path):
     """Execute the page's setup and ``block``; its ``result``."""
     if "neurodata.load(" in block.code:
-        monkeypatch.setenv("NEURODATA_HOME", str(request.getfixturevalue("tiny_home")))
+        monkeypatch.setenv("NEURODATA_HOME", str(request.getfixturevalue("neurodata_home")))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"coming_from_{block.page}"}
     exec(compile(setup_code(block.page) + block.code, f"{PAGES[block.page].name}:{block.line}", "exec"), namespace)  # noqa: S102
