@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..events import EVENT_DTYPE, make_events
+from .kernels import value_range
 
 REQUIRED = ("t", "x", "p")
 
@@ -50,12 +51,14 @@ class EventLayout:
         column_dtypes: for a dict input, each column's dtype, in the dict's order.
         has_y: whether the input carries a ``y`` field (audio events do not).
         signed: whether polarities follow the -1/+1 convention.
+        top_polarity: the largest polarity value where it could pass 255 (else 0).
     """
 
     dtype: np.dtype | None
     column_dtypes: tuple[tuple[str, np.dtype], ...]
     has_y: bool
     signed: bool
+    top_polarity: int = 0
 
     @classmethod
     def of(cls, events) -> EventLayout:
@@ -65,11 +68,14 @@ class EventLayout:
         if missing:
             raise ValueError(f"event array lacks field(s) {missing}; it has {list(names)}")
         p = np.asarray(source["p"])
-        signed = bool(n) and p.dtype.kind in "if" and bool((p < 0).any())
+        # uint8 and bool polarities (ours among them) can be neither negative nor past 255: no scan
+        scan = n and (p.dtype.kind in "if" or (p.dtype.kind == "u" and p.dtype.itemsize > 1))
+        low, top = value_range(p) if scan else (0, 0)
+        signed = low < 0
         if isinstance(source, np.ndarray):
-            return cls(source.dtype, (), "y" in names, signed)
+            return cls(source.dtype, (), "y" in names, signed, int(top))
         kept = tuple((k, np.asarray(source[k]).dtype) for k in names if k in ("t", "x", "y", "p"))
-        return cls(None, kept, "y" in names, signed)
+        return cls(None, kept, "y" in names, signed, int(top))
 
     @property
     def native(self) -> bool:
@@ -84,8 +90,8 @@ class EventLayout:
         p = np.asarray(source["p"])
         if self.signed:
             p = (p > 0).astype(np.uint8)
-        elif n and p.dtype.kind in "iuf" and (int(p.max()) > np.iinfo(np.uint8).max):
-            raise ValueError(f"polarity {int(p.max())} is not a channel index (0..255) nor -1/+1")
+        elif self.top_polarity > np.iinfo(np.uint8).max:
+            raise ValueError(f"polarity {self.top_polarity} is not a channel index (0..255) nor -1/+1")
         y = source["y"] if self.has_y else np.zeros(n, dtype=np.uint16)
         return make_events(source["t"], source["x"], y, p)
 
