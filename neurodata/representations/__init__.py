@@ -23,6 +23,7 @@ The compute kernels live in :mod:`.kernels` (Numba), with readable numpy twins i
 :mod:`.reference`; :mod:`.torch_ops` batches fixed-bin frames and voxel grids on any torch device.
 """
 
+from .binarep import to_bina_rep
 from .frames import to_frame, to_image, to_sparse_frame
 from .key import RULES_VERSION, representation_key
 from .slicing import slice_events
@@ -33,6 +34,7 @@ __all__ = [
     "RULES_VERSION",
     "representation_key",
     "slice_events",
+    "to_bina_rep",
     "to_averaged_time_surface",
     "to_frame",
     "to_image",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..events import as_events
 from . import kernels
+from ._layout import as_records
 
 
 def sensor_geometry(sensor_size) -> tuple[int, int, int]:
@@ -19,8 +19,8 @@ def sensor_geometry(sensor_size) -> tuple[int, int, int]:
         raise ValueError(f"sensor_size must be (width, height, polarities), got {sensor_size!r}") from None
     if width <= 0 or height <= 0:
         raise ValueError(f"sensor_size width and height must be positive, got {sensor_size!r}")
-    if polarities not in (1, 2):
-        raise ValueError(f"sensor_size polarities must be 1 (merged) or 2, got {polarities}")
+    if not 1 <= polarities <= 255:
+        raise ValueError(f"sensor_size polarities must be 1 (merged) to 255 channels, got {polarities}")
     return width, height, polarities
 
 
@@ -34,24 +34,23 @@ def infer_sensor_size(events: np.ndarray) -> tuple[int, int, int]:
 def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Convert to EVENT_DTYPE, sort by time (stably) when needed and check coordinates fit the sensor.
 
+    Accepts every form :mod:`._layout` reads (Tonic's arrays, audio events without ``y``, dicts of
+    columns). Polarities index the sensor's channels (``p < P``; any value when ``P = 1`` merges).
     Returns the events and the validated ``(width, height, polarities)``.
     """
-    if not isinstance(events, np.ndarray) or events.dtype.names is None:
-        raise TypeError(
-            f"events must be a structured numpy array with fields t, x, y, p; got {type(events).__name__}"
-        )
-    events = as_events(events)
+    events = as_records(events)
     geometry = sensor_geometry(infer_sensor_size(events) if sensor_size is None else sensor_size)
     if len(events) == 0:
         return events, geometry
     width, height, _ = geometry
     max_x, max_y, max_p, ordered = kernels.scan_events(events)
-    for name, top, limit in (("x", max_x, width), ("y", max_y, height), ("p", max_p, 2)):
+    p_limit = 256 if geometry[2] == 1 else geometry[2]
+    for name, top, limit in (("x", max_x, width), ("y", max_y, height), ("p", max_p, p_limit)):
         if top >= limit:
             index = int(np.argmax(events[name]))
             raise ValueError(
                 f"event {index} has {name}={top}, outside sensor_size {tuple(sensor_size or geometry)} "
-                f"({name} must be < {limit}; polarity is 0 = OFF or 1 = ON)"
+                f"({name} must be < {limit}; polarity is a channel: 0 = OFF, 1 = ON)"
             )
     if not ordered:
         events = events[np.argsort(events["t"], kind="stable")]

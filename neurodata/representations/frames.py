@@ -6,6 +6,7 @@ import numpy as np
 
 from . import kernels
 from ._checks import prepare_events
+from ._layout import lacks_y
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
@@ -64,8 +65,12 @@ def to_frame(
     events), ``n_time_bins``/``n_event_bins`` (``overlap`` a fraction of a bin), ``frames_number`` with
     ``split_by='number'|'time'`` (SpikingJelly) or a fixed ``duration`` (us). Counts are int32 by
     default (an integer ``dtype`` too small for the counts raises; a float dtype converts).
+    Audio events without ``y`` (``x, t, p``, sensor height 1) give ``[T, P, W]``, as in Tonic.
     """
+    audio = lacks_y(events)
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
+    if audio and height != 1:
+        raise ValueError(f"events without a y field need a sensor height of 1; sensor_size is {sensor_size}")
     slices = slice_events(
         events["t"],
         time_window=time_window,
@@ -83,7 +88,7 @@ def to_frame(
     frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=_counts_dtype(slices))
     if len(frames):
         accumulate(events, slices, n_pol == 1, frames)
-    return _cast_counts(frames, dtype)
+    return _cast_counts(frames[:, :, 0] if audio else frames, dtype)
 
 
 def to_image(events: np.ndarray, sensor_size: tuple[int, int, int] | None, dtype=DEFAULT_DTYPE) -> np.ndarray:

@@ -45,6 +45,19 @@ def search_sorted(t, values, right):
 
 
 @numba.njit(cache=True, nogil=True)
+def value_range(values):
+    """``(min, max)`` of a non-empty numeric array in one pass."""
+    lo = values[0]
+    hi = values[0]
+    for v in values:
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
 def scan_events(events):
     """One pass: ``(max x, max y, max p, t sorted)`` (``(0, 0, 0, True)`` when empty)."""
     max_x = 0

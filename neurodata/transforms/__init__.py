@@ -1,9 +1,24 @@
 """Drop-in replacements for ``tonic.transforms``: same class and parameter names, vectorised or
 Numba implementations, seedable randomness and a few deliberate fixes (see docs/sections/representations.md).
 
-Functional forms live in :mod:`neurodata.transforms.functional`.
+Functional forms live in :mod:`neurodata.transforms.functional`; ``PadTensors`` (Tonic's
+``tonic.collation.PadTensors``) in :mod:`neurodata.transforms.collation`. docs/coming-from-tonic.md
+maps Tonic's calls to ours and lists the deliberate differences.
 """
 
+from . import functional
+from .collation import PadTensors
+from .streams import Decimation, EventDownsampling, EventDrop, TimeAlignment
+from .targets import NumpyAsType, Repeat, ToOneHotEncoding
+from .to_representations import (
+    ToAveragedTimesurface,
+    ToBinaRep,
+    ToFrame,
+    ToImage,
+    ToSparseTensor,
+    ToTimesurface,
+    ToVoxelGrid,
+)
 from .transforms import (
     CenterCrop,
     Compose,
@@ -26,12 +41,6 @@ from .transforms import (
     SpatialJitter,
     TimeJitter,
     TimeSkew,
-    ToAveragedTimesurface,
-    ToFrame,
-    ToImage,
-    ToSparseTensor,
-    ToTimesurface,
-    ToVoxelGrid,
     UniformNoise,
 )
 
@@ -39,13 +48,18 @@ __all__ = [
     "CenterCrop",
     "Compose",
     "CropTime",
+    "Decimation",
     "Denoise",
     "Downsample",
     "DropEvent",
     "DropEventByArea",
     "DropEventByTime",
     "DropPixel",
+    "EventDownsampling",
+    "EventDrop",
     "MergePolarities",
+    "NumpyAsType",
+    "PadTensors",
     "RandomCrop",
     "RandomDropPixel",
     "RandomFlipLR",
@@ -53,15 +67,20 @@ __all__ = [
     "RandomFlipUD",
     "RandomTimeReversal",
     "RefractoryPeriod",
+    "Repeat",
     "SpatialCrop",
     "SpatialJitter",
+    "TimeAlignment",
     "TimeJitter",
     "TimeSkew",
     "ToAveragedTimesurface",
+    "ToBinaRep",
     "ToFrame",
     "ToImage",
+    "ToOneHotEncoding",
     "ToSparseTensor",
     "ToTimesurface",
     "ToVoxelGrid",
     "UniformNoise",
+    "functional",
 ]

@@ -1,24 +1,52 @@
 """Pure functions over event arrays behind the transform classes.
 
-Every function takes a structured t/x/y/p array (converted with :func:`neurodata.events.as_events`)
-and returns a new :data:`~neurodata.events.EVENT_DTYPE` array; randomness comes only from the
-``rng`` (a ``numpy.random.Generator``) passed in.
+Every event-to-event function takes events in any form :mod:`neurodata.representations._layout`
+reads (our records, Tonic's ``x, y, t, p`` int64 arrays, audio events without ``y``, SpikingJelly's
+dict of columns) and returns a new array in that same form: same dtype and field order, or a dict
+with the same columns. Randomness comes only from the ``rng`` (a ``numpy.random.Generator``) passed
+in. The ``*_numpy`` functions at the end carry Tonic's functional names and parameters.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ..events import as_events, make_events
+from ..events import make_events
 from ..representations._checks import sensor_geometry
+from ..representations._layout import EventLayout, as_records
 from . import kernels
+from ._random import make_generator
+
+to_events = as_records
 
 
-def to_events(events: np.ndarray) -> np.ndarray:
-    """Any structured t/x/y/p array as EVENT_DTYPE; anything else is a TypeError."""
-    if not isinstance(events, np.ndarray) or events.dtype.names is None:
-        raise TypeError(f"events must be a structured numpy array with fields t, x, y, p; got {type(events)}")
-    return as_events(events)
+def keeps_layout(function):
+    """Run ``function`` on EVENT_DTYPE records and hand its result back in the caller's form."""
+
+    @functools.wraps(function)
+    def wrapper(events, *args, **kwargs):
+        layout = EventLayout.of(events)
+        return layout.restore(function(layout.records(events), *args, **kwargs))
+
+    return wrapper
+
+
+def row_and_column_edits(function):
+    """For functions that only select rows and rewrite columns with values the input's own types
+    hold (flips, crops, drops): a structured array with t, x, y, p fields of any dtype is edited
+    directly (no conversion, other fields kept); any other form goes through :func:`keeps_layout`."""
+    through_records = keeps_layout(function)
+
+    @functools.wraps(function)
+    def wrapper(events, *args, **kwargs):
+        names = getattr(getattr(events, "dtype", None), "names", None) or ()
+        if isinstance(events, np.ndarray) and all(f in names for f in "txyp"):
+            return function(events, *args, **kwargs)
+        return through_records(events, *args, **kwargs)
+
+    return wrapper
 
 
 def _with(events: np.ndarray, **columns) -> np.ndarray:
@@ -37,6 +65,11 @@ def _check_inside(events: np.ndarray, width: int, height: int, what: str) -> Non
         )
 
 
+def _check_two_channels(events: np.ndarray, what: str) -> None:
+    if len(events) and int(events["p"].max()) > 1:
+        raise ValueError(f"{what}: polarity {int(events['p'].max())} found; ON/OFF swaps need polarities 0/1")
+
+
 def pixel_grid(events: np.ndarray) -> tuple[int, int]:
     """(width, height) of the events' bounding box from the origin (non-empty input)."""
     return int(events["x"].max()) + 1, int(events["y"].max()) + 1
@@ -45,13 +78,17 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 # --- filters -------------------------------------------------------------------------------------
 
 
-def _kept(events: np.ndarray, mask_kernel, threshold: float) -> np.ndarray:
-    """The events that ``mask_kernel(events, threshold, width, height)`` keeps (empty input as it is)."""
-    events = to_events(events)
-    if len(events) == 0:
-        return events
-    width, height = pixel_grid(events)
-    return events[mask_kernel(events, threshold, width, height)]
+def _kept(events, mask_kernel, threshold: float):
+    """The events that ``mask_kernel(records, threshold, width, height)`` keeps, selected from the
+    caller's own array or dict (so its form and any extra fields survive)."""
+    records = to_events(events)
+    if len(records) == 0:
+        return copy(events)
+    width, height = pixel_grid(records)
+    keep = mask_kernel(records, threshold, width, height)
+    if isinstance(events, np.ndarray):
+        return events[keep]
+    return {name: np.asarray(column)[keep] for name, column in events.items()}
 
 
 def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
@@ -62,6 +99,9 @@ def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
     """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
     return _kept(events, kernels.refractory_mask, delta)
+
+
+_refractory = refractory_period  # Tonic's parameter of the same name shadows the function below
 
 
 def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
@@ -76,9 +116,9 @@ def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
     return np.stack([hot % width, hot // width], axis=1)
 
 
+@row_and_column_edits
 def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
     """Drop every event at the given (x, y) pixels."""
-    events = to_events(events)
     coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
     if len(events) == 0 or len(coords) == 0:
         return events
@@ -102,21 +142,22 @@ def drop_pixels_raster(frames: np.ndarray, coordinates) -> np.ndarray:
 # --- time ----------------------------------------------------------------------------------------
 
 
+@row_and_column_edits
 def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> np.ndarray:  # noqa: A002
     """Keep events with ``min <= t <= max`` (both ends included, as in Tonic); ``max=None``: no bound."""
-    events = to_events(events)
     keep = events["t"] >= min
     if max is not None:
         keep &= events["t"] <= max
     return events[keep]
 
 
+@keeps_layout
 def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) -> np.ndarray:
     """``t' = floor(t * factor + offset)`` (e.g. ``factor=1e-3`` turns us into ms)."""
-    events = to_events(events)
     return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
 
 
+@keeps_layout
 def time_jitter(
     events: np.ndarray,
     std: float,
@@ -125,7 +166,6 @@ def time_jitter(
     sort_timestamps: bool = False,
 ) -> np.ndarray:
     """Add rounded Gaussian noise of ``std`` us to each timestamp; drop negative times if asked."""
-    events = to_events(events)
     jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
     if clip_negative:
         jittered = jittered[jittered["t"] >= 0]
@@ -134,13 +174,15 @@ def time_jitter(
     return jittered
 
 
+@keeps_layout
 def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarray:
     """``t' = max(t) - t`` with the event order reversed (and ON/OFF swapped when asked)."""
-    events = to_events(events)[::-1]
+    events = events[::-1]
     if len(events) == 0:
         return events.copy()
     out = _with(events, t=events["t"].max() - events["t"])
     if flip_polarities:
+        _check_two_channels(events, "time_reversal(flip_polarities=True)")
         out["p"] = 1 - out["p"]
     return out
 
@@ -148,9 +190,9 @@ def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarra
 # --- space ---------------------------------------------------------------------------------------
 
 
+@keeps_layout
 def spatial_downsample(events: np.ndarray, factor_x: float, factor_y: float) -> np.ndarray:
     """``x' = floor(x * factor_x)``, ``y' = floor(y * factor_y)``; no event is dropped."""
-    events = to_events(events)
     if factor_x <= 0 or factor_y <= 0:
         raise ValueError(f"spatial factors must be positive, got ({factor_x}, {factor_y})")
     x = np.floor(events["x"] * float(factor_x)).astype(np.int64)
@@ -160,12 +202,12 @@ def spatial_downsample(events: np.ndarray, factor_x: float, factor_y: float) -> 
     return _with(events, x=x, y=y)
 
 
+@keeps_layout
 def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple[int, int]) -> np.ndarray:
     """Keep events in the box ``origin <= (x, y) < origin + target_size`` and move the origin to 0.
 
     ``origin`` may be negative (the box sticks out of the sensor, as in CenterCrop with padding).
     """
-    events = to_events(events)
     x0, y0 = (int(v) for v in origin)
     w, h = (int(v) for v in target_size)
     x = events["x"].astype(np.int64) - x0
@@ -174,34 +216,36 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
     return make_events(events["t"][keep], x[keep], y[keep], events["p"][keep])
 
 
+@row_and_column_edits
 def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
     """``x' = width - 1 - x``."""
-    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_lr")
     return _with(events, x=width - 1 - events["x"].astype(np.int64))
 
 
+@row_and_column_edits
 def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
     """``y' = height - 1 - y``."""
-    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_ud")
     return _with(events, y=height - 1 - events["y"].astype(np.int64))
 
 
+@keeps_layout
 def flip_polarity(events: np.ndarray) -> np.ndarray:
-    """Swap ON and OFF."""
-    events = to_events(events)
+    """Swap ON and OFF (two-channel polarities only)."""
+    _check_two_channels(events, "flip_polarity")
     return _with(events, p=1 - events["p"])
 
 
+@row_and_column_edits
 def merge_polarities(events: np.ndarray) -> np.ndarray:
     """Set every polarity to 0 (one channel)."""
-    events = to_events(events)
     return _with(events, p=0)
 
 
+@keeps_layout
 def spatial_jitter(
     events: np.ndarray,
     sensor_size,
@@ -216,7 +260,6 @@ def spatial_jitter(
     Events pushed off the sensor are dropped when ``clip_outliers`` else clamped to its border
     (Tonic wraps them around uint16 instead).
     """
-    events = to_events(events)
     width, height, _ = sensor_geometry(sensor_size)
     shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
     x = np.rint(events["x"] + shift[:, 0]).astype(np.int64)
@@ -230,9 +273,9 @@ def spatial_jitter(
 # --- random drops and noise ----------------------------------------------------------------------
 
 
+@row_and_column_edits
 def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
     """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept)."""
-    events = to_events(events)
     if not 0 <= p <= 1:
         raise ValueError(f"drop probability must be in [0, 1], got {p}")
     n_drop = int(p * len(events) + 0.5)
@@ -241,12 +284,12 @@ def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.nda
     return events[keep]
 
 
+@row_and_column_edits
 def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Drop the events in a random closed interval ``duration_ratio`` of the recording long.
 
     The interval lies within ``[t_first, t_last]`` (Tonic measures from t = 0 instead).
     """
-    events = to_events(events)
     if not 0 <= duration_ratio < 1:
         raise ValueError(f"duration_ratio must be in [0, 1), got {duration_ratio}")
     if len(events) == 0:
@@ -258,9 +301,9 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
     return events[(t < start) | (t > start + length)]
 
 
+@row_and_column_edits
 def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor."""
-    events = to_events(events)
     if not 0 <= area_ratio < 1:
         raise ValueError(f"area_ratio must be in [0, 1), got {area_ratio}")
     width, height, _ = sensor_geometry(sensor_size)
@@ -272,9 +315,9 @@ def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.ran
     return events[~inside]
 
 
+@keeps_layout
 def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Generator) -> np.ndarray:
     """Add ``n`` events uniform over the sensor, its polarities and ``[t_first, t_last]``; time-sorted."""
-    events = to_events(events)
     if len(events) == 0 or n == 0:
         return events.copy()
     width, height, n_pol = sensor_geometry(sensor_size)
@@ -286,3 +329,56 @@ def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Genera
     )
     merged = np.concatenate([events, noise])
     return merged[np.argsort(merged["t"], kind="stable")]
+
+
+# --- whole-stream edits --------------------------------------------------------------------------
+
+
+@row_and_column_edits
+def copy(events: np.ndarray) -> np.ndarray:
+    """An unchanged copy, in the caller's form (what a random transform returns when it does nothing)."""
+    return events.copy()
+
+
+@keeps_layout
+def decimate(events: np.ndarray, n: int) -> np.ndarray:
+    """Keep every ``n``-th event of each pixel (the ``n``-th, ``2n``-th, ... in time order)."""
+    if int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n}")
+    if len(events) == 0:
+        return events.copy()
+    width, _ = pixel_grid(events)
+    pixel = events["y"].astype(np.int64) * width + events["x"]
+    order = np.argsort(pixel, kind="stable")
+    grouped = pixel[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    keep = np.zeros(len(events), dtype=bool)
+    keep[order] = (rank + 1) % int(n) == 0
+    return events[keep]
+
+
+@row_and_column_edits
+def time_alignment(events: np.ndarray) -> np.ndarray:
+    """``t' = t - min(t)``: the first event at time 0."""
+    if len(events) == 0:
+        return events.copy()
+    return _with(events, t=events["t"] - events["t"].min())
+
+
+# --- Tonic's functional names (tonic.functional.*_numpy), for code written against them ----------
+
+
+def drop_event_numpy(events: np.ndarray, drop_probability: float, rng=None) -> np.ndarray:
+    """Tonic's name for :func:`drop_event`; ``rng`` (int seed, Generator or None) replaces its global state."""
+    return drop_event(events, drop_probability, make_generator(rng))
+
+
+def refractory_period_numpy(events: np.ndarray, refractory_period: float) -> np.ndarray:
+    """Tonic's name for :func:`refractory_period`."""
+    return _refractory(events, refractory_period)
+
+
+def uniform_noise_numpy(events: np.ndarray, sensor_size, n: int, rng=None) -> np.ndarray:
+    """Tonic's name for :func:`uniform_noise`; ``rng`` (int seed, Generator or None) replaces its global state."""
+    return uniform_noise(events, sensor_size, n, make_generator(rng))

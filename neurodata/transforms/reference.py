@@ -1,6 +1,6 @@
-"""Vectorised numpy versions of the filter kernels, written from the definitions, for tests.
+"""Vectorised numpy versions of the Numba kernels, written from the definitions, for tests.
 
-Both find, for each event, the latest *earlier* event at a given pixel: sort the keys
+The two filters find, for each event, the latest *earlier* event at a given pixel: sort the keys
 ``pixel * N + index`` once, then binary-search ``(pixel, index)`` pairs.
 """
 
@@ -47,3 +47,20 @@ def refractory_reference(events: np.ndarray, delta: float) -> np.ndarray:
     pixel, _, keys = _padded_pixels(events)
     j, exists = _previous_at(keys, pixel, n)
     return ~exists | (events["t"] - events["t"][j] > delta)
+
+
+def integrate_and_fire_reference(
+    events: np.ndarray, starts: np.ndarray, ends: np.ndarray, threshold: int, width: int, height: int
+) -> np.ndarray:
+    """:func:`~neurodata.transforms.downsampling.integrate_and_fire` window by window in numpy."""
+    state = np.zeros((height, width), dtype=np.int64)
+    spikes = []
+    for window, (start, end) in enumerate(zip(starts, ends)):
+        chunk = events[start:end]
+        np.add.at(state, (chunk["y"], chunk["x"]), np.where(chunk["p"] > 0, 1, -1))
+        on, off = state >= threshold, -state >= threshold
+        for polarity, fired in ((1, on), (0, off)):
+            y, x = np.nonzero(fired)
+            spikes.append(np.stack([np.full(len(y), window), y, x, np.full(len(y), polarity)], axis=1))
+        state[on | off] = 0
+    return np.concatenate(spikes) if spikes else np.zeros((0, 4), dtype=np.int64)

@@ -1,24 +1,30 @@
-"""Tonic-compatible transform classes: same names and parameters, thin wrappers over
-:mod:`.functional` and :mod:`neurodata.representations`.
+"""Tonic-compatible event transform classes: same names and parameters, thin wrappers over
+:mod:`.functional` (the representation transforms are in :mod:`.to_representations`).
 
 Random transforms take one extra, last parameter ``seed`` (int, ``numpy.random.Generator`` or
-None; see :mod:`._random`). All transforms are plain dataclasses, so they pickle into DataLoader
-workers. Outputs are :data:`~neurodata.events.EVENT_DTYPE` arrays, whatever t/x/y/p dtype came in.
+None; see :mod:`._random`) and keep Tonic's static ``get_params`` (with an optional ``rng``). All
+transforms are plain dataclasses, so they pickle into DataLoader workers. Event-to-event transforms
+return the form that came in: the caller's dtype and field order (Tonic's ``x, y, t, p`` int64,
+audio events without ``y``) or SpikingJelly's dict of columns.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import representations as rep
 from . import functional as F
-from ._random import RandomMixin, Seed, sample
+from ._random import RandomMixin, Seed, make_generator, sample
 
 Size = tuple[int, int, int]
+
+
+def is_raster(data) -> bool:
+    """True for a plain (unstructured) numpy array: frames ``[P, H, W]`` or ``[T, P, H, W]``."""
+    return isinstance(data, np.ndarray) and data.dtype.names is None
 
 
 class Compose:
@@ -36,129 +42,6 @@ class Compose:
     def __repr__(self) -> str:
         inner = "".join(f"\n    {t}" for t in self.transforms)
         return f"{type(self).__name__}({inner}\n)"
-
-
-class _Representation:
-    """Representation transforms describe themselves for :func:`representation_key`."""
-
-    kind = ""
-
-    def spec(self) -> dict:
-        """``{"type": ..., parameters...}``: feed to :func:`neurodata.representations.representation_key`."""
-        return {"type": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
-
-
-# --- representations -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToFrame(_Representation):
-    """Frames ``[T, P, H, W]`` (int32) by exactly one of ``time_window``, ``event_count``,
-    ``n_time_bins``, ``n_event_bins`` (Tonic), ``frames_number`` + ``split_by`` (SpikingJelly) or
-    ``duration``. See :func:`neurodata.representations.to_frame` for the binning rules."""
-
-    sensor_size: Size | None
-    time_window: float | None = None
-    event_count: int | None = None
-    n_time_bins: int | None = None
-    n_event_bins: int | None = None
-    overlap: float = 0
-    include_incomplete: bool = False
-    start_time: float | None = None
-    end_time: float | None = None
-    frames_number: int | None = None
-    split_by: str | None = None
-    duration: float | None = None
-    dtype: str = "int32"
-    kind = "frame"
-
-    def __call__(self, events):
-        return rep.to_frame(
-            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
-        )
-
-
-@dataclass(frozen=True)
-class ToSparseTensor(_Representation):
-    """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``."""
-
-    sensor_size: Size | None
-    time_window: float | None = None
-    event_count: int | None = None
-    n_time_bins: int | None = None
-    n_event_bins: int | None = None
-    overlap: float = 0
-    include_incomplete: bool = False
-    kind = "sparse_frame"
-
-    def __call__(self, events):
-        return rep.to_sparse_frame(
-            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
-        )
-
-
-@dataclass(frozen=True)
-class ToImage(_Representation):
-    """All events counted into one ``[P, H, W]`` int32 image."""
-
-    sensor_size: Size
-    kind = "image"
-
-    def __call__(self, events):
-        return rep.to_image(events, self.sensor_size)
-
-
-@dataclass(frozen=True)
-class ToVoxelGrid(_Representation):
-    """Voxel grid ``[n_time_bins, 1, H, W]`` (float32), bilinear in time, signed polarity."""
-
-    sensor_size: Size
-    n_time_bins: int
-    kind = "voxel_grid"
-
-    def __call__(self, events):
-        return rep.to_voxel_grid(events, self.sensor_size, self.n_time_bins)
-
-
-@dataclass(frozen=True)
-class ToTimesurface(_Representation):
-    """Global time surfaces every ``dt`` us ``[T, P, H, W]`` (float32), decay time constant ``tau``."""
-
-    sensor_size: Size
-    dt: float
-    tau: float
-    decay: str = "exp"
-    include_incomplete: bool = False
-    kind = "time_surface"
-
-    def __call__(self, events):
-        return rep.to_time_surface(
-            events, self.sensor_size, self.dt, self.tau, self.decay, self.include_incomplete
-        )
-
-
-@dataclass(frozen=True)
-class ToAveragedTimesurface(_Representation):
-    """HATS histograms ``[n_cells, P, surface_size, surface_size]`` (float32)."""
-
-    sensor_size: Size
-    surface_size: int = 5
-    cell_size: int = 10
-    time_window: float = 1e3
-    tau: float = 100
-    decay: str = "exp"
-    kind = "averaged_time_surface"
-
-    def __call__(self, events):
-        return rep.to_averaged_time_surface(
-            events,
-            self.sensor_size,
-            self.cell_size,
-            self.surface_size,
-            self.time_window,
-            self.tau,
-            self.decay,
-        )
 
 
 # --- deterministic event transforms ---------------------------------------------------------------
@@ -184,19 +67,22 @@ class Downsample:
     sensor_size: Size | None = None
     target_size: tuple[int, int] | None = None
 
+    @staticmethod
+    def get_params(spatial_factor: float | tuple[float, float]) -> tuple[float, float]:
+        """Tonic's helper: ``(factor_x, factor_y)`` from one factor or a pair."""
+        return tuple(spatial_factor) if isinstance(spatial_factor, (tuple, list)) else (spatial_factor,) * 2
+
     def __call__(self, events):
         if self.target_size is not None:
             if self.sensor_size is None:
                 raise ValueError("Downsample(target_size=...) needs sensor_size too")
             fx, fy = (self.target_size[i] / self.sensor_size[i] for i in range(2))
-        elif isinstance(self.spatial_factor, (tuple, list)):
-            fx, fy = self.spatial_factor
         else:
-            fx = fy = self.spatial_factor
-        events = (
-            F.temporal_downsample(events, self.time_factor) if self.time_factor != 1 else F.to_events(events)
-        )
-        return F.spatial_downsample(events, fx, fy) if (fx, fy) != (1, 1) else events
+            fx, fy = self.get_params(self.spatial_factor)
+        scaled = self.time_factor != 1
+        if scaled:
+            events = F.temporal_downsample(events, self.time_factor)
+        return F.spatial_downsample(events, fx, fy) if (fx, fy) != (1, 1) or not scaled else events
 
 
 @dataclass(frozen=True)
@@ -246,7 +132,7 @@ class DropPixel:
 
     def __call__(self, events):
         coords = [] if self.coordinates is None else list(self.coordinates)
-        if events.dtype.names is None:
+        if is_raster(events):
             if self.hot_pixel_frequency is not None:
                 total = events.sum(axis=tuple(range(events.ndim - 2)))
                 ys, xs = np.nonzero(total > self.hot_pixel_frequency)
@@ -276,8 +162,13 @@ class RefractoryPeriod(RandomMixin):
     delta: float | tuple[float, float]
     seed: Seed = field(default=None, repr=False)
 
+    @staticmethod
+    def get_params(delta: float | tuple[int, int], rng: Seed = None) -> float:
+        """Tonic's helper: ``delta`` as is, or an integer drawn from ``[low, high)``."""
+        return sample(delta, make_generator(rng), integer=True)
+
     def __call__(self, events):
-        return F.refractory_period(events, sample(self.delta, self.rng))
+        return F.refractory_period(events, self.get_params(self.delta, self.rng))
 
 
 @dataclass
@@ -307,7 +198,9 @@ class _Flip(RandomMixin, ABC):
     def __call__(self, events):
         if not 0 <= self.p <= 1:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
-        return self._apply(events) if self.rng.random() < self.p else F.to_events(events).copy()
+        if self.rng.random() < self.p:
+            return self._apply(events)
+        return events.copy() if is_raster(events) else F.copy(events)
 
 
 @dataclass
@@ -347,13 +240,16 @@ class RandomFlipPolarity(_Flip):
 
 @dataclass
 class RandomTimeReversal(_Flip):
-    """With probability ``p``: ``t' = max(t) - t``, order reversed, polarities flipped if asked."""
+    """With probability ``p``: ``t' = max(t) - t``, order reversed, polarities flipped if asked.
+    Rasters ``[T, P, ...]`` get their time axis (and polarity axis, if asked) reversed, as in Tonic."""
 
     p: float = 0.5
     flip_polarities: bool = True
     seed: Seed = field(default=None, repr=False)
 
     def _apply(self, events):
+        if is_raster(events):
+            return np.ascontiguousarray(events[::-1, ::-1] if self.flip_polarities else events[::-1])
         return F.time_reversal(events, self.flip_polarities)
 
 
@@ -409,8 +305,13 @@ class UniformNoise(RandomMixin):
     n: int | tuple[int, int]
     seed: Seed = field(default=None, repr=False)
 
+    @staticmethod
+    def get_params(n: int | tuple[int, int], rng: Seed = None) -> int:
+        """Tonic's helper: ``n`` as is, or an integer drawn from ``[low, high)``."""
+        return sample(n, make_generator(rng), integer=True)
+
     def __call__(self, events):
-        return F.uniform_noise(events, self.sensor_size, sample(self.n, self.rng, integer=True), self.rng)
+        return F.uniform_noise(events, self.sensor_size, self.get_params(self.n, self.rng), self.rng)
 
 
 @dataclass
@@ -420,8 +321,13 @@ class DropEvent(RandomMixin):
     p: float | tuple[float, float]
     seed: Seed = field(default=None, repr=False)
 
+    @staticmethod
+    def get_params(p: float | tuple[float, float], rng: Seed = None) -> float:
+        """Tonic's helper: ``p`` as is, or a draw from ``[low, high)``."""
+        return sample(p, make_generator(rng))
+
     def __call__(self, events):
-        return F.drop_event(events, sample(self.p, self.rng), self.rng)
+        return F.drop_event(events, self.get_params(self.p, self.rng), self.rng)
 
 
 @dataclass
@@ -449,19 +355,23 @@ class DropEventByArea(RandomMixin):
 
 @dataclass
 class RandomDropPixel(RandomMixin):
-    """Drop every event of each pixel with probability ``p`` (pixels drawn per call)."""
+    """Drop every event of each pixel with probability ``p`` (pixels drawn per call). Rasters
+    ``[P, H, W]``/``[T, P, H, W]`` get the drawn pixels zeroed."""
 
     p: float
     sensor_size: Size | None = None
     seed: Seed = field(default=None, repr=False)
 
     def __call__(self, events):
-        events = F.to_events(events)
-        if self.sensor_size is not None:
+        if is_raster(events):
+            height, width = events.shape[-2:]
+        elif self.sensor_size is not None:
             width, height = self.sensor_size[:2]
-        elif len(events):
-            width, height = F.pixel_grid(events)
         else:
-            return events
+            records = F.to_events(events)
+            if len(records) == 0:
+                return F.copy(events)
+            width, height = F.pixel_grid(records)
         ys, xs = np.nonzero(self.rng.random((height, width)) < self.p)
-        return F.drop_pixels(events, np.stack([xs, ys], axis=1))
+        coordinates = np.stack([xs, ys], axis=1)
+        return F.drop_pixels_raster(events, coordinates) if is_raster(events) else F.drop_pixels(events, coordinates)

@@ -1,0 +1,141 @@
+"""Tonic's representation transforms (ToFrame, ToImage, ToVoxelGrid, time surfaces, Bina-Rep):
+frozen dataclasses that configure the functions of :mod:`neurodata.representations`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .. import representations as rep
+from .transforms import Size
+
+
+class _Representation:
+    """Representation transforms describe themselves for :func:`representation_key`."""
+
+    kind = ""
+
+    def spec(self) -> dict:
+        """``{"type": ..., parameters...}``: feed to :func:`neurodata.representations.representation_key`."""
+        return {"type": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
+
+
+@dataclass(frozen=True)
+class ToFrame(_Representation):
+    """Frames ``[T, P, H, W]`` (int32) by exactly one of ``time_window``, ``event_count``,
+    ``n_time_bins``, ``n_event_bins`` (Tonic), ``frames_number`` + ``split_by`` (SpikingJelly) or
+    ``duration``. See :func:`neurodata.representations.to_frame` for the binning rules."""
+
+    sensor_size: Size | None
+    time_window: float | None = None
+    event_count: int | None = None
+    n_time_bins: int | None = None
+    n_event_bins: int | None = None
+    overlap: float = 0
+    include_incomplete: bool = False
+    start_time: float | None = None
+    end_time: float | None = None
+    frames_number: int | None = None
+    split_by: str | None = None
+    duration: float | None = None
+    dtype: str = "int32"
+    kind = "frame"
+
+    def __call__(self, events):
+        return rep.to_frame(
+            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
+        )
+
+
+@dataclass(frozen=True)
+class ToSparseTensor(_Representation):
+    """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``."""
+
+    sensor_size: Size | None
+    time_window: float | None = None
+    event_count: int | None = None
+    n_time_bins: int | None = None
+    n_event_bins: int | None = None
+    overlap: float = 0
+    include_incomplete: bool = False
+    kind = "sparse_frame"
+
+    def __call__(self, events):
+        return rep.to_sparse_frame(
+            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
+        )
+
+
+@dataclass(frozen=True)
+class ToImage(_Representation):
+    """All events counted into one ``[P, H, W]`` int32 image."""
+
+    sensor_size: Size
+    kind = "image"
+
+    def __call__(self, events):
+        return rep.to_image(events, self.sensor_size)
+
+
+@dataclass(frozen=True)
+class ToVoxelGrid(_Representation):
+    """Voxel grid ``[n_time_bins, 1, H, W]`` (float32), bilinear in time, signed polarity."""
+
+    sensor_size: Size
+    n_time_bins: int
+    kind = "voxel_grid"
+
+    def __call__(self, events):
+        return rep.to_voxel_grid(events, self.sensor_size, self.n_time_bins)
+
+
+@dataclass(frozen=True)
+class ToTimesurface(_Representation):
+    """Global time surfaces every ``dt`` us ``[T, P, H, W]`` (float32), decay time constant ``tau``."""
+
+    sensor_size: Size
+    dt: float
+    tau: float
+    decay: str = "exp"
+    include_incomplete: bool = False
+    kind = "time_surface"
+
+    def __call__(self, events):
+        return rep.to_time_surface(
+            events, self.sensor_size, self.dt, self.tau, self.decay, self.include_incomplete
+        )
+
+
+@dataclass(frozen=True)
+class ToAveragedTimesurface(_Representation):
+    """HATS histograms ``[n_cells, P, surface_size, surface_size]`` (float32)."""
+
+    sensor_size: Size
+    surface_size: int = 5
+    cell_size: int = 10
+    time_window: float = 1e3
+    tau: float = 100
+    decay: str = "exp"
+    kind = "averaged_time_surface"
+
+    def __call__(self, events):
+        return rep.to_averaged_time_surface(
+            events,
+            self.sensor_size,
+            self.cell_size,
+            self.surface_size,
+            self.time_window,
+            self.tau,
+            self.decay,
+        )
+
+
+@dataclass(frozen=True)
+class ToBinaRep:
+    """Frames ``[n_frames * n_bits, P, H, W]`` (e.g. from ``ToFrame(n_time_bins=n_frames * n_bits)``)
+    -> Bina-Rep frames ``[n_frames, P, H, W]`` (float32); see :func:`neurodata.representations.to_bina_rep`."""
+
+    n_frames: int = 1
+    n_bits: int = 8
+
+    def __call__(self, frames):
+        return rep.to_bina_rep(frames, self.n_frames, self.n_bits)
