@@ -66,7 +66,7 @@ FAULT_TESTS = ("tests/test_faults_kill.py",)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- decoders: sensor edges --------------------------------------------------------------------
-    Mutation("evt3-x-edge", "neurodata/formats/kernels/evt3.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
+    Mutation("evt3-x-edge", "neurodata/formats/kernels/evt3.py", "x_bad = addr >= width", "x_bad = addr > width", PROPHESEE_TESTS),
     Mutation(
         "evt3-vector-x-edge",
         "neurodata/formats/kernels/evt3.py",
@@ -74,7 +74,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if base_x + top > width:",
         PROPHESEE_TESTS,
     ),
-    Mutation("evt3-y-edge", "neurodata/formats/kernels/evt3.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS, 2),
+    Mutation("evt3-y-edge", "neurodata/formats/kernels/evt3.py", "y_bad = yy >= height", "y_bad = yy > height", PROPHESEE_TESTS),
+    Mutation("evt3-vector-y-edge", "neurodata/formats/kernels/evt3.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS),
     Mutation("evt2-x-edge", "neurodata/formats/kernels/evt2.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
     Mutation("dat-y-edge", "neurodata/formats/kernels/dat.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS),
     Mutation(
