@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import neurodata as nd
+from tests.faery_files import write_faery_atis
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures" / "es"
 HEADER = 20
@@ -37,21 +38,6 @@ def tile_bytes(source: Path, target: str, n_events: int) -> None:
     copies = max(1, round(n_events / len(nd.read(source))))
     with open(target, "wb") as out:
         out.write(data[:HEADER] + data[HEADER:] * copies)
-
-
-def write_atis(dvs_path: str, target: str) -> None:
-    """An ATIS file written by faery: the DVS file's events, every other one an exposure measurement."""
-    from faery import es
-
-    events = nd.read(dvs_path)
-    atis = np.zeros(len(events), dtype=[("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("exposure", "?"), ("polarity", "?")])
-    for field in "txy":
-        atis[field] = events[field]
-    atis["y"] = 240 - 1 - events["y"]
-    atis["polarity"] = events["p"] == 1
-    atis["exposure"][1::2] = True
-    with es.Encoder(target, "atis", False, (320, 240)) as encoder:
-        encoder.write(atis)
 
 
 def read_faery(path: str) -> np.ndarray:
@@ -88,7 +74,7 @@ def main() -> None:
         files = {name: os.path.join(tmp, f"{name}.es") for name in ("dvs", "color", "atis")}
         tile_bytes(FIXTURES / "dvs_sample.es", files["dvs"], int(args.events))
         tile_bytes(FIXTURES / "color_sample.es", files["color"], int(args.events))
-        write_atis(files["dvs"], files["atis"])
+        write_faery_atis(files["atis"], nd.read(files["dvs"]), (320, 240))
         print(f"{'file':6} {'events':>9} {'MB':>6} {'ours s':>7} {'faery s':>8} {'ratio':>6}  check")
         for name, path in files.items():
             Path(path).read_bytes()  # warm the page cache

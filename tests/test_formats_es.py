@@ -16,6 +16,7 @@ from neurodata.events import RecordingInfo, empty_events, make_events
 from neurodata.formats import FORMATS
 from neurodata.formats.kernels import es as kernels
 from neurodata.reader import Recording
+from tests.faery_files import write_faery_atis
 from tests.fuzzing import MUTATIONS, assert_format_invariants, mutate
 
 DVS = "es/dvs_sample.es"
@@ -114,16 +115,8 @@ def test_we_read_files_faery_writes(tmp_path, event_type):
     path = tmp_path / "faery.es"
     if event_type == "dvs":
         faery.events_stream_from_array(theirs, (320, 240)).to_file(path, zero_t0=False)
-    else:  # ATIS with every other event an exposure measurement, which readers skip
-        atis = np.zeros(len(events), dtype=[("t", "<u8"), ("x", "<u2"), ("y", "<u2"), ("exposure", "?"), ("polarity", "?")])
-        for field in "txy":
-            atis[field] = events[field]
-        atis["y"] = 240 - 1 - events["y"]
-        atis["polarity"] = events["p"] == 1
-        atis["exposure"][1::2] = True
-        with faery.es.Encoder(path, "atis", False, (320, 240)) as encoder:
-            encoder.write(atis)
-        events = events[0::2]
+    else:  # every other event an exposure measurement, which readers skip
+        events = write_faery_atis(path, events, (320, 240))
     np.testing.assert_array_equal(nd.read(path), events)
 
 
