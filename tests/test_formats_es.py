@@ -145,6 +145,10 @@ def test_writer_refusals(tmp_path):
     info = RecordingInfo(format="es", width=10, height=10)
     with pytest.raises(NeurodataError, match="outside"):
         nd.write(tmp_path / "b.es", make_events([0], [10], [0], [1]), info=info)
+    with pytest.raises(NeurodataError, match="shift_time=True"):
+        nd.write(tmp_path / "d.es", make_events([1_700_000_000_000_000], [0], [0], [1]), info=info)
+    nd.write(tmp_path / "e.es", make_events([1_700_000_000_000_000], [0], [0], [1]), info=info, shift_time=True)
+    assert nd.read(tmp_path / "e.es")["t"].tolist() == [0]
     with pytest.raises(NeurodataError, match="time-ordered"):
         nd.write(tmp_path / "c.es", make_events([5, 4], [0, 0], [0, 0], [1, 1]), info=info)
 

@@ -26,6 +26,7 @@ NAME = "es"
 MAGIC = b"Event Stream"
 WRITTEN_VERSION = bytes((2, 0, 0))
 MAX_OUTPUT = 1 << 22  # events per kernel call: bounds the output buffer of a large block
+MAX_GAP = 1 << 32  # us (71 minutes) between events: a longer gap's overflow bytes alone take over 34 MB
 
 
 def sniff(head: bytes) -> bool:
@@ -112,6 +113,16 @@ class EsWriter(PropheseeWriter):
         if self.width is None or self.height is None:
             raise NeurodataError("Event Stream files store the sensor size: give info= with width and height")
         self.previous = 0  # events are written as time differences, from 0 at the start of the stream
+
+    def check_times(self, t: np.ndarray) -> None:
+        super().check_times(t)
+        gaps = np.diff(t, prepend=self.previous)
+        at = int(np.argmax(gaps))
+        if int(gaps[at]) >= MAX_GAP:  # a gap costs one overflow byte per 127 us
+            raise NeurodataError(
+                f"Event Stream stores time differences: the gap of {int(gaps[at])} us before t = {int(t[at])} us "
+                f"would take {int(gaps[at]) // kernels.DVS_OVERFLOW} overflow bytes; write with shift_time=True"
+            )
 
     def header(self, first_t: int | None) -> bytes:
         size = int(self.width).to_bytes(2, "little") + int(self.height).to_bytes(2, "little")
