@@ -58,6 +58,7 @@ class Mutation:
 
 
 PROPHESEE_TESTS = ("tests/test_boundaries.py", "tests/test_formats_prophesee.py")
+ES_TESTS = ("tests/test_formats_es.py",)
 AEDAT_TESTS = ("tests/test_boundaries.py", "tests/test_formats_aedat.py")
 FRAME_TESTS = ("tests/test_representations.py", "tests/test_transforms.py")
 CACHE_TESTS = ("tests/test_boundaries.py", "tests/test_cache.py", "tests/test_loaders_events.py")
@@ -66,7 +67,7 @@ FAULT_TESTS = ("tests/test_faults_kill.py",)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- decoders: sensor edges --------------------------------------------------------------------
-    Mutation("evt3-x-edge", "neurodata/formats/kernels/evt3.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
+    Mutation("evt3-x-edge", "neurodata/formats/kernels/evt3.py", "x_bad = addr >= width", "x_bad = addr > width", PROPHESEE_TESTS),
     Mutation(
         "evt3-vector-x-edge",
         "neurodata/formats/kernels/evt3.py",
@@ -74,7 +75,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if base_x + top > width:",
         PROPHESEE_TESTS,
     ),
-    Mutation("evt3-y-edge", "neurodata/formats/kernels/evt3.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS, 2),
+    Mutation("evt3-y-edge", "neurodata/formats/kernels/evt3.py", "y_bad = yy >= height", "y_bad = yy > height", PROPHESEE_TESTS),
+    Mutation("evt3-vector-y-edge", "neurodata/formats/kernels/evt3.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS),
+    Mutation("es-x-edge", "neurodata/formats/kernels/es.py", "if xx >= width:", "if xx > width:", ES_TESTS),
+    Mutation("es-y-flip", "neurodata/formats/kernels/es.py", "event.y = height - 1 - yy", "event.y = yy", ES_TESTS),
     Mutation("evt2-x-edge", "neurodata/formats/kernels/evt2.py", "if xx >= width:", "if xx > width:", PROPHESEE_TESTS),
     Mutation("dat-y-edge", "neurodata/formats/kernels/dat.py", "if yy >= height:", "if yy > height:", PROPHESEE_TESTS),
     Mutation(

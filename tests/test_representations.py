@@ -147,6 +147,24 @@ def test_counts_do_not_wrap_and_narrow_dtypes_refuse(tonic):
     assert to_frame(events, (2, 2, 2), n_event_bins=1, dtype=np.float32)[0, 0, 0, 0] == 40000.0
 
 
+@pytest.mark.parametrize("size", [(5, 3, 2), (1280, 720, 2)])  # the small and the bucketed kernel
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64, np.bool_])
+def test_narrow_dtypes_count_directly_and_equal_int32(size, dtype):
+    """Counted straight in ``dtype``: the same frames as int32 cast, for slices far longer than the
+    dtype's range as long as no cell passes it; one cell past it refuses, also in the bucketed kernel."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    events = make_events(np.arange(n), rng.integers(0, size[0], n), rng.integers(0, size[1], n), rng.integers(0, 2, n))
+    wide = to_frame(events, size, n_event_bins=2)
+    frames = to_frame(events, size, n_event_bins=2, dtype=dtype)
+    assert frames.dtype == dtype
+    np.testing.assert_array_equal(frames, wide.astype(dtype))
+    hot = make_events(np.arange(n, n + 300), np.zeros(300), np.zeros(300), np.ones(300))
+    with pytest.raises(ValueError, match="more than 255 events, more than dtype uint8 holds; use int32"):
+        to_frame(np.concatenate([events, hot]), size, n_event_bins=1, dtype=np.uint8)
+    assert to_frame(hot, size, n_event_bins=1, dtype=np.int16)[0, 1, 0, 0] == 300
+
+
 def test_tonic_bugs_differ_from_our_hand_computed_answers(tonic):
     # n_time_bins=3 over t = 0..300: Tonic loses the event at t_last, we keep it in the last bin.
     assert tonic["bug/n_time_bins_drop"].sum() == 3
@@ -461,7 +479,7 @@ def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
     )
     for merge, n_pol in ((False, 2), (True, 1)):
         frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
-        kernels.accumulate_frames_bucketed(events, starts, ends, merge, frames, shift)
+        assert kernels.accumulate_frames_bucketed(events, starts, ends, merge, frames, 0, False, shift)
         np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
 
 

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from ..errors import NeurodataError, UnknownFormatError
 from .base import FormatSpec
 
-_MODULES = ("evt2", "evt3", "dat", "aedat2", "aedat31", "aedat4", "esimagenet", "nmnist", "columns")
+_MODULES = ("evt2", "evt3", "dat", "aedat2", "aedat31", "aedat4", "esimagenet", "nmnist", "columns", "es")
 SNIFF_BYTES = 4096
 
 

@@ -14,32 +14,38 @@ CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use t
 BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
 
 
-def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray) -> None:
-    """Count each slice's events into ``frames`` with the kernel suited to the frame size."""
+def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int) -> bool:
+    """Count each slice's events into ``frames`` (in their dtype) with the kernel suited to the frame
+    size; False when a cell would pass ``limit`` (then the frames are partly counted). Cells are
+    checked only when a slice holds more than ``limit`` events."""
+    checked = bool(np.any(slices[1] - slices[0] > limit))
     if frames[0].size > CACHE_CELLS:
-        kernels.accumulate_frames_bucketed(events, slices[0], slices[1], merge, frames, BUCKET_SHIFT)
-    else:
-        kernels.accumulate_frames(events, slices[0], slices[1], merge, frames)
+        return kernels.accumulate_frames_bucketed(
+            events, slices[0], slices[1], merge, frames, limit, checked, BUCKET_SHIFT
+        )
+    return kernels.accumulate_frames(events, slices[0], slices[1], merge, frames, limit, checked)
 
 
-def _counts_dtype(slices: Slices) -> type:
-    """int32 unless more than 2**31 - 1 events could land in one cell (then int64)."""
-    total = int(np.sum(slices[1] - slices[0])) if len(slices[0]) else 0
-    return np.int32 if total < np.iinfo(np.int32).max else np.int64
+def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """Frames of ``shape`` counting each slice's events, accumulated straight in ``dtype``.
 
-
-def _cast_counts(frames: np.ndarray, dtype) -> np.ndarray:
-    """Cast counts to ``dtype``, refusing an integer type too narrow to hold them (no silent wrap)."""
+    An integer ``dtype`` too narrow for a count raises ValueError rather than wrap; a float
+    ``dtype`` is counted in directly when it holds the longest slice's count exactly, else the
+    counts are taken in int64 and converted (other dtypes, e.g. bool, likewise).
+    """
     dtype = np.dtype(dtype)
-    if dtype == frames.dtype:
-        return frames
-    if dtype.kind in "iu" and frames.size:
-        top = int(frames.max())
-        if top > np.iinfo(dtype).max:
-            raise ValueError(
-                f"a frame cell counts {top} events, more than dtype {dtype} holds; use int32 or wider"
-            )
-    return frames.astype(dtype)
+    longest = int(np.max(slices[1] - slices[0])) if len(slices[0]) else 0
+    if dtype.kind in "iu":
+        limit = int(np.iinfo(dtype).max)
+    elif dtype.kind == "f" and longest <= 2 ** (np.finfo(dtype).nmant + 1):
+        limit = longest  # no slice holds more: never checked
+    else:
+        return count_frames(events, slices, shape, np.int64).astype(dtype)
+    frames = np.zeros(shape, dtype=dtype)
+    if len(frames) and not accumulate(events, slices, shape[1] == 1, frames, limit):
+        wider = "int64" if dtype.itemsize >= 4 else "int32 or wider"
+        raise ValueError(f"a frame cell counts more than {limit} events, more than dtype {dtype} holds; use {wider}")
+    return frames
 
 
 def to_frame(
@@ -85,10 +91,8 @@ def to_frame(
         start_time=start_time,
         end_time=end_time,
     )
-    frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=_counts_dtype(slices))
-    if len(frames):
-        accumulate(events, slices, n_pol == 1, frames)
-    return _cast_counts(frames[:, :, 0] if audio else frames, dtype)
+    frames = count_frames(events, slices, (len(slices[0]), n_pol, height, width), dtype)
+    return frames[:, :, 0] if audio else frames
 
 
 def to_image(events: np.ndarray, sensor_size: tuple[int, int, int] | None, dtype=DEFAULT_DTYPE) -> np.ndarray:

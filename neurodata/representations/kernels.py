@@ -78,18 +78,27 @@ def scan_events(events):
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_frames(events, starts, ends, merge, frames):
-    """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller)."""
+def accumulate_frames(events, starts, ends, merge, frames, limit, checked):
+    """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller).
+
+    Counts in the frames' own dtype. With ``checked`` (a loop invariant the compiler hoists, so the
+    unchecked loop pays nothing), returns False, leaving the frames partly counted, as soon as a cell
+    holding ``limit`` would be incremented (the dtype's largest value: no wrap); else returns True.
+    """
     for i in range(len(starts)):
         frame = frames[i]
         for j in range(starts[i], ends[i]):
             e = events[j]
             c = 0 if merge else e.p
-            frame[c, e.y, e.x] += 1
+            count = frame[c, e.y, e.x]
+            if checked and count >= limit:
+                return False
+            frame[c, e.y, e.x] = count + 1
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_frames_bucketed(events, starts, ends, merge, frames, shift):
+def accumulate_frames_bucketed(events, starts, ends, merge, frames, limit, checked, shift):
     """:func:`accumulate_frames` for frames too big for the CPU cache (e.g. 1280x720).
 
     Per frame, a counting sort first groups the events' cell offsets into buckets of ``2**shift``
@@ -121,7 +130,11 @@ def accumulate_frames_bucketed(events, starts, ends, merge, frames, shift):
             fill[cell >> shift] += 1
         base = i * plane
         for q in range(ends[i] - starts[i]):
-            flat[base + cells[q]] += 1
+            count = flat[base + cells[q]]
+            if checked and count >= limit:
+                return False
+            flat[base + cells[q]] = count + 1
+    return True
 
 
 @numba.njit(cache=True, nogil=True)

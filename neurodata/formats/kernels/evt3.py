@@ -40,6 +40,9 @@ STATE_SIZE = 8
 MAX_EVENTS_PER_WORD = 12
 HIGH_MASK = 0xFFF
 HALF_RANGE = 1 << 11
+# the index of a single set bit b < 36 from (1 << b) % 37, which differs for every such b
+BIT_INDEX = np.zeros(37, dtype=np.int64)
+BIT_INDEX[[(1 << b) % 37 for b in range(36)]] = np.arange(36)
 
 
 def new_state(t_offset: int = 0) -> np.ndarray:
@@ -96,6 +99,9 @@ def decode_numba(words, pos, state, out, width, height):
 
     Returns (stop word, events written, status): stops before a word that could overflow the output
     (OUTPUT_FULL) or that is corrupt (an error status), with ``state`` updated up to ``stop``.
+    Sensor data is mostly ADDR_Y and ADDR_X words in an irregular order, so these two share one
+    branch-free path (a branch between them would be mispredicted often), and vectors loop over
+    their set bits only (real vectors hold about one event).
     """
     yy = state[Y]
     base_x = state[BASE_X]
@@ -112,31 +118,34 @@ def decode_numba(words, pos, state, out, width, height):
     n = 0
     status = DONE
     while pos < end:
-        if n > limit:
-            status = OUTPUT_FULL
-            break
         word = np.int64(words[pos])
         kind = word >> 12
-        if kind == 2:  # the most frequent word first
-            xx = word & 0x7FF
-            if emit:
-                if xx >= width:
-                    status = X_BEYOND_WIDTH
-                    break
-                if yy >= height:
-                    status = Y_BEYOND_HEIGHT
-                    break
-                event = out[n]
-                event.t = now
-                event.x = xx
-                event.y = yy
-                event.p = (word >> 11) & 1
-                n += 1
-        elif kind == 0:
-            yy = word & 0x7FF
-            is_cd = 1
-            emit = has_time
+        if (kind & 0xD) == 0:  # ADDR_Y (0) or ADDR_X (2), most words: handled without a branch between them
+            if n > limit:
+                status = OUTPUT_FULL
+                break
+            addr = word & 0x7FF
+            is_x = kind >> 1
+            fire = is_x & emit  # an ADDR_X word that makes an event
+            x_bad = addr >= width
+            y_bad = yy >= height
+            if fire & (x_bad | y_bad):
+                status = X_BEYOND_WIDTH if x_bad else Y_BEYOND_HEIGHT
+                break
+            event = out[n]  # written for every word, kept (n advances) only when it fires
+            event.t = now
+            event.x = addr
+            event.y = yy
+            event.p = (word >> 11) & 1
+            n += fire
+            is_y = 1 - is_x  # an ADDR_Y word sets the row and ends an exposure-measurement row
+            yy += (addr - yy) * is_y
+            is_cd |= is_y
+            emit = (emit & is_x) | (has_time & is_y)
         elif kind == 4 or kind == 5:
+            if n > limit:
+                status = OUTPUT_FULL
+                break
             size = 12 if kind == 4 else 8
             mask = word & (0xFFF if kind == 4 else 0xFF)
             if emit and mask:
@@ -150,13 +159,15 @@ def decode_numba(words, pos, state, out, width, height):
                     if base_x + top >= width:
                         status = X_BEYOND_WIDTH
                         break
-                for i in range(size):  # branch-free: write every slot, advance only on set bits
+                while mask:  # one pass per set bit: sensors set few of the 8 or 12
+                    low_bit = mask & -mask
                     event = out[n]
                     event.t = now
-                    event.x = base_x + i
+                    event.x = base_x + BIT_INDEX[low_bit % 37]
                     event.y = yy
                     event.p = pol
-                    n += (mask >> i) & 1
+                    n += 1
+                    mask ^= low_bit
             base_x += size
         elif kind == 3:
             base_x = word & 0x7FF
