@@ -63,7 +63,7 @@ from .staging import PartData, part_is_done, read_records, stage_part
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 from .tasks import run_tasks
 from .time_coding import stored_dtypes
-from .zarr_compat import sync
+from .zarr_compat import settle_writes, sync
 
 Records = dict[str, list[dict[str, Any]]]  # split -> the done.json of each of its staged parts
 
@@ -212,6 +212,7 @@ class CacheBuilder:
             with disk_full_as_error(self.root.url, needed):
                 self._commit_locked(staged, executor)
         except BaseException:
+            settle_writes()  # zarr's sibling writes of a failed group land first
             self.staging.child("final").remove()  # scratch: frees its space; a rerun rebuilds it
             raise
 

@@ -20,8 +20,29 @@ and the direct shard reader implement it, and ``tests/test_cache_shards.py`` and
 
 from __future__ import annotations
 
+import asyncio
+
 from zarr.abc.store import Store
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-__all__ = ["FsspecStore", "LocalStore", "Store", "sync"]
+__all__ = ["FsspecStore", "LocalStore", "Store", "settle_writes", "sync"]
+
+
+def settle_writes(timeout: float = 10.0) -> None:
+    """Wait for zarr's writes still in flight, as after one of them failed.
+
+    zarr runs a group's writes concurrently on its own event loop and raises at the first failure
+    (a full disk) while the others go on, so a folder removed at once can gain files afterwards.
+
+    Args:
+        timeout: the longest wait in seconds; writes still running then are left to finish.
+    """
+
+    async def pending() -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    sync(pending())
