@@ -26,6 +26,7 @@ of the labelled samples is printed beside the table, to judge the data against r
 events/s counts the events in the cached samples (identical on all three sides: each keeps every
 label row) over the wall time; bytes/event is what the cache occupies on disk per cached event.
 Runs are interleaved (ours 1 worker, ours 2 workers, peers) and medians reported: the machine is shared.
+The ``processes x threads`` column states what each side runs on.
 """
 
 from __future__ import annotations
@@ -318,13 +319,26 @@ def main() -> None:
         f"event rate of the {len(rates)} labelled samples: median {median:.0f} k events/s "
         f"(10th-90th percentile {low:.0f}-{high:.0f} k)\n"
     )
-    print("| pipeline | seconds | M events/s | x SpikingJelly | bytes/event on disk |")
-    print("|---|---:|---:|---:|---:|")
+    print("| pipeline | processes x threads | seconds | M events/s | x SpikingJelly | bytes/event on disk |")
+    print("|---|---|---:|---:|---:|---:|")
     for name, results in runs.items():
         seconds = statistics.median(s for s, _, _ in results)
         size = statistics.median(b for _, _, b in results)
         rate = n_events / seconds
-        print(f"| {name} | {seconds:.1f} | {rate / 1e6:.2f} | {rate / sj_rate:.1f} | {size / n_events:.2f} |")
+        print(
+            f"| {name} | {parallelism(name)} | {seconds:.1f} | {rate / 1e6:.2f} | {rate / sj_rate:.1f} "
+            f"| {size / n_events:.2f} |"
+        )
+
+
+def parallelism(name: str) -> str:
+    """What a side of the table runs on: ours one decoding thread per worker process, Tonic the calling
+    thread, SpikingJelly its preprocessing thread pool (its per-event Python decoding holds the GIL)."""
+    if name.startswith("SpikingJelly"):
+        from spikingjelly import configure
+
+        return f"1 x {min(os.cpu_count() or 1, configure.max_threads_number_for_datasets_preprocess)}"
+    return "2 x 1" if "2 workers" in name else "1 x 1"
 
 
 if __name__ == "__main__":
