@@ -75,7 +75,7 @@ def main() -> None:
         tile_bytes(FIXTURES / "dvs_sample.es", files["dvs"], int(args.events))
         tile_bytes(FIXTURES / "color_sample.es", files["color"], int(args.events))
         write_faery_atis(files["atis"], nd.read(files["dvs"]), (320, 240))
-        print(f"{'file':6} {'events':>9} {'MB':>6} {'ours s':>7} {'faery s':>8} {'ratio':>6}  check")
+        print(f"{'file':6} {'events':>9} {'MB':>6} {'ours s':>7} {'faery s':>8} {'ratio':>6} {'threads ours/peer':>17}  check")
         for name, path in files.items():
             Path(path).read_bytes()  # warm the page cache
             walls: dict[str, list[float]] = {"ours": [], "faery": []}
@@ -90,7 +90,7 @@ def main() -> None:
                         check = same(result, ours)
             ours_s, faery_s = (statistics.median(walls[k][1:]) for k in ("ours", "faery"))
             size = os.path.getsize(path) / 1e6
-            print(f"{name:6} {len(ours):9d} {size:6.1f} {ours_s:7.3f} {faery_s:8.3f} {faery_s / ours_s:5.2f}x  {check}")
+            print(f"{name:6} {len(ours):9d} {size:6.1f} {ours_s:7.3f} {faery_s:8.3f} {faery_s / ours_s:5.2f}x {'1 / 1':>17}  {check}")
 
 
 if __name__ == "__main__":

@@ -72,16 +72,16 @@ def warm(*paths: Path) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| case | events | ours s | ours M ev/s | peer s | peer M ev/s | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| case | threads ours / peer | events | ours s | ours M ev/s | peer s | peer M ev/s | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ours_rate = r["events"] / r["ours"] / 1e6
         if r["peer"] is None:
-            print(f"| {r['label']} | {r['events']:,} | {r['ours']:.4f} | {ours_rate:.1f} | - | - | - |")
+            print(f"| {r['label']} | 1 / - | {r['events']:,} | {r['ours']:.4f} | {ours_rate:.1f} | - | - | - |")
             continue
         peer_rate = r["events"] / r["peer"] / 1e6
         print(
-            f"| {r['label']} | {r['events']:,} | {r['ours']:.4f} | {ours_rate:.1f} | {r['peer']:.4f} | "
+            f"| {r['label']} | 1 / 1 | {r['events']:,} | {r['ours']:.4f} | {ours_rate:.1f} | {r['peer']:.4f} | "
             f"{peer_rate:.2f} | {r['peer'] / r['ours']:.1f}x |"
         )
 

@@ -36,7 +36,7 @@ def main() -> None:
     from tonic.transforms import ToFrame as TonicToFrame
 
     inputs = {"synthetic": br.synthetic(int(args.events), *SIZE[:2]), "evt3 fixture x5": br.real_1280x720()}
-    print(f"{'input':16} {'slicing':12} {'dtype':6} {'ours ms':>8} {'tonic ms':>9} {'wall':>6} {'cpu':>6}  output")
+    print(f"{'input':16} {'slicing':12} {'dtype':6} {'ours ms':>8} {'tonic ms':>9} {'wall':>6} {'cpu':>6} {'threads ours/peer':>17}  output")
     for name, ev in inputs.items():
         tev = br.as_tonic(ev)
         duration = int(ev["t"][-1] - ev["t"][0]) + 1
@@ -55,7 +55,7 @@ def main() -> None:
                 ours_wall, peer_wall, ours_cpu, peer_cpu = br.compare(ours, partial(theirs, tev), args.repeats)
                 print(
                     f"{name:16} {label:12} {np.dtype(dtype).name:6} {ours_wall * 1e3:8.1f} {peer_wall * 1e3:9.1f} "
-                    f"{peer_wall / ours_wall:5.1f}x {peer_cpu / ours_cpu:5.1f}x  {check}"
+                    f"{peer_wall / ours_wall:5.1f}x {peer_cpu / ours_cpu:5.1f}x {'1 / 1':>17}  {check}"
                 )
 
 

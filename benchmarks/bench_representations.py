@@ -182,16 +182,17 @@ def main() -> None:
         row(f"RefractoryPeriod {tag}", len(small), ours, peer, repeats)
 
     print(
-        f"\nmedians of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)}); CPU time, wall ratio last"
+        f"\nmedians of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)}); CPU time, wall ratio last; "
+        "ours and the peer each run on the calling thread"
     )
     print(
-        f"| {'case':<33} | {'peer':<12} | {'events':>9} | {'ours ms':>8} | {'peer ms':>8} | {'ours Mev/s':>10} "
+        f"| {'case':<33} | {'peer':<12} | threads ours / peer | {'events':>9} | {'ours ms':>8} | {'peer ms':>8} | {'ours Mev/s':>10} "
         f"| {'peer Mev/s':>10} | {'ratio':>6} | {'wall ratio':>10} |"
     )
-    print("|" + "|".join("-" * w for w in (35, 14, 11, 10, 10, 12, 12, 8, 12)) + "|")
+    print("|" + "|".join("-" * w for w in (35, 14, 21, 11, 10, 10, 12, 12, 8, 12)) + "|")
     for name, peer_name, n, wall_a, wall_b, a, b in rows:
         print(
-            f"| {name:<33} | {peer_name:<12} | {n:>9} | {a * 1e3:>8.2f} | {b * 1e3:>8.2f} | {n / a / 1e6:>10.1f} "
+            f"| {name:<33} | {peer_name:<12} | {'1 / 1':<19} | {n:>9} | {a * 1e3:>8.2f} | {b * 1e3:>8.2f} | {n / a / 1e6:>10.1f} "
             f"| {n / b / 1e6:>10.2f} | {b / a:>5.1f}x | {wall_b / wall_a:>9.1f}x |"
         )
     print(f"\nfirst ToFrame call in a fresh process (Numba cache load): {first_call_latency() * 1e3:.0f} ms")

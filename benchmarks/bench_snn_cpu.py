@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import numba
 import torch
 
 import snn
@@ -219,12 +220,15 @@ def report(impls: dict[str, Callable], x: torch.Tensor, g: torch.Tensor, reps: i
         f"\nLIF fwd+bwd, T={x.shape[0]}, B={x.shape[1]}, {x.shape[2]} features, fp32, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {reps} interleaved rounds\n"
     )
-    print(f"| {'implementation':<30} | median ms | min ms | vs SpikingJelly |")
-    print(f"|{'-' * 32}|-----------|--------|-----------------|")
+    # every side runs torch ops on torch's threads; our numba backend sets Numba's to the same count
+    numba_threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    print(f"| {'implementation':<30} | threads | median ms | min ms | vs SpikingJelly |")
+    print(f"|{'-' * 32}|---------|-----------|--------|-----------------|")
     for name, samples in times.items():
         med = statistics.median(samples)
         ratio = f"{sj / med:14.2f}x" if sj else f"{'n/a':>15}"
-        print(f"| {name:<30} | {med * 1e3:9.2f} | {min(samples) * 1e3:6.2f} | {ratio} |")
+        threads = numba_threads if "numba" in name else torch.get_num_threads()
+        print(f"| {name:<30} | {threads:7d} | {med * 1e3:9.2f} | {min(samples) * 1e3:6.2f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ def run_workload(workload: str, args) -> None:
             if device == "cuda":
                 peak_gib[label] = torch.cuda.max_memory_allocated() / 2**30
 
+    threads = torch.get_num_threads() if device == "cpu" else "-"  # every side's torch ops share them
     sj_wall = statistics.median(w for w, _ in samples["SpikingJelly 2.0"])
     sj_cpu = statistics.median(c for _, c in samples["SpikingJelly 2.0"])
     print(
@@ -196,14 +197,14 @@ def run_workload(workload: str, args) -> None:
         f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.reps} interleaved rounds"
     )
     print(
-        "| implementation | first call s | median wall s | median CPU s | SpikingJelly / ours (wall) | (CPU) |"
+        "| implementation | threads | first call s | median wall s | median CPU s | SpikingJelly / ours (wall) | (CPU) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for label, rows in samples.items():
         wall = statistics.median(w for w, _ in rows)
         cpu = statistics.median(c for _, c in rows)
         print(
-            f"| {label} | {first[label]:.2f} | {wall:.3f} | {cpu:.3f} | {sj_wall / wall:.2f}x | {sj_cpu / cpu:.2f}x |"
+            f"| {label} | {threads} | {first[label]:.2f} | {wall:.3f} | {cpu:.3f} | {sj_wall / wall:.2f}x | {sj_cpu / cpu:.2f}x |"
         )
     if peak_gib:
         print("peak GPU memory per step: " + ", ".join(f"{k} {v:.1f} GiB" for k, v in peak_gib.items()))
