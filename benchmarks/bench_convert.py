@@ -111,7 +111,8 @@ def throughput(peer: bool, steps: int, batch: int, reps: int) -> None:
     rates = {name: batch / statistics.median(t) for name, t in times.items()}
     for name, rate in rates.items():
         ratio = f", {rate / rates['SpikingJelly']:.2f}x SpikingJelly" if "SpikingJelly" in rates else ""
-        print(f"images/s at T={steps}, batch {batch}: {name} {rate:,.0f}{ratio}")
+        # both sides run torch ops on torch's threads; ours' Numba kernels follow the same count
+        print(f"images/s at T={steps}, batch {batch}, {torch.get_num_threads()} threads: {name} {rate:,.0f}{ratio}")
 
 
 class BasicBlock(nn.Module):
@@ -157,7 +158,10 @@ def conversion_time(peer: bool, reps: int, images: int) -> None:
         runs["SpikingJelly"] = lambda: spikingjelly_convert(ann, calibration)
     for name, run in runs.items():
         seconds = statistics.median(_timed(run) for _ in range(reps))
-        print(f"ResNet-18 conversion, {images} calibration images 3x32x32: {name} {seconds:.2f} s")
+        print(
+            f"ResNet-18 conversion, {images} calibration images 3x32x32, {torch.get_num_threads()} threads: "
+            f"{name} {seconds:.2f} s"
+        )
 
 
 def _timed(run) -> float:

@@ -235,6 +235,9 @@ def main() -> None:
                 runs["dv"].append(bench_dv_reader(args.peer_python, stream, args.events))
         print(f"{args.events:,} events, {os.path.getsize(stream) / 1e6:.0f} MB DV/LZ4 stream, "
               f"{os.path.getsize(raw) / 1e6:.0f} MB EVT 3.0; medians of {args.repeats}")  # fmt: skip
+        # threads each side receives, decodes and frames on: ours a source thread (receive + decode)
+        # and the caller's framing; dv-processing's reader decodes on the calling thread and frames nothing
+        threads = {"tcp": 2, "pipe": 2, "dv": 1}
         rates = {}
         for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"), ("pipe", "neurodata RAW pipe + 10 ms frames"),
                             ("dv", "dv-processing NetworkReader (batches)")):  # fmt: skip
@@ -242,7 +245,8 @@ def main() -> None:
                 seconds = statistics.median(s for s, _ in runs[name])
                 counts = {n for _, n in runs[name]}
                 rates[name] = args.events / seconds / 1e6
-                print(f"{label:40s} {seconds:7.2f} s  {rates[name]:6.1f} M ev/s  events {sorted(counts)}")
+                print(f"{label:40s} {threads[name]} threads {seconds:7.2f} s  {rates[name]:6.1f} M ev/s  "
+                      f"events {sorted(counts)}")  # fmt: skip
         if "dv" in rates:
             print(f"neurodata / NetworkReader: {rates['tcp'] / rates['dv']:.2f}x")
     lat = bench_latency(args.rate, args.seconds)
