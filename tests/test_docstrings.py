@@ -26,6 +26,7 @@ COMPLETE = [
     "neurodata.datasets.prepare",
     "hw",
     "snn.convert",
+    "snn.quant",
 ]
 
 
