@@ -27,6 +27,7 @@ COMPLETE = [
     "hw",
     "snn.convert",
     "snn.quant",
+    "neurodata.datasets",
 ]
 
 
