@@ -23,11 +23,13 @@ COMPLETE = [
     "snn.train",
     "snn.neurons",
     "snn.layers",
-    "neurodata.datasets.prepare",
     "hw",
     "snn.convert",
     "snn.quant",
     "neurodata.datasets",
+    "neurodata.cache.reader",
+    "neurodata.cache.verify",
+    "neurodata.cache.writer",
 ]
 
 
