@@ -30,6 +30,8 @@ COMPLETE = [
     "neurodata.cache.reader",
     "neurodata.cache.verify",
     "neurodata.cache.writer",
+    "neurodata.live",
+    "neurodata.viz",
 ]
 
 
