@@ -32,6 +32,7 @@ COMPLETE = [
     "neurodata.cache.writer",
     "neurodata.live",
     "neurodata.viz",
+    "snn.models",
 ]
 
 
