@@ -33,6 +33,8 @@ COMPLETE = [
     "neurodata.live",
     "neurodata.viz",
     "snn.models",
+    "snn.surrogate",
+    "snn.functional",
 ]
 
 
