@@ -67,27 +67,27 @@ __all__ = [
 
 
 class MembraneState(NamedTuple):
-    """State of IF, LIF and PLIF neurons: the membrane potential after reset."""
+    """State of IF, LIF and PLIF neurons: the membrane potential ``v`` after reset."""
 
     v: torch.Tensor
 
 
 class AdaptiveState(NamedTuple):
-    """State of the adaptive LIF: membrane potential and threshold-adaptation trace."""
+    """State of the adaptive LIF: membrane potential ``v`` and threshold-adaptation trace ``a``."""
 
     v: torch.Tensor
     a: torch.Tensor
 
 
 class CubaState(NamedTuple):
-    """State of the current-based LIF: membrane potential and synaptic current."""
+    """State of the current-based LIF: membrane potential ``v`` and synaptic current ``i``."""
 
     v: torch.Tensor
     i: torch.Tensor
 
 
 class IzhikevichState(NamedTuple):
-    """State of the Izhikevich neuron: membrane potential and recovery variable ``w``."""
+    """State of the Izhikevich neuron: membrane potential ``v`` and recovery variable ``w``."""
 
     v: torch.Tensor
     w: torch.Tensor
@@ -104,6 +104,12 @@ def fire(h: torch.Tensor, v_threshold: Value, surrogate: SurrogateFunction, stri
     The strict comparison compares against the next value of ``H``'s dtype above ``V_th``
     (``H > V_th`` exactly when ``H >= nextafter(V_th, inf)``), so the surrogate and every
     operation stay those of the ``>=`` rule.
+
+    Args:
+        h: The charged potential ``H``.
+        v_threshold: The threshold ``V_th`` (scalar or broadcasting tensor).
+        surrogate: Gives the spike's gradient.
+        strict: Fire where ``H > V_th`` rather than ``H >= V_th``.
     """
     if strict:
         threshold = torch.as_tensor(v_threshold, dtype=h.dtype, device=h.device)
@@ -118,7 +124,15 @@ def reset(
     v_reset: Value | None,
     detach_reset: bool,
 ) -> torch.Tensor:
-    """Membrane potential after the spike: hard reset to ``v_reset`` or soft (subtract ``V_th``)."""
+    """Membrane potential after the spike: hard reset to ``v_reset`` or soft (subtract ``V_th``).
+
+    Args:
+        h: The charged potential.
+        spike: The spikes :func:`fire` returned for ``h``.
+        v_threshold: ``V_th``, subtracted by the soft reset.
+        v_reset: The hard reset's potential, or None for the soft reset.
+        detach_reset: Keep the reset out of the gradient (``spike`` detached).
+    """
     if detach_reset:
         spike = spike.detach()
     if v_reset is None:
@@ -127,12 +141,13 @@ def reset(
 
 
 def if_charge(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Integrate-and-fire charge ``H = V + X``."""
+    """Integrate-and-fire charge ``H = V + X`` of the input ``x`` onto the potential ``v``."""
     return v + x
 
 
 def lif_charge(x: torch.Tensor, v: torch.Tensor, tau: Value, decay_input: bool, v_leak: Value) -> torch.Tensor:
-    """Leaky charge; the leak pulls toward ``v_leak`` (the neurons' default: ``v_reset``, 0 with soft reset).
+    """Leaky charge of the input ``x`` onto the potential ``v`` with time constant ``tau``; the leak
+    pulls toward ``v_leak`` (the neurons' default: ``v_reset``, 0 with soft reset).
 
     ``decay_input=True``: ``H = V + (X - (V - V_leak)) / tau``;
     ``decay_input=False``: ``H = V - (V - V_leak) / tau + X``.
@@ -143,7 +158,8 @@ def lif_charge(x: torch.Tensor, v: torch.Tensor, tau: Value, decay_input: bool, 
 
 
 def plif_charge(x: torch.Tensor, v: torch.Tensor, w: Value, decay_input: bool, v_leak: Value) -> torch.Tensor:
-    """Parametric LIF charge: :func:`lif_charge` with ``1/tau = sigmoid(w)`` and ``w`` learnable."""
+    """Parametric LIF charge: :func:`lif_charge` (of ``x`` onto ``v``, with ``decay_input`` and
+    ``v_leak``) with ``1/tau = sigmoid(w)`` and ``w`` learnable."""
     q = torch.as_tensor(w).sigmoid()
     if decay_input:
         return v + (x - (v - v_leak)) * q
@@ -160,7 +176,11 @@ def _fire_and_reset(
 def if_step(
     x: torch.Tensor, state: MembraneState, p: IFParameters
 ) -> tuple[torch.Tensor, MembraneState]:
-    """One step of the integrate-and-fire neuron."""
+    """One step of the integrate-and-fire neuron.
+
+    ``x`` is this step's input, ``state`` the potential after the previous step and ``p`` the
+    neuron's parameters; returns the spikes and the new state.
+    """
     spike, v = _fire_and_reset(if_charge(x, state.v), p.v_threshold, p)
     return spike, MembraneState(v)
 
@@ -168,7 +188,11 @@ def if_step(
 def lif_step(
     x: torch.Tensor, state: MembraneState, p: LIFParameters
 ) -> tuple[torch.Tensor, MembraneState]:
-    """One step of the leaky integrate-and-fire neuron (see :func:`lif_charge`)."""
+    """One step of the leaky integrate-and-fire neuron (see :func:`lif_charge`).
+
+    ``x`` is this step's input, ``state`` the potential after the previous step and ``p`` the
+    neuron's parameters; returns the spikes and the new state.
+    """
     h = lif_charge(x, state.v, p.tau, p.decay_input, p.leak_target)
     spike, v = _fire_and_reset(h, p.v_threshold, p)
     return spike, MembraneState(v)
@@ -177,7 +201,11 @@ def lif_step(
 def plif_step(
     x: torch.Tensor, state: MembraneState, p: PLIFParameters
 ) -> tuple[torch.Tensor, MembraneState]:
-    """One step of the parametric LIF (Fang et al. 2021): ``1/tau = sigmoid(w)``."""
+    """One step of the parametric LIF (Fang et al. 2021): ``1/tau = sigmoid(w)``.
+
+    ``x`` is this step's input, ``state`` the potential after the previous step and ``p`` the
+    neuron's parameters; returns the spikes and the new state.
+    """
     h = plif_charge(x, state.v, p.w, p.decay_input, p.leak_target)
     spike, v = _fire_and_reset(h, p.v_threshold, p)
     return spike, MembraneState(v)
@@ -191,6 +219,8 @@ def alif_step(
     ``H = lif_charge(X, V)``; effective threshold ``theta = V_th + beta * A[t-1]``;
     ``S = heaviside(H - theta)``; ``A[t] = A[t-1] - A[t-1] / tau_adapt + S``; reset as usual with
     ``theta`` in place of ``V_th`` for the soft reset. ``beta = 0`` gives back the plain LIF.
+    ``x`` is this step's input, ``state`` the potential and trace after the previous step and ``p``
+    the neuron's parameters; returns the spikes and the new state.
     """
     h = lif_charge(x, state.v, p.tau, p.decay_input, p.leak_target)
     theta = p.v_threshold + p.beta * state.a
@@ -205,7 +235,9 @@ def cuba_lif_step(
     """One step of the current-based LIF, as SpikingJelly's ``CUBALIFNode``.
 
     ``I[t] = I[t-1] * current_decay + X``; ``H = V[t-1] * voltage_decay + I[t]`` (with ``v_leak``:
-    ``H = v_leak + (V[t-1] - v_leak) * voltage_decay + I[t]``); fire; reset.
+    ``H = v_leak + (V[t-1] - v_leak) * voltage_decay + I[t]``); fire; reset. ``x`` is the input
+    ``X``, ``state`` holds ``V[t-1]`` and ``I[t-1]``, ``p`` the neuron's parameters; returns the
+    spikes and the new state.
     """
     i = state.i * p.current_decay + x
     if p.v_leak is None:
@@ -222,7 +254,9 @@ def izhikevich_step(
     """One step of SpikingJelly 2.0's ``IzhikevichNode`` (quadratic integrate-and-fire + recovery).
 
     ``H = V + (X + a0 (V - v_rest)(V - v_c) - W) / tau``; fire;
-    ``W' = W + (a (H - v_rest) - W) / tau_w + b S``; reset V as usual.
+    ``W' = W + (a (H - v_rest) - W) / tau_w + b S``; reset V as usual. ``x`` is the input ``X``,
+    ``state`` holds ``V`` and ``W``, ``p`` the neuron's parameters; returns the spikes and the new
+    state.
     """
     h = state.v + (x + p.a0 * (state.v - p.v_rest) * (state.v - p.v_c) - state.w) / p.tau
     spike = fire(h, p.v_threshold, p.surrogate, p.strict)

@@ -31,7 +31,8 @@ __all__ = [
 
 
 def surrogate_grad(name: str, x: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The surrogate derivative ``g'(x)`` of surrogate ``name`` (pure tensor ops, compile friendly)."""
+    """The surrogate derivative ``g'(x)`` of surrogate ``name`` with sharpness ``alpha`` (pure tensor
+    ops, compile friendly)."""
     if name == "sigmoid":
         s = torch.sigmoid(x * alpha)
         return (1.0 - s) * s * alpha
@@ -158,7 +159,8 @@ NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def by_name(name: str, alpha: float | None = None) -> SurrogateFunction:
-    """Build a surrogate from its lowercase ``name`` (e.g. ``"atan"``)."""
+    """Build a surrogate from its lowercase ``name`` (e.g. ``"atan"``) with sharpness ``alpha`` (None:
+    the surrogate's default)."""
     try:
         cls = _REGISTRY[name]
     except KeyError:

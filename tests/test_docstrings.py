@@ -23,9 +23,18 @@ COMPLETE = [
     "snn.train",
     "snn.neurons",
     "snn.layers",
-    "neurodata.datasets.prepare",
     "hw",
     "snn.convert",
+    "snn.quant",
+    "neurodata.datasets",
+    "neurodata.cache.reader",
+    "neurodata.cache.verify",
+    "neurodata.cache.writer",
+    "neurodata.live",
+    "neurodata.viz",
+    "snn.models",
+    "snn.surrogate",
+    "snn.functional",
 ]
 
 

@@ -65,13 +65,19 @@ def decode_range(columns: dict[str, np.ndarray], local_offsets: np.ndarray) -> n
 
 def stored_column(column: np.ndarray, name: str) -> np.ndarray:
     """A stored event column as the kernel takes it: any of its :data:`STORED_DTYPES` as is (no copy;
-    Numba compiles one variant per dtype combination), anything else converted to ``EVENT_DTYPES``."""
+    Numba compiles one variant per dtype combination), anything else converted to ``EVENT_DTYPES``.
+
+    Args:
+        column: The column's values.
+        name: The field it stores (``t``, ``x``, ``y`` or ``p``), which picks the dtypes.
+    """
     column = np.asarray(column)
     return column if column.dtype in STORED_DTYPES[name] else column.astype(EVENT_DTYPES[name])
 
 
 def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
-    """The cache attributes, or CacheError when the completion marker or a known layout is missing."""
+    """The cache attributes ``attrs`` (``None`` when absent), or CacheError naming ``url`` when the
+    completion marker or a known layout is missing."""
     if attrs is None:
         raise CacheError(f"{url}: not a neurodata cache (no '{ATTRS_KEY}' attribute in zarr.json)")
     if not attrs.get("complete"):
@@ -91,7 +97,8 @@ def check_marker(url: str, attrs: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def warn_if_unchecked(url: str, attrs: dict[str, Any]) -> None:
-    """Warn (once per process) when a cache was written before :data:`CHECKED_LAYOUT`, saying how to rebuild it."""
+    """Warn (once per process) when the cache at ``url``, whose attributes are ``attrs``, was written
+    before :data:`CHECKED_LAYOUT`, saying how to rebuild it."""
     version = attrs["layout_version"]
     if version < CHECKED_LAYOUT:
         warn_unchecked(
@@ -127,7 +134,14 @@ def read_slices(
 ) -> list[np.ndarray]:
     """:func:`_read_slices` through zarr, where a damaged shard (an index or a chunk failing its
     checksum, a chunk that does not decompress) is a CacheError naming the split and arrays, and
-    the chunks that fail their CRC32C (:func:`.damage.damaged_chunks`)."""
+    the chunks that fail their CRC32C (:func:`.damage.damaged_chunks`).
+
+    Args:
+        location: The cache.
+        split: The split the arrays belong to (named in errors).
+        arrays: The open arrays.
+        selection: The rows to read from each.
+    """
     try:
         return sync(_read_slices(arrays, selection))
     except (OSError, RuntimeError, ValueError) as error:
@@ -166,6 +180,14 @@ class SplitReader:
     Zarr decompresses whole chunks, so a small read fetches its chunk-aligned window instead (same
     cost) and keeps it: consecutive small samples then come from memory, not from decompressing the
     same chunk again.
+
+    Args:
+        location: The cache.
+        name: The split's name (its group in the store).
+        counts: The split's entry of the root attributes' ``splits`` (``n_samples``, ``n_events``, ...).
+        chunk_events: Rows per event chunk, when ``counts`` does not say.
+        has_rows: Whether the split stores a ``rows`` array (layout 2 and later).
+        time_coding: How times are stored (which event columns exist).
     """
 
     def __init__(
@@ -233,6 +255,7 @@ class SplitReader:
 
     @property
     def labels(self) -> np.ndarray:
+        """int64, ``n_samples``: each sample's class index."""
         return self._load_per_sample()[1]
 
     @property
@@ -255,7 +278,7 @@ class SplitReader:
         return self._events
 
     def column(self, name: str) -> np.ndarray:
-        """A per-sample array: ``t_first``, ``t_last`` or ``source``."""
+        """The per-sample array called ``name``: ``t_first``, ``t_last`` or ``source``."""
         return np.asarray(self._location.open_group("r", self.name)[name][...])
 
     def events(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +313,7 @@ class SplitReader:
         return [column[first - lo : last - lo] for column in window[2]]
 
     def sample(self, index: int) -> tuple[np.ndarray, int]:
-        """``(events, label)`` of one sample; negative indices count from the end."""
+        """``(events, label)`` of the sample at ``index``; negative indices count from the end."""
         if not -self.n_samples <= index < self.n_samples:
             raise IndexError(
                 f"{self._location.url}: sample {index} out of range for split {self.name!r} of {self.n_samples}"
@@ -300,7 +323,7 @@ class SplitReader:
         return events, int(self.labels[index])
 
     def samples(self, selection: slice) -> list[tuple[np.ndarray, int]]:
-        """``(events, label)`` for a contiguous slice of samples, fetched in one read."""
+        """``(events, label)`` for the samples of ``selection`` (a slice with step 1), fetched in one read."""
         start, stop, step = selection.indices(self.n_samples)
         if step != 1:
             raise ValueError("samples() reads contiguous ranges; use a slice with step 1")
@@ -309,7 +332,15 @@ class SplitReader:
 
 
 class CacheReader:
-    """A finished cache: ``attrs`` (dataset and layout attributes) and ``splits`` (name -> SplitReader)."""
+    """A finished cache: ``attrs`` (dataset and layout attributes) and ``splits`` (name -> SplitReader).
+
+    Args:
+        store_url: The cache's local path or fsspec URL.
+        storage_options: Passed to fsspec (credentials, endpoints).
+
+    Raises:
+        CacheError: When there is no cache there, or it is incomplete or of an unknown layout.
+    """
 
     def __init__(self, store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None):
         self.location = Location(store_url, storage_options)
@@ -333,10 +364,12 @@ class CacheReader:
 
     @property
     def name(self) -> str:
+        """The dataset's name, as the cache was built."""
         return self.attrs["name"]
 
     @property
     def class_names(self) -> list[str] | None:
+        """The name of each label, by index, when the cache records them."""
         return self.attrs.get("class_names")
 
     def __getitem__(self, split: str) -> SplitReader:
@@ -351,5 +384,6 @@ class CacheReader:
 
 
 def open_cache(store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> CacheReader:
-    """Open a finished cache (local path or fsspec URL); CacheError when absent or incomplete."""
+    """Open the finished cache at ``store_url`` (local path or fsspec URL, opened with
+    ``storage_options``); CacheError when absent or incomplete."""
     return CacheReader(store_url, storage_options)

@@ -36,7 +36,14 @@ from .store import Location, crc32c_hex
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify_cache` found; ``ok`` is true when ``problems`` is empty."""
+    """What :func:`verify_cache` found; ``ok`` is true when ``problems`` is empty.
+
+    Attributes:
+        url: The cache checked.
+        problems: One line per problem found.
+        files_checked: Stored files whose checksum was recomputed.
+        bytes_checked: Their total size.
+    """
 
     url: str
     problems: list[str] = field(default_factory=list)
@@ -45,9 +52,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-serialisable dict, ``ok`` included."""
         return {**asdict(self), "ok": self.ok}
 
 
@@ -55,7 +64,8 @@ DERIVED_PREFIX = "representations/"  # precomputed representations live here, ou
 
 
 def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyReport) -> None:
-    """Compare every stored file with its manifest entry (size and CRC32C)."""
+    """Compare every stored file of the cache at ``location`` with its manifest entry (size and
+    CRC32C; the manifest's own CRC is in ``attrs``), adding problems and counts to ``report``."""
     try:
         raw = location.fs.cat_file(location.key(MANIFEST_KEY))
     except FileNotFoundError:
@@ -86,8 +96,9 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
 def check_dtypes(
     group: zarr.Group, split: str, recorded: dict[str, str] | None, fields: tuple[str, ...] = EVENT_FIELDS
 ) -> list[str]:
-    """Event arrays (``fields``) stored in a dtype the layout does not allow, or other than
-    ``event_dtypes`` records (caches written before that attribute existed record none)."""
+    """Event arrays (``fields``) of the split ``split`` (its ``group``) stored in a dtype the layout
+    does not allow, or other than ``recorded`` (the ``event_dtypes`` attribute; caches written before
+    that attribute existed record none)."""
     problems = []
     for name in fields:
         dtype = group[name].dtype
@@ -109,8 +120,17 @@ def check_split(
     has_rows: bool = True,
     fields: tuple[str, ...] = EVENT_FIELDS,
 ) -> list[str]:
-    """Structural problems of one split (empty list when consistent); ``has_rows``: layout 2 or
-    later; ``fields``: the event columns its time coding stores."""
+    """Structural problems of the split ``split`` (empty list when consistent).
+
+    Args:
+        group: The split's group.
+        split: Its name, for the messages.
+        expected: Its counts in the root attributes.
+        deep: Also decode every sample (:func:`check_times`).
+        event_dtypes: The recorded dtypes of the event arrays, if any.
+        has_rows: Layout 2 or later.
+        fields: The event columns its time coding stores.
+    """
     problems = check_dtypes(group, split, event_dtypes, fields)
     per_sample = ("offsets", "rows", *SAMPLE_FIELDS) if has_rows else ("offsets", *SAMPLE_FIELDS)
     lengths = {name: group[name].shape[0] for name in (*fields, *per_sample)}
@@ -158,7 +178,16 @@ def check_times(
     fields: tuple[str, ...] = EVENT_FIELDS,
     batch_events: int = 1 << 22,
 ) -> list[str]:
-    """Decode all samples in batches and compare their first/last times with ``t_first``/``t_last``."""
+    """Decode all samples in batches and compare their first/last times with ``t_first``/``t_last``.
+
+    Args:
+        group: The split's group.
+        split: Its name, for the messages.
+        offsets: The split's sample offsets.
+        rows: Each sample's first row.
+        fields: The event columns its time coding stores.
+        batch_events: About how many events to decode at once.
+    """
     t_first, t_last = group["t_first"][...], group["t_last"][...]
     n = len(offsets) - 1
     start = 0
@@ -185,7 +214,13 @@ def check_times(
 def verify_cache(
     store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None, deep: bool = False
 ) -> VerifyReport:
-    """Re-check a cache: completion marker, per-file checksums, array structure; never raises on damage."""
+    """Re-check a cache: completion marker, per-file checksums, array structure; never raises on damage.
+
+    Args:
+        store_url: The cache's local path or fsspec URL.
+        storage_options: Passed to fsspec.
+        deep: Also decode every sample and compare its first and last times with ``t_first``/``t_last``.
+    """
     location = Location(store_url, storage_options)
     report = VerifyReport(location.url)
     meta = location.read_json("zarr.json")
@@ -224,7 +259,15 @@ def verify_cache(
 
 def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON-serialisable summary: splits, samples, classes, events, bytes on disk, bytes/event,
-    whether every chunk carries a CRC32C checked on read (``chunk_checksums``)."""
+    whether every chunk carries a CRC32C checked on read (``chunk_checksums``).
+
+    Args:
+        store_url: The cache's local path or fsspec URL.
+        storage_options: Passed to fsspec.
+
+    Raises:
+        CacheError: When there is no cache at ``store_url``.
+    """
     location = Location(store_url, storage_options)
     meta = location.read_json("zarr.json")
     attrs = meta.get("attributes", {}).get(ATTRS_KEY) if isinstance(meta, dict) else None

@@ -92,7 +92,8 @@ class CacheBuilder:
     another fingerprint is replaced only with ``overwrite=True``. So do ``align_samples`` (False:
     samples back to back, see :mod:`.rows`) and ``pack_polarities`` (False: a ``p`` column even
     where the polarities could ride in the times, see :mod:`.codecs`). The builder holds no open
-    handles, so it pickles into worker processes.
+    handles, so it pickles into worker processes. ``store_url`` is the cache's local path or fsspec
+    URL, opened with ``storage_options``.
     """
 
     def __init__(
@@ -143,7 +144,7 @@ class CacheBuilder:
         return self.staging.child("parts", split, f"{index:06d}")
 
     def part_done(self, split: str, index: int, verify: bool = True) -> bool:
-        """Whether a part is staged completely (``verify``: and its files still match their checksums)."""
+        """Whether part ``index`` of ``split`` is staged completely (``verify``: and its files still match their checksums)."""
         return part_is_done(self._part_location(split, index), verify)
 
     def _part_verified(self, part: tuple[str, int]) -> bool:
@@ -179,7 +180,7 @@ class CacheBuilder:
 
     # ---- phase 1: parts ----------------------------------------------------------------------
     def write_part(self, split: str, index: int, data: PartData) -> None:
-        """Stage one part; safe to call again or from several processes (identical results)."""
+        """Stage ``data`` as part ``index`` of ``split``; safe to call again or from several processes (identical results)."""
         target = self._part_location(split, index)
         data = data.validated(f"{self.root.url}: split {split!r} part {index}")
         stage_part(target, data, self.plan.shard_events)
@@ -324,7 +325,7 @@ def build_cache(
     workers: int = 1,
     on_part_done: Callable[[PartDone], None] | None = None,
 ) -> str:
-    """Write every pending part with ``make_part(split, index)`` and commit; returns the store URL.
+    """Write every pending part of ``builder`` with ``make_part(split, index)`` and commit; returns the store URL.
 
     ``make_part`` must be picklable (a module-level function or a ``functools.partial`` of one) when
     it runs in other processes. Give an ``executor`` (e.g. dask's ``client.get_executor()``) or a

@@ -33,7 +33,13 @@ class ChecksumError(NeurodataError, ValueError):
 
 @dataclass(frozen=True)
 class Digests:
-    """Size and digests of one file's bytes."""
+    """Size and digests of one file's bytes.
+
+    Attributes:
+        size: Length in bytes.
+        md5: Hex md5 digest.
+        sha256: Hex sha256 digest.
+    """
 
     size: int
     md5: str
@@ -47,17 +53,19 @@ class Hasher:
         self.reset()
 
     def reset(self) -> None:
+        """Start over, as if nothing had been fed (a retried download restarts its hash)."""
         self.size = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
 
     def update(self, data: bytes | memoryview) -> None:
+        """Feed the bytes ``data`` to both digests and count them."""
         self.size += len(data)
         self._md5.update(data)
         self._sha256.update(data)
 
     def update_from_file(self, path: str | os.PathLike, limit: int | None = None) -> None:
-        """Feed the first ``limit`` bytes of ``path`` (all of it when ``None``)."""
+        """Feed the first ``limit`` bytes of the file ``path`` (all of it when ``None``)."""
         remaining = limit
         with open(path, "rb") as f:
             while remaining is None or remaining > 0:
@@ -69,11 +77,12 @@ class Hasher:
                     remaining -= len(block)
 
     def digests(self) -> Digests:
+        """Size and digests of everything fed since the last :meth:`reset`."""
         return Digests(self.size, self._md5.hexdigest(), self._sha256.hexdigest())
 
 
 def file_digests(path: str | os.PathLike) -> Digests:
-    """Size, md5 and sha256 of a whole file, read once."""
+    """Size, md5 and sha256 of the whole file at ``path``, read once."""
     hasher = Hasher()
     hasher.update_from_file(path)
     return hasher.digests()
@@ -82,7 +91,18 @@ def file_digests(path: str | os.PathLike) -> Digests:
 def check_digests(
     source: str, actual: Digests, size: int | None, md5: str | None, sha256: str | None
 ) -> None:
-    """Raise ``ChecksumError`` naming ``source`` when ``actual`` differs from any expected value given."""
+    """Raise ``ChecksumError`` naming ``source`` when ``actual`` differs from any expected value given.
+
+    Args:
+        source: The file or URL named in the error.
+        actual: What was measured.
+        size: Expected length in bytes, or ``None`` to skip that check.
+        md5: Expected hex md5, or ``None``.
+        sha256: Expected hex sha256, or ``None``.
+
+    Raises:
+        ChecksumError: At the first of size, md5, sha256 that differs.
+    """
     if size is not None and actual.size != size:
         raise ChecksumError(source, "size", f"{size} bytes", f"{actual.size} bytes")
     if md5 is not None and actual.md5 != md5:
@@ -92,13 +112,13 @@ def check_digests(
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """Where the digests of a verified file are recorded: ``<file>.verified.json`` beside it."""
+    """Where the digests of the verified file ``path`` are recorded: ``<file>.verified.json`` beside it."""
     path = Path(path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
 def write_sidecar(path: str | os.PathLike, digests: Digests) -> None:
-    """Record ``digests`` together with the file's size and mtime (atomically: temp file + rename)."""
+    """Record ``digests`` of the file ``path`` together with its size and mtime (atomically: temp file + rename)."""
     stat = os.stat(path)
     record = {
         "size": digests.size,
@@ -122,5 +142,6 @@ def read_sidecar(path: str | os.PathLike) -> Digests | None:
 
 
 def remove_sidecar(path: str | os.PathLike) -> None:
+    """Forget the recorded digests of ``path`` (no error when there are none)."""
     with contextlib.suppress(FileNotFoundError):
         os.remove(sidecar_path(path))

@@ -45,7 +45,7 @@ SEEDED_TEST_FRACTION = 0.1
 
 
 def recording_number(name: str) -> int:
-    """The trailing number of ``cifar10_airplane_42.aedat`` (files sort by it, not as text)."""
+    """The trailing number of a file ``name`` like ``cifar10_airplane_42.aedat`` (files sort by it, not as text)."""
     match = re.search(r"(\d+)\.aedat$", name)
     return int(match.group(1)) if match else -1
 
@@ -76,12 +76,18 @@ def class_folder(root: Path, name: str) -> Path:
 
 
 def locate(root: Path) -> Path:
+    """Check that all ten class folders are under ``root`` and return ``root`` (the spec's ``locate``)."""
     for name in CLASSES:
         class_folder(root, name)  # all ten must be there
     return root
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
+    """Units of up to 250 recordings of one class and split, listed under ``folder`` (the spec's ``plan``).
+
+    ``options["split"]`` picks the test set: "first100" (the first 100 recordings of each class by
+    number) or a seeded random 10 %.
+    """
     rng = np.random.default_rng(0)
     units = []
     for label, name in enumerate(CLASSES):
@@ -102,6 +108,7 @@ def plan(folder: Path, options: dict) -> list[Unit]:
 
 
 def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
+    """The recordings of ``unit`` under ``folder``, in ``options["convention"]`` (the spec's ``decode``)."""
     label = dict(unit.params)["label"]
     return [
         Sample(convert_convention(read(folder / name, format="aedat2"), options["convention"]), label, name)

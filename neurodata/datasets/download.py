@@ -45,7 +45,15 @@ class UnreachableError(DownloadError):
 
 @dataclass(frozen=True)
 class DownloadedFile:
-    """A verified file on disk; ``url`` is the mirror that served it (``None`` when it was already there)."""
+    """A verified file on disk; ``url`` is the mirror that served it (``None`` when it was already there).
+
+    Attributes:
+        path: Where the file is.
+        size: Its length in bytes.
+        md5: Its hex md5.
+        sha256: Its hex sha256.
+        url: The mirror that served it, or ``None``.
+    """
 
     path: Path
     size: int

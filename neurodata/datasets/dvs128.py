@@ -42,7 +42,7 @@ MANUAL = (
 
 
 def read_label_rows(path: Path) -> list[tuple[int, int, int]]:
-    """The (class, start, end) rows of a ``*_labels.csv``, exact repeats removed, order kept."""
+    """The (class, start, end) rows of the ``*_labels.csv`` at ``path``, exact repeats removed, order kept."""
     rows: list[tuple[int, int, int]] = []
     with open(path, newline="") as f:
         reader = csv.reader(f)
@@ -68,15 +68,17 @@ def read_label_rows(path: Path) -> list[tuple[int, int, int]]:
 
 
 def read_trial_list(path: Path) -> list[str]:
-    """Trial file names listed in ``trials_to_train.txt`` / ``trials_to_test.txt``."""
+    """Trial file names listed in the file ``path`` (``trials_to_train.txt`` / ``trials_to_test.txt``)."""
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def locate(root: Path) -> Path:
+    """The folder under ``root`` holding ``trials_to_train.txt`` (the spec's ``locate``)."""
     return find_marker(root, "trials_to_train.txt", "dvs128")
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
+    """One unit per trial listed under ``folder``, with its labels file (the spec's ``plan``; no ``options``)."""
     units = []
     for split, listing in (("train", "trials_to_train.txt"), ("test", "trials_to_test.txt")):
         for trial in read_trial_list(folder / listing):
@@ -89,6 +91,7 @@ def plan(folder: Path, options: dict) -> list[Unit]:
 
 
 def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
+    """The labelled gesture windows of the trial in ``unit``, under ``folder`` (the spec's ``decode``; no ``options``)."""
     trial, labels = unit.files
     events = read(folder / trial, format="aedat31")
     t = events["t"]

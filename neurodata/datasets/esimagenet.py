@@ -55,10 +55,12 @@ def read_label_file(path: Path) -> list[tuple[str, int, int | None, int | None]]
 
 
 def locate(root: Path) -> Path:
+    """The folder under ``root`` holding ``trainlabel.txt`` (the spec's ``locate``)."""
     return find_marker(root, "trainlabel.txt", "esimagenet")
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
+    """Units of consecutive samples of each split's label file under ``folder`` (the spec's ``plan``; no ``options``)."""
     units = []
     for split, (listing, subdir) in SPLITS.items():
         rows = read_label_file(folder / listing)
@@ -70,6 +72,7 @@ def plan(folder: Path, options: dict) -> list[Unit]:
 
 
 def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
+    """The samples of ``unit`` under ``folder``, in the ``options["geometry"]`` convention (the spec's ``decode``)."""
     samples = []
     for name, (label, a, b) in zip(unit.files, dict(unit.params)["rows"]):
         try:

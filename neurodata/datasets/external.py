@@ -34,7 +34,17 @@ def extract_external(
     why: str | None = None,
 ) -> None:
     """RAR, 7z, and zips Python cannot decompress. unar and 7z list the members first (refused before
-    anything is written), extract, and the resulting tree is checked again."""
+    anything is written), extract, and the resulting tree is checked again.
+
+    Args:
+        archive: The archive to extract.
+        kind: Its kind from :func:`neurodata.datasets.extract.archive_kind` (named in errors).
+        staging: The empty folder to extract into.
+        report: Called once per member, as ``report(name, 0, None)``.
+        tool: The one tool to use ("bsdtar", "unar" or "7z"), or ``None`` for the first installed in ``order``.
+        order: The tools to try, in order.
+        why: Why an external tool is needed, for the error when none is installed.
+    """
     chosen = find_tool(kind, archive, tool, order, why)
     if chosen.name == "bsdtar":
         _extract_through_bsdtar(archive, staging, report, chosen.extractor)
@@ -82,18 +92,26 @@ def _tool_failure(archive: Path, tool: str, code: int, errors) -> ExtractError:
 
 @dataclass(frozen=True)
 class ExternalTool:
-    """An installed external extractor for RAR and 7z archives."""
+    """An installed external extractor for RAR and 7z archives.
+
+    Attributes:
+        name: "bsdtar", "unar" or "7z".
+        lister: Path of the executable that lists an archive's members.
+        extractor: Path of the executable that extracts it.
+    """
 
     name: str
     lister: str
     extractor: str
 
     def list_argv(self, archive: Path) -> list[str]:
+        """The command line listing the members of ``archive`` (unar and 7z)."""
         if self.name == "unar":
             return [self.lister, "-j", str(archive)]
         return [self.lister, "l", "-slt", "-ba", str(archive)]
 
     def extract_argv(self, archive: Path, folder: Path) -> list[str]:
+        """The command line extracting ``archive`` into ``folder`` (unar and 7z)."""
         if self.name == "unar":
             return [self.extractor, "-q", "-f", "-D", "-o", str(folder), str(archive)]
         return [self.extractor, "x", "-y", "-bd", f"-o{folder}", str(archive)]
@@ -113,7 +131,19 @@ def find_tool(
     order: tuple[str, ...] = ("bsdtar", "unar", "7z"),
     why: str | None = None,
 ) -> ExternalTool:
-    """The first installed tool in ``order`` (or only ``preferred``); ``ExtractError`` naming them all."""
+    """The first installed tool in ``order`` (or only ``preferred``).
+
+    Args:
+        kind: The archive's kind, named in the error.
+        archive: The archive, named in the error.
+        preferred: The one tool to look for, or ``None``.
+        order: The tools to look for, in order, when ``preferred`` is ``None``.
+        why: Why an external tool is needed, for the error.
+
+    Raises:
+        ValueError: For an unknown ``preferred`` tool.
+        ExtractError: Naming the tools when none is installed.
+    """
     if preferred is not None and preferred not in _TOOL_EXECUTABLES:
         raise ValueError(
             f"unknown extraction tool {preferred!r}; choose one of {', '.join(_TOOL_EXECUTABLES)}"

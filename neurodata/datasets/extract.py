@@ -46,7 +46,7 @@ _STREAM_SUFFIXES = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}
 
 def archive_kind(path: str | os.PathLike) -> str:
     """``zip``, ``tar`` (any compression), ``rar``, ``7z``, or ``gzip``/``bz2``/``xz`` for a single
-    compressed file; decided by content, not by name. Raises ``ExtractError`` for anything else."""
+    compressed file at ``path``; decided by content, not by name. Raises ``ExtractError`` for anything else."""
     with open(path, "rb") as f:
         head = f.read(1024)
     if is_html_page(head):
@@ -76,7 +76,8 @@ def extract(
 
     An existing ``target`` counts as done (it only ever appears complete) unless ``overwrite``.
     ``tool`` picks the external program for RAR/7z (``bsdtar``, ``unar`` or ``7z``; default: the first
-    installed). ``callback`` gets ``{"event": "extract", "archive", "member", "done", "total"}`` per
+    installed). ``progress`` True or False forces a progress bar on or off (None: only on a
+    terminal). ``callback`` gets ``{"event": "extract", "archive", "member", "done", "total"}`` per
     member and ``{"event": "extracted", "archive", "path"}`` at the end.
     """
     archive, target = Path(archive).expanduser(), Path(target).expanduser()

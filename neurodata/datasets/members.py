@@ -30,7 +30,13 @@ class ExtractError(NeurodataError, ValueError):
 
 
 class UnsafeArchiveError(ExtractError):
-    """An archive member would land outside the target folder or is not a plain file or folder."""
+    """An archive member would land outside the target folder or is not a plain file or folder.
+
+    Args:
+        archive: The archive, named in the message.
+        member: The member's name as stored.
+        reason: Why it is refused.
+    """
 
     def __init__(self, archive: str | os.PathLike, member: str, reason: str):
         self.archive = str(archive)
@@ -40,7 +46,8 @@ class UnsafeArchiveError(ExtractError):
 
 
 def checked_name(archive: str | os.PathLike, name: str) -> PurePosixPath:
-    """The member's relative path (``.`` for the archive's root entry), or ``UnsafeArchiveError``.
+    """The relative path of the member ``name`` of ``archive`` (``.`` for the archive's root entry),
+    or ``UnsafeArchiveError``.
 
     Backslashes count as separators too, so an archive made on Windows cannot smuggle ``..\\``.
     """
@@ -55,7 +62,7 @@ def checked_name(archive: str | os.PathLike, name: str) -> PurePosixPath:
 
 
 def kind_of_mode(mode: int) -> str:
-    """``file``, ``dir``, ``link`` or ``special`` for a Unix ``st_mode`` (0, as many zips store, is a file)."""
+    """``file``, ``dir``, ``link`` or ``special`` for a Unix ``st_mode`` ``mode`` (0, as many zips store, is a file)."""
     kind = stat.S_IFMT(mode)
     if kind in (0, stat.S_IFREG):
         return "file"
@@ -65,7 +72,16 @@ def kind_of_mode(mode: int) -> str:
 
 
 def check_kind(archive: str | os.PathLike, name: str, kind: str) -> None:
-    """Refuse links (symbolic or hard) and device, FIFO or socket members."""
+    """Refuse links (symbolic or hard) and device, FIFO or socket members.
+
+    Args:
+        archive: The archive, named in the error.
+        name: The member's name.
+        kind: Its kind from :func:`kind_of_mode` ("file", "dir", "link" or "special").
+
+    Raises:
+        UnsafeArchiveError: For a link or a special member.
+    """
     if kind == "link":
         raise UnsafeArchiveError(
             archive, name, "links are not extracted (a link can point outside the target)"
@@ -75,7 +91,8 @@ def check_kind(archive: str | os.PathLike, name: str, kind: str) -> None:
 
 
 def check_tree(archive: str | os.PathLike, root: Path) -> None:
-    """After an external tool ran: everything under ``root`` must be a regular file or a folder."""
+    """After an external tool ran: everything under ``root`` must be a regular file or a folder
+    (else ``UnsafeArchiveError`` naming ``archive``)."""
     for folder, dirs, files in os.walk(root):
         for entry in dirs + files:
             path = Path(folder, entry)
@@ -83,7 +100,14 @@ def check_tree(archive: str | os.PathLike, root: Path) -> None:
 
 
 def extract_tar_members(archive: Path, tf: tarfile.TarFile, staging: Path, report: Report) -> None:
-    """Check each member as it streams past (a compressed tar is read once), then extract it."""
+    """Check each member as it streams past (a compressed tar is read once), then extract it.
+
+    Args:
+        archive: The archive, named in errors.
+        tf: The open tar stream of ``archive``.
+        staging: The folder to extract into.
+        report: Called once per member with its name, size and ``None``.
+    """
 
     def checked() -> Iterator[tarfile.TarInfo]:
         for member in tf:

@@ -28,12 +28,14 @@ def split_folder(root: Path, name: str) -> Path:
 
 
 def locate(root: Path) -> Path:
+    """Check that the Train and Test folders are under ``root`` and return ``root`` (the spec's ``locate``)."""
     for name in SPLIT_FOLDERS.values():
         split_folder(root, name)  # both must be there
     return root
 
 
 def plan(folder: Path, options: dict) -> list[Unit]:
+    """Units of one digit's recordings per split under ``folder`` (the spec's ``plan``; no ``options``)."""
     units = []
     for split, name in SPLIT_FOLDERS.items():
         base = split_folder(folder, name)
@@ -45,6 +47,7 @@ def plan(folder: Path, options: dict) -> list[Unit]:
 
 
 def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
+    """The recordings of ``unit`` under ``folder``, labelled with its digit (the spec's ``decode``; no ``options``)."""
     label = dict(unit.params)["label"]
     return [Sample(read(folder / name, format="nmnist"), label, name) for name in unit.files]
 

@@ -30,7 +30,12 @@ def show_bar(progress: bool | None) -> bool:
 
 
 class DecodeProgress:
-    """Receives :class:`~neurodata.cache.PartDone` from ``build_cache``; reports parts and events/s."""
+    """Receives :class:`~neurodata.cache.PartDone` from ``build_cache``; reports parts and events/s.
+
+    Args:
+        callback: Gets a ``{"stage": "decode", "event": "progress", ...}`` dict per part, or ``None``.
+        bar: Whether to show a tqdm bar on stderr.
+    """
 
     def __init__(self, callback: Callable[[dict[str, Any]], None] | None, bar: bool):
         self.callback = callback
@@ -66,5 +71,6 @@ class DecodeProgress:
             )
 
     def close(self) -> None:
+        """Close the bar, if one was shown."""
         if self.bar is not None:
             self.bar.close()

@@ -23,7 +23,13 @@ DATASET_MODULES = ("dvs128", "nmnist", "cifar10dvs", "esimagenet")
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled sample: its events, integer label (from 0) and where it came from."""
+    """One labelled sample: its events, integer label (from 0) and where it came from.
+
+    Attributes:
+        events: The sample's event array.
+        label: Class index, from 0.
+        source: The file (and window) it was decoded from, for messages.
+    """
 
     events: np.ndarray
     label: int
@@ -32,7 +38,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class Unit:
-    """An independent piece of preparation work: a stable id and the files it reads."""
+    """An independent piece of preparation work: a stable id and the files it reads.
+
+    Attributes:
+        split: "train" or "test".
+        uid: The unit's stable id.
+        files: Paths relative to the dataset folder.
+        params: Extra ``(name, value)`` pairs the dataset's ``decode`` reads (e.g. the label).
+    """
 
     split: str
     uid: str
@@ -42,7 +55,24 @@ class Unit:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Everything ``prepare`` needs to know about one dataset."""
+    """Everything ``prepare`` needs to know about one dataset.
+
+    Attributes:
+        name: Registry name (the module's name, e.g. "nmnist").
+        title: Name for people.
+        rules_version: Version of the ``plan`` / ``decode`` rules, recorded in the cache's attributes.
+        sensor_size: ``(width, height, polarities)`` of the samples.
+        class_names: Name of each label, by index.
+        resources: The downloadable archives (:class:`neurodata.datasets.resource.Resource`).
+        locate: Finds the dataset folder under an extracted or given root.
+        plan: Splits the dataset folder into :class:`Unit` s, given the resolved options.
+        decode: Turns one unit into samples, given the dataset folder and the resolved options.
+        manual_download: How to fetch the data by hand, when it cannot be downloaded.
+        manual_md5: Published md5 of the files users fetch by hand, by file name.
+        options: Each option's allowed values, the first being the default.
+        notes: Caveats shown to users.
+        sensor_size_for: The sensor size for given options, when an option changes the geometry.
+    """
 
     name: str
     title: str
@@ -64,7 +94,7 @@ class DatasetSpec:
     )
 
     def expected_md5(self, filename: str) -> str | None:
-        """The published md5 of a file of this dataset, when it is known."""
+        """The published md5 of this dataset's file ``filename``, when it is known."""
         for resource in self.resources:
             if resource.filename == filename:
                 return resource.md5
@@ -79,7 +109,11 @@ class DatasetSpec:
         return self.sensor_size_for(options) if self.sensor_size_for else self.sensor_size
 
     def resolve_options(self, given: dict[str, str] | None) -> dict[str, str]:
-        """Fill defaults and reject unknown options or values with a message listing the choices."""
+        """The options ``given`` (or none) with defaults filled in.
+
+        Raises:
+            NeurodataError: For an unknown option or value, listing the choices.
+        """
         given = dict(given or {})
         resolved = {}
         for key, allowed in self.options.items():
@@ -97,7 +131,11 @@ class DatasetSpec:
 
 
 def find_marker(root: Path, marker: str, dataset: str) -> Path:
-    """The folder under ``root`` (itself or below) that holds a file named ``marker``."""
+    """The folder under ``root`` (itself or below) that holds a file named ``marker``.
+
+    Raises:
+        NeurodataError: Naming ``dataset`` and ``root`` when no such file exists.
+    """
     if (root / marker).exists():
         return root
     hits = sorted(root.rglob(marker))
@@ -116,6 +154,7 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def all_datasets() -> list[DatasetSpec]:
+    """Every registered dataset's spec, in registry order."""
     return [get_dataset(name) for name in DATASET_MODULES]
 
 

@@ -38,7 +38,7 @@ def _check_hex(field: str, value: str | None, length: int) -> str | None:
 
 @dataclass(frozen=True)
 class Resource:
-    """One published file: its name on disk, expected size and checksums, and the mirrors serving it.
+    """One published file: its name on disk (``filename``), expected size and checksums, and the mirrors serving it.
 
     ``urls`` are tried in order; any of them may be http(s), ``file://``, a local path, ``s3://`` or
     anything else fsspec opens. ``md5`` is usually what the dataset authors publish; ``sha256`` is

@@ -66,7 +66,15 @@ def obtain_folder(
     spec: DatasetSpec, sources: Sources, raw: Path, progress: bool, callback: Callback | None
 ) -> tuple[Path, dict[str, dict[str, str]]]:
     """The extracted dataset folder and what is known of the archives it came from (file name ->
-    ``md5``, ``sha256`` and, where nothing published vouched for it, ``unverified``: the reason)."""
+    ``md5``, ``sha256`` and, where nothing published vouched for it, ``unverified``: the reason).
+
+    Args:
+        spec: The dataset.
+        sources: Where its archives or folder come from, and how to check them.
+        raw: The folder for downloads and extracted trees.
+        progress: Whether to show progress bars.
+        callback: Gets a stage event per download and extraction, or ``None``.
+    """
     plan = plan_archives(spec, sources)
     if isinstance(plan, Path):
         names = ", ".join(spec.file_names()) or "none published"
@@ -87,7 +95,8 @@ def obtain_folder(
 
 
 def plan_archives(spec: DatasetSpec, sources: Sources) -> Path | list[Resource]:
-    """An extracted folder to read, or the archives to fetch, each with its published checksums."""
+    """An extracted folder to read, or the archives of ``spec`` to fetch from ``sources``, each with
+    its published checksums."""
     if sources.paths and sources.mirror:
         raise NeurodataError("give --source or --mirror, not both")
     if sources.mirror:
@@ -119,7 +128,16 @@ def fetch_archive(
     callback: Callback | None,
 ) -> DownloadedFile:
     """Download (or copy) one archive into ``downloads``; checked against ``published`` when
-    ``sources.verify``. Errors say what to do: use ``--no-verify``, or ``--source``/``--mirror``."""
+    ``sources.verify``. Errors say what to do: use ``--no-verify``, or ``--source``/``--mirror``.
+
+    Args:
+        spec: The dataset (named in errors).
+        published: The archive and its published checksums.
+        sources: The retry policy and whether to verify.
+        downloads: The folder to download into.
+        progress: Whether to show a progress bar.
+        callback: Gets download events, or ``None``.
+    """
     resource = published if sources.verify else Resource(published.filename, urls=published.urls)
     if resource.size is None and "://" not in published.urls[0]:
         # a local copy: its size tells a different file under the same name from the one kept before
@@ -137,8 +155,8 @@ def fetch_archive(
 
 
 def archive_record(published: Resource, fetched: DownloadedFile) -> dict[str, str]:
-    """What the cache records of one archive: its digests and, unless a published checksum matched,
-    why it is ``unverified``."""
+    """What the cache records of one archive: the digests of ``fetched`` and, unless a checksum of
+    ``published`` matched, why it is ``unverified``."""
     record = {"md5": fetched.md5, "sha256": fetched.sha256}
     if published.md5 is None and published.sha256 is None:
         record["unverified"] = "no published checksum for this file name"
@@ -150,7 +168,7 @@ def archive_record(published: Resource, fetched: DownloadedFile) -> dict[str, st
 
 
 def locate_in(spec: DatasetSpec, folder: Path, note: str) -> Path:
-    """``spec.locate``, its error followed by ``note`` (what was searched, what else was expected)."""
+    """``spec.locate`` on ``folder``, its error followed by ``note`` (what was searched, what else was expected)."""
     try:
         return spec.locate(folder)
     except NeurodataError as exc:

@@ -16,7 +16,12 @@ _RETRYABLE_HTTP = {408, 425, 429}
 
 
 class MirrorError(Exception):
-    """A mirror failed; ``permanent`` means retrying the same URL is pointless (404, 403, missing file)."""
+    """A mirror failed; ``permanent`` means retrying the same URL is pointless (404, 403, missing file).
+
+    Args:
+        message: What went wrong.
+        permanent: Whether retrying the same URL is pointless.
+    """
 
     def __init__(self, message: str, permanent: bool):
         super().__init__(message)
@@ -25,7 +30,14 @@ class MirrorError(Exception):
 
 @dataclass
 class Stream:
-    """Bytes of a remote file from ``start`` on (0 when the server ignored the requested offset)."""
+    """Bytes of a remote file from ``start`` on (0 when the server ignored the requested offset).
+
+    Attributes:
+        start: Offset of the first byte ``chunks`` yields.
+        total: The file's full size, when the server said.
+        chunks: The bytes, in pieces.
+        close: Releases the connection or file.
+    """
 
     start: int
     total: int | None
@@ -34,7 +46,14 @@ class Stream:
 
 
 def open_stream(url: str, offset: int, timeout: float, storage_options: dict | None) -> Stream:
-    """Open ``url`` for reading from byte ``offset``; raises ``MirrorError`` (or OSError) on failure."""
+    """Open ``url`` for reading from byte ``offset``; raises ``MirrorError`` (or OSError) on failure.
+
+    Args:
+        url: An http(s) URL, a local path or anything fsspec opens.
+        offset: The first byte wanted.
+        timeout: Seconds to wait for an http(s) server.
+        storage_options: Passed to fsspec for other URLs.
+    """
     if url.startswith(("http://", "https://")):
         return _open_http(url, offset, timeout)
     return _open_fsspec(url, offset, storage_options or {})

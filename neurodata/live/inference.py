@@ -26,7 +26,14 @@ from ..representations import to_frame
 
 class Prediction(NamedTuple):
     """One window's class: its span ``[t_start, t_end)`` in microseconds, the winning class and
-    the mean output per class over the window's time steps."""
+    the mean output per class over the window's time steps.
+
+    Attributes:
+        t_start: The window's first microsecond.
+        t_end: The microsecond after its last.
+        label: The winning class.
+        scores: The mean output per class.
+    """
 
     t_start: int
     t_end: int
@@ -35,7 +42,13 @@ class Prediction(NamedTuple):
 
 
 class FrameSpec(NamedTuple):
-    """The parts of a representation spec live framing needs."""
+    """The parts of a representation spec live framing needs.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)``.
+        n_time_bins: Frames per window.
+        duration: The window's length in microseconds (a multiple of ``n_time_bins``).
+    """
 
     sensor_size: tuple[int, int, int]
     n_time_bins: int
@@ -58,6 +71,7 @@ class FrameSpec(NamedTuple):
 
     @property
     def bin_us(self) -> int:
+        """One frame's length in microseconds."""
         return self.duration // self.n_time_bins
 
 

@@ -17,7 +17,12 @@ PACKET_EVENTS = 4096
 
 
 class Packet(NamedTuple):
-    """Events sent together, and the recording time (us) at which the packet is complete."""
+    """Events sent together, and the recording time (us) at which the packet is complete.
+
+    Attributes:
+        events: The packet's events.
+        due_us: The recording time at which it is complete.
+    """
 
     events: np.ndarray
     due_us: int
@@ -43,7 +48,7 @@ def packets(blocks: Iterator[np.ndarray], packet_us: int = PACKET_US, packet_eve
 
 
 def paced(items: Iterator[Packet], speed: float | None, stopped: Callable[[float], bool]) -> Iterator[Packet]:
-    """Release each packet when the recording time since the first has passed on the wall clock,
+    """Release each packet of ``items`` when the recording time since the first has passed on the wall clock,
     divided by ``speed`` (None: no waiting). ``stopped(seconds)`` sleeps and says whether to end."""
     start_wall = start_t = None
     for packet in items:
@@ -84,7 +89,12 @@ def recording_packets(path: str, format: str | None = None, loop: bool = False) 
 
 class RecordingSource(LiveSource):
     """A recording played as a live source: at its own pace with ``realtime`` (times ``speed``),
-    else as fast as it decodes."""
+    else as fast as it decodes.
+
+    Args:
+        path: The recording.
+        options: The live options (``format``, ``realtime``, ``speed``, queue size).
+    """
 
     def __init__(self, path: str, options: LiveOptions):
         super().__init__(path, options)
@@ -92,6 +102,7 @@ class RecordingSource(LiveSource):
             self.info = rec.info
 
     def produce(self) -> None:
+        """Decode the recording and emit its packets, paced when ``realtime``."""
         speed = self.options.speed if self.options.realtime else None
         for packet in paced(recording_packets(self.source, self.options.format), speed, self.wait):
             if self.stopping:

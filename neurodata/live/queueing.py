@@ -21,7 +21,12 @@ DEFAULT_QUEUE_EVENTS = 16 << 20  # 16 M events, 272 MB at 17 bytes per event
 
 
 class Block(NamedTuple):
-    """Events decoded together and the ``time.perf_counter_ns`` at which their bytes arrived."""
+    """Events decoded together and the ``time.perf_counter_ns`` at which their bytes arrived.
+
+    Attributes:
+        events: The decoded events.
+        received_ns: When their bytes arrived.
+    """
 
     events: np.ndarray
     received_ns: int
@@ -69,7 +74,8 @@ class DropOldestQueue:
             self._ready.notify()
 
     def close(self, error: BaseException | None = None) -> None:
-        """Mark the end of the stream; the consumer gets the blocks still held, then the end."""
+        """Mark the end of the stream; the consumer gets the blocks still held, then the end (raising
+        ``error`` there when given)."""
         with self._ready:
             self._closed = Closed(error)
             self._ready.notify()

@@ -90,6 +90,7 @@ class RawStreamSource(LiveSource):
         return Header(info, self.buffer.offset, {"t_offset": t_offset})
 
     def produce(self) -> None:
+        """Read and decode the stream until it ends (or, with ``follow``, until idle too long or stopped)."""
         try:
             idle_since = time.monotonic()
             while not self.stopping and not self.at_end:

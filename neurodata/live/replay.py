@@ -92,7 +92,8 @@ class Replay:
         return sock
 
     def serve(self, on_client: Callable[[str], None] | None = None) -> None:
-        """Serve until :meth:`stop` (TCP/unix) or until the recording is sent (UDP, without ``loop``)."""
+        """Serve until :meth:`stop` (TCP/unix) or until the recording is sent (UDP, without ``loop``);
+        ``on_client`` is called with each connecting client's address."""
         if self.listener is None:
             self._send_udp()
             return

@@ -59,6 +59,10 @@ class LiveSource:
     Subclasses set ``info`` in their constructor (after any handshake) and implement
     :meth:`produce`, which runs on the receiving thread and calls :meth:`emit`; they may override
     :meth:`interrupt` to unblock a blocking read when :meth:`stop` is called.
+
+    Args:
+        source: What is read (path, URL or address), for messages and the thread's name.
+        options: The live options.
     """
 
     info: RecordingInfo
@@ -100,6 +104,7 @@ class LiveSource:
 
     @property
     def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
         return self._stopping.is_set()
 
     def wait(self, seconds: float) -> bool:

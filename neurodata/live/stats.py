@@ -19,7 +19,9 @@ class LiveStats:
     were counted and skipped; ``out_of_order`` datagrams went back in time (dropped, as faery's receiver does);
     ``truncated_datagrams`` ended inside an event (the partial event dropped); ``lost_datagrams`` is
     the kernel's count of datagrams it dropped on a full socket buffer; ``reconnects`` counts
-    connections made again after a reset or refusal.
+    connections made again after a reset or refusal. ``events``, ``packets`` and ``bytes`` count
+    what was received; ``started`` is the ``time.monotonic`` of the start; ``latencies_us`` holds the
+    most recent delivery latencies.
     """
 
     events: int = 0
@@ -36,7 +38,7 @@ class LiveStats:
     latencies_us: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_SAMPLES))
 
     def record_latency(self, microseconds: float) -> None:
-        """Add one delivery latency (receive to hand-over to the consumer)."""
+        """Add one delivery latency of ``microseconds`` (receive to hand-over to the consumer)."""
         self.latencies_us.append(microseconds)
 
     def latency_percentiles(self) -> dict[str, float | None]:
@@ -59,7 +61,7 @@ class LiveStats:
         return out
 
     def line(self, seconds: float) -> str:
-        """One human-readable stats line."""
+        """One human-readable stats line, rates over ``seconds``."""
         d = self.to_dict(seconds)
         lat = d["latency_us"]
         shown = "n/a" if lat["p50"] is None else f"p50 {lat['p50']:.0f} / p99 {lat['p99']:.0f} us"

@@ -107,6 +107,7 @@ class DvClient(LiveSource):
         self.emit(events, received_ns)
 
     def produce(self) -> None:
+        """Receive and decode until stopped, connecting again (with backoff) after a reset or refusal."""
         backoff = FIRST_BACKOFF
         while not self.stopping:
             try:
@@ -141,6 +142,7 @@ class DvClient(LiveSource):
         self.sock.close()
 
     def interrupt(self) -> None:
+        """Shut the socket down so that a blocking receive returns."""
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

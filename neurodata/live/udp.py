@@ -60,7 +60,7 @@ class DatagramDecoder:
         self.high = 0  # the 32-bit format's wrapped part of time
 
     def decode(self, data: memoryview) -> np.ndarray:
-        """The events of one datagram, or none when it went back in time."""
+        """The events of one datagram's bytes ``data``, or none when it went back in time."""
         size = self.wire.itemsize
         if len(data) % size:
             self.stats.truncated_datagrams += 1
@@ -127,6 +127,7 @@ class UdpSource(LiveSource):
         )
 
     def produce(self) -> None:
+        """Receive and decode datagrams until stopped, taking the kernel's drop count along."""
         buf = bytearray(MAX_DATAGRAM)
         view = memoryview(buf)
         while not self.stopping:
@@ -147,6 +148,7 @@ class UdpSource(LiveSource):
             self.emit(self.decoder.decode(view[:n]), received)
 
     def interrupt(self) -> None:
+        """Close the socket so that a blocking receive returns."""
         self.sock.close()
 
 
@@ -165,4 +167,5 @@ class UdpSender:
             self.sock.sendto(piece, self.endpoint.address)
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()

@@ -103,8 +103,9 @@ class TimeSpan:
 
 
 def span_events(path: str, format: str | None, span: TimeSpan) -> tuple[np.ndarray, RecordingInfo]:
-    """The events with ``t_first + start_us <= t < t_first + start_us + duration_us``, streamed: memory
-    holds the span, not the file. Reading stops at the first block that starts after the span."""
+    """The events of the recording ``path`` (``format``: None guesses it) with ``t_first + start_us <=
+    t < t_first + start_us + duration_us`` (the ``span``), streamed: memory holds the span, not the
+    file. Reading stops at the first block that starts after the span."""
     kept = []
     with open_recording(path, format) as rec:
         begin = end = None
@@ -181,7 +182,8 @@ def cache_clip(url: str, split: str, index: int, stored: str | None = None) -> C
 
 
 def stored_clip(url: str, split: str, index: int, key: str, title: str) -> Clip:
-    """Sample ``index`` of the representation ``key`` stored for ``split`` (``""``: the only one)."""
+    """Sample ``index`` of the representation ``key`` stored for ``split`` (``""``: the only one) in
+    the cache at ``url``; ``title`` names the sample in the clip's title."""
     from ..loaders.precomputed import PrecomputedSource, read_marker, representation_location
     from ..loaders.source import SplitSource
 

@@ -24,7 +24,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Input geometry and class count of an event-camera benchmark (frames of ``in_channels`` polarities)."""
+    """Input geometry and class count of an event-camera benchmark (frames of ``in_channels`` polarities).
+
+    Attributes:
+        in_channels: Channels per frame (the polarities).
+        input_size: ``(height, width)`` of a frame.
+        num_classes: How many classes the benchmark has.
+    """
 
     in_channels: int
     input_size: tuple[int, int]
@@ -64,8 +70,14 @@ def neuron_factory(
     ``neuron`` is "if", "lif", "plif", an :class:`snn.Neuron` subclass (called with the keyword
     arguments below) or any zero-argument callable returning a module (used as is, the other
     arguments must then be left at their defaults). ``surrogate`` is a name of
-    :func:`snn.surrogate.by_name` or a surrogate object; ``neuron_kwargs`` go to the neuron
+    :func:`snn.surrogate.by_name` or a surrogate object, ``alpha`` its sharpness (None: the
+    surrogate's default; used with a name only); ``backend`` and ``detach_reset`` go to the neuron
+    (the step kernel, and whether the reset carries no gradient), and so do ``neuron_kwargs``
     (``tau``, ``init_tau``, ``v_threshold``, ``v_reset``, ``decay_input``, ...).
+
+    Raises:
+        ValueError: For an unknown neuron name.
+        TypeError: For a ``neuron`` that is none of the above, or options the neuron does not take.
     """
     if isinstance(neuron, str):
         try:
@@ -100,6 +112,12 @@ class SpikingClassifier(nn.Module):
     ``readout="mean"`` opts into ``[B, classes]``, the body's output averaged over time (firing
     rates for spiking outputs), for code that wants class scores from the model itself.
     Every call starts from the resting state.
+
+    Args:
+        body: The multi-step network, ``[T, B, C, H, W] -> [T, B, classes]``.
+        in_channels: The input channels ``C`` it checks.
+        num_classes: The number of class scores.
+        readout: "sequence" (per step) or "mean" (averaged over time).
     """
 
     def __init__(
@@ -114,6 +132,7 @@ class SpikingClassifier(nn.Module):
         self.readout = readout
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Class scores for the time-major input ``x_seq`` (``ValueError`` for another shape)."""
         if x_seq.ndim != 5 or x_seq.shape[2] != self.in_channels:
             raise ValueError(
                 f"{type(self).__name__}: expected time-major input [T, B, {self.in_channels}, H, W], "
@@ -129,7 +148,8 @@ class SpikingClassifier(nn.Module):
 def resolve_geometry(
     dataset: str, in_channels: int | None, input_size: int | tuple[int, int] | None, num_classes: int | None
 ) -> DatasetSpec:
-    """The dataset preset with any explicit override applied."""
+    """The preset of ``dataset`` with any explicit override applied: ``in_channels``, ``input_size``
+    (an int for a square) and ``num_classes`` replace the preset's where not None."""
     spec = dataset_spec(dataset)
     if isinstance(input_size, int):
         input_size = (input_size, input_size)

@@ -30,7 +30,19 @@ def plif_conv_net(
     voting: int = 10,
     dropout: float = 0.5,
 ) -> SpikingSequential:
-    """The multi-step body ``[T, B, C, H, W] -> [T, B, num_classes]`` (see the module docstring)."""
+    """The multi-step body ``[T, B, C, H, W] -> [T, B, num_classes]`` (see the module docstring).
+
+    Args:
+        make_neuron: Makes each neuron layer (see :func:`snn.models.common.neuron_factory`).
+        in_channels: Input channels ``C``.
+        input_size: ``(H, W)``; each must survive ``n_blocks`` halvings.
+        num_classes: Output classes.
+        n_blocks: Conv blocks, each halving the frame.
+        channels: Channels of every conv block.
+        hidden: Width of the hidden Linear layer.
+        voting: Output neurons per class.
+        dropout: Dropout probability of the two dropout layers.
+    """
     height, width = input_size
     if height >> n_blocks < 1 or width >> n_blocks < 1:
         raise ValueError(f"input {height}x{width} is too small for {n_blocks} 2x2 max-pools")
@@ -73,7 +85,11 @@ def dvsgesture_net(
     """SpikingJelly's ``DVSGestureNet``: 5 conv blocks of 128 channels on 128x128, 512 hidden, 10 voters per class.
 
     Defaults: PLIF neurons (``init_tau=2``), ATan(alpha=2) surrogate, ``detach_reset=True``,
-    hard reset to 0; ``neuron_options`` go to :func:`snn.models.common.neuron_factory`.
+    hard reset to 0; ``neuron`` and ``neuron_options`` go to :func:`snn.models.common.neuron_factory`.
+    ``dataset`` presets the geometry, which ``in_channels``, ``input_size`` and ``num_classes``
+    override (:func:`snn.models.common.resolve_geometry`); ``readout`` is that of
+    :class:`snn.models.common.SpikingClassifier`. ``channels``, ``hidden``, ``n_blocks``, ``voting``
+    and ``dropout`` shape the body (:func:`plif_conv_net`).
     """
     spec = resolve_geometry(dataset, in_channels, input_size, num_classes)
     body = plif_conv_net(
@@ -105,7 +121,12 @@ def nmnist_csnn(
     neuron="plif",
     **neuron_options,
 ) -> SpikingClassifier:
-    """SpikingJelly's ``NMNISTNet``: 2 conv blocks of 128 channels on 34x34 (-> 8x8), 2048 hidden, 10 voters."""
+    """SpikingJelly's ``NMNISTNet``: 2 conv blocks of 128 channels on 34x34 (-> 8x8), 2048 hidden, 10 voters.
+
+    :func:`dvsgesture_net` with these defaults and the N-MNIST preset; the arguments (``dataset``,
+    ``in_channels``, ``input_size``, ``num_classes``, ``channels``, ``hidden``, ``n_blocks``,
+    ``voting``, ``dropout``, ``readout``, ``neuron`` and ``neuron_options``) mean the same there.
+    """
     return dvsgesture_net(
         dataset=dataset,
         in_channels=in_channels,

@@ -35,7 +35,8 @@ NORMS = ("bn", "tdbn")
 
 
 def sew_connect(shortcut: torch.Tensor, residual: torch.Tensor, connect: str) -> torch.Tensor:
-    """SEW element-wise function ``g(S, A)`` of the shortcut spikes ``S`` and residual spikes ``A``."""
+    """SEW element-wise function ``g(S, A)`` of the ``shortcut`` spikes ``S`` and ``residual`` spikes
+    ``A``; ``connect`` picks ``g``: "ADD", "AND" or "IAND" (see the module docstring)."""
     if connect == "ADD":
         return shortcut + residual
     if connect == "AND":
@@ -56,7 +57,15 @@ def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> 
 
 
 class SpikingBasicBlock(nn.Module):
-    """Basic block with the neuron after the addition (Zheng et al. 2021)."""
+    """Basic block with the neuron after the addition (Zheng et al. 2021).
+
+    Args:
+        in_channels: Input channels.
+        channels: Output channels of both convolutions.
+        stride: Stride of the first convolution (and of the shortcut's 1x1 convolution).
+        make_neuron: Makes each neuron layer.
+        norm: "bn" or "tdbn" (threshold-dependent batch norm).
+    """
 
     def __init__(
         self, in_channels: int, channels: int, stride: int, make_neuron: NeuronFactory, norm: str
@@ -77,13 +86,23 @@ class SpikingBasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output spikes for the multi-step input ``x``."""
         out = self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x)))))
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.sn2(out + shortcut)
 
 
 class SEWBasicBlock(nn.Module):
-    """Spike-element-wise basic block (Fang et al. 2021): ``g(shortcut spikes, residual spikes)``."""
+    """Spike-element-wise basic block (Fang et al. 2021): ``g(shortcut spikes, residual spikes)``.
+
+    Args:
+        in_channels: Input channels.
+        channels: Output channels of both convolutions.
+        stride: Stride of the first convolution (and of the shortcut's 1x1 convolution).
+        make_neuron: Makes each neuron layer.
+        norm: "bn" or "tdbn".
+        connect: ``g``: "ADD", "AND" or "IAND" (see :func:`sew_connect`).
+    """
 
     def __init__(
         self,
@@ -111,6 +130,7 @@ class SEWBasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``g`` of the shortcut and residual spikes for the multi-step input ``x``."""
         out = self.sn2(self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x))))))
         shortcut = x if self.downsample is None else self.downsample(x)
         return sew_connect(shortcut, out, self.connect)
@@ -120,7 +140,18 @@ class SEWBasicBlock(nn.Module):
 
 
 class ResNet(nn.Sequential):
-    """Stem, four stages of basic blocks, global average pool and a Linear read-out (multi-step)."""
+    """Stem, four stages of basic blocks, global average pool and a Linear read-out (multi-step).
+
+    Args:
+        make_block: ``make_block(in_channels, channels, stride, make_neuron, norm)`` makes one basic block.
+        make_neuron: Makes each neuron layer.
+        in_channels: Input channels.
+        num_classes: Outputs of the Linear read-out.
+        blocks: Basic blocks per stage.
+        widths: Channels per stage.
+        norm: "bn" or "tdbn".
+        stem: "imagenet" (Conv7x7/2 and max pool) or "small" (Conv3x3/1, no pool).
+    """
 
     def __init__(
         self,
@@ -189,6 +220,9 @@ def spiking_resnet18(
     """Spiking ResNet-18 with tdBN (Zheng et al. 2021); LIF (tau 2), ATan(2), ``detach_reset=True``.
 
     The output is the Linear layer's per-step value (no output neuron); ``readout="mean"`` averages it.
+    ``dataset`` presets the geometry, which ``in_channels``, ``input_size`` and ``num_classes``
+    override; ``norm`` and ``stem`` are :class:`ResNet`'s; ``neuron`` and ``neuron_options`` go to
+    :func:`snn.models.common.neuron_factory`.
     """
     return _resnet18(
         SpikingBasicBlock,
@@ -217,7 +251,11 @@ def sew_resnet18(
     neuron="if",
     **neuron_options,
 ) -> SpikingClassifier:
-    """SEW-ResNet-18 (Fang et al. 2021) with ``connect`` ADD/AND/IAND; IF neurons, ATan(2), ``detach_reset=True``."""
+    """SEW-ResNet-18 (Fang et al. 2021) with ``connect`` ADD/AND/IAND; IF neurons, ATan(2), ``detach_reset=True``.
+
+    The other arguments (``dataset``, ``in_channels``, ``input_size``, ``num_classes``, ``norm``,
+    ``stem``, ``readout``, ``neuron``, ``neuron_options``) are those of :func:`spiking_resnet18`.
+    """
     connect = connect.upper()
 
     def make_block(in_channels, channels, stride, make_neuron, norm):

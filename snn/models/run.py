@@ -73,6 +73,7 @@ class ModelSpec:
         return build(self.model, **geometry, **self.options)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as the JSON object of ``model.json`` (with its format and version)."""
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -89,7 +90,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = MODEL_JSON) -> ModelSpec:
-        """Inverse of :meth:`to_dict`; ``source`` (the file) is named in errors."""
+        """Inverse of :meth:`to_dict` on the parsed ``values``; ``source`` (the file) is named in errors."""
         if not isinstance(values, dict) or values.get("format") != FORMAT:
             raise RunError(f"{source}: not a model description (no \"format\": \"{FORMAT}\")")
         if values.get("version") != VERSION:
@@ -112,14 +113,14 @@ class ModelSpec:
 
 
 def write_model_spec(run_dir: str | os.PathLike, spec: ModelSpec) -> Path:
-    """Write ``run_dir/model.json`` atomically (the folder is created when missing); returns its path."""
+    """Write ``spec`` to ``run_dir/model.json`` atomically (the folder is created when missing); returns its path."""
     path = Path(run_dir) / MODEL_JSON
     write_atomic(path, json.dumps(spec.to_dict(), indent=2) + "\n", durable=False, parents=True)
     return path
 
 
 def read_model_spec(run_dir: str | os.PathLike) -> ModelSpec:
-    """The :class:`ModelSpec` of a run folder's ``model.json``."""
+    """The :class:`ModelSpec` of the ``model.json`` in the run folder ``run_dir``."""
     path = Path(run_dir) / MODEL_JSON
     try:
         text = path.read_text()

@@ -60,7 +60,18 @@ def vgg_body(
     hidden: int = 4096,
     dropout: float = 0.5,
 ) -> SpikingSequential:
-    """The multi-step VGG body ``[T, B, C, H, W] -> [T, B, num_classes]``."""
+    """The multi-step VGG body ``[T, B, C, H, W] -> [T, B, num_classes]``.
+
+    Args:
+        make_neuron: Makes each neuron layer.
+        in_channels: Input channels ``C``.
+        num_classes: Outputs of the last Linear layer.
+        depth: 11, 13, 16 or 19 (a key of :data:`VGG_CONFIGS`).
+        batch_norm: Batch norm after each convolution.
+        pool_size: Side of the adaptive average pool before the classifier.
+        hidden: Width of the two hidden Linear layers.
+        dropout: Dropout probability after each hidden layer.
+    """
     if depth not in VGG_CONFIGS:
         raise ValueError(f"depth must be one of {sorted(VGG_CONFIGS)}, got {depth!r}")
     modules: list[nn.Module] = []
@@ -110,7 +121,13 @@ def spiking_vgg(
     neuron="lif",
     **neuron_options,
 ) -> SpikingClassifier:
-    """Spiking VGG-``depth`` (BN after each conv by default); LIF (tau 2), ATan(2), ``detach_reset=True``."""
+    """Spiking VGG-``depth`` (BN after each conv by default); LIF (tau 2), ATan(2), ``detach_reset=True``.
+
+    ``dataset`` presets the geometry, which ``in_channels``, ``input_size`` and ``num_classes``
+    override; ``batch_norm``, ``pool_size``, ``hidden`` and ``dropout`` are :func:`vgg_body`'s;
+    ``readout`` is :class:`snn.models.common.SpikingClassifier`'s; ``neuron`` and
+    ``neuron_options`` go to :func:`snn.models.common.neuron_factory`.
+    """
     spec = resolve_geometry(dataset, in_channels, input_size, num_classes)
     make_neuron = neuron_factory(neuron, **neuron_options)
     body = vgg_body(

@@ -69,7 +69,12 @@ def register_range(bits: int) -> tuple[int, int]:
 
 
 class Limited(NamedTuple):
-    """A register's content and how many elements did not fit (saturated or wrapped)."""
+    """A register's content and how many elements did not fit (saturated or wrapped).
+
+    Attributes:
+        value: The register's content after clamping or wrapping.
+        out_of_range: The count of elements that were out of range (a 0-dim tensor).
+    """
 
     value: torch.Tensor
     out_of_range: torch.Tensor
@@ -87,7 +92,14 @@ def limit(x: torch.Tensor, bits: int, overflow: str) -> Limited:
 
 @dataclass(frozen=True)
 class DecayRule:
-    """The leak of one neuron layer: ``v <- R(v * k / 2**n)`` ("multiply") or ``v <- v - R(v / 2**n)`` ("shift")."""
+    """The leak of one neuron layer: ``v <- R(v * k / 2**n)`` ("multiply") or ``v <- v - R(v / 2**n)`` ("shift").
+
+    Attributes:
+        form: "multiply" or "shift".
+        k: The multiplier (0 for "shift").
+        n: The right shift.
+        rounding: How ``R`` rounds the shifted value (a :func:`shift_right` mode).
+    """
 
     form: str
     k: int
@@ -127,6 +139,16 @@ class NeuronRule:
 
     ``threshold`` and ``v_init`` hold integers (int64 in the integer model, float64 in the fake
     one); ``scale`` is the real value of one unit (the float potential is ``v * scale``).
+
+    Attributes:
+        threshold: Integer threshold the potential is compared with.
+        v_init: Integer initial potential.
+        scale: Real value of one potential unit.
+        decay: The leak (``None`` for IF neurons).
+        reset: "subtract" (soft reset) or "zero".
+        state_bits: Width of the potential register.
+        overflow: "saturate" or "wrap", for a potential that does not fit ``state_bits``.
+        detach_reset: Whether the reset carries no gradient (fake model only).
     """
 
     threshold: torch.Tensor

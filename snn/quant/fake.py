@@ -25,6 +25,10 @@ class FakeQuantModel(StagedModel):
     ``model(x)`` takes ``[T, B, ...]`` and returns the real-valued output; ``model.run(x,
     record=True)`` also returns the integer output, its scale and every neuron stage's spikes.
     ``model.counter`` counts values that did not fit a register (see :class:`snn.quant.RangeCounter`).
+
+    Args:
+        stages: The fake-quantized stages, in order (from :func:`snn.quant.plan.plan_stages`).
+        target: The integer rules the stages follow.
     """
 
     def __init__(self, stages: list, target: QuantTarget) -> None:
@@ -32,6 +36,7 @@ class FakeQuantModel(StagedModel):
         self.target = target
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The real-valued output (:attr:`QuantRun.real`) for a ``[T, B, ...]`` input ``x``."""
         return self.run(x).real
 
 

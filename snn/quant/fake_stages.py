@@ -31,7 +31,13 @@ _FLOAT32_EXACT = 2**22
 
 @dataclass(frozen=True)
 class Geometry:
-    """A synapse's operation: ``dims`` 0 (Linear over the last dimension), 1 or 2 (convolution)."""
+    """A synapse's operation: ``dims`` 0 (Linear over the last dimension), 1 or 2 (convolution).
+
+    Attributes:
+        dims: 0, 1 or 2 as above.
+        stride: The convolution's stride per spatial dimension (empty for Linear).
+        padding: The convolution's zero padding per spatial dimension (empty for Linear).
+    """
 
     dims: int
     stride: tuple[int, ...] = ()
@@ -39,7 +45,14 @@ class Geometry:
 
 
 class SynapseInts(NamedTuple):
-    """A synapse's integers and the real value of one unit of its output current."""
+    """A synapse's integers and the real value of one unit of its output current.
+
+    Attributes:
+        weight: Integer weights (float tensor, straight-through gradients).
+        bias: Integer biases in units of the output current, or ``None``.
+        scale: Real value of one unit of the output current (per output channel or 0-dim).
+        bias_clamped: How many biases were clamped to ``bias_bits``.
+    """
 
     weight: torch.Tensor
     bias: torch.Tensor | None
@@ -67,7 +80,15 @@ def delay_one_step(y: torch.Tensor, bias: torch.Tensor | None, g: Geometry) -> t
 
 
 class QSynapse(Stage):
-    """A Linear or convolution whose weights are fake-quantized to the target's integers."""
+    """A Linear or convolution whose weights are fake-quantized to the target's integers.
+
+    Args:
+        label: The original module's path.
+        weight: The float weights (copied into a trainable parameter).
+        bias: The float biases (copied), or ``None``.
+        geometry: Linear or convolution, with its stride and padding.
+        target: The integer rules (widths, rounding, scale granularity).
+    """
 
     def __init__(
         self, label: str, weight: torch.Tensor, bias: torch.Tensor | None, geometry: Geometry, target: QuantTarget
@@ -88,7 +109,11 @@ class QSynapse(Stage):
         return torch.exp2(torch.ceil(torch.log2(scale))) if self.target.power_of_two_scale else scale
 
     def quantized(self, x_scale: torch.Tensor) -> SynapseInts:
-        """The integer weights and bias (float tensors, straight-through gradients) given the input's scale."""
+        """The integer weights and bias (float tensors, straight-through gradients).
+
+        Args:
+            x_scale: Real value of one input unit (0-dim tensor).
+        """
         t = self.target
         w_scale = self.weight_scale()
         linear = self.weight / w_scale.to(self.weight.dtype)
@@ -103,6 +128,11 @@ class QSynapse(Stage):
         return SynapseInts(weight, ste(b_linear, b), scale, int(clamped))
 
     def forward(self, x, scale, counter):
+        """The integer current for input ``x`` in units of ``scale``, and that current's scale.
+
+        Currents out of the state register's range are limited by the target's overflow and
+        counted in ``counter`` (see :meth:`Stage.forward`).
+        """
         q = self.quantized(scale)
         fan_in = q.weight.detach().abs().flatten(1).sum(1).amax()
         bound = fan_in * x.detach().abs().amax() + (0 if q.bias is None else q.bias.detach().abs().amax())
@@ -120,7 +150,13 @@ class QSynapse(Stage):
 
 
 class QNeuron(Stage):
-    """An IF or LIF layer computing in integer units of its input current (see :mod:`snn.quant.arith`)."""
+    """An IF or LIF layer computing in integer units of its input current (see :mod:`snn.quant.arith`).
+
+    Args:
+        label: The original module's path.
+        p: The float neuron's parameters (threshold, initial potential, reset, time constant).
+        target: The integer rules (widths, rounding, decay form).
+    """
 
     spiking = True
 
@@ -156,6 +192,8 @@ class QNeuron(Stage):
         return rule, clamped
 
     def forward(self, x, scale, counter):
+        """Spikes for the current ``x`` in units of ``scale`` (output scale 1); potentials out of
+        range are counted in ``counter`` (see :meth:`Stage.forward`)."""
         rule, _ = self.rule(scale)
         spikes, outside = neuron_steps(x.double(), rule, SteOps(self.surrogate))
         counter.add(self.label, "state", outside)

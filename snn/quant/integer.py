@@ -47,7 +47,12 @@ def integer_synapse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 
 
 class IntSynapse(Stage):
-    """A synapse with int64 weights: ``current = W x + b`` in the state register."""
+    """A synapse with int64 weights: ``current = W x + b`` in the state register.
+
+    Args:
+        stage: The fake-quantized synapse whose integers it takes.
+        x_scale: Real value of one input unit (fixed at freezing).
+    """
 
     def __init__(self, stage: QSynapse, x_scale: torch.Tensor) -> None:
         super().__init__(stage.label)
@@ -59,6 +64,8 @@ class IntSynapse(Stage):
         self.geometry, self.target, self.clamped = stage.geometry, stage.target, q.bias_clamped
 
     def forward(self, x, scale, counter):
+        """The int64 current for integer input ``x`` and its scale (the one fixed at freezing, not
+        ``scale``); currents out of range are counted in ``counter`` (see :meth:`Stage.forward`)."""
         y = integer_synapse(x.long(), self.weight, self.bias, self.geometry)
         if self.target.synapse_delay:
             y = delay_one_step(y, self.bias, self.geometry)
@@ -68,6 +75,7 @@ class IntSynapse(Stage):
         return current, self.scale
 
     def out_scale(self, scale):
+        """The output current's scale, fixed at freezing (the input's ``scale`` is not used)."""
         return self.scale
 
     def bits(self) -> int:
@@ -77,7 +85,12 @@ class IntSynapse(Stage):
 
 
 class IntNeuron(Stage):
-    """An IF / LIF layer with int64 threshold and initial potential."""
+    """An IF / LIF layer with int64 threshold and initial potential.
+
+    Args:
+        stage: The fake-quantized neuron whose integer rule it takes.
+        x_scale: Real value of one unit of the input current (fixed at freezing).
+    """
 
     spiking = True
 
@@ -95,11 +108,14 @@ class IntNeuron(Stage):
         return NeuronRule(self.threshold, self.v_init, self.scale, self.decay, self.reset_mode, t.state_bits, t.overflow)
 
     def forward(self, x, scale, counter):
+        """Spikes for the integer current ``x`` (its ``scale`` is fixed at freezing); potentials out
+        of range are counted in ``counter`` (see :meth:`Stage.forward`)."""
         spikes, outside = neuron_steps(x.long(), self.rule(), EXACT)
         counter.add(self.label, "state", outside)
         return spikes, self.out_scale(scale)
 
     def out_scale(self, scale):
+        """1: spikes are whole units (a 0-dim tensor like ``scale``)."""
         return scale.new_ones(())
 
     def bits(self) -> int:
@@ -117,6 +133,10 @@ class IntegerModel(StagedModel):
     ``model.run(x, record=True)`` also gives their scale (``.real`` multiplies it in) and every
     neuron stage's spikes. ``model.counter`` counts register values that did not fit;
     ``model.clamped`` the biases, thresholds and initial potentials that did not fit their widths at freezing.
+
+    Args:
+        stages: The integer stages, in order.
+        target: The integer rules they follow.
     """
 
     def __init__(self, stages: list[Stage], target: QuantTarget) -> None:
@@ -125,6 +145,7 @@ class IntegerModel(StagedModel):
         self.clamped = {s.label: s.clamped for s in stages if getattr(s, "clamped", 0)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The integer output (:attr:`QuantRun.output`) for a ``[T, B, ...]`` input ``x``."""
         return self.run(x).output
 
     def size_bytes(self) -> float:

@@ -27,7 +27,18 @@ def mean_readout(output: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ReportRow:
-    """One quantized model: its target's name and weight width, accuracies, size and spike agreement."""
+    """One quantized model: its target's name and weight width, accuracies, size and spike agreement.
+
+    Attributes:
+        target: The target's name.
+        weight_bits: The target's weight width.
+        fake_accuracy: Accuracy of the fake-quantized model.
+        integer_accuracy: Accuracy of the integer model.
+        size_bytes: Parameter storage of the integer model.
+        spikes: Spikes the fake-quantized model emitted in all neuron stages.
+        differing_spikes: Spikes where the integer model's differ from the fake-quantized model's.
+        out_of_range: Register values of the integer model that did not fit their width.
+    """
 
     target: str
     weight_bits: int
@@ -41,7 +52,13 @@ class ReportRow:
 
 @dataclass(frozen=True)
 class QuantReport:
-    """The float model's accuracy and size (fp32 parameters) and one :class:`ReportRow` per quantized model."""
+    """The float model's accuracy and size (fp32 parameters) and one :class:`ReportRow` per quantized model.
+
+    Attributes:
+        float_accuracy: Accuracy of the float model.
+        float_size_bytes: Parameter storage of the float model at 32 bits.
+        rows: One row per quantized model.
+    """
 
     float_accuracy: float
     float_size_bytes: float

@@ -28,6 +28,9 @@ class RangeCounter:
     "state" (a neuron's membrane potential). Whether those values were clamped or wrapped is the
     target's ``overflow``; they are counted either way. Counts accumulate over calls until
     :meth:`reset`.
+
+    Args:
+        labels: The stage labels to count for.
     """
 
     REGISTERS = ("input", "current", "state")
@@ -89,6 +92,16 @@ class Stage(nn.Module):
     def forward(
         self, x: torch.Tensor, scale: torch.Tensor, counter: RangeCounter
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compute this stage on ``[T, B, ...]`` input; subclasses implement it.
+
+        Args:
+            x: Input in integer units (float64 holding integers in the fake model, int64 in the integer one).
+            scale: Real value of one input unit (0-dim or per-channel tensor).
+            counter: Where out-of-range register values are counted, under this stage's label.
+
+        Returns:
+            The output in integer units and the real value of one of its units.
+        """
         raise NotImplementedError
 
     def out_scale(self, scale: torch.Tensor) -> torch.Tensor:
@@ -116,7 +129,17 @@ class StagedModel(nn.Module):
 
 
 class QInput(Stage):
-    """Quantizes the input to ``round(x / scale)`` in a signed ``bits``-wide register."""
+    """Quantizes the input to ``round(x / scale)`` in a signed ``bits``-wide register.
+
+    Args:
+        scale: The real value of one input unit (finite, > 0).
+        bits: The input register's width.
+        rounding: How ``x / scale`` is rounded (a :func:`snn.quant.arith.round_value` mode).
+        overflow: "saturate" or "wrap", for inputs that do not fit ``bits``.
+
+    Raises:
+        QuantError: If ``scale`` is not a finite number > 0.
+    """
 
     def __init__(self, scale: float, bits: int, rounding: str, overflow: str) -> None:
         super().__init__("input")
@@ -125,6 +148,8 @@ class QInput(Stage):
         self.scale, self.bits, self.rounding, self.overflow = float(scale), bits, rounding, overflow
 
     def forward(self, x, scale, counter):
+        """The real input ``x`` in integer units and their scale (the incoming ``scale`` only gives
+        the device); inputs out of range are counted in ``counter``."""
         if x.ndim < 2:
             raise ValueError(f"input must be time-major [T, B, ...], got shape {tuple(x.shape)}")
         units, outside = limit(round_value(x.detach().double() / self.scale, self.rounding), self.bits, self.overflow)
@@ -132,17 +157,27 @@ class QInput(Stage):
         return units, self.out_scale(scale.to(x.device))
 
     def out_scale(self, scale):
+        """The input unit's real value, on ``scale``'s device."""
         return torch.tensor(self.scale, dtype=torch.float64, device=scale.device)
 
 
 class QPool(Stage):
-    """Sum pooling (an average pool: the ``1 / area`` goes into the scale) or max pooling, no padding."""
+    """Sum pooling (an average pool: the ``1 / area`` goes into the scale) or max pooling, no padding.
+
+    Args:
+        label: The original module's path.
+        mode: "max" or "avg".
+        kernel: Window size per pooled (trailing) dimension.
+        stride: Step per pooled dimension.
+    """
 
     def __init__(self, label: str, mode: str, kernel: tuple[int, ...], stride: tuple[int, ...]) -> None:
         super().__init__(label)
         self.mode, self.kernel, self.stride = mode, kernel, stride
 
     def forward(self, x, scale, counter):
+        """Pool ``x`` over its trailing dimensions; returns the result and :meth:`out_scale` of
+        ``scale`` (no register can overflow here, so ``counter`` is unused)."""
         windows = x
         for offset, (k, s) in enumerate(zip(self.kernel, self.stride)):
             windows = windows.unfold(x.ndim - len(self.kernel) + offset, k, s)
@@ -151,6 +186,7 @@ class QPool(Stage):
         return pooled, self.out_scale(scale)
 
     def out_scale(self, scale):
+        """``scale`` for max pooling, ``scale / area`` for sum pooling."""
         return scale if self.mode == "max" else scale / math.prod(self.kernel)
 
 
@@ -158,4 +194,5 @@ class QFlatten(Stage):
     """``[T, B, d1, d2, ...]`` to ``[T, B, d1 * d2 * ...]`` (the scale is per tensor here)."""
 
     def forward(self, x, scale, counter):
+        """``x`` flattened after the batch dimension, ``scale`` unchanged (``counter`` unused)."""
         return x.flatten(2), scale
