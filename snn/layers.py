@@ -106,9 +106,12 @@ class Conv2d(_Folded, nn.Conv2d):
         return seq_to_ann(self._forward_folded, x_seq)
 
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return nn.Conv2d.forward(self, x)
+        if x.device.type != "cpu":
+            return nn.Conv2d.forward(self, x)
+        # a one-channel input is contiguous and channels_last at once, and oneDNN then answers in
+        # the contiguous layout: the (small) output is converted so that the layers after it get channels_last
+        y = nn.Conv2d.forward(self, x.contiguous(memory_format=torch.channels_last))
+        return y.contiguous(memory_format=torch.channels_last)
 
 
 class BatchNorm1d(_Folded, nn.BatchNorm1d):
