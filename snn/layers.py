@@ -80,9 +80,9 @@ class Conv2d(_Folded, nn.Conv2d):
     """``nn.Conv2d`` on ``[T, B, C, H, W]``; channels_last on CPU.
 
     On CPU the folded input is laid out channels_last (NHWC) before the convolution: oneDNN then
-    computes in that layout without reordering to and from its blocked one, and the output stays
-    channels_last through batch norm, the neurons (whose kernels follow the memory order) and
-    pooling, whose CPU kernels are faster in it too. The weight is kept channels_last on CPU
+    computes in that layout without reordering to and from its blocked one, and the output
+    (channels_last also for a one-channel input) stays so through batch norm, the neurons (whose
+    kernels follow the memory order) and pooling, whose CPU kernels are faster in it too. The weight is kept channels_last on CPU
     (contiguous elsewhere), which spares a conversion in every forward and backward. Values are
     those of the contiguous layout.
     """

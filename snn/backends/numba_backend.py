@@ -50,6 +50,15 @@ def _f32(t: Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().to(torch.float32).numpy())
 
 
+def _steps_f32(x_seq: Tensor) -> np.ndarray:
+    """:func:`_f32` of the kernels' input ``[T, N]``, except that an fp32 input broadcast over time
+    (stride 0 along T, each step contiguous: a static input expanded over the steps) stays a view:
+    the kernel reads its one step T times instead of a ``[T, N]`` copy (the same values)."""
+    if x_seq.dtype == torch.float32 and x_seq.stride() == (0, 1):
+        return x_seq.detach().numpy()
+    return _f32(x_seq)
+
+
 def _memory_order(x_seq: Tensor) -> tuple[int, ...]:
     """The dims of ``x_seq`` outermost first in memory, time (dim 0) first, when each step is dense in
     that order (a channels_last convolution's output unfolded to ``[T, B, C, H, W]``) and time is
@@ -111,7 +120,7 @@ class _NumbaNeuron(torch.autograd.Function):
     def forward(
         ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: FusedConfig, save_inputs: bool, pool: tuple | None
     ):
-        x = _f32(x_seq)
+        x = _steps_f32(x_seq)
         n_steps, n = x.shape
         spikes = np.empty((n_steps, n // 4 if pool else n), np.float32)
         v_last = np.empty(n, np.float32)
