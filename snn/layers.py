@@ -81,9 +81,9 @@ class Conv2d(_Folded, nn.Conv2d):
     """``nn.Conv2d`` on ``[T, B, C, H, W]``; channels_last on CPU.
 
     On CPU the folded input is laid out channels_last (NHWC) before the convolution: oneDNN then
-    computes in that layout without reordering to and from its blocked one, and the output stays
-    channels_last through batch norm, the neurons (whose kernels follow the memory order) and
-    pooling, whose CPU kernels are faster in it too. The weight is kept channels_last on CPU
+    computes in that layout without reordering to and from its blocked one, and the output
+    (channels_last also for a one-channel input) stays so through batch norm, the neurons (whose
+    kernels follow the memory order) and pooling, whose CPU kernels are faster in it too. The weight is kept channels_last on CPU
     (contiguous elsewhere), which spares a conversion in every forward and backward. Values are
     those of the contiguous layout.
     """
@@ -108,9 +108,12 @@ class Conv2d(_Folded, nn.Conv2d):
         return seq_to_ann(self._forward_folded, x_seq)
 
     def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return nn.Conv2d.forward(self, x)
+        if x.device.type != "cpu":
+            return nn.Conv2d.forward(self, x)
+        # a one-channel input is contiguous and channels_last at once, and oneDNN then answers in
+        # the contiguous layout: the (small) output is converted so that the layers after it get channels_last
+        y = nn.Conv2d.forward(self, x.contiguous(memory_format=torch.channels_last))
+        return y.contiguous(memory_format=torch.channels_last)
 
 
 class BatchNorm1d(_Folded, nn.BatchNorm1d):

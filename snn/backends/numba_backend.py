@@ -42,23 +42,42 @@ KINDS = ONE_STATE_KINDS + TWO_STATE_KINDS
 
 
 def _f32(t: Tensor) -> np.ndarray:
-    """A C-contiguous float32 numpy view of CPU tensor ``t`` (zero-copy when it already is one)."""
-    return t.detach().to(torch.float32).contiguous().numpy()
+    """A C-contiguous float32 numpy view of CPU tensor ``t`` (zero-copy when it already is one).
+
+    A copy is made by numpy rather than torch: numpy puts large arrays on transparent huge pages,
+    which spares most of the page faults of writing a freshly allocated buffer.
+    """
+    return np.ascontiguousarray(t.detach().to(torch.float32).numpy())
+
+
+def _steps_f32(x_seq: Tensor) -> np.ndarray:
+    """:func:`_f32` of the kernels' input ``[T, N]``, except that an fp32 input broadcast over time
+    (stride 0 along T, each step contiguous: a static input expanded over the steps) stays a view:
+    the kernel reads its one step T times instead of a ``[T, N]`` copy (the same values)."""
+    if x_seq.dtype == torch.float32 and x_seq.stride() == (0, 1):
+        return x_seq.detach().numpy()
+    return _f32(x_seq)
 
 
 def _memory_order(x_seq: Tensor) -> tuple[int, ...]:
-    """The dims of ``x_seq`` outermost first in memory when time (dim 0) is outermost and ``x_seq`` is
-    dense in that order (a channels_last convolution's output unfolded to ``[T, B, C, H, W]``), else
-    the identity. Neurons are elementwise within a step, so the kernels run on the permuted view
-    (contiguous, no copy) and the results are permuted back: spikes keep the input's layout."""
+    """The dims of ``x_seq`` outermost first in memory, time (dim 0) first, when each step is dense in
+    that order (a channels_last convolution's output unfolded to ``[T, B, C, H, W]``) and time is
+    outermost or broadcast (stride 0: a static input expanded over the steps), else the identity.
+    Neurons are elementwise within a step, so the kernels run on the permuted view (contiguous, or
+    copied step by step in that order when broadcast) and the results are permuted back: spikes
+    keep the layout of the input's steps."""
     identity = tuple(range(x_seq.ndim))
+    if x_seq.ndim < 2:
+        return identity
+    step = x_seq[0]
     try:
-        order = tuple(x_seq.dim_order())
+        step_order = tuple(step.dim_order())
     except RuntimeError:  # strides no permutation explains (overlapping or gapped): copy as before
         return identity
-    if order[0] != 0 or not x_seq.permute(order).is_contiguous():
+    dense = step.permute(step_order).is_contiguous()
+    if not dense or (x_seq.shape[0] > 1 and x_seq.stride(0) not in (0, step.numel())):
         return identity
-    return order
+    return (0, *(d + 1 for d in step_order))
 
 
 def _inverse(order: tuple[int, ...]) -> list[int]:
@@ -101,7 +120,7 @@ class _NumbaNeuron(torch.autograd.Function):
     def forward(
         ctx, x_seq: Tensor, v0: Tensor, k: Tensor, config: FusedConfig, save_inputs: bool, pool: tuple | None
     ):
-        x = _f32(x_seq)
+        x = _steps_f32(x_seq)
         n_steps, n = x.shape
         spikes = np.empty((n_steps, n // 4 if pool else n), np.float32)
         v_last = np.empty(n, np.float32)
