@@ -28,7 +28,7 @@ BATCH = 5000
 
 
 def write(port: int, compression: str, path: str) -> None:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         t, x, y, p = z["t"], z["x"], z["y"], z["p"]
         width, height = int(z["width"]), int(z["height"])
     stream = dv.io.Stream.EventStream(0, "events", "neurodata-test", (width, height))

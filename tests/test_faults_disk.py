@@ -61,7 +61,7 @@ def recording(tmp_path) -> Path:
 
 def assert_same_npz(got: Path, expected: Path) -> None:
     """The same arrays (the zip members' times may differ)."""
-    with np.load(got) as a, np.load(expected) as b:
+    with np.load(got, allow_pickle=False) as a, np.load(expected, allow_pickle=False) as b:
         assert a.files == b.files
         for name in a.files:
             np.testing.assert_array_equal(a[name], b[name])

@@ -133,7 +133,7 @@ def test_save_writes_weights_and_the_core_mapping(trained, tmp_path):
     net, _ = trained
     exported = speck.export(net, (1, 8, 8))
     report = speck.save(exported, tmp_path / "net.npz")
-    with np.load(tmp_path / "net.npz") as arrays:
+    with np.load(tmp_path / "net.npz", allow_pickle=False) as arrays:
         assert np.array_equal(arrays["layer1_weight"], exported.layers[1].weight)
         assert arrays["layer0_weight"].dtype == np.int8 and arrays["layer1_weight"].shape == (10, 8, 4, 4)
     on_disk = json.loads((tmp_path / "net.json").read_text())
