@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     def progress_line(event: dict) -> None:
         if args.json:
             print(json.dumps(event), file=sys.stderr, flush=True)
-        elif event.get("stage") in ("download", "extract", "wait"):
+        elif event.get("stage") in ("download", "verify", "extract", "wait"):
             print(f"{event['stage']}: {event.get('file') or event.get('reason')}", file=sys.stderr)
         elif event.get("stage") == "unverified":
             print(f"warning: {event['file']} is unverified: {event['reason']}", file=sys.stderr)
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             codec=args.codec,
             mirror=args.mirror,
             verify=not args.no_verify,
+            keep_raw=args.keep_raw,
         )
     emit(summary, args.json, render)
     return 0
@@ -107,6 +108,12 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="accept an archive whose checksum differs from the published one (a repacked copy); the "
         "cache records it as unverified, with its sha256 (see `neurodata info CACHE`)",
+    )
+    p.add_argument(
+        "--keep-raw",
+        action="store_true",
+        help="keep what was extracted for this run (RAR/7z archives, or every archive with --scheduler) "
+        "under ROOT/raw/NAME/extracted; zip and tar archives are read in place and never extracted",
     )
     p.add_argument(
         "--root",

@@ -270,6 +270,21 @@ def read(
         return (events, rec.info) if return_info else events
 
 
+def read_buffer(data: bytes, name: str, format: str | None = None) -> np.ndarray:
+    """Decode a whole recording held in memory (e.g. an archive member) as :func:`read` decodes a file.
+
+    Args:
+        data: The recording's bytes, header included.
+        name: What errors call it (``archive.zip:member.bin``); also used to detect the format.
+        format: A format name; None detects it.
+
+    Returns:
+        The events (:data:`~neurodata.events.EVENT_DTYPE`).
+    """
+    with _open_fileobj(io.BytesIO(data), name, format) as rec:
+        return rec.read()
+
+
 def iter_chunks(
     source: str | os.PathLike,
     n_events: int | None = None,

@@ -3,9 +3,9 @@ process alone (what the OOM killer does) and to the whole process group (what ``
 scheduler does), then check that no process of the run is left and that a rerun completes to the same
 cache as an uninterrupted build. Linux only: processes are found through ``/proc``.
 
-Each kill point is a stage the run can be seen to reach on disk (the archive copied, the folder being
-extracted, parts being staged, the final tree being assembled) plus a seeded delay, so the kills land
-across download, extraction, decoding, commit and publish without depending on how fast the machine is.
+Each kill point is a stage the run can be seen to reach (the archive open for reading in place, parts
+being staged, the final tree being assembled) plus a seeded delay, so the kills land across reading the
+archive, decoding, commit and publish without depending on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _kill_points() -> list[KillPoint]:
     whole group; each after a seeded delay."""
     rng = random.Random(SEED)
     cases = [
-        ("download", 2, False),
-        ("extract", 1, True),
+        ("read", 2, False),
+        ("read", 1, True),
         ("decode", 2, False),
         ("decode", 1, False),
         ("decode", 2, True),
@@ -110,15 +110,26 @@ def _assert_group_ends(pgid: int) -> None:
     assert not left, f"processes {left} of the killed run outlived it by {GONE_WITHIN_S} s"
 
 
-def _reached(stage: str, root: Path) -> bool:
-    """Whether a run into ``root`` has visibly reached ``stage``."""
+def _open_files(pid: int) -> set[Path]:
+    """The files process ``pid`` has open (through ``/proc``; empty once it is gone)."""
+    found = set()
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return found
+    for fd in descriptors:
+        try:
+            found.add(Path(os.readlink(fd)))
+        except OSError:
+            continue
+    return found
+
+
+def _reached(stage: str, root: Path, pid: int, archive: Path) -> bool:
+    """Whether the run ``pid`` into ``root`` has visibly reached ``stage`` (``read``: it holds ``archive`` open)."""
     store = root / "dvs128.zarr"
-    if stage == "download":
-        return (root / "raw" / "dvs128" / "downloads").is_dir()
-    if stage == "extract":
-        return (root / "raw" / "dvs128" / "extracted").is_dir() or any(
-            (root / "raw" / "dvs128").glob("**/*.aedat")
-        )
+    if stage == "read":
+        return archive in _open_files(pid)
     if stage == "decode":
         parts = store.with_name("dvs128.zarr.build") / "parts" / "train"
         return parts.is_dir() and any(not p.name.startswith(".") for p in parts.iterdir())
@@ -173,7 +184,7 @@ def test_prepare_killed_reruns_to_the_same_cache(archive, reference, tmp_path, p
     cmd = _cli(
         "prepare", "dvs128", "--source", str(archive), "--root", str(root), "--workers", str(point.workers)
     )
-    returncode = _run_and_kill(cmd, lambda _: _reached(point.stage, root), point)
+    returncode = _run_and_kill(cmd, lambda pid: _reached(point.stage, root, pid, archive), point)
     # decoding lasts seconds, so those kills land while the workers run; the others may come too late
     assert returncode == -signal.SIGKILL if point.stage == "decode" else returncode in (0, -signal.SIGKILL)
     rerun = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=RERUN_TIMEOUT_S)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
@@ -324,6 +324,7 @@ def build_cache(
     executor: Executor | None = None,
     workers: int = 1,
     on_part_done: Callable[[PartDone], None] | None = None,
+    rounds: Callable[[list[tuple[str, int]]], Iterable[list[tuple[str, int]]]] | None = None,
 ) -> str:
     """Write every pending part of ``builder`` with ``make_part(split, index)`` and commit; returns the store URL.
 
@@ -333,13 +334,16 @@ def build_cache(
     dies); both phases use it.
     ``on_part_done(PartDone)`` is called in this process as each pending part is staged (in completion
     order), e.g. to show progress; parts staged by an earlier run count in neither ``done`` nor ``pending``.
+    ``rounds(pending)``, when given, yields the pending parts in groups that can be built one after
+    the other (an archive streamed front to back brings its members in a memory budget at a time);
+    each group is built before the next is asked for.
     """
     own = executor is None and workers > 1
     if own:
         executor = process_pool(workers)
     try:
         with disk_full_as_error(builder.root.url):
-            return _build(builder, make_part, executor, on_part_done)
+            return _build(builder, make_part, executor, on_part_done, rounds or (lambda pending: [pending]))
     finally:
         if own:
             executor.shutdown()
@@ -350,18 +354,20 @@ def _build(
     make_part: Callable[[str, int], PartData],
     executor: Executor | None,
     on_part_done: Callable[[PartDone], None] | None,
+    rounds: Callable[[list[tuple[str, int]]], Iterable[list[tuple[str, int]]]],
 ) -> str:
     """The two phases of :func:`build_cache` on a ready executor (or None: in this process)."""
     pending = builder.start(executor)
     if not pending and builder.is_complete():
         return builder.root.url
     finished = 0
-
-    def report(k: int, n_events: int) -> None:
-        nonlocal finished
-        finished += 1
-        on_part_done(PartDone(*pending[k], n_events, finished, len(pending)))
-
     build = partial(_build_part, builder, make_part)
-    run_tasks(executor, build, pending, on_done=report if on_part_done else None)
+    for group in rounds(pending):
+
+        def report(k: int, n_events: int, group: list[tuple[str, int]] = group) -> None:
+            nonlocal finished
+            finished += 1
+            on_part_done(PartDone(*group[k], n_events, finished, len(pending)))
+
+        run_tasks(executor, build, group, on_done=report if on_part_done else None)
     return builder.commit(executor)

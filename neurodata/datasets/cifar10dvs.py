@@ -15,16 +15,16 @@ Labels follow the class order below (airplane = 0 ... truck = 9).
 
 from __future__ import annotations
 
+import glob
 import re
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import NeurodataError
 from ..events import make_events
-from ..reader import read
 from .registry import DatasetSpec, Sample, Unit, batched
 from .resource import Resource
+from .trees import FileTree, matching, read_events
 
 CLASSES = {
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
@@ -62,28 +62,33 @@ def convert_convention(events: np.ndarray, convention: str) -> np.ndarray:
     raise NeurodataError(f"cifar10dvs: unknown convention {convention!r}")
 
 
-def class_folder(root: Path, name: str) -> Path:
-    """The folder called ``name`` under ``root`` that holds recordings. Each published zip holds its
-    class folder, so extracted one archive per folder they sit one level down; an extracted tree
-    has them side by side."""
-    for candidate in [root / name, *sorted(root.rglob(name))]:
-        if candidate.is_dir() and any(candidate.glob("*.aedat")):
-            return candidate
-    raise NeurodataError(
-        f"cifar10dvs: no {name}/ folder of .aedat recordings under {root} "
-        f"(expected the ten class folders: {', '.join(CLASSES)})"
-    )
+def class_folder(tree: FileTree, name: str) -> str:
+    """The folder called ``name`` of ``tree`` that holds ``.aedat`` recordings, as ``"a/airplane/"``
+    (the shallowest when several do). Each published zip holds its class folder, so in a tree of the
+    ten archives they sit one level down; an extracted tree has them side by side."""
+    found = {
+        member.rsplit("/", 1)[0] + "/"
+        for member in tree.names()
+        if member.endswith(".aedat") and member.count("/") and member.split("/")[-2] == name
+    }
+    if not found:
+        raise NeurodataError(
+            f"cifar10dvs: no {name}/ folder of .aedat recordings found "
+            f"(expected the ten class folders: {', '.join(CLASSES)})"
+        )
+    return min(found, key=lambda folder: (folder.count("/"), folder))
 
 
-def locate(root: Path) -> Path:
-    """Check that all ten class folders are under ``root`` and return ``root`` (the spec's ``locate``)."""
+def locate(tree: FileTree) -> str:
+    """Check that all ten class folders are in ``tree``; its root (the spec's ``locate``)."""
     for name in CLASSES:
-        class_folder(root, name)  # all ten must be there
-    return root
+        class_folder(tree, name)  # all ten must be there
+    return ""
 
 
-def plan(folder: Path, options: dict) -> list[Unit]:
-    """Units of up to 250 recordings of one class and split, listed under ``folder`` (the spec's ``plan``).
+def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
+    """Units of up to 250 recordings of one class and split of ``tree`` (the spec's ``plan``; ``base``
+    is the root).
 
     ``options["split"]`` picks the test set: "first100" (the first 100 recordings of each class by
     number) or a seeded random 10 %.
@@ -91,10 +96,7 @@ def plan(folder: Path, options: dict) -> list[Unit]:
     rng = np.random.default_rng(0)
     units = []
     for label, name in enumerate(CLASSES):
-        files = sorted(
-            (p.relative_to(folder).as_posix() for p in class_folder(folder, name).glob("*.aedat")),
-            key=recording_number,
-        )
+        files = sorted(matching(tree, glob.escape(class_folder(tree, name)) + "*.aedat"), key=recording_number)
         if options["split"] == "first100":
             test = set(files[:TEST_PER_CLASS])
         else:
@@ -107,11 +109,11 @@ def plan(folder: Path, options: dict) -> list[Unit]:
     return units
 
 
-def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
-    """The recordings of ``unit`` under ``folder``, in ``options["convention"]`` (the spec's ``decode``)."""
+def decode(tree: FileTree, unit: Unit, options: dict) -> list[Sample]:
+    """The recordings of ``unit`` in ``tree``, in ``options["convention"]`` (the spec's ``decode``)."""
     label = dict(unit.params)["label"]
     return [
-        Sample(convert_convention(read(folder / name, format="aedat2"), options["convention"]), label, name)
+        Sample(convert_convention(read_events(tree, name, "aedat2"), options["convention"]), label, name)
         for name in unit.files
     ]
 

@@ -11,13 +11,14 @@ before the authors' own cleaning. Labels are ``class - 1`` (0..10).
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import io
+from pathlib import PurePosixPath
 
 import numpy as np
 
 from ..errors import NeurodataError
-from ..reader import read
-from .registry import DatasetSpec, Sample, Unit, find_marker
+from .registry import DatasetSpec, Sample, Unit
+from .trees import FileTree, find_marker, read_events, read_text
 
 CLASS_NAMES = (
     "hand_clapping",
@@ -41,64 +42,68 @@ MANUAL = (
 )
 
 
-def read_label_rows(path: Path) -> list[tuple[int, int, int]]:
-    """The (class, start, end) rows of the ``*_labels.csv`` at ``path``, exact repeats removed, order kept."""
+def read_label_rows(text: str, where: str) -> list[tuple[int, int, int]]:
+    """The (class, start, end) rows of a ``*_labels.csv``, exact repeats removed, order kept.
+
+    Args:
+        text: The file's content.
+        where: The file's name in errors.
+    """
     rows: list[tuple[int, int, int]] = []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:3]] != ["class", "startTime_usec", "endTime_usec"]:
-            raise NeurodataError(
-                f"{path}: expected the header 'class,startTime_usec,endTime_usec', got {header}"
-            )
-        for line_no, row in enumerate(reader, start=2):
-            if not row or not "".join(row).strip():
-                continue
-            try:
-                cls, start, end = (int(v) for v in row[:3])
-            except ValueError:
-                raise NeurodataError(f"{path}: line {line_no}: expected three integers, got {row}") from None
-            if not 1 <= cls <= len(CLASS_NAMES) or end < start:
-                raise NeurodataError(
-                    f"{path}: line {line_no}: class must be 1..11 and end >= start, got {row}"
-                )
-            if (cls, start, end) not in rows:
-                rows.append((cls, start, end))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:3]] != ["class", "startTime_usec", "endTime_usec"]:
+        raise NeurodataError(f"{where}: expected the header 'class,startTime_usec,endTime_usec', got {header}")
+    for line_no, row in enumerate(reader, start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            cls, start, end = (int(v) for v in row[:3])
+        except ValueError:
+            raise NeurodataError(f"{where}: line {line_no}: expected three integers, got {row}") from None
+        if not 1 <= cls <= len(CLASS_NAMES) or end < start:
+            raise NeurodataError(f"{where}: line {line_no}: class must be 1..11 and end >= start, got {row}")
+        if (cls, start, end) not in rows:
+            rows.append((cls, start, end))
     return rows
 
 
-def read_trial_list(path: Path) -> list[str]:
-    """Trial file names listed in the file ``path`` (``trials_to_train.txt`` / ``trials_to_test.txt``)."""
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def read_trial_list(text: str) -> list[str]:
+    """Trial file names listed in a ``trials_to_train.txt`` / ``trials_to_test.txt`` of content ``text``."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def locate(root: Path) -> Path:
-    """The folder under ``root`` holding ``trials_to_train.txt`` (the spec's ``locate``)."""
-    return find_marker(root, "trials_to_train.txt", "dvs128")
+def locate(tree: FileTree) -> str:
+    """The folder of ``tree`` holding ``trials_to_train.txt`` (the spec's ``locate``)."""
+    return find_marker(tree, "trials_to_train.txt", "dvs128")
 
 
-def plan(folder: Path, options: dict) -> list[Unit]:
-    """One unit per trial listed under ``folder``, with its labels file (the spec's ``plan``; no ``options``)."""
+def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
+    """One unit per trial listed in the folder ``base`` of ``tree``, with its labels file (the spec's
+    ``plan``; no ``options``)."""
+    names = set(tree.names())
     units = []
     for split, listing in (("train", "trials_to_train.txt"), ("test", "trials_to_test.txt")):
-        for trial in read_trial_list(folder / listing):
+        for trial in read_trial_list(read_text(tree, base + listing)):
             labels = trial.replace(".aedat", "_labels.csv")
             for name in (trial, labels):
-                if not (folder / name).is_file():
-                    raise NeurodataError(f"dvs128: {listing} lists {trial} but {folder / name} is missing")
-            units.append(Unit(split, Path(trial).stem, (trial, labels)))
+                if base + name not in names:
+                    raise NeurodataError(f"dvs128: {listing} lists {trial} but {tree.where(base + name)} is missing")
+            units.append(Unit(split, PurePosixPath(trial).stem, (base + trial, base + labels), (("base", base),)))
     return units
 
 
-def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
-    """The labelled gesture windows of the trial in ``unit``, under ``folder`` (the spec's ``decode``; no ``options``)."""
+def decode(tree: FileTree, unit: Unit, options: dict) -> list[Sample]:
+    """The labelled gesture windows of the trial in ``unit``, read from ``tree`` (the spec's ``decode``;
+    no ``options``)."""
     trial, labels = unit.files
-    events = read(folder / trial, format="aedat31")
+    name = trial[len(dict(unit.params)["base"]) :]  # samples name the trial as the dataset does
+    events = read_events(tree, trial, "aedat31")
     t = events["t"]
     ordered = len(t) < 2 or bool((t[1:] >= t[:-1]).all())
     return [
-        Sample(window(events, start, end, ordered), cls - 1, f"{trial}[{start}:{end}]")
-        for cls, start, end in read_label_rows(folder / labels)
+        Sample(window(events, start, end, ordered), cls - 1, f"{name}[{start}:{end}]")
+        for cls, start, end in read_label_rows(read_text(tree, labels), tree.where(labels))
     ]
 
 

@@ -10,14 +10,15 @@ and cropped to 224x224). Time is the bin index 1..8 (the format has no microseco
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 
 from ..errors import NeurodataError
 from ..formats.esimagenet import esimagenet_events
-from .registry import DatasetSpec, Sample, Unit, batched, find_marker
+from .registry import DatasetSpec, Sample, Unit, batched
 from .resource import Resource
+from .trees import FileTree, find_marker, read_text
 
 PARTS_URL = (
     "https://cloud.tsinghua.edu.cn/d/94873ab4ec2a4eb497b3/files/?p=%2FES-imagenet-0.18.part{:02d}.rar&dl=1"
@@ -37,10 +38,15 @@ FILES_PER_UNIT = 5000
 SPLITS = {"train": ("trainlabel.txt", "train"), "test": ("vallabel.txt", "val")}
 
 
-def read_label_file(path: Path) -> list[tuple[str, int, int | None, int | None]]:
-    """(relative path, label, a, b) per line; a and b are None when the file omits them."""
+def read_label_file(text: str, where: str) -> list[tuple[str, int, int | None, int | None]]:
+    """(relative path, label, a, b) per line of a label file; a and b are None when it omits them.
+
+    Args:
+        text: The label file's content.
+        where: Its name in errors.
+    """
     rows = []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -49,39 +55,41 @@ def read_label_file(path: Path) -> list[tuple[str, int, int | None, int | None]]
             rows.append((fields[0], int(fields[1]), *size))
         except (IndexError, ValueError):
             raise NeurodataError(
-                f"{path}: line {line_no}: expected '<path> <label> [<a> <b>]', got {line!r}"
+                f"{where}: line {line_no}: expected '<path> <label> [<a> <b>]', got {line!r}"
             ) from None
     return rows
 
 
-def locate(root: Path) -> Path:
-    """The folder under ``root`` holding ``trainlabel.txt`` (the spec's ``locate``)."""
-    return find_marker(root, "trainlabel.txt", "esimagenet")
+def locate(tree: FileTree) -> str:
+    """The folder of ``tree`` holding ``trainlabel.txt`` (the spec's ``locate``)."""
+    return find_marker(tree, "trainlabel.txt", "esimagenet")
 
 
-def plan(folder: Path, options: dict) -> list[Unit]:
-    """Units of consecutive samples of each split's label file under ``folder`` (the spec's ``plan``; no ``options``)."""
+def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
+    """Units of consecutive samples of each split's label file in the folder ``base`` of ``tree``
+    (the spec's ``plan``; no ``options``)."""
     units = []
     for split, (listing, subdir) in SPLITS.items():
-        rows = read_label_file(folder / listing)
+        rows = read_label_file(read_text(tree, base + listing), tree.where(base + listing))
         for i, group in enumerate(batched(rows, FILES_PER_UNIT)):
-            files = tuple(f"{subdir}/{row[0]}" for row in group)
+            files = tuple(f"{base}{subdir}/{row[0]}" for row in group)
             params = (("rows", tuple(row[1:] for row in group)),)
-            units.append(Unit(split, f"{split}-{i:04d}", files, params))
+            units.append(Unit(split, f"{split}-{i:04d}", files, (*params, ("base", base))))
     return units
 
 
-def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
-    """The samples of ``unit`` under ``folder``, in the ``options["geometry"]`` convention (the spec's ``decode``)."""
+def decode(tree: FileTree, unit: Unit, options: dict) -> list[Sample]:
+    """The samples of ``unit`` in ``tree``, in the ``options["geometry"]`` convention (the spec's ``decode``)."""
     samples = []
-    for name, (label, a, b) in zip(unit.files, dict(unit.params)["rows"]):
+    params = dict(unit.params)
+    for name, (label, a, b) in zip(unit.files, params["rows"]):
         try:
-            with np.load(folder / name, allow_pickle=False) as npz:
+            with np.load(io.BytesIO(tree.read_bytes(name)), allow_pickle=False) as npz:
                 pos, neg = npz["pos"], npz["neg"]
         except (OSError, ValueError, KeyError) as err:
-            raise NeurodataError(f"{folder / name}: not a readable ES-ImageNet sample ({err})") from None
+            raise NeurodataError(f"{tree.where(name)}: not a readable ES-ImageNet sample ({err})") from None
         events = esimagenet_events(pos, neg, convention=options["geometry"], a=a, b=b)
-        samples.append(Sample(events, label, name))
+        samples.append(Sample(events, label, name[len(params["base"]) :]))
     return samples
 
 

@@ -112,7 +112,7 @@ def extract_tar_members(archive: Path, tf: tarfile.TarFile, staging: Path, repor
     def checked() -> Iterator[tarfile.TarInfo]:
         for member in tf:
             checked_name(archive, member.name)
-            check_kind(archive, member.name, _tar_kind(member))
+            check_kind(archive, member.name, tar_kind(member))
             report(member.name, member.size, None)
             yield member
 
@@ -122,7 +122,8 @@ def extract_tar_members(archive: Path, tf: tarfile.TarFile, staging: Path, repor
         raise UnsafeArchiveError(archive, exc.tarinfo.name, str(exc)) from None
 
 
-def _tar_kind(member: tarfile.TarInfo) -> str:
+def tar_kind(member: tarfile.TarInfo) -> str:
+    """``file``, ``dir``, ``link`` (symbolic or hard) or ``special`` for the tar member ``member``."""
     if member.issym() or member.islnk():
         return "link"
     if member.isfile():

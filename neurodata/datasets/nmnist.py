@@ -7,49 +7,56 @@ folder, then file name.
 
 from __future__ import annotations
 
-from pathlib import Path
+import glob
 
 from ..errors import NeurodataError
-from ..reader import read
 from .registry import DatasetSpec, Sample, Unit, batched
 from .resource import Resource
+from .trees import FileTree, matching, read_events
 
 FILES_PER_UNIT = 2000
 MENDELEY = "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
 SPLIT_FOLDERS = {"train": "Train", "test": "Test"}
+DIGITS = {str(d) for d in range(10)}
 
 
-def split_folder(root: Path, name: str) -> Path:
-    """The folder called ``name`` (Train or Test) under ``root`` that holds digit folders."""
-    for candidate in [root / name, *sorted(root.rglob(name))]:
-        if candidate.is_dir() and any(candidate.glob("[0-9]")):
-            return candidate
-    raise NeurodataError(f"nmnist: no {name}/ folder with digit folders found under {root}")
+def split_folder(tree: FileTree, name: str) -> str:
+    """The folder called ``name`` (Train or Test) of ``tree`` that holds digit folders of ``.bin``
+    recordings, as ``"a/b/Train/"``; the shallowest when several do."""
+    found = set()
+    for member in tree.names():
+        parts = member.split("/")
+        if len(parts) >= 3 and parts[-3] == name and parts[-2] in DIGITS and parts[-1].endswith(".bin"):
+            found.add("/".join(parts[:-2]) + "/")
+    if not found:
+        raise NeurodataError(f"nmnist: no {name}/ folder with digit folders of .bin recordings found")
+    return min(found, key=lambda folder: (folder.count("/"), folder))
 
 
-def locate(root: Path) -> Path:
-    """Check that the Train and Test folders are under ``root`` and return ``root`` (the spec's ``locate``)."""
+def locate(tree: FileTree) -> str:
+    """Check that the Train and Test folders are in ``tree``; its root (the spec's ``locate``)."""
     for name in SPLIT_FOLDERS.values():
-        split_folder(root, name)  # both must be there
-    return root
+        split_folder(tree, name)  # both must be there
+    return ""
 
 
-def plan(folder: Path, options: dict) -> list[Unit]:
-    """Units of one digit's recordings per split under ``folder`` (the spec's ``plan``; no ``options``)."""
+def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
+    """Units of one digit's recordings per split of ``tree`` (the spec's ``plan``; ``base`` is the
+    root, no ``options``)."""
     units = []
     for split, name in SPLIT_FOLDERS.items():
-        base = split_folder(folder, name)
+        folder = split_folder(tree, name)
         for digit in range(10):
-            files = sorted(p.relative_to(folder).as_posix() for p in (base / str(digit)).glob("*.bin"))
+            files = matching(tree, f"{glob.escape(folder)}{digit}/*.bin")
             for i, group in enumerate(batched(files, FILES_PER_UNIT)):
                 units.append(Unit(split, f"{name}-{digit}-{i:03d}", tuple(group), (("label", digit),)))
     return units
 
 
-def decode(folder: Path, unit: Unit, options: dict) -> list[Sample]:
-    """The recordings of ``unit`` under ``folder``, labelled with its digit (the spec's ``decode``; no ``options``)."""
+def decode(tree: FileTree, unit: Unit, options: dict) -> list[Sample]:
+    """The recordings of ``unit`` in ``tree``, labelled with its digit (the spec's ``decode``; no ``options``)."""
     label = dict(unit.params)["label"]
-    return [Sample(read(folder / name, format="nmnist"), label, name) for name in unit.files]
+    return [Sample(read_events(tree, name, "nmnist"), label, name) for name in unit.files]
 
 
 SPEC = DatasetSpec(

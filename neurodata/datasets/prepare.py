@@ -1,18 +1,21 @@
 """``prepare``: from a dataset's published archives to a verified Zarr cache, resumably.
 
-Steps: obtain the archives (download with verification, or take the user's copies; see
-:mod:`neurodata.datasets.sources`), extract them (each atomically), locate the dataset inside,
-plan independent work units, decode them in parallel into cache parts, commit. Every step can be
-interrupted; running ``prepare`` again continues where it stopped.
+Steps: obtain the archives (download with verification, or verify the user's copies where they
+are; see :mod:`neurodata.datasets.sources`), open them in place (:mod:`neurodata.datasets.trees`:
+zip and tar members are read straight from the archive; RAR and 7z are extracted by a tool), locate
+the dataset inside, plan independent work units, decode them in parallel into cache parts, commit.
+Every step can be interrupted; running ``prepare`` again continues where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +29,54 @@ from ..network import DEFAULT_RETRY, RetryPolicy
 from .progress import DecodeProgress, emit_stage, show_bar
 from .registry import Unit, get_dataset
 from .resource import Callback
-from .sources import Sources, obtain_folder
+from .sources import Sources, obtain_tree
+from .trees import FileTree
 
 
 def decode_part(
-    name: str, folder: str, units: dict[str, list[Unit]], options: dict, split: str, index: int
+    name: str, tree: FileTree, units: dict[str, list[Unit]], options: dict, split: str, index: int
 ) -> PartData:
-    """Decode unit ``units[split][index]`` of dataset ``name``, extracted in ``folder``, with the
-    dataset's ``options``, into cache part data (module-level so worker processes can run it)."""
+    """Decode unit ``units[split][index]`` of dataset ``name``, whose files ``tree`` holds, with the
+    dataset's ``options``, into cache part data (module-level so worker processes can run it).
+
+    Args:
+        name: The dataset.
+        tree: Its files (a folder, or its archives' members).
+        units: The planned units by split.
+        options: The dataset's resolved options.
+        split: The unit's split.
+        index: The unit's index in its split.
+    """
     spec = get_dataset(name)
-    samples = spec.decode(Path(folder), units[split][index], options)
+    samples = spec.decode(tree, units[split][index], options)
     return PartData.from_samples((s.events, s.label, s.source) for s in samples)
+
+
+def streamed_rounds(
+    tree: FileTree, units: dict[str, list[Unit]]
+) -> Callable[[list[tuple[str, int]]], Iterator[list[tuple[str, int]]]]:
+    """For :func:`~neurodata.cache.build_cache`: the pending parts in groups whose files ``tree``
+    can read now, while it brings the files of the rest in (a compressed tar, a memory budget at a
+    time); each group's files are released once it is built.
+
+    Args:
+        tree: The dataset's files.
+        units: The planned units by split.
+    """
+
+    def rounds(pending: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+        files = {part: units[part[0]][part[1]].files for part in pending}
+        waiting = list(pending)
+        for _ in tree.rounds({f for part in waiting for f in files[part]}):
+            group = [part for part in waiting if all(tree.ready(f) for f in files[part])]
+            waiting = [part for part in waiting if part not in set(group)]
+            if group:
+                yield group
+                tree.release([f for part in group for f in files[part]])
+        if waiting:  # the plan only names members the archive lists, so this is a damaged stream
+            raise NeurodataError(f"{tree.where(files[waiting[0]][0])}: member not found on reading the archive again")
+
+    return rounds
 
 
 def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
@@ -62,6 +102,7 @@ def prepare(
     mirror: str | None = None,
     verify: bool = True,
     retry: RetryPolicy = DEFAULT_RETRY,
+    keep_raw: bool = False,
 ) -> dict[str, Any]:
     """Prepare dataset ``name`` into ``<root>/<name>.zarr`` and return the cache's summary.
 
@@ -72,12 +113,16 @@ def prepare(
     False accepts an archive whose checksum differs from the published one (recorded in the cache's
     ``source_checksums`` as unverified, with its sha256). ``retry`` times network reads (timeouts,
     back-off; a host unreachable on the first request fails at once).
-    ``root`` is a local folder: archives are downloaded and extracted below ``<root>/raw/<name>``.
-    ``cache_url`` puts the cache elsewhere, e.g. ``s3://bucket/prefix`` (the cache is then
+    ``root`` is a local folder: archives are downloaded below ``<root>/raw/<name>/downloads``; a local
+    archive is read where it is. Zip and tar members are decoded straight from the archive (no copy,
+    no extracted tree); archives that need an external tool (RAR, 7z) are extracted below
+    ``<root>/raw/<name>/extracted`` and that tree is removed once the cache is built, unless
+    ``keep_raw``. ``cache_url`` puts the cache elsewhere, e.g. ``s3://bucket/prefix`` (the cache is then
     ``<cache_url>/<name>.zarr``), with fsspec ``storage_options``. ``executor`` (e.g. dask's
     ``client.get_executor()``) runs the decode and commit tasks instead of ``workers`` local
-    processes; its workers must see the extracted folder at the same path (shared disk) and reach
-    the cache. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
+    processes; every archive is then extracted, as its workers must see the files at the same path
+    (shared disk), and they must reach the cache. Workers are processes, except for a compressed tar
+    (held in this process's memory as it streams), decoded by ``workers`` threads. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
     JSON-ready dict per step and per decoded part (see :mod:`neurodata.datasets.progress`).
     ``codec`` compresses the cache's events: ``"zstd"`` (smaller) or ``"lz4"`` (faster to read);
     None keeps the codec of a finished cache already at the store (so a cache prepared with
@@ -101,9 +146,12 @@ def prepare(
     sources = Sources.of(source, mirror=mirror, verify=verify, retry=retry)
     waiting = functools.partial(emit_stage, callback, "wait", reason="another prepare of this cache is running")
     with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting, remove=True):
-        folder, checksums = obtain_folder(spec, sources, root / "raw" / name, show_bar(progress), callback)
+        obtained = obtain_tree(
+            spec, sources, root / "raw" / name, show_bar(progress), callback, extract_all=executor is not None
+        )
+        tree = obtained.tree
         units: dict[str, list[Unit]] = {}
-        for unit in spec.plan(folder, options):
+        for unit in spec.plan(tree, obtained.base, options):
             units.setdefault(unit.split, []).append(unit)
         attrs = {
             "dataset": spec.title,
@@ -111,13 +159,14 @@ def prepare(
             "options": options,
             "sensor_size": list(spec.geometry(options)),
             "class_names": list(spec.class_names),
-            "source_checksums": checksums,
+            "source_checksums": obtained.checksums,
             "notes": spec.notes,
         }
         parts = {split: len(u) for split, u in units.items()}
         codec = codec or finished_codec(store, storage_options) or DEFAULT_CODEC
         builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
-        make_part = functools.partial(decode_part, name, str(folder), units, options)
+        make_part = functools.partial(decode_part, name, tree, units, options)
+        threads = executor is None and workers > 1 and not tree.shareable
         emit_stage(
             callback,
             "decode",
@@ -126,9 +175,20 @@ def prepare(
         )
         tracker = DecodeProgress(callback, show_bar(progress))
         try:
-            build_cache(builder, make_part, workers=workers, executor=executor, on_part_done=tracker)
+            with ThreadPoolExecutor(workers) if threads else contextlib.nullcontext(executor) as run_on:
+                build_cache(
+                    builder,
+                    make_part,
+                    workers=workers,
+                    executor=run_on,
+                    on_part_done=tracker,
+                    rounds=streamed_rounds(tree, units),
+                )
         finally:
             tracker.close()
+        if not keep_raw:
+            for folder in obtained.scratch:
+                shutil.rmtree(folder, ignore_errors=True)
     summary = cache_info(store, storage_options)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     emit_stage(callback, "done", store=store)

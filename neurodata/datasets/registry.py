@@ -1,9 +1,9 @@
 """The dataset registry: each dataset is one small module declaring a :class:`DatasetSpec`.
 
 A spec says what to download (resources with checksums and mirrors), how to find the dataset
-inside what was extracted, how it splits into independent work units, and how a unit decodes into
+among the archives' members, how it splits into independent work units, and how a unit decodes into
 labelled samples. The ``prepare`` pipeline (:mod:`neurodata.datasets.prepare`) does the rest:
-download, verify, extract, decode units in parallel and write the Zarr cache.
+download, verify, read the archives in place, decode units in parallel and write the Zarr cache.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import NeurodataError
+
+if TYPE_CHECKING:
+    from .trees import FileTree
 
 DATASET_MODULES = ("dvs128", "nmnist", "cifar10dvs", "esimagenet")
 
@@ -43,7 +45,7 @@ class Unit:
     Attributes:
         split: "train" or "test".
         uid: The unit's stable id.
-        files: Paths relative to the dataset folder.
+        files: Names of the files it reads, in the dataset's tree.
         params: Extra ``(name, value)`` pairs the dataset's ``decode`` reads (e.g. the label).
     """
 
@@ -64,9 +66,10 @@ class DatasetSpec:
         sensor_size: ``(width, height, polarities)`` of the samples.
         class_names: Name of each label, by index.
         resources: The downloadable archives (:class:`neurodata.datasets.resource.Resource`).
-        locate: Finds the dataset folder under an extracted or given root.
-        plan: Splits the dataset folder into :class:`Unit` s, given the resolved options.
-        decode: Turns one unit into samples, given the dataset folder and the resolved options.
+        locate: Finds the dataset's folder in a :class:`~neurodata.datasets.trees.FileTree` (its
+            archives' members or a folder's files): ``""`` for the root, else ``"a/b/"``.
+        plan: Splits the dataset into :class:`Unit` s, given the tree, that folder and the resolved options.
+        decode: Turns one unit into samples, given the tree and the resolved options.
         manual_download: How to fetch the data by hand, when it cannot be downloaded.
         manual_md5: Published md5 of the files users fetch by hand, by file name.
         options: Each option's allowed values, the first being the default.
@@ -80,9 +83,9 @@ class DatasetSpec:
     sensor_size: tuple[int, int, int]
     class_names: tuple[str, ...]
     resources: tuple  # of neurodata.datasets.download.Resource
-    locate: Callable[[Path], Path]
-    plan: Callable[[Path, dict], list[Unit]]
-    decode: Callable[[Path, Unit, dict], list[Sample]]
+    locate: Callable[[FileTree], str]
+    plan: Callable[[FileTree, str, dict], list[Unit]]
+    decode: Callable[[FileTree, Unit, dict], list[Sample]]
     manual_download: str | None = None
     manual_md5: dict[str, str] = field(default_factory=dict)  # published md5 of files users fetch by hand
     options: dict[str, tuple[str, ...]] = field(
@@ -128,22 +131,6 @@ class DatasetSpec:
                 f"{self.name}: unknown option(s) {', '.join(given)}; known: {', '.join(self.options) or 'none'}"
             )
         return resolved
-
-
-def find_marker(root: Path, marker: str, dataset: str) -> Path:
-    """The folder under ``root`` (itself or below) that holds a file named ``marker``.
-
-    Raises:
-        NeurodataError: Naming ``dataset`` and ``root`` when no such file exists.
-    """
-    if (root / marker).exists():
-        return root
-    hits = sorted(root.rglob(marker))
-    if not hits:
-        raise NeurodataError(
-            f"{dataset}: no {marker!r} found under {root}: is this the right archive or folder?"
-        )
-    return hits[0].parent
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -2,9 +2,10 @@
 
 The published mirrors by default; a mirror base URL that serves the published files under their
 names (``--mirror URL/``); or the user's own copies (``--source``, repeatable): archives (local paths
-or URLs), a local folder holding the downloaded archives, or one extracted folder. Each archive is
-fetched into ``raw/<name>/downloads`` (verified against the published checksum unless ``verify`` is
-off), extracted, and recorded in the cache's ``source_checksums`` with its md5 and sha256, marked
+or URLs), a local folder holding the downloaded archives, or one extracted folder. A remote archive
+is fetched into ``raw/<name>/downloads``; a local one is read where it is. Each is verified against
+the published checksum unless ``verify`` is off, read in place (zip and tar members; RAR and 7z are
+extracted by a tool), and recorded in the cache's ``source_checksums`` with its md5 and sha256, marked
 ``unverified`` (with the reason) where no published checksum vouched for it.
 """
 
@@ -17,12 +18,14 @@ from pathlib import Path
 
 from ..errors import NeurodataError
 from ..network import DEFAULT_RETRY, RetryPolicy
-from .checksum import ChecksumError
-from .download import DownloadedFile, UnreachableError, download
-from .extract import extract
+from .checksum import ChecksumError, Digests, check_digests, file_digests
+from .download import DownloadedFile, DownloadError, UnreachableError, download
+from .extract import archive_kind, extract
 from .progress import emit_stage
 from .registry import DatasetSpec
-from .resource import Callback, Resource
+from .resource import Callback, Resource, is_html_page
+from .tar_tree import TarTree
+from .trees import FileTree, FolderTree, MountedTree, ZipTree
 
 NO_VERIFY_HINT = (
     "if this copy is the one you mean to use (a repacked archive, a mirror), rerun with --no-verify "
@@ -62,36 +65,123 @@ class Sources:
         return cls(paths=paths, **fields)
 
 
-def obtain_folder(
-    spec: DatasetSpec, sources: Sources, raw: Path, progress: bool, callback: Callback | None
-) -> tuple[Path, dict[str, dict[str, str]]]:
-    """The extracted dataset folder and what is known of the archives it came from (file name ->
-    ``md5``, ``sha256`` and, where nothing published vouched for it, ``unverified``: the reason).
+@dataclass(frozen=True)
+class Obtained:
+    """A dataset's files, ready to plan and decode.
+
+    Attributes:
+        tree: Its files: a folder, or its archives' members read in place.
+        base: The dataset's folder in ``tree`` (``""``: the root), as the spec's ``locate`` found it.
+        checksums: What is known of each archive (file name -> ``md5``, ``sha256`` and, where nothing
+            published vouched for it, ``unverified``: the reason).
+        scratch: Folders extracted for this run (archives that need an external tool, or every archive
+            for an executor's workers), to remove once the cache is built unless ``--keep-raw``.
+    """
+
+    tree: FileTree
+    base: str
+    checksums: dict[str, dict[str, str]]
+    scratch: tuple[Path, ...] = ()
+
+
+def obtain_tree(
+    spec: DatasetSpec,
+    sources: Sources,
+    raw: Path,
+    progress: bool,
+    callback: Callback | None,
+    extract_all: bool = False,
+) -> Obtained:
+    """The dataset's files from ``sources``: downloads land in ``raw/downloads``; the user's local
+    archives are verified where they are, never copied; archives are read in place (zip and tar
+    members), except RAR/7z (and zips using a method zipfile lacks), extracted into ``raw/extracted``.
 
     Args:
         spec: The dataset.
         sources: Where its archives or folder come from, and how to check them.
         raw: The folder for downloads and extracted trees.
         progress: Whether to show progress bars.
-        callback: Gets a stage event per download and extraction, or ``None``.
+        callback: Gets a stage event per download, verification and archive, or ``None``.
+        extract_all: Extract every archive (for workers on other machines, which read a shared disk).
     """
     plan = plan_archives(spec, sources)
     if isinstance(plan, Path):
         names = ", ".join(spec.file_names()) or "none published"
-        return locate_in(spec, plan, f"nor does it hold the dataset's archives ({names})"), {}
-    downloads, extracted = raw / "downloads", raw / "extracted"
+        tree = FolderTree(plan)
+        return Obtained(tree, locate_in(spec, tree, f"nor does it hold the dataset's archives ({names})"), {})
     checksums: dict[str, dict[str, str]] = {}
+    mounted: list[tuple[str, FileTree]] = []
+    scratch: list[Path] = []
     for published in plan:
-        emit_stage(callback, "download", file=published.filename)
-        fetched = fetch_archive(spec, published, sources, downloads, progress, callback)
-        checksums[published.filename] = record = archive_record(published, fetched)
+        if "://" in published.urls[0]:
+            emit_stage(callback, "download", file=published.filename)
+            fetched = fetch_archive(spec, published, sources, raw / "downloads", progress, callback)
+            path, digests, fresh = fetched.path, fetched, fetched.url is not None
+        else:
+            emit_stage(callback, "verify", file=published.filename)
+            path, fresh = Path(published.urls[0]).expanduser(), False
+            digests = verify_in_place(published, path, sources.verify)
+        checksums[published.filename] = record = archive_record(published, digests)
         if "unverified" in record:
             emit_stage(callback, "unverified", file=published.filename, reason=record["unverified"])
-        emit_stage(callback, "extract", file=published.filename)
-        target = extracted / published.filename.split(".")[0]
-        extract(fetched.path, target, overwrite=fetched.url is not None, progress=progress)
+        folder = published.filename.split(".")[0]
+        tree = open_in_place(path) if not extract_all else None
+        if tree is None:
+            emit_stage(callback, "extract", file=published.filename)
+            target = raw / "extracted" / folder
+            tree = FolderTree(extract(path, target, overwrite=fresh, progress=progress))
+            scratch.append(target)
+        mounted.append((folder, tree))
+    tree = MountedTree(mounted)
     names = ", ".join(r.filename for r in plan)
-    return locate_in(spec, extracted, f"searched what {names} held"), checksums
+    return Obtained(tree, locate_in(spec, tree, f"searched what {names} held"), checksums, tuple(scratch))
+
+
+def open_in_place(path: Path) -> FileTree | None:
+    """The members of the archive at ``path`` read in place, or None when it must be extracted
+    (RAR, 7z, a single compressed file, a zip using a method zipfile lacks).
+
+    Args:
+        path: The archive.
+    """
+    kind = archive_kind(path)
+    if kind == "tar":
+        return TarTree(path)
+    if kind == "zip":
+        tree = ZipTree(path)
+        return None if tree.needs_tool else tree
+    return None
+
+
+def verify_in_place(published: Resource, path: Path, verify: bool) -> Digests:
+    """The digests of the user's local archive at ``path`` (read once, not copied), checked against
+    ``published`` when ``verify``.
+
+    Args:
+        published: The archive's published name and checksums.
+        path: The user's copy.
+        verify: Refuse a copy whose checksums differ (else the caller records it as unverified).
+
+    Raises:
+        NeurodataError: No such file.
+        DownloadError: The file is an HTML page (saved in the archive's place).
+        ChecksumError: The digests differ, with what to do.
+    """
+    if not path.is_file():
+        raise NeurodataError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        if is_html_page(f.read(1024)) and not published.filename.endswith((".html", ".htm")):
+            raise DownloadError(
+                f"{path}: an HTML page, not {published.filename} (a login, licence or error page saved in "
+                "its place? download the archive again, in a browser if the site asks you to log in)"
+            )
+    digests = file_digests(path)
+    if verify:
+        try:
+            check_digests(str(path), digests, published.size, published.md5, published.sha256)
+        except ChecksumError as exc:
+            raise ChecksumError(exc.source, exc.what, exc.expected, exc.actual, NO_VERIFY_HINT) from None
+    return digests
 
 
 def plan_archives(spec: DatasetSpec, sources: Sources) -> Path | list[Resource]:
@@ -154,7 +244,7 @@ def fetch_archive(
         ) from None
 
 
-def archive_record(published: Resource, fetched: DownloadedFile) -> dict[str, str]:
+def archive_record(published: Resource, fetched: DownloadedFile | Digests) -> dict[str, str]:
     """What the cache records of one archive: the digests of ``fetched`` and, unless a checksum of
     ``published`` matched, why it is ``unverified``."""
     record = {"md5": fetched.md5, "sha256": fetched.sha256}
@@ -167,10 +257,10 @@ def archive_record(published: Resource, fetched: DownloadedFile) -> dict[str, st
     return record
 
 
-def locate_in(spec: DatasetSpec, folder: Path, note: str) -> Path:
-    """``spec.locate`` on ``folder``, its error followed by ``note`` (what was searched, what else was expected)."""
+def locate_in(spec: DatasetSpec, tree: FileTree, note: str) -> str:
+    """``spec.locate`` on ``tree``, its error followed by ``note`` (what was searched, what else was expected)."""
     try:
-        return spec.locate(folder)
+        return spec.locate(tree)
     except NeurodataError as exc:
         raise NeurodataError(f"{exc}; {note}") from None
 

@@ -1,0 +1,179 @@
+"""The members of a tar archive read without extracting it.
+
+A plain tar is indexed once (member offsets) and read by offset, from any process. A compressed tar
+(gzip, bzip2, xz) can only be read front to back: one pass lists the members and keeps their bytes
+in memory while they fit in ``hold_bytes``; members past that budget are read by further passes
+(:meth:`TarTree.rounds`), each holding a budget's worth at a time, so memory stays bounded and no
+member is ever written to disk. gzip is inflated with ISA-L (``isal``) on its own thread when
+installed, else with zlib.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .members import CORRUPT, ExtractError, check_kind, checked_name, tar_kind
+
+try:  # ISA-L's inflate, several times zlib's; the stream decompresses on its own thread
+    from isal import igzip_threaded
+    from isal.isal_zlib import IsalError
+except ImportError:  # a platform without isal wheels: zlib
+    igzip_threaded = None
+    IsalError = OSError
+
+HOLD_BYTES = 1 << 30
+"""Default budget of member bytes a compressed tar keeps in memory at once."""
+TAR_CORRUPT = (*CORRUPT, IsalError)
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+
+
+def compression_of(path: str | os.PathLike) -> str | None:
+    """``gzip``, ``bz2`` or ``xz`` for a compressed file at ``path`` (by content), None for a plain one."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def open_stream(path: Path, compression: str | None) -> BinaryIO:
+    """The decompressed bytes of the file at ``path`` as a sequential binary stream.
+
+    Args:
+        path: The file.
+        compression: ``gzip``, ``bz2``, ``xz`` or None (plain).
+    """
+    if compression == "gzip":
+        if igzip_threaded is not None:
+            return igzip_threaded.open(path, "rb", threads=1)
+        return gzip.open(path, "rb")
+    if compression == "bz2":
+        return bz2.open(path, "rb")
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+class TarTree:
+    """The file members of the tar archive at ``path`` (any compression), read in place.
+
+    Args:
+        path: The archive.
+        hold_bytes: For a compressed tar, how many bytes of members to keep in memory at once
+            (None: :data:`HOLD_BYTES`).
+
+    Raises:
+        UnsafeArchiveError: A member with an absolute or escaping name, a link or a special file
+            (the archives extraction refuses).
+        ExtractError: The archive is damaged or truncated (naming it).
+    """
+
+    def __init__(self, path: str | os.PathLike, hold_bytes: int | None = None):
+        self.path = Path(path)
+        self.compression = compression_of(self.path)
+        self.hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
+        self._offsets: dict[str, tuple[int, int]] = {}  # name -> (offset of its data, size)
+        self._held: dict[str, bytes] = {}
+        self._scan()
+
+    @property
+    def shareable(self) -> bool:
+        """Whether other processes can read members (a plain tar: by offset); a compressed tar's
+        members live in this process's memory."""
+        return self.compression is None
+
+    def _members(self) -> Iterator[tuple[str, tarfile.TarInfo, tarfile.TarFile]]:
+        """Each file member as it streams past: its checked name, header and the open archive."""
+        try:
+            with open_stream(self.path, self.compression) as stream, tarfile.open(
+                fileobj=stream, mode="r|"
+            ) as tf:
+                for member in tf:
+                    name = checked_name(self.path, member.name).as_posix()
+                    check_kind(self.path, member.name, tar_kind(member))
+                    if member.isfile():
+                        yield name, member, tf
+        except TAR_CORRUPT as exc:
+            raise ExtractError(f"{self.path}: cannot read tar archive: {exc}") from None
+
+    def _scan(self) -> None:
+        held = 0
+        for name, member, tf in self._members():
+            self._offsets[name] = (member.offset_data, member.size)
+            if self.compression is not None and held + member.size <= self.hold_bytes:
+                self._held[name] = _read_member(tf, member)
+                held += member.size
+
+    def names(self) -> list[str]:
+        """Every file member's checked name, sorted."""
+        return sorted(self._offsets)
+
+    def ready(self, name: str) -> bool:
+        """Whether the member ``name`` can be read now (a compressed tar: whether it is held)."""
+        return self.compression is None or name in self._held
+
+    def read_bytes(self, name: str) -> bytes:
+        """The member ``name``: by offset from a plain tar, from memory for a compressed one
+        (after :meth:`rounds` brought it in)."""
+        if self.compression is not None:
+            return self._held[name]
+        offset, size = self._offsets[name]
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+        if len(data) != size:
+            raise ExtractError(f"{self.where(name)}: archive ends inside the member ({len(data)} of {size} bytes)")
+        return data
+
+    def where(self, name: str) -> str:
+        """``archive:member`` for the member ``name``."""
+        return f"{self.path}:{name}"
+
+    def rounds(self, wanted: set[str]) -> Iterator[None]:
+        """Bring the members ``wanted`` into memory a budget at a time, streaming the archive again:
+        yields once with what is held already, then each time the held bytes pass the budget, and
+        once at the end. Between yields the caller reads what is :meth:`ready` and :meth:`release` s it.
+
+        Args:
+            wanted: The member names still to read.
+        """
+        yield
+        missing = {n for n in wanted if not self.ready(n)}
+        if not missing:
+            return
+        for name, member, tf in self._members():
+            if name in missing:
+                self._held[name] = _read_member(tf, member)
+                missing.discard(name)
+                if sum(map(len, self._held.values())) > self.hold_bytes:
+                    yield
+                if not missing:
+                    break
+        yield
+
+    def release(self, names: list[str]) -> None:
+        """Forget the bytes of the members ``names`` (decoded; a compressed tar frees their memory).
+
+        Args:
+            names: Member names.
+        """
+        if self.compression is not None:
+            for name in names:
+                self._held.pop(name, None)
+
+    def __getstate__(self) -> dict:
+        if self.compression is not None:
+            raise TypeError(f"{self.path}: a compressed tar's members are read in the process that streams it")
+        return dict(self.__dict__)
+
+
+def _read_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    data = tf.extractfile(member).read()
+    if len(data) != member.size:
+        raise ExtractError(f"archive ends inside member {member.name!r} ({len(data)} of {member.size} bytes)")
+    return data
