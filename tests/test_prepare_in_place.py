@@ -1,0 +1,199 @@
+"""``prepare`` reads archives where they are: no copy of a local archive, no extracted tree for zip and
+tar (members decoded in place; a compressed tar streamed in memory-budget rounds), RAR extracted by a
+tool and removed after the build unless ``keep_raw``. Every variant must give the cache the extracted
+folder gives, and refuse what extraction refuses."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurodata.cache import open_cache
+from neurodata.datasets import tar_tree
+from neurodata.datasets.members import ExtractError, UnsafeArchiveError
+from neurodata.datasets.prepare import prepare
+from neurodata.formats.esimagenet import esimagenet_events
+from tests.archives import add_long_trials, nmnist_zip_bytes, write_dvs128_folder
+from tests.rar4 import rar4
+
+
+@pytest.fixture(scope="module")
+def dvs128_tree(fixtures, tmp_path_factory) -> Path:
+    folder = write_dvs128_folder(fixtures, tmp_path_factory.mktemp("dvs") / "src")
+    add_long_trials(fixtures, folder, trials=3, repeats=4)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(dvs128_tree, tmp_path_factory) -> Path:
+    """The cache prepared from the extracted folder."""
+    root = tmp_path_factory.mktemp("reference")
+    return Path(prepare("dvs128", source=str(dvs128_tree), root=root, progress=False)["url"])
+
+
+def tar_bytes(folder: Path, mode: str, extra: list[tuple[tarfile.TarInfo, bytes]] = ()) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        tar.add(folder, arcname="DvsGesture")
+        for info, data in extra:
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def same_samples(got: str | Path, expected: Path) -> None:
+    a, b = open_cache(expected), open_cache(got)
+    assert set(a.splits) == set(b.splits)
+    for split in a.splits:
+        assert len(a[split]) == len(b[split]) > 0
+        for i in range(len(a[split])):
+            (ea, la), (eb, lb) = a[split][i], b[split][i]
+            assert la == lb
+            np.testing.assert_array_equal(ea, eb)
+        assert a[split].column("source").tolist() == b[split].column("source").tolist()
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("mode, workers", [("w:gz", 1), ("w:gz", 2), ("w:", 2), ("w:xz", 1)])
+def test_tar_members_are_decoded_in_place(dvs128_tree, reference, tmp_path, mode, workers):
+    archive = tmp_path / "in" / "mini_DvsGesture.tar"
+    archive.parent.mkdir()
+    archive.write_bytes(tar_bytes(dvs128_tree, mode))
+    before = archive.stat()
+    root = tmp_path / "root"
+    summary = prepare("dvs128", source=str(archive), root=root, workers=workers, progress=False, verify=False)
+    same_samples(summary["url"], reference)
+    # nothing but the cache was written: no copy of the archive, no extracted tree, no raw folder
+    assert all(name.startswith("dvs128.zarr/") for name in files_under(root)), files_under(root)
+    assert not (root / "raw").exists()
+    assert archive.stat().st_mtime_ns == before.st_mtime_ns and files_under(archive.parent) == [archive.name]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_compressed_tar_over_the_memory_budget_is_streamed_in_rounds(
+    dvs128_tree, reference, tmp_path, monkeypatch, workers
+):
+    """A budget smaller than one trial: the listing pass holds only small members, one more pass
+    brings the trials in a budget at a time (rounds, each built and released before the next)."""
+    archive = tmp_path / "mini_DvsGesture.tar.gz"
+    archive.write_bytes(tar_bytes(dvs128_tree, "w:gz"))
+    monkeypatch.setattr(tar_tree, "HOLD_BYTES", 4096)
+    passes = []
+    members = tar_tree.TarTree._members
+
+    def counted(self):
+        passes.append(1)
+        return members(self)
+
+    monkeypatch.setattr(tar_tree.TarTree, "_members", counted)
+    released = []
+    release = tar_tree.TarTree.release
+
+    def recorded(self, names):
+        released.append(list(names))
+        return release(self, names)
+
+    monkeypatch.setattr(tar_tree.TarTree, "release", recorded)
+    summary = prepare(
+        "dvs128", source=str(archive), root=tmp_path / "root", workers=workers, progress=False, verify=False
+    )
+    same_samples(summary["url"], reference)
+    assert len(passes) == 2  # the listing pass, then one more
+    assert len(released) >= 4  # five trials, each over the budget: built round by round
+
+
+def test_zip_members_are_read_in_place_by_worker_processes(fixtures, tmp_path):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    for split, per_digit in (("Train", 2), ("Test", 1)):
+        (folder / f"{split}.zip").write_bytes(nmnist_zip_bytes(fixtures, split, per_digit))
+    summary = prepare("nmnist", source=str(folder), root=tmp_path / "root", workers=2, progress=False, verify=False)
+    assert all(name.startswith("nmnist.zarr/") for name in files_under(tmp_path / "root"))
+    # the same recordings read straight from the files
+    extracted = tmp_path / "extracted"
+    for split in ("Train", "Test"):
+        shutil.unpack_archive(folder / f"{split}.zip", extracted / split)
+    expected = prepare("nmnist", source=str(extracted), root=tmp_path / "expected", progress=False)
+    same_samples(summary["url"], Path(expected["url"]))
+
+
+@pytest.mark.parametrize(
+    "kind, name, problem",
+    [
+        ("file", "../escape.aedat", "'..' component would escape"),
+        ("file", "/abs/olute.aedat", "absolute path"),
+        ("symlink", "DvsGesture/link.aedat", "links are not extracted"),
+        ("fifo", "DvsGesture/pipe", "device, FIFO or socket"),
+    ],
+)
+def test_unsafe_members_are_refused_reading_in_place(dvs128_tree, tmp_path, kind, name, problem):
+    info = tarfile.TarInfo(name)
+    info.type = {"file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+    info.linkname = "/etc/passwd" if kind == "symlink" else ""
+    data = b"x" * 10 if kind == "file" else b""
+    info.size = len(data)
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(tar_bytes(dvs128_tree, "w:gz", [(info, data)]))
+    with pytest.raises(UnsafeArchiveError, match=rf"^{archive}: refusing member .*{problem}"):
+        prepare("dvs128", source=str(archive), root=tmp_path / "root", progress=False, verify=False)
+    assert not (tmp_path / "escape.aedat").exists() and not (tmp_path / "root" / "dvs128.zarr").exists()
+
+
+def test_truncated_archive_is_one_line_naming_it(dvs128_tree, tmp_path):
+    whole = tar_bytes(dvs128_tree, "w:gz")
+    archive = tmp_path / "cut.tar.gz"
+    archive.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ExtractError, match=rf"^{archive}: cannot read tar archive"):
+        prepare("dvs128", source=str(archive), root=tmp_path / "root", progress=False, verify=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "neurodata.cli", "prepare", "dvs128", "--source", str(archive), "--root",
+         str(tmp_path / "cli"), "--no-verify"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]  # after the progress lines, one line names the archive
+    assert error.startswith(f"neurodata: error: {archive}: cannot read tar archive")
+    assert "Traceback" not in result.stderr
+
+
+def esimagenet_folder(tmp_path: Path) -> dict[str, bytes]:
+    """An ES-ImageNet layout: label files and one .npz sample per split (the sample format's real fields)."""
+    files = {}
+    for split, listing, label in (("train", "trainlabel.txt", 3), ("val", "vallabel.txt", 7)):
+        sample = io.BytesIO()
+        pos = np.array([[20, 30, 2], [100, 200, 8]], dtype=np.uint8)
+        np.savez_compressed(sample, pos=pos, neg=np.array([[21, 31, 1]], dtype=np.uint8))
+        files[f"ES/{split}/s{label}.npz"] = sample.getvalue()
+        files[f"ES/{listing}"] = f"s{label}.npz {label} 200 180\n".encode()
+    # a member after the samples larger than zip's end-record search window: stored .npz samples (zips)
+    # near the end of a stored RAR make bsdtar take the whole archive for a zip
+    files["ES/README.txt"] = b"ES-ImageNet layout for tests\n" * 4096
+    return files
+
+
+@pytest.mark.parametrize("keep_raw", [False, True])
+def test_rar_is_extracted_by_a_tool_and_removed_unless_kept(tmp_path, keep_raw):
+    if shutil.which("bsdtar") is None and shutil.which("unar") is None and shutil.which("7z") is None:
+        pytest.skip("no RAR extractor installed (apt-get install libarchive-tools); .ci/run installs it")
+    archive = tmp_path / "es.rar"
+    archive.write_bytes(rar4([(name, data, "file") for name, data in esimagenet_folder(tmp_path).items()]))
+    root = tmp_path / "root"
+    summary = prepare("esimagenet", source=str(archive), root=root, progress=False, verify=False, keep_raw=keep_raw)
+    cache = open_cache(summary["url"])
+    assert cache["train"].labels.tolist() == [3] and cache["test"].labels.tolist() == [7]
+    events, _ = cache["train"][0]
+    expected = esimagenet_events(np.array([[20, 30, 2], [100, 200, 8]], np.uint8), np.array([[21, 31, 1]], np.uint8))
+    np.testing.assert_array_equal(events, expected)
+    extracted = root / "raw" / "esimagenet" / "extracted" / "es"
+    assert extracted.is_dir() == keep_raw
+    if keep_raw:
+        assert (extracted / "ES" / "trainlabel.txt").is_file()
