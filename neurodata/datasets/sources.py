@@ -12,7 +12,9 @@ extracted by a tool), and recorded in the cache's ``source_checksums`` with its 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,16 +118,21 @@ def obtain_tree(
         if "://" in published.urls[0]:
             emit_stage(callback, "download", file=published.filename)
             fetched = fetch_archive(spec, published, sources, raw / "downloads", progress, callback)
-            path, digests, fresh = fetched.path, fetched, fetched.url is not None
+            path, hashing, fresh = fetched.path, None, fetched.url is not None
+            digests: DownloadedFile | Digests = fetched
         else:
             emit_stage(callback, "verify", file=published.filename)
             path, fresh = Path(published.urls[0]).expanduser(), False
-            digests = verify_in_place(published, path, sources.verify)
+            hashing = start_hashing(published, path)  # on its own thread, while the archive is listed
+        folder = published.filename.split(".")[0]
+        tree = open_in_place(path) if not extract_all else None
+        if hashing is not None:
+            digests = hashing.result()
+            if sources.verify:
+                check_published(published, path, digests)
         checksums[published.filename] = record = archive_record(published, digests)
         if "unverified" in record:
             emit_stage(callback, "unverified", file=published.filename, reason=record["unverified"])
-        folder = published.filename.split(".")[0]
-        tree = open_in_place(path) if not extract_all else None
         if tree is None:
             emit_stage(callback, "extract", file=published.filename)
             target = raw / "extracted" / folder
@@ -153,19 +160,17 @@ def open_in_place(path: Path) -> FileTree | None:
     return None
 
 
-def verify_in_place(published: Resource, path: Path, verify: bool) -> Digests:
-    """The digests of the user's local archive at ``path`` (read once, not copied), checked against
-    ``published`` when ``verify``.
+def start_hashing(published: Resource, path: Path) -> Future[Digests]:
+    """Start hashing the user's local archive at ``path`` (read where it is, not copied) on a thread
+    of its own, after refusing a missing file or an HTML page saved under the archive's name.
 
     Args:
         published: The archive's published name and checksums.
         path: The user's copy.
-        verify: Refuse a copy whose checksums differ (else the caller records it as unverified).
 
     Raises:
         NeurodataError: No such file.
         DownloadError: The file is an HTML page (saved in the archive's place).
-        ChecksumError: The digests differ, with what to do.
     """
     if not path.is_file():
         raise NeurodataError(f"{path}: no such file")
@@ -175,13 +180,34 @@ def verify_in_place(published: Resource, path: Path, verify: bool) -> Digests:
                 f"{path}: an HTML page, not {published.filename} (a login, licence or error page saved in "
                 "its place? download the archive again, in a browser if the site asks you to log in)"
             )
-    digests = file_digests(path)
-    if verify:
+    digests: Future[Digests] = Future()
+
+    def run() -> None:
         try:
-            check_digests(str(path), digests, published.size, published.md5, published.sha256)
-        except ChecksumError as exc:
-            raise ChecksumError(exc.source, exc.what, exc.expected, exc.actual, NO_VERIFY_HINT) from None
+            digests.set_result(file_digests(path))
+        except BaseException as exc:  # the caller's .result() raises it
+            digests.set_exception(exc)
+
+    # a daemon thread: a run that fails while listing the archive exits without waiting for the hash
+    threading.Thread(target=run, name="neurodata-hash", daemon=True).start()
     return digests
+
+
+def check_published(published: Resource, path: Path, digests: Digests) -> None:
+    """Refuse the local archive at ``path`` when its ``digests`` differ from the ``published`` ones.
+
+    Args:
+        published: The archive's published name and checksums.
+        path: The user's copy (named in the error).
+        digests: Its measured digests.
+
+    Raises:
+        ChecksumError: The digests differ, with what to do.
+    """
+    try:
+        check_digests(str(path), digests, published.size, published.md5, published.sha256)
+    except ChecksumError as exc:
+        raise ChecksumError(exc.source, exc.what, exc.expected, exc.actual, NO_VERIFY_HINT) from None
 
 
 def plan_archives(spec: DatasetSpec, sources: Sources) -> Path | list[Resource]:
