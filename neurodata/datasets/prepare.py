@@ -13,9 +13,10 @@ import contextlib
 import functools
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..cache.store import Location
 from ..errors import NeurodataError
 from ..localfs import cache_name, default_root, file_lock
 from ..network import DEFAULT_RETRY, RetryPolicy
+from ..workers import process_pool
 from .progress import DecodeProgress, emit_stage, show_bar
 from .registry import Unit, get_dataset
 from .resource import Callback
@@ -52,8 +54,52 @@ def decode_part(
     return PartData.from_samples((s.events, s.label, s.source) for s in samples)
 
 
+class ForkedPerRound(Executor):
+    """Worker processes forked anew for each round of a streamed archive (:meth:`refresh`), so that
+    they see the members this process holds then (see :class:`~neurodata.datasets.tar_tree.TarTree`).
+
+    Args:
+        workers: Worker processes per round.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def refresh(self) -> None:
+        """End the current workers; the next task forks new ones."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        """Run ``fn(*args, **kwargs)`` on a worker (forked now if there are none)."""
+        if self._pool is None:
+            self._pool = process_pool(self.workers)
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """End the workers (waiting for them when ``wait``; ``cancel_futures`` drops queued tasks)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait, cancel_futures=cancel_futures)
+            self._pool = None
+
+
+def streamed_executor(tree: FileTree, workers: int) -> Executor | None:
+    """What decodes a tree that other processes cannot open themselves (a compressed tar): worker
+    processes forked per round where processes fork (Linux), else ``workers`` threads; None for one worker.
+
+    Args:
+        tree: The dataset's files.
+        workers: How many workers the user asked for.
+    """
+    if workers <= 1 or tree.shareable:
+        return None
+    return ForkedPerRound(workers) if sys.platform.startswith("linux") else ThreadPoolExecutor(workers)
+
+
 def streamed_rounds(
-    tree: FileTree, units: dict[str, list[Unit]]
+    tree: FileTree, units: dict[str, list[Unit]], before_round: Callable[[], None] = lambda: None
 ) -> Callable[[list[tuple[str, int]]], Iterator[list[tuple[str, int]]]]:
     """For :func:`~neurodata.cache.build_cache`: the pending parts in groups whose files ``tree``
     can read now, while it brings the files of the rest in (a compressed tar, a memory budget at a
@@ -62,6 +108,7 @@ def streamed_rounds(
     Args:
         tree: The dataset's files.
         units: The planned units by split.
+        before_round: Called before each group: e.g. to fork workers that see the files held now.
     """
 
     def rounds(pending: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
@@ -71,6 +118,7 @@ def streamed_rounds(
             group = [part for part in waiting if all(tree.ready(f) for f in files[part])]
             waiting = [part for part in waiting if part not in set(group)]
             if group:
+                before_round()
                 yield group
                 tree.release([f for part in group for f in files[part]])
         if waiting:  # the plan only names members the archive lists, so this is a damaged stream
@@ -121,8 +169,9 @@ def prepare(
     ``<cache_url>/<name>.zarr``), with fsspec ``storage_options``. ``executor`` (e.g. dask's
     ``client.get_executor()``) runs the decode and commit tasks instead of ``workers`` local
     processes; every archive is then extracted, as its workers must see the files at the same path
-    (shared disk), and they must reach the cache. Workers are processes, except for a compressed tar
-    (held in this process's memory as it streams), decoded by ``workers`` threads. ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
+    (shared disk), and they must reach the cache. A compressed tar streams through this process;
+    its workers are forked after each memory budget of members is read (threads where processes
+    do not fork). ``progress`` shows bars on stderr (None: only on a terminal); ``callback`` gets one
     JSON-ready dict per step and per decoded part (see :mod:`neurodata.datasets.progress`).
     ``codec`` compresses the cache's events: ``"zstd"`` (smaller) or ``"lz4"`` (faster to read);
     None keeps the codec of a finished cache already at the store (so a cache prepared with
@@ -166,7 +215,7 @@ def prepare(
         codec = codec or finished_codec(store, storage_options) or DEFAULT_CODEC
         builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, tree, units, options)
-        threads = executor is None and workers > 1 and not tree.shareable
+        streamed = streamed_executor(tree, workers) if executor is None else None
         emit_stage(
             callback,
             "decode",
@@ -175,14 +224,15 @@ def prepare(
         )
         tracker = DecodeProgress(callback, show_bar(progress))
         try:
-            with ThreadPoolExecutor(workers) if threads else contextlib.nullcontext(executor) as run_on:
+            with streamed or contextlib.nullcontext(executor) as run_on:
+                refresh = getattr(run_on, "refresh", lambda: None)
                 build_cache(
                     builder,
                     make_part,
                     workers=workers,
                     executor=run_on,
                     on_part_done=tracker,
-                    rounds=streamed_rounds(tree, units),
+                    rounds=streamed_rounds(tree, units, refresh),
                 )
         finally:
             tracker.close()

@@ -15,6 +15,7 @@ import gzip
 import lzma
 import os
 import tarfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +35,8 @@ STREAM_BUFFER = 1 << 20
 """Bytes tarfile reads from the decompressed stream at a time (its default, 10 KiB, costs a Python call each)."""
 TAR_CORRUPT = (*CORRUPT, IsalError)
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+_LIVE: weakref.WeakValueDictionary[int, TarTree] = weakref.WeakValueDictionary()
+"""Compressed trees of this process by id: a worker forked from it finds the one a task names here."""
 
 
 def compression_of(path: str | os.PathLike) -> str | None:
@@ -82,6 +85,7 @@ class TarTree:
         self._offsets: dict[str, tuple[int, int]] = {}  # name -> (offset of its data, size)
         self._held: dict[str, bytes] = {}
         self._scan()
+        _LIVE[id(self)] = self
 
     @property
     def shareable(self) -> bool:
@@ -168,10 +172,21 @@ class TarTree:
             for name in names:
                 self._held.pop(name, None)
 
-    def __getstate__(self) -> dict:
-        if self.compression is not None:
-            raise TypeError(f"{self.path}: a compressed tar's members are read in the process that streams it")
-        return dict(self.__dict__)
+    def __reduce__(self) -> tuple:
+        """A plain tar pickles whole; a compressed one by reference, valid in this process and in
+        worker processes forked from it after its members were brought in (their memory is a copy)."""
+        if self.compression is None:
+            return super().__reduce__()
+        return _live_tree, (id(self), str(self.path))
+
+
+def _live_tree(key: int, path: str) -> TarTree:
+    try:
+        return _LIVE[key]
+    except KeyError:
+        raise TypeError(
+            f"{path}: a compressed tar's members live in the process that streams it and in workers forked from it"
+        ) from None
 
 
 def _read_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
