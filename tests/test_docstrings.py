@@ -20,21 +20,14 @@ COMPLETE = [
     "neurodata.reader",
     "neurodata.writer",
     "neurodata.events",
-    "snn.train",
-    "snn.neurons",
-    "snn.layers",
     "hw",
-    "snn.convert",
-    "snn.quant",
+    "snn",
     "neurodata.datasets",
     "neurodata.cache.reader",
     "neurodata.cache.verify",
     "neurodata.cache.writer",
     "neurodata.live",
     "neurodata.viz",
-    "snn.models",
-    "snn.surrogate",
-    "snn.functional",
 ]
 
 
