@@ -16,18 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # packages (checked recursively) and modules whose docstrings are complete
 COMPLETE = [
-    "neurodata.loaders",
-    "neurodata.reader",
-    "neurodata.writer",
-    "neurodata.events",
-    "hw",
+    "neurodata",
     "snn",
-    "neurodata.datasets",
-    "neurodata.cache.reader",
-    "neurodata.cache.verify",
-    "neurodata.cache.writer",
-    "neurodata.live",
-    "neurodata.viz",
+    "hw",
 ]
 
 
