@@ -92,12 +92,9 @@ def fill_row_chunk_numba(coded, x, y, p, packed, src, n, dst, t_row, x_row, y_ro
     cache): ``state`` carries ``[running time sum, largest coordinate seen]`` from chunk to chunk
     (start with ``[0, 0]``); coordinates are never negative in a cache.
 
+    The chunk columns (coded, x, y, p) and packed are as in :func:`scatter_chunk_numba`.
+
     Args:
-        coded: The chunk's stored time column (per-sample deltas, doubled plus the polarity when ``packed``).
-        x: The chunk's x column.
-        y: The chunk's y column.
-        p: The chunk's p column (the time column again when ``packed``).
-        packed: The time column carries the polarities.
         t_row: The sample's padded time row.
         x_row: Its padded x row.
         y_row: Its padded y row.

@@ -116,13 +116,9 @@ def to_voxel_grid_batch(
 ) -> torch.Tensor:
     """Voxel grids ``[B, T, 1, H, W]`` (float32) for a packed batch, matching :func:`to_voxel_grid`.
 
+    The packed batch (t, x, y, p, lengths) and sensor_size are as in :func:`to_frame_batch`.
+
     Args:
-        t: Packed timestamps in microseconds (int64), each sample sorted.
-        x: Packed x coordinates (int64).
-        y: Packed y coordinates (int64).
-        p: Packed polarities, 0 (OFF) or 1 (ON).
-        lengths: Events per sample (sums to ``len(t)``).
-        sensor_size: ``(width, height, polarities)`` of the sensor.
         n_time_bins: ``T``, the bins per sample.
     """
     width, height, _ = sensor_geometry(sensor_size)

@@ -66,16 +66,10 @@ def step_numba(a, b, t0, t1, ref, c_on, c_off, last_t, refractory, out_t, out_x,
     Returns the new count, or -1 when the outputs are too small (the caller grows them and retries
     with the state copies it kept).
 
+    The pixel state and frame arguments (a, b, t0, t1, ref, c_on, c_off, last_t, refractory) are
+    those of :func:`step_reference`.
+
     Args:
-        a: Log intensity ``[H, W]`` at the interval's start.
-        b: Log intensity ``[H, W]`` at its end.
-        t0: Start of the interval in microseconds.
-        t1: End of the interval in microseconds.
-        ref: Each pixel's log intensity at its last event ``[H, W]`` (updated).
-        c_on: Per-pixel ON thresholds ``[H, W]``.
-        c_off: Per-pixel OFF thresholds ``[H, W]``.
-        last_t: Each pixel's last emitted event time in microseconds ``[H, W]`` int64 (updated).
-        refractory: Refractory period in microseconds.
         out_t: Output times (int64), filled from index ``n``.
         out_x: Output columns (uint16), filled from index ``n``.
         out_y: Output rows (uint16), filled from index ``n``.

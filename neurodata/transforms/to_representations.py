@@ -66,14 +66,8 @@ class ToFrame(_Representation):
 class ToSparseTensor(_Representation):
     """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``.
 
-    Attributes:
-        sensor_size: ``(width, height, polarities)``; None infers it from each sample's events.
-        time_window: Frames of this many microseconds.
-        event_count: Frames of this many events.
-        n_time_bins: This many frames of equal duration.
-        n_event_bins: This many frames of equal event counts.
-        overlap: Microseconds (``time_window``), events (``event_count``) or a fraction of a bin.
-        include_incomplete: Keep a trailing frame that ``time_window``/``event_count`` does not fill.
+    Its fields (sensor_size, time_window, event_count, n_time_bins, n_event_bins, overlap,
+    include_incomplete) mean what :class:`ToFrame`'s of the same names do.
     """
 
     sensor_size: Size | None
