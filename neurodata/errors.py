@@ -8,7 +8,13 @@ class NeurodataError(Exception):
 
 
 class FormatError(NeurodataError, ValueError):
-    """A file does not follow its format: names the source, the byte offset and what was expected."""
+    """A file does not follow its format: names the source, the byte offset and what was expected.
+
+    Args:
+        source: The file's path or URL, or None for an unnamed stream (shown as ``<stream>``).
+        offset: Byte offset in ``source`` where the problem is, or None when it is not one place.
+        message: What was found and what was expected.
+    """
 
     def __init__(self, source: str | None, offset: int | None, message: str):
         self.source = source

@@ -25,7 +25,12 @@ HDF5_CHUNK = 1 << 18
 
 
 class NpzWriter:
-    """Writes an uncompressed ``.npz`` with one 1-D array per event field, plus ``info`` as JSON."""
+    """Writes an uncompressed ``.npz`` with one 1-D array per event field, plus ``info`` as JSON.
+
+    Args:
+        fileobj: Binary file opened for writing (seekable: a zip archive is written on :meth:`close`).
+        info: The recording's metadata, stored as JSON in the member ``info.npy``.
+    """
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         self.file = fileobj
@@ -35,11 +40,17 @@ class NpzWriter:
         self.count = 0
 
     def write(self, events: np.ndarray) -> None:
+        """Append events to the columns spooled in a temporary folder.
+
+        Args:
+            events: Structured array of :data:`~neurodata.events.EVENT_DTYPE`, in time order.
+        """
         for name in COLUMNS:
             self.parts[name].write(np.ascontiguousarray(events[name]).tobytes())
         self.count += len(events)
 
     def close(self) -> None:
+        """Write the archive (one ``.npy`` member per column, then ``info.npy``) and delete the spool."""
         try:
             for part in self.parts.values():
                 part.close()
@@ -63,7 +74,12 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 class Hdf5Writer:
-    """Writes an HDF5 file with resizable, chunked datasets ``t, x, y, p`` and the info as attributes."""
+    """Writes an HDF5 file with resizable, chunked datasets ``t, x, y, p`` and the info as attributes.
+
+    Args:
+        fileobj: Binary file opened for writing, handed to ``h5py.File``.
+        info: The recording's metadata: its fields become file attributes, ``extra`` as JSON.
+    """
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         import h5py
@@ -81,6 +97,11 @@ class Hdf5Writer:
         self.h5.attrs["extra"] = json.dumps(info.extra, default=str)
 
     def write(self, events: np.ndarray) -> None:
+        """Append events to the datasets (grown by ``len(events)``).
+
+        Args:
+            events: Structured array of :data:`~neurodata.events.EVENT_DTYPE`, in time order.
+        """
         n = len(events)
         if n == 0:
             return
@@ -90,6 +111,7 @@ class Hdf5Writer:
             column[start:] = events[name]
 
     def close(self) -> None:
+        """Close the HDF5 file (``fileobj`` itself stays open)."""
         self.h5.close()
 
 

@@ -103,7 +103,15 @@ def write_atomic(
     parents: bool = False,
 ) -> None:
     """Write ``data`` (bytes, or text in the locale's encoding) to ``path`` with :func:`atomic_output`
-    and the same options."""
+    and the same options.
+
+    Args:
+        path: The file to write (replaced whole, never seen half-written).
+        data: Its content.
+        permissions: Permission bits before the umask.
+        durable: ``fsync`` before the rename.
+        parents: Create missing parent folders first.
+    """
     mode = "w" if isinstance(data, str) else "wb"
     with atomic_output(path, mode, permissions=permissions, durable=durable, parents=parents) as fileobj:
         fileobj.write(data)
@@ -299,6 +307,12 @@ def default_root() -> Path:
 
 def cache_name(dataset: str, options: dict[str, str], defaults: dict[str, str]) -> str:
     """The cache folder name of a dataset: its name, plus ``-key=value`` for each option that differs
-    from ``defaults``, plus ``.zarr``."""
+    from ``defaults``, plus ``.zarr``.
+
+    Args:
+        dataset: The dataset's registry name, e.g. ``nmnist``.
+        options: The preparation options chosen (name to value), in any order (sorted in the name).
+        defaults: Each option's default value; options equal to it stay out of the name.
+    """
     suffix = "".join(f"-{k}={v}" for k, v in sorted(options.items()) if defaults.get(k) != v)
     return f"{dataset}{suffix}.zarr"

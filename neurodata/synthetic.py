@@ -21,6 +21,18 @@ def rotating_bar(
     Each ``step_us`` the bar's pixels that changed produce ON events on the leading edge and OFF
     events on the trailing edge (the bar is rasterised, so the result is exact, not sampled).
     Noise events are uniform in space and time at ``noise_rate_hz`` per pixel. Sorted by time.
+
+    Args:
+        width: Sensor width in pixels.
+        height: Sensor height in pixels.
+        duration_us: Length of the recording in microseconds (times lie in ``[0, duration_us)``).
+        revolutions: Full turns of the bar over the recording.
+        step_us: Interval between the bar's rasterised positions, in microseconds.
+        noise_rate_hz: Background events per pixel per second.
+        seed: Seeds the event times within each step and the noise.
+
+    Returns:
+        Events of :data:`~neurodata.events.EVENT_DTYPE`.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]

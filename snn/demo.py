@@ -39,12 +39,29 @@ ARCHIVE = "SyntheticDvsGesture.tar.gz"  # not DvsGesture.tar.gz: prepare checks 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the synthetic data set, the frame representation, the network and the training."""
+    """Sizes of the synthetic data set, the frame representation, the network and the training.
+
+    Attributes:
+        users: Simulated subjects; each records every gesture once per lighting.
+        test_users: How many of the ``users`` (the last ones) form the test split.
+        lightings: Lighting conditions recorded, keys of :data:`neurodata.sim.gestures.LIGHTING`.
+        scene: Key of :data:`neurodata.sim.gestures.SCENES`; ``"blobs"`` draws one bright blob per
+            hand, about 5x fewer events than ``"people"`` with the same classes.
+        gesture_ms: Duration of each gesture in milliseconds.
+        frame_us: Interval between the simulated intensity frames the DVS sees, in microseconds.
+        size: Side in pixels of the frames the network sees (the 128x128 events are downsampled).
+        time_bins: Frames per sample (equal durations).
+        channels: Channels of the first convolution (the later blocks use twice as many).
+        epochs: Training epochs.
+        batch_size: Training samples per batch.
+        lr: AdamW's learning rate.
+        seed: Seeds the archive, the network's initial weights and the training.
+    """
 
     users: int = 10
     test_users: int = 2
     lightings: tuple[str, ...] = ("fluorescent", "led", "natural")
-    scene: str = "blobs"  # one bright blob per hand: ~5x fewer events than "people", same classes
+    scene: str = "blobs"
     gesture_ms: int = 1000
     frame_us: int = 10_000
     size: int = 32
@@ -75,6 +92,10 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
     Input ``[T, B, 2, size, size]``, output per-step ``[T, B, classes]`` (the trainer's
     ``readout="mean"`` averages over time).
     The neurons use the default backend (Numba kernels on CPU, Triton on CUDA).
+
+    Args:
+        config: Gives ``channels``, ``size`` (a multiple of 8) and the seed of the initial weights.
+        n_classes: Outputs of the readout.
     """
     torch.manual_seed(config.seed)
     c = config.channels
@@ -99,7 +120,16 @@ def gesture_net(config: DemoConfig, n_classes: int = 11) -> nn.Module:
 
 
 def make_archive(folder: Path, config: DemoConfig, workers: int = 1) -> Path:
-    """Write the synthetic DVS128-Gesture-layout archive into ``folder`` (trials simulated in ``workers`` processes)."""
+    """Write the synthetic DVS128-Gesture-layout archive into ``folder`` (trials simulated in ``workers`` processes).
+
+    Args:
+        folder: Existing directory that receives :data:`ARCHIVE`.
+        config: Users, lightings, scene, gesture duration, frame interval and seed of the recordings.
+        workers: Processes simulating trials in parallel.
+
+    Returns:
+        The archive's path.
+    """
     from neurodata.sim.gestures import write_archive
 
     return write_archive(
@@ -120,6 +150,11 @@ def frame_dataset(store: str, split: str, config: DemoConfig) -> TensorDataset:
 
     Events are downsampled from 128x128 to ``size`` x ``size`` and binned into ``time_bins``
     frames of equal duration, through ``neurodata.load`` as a user's own script would.
+
+    Args:
+        store: URL or path of the prepared DVS128 Gesture cache.
+        split: ``"train"`` or ``"test"``.
+        config: Gives ``size`` and ``time_bins``.
     """
     import neurodata
     from neurodata.transforms import Downsample, ToFrame
@@ -138,7 +173,20 @@ def frame_dataset(store: str, split: str, config: DemoConfig) -> TensorDataset:
 def run_demo(
     root: str | Path, config: DemoConfig = DemoConfig(), say: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Run all stages in ``root`` (created; must be new or empty) and return settings, timings, results."""
+    """Run all stages in ``root`` (created; must be new or empty) and return settings, timings, results.
+
+    Args:
+        root: The demo folder (layout in the module docstring).
+        config: Sizes of the data, network and training (:data:`QUICK` for a short run).
+        say: Receives one progress line per stage and epoch.
+
+    Returns:
+        What ``demo.json`` holds: the config, ``timings_s`` per stage, the best epoch, test
+        accuracy, loss, firing rate and synops, sample counts and the paths written.
+
+    Raises:
+        NeurodataError: ``root`` exists and is not empty.
+    """
     from neurodata.datasets.prepare import prepare
     from neurodata.errors import NeurodataError
 

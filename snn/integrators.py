@@ -59,7 +59,11 @@ class LeakyIntegrator(nn.Module):
         )
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """``[T, B, ...]`` input to the ``[T, B, ...]`` potentials after each step."""
+        """``[T, B, ...]`` input to the ``[T, B, ...]`` potentials after each step.
+
+        Args:
+            x_seq: Input currents ``[T, B, ...]``; the potential starts at ``v_init`` each call.
+        """
         p = self.params()
         v = F.init_state(p, x_seq[0]).v
         return _potentials(x_seq, v, lambda x, v: F.lif_charge(x, v, p.tau, p.decay_input, p.leak_target))
@@ -84,5 +88,9 @@ class Integrator(nn.Module):
         return IFParameters(v_init=self.v_init)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        """``[T, B, ...]`` input to the ``[T, B, ...]`` potentials after each step."""
+        """``[T, B, ...]`` input to the ``[T, B, ...]`` potentials after each step.
+
+        Args:
+            x_seq: Input currents ``[T, B, ...]``; the potential starts at ``v_init`` each call.
+        """
         return _potentials(x_seq, F.init_state(self.params(), x_seq[0]).v, F.if_charge)

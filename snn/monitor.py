@@ -70,12 +70,21 @@ class _HookMonitor(ABC):
 
 
 class FiringRateMonitor(_HookMonitor):
-    """Mean firing rate (spikes per neuron per time step) of every spiking-neuron layer."""
+    """Mean firing rate (spikes per neuron per time step) of every spiking-neuron layer.
+
+    Args:
+        model: The network to watch; a hook goes on each of its submodules of ``module_types``.
+        module_types: The layer classes whose outputs count as spikes (default: our neurons).
+
+    Raises:
+        ValueError: ``model`` has no submodule of ``module_types``.
+    """
 
     def __init__(self, model: nn.Module, module_types: Iterable[type] = (Neuron,)) -> None:
         super().__init__(model, tuple(module_types))
 
     def reset(self) -> None:
+        """Set every layer's spike and slot counts back to 0."""
         self.spikes = {name: 0.0 for name in self.layers}
         self.slots = {name: 0 for name in self.layers}
 
@@ -129,6 +138,13 @@ class SynOpsMonitor(_HookMonitor):
     ``macs`` (multiply-accumulates for nonzero real-valued input) and ``dense_macs`` (what a
     dense ANN layer computes: every input x fan-out). Counts are totals over all samples, time
     steps and forward passes since :meth:`reset`.
+
+    Args:
+        model: The network to watch; a hook goes on each of its submodules of ``module_types``.
+        module_types: The layer classes to count (Linear, Conv1d and Conv2d, or subclasses).
+
+    Raises:
+        ValueError: ``model`` has no submodule of ``module_types``.
     """
 
     def __init__(
@@ -137,6 +153,7 @@ class SynOpsMonitor(_HookMonitor):
         super().__init__(model, tuple(module_types))
 
     def reset(self) -> None:
+        """Set every layer's ``synops``, ``macs`` and ``dense_macs`` back to 0."""
         self.synops = {name: 0.0 for name in self.layers}
         self.macs = {name: 0.0 for name in self.layers}
         self.dense_macs = {name: 0.0 for name in self.layers}
@@ -148,9 +165,11 @@ class SynOpsMonitor(_HookMonitor):
         self.dense_macs[name] += _accumulations(module, torch.ones_like(x))
 
     def total_synops(self) -> float:
+        """Accumulates triggered by spike input, summed over the layers."""
         return sum(self.synops.values())
 
     def total_macs(self) -> float:
+        """Multiply-accumulates triggered by nonzero real-valued input, summed over the layers."""
         return sum(self.macs.values())
 
     def energy(self) -> dict[str, float]:
@@ -165,7 +184,15 @@ def energy_estimate(
     e_ac_pj: float = E_AC_PJ,
     e_mac_pj: float = E_MAC_PJ,
 ) -> dict[str, float]:
-    """``{"snn_j": synops*E_AC + macs*E_MAC, "ann_j": dense_macs*E_MAC}`` (joules; see module docstring)."""
+    """``{"snn_j": synops*E_AC + macs*E_MAC, "ann_j": dense_macs*E_MAC}`` (joules; see module docstring).
+
+    Args:
+        synops: Accumulates triggered by spikes (:meth:`SynOpsMonitor.total_synops`).
+        macs: Multiply-accumulates triggered by real-valued input.
+        dense_macs: The MACs of the same network run densely as an ANN; None leaves ``ann_j`` out.
+        e_ac_pj: Energy of one accumulate in picojoules.
+        e_mac_pj: Energy of one multiply-accumulate in picojoules.
+    """
     out = {"snn_j": (synops * e_ac_pj + macs * e_mac_pj) * 1e-12}
     if dense_macs is not None:
         out["ann_j"] = dense_macs * e_mac_pj * 1e-12

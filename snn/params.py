@@ -146,7 +146,8 @@ class LIFParameters(LeakyParameters):
 class PLIFParameters(LeakyParameters):
     """Parametric LIF (Fang et al. 2021): the LIF charge with ``1/tau = sigmoid(w)``, ``w`` learnable.
 
-    The default ``w = 0`` is ``tau = 2``.
+    The default ``w = 0`` is ``tau = 2``. ``decay_input`` chooses between the two LIF charges,
+    as in :class:`LIFParameters`.
     """
 
     kind: ClassVar[str] = "plif"

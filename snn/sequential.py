@@ -59,6 +59,11 @@ class SpikingSequential(nn.Sequential):
     """``nn.Sequential`` whose ``[neuron, MaxPool2d(2)]`` pairs run fused on CPU (see the module docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the modules in order, each fusable neuron + pool pair as one kernel.
+
+        Args:
+            x: The first module's input (``[T, B, C, H, W]`` where a fused pair sees it).
+        """
         modules = list(self)
         i = 0
         while i < len(modules):

@@ -16,25 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # packages (checked recursively) and modules whose docstrings are complete
 COMPLETE = [
-    "neurodata.loaders",
-    "neurodata.reader",
-    "neurodata.writer",
-    "neurodata.events",
-    "snn.train",
-    "snn.neurons",
-    "snn.layers",
+    "neurodata",
+    "snn",
     "hw",
-    "snn.convert",
-    "snn.quant",
-    "neurodata.datasets",
-    "neurodata.cache.reader",
-    "neurodata.cache.verify",
-    "neurodata.cache.writer",
-    "neurodata.live",
-    "neurodata.viz",
-    "snn.models",
-    "snn.surrogate",
-    "snn.functional",
 ]
 
 

@@ -59,7 +59,16 @@ def choose_codings(
     """Each stored event column's codec and Blosc filter (:func:`.shards.choose_coding`), measured on
     ``probe``: the first events of the first non-empty part (up to :data:`PROBE_CHUNKS` chunks of
     ``chunk_events``, its split's chunk), staged columns by field. Deterministic, so a resumed commit
-    chooses alike; without a probe (no events at all) ``codec`` with the default filter."""
+    chooses alike; without a probe (no events at all) ``codec`` with the default filter.
+
+    Args:
+        probe: Staged columns by field (per-sample delta times), or None.
+        dtypes: Each stored column's dtype (the narrowed one).
+        time_coding: :data:`~.codecs.DELTA` or :data:`~.codecs.DELTA_POLARITY`: which columns are stored.
+        codec: The Blosc codec asked for (e.g. ``zstd``).
+        chunk_events: Events per inner chunk of the probe's split.
+        where: Names the cache in errors about values that do not fit ``dtypes``.
+    """
     if probe is None:
         return {name: (codec, DEFAULT_SHUFFLE) for name in dtypes}
     return {
@@ -69,7 +78,11 @@ def choose_codings(
 
 
 def split_totals(placement: Placement) -> dict[str, int]:
-    """The attributes of a split's group: its samples, events, rows and inner chunk."""
+    """The attributes of a split's group: its samples, events, rows and inner chunk.
+
+    Args:
+        placement: Where the split's samples go (:func:`.rows.place_samples`).
+    """
     return {
         "n_samples": len(placement.rows),
         "n_events": int(placement.offsets[-1]),

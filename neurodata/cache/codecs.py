@@ -36,7 +36,12 @@ def sample_starts(offsets: np.ndarray) -> np.ndarray:
 
 
 def encode_times(t: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Absolute times -> per-sample deltas (first time of each sample kept absolute)."""
+    """Absolute times -> per-sample deltas (first time of each sample kept absolute).
+
+    Args:
+        t: Event times in microseconds (int64), samples back to back.
+        offsets: Sample boundaries local to ``t`` (``offsets[0]`` = 0).
+    """
     t = np.asarray(t, dtype=np.int64)
     coded = np.empty_like(t)
     if t.size == 0:
@@ -71,7 +76,11 @@ PACKABLE_DELTAS = (-(2**62), 2**62 - 1)  # deltas whose doubling fits int64
 
 
 def stored_fields(time_coding: str) -> tuple[str, ...]:
-    """The event columns a cache of this time coding stores."""
+    """The event columns a cache of this time coding stores.
+
+    Args:
+        time_coding: :data:`DELTA` or :data:`DELTA_POLARITY`.
+    """
     return ("t", "x", "y") if time_coding == DELTA_POLARITY else ("t", "x", "y", "p")
 
 
@@ -119,6 +128,10 @@ def decoder_columns(stored: Sequence[np.ndarray], time_coding: str) -> tuple:
 
 def unpack_polarity(stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``coded * 2 + p`` -> (coded int64, p uint8): the readable reference of what the kernels do
-    inline (an arithmetic shift, so negative deltas come back too)."""
+    inline (an arithmetic shift, so negative deltas come back too).
+
+    Args:
+        stored: The stored ``t`` column of a :data:`DELTA_POLARITY` cache.
+    """
     stored = np.asarray(stored, dtype=np.int64)
     return stored >> 1, (stored & 1).astype(np.uint8)

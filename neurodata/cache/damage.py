@@ -22,7 +22,15 @@ from .store import Location
 
 def damaged_chunks(location: Location, split: str, name: str, start: int, stop: int) -> list[int]:
     """The chunks of array ``name`` of ``split`` holding rows ``[start, stop)`` whose CRC32C does not
-    match (none for an array whose chunks carry none, or one this cannot read)."""
+    match (none for an array whose chunks carry none, or one this cannot read).
+
+    Args:
+        location: The cache.
+        split: The split's name.
+        name: The array's name (an event column or a per-sample array).
+        start: First row read.
+        stop: One past the last row read.
+    """
     meta = location.read_json(split, name, "zarr.json")
     if not isinstance(meta, dict):
         return []
@@ -45,7 +53,15 @@ def damaged_chunks(location: Location, split: str, name: str, start: int, stop: 
 def plain_damaged_chunks(
     location: Location, names: tuple[str, ...], meta: dict[str, Any], start: int, stop: int
 ) -> list[int]:
-    """:func:`damaged_chunks` of a 1-D array stored one chunk per object (``c/<k>``)."""
+    """:func:`damaged_chunks` of a 1-D array stored one chunk per object (``c/<k>``).
+
+    Args:
+        location: The cache.
+        names: The array's path in the cache (e.g. ``(split, name)``).
+        meta: The array's ``zarr.json``.
+        start: First row read.
+        stop: One past the last row read.
+    """
     try:
         codecs = [codec["name"] for codec in meta["codecs"]]
         (chunk,) = meta["chunk_grid"]["configuration"]["chunk_shape"]

@@ -58,7 +58,16 @@ def fusable(columns: dict[str, ShardedRows]) -> bool:
 
 
 class EventChunks:
-    """The event columns of one split, fetched and decompressed chunk by chunk (see the module docstring)."""
+    """The event columns of one split, fetched and decompressed chunk by chunk (see the module docstring).
+
+    Args:
+        fetcher: Serves the byte ranges of the shard files.
+        columns: The split's stored event columns by field name (``t, x, y`` and, unless the times
+            carry the polarities, ``p``).
+
+    Raises:
+        ValueError: The columns' chunking differs or a dtype is not integer (not fusable).
+    """
 
     def __init__(self, fetcher: Fetcher, columns: dict[str, ShardedRows]):
         if not fusable(columns):
@@ -94,7 +103,11 @@ class EventChunks:
                 rows.indexes.update(theirs.indexes)
 
     def kernel_columns(self, buffers: list[np.ndarray]) -> tuple:
-        """One chunk's decompressed columns (in :attr:`fields` order) as the kernels take them."""
+        """One chunk's decompressed columns (in :attr:`fields` order) as the kernels take them.
+
+        Args:
+            buffers: One decompressed chunk of each column.
+        """
         return decoder_columns(buffers, self.time_coding)
 
     def chunk_buffers(self) -> list[np.ndarray]:

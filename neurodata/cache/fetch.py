@@ -37,7 +37,11 @@ class Fetcher(Protocol):
     one_round: bool
 
     def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
-        """The bytes of each request, None where the object does not exist."""
+        """The bytes of each request, None where the object does not exist.
+
+        Args:
+            requests: The byte ranges, in any order and of any objects.
+        """
         ...
 
 
@@ -47,6 +51,11 @@ class LocalFetcher:
     one_round = False  # reads cost no round trip: each decode thread fetches what it decodes
 
     def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        """Read each of the ``requests`` with ``pread``, one after another.
+
+        Raises:
+            CacheError: A file exists but cannot be opened or read.
+        """
         out: list[bytes | None] = []
         for path, start, end in requests:
             try:
@@ -70,7 +79,12 @@ class LocalFetcher:
 
 class FsspecFetcher:
     """Byte ranges through an fsspec filesystem, all requests of a round in one concurrent call;
-    transient failures are retried as ``retry`` says (see the module's docstring)."""
+    transient failures are retried as ``retry`` says (see the module's docstring).
+
+    Args:
+        fs: The fsspec filesystem of the cache (its ``cat_ranges`` serves a round).
+        retry: How often and how long transient failures are retried.
+    """
 
     one_round = True  # each call waits a round trip: fetch a whole batch's ranges together
 
@@ -80,6 +94,11 @@ class FsspecFetcher:
         self.reached = False  # whether any request has been answered (then no host error is final)
 
     def fetch(self, requests: Sequence[Request]) -> list[bytes | None]:
+        """Fetch all ``requests`` in one ``cat_ranges`` call, retrying the transient failures.
+
+        Raises:
+            CacheError: A permanent failure, or transient ones beyond the retry policy.
+        """
         out: list[bytes | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         attempt, progressed_at = 0, time.monotonic()

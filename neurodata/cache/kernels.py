@@ -31,6 +31,13 @@ def scatter_chunk_numba(coded, x, y, p, packed, src, n, dst, offsets, state, out
     ``offsets`` are the output's local sample offsets; ``state`` carries ``[running time sum, index in
     offsets of the next sample start]`` from one chunk to the next (start with ``[0, 0]``). Times
     sum in int64, wrapping like numpy's, and restart at every sample start.
+
+    Args:
+        coded: The chunk's stored time column (per-sample deltas, doubled plus the polarity when ``packed``).
+        x: The chunk's x column.
+        y: The chunk's y column.
+        p: The chunk's p column (the time column again when ``packed``).
+        packed: The time column carries the polarities.
     """
     shift = 1 if packed else 0
     mask = 1 if packed else 255
@@ -84,6 +91,14 @@ def fill_row_chunk_numba(coded, x, y, p, packed, src, n, dst, t_row, x_row, y_ro
     The column twin of :func:`scatter_chunk_numba` for one sample (``pad_events`` straight from the
     cache): ``state`` carries ``[running time sum, largest coordinate seen]`` from chunk to chunk
     (start with ``[0, 0]``); coordinates are never negative in a cache.
+
+    The chunk columns (coded, x, y, p) and packed are as in :func:`scatter_chunk_numba`.
+
+    Args:
+        t_row: The sample's padded time row.
+        x_row: Its padded x row.
+        y_row: Its padded y row.
+        p_row: Its padded polarity row.
     """
     shift = 1 if packed else 0
     mask = 1 if packed else 255

@@ -109,6 +109,11 @@ def event_compressor(
 
     ``zstd`` (default) stores fewer bytes and compresses faster; ``lz4`` (LZ4HC compression, LZ4
     decoding) decompresses faster (figures in docs/sections/cache.md). Staged parts always use plain LZ4.
+
+    Args:
+        dtype: The column's stored dtype (Blosc's shuffle works on its item size).
+        codec: A key of :data:`EVENT_CODECS`.
+        shuffle: Blosc's filter, one of :data:`SHUFFLES`.
     """
     cname, clevel = EVENT_CODECS[codec]
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
@@ -122,7 +127,11 @@ def checksummed(compressor: BytesBytesCodec) -> tuple[BytesBytesCodec, Crc32cCod
 
 def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]:
     """The stored dtype of each event column: the narrowest of :data:`STORED_DTYPES` holding every
-    ``[min, max]`` range given (one dict per part; None for an empty part)."""
+    ``[min, max]`` range given (one dict per part; None for an empty part).
+
+    Args:
+        ranges: One dict per staged part: field to its ``[min, max]`` stored values, or None.
+    """
     return {
         field: narrowest(candidates, merge_ranges(r[field] for r in ranges))
         for field, candidates in STORED_DTYPES.items()
@@ -130,16 +139,26 @@ def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]
 
 
 def sample_compressor() -> ZstdCodec:
+    """The codec of the per-sample arrays (offsets, rows, labels, times, sources): zstd level 3."""
     return ZstdCodec(level=3)
 
 
 def shard_ranges(n_events: int, shard_events: int) -> list[tuple[int, int]]:
-    """The ``[start, stop)`` event ranges of the stored shards, in order (none for an empty split)."""
+    """The ``[start, stop)`` event ranges of the stored shards, in order (none for an empty split).
+
+    Args:
+        n_events: Rows of the split's event arrays.
+        shard_events: Rows per shard.
+    """
     return [(start, min(start + shard_events, n_events)) for start in range(0, n_events, shard_events)]
 
 
 def manifest_bytes(files: dict[str, list]) -> bytes:
-    """The manifest as a zarr group metadata document, so zarr tools see a valid node, not a stray file."""
+    """The manifest as a zarr group metadata document, so zarr tools see a valid node, not a stray file.
+
+    Args:
+        files: Each stored file's key (relative to the root) to ``[size in bytes, CRC32C hex]``.
+    """
     meta = {"zarr_format": 3, "node_type": "group", "attributes": {"files": files}}
     return json.dumps(meta, sort_keys=True, indent=0).encode()
 
@@ -162,6 +181,19 @@ def root_attrs(
 
     The caller's attributes (``rules_version``, ``sensor_size``, ``class_names``, ``source_checksums``,
     anything JSON-serialisable) sit beside the reserved keys, which they may not override.
+
+    Args:
+        name: The dataset's name.
+        user_attrs: The caller's attributes.
+        splits: Each split's group attributes (:func:`.arrays.split_totals`).
+        fingerprint: The build's fingerprint (:func:`.plan.build_fingerprint`).
+        chunk_events: Events per inner chunk requested.
+        shard_events: Events per stored shard.
+        codec: The event columns' codec choice (a key of :data:`EVENT_CODECS`).
+        event_dtypes: Each stored event column's dtype string (e.g. ``<i4``).
+        manifest_crc32c: CRC32C hex of the manifest document, None before it is written.
+        complete: True once every file is written: the marker readers check.
+        time_coding: :data:`~.codecs.DELTA` or :data:`~.codecs.DELTA_POLARITY`.
     """
     from .. import __version__
 

@@ -26,7 +26,11 @@ def value_range(column: np.ndarray) -> ValueRange:
 
 
 def merge_ranges(ranges: Iterable[ValueRange]) -> ValueRange:
-    """The range covering every given range (None entries add nothing; None when all are None)."""
+    """The range covering every given range (None entries add nothing; None when all are None).
+
+    Args:
+        ranges: ``[min, max]`` ranges or None.
+    """
     known = [r for r in ranges if r is not None]
     return [min(r[0] for r in known), max(r[1] for r in known)] if known else None
 

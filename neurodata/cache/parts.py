@@ -22,7 +22,12 @@ _BLOSC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 
 
 def encode_columns(columns: dict[str, np.ndarray], frame_events: int) -> dict[str, bytes]:
-    """``{"<field>/<k>": compressed frame}`` for the event columns (already time coded)."""
+    """``{"<field>/<k>": compressed frame}`` for the event columns (already time coded).
+
+    Args:
+        columns: Each event field's column (times per-sample delta coded), all of one length.
+        frame_events: Events per frame.
+    """
     files = {}
     for field in EVENT_FIELDS:
         column = np.ascontiguousarray(columns[field], dtype=EVENT_DTYPES[field])
@@ -32,7 +37,14 @@ def encode_columns(columns: dict[str, np.ndarray], frame_events: int) -> dict[st
 
 
 def read_span(location: Location, frame_events: int, lo: int, hi: int) -> list[np.ndarray]:
-    """Events ``[lo, hi)`` of a staged part, one array per event field (fetching only the frames needed)."""
+    """Events ``[lo, hi)`` of a staged part, one array per event field (fetching only the frames needed).
+
+    Args:
+        location: The staged part's folder.
+        frame_events: Events per frame the part was staged with.
+        lo: First event.
+        hi: One past the last event.
+    """
     if hi <= lo:
         return [np.empty(0, EVENT_DTYPES[field]) for field in EVENT_FIELDS]
     frames = range(lo // frame_events, (hi - 1) // frame_events + 1)

@@ -33,7 +33,15 @@ def build_fingerprint(
     storage: dict[str, Any],
     layout_version: int = LAYOUT_VERSION,
 ) -> str:
-    """A digest of everything that determines the cache's content, to detect stale parts and caches."""
+    """A digest of everything that determines the cache's content, to detect stale parts and caches.
+
+    Args:
+        name: The dataset's name.
+        attrs: The caller's dataset attributes.
+        parts: Parts per split.
+        storage: The storage choices (:attr:`BuildPlan.storage` or :attr:`BuildPlan.packed_storage`).
+        layout_version: The layout the digest is for (older caches are fingerprinted as they were).
+    """
     plan = {
         "layout_version": layout_version,
         "name": name,
@@ -51,7 +59,18 @@ def read_marker(root: Location) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """One cache build (see :class:`~neurodata.cache.CacheBuilder` for the meaning of each field)."""
+    """One cache build (see :class:`~neurodata.cache.CacheBuilder` for the meaning of each field).
+
+    Attributes:
+        name: The dataset's name.
+        attrs: The caller's JSON-serialisable dataset attributes.
+        parts: Each split's number of parts (0: an empty split).
+        chunk_events: Events per compressed inner chunk.
+        shard_events: Events per stored shard (a multiple of ``chunk_events``).
+        codec: ``lz4`` or ``zstd``.
+        align_samples: Start every sample at a whole inner chunk (False: back to back).
+        pack_polarities: Let the polarities ride in the times where they can.
+    """
 
     name: str
     attrs: dict[str, Any]

@@ -26,7 +26,12 @@ MIN_ALIGNED_CHUNK = 1 << 12
 def split_chunk(counts: np.ndarray, chunk_events: int) -> int:
     """The inner chunk size of a sample-aligned split: ``chunk_events`` halved while the half still
     holds the median sample and :data:`MIN_ALIGNED_CHUNK` events, so that short samples are not
-    each padded to a long chunk (halving keeps it a divisor of the shard size)."""
+    each padded to a long chunk (halving keeps it a divisor of the shard size).
+
+    Args:
+        counts: Events per sample.
+        chunk_events: The inner chunk size asked for (a power of 2 times an odd number).
+    """
     median = float(np.median(counts)) if len(counts) else 0.0
     chunk = int(chunk_events)
     while chunk % 2 == 0 and chunk // 2 >= max(median, MIN_ALIGNED_CHUNK):
@@ -36,7 +41,13 @@ def split_chunk(counts: np.ndarray, chunk_events: int) -> int:
 
 def sample_rows(counts: np.ndarray, chunk: int, aligned: bool = True) -> tuple[np.ndarray, int]:
     """``(first row of each sample, rows in all)``: each sample takes its events rounded up to whole
-    chunks when ``aligned``, else exactly its events (the contiguous layout)."""
+    chunks when ``aligned``, else exactly its events (the contiguous layout).
+
+    Args:
+        counts: Events per sample.
+        chunk: The split's inner chunk size in rows.
+        aligned: Start every sample at a chunk boundary.
+    """
     counts = np.asarray(counts, dtype=np.int64)
     spans = -(-counts // chunk) * chunk if aligned else counts
     ends = np.cumsum(spans, dtype=np.int64)
@@ -45,7 +56,14 @@ def sample_rows(counts: np.ndarray, chunk: int, aligned: bool = True) -> tuple[n
 
 class Placement(NamedTuple):
     """Where a split's samples go: its inner chunk, event ``offsets`` (``n_samples + 1``), each
-    sample's first row and the event arrays' length."""
+    sample's first row and the event arrays' length.
+
+    Attributes:
+        chunk_events: The split's inner chunk size in rows.
+        offsets: Event offsets, ``n_samples + 1`` int64.
+        rows: Each sample's first row, ``n_samples`` int64.
+        n_rows: Length of the split's event arrays.
+    """
 
     chunk_events: int
     offsets: np.ndarray
@@ -68,7 +86,14 @@ def row_pieces(
 ) -> list[tuple[int, int, int]]:
     """``(first row, first event, count)`` of the runs of events that fall in rows
     ``[start_row, stop_row)`` (what a shard of the event arrays holds), merged where events and rows
-    both run on; the other rows hold the fill value."""
+    both run on; the other rows hold the fill value.
+
+    Args:
+        offsets: The split's event offsets (``n_samples + 1``).
+        rows: Each sample's first row.
+        start_row: First row of the range.
+        stop_row: One past its last row.
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
     ends = rows + np.diff(offsets)
@@ -90,7 +115,14 @@ def row_pieces(
 
 def contiguous_span(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -> tuple[int, int] | None:
     """The rows ``[first, last)`` holding samples ``start:stop`` back to back (their events and
-    nothing else), or None when fill rows lie between them."""
+    nothing else), or None when fill rows lie between them.
+
+    Args:
+        offsets: The split's event offsets (``n_samples + 1``).
+        rows: Each sample's first row.
+        start: First sample.
+        stop: One past the last sample.
+    """
     counts = np.diff(offsets[start : stop + 1])
     shift = rows[start:stop][counts > 0] - offsets[start:stop][counts > 0]
     if shift.size and (shift != shift[0]).any():
@@ -102,14 +134,27 @@ def contiguous_span(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int
 def spans_of(
     offsets: np.ndarray, rows: np.ndarray, indices: Sequence[int] | np.ndarray
 ) -> list[tuple[int, int]]:
-    """The rows ``[first, last)`` of each sample of ``indices`` (one vectorized lookup, for a batch)."""
+    """The rows ``[first, last)`` of each sample of ``indices`` (one vectorized lookup, for a batch).
+
+    Args:
+        offsets: The split's event offsets (``n_samples + 1``).
+        rows: Each sample's first row.
+        indices: Sample indices, in any order.
+    """
     index = np.asarray(indices, dtype=np.int64)
     firsts = rows[index]
     return list(zip(firsts.tolist(), (firsts + offsets[index + 1] - offsets[index]).tolist()))
 
 
 def sample_spans(offsets: np.ndarray, rows: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
-    """The rows ``[first, last)`` of each sample ``start:stop``."""
+    """The rows ``[first, last)`` of each sample ``start:stop``.
+
+    Args:
+        offsets: The split's event offsets (``n_samples + 1``).
+        rows: Each sample's first row.
+        start: First sample.
+        stop: One past the last sample.
+    """
     return spans_of(offsets, rows, np.arange(start, stop))
 
 
@@ -121,7 +166,15 @@ def sample_columns(
     stop: int,
 ) -> list[np.ndarray]:
     """The stored columns of samples ``start:stop`` back to back: ``read_rows(first, last)`` over the
-    rows they span, keeping their events (fill rows between sample-aligned samples dropped)."""
+    rows they span, keeping their events (fill rows between sample-aligned samples dropped).
+
+    Args:
+        read_rows: Returns the stored columns of rows ``[first, last)``.
+        offsets: The split's event offsets (``n_samples + 1``).
+        rows: Each sample's first row.
+        start: First sample.
+        stop: One past the last sample.
+    """
     span = contiguous_span(offsets, rows, start, stop)
     if span is not None:
         return read_rows(*span)

@@ -37,17 +37,29 @@ BLOSC_HEADER = 16  # holds the decompressed size at bytes 4-8 (little endian)
 
 
 class ShardLayout(NamedTuple):
-    """What a supported array's ``zarr.json`` says about its stored shards."""
+    """What a supported array's ``zarr.json`` says about its stored shards.
+
+    Attributes:
+        shape: The array's shape (sharded along the first axis).
+        shard_rows: Rows per shard.
+        chunk_rows: Rows per inner chunk.
+        dtype: The stored dtype, little endian.
+        checked: Each inner chunk ends with the CRC32C of its compressed bytes.
+    """
 
     shape: tuple[int, ...]
     shard_rows: int
     chunk_rows: int
     dtype: np.dtype
-    checked: bool  # each inner chunk ends with the CRC32C of its compressed bytes
+    checked: bool
 
 
 def shard_layout(meta: dict[str, Any]) -> ShardLayout | None:
-    """The layout of an array from its ``zarr.json`` when it is the supported one, else None."""
+    """The layout of an array from its ``zarr.json`` when it is the supported one, else None.
+
+    Args:
+        meta: The array's parsed ``zarr.json``.
+    """
     try:
         shape = tuple(meta["shape"])
         shard = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
@@ -98,7 +110,14 @@ Blobs = dict[int, Span | None]  # shard -> its fetched span, None: the shard is 
 
 class ShardedRows:
     """Layout and shard indexes of one supported array at ``folder`` (its store key); the I/O is
-    :func:`fetch_spans`'s. ``where`` names the array in errors about its chunks (default: ``folder``)."""
+    :func:`fetch_spans`'s. ``where`` names the array in errors about its chunks (default: ``folder``).
+
+    Args:
+        folder: The array's store key.
+        layout: What :func:`shard_layout` found.
+        fill: The array's fill value (rows of absent chunks).
+        where: How errors name the array.
+    """
 
     def __init__(self, folder: str, layout: ShardLayout, fill: Any, where: str | None = None):
         self.folder = folder
@@ -112,16 +131,24 @@ class ShardedRows:
         self.indexes: dict[int, list[tuple[int, int]] | None] = {}
 
     def shard_path(self, shard: int) -> str:
+        """The store key of stored shard number ``shard``."""
         return "/".join([self.folder, "c", str(shard), *(["0"] * (len(self.shape) - 1))])
 
     def shards(self, start: int, stop: int) -> range:
+        """The shards holding rows ``[start, stop)`` (none when ``stop <= start``)."""
         return range(start // self.shard_rows, -(-stop // self.shard_rows)) if stop > start else range(0)
 
     def index_request(self, shard: int) -> Request:
+        """The request for the index (and its CRC32C) at the end of shard number ``shard``."""
         return Request(self.shard_path(shard), -(self.chunks_per_shard * INDEX_ENTRY + CRC_BYTES), None)
 
     def set_index(self, shard: int, raw: bytes | None) -> None:
-        """Parse a shard's index from the bytes at its end (None: the shard is not stored)."""
+        """Parse a shard's index from the bytes at its end (None: the shard is not stored).
+
+        Args:
+            shard: The shard's number.
+            raw: What :meth:`index_request` fetched, None for a missing shard file.
+        """
         if raw is None:
             self.indexes[shard] = None
             return
@@ -139,7 +166,13 @@ class ShardedRows:
         return (lo - base) // self.chunk_rows, (hi - 1 - base) // self.chunk_rows
 
     def span(self, shard: int, start: int, stop: int) -> tuple[int, int] | None:
-        """The byte range of the shard covering the needed inner chunks (None: nothing stored)."""
+        """The byte range of the shard covering the needed inner chunks (None: nothing stored).
+
+        Args:
+            shard: The shard's number (its index read).
+            start: First row needed.
+            stop: One past the last row needed.
+        """
         index = self.indexes[shard]
         if index is None:
             return None
@@ -151,7 +184,13 @@ class ShardedRows:
 
     def pieces(self, start: int, stop: int, blobs: Blobs) -> Iterator[Piece]:
         """The inner chunks holding rows ``[start, stop)``, in order, with their compressed bytes
-        sliced out of each shard's fetched span (no copies)."""
+        sliced out of each shard's fetched span (no copies).
+
+        Args:
+            start: First row.
+            stop: One past the last row.
+            blobs: The fetched spans (:func:`fetch_spans`).
+        """
         for shard in self.shards(start, stop):
             first, last = self._chunks(shard, start, stop)
             blob = blobs.get(shard)
@@ -179,7 +218,13 @@ class ShardedRows:
 
     def decompress(self, raw: memoryview | None, into: np.ndarray, chunk: int) -> None:
         """Inner chunk ``chunk`` (``chunk_rows`` rows, flat) into ``into``, its CRC32C checked
-        first (:meth:`payload`); the fill value for None."""
+        first (:meth:`payload`); the fill value for None.
+
+        Args:
+            raw: The chunk's stored bytes, or None.
+            into: Flat output of ``chunk_rows`` items.
+            chunk: The chunk's number (for errors).
+        """
         if raw is None:
             into[:] = self.fill
             return
@@ -201,7 +246,15 @@ class ShardedRows:
     ) -> np.ndarray:
         """Rows ``[start, stop)`` from each shard's fetched span, as ``dtype`` (default: the stored
         one; a wider one widens each chunk straight into the output), into ``out`` when given (shape
-        ``[stop - start, *row shape]``, any strides: a batch's slot)."""
+        ``[stop - start, *row shape]``, any strides: a batch's slot).
+
+        Args:
+            start: First row.
+            stop: One past the last row.
+            blobs: The fetched spans (:func:`fetch_spans`).
+            dtype: The output dtype.
+            out: Where to write the rows.
+        """
         if out is None:
             out = np.empty((stop - start, *self.shape[1:]), dtype=dtype or self.dtype)
         scratch = None
@@ -222,7 +275,12 @@ RowRange = tuple[ShardedRows, int, int]  # rows [start, stop) of an array
 
 def read_indexes(fetcher: Fetcher, reads: Sequence[RowRange]) -> None:
     """Read, in one fetch round, the indexes of the shards behind row ranges ``(array, start,
-    stop)`` that the arrays have not read yet."""
+    stop)`` that the arrays have not read yet.
+
+    Args:
+        fetcher: Serves the byte ranges.
+        reads: ``(array, start, stop)`` row ranges.
+    """
     missing = sorted(
         {
             (id(rows), shard): (rows, shard)
@@ -240,7 +298,12 @@ def read_indexes(fetcher: Fetcher, reads: Sequence[RowRange]) -> None:
 
 def fetch_spans(fetcher: Fetcher, reads: Sequence[RowRange]) -> list[Blobs]:
     """The compressed bytes behind row ranges ``(array, start, stop)`` of several arrays, in two
-    batched fetch rounds: the shard indexes not seen yet, then one span per (array, shard)."""
+    batched fetch rounds: the shard indexes not seen yet, then one span per (array, shard).
+
+    Args:
+        fetcher: Serves the byte ranges.
+        reads: ``(array, start, stop)`` row ranges.
+    """
     read_indexes(fetcher, reads)
     wanted = []
     for k, (rows, start, stop) in enumerate(reads):
@@ -265,7 +328,13 @@ def fetch_spans(fetcher: Fetcher, reads: Sequence[RowRange]) -> list[Blobs]:
 
 def read_rows(fetcher: Fetcher, reads: Sequence[RowRange], dtype: np.dtype | None = None) -> list[np.ndarray]:
     """Row ranges ``(array, start, stop)`` of several arrays (see :func:`fetch_spans`), as ``dtype``
-    (default: each array's stored dtype)."""
+    (default: each array's stored dtype).
+
+    Args:
+        fetcher: Serves the byte ranges.
+        reads: ``(array, start, stop)`` row ranges.
+        dtype: The output dtype.
+    """
     blobs = fetch_spans(fetcher, reads)
     return [rows.assemble(start, stop, blobs[k], dtype) for k, (rows, start, stop) in enumerate(reads)]
 

@@ -33,7 +33,14 @@ class Run(NamedTuple):
 
 
 class PartSpan(NamedTuple):
-    """A staged part holding events ``[start, stop)`` of its split, in frames of ``frame_events``."""
+    """A staged part holding events ``[start, stop)`` of its split, in frames of ``frame_events``.
+
+    Attributes:
+        url: The staged part's folder.
+        start: Its first event in the split.
+        stop: One past its last event.
+        frame_events: Events per staged frame.
+    """
 
     url: str
     start: int
@@ -44,7 +51,15 @@ class PartSpan(NamedTuple):
 @dataclass(frozen=True)
 class SplitTarget:
     """Where the shards of one split go: the cache root (URL and fsspec options), the split, its inner
-    chunk and the stored format of its event columns."""
+    chunk and the stored format of its event columns.
+
+    Attributes:
+        url: The cache root's path or URL.
+        storage_options: fsspec options to open it.
+        split: The split's name.
+        chunk_events: The split's inner chunk size in rows.
+        events: How the event columns are stored.
+    """
 
     url: str
     storage_options: dict[str, Any]
@@ -56,7 +71,17 @@ class SplitTarget:
 @dataclass(frozen=True)
 class ShardTask:
     """Rows ``[start_row, stop_row)`` of a split's event arrays (one stored shard), holding events
-    ``[start, stop)`` of the split placed by ``runs`` (the other rows hold 0) and read from ``spans``."""
+    ``[start, stop)`` of the split placed by ``runs`` (the other rows hold 0) and read from ``spans``.
+
+    Attributes:
+        target: Where the shard goes.
+        start_row: The shard's first row.
+        stop_row: One past its last row.
+        start: First event of the split in the shard.
+        stop: One past the last.
+        runs: Where runs of events land in the shard.
+        spans: The staged parts holding those events.
+    """
 
     target: SplitTarget
     start_row: int
@@ -68,7 +93,13 @@ class ShardTask:
 
 
 def plan_shards(target: SplitTarget, placement: Placement, parts: Sequence[PartSpan]) -> list[ShardTask]:
-    """One task per shard of the split placed by ``placement``, whose events lie in ``parts`` (in order)."""
+    """One task per shard of the split placed by ``placement``, whose events lie in ``parts`` (in order).
+
+    Args:
+        target: Where the split's shards go.
+        placement: Where its samples go.
+        parts: Its staged parts, in event order.
+    """
     tasks = []
     for start_row, stop_row in shard_ranges(placement.n_rows, target.events.shard_events):
         pieces = row_pieces(placement.offsets, placement.rows, start_row, stop_row)
@@ -93,8 +124,11 @@ def write_shard(task: ShardTask) -> dict[str, list]:
     [size, crc32c]`` of each stored file.
 
     Times are already per-sample delta coded in the parts, so the copy is verbatim but for the
-    polarities packed into them where the time coding says (:func:`.time_coding.stored_columns`) and
+    polarities packed into them where the time coding says (:func:`.codecs.stored_columns`) and
     the narrowing to the stored dtypes (checked: a value that does not fit raises CacheError).
+
+    Args:
+        task: The shard to write.
     """
     target = task.target
     root = Location(target.url, target.storage_options)

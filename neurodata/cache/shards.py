@@ -30,7 +30,13 @@ _BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitsh
 def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE) -> Blosc:
     """The numcodecs Blosc that zarr's ``BloscCodec`` (:func:`~.layout.event_compressor`) for this
     column dtype, codec and filter encodes with, built from the same table (zarr's own attributes
-    changed type between releases: enums up to 3.1, plain strings in 3.4)."""
+    changed type between releases: enums up to 3.1, plain strings in 3.4).
+
+    Args:
+        dtype: The column's stored dtype.
+        codec: A key of :data:`EVENT_CODECS`.
+        shuffle: Blosc's filter, one of ``SHUFFLES``.
+    """
     cname, clevel = EVENT_CODECS[codec]
     return Blosc(
         cname=cname,
@@ -71,7 +77,14 @@ def candidate_codings(name: str, codec: str) -> dict[Coding, float]:
 def choose_coding(probe: np.ndarray, name: str, codec: str, chunk_events: int) -> Coding:
     """The coding of event column ``name`` in a ``codec`` cache (:func:`candidate_codings`) that
     stores ``probe`` (the column's first events, in its stored dtype) in the fewest bytes, chunk by
-    chunk as the cache would, counting each coding's penalty; ties keep the first."""
+    chunk as the cache would, counting each coding's penalty; ties keep the first.
+
+    Args:
+        probe: The column's first events, in its stored dtype.
+        name: The column's field name.
+        codec: The cache's codec choice.
+        chunk_events: Rows per inner chunk.
+    """
     sizes = {
         coding: sum(
             len(
@@ -88,7 +101,13 @@ def choose_coding(probe: np.ndarray, name: str, codec: str, chunk_events: int) -
 
 
 def encode_chunk(chunk: np.ndarray, chunk_events: int, compressor: Blosc) -> bytes:
-    """One stored chunk: zero-padded to ``chunk_events`` values as zarr pads a partial chunk."""
+    """One stored chunk: zero-padded to ``chunk_events`` values as zarr pads a partial chunk.
+
+    Args:
+        chunk: At most ``chunk_events`` values.
+        chunk_events: Rows per inner chunk.
+        compressor: From :func:`chunk_compressor`.
+    """
     if len(chunk) < chunk_events:
         chunk = np.concatenate([chunk, np.zeros(chunk_events - len(chunk), chunk.dtype)])
     return compressor.encode(np.ascontiguousarray(chunk).view(np.uint8))
@@ -96,7 +115,14 @@ def encode_chunk(chunk: np.ndarray, chunk_events: int, compressor: Blosc) -> byt
 
 def encode_shard(column: np.ndarray, chunk_events: int, shard_events: int, compressor: Blosc) -> bytes | None:
     """The stored bytes of a shard holding ``column`` (at most ``shard_events`` values, from the
-    shard's start), or None when every chunk holds only zeros (zarr stores no object then)."""
+    shard's start), or None when every chunk holds only zeros (zarr stores no object then).
+
+    Args:
+        column: The shard's values.
+        chunk_events: Rows per inner chunk.
+        shard_events: Rows per shard (a multiple of ``chunk_events``).
+        compressor: From :func:`chunk_compressor`.
+    """
     if len(column) > shard_events:
         raise ValueError(f"a shard holds at most {shard_events} events, got {len(column)}")
     index = np.full((shard_events // chunk_events, 2), EMPTY, dtype="<u8")

@@ -36,16 +36,27 @@ PART_DONE = "done.json"
 
 @dataclass
 class PartData:
-    """One work unit: the events of consecutive samples, concatenated, with per-sample facts."""
+    """One work unit: the events of consecutive samples, concatenated, with per-sample facts.
 
-    events: np.ndarray  # EVENT_DTYPE, the samples one after the other
-    counts: np.ndarray  # int64, events per sample
-    labels: np.ndarray  # int64, -1 for "no class"
-    sources: list[str]  # source file (or file#segment) per sample
+    Attributes:
+        events: EVENT_DTYPE records, the samples one after the other.
+        counts: Events per sample (int64).
+        labels: Each sample's class (int64), -1 for "no class".
+        sources: Each sample's source file (or ``file#segment``).
+    """
+
+    events: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray
+    sources: list[str]
 
     @classmethod
     def from_samples(cls, samples: Iterable[tuple[np.ndarray, int, str]]) -> PartData:
-        """Build a part from ``(events, label, source)`` triples."""
+        """Build a part from ``(events, label, source)`` triples.
+
+        Args:
+            samples: One ``(events, label, source)`` per sample, in order.
+        """
         samples = list(samples)
         events = [as_events(np.asarray(e)) for e, _, _ in samples]
         return cls(
@@ -74,7 +85,12 @@ class PartData:
 
 
 def sample_time_bounds(events: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``t_first`` and ``t_last`` of every sample (0 for an empty sample)."""
+    """``t_first`` and ``t_last`` of every sample (0 for an empty sample).
+
+    Args:
+        events: The part's events, samples back to back.
+        counts: Events per sample.
+    """
     ends = np.cumsum(counts)
     starts = ends - counts
     nonempty = counts > 0
@@ -89,7 +105,13 @@ def part_record(
     data: PartData, files: dict[str, list], ranges: dict[str, list[int] | None]
 ) -> dict[str, Any]:
     """``done.json`` of a part: its per-sample columns (small), the checksums of its event files and
-    the ``[min, max]`` of each stored (time coded) event column."""
+    the ``[min, max]`` of each stored (time coded) event column.
+
+    Args:
+        data: The part.
+        files: Each staged file's key to ``[size, CRC32C hex]``.
+        ranges: Each event column's ``[min, max]`` (None: no events).
+    """
     t_first, t_last = sample_time_bounds(data.events, data.counts)
     return {
         "n_samples": len(data.counts),
@@ -122,13 +144,24 @@ def part_is_done(location: Location, verify: bool) -> bool:
 
 
 def write_done_marker(location: Location, done: dict[str, Any]) -> None:
-    """The last write of a part: from here on the part counts as staged."""
+    """The last write of a part: from here on the part counts as staged.
+
+    Args:
+        location: The part's folder.
+        done: Its ``done.json`` (:func:`part_record` plus the part format).
+    """
     location.write_json(done, PART_DONE)
 
 
 def stage_part(target: Location, data: PartData, frame_events: int) -> None:
     """Stage validated ``data`` at ``target``; safe to repeat or to race with other builders (identical
-    results). Locally it is written beside ``target`` and renamed into place."""
+    results). Locally it is written beside ``target`` and renamed into place.
+
+    Args:
+        target: The part's folder.
+        data: The part, validated.
+        frame_events: Events per staged frame.
+    """
     if not target.is_local:
         _write_part(target, data, frame_events)
         return

@@ -28,7 +28,12 @@ from .zarr_compat import FsspecStore, LocalStore, Store
 
 
 class Location:
-    """A folder or prefix on some filesystem: ``fs`` and ``path`` as fsspec resolved them."""
+    """A folder or prefix on some filesystem: ``fs`` and ``path`` as fsspec resolved them.
+
+    Args:
+        url: A local path or an fsspec URL (chains such as ``simplecache::s3://...`` included).
+        storage_options: Options for the fsspec filesystem (credentials, endpoints).
+    """
 
     def __init__(self, url: str | os.PathLike, storage_options: dict[str, Any] | None = None):
         self.url = os.fspath(url).rstrip("/")
@@ -38,6 +43,7 @@ class Location:
 
     @property
     def is_local(self) -> bool:
+        """True on the local filesystem (atomic renames and file locks available)."""
         return isinstance(self.fs, LocalFileSystem)
 
     def child(self, *names: str) -> Location:
@@ -49,10 +55,15 @@ class Location:
         return Location(self.url + suffix, self.storage_options)
 
     def key(self, *names: str) -> str:
+        """The filesystem path of ``names`` below this location (joined with ``/``)."""
         return posixpath.join(self.path, *names)
 
     def zarr_store(self, read_only: bool = False) -> Store:
-        """A zarr store rooted here: a LocalStore on local disk, an FsspecStore elsewhere."""
+        """A zarr store rooted here: a LocalStore on local disk, an FsspecStore elsewhere.
+
+        Args:
+            read_only: Open the store read-only.
+        """
         if self.is_local:
             return LocalStore(self.path, read_only=read_only)
         if "::" in self.url:
@@ -64,12 +75,21 @@ class Location:
         return FsspecStore.from_url(self.url, storage_options=self.storage_options, read_only=read_only)
 
     def open_group(self, mode: str = "r", path: str = "") -> zarr.Group:
-        """The zarr v3 group here (or at ``path`` below); never probes v2 or consolidated metadata keys."""
+        """The zarr v3 group here (or at ``path`` below); never probes v2 or consolidated metadata keys.
+
+        Args:
+            mode: ``open_group``'s mode (``r``, ``r+``, ``w``, ...); ``r`` opens the store read-only.
+        """
         store = self.zarr_store(read_only=mode == "r")
         return zarr.open_group(store, mode=mode, path=path, zarr_format=3, use_consolidated=False)
 
     async def open_async_group(self, mode: str = "r", path: str = "") -> AsyncGroup:
-        """The async counterpart of :meth:`open_group`, for fetching many arrays concurrently."""
+        """The async counterpart of :meth:`open_group`, for fetching many arrays concurrently.
+
+        Args:
+            mode: As for :meth:`open_group`.
+            path: The group's path below this location.
+        """
         store = self.zarr_store(read_only=mode == "r")
         return await zarr_async.open_group(
             store=store, mode=mode, path=path, zarr_format=3, use_consolidated=False
@@ -83,6 +103,7 @@ class Location:
         return attrs if isinstance(attrs, dict) else None
 
     def exists(self, *names: str) -> bool:
+        """Whether the file or folder ``names`` below this location exists."""
         return self.fs.exists(self.key(*names))
 
     def read_json(self, *names: str) -> Any | None:
@@ -93,10 +114,16 @@ class Location:
             return None
 
     def write_json(self, value: Any, *names: str) -> None:
+        """Write ``value`` as indented, key-sorted JSON to ``names`` below here (see :meth:`write_bytes`)."""
         self.write_bytes(json.dumps(value, sort_keys=True, indent=1).encode(), *names)
 
     def write_bytes(self, data: bytes, *names: str) -> None:
-        """Write a small file so that it appears whole: locally via a temporary name and a rename."""
+        """Write a small file so that it appears whole: locally via a temporary name and a rename.
+
+        Args:
+            data: The file's content.
+            names: Its path below this location.
+        """
         target = self.key(*names)
         if self.is_local:
             write_atomic(target, data, permissions=SHARED, durable=False, parents=True)
@@ -134,6 +161,7 @@ class Location:
 
 
 def crc32c_hex(data: bytes) -> str:
+    """The CRC32C of ``data`` as 8 lower-case hex digits (what manifests and ``done.json`` record)."""
     return f"{google_crc32c.value(data):08x}"
 
 
@@ -156,6 +184,10 @@ def commit_lock(location: Location, timeout: float = 3600.0) -> Iterator[None]:
 
     The kernel drops an flock when its holder dies, so a SIGKILLed build never leaves a stale lock.
     Object stores have no lock: there the writer relies on idempotent parts and a marker written last.
+
+    Args:
+        location: The cache root.
+        timeout: Seconds to wait for another committer before CacheError.
     """
     if not location.is_local:
         yield

@@ -46,7 +46,15 @@ def get_format(name: str) -> FormatSpec:
 
 
 def detect_format(fileobj: BinaryIO, source: str) -> FormatSpec:
-    """Pick the format of an open file from its first bytes, falling back to the extension."""
+    """Pick the format of an open file from its first bytes, falling back to the extension.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable (left at offset 0).
+        source: The file's path or URL; its extension is the fallback.
+
+    Raises:
+        UnknownFormatError: Neither the first bytes nor the extension match a format.
+    """
     fileobj.seek(0)
     head = fileobj.read(SNIFF_BYTES)
     fileobj.seek(0)

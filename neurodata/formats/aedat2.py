@@ -28,6 +28,14 @@ DVS128_CLASS = "ch.unizh.ini.jaer.chip.retina.DVS128"
 
 @dataclass(frozen=True)
 class Chip:
+    """A jAER sensor's address layout.
+
+    Attributes:
+        name: Our name of the layout (``dvs128``, ``davis240``, ``davis346``), stored in the info's extras.
+        width: Sensor width in pixels.
+        height: Sensor height in pixels.
+    """
+
     name: str
     width: int
     height: int
@@ -39,7 +47,14 @@ DAVIS346 = Chip("davis346", 346, 260)
 
 
 def chip_from_class(java_class: str | None) -> Chip | None:
-    """The address layout for a jAER ``AEChip`` class name; DVS128 when the header names none."""
+    """The address layout for a jAER ``AEChip`` class name; DVS128 when the header names none.
+
+    Args:
+        java_class: The ``# AEChip:`` line's class name, or None when the header has none.
+
+    Returns:
+        The chip, or None for a class whose layout is unknown.
+    """
     if java_class is None:
         return DVS128
     name = java_class.lower()
@@ -61,7 +76,15 @@ def _is_text_line(line: bytes) -> bool:
 
 
 def read_header_lines(fileobj: BinaryIO, source: str) -> tuple[list[tuple[int, str]], int]:
-    """The ``#`` header lines with their byte offsets, and the offset where the records start."""
+    """The ``#`` header lines with their byte offsets, and the offset where the records start.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: No magic line, an unterminated header line, or a header over :data:`HEADER_LIMIT`.
+    """
     fileobj.seek(0)
     first = fileobj.readline(len(MAGIC) + 64)
     if not first.startswith(MAGIC):
@@ -86,6 +109,15 @@ def read_header_lines(fileobj: BinaryIO, source: str) -> tuple[list[tuple[int, s
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the header: the chip from ``# AEChip``, the creation time when jAER recorded it.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: A malformed header or an AEChip without a known address layout.
+    """
     lines, data_offset = read_header_lines(fileobj, source)
     aechip, aechip_offset, creation_ms = None, 0, None
     for offset, line in lines:
@@ -110,11 +142,21 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 
 class Aedat2Decoder:
+    """Decodes 8-byte big-endian (address, timestamp) records in the header's chip layout.
+
+    Args:
+        header: What :func:`parse_header` returned (its ``fields["chip"]``).
+        source: The file's name for error messages.
+    """
+
     def __init__(self, header: Header, source: str):
         self.source = source
         self.chip: Chip = header.fields["chip"]
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole records of ``block`` (file bytes from ``offset``; ``final`` when the file
+        ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies. DAVIS records
+        that are not DVS events (APS readouts, IMU samples, external inputs) are skipped; an address outside the sensor raises FormatError."""
         usable = len(block) // kernels.RECORD * kernels.RECORD
         if final and usable != len(block):
             raise FormatError(
@@ -139,7 +181,11 @@ class Aedat2Decoder:
 
 
 def header_bytes(info: RecordingInfo) -> bytes:
-    """The jAER-style header a DVS128 file starts with (CRLF lines, as jAER writes them)."""
+    """The jAER-style header a DVS128 file starts with (CRLF lines, as jAER writes them).
+
+    Args:
+        info: The recording's info; unused, as the header names only the DVS128 chip.
+    """
     lines = [
         "#!AER-DAT2.0",
         "# This is a raw AE data file - do not edit",
@@ -152,7 +198,12 @@ def header_bytes(info: RecordingInfo) -> bytes:
 
 
 class Aedat2Writer:
-    """Writes DVS128 AEDAT 2.0: header, then big-endian (address, timestamp) pairs."""
+    """Writes DVS128 AEDAT 2.0: header, then big-endian (address, timestamp) pairs.
+
+    Args:
+        fileobj: Binary file opened for writing; the header is written at once.
+        info: The recording's info; a sensor larger than 128x128 is refused.
+    """
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         if (info.width or 0) > DVS128.width or (info.height or 0) > DVS128.height:
@@ -163,6 +214,8 @@ class Aedat2Writer:
         self.file.write(header_bytes(info))
 
     def write(self, events: np.ndarray) -> None:
+        """Append ``events`` (EVENT_DTYPE) as records; NeurodataError when t is outside ``[0, 2**32)``
+        microseconds or a coordinate outside 128x128."""
         if events.size == 0:
             return
         t = events["t"]
@@ -176,7 +229,7 @@ class Aedat2Writer:
         self.file.write(kernels.encode_dvs128(t, events["x"], events["y"], events["p"]).tobytes())
 
     def close(self) -> None:
-        pass
+        """Nothing to flush: every :meth:`write` writes its records at once."""
 
 
 SPEC = FormatSpec(

@@ -36,7 +36,14 @@ SENSOR_SIZES = {"DVS128": (128, 128), "DAVIS240": (240, 180), "DAVIS346": (346, 
 
 
 def sensor_size(source_name: str) -> tuple[int | None, int | None]:
-    """Geometry for a ``#Source`` device name such as ``DVS128`` or ``DAVIS240C``; None when unknown."""
+    """Geometry for a ``#Source`` device name such as ``DVS128`` or ``DAVIS240C``; None when unknown.
+
+    Args:
+        source_name: The device name after ``#Source <id>:`` (case and spaces ignored).
+
+    Returns:
+        ``(width, height)`` in pixels, or ``(None, None)``.
+    """
     name = source_name.upper().replace(" ", "")
     for prefix, size in SENSOR_SIZES.items():
         if name.startswith(prefix):
@@ -45,6 +52,15 @@ def sensor_size(source_name: str) -> tuple[int | None, int | None]:
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the text header up to ``#!END-HEADER``: the source device (sensor size) and start time.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: No magic line, no end of header, or a ``#Format`` other than RAW.
+    """
     fileobj.seek(0)
     if fileobj.read(len(MAGIC)) != MAGIC:
         raise FormatError(source, 0, f"expected the AEDAT 3.1 magic line {MAGIC.decode()!r}")
@@ -87,7 +103,12 @@ SCAN_ERRORS = {
 
 
 class Aedat31Decoder:
-    """Decodes whole packets; a packet cut by the block end is left for the next, larger block."""
+    """Decodes whole packets; a packet cut by the block end is left for the next, larger block.
+
+    Args:
+        header: What :func:`parse_header` returned; events outside its sensor size (when known) raise.
+        source: The file's name for error messages.
+    """
 
     def __init__(self, header: Header, source: str):
         self.source = source
@@ -95,6 +116,9 @@ class Aedat31Decoder:
         self.height = header.info.height
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole packets of ``block`` (file bytes from ``offset``; ``final`` when the file
+        ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies: valid polarity
+        events only; a bad packet header, negative time or off-sensor event raises FormatError."""
         most = len(block) // (kernels.PACKET_HEADER + kernels.POLARITY_SIZE) + 1
         starts = np.empty(most, np.int64)
         overflows = np.empty(most, np.int64)
@@ -157,7 +181,11 @@ class Traps:
 
 
 def header_bytes(info: RecordingInfo) -> bytes:
-    """The DVS128 Gesture style text header (CRLF lines)."""
+    """The DVS128 Gesture style text header (CRLF lines).
+
+    Args:
+        info: Gives ``extra["start_time"]``, else the ``#Start-Time`` is ``time_origin`` (now when unset).
+    """
     start = info.extra.get("start_time")
     if start is None:
         origin = info.time_origin
@@ -206,7 +234,14 @@ def with_invalid_events(events: np.ndarray, every: int) -> tuple[np.ndarray, np.
 
 
 class Aedat31Writer:
-    """Streams events into DVS128 Gesture style AEDAT 3.1; partial packets wait for the next write."""
+    """Streams events into DVS128 Gesture style AEDAT 3.1; partial packets wait for the next write.
+
+    Args:
+        fileobj: Binary file opened for writing; the header is written at once.
+        info: The recording's info (start time; ``extra["packet_events"]`` when ``packet_events`` is None).
+        packet_events: Most polarity events per packet (default 4096).
+        traps: What to interleave for testing readers; None writes a clean file.
+    """
 
     def __init__(
         self,
@@ -226,6 +261,11 @@ class Aedat31Writer:
         self.file.write(header_bytes(info))
 
     def write(self, events: np.ndarray) -> None:
+        """Append ``events`` (time-sorted, continuing earlier writes) as full packets; the rest waits.
+
+        Raises:
+            NeurodataError: Events out of time order, negative times, or coordinates outside 128x128.
+        """
         events = as_events(events)
         if events.size == 0:
             return
@@ -240,6 +280,7 @@ class Aedat31Writer:
         self._emit(concatenate([self.pending, events]), final=False)
 
     def close(self) -> None:
+        """Write the events still waiting as the last packets."""
         self._emit(self.pending, final=True)
         self.pending = empty_events(0)
 
@@ -277,7 +318,15 @@ def write_aedat31(
     packet_events: int = DEFAULT_PACKET_EVENTS,
     traps: Traps | None = None,
 ) -> None:
-    """Write ``events`` to ``path`` atomically, with a chosen packet size and optional reader traps."""
+    """Write ``events`` to ``path`` atomically, with a chosen packet size and optional reader traps.
+
+    Args:
+        path: The file to write.
+        events: Time-sorted events inside 128x128.
+        info: The recording's info (None: defaults, start time now).
+        packet_events: Most polarity events per packet.
+        traps: What to interleave for testing readers; None writes a clean file.
+    """
     with atomic_output(path) as fileobj:
         writer = Aedat31Writer(fileobj, info or RecordingInfo(format="aedat31"), packet_events, traps)
         writer.write(events)

@@ -82,6 +82,17 @@ def _make_header(
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the magic line and the IOHeader: compression, the FileDataTable's position, the streams.
+
+    The lowest-id event stream is read unless :func:`select_stream` picks another.
+
+    Args:
+        fileobj: The file, opened in binary mode at offset 0 and seekable (its size bounds the packets).
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: No magic, a truncated or oversized IOHeader, or a malformed stream description.
+    """
     magic = fileobj.read(len(MAGIC))
     if magic != MAGIC:
         raise FormatError(source, 0, f"expected the AEDAT 4.0 magic {MAGIC!r}, found {magic!r}")
@@ -160,7 +171,12 @@ def _decompressor(compression: int):
 
 
 class Aedat4Decoder:
-    """Splits blocks into whole packets, decompresses the event stream's payloads, unpacks events."""
+    """Splits blocks into whole packets, decompresses the event stream's payloads, unpacks events.
+
+    Args:
+        header: What :func:`parse_header` or :func:`parse_stream_header` returned.
+        source: The file's name for error messages.
+    """
 
     def __init__(self, header: Header, source: str):
         self.source = source
@@ -177,6 +193,9 @@ class Aedat4Decoder:
         self.estimate_margin = 1.0 if self.decompress is None else 1.1
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole packets of ``block`` (file bytes from ``offset``; ``final`` when the file
+        ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies; packets of other
+        streams and the FileDataTable are skipped."""
         spans, consumed = self._split(block, offset, final)
         return self._events(block, offset, spans), consumed
 
@@ -311,6 +330,7 @@ class _Rows:
 
 
 def sniff(head: bytes) -> bool:
+    """True when ``head`` (the file's first bytes) starts with the AEDAT 4.0 magic line."""
     return head.startswith(MAGIC)
 
 

@@ -23,7 +23,14 @@ MAX_COORD = (1 << 15) - 1  # x and y are int16 in the Event struct
 
 @dataclass(frozen=True)
 class Stream:
-    """One stream of the description: its id, type identifier (EVTS, FRME, IMUS, TRIG) and size."""
+    """One stream of the description: its id, type identifier (EVTS, FRME, IMUS, TRIG) and size.
+
+    Attributes:
+        id: The stream id packets carry.
+        type: The type identifier.
+        width: The stream's ``sizeX`` in pixels (None when the description has none).
+        height: Its ``sizeY`` in pixels.
+    """
 
     id: int
     type: str
@@ -35,6 +42,11 @@ def parse_io_header(buf: bytes, base: int, source: str) -> tuple[int, int, list[
     """Decode an IOHeader flatbuffer (``buf`` starts at its u32 size; ``base`` is its file offset).
 
     Returns (compression code, FileDataTable position or -1, streams in the description).
+
+    Args:
+        buf: The size-prefixed IOHeader bytes.
+        base: File offset of ``buf[0]``, for error messages.
+        source: The file's name for error messages.
     """
     try:
         table = fb.root(buf, b"IOHE", size_prefixed=True)
@@ -55,7 +67,13 @@ def parse_io_header(buf: bytes, base: int, source: str) -> tuple[int, int, list[
 
 
 def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
-    """The streams listed under ``<node name="outInfo">`` of DV's XML description."""
+    """The streams listed under ``<node name="outInfo">`` of DV's XML description.
+
+    Args:
+        xml: The description's UTF-8 bytes.
+        base: File offset of the IOHeader, for error messages.
+        source: The file's name for error messages.
+    """
     try:
         root_node = ET.fromstring(xml.decode("utf-8"))
     except (ET.ParseError, UnicodeDecodeError) as err:
@@ -84,7 +102,13 @@ def parse_description(xml: bytes, base: int, source: str) -> list[Stream]:
 
 
 def description_xml(width: int, height: int, compression: str) -> bytes:
-    """DV's XML description of one EVTS stream (id 0) of ``width`` x ``height`` pixels."""
+    """DV's XML description of one EVTS stream (id 0) of ``width`` x ``height`` pixels.
+
+    Args:
+        width: Sensor width in pixels.
+        height: Sensor height in pixels.
+        compression: Compression name recorded on the stream (e.g. ``lz4``).
+    """
     return (
         '<dv version="2.0">\n'
         '    <node name="outInfo" path="/mainloop/Recorder/outInfo/">\n'
@@ -107,7 +131,13 @@ def description_xml(width: int, height: int, compression: str) -> bytes:
 
 def io_header(compression: int, table_pos: int, description: bytes) -> bytes:
     """The size-prefixed IOHeader flatbuffer; every field is written, so its length never depends on
-    ``table_pos`` and the header can be rewritten in place once the table is written."""
+    ``table_pos`` and the header can be rewritten in place once the table is written.
+
+    Args:
+        compression: Compression code (a value of :data:`COMPRESSIONS`).
+        table_pos: File offset of the FileDataTable, or -1.
+        description: The XML description (:func:`description_xml`).
+    """
     return fb.build({0: fb.Scalar("i", compression), 1: fb.Scalar("q", table_pos), 2: description}, b"IOHE")
 
 
@@ -122,7 +152,11 @@ def event_packet(events: np.ndarray) -> bytes:
 
 
 def file_data_table(entries: list[tuple[int, int, int, int, int, int]]) -> bytes:
-    """The size-prefixed FileDataTable: per packet (payload offset, stream, size, count, first t, last t)."""
+    """The size-prefixed FileDataTable: per packet (payload offset, stream, size, count, first t, last t).
+
+    Args:
+        entries: One tuple per packet: payload file offset, stream id, payload size in bytes, event count, first and last timestamp in microseconds.
+    """
     rows = [
         {
             0: fb.Scalar("q", offset),
@@ -137,7 +171,11 @@ def file_data_table(entries: list[tuple[int, int, int, int, int, int]]) -> bytes
 
 
 def compression_code(value: str | int) -> int:
-    """Map a compression name (``none``, ``lz4``, ``lz4_high``, ``zstd``, ``zstd_high``) or code to its code."""
+    """Map a compression name (``none``, ``lz4``, ``lz4_high``, ``zstd``, ``zstd_high``) or code to its code.
+
+    Args:
+        value: A name (any case) or a code 0-4.
+    """
     code = COMPRESSIONS.get(value.lower()) if isinstance(value, str) else value
     if code not in COMPRESSION_NAMES:
         raise NeurodataError(

@@ -43,6 +43,10 @@ class Aedat4Writer:
     ``zstd_high``. Geometry comes from ``info.width``/``info.height``; when absent, the header is
     written at the first chunk from its largest coordinates. On a seekable file a FileDataTable is
     appended on close and the IOHeader is rewritten to point at it.
+
+    Args:
+        fileobj: Binary file opened for writing (seekable for the FileDataTable).
+        info: The recording's info: sensor size, ``compression`` and ``packet_events`` extras.
     """
 
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
@@ -73,6 +77,11 @@ class Aedat4Writer:
         self.position = self.header_start + len(header)
 
     def write(self, events: np.ndarray) -> None:
+        """Append ``events`` (EVENT_DTYPE, time-sorted) as full packets; the remainder waits for more.
+
+        Raises:
+            NeurodataError: An event lies outside the sensor size.
+        """
         if events.size == 0:
             return
         if self.position is None:
@@ -100,6 +109,7 @@ class Aedat4Writer:
         self.position += PACKET_HEADER.size + len(payload)
 
     def close(self) -> None:
+        """Write the last partial packet, then the FileDataTable and the updated IOHeader (seekable files)."""
         if self.position is None:
             self.width, self.height = self.width or 1, self.height or 1
             self._write_header()

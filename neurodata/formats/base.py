@@ -26,7 +26,14 @@ HEADER_LIMIT = 1 << 20  # a text header longer than this has no end marker: refu
 
 @dataclass
 class Header:
-    """What a format's header tells: recording facts and where the events begin."""
+    """What a format's header tells: recording facts and where the events begin.
+
+    Attributes:
+        info: Sensor size, format name, source and format-specific extras of the recording.
+        data_offset: Byte offset of the first event record in the file.
+        fields: The format's own header values its decoder needs (e.g. the EVT format, the AEDAT 4
+            stream table); empty when the decoder needs none.
+    """
 
     info: RecordingInfo
     data_offset: int
@@ -49,7 +56,8 @@ class Decoder(Protocol):
 class Writer(Protocol):
     """Streams event chunks into a binary file object in one format."""
 
-    def write(self, events: np.ndarray) -> None: ...
+    def write(self, events: np.ndarray) -> None:
+        """Encode and append ``events`` (EVENT_DTYPE, time-sorted, continuing the previous chunk)."""
 
     def close(self) -> None:
         """Flush anything buffered; does not close the underlying file object."""
@@ -57,7 +65,17 @@ class Writer(Protocol):
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """A format's name, how to recognise it, and how to read and (optionally) write it."""
+    """A format's name, how to recognise it, and how to read and (optionally) write it.
+
+    Attributes:
+        name: The format's name as ``--format`` and :func:`~neurodata.formats.get_format` take it.
+        description: One line for ``neurodata formats``.
+        extensions: Lower-case file extensions (with the dot), the fallback when sniffing fails.
+        sniff: True when a file's first bytes (up to ``SNIFF_BYTES``) are this format.
+        parse_header: ``(fileobj, source)`` -> :class:`Header`; raises FormatError naming ``source``.
+        make_decoder: ``(header, source)`` -> a fresh :class:`Decoder` for the data after the header.
+        make_writer: ``(fileobj, info)`` -> a :class:`Writer`; None for read-only formats.
+    """
 
     name: str
     description: str
@@ -77,6 +95,15 @@ def read_text_header(
     or just after a line equal to ``end_marker`` when one is given, in which case a missing
     marker is an error. Returns the decoded lines (prefix kept, line ending stripped) and the data
     offset. Lines are decoded as latin-1 so arbitrary bytes never fail to decode.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+        prefix: The bytes every header line starts with (e.g. ``b"%"`` or ``b"#"``).
+        end_marker: A line (without line ending) that closes the header, or None.
+
+    Raises:
+        FormatError: The header is longer than :data:`HEADER_LIMIT` or lacks ``end_marker``.
     """
     lines: list[str] = []
     offset = 0
@@ -105,12 +132,18 @@ def read_text_header(
 
 class WholeFileDecoder:
     """A decoder for container files (zip, HDF5) that cannot be read block by block: it asks the
-    reader for the whole file (consuming nothing until ``final``), then hands the bytes to ``load``."""
+    reader for the whole file (consuming nothing until ``final``), then hands the bytes to ``load``.
+
+    Args:
+        load: ``(file bytes, source)`` -> events.
+        source: The file's name for error messages.
+    """
 
     def __init__(self, load: Callable[[bytes, str], np.ndarray], source: str):
         self.load, self.source = load, source
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Consume nothing until ``final``; then ``block`` (from file ``offset`` 0) is the whole file."""
         if not final:
             return empty_events(0), 0
         return self.load(block.tobytes(), self.source), len(block)

@@ -28,7 +28,11 @@ INFO_FIELDS = ("width", "height", "source", "time_origin")
 
 
 def sniff_npz(head: bytes) -> bool:
-    """A zip whose first member is ``t.npy`` (our exports and SpikingJelly's ``events_np`` files)."""
+    """A zip whose first member is ``t.npy`` (our exports and SpikingJelly's ``events_np`` files).
+
+    Args:
+        head: The file's first bytes.
+    """
     if not head.startswith(ZIP_MAGIC) or len(head) < 30:
         return False
     name_length = int.from_bytes(head[26:28], "little")
@@ -36,6 +40,7 @@ def sniff_npz(head: bytes) -> bool:
 
 
 def sniff_hdf5(head: bytes) -> bool:
+    """True when ``head`` (the file's first bytes) starts with the HDF5 signature."""
     return head.startswith(HDF5_MAGIC)
 
 
@@ -64,6 +69,15 @@ def _events(columns: dict[str, np.ndarray], source: str) -> np.ndarray:
 
 
 def parse_npz_header(fileobj: BinaryIO, source: str) -> Header:
+    """The recording info stored in an ``.npz``'s ``info.npy`` member (defaults when absent).
+
+    Args:
+        fileobj: The archive, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: The file is not a readable zip archive.
+    """
     stored = {}
     try:
         with zipfile.ZipFile(fileobj) as archive:
@@ -80,6 +94,15 @@ DAMAGED_HDF5 = (OSError, RuntimeError, KeyError, TypeError, ValueError, Overflow
 
 
 def parse_hdf5_header(fileobj: BinaryIO, source: str) -> Header:
+    """The recording info stored in an HDF5 file's root attributes.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: h5py cannot open the file.
+    """
     import h5py
 
     try:
@@ -95,6 +118,12 @@ def parse_hdf5_header(fileobj: BinaryIO, source: str) -> Header:
 
 
 def load_npz(data: bytes, source: str) -> np.ndarray:
+    """The events of an ``.npz``'s ``t, x, y, p`` columns, validated (see the module docstring).
+
+    Args:
+        data: The whole file.
+        source: The file's name for error messages.
+    """
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             return _events({name: archive[name] for name in archive.files if name in COLUMNS}, source)
@@ -105,6 +134,12 @@ def load_npz(data: bytes, source: str) -> np.ndarray:
 
 
 def load_hdf5(data: bytes, source: str) -> np.ndarray:
+    """The events of an HDF5 file's ``t, x, y, p`` datasets, validated (see the module docstring).
+
+    Args:
+        data: The whole file.
+        source: The file's name for error messages.
+    """
     import h5py
 
     try:

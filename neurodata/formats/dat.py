@@ -25,6 +25,11 @@ WRITTEN_TYPE = 0x0C
 
 
 def sniff(head: bytes) -> bool:
+    """True for a ``%`` header naming a DAT version or data type (not a RAW ``evt``), followed by a CD type byte.
+
+    Args:
+        head: The file's first bytes.
+    """
     header = sniff_header(head)
     if header is None or raw_format(header.fields)[0] is not None:
         return False
@@ -35,6 +40,15 @@ def sniff(head: bytes) -> bool:
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the ``%`` header and the event type and record size bytes after it.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: A malformed header, an event type other than CD, or a record size other than 8.
+    """
     header = read_header(fileobj, source)
     fileobj.seek(header.data_offset)
     type_and_size = fileobj.read(2)
@@ -62,6 +76,13 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 
 class DatDecoder(WordStreamDecoder):
+    """Decodes 8-byte CD records (stateless: no time base spans records).
+
+    Args:
+        header: What :func:`parse_header` returned (sensor size, when the header has one).
+        source: The file's name for error messages.
+    """
+
     name = "DAT"
     word_dtype = np.dtype("<u8")
     max_events_per_word = 1
@@ -82,6 +103,7 @@ class DatWriter(PropheseeWriter):
     max_coordinate = kernels.COORD_MASK
 
     def header(self, first_t: int | None) -> bytes:
+        """The ``%`` header, type byte and record size byte (``first_t`` is not needed: times are absolute)."""
         fields = [("Data", "file containing EventCD events."), ("Version", "2")]
         if self.width is not None and self.height is not None:
             fields += [("Width", str(self.width)), ("Height", str(self.height))]
@@ -89,11 +111,13 @@ class DatWriter(PropheseeWriter):
         return format_header(fields, end_line=False) + bytes((WRITTEN_TYPE, kernels.RECORD))
 
     def check_times(self, t: np.ndarray) -> None:
+        """Refuse negative times and times of 2**32 microseconds or more in ``t`` (32-bit fields)."""
         super().check_times(t)
         if int(t.max()) >= kernels.T_LIMIT:
             raise NeurodataError(f"DAT stores 32-bit times: t = {int(t.max())} us is >= 2**32 (71.6 minutes)")
 
     def encode(self, events: np.ndarray) -> bytes:
+        """8-byte CD records for ``events`` (checked, EVENT_DTYPE)."""
         out = np.empty(2 * len(events), dtype="<u4")
         kernels.encode_numba(events["t"], events["x"], events["y"], events["p"], out)
         return out.tobytes()

@@ -30,10 +30,21 @@ MAX_GAP = 1 << 32  # us (71 minutes) between events: a longer gap's overflow byt
 
 
 def sniff(head: bytes) -> bool:
+    """True when ``head`` (the file's first bytes) starts with ``Event Stream``."""
     return head.startswith(MAGIC)
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the magic, version, stream type and (except for generic streams) the sensor size.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: Not an Event Stream, a version other than 2.x, a stream type without camera
+            events, or a file that ends inside the header.
+    """
     fileobj.seek(0)
     head = fileobj.read(20)
     if not head.startswith(MAGIC):
@@ -59,7 +70,12 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 
 class EsDecoder:
-    """Decodes whole events; the time of the last one carries over to the next block."""
+    """Decodes whole events; the time of the last one carries over to the next block.
+
+    Args:
+        header: What :func:`parse_header` returned (stream type, sensor size).
+        source: The file's name for error messages.
+    """
 
     def __init__(self, header: Header, source: str):
         self.source = source
@@ -70,6 +86,8 @@ class EsDecoder:
         self.min_bytes = 1 + kernels.TAIL[self.kind]  # the fewest bytes one event takes
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole events of ``block`` (file bytes from ``offset``; ``final`` when the file
+        ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies."""
         pieces, pos = [], 0
         while True:
             out = empty_events(min((len(block) - pos) // self.min_bytes, MAX_OUTPUT) + 1)
@@ -90,6 +108,7 @@ class EsDecoder:
         return concatenate(pieces), pos
 
     def describe_error(self, status: int, block: np.ndarray, at: int) -> str:
+        """The message for an error ``status`` of the kernel about the event at byte ``at`` of ``block``."""
         what = f"Event Stream {kernels.TYPE_NAMES[self.kind]} event"
         if status == kernels.SIZE_TOO_LARGE:
             return f"{what} has more than {kernels.MAX_SIZE_SHIFT // 7} size bytes"
@@ -103,7 +122,15 @@ class EsDecoder:
 
 
 class EsWriter(PropheseeWriter):
-    """Writes a DVS stream (version 2.0.0); the sensor size is required (it fixes the y flip)."""
+    """Writes a DVS stream (version 2.0.0); the sensor size is required (it fixes the y flip).
+
+    Args:
+        fileobj: Binary file opened for writing.
+        info: The recording's info; width and height must be set.
+
+    Raises:
+        NeurodataError: ``info`` lacks the width or height.
+    """
 
     name = "Event Stream"
     max_coordinate = 0xFFFF
@@ -115,6 +142,7 @@ class EsWriter(PropheseeWriter):
         self.previous = 0  # events are written as time differences, from 0 at the start of the stream
 
     def check_times(self, t: np.ndarray) -> None:
+        """Refuse negative times in ``t`` and gaps of 2**32 microseconds or more between events."""
         super().check_times(t)
         gaps = np.diff(t, prepend=self.previous)
         at = int(np.argmax(gaps))
@@ -125,10 +153,12 @@ class EsWriter(PropheseeWriter):
             )
 
     def header(self, first_t: int | None) -> bytes:
+        """Magic, version 2.0.0, the DVS type byte and the sensor size (``first_t`` unused: times start at 0)."""
         size = int(self.width).to_bytes(2, "little") + int(self.height).to_bytes(2, "little")
         return MAGIC + WRITTEN_VERSION + bytes((kernels.DVS,)) + size
 
     def encode(self, events: np.ndarray) -> bytes:
+        """DVS event bytes for ``events`` (checked, EVENT_DTYPE): time differences from the previous event."""
         t = events["t"]
         out = np.empty(kernels.dvs_encoded_size(t, self.previous), dtype=np.uint8)
         kernels.encode_dvs_numba(t, events["x"], events["y"], events["p"], self.previous, self.height, out)

@@ -46,7 +46,11 @@ ZIP_ERRORS = (
 
 
 def sniff(head: bytes) -> bool:
-    """A zip whose first member is ``pos.npy`` or ``neg.npy`` (what ``np.savez_compressed`` writes)."""
+    """A zip whose first member is ``pos.npy`` or ``neg.npy`` (what ``np.savez_compressed`` writes).
+
+    Args:
+        head: The file's first bytes.
+    """
     if not head.startswith(ZIP_MAGIC) or len(head) < 30:
         return False
     name_length = int.from_bytes(head[26:28], "little")
@@ -54,6 +58,15 @@ def sniff(head: bytes) -> bool:
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Check the zip magic; the sensor is always 256x256 and the events are read in one piece.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: The file is not a zip.
+    """
     fileobj.seek(0)
     if fileobj.read(4) != ZIP_MAGIC:
         raise FormatError(source, 0, "expected a zip (.npz) file starting with 'PK\\x03\\x04'")
@@ -61,7 +74,13 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
 
 
 def read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
-    """Read ``<name>.npy`` as an (N, 3) integer array, refusing object arrays and oversized headers."""
+    """Read ``<name>.npy`` as an (N, 3) integer array, refusing object arrays and oversized headers.
+
+    Args:
+        archive: The open ``.npz``.
+        name: ``pos`` or ``neg``.
+        source: The file's name for error messages.
+    """
     try:
         member = archive.getinfo(f"{name}.npy")
     except KeyError:
@@ -111,7 +130,12 @@ def read_member(archive: zipfile.ZipFile, name: str, source: str) -> np.ndarray:
 
 
 def load_pos_neg(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """The ``pos`` and ``neg`` arrays of an ES-ImageNet ``.npz`` held in memory."""
+    """The ``pos`` and ``neg`` arrays of an ES-ImageNet ``.npz`` held in memory.
+
+    Args:
+        data: The whole file.
+        source: The file's name for error messages.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except ZIP_ERRORS as err:
@@ -134,6 +158,13 @@ def esimagenet_events(
     rows by ``(254 - a) // 2`` and columns by ``(254 - b) // 2`` and keeps the 224x224 window
     starting at 16; events outside it are dropped. In both, p = 1 for ``pos``, 0 for ``neg``, and
     t is the stored bin index 1..8 (the authors' frame index is t - 1).
+
+    Args:
+        pos: ON rows ``(row, col, t)``.
+        neg: OFF rows ``(row, col, t)``.
+        convention: ``'raw'`` or ``'centred'``.
+        a: The resized image's height (``'centred'`` only).
+        b: The resized image's width (``'centred'`` only).
     """
     rows = np.concatenate(
         [np.asarray(pos, np.int64).reshape(-1, 3), np.asarray(neg, np.int64).reshape(-1, 3)]
@@ -156,7 +187,12 @@ def esimagenet_events(
 
 
 def load_sample(data: bytes, source: str) -> np.ndarray:
-    """The events of a whole ES-ImageNet ``.npz`` held in memory (the "raw" convention)."""
+    """The events of a whole ES-ImageNet ``.npz`` held in memory (the "raw" convention).
+
+    Args:
+        data: The whole file.
+        source: The file's name for error messages.
+    """
     return esimagenet_events(*load_pos_neg(data, source))
 
 

@@ -20,15 +20,31 @@ NAME = "evt3"
 
 
 def sniff(head: bytes) -> bool:
+    """True for a ``%`` header that announces EVT 3.0 (or a sensor generation that streams it).
+
+    Args:
+        head: The file's first bytes.
+    """
     return head.startswith(b"%") and raw_format(sniff_fields(head))[0] == NAME
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """Read the ``%`` header: geometry, and the time offset our writer records (``fields["t_offset"]``).
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+
+    Raises:
+        FormatError: The header announces another encoding, or is malformed.
+    """
     info, data_offset, t_offset = parse_raw_header(fileobj, source, NAME)
     return Header(info, data_offset, fields={"t_offset": t_offset})
 
 
 class Evt3Decoder(RawDecoder):
+    """Decodes 16-bit EVT 3.0 words; the row, vector base, polarity and time base carry over from block to block."""
+
     name = "EVT 3.0"
     word_dtype = np.dtype("<u2")
     max_events_per_word = kernels.MAX_EVENTS_PER_WORD

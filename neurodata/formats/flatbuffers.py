@@ -20,7 +20,12 @@ U16 = struct.Struct("<H")
 
 
 class FlatBufferError(Exception):
-    """The buffer is not a valid FlatBuffer: ``pos`` is the byte position inside the buffer."""
+    """The buffer is not a valid FlatBuffer: ``pos`` is the byte position inside the buffer.
+
+    Args:
+        pos: Byte position of the fault inside the buffer.
+        message: What is wrong there.
+    """
 
     def __init__(self, pos: int, message: str):
         self.pos = pos
@@ -30,7 +35,15 @@ class FlatBufferError(Exception):
 
 @dataclass(frozen=True)
 class Table:
-    """A validated table inside ``buf``: its position, vtable position and sizes."""
+    """A validated table inside ``buf``: its position, vtable position and sizes.
+
+    Attributes:
+        buf: The whole flatbuffer.
+        pos: Position of the table (its ``soffset`` to the vtable).
+        vtable: Position of its vtable.
+        vtable_size: The vtable's size in bytes (4 + 2 per field slot).
+        size: The table's inline size in bytes.
+    """
 
     buf: bytes
     pos: int
@@ -53,7 +66,13 @@ class Table:
         return self.pos + rel
 
     def scalar(self, field_id: int, fmt: str, default: int) -> int:
-        """A scalar field decoded with ``struct`` format ``fmt`` (little-endian), or ``default``."""
+        """A scalar field decoded with ``struct`` format ``fmt`` (little-endian), or ``default``.
+
+        Args:
+            field_id: The field's index in the schema (its vtable slot).
+            fmt: One ``struct`` format character, e.g. ``i`` or ``q``.
+            default: The schema's default, returned when the field is absent.
+        """
         pos = self.field_pos(field_id, struct.calcsize(fmt))
         return default if pos is None else struct.unpack_from("<" + fmt, self.buf, pos)[0]
 
@@ -67,12 +86,21 @@ class Table:
         return target
 
     def string(self, field_id: int) -> bytes | None:
-        """A string field's bytes (without the terminating NUL), or None when absent."""
+        """A string field's bytes (without the terminating NUL), or None when absent.
+
+        Args:
+            field_id: The field's index in the schema (its vtable slot).
+        """
         vec = self.vector(field_id, 1)
         return None if vec is None else self.buf[vec[0] : vec[0] + vec[1]]
 
     def vector(self, field_id: int, elem_size: int) -> tuple[int, int] | None:
-        """``(start of the first element, element count)`` of a vector field, or None when absent."""
+        """``(start of the first element, element count)`` of a vector field, or None when absent.
+
+        Args:
+            field_id: The field's index in the schema (its vtable slot).
+            elem_size: Bytes per element (the vector's extent is checked against the buffer).
+        """
         target = self._target(field_id)
         if target is None:
             return None
@@ -82,7 +110,11 @@ class Table:
         return target + 4, count
 
     def tables(self, field_id: int) -> list[Table]:
-        """The tables of a vector-of-tables field (empty when absent)."""
+        """The tables of a vector-of-tables field (empty when absent).
+
+        Args:
+            field_id: The field's index in the schema (its vtable slot).
+        """
         vec = self.vector(field_id, 4)
         if vec is None:
             return []
@@ -108,7 +140,13 @@ def table_at(buf: bytes, pos: int, ref: int) -> Table:
 
 
 def root(buf: bytes, identifier: bytes | None = None, size_prefixed: bool = False) -> Table:
-    """The root table of ``buf``, checking the size prefix and file identifier when asked."""
+    """The root table of ``buf``, checking the size prefix and file identifier when asked.
+
+    Args:
+        buf: The flatbuffer.
+        identifier: The expected 4-byte file identifier, or None not to check it.
+        size_prefixed: ``buf`` starts with a ``u32`` size (as DV writes its packets).
+    """
     start = 4 if size_prefixed else 0
     if len(buf) < start + 8:
         raise FlatBufferError(0, f"{len(buf)} bytes is too short for a flatbuffer")
@@ -127,7 +165,12 @@ def root(buf: bytes, identifier: bytes | None = None, size_prefixed: bool = Fals
 
 @dataclass(frozen=True)
 class Scalar:
-    """An inline scalar field: ``struct`` format and value."""
+    """An inline scalar field: ``struct`` format and value.
+
+    Attributes:
+        fmt: One ``struct`` format character (little-endian is applied).
+        value: The number.
+    """
 
     fmt: str
     value: int
@@ -135,7 +178,12 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Inline:
-    """An inline struct field: its packed bytes and alignment."""
+    """An inline struct field: its packed bytes and alignment.
+
+    Attributes:
+        data: The struct's packed little-endian bytes.
+        align: Its alignment in bytes.
+    """
 
     data: bytes
     align: int
@@ -143,7 +191,13 @@ class Inline:
 
 @dataclass(frozen=True)
 class StructVector:
-    """A vector of structs given as packed bytes, with the element alignment."""
+    """A vector of structs given as packed bytes, with the element alignment.
+
+    Attributes:
+        data: The elements' packed bytes, back to back.
+        count: Number of elements.
+        align: An element's alignment in bytes.
+    """
 
     data: bytes
     count: int
@@ -218,7 +272,13 @@ def _write_object(buf: bytearray, value: Field) -> int:
 
 
 def build(fields: dict[int, Field], identifier: bytes, size_prefixed: bool = True) -> bytes:
-    """Serialise one root table with ``fields`` (field id -> value) and a 4-byte file identifier."""
+    """Serialise one root table with ``fields`` (field id -> value) and a 4-byte file identifier.
+
+    Args:
+        fields: Field id to a :class:`Scalar`, :class:`Inline`, :class:`StructVector`, ``bytes`` (a string) or a list of field dicts (a vector of tables).
+        identifier: The 4-byte file identifier.
+        size_prefixed: Start with a ``u32`` size of the rest.
+    """
     if len(identifier) != 4:
         raise ValueError("a file identifier has exactly 4 bytes")
     start = 4 if size_prefixed else 0

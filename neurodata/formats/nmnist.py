@@ -19,15 +19,30 @@ MAX_TIME_US = 1 << 32
 
 
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
+    """The empty header of a ``.bin``: records start at byte 0, no sensor size is stored.
+
+    Args:
+        fileobj: The file (not read).
+        source: The file's name (unused: nothing can be wrong with an absent header).
+    """
     return Header(RecordingInfo(format="nmnist"), data_offset=0)
 
 
 class NmnistDecoder:
+    """Decodes 5-byte records; the overflow markers' time offset carries over between blocks.
+
+    Args:
+        header: What :func:`parse_header` returned (unused).
+        source: The file's name for error messages.
+    """
+
     def __init__(self, header: Header, source: str):
         self.source = source
         self.t_offset = 0
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole records of ``block`` (file bytes from ``offset``; ``final`` when the file
+        ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies."""
         usable = len(block) // RECORD * RECORD
         if final and usable != len(block):
             raise FormatError(
@@ -41,12 +56,24 @@ class NmnistDecoder:
 
 
 class NmnistWriter:
+    """Writes 5-byte records, with overflow markers every 2**13 microseconds past 23 bits.
+
+    Args:
+        fileobj: Binary file opened for writing.
+        info: The recording's info (unused: the format stores no header).
+    """
+
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         self.file = fileobj
         self.t_offset = 0
         self.last_t = 0
 
     def write(self, events: np.ndarray) -> None:
+        """Append ``events`` (EVENT_DTYPE, time-sorted, continuing earlier writes) as records.
+
+        Raises:
+            NeurodataError: Times outside ``[0, 2**32)`` microseconds or out of order, x > 255 or y >= 240.
+        """
         if events.size == 0:
             return
         t = events["t"]
@@ -68,7 +95,7 @@ class NmnistWriter:
         self.file.write(out[:n].tobytes())
 
     def close(self) -> None:
-        pass
+        """Nothing to flush: every :meth:`write` writes its records at once."""
 
 
 SPEC = FormatSpec(

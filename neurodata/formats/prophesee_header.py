@@ -42,7 +42,12 @@ _GENERATION_NUMBERS.update({g: ("evt3", (1280, 720)) for g in ("4.0", "4.1", "4.
 
 @dataclass
 class PropheseeHeader:
-    """The header's fields in file order (later duplicates win) and where the binary data starts."""
+    """The header's fields in file order (later duplicates win) and where the binary data starts.
+
+    Attributes:
+        fields: Key to value of each ``% key value`` line.
+        data_offset: Byte offset of the first data byte (after ``% end`` when present).
+    """
 
     fields: dict[str, str] = field(default_factory=dict)
     data_offset: int = 0
@@ -53,6 +58,11 @@ def split_header(data: bytes, at_eof: bool, source: str | None = None) -> Prophe
 
     Returns None when ``data`` ends inside the header and more bytes may follow (``at_eof`` False).
     Raises :class:`FormatError` when the file ends in the middle of a header line.
+
+    Args:
+        data: The file's first bytes.
+        at_eof: ``data`` is the whole file.
+        source: The file's name for error messages.
     """
     header = PropheseeHeader()
     pos = 0
@@ -83,7 +93,12 @@ def split_header(data: bytes, at_eof: bool, source: str | None = None) -> Prophe
 
 
 def read_header(fileobj: BinaryIO, source: str) -> PropheseeHeader:
-    """Read the header from the start of ``fileobj``, refusing one longer than ``HEADER_LIMIT`` bytes."""
+    """Read the header from the start of ``fileobj``, refusing one longer than ``HEADER_LIMIT`` bytes.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+    """
     fileobj.seek(0)
     data = b""
     want = 4096
@@ -114,7 +129,11 @@ def sniff_header(head: bytes) -> PropheseeHeader | None:
 
 
 def sniff_fields(head: bytes) -> dict[str, str]:
-    """Header fields found in the first bytes of a file (empty when it has no ``%`` header)."""
+    """Header fields found in the first bytes of a file (empty when it has no ``%`` header).
+
+    Args:
+        head: The file's first bytes.
+    """
     header = sniff_header(head)
     return header.fields if header else {}
 
@@ -124,6 +143,9 @@ def raw_format(fields: dict[str, str]) -> tuple[str | None, str]:
 
     ``% evt 3.0`` and ``% format EVT3;...`` are authoritative; without them the sensor generation
     (``plugin_name``, ``generation``, ``sensor_generation``) decides, as the camera's default encoding.
+
+    Args:
+        fields: The header's fields.
     """
     fmt = fields.get("format", "").split(";")[0].strip().upper()
     named = {"EVT3": "evt3", "EVT2": "evt2", "EVT21": "evt21"}.get(fmt)
@@ -143,6 +165,9 @@ def geometry(fields: dict[str, str]) -> tuple[int | None, int | None, str]:
     """Sensor (width, height) from the header, or from the sensor generation it names; None when unknown.
 
     The third item says where the geometry came from, for ``RecordingInfo.extra``.
+
+    Args:
+        fields: The header's fields (``format`` properties, ``geometry``, ``Width``/``Height``, sensor generation).
     """
     props = dict(
         part.strip().split("=", 1) for part in fields.get("format", "").split(";")[1:] if "=" in part
@@ -193,7 +218,12 @@ def _field(fields: dict[str, str], name: str) -> str | None:
 
 
 def format_header(fields: list[tuple[str, str]], end_line: bool) -> bytes:
-    """Encode header lines ``% key value`` (ASCII), optionally closed by ``% end``."""
+    """Encode header lines ``% key value`` (ASCII), optionally closed by ``% end``.
+
+    Args:
+        fields: ``(key, value)`` pairs in order.
+        end_line: Close the header with ``% end`` (RAW does, DAT does not).
+    """
     lines = [f"% {key} {value}\n" for key, value in fields]
     if end_line:
         lines.append(f"% {END_LINE}\n")
@@ -205,6 +235,11 @@ def parse_raw_header(fileobj: BinaryIO, source: str, fmt: str) -> tuple[Recordin
 
     A header naming another encoding is refused; one naming none is decoded as ``fmt`` (chosen by
     the caller or the extension) and says so in ``info.extra['format_source']``.
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+        fmt: ``'evt2'`` or ``'evt3'``.
     """
     header = read_header(fileobj, source)
     found, how = raw_format(header.fields)

@@ -19,7 +19,13 @@ from .prophesee_header import TIME_OFFSET_KEY, format_header
 
 
 class PropheseeWriter(ABC):
-    """Subclasses set ``name``, ``max_coordinate`` and implement ``header`` and ``encode``."""
+    """Subclasses set ``name``, ``max_coordinate`` and implement ``header`` and ``encode``.
+
+    Args:
+        fileobj: Binary file opened for writing; the header goes out with the first events.
+        info: The recording's info; its width and height, when set, bound the coordinates and go
+            into the header.
+    """
 
     name = ""
     max_coordinate = 0
@@ -32,18 +38,27 @@ class PropheseeWriter(ABC):
 
     @abstractmethod
     def header(self, first_t: int | None) -> bytes:
-        """The header bytes, given the first event's time (None when there are no events)."""
+        """The header bytes, given ``first_t``, the first event's time in microseconds (None when there are no events)."""
 
     @abstractmethod
     def encode(self, events: np.ndarray) -> bytes:
-        """Encode a checked, time-ordered chunk, continuing the previous one."""
+        """Encode ``events``, a checked, time-ordered chunk (EVENT_DTYPE), continuing the previous one."""
 
     def check_times(self, t: np.ndarray) -> None:
-        """Refuse times the format cannot hold (called with each chunk's time column)."""
+        """Refuse times the format cannot hold: NeurodataError for a negative time.
+
+        Args:
+            t: One chunk's timestamps in microseconds, as given.
+        """
         if int(t[0]) < 0:
             raise NeurodataError(f"{self.name} cannot store negative times (first t = {int(t[0])} us)")
 
     def write(self, events: np.ndarray) -> None:
+        """Check ``events`` (see the module docstring), write the header before the first ones, encode them.
+
+        Raises:
+            NeurodataError: Times out of order or out of the format's range, or coordinates too large.
+        """
         events = as_events(events)
         if events.size == 0:
             return
@@ -58,6 +73,7 @@ class PropheseeWriter(ABC):
         self.file.write(self.encode(events))
 
     def close(self) -> None:
+        """Write the header of an empty recording when no events came; else there is nothing to flush."""
         if self.last_t is None:
             self.file.write(self.header(None))
 
@@ -81,6 +97,10 @@ class RawWriter(PropheseeWriter):
     The data stores times within wraps of the format's time base (``time_wrap`` us) counted from
     the first event's wrap; whole wraps before the first event go into the header as
     ``% neurodata_time_offset_us``, so that our reader restores absolute times.
+
+    Args:
+        fileobj: Binary file opened for writing.
+        info: The recording's info; width and height, when set, go into ``% format``/``% geometry``.
     """
 
     evt_version = ""
@@ -102,6 +122,7 @@ class RawWriter(PropheseeWriter):
         self.state = np.full(self.state_size, -1, dtype=np.int64)
 
     def encode(self, events: np.ndarray) -> bytes:
+        """EVT words for ``events`` (time-ordered, continuing the previous chunk), with TIME_HIGH words as needed."""
         t = events["t"] - self.t_offset
         start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> self.time_high_shift
         bridges = ((int(t[-1]) >> self.time_high_shift) - start) // (self.half_range - 1) + 1
@@ -110,6 +131,7 @@ class RawWriter(PropheseeWriter):
         return out[:n].tobytes()
 
     def header(self, first_t: int | None) -> bytes:
+        """The ``%`` header; sets the time offset to the whole wraps before ``first_t`` (microseconds, or None)."""
         fields = [("evt", self.evt_version)]
         if self.width is not None and self.height is not None:
             fields.append(("format", f"{self.format_name};height={self.height};width={self.width}"))

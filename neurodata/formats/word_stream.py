@@ -30,7 +30,14 @@ MIN_OUTPUT = 4096
 
 
 class WordStreamDecoder:
-    """Base class: subclasses set the word type, the kernel, its state and the error messages."""
+    """Base class: subclasses set the word type, the kernel, its state and the error messages.
+
+    Args:
+        width: Sensor width in pixels, or None when unknown (x then goes unchecked).
+        height: Sensor height in pixels, or None when unknown.
+        state: The kernel's int64 state array (updated as blocks are decoded).
+        source: The file's name for error messages.
+    """
 
     name = ""
     word_dtype = np.dtype("u1")
@@ -51,9 +58,13 @@ class WordStreamDecoder:
 
     @property
     def word_bytes(self) -> int:
+        """Bytes per word (2, 4 or 8)."""
         return self.word_dtype.itemsize
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        """Decode the whole words of ``block`` (file bytes from ``offset``; ``final`` when the file ends
+        with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies; a corrupt word raises
+        FormatError at its offset."""
         usable = len(block) - len(block) % self.word_bytes
         words = block[:usable].view(self.word_dtype)  # may be unaligned: fine for Numba on x86/ARM64
         pieces = []
@@ -79,7 +90,13 @@ class WordStreamDecoder:
         return concatenate(pieces), usable
 
     def describe_error(self, status: int, block: np.ndarray, at: int) -> str:
-        """The message for an error status of the kernel, from ``errors`` (str.format fields below)."""
+        """The message for an error status of the kernel, from ``errors`` (str.format fields below).
+
+        Args:
+            status: The kernel's error status.
+            block: The block being decoded.
+            at: Byte position of the faulty word in ``block``.
+        """
         word = int.from_bytes(bytes(block[at : at + self.word_bytes]), "little")
         return self.errors.get(status, "corrupt {name} word {hex}").format(
             name=self.name,
@@ -91,7 +108,12 @@ class WordStreamDecoder:
 
 
 class RawDecoder(WordStreamDecoder):
-    """An EVT decoder: the kernel's state starts from the header's time offset (``new_state``)."""
+    """An EVT decoder: the kernel's state starts from the header's time offset (``new_state``).
+
+    Args:
+        header: What the format's ``parse_header`` returned (sensor size, ``fields["t_offset"]``).
+        source: The file's name for error messages.
+    """
 
     new_state: Callable[[int], np.ndarray]
 

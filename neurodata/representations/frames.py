@@ -17,7 +17,15 @@ BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
 def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int) -> bool:
     """Count each slice's events into ``frames`` (in their dtype) with the kernel suited to the frame
     size; False when a cell would pass ``limit`` (then the frames are partly counted). Cells are
-    checked only when a slice holds more than ``limit`` events."""
+    checked only when a slice holds more than ``limit`` events.
+
+    Args:
+        events: Records of :data:`~neurodata.events.EVENT_DTYPE`, time-sorted, inside the frames.
+        slices: ``(starts, ends)`` event index ranges, one per frame.
+        merge: Count every polarity into channel 0 (frames with one polarity channel).
+        frames: ``[T, P, H, W]`` zeros to count into (updated).
+        limit: The largest count a cell may hold.
+    """
     checked = bool(np.any(slices[1] - slices[0] > limit))
     if frames[0].size > CACHE_CELLS:
         return kernels.accumulate_frames_bucketed(
@@ -32,6 +40,12 @@ def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dty
     An integer ``dtype`` too narrow for a count raises ValueError rather than wrap; a float
     ``dtype`` is counted in directly when it holds the longest slice's count exactly, else the
     counts are taken in int64 and converted (other dtypes, e.g. bool, likewise).
+
+    Args:
+        events: Records of :data:`~neurodata.events.EVENT_DTYPE`, time-sorted, inside the frames.
+        slices: ``(starts, ends)`` event index ranges, one per frame.
+        shape: ``(T, P, H, W)`` with ``T`` the number of slices (``P = 1`` merges polarities).
+        dtype: The frames' numpy dtype.
     """
     dtype = np.dtype(dtype)
     longest = int(np.max(slices[1] - slices[0])) if len(slices[0]) else 0
@@ -72,6 +86,17 @@ def to_frame(
     ``split_by='number'|'time'`` (SpikingJelly) or a fixed ``duration`` (us). Counts are int32 by
     default (an integer ``dtype`` too small for the counts raises; a float dtype converts).
     Audio events without ``y`` (``x, t, p``, sensor height 1) give ``[T, P, W]``, as in Tonic.
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)``; None infers it from the events (Tonic's fallback).
+        time_window: See :func:`~neurodata.representations.slicing.slice_events` for this and the
+            other slicing keywords (``event_count``, ``n_time_bins``, ``n_event_bins``,
+            ``frames_number``, ``split_by``, ``duration``, ``overlap``).
+        include_incomplete: Keep a trailing window that ``time_window``/``event_count`` does not fill.
+        start_time: Start of the span to slice in microseconds; None: the first event's time.
+        end_time: End of the span in microseconds (closed); None: the last event's time.
+        dtype: The frames' numpy dtype.
     """
     audio = lacks_y(events)
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
@@ -96,7 +121,13 @@ def to_frame(
 
 
 def to_image(events: np.ndarray, sensor_size: tuple[int, int, int] | None, dtype=DEFAULT_DTYPE) -> np.ndarray:
-    """All events counted into one ``[P, H, W]`` image (Tonic's ToImage, without its int16 wrap)."""
+    """All events counted into one ``[P, H, W]`` image (Tonic's ToImage, without its int16 wrap).
+
+    Args:
+        events: Events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)``; None infers it from the events.
+        dtype: The image's numpy dtype.
+    """
     return to_frame(events, sensor_size, n_event_bins=1, dtype=dtype)[0]
 
 
@@ -105,6 +136,10 @@ def to_sparse_frame(events: np.ndarray, sensor_size: tuple[int, int, int] | None
 
     Built from event indices directly, so a long 1280x720 recording never needs its dense frames.
     ``slicing`` takes the same keywords as :func:`to_frame` (``dtype`` sets the values' torch dtype).
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)``; None infers it from the events.
     """
     import torch
 

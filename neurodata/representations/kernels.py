@@ -28,7 +28,13 @@ def is_sorted(t):
 
 @numba.njit(cache=True, nogil=True)
 def search_sorted(t, values, right):
-    """``np.searchsorted`` for a strided ``t`` without numpy's contiguous copy of the whole column."""
+    """``np.searchsorted`` for a strided ``t`` without numpy's contiguous copy of the whole column.
+
+    Args:
+        t: Sorted timestamps (may be a strided column view).
+        values: The values to place, int64.
+        right: ``side='right'`` (after equal values) when True, else ``'left'``.
+    """
     out = np.empty(len(values), dtype=np.int64)
     for k in range(len(values)):
         lo = 0
@@ -46,7 +52,11 @@ def search_sorted(t, values, right):
 
 @numba.njit(cache=True, nogil=True)
 def value_range(values):
-    """``(min, max)`` of a non-empty numeric array in one pass."""
+    """``(min, max)`` of a non-empty numeric array in one pass.
+
+    Args:
+        values: A 1-D numeric array with at least one element.
+    """
     lo = values[0]
     hi = values[0]
     for v in values:
@@ -59,7 +69,11 @@ def value_range(values):
 
 @numba.njit(cache=True, nogil=True)
 def scan_events(events):
-    """One pass: ``(max x, max y, max p, t sorted)`` (``(0, 0, 0, True)`` when empty)."""
+    """One pass: ``(max x, max y, max p, t sorted)`` (``(0, 0, 0, True)`` when empty).
+
+    Args:
+        events: EVENT_DTYPE records.
+    """
     max_x = 0
     max_y = 0
     max_p = 0
@@ -84,6 +98,9 @@ def accumulate_frames(events, starts, ends, merge, frames, limit, checked):
     Counts in the frames' own dtype. With ``checked`` (a loop invariant the compiler hoists, so the
     unchecked loop pays nothing), returns False, leaving the frames partly counted, as soon as a cell
     holding ``limit`` would be incremented (the dtype's largest value: no wrap); else returns True.
+
+    Args:
+        merge: Send every event to channel 0.
     """
     for i in range(len(starts)):
         frame = frames[i]
@@ -104,6 +121,14 @@ def accumulate_frames_bucketed(events, starts, ends, merge, frames, limit, check
     Per frame, a counting sort first groups the events' cell offsets into buckets of ``2**shift``
     cells (few sequential write streams), then each bucket's increments land in a cache-sized
     region instead of anywhere in the frame. Same result, fewer cache misses.
+
+    Args:
+        starts: First event index of each frame (int64).
+        ends: One past the last event index of each frame.
+        merge: Send every event to channel 0.
+        limit: The largest count a cell may hold.
+        checked: Check cells against ``limit``.
+        shift: Buckets hold ``2**shift`` cells.
     """
     n_pol, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
     plane = n_pol * height * width
@@ -143,6 +168,11 @@ def accumulate_voxels(events, n_bins, grid):
 
     An event's position is ``(B - 1) * (t - t_first) / (t_last - t_first)``; it gives ``1 - frac`` to
     the bin below and ``frac`` to the bin above, so the last event lands wholly in the last bin.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, coordinates inside the output.
+        n_bins: Number of time bins ``B`` (the grid's first axis).
+        grid: Zeroed float ``[B, H, W]`` to add into.
     """
     n = len(events)
     if n == 0:
@@ -176,6 +206,15 @@ def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out
     """Per window ``i``: decay of each pixel's latest timestamp up to ``ends[i]``, seen at ``ref_times[i]``.
 
     ``out[T, P, H, W]`` is float; pixels that never fired stay 0.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, coordinates inside the output.
+        starts: First event index of each window (int64).
+        ends: One past each window's last event.
+        ref_times: Time in microseconds at which each window's surface is read.
+        tau: Decay time constant in microseconds.
+        decay: :data:`DECAY_EXP` (``exp(-age / tau)``) or :data:`DECAY_LIN` (``1 - age / (3 tau)``, floored at 0).
+        merge: Send every event to channel 0.
     """
     n_slices, n_pol, height, width = out.shape
     last = np.zeros((n_pol, height, width), dtype=np.int64)
@@ -199,7 +238,19 @@ def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out
 @numba.njit(cache=True, nogil=True)
 def local_time_surfaces(events, radius, tau, decay, merge, n_pol, height, width, out):
     """HOTS-style surface around each event: ``out[j, dy + r, dx + r]`` decays the latest timestamp of
-    the event's polarity at ``(x + dx, y + dy)``, the event itself included (centre = 1)."""
+    the event's polarity at ``(x + dx, y + dy)``, the event itself included (centre = 1).
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, coordinates inside the output.
+        radius: ``r``: the surfaces are ``(2r + 1) x (2r + 1)`` pixels.
+        tau: Decay time constant in microseconds.
+        decay: :data:`DECAY_EXP` (``exp(-age / tau)``) or :data:`DECAY_LIN` (``1 - age / (3 tau)``, floored at 0).
+        merge: Send every event to channel 0.
+        n_pol: Polarity channels of the sensor.
+        height: Sensor height in pixels.
+        width: Sensor width in pixels.
+        out: Zeroed float ``[N, 2r + 1, 2r + 1]``, one surface per event.
+    """
     last = np.zeros((n_pol, height, width), dtype=np.int64)
     seen = np.zeros((n_pol, height, width), dtype=np.bool_)
     for j in range(len(events)):
@@ -225,6 +276,13 @@ def averaged_time_surfaces(events, order, bounds, radius, time_window, tau, deca
 
     ``order`` lists event indices grouped by ``group`` (time order kept inside a group) and
     ``bounds[g]:bounds[g + 1]`` is group ``g``'s range; ``hist`` is ``[n_groups, S, S]`` float.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, coordinates inside the output.
+        radius: Half the surface side: ``S = 2 radius + 1``.
+        time_window: Only earlier events at most this many microseconds older count.
+        tau: Decay time constant in microseconds.
+        decay: :data:`DECAY_EXP` (``exp(-age / tau)``) or :data:`DECAY_LIN` (``1 - age / (3 tau)``, floored at 0).
     """
     for g in range(len(bounds) - 1):
         lo = bounds[g]

@@ -7,7 +7,16 @@ import numpy as np
 
 
 def frames_reference(events: np.ndarray, starts, ends, n_pol: int, height: int, width: int) -> np.ndarray:
-    """``frames[i]`` counts events ``starts[i]:ends[i]`` per (polarity, y, x) with ``np.add.at``."""
+    """``frames[i]`` counts events ``starts[i]:ends[i]`` per (polarity, y, x) with ``np.add.at``.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        starts: First event index of each frame.
+        ends: One past each frame's last event.
+        n_pol: Polarity channels (1 merges them).
+        height: Sensor height in pixels.
+        width: Sensor width in pixels.
+    """
     frames = np.zeros((len(starts), n_pol, height, width), dtype=np.int64)
     for i, (a, b) in enumerate(zip(starts, ends)):
         part = events[a:b]
@@ -17,7 +26,14 @@ def frames_reference(events: np.ndarray, starts, ends, n_pol: int, height: int, 
 
 
 def voxel_reference(events: np.ndarray, n_bins: int, height: int, width: int) -> np.ndarray:
-    """rpg_e2vid's ``events_to_voxel_grid``: positions ``(B-1)(t-t0)/(t_last-t0)``, weights 1-frac/frac."""
+    """rpg_e2vid's ``events_to_voxel_grid``: positions ``(B-1)(t-t0)/(t_last-t0)``, weights 1-frac/frac.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        n_bins: Number of time bins ``B``.
+        height: Sensor height in pixels.
+        width: Sensor width in pixels.
+    """
     grid = np.zeros((n_bins, height, width), dtype=np.float64)
     if len(events) == 0:
         return grid
@@ -35,7 +51,18 @@ def voxel_reference(events: np.ndarray, n_bins: int, height: int, width: int) ->
 
 
 def time_surface_reference(events, starts, ends, ref_times, tau, n_pol, height, width) -> np.ndarray:
-    """Latest timestamp per pixel after each window (``np.maximum.at``), decayed exponentially."""
+    """Latest timestamp per pixel after each window (``np.maximum.at``), decayed exponentially.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        starts: First event index of each window (only ``starts[0]`` is used: surfaces accumulate).
+        ends: One past each window's last event.
+        ref_times: Time in microseconds each surface is read at.
+        tau: Decay time constant in microseconds.
+        n_pol: Polarity channels (1 merges them).
+        height: Sensor height in pixels.
+        width: Sensor width in pixels.
+    """
     out = np.zeros((len(starts), n_pol, height, width))
     last = np.full((n_pol, height, width), -np.inf)
     for i, end in enumerate(ends):

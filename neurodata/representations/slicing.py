@@ -77,7 +77,19 @@ def by_time_window(
     start_time: float | None = None,
     end_time: float | None = None,
 ) -> Slices:
-    """Windows of ``time_window`` us starting every ``time_window - overlap`` us from the span start."""
+    """Windows of ``time_window`` us starting every ``time_window - overlap`` us from the span start.
+
+    Args:
+        t: Timestamps in microseconds, sorted (int64).
+        time_window: Window length in microseconds, > 0.
+        overlap: Microseconds shared by consecutive windows, in ``[0, time_window)``.
+        include_incomplete: Keep a trailing window the span does not fill (it then ends past the span).
+        start_time: Start of the span in microseconds; None: the first timestamp.
+        end_time: End of the span (closed) in microseconds; None: the last timestamp.
+
+    Returns:
+        ``(starts, ends)`` int64 index ranges into ``t``, one per frame.
+    """
     stride = _stride("time_window", time_window, overlap)
     span = _span(t, start_time, end_time)
     if span is None:
@@ -94,6 +106,15 @@ def by_event_count(
     """Slices of ``event_count`` events starting every ``event_count - overlap`` events (Tonic's rule).
 
     A recording with fewer than ``event_count`` events gives one slice holding all of them.
+
+    Args:
+        n_events: Number of events in the recording.
+        event_count: Events per slice, > 0.
+        overlap: Events shared by consecutive slices, in ``[0, event_count)``.
+        include_incomplete: Keep a trailing slice with fewer than ``event_count`` events.
+
+    Returns:
+        ``(starts, ends)`` int64 event index ranges, one per slice.
     """
     stride = _stride("event_count", event_count, overlap)
     if n_events == 0:
@@ -122,6 +143,16 @@ def by_time_bins(
 
     With ``overlap=f`` each bin is ``(1 + f)`` base widths long and starts ``(1 - f)`` bin lengths
     after the previous one, as in Tonic; the last bin always reaches the span end.
+
+    Args:
+        t: Timestamps in microseconds, sorted (int64).
+        n_time_bins: Number of bins, a positive integer.
+        overlap: Fraction of a bin in [0, 1).
+        start_time: Start of the span in microseconds; None: the first timestamp.
+        end_time: End of the span (closed) in microseconds; None: the last timestamp.
+
+    Returns:
+        ``(starts, ends)`` int64 index ranges into ``t``, one per frame.
     """
     _check_bins(n_time_bins, overlap)
     span = _span(t, start_time, end_time)
@@ -143,7 +174,16 @@ def by_time_bins(
 
 def by_event_bins(n_events: int, n_event_bins: int, overlap: float = 0) -> Slices:
     """``n_event_bins`` bins of ``n // bins * (1 + overlap)`` events (Tonic's rule); the last bin
-    also takes the remainder, as SpikingJelly's ``split_by='number'`` does."""
+    also takes the remainder, as SpikingJelly's ``split_by='number'`` does.
+
+    Args:
+        n_events: Number of events in the recording.
+        n_event_bins: Number of bins, a positive integer.
+        overlap: Fraction of a bin in [0, 1).
+
+    Returns:
+        ``(starts, ends)`` int64 event index ranges, one per bin.
+    """
     _check_bins(n_event_bins, overlap)
     count = int(n_events // n_event_bins * (1 + overlap))
     stride = int(count * (1 - overlap))
@@ -159,6 +199,14 @@ def by_frames_number(t: np.ndarray, frames_number: int, split_by: str) -> Slices
     ``'number'``: ``N // frames`` events per frame, the remainder in the last one.
     ``'time'``: frames ``dt = (t_last - t_first) // frames`` us long from ``t_first``, the last one
     running to the end. Unlike SpikingJelly, empty frames are allowed instead of raising IndexError.
+
+    Args:
+        t: Timestamps in microseconds, sorted (int64).
+        frames_number: Number of frames, a positive integer.
+        split_by: ``'number'`` or ``'time'``.
+
+    Returns:
+        ``(starts, ends)`` int64 index ranges into ``t``, one per frame.
     """
     if split_by == "number":
         return by_event_bins(len(t), frames_number)
@@ -189,7 +237,28 @@ def slice_events(
     start_time: float | None = None,
     end_time: float | None = None,
 ) -> Slices:
-    """Dispatch to exactly one slicing rule (Tonic's four, SpikingJelly's two, or a fixed duration)."""
+    """Dispatch to exactly one slicing rule (Tonic's four, SpikingJelly's two, or a fixed duration).
+
+    Args:
+        t: Timestamps in microseconds, sorted (int64).
+        time_window: Windows of this many microseconds (:func:`by_time_window`).
+        event_count: Slices of this many events (:func:`by_event_count`).
+        n_time_bins: This many bins of equal duration (:func:`by_time_bins`).
+        n_event_bins: This many bins of equal event counts (:func:`by_event_bins`).
+        frames_number: This many frames split by ``split_by`` (:func:`by_frames_number`).
+        split_by: ``'number'`` (default) or ``'time'``, only with ``frames_number``.
+        duration: Windows of this many microseconds without overlap, the last one kept even if incomplete.
+        overlap: In microseconds (``time_window``), events (``event_count``) or a fraction of a bin (the bin rules).
+        include_incomplete: With ``time_window`` or ``event_count``: keep the trailing partial window.
+        start_time: Start of the span in microseconds (time rules); None: the first timestamp.
+        end_time: End of the span in microseconds (time rules); None: the last timestamp.
+
+    Returns:
+        ``(starts, ends)`` int64 index ranges into ``t``, one per frame.
+
+    Raises:
+        ValueError: Not exactly one rule is given, or its arguments are out of range.
+    """
     chosen = {
         "time_window": time_window,
         "event_count": event_count,

@@ -35,6 +35,14 @@ def to_time_surface(
     Each pixel holds ``exp(-(t_ref - t_pixel) / tau)`` (or ``max(0, 1 - age / (3 tau))`` for
     ``decay='lin'``) where ``t_pixel`` is its latest event up to the window end ``t_ref``; pixels
     that never fired hold 0. Windows follow the ``time_window`` rule of :func:`to_frame`.
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)`` of the sensor (1 polarity merges them).
+        dt: Window length in microseconds.
+        tau: Decay time constant in microseconds, > 0.
+        decay: ``'exp'`` or ``'lin'``.
+        include_incomplete: Keep a trailing window that ``dt`` does not fill.
     """
     code = _decay_code(decay, tau)
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
@@ -62,6 +70,13 @@ def to_local_time_surfaces(
 
     Cell ``(dy + r, dx + r)`` decays the latest timestamp of the event's own polarity at
     ``(x + dx, y + dy)`` as seen at the event's time; the centre is 1; off-sensor cells are 0.
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)`` of the sensor (1 polarity merges them).
+        radius: ``r`` in pixels, a non-negative integer.
+        tau: Decay time constant in microseconds, > 0.
+        decay: ``'exp'`` or ``'lin'``.
     """
     code = _decay_code(decay, tau)
     if int(radius) != radius or radius < 0:
@@ -98,6 +113,15 @@ def to_averaged_time_surface(
     earlier events of the *same cell and polarity* within ``surface_size // 2`` pixels and
     ``time_window`` us (centre +1 for the event itself); each cell's surfaces are averaged.
     ``decay='lin'`` uses ``max(0, 1 - age / (3 tau))`` (Tonic lets it go negative).
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)`` of the sensor (1 polarity merges them).
+        cell_size: Side of the square cells in pixels.
+        surface_size: ``S``, odd and at most ``cell_size``.
+        time_window: How far back in microseconds earlier events count.
+        tau: Decay time constant in microseconds, > 0.
+        decay: ``'exp'`` or ``'lin'``.
     """
     code = _decay_code(decay, tau)
     if surface_size % 2 == 0 or surface_size < 1 or surface_size > cell_size:

@@ -19,7 +19,12 @@ def pack_events(
     samples: list[np.ndarray], device: torch.device | str | None = None
 ) -> dict[str, torch.Tensor]:
     """Concatenate event arrays (any t/x/y/p dtype, each sorted by time) into packed int64 tensors
-    ``t, x, y, p`` and ``lengths``."""
+    ``t, x, y, p`` and ``lengths``.
+
+    Args:
+        samples: One event array per sample.
+        device: Where the tensors go (None: the CPU).
+    """
     prepared = [as_events(s) for s in samples]
     for i, s in enumerate(prepared):
         if not is_sorted(s["t"]):
@@ -73,7 +78,19 @@ def to_frame_batch(
     n_event_bins: int | None = None,
     dtype: torch.dtype = torch.int32,
 ) -> torch.Tensor:
-    """Frames ``[B, T, P, H, W]`` for a packed batch, matching :func:`to_frame` per sample."""
+    """Frames ``[B, T, P, H, W]`` for a packed batch, matching :func:`to_frame` per sample.
+
+    Args:
+        t: Packed timestamps in microseconds (int64), each sample sorted.
+        x: Packed x coordinates (int64).
+        y: Packed y coordinates (int64).
+        p: Packed polarities, 0 (OFF) or 1 (ON).
+        lengths: Events per sample (sums to ``len(t)``).
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n_time_bins: ``T`` bins of equal duration per sample (exclusive with ``n_event_bins``).
+        n_event_bins: ``T`` bins of equal event counts per sample.
+        dtype: The frames' torch dtype.
+    """
     if (n_time_bins is None) == (n_event_bins is None):
         raise ValueError("give exactly one of n_time_bins or n_event_bins")
     width, height, n_pol = sensor_geometry(sensor_size)
@@ -97,7 +114,13 @@ def to_frame_batch(
 def to_voxel_grid_batch(
     t: torch.Tensor, x: torch.Tensor, y: torch.Tensor, p: torch.Tensor, lengths, sensor_size, n_time_bins: int
 ) -> torch.Tensor:
-    """Voxel grids ``[B, T, 1, H, W]`` (float32) for a packed batch, matching :func:`to_voxel_grid`."""
+    """Voxel grids ``[B, T, 1, H, W]`` (float32) for a packed batch, matching :func:`to_voxel_grid`.
+
+    The packed batch (t, x, y, p, lengths) and sensor_size are as in :func:`to_frame_batch`.
+
+    Args:
+        n_time_bins: ``T``, the bins per sample.
+    """
     width, height, _ = sensor_geometry(sensor_size)
     lengths, sample, first = _layout(t, x, y, p, lengths, width, height)
     offset, span = _time_position(t, lengths, sample, first)

@@ -16,6 +16,12 @@ def to_voxel_grid(
     Each event sits at ``(B - 1) * (t - t_first) / (t_last - t_first)`` and splits its signed weight
     (+1 ON, -1 OFF, whatever the input polarity type) between the two nearest bins; every event's
     weights sum to one, the last event's included. A single-timestamp recording goes to bin 0.
+
+    Args:
+        events: Time-sorted events in any form :mod:`neurodata.transforms` accepts.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n_time_bins: ``B``, a positive integer.
+        dtype: The grid's numpy dtype (accumulated in float64).
     """
     if int(n_time_bins) != n_time_bins or n_time_bins < 1:
         raise ValueError(f"n_time_bins must be a positive integer, got {n_time_bins}")

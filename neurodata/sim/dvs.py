@@ -20,7 +20,21 @@ from .kernels import step_numba
 
 @dataclass(frozen=True)
 class DvsParams:
-    """Sensor parameters. Thresholds are in natural-log intensity units; rates per pixel per second."""
+    """Sensor parameters. Thresholds are in natural-log intensity units; rates per pixel per second.
+
+    Attributes:
+        c_on: Mean ON contrast threshold (log-intensity rise that fires an ON event), > 0.
+        c_off: Mean OFF contrast threshold (log-intensity fall that fires an OFF event), > 0.
+        threshold_sigma: Standard deviation of the per-pixel threshold mismatch (thresholds stay >= 0.01).
+        refractory_us: Microseconds after a pixel's event during which its next event is suppressed.
+        shot_noise_hz: Random events (either polarity) per pixel per second.
+        leak_hz: Rate per pixel per second at which the pixel's memory drifts down by one ON threshold
+            (static pixels then fire ON now and then).
+        hot_pixels: Number of pixels, drawn at random, that fire ON whatever they see.
+        hot_pixel_hz: The hot pixels' ON event rate per second.
+        log_eps: Added to the intensity before the logarithm (keeps black pixels finite).
+        seed: Seeds the threshold mismatch, the noise and the choice of hot pixels.
+    """
 
     c_on: float = 0.2
     c_off: float = 0.2
@@ -50,7 +64,13 @@ class DvsParams:
 
 
 class DvsPixelArray:
-    """The sensor's state across frames: feed frames one at a time with :meth:`step` (streaming)."""
+    """The sensor's state across frames: feed frames one at a time with :meth:`step` (streaming).
+
+    Args:
+        first_frame: Intensity frame ``[H, W]`` (any positive scale) that sets each pixel's memory.
+        t0: Time of ``first_frame`` in microseconds; the next frame must be later.
+        params: The sensor's thresholds, noise and seed.
+    """
 
     def __init__(self, first_frame: np.ndarray, t0: int, params: DvsParams = DvsParams()):
         self.params = params
@@ -127,7 +147,16 @@ class DvsPixelArray:
 def simulate_frames(
     frames: Iterable[np.ndarray], timestamps_us: Iterable[int], params: DvsParams = DvsParams()
 ) -> np.ndarray:
-    """Events for a sequence of intensity frames ``[H, W]`` (any positive scale) at increasing times."""
+    """Events for a sequence of intensity frames ``[H, W]`` (any positive scale) at increasing times.
+
+    Args:
+        frames: The intensity frames; the first sets the sensor's state and produces no events.
+        timestamps_us: Each frame's time in microseconds, strictly increasing.
+        params: The sensor's thresholds, noise and seed.
+
+    Returns:
+        Events of :data:`~neurodata.events.EVENT_DTYPE`, sorted by time within each frame interval.
+    """
     sensor = None
     chunks = []
     for frame, t in zip(frames, timestamps_us):

@@ -41,13 +41,23 @@ LIGHTING = {  # background brightness, blob contrast, shot-noise rate per pixel 
 
 @dataclass(frozen=True)
 class Scene:
-    """What the camera sees besides the hands' centres, and the sensor's contrast threshold and hot pixels."""
+    """What the camera sees besides the hands' centres, and the sensor's contrast threshold and hot pixels.
 
-    per_second: bool = False  # motions repeat at their frequencies per second, not per gesture
-    fingers: int = 0  # finger blobs per hand, spread away from the forearm
-    arms: bool = False  # an upper arm from a fixed shoulder to an elbow that follows the hand, a forearm
-    body: bool = False  # a torso and a head, swaying slightly
-    threshold: float = 0.2  # ON and OFF contrast thresholds (log intensity)
+    Attributes:
+        per_second: Motions repeat at their frequencies per second, not per gesture.
+        fingers: Finger blobs per hand, spread away from the forearm.
+        arms: Draw an upper arm from a fixed shoulder to an elbow that follows the hand, and a forearm.
+        body: Draw a torso and a head, swaying slightly.
+        threshold: ON and OFF contrast thresholds (log intensity).
+        hot_pixels: Number of pixels that fire ON whatever they see.
+        hot_pixel_hz: The hot pixels' ON event rate per second.
+    """
+
+    per_second: bool = False
+    fingers: int = 0
+    arms: bool = False
+    body: bool = False
+    threshold: float = 0.2
     hot_pixels: int = 0
     hot_pixel_hz: float = 0.0
 
@@ -66,7 +76,15 @@ ELBOWS = ((0.3, 0.85), (0.7, 0.85))  # at rest
 
 @dataclass(frozen=True)
 class User:
-    """How one synthetic subject moves: amplitude/size scale, speed, offset and starting phase."""
+    """How one synthetic subject moves: amplitude/size scale, speed, offset and starting phase.
+
+    Attributes:
+        scale: Multiplies the motions' amplitudes and the blobs' radii.
+        speed: Multiplies the motions' frequencies.
+        dx: Horizontal offset of everything drawn, in canvas units (1 = the sensor's width).
+        dy: Vertical offset in canvas units.
+        phase: Starting phase of the periodic motions in radians.
+    """
 
     scale: float
     speed: float
@@ -76,6 +94,11 @@ class User:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> User:
+        """A random subject: scale 0.85-1.15, speed 0.8-1.25, offsets within 0.05, any phase.
+
+        Args:
+            rng: The generator the five values are drawn from (in field order).
+        """
         return cls(
             rng.uniform(0.85, 1.15),
             rng.uniform(0.8, 1.25),
@@ -163,6 +186,12 @@ def dress(hands: list[tuple[float, float, float]], scene: Scene, u: float, user:
     Each arm hangs from a fixed shoulder; its elbow follows a quarter of the hand's movement away
     from the elbow's rest position. Fingers fan out from the hand, away from the elbow. The torso
     and head sway by ~1 % of the canvas, 1.2 times per unit of ``u`` (a second or a gesture).
+
+    Args:
+        hands: The hands' ``(x, y, radius)`` in canvas units.
+        scene: Which of body, arms and fingers to draw.
+        u: Time in the motion's unit (seconds or fraction of the gesture).
+        user: The subject (speed and phase of the sway).
     """
     blobs: list[tuple] = []
     if scene.body:
@@ -187,7 +216,17 @@ def dress(hands: list[tuple[float, float, float]], scene: Scene, u: float, user:
 
 
 def render(blobs: list[tuple], user: User, lighting: str, grid: np.ndarray) -> np.ndarray:
-    """One intensity frame: background plus Gaussian blobs ``(x, y, radius[, weight])`` in canvas units."""
+    """One intensity frame: background plus Gaussian blobs ``(x, y, radius[, weight])`` in canvas units.
+
+    Args:
+        blobs: The blobs; ``weight`` (default 1) scales a blob's contrast.
+        user: Scales the radii and offsets the positions.
+        lighting: Key of :data:`LIGHTING`: background brightness and blob contrast.
+        grid: ``(yy, xx)`` pixel coordinates in canvas units, ``np.mgrid[0:H, 0:W] / SIZE``.
+
+    Returns:
+        Intensities ``[H, W]`` float64.
+    """
     background, contrast, _ = LIGHTING[lighting]
     yy, xx = grid
     frame = np.full(xx.shape, background)
@@ -213,7 +252,20 @@ def gesture_events(
     frame_us: int = 4000,
     scene: Scene = SCENES["people"],
 ) -> tuple[np.ndarray, DvsPixelArray]:
-    """Events of one gesture of class ``cls`` (0-based) starting at ``t0``; the sensor carries over."""
+    """Events of one gesture of class ``cls`` (0-based) starting at ``t0``; the sensor carries over.
+
+    Args:
+        user: The subject performing it.
+        lighting: Key of :data:`LIGHTING`.
+        duration_us: Length of the gesture in microseconds.
+        seed: Seeds the "other" class's random motion and, for a new sensor, the sensor.
+        sensor: The sensor after the previous gesture, or None to create one (at ``t0 - frame_us``).
+        frame_us: Interval between rendered frames in microseconds.
+        scene: What is drawn besides the hands, and the new sensor's threshold and hot pixels.
+
+    Returns:
+        The events and the sensor to pass to the next gesture.
+    """
     rng = np.random.default_rng(seed)
     rng_wave = (rng.uniform(0.05, 0.15, 6), rng.uniform(0.5, 2.5, 6), rng.uniform(0, 2 * np.pi, 6))
     grid = np.mgrid[0:SIZE, 0:SIZE] / SIZE
@@ -247,7 +299,17 @@ def trial_recording(
     """One trial: all 11 gestures in a random order with rests between; events and label rows.
 
     ``frame_us`` is the simulator's frame interval (event times are interpolated between frames);
-    ``scene`` names one of :data:`SCENES`. Missing parent folders of ``path`` are created first.
+    ``scene`` names one of :data:`SCENES`.
+
+    Args:
+        user_id: The subject's number; it seeds the subject's traits.
+        lighting: Key of :data:`LIGHTING`.
+        seed: Seeds the gesture order, the first gesture's start and each gesture's seed.
+        gesture_us: Length of each gesture in microseconds.
+        rest_us: Pause between gestures in microseconds.
+
+    Returns:
+        The events and one ``(class 1..11, start_us, end_us)`` label row per gesture.
     """
     rng = np.random.default_rng(seed)
     user = User.draw(np.random.default_rng(1000 + user_id))
@@ -282,7 +344,16 @@ def write_trial(
     frame_us: int,
     scene: str,
 ) -> None:
-    """Simulate one trial and write ``<name>.aedat`` and ``<name>_labels.csv`` into ``folder``."""
+    """Simulate one trial and write ``<name>.aedat`` and ``<name>_labels.csv`` into ``folder``.
+
+    Args:
+        user_id: The subject's number.
+        lighting: Key of :data:`LIGHTING`.
+        seed: The trial's seed (see :func:`trial_recording`).
+        gesture_us: Length of each gesture in microseconds.
+        frame_us: The simulator's frame interval in microseconds.
+        scene: Key of :data:`SCENES`.
+    """
     events, rows = trial_recording(user_id, lighting, seed, gesture_us, frame_us=frame_us, scene=scene)
     write(folder / f"{name}.aedat", events, format="aedat31")
     (folder / f"{name}_labels.csv").write_text(
@@ -307,7 +378,14 @@ def write_archive(
     Users ``1..n_users - n_test_users`` are listed in ``trials_to_train.txt``, the rest in
     ``trials_to_test.txt``, like the real split by subject. ``workers`` > 1 simulates trials in
     that many processes; every trial has its own seed, so the archive's recordings do not depend on it.
-    ``scene`` names one of :data:`SCENES`.
+    ``scene`` names one of :data:`SCENES`. Missing parent folders of ``path`` are created first.
+
+    Args:
+        n_users: Subjects; each records one trial per lighting.
+        lightings: Keys of :data:`LIGHTING` to record under.
+        gesture_us: Length of each gesture in microseconds.
+        progress: Called with ``(trials done, trials in all)`` after each trial.
+        frame_us: The simulator's frame interval in microseconds.
     """
     if scene not in SCENES:
         raise ValueError(f"unknown scene {scene!r}; choose one of {sorted(SCENES)}")

@@ -15,7 +15,22 @@ import numpy as np
 
 
 def step_reference(a, b, t0, t1, ref, c_on, c_off, last_t, refractory):
-    """Readable reference: events (t, x, y, p) lists for one frame interval; updates state in place."""
+    """Readable reference: events (t, x, y, p) lists for one frame interval; updates state in place.
+
+    Args:
+        a: Log intensity ``[H, W]`` at the interval's start.
+        b: Log intensity ``[H, W]`` at its end.
+        t0: Start of the interval in microseconds.
+        t1: End of the interval in microseconds.
+        ref: Each pixel's log intensity at its last event ``[H, W]`` (updated).
+        c_on: Per-pixel ON thresholds ``[H, W]``.
+        c_off: Per-pixel OFF thresholds ``[H, W]``.
+        last_t: Each pixel's last emitted event time in microseconds ``[H, W]`` int64 (updated).
+        refractory: Refractory period in microseconds.
+
+    Returns:
+        ``(t, x, y, p)`` tuples sorted by time.
+    """
     out = []
     h, w = a.shape
     for y in range(h):
@@ -49,7 +64,18 @@ def step_numba(a, b, t0, t1, ref, c_on, c_off, last_t, refractory, out_t, out_x,
     """Numba twin of :func:`step_reference`, appending at ``n`` into the output columns.
 
     Returns the new count, or -1 when the outputs are too small (the caller grows them and retries
-    with the state copies it kept)."""
+    with the state copies it kept).
+
+    The pixel state and frame arguments (a, b, t0, t1, ref, c_on, c_off, last_t, refractory) are
+    those of :func:`step_reference`.
+
+    Args:
+        out_t: Output times (int64), filled from index ``n``.
+        out_x: Output columns (uint16), filled from index ``n``.
+        out_y: Output rows (uint16), filled from index ``n``.
+        out_p: Output polarities (uint8, 1 = ON), filled from index ``n``.
+        n: Number of events already in the outputs.
+    """
     h, w = a.shape
     cap = len(out_t)
     for y in range(h):

@@ -30,7 +30,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pp
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What :func:`simulate_video` read and wrote."""
+    """What :func:`simulate_video` read and wrote.
+
+    Attributes:
+        source: The input video, image folder or ``.npy`` stack.
+        output: The event file written.
+        frames: Frames read.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        duration_us: Time from the first to the last frame in microseconds.
+        events: Events written.
+        on_events: How many of them are ON events.
+    """
 
     source: str
     output: str
@@ -107,6 +118,14 @@ def read_frames(
     ``fps`` sets frame ``i``'s time to ``i / fps`` (required for ``.npy`` and image folders, which
     carry no timestamps); without it a video's own presentation times are used. ``size`` =
     (width, height) resamples (FFmpeg's scaler for decoded images, block averaging for arrays).
+
+    Args:
+        source: Path of the video file, image folder or ``.npy`` stack.
+        fps: Frames per second, or None to use the video's timestamps.
+        size: Output ``(width, height)`` in pixels, or None to keep the input's.
+
+    Raises:
+        NeurodataError: ``source`` is missing or unreadable, has a bad shape, or has no timestamps and no ``fps``.
     """
     source = os.fspath(source)
     if fps is not None and not fps > 0:
@@ -152,6 +171,15 @@ def simulate_video(
 
     The output format follows the extension (``.npz``, ``.h5``, ``.raw``/``.dat``, ``.aedat4`` ...)
     or ``format``; it is written atomically. ``on_frame(i)`` is called after each frame (progress).
+
+    Args:
+        source: Video file, image folder or ``.npy`` stack (see :func:`read_frames`).
+        output: The event file to write.
+        params: The simulated sensor; None uses :class:`DvsParams` defaults.
+        fps: Frames per second for sources without timestamps (see :func:`read_frames`).
+        size: Resample frames to ``(width, height)`` pixels.
+        format: Output format name, or None to follow ``output``'s extension.
+        on_frame: Called after each frame with the number of frames read so far.
     """
     sensor: DvsPixelArray | None = None
     frames = events = on = t_first = t_last = 0

@@ -27,7 +27,16 @@ from .functional import keeps_layout, spatial_downsample
 
 @numba.njit(cache=True, nogil=True)
 def integrate_and_fire(events, starts, ends, threshold, width, height):
-    """``[k, 4]`` spikes ``(window, y, x, p)`` of the integrate-and-fire pixels (see the module docstring)."""
+    """``[k, 4]`` spikes ``(window, y, x, p)`` of the integrate-and-fire pixels (see the module docstring).
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, inside the ``width`` x ``height`` grid.
+        starts: First event index of each window.
+        ends: One past each window's last event.
+        threshold: Net events (ON minus OFF) at which a pixel emits and restarts from zero.
+        width: Grid width in pixels.
+        height: Grid height in pixels.
+    """
     state = np.zeros((height, width), dtype=np.int64)
     out = np.empty((1024, 4), dtype=np.int64)
     n = 0
@@ -96,8 +105,16 @@ def differentiator_downsample(
     differentiator_time_bins: int = 2,
     noise_threshold: int = 0,
 ) -> np.ndarray:
-    """Differentiator downsampling (see the module docstring); parameters as
-    :func:`integrator_downsample`, plus ``differentiator_time_bins`` integrator windows per ``dt``."""
+    """Differentiator downsampling (see the module docstring).
+
+    Args:
+        events: The event array (any form the transforms accept; the result has the same form).
+        sensor_size: ``(width, height, polarities)`` of the input.
+        target_size: ``(width, height)`` of the output grid.
+        dt: Frame length in milliseconds.
+        differentiator_time_bins: Integrator windows per ``dt``, a positive integer.
+        noise_threshold: Net events a target pixel needs in one integrator window before it emits.
+    """
     if int(differentiator_time_bins) != differentiator_time_bins or differentiator_time_bins < 1:
         raise ValueError(f"differentiator_time_bins must be a positive integer, got {differentiator_time_bins}")
     window_us = dt / differentiator_time_bins * 1000  # Tonic's order of operations, for equal rounding

@@ -36,7 +36,12 @@ def keeps_layout(function):
 def row_and_column_edits(function):
     """For functions that only select rows and rewrite columns with values the input's own types
     hold (flips, crops, drops): a structured array with t, x, y, p fields of any dtype is edited
-    directly (no conversion, other fields kept); any other form goes through :func:`keeps_layout`."""
+    directly (no conversion, other fields kept); any other form goes through :func:`keeps_layout`.
+
+    Args:
+        function: Takes the events first (a structured array with ``t, x, y, p`` fields) and returns
+            a selection of its rows or a copy with some of those columns rewritten.
+    """
     through_records = keeps_layout(function)
 
     @functools.wraps(function)
@@ -105,7 +110,13 @@ _refractory = refractory_period  # Tonic's parameter of the same name shadows th
 
 
 def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
-    """``[k, 2]`` (x, y) of pixels firing more than ``hot_pixel_frequency`` Hz over the recording."""
+    """``[k, 2]`` (x, y) of pixels firing more than ``hot_pixel_frequency`` Hz over the recording.
+
+    Args:
+        events: Time-sorted events in any form the module docstring lists (the recording's length
+            is the last time minus the first, in microseconds).
+        hot_pixel_frequency: Events per second above which a pixel counts as hot.
+    """
     events = to_events(events)
     if len(events) == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -118,7 +129,13 @@ def hot_pixels(events: np.ndarray, hot_pixel_frequency: float) -> np.ndarray:
 
 @row_and_column_edits
 def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
-    """Drop every event at the given (x, y) pixels."""
+    """Drop every event at the given (x, y) pixels.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        coordinates: The pixels, ``[k, 2]`` (x, y) integers (as :func:`hot_pixels` returns);
+            pixels outside the events' bounding box are ignored.
+    """
     coords = np.asarray(coordinates, dtype=np.int64).reshape(-1, 2)
     if len(events) == 0 or len(coords) == 0:
         return events
@@ -130,7 +147,15 @@ def drop_pixels(events: np.ndarray, coordinates) -> np.ndarray:
 
 
 def drop_pixels_raster(frames: np.ndarray, coordinates) -> np.ndarray:
-    """Zero the given (x, y) pixels of a ``[P, H, W]`` or ``[T, P, H, W]`` raster (a copy)."""
+    """Zero the given (x, y) pixels of a ``[P, H, W]`` or ``[T, P, H, W]`` raster (a copy).
+
+    Args:
+        frames: The raster (any dtype).
+        coordinates: The pixels, ``[k, 2]`` (x, y) integers inside the raster.
+
+    Raises:
+        ValueError: ``frames`` is neither 3-D nor 4-D.
+    """
     if frames.ndim not in (3, 4):
         raise ValueError(f"a raster is [P, H, W] or [T, P, H, W]; got shape {frames.shape}")
     out = frames.copy()
@@ -153,7 +178,13 @@ def crop_time(events: np.ndarray, min: float = 0, max: float | None = None) -> n
 
 @keeps_layout
 def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) -> np.ndarray:
-    """``t' = floor(t * factor + offset)`` (e.g. ``factor=1e-3`` turns us into ms)."""
+    """``t' = floor(t * factor + offset)`` (e.g. ``factor=1e-3`` turns us into ms).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        factor: Multiplies the timestamps.
+        offset: Added after the multiplication, in the new time unit.
+    """
     return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
 
 
@@ -165,7 +196,15 @@ def time_jitter(
     clip_negative: bool = True,
     sort_timestamps: bool = False,
 ) -> np.ndarray:
-    """Add rounded Gaussian noise of ``std`` us to each timestamp; drop negative times if asked."""
+    """Add rounded Gaussian noise of ``std`` us to each timestamp; drop negative times if asked.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        std: Standard deviation of the noise in microseconds.
+        rng: The generator all random draws come from.
+        clip_negative: Drop events whose new time is negative.
+        sort_timestamps: Sort the result by its new times (stable); else the input order stays.
+    """
     jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
     if clip_negative:
         jittered = jittered[jittered["t"] >= 0]
@@ -176,7 +215,15 @@ def time_jitter(
 
 @keeps_layout
 def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarray:
-    """``t' = max(t) - t`` with the event order reversed (and ON/OFF swapped when asked)."""
+    """``t' = max(t) - t`` with the event order reversed (and ON/OFF swapped when asked).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        flip_polarities: Also swap ON and OFF (``p' = 1 - p``; two polarity channels only).
+
+    Raises:
+        ValueError: ``flip_polarities`` with a polarity above 1.
+    """
     events = events[::-1]
     if len(events) == 0:
         return events.copy()
@@ -192,7 +239,16 @@ def time_reversal(events: np.ndarray, flip_polarities: bool = True) -> np.ndarra
 
 @keeps_layout
 def spatial_downsample(events: np.ndarray, factor_x: float, factor_y: float) -> np.ndarray:
-    """``x' = floor(x * factor_x)``, ``y' = floor(y * factor_y)``; no event is dropped."""
+    """``x' = floor(x * factor_x)``, ``y' = floor(y * factor_y)``; no event is dropped.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        factor_x: Multiplies x (< 1 downsamples), > 0.
+        factor_y: Multiplies y, > 0.
+
+    Raises:
+        ValueError: A factor is not positive, or upsampling pushes a coordinate past 65535.
+    """
     if factor_x <= 0 or factor_y <= 0:
         raise ValueError(f"spatial factors must be positive, got ({factor_x}, {factor_y})")
     x = np.floor(events["x"] * float(factor_x)).astype(np.int64)
@@ -207,6 +263,11 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
     """Keep events in the box ``origin <= (x, y) < origin + target_size`` and move the origin to 0.
 
     ``origin`` may be negative (the box sticks out of the sensor, as in CenterCrop with padding).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        origin: ``(x, y)`` of the box's top-left pixel.
+        target_size: ``(width, height)`` of the box in pixels.
     """
     x0, y0 = (int(v) for v in origin)
     w, h = (int(v) for v in target_size)
@@ -218,7 +279,15 @@ def spatial_crop(events: np.ndarray, origin: tuple[int, int], target_size: tuple
 
 @row_and_column_edits
 def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
-    """``x' = width - 1 - x``."""
+    """``x' = width - 1 - x``.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+
+    Raises:
+        ValueError: An event lies outside the sensor.
+    """
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_lr")
     return _with(events, x=width - 1 - events["x"].astype(np.int64))
@@ -226,7 +295,15 @@ def flip_lr(events: np.ndarray, sensor_size) -> np.ndarray:
 
 @row_and_column_edits
 def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
-    """``y' = height - 1 - y``."""
+    """``y' = height - 1 - y``.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+
+    Raises:
+        ValueError: An event lies outside the sensor.
+    """
     width, height, _ = sensor_geometry(sensor_size)
     _check_inside(events, width, height, "flip_ud")
     return _with(events, y=height - 1 - events["y"].astype(np.int64))
@@ -234,14 +311,25 @@ def flip_ud(events: np.ndarray, sensor_size) -> np.ndarray:
 
 @keeps_layout
 def flip_polarity(events: np.ndarray) -> np.ndarray:
-    """Swap ON and OFF (two-channel polarities only)."""
+    """Swap ON and OFF (two-channel polarities only).
+
+    Args:
+        events: Events in any form the module docstring lists.
+
+    Raises:
+        ValueError: A polarity is above 1.
+    """
     _check_two_channels(events, "flip_polarity")
     return _with(events, p=1 - events["p"])
 
 
 @row_and_column_edits
 def merge_polarities(events: np.ndarray) -> np.ndarray:
-    """Set every polarity to 0 (one channel)."""
+    """Set every polarity to 0 (one channel).
+
+    Args:
+        events: Events in any form the module docstring lists.
+    """
     return _with(events, p=0)
 
 
@@ -259,6 +347,15 @@ def spatial_jitter(
 
     Events pushed off the sensor are dropped when ``clip_outliers`` else clamped to its border
     (Tonic wraps them around uint16 instead).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        rng: The generator all random draws come from.
+        var_x: Variance of the x shift in pixels squared.
+        var_y: Variance of the y shift in pixels squared.
+        sigma_xy: Covariance of the x and y shifts.
+        clip_outliers: Drop events that leave the sensor rather than clamping them.
     """
     width, height, _ = sensor_geometry(sensor_size)
     shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
@@ -275,7 +372,13 @@ def spatial_jitter(
 
 @row_and_column_edits
 def drop_event(events: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
-    """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept)."""
+    """Drop ``round(p * N)`` events chosen uniformly without replacement (order kept).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        p: Fraction of the events to drop, in [0, 1].
+        rng: The generator all random draws come from.
+    """
     if not 0 <= p <= 1:
         raise ValueError(f"drop probability must be in [0, 1], got {p}")
     n_drop = int(p * len(events) + 0.5)
@@ -289,6 +392,11 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
     """Drop the events in a random closed interval ``duration_ratio`` of the recording long.
 
     The interval lies within ``[t_first, t_last]`` (Tonic measures from t = 0 instead).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        duration_ratio: The interval's length as a fraction of the recording's, in [0, 1).
+        rng: The generator all random draws come from.
     """
     if not 0 <= duration_ratio < 1:
         raise ValueError(f"duration_ratio must be in [0, 1), got {duration_ratio}")
@@ -303,7 +411,14 @@ def drop_by_time(events: np.ndarray, duration_ratio: float, rng: np.random.Gener
 
 @row_and_column_edits
 def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.random.Generator) -> np.ndarray:
-    """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor."""
+    """Drop events in a random box ``int(W * ratio) x int(H * ratio)`` pixels inside the sensor.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        area_ratio: The box's side as a fraction of the sensor's width and height, in [0, 1).
+        rng: The generator all random draws come from.
+    """
     if not 0 <= area_ratio < 1:
         raise ValueError(f"area_ratio must be in [0, 1), got {area_ratio}")
     width, height, _ = sensor_geometry(sensor_size)
@@ -317,7 +432,14 @@ def drop_by_area(events: np.ndarray, sensor_size, area_ratio: float, rng: np.ran
 
 @keeps_layout
 def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Add ``n`` events uniform over the sensor, its polarities and ``[t_first, t_last]``; time-sorted."""
+    """Add ``n`` events uniform over the sensor, its polarities and ``[t_first, t_last]``; time-sorted.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n: Number of noise events (none are added to empty input).
+        rng: The generator all random draws come from.
+    """
     if len(events) == 0 or n == 0:
         return events.copy()
     width, height, n_pol = sensor_geometry(sensor_size)
@@ -336,13 +458,22 @@ def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Genera
 
 @row_and_column_edits
 def copy(events: np.ndarray) -> np.ndarray:
-    """An unchanged copy, in the caller's form (what a random transform returns when it does nothing)."""
+    """An unchanged copy, in the caller's form (what a random transform returns when it does nothing).
+
+    Args:
+        events: Events in any form the module docstring lists.
+    """
     return events.copy()
 
 
 @keeps_layout
 def decimate(events: np.ndarray, n: int) -> np.ndarray:
-    """Keep every ``n``-th event of each pixel (the ``n``-th, ``2n``-th, ... in time order)."""
+    """Keep every ``n``-th event of each pixel (the ``n``-th, ``2n``-th, ... in time order).
+
+    Args:
+        events: Events in any form the module docstring lists.
+        n: The decimation factor, a positive integer.
+    """
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     if len(events) == 0:
@@ -360,7 +491,11 @@ def decimate(events: np.ndarray, n: int) -> np.ndarray:
 
 @row_and_column_edits
 def time_alignment(events: np.ndarray) -> np.ndarray:
-    """``t' = t - min(t)``: the first event at time 0."""
+    """``t' = t - min(t)``: the first event at time 0.
+
+    Args:
+        events: Events in any form the module docstring lists.
+    """
     if len(events) == 0:
         return events.copy()
     return _with(events, t=events["t"] - events["t"].min())
@@ -370,15 +505,34 @@ def time_alignment(events: np.ndarray) -> np.ndarray:
 
 
 def drop_event_numpy(events: np.ndarray, drop_probability: float, rng=None) -> np.ndarray:
-    """Tonic's name for :func:`drop_event`; ``rng`` (int seed, Generator or None) replaces its global state."""
+    """Tonic's name for :func:`drop_event`; ``rng`` (int seed, Generator or None) replaces its global state.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        drop_probability: Fraction of the events to drop, in [0, 1].
+        rng: Seed or generator of the draw; None draws fresh entropy.
+    """
     return drop_event(events, drop_probability, make_generator(rng))
 
 
 def refractory_period_numpy(events: np.ndarray, refractory_period: float) -> np.ndarray:
-    """Tonic's name for :func:`refractory_period`."""
+    """Tonic's name for :func:`refractory_period`.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        refractory_period: Events that follow the previous one at the same pixel by this many
+            microseconds or less are dropped.
+    """
     return _refractory(events, refractory_period)
 
 
 def uniform_noise_numpy(events: np.ndarray, sensor_size, n: int, rng=None) -> np.ndarray:
-    """Tonic's name for :func:`uniform_noise`; ``rng`` (int seed, Generator or None) replaces its global state."""
+    """Tonic's name for :func:`uniform_noise`; ``rng`` (int seed, Generator or None) replaces its global state.
+
+    Args:
+        events: Events in any form the module docstring lists.
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n: Number of noise events.
+        rng: Seed or generator of the draw; None draws fresh entropy.
+    """
     return uniform_noise(events, sensor_size, n, make_generator(rng))

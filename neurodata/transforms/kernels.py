@@ -13,7 +13,14 @@ import numpy as np
 @numba.njit(cache=True, nogil=True)
 def denoise_mask(events, filter_time, width, height):
     """Keep an event when one of its 4 neighbours fired less than ``filter_time`` before it
-    (earlier in the stream, same timestamp included)."""
+    (earlier in the stream, same timestamp included).
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, inside the ``width`` x ``height`` grid.
+        filter_time: Microseconds.
+        width: Grid width in pixels.
+        height: Grid height in pixels.
+    """
     last = np.zeros((height, width), dtype=np.int64)
     seen = np.zeros((height, width), dtype=np.bool_)
     keep = np.zeros(len(events), dtype=np.bool_)
@@ -39,7 +46,14 @@ def denoise_mask(events, filter_time, width, height):
 
 @numba.njit(cache=True, nogil=True)
 def refractory_mask(events, delta, width, height):
-    """Keep an event unless its pixel fired (kept or not) at most ``delta`` before it."""
+    """Keep an event unless its pixel fired (kept or not) at most ``delta`` before it.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted, inside the ``width`` x ``height`` grid.
+        delta: The refractory period in microseconds.
+        width: Grid width in pixels.
+        height: Grid height in pixels.
+    """
     last = np.zeros((height, width), dtype=np.int64)
     seen = np.zeros((height, width), dtype=np.bool_)
     keep = np.zeros(len(events), dtype=np.bool_)

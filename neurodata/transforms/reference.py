@@ -28,6 +28,12 @@ def _padded_pixels(events: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
 
 
 def denoise_reference(events: np.ndarray, filter_time: float) -> np.ndarray:
+    """The keep-mask of :func:`~neurodata.transforms.kernels.denoise_mask`, vectorised.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        filter_time: An event is kept when a 4-neighbour fired less than this many microseconds before.
+    """
     n = len(events)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -41,6 +47,12 @@ def denoise_reference(events: np.ndarray, filter_time: float) -> np.ndarray:
 
 
 def refractory_reference(events: np.ndarray, delta: float) -> np.ndarray:
+    """The keep-mask of :func:`~neurodata.transforms.kernels.refractory_mask`, vectorised.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        delta: The refractory period in microseconds.
+    """
     n = len(events)
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -52,7 +64,16 @@ def refractory_reference(events: np.ndarray, delta: float) -> np.ndarray:
 def integrate_and_fire_reference(
     events: np.ndarray, starts: np.ndarray, ends: np.ndarray, threshold: int, width: int, height: int
 ) -> np.ndarray:
-    """:func:`~neurodata.transforms.downsampling.integrate_and_fire` window by window in numpy."""
+    """:func:`~neurodata.transforms.downsampling.integrate_and_fire` window by window in numpy.
+
+    Args:
+        events: EVENT_DTYPE records, time-sorted.
+        starts: First event index of each window.
+        ends: One past each window's last event.
+        threshold: Net events at which a pixel emits and restarts from zero.
+        width: Grid width in pixels.
+        height: Grid height in pixels.
+    """
     state = np.zeros((height, width), dtype=np.int64)
     spikes = []
     for window, (start, end) in enumerate(zip(starts, ends)):

@@ -34,7 +34,16 @@ class TimeAlignment:
 @dataclass(frozen=True)
 class EventDownsampling:
     """Spatio-temporal downsampling onto ``target_size`` with windows of ``dt`` ms, by the
-    ``'integrator'`` or ``'differentiator'`` method (see :mod:`.downsampling`)."""
+    ``'integrator'`` or ``'differentiator'`` method (see :mod:`.downsampling`).
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the input.
+        target_size: ``(width, height)`` of the output grid.
+        downsampling_method: ``'integrator'`` or ``'differentiator'``.
+        dt: Window length in milliseconds (required).
+        noise_threshold: Net events a target pixel needs before it emits (None: 0).
+        differentiator_time_bins: Integrator windows per ``dt`` for the differentiator (None: 2).
+    """
 
     sensor_size: Size
     target_size: tuple[int, int]
@@ -65,7 +74,12 @@ class EventDownsampling:
 class EventDrop(RandomMixin):
     """EventDrop (Gu et al. 2021): per call, one of four equally likely choices: keep all events,
     drop a random time interval (ratio 0.1..0.9), drop a random box (ratio 0.05..0.25) or drop
-    events at random (ratio 0.1..0.9)."""
+    events at random (ratio 0.1..0.9).
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor (for the box).
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (see :mod:`._random`).
+    """
 
     sensor_size: Size
     seed: Seed = field(default=None, repr=False)

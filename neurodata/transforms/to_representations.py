@@ -23,7 +23,23 @@ class _Representation:
 class ToFrame(_Representation):
     """Frames ``[T, P, H, W]`` (int32) by exactly one of ``time_window``, ``event_count``,
     ``n_time_bins``, ``n_event_bins`` (Tonic), ``frames_number`` + ``split_by`` (SpikingJelly) or
-    ``duration``. See :func:`neurodata.representations.to_frame` for the binning rules."""
+    ``duration``. See :func:`neurodata.representations.to_frame` for the binning rules.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)``; None infers it from each sample's events.
+        time_window: Frames of this many microseconds.
+        event_count: Frames of this many events.
+        n_time_bins: This many frames of equal duration.
+        n_event_bins: This many frames of equal event counts.
+        overlap: Microseconds (``time_window``), events (``event_count``) or a fraction of a bin.
+        include_incomplete: Keep a trailing frame that ``time_window``/``event_count`` does not fill.
+        start_time: Start of the span to slice in microseconds; None: the first event's time.
+        end_time: End of the span in microseconds; None: the last event's time.
+        frames_number: This many frames, split by ``split_by`` (SpikingJelly).
+        split_by: ``'number'`` or ``'time'``.
+        duration: Frames of this many microseconds, the last one kept even if incomplete.
+        dtype: The frames' numpy dtype name.
+    """
 
     sensor_size: Size | None
     time_window: float | None = None
@@ -48,7 +64,11 @@ class ToFrame(_Representation):
 
 @dataclass(frozen=True)
 class ToSparseTensor(_Representation):
-    """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``."""
+    """The frames of :class:`ToFrame` as a coalesced torch sparse COO tensor ``[T, P, H, W]``.
+
+    Its fields (sensor_size, time_window, event_count, n_time_bins, n_event_bins, overlap,
+    include_incomplete) mean what :class:`ToFrame`'s of the same names do.
+    """
 
     sensor_size: Size | None
     time_window: float | None = None
@@ -67,7 +87,11 @@ class ToSparseTensor(_Representation):
 
 @dataclass(frozen=True)
 class ToImage(_Representation):
-    """All events counted into one ``[P, H, W]`` int32 image."""
+    """All events counted into one ``[P, H, W]`` int32 image.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+    """
 
     sensor_size: Size
     kind = "image"
@@ -78,7 +102,12 @@ class ToImage(_Representation):
 
 @dataclass(frozen=True)
 class ToVoxelGrid(_Representation):
-    """Voxel grid ``[n_time_bins, 1, H, W]`` (float32), bilinear in time, signed polarity."""
+    """Voxel grid ``[n_time_bins, 1, H, W]`` (float32), bilinear in time, signed polarity.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n_time_bins: Time bins per grid.
+    """
 
     sensor_size: Size
     n_time_bins: int
@@ -90,7 +119,15 @@ class ToVoxelGrid(_Representation):
 
 @dataclass(frozen=True)
 class ToTimesurface(_Representation):
-    """Global time surfaces every ``dt`` us ``[T, P, H, W]`` (float32), decay time constant ``tau``."""
+    """Global time surfaces every ``dt`` us ``[T, P, H, W]`` (float32), decay time constant ``tau``.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        dt: Window length in microseconds.
+        tau: Decay time constant in microseconds.
+        decay: ``'exp'`` or ``'lin'``.
+        include_incomplete: Keep a trailing window that ``dt`` does not fill.
+    """
 
     sensor_size: Size
     dt: float
@@ -107,7 +144,16 @@ class ToTimesurface(_Representation):
 
 @dataclass(frozen=True)
 class ToAveragedTimesurface(_Representation):
-    """HATS histograms ``[n_cells, P, surface_size, surface_size]`` (float32)."""
+    """HATS histograms ``[n_cells, P, surface_size, surface_size]`` (float32).
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        surface_size: Side of each histogram, odd, at most ``cell_size``.
+        cell_size: Side of the square cells in pixels.
+        time_window: How far back in microseconds earlier events count.
+        tau: Decay time constant in microseconds.
+        decay: ``'exp'`` or ``'lin'``.
+    """
 
     sensor_size: Size
     surface_size: int = 5

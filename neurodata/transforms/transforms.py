@@ -23,7 +23,11 @@ Size = tuple[int, int, int]
 
 
 def is_raster(data) -> bool:
-    """True for a plain (unstructured) numpy array: frames ``[P, H, W]`` or ``[T, P, H, W]``."""
+    """True for a plain (unstructured) numpy array: frames ``[P, H, W]`` or ``[T, P, H, W]``.
+
+    Args:
+        data: A transform's input: events (structured array or dict of columns) or a raster.
+    """
     return isinstance(data, np.ndarray) and data.dtype.names is None
 
 
@@ -69,7 +73,11 @@ class Downsample:
 
     @staticmethod
     def get_params(spatial_factor: float | tuple[float, float]) -> tuple[float, float]:
-        """Tonic's helper: ``(factor_x, factor_y)`` from one factor or a pair."""
+        """Tonic's helper: ``(factor_x, factor_y)`` from one factor or a pair.
+
+        Args:
+            spatial_factor: One factor for both axes, or ``(factor_x, factor_y)``.
+        """
         return tuple(spatial_factor) if isinstance(spatial_factor, (tuple, list)) else (spatial_factor,) * 2
 
     def __call__(self, events):
@@ -110,7 +118,12 @@ class SpatialCrop:
 
 @dataclass(frozen=True)
 class CenterCrop:
-    """Crop ``size`` (int or (w, h)) around the sensor centre; a size larger than the sensor pads."""
+    """Crop ``size`` (int or (w, h)) around the sensor centre; a size larger than the sensor pads.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        size: Side of a square crop, or ``(width, height)``, in pixels.
+    """
 
     sensor_size: Size
     size: int | tuple[int, int]
@@ -157,14 +170,24 @@ class MergePolarities:
 @dataclass
 class RefractoryPeriod(RandomMixin):
     """Drop events within ``delta`` us of the previous event at the same pixel; a
-    ``(low, high)`` delta is drawn per call."""
+    ``(low, high)`` delta is drawn per call.
+
+    Attributes:
+        delta: Microseconds, or a ``(low, high)`` range an integer is drawn from per call.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     delta: float | tuple[float, float]
     seed: Seed = field(default=None, repr=False)
 
     @staticmethod
     def get_params(delta: float | tuple[int, int], rng: Seed = None) -> float:
-        """Tonic's helper: ``delta`` as is, or an integer drawn from ``[low, high)``."""
+        """Tonic's helper: ``delta`` as is, or an integer drawn from ``[low, high)``.
+
+        Args:
+            delta: Microseconds, or a ``(low, high)`` range.
+            rng: Seed or generator of the draw (None: fresh entropy).
+        """
         return sample(delta, make_generator(rng), integer=True)
 
     def __call__(self, events):
@@ -173,7 +196,13 @@ class RefractoryPeriod(RandomMixin):
 
 @dataclass
 class RandomCrop(RandomMixin):
-    """Crop a random ``target_size`` box (every position equally likely) out of the sensor."""
+    """Crop a random ``target_size`` box (every position equally likely) out of the sensor.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        target_size: ``(width, height)`` of the box in pixels, at most the sensor's.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     target_size: tuple[int, int]
@@ -205,7 +234,13 @@ class _Flip(RandomMixin, ABC):
 
 @dataclass
 class RandomFlipLR(_Flip):
-    """With probability ``p``: ``x' = width - 1 - x``."""
+    """With probability ``p``: ``x' = width - 1 - x``.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        p: Probability of flipping a sample.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     p: float = 0.5
@@ -217,7 +252,13 @@ class RandomFlipLR(_Flip):
 
 @dataclass
 class RandomFlipUD(_Flip):
-    """With probability ``p``: ``y' = height - 1 - y``."""
+    """With probability ``p``: ``y' = height - 1 - y``.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        p: Probability of flipping a sample.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     p: float = 0.5
@@ -229,7 +270,12 @@ class RandomFlipUD(_Flip):
 
 @dataclass
 class RandomFlipPolarity(_Flip):
-    """With probability ``p``: swap ON and OFF for the whole sample (as Tonic does)."""
+    """With probability ``p``: swap ON and OFF for the whole sample (as Tonic does).
+
+    Attributes:
+        p: Probability of flipping a sample.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     p: float = 0.5
     seed: Seed = field(default=None, repr=False)
@@ -241,7 +287,13 @@ class RandomFlipPolarity(_Flip):
 @dataclass
 class RandomTimeReversal(_Flip):
     """With probability ``p``: ``t' = max(t) - t``, order reversed, polarities flipped if asked.
-    Rasters ``[T, P, ...]`` get their time axis (and polarity axis, if asked) reversed, as in Tonic."""
+    Rasters ``[T, P, ...]`` get their time axis (and polarity axis, if asked) reversed, as in Tonic.
+
+    Attributes:
+        p: Probability of reversing a sample.
+        flip_polarities: Also swap ON and OFF (reverse a raster's polarity axis).
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     p: float = 0.5
     flip_polarities: bool = True
@@ -255,7 +307,16 @@ class RandomTimeReversal(_Flip):
 
 @dataclass
 class SpatialJitter(RandomMixin):
-    """Gaussian jitter of x/y (rounded); off-sensor events dropped (``clip_outliers``) or clamped."""
+    """Gaussian jitter of x/y (rounded); off-sensor events dropped (``clip_outliers``) or clamped.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        var_x: Variance of the x shift in pixels squared.
+        var_y: Variance of the y shift in pixels squared.
+        sigma_xy: Covariance of the x and y shifts.
+        clip_outliers: Drop events that leave the sensor rather than clamping them.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     var_x: float = 1
@@ -272,7 +333,14 @@ class SpatialJitter(RandomMixin):
 
 @dataclass
 class TimeJitter(RandomMixin):
-    """Gaussian jitter of timestamps (``std`` us, rounded)."""
+    """Gaussian jitter of timestamps (``std`` us, rounded).
+
+    Attributes:
+        std: Standard deviation in microseconds.
+        clip_negative: Drop events whose new time is negative.
+        sort_timestamps: Sort the result by the new times.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     std: float
     clip_negative: bool = True
@@ -285,7 +353,13 @@ class TimeJitter(RandomMixin):
 
 @dataclass
 class TimeSkew(RandomMixin):
-    """``t' = floor(t * coefficient + offset)``; either may be a ``(low, high)`` range drawn per call."""
+    """``t' = floor(t * coefficient + offset)``; either may be a ``(low, high)`` range drawn per call.
+
+    Attributes:
+        coefficient: Multiplies the timestamps.
+        offset: Added afterwards, in microseconds.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     coefficient: float | tuple[float, float]
     offset: float | tuple[float, float] = 0
@@ -299,7 +373,13 @@ class TimeSkew(RandomMixin):
 
 @dataclass
 class UniformNoise(RandomMixin):
-    """Add ``n`` (or a draw from ``(low, high)``) uniform noise events; empty input stays empty."""
+    """Add ``n`` (or a draw from ``(low, high)``) uniform noise events; empty input stays empty.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        n: Number of noise events, or a ``(low, high)`` range an integer is drawn from per call.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     n: int | tuple[int, int]
@@ -307,7 +387,12 @@ class UniformNoise(RandomMixin):
 
     @staticmethod
     def get_params(n: int | tuple[int, int], rng: Seed = None) -> int:
-        """Tonic's helper: ``n`` as is, or an integer drawn from ``[low, high)``."""
+        """Tonic's helper: ``n`` as is, or an integer drawn from ``[low, high)``.
+
+        Args:
+            n: A count, or a ``(low, high)`` range.
+            rng: Seed or generator of the draw (None: fresh entropy).
+        """
         return sample(n, make_generator(rng), integer=True)
 
     def __call__(self, events):
@@ -316,14 +401,24 @@ class UniformNoise(RandomMixin):
 
 @dataclass
 class DropEvent(RandomMixin):
-    """Drop a fraction ``p`` (or a draw from ``(low, high)``) of the events at random."""
+    """Drop a fraction ``p`` (or a draw from ``(low, high)``) of the events at random.
+
+    Attributes:
+        p: Fraction in [0, 1], or a ``(low, high)`` range drawn from per call.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     p: float | tuple[float, float]
     seed: Seed = field(default=None, repr=False)
 
     @staticmethod
     def get_params(p: float | tuple[float, float], rng: Seed = None) -> float:
-        """Tonic's helper: ``p`` as is, or a draw from ``[low, high)``."""
+        """Tonic's helper: ``p`` as is, or a draw from ``[low, high)``.
+
+        Args:
+            p: A fraction, or a ``(low, high)`` range.
+            rng: Seed or generator of the draw (None: fresh entropy).
+        """
         return sample(p, make_generator(rng))
 
     def __call__(self, events):
@@ -332,7 +427,12 @@ class DropEvent(RandomMixin):
 
 @dataclass
 class DropEventByTime(RandomMixin):
-    """Drop the events of a random interval ``duration_ratio`` of the recording long."""
+    """Drop the events of a random interval ``duration_ratio`` of the recording long.
+
+    Attributes:
+        duration_ratio: Fraction of the recording's duration in [0, 1), or a ``(low, high)`` range drawn from per call.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     duration_ratio: float | tuple[float, float] = 0.2
     seed: Seed = field(default=None, repr=False)
@@ -343,7 +443,13 @@ class DropEventByTime(RandomMixin):
 
 @dataclass
 class DropEventByArea(RandomMixin):
-    """Drop the events of a random box ``area_ratio`` of the sensor's width and height."""
+    """Drop the events of a random box ``area_ratio`` of the sensor's width and height.
+
+    Attributes:
+        sensor_size: ``(width, height, polarities)`` of the sensor.
+        area_ratio: Fraction of the width and height in [0, 1), or a ``(low, high)`` range drawn from per call.
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     sensor_size: Size
     area_ratio: float | tuple[float, float] = 0.2
@@ -356,7 +462,13 @@ class DropEventByArea(RandomMixin):
 @dataclass
 class RandomDropPixel(RandomMixin):
     """Drop every event of each pixel with probability ``p`` (pixels drawn per call). Rasters
-    ``[P, H, W]``/``[T, P, H, W]`` get the drawn pixels zeroed."""
+    ``[P, H, W]``/``[T, P, H, W]`` get the drawn pixels zeroed.
+
+    Attributes:
+        p: Probability that a pixel is dropped.
+        sensor_size: ``(width, height, polarities)``; None takes the events' bounding box (a raster's own shape).
+        seed: Seeds the draws: int, ``numpy.random.Generator`` or None (fresh entropy; see :mod:`._random`).
+    """
 
     p: float
     sensor_size: Size | None = None

@@ -36,7 +36,12 @@ _compile_enabled = os.environ.get("NEURODATA_SNN_COMPILE", "1") not in ("0", "fa
 
 
 def set_compile_enabled(enabled: bool) -> None:
-    """Turn ``torch.compile`` of the fused loops on or off (process-wide)."""
+    """Turn ``torch.compile`` of the fused loops on or off (process-wide).
+
+    Args:
+        enabled: True compiles the fused loops on their first call; False runs them eagerly. The
+            environment variable ``NEURODATA_SNN_COMPILE=0`` sets the same switch at import.
+    """
     global _compile_enabled
     _compile_enabled = bool(enabled)
 

@@ -46,6 +46,21 @@ class FusedConfig(NamedTuple):
     ``tau`` is LIF's and ALIF's time constant (0 otherwise; PLIF's ``w`` travels as a tensor);
     fields a kind does not have keep their defaults. A NamedTuple rather than a frozen dataclass
     because it is built on every call and a NamedTuple builds several times faster.
+
+    Attributes:
+        kind: The neuron kind, one of :data:`ONE_STATE_KINDS` or :data:`TWO_STATE_KINDS`.
+        v_threshold: The firing threshold ``V_th``.
+        v_reset: The hard reset's potential, or None for the soft reset (subtract ``V_th``).
+        v_leak: The leak target (LIF, PLIF, ALIF) or the resting potential (the others).
+        detach_reset: Keep the reset out of the gradient.
+        surrogate: Name of the built-in surrogate gradient (a key of ``SURROGATE_NAMES``).
+        alpha: The surrogate's sharpness.
+        decay_input: LIF/PLIF: the input is scaled by the leak as well (SpikingJelly's ``decay_input``).
+        tau: LIF's and ALIF's membrane time constant in steps (0 for other kinds).
+        tau_adapt: ALIF's adaptation time constant in steps.
+        beta: ALIF's adaptation strength (threshold added per unit of the trace).
+        current_decay: CubaLIF's synaptic current decay per step (0..1).
+        voltage_decay: CubaLIF's membrane voltage decay per step (0..1).
     """
 
     kind: str
@@ -64,6 +79,7 @@ class FusedConfig(NamedTuple):
 
     @property
     def soft_reset(self) -> bool:
+        """True when spikes subtract ``v_threshold`` (``v_reset`` is None) instead of resetting to a potential."""
         return self.v_reset is None
 
     @property
@@ -126,7 +142,12 @@ def fused_config(p: NeuronParameters, kinds: tuple[str, ...], backend: str) -> F
 
 
 def plif_k(p: NeuronParameters, device: torch.device) -> torch.Tensor:
-    """PLIF's leak ``k = sigmoid(w)`` as a 0-d fp32 tensor (differentiable w.r.t. ``w``); 0 for other kinds."""
+    """PLIF's leak ``k = sigmoid(w)`` as a 0-d fp32 tensor (differentiable w.r.t. ``w``); 0 for other kinds.
+
+    Args:
+        p: The neuron's parameters; only :class:`PLIFParameters` carry ``w``.
+        device: Where the returned tensor lives (the device of the input sequence).
+    """
     if not isinstance(p, PLIFParameters):
         return torch.zeros((), device=device)
     return torch.sigmoid(torch.as_tensor(p.w).float()).reshape(()).to(device)

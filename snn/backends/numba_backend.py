@@ -291,6 +291,11 @@ def neuron_maxpool2d(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameter
     whose gradient goes to the first maximum of each window) and the final state ``[B, C, H, W]``.
     The full-size spikes and the pool's indices are never stored: the backward recomputes the
     spikes. Contiguous and channels_last layouts run as they are, others are copied.
+
+    Args:
+        x_seq: Input currents ``[T, B, C, H, W]`` (CPU tensor, even ``H`` and ``W``).
+        state: The neurons' state at the first step (``[B, C, H, W]`` tensors), or None to start from rest.
+        p: The IF, LIF or PLIF parameters (float fields and a built-in surrogate, as :func:`multi_step` needs).
     """
     if x_seq.ndim != 5 or x_seq.shape[-1] % 2 or x_seq.shape[-2] % 2:
         raise ValueError(f"x_seq must be [T, B, C, H, W] with even H and W, got shape {tuple(x_seq.shape)}")

@@ -154,6 +154,14 @@ def neuron_forward(
     neurons are images ``[M, H, W, C]`` (``W = pool_width``, ``C = pool_channels``, H and W even),
     ``spikes`` [T, N / 4] receives their 2x2 max-pool (stride 2) and ``block`` must be a multiple
     of ``2 W C`` (whole pairs of image rows).
+
+    Args:
+        mode: The charge form, a value of :data:`CHARGE_MODES`.
+        leak: The leak target (``v_leak``; by default ``rest``).
+        rest: The hard reset's potential (0 with soft reset).
+        c: ``tau`` (LIF) or ``k = 1/tau`` (PLIF); unused by IF.
+        v_threshold: The firing threshold.
+        soft_reset: Spikes subtract ``v_threshold`` instead of setting ``V = rest``.
     """
     n_steps, n = x.shape
     pooled = pool_channels > 0
@@ -269,6 +277,16 @@ def neuron_backward(
     ``1 - 1/tau`` and ``1/tau`` or 1 for LIF; the same with ``k`` for PLIF). PLIF's
     ``dH[t]/dk = X[t] - (V[t-1] - leak)`` (``decay_input``) or ``-(V[t-1] - leak)``, with
     ``V[t-1]`` recomputed from ``H[t-1]``.
+
+    Args:
+        grad_v_last: ``dL/dV`` of the final potential [N].
+        is_plif: Accumulate ``dL/dk`` per block into ``grad_k_partial`` (PLIF's learnable leak).
+        v_threshold: The firing threshold.
+        rest: The hard reset's potential (0 with soft reset).
+        soft_reset: Spikes subtract ``v_threshold`` instead of setting ``V = rest``.
+        detach_reset: The reset is kept out of the gradient.
+        sid: The surrogate's id (a value of :data:`SURROGATE_IDS`).
+        alpha: The surrogate's sharpness.
     """
     n_steps, n = x.shape
     h_seq = grad_x
@@ -351,6 +369,14 @@ def two_state_forward(
 
     ALIF: ``H`` is the LIF charge (``mode`` 1 or 2 of ``CHARGE_MODES``), ``theta = V_th + beta A``,
     ``A = A - A / tau_adapt + S``. CUBA LIF: ``I = I current_decay + X``, ``H = V voltage_decay + I``.
+
+    Args:
+        is_alif: True for ALIF (``u`` is the adaptation trace), False for CUBA LIF (``u`` is the current).
+        tau: ALIF's membrane time constant in steps (the ``c`` of the LIF charge).
+        v_threshold: The base firing threshold.
+        leak: ALIF's leak target.
+        rest: The hard reset's potential (0 with soft reset).
+        soft_reset: Spikes subtract the threshold instead of setting ``V = rest``.
     """
     n_steps, n = x.shape
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
@@ -407,6 +433,22 @@ def two_state_backward(
 
     ``dh_dv``, ``dh_dx``: the charge's constant partials (ALIF: ``1 - 1/tau`` and ``1/tau`` or 1;
     CUBA LIF: ``voltage_decay`` and 1, with ``dH/dI = 1`` and ``dI[t]/dI[t-1] = current_decay``).
+
+    Args:
+        grad_spikes: ``dL/dS`` [T, N].
+        grad_v_last: ``dL/dV`` of the final potential [N].
+        grad_u_last: ``dL/dU`` of the final second state [N].
+        h_seq: The charged potentials ``H`` [T, N] the forward saved.
+        theta_seq: ALIF's thresholds [T, N] the forward saved (unused for CUBA LIF).
+        is_alif: True for ALIF, False for CUBA LIF.
+        tau_adapt: ALIF's adaptation time constant in steps.
+        beta: ALIF's adaptation strength.
+        v_threshold: The base firing threshold.
+        rest: The hard reset's potential (0 with soft reset).
+        soft_reset: Spikes subtract the threshold instead of setting ``V = rest``.
+        detach_reset: The reset is kept out of the gradient.
+        sid: The surrogate's id (a value of :data:`SURROGATE_IDS`).
+        alpha: The surrogate's sharpness.
     """
     n_steps, n = h_seq.shape
     keep_adapt = _ONE - _ONE / tau_adapt

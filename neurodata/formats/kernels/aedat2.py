@@ -27,7 +27,11 @@ def _words(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode_dvs128_reference(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Readable numpy decoder of DVS128 records: columns t, x, y, p of the DVS events."""
+    """Readable numpy decoder of DVS128 records: columns t, x, y, p of the DVS events.
+
+    Args:
+        buf: The records' bytes (uint8); a trailing partial record is ignored.
+    """
     addr, t = _words(buf)
     keep = (addr & DVS128_EXTERNAL) == 0
     addr, t = addr[keep], t[keep]
@@ -40,6 +44,11 @@ def decode_davis_reference(
     """Readable numpy decoder of DAVIS records (APS and IMU/external words dropped).
 
     Assumes every DVS address lies inside the ``width`` x ``height`` sensor.
+
+    Args:
+        buf: The records' bytes (uint8); a trailing partial record is ignored.
+        width: Sensor width in pixels (x is mirrored within it).
+        height: Sensor height in pixels.
     """
     addr, t = _words(buf)
     keep = (addr & (DAVIS_APS | DAVIS_SPECIAL)) == 0
@@ -59,7 +68,15 @@ def _be_u32(buf, i):
 
 @numba.njit(cache=True, nogil=True)
 def decode_dvs128_numba(buf, t, x, y, p):
-    """Decode whole DVS128 records of ``buf`` into preallocated columns; returns the event count."""
+    """Decode whole DVS128 records of ``buf`` into preallocated columns; returns the event count.
+
+    Args:
+        buf: The records' bytes (uint8); a trailing partial record is ignored.
+        t: Output timestamps in microseconds (int64), one slot per record.
+        x: Output x (uint16), one slot per record.
+        y: Output y (uint16), one slot per record.
+        p: Output polarities (uint8, 1 = ON), one slot per record.
+    """
     n = 0
     for i in range(len(buf) // RECORD):
         b = RECORD * i
@@ -80,6 +97,15 @@ def decode_davis_numba(buf, width, height, t, x, y, p):
 
     Returns (event count, index of the first record whose DVS address lies outside the sensor or -1);
     decoding stops at such a record.
+
+    Args:
+        buf: The records' bytes (uint8); a trailing partial record is ignored.
+        width: Sensor width in pixels (x is mirrored within it).
+        height: Sensor height in pixels.
+        t: Output timestamps in microseconds (int64), one slot per record.
+        x: Output x (uint16), one slot per record.
+        y: Output y (uint16), one slot per record.
+        p: Output polarities (uint8, 1 = ON), one slot per record.
     """
     n = 0
     for i in range(len(buf) // RECORD):
@@ -100,7 +126,14 @@ def decode_davis_numba(buf, width, height, t, x, y, p):
 
 
 def encode_dvs128(t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """DVS128 records (big-endian address, timestamp) as bytes; inputs must already be in range."""
+    """DVS128 records (big-endian address, timestamp) as bytes; inputs must already be in range.
+
+    Args:
+        t: Timestamps in microseconds, in ``[0, 2**32)``.
+        x: Columns 0..127.
+        y: Rows 0..127.
+        p: Polarities 0 (OFF) or 1 (ON).
+    """
     out = np.empty((len(t), 2), dtype=">u4")
     out[:, 0] = (
         (y.astype(np.uint32) << 8) | ((127 - x.astype(np.uint32)) << 1) | (1 - (p.astype(np.uint32) & 1))

@@ -52,7 +52,11 @@ UNKNOWN_SIZE = 1 << 15  # x and y are 15-bit fields: no bound
 
 
 def decode_reference(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Readable numpy decoder of a run of whole, well-formed packets: columns t, x, y, p."""
+    """Readable numpy decoder of a run of whole, well-formed packets: columns t, x, y, p.
+
+    Args:
+        buf: The packets' bytes (uint8), starting at a packet header.
+    """
     parts = []
     pos = 0
     while pos + PACKET_HEADER <= len(buf):
@@ -166,6 +170,19 @@ def decode_polarity_numba(buf, starts, overflows, numbers, n_packets, width, hei
     count, offset of the first bad valid event or -1, its status: NEGATIVE_TIMESTAMP or
     OUTSIDE_SENSOR); the sign bits and the coordinate checks are OR-ed per packet and located only
     when set, to keep the inner loop short.
+
+    Args:
+        buf: The packets' bytes (uint8).
+        starts: Body offset in ``buf`` of each polarity packet (from :func:`scan_packets_numba`).
+        overflows: Each packet's eventTSOverflow (the timestamps' bits 31 and up).
+        numbers: Each packet's eventNumber (filled slots).
+        n_packets: How many entries of the three arrays are used.
+        width: Bound on x.
+        height: Bound on y.
+        t: Output timestamps in microseconds (int64), one slot per announced event.
+        x: Output x (uint16).
+        y: Output y (uint16).
+        p: Output polarities (uint8, 1 = ON).
     """
     n = 0
     for k in range(n_packets):
@@ -197,7 +214,17 @@ def decode_polarity_numba(buf, starts, overflows, numbers, n_packets, width, hei
 def encode_polarity_packet(
     t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, valid: np.ndarray, source: int, spare: int = 0
 ) -> bytes:
-    """One polarity packet; all ``t`` must share ``t >> 31``. ``spare`` unused slots follow the events."""
+    """One polarity packet; all ``t`` must share ``t >> 31``. ``spare`` unused slots follow the events.
+
+    Args:
+        t: Timestamps in microseconds, non-negative.
+        x: Columns (15 bits).
+        y: Rows (15 bits).
+        p: Polarities 0/1.
+        valid: Each event's valid bit; False marks an invalidated event readers must drop.
+        source: The packet header's eventSource id.
+        spare: Unused capacity after the events, filled with garbage.
+    """
     n = len(t)
     overflow = int(t[0]) >> TS_OVERFLOW_SHIFT if n else 0
     head = np.zeros(1, HEADER_DTYPE)
@@ -217,7 +244,13 @@ def encode_polarity_packet(
 
 
 def encode_special_packet(t: int, source: int, n_events: int = 2) -> bytes:
-    """A type-0 (special event) packet, e.g. timestamp-wrap markers, that a polarity reader must skip."""
+    """A type-0 (special event) packet, e.g. timestamp-wrap markers, that a polarity reader must skip.
+
+    Args:
+        t: Timestamp of the special events in microseconds.
+        source: The packet header's eventSource id.
+        n_events: Special events in the packet.
+    """
     head = np.zeros(1, HEADER_DTYPE)
     head[0] = (SPECIAL, source, 8, 4, t >> TS_OVERFLOW_SHIFT, n_events, n_events, n_events)
     body = np.zeros(n_events, POLARITY_DTYPE)

@@ -119,7 +119,13 @@ def locate_numba(buf, start, end):
 
 
 def struct_view(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
-    """The located Event structs as a structured view (numpy checks the range against ``buf``)."""
+    """The located Event structs as a structured view (numpy checks the range against ``buf``).
+
+    Args:
+        buf: The decompressed EventPacket bytes.
+        pos: Byte position of the first struct.
+        count: Number of structs.
+    """
     return np.frombuffer(buf, dtype=EVENT_STRUCT, count=count, offset=pos)
 
 
@@ -133,6 +139,16 @@ def unpack_numba(structs, t, x, y, p, n, width, height):
     ``width`` and ``height`` bound x and y (:data:`UNKNOWN_SIZE` when the stream does not say).
     Returns the index of the first event with a negative x or y or one outside the sensor, or -1
     when all were copied.
+
+    Args:
+        structs: The Event structs.
+        t: Output timestamps in microseconds (int64).
+        x: Output x (uint16).
+        y: Output y (uint16).
+        p: Output polarities (uint8, 1 = ON).
+        n: First output row to fill.
+        width: Bound on x (the sensor width, or a bound never reached when unknown).
+        height: Bound on y, likewise.
     """
     for i in range(len(structs)):
         xx = structs[i].x

@@ -16,7 +16,11 @@ T_LIMIT = 1 << 32
 
 
 def decode_reference(records: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Readable vectorised decoder: columns t, x, y, p of an (n, 2) array of uint32 (t, w)."""
+    """Readable vectorised decoder: columns t, x, y, p of an (n, 2) array of uint32 (t, w).
+
+    Args:
+        records: The records as ``(t, w)`` rows.
+    """
     t, w = records[:, 0].astype(np.int64), records[:, 1]
     return t, w & COORD_MASK, (w >> 14) & COORD_MASK, (w >> 28) & 1
 
@@ -26,6 +30,14 @@ def decode_numba(records, pos, state, out, width, height):
     """Decode ``records[pos:]`` (each a little-endian uint64: t | w << 32) into the event array ``out``.
 
     Stateless (``state`` unused). Returns (stop record, events written, status) like the RAW kernels.
+
+    Args:
+        records: The records (uint64).
+        pos: Index of the first record to decode.
+        state: Unused (the word-stream kernel signature).
+        out: EVENT_DTYPE output array.
+        width: Bound on x (the sensor width, or a bound never reached when unknown).
+        height: Bound on y, likewise.
     """
     n = 0
     status = DONE

@@ -45,6 +45,12 @@ def decode_reference(data: bytes, kind: int, t: int, height: int) -> tuple[list,
 
     Returns lists t, x, y, p, the time after the last whole event and the bytes consumed (an event
     cut by the end of ``data`` is left unconsumed).
+
+    Args:
+        data: The event bytes.
+        kind: The stream type (:data:`GENERIC`, :data:`DVS`, :data:`ATIS` or :data:`COLOR`).
+        t: Time in microseconds of the event before ``data``.
+        height: Sensor height in pixels (y is flipped within it).
     """
     ts, xs, ys, ps = [], [], [], []
     pos = 0
@@ -88,6 +94,14 @@ def decode_numba(data, kind, state, out, width, height):
     ``state[0]`` is the time of the previous event (updated). Returns (stop byte, events written,
     status): ``stop`` is the start of the first event not decoded, because the data ends inside it
     (DONE), ``out`` is full (OUTPUT_FULL) or it is corrupt (an error status).
+
+    Args:
+        data: The event bytes.
+        kind: The stream type.
+        state: ``[time of the previous event]`` (int64, updated).
+        out: EVENT_DTYPE output array.
+        width: Bound on x.
+        height: Sensor height (bounds y and flips it).
     """
     t = state[0]
     end = len(data)
@@ -175,7 +189,17 @@ def dvs_encoded_size(t: np.ndarray, previous: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def encode_dvs_numba(t, x, y, p, previous, height, out):
     """Encode time-ordered events (y = 0 at the top) as DVS events into ``out`` (uint8, sized by
-    :func:`dvs_encoded_size`), after an event at time ``previous``; returns the bytes written."""
+    :func:`dvs_encoded_size`), after an event at time ``previous``; returns the bytes written.
+
+    Args:
+        t: Timestamps in microseconds, sorted, at least ``previous``.
+        x: Columns.
+        y: Rows, 0 at the top.
+        p: Polarities 0/1.
+        previous: Time of the last event already written (0 at the stream start).
+        height: Sensor height in pixels (y is flipped within it).
+        out: Output bytes.
+    """
     k = 0
     for i in range(len(t)):
         dt = t[i] - previous

@@ -32,13 +32,23 @@ SKIPPED_TYPES = (0xA, 0xE, 0xF)
 
 
 def new_state(t_offset: int = 0) -> np.ndarray:
+    """The decoder state at the start of the data: ``[TIME_HIGH, has a TIME_HIGH been seen, t_offset]``.
+
+    Args:
+        t_offset: Microseconds added to every decoded time (the header's ``neurodata_time_offset_us``).
+    """
     state = np.zeros(STATE_SIZE, dtype=np.int64)
     state[T_OFFSET] = t_offset
     return state
 
 
 def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Readable vectorised decoder (no geometry checks): columns t, x, y, p; updates ``state``."""
+    """Readable vectorised decoder (no geometry checks): columns t, x, y, p; updates ``state``.
+
+    Args:
+        words: The EVT 2.0 words (uint32).
+        state: From :func:`new_state`, carried between calls.
+    """
     words = words.astype(np.int64)
     kind = words >> 28
     known = np.isin(kind, (0, 1, 8, *SKIPPED_TYPES))
@@ -62,6 +72,14 @@ def decode_numba(words, pos, state, out, width, height):
     """Decode ``words[pos:]`` (uint32) into the event array ``out``.
 
     Returns (stop word, events written, status) like the EVT 3.0 kernel.
+
+    Args:
+        words: The EVT 2.0 words (uint32).
+        pos: Index of the first word to decode.
+        state: From :func:`new_state` (updated).
+        out: EVENT_DTYPE output array.
+        width: Bound on x (the sensor width, or a bound never reached when unknown).
+        height: Bound on y, likewise.
     """
     high = state[HIGH]
     has_time = state[HAS_TIME]
@@ -113,6 +131,12 @@ def encode_numba(t, x, y, p, state, out):
     ``state`` = [time >> 6 of the last TIME_HIGH written, or -1]. Gaps of half the 28-bit TIME_HIGH
     range or more are bridged by intermediate TIME_HIGH words so readers can count the wraps.
     ``out`` needs 2 words per event plus the bridges.
+
+    Args:
+        t: Timestamps in microseconds, sorted, relative to the header's time offset.
+        x: Columns (11 bits).
+        y: Rows (11 bits).
+        p: Polarities 0/1.
     """
     high = state[0]
     n_out = 0

@@ -46,6 +46,11 @@ BIT_INDEX[[(1 << b) % 37 for b in range(36)]] = np.arange(36)
 
 
 def new_state(t_offset: int = 0) -> np.ndarray:
+    """The decoder state at the start of the data: row, vector base, polarity, time base and CD flag.
+
+    Args:
+        t_offset: Microseconds added to every decoded time (the header's ``neurodata_time_offset_us``).
+    """
     state = np.zeros(STATE_SIZE, dtype=np.int64)
     state[IS_CD] = 1
     state[T_OFFSET] = t_offset
@@ -53,7 +58,12 @@ def new_state(t_offset: int = 0) -> np.ndarray:
 
 
 def decode_reference(words: np.ndarray, state: np.ndarray) -> tuple[list, list, list, list]:
-    """Readable word-by-word decoder (pure Python, no geometry checks): lists t, x, y, p; updates ``state``."""
+    """Readable word-by-word decoder (pure Python, no geometry checks): lists t, x, y, p; updates ``state``.
+
+    Args:
+        words: The EVT 3.0 words (uint16).
+        state: From :func:`new_state`, carried between calls.
+    """
     t, x, y, p = [], [], [], []
 
     def emit(xx: int, pp: int) -> None:
@@ -102,6 +112,10 @@ def decode_numba(words, pos, state, out, width, height):
     Sensor data is mostly ADDR_Y and ADDR_X words in an irregular order, so these two share one
     branch-free path (a branch between them would be mispredicted often), and vectors loop over
     their set bits only (real vectors hold about one event).
+
+    Args:
+        width: Bound on x (the sensor width, or a bound never reached when unknown).
+        height: Bound on y, likewise.
     """
     yy = state[Y]
     base_x = state[BASE_X]

@@ -18,7 +18,12 @@ T_BITS = 23
 def decode_reference(
     buf: np.ndarray, t_offset: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Readable numpy decoder: returns columns t, x, y, p and the time offset after the buffer."""
+    """Readable numpy decoder: returns columns t, x, y, p and the time offset after the buffer.
+
+    Args:
+        buf: The records' bytes (uint8); a trailing partial record is ignored.
+        t_offset: Microseconds added by the overflow markers before ``buf``.
+    """
     rec = buf[: len(buf) // 5 * 5].reshape(-1, 5).astype(np.int64)
     is_overflow = rec[:, 1] == OVERFLOW_Y
     offsets = t_offset + OVERFLOW_STEP * np.cumsum(is_overflow)
@@ -54,6 +59,14 @@ def encode_numba(t, x, y, p, t_offset, out):
     """Encode events into ``out`` (uint8), inserting overflow records when ``t`` outgrows 23 bits.
 
     Returns (bytes written, t_offset). ``out`` must hold 5 bytes per event plus 5 per overflow.
+
+    Args:
+        t: Timestamps in microseconds, sorted, at least ``t_offset``.
+        x: Columns 0..255.
+        y: Rows 0..239.
+        p: Polarities 0/1.
+        t_offset: Microseconds covered by the overflow markers already written.
+        out: Output bytes.
     """
     limit = np.int64(1) << T_BITS
     n = 0

@@ -20,7 +20,12 @@ def unwrap_high(high, new_high, mask):
 
 def unwrap_highs(raw: np.ndarray, previous: int | None, mask: int) -> np.ndarray:
     """Vectorised :func:`unwrap_high` over a sequence; ``previous`` is the unwrapped value before it
-    (None at the start of a file, where the first raw value is taken as is)."""
+    (None at the start of a file, where the first raw value is taken as is).
+
+    Args:
+        raw: The raw counter values in order.
+        mask: The counter's range minus 1 (e.g. ``2**28 - 1``).
+    """
     raw = raw.astype(np.int64)
     if previous is None:
         if len(raw) == 0:
