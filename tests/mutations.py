@@ -142,15 +142,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "dvs128-row-end-sorted",
         "neurodata/datasets/dvs128.py",
-        'lo, hi = np.searchsorted(t, [start, end], side="left")',
-        'lo, hi = np.searchsorted(t, [start, end], side="right")',
+        'reshape(-1), side="left").reshape(-1, 2)',
+        'reshape(-1), side="right").reshape(-1, 2)',
         ("tests/test_boundaries.py",),
     ),
     Mutation(
         "dvs128-row-end-unsorted",
         "neurodata/datasets/dvs128.py",
-        "return events[(t >= start) & (t < end)]",
-        "return events[(t >= start) & (t <= end)]",
+        "return [events[(t >= start) & (t < end)] for",
+        "return [events[(t >= start) & (t <= end)] for",
         ("tests/test_boundaries.py",),
     ),
     # --- frame slicing rules -----------------------------------------------------------------------

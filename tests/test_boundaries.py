@@ -13,7 +13,7 @@ import pytest
 
 import neurodata
 from neurodata.cache import CacheBuilder, PartData, build_cache, open_cache, verify_cache
-from neurodata.datasets.dvs128 import window
+from neurodata.datasets.dvs128 import windows
 from neurodata.errors import FormatError
 from neurodata.events import make_events
 from neurodata.formats import FORMATS
@@ -30,10 +30,10 @@ def test_label_row_takes_its_start_and_leaves_its_end(ordered):
     events = make_events(t, np.arange(6), np.zeros(6), np.ones(6))
     if not ordered:
         events = events[[3, 0, 5, 1, 4, 2]]
-    got = window(events, 100, 200, ordered)
+    got, empty, last = windows(events, [(100, 200), (100, 100), (200, 201)])
     assert sorted(got["t"].tolist()) == [100, 101, 199]
-    assert window(events, 100, 100, ordered).size == 0  # an empty row takes nothing, not the event at 100
-    assert sorted(window(events, 200, 201, ordered)["t"].tolist()) == [200]
+    assert empty.size == 0  # an empty row takes nothing, not the event at 100
+    assert sorted(last["t"].tolist()) == [200]
 
 
 # --- sensor edges: x == width and y == height are refused, width - 1 and height - 1 accepted ---------

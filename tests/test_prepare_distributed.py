@@ -319,12 +319,13 @@ def toy_part(split: str, index: int) -> PartData:
 
 def test_dvs128_window_slices_sorted_times_and_masks_unsorted(fixtures):
     """The binary-search cut of a sorted trial equals the rule's mask; unsorted times fall back to it."""
-    from neurodata.datasets.dvs128 import window
+    from neurodata.datasets.dvs128 import windows
     from tests.archives import ground_truth
 
     events = ground_truth(fixtures)
     shuffled = events[np.random.default_rng(0).permutation(len(events))]
-    for start, end in [(100_000, 300_000), (0, 1), (589_318, 589_319), (-5, 10**9), (300_000, 300_000)]:
-        for trial, ordered in ((events, True), (shuffled, False)):
+    bounds = [(100_000, 300_000), (0, 1), (589_318, 589_319), (-5, 10**9), (300_000, 300_000)]
+    for trial in (events, shuffled):
+        for (start, end), got in zip(bounds, windows(trial, bounds), strict=True):
             want = trial[(trial["t"] >= start) & (trial["t"] < end)]
-            np.testing.assert_array_equal(window(trial, start, end, ordered), want)
+            np.testing.assert_array_equal(got, want)

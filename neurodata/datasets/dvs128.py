@@ -99,22 +99,29 @@ def decode(tree: FileTree, unit: Unit, options: dict) -> list[Sample]:
     trial, labels = unit.files
     name = trial[len(dict(unit.params)["base"]) :]  # samples name the trial as the dataset does
     events = read_events(tree, trial, "aedat31")
-    t = events["t"]
-    ordered = len(t) < 2 or bool((t[1:] >= t[:-1]).all())
+    rows = read_label_rows(read_text(tree, labels), tree.where(labels))
+    cut = windows(events, [(start, end) for _, start, end in rows])
     return [
-        Sample(window(events, start, end, ordered), cls - 1, f"{name}[{start}:{end}]")
-        for cls, start, end in read_label_rows(read_text(tree, labels), tree.where(labels))
+        Sample(events_of_row, cls - 1, f"{name}[{start}:{end}]")
+        for events_of_row, (cls, start, end) in zip(cut, rows)
     ]
 
 
-def window(events: np.ndarray, start: int, end: int, ordered: bool) -> np.ndarray:
-    """The events with ``start <= t < end``: when times are ``ordered`` (as recorded), a slice found
-    by binary search (a trial's 11+ full-array masks cost more than decoding it), else a mask."""
-    t = events["t"]
-    if ordered:
-        lo, hi = np.searchsorted(t, [start, end], side="left")
-        return events[lo:hi]
-    return events[(t >= start) & (t < end)]
+def windows(events: np.ndarray, bounds: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The events with ``start <= t < end`` for each ``(start, end)`` of ``bounds`` (microseconds).
+
+    When the times are ordered (as recorded), slices found by one binary search over all bounds (a
+    trial's 11+ full-array masks cost more than decoding it); else a mask per window.
+
+    Args:
+        events: A trial's events.
+        bounds: The windows, one per label row.
+    """
+    t = np.ascontiguousarray(events["t"])  # one copy: a strided field would be copied per search
+    if len(t) < 2 or bool((t[1:] >= t[:-1]).all()):
+        edges = np.searchsorted(t, np.asarray(bounds, dtype=np.int64).reshape(-1), side="left").reshape(-1, 2)
+        return [events[lo:hi] for lo, hi in edges]
+    return [events[(t >= start) & (t < end)] for start, end in bounds]
 
 
 SPEC = DatasetSpec(
