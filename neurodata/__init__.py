@@ -21,6 +21,7 @@ _LAZY = {
     "iter_chunks": ".reader",
     "open_recording": ".reader",
     "read": ".reader",
+    "read_buffer": ".reader",
     "open_writer": ".writer",
     "write": ".writer",
     "load": ".loaders",
@@ -54,5 +55,6 @@ __all__ = [
     "open_recording",
     "open_writer",
     "read",
+    "read_buffer",
     "write",
 ]

@@ -14,13 +14,13 @@ import bz2
 import gzip
 import lzma
 import os
-import tarfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from .members import CORRUPT, ExtractError, check_kind, checked_name, tar_kind
+from .tar_stream import StreamMember, walk
 
 try:  # ISA-L's inflate, several times zlib's; the stream decompresses on its own thread
     from isal import igzip_threaded
@@ -31,8 +31,6 @@ except ImportError:  # a platform without isal wheels: zlib
 
 HOLD_BYTES = 1 << 30
 """Default budget of member bytes a compressed tar keeps in memory at once."""
-STREAM_BUFFER = 1 << 20
-"""Bytes tarfile reads from the decompressed stream at a time (its default, 10 KiB, costs a Python call each)."""
 TAR_CORRUPT = (*CORRUPT, IsalError)
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 _LIVE: weakref.WeakValueDictionary[int, TarTree] = weakref.WeakValueDictionary()
@@ -93,27 +91,25 @@ class TarTree:
         members live in this process's memory."""
         return self.compression is None
 
-    def _members(self) -> Iterator[tuple[str, tarfile.TarInfo, tarfile.TarFile]]:
-        """Each file member as it streams past: its checked name, header and the open archive."""
+    def _members(self) -> Iterator[tuple[str, StreamMember]]:
+        """Each file member as it streams past, with its checked name."""
         try:
-            with open_stream(self.path, self.compression) as stream, tarfile.open(
-                fileobj=stream, mode="r|", bufsize=STREAM_BUFFER
-            ) as tf:
-                for member in tf:
-                    name = checked_name(self.path, member.name).as_posix()
-                    check_kind(self.path, member.name, tar_kind(member))
-                    if member.isfile():
-                        yield name, member, tf
+            with open_stream(self.path, self.compression) as stream:
+                for member in walk(stream):
+                    name = checked_name(self.path, member.info.name).as_posix()
+                    check_kind(self.path, member.info.name, tar_kind(member.info))
+                    if member.info.isfile():
+                        yield name, member
         except TAR_CORRUPT as exc:
             raise ExtractError(f"{self.path}: cannot read tar archive: {exc}") from None
 
     def _scan(self) -> None:
         held = 0
-        for name, member, tf in self._members():
-            self._offsets[name] = (member.offset_data, member.size)
-            if self.compression is not None and held + member.size <= self.hold_bytes:
-                self._held[name] = _read_member(tf, member)
-                held += member.size
+        for name, member in self._members():
+            self._offsets[name] = (member.offset, member.info.size)
+            if self.compression is not None and held + member.info.size <= self.hold_bytes:
+                self._held[name] = member.read()
+                held += member.info.size
 
     def names(self) -> list[str]:
         """Every file member's checked name, sorted."""
@@ -152,9 +148,9 @@ class TarTree:
         missing = {n for n in wanted if not self.ready(n)}
         if not missing:
             return
-        for name, member, tf in self._members():
+        for name, member in self._members():
             if name in missing:
-                self._held[name] = _read_member(tf, member)
+                self._held[name] = member.read()
                 missing.discard(name)
                 if sum(map(len, self._held.values())) > self.hold_bytes:
                     yield
@@ -189,8 +185,3 @@ def _live_tree(key: int, path: str) -> TarTree:
         ) from None
 
 
-def _read_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    data = tf.extractfile(member).read()
-    if len(data) != member.size:
-        raise ExtractError(f"archive ends inside member {member.name!r} ({len(data)} of {member.size} bytes)")
-    return data
