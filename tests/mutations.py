@@ -120,8 +120,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "nmnist-polarity-bit",
         "neurodata/formats/kernels/nmnist.py",
-        "        event.p = buf[b + 2] >> 7",
-        "        event.p = (buf[b + 2] >> 6) & 1",
+        "    event.p = high >> 7",
+        "    event.p = (high >> 6) & 1",
         ("tests/test_nmnist.py", "tests/test_formats_columns.py"),
     ),
     Mutation(
