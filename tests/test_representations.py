@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import neurodata as nd
 from neurodata.events import make_events
+from neurodata.representations import frames as frames_module
 from neurodata.representations import (
     kernels,
     reference,
@@ -25,7 +26,6 @@ from neurodata.representations import (
     to_time_surface,
     to_voxel_grid,
 )
-from neurodata.representations.frames import CACHE_CELLS
 from neurodata.representations.torch_ops import pack_events, to_frame_batch, to_voxel_grid_batch
 
 DATA = Path(__file__).parent / "data"
@@ -147,11 +147,16 @@ def test_counts_do_not_wrap_and_narrow_dtypes_refuse(tonic):
     assert to_frame(events, (2, 2, 2), n_event_bins=1, dtype=np.float32)[0, 0, 0, 0] == 40000.0
 
 
-@pytest.mark.parametrize("size", [(5, 3, 2), (1280, 720, 2)])  # the small and the bucketed kernel
+@pytest.mark.parametrize(
+    "size, cache_bytes",
+    [((5, 3, 2), None), ((1280, 720, 2), None), ((1280, 720, 2), 0)],  # small, large plain, large bucketed
+)
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64, np.bool_])
-def test_narrow_dtypes_count_directly_and_equal_int32(size, dtype):
+def test_narrow_dtypes_count_directly_and_equal_int32(size, cache_bytes, dtype, monkeypatch):
     """Counted straight in ``dtype``: the same frames as int32 cast, for slices far longer than the
     dtype's range as long as no cell passes it; one cell past it refuses, also in the bucketed kernel."""
+    if cache_bytes is not None:
+        monkeypatch.setattr(frames_module, "CACHE_BYTES", cache_bytes)
     rng = np.random.default_rng(3)
     n = 3000
     events = make_events(np.arange(n), rng.integers(0, size[0], n), rng.integers(0, size[1], n), rng.integers(0, 2, n))
@@ -483,7 +488,10 @@ def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
         np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
 
 
-def test_large_frames_use_the_bucketed_kernel_correctly():
+@pytest.mark.parametrize("bucketed", [False, True])
+def test_large_frames_count_correctly_with_either_kernel(bucketed, monkeypatch):
+    if bucketed:  # 1280x720 frames are below the size where the bucketed kernel takes over
+        monkeypatch.setattr(frames_module, "CACHE_BYTES", 1 << 20)
     rng = np.random.default_rng(5)
     n = 200_000
     events = make_events(
@@ -493,7 +501,7 @@ def test_large_frames_use_the_bucketed_kernel_correctly():
         rng.integers(0, 2, n),
     )
     frames = to_frame(events, (1280, 720, 2), n_time_bins=3)
-    assert frames[0].size > CACHE_CELLS
+    assert (frames[0].nbytes > frames_module.CACHE_BYTES) == bucketed
     starts, ends = slice_events(events["t"], n_time_bins=3)
     np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, 2, 720, 1280))
 

@@ -10,8 +10,11 @@ from ._layout import lacks_y
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
-CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use the bucketed kernel
-BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
+# Frames larger than this use the bucketed kernel. Below it (1280x720 in int32 is 7 MiB) the plain
+# scatter is faster in spite of its cache misses: the bucketed kernel's three passes over the events
+# cost more than the misses they save (docs/sections/representations.md#performance).
+CACHE_BYTES = 8 << 20
+BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets of int32, a core's L2 share
 
 
 def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int) -> bool:
@@ -19,7 +22,7 @@ def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarr
     size; False when a cell would pass ``limit`` (then the frames are partly counted). Cells are
     checked only when a slice holds more than ``limit`` events."""
     checked = bool(np.any(slices[1] - slices[0] > limit))
-    if frames[0].size > CACHE_CELLS:
+    if frames[0].nbytes > CACHE_BYTES:
         return kernels.accumulate_frames_bucketed(
             events, slices[0], slices[1], merge, frames, limit, checked, BUCKET_SHIFT
         )
