@@ -139,6 +139,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_reader.py",),
     ),
     Mutation(
+        "frames-one-pass-skips-time-order",
+        "neurodata/representations/kernels.py",
+        "or (not merge and e.p >= n_pol) or e.t < previous_t",
+        "or (not merge and e.p >= n_pol)",
+        ("tests/test_representations.py",),
+    ),
+    Mutation(
+        "frames-one-pass-skips-gaps",
+        "neurodata/representations/kernels.py",
+        "        gap_end = starts[i] if i < len(starts) else n",
+        "        gap_end = done if i < len(starts) else n",
+        ("tests/test_representations.py",),
+    ),
+    Mutation(
         "unwrap-ties-backward",
         "neurodata/formats/kernels/time_base.py",
         "    return high + ((new_high - (high & mask) + half - 1) & mask) - (half - 1)",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import neurodata as nd
@@ -206,6 +206,17 @@ def test_bad_input_is_named():
 def test_sensor_size_none_is_inferred_like_tonic():
     frames = to_frame(FOUR, None, n_time_bins=1)
     assert frames.shape == (1, 2, 1, 4) and frames.sum() == 4
+
+
+def test_events_outside_every_slice_are_still_checked_and_sorted():
+    """The one-pass count checks events no slice holds: a bad one is named, a late one re-sorts."""
+    outside = line([0, 100, 200, 300], [7, 0, 1, 2])  # event 0 lies before the window and off the strip
+    with pytest.raises(ValueError, match=r"event 0 has x=7.*x must be < 4"):
+        to_frame(outside, STRIP, time_window=100, start_time=100)
+    late = line([0, 100, 200, 300, 50], [0, 1, 2, 3, 3])  # the out-of-order event is the dropped remainder
+    expected = to_frame(late[[0, 4, 1, 2, 3]], STRIP, event_count=2)
+    np.testing.assert_array_equal(to_frame(late, STRIP, event_count=2), expected)
+    assert expected[0, 0, 0].tolist() == [1, 0, 0, 1]  # the late event counts in the first frame
 
 
 def test_unsorted_input_is_sorted_first():
@@ -486,6 +497,38 @@ def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
         frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
         assert kernels.accumulate_frames_bucketed(events, starts, ends, merge, frames, 0, False, shift)
         np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event_arrays(),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=6),
+    st.sampled_from(["none", "x", "y", "p", "order"]),
+    st.integers(0, 59),
+)
+def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplaced_event(events, bounds, fault, where):
+    """Any slices (gaps before, between and after them, overlaps, any order); one event may be moved
+    off the sensor or back in time: the kernel returns the first such index, held by a slice or not."""
+    events = events.copy()
+    n = len(events)
+    if fault != "none" and n:
+        k = where % n
+        if fault == "order":
+            assume(k > 0 and events["t"][k - 1] > 0)
+            events["t"][k] = events["t"][k - 1] - 1
+        else:
+            events[fault][k] = {"x": 5, "y": 3, "p": 2}[fault]
+    starts = np.array([min(a, b, n) for a, b in bounds], dtype=np.int64)
+    ends = np.array([min(max(a, b), n) for a, b in bounds], dtype=np.int64)
+    t = events["t"].astype(np.int64)
+    for merge, n_pol in ((False, 2), (True, 1)):
+        bad = (events["x"] >= 5) | (events["y"] >= 3) | ((events["p"] >= n_pol) & (not merge))
+        bad[1:] |= t[1:] < t[:-1]
+        frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
+        status = kernels.accumulate_frames_validating(events, starts, ends, merge, frames, 0, False)
+        assert status == (int(np.argmax(bad)) if bad.any() else -1)
+        if status == -1:
+            np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
 
 
 @pytest.mark.parametrize("bucketed", [False, True])
