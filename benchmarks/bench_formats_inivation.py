@@ -192,26 +192,6 @@ def aedat_rows(tmp: Path, args: argparse.Namespace) -> list[dict]:
     warm(*paths.values())
     for path in paths.values():
         nd.read(path)  # compile or load the Numba kernels before timing
-    rows = []
-
-    def ours(path):
-        return lambda: len(nd.read(path))
-
-    n_small, n_big = args.peer_events, args.big_events
-    print("AEDAT 3.1 ...", flush=True)
-    rows.append(
-        compare(
-            "AEDAT 3.1 vs SpikingJelly load_aedat_v3",
-            n_small,
-            ours(paths["a31-small"]),
-            lambda: len(load_aedat_v3(paths["a31-small"])["t"]),
-            args.repeats,
-            args.peer_repeats,
-        )
-    )
-    rows.append(
-        compare("AEDAT 3.1 big file (ours only)", n_big, ours(paths["a31-big"]), None, args.repeats, 0)
-    )
 
     def tonic_dvs128(path):
         """The body of tonic.io.read_dvs_128, whose header unpacking crashes on every file."""
@@ -221,37 +201,28 @@ def aedat_rows(tmp: Path, args: argparse.Namespace) -> list[dict]:
         xytp = tonic_io.make_structured_array((addr >> 8) & 0x7F, (addr >> 1) & 0x7F, t, addr & 1)
         return len(xytp)
 
-    print("AEDAT 2.0 ...", flush=True)
-    rows.append(
-        compare(
-            "AEDAT 2.0 vs SpikingJelly CIFAR10-DVS loader",
-            n_small,
-            ours(paths["a2-small"]),
-            lambda: len(cifar10dvs(paths["a2-small"])["t"]),
-            args.repeats,
-            args.peer_repeats,
-        )
+    n_small, n_big = args.peer_events, args.big_events
+    cases = (  # label, events, our file, the peer's reader (None: ours only)
+        ("AEDAT 3.1 vs SpikingJelly load_aedat_v3", n_small, "a31-small", lambda p: len(load_aedat_v3(p)["t"])),
+        ("AEDAT 3.1 big file (ours only)", n_big, "a31-big", None),
+        ("AEDAT 2.0 vs SpikingJelly CIFAR10-DVS loader", n_small, "a2-small", lambda p: len(cifar10dvs(p)["t"])),
+        ("AEDAT 2.0 vs Tonic read_dvs_128 body", n_small, "a2-small", tonic_dvs128),
+        ("AEDAT 2.0 big vs SpikingJelly CIFAR10-DVS loader", n_big, "a2-big", lambda p: len(cifar10dvs(p)["t"])),
     )
-    rows.append(
-        compare(
-            "AEDAT 2.0 vs Tonic read_dvs_128 body",
-            n_small,
-            ours(paths["a2-small"]),
-            lambda: tonic_dvs128(paths["a2-small"]),
-            args.repeats,
-            args.peer_repeats,
+    rows = []
+    for label, n_events, key, peer in cases:
+        print(f"{label} ...", flush=True)
+        path = paths[key]
+        rows.append(
+            compare(
+                label,
+                n_events,
+                lambda path=path: len(nd.read(path)),
+                None if peer is None else lambda path=path, peer=peer: peer(path),
+                args.repeats,
+                0 if peer is None else args.peer_repeats,
+            )
         )
-    )
-    rows.append(
-        compare(
-            "AEDAT 2.0 big vs SpikingJelly CIFAR10-DVS loader",
-            n_big,
-            ours(paths["a2-big"]),
-            lambda: len(cifar10dvs(paths["a2-big"])["t"]),
-            args.repeats,
-            args.peer_repeats,
-        )
-    )
     return rows
 
 
