@@ -345,8 +345,8 @@ def parallelism(name: str) -> str:
         from spikingjelly import configure
 
         return f"1 x {min(os.cpu_count() or 1, configure.max_threads_number_for_datasets_preprocess)}"
-    if ".tar.gz" in name:  # a compressed tar streams in this process: worker threads, ISA-L inflating on its own
-        return "1 x 2 (+ inflate)" if "2 workers" in name else "1 x 1 (+ inflate)"
+    if ".tar.gz" in name:  # the archive streams through the main process, ISA-L inflating on a thread of its own
+        return "2 x 1 (+ inflate)" if "2 workers" in name else "1 x 1 (+ inflate)"
     return "2 x 1" if "2 workers" in name else "1 x 1"
 
 

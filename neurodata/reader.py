@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -24,6 +25,16 @@ from .formats.base import FormatSpec, Header
 DEFAULT_BLOCK_BYTES = 8 << 20
 WHOLE_READ_LIMIT = 1 << 30
 SMALL_FILE_BYTES = 64 << 20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: no newline translation on Windows
+
+
+def _open_error(name: str, err: OSError) -> NeurodataError:
+    """The one-line error for a source that cannot be opened or read."""
+    if isinstance(err, FileNotFoundError):
+        return PathNotFoundError(f"{name}: no such file")
+    if isinstance(err, IsADirectoryError):
+        return NeurodataError(f"{name}: is a directory, not a recording")
+    return NeurodataError(f"{name}: cannot open ({err})")
 
 
 def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
@@ -32,12 +43,39 @@ def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
         if "://" in name:
             return fsspec.open(name, "rb").open(), name
         return open(name, "rb"), name
-    except FileNotFoundError as err:
-        raise PathNotFoundError(f"{name}: no such file") from err
-    except IsADirectoryError as err:
-        raise NeurodataError(f"{name}: is a directory, not a recording") from err
     except OSError as err:
-        raise NeurodataError(f"{name}: cannot open ({err})") from err
+        raise _open_error(name, err) from err
+
+
+def _read_small_local(name: str) -> bytes | None:
+    """The whole content of a small local file, read with one system call in the usual case.
+
+    None for URLs and regular files of ``SMALL_FILE_BYTES`` or more, which the streaming path opens
+    instead; pipes and devices (no size, no seeking) are read to their end. Used by :func:`read`,
+    where one dataset sample per call makes the cost of a buffered file object and a second
+    ``fstat`` count.
+    """
+    if "://" in name:
+        return None
+    try:
+        fd = os.open(name, _OPEN_FLAGS)
+    except OSError as err:
+        raise _open_error(name, err) from err
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISREG(status.st_mode) and status.st_size >= SMALL_FILE_BYTES:
+            return None
+        data = os.read(fd, status.st_size + 1)  # one byte more than the size shows the end
+        if len(data) == status.st_size:
+            return data
+        parts = [data]  # a short read, or the file changed since fstat: read on to the end
+        while part := os.read(fd, DEFAULT_BLOCK_BYTES):
+            parts.append(part)
+        return b"".join(parts)
+    except OSError as err:
+        raise _open_error(name, err) from err
+    finally:
+        os.close(fd)
 
 
 class Recording:
@@ -261,10 +299,9 @@ def read(
         The events (:data:`~neurodata.events.EVENT_DTYPE`), or ``(events, info)`` with
         ``return_info=True``, where ``info`` holds sensor size, format and time origin.
     """
-    fileobj, name = _open_binary(source)
-    if isinstance(fileobj, io.BufferedReader) and os.fstat(fileobj.fileno()).st_size < SMALL_FILE_BYTES:
-        with fileobj:  # small local file (e.g. one dataset sample): one read, then work in memory
-            fileobj = io.BytesIO(fileobj.read())
+    name = os.fspath(source)
+    data = _read_small_local(name)  # small local file (e.g. one dataset sample): one read, then in memory
+    fileobj = io.BytesIO(data) if data is not None else _open_binary(name)[0]
     with _open_fileobj(fileobj, name, format) as rec:
         events = rec.read()
         return (events, rec.info) if return_info else events

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import fsspec
 import h5py
 import numpy as np
 import pytest
 
 import neurodata as nd
+from neurodata import reader
 from neurodata.reader import rechunk_by_count, rechunk_by_time
 from neurodata.synthetic import rotating_bar
 
@@ -101,6 +105,24 @@ def test_unknown_file_is_a_clear_error(tmp_path):
         nd.read(tmp_path / "missing.bin")
     with pytest.raises(nd.NeurodataError, match="unknown format 'nope'"):
         nd.read(bad, format="nope")
+
+
+def test_read_of_large_and_special_files_streams_them(bar_file, tmp_path, monkeypatch):
+    """Small files are read in one call, large ones memory-mapped and pipes to their end: same events."""
+    path, events = bar_file
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "SMALL_FILE_BYTES", 16)  # the bar file counts as large: memory-mapped
+        np.testing.assert_array_equal(nd.read(path), events)
+    fifo = tmp_path / "bar.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
+    writer.start()
+    try:
+        np.testing.assert_array_equal(nd.read(fifo, format="nmnist"), events)
+    finally:
+        writer.join()
+    with pytest.raises(nd.NeurodataError, match=r"is a directory, not a recording"):
+        nd.read(tmp_path)
 
 
 def test_as_events_accepts_tonic_style_arrays():

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import neurodata as nd
 from neurodata.events import make_events
+from neurodata.representations import frames as frames_module
 from neurodata.representations import (
     kernels,
     reference,
@@ -25,7 +26,6 @@ from neurodata.representations import (
     to_time_surface,
     to_voxel_grid,
 )
-from neurodata.representations.frames import CACHE_CELLS
 from neurodata.representations.torch_ops import pack_events, to_frame_batch, to_voxel_grid_batch
 
 DATA = Path(__file__).parent / "data"
@@ -147,11 +147,16 @@ def test_counts_do_not_wrap_and_narrow_dtypes_refuse(tonic):
     assert to_frame(events, (2, 2, 2), n_event_bins=1, dtype=np.float32)[0, 0, 0, 0] == 40000.0
 
 
-@pytest.mark.parametrize("size", [(5, 3, 2), (1280, 720, 2)])  # the small and the bucketed kernel
+@pytest.mark.parametrize(
+    "size, cache_bytes",
+    [((5, 3, 2), None), ((1280, 720, 2), None), ((1280, 720, 2), 0)],  # small, large plain, large bucketed
+)
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64, np.bool_])
-def test_narrow_dtypes_count_directly_and_equal_int32(size, dtype):
+def test_narrow_dtypes_count_directly_and_equal_int32(size, cache_bytes, dtype, monkeypatch):
     """Counted straight in ``dtype``: the same frames as int32 cast, for slices far longer than the
     dtype's range as long as no cell passes it; one cell past it refuses, also in the bucketed kernel."""
+    if cache_bytes is not None:
+        monkeypatch.setattr(frames_module, "CACHE_BYTES", cache_bytes)
     rng = np.random.default_rng(3)
     n = 3000
     events = make_events(np.arange(n), rng.integers(0, size[0], n), rng.integers(0, size[1], n), rng.integers(0, 2, n))
@@ -201,6 +206,17 @@ def test_bad_input_is_named():
 def test_sensor_size_none_is_inferred_like_tonic():
     frames = to_frame(FOUR, None, n_time_bins=1)
     assert frames.shape == (1, 2, 1, 4) and frames.sum() == 4
+
+
+def test_events_outside_every_slice_are_still_checked_and_sorted():
+    """The one-pass count checks events no slice holds: a bad one is named, a late one re-sorts."""
+    outside = line([0, 100, 200, 300], [7, 0, 1, 2])  # event 0 lies before the window and off the strip
+    with pytest.raises(ValueError, match=r"event 0 has x=7.*x must be < 4"):
+        to_frame(outside, STRIP, time_window=100, start_time=100)
+    late = line([0, 100, 200, 300, 50], [0, 1, 2, 3, 3])  # the out-of-order event is the dropped remainder
+    expected = to_frame(late[[0, 4, 1, 2, 3]], STRIP, event_count=2)
+    np.testing.assert_array_equal(to_frame(late, STRIP, event_count=2), expected)
+    assert expected[0, 0, 0].tolist() == [1, 0, 0, 1]  # the late event counts in the first frame
 
 
 def test_unsorted_input_is_sorted_first():
@@ -483,7 +499,42 @@ def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
         np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
 
 
-def test_large_frames_use_the_bucketed_kernel_correctly():
+@settings(max_examples=200, deadline=None)
+@given(
+    event_arrays(),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=6),
+    st.sampled_from(["none", "x", "y", "p", "order"]),
+    st.integers(0, 59),
+)
+def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplaced_event(events, bounds, fault, where):
+    """Any slices (gaps before, between and after them, overlaps, any order); one event may be moved
+    off the sensor or back in time: the kernel returns the first such index, held by a slice or not."""
+    events = events.copy()
+    n = len(events)
+    if fault != "none" and n:
+        k = where % n
+        if fault == "order":
+            assume(k > 0 and events["t"][k - 1] > 0)
+            events["t"][k] = events["t"][k - 1] - 1
+        else:
+            events[fault][k] = {"x": 5, "y": 3, "p": 2}[fault]
+    starts = np.array([min(a, b, n) for a, b in bounds], dtype=np.int64)
+    ends = np.array([min(max(a, b), n) for a, b in bounds], dtype=np.int64)
+    t = events["t"].astype(np.int64)
+    for merge, n_pol in ((False, 2), (True, 1)):
+        bad = (events["x"] >= 5) | (events["y"] >= 3) | ((events["p"] >= n_pol) & (not merge))
+        bad[1:] |= t[1:] < t[:-1]
+        frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
+        status = kernels.accumulate_frames_validating(events, starts, ends, merge, frames, 0, False)
+        assert status == (int(np.argmax(bad)) if bad.any() else -1)
+        if status == -1:
+            np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))
+
+
+@pytest.mark.parametrize("bucketed", [False, True])
+def test_large_frames_count_correctly_with_either_kernel(bucketed, monkeypatch):
+    if bucketed:  # 1280x720 frames are below the size where the bucketed kernel takes over
+        monkeypatch.setattr(frames_module, "CACHE_BYTES", 1 << 20)
     rng = np.random.default_rng(5)
     n = 200_000
     events = make_events(
@@ -493,7 +544,7 @@ def test_large_frames_use_the_bucketed_kernel_correctly():
         rng.integers(0, 2, n),
     )
     frames = to_frame(events, (1280, 720, 2), n_time_bins=3)
-    assert frames[0].size > CACHE_CELLS
+    assert (frames[0].nbytes > frames_module.CACHE_BYTES) == bucketed
     starts, ends = slice_events(events["t"], n_time_bins=3)
     np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, 2, 720, 1280))
 

@@ -31,6 +31,13 @@ def infer_sensor_size(events: np.ndarray) -> tuple[int, int, int]:
     return int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2
 
 
+def records_and_geometry(events, sensor_size) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The events as EVENT_DTYPE records and the validated ``(width, height, polarities)``; the
+    events themselves are not checked (:func:`prepare_events` does that)."""
+    events = as_records(events)
+    return events, sensor_geometry(infer_sensor_size(events) if sensor_size is None else sensor_size)
+
+
 def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Convert to EVENT_DTYPE, sort by time (stably) when needed and check coordinates fit the sensor.
 
@@ -38,8 +45,7 @@ def prepare_events(events: np.ndarray, sensor_size) -> tuple[np.ndarray, tuple[i
     columns). Polarities index the sensor's channels (``p < P``; any value when ``P = 1`` merges).
     Returns the events and the validated ``(width, height, polarities)``.
     """
-    events = as_records(events)
-    geometry = sensor_geometry(infer_sensor_size(events) if sensor_size is None else sensor_size)
+    events, geometry = records_and_geometry(events, sensor_size)
     if len(events) == 0:
         return events, geometry
     width, height, _ = geometry

@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from ._checks import prepare_events
+from ._checks import prepare_events, records_and_geometry
 from ._layout import lacks_y
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
-CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use the bucketed kernel
-BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
+# Frames larger than this use the bucketed kernel. Below it (1280x720 in int32 is 7 MiB) the plain
+# scatter is faster in spite of its cache misses: the bucketed kernel's three passes over the events
+# cost more than the misses they save (docs/sections/representations.md#performance).
+CACHE_BYTES = 8 << 20
+BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets of int32, a core's L2 share
 
 
 def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int) -> bool:
@@ -26,12 +29,27 @@ def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarr
         frames: ``[T, P, H, W]`` zeros to count into (updated).
         limit: The largest count a cell may hold.
     """
-    checked = bool(np.any(slices[1] - slices[0] > limit))
-    if frames[0].size > CACHE_CELLS:
+    checked = _needs_check(slices, limit)
+    if frames[0].nbytes > CACHE_BYTES:
         return kernels.accumulate_frames_bucketed(
             events, slices[0], slices[1], merge, frames, limit, checked, BUCKET_SHIFT
         )
     return kernels.accumulate_frames(events, slices[0], slices[1], merge, frames, limit, checked)
+
+
+def _needs_check(slices: Slices, limit: int) -> bool:
+    return bool(np.any(slices[1] - slices[0] > limit))
+
+
+def _count_limit(slices: Slices, dtype: np.dtype) -> int | None:
+    """The largest count ``dtype`` holds exactly, or None when counting must go through int64: an
+    integer dtype's maximum; for a float dtype, the longest slice when the dtype holds it exactly."""
+    longest = int(np.max(slices[1] - slices[0])) if len(slices[0]) else 0
+    if dtype.kind in "iu":
+        return int(np.iinfo(dtype).max)
+    if dtype.kind == "f" and longest <= 2 ** (np.finfo(dtype).nmant + 1):
+        return longest  # no slice holds more: never checked
+    return None
 
 
 def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -48,18 +66,49 @@ def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dty
         dtype: The frames' numpy dtype.
     """
     dtype = np.dtype(dtype)
-    longest = int(np.max(slices[1] - slices[0])) if len(slices[0]) else 0
-    if dtype.kind in "iu":
-        limit = int(np.iinfo(dtype).max)
-    elif dtype.kind == "f" and longest <= 2 ** (np.finfo(dtype).nmant + 1):
-        limit = longest  # no slice holds more: never checked
-    else:
+    limit = _count_limit(slices, dtype)
+    if limit is None:
         return count_frames(events, slices, shape, np.int64).astype(dtype)
     frames = np.zeros(shape, dtype=dtype)
     if len(frames) and not accumulate(events, slices, shape[1] == 1, frames, limit):
         wider = "int64" if dtype.itemsize >= 4 else "int32 or wider"
         raise ValueError(f"a frame cell counts more than {limit} events, more than dtype {dtype} holds; use {wider}")
     return frames
+
+
+def count_unchecked_frames(
+    records: np.ndarray, geometry: tuple[int, int, int], slicing: dict, dtype
+) -> np.ndarray | None:
+    """:func:`to_frame` in one pass over events not yet checked against the sensor or for time order.
+
+    Slices the times as they are, then counts with a kernel that checks each event as it goes
+    (the separate check of :func:`prepare_events` is a second pass over the whole array). Returns
+    None, to take the checked path instead, wherever the answer could differ from it: when an event
+    fails a check (the checked path names it or sorts), when slicing the unsorted times fails, when
+    a cell reaches the dtype's limit, and for frames big enough for the bucketed kernel.
+
+    Args:
+        records: The events as records of :data:`~neurodata.events.EVENT_DTYPE`, not yet checked.
+        geometry: ``(width, height, polarities)`` of the frames.
+        slicing: :func:`to_frame`'s slicing keywords, as given.
+        dtype: The frames' numpy dtype.
+    """
+    dtype = np.dtype(dtype)
+    width, height, n_pol = geometry
+    if not len(records) or n_pol * height * width * dtype.itemsize > CACHE_BYTES:
+        return None
+    try:
+        slices = slice_events(records["t"], **slicing)
+    except (TypeError, ValueError):
+        return None  # a rule the sorted times may pass (e.g. the last time before the first)
+    limit = _count_limit(slices, dtype)
+    if limit is None or not len(slices[0]):
+        return None
+    frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=dtype)
+    status = kernels.accumulate_frames_validating(
+        records, slices[0], slices[1], n_pol == 1, frames, limit, _needs_check(slices, limit)
+    )
+    return frames if status == -1 else None
 
 
 def to_frame(
@@ -98,24 +147,28 @@ def to_frame(
         end_time: End of the span in microseconds (closed); None: the last event's time.
         dtype: The frames' numpy dtype.
     """
+    slicing = {
+        "time_window": time_window,
+        "event_count": event_count,
+        "n_time_bins": n_time_bins,
+        "n_event_bins": n_event_bins,
+        "frames_number": frames_number,
+        "split_by": split_by,
+        "duration": duration,
+        "overlap": overlap,
+        "include_incomplete": include_incomplete,
+        "start_time": start_time,
+        "end_time": end_time,
+    }
     audio = lacks_y(events)
+    if not audio:
+        frames = count_unchecked_frames(*records_and_geometry(events, sensor_size), slicing, dtype)
+        if frames is not None:
+            return frames
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
     if audio and height != 1:
         raise ValueError(f"events without a y field need a sensor height of 1; sensor_size is {sensor_size}")
-    slices = slice_events(
-        events["t"],
-        time_window=time_window,
-        event_count=event_count,
-        n_time_bins=n_time_bins,
-        n_event_bins=n_event_bins,
-        frames_number=frames_number,
-        split_by=split_by,
-        duration=duration,
-        overlap=overlap,
-        include_incomplete=include_incomplete,
-        start_time=start_time,
-        end_time=end_time,
-    )
+    slices = slice_events(events["t"], **slicing)
     frames = count_frames(events, slices, (len(slices[0]), n_pol, height, width), dtype)
     return frames[:, :, 0] if audio else frames
 

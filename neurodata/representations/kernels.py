@@ -2,7 +2,8 @@
 
 Kernels take the EVENT_DTYPE record array itself: reading ``events[j].x`` from the packed record
 is faster than three strided column views. Callers validate every coordinate first (Numba does
-not bounds-check). Events arrive sorted by time and polarities are 0/1; ``merge`` sends every
+not bounds-check), except for :func:`accumulate_frames_validating`, which checks each event itself
+before using it. Events arrive sorted by time and polarities are 0/1; ``merge`` sends every
 event to channel 0.
 """
 
@@ -112,6 +113,61 @@ def accumulate_frames(events, starts, ends, merge, frames, limit, checked):
                 return False
             frame[c, e.y, e.x] = count + 1
     return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _out_of_place(e, previous_t, width, height, n_pol, merge):
+    """Whether event ``e`` lies outside the sensor (its polarity only unless ``merge``) or before ``previous_t``."""
+    return e.x >= width or e.y >= height or (not merge and e.p >= n_pol) or e.t < previous_t
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_frames_validating(events, starts, ends, merge, frames, limit, checked):
+    """:func:`accumulate_frames` over events nobody has checked yet, checking them in the same pass.
+
+    Every event is checked once at least, in or out of a slice, each before it is counted: the
+    index of the first one found outside the frames' sensor (``x < W``, ``y < H`` and, unless
+    ``merge``, ``p < P``) or earlier than the event before it is returned, the frames then partly
+    counted; -2 when a cell would pass ``limit``; -1 when all went well.
+
+    Args:
+        events: Records of :data:`~neurodata.events.EVENT_DTYPE`, in the order given.
+        starts: First event index of each slice.
+        ends: One past the last event index of each slice.
+        merge: Count every polarity into channel 0.
+        frames: ``[T, P, H, W]`` zeros to count into (updated).
+        limit: The largest count a cell may hold.
+        checked: Whether cells must be checked against ``limit`` (a slice holds more events than it).
+    """
+    n_pol, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
+    n = len(events)
+    if n == 0:
+        return -1
+    done = 0  # events [0, done) are checked
+    for i in range(len(starts) + 1):
+        # the events no slice so far holds, up to this slice's start (after the last slice: the rest)
+        gap_end = starts[i] if i < len(starts) else n
+        previous_t = events[done - 1].t if done > 0 else events[0].t
+        for j in range(done, gap_end):
+            if _out_of_place(events[j], previous_t, width, height, n_pol, merge):
+                return j
+            previous_t = events[j].t
+        if i == len(starts):
+            break
+        frame = frames[i]
+        previous_t = events[starts[i] - 1].t if starts[i] > 0 else events[0].t
+        for j in range(starts[i], ends[i]):
+            e = events[j]
+            if _out_of_place(e, previous_t, width, height, n_pol, merge):
+                return j
+            previous_t = e.t
+            c = 0 if merge else e.p
+            count = frame[c, e.y, e.x]
+            if checked and count >= limit:
+                return -2
+            frame[c, e.y, e.x] = count + 1
+        done = max(done, ends[i])
+    return -1
 
 
 @numba.njit(cache=True, nogil=True)
