@@ -132,4 +132,5 @@ SPEC = DatasetSpec(
     decode=decode,
     options={"split": ("first100", "seeded"), "convention": ("jaer", "spikingjelly", "raw")},
     notes=__doc__.split("\n\n", 1)[1].strip(),
+    decodes=("aedat2",),
 )

@@ -137,4 +137,5 @@ SPEC = DatasetSpec(
     decode=decode,
     manual_download=MANUAL,
     notes=__doc__.split("\n\n", 1)[1].strip(),
+    decodes=("aedat31",),
 )

@@ -81,4 +81,5 @@ SPEC = DatasetSpec(
     plan=plan,
     decode=decode,
     notes=__doc__.split("\n\n", 1)[1].strip(),
+    decodes=("nmnist",),
 )

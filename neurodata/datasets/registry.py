@@ -75,6 +75,7 @@ class DatasetSpec:
         options: Each option's allowed values, the first being the default.
         notes: Caveats shown to users.
         sensor_size_for: The sensor size for given options, when an option changes the geometry.
+        decodes: The event formats ``decode`` reads (their kernels are loaded while archives are listed).
     """
 
     name: str
@@ -95,6 +96,7 @@ class DatasetSpec:
     sensor_size_for: Callable[[dict], tuple[int, int, int]] | None = (
         None  # when an option changes the geometry
     )
+    decodes: tuple[str, ...] = ()
 
     def expected_md5(self, filename: str) -> str | None:
         """The published md5 of this dataset's file ``filename``, when it is known."""
