@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from neurodata.cache.layout import DEFAULT_CODEC, EVENT_CODECS
 from neurodata.datasets.prepare import prepare
 from neurodata.errors import NeurodataError
+from neurodata.workers import usable_cores
 
 from .output import emit, table
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             args.name,
             source=args.source or None,
             root=args.root,
-            workers=args.workers,
+            workers=usable_cores() if args.workers is None else args.workers,
             options=parse_options(args.option, "--option"),
             progress=False if args.json else None,
             callback=progress_line,
@@ -139,7 +140,12 @@ def add_parser(subparsers) -> None:
         help=f"event compression of the cache: zstd is smaller, lz4 faster to read (default: the codec of "
         f"a finished cache already there, else {DEFAULT_CODEC})",
     )
-    p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes (default: the usable CPU cores, at most 8)",
+    )
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",

@@ -32,6 +32,19 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 0.5  # how often a worker without the parent-death signal checks its parent
 
 
+def usable_cores(limit: int = 8) -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells), at most ``limit``.
+
+    Parameters:
+        limit: the most to return (more processes than that rarely pay for their memory).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, limit))
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes that end when this process dies and hold none of its locks.
 

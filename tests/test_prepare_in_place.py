@@ -6,6 +6,7 @@ folder gives, and refuse what extraction refuses."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -197,3 +198,19 @@ def test_rar_is_extracted_by_a_tool_and_removed_unless_kept(tmp_path, keep_raw):
     assert extracted.is_dir() == keep_raw
     if keep_raw:
         assert (extracted / "ES" / "trainlabel.txt").is_file()
+
+
+def test_cli_uses_the_usable_cores_by_default_and_refuses_zero_workers(dvs128_tree, reference, tmp_path):
+    from neurodata.workers import usable_cores
+
+    archive = tmp_path / "mini_DvsGesture.tar.gz"
+    archive.write_bytes(tar_bytes(dvs128_tree, "w:gz"))
+    cli = [sys.executable, "-m", "neurodata.cli", "prepare", "dvs128", "--source", str(archive), "--no-verify"]
+    done = subprocess.run([*cli, "--root", str(tmp_path / "a"), "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [e["workers"] for e in events if e.get("stage") == "decode" and "parts" in e] == [usable_cores()]
+    same_samples(tmp_path / "a" / "dvs128.zarr", reference)
+    refused = subprocess.run([*cli, "--root", str(tmp_path / "b"), "--workers", "0"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == "neurodata: error: workers: 0 is not a number of processes (give 1 or more)"

@@ -89,6 +89,8 @@ def prepare(
     """
     spec = get_dataset(name)
     options = spec.resolve_options(options)
+    if workers < 1:
+        raise NeurodataError(f"workers: {workers} is not a number of processes (give 1 or more)")
     if root is not None and "://" in os.fspath(root):
         raise NeurodataError(
             f"root {os.fspath(root)!r}: must be a local folder (archives are extracted there); "
