@@ -58,7 +58,12 @@ def concatenate(chunks: list[np.ndarray]) -> np.ndarray:
         return empty_events(0)
     if len(chunks) == 1:
         return chunks[0]
-    return np.concatenate(chunks)
+    dtype = chunks[0].dtype
+    if dtype.names is None or dtype.hasobject or any(chunk.dtype != dtype for chunk in chunks):
+        return np.concatenate(chunks)
+    # numpy copies structured records field by field; viewed as opaque records the copy is a memcpy
+    record = np.dtype((np.void, dtype.itemsize))
+    return np.concatenate([chunk.view(record) for chunk in chunks]).view(dtype)
 
 
 @dataclass

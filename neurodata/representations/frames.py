@@ -10,7 +10,9 @@ from ._layout import lacks_y
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
-CACHE_CELLS = 1 << 18  # frames with more cells than this (1 MiB of int32) use the bucketed kernel
+# frames with more cells than this (4 MiB of int32) use the bucketed kernel; smaller ones (VGA:
+# 640x480x2) stay in the last-level cache, where the plain scatter is faster
+CACHE_CELLS = 1 << 20
 BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets, a core's L2 share
 
 
