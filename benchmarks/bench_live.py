@@ -3,7 +3,8 @@
 * ``tcp``: a DV network stream (LZ4 packets of <= 4096 events / 1 ms, made by our replay's
   encoder) sent as fast as the socket takes it by a separate process; received by
   ``neurodata.live`` and cut into 10 ms windows, each framed with ``to_frame`` (receive + decode +
-  framing), and by dv-processing's ``NetworkReader`` (batches only, no framing) when
+  framing); received by ``neurodata.live`` as decoded batches (receive + decode: the same work as
+  the peer's); and by dv-processing's ``NetworkReader`` (batches only, no framing) when
   ``--peer-python`` names an environment that has it.
 * ``pipe``: the same events as RAW EVT 3.0 bytes written into a FIFO by ``cat``, read by the live
   RAW source, windowed and framed the same way.
@@ -133,11 +134,16 @@ def start_sender(*args: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def consume(source: str, **options) -> tuple[float, int]:
-    """Receive, decode, cut 10 ms windows and frame each: (seconds, events)."""
+def consume(source: str, frame: bool = True, **options) -> tuple[float, int]:
+    """Receive, decode, cut 10 ms windows and frame each (with ``frame``; else take the decoded
+    batches as they come, as NetworkReader hands them out): (seconds, events)."""
     start = time.perf_counter()
     n = 0
     with live.open(source, **options) as src:
+        if not frame:
+            for batch in src.chunks():
+                n += len(batch)
+            return time.perf_counter() - start, n
         for window in src.chunks(time_window=WINDOW_US):
             if len(window):
                 to_frame(window, (WIDTH, HEIGHT, 2), n_time_bins=1)
@@ -145,10 +151,10 @@ def consume(source: str, **options) -> tuple[float, int]:
     return time.perf_counter() - start, n
 
 
-def bench_tcp(path: str) -> tuple[float, int]:
+def bench_tcp(path: str, frame: bool = True) -> tuple[float, int]:
     proc, port = start_sender("file", path)
     try:
-        return consume(f"tcp://127.0.0.1:{port}", reconnect=False)
+        return consume(f"tcp://127.0.0.1:{port}", frame, reconnect=False)
     finally:
         proc.wait(timeout=60)
 
@@ -227,9 +233,10 @@ def main() -> None:
         nd.write(raw, events, nd.RecordingInfo("evt3", WIDTH, HEIGHT))
         del events
         consume(raw, format="evt3")  # JIT warm-up of the decoders and the framing
-        runs = {"tcp": [], "pipe": [], "dv": []}
+        runs = {"tcp": [], "tcp_batches": [], "pipe": [], "dv": []}
         for _ in range(args.repeats):  # interleaved
             runs["tcp"].append(bench_tcp(stream))
+            runs["tcp_batches"].append(bench_tcp(stream, frame=False))
             runs["pipe"].append(bench_pipe(raw, folder))
             if args.peer_python:
                 runs["dv"].append(bench_dv_reader(args.peer_python, stream, args.events))
@@ -237,9 +244,11 @@ def main() -> None:
               f"{os.path.getsize(raw) / 1e6:.0f} MB EVT 3.0; medians of {args.repeats}")  # fmt: skip
         # threads each side receives, decodes and frames on: ours a source thread (receive + decode)
         # and the caller's framing; dv-processing's reader decodes on the calling thread and frames nothing
-        threads = {"tcp": 2, "pipe": 2, "dv": 1}
+        threads = {"tcp": 2, "tcp_batches": 2, "pipe": 2, "dv": 1}
         rates = {}
-        for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"), ("pipe", "neurodata RAW pipe + 10 ms frames"),
+        for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"),
+                            ("tcp_batches", "neurodata tcp:// LZ4 (batches)"),
+                            ("pipe", "neurodata RAW pipe + 10 ms frames"),
                             ("dv", "dv-processing NetworkReader (batches)")):  # fmt: skip
             if runs[name]:
                 seconds = statistics.median(s for s, _ in runs[name])
@@ -248,7 +257,8 @@ def main() -> None:
                 print(f"{label:40s} {threads[name]} threads {seconds:7.2f} s  {rates[name]:6.1f} M ev/s  "
                       f"events {sorted(counts)}")  # fmt: skip
         if "dv" in rates:
-            print(f"neurodata / NetworkReader: {rates['tcp'] / rates['dv']:.2f}x")
+            print(f"neurodata / NetworkReader: framed {rates['tcp'] / rates['dv']:.2f}x, "
+                  f"batches (the same work) {rates['tcp_batches'] / rates['dv']:.2f}x")  # fmt: skip
     lat = bench_latency(args.rate, args.seconds)
     print(f"latency at {lat['rate'] / 1e6:.1f} M ev/s sent over {args.seconds} s: p50 {lat['p50_ms']:.2f} ms, "
           f"p99 {lat['p99_ms']:.2f} ms, dropped {lat['dropped']}")  # fmt: skip
