@@ -20,6 +20,7 @@ from ..errors import NeurodataError
 from ..events import RecordingInfo
 from ..formats import get_format
 from ..formats.base import Header
+from ..formats.output import EventArena
 from ..formats.prophesee_header import parse_raw_header, raw_format, split_header
 from .bytebuffer import ByteBuffer
 from .sources import POLL_SECONDS, LiveOptions, LiveSource
@@ -50,6 +51,7 @@ class RawStreamSource(LiveSource):
         header = self._read_header()
         self.info = header.info
         self.decoder = get_format(self.info.format).make_decoder(header, self.source)
+        self.decoder.output = EventArena()  # consecutive decodes side by side: windows need no copy
 
     def _read(self) -> int:
         """Read what is available: bytes read, 0 at the end, -1 when nothing came within a poll."""
