@@ -268,7 +268,7 @@ class Aedat4Decoder:
             payload_left -= batch_bytes
             for buf, pos, count, where, _ in batch:
                 structs = kernels.struct_view(buf, pos, count)
-                bad = kernels.unpack_numba(structs, *rows.columns, rows.n, *self._bounds())
+                bad = kernels.unpack_numba(structs, rows.out, rows.n, *self._bounds())
                 if bad >= 0:
                     raise self._outside(where, bad, structs[bad])
                 rows.n += count
@@ -315,7 +315,6 @@ class _Rows:
     def __init__(self, output: EventOutput):
         self.output = output
         self.out = empty_events(0)
-        self.columns = ()
         self.n = 0
 
     def reserve(self, count: int, estimate: int) -> None:
@@ -325,7 +324,6 @@ class _Rows:
         bigger = self.output.take(max(self.n + count, self.n + estimate, len(self.out) * 3 // 2))
         bigger[: self.n] = self.out[: self.n]  # (an arena may hand out the same rows again, larger)
         self.out = bigger
-        self.columns = bigger["t"], bigger["x"], bigger["y"], bigger["p"]
 
     def result(self) -> np.ndarray:
         """The filled rows, kept from the output (see :meth:`EventOutput.keep`)."""
