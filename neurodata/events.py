@@ -63,7 +63,9 @@ def concatenate(chunks: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(chunks)
     # numpy copies structured records field by field; viewed as opaque records the copy is a memcpy
     record = np.dtype((np.void, dtype.itemsize))
-    return np.concatenate([chunk.view(record) for chunk in chunks]).view(dtype)
+    out = np.empty(sum(len(chunk) for chunk in chunks), dtype)
+    np.concatenate([chunk.view(record) for chunk in chunks], out=out.view(record))
+    return out
 
 
 def join(chunks: list[np.ndarray]) -> np.ndarray:
