@@ -3,7 +3,8 @@
 * ``tcp``: a DV network stream (LZ4 packets of <= 4096 events / 1 ms, made by our replay's
   encoder) sent as fast as the socket takes it by a separate process; received by
   ``neurodata.live`` and cut into 10 ms windows, each framed with ``to_frame`` (receive + decode +
-  framing), and by dv-processing's ``NetworkReader`` (batches only, no framing) when
+  framing); received by ``neurodata.live`` as decoded batches (receive + decode: the same work as
+  the peer's); and by dv-processing's ``NetworkReader`` (batches only, no framing) when
   ``--peer-python`` names an environment that has it.
 * ``pipe``: the same events as RAW EVT 3.0 bytes written into a FIFO by ``cat``, read by the live
   RAW source, windowed and framed the same way.
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -104,7 +106,7 @@ def dv_reader(port: int, count: int) -> None:
     import dv_processing as dv
 
     reader = dv.io.NetworkReader("127.0.0.1", port)
-    got, start = 0, time.perf_counter()
+    got, start, cpu = 0, time.perf_counter(), time.process_time()
     while got < count:
         batch = reader.getNextEventBatch()
         if batch is None:
@@ -112,7 +114,7 @@ def dv_reader(port: int, count: int) -> None:
                 break
             continue
         got += batch.size()
-    print(time.perf_counter() - start, got, flush=True)
+    print(time.perf_counter() - start, time.process_time() - cpu, got, flush=True)
 
 
 # --- the receiving side ---------------------------------------------------------------------
@@ -133,27 +135,40 @@ def start_sender(*args: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def consume(source: str, **options) -> tuple[float, int]:
-    """Receive, decode, cut 10 ms windows and frame each: (seconds, events)."""
-    start = time.perf_counter()
+class Run(NamedTuple):
+    """One timed run: wall seconds, CPU seconds of the receiving process (all its threads), events."""
+
+    seconds: float
+    cpu: float
+    events: int
+
+
+def consume(source: str, frame: bool = True, **options) -> Run:
+    """Receive, decode, cut 10 ms windows and frame each (with ``frame``; else take the decoded
+    batches as they come, as NetworkReader hands them out)."""
+    start, cpu = time.perf_counter(), time.process_time()
     n = 0
     with live.open(source, **options) as src:
-        for window in src.chunks(time_window=WINDOW_US):
-            if len(window):
-                to_frame(window, (WIDTH, HEIGHT, 2), n_time_bins=1)
-            n += len(window)
-    return time.perf_counter() - start, n
+        if frame:
+            for window in src.chunks(time_window=WINDOW_US):
+                if len(window):
+                    to_frame(window, (WIDTH, HEIGHT, 2), n_time_bins=1)
+                n += len(window)
+        else:
+            for batch in src.chunks():
+                n += len(batch)
+    return Run(time.perf_counter() - start, time.process_time() - cpu, n)
 
 
-def bench_tcp(path: str) -> tuple[float, int]:
+def bench_tcp(path: str, frame: bool = True) -> Run:
     proc, port = start_sender("file", path)
     try:
-        return consume(f"tcp://127.0.0.1:{port}", reconnect=False)
+        return consume(f"tcp://127.0.0.1:{port}", frame, reconnect=False)
     finally:
         proc.wait(timeout=60)
 
 
-def bench_dv_reader(peer_python: str, path: str, count: int) -> tuple[float, int]:
+def bench_dv_reader(peer_python: str, path: str, count: int) -> Run:
     proc, port = start_sender("hold", path)
     try:
         out = subprocess.run(
@@ -162,11 +177,11 @@ def bench_dv_reader(peer_python: str, path: str, count: int) -> tuple[float, int
         )  # fmt: skip
     finally:
         proc.kill()
-    seconds, got = out.stdout.split()
-    return float(seconds), int(got)
+    seconds, cpu, got = out.stdout.split()
+    return Run(float(seconds), float(cpu), int(got))
 
 
-def bench_pipe(raw: str, folder: str) -> tuple[float, int]:
+def bench_pipe(raw: str, folder: str) -> Run:
     fifo = os.path.join(folder, "camera.fifo")
     if not os.path.exists(fifo):
         os.mkfifo(fifo)
@@ -227,28 +242,37 @@ def main() -> None:
         nd.write(raw, events, nd.RecordingInfo("evt3", WIDTH, HEIGHT))
         del events
         consume(raw, format="evt3")  # JIT warm-up of the decoders and the framing
-        runs = {"tcp": [], "pipe": [], "dv": []}
+        bench_tcp(stream)
+        runs: dict[str, list[Run]] = {"tcp": [], "tcp_batches": [], "pipe": [], "dv": []}
         for _ in range(args.repeats):  # interleaved
             runs["tcp"].append(bench_tcp(stream))
+            runs["tcp_batches"].append(bench_tcp(stream, frame=False))
             runs["pipe"].append(bench_pipe(raw, folder))
             if args.peer_python:
                 runs["dv"].append(bench_dv_reader(args.peer_python, stream, args.events))
         print(f"{args.events:,} events, {os.path.getsize(stream) / 1e6:.0f} MB DV/LZ4 stream, "
-              f"{os.path.getsize(raw) / 1e6:.0f} MB EVT 3.0; medians of {args.repeats}")  # fmt: skip
-        # threads each side receives, decodes and frames on: ours a source thread (receive + decode)
-        # and the caller's framing; dv-processing's reader decodes on the calling thread and frames nothing
-        threads = {"tcp": 2, "pipe": 2, "dv": 1}
-        rates = {}
-        for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"), ("pipe", "neurodata RAW pipe + 10 ms frames"),
+              f"{os.path.getsize(raw) / 1e6:.0f} MB EVT 3.0; medians of {args.repeats}; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print("M ev/s: events over wall seconds; M ev/CPU-s: over the CPU seconds of the receiving process, "
+              "all its threads (the one-core rate)")  # fmt: skip
+        # "cores": CPU over wall seconds, how many cores a side kept busy (ours: the source's receive +
+        # decode thread and the caller's framing; NetworkReader: its receive thread and the caller's)
+        rates, cpu_rates = {}, {}
+        for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"),
+                            ("tcp_batches", "neurodata tcp:// LZ4 (batches)"),
+                            ("pipe", "neurodata RAW pipe + 10 ms frames"),
                             ("dv", "dv-processing NetworkReader (batches)")):  # fmt: skip
             if runs[name]:
-                seconds = statistics.median(s for s, _ in runs[name])
-                counts = {n for _, n in runs[name]}
-                rates[name] = args.events / seconds / 1e6
-                print(f"{label:40s} {threads[name]} threads {seconds:7.2f} s  {rates[name]:6.1f} M ev/s  "
-                      f"events {sorted(counts)}")  # fmt: skip
+                seconds = statistics.median(r.seconds for r in runs[name])
+                cpu = statistics.median(r.cpu for r in runs[name])
+                counts = {r.events for r in runs[name]}
+                rates[name], cpu_rates[name] = args.events / seconds / 1e6, args.events / cpu / 1e6
+                print(f"{label:40s} {cpu / seconds:4.2f} cores {seconds:6.3f} s {rates[name]:6.1f} M ev/s  "
+                      f"{cpu:6.3f} CPU-s {cpu_rates[name]:6.1f} M ev/CPU-s  events {sorted(counts)}")  # fmt: skip
         if "dv" in rates:
-            print(f"neurodata / NetworkReader: {rates['tcp'] / rates['dv']:.2f}x")
+            print(f"neurodata / NetworkReader, wall (CPU): framed {rates['tcp'] / rates['dv']:.2f}x "
+                  f"({cpu_rates['tcp'] / cpu_rates['dv']:.2f}x), batches, the same work, "
+                  f"{rates['tcp_batches'] / rates['dv']:.2f}x ({cpu_rates['tcp_batches'] / cpu_rates['dv']:.2f}x)")  # fmt: skip
     lat = bench_latency(args.rate, args.seconds)
     print(f"latency at {lat['rate'] / 1e6:.1f} M ev/s sent over {args.seconds} s: p50 {lat['p50_ms']:.2f} ms, "
           f"p99 {lat['p99_ms']:.2f} ms, dropped {lat['dropped']}")  # fmt: skip

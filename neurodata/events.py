@@ -58,7 +58,42 @@ def concatenate(chunks: list[np.ndarray]) -> np.ndarray:
         return empty_events(0)
     if len(chunks) == 1:
         return chunks[0]
-    return np.concatenate(chunks)
+    dtype = chunks[0].dtype
+    if dtype.names is None or dtype.hasobject or any(chunk.dtype != dtype for chunk in chunks):
+        return np.concatenate(chunks)
+    # numpy copies structured records field by field; viewed as opaque records the copy is a memcpy
+    record = np.dtype((np.void, dtype.itemsize))
+    out = np.empty(sum(len(chunk) for chunk in chunks), dtype)
+    np.concatenate([chunk.view(record) for chunk in chunks], out=out.view(record))
+    return out
+
+
+def join(chunks: list[np.ndarray]) -> np.ndarray:
+    """:func:`concatenate`, but chunks that lie side by side in one array (consecutive slices of
+    it, as a decoder writing into an :class:`~neurodata.formats.output.EventArena` makes them)
+    come back as a view of that array, uncopied."""
+    filled = [chunk for chunk in chunks if len(chunk)]  # (numpy may place an empty slice anywhere)
+    if len(filled) > 1 and _side_by_side(filled):
+        base = filled[0].base
+        first = (filled[0].ctypes.data - base.ctypes.data) // base.itemsize
+        return base[first : first + sum(len(chunk) for chunk in filled)]
+    return concatenate(filled if filled else chunks)
+
+
+def _side_by_side(chunks: list[np.ndarray]) -> bool:
+    """Whether the chunks are contiguous slices of one 1-d contiguous array, each starting where
+    the one before ends."""
+    base = chunks[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return False
+    end = chunks[0].ctypes.data
+    for chunk in chunks:
+        if chunk.base is not base or chunk.dtype != base.dtype or not chunk.flags.c_contiguous:
+            return False
+        if chunk.ctypes.data != end:
+            return False
+        end += chunk.nbytes
+    return True
 
 
 @dataclass

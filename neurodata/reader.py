@@ -18,7 +18,7 @@ import fsspec
 import numpy as np
 
 from .errors import FormatError, NeurodataError, PathNotFoundError
-from .events import RecordingInfo, concatenate
+from .events import RecordingInfo, concatenate, join
 from .formats import detect_format, get_format
 from .formats.base import FormatSpec, Header
 
@@ -210,7 +210,7 @@ def _file_size(fileobj: BinaryIO) -> int | None:
 
 def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np.ndarray]:
     """Regroup ``blocks``, a stream of event arrays, into arrays of exactly ``n_events`` (the last
-    may be shorter)."""
+    may be shorter); parts that lie side by side in one array are joined as a view of it."""
     if n_events <= 0:
         raise ValueError(f"n_events must be positive, got {n_events}")
     parts: list[np.ndarray] = []
@@ -223,15 +223,15 @@ def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np
             held += take
             start += take
             if held == n_events:
-                yield concatenate(parts)
+                yield join(parts)
                 parts, held = [], 0
     if held:
-        yield concatenate(parts)
+        yield join(parts)
 
 
 def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[np.ndarray]:
     """Regroup ``blocks``, a time-ordered stream of event arrays, into consecutive windows of
-    ``time_window`` us."""
+    ``time_window`` us; parts that lie side by side in one array are joined as a view of it."""
     if time_window <= 0:
         raise ValueError(f"time_window must be positive, got {time_window}")
     parts: list[np.ndarray] = []
@@ -245,11 +245,11 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
             parts.append(block[:cut])
             block = block[cut:]
             if len(block):
-                yield concatenate(parts)
+                yield join(parts)
                 parts = []
                 end += time_window
     if parts:
-        yield concatenate(parts)
+        yield join(parts)
 
 
 def open_recording(source: str | os.PathLike, format: str | None = None) -> Recording:

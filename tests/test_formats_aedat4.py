@@ -102,12 +102,7 @@ def unpack_numba(packet: bytes) -> tuple[np.ndarray, ...]:
     status, pos, count = kernels.locate_numba(buf, 0, len(buf))
     assert status == kernels.OK
     out = empty_events(count)
-    assert (
-        kernels.unpack_numba(
-            kernels.struct_view(buf, pos, count), out["t"], out["x"], out["y"], out["p"], 0, 1 << 16, 1 << 16
-        )
-        == -1
-    )
+    assert kernels.unpack_numba(kernels.struct_view(buf, pos, count), out, 0, 1 << 16, 1 << 16) == -1
     return out["t"], out["x"], out["y"], out["p"]
 
 

@@ -31,6 +31,7 @@ from .aedat4_layout import COMPRESSION_NAMES, IO_HEADER_LIMIT, MAGIC, PACKET_HEA
 from .aedat4_writer import Aedat4Writer
 from .base import FormatSpec, Header
 from .kernels import aedat4 as kernels
+from .output import EventOutput, FreshArrays
 
 MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond this (16 M events)
 WORKERS = min(4, os.cpu_count() or 1)
@@ -191,6 +192,7 @@ class Aedat4Decoder:
         # from the ratio of the first batch, with a margin against growing
         self.events_per_byte = 1 / kernels.EVENT_SIZE if self.decompress is None else 0.0
         self.estimate_margin = 1.0 if self.decompress is None else 1.1
+        self.output: EventOutput = FreshArrays()  # where events go (live sources set an EventArena)
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         """Decode the whole packets of ``block`` (file bytes from ``offset``; ``final`` when the file
@@ -256,7 +258,7 @@ class Aedat4Decoder:
             shared_pool("neurodata-aedat4", WORKERS) if parallel else None,
             2 * WORKERS,  # results held at once: bounded memory
         )
-        rows = _Rows()
+        rows = _Rows(self.output)
         payload_left = sum(e - s for s, e in spans)
         for batch in located:
             batch_events = sum(item[2] for item in batch)
@@ -266,7 +268,7 @@ class Aedat4Decoder:
             payload_left -= batch_bytes
             for buf, pos, count, where, _ in batch:
                 structs = kernels.struct_view(buf, pos, count)
-                bad = kernels.unpack_numba(structs, *rows.columns, rows.n, *self._bounds())
+                bad = kernels.unpack_numba(structs, rows.out, rows.n, *self._bounds())
                 if bad >= 0:
                     raise self._outside(where, bad, structs[bad])
                 rows.n += count
@@ -307,26 +309,25 @@ class Aedat4Decoder:
 
 
 class _Rows:
-    """An event array filled front to back, grown by half when the size estimate falls short."""
+    """An event array taken from ``output``, filled front to back, grown by half when the size
+    estimate falls short."""
 
-    def __init__(self):
+    def __init__(self, output: EventOutput):
+        self.output = output
         self.out = empty_events(0)
-        self.columns = ()
         self.n = 0
 
     def reserve(self, count: int, estimate: int) -> None:
-        """Make room for ``count`` more rows, allocating ``estimate`` more if it must reallocate."""
+        """Make room for ``count`` more rows, taking ``estimate`` more if it must reallocate."""
         if self.n + count <= len(self.out):
             return
-        bigger = empty_events(max(self.n + count, self.n + estimate, len(self.out) * 3 // 2))
-        bigger[: self.n] = self.out[: self.n]
+        bigger = self.output.take(max(self.n + count, self.n + estimate, len(self.out) * 3 // 2))
+        bigger[: self.n] = self.out[: self.n]  # (an arena may hand out the same rows again, larger)
         self.out = bigger
-        self.columns = bigger["t"], bigger["x"], bigger["y"], bigger["p"]
 
     def result(self) -> np.ndarray:
-        """The filled rows; copied out when the estimate left more than an eighth unused."""
-        filled = self.out[: self.n]
-        return filled.copy() if len(self.out) - self.n > self.n // 8 else filled
+        """The filled rows, kept from the output (see :meth:`EventOutput.keep`)."""
+        return self.output.keep(self.out, self.n) if len(self.out) else self.out
 
 
 def sniff(head: bytes) -> bool:

@@ -22,8 +22,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import FormatError
-from ..events import concatenate, empty_events
+from ..events import join
 from .kernels.status import FIRST_ERROR, UNKNOWN_TYPE, X_BEYOND_WIDTH, Y_BEYOND_HEIGHT
+from .output import EventOutput, FreshArrays
 
 NO_LIMIT = 1 << 16  # width/height passed to kernels when the geometry is unknown: never exceeded
 MIN_OUTPUT = 4096
@@ -55,6 +56,7 @@ class WordStreamDecoder:
         self.height = NO_LIMIT if height is None else height
         self.state = state
         self.events_per_word = 1.0  # typical of camera data; learned as decoding goes
+        self.output: EventOutput = FreshArrays()  # where events go (live sources set an EventArena)
 
     @property
     def word_bytes(self) -> int:
@@ -72,14 +74,14 @@ class WordStreamDecoder:
         while pos < len(words):
             left = len(words) - pos
             estimate = max(int(left * self.events_per_word * 1.1), MIN_OUTPUT)
-            out = empty_events(min(estimate, left * self.max_events_per_word) + self.max_events_per_word)
+            out = self.output.take(min(estimate, left * self.max_events_per_word) + self.max_events_per_word)
             stop, n, status = type(self).kernel(words, pos, self.state, out, self.width, self.height)
             if status >= FIRST_ERROR:
                 at = stop * self.word_bytes
                 raise FormatError(self.source, offset + at, self.describe_error(status, block, at))
             if stop - pos >= MIN_OUTPUT:  # learn the rate from samples large enough to be typical
                 self.events_per_word = min(self.max_events_per_word, max(n, 1) / (stop - pos))
-            pieces.append(out[:n])
+            pieces.append(self.output.keep(out, n))
             pos = stop
         if final and usable != len(block):
             raise FormatError(
@@ -87,7 +89,7 @@ class WordStreamDecoder:
                 offset + usable,
                 f"truncated {self.name} data: {len(block) - usable} trailing bytes, words are {self.word_bytes} bytes",
             )
-        return concatenate(pieces), usable
+        return join(pieces), usable
 
     def describe_error(self, status: int, block: np.ndarray, at: int) -> str:
         """The message for an error status of the kernel, from ``errors`` (str.format fields below).

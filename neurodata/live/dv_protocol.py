@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
-from ..events import concatenate, empty_events
+from ..events import empty_events, join
 from ..formats.aedat4 import Aedat4Decoder, parse_stream_header
 from ..formats.aedat4_layout import PACKET_HEADER, compression_code, description_xml, event_packet, io_header
 from ..formats.aedat4_writer import _compressor
+from ..formats.output import EventArena
 from .stats import LiveStats
 
 MAX_PACKET_BYTES = 64 << 20  # a larger size field is garbage, not a DV packet
@@ -51,6 +52,9 @@ class PacketEncoder:
 class DvStreamDecoder:
     """Decodes a DV network stream fed in arbitrary pieces: the IOHeader, then whole packets.
 
+    Decoded events are written one after another into an :class:`~neurodata.formats.output.EventArena`,
+    so that a consumer's windows spanning several decodes are views, not copies.
+
     Parameters:
         source: the name used in errors (the URL).
         stats: where packets are counted and undecodable ones recorded as skipped.
@@ -61,6 +65,7 @@ class DvStreamDecoder:
         self.stats = stats
         self.header = None
         self.decoder: Aedat4Decoder | None = None
+        self.output = EventArena()
 
     def decode(self, block: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
         """Decode the whole packets at the start of ``block`` (stream byte ``offset``).
@@ -78,6 +83,7 @@ class DvStreamDecoder:
             if self.header.fields["stream_id"] is None:
                 raise FormatError(self.source, 0, "the IOHeader describes no EVTS event stream")
             self.decoder = Aedat4Decoder(self.header, self.source)
+            self.decoder.output = self.output
         spans = self._packets(block, consumed, offset)
         if not spans:
             return empty_events(0), consumed
@@ -121,4 +127,4 @@ class DvStreamDecoder:
                 self.stats.skipped_packets += 1
                 continue
             pieces.append(events)
-        return concatenate(pieces)
+        return join(pieces)

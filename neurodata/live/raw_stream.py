@@ -8,9 +8,11 @@ one, ``format`` (``evt2``/``evt3``) must be given and ``width``/``height`` bound
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import select
+import stat
 import sys
 import time
 
@@ -18,11 +20,13 @@ from ..errors import NeurodataError
 from ..events import RecordingInfo
 from ..formats import get_format
 from ..formats.base import Header
+from ..formats.output import EventArena
 from ..formats.prophesee_header import parse_raw_header, raw_format, split_header
 from .bytebuffer import ByteBuffer
 from .sources import POLL_SECONDS, LiveOptions, LiveSource
 
 READ_BYTES = 1 << 20
+PIPE_BYTES = 1 << 20  # a pipe this large (Linux's default limit for users) is read in fewer, larger pieces
 RAW_FORMATS = ("evt2", "evt3")
 
 
@@ -41,11 +45,13 @@ class RawStreamSource(LiveSource):
         except OSError as err:
             raise NeurodataError(f"{path}: cannot open ({err.strerror})") from None
         self.owns_fd = path != "-"
+        _widen_pipe(self.fd)
         self.buffer = ByteBuffer()
         self.at_end = False
         header = self._read_header()
         self.info = header.info
         self.decoder = get_format(self.info.format).make_decoder(header, self.source)
+        self.decoder.output = EventArena()  # consecutive decodes side by side: windows need no copy
 
     def _read(self) -> int:
         """Read what is available: bytes read, 0 at the end, -1 when nothing came within a poll."""
@@ -120,3 +126,16 @@ class RawStreamSource(LiveSource):
         self.stats.packets += 1
         self.emit(events, received)
 
+
+
+def _widen_pipe(fd: int) -> None:
+    """Grow a pipe's kernel buffer to :data:`PIPE_BYTES` (Linux), so that each read takes more at
+    once; anything else, or a refusal (a lower ``/proc/sys/fs/pipe-max-size``), is left as it is."""
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setter is None:
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, setter, PIPE_BYTES)
+    except OSError:
+        pass

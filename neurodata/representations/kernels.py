@@ -78,18 +78,16 @@ def scan_events(events):
     max_x = 0
     max_y = 0
     max_p = 0
-    ordered = True
-    for i in range(len(events)):
+    backwards = False
+    previous = events[0].t if len(events) else 0
+    for i in range(len(events)):  # branch-free body: the compiler keeps the running values in registers
         e = events[i]
-        if e.x > max_x:
-            max_x = e.x
-        if e.y > max_y:
-            max_y = e.y
-        if e.p > max_p:
-            max_p = e.p
-        if i > 0 and e.t < events[i - 1].t:
-            ordered = False
-    return max_x, max_y, max_p, ordered
+        max_x = max(max_x, e.x)
+        max_y = max(max_y, e.y)
+        max_p = max(max_p, e.p)
+        backwards |= e.t < previous
+        previous = e.t
+    return max_x, max_y, max_p, not backwards
 
 
 @numba.njit(cache=True, nogil=True)

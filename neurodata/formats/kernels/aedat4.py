@@ -133,8 +133,8 @@ UNKNOWN_SIZE = 1 << 16  # x and y are int16: no bound
 
 
 @numba.njit(cache=True, nogil=True)
-def unpack_numba(structs, t, x, y, p, n, width, height):
-    """Copy Event structs (a :func:`struct_view`) into the columns from row ``n``.
+def unpack_numba(structs, out, n, width, height):
+    """Copy Event structs (a :func:`struct_view`) into the event records ``out`` from row ``n``.
 
     ``width`` and ``height`` bound x and y (:data:`UNKNOWN_SIZE` when the stream does not say).
     Returns the index of the first event with a negative x or y or one outside the sensor, or -1
@@ -142,21 +142,20 @@ def unpack_numba(structs, t, x, y, p, n, width, height):
 
     Args:
         structs: The Event structs.
-        t: Output timestamps in microseconds (int64).
-        x: Output x (uint16).
-        y: Output y (uint16).
-        p: Output polarities (uint8, 1 = ON).
+        out: Output events (EVENT_DTYPE records: t in microseconds, x, y, p = 1 for ON).
         n: First output row to fill.
         width: Bound on x (the sensor width, or a bound never reached when unknown).
         height: Bound on y, likewise.
     """
     for i in range(len(structs)):
-        xx = structs[i].x
-        yy = structs[i].y
+        event = structs[i]
+        xx = event.x
+        yy = event.y
         if xx < 0 or yy < 0 or xx >= width or yy >= height:
             return i
-        t[n + i] = structs[i].t
-        x[n + i] = xx
-        y[n + i] = yy
-        p[n + i] = 1 if structs[i].on != 0 else 0
+        row = out[n + i]  # whole records: one write stream instead of four strided columns
+        row.t = event.t
+        row.x = xx
+        row.y = yy
+        row.p = 1 if event.on != 0 else 0
     return -1
