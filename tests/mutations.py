@@ -181,6 +181,28 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return [events[(t >= start) & (t <= end)] for",
         ("tests/test_boundaries.py",),
     ),
+    # --- archives read in place ---------------------------------------------------------------------
+    Mutation(
+        "tar-stream-member-padding-not-read",
+        "neurodata/datasets/tar_stream.py",
+        '_read_exact(stream, -size % BLOCK, what=f"member {name!r}")',
+        "None",
+        ("tests/test_tar_stream.py",),
+    ),
+    Mutation(
+        "tar-tree-links-not-refused",
+        "neurodata/datasets/tar_tree.py",
+        "check_kind(self.path, member.info.name, tar_kind(member.info))",
+        "None",
+        ("tests/test_prepare_in_place.py",),
+    ),
+    Mutation(
+        "tar-rounds-release-before-build",
+        "neurodata/datasets/decoding.py",
+        "                yield group\n                tree.release(",
+        "                tree.release(",
+        ("tests/test_prepare_in_place.py",),
+    ),
     # --- frame slicing rules -----------------------------------------------------------------------
     Mutation(
         "split-by-time-rounds-up",
