@@ -61,6 +61,11 @@ class DropOldestQueue:
         """Events waiting in the queue now."""
         return self._held
 
+    @property
+    def held_blocks(self) -> int:
+        """Blocks waiting in the queue now (one, when a single block larger than the bound is held)."""
+        return len(self._items)
+
     def put(self, block: Block) -> None:
         """Append ``block``, first dropping the oldest blocks that would overflow the bound."""
         with self._ready:
