@@ -181,6 +181,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "return [events[(t >= start) & (t <= end)] for",
         ("tests/test_boundaries.py",),
     ),
+    Mutation(
+        "live-queue-never-drops",
+        "neurodata/live/queueing.py",
+        "while self._items and self._held + len(block.events) > self.max_events:",
+        "while False and self._items:",
+        ("tests/test_live_dv.py",),
+    ),
     # --- archives read in place ---------------------------------------------------------------------
     Mutation(
         "tar-stream-member-padding-not-read",
