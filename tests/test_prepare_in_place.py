@@ -214,3 +214,22 @@ def test_cli_uses_the_usable_cores_by_default_and_refuses_zero_workers(dvs128_tr
     refused = subprocess.run([*cli, "--root", str(tmp_path / "b"), "--workers", "0"], capture_output=True, text=True)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == "neurodata: error: workers: 0 is not a number of processes (give 1 or more)"
+
+
+def test_reading_the_archive_reports_its_progress_per_pass(dvs128_tree, reference, tmp_path, monkeypatch):
+    """Each pass over a tar reports the archive's bytes read, ending at its size; a second pass (an
+    archive over the memory budget) starts again from the beginning."""
+    archive = tmp_path / "mini_DvsGesture.tar.gz"
+    archive.write_bytes(tar_bytes(dvs128_tree, "w:gz"))
+    size = archive.stat().st_size
+    events: list[dict] = []
+    prepare("dvs128", source=str(archive), root=tmp_path / "a", progress=False, verify=False, callback=events.append)
+    reads = [(e["done"], e["total"]) for e in events if e.get("stage") == "read"]
+    assert reads and reads[-1] == (size, size) and all(total == size for _, total in reads)
+    assert [done for done, _ in reads] == sorted(done for done, _ in reads)  # one pass, in order
+    monkeypatch.setattr(tar_tree, "HOLD_BYTES", 4096)
+    events.clear()
+    summary = prepare("dvs128", source=str(archive), root=tmp_path / "b", progress=True, verify=False, callback=events.append)
+    same_samples(summary["url"], reference)
+    ends = [e for e in events if e.get("stage") == "read" and e["done"] == size]
+    assert len(ends) == 2  # the listing pass and the pass that brought the trials in

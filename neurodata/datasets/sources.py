@@ -23,10 +23,10 @@ from ..network import DEFAULT_RETRY, RetryPolicy
 from .checksum import ChecksumError, Digests, check_digests, file_digests
 from .download import DownloadedFile, DownloadError, UnreachableError, download
 from .extract import archive_kind, extract
-from .progress import emit_stage
+from .progress import ReadProgress, emit_stage
 from .registry import DatasetSpec
 from .resource import Callback, Resource, is_html_page
-from .tar_tree import TarTree
+from .tar_tree import Report, TarTree
 from .trees import FileTree, FolderTree, MountedTree, ZipTree
 
 NO_VERIFY_HINT = (
@@ -125,7 +125,8 @@ def obtain_tree(
             path, fresh = Path(published.urls[0]).expanduser(), False
             hashing = start_hashing(published, path)  # on its own thread, while the archive is listed
         folder = published.filename.split(".")[0]
-        tree = open_in_place(path) if not extract_all else None
+        reading = ReadProgress(callback, progress, published.filename)
+        tree = open_in_place(path, reading) if not extract_all else None
         if hashing is not None:
             digests = hashing.result()
             if sources.verify:
@@ -144,16 +145,17 @@ def obtain_tree(
     return Obtained(tree, locate_in(spec, tree, f"searched what {names} held"), checksums, tuple(scratch))
 
 
-def open_in_place(path: Path) -> FileTree | None:
+def open_in_place(path: Path, report: Report | None = None) -> FileTree | None:
     """The members of the archive at ``path`` read in place, or None when it must be extracted
     (RAR, 7z, a single compressed file, a zip using a method zipfile lacks).
 
     Args:
         path: The archive.
+        report: Told how far each pass over a tar archive got (progress), or None.
     """
     kind = archive_kind(path)
     if kind == "tar":
-        return TarTree(path)
+        return TarTree(path, report=report)
     if kind == "zip":
         tree = ZipTree(path)
         return None if tree.needs_tool else tree

@@ -11,11 +11,13 @@ installed, else with zlib.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
+import io
 import lzma
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,22 +46,61 @@ def compression_of(path: str | os.PathLike) -> str | None:
     return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
 
 
-def open_stream(path: Path, compression: str | None) -> BinaryIO:
-    """The decompressed bytes of the file at ``path`` as a sequential binary stream.
+Report = Callable[[int, int], None]
+"""Called as the archive is read: ``(bytes of the archive read so far in this pass, its size)``."""
+
+
+class CountingReader(io.RawIOBase):
+    """A binary file that tells ``report`` how far it has been read.
+
+    Args:
+        raw: The open file.
+        size: Its size in bytes.
+        report: Called after every read with the bytes read so far and ``size``.
+    """
+
+    def __init__(self, raw: BinaryIO, size: int, report: Report):
+        self._raw = raw
+        self._size = size
+        self._report = report
+        self._done = 0
+
+    def readable(self) -> bool:
+        """Always: the file is read."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Read into ``buffer`` and report the running total."""
+        n = self._raw.readinto(buffer)
+        if n:
+            self._done += n
+            self._report(self._done, self._size)
+        return n
+
+
+@contextlib.contextmanager
+def open_stream(path: Path, compression: str | None, report: Report | None = None) -> Iterator[BinaryIO]:
+    """The decompressed bytes of the file at ``path`` as a sequential binary stream (a context
+    manager: the stream and the file close on leaving it).
 
     Args:
         path: The file.
         compression: ``gzip``, ``bz2``, ``xz`` or None (plain).
+        report: Told how many of the file's bytes were read so far (progress), or None.
     """
-    if compression == "gzip":
-        if igzip_threaded is not None:
-            return igzip_threaded.open(path, "rb", threads=1)
-        return gzip.open(path, "rb")
-    if compression == "bz2":
-        return bz2.open(path, "rb")
-    if compression == "xz":
-        return lzma.open(path, "rb")
-    return open(path, "rb")
+    with open(path, "rb", buffering=0) as file:
+        raw = file if report is None else CountingReader(file, os.fstat(file.fileno()).st_size, report)
+        source = io.BufferedReader(raw, 1 << 20)
+        if compression == "gzip":
+            stream = igzip_threaded.open(source, "rb", threads=1) if igzip_threaded else gzip.open(source, "rb")
+        elif compression == "bz2":
+            stream = bz2.open(source, "rb")
+        elif compression == "xz":
+            stream = lzma.open(source, "rb")
+        else:
+            stream = source
+        with stream:
+            yield stream
 
 
 class TarTree:
@@ -69,6 +110,7 @@ class TarTree:
         path: The archive.
         hold_bytes: For a compressed tar, how many bytes of members to keep in memory at once
             (None: :data:`HOLD_BYTES`).
+        report: Told, as each pass reads the archive, how far it got (progress), or None.
 
     Raises:
         UnsafeArchiveError: A member with an absolute or escaping name, a link or a special file
@@ -76,8 +118,9 @@ class TarTree:
         ExtractError: The archive is damaged or truncated (naming it).
     """
 
-    def __init__(self, path: str | os.PathLike, hold_bytes: int | None = None):
+    def __init__(self, path: str | os.PathLike, hold_bytes: int | None = None, report: Report | None = None):
         self.path = Path(path)
+        self.report = report
         self.compression = compression_of(self.path)
         self.hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
         self._offsets: dict[str, tuple[int, int]] = {}  # name -> (offset of its data, size)
@@ -94,7 +137,7 @@ class TarTree:
     def _members(self) -> Iterator[tuple[str, StreamMember]]:
         """Each file member as it streams past, with its checked name."""
         try:
-            with open_stream(self.path, self.compression) as stream:
+            with open_stream(self.path, self.compression, self.report) as stream:
                 for member in walk(stream):
                     name = checked_name(self.path, member.info.name).as_posix()
                     check_kind(self.path, member.info.name, tar_kind(member.info))
@@ -167,6 +210,10 @@ class TarTree:
         if self.compression is not None:
             for name in names:
                 self._held.pop(name, None)
+
+    def __getstate__(self) -> dict:
+        """A plain tar's state for another process, without the progress report (this process's)."""
+        return {**self.__dict__, "report": None}
 
     def __reduce__(self) -> tuple:
         """A plain tar pickles whole; a compressed one by reference, valid in this process and in
