@@ -233,3 +233,24 @@ def test_reading_the_archive_reports_its_progress_per_pass(dvs128_tree, referenc
     same_samples(summary["url"], reference)
     ends = [e for e in events if e.get("stage") == "read" and e["done"] == size]
     assert len(ends) == 2  # the listing pass and the pass that brought the trials in
+
+
+@pytest.mark.parametrize("budget", [300, 64], ids=["first copy held", "streamed again"])
+def test_a_repeated_member_reads_as_its_last_copy_as_extraction_gives_it(tmp_path, monkeypatch, budget):
+    monkeypatch.setattr(tar_tree, "HOLD_BYTES", budget)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for data in (b"first copy " * 20, b"second copy " * 20):
+            info = tarfile.TarInfo("DvsGesture/notes.txt")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "twice.tar.gz"
+    archive.write_bytes(buf.getvalue())
+    tree = tar_tree.TarTree(archive)
+    for _ in tree.rounds({"DvsGesture/notes.txt"}):
+        if tree.ready("DvsGesture/notes.txt"):
+            break
+    assert tree.read_bytes("DvsGesture/notes.txt") == b"second copy " * 20
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    assert (tmp_path / "x" / "DvsGesture" / "notes.txt").read_bytes() == b"second copy " * 20

@@ -149,7 +149,8 @@ class TarTree:
     def _scan(self) -> None:
         held = 0
         for name, member in self._members():
-            self._offsets[name] = (member.offset, member.info.size)
+            self._offsets[name] = (member.offset, member.info.size)  # a repeated name: the last wins, as extracting
+            held -= len(self._held.pop(name, b""))
             if self.compression is not None and held + member.info.size <= self.hold_bytes:
                 self._held[name] = member.read()
                 held += member.info.size
@@ -191,12 +192,15 @@ class TarTree:
         missing = {n for n in wanted if not self.ready(n)}
         if not missing:
             return
+        held = sum(map(len, self._held.values()))
         for name, member in self._members():
-            if name in missing:
+            if name in missing and member.offset == self._offsets[name][0]:  # its last copy
                 self._held[name] = member.read()
+                held += member.info.size
                 missing.discard(name)
-                if sum(map(len, self._held.values())) > self.hold_bytes:
+                if held > self.hold_bytes:
                     yield
+                    held = sum(map(len, self._held.values()))  # the caller released what it built
                 if not missing:
                     break
         yield
