@@ -104,7 +104,7 @@ def test_convert_shift_time(fixtures, tmp_path):
     out = tmp_path / "shifted.npz"
     result = run_cli("convert", str(src), str(out), "--shift-time", "--json")
     assert result.returncode == 0, result.stderr
-    with np.load(out) as z:
+    with np.load(out, allow_pickle=False) as z:
         t = z["t"]
     original = nd.read(src)["t"]
     assert t[0] == 0

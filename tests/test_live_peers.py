@@ -79,7 +79,7 @@ def test_network_reader_receives_our_replay(dv_processing, tmp_path, events, com
             check=True,
             timeout=30,
         )
-    with np.load(out) as z:
+    with np.load(out, allow_pickle=False) as z:
         peer = z["events"]
         assert (int(z["width"]), int(z["height"])) == (WIDTH, HEIGHT)
     got = nd.make_events(peer["timestamp"], peer["x"], peer["y"], peer["polarity"])

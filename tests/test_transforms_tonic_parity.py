@@ -7,6 +7,8 @@ the same input."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -72,9 +74,7 @@ EVENT_TRANSFORMS = [
 
 def fresh(transform):
     """A copy of ``transform`` whose generator starts again from its seed."""
-    import pickle
-
-    return pickle.loads(pickle.dumps(transform))
+    return copy.deepcopy(transform)
 
 
 @pytest.mark.parametrize("name, transform", EVENT_TRANSFORMS, ids=[n for n, _ in EVENT_TRANSFORMS])

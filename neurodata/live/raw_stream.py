@@ -137,5 +137,5 @@ def _widen_pipe(fd: int) -> None:
     try:
         if stat.S_ISFIFO(os.fstat(fd).st_mode):
             fcntl.fcntl(fd, setter, PIPE_BYTES)
-    except OSError:
+    except OSError:  # above /proc/sys/fs/pipe-max-size for this user: the pipe keeps its size, only slower
         pass

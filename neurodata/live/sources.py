@@ -6,6 +6,7 @@ A source receives and decodes on its own thread and hands event blocks to the co
 
 from __future__ import annotations
 
+import abc
 import os
 import stat
 import threading
@@ -53,7 +54,7 @@ class LiveOptions:
     height: int | None = None
 
 
-class LiveSource:
+class LiveSource(abc.ABC):
     """An open live stream: ``info``, ``chunks()``, ``stats``, ``stop()``; a context manager.
 
     Subclasses set ``info`` in their constructor (after any handshake) and implement
@@ -92,9 +93,9 @@ class LiveSource:
         else:
             self.queue.close()
 
+    @abc.abstractmethod
     def produce(self) -> None:
         """Receive and decode until the stream ends or :attr:`stopping`; runs on its own thread."""
-        raise NotImplementedError
 
     def emit(self, events: np.ndarray, received_ns: int) -> None:
         """Hand decoded events to the consumer (``received_ns``: ``time.perf_counter_ns`` at arrival)."""
@@ -111,7 +112,7 @@ class LiveSource:
         """Sleep up to ``seconds``; True when :meth:`stop` was called meanwhile."""
         return self._stopping.wait(seconds)
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 - a default hook: sources whose reads poll the flag need none
         """Unblock the receiving thread's blocking read (default: nothing; reads poll the flag)."""
 
     # --- the consuming side ---

@@ -149,7 +149,7 @@ class DvClient(LiveSource):
         """Shut the socket down so that a blocking receive returns."""
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
+        except OSError:  # not connected (yet, or any more): no receive is blocked on it
             pass
 
 
