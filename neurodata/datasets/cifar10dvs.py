@@ -15,7 +15,6 @@ Labels follow the class order below (airplane = 0 ... truck = 9).
 
 from __future__ import annotations
 
-import glob
 import re
 
 import numpy as np
@@ -24,7 +23,7 @@ from ..errors import NeurodataError
 from ..events import make_events
 from .registry import DatasetSpec, Sample, Unit, batched
 from .resource import Resource
-from .trees import FileTree, matching, read_events
+from .trees import FileTree, files_by_folder, read_events
 
 CLASSES = {
     "airplane": ("7712788", "0afd5c4bf9ae06af762a77b180354fdd"),
@@ -62,14 +61,19 @@ def convert_convention(events: np.ndarray, convention: str) -> np.ndarray:
     raise NeurodataError(f"cifar10dvs: unknown convention {convention!r}")
 
 
-def class_folder(tree: FileTree, name: str) -> str:
-    """The folder called ``name`` of ``tree`` that holds ``.aedat`` recordings, as ``"a/airplane/"``
-    (the shallowest when several do). Each published zip holds its class folder, so in a tree of the
-    ten archives they sit one level down; an extracted tree has them side by side."""
+def class_folder(folders: dict[str, list[str]], name: str) -> str:
+    """The folder called ``name`` that holds ``.aedat`` recordings, as ``"a/airplane/"`` (the
+    shallowest when several do). Each published zip holds its class folder, so in a tree of the
+    ten archives they sit one level down; an extracted tree has them side by side.
+
+    Args:
+        folders: The dataset's files by folder (:func:`~neurodata.datasets.trees.files_by_folder`).
+        name: The class.
+    """
     found = {
-        member.rsplit("/", 1)[0] + "/"
-        for member in tree.names()
-        if member.endswith(".aedat") and member.count("/") and member.split("/")[-2] == name
+        folder
+        for folder, files in folders.items()
+        if folder.rstrip("/").rsplit("/", 1)[-1] == name and any(f.endswith(".aedat") for f in files)
     }
     if not found:
         raise NeurodataError(
@@ -81,8 +85,9 @@ def class_folder(tree: FileTree, name: str) -> str:
 
 def locate(tree: FileTree) -> str:
     """Check that all ten class folders are in ``tree``; its root (the spec's ``locate``)."""
+    folders = files_by_folder(tree)
     for name in CLASSES:
-        class_folder(tree, name)  # all ten must be there
+        class_folder(folders, name)  # all ten must be there
     return ""
 
 
@@ -94,9 +99,11 @@ def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
     number) or a seeded random 10 %.
     """
     rng = np.random.default_rng(0)
+    folders = files_by_folder(tree)
     units = []
     for label, name in enumerate(CLASSES):
-        files = sorted(matching(tree, glob.escape(class_folder(tree, name)) + "*.aedat"), key=recording_number)
+        in_folder = folders[class_folder(folders, name)]
+        files = sorted((f for f in in_folder if f.endswith(".aedat")), key=recording_number)
         if options["split"] == "first100":
             test = set(files[:TEST_PER_CLASS])
         else:

@@ -7,12 +7,10 @@ folder, then file name.
 
 from __future__ import annotations
 
-import glob
-
 from ..errors import NeurodataError
 from .registry import DatasetSpec, Sample, Unit, batched
 from .resource import Resource
-from .trees import FileTree, matching, read_events
+from .trees import FileTree, files_by_folder, read_events
 
 FILES_PER_UNIT = 2000
 MENDELEY = "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
@@ -20,14 +18,19 @@ SPLIT_FOLDERS = {"train": "Train", "test": "Test"}
 DIGITS = {str(d) for d in range(10)}
 
 
-def split_folder(tree: FileTree, name: str) -> str:
-    """The folder called ``name`` (Train or Test) of ``tree`` that holds digit folders of ``.bin``
-    recordings, as ``"a/b/Train/"``; the shallowest when several do."""
+def split_folder(folders: dict[str, list[str]], name: str) -> str:
+    """The folder called ``name`` (Train or Test) that holds digit folders of ``.bin`` recordings,
+    as ``"a/b/Train/"``; the shallowest when several do.
+
+    Args:
+        folders: The dataset's files by folder (:func:`~neurodata.datasets.trees.files_by_folder`).
+        name: ``Train`` or ``Test``.
+    """
     found = set()
-    for member in tree.names():
-        parts = member.split("/")
-        if len(parts) >= 3 and parts[-3] == name and parts[-2] in DIGITS and parts[-1].endswith(".bin"):
-            found.add("/".join(parts[:-2]) + "/")
+    for folder, files in folders.items():
+        parts = folder.rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == name and parts[-1] in DIGITS and any(f.endswith(".bin") for f in files):
+            found.add("/".join(parts[:-1]) + "/")
     if not found:
         raise NeurodataError(f"nmnist: no {name}/ folder with digit folders of .bin recordings found")
     return min(found, key=lambda folder: (folder.count("/"), folder))
@@ -35,19 +38,21 @@ def split_folder(tree: FileTree, name: str) -> str:
 
 def locate(tree: FileTree) -> str:
     """Check that the Train and Test folders are in ``tree``; its root (the spec's ``locate``)."""
+    folders = files_by_folder(tree)
     for name in SPLIT_FOLDERS.values():
-        split_folder(tree, name)  # both must be there
+        split_folder(folders, name)  # both must be there
     return ""
 
 
 def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
     """Units of one digit's recordings per split of ``tree`` (the spec's ``plan``; ``base`` is the
     root, no ``options``)."""
+    folders = files_by_folder(tree)
     units = []
     for split, name in SPLIT_FOLDERS.items():
-        folder = split_folder(tree, name)
+        folder = split_folder(folders, name)
         for digit in range(10):
-            files = matching(tree, f"{glob.escape(folder)}{digit}/*.bin")
+            files = [f for f in folders.get(f"{folder}{digit}/", []) if f.endswith(".bin")]
             for i, group in enumerate(batched(files, FILES_PER_UNIT)):
                 units.append(Unit(split, f"{name}-{digit}-{i:03d}", tuple(group), (("label", digit),)))
     return units

@@ -11,7 +11,6 @@ several archives mounts each under its own folder (see :class:`MountedTree`).
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 import zipfile
@@ -127,6 +126,7 @@ class ZipTree(InPlace):
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._names: list[str] | None = None
         self.needs_tool = False  # a compression method zipfile lacks (Deflate64, PPMd): extract with a tool
         for info in open_zip(self.path)[0].infolist():
             checked_name(self.path, info.filename)
@@ -134,8 +134,10 @@ class ZipTree(InPlace):
             self.needs_tool |= info.compress_type not in ZIP_METHODS
 
     def names(self) -> list[str]:
-        """Every file member's checked name, sorted."""
-        return sorted(open_zip(self.path)[1])
+        """Every file member's checked name, sorted (listed once)."""
+        if self._names is None:
+            self._names = sorted(open_zip(self.path)[1])
+        return self._names
 
     def read_bytes(self, name: str) -> bytes:
         """The member ``name``, decompressed and checked against its CRC."""
@@ -150,6 +152,9 @@ class ZipTree(InPlace):
     def where(self, name: str) -> str:
         """``archive:member`` for the member ``name``."""
         return f"{self.path}:{name}"
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_names": None}  # a worker lists again only if it must
 
 
 @functools.lru_cache(maxsize=64)
@@ -187,14 +192,17 @@ class MountedTree:
 
     def __init__(self, trees: Iterable[tuple[str, FileTree]]):
         self.trees = dict(trees)
+        self._names: list[str] | None = None
 
     def _split(self, name: str) -> tuple[FileTree, str]:
         head, _, rest = name.partition("/")
         return self.trees[head], rest
 
     def names(self) -> list[str]:
-        """Every member of every tree, under its folder, sorted."""
-        return sorted(f"{folder}/{n}" for folder, tree in self.trees.items() for n in tree.names())
+        """Every member of every tree, under its folder, sorted (listed once)."""
+        if self._names is None:
+            self._names = sorted(f"{folder}/{n}" for folder, tree in self.trees.items() for n in tree.names())
+        return self._names
 
     def read_bytes(self, name: str) -> bytes:
         """The file ``name`` from the tree mounted at its first folder."""
@@ -228,6 +236,9 @@ class MountedTree:
             tree, rest = self._split(name)
             tree.release([rest])
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_names": None}  # a worker lists again only if it must
+
 
 def find_marker(tree: FileTree, marker: str, dataset: str) -> str:
     """The folder of ``tree`` (``""`` for its root, else ``"a/b/"``) holding the file named ``marker``,
@@ -248,15 +259,17 @@ def find_marker(tree: FileTree, marker: str, dataset: str) -> str:
     return best[: -len(marker)]
 
 
-def matching(tree: FileTree, pattern: str) -> list[str]:
-    """The names of ``tree`` that match the glob ``pattern`` (``*`` stays within one folder), sorted.
+def files_by_folder(tree: FileTree) -> dict[str, list[str]]:
+    """The names of ``tree`` grouped by the folder directly holding them (``""`` for the root, else
+    ``"a/b/"``), each group sorted: one pass over the listing, for plans that look up many folders.
 
     Args:
         tree: The dataset's files.
-        pattern: A glob over whole names, e.g. ``"Train/[0-9]/*.bin"``.
     """
-    depth = pattern.count("/")
-    return [n for n in tree.names() if n.count("/") == depth and fnmatch.fnmatchcase(n, pattern)]
+    folders: dict[str, list[str]] = {}
+    for name in tree.names():
+        folders.setdefault(name[: name.rfind("/") + 1], []).append(name)
+    return folders
 
 
 def read_text(tree: FileTree, name: str) -> str:
