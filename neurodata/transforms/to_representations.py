@@ -18,6 +18,10 @@ class _Representation:
         """``{"type": ..., parameters...}``: feed to :func:`neurodata.representations.representation_key`."""
         return {"type": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
 
+    def options(self) -> dict:
+        """The fields other than ``sensor_size``, as keywords of the representation function."""
+        return {k: v for k, v in asdict(self).items() if k != "sensor_size"}
+
 
 @dataclass(frozen=True)
 class ToFrame(_Representation):
@@ -57,9 +61,7 @@ class ToFrame(_Representation):
     kind = "frame"
 
     def __call__(self, events):
-        return rep.to_frame(
-            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
-        )
+        return rep.to_frame(events, self.sensor_size, **self.options())
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,7 @@ class ToSparseTensor(_Representation):
     kind = "sparse_frame"
 
     def __call__(self, events):
-        return rep.to_sparse_frame(
-            events, self.sensor_size, **{k: v for k, v in asdict(self).items() if k != "sensor_size"}
-        )
+        return rep.to_sparse_frame(events, self.sensor_size, **self.options())
 
 
 @dataclass(frozen=True)
