@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     def progress_line(event: dict) -> None:
         if args.json:
             print(json.dumps(event), file=sys.stderr, flush=True)
-        elif event.get("stage") in ("download", "verify", "extract", "wait"):
+        elif event.get("stage") in ("download", "verify", "extract", "wait") and "done" not in event:  # not a bar's step
             print(f"{event['stage']}: {event.get('file') or event.get('reason')}", file=sys.stderr)
         elif event.get("stage") == "unverified":
             print(f"warning: {event['file']} is unverified: {event['reason']}", file=sys.stderr)

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from neurodata.cache import open_cache
-from neurodata.datasets import tar_tree
+from neurodata.datasets import checksum, tar_tree
 from neurodata.datasets.members import ExtractError, UnsafeArchiveError
 from neurodata.datasets.prepare import prepare
 from neurodata.formats.esimagenet import esimagenet_events
@@ -233,6 +234,30 @@ def test_reading_the_archive_reports_its_progress_per_pass(dvs128_tree, referenc
     same_samples(summary["url"], reference)
     ends = [e for e in events if e.get("stage") == "read" and e["done"] == size]
     assert len(ends) == 2  # the listing pass and the pass that brought the trials in
+
+
+def test_waiting_for_a_local_zips_checksum_reports_its_progress(fixtures, tmp_path, monkeypatch, capsys):
+    # a zip lists at once; hashing a large one takes seconds: that wait shows a bar and `verify` events
+    for split in ("Train", "Test"):
+        (tmp_path / f"{split}.zip").write_bytes(nmnist_zip_bytes(fixtures, split, 1))
+    sizes = {f"{split}.zip": (tmp_path / f"{split}.zip").stat().st_size for split in ("Train", "Test")}
+    monkeypatch.setattr(checksum, "READ_BLOCK", 4096)  # slow hashing, block by block
+    slow_update = checksum.Hasher.update
+
+    def update(self, data):
+        time.sleep(0.01)  # tens of blocks: a few tenths of a second per archive, several polls of the wait
+        slow_update(self, data)
+
+    monkeypatch.setattr(checksum.Hasher, "update", update)
+    events: list[dict] = []
+    sources = [str(tmp_path / name) for name in sizes]
+    prepare("nmnist", source=sources, root=tmp_path / "root", progress=True, verify=False, callback=events.append)
+    for name, size in sizes.items():
+        verifying = [(e["done"], e["total"]) for e in events if e.get("stage") == "verify" and "done" in e and e["file"] == name]
+        assert len(verifying) >= 2 and verifying[-1] == (size, size), (name, verifying)
+        assert all(total == size for _, total in verifying)
+        assert [done for done, _ in verifying] == sorted(done for done, _ in verifying)
+    assert "verifying Test.zip" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("budget", [300, 64], ids=["first copy held", "streamed again"])

@@ -32,20 +32,26 @@ def show_bar(progress: bool | None) -> bool:
 class ReadProgress:
     """Reports reading an archive in place (a tar is read front to back: a pass of a 3 GB archive
     takes a while): a tqdm bar of bytes per pass, and ``{"stage": "read", "file", "done", "total"}``
-    to ``callback`` about every 2 % and at the end of each pass.
+    to ``callback`` about every 2 % and at the end of each pass. With ``stage="verify"`` it reports
+    the wait for a local archive's checksum the same way (``{"stage": "verify", ...}``).
 
     Args:
         callback: Gets the read events, or ``None``.
         bar: Whether to show a tqdm bar on stderr.
         file: The archive's name.
+        stage: The events' ``stage``: ``"read"`` or ``"verify"``.
     """
 
     STEPS = 50
+    VERBS = {"read": "reading", "verify": "verifying"}
 
-    def __init__(self, callback: Callable[[dict[str, Any]], None] | None, bar: bool, file: str):
+    def __init__(
+        self, callback: Callable[[dict[str, Any]], None] | None, bar: bool, file: str, stage: str = "read"
+    ):
         self.callback = callback
         self.show = bar
         self.file = file
+        self.stage = stage
         self._bar = None
         self._emitted = -1
         self._last = 0
@@ -53,22 +59,24 @@ class ReadProgress:
     def __call__(self, done: int, total: int) -> None:
         """Bytes ``done`` of the archive's ``total`` read in this pass."""
         if done < self._last:  # a new pass after one that stopped early (it had all it needed)
-            self._end_pass()
+            self.close()
         self._last = done
         if self._bar is None and self.show:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"reading {self.file}")
+            desc = f"{self.VERBS[self.stage]} {self.file}"
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
         step = done * self.STEPS // max(total, 1)
         if step != self._emitted and (step > self._emitted or done == total):
             self._emitted = step
-            emit_stage(self.callback, "read", file=self.file, done=done, total=total)
+            emit_stage(self.callback, self.stage, file=self.file, done=done, total=total)
         if done >= total:  # the pass is over; a later pass (a large archive) starts a new bar
-            self._end_pass()
+            self.close()
 
-    def _end_pass(self) -> None:
+    def close(self) -> None:
+        """End this pass's bar, if one is shown (also after a pass that stopped early, or an error)."""
         if self._bar is not None:
             self._bar.close()
         self._bar, self._emitted, self._last = None, -1, 0

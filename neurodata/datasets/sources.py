@@ -15,12 +15,13 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import NeurodataError
 from ..network import DEFAULT_RETRY, RetryPolicy
-from .checksum import ChecksumError, Digests, check_digests, file_digests
+from .checksum import ChecksumError, Digests, Hasher, check_digests
 from .download import DownloadedFile, DownloadError, UnreachableError, download
 from .extract import archive_kind, extract
 from .progress import ReadProgress, emit_stage
@@ -127,8 +128,8 @@ def obtain_tree(
         folder = published.filename.split(".")[0]
         reading = ReadProgress(callback, progress, published.filename)
         tree = open_in_place(path, reading) if not extract_all else None
-        if hashing is not None:
-            digests = hashing.result()
+        if hashing is not None:  # shows progress if the listing ended first (a zip lists in no time)
+            digests = hashing.result(ReadProgress(callback, progress, published.filename, stage="verify"))
             if sources.verify:
                 check_published(published, path, digests)
         checksums[published.filename] = record = archive_record(published, digests)
@@ -162,7 +163,45 @@ def open_in_place(path: Path, report: Report | None = None) -> FileTree | None:
     return None
 
 
-def start_hashing(published: Resource, path: Path) -> Future[Digests]:
+@dataclass(frozen=True)
+class LocalHashing:
+    """A local archive being hashed on a thread of its own (:func:`start_hashing`).
+
+    Attributes:
+        future: Resolves to the archive's digests (or raises what hashing raised).
+        hasher: The running hash (its ``size``: the bytes hashed so far).
+        total: The archive's size in bytes.
+    """
+
+    future: Future[Digests]
+    hasher: Hasher
+    total: int
+
+    POLL_SECONDS = 0.1
+
+    def result(self, report: ReadProgress) -> Digests:
+        """The digests, once hashed; while waiting, ``report(done, total)`` about every 0.1 s.
+
+        Args:
+            report: Told how many bytes are hashed while this waits (a bar, ``verify`` events).
+        """
+        waited = False
+        try:
+            while True:
+                try:
+                    digests = self.future.result(timeout=self.POLL_SECONDS)
+                    break
+                except FuturesTimeout:
+                    waited = True
+                    report(self.hasher.size, self.total)
+            if waited:
+                report(self.total, self.total)
+            return digests
+        finally:
+            report.close()
+
+
+def start_hashing(published: Resource, path: Path) -> LocalHashing:
     """Start hashing the user's local archive at ``path`` (read where it is, not copied) on a thread
     of its own, after refusing a missing file or an HTML page saved under the archive's name.
 
@@ -183,16 +222,18 @@ def start_hashing(published: Resource, path: Path) -> Future[Digests]:
                 "its place? download the archive again, in a browser if the site asks you to log in)"
             )
     digests: Future[Digests] = Future()
+    hasher = Hasher()
 
     def run() -> None:
         try:
-            digests.set_result(file_digests(path))
+            hasher.update_from_file(path)
+            digests.set_result(hasher.digests())
         except BaseException as exc:  # the caller's .result() raises it
             digests.set_exception(exc)
 
     # a daemon thread: a run that fails while listing the archive exits without waiting for the hash
     threading.Thread(target=run, name="neurodata-hash", daemon=True).start()
-    return digests
+    return LocalHashing(digests, hasher, path.stat().st_size)
 
 
 def check_published(published: Resource, path: Path, digests: Digests) -> None:
