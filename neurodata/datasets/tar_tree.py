@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .members import CORRUPT, ExtractError, check_kind, checked_name, tar_kind
+from .memory import memory_budget
 from .tar_stream import StreamMember, walk
 
 try:  # ISA-L's inflate, several times zlib's; the stream decompresses on its own thread
@@ -32,7 +33,10 @@ except ImportError:  # a platform without isal wheels: zlib
     IsalError = OSError
 
 HOLD_BYTES = 1 << 30
-"""Default budget of member bytes a compressed tar keeps in memory at once."""
+"""Most member bytes a compressed tar keeps in memory at once: the default budget is a quarter of the
+memory available (:func:`.memory.available_memory`), at least :data:`LEAST_HOLD_BYTES`, at most this."""
+LEAST_HOLD_BYTES = 64 << 20
+HOLD_SHARE = 0.25
 TAR_CORRUPT = (*CORRUPT, IsalError)
 _MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 _LIVE: weakref.WeakValueDictionary[int, TarTree] = weakref.WeakValueDictionary()
@@ -109,7 +113,7 @@ class TarTree:
     Args:
         path: The archive.
         hold_bytes: For a compressed tar, how many bytes of members to keep in memory at once
-            (None: :data:`HOLD_BYTES`).
+            (None: a quarter of the available memory, within ``[LEAST_HOLD_BYTES, HOLD_BYTES]``).
         report: Told, as each pass reads the archive, how far it got (progress), or None.
 
     Raises:
@@ -122,7 +126,9 @@ class TarTree:
         self.path = Path(path)
         self.report = report
         self.compression = compression_of(self.path)
-        self.hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
+        if hold_bytes is None:
+            hold_bytes = memory_budget(HOLD_SHARE, min(LEAST_HOLD_BYTES, HOLD_BYTES), HOLD_BYTES)
+        self.hold_bytes = hold_bytes
         self._offsets: dict[str, tuple[int, int]] = {}  # name -> (offset of its data, size)
         self._held: dict[str, bytes] = {}
         self._scan()
