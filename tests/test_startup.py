@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("numba", "zarr", "torch", "numpy", "fsspec", "neurodata.reader")
+HEAVY = ("numba", "zarr", "torch", "numpy", "fsspec", "tqdm", "neurodata.reader")
 
 
 def imported_after(code: str) -> set[str]:
@@ -77,4 +77,4 @@ def test_prepare_lists_the_archive_before_importing_zarr_or_numba(tmp_path):
     )
     modules = imported_after(code)
     assert {"neurodata.cli.prepare", "neurodata.datasets.prepare", "neurodata.datasets.tar_tree"} <= modules
-    assert not {"zarr", "numba", "fsspec", "scipy", "neurodata.cache.writer", "neurodata.reader"} & modules
+    assert not {"zarr", "numba", "fsspec", "scipy", "tqdm", "neurodata.cache.writer", "neurodata.reader"} & modules
