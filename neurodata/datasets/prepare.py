@@ -36,19 +36,26 @@ WARM_MODULES = ("neurodata.cache.writer", "neurodata.cache.verify", "neurodata.d
 """What builds the cache (zarr, Numba and the format decoders with them), imported by :func:`warm_up`."""
 
 
-def warm_up(formats: Sequence[str]) -> None:
-    """Import :data:`WARM_MODULES` and load the Numba kernels that decode ``formats``
-    (:func:`~.decoding.warm_decoders`): run on a thread while the archives are hashed and listed. A
-    failure is left for the build to meet and name.
+def warm_up(formats: Sequence[str], imported: threading.Event) -> None:
+    """Import :data:`WARM_MODULES`, set ``imported``, then load the Numba kernels that decode
+    ``formats`` (:func:`~.decoding.warm_decoders`): run on a thread while the archives are hashed and
+    listed. A failure is left for the build to meet and name.
 
     Args:
         formats: Event format names.
+        imported: Set once the imports are over (failed or not): the caller waits for it before it
+            imports any of those modules itself, so that two threads never import one module at once.
     """
     try:
         for module in WARM_MODULES:
             importlib.import_module(module)
-        importlib.import_module(".decoding", __package__).warm_decoders(formats)
     except Exception:  # only a head start: the build meets (and names) any real problem
+        pass
+    finally:
+        imported.set()
+    try:
+        importlib.import_module(".decoding", __package__).warm_decoders(formats)
+    except Exception:
         pass
 
 
@@ -125,14 +132,15 @@ def prepare(
     root.mkdir(parents=True, exist_ok=True)
     sources = Sources.of(source, mirror=mirror, verify=verify, retry=retry)
     local = spec.decodes if executor is None else ()  # an executor's workers load their own
-    warming = threading.Thread(target=warm_up, args=(local,), name="neurodata-warm", daemon=True)
+    imported = threading.Event()
+    warming = threading.Thread(target=warm_up, args=(local, imported), name="neurodata-warm", daemon=True)
     warming.start()
     waiting = functools.partial(emit_stage, callback, "wait", reason="another prepare of this cache is running")
     with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting, remove=True):
         obtained = obtain_tree(
             spec, sources, root / "raw" / name, show_bar(progress), callback, extract_all=executor is not None
         )
-        # imported on the warm-up thread while the archives were listed
+        imported.wait()  # the warm-up thread imported these while the archives were listed
         from .decoding import decode_part, streamed_executor, streamed_rounds
 
         tree = obtained.tree
