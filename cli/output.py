@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # imported where a bar is made: every command imports this module, few show a bar
+    from tqdm import tqdm
 
 
 def emit(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], str]) -> None:
@@ -38,6 +39,8 @@ def add_out_format(parser: argparse.ArgumentParser) -> None:
 
 def byte_progress(total: int | None, label: str, quiet: bool = False) -> tqdm:
     """A bytes progress bar on stderr, shown only on a terminal and not when ``quiet``."""
+    from tqdm import tqdm
+
     return tqdm(
         total=total,
         desc=label,

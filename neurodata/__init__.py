@@ -1,8 +1,7 @@
 """neurodata: fast, correct event-camera data: decoders, datasets, representations and loaders."""
 
-import importlib
-
 from . import _source_layout
+from ._lazy import lazy_names
 from .errors import FormatError, NeurodataError, PathNotFoundError
 
 __version__ = "0.1.0"  # the one source: pyproject.toml reads it (``dynamic = ["version"]``)
@@ -26,20 +25,7 @@ _LAZY = {
     "write": ".writer",
     "load": ".loaders",
 }
-
-
-def __getattr__(name: str):
-    """Import a public name's module on first use and keep the name (PEP 562)."""
-    if name not in _LAZY:
-        raise AttributeError(f"module 'neurodata' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 __all__ = [
     "EVENT_DTYPE",

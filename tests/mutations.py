@@ -204,6 +204,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_prepare_in_place.py",),
     ),
     Mutation(
+        "tar-rounds-missing-after-release",
+        "neurodata/datasets/tar_tree.py",
+        "        missing = {n for n in wanted if not self.ready(n)}  # before the caller builds and releases the held ones\n        yield\n",
+        "        yield\n        missing = {n for n in wanted if not self.ready(n)}\n",
+        ("tests/test_prepare_in_place.py",),
+    ),
+    Mutation(
         "tar-rounds-release-before-build",
         "neurodata/datasets/decoding.py",
         "                yield group\n                tree.release(",

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import zarr
 
-from neurodata.cache.layout import EVENT_DTYPES, checksummed, event_compressor
+from neurodata.cache.arrays import checksummed, event_compressor
+from neurodata.cache.layout import EVENT_DTYPES
 from neurodata.cache.shards import chunk_compressor, encode_shard
 
 CHUNK, SHARD = 1 << 10, 1 << 13  # 8 chunks per shard: small, same structure as the defaults

@@ -67,7 +67,7 @@ def test_wheel_holds_exactly_the_project_packages(wheel):
         "[tool.setuptools] packages in pyproject.toml must list every package folder: "
         f"missing {sorted(sources - packaged)}, unexpected {sorted(packaged - sources)}"
     )
-    assert "neurodata = neurodata.cli.main:main" in dist_info(files, "entry_points.txt")
+    assert "neurodata = neurodata.cli.main:run" in dist_info(files, "entry_points.txt")
 
 
 def test_installed_wheel_runs_the_command(wheel, tmp_path):

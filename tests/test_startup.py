@@ -5,14 +5,16 @@ Times are measured in benchmarks/bench_startup.py; these tests pin the cause, th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("numba", "zarr", "torch", "numpy", "fsspec", "neurodata.reader")
+HEAVY = ("numba", "zarr", "torch", "numpy", "fsspec", "tqdm", "neurodata.reader")
 
 
 def imported_after(code: str) -> set[str]:
@@ -56,3 +58,23 @@ def test_lazy_public_names_resolve():
     assert nd.read.__module__ == "neurodata.reader"
     assert "open_recording" in dir(nd)
     from neurodata import EVENT_DTYPE, write  # noqa: F401  (from-imports go through __getattr__ too)
+
+
+def test_prepare_lists_the_archive_before_importing_zarr_or_numba(tmp_path):
+    """``neurodata prepare`` imports the cache writer (zarr) and the decoders (Numba) on its warm-up
+    thread while the archive is listed: neither its command module nor the listing imports them."""
+    archive = tmp_path / "DvsGesture.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("DvsGesture/trials_to_train.txt")
+        info.size = 12
+        tar.addfile(info, io.BytesIO(b"user01.aedat"))
+    code = (
+        "from neurodata.cli.main import build_parser\n"
+        "build_parser(['prepare'])\n"
+        "from neurodata.datasets.sources import open_in_place\n"
+        "from pathlib import Path\n"
+        f"assert open_in_place(Path({str(archive)!r})).names() == ['DvsGesture/trials_to_train.txt']\n"
+    )
+    modules = imported_after(code)
+    assert {"neurodata.cli.prepare", "neurodata.datasets.prepare", "neurodata.datasets.tar_tree"} <= modules
+    assert not {"zarr", "numba", "fsspec", "scipy", "tqdm", "neurodata.cache.writer", "neurodata.reader"} & modules

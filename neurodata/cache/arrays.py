@@ -13,17 +13,18 @@ from typing import Any
 
 import numpy as np
 from zarr import AsyncGroup
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs import stored_columns
 from .layout import (
     ARRAY_CONFIG,
+    DEFAULT_CODEC,
     DEFAULT_SHUFFLE,
+    EVENT_CODECS,
     SAMPLE_CHUNK,
     SAMPLE_DTYPES,
     SAMPLE_FIELDS,
-    checksummed,
-    event_compressor,
-    sample_compressor,
 )
 from .narrowing import narrowed
 from .rows import Placement
@@ -31,6 +32,34 @@ from .shards import Coding, choose_coding
 from .store import Location
 
 PROBE_CHUNKS = 4  # chunks of events compressed both ways to choose each column's Blosc filter
+
+
+def event_compressor(
+    dtype: np.dtype, codec: str = DEFAULT_CODEC, shuffle: str = DEFAULT_SHUFFLE
+) -> BloscCodec:
+    """The Blosc codec of one event column for a codec choice (:data:`EVENT_CODECS`) and filter.
+
+    ``zstd`` (default) stores fewer bytes and compresses faster; ``lz4`` (LZ4HC compression, LZ4
+    decoding) decompresses faster (figures in docs/sections/cache.md). Staged parts always use plain LZ4.
+
+    Args:
+        dtype: The column's stored dtype (Blosc's shuffle works on its item size).
+        codec: A key of :data:`EVENT_CODECS`.
+        shuffle: Blosc's filter, one of :data:`SHUFFLES`.
+    """
+    cname, clevel = EVENT_CODECS[codec]
+    return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
+
+
+def checksummed(compressor: BytesBytesCodec) -> tuple[BytesBytesCodec, Crc32cCodec]:
+    """The ``compressors`` of an array whose chunks carry their CRC32C: ``compressor``, then zarr's
+    ``crc32c`` codec over the compressed bytes (checked by zarr and by :mod:`.shard_reader`)."""
+    return compressor, Crc32cCodec()
+
+
+def sample_compressor() -> ZstdCodec:
+    """The codec of the per-sample arrays (offsets, rows, labels, times, sources): zstd level 3."""
+    return ZstdCodec(level=3)
 
 
 @dataclass(frozen=True)

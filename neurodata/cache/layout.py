@@ -45,7 +45,9 @@ version 1 caches (samples back to back, sample i at rows ``offsets[i]:offsets[i+
 array) still read (:data:`READABLE_LAYOUTS`); reading one before :data:`CHECKED_LAYOUT` warns once
 that its chunks are unchecked (:func:`.reader.warn_if_unchecked`).
 
-This module holds only constants and pure functions; the writer and reader use them.
+This module holds only constants and pure functions (no zarr: the CLI reads its codec names before
+anything imports zarr); the writer and reader use them. The zarr codecs they name are built in
+:mod:`.arrays`.
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ import json
 from typing import Any
 
 import numpy as np
-from zarr.abc.codec import BytesBytesCodec
-from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs import DELTA
 from .narrowing import ValueRange, merge_ranges, narrowest
@@ -102,29 +102,6 @@ DEFAULT_SHUFFLE = "bitshuffle"
 SAMPLE_CHUNK = 1 << 16  # per-sample arrays: 64 Ki samples per chunk
 
 
-def event_compressor(
-    dtype: np.dtype, codec: str = DEFAULT_CODEC, shuffle: str = DEFAULT_SHUFFLE
-) -> BloscCodec:
-    """The Blosc codec of one event column for a codec choice (:data:`EVENT_CODECS`) and filter.
-
-    ``zstd`` (default) stores fewer bytes and compresses faster; ``lz4`` (LZ4HC compression, LZ4
-    decoding) decompresses faster (figures in docs/sections/cache.md). Staged parts always use plain LZ4.
-
-    Args:
-        dtype: The column's stored dtype (Blosc's shuffle works on its item size).
-        codec: A key of :data:`EVENT_CODECS`.
-        shuffle: Blosc's filter, one of :data:`SHUFFLES`.
-    """
-    cname, clevel = EVENT_CODECS[codec]
-    return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
-
-
-def checksummed(compressor: BytesBytesCodec) -> tuple[BytesBytesCodec, Crc32cCodec]:
-    """The ``compressors`` of an array whose chunks carry their CRC32C: ``compressor``, then zarr's
-    ``crc32c`` codec over the compressed bytes (checked by zarr and by :mod:`.shard_reader`)."""
-    return compressor, Crc32cCodec()
-
-
 def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]:
     """The stored dtype of each event column: the narrowest of :data:`STORED_DTYPES` holding every
     ``[min, max]`` range given (one dict per part; None for an empty part).
@@ -136,11 +113,6 @@ def narrowest_dtypes(ranges: list[dict[str, ValueRange]]) -> dict[str, np.dtype]
         field: narrowest(candidates, merge_ranges(r[field] for r in ranges))
         for field, candidates in STORED_DTYPES.items()
     }
-
-
-def sample_compressor() -> ZstdCodec:
-    """The codec of the per-sample arrays (offsets, rows, labels, times, sources): zstd level 3."""
-    return ZstdCodec(level=3)
 
 
 def shard_ranges(n_events: int, shard_events: int) -> list[tuple[int, int]]:

@@ -4,8 +4,8 @@ The commit writes every event shard exactly once, whole, so the general machiner
 ``setitem`` (async codec pipeline, per-chunk tasks, read-modify-write bookkeeping) costs several
 times the compression itself. This module produces the same bytes (``tests`` compare them with
 zarr's own output) for the arrays :func:`.arrays.create_split` creates: 1-D, inner chunks of
-``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.layout.event_compressor`), then
-followed by the CRC32C of those compressed bytes (zarr's ``crc32c`` codec, :func:`~.layout.checksummed`),
+``chunk_events`` coded as little-endian bytes then Blosc (:func:`~.arrays.event_compressor`), then
+followed by the CRC32C of those compressed bytes (zarr's ``crc32c`` codec, :func:`~.arrays.checksummed`),
 shard index at the end as little-endian ``uint64`` ``(offset, nbytes)`` pairs plus its CRC32C.
 Chunks that hold only the fill value (0) are left out (index entry all ones), as zarr does by
 default, and a shard with no stored chunk is not written at all. The edge chunk is padded with
@@ -28,7 +28,7 @@ _BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitsh
 
 
 def chunk_compressor(dtype: np.dtype, codec: str, shuffle: str = DEFAULT_SHUFFLE) -> Blosc:
-    """The numcodecs Blosc that zarr's ``BloscCodec`` (:func:`~.layout.event_compressor`) for this
+    """The numcodecs Blosc that zarr's ``BloscCodec`` (:func:`~.arrays.event_compressor`) for this
     column dtype, codec and filter encodes with, built from the same table (zarr's own attributes
     changed type between releases: enums up to 3.1, plain strings in 3.4).
 

@@ -87,7 +87,7 @@ class CacheBuilder:
     caller's JSON-serialisable dataset attributes (e.g. ``rules_version``, ``sensor_size``,
     ``class_names``, ``source_checksums``). With ``name``, ``parts``, the chunking (``chunk_events``
     per compressed chunk, ``shard_events`` per stored shard) and the ``codec`` (``"lz4"`` or
-    ``"zstd"``, see :func:`~neurodata.cache.layout.event_compressor`) they form the fingerprint:
+    ``"zstd"``, see :func:`~neurodata.cache.arrays.event_compressor`) they form the fingerprint:
     staged parts or a finished cache with another fingerprint are stale, and a finished cache with
     another fingerprint is replaced only with ``overwrite=True``. So do ``align_samples`` (False:
     samples back to back, see :mod:`.rows`) and ``pack_polarities`` (False: a ``p`` column even

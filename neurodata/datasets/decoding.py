@@ -130,15 +130,3 @@ def warm_decoders(formats: Sequence[str]) -> None:
         writer.write(events)
         writer.close()
         read_buffer(buffer.getvalue(), "warm-up", name)
-
-
-def warm_quietly(formats: Sequence[str]) -> None:
-    """:func:`warm_decoders`, for a thread: a failure is left for the decoding to meet and name.
-
-    Args:
-        formats: Event format names.
-    """
-    try:
-        warm_decoders(formats)
-    except Exception:  # only a head start: decoding the dataset meets (and names) any real problem
-        pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 import shutil
 import threading
@@ -20,23 +21,51 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from ..cache import CacheBuilder, build_cache, cache_info
+# the cache's names import zarr on first use: the warm-up thread does, while the archives are listed
+from .. import cache
 from ..cache.layout import DEFAULT_CODEC
-from ..cache.plan import read_marker
-from ..cache.store import Location
 from ..errors import NeurodataError
 from ..localfs import cache_name, default_root, file_lock
 from ..network import DEFAULT_RETRY, RetryPolicy
-from .decoding import decode_part, streamed_executor, streamed_rounds, warm_quietly
 from .progress import DecodeProgress, emit_stage, show_bar
 from .registry import Unit, get_dataset
 from .resource import Callback
 from .sources import Sources, obtain_tree
 
+WARM_MODULES = ("neurodata.cache.writer", "neurodata.cache.verify", "neurodata.datasets.decoding")
+"""What builds the cache (zarr, Numba and the format decoders with them), imported by :func:`warm_up`."""
+
+
+def warm_up(formats: Sequence[str], imported: threading.Event) -> None:
+    """Import :data:`WARM_MODULES`, set ``imported``, then load the Numba kernels that decode
+    ``formats`` (:func:`~.decoding.warm_decoders`): run on a thread while the archives are hashed and
+    listed. A failure is left for the build to meet and name.
+
+    Args:
+        formats: Event format names.
+        imported: Set once the imports are over (failed or not): the caller waits for it before it
+            imports any of those modules itself, so that two threads never import one module at once.
+    """
+    try:
+        for module in WARM_MODULES:
+            importlib.import_module(module)
+    except Exception:  # only a head start: the build meets (and names) any real problem
+        pass
+    finally:
+        imported.set()
+    try:
+        importlib.import_module(".decoding", __package__).warm_decoders(formats)
+    except Exception:
+        pass
+
 
 def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
     """The event codec of the finished cache at ``store``, opened with fsspec ``storage_options``
     (None: no finished cache there)."""
+    # the writer's modules (zarr with them), imported on the warm-up thread while the archive was listed
+    from ..cache.plan import read_marker
+    from ..cache.store import Location
+
     marker = read_marker(Location(store, storage_options))
     return marker.get("codec") if marker and marker.get("complete") else None
 
@@ -103,13 +132,17 @@ def prepare(
     root.mkdir(parents=True, exist_ok=True)
     sources = Sources.of(source, mirror=mirror, verify=verify, retry=retry)
     local = spec.decodes if executor is None else ()  # an executor's workers load their own
-    warming = threading.Thread(target=warm_quietly, args=(local,), name="neurodata-warm", daemon=True)
+    imported = threading.Event()
+    warming = threading.Thread(target=warm_up, args=(local, imported), name="neurodata-warm", daemon=True)
     warming.start()
     waiting = functools.partial(emit_stage, callback, "wait", reason="another prepare of this cache is running")
     with file_lock(root / f".{store_name}.prepare.lock", on_wait=waiting, remove=True):
         obtained = obtain_tree(
             spec, sources, root / "raw" / name, show_bar(progress), callback, extract_all=executor is not None
         )
+        imported.wait()  # the warm-up thread imported these while the archives were listed
+        from .decoding import decode_part, streamed_executor, streamed_rounds
+
         tree = obtained.tree
         units: dict[str, list[Unit]] = {}
         for unit in spec.plan(tree, obtained.base, options):
@@ -125,7 +158,7 @@ def prepare(
         }
         parts = {split: len(u) for split, u in units.items()}
         codec = codec or finished_codec(store, storage_options) or DEFAULT_CODEC
-        builder = CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
+        builder = cache.CacheBuilder(store, name, attrs, parts, storage_options=storage_options, codec=codec)
         make_part = functools.partial(decode_part, name, tree, units, options)
         streamed = streamed_executor(tree, workers) if executor is None else None
         emit_stage(
@@ -139,7 +172,7 @@ def prepare(
         try:
             with streamed or contextlib.nullcontext(executor) as run_on:
                 refresh = getattr(run_on, "refresh", lambda: None)
-                build_cache(
+                cache.build_cache(
                     builder,
                     make_part,
                     workers=workers,
@@ -152,7 +185,7 @@ def prepare(
         if not keep_raw:
             for folder in obtained.scratch:
                 shutil.rmtree(folder, ignore_errors=True)
-    summary = cache_info(store, storage_options)
+    summary = cache.cache_info(store, storage_options)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     emit_stage(callback, "done", store=store)
     return summary

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..cache import PartDone
+if TYPE_CHECKING:  # the cache's modules import zarr, which prepare imports while the archives are listed
+    from ..cache import PartDone
 
 
 def emit_stage(callback: Callable[[dict[str, Any]], None] | None, stage: str, **fields: Any) -> None:

@@ -194,8 +194,8 @@ class TarTree:
         Args:
             wanted: The member names still to read.
         """
+        missing = {n for n in wanted if not self.ready(n)}  # before the caller builds and releases the held ones
         yield
-        missing = {n for n in wanted if not self.ready(n)}
         if not missing:
             return
         held = sum(map(len, self._held.values()))

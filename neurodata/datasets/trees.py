@@ -21,7 +21,6 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import NeurodataError
-from ..reader import read, read_buffer
 from .members import CORRUPT, ExtractError, check_kind, checked_name, kind_of_mode
 
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -294,6 +293,9 @@ def read_events(tree: FileTree, name: str, format: str) -> np.ndarray:
         name: The recording.
         format: Its format's name (see ``neurodata formats``).
     """
+    # the decoders (Numba) load on prepare's warm-up thread while the archives are listed, not with the trees
+    from ..reader import read, read_buffer
+
     if isinstance(tree, FolderTree):
         return read(tree.root / name, format=format)
     return read_buffer(tree.read_bytes(name), tree.where(name), format=format)

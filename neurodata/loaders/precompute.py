@@ -33,7 +33,7 @@ import numpy as np
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec
 
-from ..cache.layout import checksummed
+from ..cache.arrays import checksummed
 from ..cache.narrowing import ValueRange, fits, merge_ranges, narrowest, value_range
 from ..cache.store import Location
 from ..cache.tasks import run_tasks
