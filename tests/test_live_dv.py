@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from live_helpers import HEIGHT, WIDTH, camera_events, free_port, receive_all, r
 
 from neurodata import live
 from neurodata.errors import FormatError, NeurodataError
-from neurodata.live.dv_protocol import PacketEncoder, stream_header
+from neurodata.live import tcp
+from neurodata.live.dv_protocol import DvStreamDecoder, PacketEncoder, stream_header
+from neurodata.live.stats import LiveStats
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +59,11 @@ def test_paced_replay_takes_the_recordings_time(tmp_path):
     assert took >= 0.15  # 0.4 s of recording at twice its pace: at least most of 0.2 s
 
 
-def serve_bytes(payloads: list[bytes], reset: bool = False) -> tuple[int, threading.Thread]:
-    """A one-connection TCP server that sends ``payloads`` then closes (with a reset if asked)."""
+def serve_bytes(
+    payloads: list[bytes], reset: bool = False, until: threading.Event | None = None
+) -> tuple[int, threading.Thread]:
+    """A one-connection TCP server that sends ``payloads`` then closes (with a reset if asked; once
+    ``until`` is set when given: a stalled sender)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
@@ -67,6 +73,8 @@ def serve_bytes(payloads: list[bytes], reset: bool = False) -> tuple[int, thread
             with conn:
                 for payload in payloads:
                     conn.sendall(payload)
+                if until is not None:
+                    until.wait(10)
                 if reset:
                     time.sleep(0.3)  # let the client read what was sent before the reset
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -169,3 +177,96 @@ def test_loop_serves_the_recording_again_later_in_time(tmp_path):
         part = got[k * len(short) : (k + 1) * len(short)]
         assert np.array_equal(part["t"], short["t"] + k * shift)
         assert np.array_equal(part[["x", "y", "p"]], short[["x", "y", "p"]])
+
+
+# --- the decompression thread (two-stage decoding) ---------------------------------------------
+
+
+def many_packets(events: np.ndarray, compression: str = "lz4", bad_at: int | None = None) -> tuple[bytes, list[bytes]]:
+    """The IOHeader and packets of 100 events each (more than one decode batch), one of them an
+    undecodable payload at index ``bad_at`` when given."""
+    encoder = PacketEncoder(compression)
+    packets = [encoder.encode(events[i : i + 100]) for i in range(0, len(events), 100)]
+    if bad_at is not None:
+        packets.insert(bad_at, struct.pack("<ii", 0, 12) + b"not an lz4!!")
+    return stream_header(WIDTH, HEIGHT, compression), packets
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A one-thread pool that counts the tasks it was given."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.tasks = 0
+
+    def submit(self, *args, **kwargs):
+        self.tasks += 1
+        return super().submit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bad_at", [None, 37])
+def test_two_stage_decoding_gives_what_one_thread_gives(events, bad_at):
+    header, packets = many_packets(events[:6000], bad_at=bad_at)
+    stream = np.frombuffer(header + b"".join(packets), np.uint8)
+    results = []
+    with CountingPool() as pool:
+        for with_pool in (None, pool):
+            stats = LiveStats()
+            got, consumed = DvStreamDecoder("test", stats, with_pool).decode(stream, 0)
+            results.append((got.copy(), consumed, stats.skipped_packets, stats.packets))
+    assert pool.tasks >= 2  # the pipeline ran: batches were decompressed on the pool's thread
+    (one, *rest), (two, *rest_two) = results
+    assert np.array_equal(one, events[:6000]) and np.array_equal(two, one)
+    assert rest == rest_two == [len(stream), int(bad_at is not None), len(packets)]
+
+
+def live_threads(port: int) -> list[threading.Thread]:
+    """The threads still running for the source at ``port`` (its source and decompression threads)."""
+    return [t for t in threading.enumerate() if t.name.startswith("neurodata-live") and f":{port}" in t.name]
+
+
+def test_closing_while_the_sender_stalls_ends_every_thread(events):
+    stalled = threading.Event()
+    header, packets = many_packets(events[:6000])
+    port, _ = serve_bytes([header + b"".join(packets)], until=stalled)
+    src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
+    try:
+        blocks = src.chunks()
+        got = [next(blocks)]
+        while sum(map(len, got)) < 6000:
+            got.append(next(blocks))
+        assert np.array_equal(np.concatenate(got), events[:6000])
+        names = {t.name.split()[0] for t in live_threads(port)}
+        expected = {"neurodata-live", tcp.DECOMPRESSION_THREAD} if src.pool else {"neurodata-live"}
+        assert names == expected  # still connected, waiting for the stalled sender
+        src.close()
+        assert not live_threads(port)
+    finally:
+        stalled.set()
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_every_thread_ends_when_the_sender_disconnects(events, cut):
+    header, packets = many_packets(events[:6000], "zstd")
+    tail = [packets[-1][:30]] if cut else []  # a disconnect inside a packet, or at a boundary
+    port, _ = serve_bytes([header + b"".join(packets), *tail])
+    src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
+    got = []
+    try:
+        if cut:
+            with pytest.raises(NeurodataError, match=r"stream ended 30 bytes into a packet"):
+                got.extend(src.chunks())
+        else:
+            got.extend(src.chunks())
+        assert not live_threads(port)  # ended before the source reported the end, not at close
+    finally:
+        src.close()
+    assert np.array_equal(np.concatenate(got), events[:6000]) and src.stats.skipped_packets == 0
+
+
+def test_one_usable_core_decodes_on_the_source_thread_alone(monkeypatch, events):
+    monkeypatch.setattr(tcp, "usable_cores", lambda: 1)
+    header, packets = many_packets(events[:6000])
+    port, _ = serve_bytes([header + b"".join(packets)])
+    got, src = receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
+    assert src.pool is None and np.array_equal(got, events[:6000])
