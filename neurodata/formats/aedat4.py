@@ -40,7 +40,9 @@ WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 BATCH_PACKETS = 16  # packets decompressed per pool task
 LZ4_ROOM = 1 << 20  # the least room a batch of LZ4 packets is decompressed into
-SCRATCH_KEPT = 2 * WORKERS + 2  # such buffers kept for reuse: as many as batches in flight
+SCRATCH_KEPT = 2 * WORKERS + 2  # such buffers kept for reuse by every decoder: as many as batches in flight
+SCRATCH_KEPT_BYTES = 8 << 20  # (larger ones, for unusually well compressed packets, are not kept)
+_SCRATCH: list[np.ndarray] = []  # (list.pop and list.append are atomic: any thread may take or give back)
 
 
 # --- header ----------------------------------------------------------------------------------
@@ -200,7 +202,6 @@ class Aedat4Decoder:
         # LZ4 batches: one kernel call each (see _locate_lz4), with room for this many times their bytes
         self.locate_batch = self._locate_lz4 if self.compression in (1, 2) and lz4_frames.AVAILABLE else self._locate_each
         self.lz4_expansion = 4
-        self.scratch: list[np.ndarray] = []  # those buffers, kept for reuse (list.pop/append: thread-safe)
         # a live source's own decompression thread (see _decompression_pool); files use the shared pool
         self.pool: Executor | None = None
 
@@ -290,16 +291,9 @@ class Aedat4Decoder:
         next batches: reused memory is already mapped and cached, a fresh buffer's pages are not."""
         if self.locate_batch == self._locate_lz4:
             for buf in {id(item[0]): item[0] for item in batch}.values():
-                if buf.base is None and len(self.scratch) < SCRATCH_KEPT:  # ours (not lz4.frame's bytes)
-                    self.scratch.append(buf)
-
-    def _scratch(self, size: int) -> np.ndarray:
-        """A kept buffer of at least ``size`` bytes, or a new one (any thread may call this)."""
-        try:
-            buf = self.scratch.pop()
-        except IndexError:
-            return np.empty(size, np.uint8)
-        return buf if len(buf) >= size else np.empty(size, np.uint8)
+                ours = buf.base is None  # (not lz4.frame's bytes)
+                if ours and len(buf) <= SCRATCH_KEPT_BYTES and len(_SCRATCH) < SCRATCH_KEPT:
+                    _SCRATCH.append(buf)
 
     def _decompression_pool(self, packets: int) -> tuple[Executor | None, int]:
         """Where ``packets`` payloads are decompressed and by how many threads (None: inline, here).
@@ -339,7 +333,7 @@ class Aedat4Decoder:
         while batch:
             starts = np.array([s for s, _ in batch], np.int64)
             ends = np.array([e for _, e in batch], np.int64)
-            scratch = self._scratch(max(LZ4_ROOM, self.lz4_expansion * int((ends - starts).sum())))
+            scratch = _scratch(max(LZ4_ROOM, self.lz4_expansion * int((ends - starts).sum())))
             located = np.empty((len(batch), 3), np.int64)
             how, done = lz4_frames.decompress_frames(lz4_frames.context(), block, starts, ends, scratch, located)
             for (start, end), (status, pos, count) in zip(batch, located[:done].tolist()):
@@ -378,6 +372,15 @@ class Aedat4Decoder:
         except Exception as err:  # lz4 raises RuntimeError, zstandard ZstdError: both mean bad data
             name = COMPRESSION_NAMES[self.compression].upper()
             raise FormatError(self.source, where, f"payload is not one valid {name} frame ({err})") from None
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A kept buffer of at least ``size`` bytes, or a new one."""
+    try:
+        buf = _SCRATCH.pop()
+    except IndexError:
+        return np.empty(size, np.uint8)
+    return buf if len(buf) >= size else np.empty(size, np.uint8)
 
 
 class _Rows:
