@@ -200,7 +200,7 @@ class Aedat4Decoder:
         self.estimate_margin = 1.0 if self.decompress is None else 1.1
         self.output: EventOutput = FreshArrays()  # where events go (live sources set an EventArena)
         # LZ4 batches: one kernel call each (see _locate_lz4), with room for this many times their bytes
-        self.locate_batch = self._locate_lz4 if self.compression in (1, 2) and lz4_frames.AVAILABLE else self._locate_each
+        self.lz4_kernel = self.compression in (1, 2) and lz4_frames.AVAILABLE
         self.lz4_expansion = 4
         # a live source's own decompression thread (see _decompression_pool); files use the shared pool
         self.pool: Executor | None = None
@@ -264,7 +264,7 @@ class Aedat4Decoder:
         batches = [spans[i : i + BATCH_PACKETS] for i in range(0, len(spans), BATCH_PACKETS)]
         pool, workers = self._decompression_pool(len(spans))
         located = ordered_map(
-            lambda batch: self.locate_batch(block, offset, batch),
+            lambda batch: (self._locate_lz4 if self.lz4_kernel else self._locate_each)(block, offset, batch),
             batches,
             pool,
             2 * workers,  # results held at once: bounded memory
@@ -289,7 +289,7 @@ class Aedat4Decoder:
     def _recycle(self, batch: list[tuple]) -> None:
         """Keep the buffers :meth:`_locate_lz4` decompressed ``batch`` into (unpacked now) for the
         next batches: reused memory is already mapped and cached, a fresh buffer's pages are not."""
-        if self.locate_batch == self._locate_lz4:
+        if self.lz4_kernel:
             for buf in {id(item[0]): item[0] for item in batch}.values():
                 ours = buf.base is None  # (not lz4.frame's bytes)
                 if ours and len(buf) <= SCRATCH_KEPT_BYTES and len(_SCRATCH) < SCRATCH_KEPT:
@@ -375,12 +375,13 @@ class Aedat4Decoder:
 
 
 def _scratch(size: int) -> np.ndarray:
-    """A kept buffer of at least ``size`` bytes, or a new one."""
+    """A kept buffer of at least ``size`` bytes, or a new one (of the next power of two: batches
+    of similar sizes then reuse each other's)."""
     try:
         buf = _SCRATCH.pop()
     except IndexError:
-        return np.empty(size, np.uint8)
-    return buf if len(buf) >= size else np.empty(size, np.uint8)
+        buf = None
+    return buf if buf is not None and len(buf) >= size else np.empty(1 << (size - 1).bit_length(), np.uint8)
 
 
 class _Rows:
