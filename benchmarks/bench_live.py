@@ -256,8 +256,7 @@ def main() -> None:
         print("M ev/s: events over wall seconds; M ev/CPU-s: over the CPU seconds of the receiving process, "
               "all its threads (the one-core rate)")  # fmt: skip
         # "cores": CPU over wall seconds, how many cores a side kept busy (ours: the source's receive +
-        # unpack thread, its decompression thread where two cores are usable, and the caller's
-        # framing; NetworkReader: its receive thread and the caller's decoding)
+        # decode thread and the caller's framing; NetworkReader: its receive thread and the caller's)
         rates, cpu_rates = {}, {}
         for name, label in (("tcp", "neurodata tcp:// LZ4 + 10 ms frames"),
                             ("tcp_batches", "neurodata tcp:// LZ4 (batches)"),

@@ -7,7 +7,6 @@ import socket
 import struct
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,9 +14,7 @@ from live_helpers import HEIGHT, WIDTH, camera_events, free_port, receive_all, r
 
 from neurodata import live
 from neurodata.errors import FormatError, NeurodataError
-from neurodata.live import tcp
-from neurodata.live.dv_protocol import DvStreamDecoder, PacketEncoder, stream_header
-from neurodata.live.stats import LiveStats
+from neurodata.live.dv_protocol import PacketEncoder, stream_header
 
 
 @pytest.fixture(scope="module")
@@ -179,56 +176,24 @@ def test_loop_serves_the_recording_again_later_in_time(tmp_path):
         assert np.array_equal(part[["x", "y", "p"]], short[["x", "y", "p"]])
 
 
-# --- the decompression thread (two-stage decoding) ---------------------------------------------
+# --- the source thread ends with the stream ---------------------------------------------------
 
 
-def many_packets(events: np.ndarray, compression: str = "lz4", bad_at: int | None = None) -> tuple[bytes, list[bytes]]:
-    """The IOHeader and packets of 100 events each (more than one decode batch), one of them an
-    undecodable payload at index ``bad_at`` when given."""
+def many_packets(events: np.ndarray, compression: str = "lz4") -> bytes:
+    """The IOHeader and packets of 100 events each, as one piece."""
     encoder = PacketEncoder(compression)
     packets = [encoder.encode(events[i : i + 100]) for i in range(0, len(events), 100)]
-    if bad_at is not None:
-        packets.insert(bad_at, struct.pack("<ii", 0, 12) + b"not an lz4!!")
-    return stream_header(WIDTH, HEIGHT, compression), packets
-
-
-class CountingPool(ThreadPoolExecutor):
-    """A one-thread pool that counts the tasks it was given."""
-
-    def __init__(self):
-        super().__init__(1)
-        self.tasks = 0
-
-    def submit(self, *args, **kwargs):
-        self.tasks += 1
-        return super().submit(*args, **kwargs)
-
-
-@pytest.mark.parametrize("bad_at", [None, 37])
-def test_two_stage_decoding_gives_what_one_thread_gives(events, bad_at):
-    header, packets = many_packets(events[:6000], bad_at=bad_at)
-    stream = np.frombuffer(header + b"".join(packets), np.uint8)
-    results = []
-    with CountingPool() as pool:
-        for with_pool in (None, pool):
-            stats = LiveStats()
-            got, consumed = DvStreamDecoder("test", stats, with_pool).decode(stream, 0)
-            results.append((got.copy(), consumed, stats.skipped_packets, stats.packets))
-    assert pool.tasks >= 2  # the pipeline ran: batches were decompressed on the pool's thread
-    (one, *rest), (two, *rest_two) = results
-    assert np.array_equal(one, events[:6000]) and np.array_equal(two, one)
-    assert rest == rest_two == [len(stream), int(bad_at is not None), len(packets)]
+    return stream_header(WIDTH, HEIGHT, compression) + b"".join(packets)
 
 
 def live_threads(port: int) -> list[threading.Thread]:
-    """The threads still running for the source at ``port`` (its source and decompression threads)."""
+    """The threads still running for the source at ``port``."""
     return [t for t in threading.enumerate() if t.name.startswith("neurodata-live") and f":{port}" in t.name]
 
 
-def test_closing_while_the_sender_stalls_ends_every_thread(events):
+def test_closing_while_the_sender_stalls_ends_the_source_thread(events):
     stalled = threading.Event()
-    header, packets = many_packets(events[:6000])
-    port, _ = serve_bytes([header + b"".join(packets)], until=stalled)
+    port, _ = serve_bytes([many_packets(events[:6000])], until=stalled)
     src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
     try:
         blocks = src.chunks()
@@ -236,9 +201,7 @@ def test_closing_while_the_sender_stalls_ends_every_thread(events):
         while sum(map(len, got)) < 6000:
             got.append(next(blocks))
         assert np.array_equal(np.concatenate(got), events[:6000])
-        names = {t.name.split()[0] for t in live_threads(port)}
-        expected = {"neurodata-live", tcp.DECOMPRESSION_THREAD} if src.pool else {"neurodata-live"}
-        assert names == expected  # still connected, waiting for the stalled sender
+        assert live_threads(port)  # still connected, waiting for the stalled sender
         src.close()
         assert not live_threads(port)
     finally:
@@ -246,10 +209,10 @@ def test_closing_while_the_sender_stalls_ends_every_thread(events):
 
 
 @pytest.mark.parametrize("cut", [False, True])
-def test_every_thread_ends_when_the_sender_disconnects(events, cut):
-    header, packets = many_packets(events[:6000], "zstd")
-    tail = [packets[-1][:30]] if cut else []  # a disconnect inside a packet, or at a boundary
-    port, _ = serve_bytes([header + b"".join(packets), *tail])
+def test_the_source_thread_ends_when_the_sender_disconnects(events, cut):
+    encoder = PacketEncoder("zstd")
+    tail = [encoder.encode(events[:100])[:30]] if cut else []  # a disconnect inside a packet, or at a boundary
+    port, _ = serve_bytes([many_packets(events[:6000], "zstd"), *tail])
     src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
     got = []
     try:
@@ -262,11 +225,3 @@ def test_every_thread_ends_when_the_sender_disconnects(events, cut):
     finally:
         src.close()
     assert np.array_equal(np.concatenate(got), events[:6000]) and src.stats.skipped_packets == 0
-
-
-def test_one_usable_core_decodes_on_the_source_thread_alone(monkeypatch, events):
-    monkeypatch.setattr(tcp, "usable_cores", lambda: 1)
-    header, packets = many_packets(events[:6000])
-    port, _ = serve_bytes([header + b"".join(packets)])
-    got, src = receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
-    assert src.pool is None and np.array_equal(got, events[:6000])

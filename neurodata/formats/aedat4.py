@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from concurrent.futures import Executor
 from typing import BinaryIO
 
 import lz4.frame
@@ -202,8 +201,6 @@ class Aedat4Decoder:
         # LZ4 batches: one kernel call each (see _locate_lz4), with room for this many times their bytes
         self.lz4_kernel = self.compression in (1, 2) and lz4_frames.AVAILABLE
         self.lz4_expansion = 4
-        # a live source's own decompression thread (see _decompression_pool); files use the shared pool
-        self.pool: Executor | None = None
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         """Decode the whole packets of ``block`` (file bytes from ``offset``; ``final`` when the file
@@ -258,16 +255,16 @@ class Aedat4Decoder:
         arrives, so decompressed packets are short-lived (cache-warm, bounded memory).
 
         With many packets the batches are decompressed on a thread pool (lz4 and zstandard release
-        the GIL) while this thread unpacks (see :meth:`_decompression_pool`). The output is sized
-        from the compression ratio seen so far and grows if a later part of the file compresses better.
+        the GIL) while this thread unpacks. The output is sized from the compression ratio seen
+        so far and grows if a later part of the file compresses better.
         """
         batches = [spans[i : i + BATCH_PACKETS] for i in range(0, len(spans), BATCH_PACKETS)]
-        pool, workers = self._decompression_pool(len(spans))
+        parallel = len(spans) >= PARALLEL_MIN_PACKETS and WORKERS >= 2
         located = ordered_map(
             lambda batch: (self._locate_lz4 if self.lz4_kernel else self._locate_each)(block, offset, batch),
             batches,
-            pool,
-            2 * workers,  # results held at once: bounded memory
+            shared_pool("neurodata-aedat4", WORKERS) if parallel else None,
+            2 * WORKERS,  # results held at once: bounded memory
         )
         rows = _Rows(self.output)
         payload_left = sum(e - s for s, e in spans)
@@ -294,19 +291,6 @@ class Aedat4Decoder:
                 ours = buf.base is None  # (not lz4.frame's bytes)
                 if ours and len(buf) <= SCRATCH_KEPT_BYTES and len(_SCRATCH) < SCRATCH_KEPT:
                     _SCRATCH.append(buf)
-
-    def _decompression_pool(self, packets: int) -> tuple[Executor | None, int]:
-        """Where ``packets`` payloads are decompressed and by how many threads (None: inline, here).
-
-        A live source's :attr:`pool` (one thread) takes a compressed decode of more than one batch:
-        it decompresses the next batch while this thread unpacks one, a two-stage pipeline. Files
-        use the shared pool for many packets only, where waking its threads pays off.
-        """
-        if self.pool is not None:
-            return (self.pool if self.decompress is not None and packets > BATCH_PACKETS else None), 1
-        if packets >= PARALLEL_MIN_PACKETS and WORKERS >= 2:
-            return shared_pool("neurodata-aedat4", WORKERS), WORKERS
-        return None, 1
 
     def _bounds(self) -> tuple[int, int]:
         unknown = kernels.UNKNOWN_SIZE

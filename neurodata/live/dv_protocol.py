@@ -12,8 +12,6 @@ and packets whose payload does not decode counted and skipped (the framing stays
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import numpy as np
 
 from ..errors import FormatError
@@ -60,14 +58,11 @@ class DvStreamDecoder:
     Parameters:
         source: the name used in errors (the URL).
         stats: where packets are counted and undecodable ones recorded as skipped.
-        pool: a thread that decompresses the next payloads while this one unpacks (None: decode
-            on the caller's thread alone).
     """
 
-    def __init__(self, source: str, stats: LiveStats, pool: Executor | None = None):
+    def __init__(self, source: str, stats: LiveStats):
         self.source = source
         self.stats = stats
-        self.pool = pool
         self.header = None
         self.decoder: Aedat4Decoder | None = None
         self.output = EventArena()
@@ -89,7 +84,6 @@ class DvStreamDecoder:
                 raise FormatError(self.source, 0, "the IOHeader describes no EVTS event stream")
             self.decoder = Aedat4Decoder(self.header, self.source)
             self.decoder.output = self.output
-            self.decoder.pool = self.pool
         spans = self._packets(block, consumed, offset)
         if not spans:
             return empty_events(0), consumed

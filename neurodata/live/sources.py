@@ -1,7 +1,6 @@
 """The live source contract and :func:`open`, which picks a source by what the name looks like.
 
-A source receives and decodes on its own thread (a ``tcp://`` source may decompress on a second
-one, see :mod:`neurodata.live.tcp`) and hands event blocks to the consumer through a
+A source receives and decodes on its own thread and hands event blocks to the consumer through a
 :class:`~neurodata.live.queueing.DropOldestQueue`; the consumer iterates :meth:`LiveSource.chunks`.
 """
 

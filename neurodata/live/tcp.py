@@ -4,20 +4,15 @@ decode packets as they arrive, and reconnect with back-off when the connection b
 A stream that ends at a packet boundary (the server closed it) ends the source; a reset, a stream
 cut inside a packet, or a refused connection is retried with exponential back-off (counted in
 ``stats.reconnects``) unless ``reconnect=False``, in which case it raises.
-
-Where two or more cores are usable, the source thread (receive, split, unpack) has a second thread
-of its own that decompresses the next packets meanwhile (see :func:`decompression_thread`).
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import FormatError, NeurodataError
 from ..events import RecordingInfo
-from ..workers import usable_cores
 from .bytebuffer import ByteBuffer
 from .dv_protocol import DvStreamDecoder
 from .sources import POLL_SECONDS, LiveOptions, LiveSource
@@ -28,7 +23,6 @@ MAX_BACKOFF = 2.0
 RECV_BYTES = 4 << 20
 SOCKET_BUFFER = 4 << 20  # fewer, larger reads at high rates (a read takes what is there: no latency cost)
 RMEM_MAX = "/proc/sys/net/core/rmem_max"
-DECOMPRESSION_THREAD = "neurodata-live-decompress"
 
 
 class StreamCut(NeurodataError):
@@ -47,18 +41,12 @@ class DvClient(LiveSource):
         super().__init__(str(endpoint), options)
         self.endpoint = endpoint
         self.buffer = ByteBuffer()
-        self.pool = decompression_thread(self.source)
-        try:
-            self.sock = self._connect()
-        except BaseException:
-            self._end_pool()
-            raise
-        self.decoder = DvStreamDecoder(self.source, self.stats, self.pool)
+        self.sock = self._connect()
+        self.decoder = DvStreamDecoder(self.source, self.stats)
         try:
             self._read_header()
         except BaseException:
             self.sock.close()
-            self._end_pool()
             raise
         header = self.decoder.header
         self.info = RecordingInfo(
@@ -123,18 +111,7 @@ class DvClient(LiveSource):
         self.emit(events, received_ns)
 
     def produce(self) -> None:
-        """Receive and decode until stopped, connecting again (with backoff) after a reset or
-        refusal; the decompression thread ends with it."""
-        try:
-            self._produce()
-        finally:
-            self._end_pool()
-
-    def _end_pool(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _produce(self) -> None:
+        """Receive and decode until stopped, connecting again (with backoff) after a reset or refusal."""
         backoff = FIRST_BACKOFF
         while not self.stopping:
             try:
@@ -149,7 +126,7 @@ class DvClient(LiveSource):
             backoff = min(2 * backoff, MAX_BACKOFF)
             self.buffer.reset()
             self.sock = self._connect()
-            self.decoder = DvStreamDecoder(self.source, self.stats, self.pool)
+            self.decoder = DvStreamDecoder(self.source, self.stats)
             self.stats.reconnects += 1
 
     def _pump(self) -> None:
@@ -174,20 +151,6 @@ class DvClient(LiveSource):
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:  # not connected (yet, or any more): no receive is blocked on it
             pass
-
-
-def decompression_thread(source: str) -> ThreadPoolExecutor | None:
-    """One thread that decompresses packets while the source thread unpacks those before (a
-    two-stage pipeline, see :class:`~neurodata.formats.aedat4.Aedat4Decoder`), or None where this
-    process may use only one core: there the two threads would take turns on it, costing the
-    hand-overs and saving nothing, so the source thread decodes alone.
-
-    Parameters:
-        source: the stream's URL, in the thread's name.
-    """
-    if usable_cores() < 2:
-        return None
-    return ThreadPoolExecutor(1, thread_name_prefix=f"{DECOMPRESSION_THREAD} {source}")
 
 
 def _kernel_allows_buffer(size: int) -> bool:
