@@ -25,7 +25,9 @@ DONE, FAILED, NO_ROOM = 0, 1, 2  # how decompress_frames stopped
 
 def _bind() -> ctypes.CDLL | None:
     """python-lz4's frame extension as a C library, its LZ4F functions registered for Numba; None
-    where it does not export them."""
+    where it does not export them, or where pointers are not 64-bit (the kernel passes them so)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
     try:
         import llvmlite.binding as llvm
         import lz4.frame._frame as frame_module
@@ -45,7 +47,7 @@ def _bind() -> ctypes.CDLL | None:
 _LIBRARY = _bind()
 AVAILABLE = _LIBRARY is not None
 _U64 = numba.types.uint64
-# pointers travel as 64-bit integers (the same registers on every 64-bit ABI)
+# pointers travel as 64-bit integers (passed in the same registers as pointers on 64-bit ABIs)
 _lz4f_decompress = numba.types.ExternalFunction("LZ4F_decompress", _U64(_U64, _U64, _U64, _U64, _U64, _U64))
 _lz4f_is_error = numba.types.ExternalFunction("LZ4F_isError", numba.types.uint32(_U64))
 _lz4f_reset = numba.types.ExternalFunction("LZ4F_resetDecompressionContext", numba.types.void(_U64))
