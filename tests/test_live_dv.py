@@ -56,8 +56,11 @@ def test_paced_replay_takes_the_recordings_time(tmp_path):
     assert took >= 0.15  # 0.4 s of recording at twice its pace: at least most of 0.2 s
 
 
-def serve_bytes(payloads: list[bytes], reset: bool = False) -> tuple[int, threading.Thread]:
-    """A one-connection TCP server that sends ``payloads`` then closes (with a reset if asked)."""
+def serve_bytes(
+    payloads: list[bytes], reset: bool = False, until: threading.Event | None = None
+) -> tuple[int, threading.Thread]:
+    """A one-connection TCP server that sends ``payloads`` then closes (with a reset if asked; once
+    ``until`` is set when given: a stalled sender)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
 
@@ -67,6 +70,8 @@ def serve_bytes(payloads: list[bytes], reset: bool = False) -> tuple[int, thread
             with conn:
                 for payload in payloads:
                     conn.sendall(payload)
+                if until is not None:
+                    until.wait(10)
                 if reset:
                     time.sleep(0.3)  # let the client read what was sent before the reset
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -169,3 +174,54 @@ def test_loop_serves_the_recording_again_later_in_time(tmp_path):
         part = got[k * len(short) : (k + 1) * len(short)]
         assert np.array_equal(part["t"], short["t"] + k * shift)
         assert np.array_equal(part[["x", "y", "p"]], short[["x", "y", "p"]])
+
+
+# --- the source thread ends with the stream ---------------------------------------------------
+
+
+def many_packets(events: np.ndarray, compression: str = "lz4") -> bytes:
+    """The IOHeader and packets of 100 events each, as one piece."""
+    encoder = PacketEncoder(compression)
+    packets = [encoder.encode(events[i : i + 100]) for i in range(0, len(events), 100)]
+    return stream_header(WIDTH, HEIGHT, compression) + b"".join(packets)
+
+
+def live_threads(port: int) -> list[threading.Thread]:
+    """The threads still running for the source at ``port``."""
+    return [t for t in threading.enumerate() if t.name.startswith("neurodata-live") and f":{port}" in t.name]
+
+
+def test_closing_while_the_sender_stalls_ends_the_source_thread(events):
+    stalled = threading.Event()
+    port, _ = serve_bytes([many_packets(events[:6000])], until=stalled)
+    src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
+    try:
+        blocks = src.chunks()
+        got = [next(blocks)]
+        while sum(map(len, got)) < 6000:
+            got.append(next(blocks))
+        assert np.array_equal(np.concatenate(got), events[:6000])
+        assert live_threads(port)  # still connected, waiting for the stalled sender
+        src.close()
+        assert not live_threads(port)
+    finally:
+        stalled.set()
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_the_source_thread_ends_when_the_sender_disconnects(events, cut):
+    encoder = PacketEncoder("zstd")
+    tail = [encoder.encode(events[:100])[:30]] if cut else []  # a disconnect inside a packet, or at a boundary
+    port, _ = serve_bytes([many_packets(events[:6000], "zstd"), *tail])
+    src = live.open(f"tcp://127.0.0.1:{port}", reconnect=False)
+    got = []
+    try:
+        if cut:
+            with pytest.raises(NeurodataError, match=r"stream ended 30 bytes into a packet"):
+                got.extend(src.chunks())
+        else:
+            got.extend(src.chunks())
+        assert not live_threads(port)  # ended before the source reported the end, not at close
+    finally:
+        src.close()
+    assert np.array_equal(np.concatenate(got), events[:6000]) and src.stats.skipped_packets == 0

@@ -31,12 +31,17 @@ from .aedat4_layout import COMPRESSION_NAMES, IO_HEADER_LIMIT, MAGIC, PACKET_HEA
 from .aedat4_writer import Aedat4Writer
 from .base import FormatSpec, Header
 from .kernels import aedat4 as kernels
+from .kernels import lz4_frames
 from .output import EventOutput, FreshArrays
 
 MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond this (16 M events)
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 BATCH_PACKETS = 16  # packets decompressed per pool task
+LZ4_ROOM = 1 << 20  # the least room a batch of LZ4 packets is decompressed into
+SCRATCH_KEPT = 2 * WORKERS + 2  # such buffers kept for reuse by every decoder: as many as batches in flight
+SCRATCH_KEPT_BYTES = 8 << 20  # (larger ones, for unusually well compressed packets, are not kept)
+_SCRATCH: list[np.ndarray] = []  # (list.pop and list.append are atomic: any thread may take or give back)
 
 
 # --- header ----------------------------------------------------------------------------------
@@ -193,6 +198,9 @@ class Aedat4Decoder:
         self.events_per_byte = 1 / kernels.EVENT_SIZE if self.decompress is None else 0.0
         self.estimate_margin = 1.0 if self.decompress is None else 1.1
         self.output: EventOutput = FreshArrays()  # where events go (live sources set an EventArena)
+        # LZ4 batches: one kernel call each (see _locate_lz4), with room for this many times their bytes
+        self.lz4_kernel = self.compression in (1, 2) and lz4_frames.AVAILABLE
+        self.lz4_expansion = 4
 
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         """Decode the whole packets of ``block`` (file bytes from ``offset``; ``final`` when the file
@@ -253,7 +261,7 @@ class Aedat4Decoder:
         batches = [spans[i : i + BATCH_PACKETS] for i in range(0, len(spans), BATCH_PACKETS)]
         parallel = len(spans) >= PARALLEL_MIN_PACKETS and WORKERS >= 2
         located = ordered_map(
-            lambda batch: [self._locate(block, offset, s, e) for s, e in batch],
+            lambda batch: (self._locate_lz4 if self.lz4_kernel else self._locate_each)(block, offset, batch),
             batches,
             shared_pool("neurodata-aedat4", WORKERS) if parallel else None,
             2 * WORKERS,  # results held at once: bounded memory
@@ -272,7 +280,17 @@ class Aedat4Decoder:
                 if bad >= 0:
                     raise self._outside(where, bad, structs[bad])
                 rows.n += count
+            self._recycle(batch)
         return rows.result()
+
+    def _recycle(self, batch: list[tuple]) -> None:
+        """Keep the buffers :meth:`_locate_lz4` decompressed ``batch`` into (unpacked now) for the
+        next batches: reused memory is already mapped and cached, a fresh buffer's pages are not."""
+        if self.lz4_kernel:
+            for buf in {id(item[0]): item[0] for item in batch}.values():
+                ours = buf.base is None  # (not lz4.frame's bytes)
+                if ours and len(buf) <= SCRATCH_KEPT_BYTES and len(_SCRATCH) < SCRATCH_KEPT:
+                    _SCRATCH.append(buf)
 
     def _bounds(self) -> tuple[int, int]:
         unknown = kernels.UNKNOWN_SIZE
@@ -286,6 +304,35 @@ class Aedat4Decoder:
             self.source, where, f"event {index} of the packet at x={x}, y={y} lies outside the {self.width}x{self.height} sensor"
         )
 
+    def _locate_each(self, block: np.ndarray, offset: int, batch: list[tuple[int, int]]) -> list[tuple]:
+        """:meth:`_locate` for each packet payload ``(start, end)`` of ``batch``."""
+        return [self._locate(block, offset, s, e) for s, e in batch]
+
+    def _locate_lz4(self, block: np.ndarray, offset: int, batch: list[tuple[int, int]]) -> list[tuple]:
+        """As :meth:`_locate_each`, the LZ4 payloads decompressed into one buffer by one kernel call
+        that holds the GIL once (:mod:`.kernels.lz4_frames`). A payload the kernel cannot decompress
+        (not a valid frame, or larger than the room left) goes through :meth:`_locate`, which names
+        the error as before or decompresses it alone; the kernel resumes after it."""
+        items = []
+        while batch:
+            starts = np.array([s for s, _ in batch], np.int64)
+            ends = np.array([e for _, e in batch], np.int64)
+            scratch = _scratch(max(LZ4_ROOM, self.lz4_expansion * int((ends - starts).sum())))
+            located = np.empty((len(batch), 3), np.int64)
+            how, done = lz4_frames.decompress_frames(lz4_frames.context(), block, starts, ends, scratch, located)
+            for (start, end), (status, pos, count) in zip(batch, located[:done].tolist()):
+                where = offset + start - PACKET_HEADER.size
+                if status != kernels.OK:
+                    raise self._invalid_packet(where, status)
+                items.append((scratch, pos, count, where, end - start))
+            if done < len(batch):
+                if how == lz4_frames.NO_ROOM:
+                    self.lz4_expansion *= 2  # a better-compressed stream: more room from now on
+                items.append(self._locate(block, offset, *batch[done]))
+                done += 1
+            batch = batch[done:]
+        return items
+
     def _locate(self, block: np.ndarray, offset: int, start: int, end: int) -> tuple:
         """(buffer, first struct position, event count, packet file offset, payload bytes) of a packet."""
         where = offset + start - PACKET_HEADER.size
@@ -297,8 +344,11 @@ class Aedat4Decoder:
             start, end = 0, len(buf)
         status, pos, count = kernels.locate_numba(buf, start, end)
         if status != kernels.OK:
-            raise FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
+            raise self._invalid_packet(where, status)
         return buf, pos, count, where, payload_bytes
+
+    def _invalid_packet(self, where: int, status: int) -> FormatError:
+        return FormatError(self.source, where, f"invalid EventPacket: expected {kernels.MESSAGES[status]}")
 
     def _decompress(self, block: np.ndarray, where: int, start: int, end: int) -> bytes:
         try:
@@ -306,6 +356,16 @@ class Aedat4Decoder:
         except Exception as err:  # lz4 raises RuntimeError, zstandard ZstdError: both mean bad data
             name = COMPRESSION_NAMES[self.compression].upper()
             raise FormatError(self.source, where, f"payload is not one valid {name} frame ({err})") from None
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A kept buffer of at least ``size`` bytes, or a new one (of the next power of two: batches
+    of similar sizes then reuse each other's)."""
+    try:
+        buf = _SCRATCH.pop()
+    except IndexError:
+        buf = None
+    return buf if buf is not None and len(buf) >= size else np.empty(1 << (size - 1).bit_length(), np.uint8)
 
 
 class _Rows:
