@@ -21,6 +21,7 @@ from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import RecordingInfo, concatenate, join
 from .formats import detect_format, get_format
 from .formats.base import FormatSpec, Header
+from .representations.kernels import first_at_or_after
 
 DEFAULT_BLOCK_BYTES = 8 << 20
 WHOLE_READ_LIMIT = 1 << 30
@@ -241,7 +242,7 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
             end = int(block["t"][0]) + time_window
         while len(block):
             assert end is not None
-            cut = int(np.argmax(block["t"] >= end)) if block["t"][-1] >= end else len(block)
+            cut = first_at_or_after(block["t"], end) if block["t"][-1] >= end else len(block)
             parts.append(block[:cut])
             block = block[cut:]
             if len(block):

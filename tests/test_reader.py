@@ -13,6 +13,7 @@ import pytest
 import neurodata as nd
 from neurodata import reader
 from neurodata.reader import rechunk_by_count, rechunk_by_time
+from neurodata.representations.kernels import first_at_or_after
 from neurodata.synthetic import rotating_bar
 
 
@@ -64,6 +65,31 @@ def test_rechunking_ignores_input_block_boundaries():
         by_time = list(rechunk_by_time(iter(blocks), 5000))
         np.testing.assert_array_equal(np.concatenate(by_time), events)
         assert all(len(c) == len(ref) for c, ref in zip(by_time, rechunk_by_time(iter([events]), 5000)))
+
+
+def test_time_windows_cut_where_argmax_of_the_time_test_does_even_out_of_order():
+    # the window cut scans for the first event at or after the window's end (no boolean copy of
+    # the block): the same index as np.argmax(t >= end), also on a block whose times go back
+    rng = np.random.default_rng(5)
+    events = nd.make_events(rng.integers(0, 1000, 5000).cumsum(), np.zeros(5000), np.zeros(5000), np.zeros(5000))
+    events["t"][2500:2600] -= 200_000  # a stretch back in time (a timestamp reset, reordered packets)
+    column = events["t"]  # a strided view of the records
+    for end in [*rng.integers(0, int(column.max()) + 2000, 50), *column[[0, 100, 2550, 4999]], int(column.max()) + 1]:
+        expected = int(np.argmax(column >= end)) if (column >= end).any() else len(column)
+        assert first_at_or_after(column, end) == expected
+    windows = list(rechunk_by_time(iter(_blocks(events, [700, 1300, 3000])), 20_000))
+    np.testing.assert_array_equal(np.concatenate(windows), events)
+    # the windows the whole array gives, cut with argmax
+    expected, start, end = [], 0, int(column[0]) + 20_000
+    while True:
+        rest = column[start:]
+        if not (rest >= end).any():
+            expected.append(len(rest))
+            break
+        cut = int(np.argmax(rest >= end))
+        expected.append(cut)
+        start, end = start + cut, end + 20_000
+    assert [len(window) for window in windows] == expected
 
 
 def test_rechunk_rejects_non_positive_sizes():

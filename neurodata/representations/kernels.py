@@ -52,6 +52,22 @@ def search_sorted(t, values, right):
 
 
 @numba.njit(cache=True, nogil=True)
+def first_at_or_after(t, value):
+    """The index of the first item of ``t`` at or after ``value`` (``len(t)`` if none): what
+    ``np.argmax(t >= value)`` finds, scanning only up to it and making no boolean copy (``t`` need
+    not be sorted; a strided column view is read in place).
+
+    Args:
+        t: Timestamps (may be a strided column view).
+        value: The time to reach.
+    """
+    for i in range(len(t)):
+        if t[i] >= value:
+            return i
+    return len(t)
+
+
+@numba.njit(cache=True, nogil=True)
 def value_range(values):
     """``(min, max)`` of a non-empty numeric array in one pass.
 
