@@ -1,5 +1,10 @@
 """Live ingestion on loopback: sustained receive + decode + framing, and latency under load.
 
+The events (``--input``): by default a real 640x480 recording (the EVT 2.0 fixture) tiled end to
+end with its clock sped up to 50 M events/s, so the stream and the frames have a camera's spatial
+structure; ``random`` draws coordinates uniformly over the sensor instead (a harder case for the
+framing's memory access, and for LZ4, than any camera gives).
+
 * ``tcp``: a DV network stream (LZ4 packets of <= 4096 events / 1 ms, made by our replay's
   encoder) sent as fast as the socket takes it by a separate process; received by
   ``neurodata.live`` and cut into 10 ms windows, each framed with ``to_frame`` (receive + decode +
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -40,11 +46,29 @@ WIDTH, HEIGHT = 640, 480
 WINDOW_US = 10_000
 
 
+REAL_RECORDING = Path(__file__).resolve().parents[1] / "tests" / "data" / "fixtures" / "evt2" / "evt2_sample.raw"
+UNIX_START = 1_700_000_000_000_000
+
+
 def make_events(n: int, rate: float = 50e6) -> np.ndarray:
-    """``n`` random events at ``rate`` events/s of recording time, Unix-time stamps."""
+    """``n`` random events (uniform over the sensor) at ``rate`` events/s of recording time, Unix-time stamps."""
     rng = np.random.default_rng(0)
-    t = 1_700_000_000_000_000 + (np.arange(n) / rate * 1e6).astype(np.int64)
+    t = UNIX_START + (np.arange(n) / rate * 1e6).astype(np.int64)
     return nd.make_events(t, rng.integers(0, WIDTH, n), rng.integers(0, HEIGHT, n), rng.integers(0, 2, n))
+
+
+def real_events(n: int, rate: float = 50e6) -> np.ndarray:
+    """``n`` events of a real 640x480 recording (the EVT 2.0 fixture, 0.54 M events over 50 ms),
+    tiled end to end and its clock sped up to ``rate`` events/s, Unix-time stamps: a camera's
+    spatial structure (what the framing's memory access sees) at the benchmark's rate."""
+    recording = nd.read(REAL_RECORDING)
+    span = int(recording["t"][-1] - recording["t"][0]) + 1
+    speed_up = rate * span / 1e6 / len(recording)
+    tiles = -(-n // len(recording))
+    events = np.concatenate([recording] * tiles)[:n]
+    elapsed = (events["t"] - recording["t"][0]) + np.repeat(np.arange(tiles) * span, len(recording))[:n]
+    events["t"] = UNIX_START + (elapsed / speed_up).astype(np.int64)
+    return events
 
 
 def dv_stream_file(events: np.ndarray, folder: str) -> str:
@@ -221,6 +245,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10e6, help="events/s for the latency test")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency test")
     parser.add_argument("--peer-python", help="a Python with dv-processing, for its NetworkReader")
+    parser.add_argument(
+        "--input",
+        choices=("real", "random"),
+        default="real",
+        help="real: a real recording tiled and sped up to 50 M ev/s (default); random: uniform random coordinates",
+    )
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--dv-reader", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -235,7 +265,7 @@ def main() -> None:
         dv_reader(*args.dv_reader)
         return
 
-    events = make_events(args.events)
+    events = real_events(args.events) if args.input == "real" else make_events(args.events)
     with tempfile.TemporaryDirectory() as folder:
         stream = dv_stream_file(events, folder)
         raw = os.path.join(folder, "camera.raw")
@@ -250,7 +280,7 @@ def main() -> None:
             runs["pipe"].append(bench_pipe(raw, folder))
             if args.peer_python:
                 runs["dv"].append(bench_dv_reader(args.peer_python, stream, args.events))
-        print(f"{args.events:,} events, {os.path.getsize(stream) / 1e6:.0f} MB DV/LZ4 stream, "
+        print(f"{args.events:,} {args.input} events, {os.path.getsize(stream) / 1e6:.0f} MB DV/LZ4 stream, "
               f"{os.path.getsize(raw) / 1e6:.0f} MB EVT 3.0; medians of {args.repeats}; "
               f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         print("M ev/s: events over wall seconds; M ev/CPU-s: over the CPU seconds of the receiving process, "
