@@ -11,6 +11,8 @@ format are written again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numcodecs import Blosc
 
@@ -45,17 +47,34 @@ def read_span(location: Location, frame_events: int, lo: int, hi: int) -> list[n
         lo: First event.
         hi: One past the last event.
     """
-    if hi <= lo:
-        return [np.empty(0, EVENT_DTYPES[field]) for field in EVENT_FIELDS]
-    frames = range(lo // frame_events, (hi - 1) // frame_events + 1)
-    keys = {location.key(f"{field}/{k}"): (field, k) for field in EVENT_FIELDS for k in frames}
-    blobs = location.fs.cat(list(keys))
-    first = frames[0] * frame_events
-    columns = []
-    for field in EVENT_FIELDS:
-        pieces = [
-            np.frombuffer(_BLOSC.decode(blobs[location.key(f"{field}/{k}")]), EVENT_DTYPES[field])
-            for k in frames
-        ]
-        columns.append(np.concatenate(pieces)[lo - first : hi - first])
+    columns = [np.empty(max(hi - lo, 0), EVENT_DTYPES[field]) for field in EVENT_FIELDS]
+    read_span_into(location, frame_events, lo, columns)
     return columns
+
+
+def read_span_into(location: Location, frame_events: int, lo: int, columns: Sequence[np.ndarray]) -> None:
+    """Events ``[lo, lo + n)`` of a staged part into ``columns`` (one array of ``n`` per event field,
+    in ``EVENT_FIELDS`` order and dtypes; views of a larger array are fine): only the frames needed
+    are fetched, and a frame wholly inside the span is decoded in place, not copied.
+
+    Args:
+        location: The staged part's folder.
+        frame_events: Events per frame the part was staged with.
+        lo: First event.
+        columns: Where the events go.
+    """
+    hi = lo + len(columns[0])
+    if hi <= lo:
+        return
+    frames = range(lo // frame_events, (hi - 1) // frame_events + 1)
+    blobs = location.fs.cat([location.key(f"{field}/{k}") for field in EVENT_FIELDS for k in frames])
+    for field, column in zip(EVENT_FIELDS, columns):
+        for k in frames:
+            blob = blobs[location.key(f"{field}/{k}")]
+            first = k * frame_events
+            start, stop = max(first, lo), min(first + frame_events, hi)
+            if (start, stop) == (first, first + frame_events):
+                _BLOSC.decode(blob, out=column[start - lo : stop - lo])
+            else:  # an edge frame (or a part's last, shorter one): only part of it is wanted
+                frame = np.frombuffer(_BLOSC.decode(blob), column.dtype)
+                column[start - lo : stop - lo] = frame[start - first : stop - first]

@@ -66,6 +66,10 @@ from .time_coding import stored_dtypes
 from .zarr_compat import settle_writes, sync
 
 Records = dict[str, list[dict[str, Any]]]  # split -> the done.json of each of its staged parts
+# Staged frames per shard: a part straddling two shards is read by both, and each reads only the
+# frames it needs (whole frames decode straight into the shard's arrays); smaller frames save
+# little more and make more files.
+FRAMES_PER_SHARD = 8
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ class CacheBuilder:
         """Stage ``data`` as part ``index`` of ``split``; safe to call again or from several processes (identical results)."""
         target = self._part_location(split, index)
         data = data.validated(f"{self.root.url}: split {split!r} part {index}")
-        stage_part(target, data, self.plan.shard_events)
+        stage_part(target, data, max(1, self.plan.shard_events // FRAMES_PER_SHARD))
 
     # ---- phase 2: commit ---------------------------------------------------------------------
     def commit(self, executor: Executor | None = None) -> str:
