@@ -10,9 +10,10 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
    :meth:`CacheBuilder.start` lists the parts not staged yet, so a killed build resumes where it
    stopped.
 2. **Commit.** :meth:`CacheBuilder.commit` picks each event column's stored dtype from the parts'
-   value ranges (:mod:`.time_coding`) and its codec and filter (:mod:`.arrays`), lays out the final
-   arrays, then one task per shard (4 Mi events) copies its event range out of the parts into the
-   final sharded, compressed arrays (:mod:`.shard_tasks`). ``manifest.json`` and finally the root
+   value ranges (:mod:`.time_coding`) and its codec and filter (:mod:`.arrays`), then one task per
+   shard (4 Mi events; the longest first) copies its event range out of the parts into the final
+   sharded, compressed arrays (:mod:`.shard_tasks`) while this process lays out the arrays'
+   metadata and the per-sample arrays. ``manifest.json`` and finally the root
    ``zarr.json`` carrying the ``complete`` marker follow. On local disk the final tree is assembled
    in ``<root>.build/final`` and renamed to ``<root>``; on object stores it is written in place and
    the marker comes last.
@@ -43,7 +44,7 @@ import numpy as np
 from ..diskspace import disk_full_as_error, require_space
 from ..localfs import replace_tree
 from ..workers import process_pool
-from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_split, split_totals
+from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_splits, split_totals
 from .errors import CacheError
 from .layout import (
     ATTRS_KEY,
@@ -251,18 +252,21 @@ class CacheBuilder:
         )
         tasks = []
         for split, records in staged.items():
-            placement = placements[split]
-            sync(create_split(target, split, records, placement, events))
             split_target = SplitTarget(
                 url=target.url,
                 storage_options=self.root.storage_options,
                 split=split,
-                chunk_events=placement.chunk_events,
+                chunk_events=placements[split].chunk_events,
                 events=events,
             )
-            tasks += plan_shards(split_target, placement, self._part_spans(split, records))
+            tasks += plan_shards(split_target, placements[split], self._part_spans(split, records))
+        tasks.sort(key=lambda task: task.stop - task.start, reverse=True)  # the longest first: workers end together
         checksums: dict[str, list] = {}
-        for result in run_tasks(executor, write_shard, tasks):
+        # the splits' metadata and per-sample arrays are laid out while the workers write the shards
+        # (zarr creates a node beside existing chunk files; the final tree is visible only at the end)
+        for result in run_tasks(
+            executor, write_shard, tasks, meanwhile=lambda: sync(create_splits(target, staged, placements, events))
+        ):
             checksums.update(result)
         rest = sorted(k for k in target.files() if k not in checksums and k != "zarr.json")
         checksums.update(checksum_files(target, rest))
