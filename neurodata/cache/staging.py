@@ -179,7 +179,7 @@ def stage_part(target: Location, data: PartData, frame_events: int) -> None:
 
 
 def _write_part(location: Location, data: PartData, frame_events: int) -> None:
-    # one frame per shard-sized range: few objects per part, and a commit task touches at most two
+    # frames of the caller's size (a fraction of a shard): a commit task reads only those it needs
     offsets = np.concatenate([[0], np.cumsum(data.counts)])
     columns = {"t": encode_times(data.events["t"], offsets)}
     columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
