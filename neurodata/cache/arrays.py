@@ -126,7 +126,9 @@ async def create_splits(
     placements: dict[str, Placement],
     events: EventFormat,
 ) -> None:
-    """:func:`create_split` for every split, concurrently.
+    """:func:`create_split` for every split, one after the other: a split's writes are all under way
+    before it fails, so that a failed commit can wait for them (:func:`.zarr_compat.settle_writes`)
+    before it removes its tree.
 
     Parameters:
         target: the cache's root group (it exists).
@@ -134,9 +136,8 @@ async def create_splits(
         placements: where each split's samples go.
         events: how the event columns are stored.
     """
-    await asyncio.gather(
-        *(create_split(target, split, done, placements[split], events) for split, done in records.items())
-    )
+    for split, done in records.items():
+        await create_split(target, split, done, placements[split], events)
 
 
 async def create_split(

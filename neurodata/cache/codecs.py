@@ -117,7 +117,8 @@ def stored_columns(
     stores (the writer's side; :func:`decoder_columns` is the reader's). ``overwrite``: the times
     (int64) may be packed in place, sparing a new array when the caller owns them."""
     if time_coding == DELTA_POLARITY:
-        t = pack_polarity(columns["t"], columns["p"], out=columns["t"] if overwrite else None)
+        in_place = overwrite and columns["t"].dtype == np.int64  # narrower times are packed wider
+        t = pack_polarity(columns["t"], columns["p"], out=columns["t"] if in_place else None)
         return {"t": t, "x": columns["x"], "y": columns["y"]}
     return dict(columns)
 

@@ -40,12 +40,14 @@ class PartSpan(NamedTuple):
         start: Its first event in the split.
         stop: One past its last event.
         frame_events: Events per staged frame.
+        dtypes: Its columns' staged dtypes, in ``EVENT_FIELDS`` order.
     """
 
     url: str
     start: int
     stop: int
     frame_events: int
+    dtypes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,17 @@ def write_shard(task: ShardTask) -> dict[str, list]:
     """
     target = task.target
     root = Location(target.url, target.storage_options)
-    read = {name: np.empty(task.stop - task.start, EVENT_DTYPES[name]) for name in EVENT_FIELDS}
+    read = {
+        name: np.empty(task.stop - task.start, np.result_type(*(span.dtypes[k] for span in task.spans)))
+        if task.spans
+        else np.empty(0, EVENT_DTYPES[name])
+        for k, name in enumerate(EVENT_FIELDS)
+    }
     for span in task.spans:
         start, stop = max(task.start, span.start), min(task.stop, span.stop)
         views = [column[start - task.start : stop - task.start] for column in read.values()]
-        read_span_into(Location(span.url, target.storage_options), span.frame_events, start - span.start, views)
+        part = Location(span.url, target.storage_options)
+        read_span_into(part, span.frame_events, span.dtypes, start - span.start, views)
     shard = task.start_row // target.events.shard_events
     files = {}
     for name, stored in stored_columns(read, target.events.time_coding, overwrite=True).items():

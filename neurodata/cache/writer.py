@@ -298,7 +298,8 @@ class CacheBuilder:
             split, index, record = first
             chunk_events = placements[split].chunk_events
             stop = min(record["n_events"], PROBE_CHUNKS * chunk_events)
-            columns = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
+            location = self._part_location(split, index)
+            columns = read_span(location, record["frame_events"], record["staged_dtypes"], 0, stop)
             probe = dict(zip(EVENT_FIELDS, columns))
         codings = choose_codings(probe, dtypes, time_coding, self.plan.codec, chunk_events, self.root.url)
         return EventFormat(
@@ -309,7 +310,13 @@ class CacheBuilder:
         """Where each staged part of ``split`` is and which of the split's events it holds."""
         starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in records], dtype=np.int64)])
         return [
-            PartSpan(self._part_location(split, i).url, int(starts[i]), int(starts[i + 1]), d["frame_events"])
+            PartSpan(
+                url=self._part_location(split, i).url,
+                start=int(starts[i]),
+                stop=int(starts[i + 1]),
+                frame_events=d["frame_events"],
+                dtypes=tuple(d["staged_dtypes"]),
+            )
             for i, d in enumerate(records)
         ]
 
