@@ -6,8 +6,9 @@ dwarf the compression; figures in docs/sections/cache.md), so a part is stored a
 ``<field>/<k>``: frame ``k`` holds events ``[k * frame_events, (k + 1) * frame_events)`` of the
 column, compressed by Blosc (lz4, bit shuffle; times already per-sample delta coded), each column
 in the narrowest of its stored dtypes that holds the part's values (``staged_dtypes`` in
-``done.json``): less to compress and to decode. The commit reads only the frames a shard needs. ``PART_FORMAT`` is recorded in each part's ``done.json``; parts staged in another
-format are written again.
+``done.json``): less to compress and to decode. The commit reads only the frames a shard needs.
+``PART_FORMAT`` is recorded in each part's ``done.json``; parts staged in another format are
+written again.
 """
 
 from __future__ import annotations
