@@ -10,7 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from neurodata.cache import (
 )
 from neurodata.cache.codecs import decode_times, encode_times
 from neurodata.cache.reader import decode_range
+from neurodata.cache.tasks import run_tasks
 from neurodata.events import make_events
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -207,6 +209,34 @@ def test_process_pool_build_equals_serial(tmp_path, reference):
     url = str(tmp_path / "pool.zarr")
     build_cache(cs.builder(url), cs.make_random_part, workers=2)
     assert_same_cache(url, reference)
+
+
+def test_run_tasks_runs_meanwhile_while_its_tasks_run():
+    """The commit lays out the arrays' metadata while the workers write the shards: ``meanwhile``
+    runs once the tasks are submitted (here they wait for it), and first when there is no executor."""
+    laid_out = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        assert run_tasks(pool, lambda k: laid_out.wait(10), [0, 1], meanwhile=laid_out.set) == [True, True]
+    order: list[int] = []
+    run_tasks(None, order.append, [1, 2], meanwhile=lambda: order.append(0))
+    assert order == [0, 1, 2]
+
+
+def test_a_failing_meanwhile_cancels_the_tasks_not_started():
+    release, ran = threading.Event(), []
+
+    def task(k: int) -> None:
+        release.wait(10)
+        ran.append(k)
+
+    def fail() -> None:
+        raise RuntimeError("metadata failed")
+
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(RuntimeError, match="metadata failed"):
+            run_tasks(pool, task, [0, 1, 2], meanwhile=fail)
+        release.set()
+    assert 1 not in ran and 2 not in ran
 
 
 def test_dask_local_cluster_build_equals_serial(tmp_path, reference):

@@ -100,6 +100,30 @@ def test_columns_that_do_not_fit_stay_wide(tmp_path, fixtures):
         np.testing.assert_array_equal(cache["train"].sample(i)[0], events)
 
 
+def _one_part_each(parts, split, index):
+    return PartData.from_samples(parts[index])
+
+
+def test_parts_staged_narrow_and_wide_fill_one_shard(tmp_path, fixtures):
+    """Each part is staged in its own narrowest dtypes; a shard holding a narrow part (128x128, short
+    times) and a wide one (1280 pixels, a sample after 2**31 us) reads both back exactly."""
+    evt3 = np.load(fixtures / "evt3" / "evt3_sample.npy", allow_pickle=False)
+    narrow = make_events(evt3["t"][:3000], evt3["x"][:3000] % 128, evt3["y"][:3000] % 128, evt3["p"][:3000])
+    wide = make_events(evt3["t"][:3000] + 2**31, evt3["x"][:3000], evt3["y"][:3000], evt3["p"][:3000])
+    parts = [[(narrow, 0, "narrow")], [(wide, 1, "wide")], [(narrow, 2, "narrow again")]]
+    builder = CacheBuilder(str(tmp_path / "mixed.zarr"), "mixed", {}, {"train": 3}, chunk_events=1 << 10)
+    builder.start()
+    for index in range(3):
+        builder.write_part("train", index, _one_part_each(parts, "train", index))
+    parts_dir = tmp_path / "mixed.zarr.build" / "parts" / "train"
+    staged = [json.loads((parts_dir / f"{i:06d}" / "done.json").read_text())["staged_dtypes"] for i in range(3)]
+    assert [d[:2] for d in staged] == [["<i4", "|u1"], ["<i8", "<u2"], ["<i4", "|u1"]]  # t, x
+    cache = open_cache(build_cache(builder, functools.partial(_one_part_each, parts)))
+    assert cache.attrs["event_dtypes"]["t"] == "<i8" and cache.attrs["event_dtypes"]["x"] == "<u2"
+    for i, part in enumerate(parts):
+        np.testing.assert_array_equal(cache["train"].sample(i)[0], part[0][0])
+
+
 def test_polarities_ride_in_the_times_only_where_every_value_allows_it():
     """``delta * 2 + p`` needs 0/1 polarities and deltas within +-2**62; its range is twice the
     deltas', so a gap of 2**30 us that int32 holds as a delta needs int64 packed."""

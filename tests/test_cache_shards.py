@@ -54,3 +54,28 @@ def test_an_all_zero_shard_is_not_stored(tmp_path):
     assert zarr_shards(values, "lz4", tmp_path).keys() == {1}
     with pytest.raises(ValueError, match="at most"):
         encode_shard(values, CHUNK, SHARD, compressor)
+
+
+def test_a_staged_span_reads_the_same_across_frame_edges(tmp_path):
+    """The commit reads a shard's slice of a staged part frame by frame, whole frames straight into
+    its arrays: every span, starting and ending inside, on or across frame edges (and the part's
+    shorter last frame), holds exactly those events."""
+    from neurodata.cache.layout import EVENT_FIELDS
+    from neurodata.cache.parts import encode_columns, read_span, read_span_into
+    from neurodata.cache.store import Location
+
+    rng = np.random.default_rng(2)
+    n, frame = 23, 5
+    columns = {f: rng.integers(0, 1 << 7, n).astype(EVENT_DTYPES[f]) for f in EVENT_FIELDS}
+    columns["x"] = columns["x"].astype(np.uint8)  # staged narrower than it is read
+    staged = [columns[f].dtype.str for f in EVENT_FIELDS]
+    part = Location(str(tmp_path / "part"))
+    part.write_files(encode_columns(columns, frame))
+    for lo in range(n + 1):
+        for hi in range(lo, n + 1):
+            for field, got in zip(EVENT_FIELDS, read_span(part, frame, staged, lo, hi)):
+                np.testing.assert_array_equal(got, columns[field][lo:hi], err_msg=f"{field} [{lo}, {hi})")
+            wide = [np.zeros(hi - lo, EVENT_DTYPES[f]) for f in EVENT_FIELDS]
+            read_span_into(part, frame, staged, lo, wide)  # into wider columns, as a commit task may
+            for field, got in zip(EVENT_FIELDS, wide):
+                np.testing.assert_array_equal(got, columns[field][lo:hi], err_msg=f"{field} [{lo}, {hi})")

@@ -120,6 +120,26 @@ def split_totals(placement: Placement) -> dict[str, int]:
     }
 
 
+async def create_splits(
+    target: Location,
+    records: dict[str, list[dict[str, Any]]],
+    placements: dict[str, Placement],
+    events: EventFormat,
+) -> None:
+    """:func:`create_split` for every split, one after the other: a split's writes are all under way
+    before it fails, so that a failed commit can wait for them (:func:`.zarr_compat.settle_writes`)
+    before it removes its tree.
+
+    Parameters:
+        target: the cache's root group (it exists).
+        records: each split's ``done.json`` of its staged parts, in order.
+        placements: where each split's samples go.
+        events: how the event columns are stored.
+    """
+    for split, done in records.items():
+        await create_split(target, split, done, placements[split], events)
+
+
 async def create_split(
     target: Location, split: str, records: list[dict[str, Any]], placement: Placement, events: EventFormat
 ) -> None:

@@ -102,18 +102,24 @@ def packed_range(t_range: list[int] | None) -> list[int] | None:
     return None if t_range is None else [2 * t_range[0], 2 * t_range[1] + 1]
 
 
-def pack_polarity(coded: np.ndarray, p: np.ndarray) -> np.ndarray:
+def pack_polarity(coded: np.ndarray, p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Coded times and 0/1 polarities -> ``coded * 2 + p`` (int64; the caller checked
-    :func:`polarity_packs`). One new array: a commit task packs a shard of 4 Mi events at a time."""
-    packed = np.left_shift(np.asarray(coded, dtype=np.int64), 1)
+    :func:`polarity_packs`), in ``out`` (an int64 array of their length, ``coded`` itself allowed)
+    or one new array."""
+    packed = np.left_shift(np.asarray(coded, dtype=np.int64), 1, out=out)
     return np.bitwise_or(packed, np.asarray(p), out=packed, casting="unsafe")
 
 
-def stored_columns(columns: Mapping[str, np.ndarray], time_coding: str) -> dict[str, np.ndarray]:
+def stored_columns(
+    columns: Mapping[str, np.ndarray], time_coding: str, overwrite: bool = False
+) -> dict[str, np.ndarray]:
     """Coded columns (per-sample delta times, x, y, p) -> the columns a cache of ``time_coding``
-    stores (the writer's side; :func:`decoder_columns` is the reader's)."""
+    stores (the writer's side; :func:`decoder_columns` is the reader's). ``overwrite``: the times
+    (int64) may be packed in place, sparing a new array when the caller owns them."""
     if time_coding == DELTA_POLARITY:
-        return {"t": pack_polarity(columns["t"], columns["p"]), "x": columns["x"], "y": columns["y"]}
+        in_place = overwrite and columns["t"].dtype == np.int64  # narrower times are packed wider
+        t = pack_polarity(columns["t"], columns["p"], out=columns["t"] if in_place else None)
+        return {"t": t, "x": columns["x"], "y": columns["y"]}
     return dict(columns)
 
 

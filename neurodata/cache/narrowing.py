@@ -54,9 +54,22 @@ def narrowed(column: np.ndarray, dtype: np.dtype, where: str, name: str) -> np.n
     fit (the ranges recorded for the staged parts were wrong)."""
     if column.dtype == dtype:
         return column
-    if not fits(value_range(column), dtype):
+    require_fit(column, dtype, where, name)
+    return column.astype(dtype)
+
+
+def require_fit(column: np.ndarray, dtype: np.dtype, where: str, name: str) -> None:
+    """CacheError naming ``where`` and column ``name`` when a value of ``column`` does not fit ``dtype``
+    (the ranges recorded for the staged parts were wrong); for a caller that casts as it copies.
+
+    Args:
+        column: Integer values.
+        dtype: The dtype they are to be stored as.
+        where: The cache's URL.
+        name: The column's field name.
+    """
+    if column.dtype != dtype and not fits(value_range(column), dtype):
         raise CacheError(
             f"{where}: event column {name!r} has values outside {dtype} although the staged parts' "
             "ranges said they fit; delete the .build folder and prepare again"
         )
-    return column.astype(dtype)

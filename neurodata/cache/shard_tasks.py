@@ -16,9 +16,9 @@ import numpy as np
 
 from .arrays import EventFormat
 from .codecs import stored_columns
-from .layout import EVENT_FIELDS, shard_ranges
-from .narrowing import narrowed
-from .parts import read_span
+from .layout import EVENT_DTYPES, EVENT_FIELDS, shard_ranges
+from .narrowing import require_fit
+from .parts import read_span_into
 from .rows import Placement, row_pieces
 from .shards import chunk_compressor, encode_shard
 from .store import Location, crc32c_hex
@@ -40,12 +40,14 @@ class PartSpan(NamedTuple):
         start: Its first event in the split.
         stop: One past its last event.
         frame_events: Events per staged frame.
+        dtypes: Its columns' staged dtypes, in ``EVENT_FIELDS`` order.
     """
 
     url: str
     start: int
     stop: int
     frame_events: int
+    dtypes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -125,31 +127,32 @@ def write_shard(task: ShardTask) -> dict[str, list]:
 
     Times are already per-sample delta coded in the parts, so the copy is verbatim but for the
     polarities packed into them where the time coding says (:func:`.codecs.stored_columns`) and
-    the narrowing to the stored dtypes (checked: a value that does not fit raises CacheError).
+    the narrowing to the stored dtypes (checked: a value that does not fit raises CacheError). The
+    staged frames are decoded straight into one array per field, and each column is narrowed as
+    it is placed in its rows.
 
     Args:
         task: The shard to write.
     """
     target = task.target
     root = Location(target.url, target.storage_options)
-    pieces = [
-        read_span(
-            Location(span.url, target.storage_options),
-            span.frame_events,
-            max(task.start, span.start) - span.start,
-            min(task.stop, span.stop) - span.start,
-        )
-        for span in task.spans
-    ]
     read = {
-        name: np.concatenate([piece[k] for piece in pieces]) if pieces else np.zeros(0, np.int64)
+        name: np.empty(task.stop - task.start, np.result_type(*(span.dtypes[k] for span in task.spans)))
+        if task.spans
+        else np.empty(0, EVENT_DTYPES[name])
         for k, name in enumerate(EVENT_FIELDS)
     }
+    for span in task.spans:
+        start, stop = max(task.start, span.start), min(task.stop, span.stop)
+        views = [column[start - task.start : stop - task.start] for column in read.values()]
+        part = Location(span.url, target.storage_options)
+        read_span_into(part, span.frame_events, span.dtypes, start - span.start, views)
     shard = task.start_row // target.events.shard_events
     files = {}
-    for name, stored in stored_columns(read, target.events.time_coding).items():
-        events = narrowed(stored, target.events.dtypes[name], root.url, name)
-        column = place_rows(events, task.runs, task.stop_row - task.start_row)
+    for name, stored in stored_columns(read, target.events.time_coding, overwrite=True).items():
+        dtype = target.events.dtypes[name]
+        require_fit(stored, dtype, root.url, name)
+        column = place_rows(stored, task.runs, task.stop_row - task.start_row, dtype)
         compressor = chunk_compressor(column.dtype, *target.events.codings[name])
         data = encode_shard(column, target.chunk_events, target.events.shard_events, compressor)
         if data is not None:  # an all-zero shard is not stored, as zarr does
@@ -158,12 +161,15 @@ def write_shard(task: ShardTask) -> dict[str, list]:
     return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
 
 
-def place_rows(events: np.ndarray, runs: Sequence[tuple[int, int, int]], n_rows: int) -> np.ndarray:
-    """``n_rows`` rows holding runs of ``events`` where ``runs`` say (``(row, event, count)``), 0
-    elsewhere; the events themselves when they fill the rows in order (the contiguous layout)."""
+def place_rows(
+    events: np.ndarray, runs: Sequence[tuple[int, int, int]], n_rows: int, dtype: np.dtype
+) -> np.ndarray:
+    """``n_rows`` rows of ``dtype`` holding runs of ``events`` where ``runs`` say (``(row, event,
+    count)``), 0 elsewhere; the events themselves (cast) when they fill the rows in order (the
+    contiguous layout). The caller checked that the events fit ``dtype``."""
     if len(runs) == 1 and tuple(runs[0]) == (0, 0, n_rows) and len(events) == n_rows:
-        return events
-    column = np.zeros(n_rows, dtype=events.dtype)
+        return events.astype(dtype, copy=False)
+    column = np.zeros(n_rows, dtype=dtype)
     for row, event, count in runs:
         column[row : row + count] = events[event : event + count]
     return column

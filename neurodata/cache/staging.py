@@ -26,8 +26,8 @@ from ..events import EVENT_DTYPE, as_events
 from ..localfs import locked_temporary
 from .codecs import encode_times
 from .errors import CacheError
-from .layout import EVENT_FIELDS
-from .narrowing import value_range
+from .layout import EVENT_FIELDS, STORED_DTYPES
+from .narrowing import narrowest, value_range
 from .parts import PART_FORMAT, encode_columns
 from .store import Location, checksum_files, crc32c_hex
 
@@ -179,16 +179,26 @@ def stage_part(target: Location, data: PartData, frame_events: int) -> None:
 
 
 def _write_part(location: Location, data: PartData, frame_events: int) -> None:
-    # one frame per shard-sized range: few objects per part, and a commit task touches at most two
+    # frames of the caller's size (a fraction of a shard): a commit task reads only those it needs
     offsets = np.concatenate([[0], np.cumsum(data.counts)])
     columns = {"t": encode_times(data.events["t"], offsets)}
     columns.update({f: data.events[f] for f in EVENT_FIELDS[1:]})
-    files = encode_columns(columns, frame_events)
+    ranges = {f: value_range(c) for f, c in columns.items()}
+    dtypes = {f: narrowest(STORED_DTYPES[f], ranges[f]) for f in EVENT_FIELDS}
+    files = encode_columns({f: c.astype(dtypes[f], copy=False) for f, c in columns.items()}, frame_events)
     with disk_full_as_error(location.url, sum(len(v) for v in files.values())):  # the bytes it needs
         location.write_files(files)
     checksums = {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())}
-    record = part_record(data, checksums, {f: value_range(c) for f, c in columns.items()})
-    write_done_marker(location, {**record, "part_format": PART_FORMAT, "frame_events": frame_events})
+    record = part_record(data, checksums, ranges)
+    write_done_marker(
+        location,
+        {
+            **record,
+            "part_format": PART_FORMAT,
+            "frame_events": frame_events,
+            "staged_dtypes": [dtypes[f].str for f in EVENT_FIELDS],
+        },
+    )
 
 
 def read_records(parts: dict[str, list[Location]], where: str) -> dict[str, list[dict[str, Any]]]:

@@ -20,6 +20,7 @@ def run_tasks(
     fn: Callable[[Item], Result],
     items: Sequence[Item],
     on_done: Callable[[int, Result], Any] | None = None,
+    meanwhile: Callable[[], Any] | None = None,
 ) -> list[Result]:
     """``fn(item)`` for every item, on ``executor`` or inline; results in item order.
 
@@ -29,10 +30,15 @@ def run_tasks(
         items: one task each.
         on_done: called in this process as ``on_done(k, result)`` as each task finishes (in
             completion order), e.g. for progress.
+        meanwhile: called in this process once the tasks are submitted, while they run (before
+            them without an executor): work of this process that they do not depend on.
 
-    When a task raises (or this process is interrupted), the tasks not yet started are cancelled.
+    When a task or ``meanwhile`` raises (or this process is interrupted), the tasks not yet started
+    are cancelled.
     """
     if executor is None:
+        if meanwhile:
+            meanwhile()
         results = []
         for k, item in enumerate(items):
             results.append(fn(item))
@@ -41,6 +47,8 @@ def run_tasks(
         return results
     futures = [executor.submit(fn, item) for item in items]
     try:
+        if meanwhile:
+            meanwhile()
         if on_done:
             index = {future: k for k, future in enumerate(futures)}
             for future in as_completed(futures):

@@ -10,9 +10,10 @@ executor runs (a ``ProcessPoolExecutor`` on one machine, ``dask.distributed``'s
    :meth:`CacheBuilder.start` lists the parts not staged yet, so a killed build resumes where it
    stopped.
 2. **Commit.** :meth:`CacheBuilder.commit` picks each event column's stored dtype from the parts'
-   value ranges (:mod:`.time_coding`) and its codec and filter (:mod:`.arrays`), lays out the final
-   arrays, then one task per shard (4 Mi events) copies its event range out of the parts into the
-   final sharded, compressed arrays (:mod:`.shard_tasks`). ``manifest.json`` and finally the root
+   value ranges (:mod:`.time_coding`) and its codec and filter (:mod:`.arrays`), then one task per
+   shard (4 Mi events; the longest first) copies its event range out of the parts into the final
+   sharded, compressed arrays (:mod:`.shard_tasks`) while this process lays out the arrays'
+   metadata and the per-sample arrays. ``manifest.json`` and finally the root
    ``zarr.json`` carrying the ``complete`` marker follow. On local disk the final tree is assembled
    in ``<root>.build/final`` and renamed to ``<root>``; on object stores it is written in place and
    the marker comes last.
@@ -43,7 +44,7 @@ import numpy as np
 from ..diskspace import disk_full_as_error, require_space
 from ..localfs import replace_tree
 from ..workers import process_pool
-from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_split, split_totals
+from .arrays import PROBE_CHUNKS, EventFormat, choose_codings, create_splits, split_totals
 from .errors import CacheError
 from .layout import (
     ATTRS_KEY,
@@ -66,6 +67,10 @@ from .time_coding import stored_dtypes
 from .zarr_compat import settle_writes, sync
 
 Records = dict[str, list[dict[str, Any]]]  # split -> the done.json of each of its staged parts
+# Staged frames per shard: a part straddling two shards is read by both, and each reads only the
+# frames it needs (whole frames decode straight into the shard's arrays); smaller frames save
+# little more and make more files.
+FRAMES_PER_SHARD = 8
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ class CacheBuilder:
         """Stage ``data`` as part ``index`` of ``split``; safe to call again or from several processes (identical results)."""
         target = self._part_location(split, index)
         data = data.validated(f"{self.root.url}: split {split!r} part {index}")
-        stage_part(target, data, self.plan.shard_events)
+        stage_part(target, data, max(1, self.plan.shard_events // FRAMES_PER_SHARD))
 
     # ---- phase 2: commit ---------------------------------------------------------------------
     def commit(self, executor: Executor | None = None) -> str:
@@ -247,18 +252,21 @@ class CacheBuilder:
         )
         tasks = []
         for split, records in staged.items():
-            placement = placements[split]
-            sync(create_split(target, split, records, placement, events))
             split_target = SplitTarget(
                 url=target.url,
                 storage_options=self.root.storage_options,
                 split=split,
-                chunk_events=placement.chunk_events,
+                chunk_events=placements[split].chunk_events,
                 events=events,
             )
-            tasks += plan_shards(split_target, placement, self._part_spans(split, records))
+            tasks += plan_shards(split_target, placements[split], self._part_spans(split, records))
+        tasks.sort(key=lambda task: task.stop - task.start, reverse=True)  # the longest first: workers end together
         checksums: dict[str, list] = {}
-        for result in run_tasks(executor, write_shard, tasks):
+        # the splits' metadata and per-sample arrays are laid out while the workers write the shards
+        # (zarr creates a node beside existing chunk files; the final tree is visible only at the end)
+        for result in run_tasks(
+            executor, write_shard, tasks, meanwhile=lambda: sync(create_splits(target, staged, placements, events))
+        ):
             checksums.update(result)
         rest = sorted(k for k in target.files() if k not in checksums and k != "zarr.json")
         checksums.update(checksum_files(target, rest))
@@ -290,7 +298,8 @@ class CacheBuilder:
             split, index, record = first
             chunk_events = placements[split].chunk_events
             stop = min(record["n_events"], PROBE_CHUNKS * chunk_events)
-            columns = read_span(self._part_location(split, index), record["frame_events"], 0, stop)
+            location = self._part_location(split, index)
+            columns = read_span(location, record["frame_events"], record["staged_dtypes"], 0, stop)
             probe = dict(zip(EVENT_FIELDS, columns))
         codings = choose_codings(probe, dtypes, time_coding, self.plan.codec, chunk_events, self.root.url)
         return EventFormat(
@@ -301,7 +310,13 @@ class CacheBuilder:
         """Where each staged part of ``split`` is and which of the split's events it holds."""
         starts = np.concatenate([[0], np.cumsum([d["n_events"] for d in records], dtype=np.int64)])
         return [
-            PartSpan(self._part_location(split, i).url, int(starts[i]), int(starts[i + 1]), d["frame_events"])
+            PartSpan(
+                url=self._part_location(split, i).url,
+                start=int(starts[i]),
+                stop=int(starts[i + 1]),
+                frame_events=d["frame_events"],
+                dtypes=tuple(d["staged_dtypes"]),
+            )
             for i, d in enumerate(records)
         ]
 

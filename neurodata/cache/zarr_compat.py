@@ -40,9 +40,12 @@ def settle_writes(timeout: float = 10.0) -> None:
     """
 
     async def pending() -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        current, loop = asyncio.current_task(), asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:  # again until none is left: a write that ends may have started others
+            tasks = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+            if not tasks or loop.time() >= deadline:
+                return
+            await asyncio.wait(tasks, timeout=deadline - loop.time())
 
     sync(pending())
