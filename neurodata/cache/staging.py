@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..diskspace import disk_full_as_error
-from ..events import EVENT_DTYPE, as_events
+from ..events import as_events, concatenate
 from ..localfs import locked_temporary
 from .codecs import encode_times
 from .errors import CacheError
@@ -60,7 +60,7 @@ class PartData:
         samples = list(samples)
         events = [as_events(np.asarray(e)) for e, _, _ in samples]
         return cls(
-            events=np.concatenate(events) if events else np.empty(0, EVENT_DTYPE),
+            events=concatenate(events),  # records copied as raw bytes: numpy copies them field by field
             counts=np.array([len(e) for e in events], dtype=np.int64),
             labels=np.array([int(label) for _, label, _ in samples], dtype=np.int64),
             sources=[str(source) for _, _, source in samples],
