@@ -204,6 +204,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_prepare_in_place.py",),
     ),
     Mutation(
+        "window-cut-after-equal-time",
+        "neurodata/representations/kernels.py",
+        "        if t[i] >= value:\n            return i\n",
+        "        if t[i] > value:\n            return i\n",
+        ("tests/test_reader.py",),
+    ),
+    Mutation(
+        "hash-wait-reports-nothing",
+        "neurodata/datasets/sources.py",
+        "                    waited = True\n                    report(self.hasher.size, self.total)\n",
+        "                    waited = True\n",
+        ("tests/test_prepare_in_place.py",),
+    ),
+    Mutation(
+        "tar-hold-ignores-available-memory",
+        "neurodata/datasets/tar_tree.py",
+        "            hold_bytes = memory_budget(HOLD_SHARE, min(LEAST_HOLD_BYTES, HOLD_BYTES), HOLD_BYTES)\n",
+        "            hold_bytes = HOLD_BYTES\n",
+        ("tests/test_memory_budget.py",),
+    ),
+    Mutation(
         "tar-rounds-missing-after-release",
         "neurodata/datasets/tar_tree.py",
         "        missing = {n for n in wanted if not self.ready(n)}  # before the caller builds and releases the held ones\n        yield\n",
