@@ -107,3 +107,32 @@ def test_decoder_falls_back_and_grows_its_room_for_well_compressed_packets(tmp_p
         assert (decoder.lz4_expansion > 4) is kernel  # the kernel ran out of room once, then had more
     np.testing.assert_array_equal(results[0], events)
     np.testing.assert_array_equal(results[1], events)
+
+
+def test_packets_of_a_batch_unpack_in_one_call_as_one_by_one(tmp_path, monkeypatch):
+    # the LZ4 batch's packets (one buffer, 8-aligned) are unpacked by one kernel call; the events, and
+    # the error for an event outside the sensor (its packet's offset, its index), are the per-packet ones
+    rng = np.random.default_rng(3)
+    n = 37 * 300
+    events = nd.make_events(np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 639, n), rng.integers(0, 480, n), rng.integers(0, 2, n))
+    events["x"][7 * 300 + 123] = 639  # in the 8th packet: outside once the sensor is made 639 wide
+    path = tmp_path / "many.aedat4"
+    nd.write(path, events, nd.RecordingInfo("aedat4", 640, 480, extra={"compression": "lz4", "packet_events": 300}))
+    narrow = tmp_path / "narrow.aedat4"
+    key = b'sizeX" type="int">640<'
+    narrow.write_bytes(path.read_bytes().replace(key, b'sizeX" type="int">639<'))
+    calls = []
+    batched = kernels.unpack_packets_numba
+    monkeypatch.setattr(kernels, "unpack_packets_numba", lambda *a: calls.append(len(a[2])) or batched(*a))
+    results, errors = [], []
+    for kernel in (True, False):
+        monkeypatch.setattr(lz4_frames, "AVAILABLE", kernel)
+        results.append(nd.read(path))
+        with pytest.raises(nd.FormatError, match=r"event 123 of the packet at x=639, y=\d+ lies outside") as err:
+            nd.read(narrow)
+        errors.append((str(err.value), err.value.offset))
+        assert bool(calls) is kernel and (not kernel or max(calls) > 1)
+        calls.clear()
+    np.testing.assert_array_equal(results[0], events)
+    np.testing.assert_array_equal(results[1], events)
+    assert errors[0] == errors[1]

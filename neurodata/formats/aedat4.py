@@ -274,14 +274,31 @@ class Aedat4Decoder:
             self.events_per_byte = self.events_per_byte or batch_events / max(1, batch_bytes)
             rows.reserve(batch_events, int(payload_left * self.events_per_byte * self.estimate_margin))
             payload_left -= batch_bytes
-            for buf, pos, count, where, _ in batch:
-                structs = kernels.struct_view(buf, pos, count)
-                bad = kernels.unpack_numba(structs, rows.out, rows.n, *self._bounds())
-                if bad >= 0:
-                    raise self._outside(where, bad, structs[bad])
-                rows.n += count
+            self._unpack(batch, rows)
             self._recycle(batch)
         return rows.result()
+
+    def _unpack(self, batch: list[tuple], rows: _Rows) -> None:
+        """Copy the located packets of ``batch`` into ``rows``: in one kernel call where they share
+        one buffer at 8-aligned positions (the LZ4 batch kernel's), else packet by packet."""
+        buf = batch[0][0]
+        if len(batch) > 1 and all(item[0] is buf and item[1] & 7 == 0 for item in batch):
+            positions = np.array([item[1] for item in batch], np.int64)
+            counts = np.array([item[2] for item in batch], np.int64)
+            k, bad = kernels.unpack_packets_numba(
+                *kernels.struct_views(buf), positions, counts, rows.out, rows.n, *self._bounds()
+            )
+            if k >= 0:
+                _, pos, count, where, _ = batch[k]
+                raise self._outside(where, bad, kernels.struct_view(buf, pos, count)[bad])
+            rows.n += int(counts.sum())
+            return
+        for buf, pos, count, where, _ in batch:
+            structs = kernels.struct_view(buf, pos, count)
+            bad = kernels.unpack_numba(structs, rows.out, rows.n, *self._bounds())
+            if bad >= 0:
+                raise self._outside(where, bad, structs[bad])
+            rows.n += count
 
     def _recycle(self, batch: list[tuple]) -> None:
         """Keep the buffers :meth:`_locate_lz4` decompressed ``batch`` into (unpacked now) for the

@@ -118,6 +118,19 @@ def locate_numba(buf, start, end):
     return OK, vec + 4, count
 
 
+def struct_views(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``buf`` seen as Event structs from byte 0 and from byte 8: every 8-aligned struct position
+    of ``buf`` is an item of one of them (see :func:`unpack_packets_numba`).
+
+    Args:
+        buf: Decompressed EventPackets.
+    """
+    return (
+        np.frombuffer(buf, dtype=EVENT_STRUCT, count=len(buf) // 16),
+        np.frombuffer(buf, dtype=EVENT_STRUCT, count=max(0, len(buf) - 8) // 16, offset=min(8, len(buf))),
+    )
+
+
 def struct_view(buf: np.ndarray, pos: int, count: int) -> np.ndarray:
     """The located Event structs as a structured view (numpy checks the range against ``buf``).
 
@@ -159,3 +172,31 @@ def unpack_numba(structs, out, n, width, height):
         row.y = yy
         row.p = 1 if event.on != 0 else 0
     return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def unpack_packets_numba(from_0, from_8, positions, counts, out, n, width, height):
+    """:func:`unpack_numba` for several packets of one buffer in one call: packet ``k``'s
+    ``counts[k]`` structs start at byte ``positions[k]`` (a multiple of 8), an item of ``from_0``
+    or of ``from_8`` (:func:`struct_views`). Returns ``(packet, event)`` of the first event with a
+    negative x or y or one outside the sensor, or ``(-1, -1)`` when all were copied.
+
+    Args:
+        from_0: The buffer as structs from byte 0.
+        from_8: The buffer as structs from byte 8.
+        positions: Each packet's first struct position in the buffer.
+        counts: Each packet's number of structs.
+        out: Output events, filled from row ``n``.
+        n: First output row to fill.
+        width: Bound on x (:func:`unpack_numba`).
+        height: Bound on y.
+    """
+    for k in range(len(positions)):
+        first = positions[k] >> 4
+        count = counts[k]
+        structs = from_0[first : first + count] if positions[k] & 15 == 0 else from_8[first : first + count]
+        bad = unpack_numba(structs, out, n, width, height)
+        if bad >= 0:
+            return k, bad
+        n += count
+    return -1, -1
