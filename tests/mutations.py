@@ -204,6 +204,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_prepare_in_place.py",),
     ),
     Mutation(
+        "unpack-batch-rows-not-advanced",
+        "neurodata/formats/kernels/aedat4.py",
+        "            return k, bad\n        n += count\n",
+        "            return k, bad\n",
+        ("tests/test_lz4_frames.py",),
+    ),
+    Mutation(
         "window-cut-after-equal-time",
         "neurodata/representations/kernels.py",
         "        if t[i] >= value:\n            return i\n",
