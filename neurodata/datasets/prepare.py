@@ -46,17 +46,16 @@ def warm_up(formats: Sequence[str], imported: threading.Event) -> None:
         imported: Set once the imports are over (failed or not): the caller waits for it before it
             imports any of those modules itself, so that two threads never import one module at once.
     """
+    # Only a head start: a failed import leaves nothing in sys.modules, so the build's own import
+    # (or kernel load) meets the same problem again and names it; here it is not reported twice.
     try:
-        for module in WARM_MODULES:
-            importlib.import_module(module)
-    except Exception:  # only a head start: the build meets (and names) any real problem
-        pass
+        with contextlib.suppress(Exception):
+            for module in WARM_MODULES:
+                importlib.import_module(module)
     finally:
         imported.set()
-    try:
+    with contextlib.suppress(Exception):
         importlib.import_module(".decoding", __package__).warm_decoders(formats)
-    except Exception:
-        pass
 
 
 def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
