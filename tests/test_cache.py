@@ -285,6 +285,32 @@ def test_resume_after_sigkill_during_parts(tmp_path, reference):
     assert not os.path.exists(url + ".build") and not os.path.exists(url + ".lock")
 
 
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the tasks it was given."""
+
+    submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_start_checks_staged_parts_only_when_resuming(tmp_path):
+    # a staging area begun now holds no parts: start() gives no tasks (a streamed prepare would
+    # fork its workers once for nothing); resuming the same plan checks each part on the executor
+    url = str(tmp_path / "fresh.zarr")
+    planned = [(s, i) for s, n in cs.PLAN.items() for i in range(n)]
+    with CountingExecutor(2) as executor:
+        assert sorted(cs.builder(url).start(executor)) == sorted(planned)
+        assert executor.submitted == 0
+    builder = cs.builder(url)
+    builder.write_part("train", 1, cs.make_random_part("train", 1))
+    with CountingExecutor(2) as executor:
+        pending = builder.start(executor)
+        assert executor.submitted == len(planned)
+    assert sorted(pending) == sorted(p for p in planned if p != ("train", 1))
+
+
 KILL_DURING_COMMIT = """
 import os, signal
 import cache_samples as cs

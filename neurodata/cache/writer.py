@@ -158,8 +158,8 @@ class CacheBuilder:
     def start(self, executor: Executor | None = None) -> list[tuple[str, int]]:
         """Prepare the staging area and return the parts still to write (none when the cache is finished).
 
-        Staged parts are re-verified (their files against their checksums), as ``executor`` tasks
-        when one is given. Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
+        Parts staged by an earlier run of the same plan are re-verified (their files against their
+        checksums), as ``executor`` tasks when one is given; a staging area begun now has none to check. Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
         false. Staged parts from a different plan are discarded.
         """
         with commit_lock(self.root):
@@ -174,12 +174,15 @@ class CacheBuilder:
             staged_for = self.staging.read_json(PLAN_NAME)
             if staged_for is not None and staged_for.get("fingerprint") != self.fingerprint:
                 self.staging.remove()
-            if staged_for is None or staged_for.get("fingerprint") != self.fingerprint:
+            resuming = staged_for is not None and staged_for.get("fingerprint") == self.fingerprint
+            if not resuming:
                 self.staging.write_json(
                     {"fingerprint": self.fingerprint, "name": self.plan.name, "parts": self.plan.parts},
                     PLAN_NAME,
                 )
         planned = self.plan.planned_parts()
+        if not resuming:  # parts are staged only after their plan: a staging area begun now holds none
+            return planned
         done = run_tasks(executor, self._part_verified, planned)
         return [part for part, is_done in zip(planned, done) if not is_done]
 
