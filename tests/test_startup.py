@@ -78,3 +78,38 @@ def test_prepare_lists_the_archive_before_importing_zarr_or_numba(tmp_path):
     modules = imported_after(code)
     assert {"neurodata.cli.prepare", "neurodata.datasets.prepare", "neurodata.datasets.tar_tree"} <= modules
     assert not {"zarr", "numba", "fsspec", "scipy", "tqdm", "neurodata.cache.writer", "neurodata.reader"} & modules
+
+
+SPY_DECODE = """
+import json, os, sys
+from neurodata.datasets import decoding
+from neurodata.datasets.prepare import prepare
+real = decoding.decode_part
+def spy(*args, **kwargs):
+    with open({log!r}, "a") as log:
+        log.write(json.dumps([os.getpid(), "zarr" in sys.modules, "numba" in sys.modules]) + "\\n")
+    return real(*args, **kwargs)
+decoding.decode_part = spy
+summary = prepare("dvs128", source={archive!r}, root={root!r}, workers=2, progress=False, verify=False)
+print(json.dumps([os.getpid(), summary["n_events"], "zarr" in sys.modules]))
+"""
+
+
+def test_prepare_forks_its_decode_workers_before_importing_zarr(tmp_path):
+    """The decode workers of a streamed ``.tar.gz`` fork once the decoders' kernels are loaded but
+    before zarr is imported (only the commit needs it, and it loads while they decode): what each
+    worker saw at its fork says so, and the cache is still built."""
+    from neurodata.sim.gestures import write_archive
+
+    archive = write_archive(
+        tmp_path / "DvsGesture.tar.gz", n_users=2, n_test_users=1, lightings=("led",), gesture_us=100_000, frame_us=20_000
+    )
+    log = tmp_path / "decode.log"
+    code = SPY_DECODE.format(log=str(log), archive=str(archive), root=str(tmp_path / "root"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    main_pid, n_events, main_has_zarr = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    assert n_events > 0 and main_has_zarr
+    assert seen and all(pid != main_pid for pid, _, _ in seen)  # decoded in forked workers
+    assert all(numba and not zarr for _, zarr, numba in seen)

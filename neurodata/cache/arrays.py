@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from zarr import AsyncGroup
-from zarr.abc.codec import BytesBytesCodec
-from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from .codecs import stored_columns
 from .layout import (
@@ -30,6 +27,11 @@ from .narrowing import narrowed
 from .rows import Placement
 from .shards import Coding, choose_coding
 from .store import Location
+
+if TYPE_CHECKING:  # zarr is imported where codecs are made: a build's decode phase runs without it
+    from zarr import AsyncGroup
+    from zarr.abc.codec import BytesBytesCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 PROBE_CHUNKS = 4  # chunks of events compressed both ways to choose each column's Blosc filter
 
@@ -47,6 +49,8 @@ def event_compressor(
         codec: A key of :data:`EVENT_CODECS`.
         shuffle: Blosc's filter, one of :data:`SHUFFLES`.
     """
+    from zarr.codecs import BloscCodec
+
     cname, clevel = EVENT_CODECS[codec]
     return BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle, typesize=np.dtype(dtype).itemsize)
 
@@ -54,11 +58,15 @@ def event_compressor(
 def checksummed(compressor: BytesBytesCodec) -> tuple[BytesBytesCodec, Crc32cCodec]:
     """The ``compressors`` of an array whose chunks carry their CRC32C: ``compressor``, then zarr's
     ``crc32c`` codec over the compressed bytes (checked by zarr and by :mod:`.shard_reader`)."""
+    from zarr.codecs import Crc32cCodec
+
     return compressor, Crc32cCodec()
 
 
 def sample_compressor() -> ZstdCodec:
     """The codec of the per-sample arrays (offsets, rows, labels, times, sources): zstd level 3."""
+    from zarr.codecs import ZstdCodec
+
     return ZstdCodec(level=3)
 
 

@@ -12,19 +12,21 @@ import json
 import os
 import posixpath
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import google_crc32c
-import zarr
-import zarr.api.asynchronous as zarr_async
 from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 from fsspec.implementations.local import LocalFileSystem
-from zarr import AsyncGroup
 
 from ..localfs import SHARED, LockTimeout, file_lock, write_atomic
 from .errors import CacheError
-from .zarr_compat import FsspecStore, LocalStore, Store
+
+if TYPE_CHECKING:  # zarr is imported where a store or group is opened: staging needs none
+    import zarr
+    from zarr import AsyncGroup
+
+    from .zarr_compat import Store
 
 
 class Location:
@@ -64,6 +66,8 @@ class Location:
         Args:
             read_only: Open the store read-only.
         """
+        from .zarr_compat import FsspecStore, LocalStore
+
         if self.is_local:
             return LocalStore(self.path, read_only=read_only)
         if "::" in self.url:
@@ -80,6 +84,8 @@ class Location:
         Args:
             mode: ``open_group``'s mode (``r``, ``r+``, ``w``, ...); ``r`` opens the store read-only.
         """
+        import zarr
+
         store = self.zarr_store(read_only=mode == "r")
         return zarr.open_group(store, mode=mode, path=path, zarr_format=3, use_consolidated=False)
 
@@ -90,6 +96,8 @@ class Location:
             mode: As for :meth:`open_group`.
             path: The group's path below this location.
         """
+        import zarr.api.asynchronous as zarr_async
+
         store = self.zarr_store(read_only=mode == "r")
         return await zarr_async.open_group(
             store=store, mode=mode, path=path, zarr_format=3, use_consolidated=False

@@ -31,6 +31,7 @@ LZ4), so a commit that cannot fit fails before writing.
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -64,7 +65,6 @@ from .staging import PartData, part_is_done, read_records, stage_part
 from .store import Location, checksum_files, commit_lock, crc32c_hex
 from .tasks import run_tasks
 from .time_coding import stored_dtypes
-from .zarr_compat import settle_writes, sync
 
 Records = dict[str, list[dict[str, Any]]]  # split -> the done.json of each of its staged parts
 # Staged frames per shard: a part straddling two shards is read by both, and each reads only the
@@ -221,11 +221,15 @@ class CacheBuilder:
             with disk_full_as_error(self.root.url, needed):
                 self._commit_locked(staged, executor)
         except BaseException:
+            from .zarr_compat import settle_writes
+
             settle_writes()  # zarr's sibling writes of a failed group land first
             self.staging.child("final").remove()  # scratch: frees its space; a rerun rebuilds it
             raise
 
     def _commit_locked(self, staged: Records, executor: Executor | None) -> None:
+        from .zarr_compat import sync  # zarr: the commit phase only (parts are staged without it)
+
         marker = read_marker(self.root)
         if self.root.exists() and not (self.overwrite or (marker and not marker.get("complete"))):
             raise CacheError(
@@ -387,5 +391,12 @@ def _build(
             finished += 1
             on_part_done(PartDone(*group[k], n_events, finished, len(pending)))
 
-        run_tasks(executor, build, group, on_done=report if on_part_done else None)
+        # the commit's modules (zarr) load here while the workers stage the first group's parts
+        meanwhile = _import_commit_modules if executor is not None else None
+        run_tasks(executor, build, group, on_done=report if on_part_done else None, meanwhile=meanwhile)
     return builder.commit(executor)
+
+
+def _import_commit_modules() -> None:
+    """Import zarr (through :mod:`.zarr_compat`), which staging parts does not need."""
+    importlib.import_module(".zarr_compat", __package__)

@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-# the cache's names import zarr on first use: the warm-up thread does, while the archives are listed
+# the cache's names load on first use: the warm-up thread imports the writer while the archives are listed
 from .. import cache
 from ..cache.layout import DEFAULT_CODEC
 from ..errors import NeurodataError
@@ -32,8 +32,9 @@ from .registry import Unit, get_dataset
 from .resource import Callback
 from .sources import Sources, obtain_tree
 
-WARM_MODULES = ("neurodata.cache.writer", "neurodata.cache.verify", "neurodata.datasets.decoding")
-"""What builds the cache (zarr, Numba and the format decoders with them), imported by :func:`warm_up`."""
+WARM_MODULES = ("neurodata.cache.writer", "neurodata.datasets.decoding")
+"""What stages the cache's parts (Numba and the format decoders with them), imported by :func:`warm_up`;
+zarr, which only the commit needs, is imported while the workers decode (see ``build_cache``)."""
 
 
 def warm_up(formats: Sequence[str], imported: threading.Event) -> None:
@@ -61,7 +62,7 @@ def warm_up(formats: Sequence[str], imported: threading.Event) -> None:
 def finished_codec(store: str, storage_options: dict[str, Any] | None) -> str | None:
     """The event codec of the finished cache at ``store``, opened with fsspec ``storage_options``
     (None: no finished cache there)."""
-    # the writer's modules (zarr with them), imported on the warm-up thread while the archive was listed
+    # small JSON reads (no zarr): the warm-up thread imported these modules while the archive was listed
     from ..cache.plan import read_marker
     from ..cache.store import Location
 
