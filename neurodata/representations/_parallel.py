@@ -1,0 +1,106 @@
+"""Frames counted side by side: the slices split into runs of consecutive frames, one run a thread.
+
+Each run's frames are written by one thread only (its own page faults, its own events' increments),
+so the runs need no locks and the counts are those of one thread. The frame kernels release the
+GIL; the caller counts the first run itself while the pool's threads count the others.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+
+from .._threads import shared_pool
+
+R = TypeVar("R")
+# Below this many events a thread, the default keeps to fewer threads: handing a run to a pool
+# thread costs more than counting a few thousand events.
+MIN_EVENTS_PER_THREAD = 1 << 17
+
+
+class FrameRun(NamedTuple):
+    """Frames ``first <= i < stop`` of a slicing, counted by one thread."""
+
+    first: int
+    stop: int
+
+    def checked_events(self, ends: np.ndarray, n_events: int) -> tuple[int, int]:
+        """``(first, stop)`` for :func:`~.kernels.accumulate_frames_validating`: from the largest end
+        of the slices before the run (the runs before check up to there) and, for the last run, to
+        the last event; so the runs of a slicing check every event between them.
+
+        Args:
+            ends: One past the last event of each slice, of all the runs.
+            n_events: The number of events.
+        """
+        first = int(ends[: self.first].max()) if self.first else 0
+        return first, n_events if self.stop == len(ends) else 0
+
+
+def frame_threads(threads: int | None, n_events: int, n_frames: int) -> int:
+    """How many threads count ``n_frames`` frames of ``n_events`` events (at most one per frame).
+
+    Args:
+        threads: The number asked for; None: the cores this process may use, but 1 inside a torch
+            DataLoader worker (the workers are the parallelism there) and one per
+            :data:`MIN_EVENTS_PER_THREAD` events at most.
+        n_events: The events the frames hold (summed over the slices).
+        n_frames: The number of frames.
+    """
+    if threads is None:
+        threads = 1 if _in_dataloader_worker() else min(_usable_cores(), n_events // MIN_EVENTS_PER_THREAD)
+    elif isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+        raise ValueError(f"threads must be a whole number of at least 1, or None for the default; got {threads!r}")
+    return max(1, min(int(threads), n_frames))
+
+
+def _in_dataloader_worker() -> bool:
+    data = sys.modules.get("torch.utils.data")  # a DataLoader worker has it imported; never import torch here
+    return data is not None and data.get_worker_info() is not None
+
+
+def _usable_cores() -> int:
+    from ..workers import usable_cores
+
+    return usable_cores()
+
+
+def frame_runs(lengths: np.ndarray, parts: int) -> list[FrameRun]:
+    """``parts`` runs of consecutive frames (fewer when frames run out), balanced so that each
+    holds about as many events plus frames to zero as the others.
+
+    Args:
+        lengths: The events of each frame's slice.
+        parts: The number of runs wanted.
+    """
+    n = len(lengths)
+    if parts <= 1 or n <= 1:
+        return [FrameRun(0, n)]
+    work = np.cumsum(lengths + (lengths.mean() + 1))  # a frame's zeroing weighs like an average slice
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts, side="right")
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n - 1), [n]]))
+    return [FrameRun(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
+    """The results of ``calls``, the first made on this thread, the others on a shared pool; waits for
+    every call before raising the first error.
+
+    Args:
+        calls: Functions without arguments, independent of one another.
+    """
+    if len(calls) == 1:
+        return [calls[0]()]
+    pool = shared_pool("neurodata-frames", len(calls) - 1)
+    futures = [pool.submit(call) for call in calls[1:]]
+    try:
+        first = calls[0]()
+    finally:
+        errors = [future.exception() for future in futures]  # waits for each
+    for error in errors:
+        if error is not None:
+            raise error
+    return [first, *(future.result() for future in futures)]
