@@ -13,6 +13,7 @@ from neurodata.events import make_events
 from neurodata.representations import frames as frames_module
 from neurodata.representations import kernels, reference, slice_events, to_frame
 from neurodata.representations._parallel import MIN_EVENTS_PER_THREAD, FrameRun, frame_runs, frame_threads
+from neurodata.workers import process_pool, usable_cores
 
 SIZE = (5, 3, 2)
 SPECS = st.one_of(
@@ -149,7 +150,7 @@ def test_thread_policy():
     assert frame_threads(3, 10, 10) == 3  # asked for: used, small input or not
     assert frame_threads(8, big, 2) == 2  # never more threads than frames
     assert frame_threads(None, 10, 10) == 1  # too small to share
-    assert 1 <= frame_threads(None, big, 16) <= 8
+    assert frame_threads(None, big, 16) == usable_cores()  # at most 8
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be a whole number of at least 1"):
             frame_threads(bad, big, 4)
@@ -163,9 +164,12 @@ class _WorkerThreads(torch.utils.data.Dataset):
         return frame_threads(None, 8 * MIN_EVENTS_PER_THREAD, 16)
 
 
-def test_dataloader_workers_count_alone():
+def test_worker_processes_count_alone():
+    """DataLoader workers and process-pool workers: the processes are the parallelism."""
     loader = torch.utils.data.DataLoader(_WorkerThreads(), batch_size=None, num_workers=1)
     assert list(loader) == [1]
+    with process_pool(1) as pool:
+        assert pool.submit(frame_threads, None, 8 * MIN_EVENTS_PER_THREAD, 16).result() == 1
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 7])

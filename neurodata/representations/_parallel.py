@@ -44,21 +44,26 @@ def frame_threads(threads: int | None, n_events: int, n_frames: int) -> int:
     """How many threads count ``n_frames`` frames of ``n_events`` events (at most one per frame).
 
     Args:
-        threads: The number asked for; None: the cores this process may use, but 1 inside a torch
-            DataLoader worker (the workers are the parallelism there) and one per
-            :data:`MIN_EVENTS_PER_THREAD` events at most.
+        threads: The number asked for; None: the cores this process may use, but 1 in a worker
+            process (a torch DataLoader's, a process pool's: the workers are the parallelism there)
+            and one per :data:`MIN_EVENTS_PER_THREAD` events at most.
         n_events: The events the frames hold (summed over the slices).
         n_frames: The number of frames.
     """
     if threads is None:
-        threads = 1 if _in_dataloader_worker() else min(_usable_cores(), n_events // MIN_EVENTS_PER_THREAD)
+        threads = 1 if _in_worker_process() else min(_usable_cores(), n_events // MIN_EVENTS_PER_THREAD)
     elif isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
         raise ValueError(f"threads must be a whole number of at least 1, or None for the default; got {threads!r}")
     return max(1, min(int(threads), n_frames))
 
 
-def _in_dataloader_worker() -> bool:
-    data = sys.modules.get("torch.utils.data")  # a DataLoader worker has it imported; never import torch here
+def _in_worker_process() -> bool:
+    """A process that multiprocessing started (a pool's worker), or a DataLoader worker (which has
+    torch imported: it is never imported here)."""
+    processes = sys.modules.get("multiprocessing")
+    if processes is not None and processes.parent_process() is not None:
+        return True
+    data = sys.modules.get("torch.utils.data")
     return data is not None and data.get_worker_info() is not None
 
 
