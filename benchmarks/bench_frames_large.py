@@ -51,8 +51,9 @@ def main() -> None:
             theirs = TonicToFrame(SIZE, **spec)
             expected = theirs(tev)
             lengths = np.diff(slice_events(ev["t"], **spec), axis=0)[0]
-            default = frame_threads(None, int(lengths.sum()), len(lengths))
             for dtype, threads in ((np.int16, 1), (np.int16, None), (np.int32, 1), (np.int32, None)):
+                nbytes = len(lengths) * int(np.prod(SIZE)) * np.dtype(dtype).itemsize
+                default = frame_threads(None, int(lengths.sum()), len(lengths), nbytes)
                 if threads is None and default == 1:
                     continue
                 ours = partial(to_frame, ev, SIZE, dtype=dtype, threads=threads, **spec)

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from neurodata.events import make_events
 from neurodata.representations import frames as frames_module
 from neurodata.representations import kernels, reference, slice_events, to_frame
-from neurodata.representations._parallel import MIN_EVENTS_PER_THREAD, FrameRun, frame_runs, frame_threads
+from neurodata.representations._parallel import (
+    MIN_BYTES_PER_THREAD,
+    MIN_EVENTS_PER_THREAD,
+    FrameRun,
+    frame_runs,
+    frame_threads,
+)
 from neurodata.workers import process_pool, usable_cores
 
 SIZE = (5, 3, 2)
@@ -146,14 +152,15 @@ def test_a_cell_past_the_dtype_refuses_on_any_thread():
 
 
 def test_thread_policy():
-    big = 8 * MIN_EVENTS_PER_THREAD
-    assert frame_threads(3, 10, 10) == 3  # asked for: used, small input or not
-    assert frame_threads(8, big, 2) == 2  # never more threads than frames
-    assert frame_threads(None, 10, 10) == 1  # too small to share
-    assert frame_threads(None, big, 16) == usable_cores()  # at most 8
+    events, nbytes = 8 * MIN_EVENTS_PER_THREAD, 8 * MIN_BYTES_PER_THREAD
+    assert frame_threads(3, 10, 10, 100) == 3  # asked for: used, small input or not
+    assert frame_threads(8, events, 2, nbytes) == 2  # never more threads than frames
+    assert frame_threads(None, 10, 10, nbytes) == 1  # too few events to share
+    assert frame_threads(None, events, 10, MIN_BYTES_PER_THREAD) == 1  # frames too small to share
+    assert frame_threads(None, events, 16, nbytes) == usable_cores()  # at most 8
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be a whole number of at least 1"):
-            frame_threads(bad, big, 4)
+            frame_threads(bad, events, 4, nbytes)
 
 
 class _WorkerThreads(torch.utils.data.Dataset):
@@ -161,7 +168,7 @@ class _WorkerThreads(torch.utils.data.Dataset):
         return 1
 
     def __getitem__(self, index: int) -> int:
-        return frame_threads(None, 8 * MIN_EVENTS_PER_THREAD, 16)
+        return frame_threads(None, 8 * MIN_EVENTS_PER_THREAD, 16, 8 * MIN_BYTES_PER_THREAD)
 
 
 def test_worker_processes_count_alone():
@@ -169,7 +176,7 @@ def test_worker_processes_count_alone():
     loader = torch.utils.data.DataLoader(_WorkerThreads(), batch_size=None, num_workers=1)
     assert list(loader) == [1]
     with process_pool(1) as pool:
-        assert pool.submit(frame_threads, None, 8 * MIN_EVENTS_PER_THREAD, 16).result() == 1
+        assert pool.submit(frame_threads, None, 8 * MIN_EVENTS_PER_THREAD, 16, 8 * MIN_BYTES_PER_THREAD).result() == 1
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3, 7])

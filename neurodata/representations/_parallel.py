@@ -16,9 +16,10 @@ import numpy as np
 from .._threads import shared_pool
 
 R = TypeVar("R")
-# Below this many events a thread, the default keeps to fewer threads: handing a run to a pool
-# thread costs more than counting a few thousand events.
+# The default gives each thread this many events and bytes of frames at least: below them a
+# thread's share is too small to pay for the hand-off and for a core that other work may hold.
 MIN_EVENTS_PER_THREAD = 1 << 17
+MIN_BYTES_PER_THREAD = 8 << 20
 
 
 class FrameRun(NamedTuple):
@@ -40,18 +41,21 @@ class FrameRun(NamedTuple):
         return first, n_events if self.stop == len(ends) else 0
 
 
-def frame_threads(threads: int | None, n_events: int, n_frames: int) -> int:
+def frame_threads(threads: int | None, n_events: int, n_frames: int, nbytes: int) -> int:
     """How many threads count ``n_frames`` frames of ``n_events`` events (at most one per frame).
 
     Args:
         threads: The number asked for; None: the cores this process may use, but 1 in a worker
-            process (a torch DataLoader's, a process pool's: the workers are the parallelism there)
-            and one per :data:`MIN_EVENTS_PER_THREAD` events at most.
+            process (a torch DataLoader's, a process pool's: the workers are the parallelism there),
+            and at most one per :data:`MIN_EVENTS_PER_THREAD` events and per
+            :data:`MIN_BYTES_PER_THREAD` bytes of frames.
         n_events: The events the frames hold (summed over the slices).
         n_frames: The number of frames.
+        nbytes: The size of the frames.
     """
     if threads is None:
-        threads = 1 if _in_worker_process() else min(_usable_cores(), n_events // MIN_EVENTS_PER_THREAD)
+        share = min(n_events // MIN_EVENTS_PER_THREAD, nbytes // MIN_BYTES_PER_THREAD)
+        threads = 1 if _in_worker_process() else min(_usable_cores(), share)
     elif isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
         raise ValueError(f"threads must be a whole number of at least 1, or None for the default; got {threads!r}")
     return max(1, min(int(threads), n_frames))

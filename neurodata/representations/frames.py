@@ -53,16 +53,16 @@ def accumulate(
             events, starts[part], ends[part], merge, frames[part], limit, checked, _ahead(frames)
         )
 
-    return all(side_by_side([partial(count, run) for run in _runs(slices, threads)]))
+    return all(side_by_side([partial(count, run) for run in _runs(slices, threads, frames.nbytes)]))
 
 
 def _ahead(frames: np.ndarray) -> int:
     return PREFETCH_AHEAD if frames[0].nbytes > PREFETCH_BYTES else 0
 
 
-def _runs(slices: Slices, threads: int | None) -> list[FrameRun]:
+def _runs(slices: Slices, threads: int | None, nbytes: int) -> list[FrameRun]:
     lengths = slices[1] - slices[0]
-    return frame_runs(lengths, frame_threads(threads, int(lengths.sum()), len(lengths)))
+    return frame_runs(lengths, frame_threads(threads, int(lengths.sum()), len(lengths), nbytes))
 
 
 def _needs_check(slices: Slices, limit: int) -> bool:
@@ -139,7 +139,7 @@ def count_unchecked_frames(
     starts, ends = slices
     frames = np.zeros((len(starts), n_pol, height, width), dtype=dtype)
     checked = _needs_check(slices, limit)
-    runs = _runs(slices, threads)
+    runs = _runs(slices, threads, frames.nbytes)
     ahead = _ahead(frames)
 
     def count(run: FrameRun) -> int:
