@@ -7,13 +7,16 @@ GIL; the caller counts the first run itself while the pool's threads count the o
 
 from __future__ import annotations
 
+import mmap
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import NamedTuple, TypeVar
 
 import numpy as np
 
 from .._threads import shared_pool
+from . import kernels
 
 R = TypeVar("R")
 # The default gives each thread this many events and bytes of frames at least: below them a
@@ -92,6 +95,23 @@ def frame_runs(lengths: np.ndarray, parts: int) -> list[FrameRun]:
     cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts, side="right")
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n - 1), [n]]))
     return [FrameRun(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def count_runs(count: Callable[[FrameRun], R], runs: Sequence[FrameRun], frames: np.ndarray) -> list[R]:
+    """``count(run)`` for each of ``runs``, side by side (:func:`side_by_side`).
+
+    With several runs, the fresh ``frames`` are first faulted in on this thread: threads that
+    fault pages of one process at the same time stalled now and then for tens of milliseconds on
+    the virtual machines measured, far longer than the faults take one after another.
+
+    Args:
+        count: Counts one run's frames.
+        runs: Runs of consecutive frames.
+        frames: The C-contiguous, zero-filled frames the runs count into.
+    """
+    if len(runs) > 1:
+        kernels.touch_pages(frames.reshape(-1).view(np.uint8), mmap.PAGESIZE)
+    return side_by_side([partial(count, run) for run in runs])
 
 
 def side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:

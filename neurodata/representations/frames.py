@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from . import kernels
 from ._checks import prepare_events, records_and_geometry
 from ._layout import lacks_y
-from ._parallel import FrameRun, frame_runs, frame_threads, side_by_side
+from ._parallel import FrameRun, count_runs, frame_runs, frame_threads
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
@@ -53,7 +51,7 @@ def accumulate(
             events, starts[part], ends[part], merge, frames[part], limit, checked, _ahead(frames)
         )
 
-    return all(side_by_side([partial(count, run) for run in _runs(slices, threads, frames.nbytes)]))
+    return all(count_runs(count, _runs(slices, threads, frames.nbytes), frames))
 
 
 def _ahead(frames: np.ndarray) -> int:
@@ -139,7 +137,6 @@ def count_unchecked_frames(
     starts, ends = slices
     frames = np.zeros((len(starts), n_pol, height, width), dtype=dtype)
     checked = _needs_check(slices, limit)
-    runs = _runs(slices, threads, frames.nbytes)
     ahead = _ahead(frames)
 
     def count(run: FrameRun) -> int:
@@ -149,7 +146,7 @@ def count_unchecked_frames(
             *run.checked_events(ends, len(records)), ahead,
         )
 
-    statuses = side_by_side([partial(count, run) for run in runs])
+    statuses = count_runs(count, _runs(slices, threads, frames.nbytes), frames)
     return frames if all(status == -1 for status in statuses) else None
 
 

@@ -108,6 +108,19 @@ def scan_events(events):
     return max_x, max_y, max_p, not backwards
 
 
+@numba.njit(cache=True, nogil=True)
+def touch_pages(memory, page):
+    """Write 0 to the first byte of every ``page`` bytes of ``memory``: the kernel maps (and zeroes) a
+    fresh array's pages now, on this thread, rather than at first use.
+
+    Args:
+        memory: A contiguous uint8 view of zero-filled memory.
+        page: The page size in bytes (the smallest one the system maps).
+    """
+    for i in range(0, len(memory), page):
+        memory[i] = 0
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _cell(e, merge, height, width):
     """Event ``e``'s offset in a ``[P, H, W]`` frame (unchecked: only for prefetches, which never fault)."""
