@@ -1,8 +1,9 @@
 """Frames counted side by side: the slices split into runs of consecutive frames, one run a thread.
 
-Each run's frames are written by one thread only (its own page faults, its own events' increments),
-so the runs need no locks and the counts are those of one thread. The frame kernels release the
-GIL; the caller counts the first run itself while the pool's threads count the others.
+Each run's frames are counted by one thread only, so the runs need no locks and the counts are
+those of one thread. The frame kernels release the GIL; the caller maps the fresh frames' pages
+first (:func:`count_runs` says why), then counts the first run itself while the pool's threads
+count the others.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def frame_runs(lengths: np.ndarray, parts: int) -> list[FrameRun]:
     n = len(lengths)
     if parts <= 1 or n <= 1:
         return [FrameRun(0, n)]
-    work = np.cumsum(lengths + (lengths.mean() + 1))  # a frame's zeroing weighs like an average slice
+    work = np.cumsum(lengths + (lengths.mean() + 1))  # a frame's own cost weighs like an average slice
     cuts = np.searchsorted(work, work[-1] * np.arange(1, parts) / parts, side="right")
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n - 1), [n]]))
     return [FrameRun(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -40,6 +40,7 @@ def accumulate(
     checked = _needs_check(slices, limit)
     starts, ends = slices
     bucketed = frames[0].nbytes > CACHE_BYTES
+    ahead = _ahead(frames)
 
     def count(run: FrameRun) -> bool:
         part = slice(run.first, run.stop)
@@ -48,7 +49,7 @@ def accumulate(
                 events, starts[part], ends[part], merge, frames[part], limit, checked, BUCKET_SHIFT
             )
         return kernels.accumulate_frames(
-            events, starts[part], ends[part], merge, frames[part], limit, checked, _ahead(frames)
+            events, starts[part], ends[part], merge, frames[part], limit, checked, ahead
         )
 
     return all(count_runs(count, _runs(slices, threads, frames.nbytes), frames))
@@ -187,8 +188,8 @@ def to_frame(
         end_time: End of the span in microseconds (closed); None: the last event's time.
         dtype: The frames' numpy dtype.
         threads: Threads that count runs of consecutive frames side by side (the counts are the
-            same for any number). None: the cores this process may use, but 1 inside a torch
-            DataLoader worker and on inputs too small to share.
+            same for any number). None: the cores this process may use, but 1 in a worker process
+            (a torch DataLoader's, a process pool's) and on inputs too small to share.
     """
     slicing = {
         "time_window": time_window,
