@@ -5,8 +5,10 @@ Run from the project root in the peer environment (Tonic installed)::
     PYTHONPATH=. /work/peerenv/bin/python benchmarks/bench_frames_large.py [--events 2e6] [--repeats 7]
 
 Inputs: uniform synthetic events and the real EVT 3.0 fixture (1280x720, repeated in time), sliced
-three ways into 10 frames. Medians of interleaved runs of wall and CPU time; ratio = Tonic time /
-our time (above 1: neurodata is faster). The output column says whether ours equals Tonic's
+three ways into 10 frames. Ours on 1 thread and on the default threads (``to_frame(threads=None)``:
+the cores this process may use; the row is left out where that is 1), Tonic on 1. Medians of
+interleaved runs of wall and CPU time; ratio = Tonic time / our time (above 1: neurodata is faster;
+the CPU ratio sums our threads' CPU time). The output column says whether ours equals Tonic's
 (where it differs, see "Deliberate differences from Tonic" in docs/sections/representations.md).
 """
 
@@ -22,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_representations as br  # noqa: E402
 
-from neurodata.representations import to_frame  # noqa: E402
+from neurodata.representations import slice_events, to_frame  # noqa: E402
+from neurodata.representations._parallel import frame_threads  # noqa: E402
 
 SIZE = (1280, 720, 2)
 N_FRAMES = 10
@@ -47,15 +50,21 @@ def main() -> None:
         ):
             theirs = TonicToFrame(SIZE, **spec)
             expected = theirs(tev)
-            for dtype in (np.int16, np.int32):
-                ours = partial(to_frame, ev, SIZE, dtype=dtype, **spec)
+            lengths = np.diff(slice_events(ev["t"], **spec), axis=0)[0]
+            for dtype, threads in ((np.int16, 1), (np.int16, None), (np.int32, 1), (np.int32, None)):
+                nbytes = len(lengths) * int(np.prod(SIZE)) * np.dtype(dtype).itemsize
+                default = frame_threads(None, int(lengths.sum()), len(lengths), nbytes)
+                if threads is None and default == 1:
+                    continue
+                ours = partial(to_frame, ev, SIZE, dtype=dtype, threads=threads, **spec)
                 result = ours()
                 assert result.dtype == dtype
                 check = "same" if np.array_equal(result, expected) else "differs"
                 ours_wall, peer_wall, ours_cpu, peer_cpu = br.compare(ours, partial(theirs, tev), args.repeats)
+                used = f"{threads or default} / 1"
                 print(
                     f"{name:16} {label:12} {np.dtype(dtype).name:6} {ours_wall * 1e3:8.1f} {peer_wall * 1e3:9.1f} "
-                    f"{peer_wall / ours_wall:5.1f}x {peer_cpu / ours_cpu:5.1f}x {'1 / 1':>17}  {check}"
+                    f"{peer_wall / ours_wall:5.1f}x {peer_cpu / ours_cpu:5.1f}x {used:>17}  {check}"
                 )
 
 

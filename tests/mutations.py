@@ -148,9 +148,23 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "frames-one-pass-skips-gaps",
         "neurodata/representations/kernels.py",
-        "        gap_end = starts[i] if i < len(starts) else n",
-        "        gap_end = done if i < len(starts) else n",
+        "        gap_end = starts[i] if i < len(starts) else stop",
+        "        gap_end = done if i < len(starts) else stop",
         ("tests/test_representations.py",),
+    ),
+    Mutation(
+        "frame-runs-skip-the-tail",
+        "neurodata/representations/_parallel.py",
+        "        return first, n_events if self.stop == len(ends) else 0",
+        "        return first, 0",
+        ("tests/test_frames_parallel.py",),
+    ),
+    Mutation(
+        "frame-runs-skip-an-event-between",
+        "neurodata/representations/_parallel.py",
+        "        first = int(ends[: self.first].max()) if self.first else 0",
+        "        first = int(ends[: self.first].max()) + 1 if self.first else 0",
+        ("tests/test_frames_parallel.py",),
     ),
     Mutation(
         "unwrap-ties-backward",

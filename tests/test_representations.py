@@ -525,7 +525,7 @@ def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplace
         bad = (events["x"] >= 5) | (events["y"] >= 3) | ((events["p"] >= n_pol) & (not merge))
         bad[1:] |= t[1:] < t[:-1]
         frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
-        status = kernels.accumulate_frames_validating(events, starts, ends, merge, frames, 0, False)
+        status = kernels.accumulate_frames_validating(events, starts, ends, merge, frames, 0, False, 0, len(events), 2)
         assert status == (int(np.argmax(bad)) if bad.any() else -1)
         if status == -1:
             np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))

@@ -7,6 +7,7 @@ import numpy as np
 from . import kernels
 from ._checks import prepare_events, records_and_geometry
 from ._layout import lacks_y
+from ._parallel import FrameRun, count_runs, frame_runs, frame_threads
 from .slicing import Slices, slice_events
 
 DEFAULT_DTYPE = np.int32
@@ -15,9 +16,15 @@ DEFAULT_DTYPE = np.int32
 # cost more than the misses they save (docs/sections/representations.md#performance).
 CACHE_BYTES = 8 << 20
 BUCKET_SHIFT = 17  # 2**17 cells = 512 KiB buckets of int32, a core's L2 share
+# Frames larger than this have the plain kernels prefetch each event's cell PREFETCH_AHEAD events
+# early; smaller ones stay in a core's cache, where the prefetch is only extra work.
+PREFETCH_BYTES = 1 << 20
+PREFETCH_AHEAD = 128
 
 
-def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int) -> bool:
+def accumulate(
+    events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarray, limit: int, threads: int | None = None
+) -> bool:
     """Count each slice's events into ``frames`` (in their dtype) with the kernel suited to the frame
     size; False when a cell would pass ``limit`` (then the frames are partly counted). Cells are
     checked only when a slice holds more than ``limit`` events.
@@ -28,13 +35,33 @@ def accumulate(events: np.ndarray, slices: Slices, merge: bool, frames: np.ndarr
         merge: Count every polarity into channel 0 (frames with one polarity channel).
         frames: ``[T, P, H, W]`` zeros to count into (updated).
         limit: The largest count a cell may hold.
+        threads: Threads counting runs of frames side by side (see :func:`to_frame`).
     """
     checked = _needs_check(slices, limit)
-    if frames[0].nbytes > CACHE_BYTES:
-        return kernels.accumulate_frames_bucketed(
-            events, slices[0], slices[1], merge, frames, limit, checked, BUCKET_SHIFT
+    starts, ends = slices
+    bucketed = frames[0].nbytes > CACHE_BYTES
+    ahead = _ahead(frames)
+
+    def count(run: FrameRun) -> bool:
+        part = slice(run.first, run.stop)
+        if bucketed:
+            return kernels.accumulate_frames_bucketed(
+                events, starts[part], ends[part], merge, frames[part], limit, checked, BUCKET_SHIFT
+            )
+        return kernels.accumulate_frames(
+            events, starts[part], ends[part], merge, frames[part], limit, checked, ahead
         )
-    return kernels.accumulate_frames(events, slices[0], slices[1], merge, frames, limit, checked)
+
+    return all(count_runs(count, _runs(slices, threads, frames.nbytes), frames))
+
+
+def _ahead(frames: np.ndarray) -> int:
+    return PREFETCH_AHEAD if frames[0].nbytes > PREFETCH_BYTES else 0
+
+
+def _runs(slices: Slices, threads: int | None, nbytes: int) -> list[FrameRun]:
+    lengths = slices[1] - slices[0]
+    return frame_runs(lengths, frame_threads(threads, int(lengths.sum()), len(lengths), nbytes))
 
 
 def _needs_check(slices: Slices, limit: int) -> bool:
@@ -52,7 +79,9 @@ def _count_limit(slices: Slices, dtype: np.dtype) -> int | None:
     return None
 
 
-def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dtype) -> np.ndarray:
+def count_frames(
+    events: np.ndarray, slices: Slices, shape: tuple[int, ...], dtype, threads: int | None = None
+) -> np.ndarray:
     """Frames of ``shape`` counting each slice's events, accumulated straight in ``dtype``.
 
     An integer ``dtype`` too narrow for a count raises ValueError rather than wrap; a float
@@ -64,20 +93,21 @@ def count_frames(events: np.ndarray, slices: Slices, shape: tuple[int, ...], dty
         slices: ``(starts, ends)`` event index ranges, one per frame.
         shape: ``(T, P, H, W)`` with ``T`` the number of slices (``P = 1`` merges polarities).
         dtype: The frames' numpy dtype.
+        threads: Threads counting runs of frames side by side (see :func:`to_frame`).
     """
     dtype = np.dtype(dtype)
     limit = _count_limit(slices, dtype)
     if limit is None:
-        return count_frames(events, slices, shape, np.int64).astype(dtype)
+        return count_frames(events, slices, shape, np.int64, threads).astype(dtype)
     frames = np.zeros(shape, dtype=dtype)
-    if len(frames) and not accumulate(events, slices, shape[1] == 1, frames, limit):
+    if len(frames) and not accumulate(events, slices, shape[1] == 1, frames, limit, threads):
         wider = "int64" if dtype.itemsize >= 4 else "int32 or wider"
         raise ValueError(f"a frame cell counts more than {limit} events, more than dtype {dtype} holds; use {wider}")
     return frames
 
 
 def count_unchecked_frames(
-    records: np.ndarray, geometry: tuple[int, int, int], slicing: dict, dtype
+    records: np.ndarray, geometry: tuple[int, int, int], slicing: dict, dtype, threads: int | None = None
 ) -> np.ndarray | None:
     """:func:`to_frame` in one pass over events not yet checked against the sensor or for time order.
 
@@ -92,6 +122,7 @@ def count_unchecked_frames(
         geometry: ``(width, height, polarities)`` of the frames.
         slicing: :func:`to_frame`'s slicing keywords, as given.
         dtype: The frames' numpy dtype.
+        threads: Threads counting runs of frames side by side (see :func:`to_frame`).
     """
     dtype = np.dtype(dtype)
     width, height, n_pol = geometry
@@ -104,11 +135,20 @@ def count_unchecked_frames(
     limit = _count_limit(slices, dtype)
     if limit is None or not len(slices[0]):
         return None
-    frames = np.zeros((len(slices[0]), n_pol, height, width), dtype=dtype)
-    status = kernels.accumulate_frames_validating(
-        records, slices[0], slices[1], n_pol == 1, frames, limit, _needs_check(slices, limit)
-    )
-    return frames if status == -1 else None
+    starts, ends = slices
+    frames = np.zeros((len(starts), n_pol, height, width), dtype=dtype)
+    checked = _needs_check(slices, limit)
+    ahead = _ahead(frames)
+
+    def count(run: FrameRun) -> int:
+        part = slice(run.first, run.stop)
+        return kernels.accumulate_frames_validating(
+            records, starts[part], ends[part], n_pol == 1, frames[part], limit, checked,
+            *run.checked_events(ends, len(records)), ahead,
+        )
+
+    statuses = count_runs(count, _runs(slices, threads, frames.nbytes), frames)
+    return frames if all(status == -1 for status in statuses) else None
 
 
 def to_frame(
@@ -127,6 +167,7 @@ def to_frame(
     start_time: float | None = None,
     end_time: float | None = None,
     dtype=DEFAULT_DTYPE,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Count events per frame, polarity and pixel: ``[T, P, H, W]`` (P = 1 merges polarities).
 
@@ -146,6 +187,9 @@ def to_frame(
         start_time: Start of the span to slice in microseconds; None: the first event's time.
         end_time: End of the span in microseconds (closed); None: the last event's time.
         dtype: The frames' numpy dtype.
+        threads: Threads that count runs of consecutive frames side by side (the counts are the
+            same for any number). None: the cores this process may use, but 1 in a worker process
+            (a torch DataLoader's, a process pool's) and on inputs too small to share.
     """
     slicing = {
         "time_window": time_window,
@@ -162,14 +206,14 @@ def to_frame(
     }
     audio = lacks_y(events)
     if not audio:
-        frames = count_unchecked_frames(*records_and_geometry(events, sensor_size), slicing, dtype)
+        frames = count_unchecked_frames(*records_and_geometry(events, sensor_size), slicing, dtype, threads)
         if frames is not None:
             return frames
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
     if audio and height != 1:
         raise ValueError(f"events without a y field need a sensor height of 1; sensor_size is {sensor_size}")
     slices = slice_events(events["t"], **slicing)
-    frames = count_frames(events, slices, (len(slices[0]), n_pol, height, width), dtype)
+    frames = count_frames(events, slices, (len(slices[0]), n_pol, height, width), dtype, threads)
     return frames[:, :, 0] if audio else frames
 
 

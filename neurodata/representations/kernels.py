@@ -14,6 +14,8 @@ import math
 import numba
 import numpy as np
 
+from ._prefetch import prefetch_write
+
 DECAY_EXP = 0
 DECAY_LIN = 1
 
@@ -107,7 +109,27 @@ def scan_events(events):
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_frames(events, starts, ends, merge, frames, limit, checked):
+def touch_pages(memory, page):
+    """Write 0 to the first byte of every ``page`` bytes of ``memory``: the kernel maps (and zeroes) a
+    fresh array's pages now, on this thread, rather than at first use.
+
+    Args:
+        memory: A contiguous uint8 view of zero-filled memory.
+        page: The page size in bytes (the smallest one the system maps).
+    """
+    for i in range(0, len(memory), page):
+        memory[i] = 0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell(e, merge, height, width):
+    """Event ``e``'s offset in a ``[P, H, W]`` frame (unchecked: only for prefetches, which never fault)."""
+    c = np.int64(0) if merge else np.int64(e.p)
+    return (c * height + np.int64(e.y)) * width + np.int64(e.x)
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_frames(events, starts, ends, merge, frames, limit, checked, ahead):
     """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller).
 
     Counts in the frames' own dtype. With ``checked`` (a loop invariant the compiler hoists, so the
@@ -116,10 +138,17 @@ def accumulate_frames(events, starts, ends, merge, frames, limit, checked):
 
     Args:
         merge: Send every event to channel 0.
+        frames: C-contiguous ``[T, P, H, W]`` zeros.
+        ahead: Prefetch the cell of the event this many ahead (0: none; for frames bigger than the caches).
     """
+    n_pol, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
+    flat = frames.reshape(-1)
     for i in range(len(starts)):
         frame = frames[i]
+        base = i * n_pol * height * width
         for j in range(starts[i], ends[i]):
+            if ahead and j + ahead < ends[i]:
+                prefetch_write(flat, base + _cell(events[j + ahead], merge, height, width))
             e = events[j]
             c = 0 if merge else e.p
             count = frame[c, e.y, e.x]
@@ -136,13 +165,16 @@ def _out_of_place(e, previous_t, width, height, n_pol, merge):
 
 
 @numba.njit(cache=True, nogil=True)
-def accumulate_frames_validating(events, starts, ends, merge, frames, limit, checked):
+def accumulate_frames_validating(events, starts, ends, merge, frames, limit, checked, first, stop, ahead):
     """:func:`accumulate_frames` over events nobody has checked yet, checking them in the same pass.
 
-    Every event is checked once at least, in or out of a slice, each before it is counted: the
-    index of the first one found outside the frames' sensor (``x < W``, ``y < H`` and, unless
-    ``merge``, ``p < P``) or earlier than the event before it is returned, the frames then partly
-    counted; -2 when a cell would pass ``limit``; -1 when all went well.
+    Every event from ``first`` on is checked once at least, in or out of a slice, each before it is
+    counted, up to ``stop`` or the slices' last event if later: the index of the first one found
+    outside the frames' sensor (``x < W``, ``y < H`` and, unless ``merge``, ``p < P``) or earlier
+    than the event before it is returned, the frames then partly counted; -2 when a cell would pass
+    ``limit``; -1 when all went well. ``(0, len(events))`` checks every event; runs of consecutive
+    slices counted apart cover them all when each run's ``first`` is the largest end of the slices
+    before it and the last run's ``stop`` is ``len(events)``.
 
     Args:
         events: Records of :data:`~neurodata.events.EVENT_DTYPE`, in the order given.
@@ -152,15 +184,18 @@ def accumulate_frames_validating(events, starts, ends, merge, frames, limit, che
         frames: ``[T, P, H, W]`` zeros to count into (updated).
         limit: The largest count a cell may hold.
         checked: Whether cells must be checked against ``limit`` (a slice holds more events than it).
+        first: The first event to check (those before it are checked elsewhere).
+        stop: Check the events after the last slice up to this index (``len(events)``: all of them).
+        ahead: As in :func:`accumulate_frames` (``frames`` C-contiguous).
     """
     n_pol, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
-    n = len(events)
-    if n == 0:
+    flat = frames.reshape(-1)
+    if len(events) == 0:
         return -1
-    done = 0  # events [0, done) are checked
+    done = first  # events [first, done) are checked
     for i in range(len(starts) + 1):
-        # the events no slice so far holds, up to this slice's start (after the last slice: the rest)
-        gap_end = starts[i] if i < len(starts) else n
+        # the events no slice so far holds, up to this slice's start (after the last slice: to stop)
+        gap_end = starts[i] if i < len(starts) else stop
         previous_t = events[done - 1].t if done > 0 else events[0].t
         for j in range(done, gap_end):
             if _out_of_place(events[j], previous_t, width, height, n_pol, merge):
@@ -169,8 +204,11 @@ def accumulate_frames_validating(events, starts, ends, merge, frames, limit, che
         if i == len(starts):
             break
         frame = frames[i]
+        base = i * n_pol * height * width
         previous_t = events[starts[i] - 1].t if starts[i] > 0 else events[0].t
         for j in range(starts[i], ends[i]):
+            if ahead and j + ahead < ends[i]:
+                prefetch_write(flat, base + _cell(events[j + ahead], merge, height, width))
             e = events[j]
             if _out_of_place(e, previous_t, width, height, n_pol, merge):
                 return j
