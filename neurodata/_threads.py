@@ -13,12 +13,37 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 A = TypeVar("A")
 R = TypeVar("R")
 _pools: dict[tuple[int, str, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+_inside = threading.local()
+
+
+def in_parallel_section() -> bool:
+    """Whether this thread already does one share of work split over threads (a thread of a pool
+    made with :func:`mark_parallel_thread`, or a caller inside :func:`parallel_section`): work it
+    starts then stays on it, so that the loaders' decode threads and the frame runs never nest."""
+    return getattr(_inside, "flag", False)
+
+
+def mark_parallel_thread() -> None:
+    """A pool initializer: this thread's work is a share of split work (see :func:`in_parallel_section`)."""
+    _inside.flag = True
+
+
+@contextmanager
+def parallel_section() -> Iterator[None]:
+    """Mark the calling thread as doing its share of split work for the duration of the block."""
+    outer = in_parallel_section()
+    _inside.flag = True
+    try:
+        yield
+    finally:
+        _inside.flag = outer
 
 
 def shared_pool(name: str, threads: int, initializer: Callable[[], None] | None = None) -> ThreadPoolExecutor:

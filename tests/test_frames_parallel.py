@@ -163,6 +163,25 @@ def test_thread_policy():
             frame_threads(bad, events, 4, nbytes)
 
 
+def test_threads_doing_a_share_of_split_work_count_alone(monkeypatch):
+    """A frame count started on one of the loaders' decode threads (or on a frame run's thread)
+    stays on that thread: the threads would otherwise nest, cores times cores."""
+    from neurodata._threads import parallel_section
+    from neurodata.loaders.decode_pool import THREADS_VARIABLE, decode_map
+    from neurodata.representations._parallel import side_by_side
+
+    def default_threads(_: object = None) -> int:
+        return frame_threads(None, 8 * MIN_EVENTS_PER_THREAD, 16, 8 * MIN_BYTES_PER_THREAD)
+
+    assert default_threads() == usable_cores()
+    monkeypatch.setenv(THREADS_VARIABLE, "2")
+    assert decode_map(default_threads, list(range(8))) == [1] * 8
+    assert side_by_side([default_threads, default_threads]) == [1, 1]
+    with parallel_section():
+        assert default_threads() == 1
+    assert default_threads() == usable_cores()
+
+
 class _WorkerThreads(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 1

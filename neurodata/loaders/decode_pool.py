@@ -19,17 +19,16 @@ from typing import TypeVar
 import torch
 from torch.utils.data import get_worker_info
 
-from .._threads import shared_pool
+from .._threads import in_parallel_section, mark_parallel_thread, parallel_section, shared_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
 THREADS_VARIABLE = "NEURODATA_DECODE_THREADS"
-_inside = threading.local()
 
 
 def decode_threads(tasks: int) -> int:
     """How many threads ``tasks`` independent decodes may use from here (1: decode inline)."""
-    if tasks < 2 or get_worker_info() is not None or getattr(_inside, "flag", False):
+    if tasks < 2 or get_worker_info() is not None or in_parallel_section():
         return 1
     limit = os.environ.get(THREADS_VARIABLE, "").strip()
     if limit and not limit.isdigit():
@@ -37,13 +36,9 @@ def decode_threads(tasks: int) -> int:
     return max(1, min(int(limit) if limit else torch.get_num_threads(), tasks))
 
 
-def _mark_inside() -> None:
-    _inside.flag = True
-
-
 def decode_pool(threads: int) -> ThreadPoolExecutor:
     """This process's pool of ``threads`` decode threads (a forked child makes its own)."""
-    return shared_pool("neurodata-decode", threads, initializer=_mark_inside)
+    return shared_pool("neurodata-decode", threads, initializer=mark_parallel_thread)
 
 
 def decode_map(task: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -69,12 +64,10 @@ def decode_map(task: Callable[[T], R], items: Sequence[T]) -> list[R]:
                 raise
 
     helpers = [decode_pool(threads - 1).submit(drain) for _ in range(threads - 1)]
-    outer = getattr(_inside, "flag", False)
-    _inside.flag = True  # a task that asks for threads decodes inline, as on the pool's threads
     try:
-        drain()
+        with parallel_section():  # a task that asks for threads decodes inline, as on the pool's threads
+            drain()
     finally:
-        _inside.flag = outer
         errors = [helper.exception() for helper in helpers]  # waits for every helper
     for error in errors:
         if error is not None:

@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from .._threads import shared_pool
+from .._threads import in_parallel_section, mark_parallel_thread, parallel_section, shared_pool
 from . import kernels
 
 R = TypeVar("R")
@@ -50,8 +50,9 @@ def frame_threads(threads: int | None, n_events: int, n_frames: int, nbytes: int
 
     Args:
         threads: The number asked for; None: the cores this process may use, but 1 in a worker
-            process (a torch DataLoader's, a process pool's: the workers are the parallelism there),
-            and at most one per :data:`MIN_EVENTS_PER_THREAD` events and per
+            process (a torch DataLoader's, a process pool's: the workers are the parallelism there)
+            or on a thread already doing a share of split work (the loaders' decode threads), and
+            at most one per :data:`MIN_EVENTS_PER_THREAD` events and per
             :data:`MIN_BYTES_PER_THREAD` bytes of frames.
         n_events: The events the frames hold (summed over the slices).
         n_frames: The number of frames.
@@ -59,7 +60,7 @@ def frame_threads(threads: int | None, n_events: int, n_frames: int, nbytes: int
     """
     if threads is None:
         share = min(n_events // MIN_EVENTS_PER_THREAD, nbytes // MIN_BYTES_PER_THREAD)
-        threads = 1 if _in_worker_process() else min(_usable_cores(), share)
+        threads = 1 if _in_worker_process() or in_parallel_section() else min(_usable_cores(), share)
     elif isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
         raise ValueError(f"threads must be a whole number of at least 1, or None for the default; got {threads!r}")
     return max(1, min(int(threads), n_frames))
@@ -124,10 +125,11 @@ def side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
     """
     if len(calls) == 1:
         return [calls[0]()]
-    pool = shared_pool("neurodata-frames", len(calls) - 1)
+    pool = shared_pool("neurodata-frames", len(calls) - 1, initializer=mark_parallel_thread)
     futures = [pool.submit(call) for call in calls[1:]]
     try:
-        first = calls[0]()
+        with parallel_section():
+            first = calls[0]()
     finally:
         errors = [future.exception() for future in futures]  # waits for each
     for error in errors:
