@@ -382,6 +382,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         FAULT_TESTS,
     ),
     Mutation(
+        "resume-rebuilds-staged-parts",
+        "neurodata/cache/writer.py",
+        "        if not resuming:  # parts are staged only after their plan",
+        "        if True:  # parts are staged only after their plan",
+        ("tests/test_cache.py",),
+    ),
+    Mutation(
+        "zarr-before-fork",
+        "neurodata/datasets/prepare.py",
+        'WARM_MODULES = ("neurodata.cache.writer", "neurodata.datasets.decoding")',
+        'WARM_MODULES = ("neurodata.cache.writer", "neurodata.cache.verify", "neurodata.datasets.decoding")',
+        ("tests/test_startup.py",),
+    ),
+    Mutation(
+        "frames-nest-in-decode-threads",
+        "neurodata/representations/_parallel.py",
+        "threads = 1 if _in_worker_process() or in_parallel_section() else",
+        "threads = 1 if _in_worker_process() else",
+        ("tests/test_frames_parallel.py",),
+    ),
+    Mutation(
         "workers-outlive-parent",
         "neurodata/workers.py",
         "    if _set_parent_death_signal():",
