@@ -228,7 +228,7 @@ def pad_events(batch: Sequence[tuple[Any, Any]] | EventRowsFiller) -> EventBatch
         if reused:  # the padding is written too
             mask_rows[row, n:] = False
             for column in columns.values():
-                column[row, n:] = 0
+                column[row, n:].view(np.uint8)[:] = 0  # numpy fills bytes with memset, wider items in a loop
 
     decode_map(finish, longest_first)
     if pooled is None:
