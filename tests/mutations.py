@@ -403,6 +403,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_frames_parallel.py",),
     ),
     Mutation(
+        "reused-batch-keeps-old-padding",
+        "neurodata/loaders/collate.py",
+        "                column[row, n:].view(np.uint8)[:] = 0",
+        "                pass",
+        ("tests/test_loaders_collate.py", "tests/test_loaders_shm_pool.py", "tests/test_loaders.py"),
+    ),
+    Mutation(
         "workers-outlive-parent",
         "neurodata/workers.py",
         "    if _set_parent_death_signal():",
