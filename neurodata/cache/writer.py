@@ -159,8 +159,9 @@ class CacheBuilder:
         """Prepare the staging area and return the parts still to write (none when the cache is finished).
 
         Parts staged by an earlier run of the same plan are re-verified (their files against their
-        checksums), as ``executor`` tasks when one is given; a staging area begun now has none to check. Raises CacheError when a finished cache with another fingerprint is there and ``overwrite`` is
-        false. Staged parts from a different plan are discarded.
+        checksums), as ``executor`` tasks when one is given; a staging area begun now has none to
+        check. Raises CacheError when a finished cache with another fingerprint is there and
+        ``overwrite`` is false. Staged parts from a different plan are discarded.
         """
         with commit_lock(self.root):
             if self.is_complete():
