@@ -78,11 +78,12 @@ class EventChunks:
         self.columns = [columns[name] for name in self.fields]
         self.time_coding = time_coding_of(self.fields)
         self.packed = self.time_coding == DELTA_POLARITY  # the times carry the polarities
-        checked = {rows.checked for rows in self.columns}
         # the one-call row kernel (:mod:`.row_kernel`) takes one checksum setting and integer fill values
-        self.row_kernel = AVAILABLE and len(checked) == 1 and all(type(rows.fill) is int for rows in self.columns)
-        self.checked = checked.pop()
-        self.fills = np.array([rows.fill if self.row_kernel else 0 for rows in self.columns], dtype=np.int64)
+        self.checked = self.columns[0].checked
+        self.row_kernel = AVAILABLE and all(
+            rows.checked == self.checked and type(rows.fill) is int for rows in self.columns
+        )
+        self.fills = np.array([rows.fill for rows in self.columns] if self.row_kernel else [], dtype=np.int64)
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
         """Compile (or load from Numba's cache) the decode kernels for these stored dtypes, on no
