@@ -121,6 +121,10 @@ def fill_row_numba(table, checked, fills, coded, x, y, p, packed, t_row, x_row, 
         table: int64 rows of src, count, dst, then (address, length) per stored column.
         checked: The stored chunks end with their CRC32C.
         fills: The columns' fill values (int64, in stored column order).
+        t_row: The sample's padded time row.
+        x_row: Its padded x row.
+        y_row: Its padded y row.
+        p_row: Its padded polarity row.
     """
     header = np.empty(4, np.uint32)
     for k in range(table.shape[0]):
