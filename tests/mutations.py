@@ -324,6 +324,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if True:\n            return raw[: len(raw) - CRC_BYTES] if self.checked else raw\n",
         ("tests/test_cache_checksums.py",),
     ),
+    Mutation(
+        "row-kernel-chunk-crc-skipped",
+        "neurodata/cache/row_kernel.py",
+        "        if _crc32c_value(address, length) != header[0]:\n",
+        "        if False:\n",
+        ("tests/test_cache_row_kernel.py",),
+    ),
+    Mutation(
+        "row-kernel-missing-chunk-not-filled",
+        "neurodata/cache/row_kernel.py",
+        "        into[:] = fill\n",
+        "",
+        ("tests/test_cache_row_kernel.py",),
+    ),
     # --- neuron kernels: forward and backward passes -----------------------------------------------
     Mutation(
         "fire-strictly-above",

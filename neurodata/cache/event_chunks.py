@@ -22,6 +22,7 @@ from .codecs import DELTA_POLARITY, decoder_columns, time_coding_of
 from .fetch import Fetcher
 from .kernels import carry_times_numba, fill_row_chunk_numba, scatter_chunk_numba
 from .layout import EVENT_FIELDS
+from .row_kernel import AVAILABLE, OK, chunk_table, fill_row_numba
 from .shard_reader import Piece, ShardedRows, fetch_spans, read_indexes
 
 
@@ -77,18 +78,27 @@ class EventChunks:
         self.columns = [columns[name] for name in self.fields]
         self.time_coding = time_coding_of(self.fields)
         self.packed = self.time_coding == DELTA_POLARITY  # the times carry the polarities
+        # the one-call row kernel (:mod:`.row_kernel`) takes one checksum setting and integer fill values
+        self.checked = self.columns[0].checked
+        self.row_kernel = AVAILABLE and all(
+            rows.checked == self.checked and type(rows.fill) is int for rows in self.columns
+        )
+        self.fills = np.array([rows.fill for rows in self.columns] if self.row_kernel else [], dtype=np.int64)
 
     def warm(self, row_dtypes: list[np.dtype]) -> None:
         """Compile (or load from Numba's cache) the decode kernels for these stored dtypes, on no
         data: forked DataLoader workers then inherit them instead of each loading them again.
         ``row_dtypes``: a padded batch's column dtypes (t, x, y, p), for the batch kernel."""
-        empty = self.kernel_columns([np.empty(0, dtype=rows.dtype) for rows in self.columns])
+        buffers = [np.empty(0, dtype=rows.dtype) for rows in self.columns]
+        empty = self.kernel_columns(buffers)
         offsets = np.zeros(1, dtype=np.int64)
         records = np.empty(0, dtype=EVENT_DTYPE)
         scatter_chunk_numba(*empty, 0, 0, 0, offsets, np.zeros(2, dtype=np.int64), records)
         carry_times_numba(records, offsets, offsets, offsets)
         rows = [np.empty(0, dtype=dtype) for dtype in row_dtypes]
         fill_row_chunk_numba(*empty, 0, 0, 0, *rows, np.zeros(2, dtype=np.int64))
+        if self.row_kernel:
+            self.fill_row([], buffers, rows, np.zeros(2, dtype=np.int64))
 
     def read_indexes(self, n_rows: int) -> None:
         """Read every shard index of the columns' first ``n_rows`` rows now (one fetch round), so
@@ -134,3 +144,19 @@ class EventChunks:
         for rows, buffer, raw in zip(self.columns, buffers, chunk.raws):
             rows.decompress(raw, buffer, chunk.chunk)
         return self.kernel_columns(buffers)
+
+    def fill_row(
+        self, chunks: list[EventChunk], buffers: list[np.ndarray], rows: list[np.ndarray], state: np.ndarray
+    ) -> bool:
+        """One sample's ``chunks`` decompressed through ``buffers`` (:meth:`chunk_buffers`) into its
+        padded ``rows`` (t, x, y, p) in one kernel call (:mod:`.row_kernel`), ``state`` carrying
+        ``[time sum, largest coordinate]`` as :func:`~.kernels.fill_row_chunk_numba`'s does.
+
+        Returns:
+            False where the kernel is not available for these columns or a chunk failed a check:
+            the caller then takes the chunk-by-chunk path (:meth:`decompress`), which raises the error.
+        """
+        if not self.row_kernel:
+            return False
+        table = chunk_table(chunks, len(self.columns))
+        return fill_row_numba(table, self.checked, self.fills, *self.kernel_columns(buffers), *rows, state) == OK

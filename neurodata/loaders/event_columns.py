@@ -207,10 +207,17 @@ class EventColumns(EventChunks):
         """Events ``[first, last)``, one whole sample, into the first ``last - first`` items of its
         padded ``rows`` (t, x, y, p of any integer dtypes), times made absolute; returns the largest
         coordinate, for the caller's range check. ``chunks``: the range's chunks from :meth:`fetch`
-        (default: fetched here). Safe to call from several threads at once."""
+        (default: fetched here). Safe to call from several threads at once.
+
+        One kernel call checks, decompresses and writes all the sample's chunks where it can
+        (:meth:`~neurodata.cache.event_chunks.EventChunks.fill_row`); else chunk by chunk."""
         if any(len(row) < last - first for row in rows):
             raise ValueError(f"padded rows of {min(map(len, rows))} items cannot hold {last - first} events")
+        chunks = self._chunk_pieces(first, last) if chunks is None else chunks
         state = np.zeros(2, dtype=np.int64)
-        for chunk in self._chunk_pieces(first, last) if chunks is None else chunks:
+        if self.fill_row(chunks, self.scratch(), rows, state):
+            return int(state[1])
+        state[:] = 0  # the chunk-by-chunk path: where the kernel is missing, or to raise a chunk's error
+        for chunk in chunks:
             fill_row_chunk_numba(*self._decompressed(chunk), chunk.src, chunk.count, chunk.dst, *rows, state)
         return int(state[1])
