@@ -412,8 +412,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "frames-nest-in-decode-threads",
         "neurodata/representations/_parallel.py",
-        "threads = 1 if _in_worker_process() or in_parallel_section() else",
-        "threads = 1 if _in_worker_process() else",
+        "threads = 1 if share <= 1 or _in_worker_process() or in_parallel_section() else",
+        "threads = 1 if share <= 1 or _in_worker_process() else",
         ("tests/test_frames_parallel.py",),
     ),
     Mutation(

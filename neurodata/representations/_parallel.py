@@ -60,7 +60,8 @@ def frame_threads(threads: int | None, n_events: int, n_frames: int, nbytes: int
     """
     if threads is None:
         share = min(n_events // MIN_EVENTS_PER_THREAD, nbytes // MIN_BYTES_PER_THREAD)
-        threads = 1 if _in_worker_process() or in_parallel_section() else min(_usable_cores(), share)
+        # (the cheap test first: most frames are too small to share, and then nothing else is asked)
+        threads = 1 if share <= 1 or _in_worker_process() or in_parallel_section() else min(_usable_cores(), share)
     elif isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
         raise ValueError(f"threads must be a whole number of at least 1, or None for the default; got {threads!r}")
     return max(1, min(int(threads), n_frames))
