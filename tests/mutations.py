@@ -338,6 +338,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",
         ("tests/test_cache_row_kernel.py",),
     ),
+    Mutation(
+        "nmnist-vector-group-ignores-marker",
+        "neurodata/formats/kernels/nmnist_vector.py",
+        "_Y_LANES = [1 if lane % RECORD == 1 and lane < RECORD * GROUP else 0 for lane in range(16)]",
+        "_Y_LANES = [1 if lane == 1 else 0 for lane in range(16)]",
+        ("tests/test_nmnist.py",),
+    ),
+    Mutation(
+        "nmnist-vector-polarity-from-y",
+        "neurodata/formats/kernels/nmnist_vector.py",
+        "    (2, 0x00, True),  # p: bit 7 of the third byte",
+        "    (1, 0x00, True),  # p: bit 7 of the third byte",
+        ("tests/test_nmnist.py",),
+    ),
     # --- neuron kernels: forward and backward passes -----------------------------------------------
     Mutation(
         "fire-strictly-above",

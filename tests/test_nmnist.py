@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import neurodata as nd
 from neurodata.errors import FormatError
+from neurodata.events import empty_events
 from neurodata.formats.kernels import nmnist as kernels
 
 
@@ -29,6 +30,42 @@ def test_numba_matches_reference(fixtures):
     np.testing.assert_array_equal(events["x"], x)
     np.testing.assert_array_equal(events["y"], y)
     np.testing.assert_array_equal(events["p"], p)
+
+
+def _decode_with_kernel(raw: np.ndarray, t_offset: int) -> tuple[np.ndarray, int]:
+    out = empty_events(len(raw) // 5)
+    n, t_offset = kernels.decode_numba(raw[: len(raw) // 5 * 5], t_offset, out)
+    return out[:n], t_offset
+
+
+@pytest.mark.parametrize("t_offset", [0, 3 << 13])
+def test_kernel_matches_reference_around_the_vector_groups(t_offset):
+    """The kernel decodes three records at a time by vector shuffles while the time offset is 0:
+    every record count around the groups' edges, with an overflow marker at any record (or none),
+    must give the reference's events and offset."""
+    rng = np.random.default_rng(7)
+    for n_records in range(0, 15):
+        for marker in [None, *range(n_records)]:
+            raw = rng.integers(0, 256, 5 * n_records, dtype=np.uint8)
+            raw[1::5][raw[1::5] == kernels.OVERFLOW_Y] = 0
+            if marker is not None:
+                raw[5 * marker + 1] = kernels.OVERFLOW_Y
+            events, offset = _decode_with_kernel(raw, t_offset)
+            t, x, y, p, offset_ref = kernels.decode_reference(raw, t_offset)
+            assert offset == offset_ref, (n_records, marker)
+            for name, column in zip("txyp", (t, x, y, p), strict=True):
+                np.testing.assert_array_equal(events[name], column, err_msg=f"{name} {n_records} {marker}")
+
+
+def test_kernel_matches_reference_on_many_markers():
+    rng = np.random.default_rng(8)
+    raw = rng.integers(0, 256, 5 * 5000, dtype=np.uint8)
+    raw[1::5][rng.random(5000) < 0.01] = kernels.OVERFLOW_Y
+    events, offset = _decode_with_kernel(raw, 0)
+    t, x, y, p, offset_ref = kernels.decode_reference(raw, 0)
+    assert offset == offset_ref > 0
+    np.testing.assert_array_equal(events["t"], t)
+    np.testing.assert_array_equal(events[["x", "y", "p"]].tolist(), np.stack([x, y, p], axis=1).tolist())
 
 
 @pytest.mark.parametrize("block", [1, 4, 5, 7, 4096])

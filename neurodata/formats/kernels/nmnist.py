@@ -10,6 +10,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .nmnist_vector import AVAILABLE as VECTOR_AVAILABLE
+from .nmnist_vector import GROUP, decode_three
+
 OVERFLOW_Y = 240
 OVERFLOW_STEP = 1 << 13
 T_BITS = 23
@@ -50,8 +53,14 @@ def decode_numba(buf, t_offset, out):
     """Decode whole records of ``buf`` into the event array ``out``; returns (n_events, t_offset)."""
     n_records = len(buf) // 5
     # Up to the first overflow record (in recordings under 8.4 s: all of them), event i is record i:
-    # a loop without the compaction's running index, which the compiler keeps tighter.
+    # three at a time by vector shuffles while the time offset is 0, then a loop without the
+    # compaction's running index, which the compiler keeps tighter.
     n = 0
+    if VECTOR_AVAILABLE and t_offset == 0:
+        out_bytes = out.view(np.uint8)
+        # decode_three reads 16 bytes from record n and writes 48 from event n: 4 records must remain
+        while n + GROUP + 1 <= n_records and not decode_three(buf, 5 * n, out_bytes, 13 * n):
+            n += GROUP
     while n < n_records and buf[5 * n + 1] != OVERFLOW_Y:
         _put_record(buf, 5 * n, t_offset, out[n])
         n += 1
