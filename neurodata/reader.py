@@ -19,13 +19,14 @@ import numpy as np
 
 from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import RecordingInfo, concatenate, join
-from .formats import detect_format, get_format
+from .formats import SNIFF_BYTES, detect_format, format_of, get_format
 from .formats.base import FormatSpec, Header
 from .representations.kernels import first_at_or_after
 
 DEFAULT_BLOCK_BYTES = 8 << 20
 WHOLE_READ_LIMIT = 1 << 30
 SMALL_FILE_BYTES = 64 << 20
+FIRST_READ_BYTES = 256 << 10
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: no newline translation on Windows
 
 
@@ -49,12 +50,13 @@ def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
 
 
 def _read_small_local(name: str) -> bytes | None:
-    """The whole content of a small local file, read with one system call in the usual case.
+    """The whole content of a small local file, read in two system calls in the usual case.
 
     None for URLs and regular files of ``SMALL_FILE_BYTES`` or more, which the streaming path opens
     instead; pipes and devices (no size, no seeking) are read to their end. Used by :func:`read`,
-    where one dataset sample per call makes the cost of a buffered file object and a second
-    ``fstat`` count.
+    where one dataset sample per call makes every system call count: a file under
+    ``FIRST_READ_BYTES`` (an N-MNIST sample) is read whole by the first ``read``, and a second that
+    returns nothing shows its end, with no ``fstat`` (whose result costs as much as a read to build).
     """
     if "://" in name:
         return None
@@ -63,13 +65,20 @@ def _read_small_local(name: str) -> bytes | None:
     except OSError as err:
         raise _open_error(name, err) from err
     try:
-        status = os.fstat(fd)
-        if stat.S_ISREG(status.st_mode) and status.st_size >= SMALL_FILE_BYTES:
-            return None
-        data = os.read(fd, status.st_size + 1)  # one byte more than the size shows the end
-        if len(data) == status.st_size:
+        data = os.read(fd, FIRST_READ_BYTES)
+        if len(data) < FIRST_READ_BYTES and not (more := os.read(fd, FIRST_READ_BYTES)):
             return data
-        parts = [data]  # a short read, or the file changed since fstat: read on to the end
+        status = os.fstat(fd)
+        if stat.S_ISREG(status.st_mode):
+            if status.st_size >= SMALL_FILE_BYTES:
+                return None
+            os.lseek(fd, 0, os.SEEK_SET)  # read it again in one piece: no join of the parts
+            data = os.read(fd, status.st_size + 1)  # one byte more than the size shows the end
+            if len(data) == status.st_size:
+                return data
+            parts = [data]  # a short read, or the file changed since fstat: read on to the end
+        else:
+            parts = [data, more] if len(data) < FIRST_READ_BYTES else [data]
         while part := os.read(fd, DEFAULT_BLOCK_BYTES):
             parts.append(part)
         return b"".join(parts)
@@ -302,10 +311,25 @@ def read(
     """
     name = os.fspath(source)
     data = _read_small_local(name)  # small local file (e.g. one dataset sample): one read, then in memory
-    fileobj = io.BytesIO(data) if data is not None else _open_binary(name)[0]
-    with _open_fileobj(fileobj, name, format) as rec:
-        events = rec.read()
-        return (events, rec.info) if return_info else events
+    if data is not None:
+        events, info = _decode_in_memory(data, name, format)
+    else:
+        with _open_fileobj(_open_binary(name)[0], name, format) as rec:
+            events, info = rec.read(), rec.info
+    return (events, info) if return_info else events
+
+
+def _decode_in_memory(data: bytes, name: str, format: str | None) -> tuple[np.ndarray, RecordingInfo]:
+    """Decode a whole recording held in memory in one decoder call, as :meth:`Recording.read` decodes
+    a mapped file (without the :class:`Recording` around it: one dataset sample per call makes it count)."""
+    if not data:  # no header, no records: a failed copy, not a 0-event recording
+        raise FormatError(name, None, "empty file (0 bytes), not a recording")
+    spec = get_format(format) if format else format_of(data[:SNIFF_BYTES], name)
+    header = spec.parse_header(io.BytesIO(data), name)
+    header.info.source = name
+    decoder = spec.make_decoder(header, name)
+    events, _ = decoder.decode(np.frombuffer(data, dtype=np.uint8)[header.data_offset :], header.data_offset, True)
+    return events, header.info
 
 
 def read_buffer(data: bytes, name: str, format: str | None = None) -> np.ndarray:
@@ -319,8 +343,7 @@ def read_buffer(data: bytes, name: str, format: str | None = None) -> np.ndarray
     Returns:
         The events (:data:`~neurodata.events.EVENT_DTYPE`).
     """
-    with _open_fileobj(io.BytesIO(data), name, format) as rec:
-        return rec.read()
+    return _decode_in_memory(data, name, format)[0]
 
 
 def iter_chunks(

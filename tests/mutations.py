@@ -339,6 +339,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_cache_row_kernel.py",),
     ),
     Mutation(
+        "short-first-read-is-the-end",
+        "neurodata/reader.py",
+        "        if len(data) < FIRST_READ_BYTES and not (more := os.read(fd, FIRST_READ_BYTES)):",
+        "        if len(data) < FIRST_READ_BYTES:",
+        ("tests/test_reader.py",),
+    ),
+    Mutation(
         "nmnist-vector-group-ignores-marker",
         "neurodata/formats/kernels/nmnist_vector.py",
         "_Y_LANES = [1 if lane % RECORD == 1 and lane < RECORD * GROUP else 0 for lane in range(16)]",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import fsspec
 import h5py
@@ -12,6 +13,7 @@ import pytest
 
 import neurodata as nd
 from neurodata import reader
+from neurodata.formats import FORMATS, format_of
 from neurodata.reader import rechunk_by_count, rechunk_by_time
 from neurodata.representations.kernels import first_at_or_after
 from neurodata.synthetic import rotating_bar
@@ -133,6 +135,15 @@ def test_unknown_file_is_a_clear_error(tmp_path):
         nd.read(bad, format="nope")
 
 
+def _write_in_two_pieces(fifo, data: bytes) -> None:
+    """Write ``data`` to a pipe in two writes 50 ms apart: a reader's first read gets the first piece only."""
+    with open(fifo, "wb") as pipe:
+        pipe.write(data[: len(data) // 2])
+        pipe.flush()
+        time.sleep(0.05)
+        pipe.write(data[len(data) // 2 :])
+
+
 def test_read_of_large_and_special_files_streams_them(bar_file, tmp_path, monkeypatch):
     """Small files are read in one call, large ones memory-mapped and pipes to their end: same events."""
     path, events = bar_file
@@ -141,12 +152,16 @@ def test_read_of_large_and_special_files_streams_them(bar_file, tmp_path, monkey
         np.testing.assert_array_equal(nd.read(path), events)
     fifo = tmp_path / "bar.fifo"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
-    writer.start()
-    try:
-        np.testing.assert_array_equal(nd.read(fifo, format="nmnist"), events)
-    finally:
-        writer.join()
+    for first_read in (reader.FIRST_READ_BYTES, 16):  # the file and the pipe fit the first read, or not
+        with monkeypatch.context() as patch:
+            patch.setattr(reader, "FIRST_READ_BYTES", first_read)
+            np.testing.assert_array_equal(nd.read(path), events)
+            writer = threading.Thread(target=_write_in_two_pieces, args=(fifo, path.read_bytes()))
+            writer.start()
+            try:
+                np.testing.assert_array_equal(nd.read(fifo, format="nmnist"), events)
+            finally:
+                writer.join()
     with pytest.raises(nd.NeurodataError, match=r"is a directory, not a recording"):
         nd.read(tmp_path)
 
@@ -160,3 +175,17 @@ def test_as_events_accepts_tonic_style_arrays():
     assert events["p"].tolist() == [1, 0, 0]
     with pytest.raises(ValueError, match="lacks field"):
         nd.as_events(np.zeros(2, dtype=[("t", "<i8")]))
+
+
+def test_detection_asks_the_formats_whose_magic_the_file_starts_with():
+    """A magic alone decides where a format has no further sniff; a file whose first byte is some
+    magic's first byte but not the magic (an N-Caltech101 .bin whose first x is 35, '#') goes on to
+    its extension; neither match is one clear error."""
+    for name in ("aedat2", "aedat31", "aedat4", "es", "hdf5"):
+        spec = FORMATS[name]
+        assert format_of(spec.magic + bytes(8), "recording.unknown") is spec
+    for first in (b"#", b"%", b"P", b"E", b"\x89"):
+        assert format_of(first + b"\x05\x90\x10\x00", "image_0001.bin").name == "nmnist"
+    assert format_of(b"% evt 3.0\n% end\n", "x.bin").name == "evt3"  # the header wins over the extension
+    with pytest.raises(nd.FormatError, match=r"notes\.txt: at byte 0: no known event format"):
+        format_of(b"#!AER-DAT9", "notes.txt")

@@ -1,8 +1,8 @@
 """Registry of event file formats and detection from header bytes.
 
 Each format module defines ``SPEC``, a :class:`~neurodata.formats.base.FormatSpec` (or ``SPECS``, several). Detection asks
-every format's ``sniff`` about the first bytes of the file; formats without a magic number (N-MNIST
-``.bin``) are chosen by extension only when no magic matched.
+the formats whose ``magic`` the file starts with (and their ``sniff``) about its first bytes; formats
+without a magic number (N-MNIST ``.bin``) are chosen by extension only when no magic matched.
 """
 
 from __future__ import annotations
@@ -45,6 +45,28 @@ def get_format(name: str) -> FormatSpec:
         ) from None
 
 
+def _by_first_byte() -> dict[bytes, tuple[FormatSpec, ...]]:
+    """The formats with a magic, by its first byte, in registry order (the order sniffing tries them)."""
+    table: dict[bytes, list[FormatSpec]] = {}
+    for spec in FORMATS.values():
+        if spec.magic:
+            table.setdefault(spec.magic[:1], []).append(spec)
+    return {first: tuple(specs) for first, specs in table.items()}
+
+
+def _by_extension() -> dict[str, FormatSpec]:
+    """The format each extension falls back to: the first in registry order that lists it."""
+    table: dict[str, FormatSpec] = {}
+    for spec in FORMATS.values():
+        for ext in spec.extensions:
+            table.setdefault(ext, spec)
+    return table
+
+
+_BY_FIRST_BYTE = _by_first_byte()
+_BY_EXTENSION = _by_extension()
+
+
 def detect_format(fileobj: BinaryIO, source: str) -> FormatSpec:
     """Pick the format of an open file from its first bytes, falling back to the extension.
 
@@ -58,16 +80,32 @@ def detect_format(fileobj: BinaryIO, source: str) -> FormatSpec:
     fileobj.seek(0)
     head = fileobj.read(SNIFF_BYTES)
     fileobj.seek(0)
-    for spec in FORMATS.values():
-        if spec.sniff(head):
+    return format_of(head, source)
+
+
+def format_of(head: bytes, source: str) -> FormatSpec:
+    """The format whose magic (and sniff) the first bytes of a file match, else the one its extension names.
+
+    Only the formats whose magic starts with the first byte are asked, so a file with no magic
+    (N-MNIST ``.bin``) reaches its extension after one lookup.
+
+    Args:
+        head: The file's first bytes (``SNIFF_BYTES`` of them, or all of a shorter file).
+        source: The file's path or URL; its extension is the fallback.
+
+    Raises:
+        UnknownFormatError: Neither the first bytes nor the extension match a format.
+    """
+    for spec in _BY_FIRST_BYTE.get(head[:1], ()):
+        if head.startswith(spec.magic) and (spec.sniff is None or spec.sniff(head)):
             return spec
     ext = os.path.splitext(source.split("?")[0])[1].lower()
-    for spec in FORMATS.values():
-        if ext in spec.extensions:
-            return spec
-    raise UnknownFormatError(
-        source, 0, f"no known event format recognises the first bytes {head[:16]!r} or the extension {ext!r}"
-    )
+    spec = _BY_EXTENSION.get(ext)
+    if spec is None:
+        raise UnknownFormatError(
+            source, 0, f"no known event format recognises the first bytes {head[:16]!r} or the extension {ext!r}"
+        )
+    return spec
 
 
 def writer_for_path(path: str, format: str | None = None) -> FormatSpec:

@@ -407,16 +407,12 @@ class _Rows:
         return self.output.keep(self.out, self.n) if len(self.out) else self.out
 
 
-def sniff(head: bytes) -> bool:
-    """True when ``head`` (the file's first bytes) starts with the AEDAT 4.0 magic line."""
-    return head.startswith(MAGIC)
-
-
 SPEC = FormatSpec(
     name="aedat4",
     description="AEDAT 4.0 (iniVation DV; EVTS stream, LZ4/zstd packets)",
     extensions=(".aedat4",),
-    sniff=sniff,
+    magic=MAGIC,
+    sniff=None,
     parse_header=parse_header,
     make_decoder=Aedat4Decoder,
     make_writer=Aedat4Writer,

@@ -71,7 +71,10 @@ class FormatSpec:
         name: The format's name as ``--format`` and :func:`~neurodata.formats.get_format` take it.
         description: One line for ``neurodata formats``.
         extensions: Lower-case file extensions (with the dot), the fallback when sniffing fails.
-        sniff: True when a file's first bytes (up to ``SNIFF_BYTES``) are this format.
+        magic: The bytes every file of this format starts with; None for a format without them
+            (N-MNIST ``.bin``), which only its extension chooses.
+        sniff: A further check of a file's first bytes (up to ``SNIFF_BYTES``) that start with
+            ``magic``: True when they are this format. None when the magic alone decides.
         parse_header: ``(fileobj, source)`` -> :class:`Header`; raises FormatError naming ``source``.
         make_decoder: ``(header, source)`` -> a fresh :class:`Decoder` for the data after the header.
         make_writer: ``(fileobj, info)`` -> a :class:`Writer`; None for read-only formats.
@@ -80,7 +83,8 @@ class FormatSpec:
     name: str
     description: str
     extensions: tuple[str, ...]
-    sniff: Callable[[bytes], bool]
+    magic: bytes | None
+    sniff: Callable[[bytes], bool] | None
     parse_header: Callable[[BinaryIO, str], Header]
     make_decoder: Callable[[Header, str], Decoder]
     make_writer: Callable[[BinaryIO, RecordingInfo], Writer] | None = None

@@ -39,11 +39,6 @@ def sniff_npz(head: bytes) -> bool:
     return head[30 : 30 + name_length] == b"t.npy"
 
 
-def sniff_hdf5(head: bytes) -> bool:
-    """True when ``head`` (the file's first bytes) starts with the HDF5 signature."""
-    return head.startswith(HDF5_MAGIC)
-
-
 def _info(format: str, stored: dict) -> RecordingInfo:
     values = {k: stored.get(k) for k in INFO_FIELDS}
     return RecordingInfo(format=format, extra=stored.get("extra") or {}, **values)
@@ -156,6 +151,7 @@ SPECS = (
         name="npz",
         description="column export: .npz of 1-D arrays t, x, y, p (also SpikingJelly's events_np files)",
         extensions=(".npz",),
+        magic=ZIP_MAGIC,
         sniff=sniff_npz,
         parse_header=parse_npz_header,
         make_decoder=lambda header, source: WholeFileDecoder(load_npz, source),
@@ -165,7 +161,8 @@ SPECS = (
         name="hdf5",
         description="column export: HDF5 datasets t, x, y, p",
         extensions=(".h5", ".hdf5"),
-        sniff=sniff_hdf5,
+        magic=HDF5_MAGIC,
+        sniff=None,
         parse_header=parse_hdf5_header,
         make_decoder=lambda header, source: WholeFileDecoder(load_hdf5, source),
         make_writer=Hdf5Writer,

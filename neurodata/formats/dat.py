@@ -127,6 +127,7 @@ SPEC = FormatSpec(
     name=NAME,
     description="Prophesee DAT v2 (8-byte CD records; N-CARS)",
     extensions=(".dat",),
+    magic=b"%",
     sniff=sniff,
     parse_header=parse_header,
     make_decoder=DatDecoder,

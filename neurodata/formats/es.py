@@ -29,11 +29,6 @@ MAX_OUTPUT = 1 << 22  # events per kernel call: bounds the output buffer of a la
 MAX_GAP = 1 << 32  # us (71 minutes) between events: a longer gap's overflow bytes alone take over 34 MB
 
 
-def sniff(head: bytes) -> bool:
-    """True when ``head`` (the file's first bytes) starts with ``Event Stream``."""
-    return head.startswith(MAGIC)
-
-
 def parse_header(fileobj: BinaryIO, source: str) -> Header:
     """Read the magic, version, stream type and (except for generic streams) the sensor size.
 
@@ -170,7 +165,8 @@ SPEC = FormatSpec(
     name=NAME,
     description="Event Stream 2.x (neuromorphic-paris: generic, DVS, ATIS, color)",
     extensions=(".es",),
-    sniff=sniff,
+    magic=MAGIC,
+    sniff=None,
     parse_header=parse_header,
     make_decoder=EsDecoder,
     make_writer=EsWriter,

@@ -200,6 +200,7 @@ SPEC = FormatSpec(
     name="esimagenet",
     description="ES-ImageNet sample (.npz with pos/neg arrays of (row, col, t))",
     extensions=(".npz",),
+    magic=ZIP_MAGIC,
     sniff=sniff,
     parse_header=parse_header,
     make_decoder=lambda header, source: WholeFileDecoder(load_sample, source),

@@ -72,6 +72,7 @@ SPEC = FormatSpec(
     name=NAME,
     description="Prophesee RAW EVT 2.0 (32-bit words; Gen3)",
     extensions=(),  # '.raw' defaults to EVT 3.0; EVT 2.0 files are recognised by their header
+    magic=b"%",
     sniff=sniff,
     parse_header=parse_header,
     make_decoder=Evt2Decoder,

@@ -71,6 +71,7 @@ SPEC = FormatSpec(
     name=NAME,
     description="Prophesee RAW EVT 3.0 (16-bit words; Gen4.1, IMX636)",
     extensions=(".raw",),
+    magic=b"%",
     sniff=sniff,
     parse_header=parse_header,
     make_decoder=Evt3Decoder,

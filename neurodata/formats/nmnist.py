@@ -51,8 +51,9 @@ class NmnistDecoder:
                 f"truncated record: {len(block) - usable} trailing bytes, records are {RECORD} bytes",
             )
         out = empty_events(usable // RECORD)
-        n, self.t_offset = kernels.decode_numba(block[:usable], self.t_offset, out)
-        return out[:n], usable
+        records = block if usable == len(block) else block[:usable]
+        n, self.t_offset = kernels.decode_numba(records, self.t_offset, out)
+        return (out if n == len(out) else out[:n]), usable
 
 
 class NmnistWriter:
@@ -102,7 +103,8 @@ SPEC = FormatSpec(
     name="nmnist",
     description="N-MNIST / N-Caltech101 ATIS .bin (5-byte records)",
     extensions=(".bin",),
-    sniff=lambda head: False,  # no magic number: chosen by extension
+    magic=None,  # no magic number: chosen by extension
+    sniff=None,
     parse_header=parse_header,
     make_decoder=NmnistDecoder,
     make_writer=NmnistWriter,

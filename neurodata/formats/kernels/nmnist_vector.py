@@ -83,6 +83,7 @@ def decode_three(typingctx, records, record_byte, events, event_byte):
     written are then not events, and the caller decodes the three records the scalar way.
 
     Args:
+        typingctx: Numba's typing context (Numba passes it; a kernel calls with the four below).
         records: The N-MNIST file bytes (1-D ``uint8``).
         record_byte: Where the first record starts.
         events: The output events viewed as bytes (1-D ``uint8``, packed 13-byte events).
