@@ -312,19 +312,24 @@ def read(
     name = os.fspath(source)
     data = _read_small_local(name)  # small local file (e.g. one dataset sample): one read, then in memory
     if data is not None:
-        events, info = _decode_in_memory(data, name, format)
+        events, info = _decode_in_memory(data, name, format, return_info)
     else:
         with _open_fileobj(_open_binary(name)[0], name, format) as rec:
             events, info = rec.read(), rec.info
     return (events, info) if return_info else events
 
 
-def _decode_in_memory(data: bytes, name: str, format: str | None) -> tuple[np.ndarray, RecordingInfo]:
+def _decode_in_memory(
+    data: bytes, name: str, format: str | None, with_info: bool
+) -> tuple[np.ndarray, RecordingInfo | None]:
     """Decode a whole recording held in memory in one decoder call, as :meth:`Recording.read` decodes
-    a mapped file (without the :class:`Recording` around it: one dataset sample per call makes it count)."""
+    a mapped file, without the :class:`Recording` around it (one dataset sample per call makes it
+    count); a header-less format without even a header or decoder, unless ``with_info``."""
     if not data:  # no header, no records: a failed copy, not a 0-event recording
         raise FormatError(name, None, "empty file (0 bytes), not a recording")
     spec = get_format(format) if format else format_of(data[:SNIFF_BYTES], name)
+    if spec.decode_whole is not None and not with_info:
+        return spec.decode_whole(np.frombuffer(data, dtype=np.uint8), name), None
     header = spec.parse_header(io.BytesIO(data), name)
     header.info.source = name
     decoder = spec.make_decoder(header, name)
@@ -343,7 +348,7 @@ def read_buffer(data: bytes, name: str, format: str | None = None) -> np.ndarray
     Returns:
         The events (:data:`~neurodata.events.EVENT_DTYPE`).
     """
-    return _decode_in_memory(data, name, format)[0]
+    return _decode_in_memory(data, name, format, with_info=False)[0]
 
 
 def iter_chunks(

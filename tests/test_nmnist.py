@@ -98,6 +98,29 @@ def test_truncated_file_names_offset(tmp_path, fixtures):
         nd.read(bad)
 
 
+def test_one_call_read_matches_the_decoder_path(tmp_path, fixtures):
+    """nd.read decodes a .bin in one call (no header, no decoder) unless asked for the info: the events
+    and the errors are those of the streaming decoder."""
+    path = fixtures / "nmnist" / "sample_nmnist.bin"
+    events, info = nd.read(path, return_info=True)
+    np.testing.assert_array_equal(nd.read(path), events)
+    with nd.open_recording(path) as rec:
+        np.testing.assert_array_equal(np.concatenate(list(rec.blocks(block_bytes=4096))), events)
+    assert info.format == "nmnist" and info.source == str(path)
+    bad = tmp_path / "cut.bin"
+    bad.write_bytes(path.read_bytes()[:-3])
+    def streamed():
+        with nd.open_recording(bad) as rec:
+            return rec.read()
+
+    messages = []
+    for call in (lambda: nd.read(bad), lambda: nd.read(bad, return_info=True), streamed):
+        with pytest.raises(FormatError) as caught:
+            call()
+        messages.append(str(caught.value))
+    assert len(set(messages)) == 1 and "at byte 21620: truncated record: 2 trailing bytes" in messages[0]
+
+
 def test_writer_rejects_unsorted(tmp_path):
     events = nd.make_events([5, 1], [0, 0], [0, 0], [0, 1])
     with pytest.raises(nd.NeurodataError, match="time-ordered"):

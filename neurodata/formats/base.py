@@ -78,6 +78,9 @@ class FormatSpec:
         parse_header: ``(fileobj, source)`` -> :class:`Header`; raises FormatError naming ``source``.
         make_decoder: ``(header, source)`` -> a fresh :class:`Decoder` for the data after the header.
         make_writer: ``(fileobj, info)`` -> a :class:`Writer`; None for read-only formats.
+        decode_whole: ``(data, source)`` -> the events of a whole file held in memory (``uint8``), for
+            a format without a header: :func:`~neurodata.read` then decodes a small sample in one
+            call, with no header, decoder or :class:`~neurodata.reader.Recording` made. None for the others.
     """
 
     name: str
@@ -88,6 +91,7 @@ class FormatSpec:
     parse_header: Callable[[BinaryIO, str], Header]
     make_decoder: Callable[[Header, str], Decoder]
     make_writer: Callable[[BinaryIO, RecordingInfo], Writer] | None = None
+    decode_whole: Callable[[np.ndarray, str], np.ndarray] | None = None
 
 
 def read_text_header(

@@ -28,6 +28,42 @@ def parse_header(fileobj: BinaryIO, source: str) -> Header:
     return Header(RecordingInfo(format="nmnist"), data_offset=0)
 
 
+def decode_records(
+    block: np.ndarray, t_offset: int, source: str, offset: int, final: bool
+) -> tuple[np.ndarray, int, int]:
+    """The events of the whole records in ``block``: (events, bytes used, time offset after them).
+
+    Args:
+        block: File bytes (``uint8``) from byte ``offset``.
+        t_offset: Microseconds added by the overflow markers before ``block``.
+        source: The file's name for error messages.
+        offset: Where ``block`` starts in the file.
+        final: True when the file ends with ``block`` (a partial record is then an error).
+
+    Raises:
+        FormatError: ``final`` and the file ends inside a record (names the file and byte).
+    """
+    usable = len(block) // RECORD * RECORD
+    if final and usable != len(block):
+        raise FormatError(
+            source, offset + usable, f"truncated record: {len(block) - usable} trailing bytes, records are {RECORD} bytes"
+        )
+    out = empty_events(usable // RECORD)
+    records = block if usable == len(block) else block[:usable]
+    n, t_offset = kernels.decode_numba(records, t_offset, out)
+    return (out if n == len(out) else out[:n]), usable, t_offset
+
+
+def decode_whole(data: np.ndarray, source: str) -> np.ndarray:
+    """The events of a whole ``.bin`` file held in memory, in one call (a dataset sample per call).
+
+    Args:
+        data: The file's bytes (``uint8``).
+        source: The file's name for error messages.
+    """
+    return decode_records(data, 0, source, 0, True)[0]
+
+
 class NmnistDecoder:
     """Decodes 5-byte records; the overflow markers' time offset carries over between blocks.
 
@@ -43,17 +79,8 @@ class NmnistDecoder:
     def decode(self, block: np.ndarray, offset: int, final: bool) -> tuple[np.ndarray, int]:
         """Decode the whole records of ``block`` (file bytes from ``offset``; ``final`` when the file
         ends with it), as :meth:`~neurodata.formats.base.Decoder.decode` specifies."""
-        usable = len(block) // RECORD * RECORD
-        if final and usable != len(block):
-            raise FormatError(
-                self.source,
-                offset + usable,
-                f"truncated record: {len(block) - usable} trailing bytes, records are {RECORD} bytes",
-            )
-        out = empty_events(usable // RECORD)
-        records = block if usable == len(block) else block[:usable]
-        n, self.t_offset = kernels.decode_numba(records, self.t_offset, out)
-        return (out if n == len(out) else out[:n]), usable
+        events, usable, self.t_offset = decode_records(block, self.t_offset, self.source, offset, final)
+        return events, usable
 
 
 class NmnistWriter:
@@ -108,4 +135,5 @@ SPEC = FormatSpec(
     parse_header=parse_header,
     make_decoder=NmnistDecoder,
     make_writer=NmnistWriter,
+    decode_whole=decode_whole,
 )
