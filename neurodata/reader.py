@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import RecordingInfo, concatenate, join
-from .formats import SNIFF_BYTES, detect_format, format_of, get_format
+from .formats import detect_format, format_of, get_format
 from .formats.base import FormatSpec, Header
 from .representations.kernels import first_at_or_after
 
@@ -327,7 +327,7 @@ def _decode_in_memory(
     count); a header-less format without even a header or decoder, unless ``with_info``."""
     if not data:  # no header, no records: a failed copy, not a 0-event recording
         raise FormatError(name, None, "empty file (0 bytes), not a recording")
-    spec = get_format(format) if format else format_of(data[:SNIFF_BYTES], name)
+    spec = get_format(format) if format else format_of(data, name)
     if spec.decode_whole is not None and not with_info:
         return spec.decode_whole(np.frombuffer(data, dtype=np.uint8), name), None
     header = spec.parse_header(io.BytesIO(data), name)

@@ -90,14 +90,15 @@ def format_of(head: bytes, source: str) -> FormatSpec:
     (N-MNIST ``.bin``) reaches its extension after one lookup.
 
     Args:
-        head: The file's first bytes (``SNIFF_BYTES`` of them, or all of a shorter file).
+        head: The file's first bytes: at least ``SNIFF_BYTES`` of them (or all of a shorter file), of
+            which the sniffs see ``SNIFF_BYTES``; a whole file in memory will do, uncopied.
         source: The file's path or URL; its extension is the fallback.
 
     Raises:
         UnknownFormatError: Neither the first bytes nor the extension match a format.
     """
     for spec in _BY_FIRST_BYTE.get(head[:1], ()):
-        if head.startswith(spec.magic) and (spec.sniff is None or spec.sniff(head)):
+        if head.startswith(spec.magic) and (spec.sniff is None or spec.sniff(head[:SNIFF_BYTES])):
             return spec
     ext = os.path.splitext(source.split("?")[0])[1].lower()
     spec = _BY_EXTENSION.get(ext)
