@@ -13,7 +13,7 @@ import pytest
 
 import neurodata as nd
 from neurodata import reader
-from neurodata.formats import FORMATS, format_of
+from neurodata.formats import FORMATS, extension, format_of
 from neurodata.reader import rechunk_by_count, rechunk_by_time
 from neurodata.representations.kernels import first_at_or_after
 from neurodata.synthetic import rotating_bar
@@ -189,3 +189,12 @@ def test_detection_asks_the_formats_whose_magic_the_file_starts_with():
     assert format_of(b"% evt 3.0\n% end\n", "x.bin").name == "evt3"  # the header wins over the extension
     with pytest.raises(nd.FormatError, match=r"notes\.txt: at byte 0: no known event format"):
         format_of(b"#!AER-DAT9", "notes.txt")
+
+
+NAMES = "a.bin /x/y.BIN .bin ..bin a. a /a.b/c dir/.hidden.raw a..b / x/.. x/. a.b.c ./file.npz a/.b.c a/..b.c ..."
+URLS = ["s3://b/k/x.aedat4?version=3", "s3://b/x.bin?v=1.2", "memory://bar.bin", "C:\\d\\e.h5"]
+
+
+@pytest.mark.parametrize("source", [*NAMES.split(), "a/b.", "x.tar.gz", "a.b/..", "a/.b", "x.b-c", "N1.Aedat4", "", *URLS])
+def test_extension_is_what_splitext_finds(source):
+    assert extension(source) == os.path.splitext(source.split("?")[0])[1].lower()

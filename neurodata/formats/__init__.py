@@ -67,6 +67,25 @@ _BY_FIRST_BYTE = _by_first_byte()
 _BY_EXTENSION = _by_extension()
 
 
+_NOT_BEFORE_AN_EXTENSION = "./" + os.sep + (os.altsep or "")  # splitext's extension needs a name before its dot
+
+
+def extension(source: str) -> str:
+    """The lower-case extension of a path or URL, without its ``?query``, as :func:`os.path.splitext` finds it.
+
+    The usual name (``.../name.ext``, no query) is answered by one split, a dataset sample per call
+    making :func:`os.path.splitext` count; any other goes through ``splitext``.
+
+    Args:
+        source: A local path or an fsspec URL.
+    """
+    before, _, ext = source.rpartition(".")
+    # letters and digits after the last dot, and before it a character of the same name: splitext's answer
+    if ext.isalnum() and before and before[-1] not in _NOT_BEFORE_AN_EXTENSION and "?" not in source:
+        return "." + ext.lower()
+    return os.path.splitext(source.split("?")[0])[1].lower()
+
+
 def detect_format(fileobj: BinaryIO, source: str) -> FormatSpec:
     """Pick the format of an open file from its first bytes, falling back to the extension.
 
@@ -100,7 +119,7 @@ def format_of(head: bytes, source: str) -> FormatSpec:
     for spec in _BY_FIRST_BYTE.get(head[:1], ()):
         if head.startswith(spec.magic) and (spec.sniff is None or spec.sniff(head[:SNIFF_BYTES])):
             return spec
-    ext = os.path.splitext(source.split("?")[0])[1].lower()
+    ext = extension(source)
     spec = _BY_EXTENSION.get(ext)
     if spec is None:
         raise UnknownFormatError(
