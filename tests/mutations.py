@@ -431,6 +431,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_startup.py",),
     ),
     Mutation(
+        "frame-runs-fault-on-the-pool",
+        "neurodata/representations/_parallel.py",
+        "before=fault_in if len(runs) > 1 else None",
+        "before=None",
+        ("tests/test_frames_parallel.py",),
+    ),
+    Mutation(
         "frames-nest-in-decode-threads",
         "neurodata/representations/_parallel.py",
         "threads = 1 if share <= 1 or _in_worker_process() or in_parallel_section() else",

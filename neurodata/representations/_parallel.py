@@ -1,9 +1,9 @@
 """Frames counted side by side: the slices split into runs of consecutive frames, one run a thread.
 
 Each run's frames are counted by one thread only, so the runs need no locks and the counts are
-those of one thread. The frame kernels release the GIL; the caller maps the fresh frames' pages
-first (:func:`count_runs` says why), then counts the first run itself while the pool's threads
-count the others.
+those of one thread. The frame kernels release the GIL; the caller maps each run's fresh pages
+just before the run starts (:func:`count_runs` says why), the last run first, then counts the
+first run itself while the pool's threads count the others.
 """
 
 from __future__ import annotations
@@ -103,32 +103,47 @@ def frame_runs(lengths: np.ndarray, parts: int) -> list[FrameRun]:
 def count_runs(count: Callable[[FrameRun], R], runs: Sequence[FrameRun], frames: np.ndarray) -> list[R]:
     """``count(run)`` for each of ``runs``, side by side (:func:`side_by_side`).
 
-    With several runs, the fresh ``frames`` are first faulted in on this thread: threads that
-    fault pages of one process at the same time stalled now and then for tens of milliseconds on
-    the virtual machines measured, far longer than the faults take one after another.
+    With several runs, this thread faults in each run's fresh frames just before handing the run
+    over, the last run first, then its own (the first) while the others count: threads that fault
+    pages of one process at the same time stalled now and then for tens (once hundreds) of
+    milliseconds on the virtual machines measured, far longer than the faults take one after
+    another, so no thread counting ever faults.
 
     Args:
         count: Counts one run's frames.
         runs: Runs of consecutive frames.
         frames: The C-contiguous, zero-filled frames the runs count into.
     """
-    if len(runs) > 1:
-        kernels.touch_pages(frames.reshape(-1).view(np.uint8), mmap.PAGESIZE)
-    return side_by_side([partial(count, run) for run in runs])
+
+    def fault_in(i: int) -> None:
+        run = runs[i]
+        kernels.touch_pages(frames[run.first : run.stop].reshape(-1).view(np.uint8), mmap.PAGESIZE)
+
+    return side_by_side([partial(count, run) for run in runs], before=fault_in if len(runs) > 1 else None)
 
 
-def side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
+def side_by_side(calls: Sequence[Callable[[], R]], before: Callable[[int], None] | None = None) -> list[R]:
     """The results of ``calls``, the first made on this thread, the others on a shared pool; waits for
     every call before raising the first error.
 
     Args:
         calls: Functions without arguments, independent of one another.
+        before: Called as ``before(i)`` on this thread just before call ``i`` starts: the pool's
+            calls are started from the last one, then this thread makes the first.
     """
     if len(calls) == 1:
+        if before is not None:
+            before(0)
         return [calls[0]()]
     pool = shared_pool("neurodata-frames", len(calls) - 1, initializer=mark_parallel_thread)
-    futures = [pool.submit(call) for call in calls[1:]]
+    futures = []  # the pool's calls, from the last one
     try:
+        for i in range(len(calls) - 1, 0, -1):
+            if before is not None:
+                before(i)
+            futures.append(pool.submit(calls[i]))
+        if before is not None:
+            before(0)
         with parallel_section():
             first = calls[0]()
     finally:
@@ -136,4 +151,4 @@ def side_by_side(calls: Sequence[Callable[[], R]]) -> list[R]:
     for error in errors:
         if error is not None:
             raise error
-    return [first, *(future.result() for future in futures)]
+    return [first, *(future.result() for future in reversed(futures))]
