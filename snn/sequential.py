@@ -16,9 +16,8 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from . import layers
-from .backends import resolve_backend
+from .backends import numba_module, resolve_backend
 from .backends.fused import ONE_STATE_KINDS
-from .backends.numba_backend import neuron_maxpool2d
 from .neurons import Neuron
 
 __all__ = ["SpikingSequential"]
@@ -45,7 +44,7 @@ def _has_hooks(*modules: nn.Module) -> bool:
 
 
 def _fusable(neuron: nn.Module, pool: nn.Module, x_seq: torch.Tensor) -> bool:
-    """Whether ``neuron`` then ``pool`` on ``x_seq`` can run as :func:`neuron_maxpool2d`."""
+    """Whether ``neuron`` then ``pool`` on ``x_seq`` can run as :func:`~snn.backends.numba_backend.neuron_maxpool2d`."""
     if not (isinstance(neuron, Neuron) and neuron.param_cls.kind in ONE_STATE_KINDS and _is_2x2_max_pool(pool)):
         return False
     if neuron.step_mode != "m" or neuron.stateful or _has_hooks(neuron, pool):
@@ -68,7 +67,7 @@ class SpikingSequential(nn.Sequential):
         i = 0
         while i < len(modules):
             if i + 1 < len(modules) and _fusable(modules[i], modules[i + 1], x):
-                x, _ = neuron_maxpool2d(x, None, modules[i].params())
+                x, _ = numba_module().neuron_maxpool2d(x, None, modules[i].params())
                 i += 2
             else:
                 x = modules[i](x)

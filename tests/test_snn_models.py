@@ -18,8 +18,8 @@ import torch
 
 import snn
 import snn.models as zoo
-from snn import layers, sequential
-from snn.backends import cpu_backend
+from snn import layers
+from snn.backends import cpu_backend, numba_backend
 from snn.models.resnet import sew_connect
 from tests.zoo_reference import checksum, deterministic_state, digest
 
@@ -247,10 +247,8 @@ def test_cpu_fast_path_equals_the_plain_modules(monkeypatch) -> None:
             linear.weight.mul_(8.0)
     reference = _unfused_contiguous_copy(net)
     fused_calls, conv_layouts = [], []
-    fused = sequential.neuron_maxpool2d
-    monkeypatch.setattr(
-        snn.sequential, "neuron_maxpool2d", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
-    )
+    fused = numba_backend.neuron_maxpool2d
+    monkeypatch.setattr(numba_backend, "neuron_maxpool2d", lambda *a, **k: fused_calls.append(1) or fused(*a, **k))
     net.body[0].register_forward_hook(lambda m, i, o: conv_layouts.append(o.flatten(0, 1).is_contiguous(
         memory_format=torch.channels_last)))  # fmt: skip
     assert all(  # channels_last weights on CPU, contiguous elsewhere

@@ -50,6 +50,12 @@ def test_import_snn_leaves_the_compiler_alone():
     modules = imported_after("import snn")
     assert "torch" in modules
     assert not {"torch._dynamo", "sympy", "triton"} & modules
+    assert "numba" not in modules  # the Numba backend loads on its first use
+
+
+def test_the_numba_backend_loads_on_first_use():
+    code = "import torch, snn\nassert snn.LIF()(torch.full((4, 2, 3), 2.0)).sum() > 0\n"  # CPU fp32: the numba backend
+    assert {"numba", "snn.backends.numba_backend"} <= imported_after(code)
 
 
 def test_lazy_public_names_resolve():

@@ -7,7 +7,8 @@ Every backend module exposes ``KINDS`` (the neuron kinds it runs) and the same e
 * ``"torch"`` (:mod:`.torch_backend`): the reference loop :func:`snn.functional.multi_step`;
   every neuron, every surrogate, tensor fields;
 * ``"numba"`` (:mod:`.numba_backend`): IF/LIF/PLIF/ALIF/CubaLIF, one autograd node whose forward
-  and backward are Numba kernels compiled once per installation (CPU tensors);
+  and backward are Numba kernels compiled once per installation (CPU tensors); imported on first
+  use (:func:`numba_module`), so that ``import snn`` does not import Numba;
 * ``"cpu"`` (:mod:`.cpu_backend`): IF/LIF/PLIF, one autograd node with a hand-written backward and
   time loops compiled by torch.compile per configuration and sequence length (any device);
 * ``"triton"`` (:mod:`.triton_backend`): IF/LIF/PLIF/ALIF/CubaLIF on CUDA tensors (when asked for
@@ -31,19 +32,26 @@ from typing import NamedTuple
 import torch
 
 from ..params import NeuronParameters
-from . import cpu_backend, numba_backend, torch_backend
+from . import cpu_backend, torch_backend
 from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, check_fusable, unsupported
 
-__all__ = ["BACKENDS", "KINDS", "check_backend", "resolve_backend", "backend_module", "multi_step"]
+__all__ = ["BACKENDS", "KINDS", "check_backend", "resolve_backend", "backend_module", "multi_step", "numba_module"]
 
 BACKENDS = ("auto", "torch", "numba", "cpu", "triton")
 # The neuron kinds each concrete backend runs (triton's module imports lazily).
 KINDS: dict[str, tuple[str, ...]] = {
     "torch": torch_backend.KINDS,
-    "numba": numba_backend.KINDS,
+    "numba": ONE_STATE_KINDS + TWO_STATE_KINDS,
     "cpu": cpu_backend.KINDS,
     "triton": ONE_STATE_KINDS + TWO_STATE_KINDS,
 }
+
+
+def numba_module() -> ModuleType:
+    """:mod:`.numba_backend`, imported (with Numba, ~0.2 s) on the first call."""
+    from . import numba_backend
+
+    return numba_backend
 
 
 @functools.cache
@@ -95,7 +103,9 @@ def backend_module(name: str) -> ModuleType:
     """The module of concrete backend ``name`` ("torch", "numba", "cpu" or "triton")."""
     if name == "triton":
         return _triton_module()
-    return {"torch": torch_backend, "numba": numba_backend, "cpu": cpu_backend}[name]
+    if name == "numba":
+        return numba_module()
+    return {"torch": torch_backend, "cpu": cpu_backend}[name]
 
 
 def multi_step(
