@@ -56,6 +56,14 @@ def test_import_snn_leaves_the_compiler_alone():
 def test_the_numba_backend_loads_on_first_use():
     code = "import torch, snn\nassert snn.LIF()(torch.full((4, 2, 3), 2.0)).sum() > 0\n"  # CPU fp32: the numba backend
     assert {"numba", "snn.backends.numba_backend"} <= imported_after(code)
+    compiled_first = (  # the first forward inside torch.compile loads it too, with the eager values
+        "import torch, snn\n"
+        "net = torch.nn.Sequential(torch.nn.Linear(3, 4), snn.LIF())\n"
+        "x = torch.randn(5, 2, 3) * 3\n"
+        "compiled = torch.compile(net, backend='eager')(x)\n"
+        "assert torch.equal(compiled, net(x)) and compiled.sum() > 0\n"
+    )
+    assert "snn.backends.numba_backend" in imported_after(compiled_first)
 
 
 def test_lazy_public_names_resolve():
