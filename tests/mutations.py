@@ -346,6 +346,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_reader.py",),
     ),
     Mutation(
+        "fresh-output-copied-out",
+        "neurodata/formats/output.py",
+        "            room.resize(n, refcheck=False)  # refcheck would count the decoder's own references\n            return room\n",
+        "            return room[:n].copy()\n",
+        ("tests/test_formats_output.py",),
+    ),
+    Mutation(
         "nmnist-vector-group-ignores-marker",
         "neurodata/formats/kernels/nmnist_vector.py",
         "_Y_LANES = [1 if lane % RECORD == 1 and lane < RECORD * GROUP else 0 for lane in range(16)]",

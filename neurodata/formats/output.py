@@ -29,16 +29,22 @@ class EventOutput(Protocol):
 
 
 class FreshArrays:
-    """A new array for each request; what is kept is copied out when more than an eighth of the
-    room would go unused (so a generous size estimate does not pin memory)."""
+    """A new array for each request; when more than an eighth of the room would go unused, what is
+    kept is the room itself shrunk in place (so a generous size estimate pins no memory, and the
+    events are not copied: a whole file's events can be hundreds of MB)."""
 
     def take(self, n: int) -> np.ndarray:
         """A new uninitialised array of ``n`` events."""
         return empty_events(n)
 
     def keep(self, room: np.ndarray, n: int) -> np.ndarray:
-        """``room[:n]``, a copy when the rest would waste more than an eighth of ``room``."""
-        return room[:n].copy() if len(room) - n > n // 8 else room[:n]
+        """``room[:n]``; or, when the rest would waste more than an eighth of ``room``, ``room``
+        shrunk to ``n`` rows by ``realloc`` (which gives the tail back without copying the events).
+        ``room`` is the decoder's own array from :meth:`take`: no view of it may exist."""
+        if len(room) - n > n // 8:
+            room.resize(n, refcheck=False)  # refcheck would count the decoder's own references
+            return room
+        return room[:n]
 
 
 class EventArena:
