@@ -6,8 +6,10 @@ Inputs: synthetic events (seeded) uniform over the sensor, time-sorted over one 
 case for cache locality), and the real 1280x720 EVT3 fixture (its golden decode, evt3_sample.npy,
 219596 events over 54 ms) repeated back to back 5 times (~1.1 M events) when the fixtures exist. Each
 library gets its native event layout (ours: EVENT_DTYPE; Tonic: its x/y/p int16 + t int64 record;
-SpikingJelly: a dict of int64 columns). Runs interleave ours and the peer's; the table shows
-medians, events per second and the speed ratio. Numba kernels are compiled (or loaded from the
+SpikingJelly: a dict of int64 columns). Runs interleave ours and the peer's, call by call (each
+call finds the caches as the other library left them), or with ``--block N`` in blocks of N calls
+in a row (warm, as a loop over samples runs); the table shows medians, events per second and the
+speed ratio. Numba kernels are compiled (or loaded from the
 on-disk cache) before timing; the first-call latency of a fresh process is printed separately.
 """
 
@@ -88,14 +90,21 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def compare(ours, peer, repeats: int) -> tuple[float, float, float, float]:
-    """Medians (ours wall, peer wall, ours CPU, peer CPU) of interleaved runs."""
+def compare(ours, peer, repeats: int, block: int = 1) -> tuple[float, float, float, float]:
+    """Medians (ours wall, peer wall, ours CPU, peer CPU) of interleaved runs.
+
+    ``block`` 1 alternates call by call: each call finds the caches as the other library's call
+    left them. ``block`` > 1 alternates blocks: one untimed call, then ``block`` timed calls in a
+    row, as a loop over samples makes them (its input and output memory warm).
+    """
     ours()  # warm: Numba dispatch, page cache
     peer()
     a, b = [], []
     for _ in range(repeats):
-        a.append(timed(ours))
-        b.append(timed(peer))
+        for times, call in ((a, ours), (b, peer)):
+            if block > 1:
+                call()
+            times.extend(timed(call) for _ in range(block))
     return tuple(statistics.median(x[k] for x in runs) for k in (0, 1) for runs in (a, b))
 
 
@@ -115,6 +124,9 @@ def first_call_latency() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--block", type=int, default=1, help="calls in a row per side and round (1: alternate call by call)"
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--filter-events", type=int, default=100_000, help="Tonic's filters are Python loops")
     args = parser.parse_args()
@@ -123,7 +135,7 @@ def main() -> None:
 
     def row(name, n, ours, peer, repeats=args.repeats, peer_name="tonic", threads=1):
         """Time two zero-argument callables (built with functools.partial) side by side; ``threads``: ours."""
-        rows.append((name, peer_name, threads, n, *compare(ours, peer, repeats)))
+        rows.append((name, peer_name, threads, n, *compare(ours, peer, repeats, args.block)))
         print(f"  {name:<34} done", file=sys.stderr)
 
     inputs = [
@@ -184,7 +196,9 @@ def main() -> None:
         row(f"RefractoryPeriod {tag}", len(small), ours, peer, repeats)
 
     print(
-        f"\nmedians of {args.repeats} interleaved runs (filters: {max(3, args.repeats // 2)}); CPU time, wall ratio last; "
+        f"\nmedians of {args.repeats} interleaved rounds (filters: {max(3, args.repeats // 2)}), "
+        + ("call by call" if args.block == 1 else f"each a block of {args.block} calls in a row per side")
+        + "; CPU time, wall ratio last; "
         "the peer runs on the calling thread, ours too but for ToFrame (its default threads)"
     )
     print(
