@@ -59,7 +59,8 @@ def test_the_numba_backend_loads_on_first_use():
     compiled_first = (  # the first forward inside torch.compile loads it too, with the eager values
         "import torch, snn\n"
         "net = torch.nn.Sequential(torch.nn.Linear(3, 4), snn.LIF())\n"
-        "x = torch.randn(5, 2, 3) * 3\n"
+        "torch.nn.init.constant_(net[0].weight, 1.0)\n"
+        "x = torch.full((5, 2, 3), 2.0)  # drives every neuron past its threshold\n"
         "compiled = torch.compile(net, backend='eager')(x)\n"
         "assert torch.equal(compiled, net(x)) and compiled.sum() > 0\n"
     )
