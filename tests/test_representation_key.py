@@ -11,6 +11,7 @@ import pytest
 
 from neurodata.representations import RULES_VERSION, representation_key
 from neurodata.representations import key as key_module
+from neurodata.synthetic import rotating_bar
 from neurodata.transforms import ToFrame, ToVoxelGrid
 
 BASE = {
@@ -86,3 +87,16 @@ def test_transform_specs_feed_the_key():
 def test_bad_specs_are_refused(spec, error):
     with pytest.raises(ValueError, match=error):
         representation_key(spec)
+
+
+def test_a_thread_count_changes_neither_the_key_nor_the_frames():
+    """ToFrame's ``threads`` says how the frames are counted, not what they are: the spec (and so a
+    precomputed cache's key) leaves it out, the call passes it on, and the frames are equal."""
+    plain = ToFrame((640, 480, 2), n_time_bins=4, dtype="int16")
+    threaded = ToFrame((640, 480, 2), n_time_bins=4, dtype="int16", threads=2)
+    assert threaded.spec() == plain.spec() and "threads" not in threaded.spec()
+    assert representation_key(threaded.spec()) == representation_key(plain.spec())
+    events = rotating_bar(640, 480, duration_us=200_000)
+    np.testing.assert_array_equal(threaded(events), plain(events))
+    with pytest.raises(ValueError, match="threads must be a whole number of at least 1"):
+        ToFrame((640, 480, 2), n_time_bins=4, threads=0)(events)

@@ -10,13 +10,19 @@ from .transforms import Size
 
 
 class _Representation:
-    """Representation transforms describe themselves for :func:`representation_key`."""
+    """Representation transforms describe themselves for :func:`representation_key`.
+
+    ``execution`` names the fields that say how the result is computed, not what it is (a thread
+    count): the spec, and so the key of a precomputed representation, leaves them out.
+    """
 
     kind = ""
+    execution: tuple[str, ...] = ()
 
     def spec(self) -> dict:
         """``{"type": ..., parameters...}``: feed to :func:`neurodata.representations.representation_key`."""
-        return {"type": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
+        fields = asdict(self).items()
+        return {"type": self.kind, **{k: v for k, v in fields if v is not None and k not in self.execution}}
 
     def options(self) -> dict:
         """The fields other than ``sensor_size``, as keywords of the representation function."""
@@ -43,6 +49,8 @@ class ToFrame(_Representation):
         split_by: ``'number'`` or ``'time'``.
         duration: Frames of this many microseconds, the last one kept even if incomplete.
         dtype: The frames' numpy dtype name.
+        threads: Threads counting runs of frames side by side (the frames are the same for any
+            number); None: :func:`~neurodata.representations.to_frame`'s default. Not part of the spec.
     """
 
     sensor_size: Size | None
@@ -58,7 +66,9 @@ class ToFrame(_Representation):
     split_by: str | None = None
     duration: float | None = None
     dtype: str = "int32"
+    threads: int | None = None
     kind = "frame"
+    execution = ("threads",)
 
     def __call__(self, events):
         return rep.to_frame(events, self.sensor_size, **self.options())
