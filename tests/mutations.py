@@ -353,6 +353,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_formats_output.py",),
     ),
     Mutation(
+        "thread-count-in-the-key",
+        "neurodata/transforms/to_representations.py",
+        "if v is not None and k not in self.execution}}",
+        "if v is not None}}",
+        ("tests/test_representation_key.py",),
+    ),
+    Mutation(
         "nmnist-vector-group-ignores-marker",
         "neurodata/formats/kernels/nmnist_vector.py",
         "_Y_LANES = [1 if lane % RECORD == 1 and lane < RECORD * GROUP else 0 for lane in range(16)]",
