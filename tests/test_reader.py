@@ -177,6 +177,21 @@ def test_as_events_accepts_tonic_style_arrays():
         nd.as_events(np.zeros(2, dtype=[("t", "<i8")]))
 
 
+def test_a_file_grown_since_its_size_was_taken_is_read_to_its_end(bar_file, monkeypatch):
+    """A file that the first read fills is sized by fstat and read again; when it has grown since (a
+    recording still being written), the reader reads on to the end instead of trusting the size."""
+    path, events = bar_file
+    real_fstat = os.fstat
+
+    class Stale:  # what fstat said a moment before the last 500 bytes were written
+        def __init__(self, status):
+            self.st_mode, self.st_size = status.st_mode, status.st_size - 500
+
+    monkeypatch.setattr(reader, "FIRST_READ_BYTES", 16)
+    monkeypatch.setattr(reader.os, "fstat", lambda fd: Stale(real_fstat(fd)))
+    np.testing.assert_array_equal(nd.read(path), events)
+
+
 def test_detection_asks_the_formats_whose_magic_the_file_starts_with():
     """A magic alone decides where a format has no further sniff; a file whose first byte is some
     magic's first byte but not the magic (an N-Caltech101 .bin whose first x is 35, '#') goes on to
