@@ -502,9 +502,10 @@ def apply(tree: Path, mutation: Mutation) -> str:
     return original
 
 
-def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
-    """``("caught" | "survived" | "timeout", seconds)`` for the tests run in ``tree``."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba-cache")}
+def run_tests(tree: Path, tests: tuple[str, ...], timeout: float, numba_cache: Path) -> tuple[str, float]:
+    """``("caught" | "survived" | "timeout", seconds)`` for the tests run in ``tree``, Numba caching
+    its kernels in ``numba_cache``."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(numba_cache)}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     start = time.perf_counter()
     try:
@@ -543,8 +544,11 @@ def main(argv: list[str] | None = None) -> int:
                 outcome, seconds = "stale", 0.0
                 print(err, file=sys.stderr)
             else:
+                # Numba checks a cached kernel against its own file only: a kernel of another file that
+                # calls the mutated one would run the unmutated code from a shared cache
+                cache = tree / ".numba-cache" / (m.name if "numba" in original else "shared")
                 try:
-                    outcome, seconds = run_tests(tree, m.tests, args.timeout)
+                    outcome, seconds = run_tests(tree, m.tests, args.timeout, cache)
                 finally:
                     (tree / m.path).write_text(original)
             survived += outcome != "caught" and outcome != "stale"
