@@ -172,10 +172,8 @@ class Recording:
         """
         mapped = self._memory_map()
         if mapped is not None:
-            decoder = self.format.make_decoder(self.header, self.source)
-            events, _ = decoder.decode(mapped, self.header.data_offset, True)
             self.position = self.header.data_offset + len(mapped)
-            return events
+            return _decode_all(self.format, self.header, self.source, mapped)
         size = self.size
         remaining = None if size is None else size - self.header.data_offset
         # one read of exactly the rest of the file (+1 byte to see the end) when it fits comfortably
@@ -283,8 +281,8 @@ def open_recording(source: str | os.PathLike, format: str | None = None) -> Reco
 
 def _open_fileobj(fileobj: BinaryIO, name: str, format: str | None) -> Recording:
     try:
-        if _file_size(fileobj) == 0:  # no header, no records: a failed copy, not a 0-event recording
-            raise FormatError(name, None, "empty file (0 bytes), not a recording")
+        if _file_size(fileobj) == 0:
+            raise _empty_file_error(name)
         spec = get_format(format) if format else detect_format(fileobj, name)
         fileobj.seek(0)
         header = spec.parse_header(fileobj, name)
@@ -325,16 +323,25 @@ def _decode_in_memory(
     """Decode a whole recording held in memory in one decoder call, as :meth:`Recording.read` decodes
     a mapped file, without the :class:`Recording` around it (one dataset sample per call makes it
     count); a header-less format without even a header or decoder, unless ``with_info``."""
-    if not data:  # no header, no records: a failed copy, not a 0-event recording
-        raise FormatError(name, None, "empty file (0 bytes), not a recording")
+    if not data:
+        raise _empty_file_error(name)
     spec = get_format(format) if format else format_of(data, name)
     if spec.decode_whole is not None and not with_info:
         return spec.decode_whole(np.frombuffer(data, dtype=np.uint8), name), None
     header = spec.parse_header(io.BytesIO(data), name)
     header.info.source = name
-    decoder = spec.make_decoder(header, name)
-    events, _ = decoder.decode(np.frombuffer(data, dtype=np.uint8)[header.data_offset :], header.data_offset, True)
-    return events, header.info
+    return _decode_all(spec, header, name, np.frombuffer(data, dtype=np.uint8)[header.data_offset :]), header.info
+
+
+def _decode_all(spec: FormatSpec, header: Header, source: str, records: np.ndarray) -> np.ndarray:
+    """The events of ``records``, all of a file's bytes after its header, in one decoder call."""
+    events, _ = spec.make_decoder(header, source).decode(records, header.data_offset, True)
+    return events
+
+
+def _empty_file_error(name: str) -> FormatError:
+    """No header and no records: a failed copy, not a recording of 0 events."""
+    return FormatError(name, None, "empty file (0 bytes), not a recording")
 
 
 def read_buffer(data: bytes, name: str, format: str | None = None) -> np.ndarray:

@@ -545,8 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(err, file=sys.stderr)
             else:
                 # Numba checks a cached kernel against its own file only: a kernel of another file that
-                # calls the mutated one would run the unmutated code from a shared cache
-                cache = tree / ".numba-cache" / (m.name if "numba" in original else "shared")
+                # calls the mutated one would run the unmutated code from a cache common to all mutations
+                cache = tree / ".numba-cache" / (m.name if "numba" in original else "common")
                 try:
                     outcome, seconds = run_tests(tree, m.tests, args.timeout, cache)
                 finally:

@@ -33,7 +33,7 @@ import torch
 
 from ..params import NeuronParameters
 from . import cpu_backend, torch_backend
-from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, check_fusable, unsupported
+from .fused import FUSED_KINDS, check_fusable, unsupported
 
 __all__ = ["BACKENDS", "KINDS", "check_backend", "resolve_backend", "backend_module", "multi_step", "numba_module"]
 
@@ -41,9 +41,9 @@ BACKENDS = ("auto", "torch", "numba", "cpu", "triton")
 # The neuron kinds each concrete backend runs (triton's module imports lazily).
 KINDS: dict[str, tuple[str, ...]] = {
     "torch": torch_backend.KINDS,
-    "numba": ONE_STATE_KINDS + TWO_STATE_KINDS,
+    "numba": FUSED_KINDS,
     "cpu": cpu_backend.KINDS,
-    "triton": ONE_STATE_KINDS + TWO_STATE_KINDS,
+    "triton": FUSED_KINDS,
 }
 
 

@@ -37,6 +37,7 @@ __all__ = [
 ONE_STATE_KINDS = ("if", "lif", "plif")
 # Neurons with a second state U: the adaptation trace A (alif) or the synaptic current I (cuba_lif).
 TWO_STATE_KINDS = ("alif", "cuba_lif")
+FUSED_KINDS = ONE_STATE_KINDS + TWO_STATE_KINDS  # what the fused backends (numba, triton) run
 
 
 class FusedConfig(NamedTuple):

@@ -34,11 +34,11 @@ from ..kernels.numba_neurons import (
 )
 from ..params import NeuronParameters
 from .dynamo import opaque_to_dynamo
-from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, FusedConfig, fused_config, plif_k
+from .fused import FUSED_KINDS, ONE_STATE_KINDS, TWO_STATE_KINDS, FusedConfig, fused_config, plif_k
 
 __all__ = ["KINDS", "multi_step", "neuron_maxpool2d"]
 
-KINDS = ONE_STATE_KINDS + TWO_STATE_KINDS
+KINDS = FUSED_KINDS
 
 
 def _f32(t: Tensor) -> np.ndarray:

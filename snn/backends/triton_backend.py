@@ -22,11 +22,11 @@ from .. import functional as F
 from ..kernels.triton_neurons import KIND_IDS, _neuron_backward_kernel, _neuron_forward_kernel
 from ..params import NeuronParameters
 from ..surrogate import NAMES as SURROGATE_NAMES
-from .fused import ONE_STATE_KINDS, TWO_STATE_KINDS, FusedConfig, fused_config, plif_k
+from .fused import FUSED_KINDS, TWO_STATE_KINDS, FusedConfig, fused_config, plif_k
 
 __all__ = ["KINDS", "SUPPORTED_DTYPES", "multi_step", "neuron_forward", "neuron_backward"]
 
-KINDS = ONE_STATE_KINDS + TWO_STATE_KINDS
+KINDS = FUSED_KINDS
 SURROGATE_IDS: dict[str, int] = {name: i for i, name in enumerate(SURROGATE_NAMES)}
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
