@@ -505,10 +505,15 @@ def test_bucketed_kernel_matches_reference(events, event_count, overlap, shift):
     st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=6),
     st.sampled_from(["none", "x", "y", "p", "order"]),
     st.integers(0, 59),
+    st.sampled_from([0, 1, 2, 7]),
 )
-def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplaced_event(events, bounds, fault, where):
+def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplaced_event(
+    events, bounds, fault, where, ahead
+):
     """Any slices (gaps before, between and after them, overlaps, any order); one event may be moved
-    off the sensor or back in time: the kernel returns the first such index, held by a slice or not."""
+    off the sensor or back in time: the kernel returns the first such index, held by a slice or not.
+    Any prefetch distance (``ahead``: 0 counts each event in turn; others stage events that far
+    ahead, even past a short slice's end)."""
     events = events.copy()
     n = len(events)
     if fault != "none" and n:
@@ -525,7 +530,9 @@ def test_validating_kernel_counts_like_the_reference_or_names_the_first_misplace
         bad = (events["x"] >= 5) | (events["y"] >= 3) | ((events["p"] >= n_pol) & (not merge))
         bad[1:] |= t[1:] < t[:-1]
         frames = np.zeros((len(starts), n_pol, 3, 5), dtype=np.int32)
-        status = kernels.accumulate_frames_validating(events, starts, ends, merge, frames, 0, False, 0, len(events), 2)
+        status = kernels.accumulate_frames_validating(
+            events, starts, ends, merge, frames, 0, False, 0, len(events), ahead
+        )
         assert status == (int(np.argmax(bad)) if bad.any() else -1)
         if status == -1:
             np.testing.assert_array_equal(frames, reference.frames_reference(events, starts, ends, n_pol, 3, 5))

@@ -128,6 +128,12 @@ def _cell(e, merge, height, width):
     return (c * height + np.int64(e.y)) * width + np.int64(e.x)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _out_of_place(e, previous_t, width, height, n_pol, merge):
+    """Whether event ``e`` lies outside the sensor (its polarity only unless ``merge``) or before ``previous_t``."""
+    return e.x >= width or e.y >= height or (not merge and e.p >= n_pol) or e.t < previous_t
+
+
 @numba.njit(cache=True, nogil=True)
 def accumulate_frames(events, starts, ends, merge, frames, limit, checked, ahead):
     """Count events ``starts[i] <= j < ends[i]`` into ``frames[i, p, y, x]`` (frames zeroed by caller).
@@ -158,10 +164,29 @@ def accumulate_frames(events, starts, ends, merge, frames, limit, checked, ahead
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _out_of_place(e, previous_t, width, height, n_pol, merge):
-    """Whether event ``e`` lies outside the sensor (its polarity only unless ``merge``) or before ``previous_t``."""
-    return e.x >= width or e.y >= height or (not merge and e.p >= n_pol) or e.t < previous_t
+@numba.njit(cache=True, nogil=True)
+def _count_slice_validating(events, start, end, previous_t, merge, frame, flat, base, limit, checked, ahead):
+    """Check and count events ``start <= j < end`` into ``frame`` (``flat[base:]`` is the same frame,
+    for the prefetches; ``ahead`` as in :func:`accumulate_frames`).
+
+    Returns -1 when all went well, the index of the first event out of place (outside the sensor,
+    or earlier than the one before it, from ``previous_t``), or -2 when a cell would pass ``limit``
+    (the frame then partly counted).
+    """
+    n_pol, height, width = frame.shape
+    for j in range(start, end):
+        if ahead and j + ahead < end:
+            prefetch_write(flat, base + _cell(events[j + ahead], merge, height, width))
+        e = events[j]
+        if _out_of_place(e, previous_t, width, height, n_pol, merge):
+            return j
+        previous_t = e.t
+        c = 0 if merge else e.p
+        count = frame[c, e.y, e.x]
+        if checked and count >= limit:
+            return -2
+        frame[c, e.y, e.x] = count + 1
+    return -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -203,21 +228,13 @@ def accumulate_frames_validating(events, starts, ends, merge, frames, limit, che
             previous_t = events[j].t
         if i == len(starts):
             break
-        frame = frames[i]
-        base = i * n_pol * height * width
         previous_t = events[starts[i] - 1].t if starts[i] > 0 else events[0].t
-        for j in range(starts[i], ends[i]):
-            if ahead and j + ahead < ends[i]:
-                prefetch_write(flat, base + _cell(events[j + ahead], merge, height, width))
-            e = events[j]
-            if _out_of_place(e, previous_t, width, height, n_pol, merge):
-                return j
-            previous_t = e.t
-            c = 0 if merge else e.p
-            count = frame[c, e.y, e.x]
-            if checked and count >= limit:
-                return -2
-            frame[c, e.y, e.x] = count + 1
+        status = _count_slice_validating(
+            events, starts[i], ends[i], previous_t, merge, frames[i], flat, i * n_pol * height * width,
+            limit, checked, ahead,
+        )
+        if status != -1:
+            return status
         done = max(done, ends[i])
     return -1
 
