@@ -3,6 +3,7 @@ right, their documented bugs, properties (nothing dropped, kernels == references
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -354,6 +355,18 @@ def test_time_surface_matches_tonic_and_reference(nmnist, tonic):
     )
 
 
+@pytest.mark.parametrize("decay", ["exp", "lin"])
+def test_time_surfaces_do_not_move_with_the_clock(nmnist, decay):
+    """The same surfaces for a recording in Unix-time microseconds (float64 keeps only quarter
+    microseconds there: ages are taken from the first event's time)."""
+    late = nmnist.copy()
+    late["t"] += 1_600_000_000_000_000
+    np.testing.assert_array_equal(
+        to_time_surface(late, NMNIST, dt=3333.3, tau=5000, decay=decay),
+        to_time_surface(nmnist, NMNIST, dt=3333.3, tau=5000, decay=decay),
+    )
+
+
 def test_local_time_surfaces_by_hand():
     events = make_events([0, 10, 20], [1, 2, 1], [1, 1, 1], [1, 1, 0])
     surfaces = to_local_time_surfaces(events, (3, 3, 2), radius=1, tau=10)
@@ -445,7 +458,9 @@ NO_DROP_SPECS = st.one_of(
     st.builds(dict, n_event_bins=st.integers(1, 9)),
     st.builds(dict, frames_number=st.integers(1, 9), split_by=st.sampled_from(["number", "time"])),
     st.builds(dict, duration=st.integers(1, 200)),
+    st.builds(dict, duration=st.floats(0.05, 200)),
     st.builds(dict, time_window=st.integers(1, 200), include_incomplete=st.just(True)),
+    st.builds(dict, time_window=st.floats(0.05, 200), include_incomplete=st.just(True)),
     st.builds(dict, event_count=st.integers(1, 30), include_incomplete=st.just(True)),
 )
 SENSOR = (5, 3, 2)
@@ -457,6 +472,69 @@ def test_no_event_is_dropped(events, spec):
     frames = to_frame(events, SENSOR, **spec)
     assert frames.sum() == len(events)
     np.testing.assert_array_equal(frames.sum(axis=0), to_image(events, SENSOR))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=60),
+    st.sampled_from([0, 1_600_000_000_000_000, 2**62]),
+    st.one_of(
+        st.builds(dict, time_window=st.floats(0.01, 5e5), include_incomplete=st.booleans()),
+        st.builds(dict, time_window=st.floats(1, 5e5), overlap=st.floats(0, 0.99), include_incomplete=st.booleans()),
+        st.builds(dict, n_time_bins=st.integers(1, 40), overlap=st.sampled_from([0, 0.25, 0.5])),
+        st.builds(dict, duration=st.floats(0.01, 5e5)),
+    ),
+)
+def test_time_slices_partition_the_events_and_do_not_move_with_the_clock(times, origin, spec):
+    """Fractional windows: without overlap, each window ends where the next starts (no event in two
+    windows or in none), and the slices are the same whatever the recording's time origin (Unix-time
+    microseconds keep only quarter microseconds in float64)."""
+    t = np.sort(np.array(times, dtype=np.int64))
+    starts, ends = slice_events(t, **spec)
+    shifted = slice_events(t + origin, **spec)
+    np.testing.assert_array_equal(starts, shifted[0])
+    np.testing.assert_array_equal(ends, shifted[1])
+    if not spec.get("overlap"):
+        np.testing.assert_array_equal(starts[1:], ends[:-1])
+        if "n_time_bins" in spec or "duration" in spec or spec.get("include_incomplete"):
+            assert starts[0] == 0 and ends[-1] == len(t)
+
+
+def test_a_fractional_window_over_a_long_recording_slices_all_of_it():
+    """100 s at 30 frames per second: 2999 whole windows of 1e6/30 us (the count computed with Python
+    integers; a numpy integer inside a Fraction overflowed and gave one window)."""
+    t = np.arange(0, 100_000_001, 1000, dtype=np.int64)
+    events = make_events(t, np.zeros(len(t)), np.zeros(len(t)), np.ones(len(t)))
+    frames = to_frame(events, (4, 4, 2), time_window=1e6 / 30)
+    assert len(frames) == 2999
+    assert frames.sum() == np.count_nonzero(t < 2999 * 1e6 / 30)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"event_count": 2.5}, "event_count must be a whole number, got 2.5"),
+        ({"event_count": 10, "overlap": 1.5}, "overlap must be a whole number, got 1.5"),
+        ({"time_window": float("nan")}, "time_window must be finite, got nan"),
+        ({"time_window": float("inf")}, "time_window must be finite, got inf"),
+        ({"time_window": 10, "overlap": float("nan")}, "overlap must be finite, got nan"),
+        ({"time_window": "10"}, "time_window must be a number, got '10'"),
+        ({"n_time_bins": float("nan")}, "n_time_bins must be a whole number, got nan"),
+        ({"n_event_bins": 2.5}, "n_event_bins must be a whole number, got 2.5"),
+        ({"frames_number": 0, "split_by": "time"}, "frames_number must be a positive integer, got 0"),
+        ({"time_window": 10, "start_time": float("nan")}, "start_time must be finite, got nan"),
+        ({"n_time_bins": 3, "end_time": float("inf")}, "end_time must be finite, got inf"),
+    ],
+)
+def test_slicing_arguments_are_checked_by_name(nmnist, spec, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        to_frame(nmnist, (34, 34, 2), **spec)
+
+
+def test_a_whole_float_event_count_counts_like_the_int(nmnist):
+    np.testing.assert_array_equal(
+        to_frame(nmnist, (34, 34, 2), event_count=200.0, overlap=50.0), to_frame(nmnist, (34, 34, 2), event_count=200, overlap=50)
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -327,8 +327,9 @@ def _decay(age, tau, decay):
 
 
 @numba.njit(cache=True, nogil=True)
-def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out):
-    """Per window ``i``: decay of each pixel's latest timestamp up to ``ends[i]``, seen at ``ref_times[i]``.
+def global_time_surfaces(events, starts, ends, origin, ref_offsets, tau, decay, merge, out):
+    """Per window ``i``: decay of each pixel's latest timestamp up to ``ends[i]``, seen at
+    ``origin + ref_offsets[i]`` (ages taken from the offsets, exact for Unix-time microseconds).
 
     ``out[T, P, H, W]`` is float; pixels that never fired stay 0.
 
@@ -336,7 +337,8 @@ def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out
         events: EVENT_DTYPE records, time-sorted, coordinates inside the output.
         starts: First event index of each window (int64).
         ends: One past each window's last event.
-        ref_times: Time in microseconds at which each window's surface is read.
+        origin: The time the offsets count from (int64 microseconds: the first event's).
+        ref_offsets: Microseconds after ``origin`` at which each window's surface is read.
         tau: Decay time constant in microseconds.
         decay: :data:`DECAY_EXP` (``exp(-age / tau)``) or :data:`DECAY_LIN` (``1 - age / (3 tau)``, floored at 0).
         merge: Send every event to channel 0.
@@ -352,12 +354,12 @@ def global_time_surfaces(events, starts, ends, ref_times, tau, decay, merge, out
             last[c, e.y, e.x] = e.t
             seen[c, e.y, e.x] = True
         done = max(done, ends[i])
-        ref = ref_times[i]
+        ref = ref_offsets[i]
         for c in range(n_pol):
             for yy in range(height):
                 for xx in range(width):
                     if seen[c, yy, xx]:
-                        out[i, c, yy, xx] = _decay(ref - last[c, yy, xx], tau, decay)
+                        out[i, c, yy, xx] = _decay(ref - np.float64(last[c, yy, xx] - origin), tau, decay)
 
 
 @numba.njit(cache=True, nogil=True)

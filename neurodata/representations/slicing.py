@@ -31,6 +31,9 @@ def _span(t: np.ndarray, start_time, end_time) -> tuple[float, float] | None:
     """The closed time span to slice: explicit bounds win, else the first and last timestamps."""
     if len(t) == 0 and (start_time is None or end_time is None):
         return None
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
     begin = t[0] if start_time is None else start_time
     end = t[-1] if end_time is None else end_time
     if end < begin:
@@ -38,35 +41,72 @@ def _span(t: np.ndarray, start_time, end_time) -> tuple[float, float] | None:
     return begin, end
 
 
-def _time_edges_to_indices(t: np.ndarray, starts: np.ndarray, ends: np.ndarray, span_end) -> Slices:
-    """Turn window times into index ranges; the last window, if it reaches the span end, is closed there.
+def _edge_times(begin, offsets: np.ndarray) -> np.ndarray:
+    """``ceil(begin + offsets)`` as int64, exact for a large ``begin`` (Unix-time microseconds, where
+    float64 keeps only quarter microseconds): the offsets from the span start are added to its whole
+    part after rounding up.
 
     Integer timestamps satisfy ``t >= edge`` exactly when ``t >= ceil(edge)``, so fractional edges
     are rounded up, and searched as int64 (a float search would convert all of ``t``).
     """
-    first = search_sorted(t, np.ceil(starts).astype(np.int64), False)
-    last = search_sorted(t, np.ceil(ends).astype(np.int64), False)
-    if ends[-1] >= span_end:
-        last[-1] = search_sorted(t, np.array([math.floor(span_end)], dtype=np.int64), True)[0]
+    whole = _whole_part(begin)
+    return whole + np.ceil(float(begin - whole) + offsets).astype(np.int64)
+
+
+def _whole_part(value) -> int:
+    """``floor(value)`` as a Python int, exact for any int64 (``math.floor`` would go through float64)."""
+    return int(value) if isinstance(value, int | np.integer) else math.floor(value)
+
+
+def _time_edges_to_indices(t: np.ndarray, begin, start_offsets: np.ndarray, end_offsets: np.ndarray, span_end) -> Slices:
+    """Turn window times (offsets from the span start ``begin``) into index ranges; the last window,
+    if it reaches the span end, is closed there. A window's end and the next one's start computed
+    from the same offset give the same edge, so no event falls in both or in neither."""
+    first = search_sorted(t, _edge_times(begin, start_offsets), False)
+    last = search_sorted(t, _edge_times(begin, end_offsets), False)
+    if end_offsets[-1] >= float(span_end - begin):
+        last[-1] = search_sorted(t, np.array([_whole_part(span_end)], dtype=np.int64), True)[0]
     return first, np.maximum(first, last)
+
+
+def _exact(value) -> Fraction:
+    """``value`` (a Python or numpy number) as an exact fraction, computed with Python integers (a
+    numpy integer inside a Fraction would overflow silently)."""
+    return Fraction(value.item() if isinstance(value, np.generic) else value)
 
 
 def _window_count(span: float, window: float, stride: float, include_incomplete: bool) -> int:
     """How many windows of ``window`` every ``stride`` fit in ``span`` (at least one), exactly."""
-    q = (Fraction(span) - Fraction(window)) / Fraction(stride)
+    q = (_exact(span) - _exact(window)) / _exact(stride)
     n = (math.ceil(q) if include_incomplete else math.floor(q)) + 1
     return max(n, 1)
 
 
 def _stride(name: str, window: float, overlap: float) -> float:
-    """``window - overlap``, after checking that ``window`` (the argument ``name``) is positive and
-    ``overlap`` lies in ``[0, window)``."""
+    """``window - overlap``, after checking that ``window`` (the argument ``name``) is a positive
+    finite number and ``overlap`` lies in ``[0, window)``."""
+    for label, value in ((name, window), ("overlap", overlap)):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise ValueError(f"{label} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{label} must be finite, got {value}")
     if window <= 0:
         raise ValueError(f"{name} must be positive, got {window}")
     stride = window - overlap
     if overlap < 0 or stride <= 0:
         raise ValueError(f"overlap must be in [0, {name}), got overlap={overlap}, {name}={window}")
     return stride
+
+
+def _whole(name: str, value) -> int:
+    """``value`` as an int, when it is a whole number (``2`` or ``2.0``); else ValueError naming ``name``."""
+    try:
+        whole = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or whole != value:
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return whole
 
 
 def by_time_window(
@@ -96,8 +136,11 @@ def by_time_window(
         return _one_empty_slice()
     begin, end = span
     n = _window_count(end - begin, time_window, stride, include_incomplete)
-    starts = begin + np.arange(n, dtype=np.float64) * stride
-    return _time_edges_to_indices(t, starts, starts + time_window, end)
+    if overlap == 0:  # each window ends where the next starts: one offset for both
+        edges = np.arange(n + 1, dtype=np.float64) * stride
+        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], end)
+    starts = np.arange(n, dtype=np.float64) * stride
+    return _time_edges_to_indices(t, begin, starts, starts + time_window, end)
 
 
 def by_event_count(
@@ -116,6 +159,7 @@ def by_event_count(
     Returns:
         ``(starts, ends)`` int64 event index ranges, one per slice.
     """
+    event_count, overlap = _whole("event_count", event_count), _whole("overlap", overlap)
     stride = _stride("event_count", event_count, overlap)
     if n_events == 0:
         return _one_empty_slice()
@@ -125,9 +169,10 @@ def by_event_count(
     return starts, np.minimum(starts + count, n_events)
 
 
-def _check_bins(n_bins: int, overlap: float) -> None:
-    if int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"the number of bins must be a positive integer, got {n_bins}")
+def _check_bins(name: str, n_bins: int, overlap: float) -> None:
+    """Check that ``n_bins`` (the argument ``name``) is a positive whole number and ``overlap`` a fraction in [0, 1)."""
+    if _whole(name, n_bins) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n_bins}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap for a fixed number of bins is a fraction in [0, 1), got {overlap}")
 
@@ -154,7 +199,7 @@ def by_time_bins(
     Returns:
         ``(starts, ends)`` int64 index ranges into ``t``, one per frame.
     """
-    _check_bins(n_time_bins, overlap)
+    _check_bins("n_time_bins", n_time_bins, overlap)
     span = _span(t, start_time, end_time)
     if span is None:
         return _one_empty_slice(n_time_bins)
@@ -162,14 +207,14 @@ def by_time_bins(
     k = np.arange(n_time_bins, dtype=np.float64)
     duration = float(end - begin)
     if overlap == 0:
-        starts = begin + (k * duration) / n_time_bins  # exact whenever the edge is an integer
-        ends = np.append(starts[1:], end)
+        starts = (k * duration) / n_time_bins  # exact whenever the edge is an integer
+        ends = np.append(starts[1:], duration)
     else:
         window = duration / n_time_bins * (1 + overlap)
-        starts = begin + k * window * (1 - overlap)
+        starts = k * window * (1 - overlap)
         ends = starts + window
-    ends[-1] = max(ends[-1], end)
-    return _time_edges_to_indices(t, starts, ends, end)
+    ends[-1] = max(ends[-1], duration)
+    return _time_edges_to_indices(t, begin, starts, ends, end)
 
 
 def by_event_bins(n_events: int, n_event_bins: int, overlap: float = 0) -> Slices:
@@ -184,7 +229,7 @@ def by_event_bins(n_events: int, n_event_bins: int, overlap: float = 0) -> Slice
     Returns:
         ``(starts, ends)`` int64 event index ranges, one per bin.
     """
-    _check_bins(n_event_bins, overlap)
+    _check_bins("n_event_bins", n_event_bins, overlap)
     count = int(n_events // n_event_bins * (1 + overlap))
     stride = int(count * (1 - overlap))
     starts = np.arange(n_event_bins, dtype=np.int64) * stride
@@ -212,7 +257,7 @@ def by_frames_number(t: np.ndarray, frames_number: int, split_by: str) -> Slices
         return by_event_bins(len(t), frames_number)
     if split_by != "time":
         raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
-    _check_bins(frames_number, 0)
+    _check_bins("frames_number", frames_number, 0)
     if len(t) == 0:
         return _one_empty_slice(frames_number)
     dt = (int(t[-1]) - int(t[0])) // frames_number

@@ -49,12 +49,13 @@ def to_time_surface(
     starts, ends = by_time_window(events["t"], dt, 0, include_incomplete)
     out = np.zeros((len(starts), n_pol, height, width), dtype=np.float32)
     if len(events):
-        ref_times = events["t"][0] + dt * np.arange(1, len(starts) + 1, dtype=np.float64)
+        ref_offsets = dt * np.arange(1, len(starts) + 1, dtype=np.float64)
         kernels.global_time_surfaces(
             events,
             starts,
             ends,
-            ref_times,
+            events["t"][0],
+            ref_offsets,
             tau,
             code,
             n_pol == 1,
