@@ -114,6 +114,35 @@ def test_refractory_by_hand_keeps_first_event_at_time_zero():
     np.testing.assert_array_equal(T.RefractoryPeriod(delta=500)(events)["t"], [0, 1600, 1700])
 
 
+@pytest.mark.parametrize(
+    "make", [lambda: T.Denoise(filter_time=3000), lambda: T.RefractoryPeriod(delta=100_000)], ids=["denoise", "refractory"]
+)
+def test_filters_judge_shuffled_events_in_time_order(nmnist, make):
+    """The filters look back in time: shuffled events keep the same events as the sorted recording,
+    in the caller's order (the masks were taken in array order, keeping events with no past)."""
+    columns = {name: nmnist[name] for name in "txyp"} | {"index": np.arange(len(nmnist))}
+    expected = make()(columns)["index"]  # the events kept from the sorted recording
+    assert 0 < len(expected) < len(nmnist)
+    order = np.random.default_rng(0).permutation(len(nmnist))
+    kept = make()({name: column[order] for name, column in columns.items()})["index"]
+    assert np.all(np.diff(np.argsort(order)[kept]) > 0)  # in the caller's order
+    # the same events (two at one pixel and time may swap places)
+    np.testing.assert_array_equal(np.sort(nmnist[kept]), np.sort(nmnist[expected]))
+
+
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (lambda: T.Denoise(filter_time=-1), "filter_time must be a finite number >= 0, got -1"),
+        (lambda: T.Denoise(filter_time=float("nan")), "filter_time must be a finite number >= 0, got nan"),
+        (lambda: T.RefractoryPeriod(delta=-5), "delta must be a finite number >= 0, got -5"),
+    ],
+)
+def test_filters_refuse_negative_windows_by_name(nmnist, transform, message):
+    with pytest.raises(ValueError, match=message):
+        transform()(nmnist)
+
+
 def test_crop_time_does_not_reuse_the_first_samples_max(tonic):
     crop = T.CropTime(min=0)
     crop(make_events([0, 10], [0, 0], [0, 0], [0, 0]))

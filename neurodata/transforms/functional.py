@@ -10,12 +10,14 @@ in. The ``*_numpy`` functions at the end carry Tonic's functional names and para
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from ..events import make_events
 from ..representations._checks import sensor_geometry
 from ..representations._layout import EventLayout, as_records
+from ..representations.kernels import is_sorted
 from . import kernels
 from ._random import make_generator
 
@@ -83,26 +85,53 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 # --- filters -------------------------------------------------------------------------------------
 
 
+def _non_negative(name: str, value: float) -> None:
+    """ValueError naming ``name`` unless ``value`` is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+
+
 def _kept(events, mask_kernel, threshold: float):
     """The events that ``mask_kernel(records, threshold, width, height)`` keeps, selected from the
-    caller's own array or dict (so its form and any extra fields survive)."""
+    caller's own array or dict (so its form and any extra fields survive). The kernels look back in
+    time, so events out of time order are judged in time order (stably sorted) and returned in the
+    caller's order."""
     records = to_events(events)
     if len(records) == 0:
         return copy(events)
     width, height = pixel_grid(records)
-    keep = mask_kernel(records, threshold, width, height)
+    if is_sorted(records["t"]):
+        keep = mask_kernel(records, threshold, width, height)
+    else:
+        order = np.argsort(records["t"], kind="stable")
+        keep = np.empty(len(records), dtype=np.bool_)
+        keep[order] = mask_kernel(records[order], threshold, width, height)
     if isinstance(events, np.ndarray):
         return events[keep]
     return {name: np.asarray(column)[keep] for name, column in events.items()}
 
 
 def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
-    """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us."""
+    """Drop events with no event at a 4-neighbour pixel within the previous ``filter_time`` us.
+
+    Args:
+        events: Events in any form the module docstring lists, in any order (judged in time order).
+        filter_time: Microseconds, finite and >= 0.
+    """
+    _non_negative("filter_time", filter_time)
     return _kept(events, kernels.denoise_mask, filter_time)
 
 
 def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
-    """Drop events that follow the previous event at the same pixel by ``delta`` us or less."""
+    """Drop events that follow the previous event at the same pixel by ``delta`` us or less.
+
+    Args:
+        events: Events in any form the module docstring lists, in any order (judged in time order).
+        delta: Microseconds, finite and >= 0.
+    """
+    _non_negative("delta", delta)
     return _kept(events, kernels.refractory_mask, delta)
 
 
