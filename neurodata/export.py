@@ -66,6 +66,12 @@ class NpzWriter:
         finally:
             shutil.rmtree(self.spool, ignore_errors=True)
 
+    def abort(self) -> None:
+        """Give the output up (an error came while writing): close and delete the spool."""
+        for part in self.parts.values():
+            part.close()
+        shutil.rmtree(self.spool, ignore_errors=True)
+
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -112,6 +118,11 @@ class Hdf5Writer:
 
     def close(self) -> None:
         """Close the HDF5 file (``fileobj`` itself stays open)."""
+        self.h5.close()
+
+    def abort(self) -> None:
+        """Give the output up (an error came while writing): close the HDF5 file while ``fileobj``
+        is still open (h5py left holding a closed file object crashed the interpreter at exit)."""
         self.h5.close()
 
 

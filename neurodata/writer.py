@@ -16,6 +16,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from .errors import NeurodataError
 from .events import RecordingInfo, as_events
 from .export import EXPORTS, HDF5_CHUNK
 from .formats import writer_for_path
@@ -82,11 +83,67 @@ class TimeShiftedWriter:
             self.writer = self.make_writer(self.file, self.info)
         self.writer.close()
 
+    def abort(self) -> None:
+        """Give the output up: let the inner writer, if made, release what it holds."""
+        if self.writer is not None:
+            abandon(self.writer)
+
+
+class PolarityCheckedWriter:
+    """Refuses a polarity other than 0 (OFF) or 1 (ON) before the format's writer sees it: every
+    format stores one bit (column exports read back ``p > 0``), so a channel index 2 would come back
+    as ON in some formats and OFF in others.
+
+    ``writer`` is the format's writer (or a :class:`TimeShiftedWriter`), ``name`` the format's name.
+    """
+
+    def __init__(self, writer: Writer, name: str):
+        self.writer = writer
+        self.name = name
+        self.written = 0
+
+    def write(self, events: np.ndarray) -> None:
+        """Write ``events`` after checking their polarities (NeurodataError naming the first bad event)."""
+        if len(events) and int(events["p"].max()) > 1:
+            index = int(np.argmax(events["p"] > 1))
+            raise NeurodataError(
+                f"{self.name} stores polarity 0 (OFF) or 1 (ON); event {self.written + index} has "
+                f"p = {int(events['p'][index])} (map the polarity channels to 0/1 first)"
+            )
+        self.writer.write(events)
+        self.written += len(events)
+
+    def close(self) -> None:
+        """Finish the output."""
+        self.writer.close()
+
+    def abort(self) -> None:
+        """Give the output up (see :func:`abandon`)."""
+        abandon(self.writer)
+
+
+def abandon(writer: Writer) -> None:
+    """Let a writer whose output is given up (an error came while writing) release what it holds:
+    its ``abort()`` where it has one (column exports hold a spool folder or an open HDF5 file)."""
+    abort = getattr(writer, "abort", None)
+    if abort is not None:
+        abort()
+
+
+@contextlib.contextmanager
+def _abandoned_on_error(writer: Writer) -> Iterator[None]:
+    """Abandon ``writer`` (see :func:`abandon`) when the block raises, then let the error go on."""
+    try:
+        yield
+    except BaseException:
+        abandon(writer)
+        raise
+
 
 def _make_writer(fileobj: BinaryIO, info: RecordingInfo, chosen: OutputFormat, shift_time: bool) -> Writer:
     if shift_time:
-        return TimeShiftedWriter(fileobj, info, chosen.make_writer)
-    return chosen.make_writer(fileobj, info)
+        return PolarityCheckedWriter(TimeShiftedWriter(fileobj, info, chosen.make_writer), chosen.name)
+    return PolarityCheckedWriter(chosen.make_writer(fileobj, info), chosen.name)
 
 
 def estimated_bytes(
@@ -112,7 +169,8 @@ def estimated_bytes(
     chosen = output_format(path, format)
     buffer = io.BytesIO()
     writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time)
-    writer.write(sample)
+    with _abandoned_on_error(writer):
+        writer.write(sample)
     writer.close()
     return int(buffer.getbuffer().nbytes * n_events / len(sample))
 
@@ -140,7 +198,8 @@ def open_writer(
     info = info or RecordingInfo(format=chosen.name)
     with atomic_output(path) as fileobj:
         writer = _make_writer(fileobj, info, chosen, shift_time)
-        yield writer
+        with _abandoned_on_error(writer):
+            yield writer
         writer.close()
 
 

@@ -1,0 +1,64 @@
+"""The writing front end shared by every format: polarity checks, and outputs given up on an error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import neurodata as nd
+from neurodata.errors import NeurodataError
+from neurodata.events import RecordingInfo, make_events
+from neurodata.formats import FORMATS
+
+WRITABLE = sorted(name for name, spec in FORMATS.items() if spec.make_writer is not None)
+EXPORTS = [".npz", ".h5"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("target", [*WRITABLE, *EXPORTS])
+def test_a_polarity_past_one_is_refused_by_every_format(tmp_path, target):
+    """Every format stores one polarity bit: p = 2 came back ON from some formats and OFF from others."""
+    events = make_events([0, 1, 2], [3, 3, 3], [1, 2, 2], [0, 1, 2])
+    path = tmp_path / ("out" + target if target.startswith(".") else "out.bin")
+    format = None if target.startswith(".") else target
+    info = RecordingInfo(format=format or target.lstrip("."), width=8, height=8)
+    with pytest.raises(NeurodataError, match=r"stores polarity 0 \(OFF\) or 1 \(ON\); event 2 has p = 2"):
+        nd.write(path, events, info=info, format=format)
+    assert not path.exists()
+    with pytest.raises(NeurodataError, match="event 3 has p = 2"):  # counted over the chunks written
+        with nd.open_writer(path, info=info, format=format) as writer:
+            writer.write(events[:2])
+            writer.write(make_events([3, 4, 5], [3, 3, 3], [1, 1, 1], [1, 1, 2])[[0, 2]])
+            writer.write(events)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("suffix", EXPORTS)
+def test_an_error_while_exporting_leaves_nothing_and_exits_cleanly(tmp_path, suffix):
+    """An error inside ``open_writer``: no output, no spool folder left, and the interpreter exits
+    cleanly (h5py left holding the closed temporary file crashed it at exit)."""
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    script = textwrap.dedent(
+        f"""
+        import neurodata as nd
+        from neurodata.events import make_events
+        try:
+            with nd.open_writer({str(tmp_path / ("out" + suffix))!r}) as writer:
+                writer.write(make_events([0, 1], [0, 1], [0, 1], [1, 0]))
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    env = {**os.environ, "TMPDIR": str(spool), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "interrupted", done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert not (tmp_path / ("out" + suffix)).exists()
+    assert list(spool.iterdir()) == []
