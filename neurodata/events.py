@@ -23,18 +23,47 @@ def empty_events(n: int = 0) -> np.ndarray:
 
 def make_events(t, x, y, p) -> np.ndarray:
     """Build an event array from four equally long column sequences ``t``, ``x``, ``y`` and ``p``,
-    casting each to its field's type."""
-    t = np.asarray(t)
-    n = len(t)
-    for name, col in (("x", x), ("y", y), ("p", p)):
-        if len(col) != n:
-            raise ValueError(f"column {name!r} has {len(col)} values, expected {n} like 't'")
+    casting each to its field's type.
+
+    Values the field cannot hold exactly (a fraction, NaN, a negative coordinate, a time past
+    int64) raise ValueError naming the column and the index instead of being truncated or wrapped;
+    booleans and integer columns that fit are taken without a scan.
+
+    Args:
+        t: Times in microseconds.
+        x: Columns, 0..65535.
+        y: Rows, 0..65535.
+        p: Polarities, 0..255 (1 = ON) or booleans.
+    """
+    columns = {"t": np.asarray(t), "x": np.asarray(x), "y": np.asarray(y), "p": np.asarray(p)}
+    n = len(columns["t"])
+    for name, values in columns.items():
+        if len(values) != n:
+            raise ValueError(f"column {name!r} has {len(values)} values, expected {n} like 't'")
+        _check_fits(name, values)
     events = np.empty(n, dtype=EVENT_DTYPE)
-    events["t"] = t
-    events["x"] = x
-    events["y"] = y
-    events["p"] = p
+    for name, values in columns.items():
+        events[name] = values
     return events
+
+
+def _check_fits(name: str, values: np.ndarray) -> None:
+    """ValueError naming column ``name`` and the first index whose value its field cannot hold."""
+    field = EVENT_DTYPE[name]
+    if values.size == 0 or values.dtype.kind == "b" or (values.dtype.kind in "iu" and np.can_cast(values.dtype, field)):
+        return
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"column {name!r} holds {values.dtype} values, not numbers")
+    limits = np.iinfo(field)
+    fits = (values >= limits.min) & (values <= limits.max)
+    if values.dtype.kind == "f":
+        fits &= np.floor(values) == values  # NaN fails every comparison
+    if not fits.all():
+        index = int(np.argmin(fits))
+        raise ValueError(
+            f"column {name!r}: value {values[index]} at index {index} is not a whole number in "
+            f"{limits.min}..{limits.max} ({field})"
+        )
 
 
 def as_events(array: np.ndarray) -> np.ndarray:

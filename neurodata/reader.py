@@ -17,6 +17,7 @@ from typing import BinaryIO
 import fsspec
 import numpy as np
 
+from .arguments import finite_number, whole_number
 from .errors import FormatError, NeurodataError, PathNotFoundError
 from .events import RecordingInfo, concatenate, join
 from .formats import detect_format, format_of, get_format
@@ -152,6 +153,12 @@ class Recording:
         """
         if n_events is not None and time_window is not None:
             raise ValueError("give n_events or time_window, not both")
+        if n_events is not None:
+            n_events = whole_number("n_events", n_events)
+            if n_events <= 0:
+                raise ValueError(f"n_events must be positive, got {n_events}")
+        if time_window is not None and finite_number("time_window", time_window) <= 0:
+            raise ValueError(f"time_window must be positive, got {time_window}")
         blocks = self.blocks(block_bytes)
         if n_events is not None:
             return rechunk_by_count(blocks, n_events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -54,6 +55,30 @@ def test_chunks_by_time_are_half_open_windows(bar_file, window):
             assert chunk["t"].min() >= t0 + k * window and chunk["t"].max() < t0 + (k + 1) * window
     assert len(chunks) == (events["t"][-1] - t0) // window + 1
     np.testing.assert_array_equal(np.concatenate(chunks), events)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"n_events": 2.5}, "n_events must be a whole number, got 2.5"),
+        ({"n_events": 0}, "n_events must be positive, got 0"),
+        ({"n_events": True}, "n_events must be a whole number, got True"),
+        ({"time_window": float("nan")}, "time_window must be finite, got nan"),
+        ({"time_window": -1}, "time_window must be positive, got -1"),
+        ({"time_window": "10"}, "time_window must be a number, got '10'"),
+    ],
+)
+def test_chunk_sizes_are_checked_by_name_at_the_call(bar_file, arguments, message):
+    """Checked when ``chunks`` is called, not at the first item (a NaN window gave one chunk of
+    everything; 2.5 events a TypeError from inside the slicing)."""
+    with nd.open_recording(bar_file[0]) as recording:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            recording.chunks(**arguments)
+
+
+def test_a_whole_float_chunk_size_counts_like_the_int(bar_file):
+    path, events = bar_file
+    assert [len(c) for c in nd.iter_chunks(path, n_events=1000.0)] == [len(c) for c in nd.iter_chunks(path, n_events=1000)]
 
 
 def test_rechunking_ignores_input_block_boundaries():

@@ -531,6 +531,20 @@ def test_slicing_arguments_are_checked_by_name(nmnist, spec, message):
         to_frame(nmnist, (34, 34, 2), **spec)
 
 
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: to_averaged_time_surface(e, NMNIST, time_window=-1), "time_window must be positive, got -1"),
+        (lambda e: to_averaged_time_surface(e, NMNIST, tau=float("nan")), "tau must be finite, got nan"),
+        (lambda e: to_time_surface(e, NMNIST, dt=float("nan"), tau=100), "dt must be finite, got nan"),
+        (lambda e: to_time_surface(e, NMNIST, dt=0, tau=100), "dt must be positive, got 0"),
+    ],
+)
+def test_surface_arguments_are_checked_by_name(nmnist, call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(nmnist)
+
+
 def test_a_whole_float_event_count_counts_like_the_int(nmnist):
     np.testing.assert_array_equal(
         to_frame(nmnist, (34, 34, 2), event_count=200.0, overlap=50.0), to_frame(nmnist, (34, 34, 2), event_count=200, overlap=50)

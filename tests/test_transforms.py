@@ -4,6 +4,7 @@ the Tonic bugs we fix, and seeded randomness (reproducible, picklable, distinct 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,12 +134,25 @@ def test_filters_judge_shuffled_events_in_time_order(nmnist, make):
 @pytest.mark.parametrize(
     "transform, message",
     [
-        (lambda: T.Denoise(filter_time=-1), "filter_time must be a finite number >= 0, got -1"),
-        (lambda: T.Denoise(filter_time=float("nan")), "filter_time must be a finite number >= 0, got nan"),
-        (lambda: T.RefractoryPeriod(delta=-5), "delta must be a finite number >= 0, got -5"),
+        (lambda: T.Denoise(filter_time=-1), "filter_time must be >= 0, got -1"),
+        (lambda: T.Denoise(filter_time=float("nan")), "filter_time must be finite, got nan"),
+        (lambda: T.RefractoryPeriod(delta=-5), "delta must be >= 0, got -5"),
+        (lambda: T.Downsample(time_factor=-1), "time_factor must be positive, got -1"),
+        (lambda: T.TimeJitter(std=-100, seed=0), "std must be >= 0, got -100"),
+        (lambda: T.SpatialJitter((34, 34, 2), var_x=-1, seed=0), "var_x must be >= 0, got -1"),
+        (
+            lambda: T.SpatialJitter((34, 34, 2), var_x=1, var_y=1, sigma_xy=2, seed=0),
+            re.escape("sigma_xy**2 must not exceed var_x * var_y (a covariance), got 2"),
+        ),
+        (lambda: T.UniformNoise(sensor_size=(34, 34, 2), n=-1, seed=0), "n must be >= 0, got -1"),
+        (lambda: T.UniformNoise(sensor_size=(34, 34, 2), n=2.5, seed=0), "n must be a whole number, got 2.5"),
+        (
+            lambda: T.ToFrame(sensor_size=(34.5, 34, 2), n_time_bins=2),
+            re.escape("sensor_size must be (width, height, polarities), whole numbers, got (34.5, 34, 2)"),
+        ),
     ],
 )
-def test_filters_refuse_negative_windows_by_name(nmnist, transform, message):
+def test_transform_arguments_are_checked_by_name(nmnist, transform, message):
     with pytest.raises(ValueError, match=message):
         transform()(nmnist)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arguments import whole_number
 from . import kernels
 from ._layout import as_records
 
@@ -14,9 +15,11 @@ from ._layout import as_records
 def sensor_geometry(sensor_size) -> tuple[int, int, int]:
     """Validate a Tonic-style ``(width, height, polarities)`` and return it as three ints."""
     try:
-        width, height, polarities = (int(v) for v in sensor_size)
+        width, height, polarities = (whole_number("sensor_size", v) for v in sensor_size)
     except (TypeError, ValueError):
-        raise ValueError(f"sensor_size must be (width, height, polarities), got {sensor_size!r}") from None
+        raise ValueError(
+            f"sensor_size must be (width, height, polarities), whole numbers, got {sensor_size!r}"
+        ) from None
     if width <= 0 or height <= 0:
         raise ValueError(f"sensor_size width and height must be positive, got {sensor_size!r}")
     if not 1 <= polarities <= 255:

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..arguments import finite_number, whole_number
 from .kernels import search_sorted
 
 Slices = tuple[np.ndarray, np.ndarray]
@@ -32,8 +33,8 @@ def _span(t: np.ndarray, start_time, end_time) -> tuple[float, float] | None:
     if len(t) == 0 and (start_time is None or end_time is None):
         return None
     for name, value in (("start_time", start_time), ("end_time", end_time)):
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
+        if value is not None:
+            finite_number(name, value)
     begin = t[0] if start_time is None else start_time
     end = t[-1] if end_time is None else end_time
     if end < begin:
@@ -85,28 +86,14 @@ def _window_count(span: float, window: float, stride: float, include_incomplete:
 def _stride(name: str, window: float, overlap: float) -> float:
     """``window - overlap``, after checking that ``window`` (the argument ``name``) is a positive
     finite number and ``overlap`` lies in ``[0, window)``."""
-    for label, value in ((name, window), ("overlap", overlap)):
-        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            raise ValueError(f"{label} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{label} must be finite, got {value}")
+    finite_number(name, window)
+    finite_number("overlap", overlap)
     if window <= 0:
         raise ValueError(f"{name} must be positive, got {window}")
     stride = window - overlap
     if overlap < 0 or stride <= 0:
         raise ValueError(f"overlap must be in [0, {name}), got overlap={overlap}, {name}={window}")
     return stride
-
-
-def _whole(name: str, value) -> int:
-    """``value`` as an int, when it is a whole number (``2`` or ``2.0``); else ValueError naming ``name``."""
-    try:
-        whole = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(value, bool) or whole != value:
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return whole
 
 
 def by_time_window(
@@ -159,7 +146,7 @@ def by_event_count(
     Returns:
         ``(starts, ends)`` int64 event index ranges, one per slice.
     """
-    event_count, overlap = _whole("event_count", event_count), _whole("overlap", overlap)
+    event_count, overlap = whole_number("event_count", event_count), whole_number("overlap", overlap)
     stride = _stride("event_count", event_count, overlap)
     if n_events == 0:
         return _one_empty_slice()
@@ -171,7 +158,7 @@ def by_event_count(
 
 def _check_bins(name: str, n_bins: int, overlap: float) -> None:
     """Check that ``n_bins`` (the argument ``name``) is a positive whole number and ``overlap`` a fraction in [0, 1)."""
-    if _whole(name, n_bins) < 1:
+    if whole_number(name, n_bins) < 1:
         raise ValueError(f"{name} must be a positive integer, got {n_bins}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap for a fixed number of bins is a fraction in [0, 1), got {overlap}")

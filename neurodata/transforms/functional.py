@@ -10,10 +10,10 @@ in. The ``*_numpy`` functions at the end carry Tonic's functional names and para
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
+from ..arguments import finite_number, whole_number
 from ..events import make_events
 from ..representations._checks import sensor_geometry
 from ..representations._layout import EventLayout, as_records
@@ -87,10 +87,8 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 
 def _non_negative(name: str, value: float) -> None:
     """ValueError naming ``name`` unless ``value`` is a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    if finite_number(name, value) < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 def _kept(events, mask_kernel, threshold: float):
@@ -211,9 +209,12 @@ def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) ->
 
     Args:
         events: Events in any form the module docstring lists.
-        factor: Multiplies the timestamps.
+        factor: Multiplies the timestamps, > 0 (a negative factor would reverse time).
         offset: Added after the multiplication, in the new time unit.
     """
+    if finite_number("time_factor", factor) <= 0:
+        raise ValueError(f"time_factor must be positive, got {factor}")
+    finite_number("offset", offset)
     return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
 
 
@@ -234,6 +235,7 @@ def time_jitter(
         clip_negative: Drop events whose new time is negative.
         sort_timestamps: Sort the result by its new times (stable); else the input order stays.
     """
+    _non_negative("std", std)
     jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
     if clip_negative:
         jittered = jittered[jittered["t"] >= 0]
@@ -387,6 +389,10 @@ def spatial_jitter(
         clip_outliers: Drop events that leave the sensor rather than clamping them.
     """
     width, height, _ = sensor_geometry(sensor_size)
+    _non_negative("var_x", var_x)
+    _non_negative("var_y", var_y)
+    if finite_number("sigma_xy", sigma_xy) ** 2 > var_x * var_y:
+        raise ValueError(f"sigma_xy**2 must not exceed var_x * var_y (a covariance), got {sigma_xy}")
     shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
     x = np.rint(events["x"] + shift[:, 0]).astype(np.int64)
     y = np.rint(events["y"] + shift[:, 1]).astype(np.int64)
@@ -469,6 +475,8 @@ def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Genera
         n: Number of noise events (none are added to empty input).
         rng: The generator all random draws come from.
     """
+    if whole_number("n", n) < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
     if len(events) == 0 or n == 0:
         return events.copy()
     width, height, n_pol = sensor_geometry(sensor_size)
