@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .output import number
+
 
 def render(result: dict) -> str:
     t = result["timings_s"]
@@ -54,7 +56,7 @@ def add_parser(subparsers) -> None:
         "--root", help="new or empty folder for the archive, cache and run (default: a new temp folder)"
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; a smoke test, lower accuracy)")
-    p.add_argument("--epochs", type=int, help="training epochs (default 8; 4 with --quick)")
-    p.add_argument("--seed", type=int, help="seed of the data and the training (default 0)")
+    p.add_argument("--epochs", type=number(int, minimum=1), help="training epochs (default 8; 4 with --quick)")
+    p.add_argument("--seed", type=number(int, minimum=0), help="seed of the data and the training (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON result (progress lines on stderr)")
     p.set_defaults(run=run)

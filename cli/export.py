@@ -9,7 +9,7 @@ from typing import Any
 
 from neurodata.errors import NeurodataError
 
-from .output import emit, table
+from .output import emit, number, table
 
 
 def _nir(model, out: str, input_shape: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("out", help="the artefact to write (e.g. model.nir)")
     p.add_argument("--target", required=True, choices=sorted(TARGETS), help="what to export to")
     p.add_argument("--input-shape", help="one sample's input without batch, e.g. 2,128,128 (default: from model.json)")
-    p.add_argument("--dt", type=float, default=1e-4, help="seconds per time step (NIR's continuous time; default 1e-4)")
+    p.add_argument("--dt", type=number(float, above=0), default=1e-4, help="seconds per time step (NIR's continuous time; default 1e-4)")
     p.add_argument("--checkpoint", default="best.pt", help="the weights file in RUN_DIR (default best.pt)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

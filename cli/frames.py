@@ -10,7 +10,7 @@ from typing import Any
 
 from neurodata.errors import NeurodataError
 
-from .output import emit
+from .output import emit, number
 
 
 def parse_spec(text: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--split", action="append", help="split to compute (repeatable; default: all)")
     p.add_argument("--root", help="where caches live, for a dataset name (default: $NEURODATA_HOME)")
-    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--workers", type=number(int, minimum=1), default=1, help="processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="recompute even when a usable copy is stored")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

@@ -14,7 +14,7 @@ import neurodata as nd
 from neurodata.errors import NeurodataError
 from neurodata.writer import output_format
 
-from .output import add_out_format, emit, table
+from .output import add_out_format, emit, number, table
 
 
 def open_source(args: argparse.Namespace):
@@ -163,16 +163,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", help="the source's format where the bytes do not say (evt2, evt3)")
     p.add_argument("--follow", action="store_true", help="keep reading a RAW file that is still growing")
     p.add_argument("--realtime", action="store_true", help="play a recording at its own pace")
-    p.add_argument("--speed", type=float, default=1.0, help="with --realtime, the pace multiplier")
-    p.add_argument("--events", type=int, help="stop after exactly N events")
-    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--speed", type=number(float, above=0), default=1.0, help="with --realtime, the pace multiplier")
+    p.add_argument("--events", type=number(int, minimum=1), help="stop after exactly N events")
+    p.add_argument("--duration", type=number(float, above=0, maximum=1e7), help="stop after S seconds")
     p.add_argument("--run", dest="run_dir", help="a `neurodata train` run folder: classify sliding windows with its model")
     p.add_argument(
-        "--window-us", type=int, help="with --run, the window length in us (needed when the run framed whole samples)"
+        "--window-us", type=number(int, minimum=1), help="with --run, the window length in us (needed when the run framed whole samples)"
     )
-    p.add_argument("--hop-us", type=int, help="with --run, the slide between windows (default: the window)")
+    p.add_argument("--hop-us", type=number(int, minimum=1), help="with --run, the slide between windows (default: the window)")
     p.add_argument("--no-reconnect", action="store_true", help="end on a reset or refused connection")
-    p.add_argument("--width", type=int, help="sensor width for sources that do not carry it (UDP, RAW)")
-    p.add_argument("--height", type=int, help="sensor height for sources that do not carry it")
+    p.add_argument("--width", type=number(int, minimum=1, maximum=65536), help="sensor width for sources that do not carry it (UDP, RAW)")
+    p.add_argument("--height", type=number(int, minimum=1, maximum=65536), help="sensor height for sources that do not carry it")
     p.add_argument("--json", action="store_true", help="print one JSON object (predictions as JSON lines)")
     p.set_defaults(run=run)

@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as err:
-        if not is_disk_full(err):  # a full disk where no command translated it still gets one line
+        if is_disk_full(err):  # a full disk where no command translated it still gets one line
+            return fail(str(disk_full(err.filename or ".", None)), as_json)
+        if err.filename is None:  # not about a path the user gave: a fault of ours, with its traceback
             raise
-        return fail(str(disk_full(err.filename or ".", None)), as_json)
+        return fail(f"{err.filename}: {err.strerror or err}", as_json)
 
 
 def run() -> NoReturn:

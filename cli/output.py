@@ -57,3 +57,38 @@ def table(rows: list[tuple[str, Any]]) -> str:
     """Two aligned columns of ``name: value`` lines."""
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def number(kind: type = float, minimum: float | None = None, above: float | None = None, maximum: float | None = None):
+    """An argparse ``type=`` for a finite number of ``kind`` (float or int) in a range: ``minimum``
+    (inclusive), ``above`` (exclusive) and ``maximum`` (inclusive) when given. A value outside it is a
+    usage error naming the option, as argparse reports a value it cannot parse.
+
+    Args:
+        kind: ``float`` or ``int``.
+        minimum: The smallest value allowed.
+        above: Values must be greater than this.
+        maximum: The largest value allowed.
+    """
+    bounds = [f">= {minimum:g}"] if minimum is not None else []
+    bounds += [f"> {above:g}"] if above is not None else []
+    bounds += [f"<= {maximum:g}"] if maximum is not None else []
+    wanted = ("a whole number" if kind is int else "a finite number") + (f" {' and '.join(bounds)}" if bounds else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or value != value  # NaN
+            or value in (float("inf"), float("-inf"))
+            or (minimum is not None and value < minimum)
+            or (above is not None and value <= above)
+            or (maximum is not None and value > maximum)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from neurodata.errors import NeurodataError
 
@@ -16,7 +17,7 @@ def parse_speed(text: str) -> float | None:
         speed = float(text)
     except ValueError:
         speed = 0.0
-    if speed <= 0:
+    if not (math.isfinite(speed) and speed > 0):
         raise NeurodataError(f"--speed {text}: expected a positive number or 'max'")
     return speed
 

@@ -13,7 +13,7 @@ from neurodata.sim.dvs import DvsParams
 from neurodata.sim.video import simulate_video
 from neurodata.writer import output_format
 
-from .output import add_out_format, emit, table
+from .output import add_out_format, emit, number, table
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -78,30 +78,30 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--fps",
-        type=float,
+        type=number(float, above=0, maximum=1e6),
         help="frame rate (required for image folders and .npy; overrides a video's timestamps)",
     )
     p.add_argument("--size", type=_size, help="resample frames to WIDTHxHEIGHT, e.g. 128x128")
     add_out_format(p)
     p.add_argument("--format", dest="out_format", help=argparse.SUPPRESS)  # the earlier spelling
-    p.add_argument("--c-on", type=float, default=defaults.c_on, help="ON contrast threshold (log intensity)")
+    p.add_argument("--c-on", type=number(float, above=0), default=defaults.c_on, help="ON contrast threshold (log intensity)")
     p.add_argument(
-        "--c-off", type=float, default=defaults.c_off, help="OFF contrast threshold (log intensity)"
+        "--c-off", type=number(float, above=0), default=defaults.c_off, help="OFF contrast threshold (log intensity)"
     )
     p.add_argument(
         "--threshold-sigma",
-        type=float,
+        type=number(float, minimum=0),
         default=defaults.threshold_sigma,
         help="per-pixel threshold mismatch (std)",
     )
-    p.add_argument("--refractory-us", type=int, default=defaults.refractory_us, help="refractory period (us)")
+    p.add_argument("--refractory-us", type=number(int, minimum=0), default=defaults.refractory_us, help="refractory period (us)")
     p.add_argument(
         "--shot-noise-hz",
-        type=float,
+        type=number(float, minimum=0, maximum=1e6),
         default=defaults.shot_noise_hz,
         help="shot-noise events per pixel per second",
     )
-    p.add_argument("--leak-hz", type=float, default=defaults.leak_hz, help="leak events per pixel per second")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the mismatch and noise")
+    p.add_argument("--leak-hz", type=number(float, minimum=0, maximum=1e6), default=defaults.leak_hz, help="leak events per pixel per second")
+    p.add_argument("--seed", type=number(int, minimum=0), default=defaults.seed, help="seed of the mismatch and noise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

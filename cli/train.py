@@ -13,7 +13,7 @@ from typing import Any
 from neurodata.errors import NeurodataError
 from neurodata.localfs import write_atomic
 
-from .output import emit, table
+from .output import emit, number, table
 
 
 def model_options(pairs: list[str]) -> dict[str, Any]:
@@ -206,6 +206,27 @@ def init_batch(dataset, batch_size: int):
     return inputs.float()
 
 
+def check_device(name: str) -> None:
+    """NeurodataError naming ``--device`` unless torch knows the device and this machine has it
+    (checked before the run folder is made).
+
+    Args:
+        name: The ``--device`` value: cpu, cuda, cuda:1, ...
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise NeurodataError(f"--device {name}: not a device torch knows (cpu, cuda, cuda:1, ...)") from None
+    if device.type != "cpu":
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as err:  # torch without CUDA asserts
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NeurodataError(f"--device {name}: not usable here ({reason})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
@@ -214,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     from snn.models import write_model_spec
     from snn.train import data_init, evaluate, fit, load_best, silence_warning
 
+    check_device(args.device)
     data = frame_datasets(args)
     config = config_from_args(args, data.splits)
     n_classes = len(data.class_names or []) or int(data.labels.max()) + 1
@@ -300,12 +322,12 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder: checkpoints and logs")
     p.add_argument("--root", help="where caches live (default: $NEURODATA_HOME or the user cache folder)")
-    p.add_argument("--epochs", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16, help="per process (default 16)")
+    p.add_argument("--epochs", type=number(int, minimum=1), default=64)
+    p.add_argument("--batch-size", type=number(int, minimum=1), default=16, help="per process (default 16)")
     p.add_argument(
-        "--T", type=int, default=16, help="frames per sample: time bins of equal duration (default 16)"
+        "--T", type=number(int, minimum=1), default=16, help="frames per sample: time bins of equal duration (default 16)"
     )
-    p.add_argument("--size", type=int, help="downsample frames to SIZE x SIZE (default: the sensor size)")
+    p.add_argument("--size", type=number(int, minimum=1), help="downsample frames to SIZE x SIZE (default: the sensor size)")
     p.add_argument(
         "--val-fraction",
         type=float,
@@ -321,19 +343,19 @@ def add_parser(subparsers) -> None:
         "threshold and its neurons fire from the first step, and start batch-norm statistics from that "
         "batch (snn.train.data_init; default); default: PyTorch's initialisation",
     )
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=number(float, above=0), default=1e-3)
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=number(float, minimum=0), default=0.0)
     p.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine")
-    p.add_argument("--warmup", type=int, default=0, help="warm-up epochs (default 0)")
+    p.add_argument("--warmup", type=number(int, minimum=0), default=0, help="warm-up epochs (default 0)")
     p.add_argument("--loss", choices=("ce", "mse"), default="ce")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on CPU, fp16 on CUDA)")
-    p.add_argument("--grad-clip", type=float, help="clip the gradient norm to this value")
+    p.add_argument("--grad-clip", type=number(float, above=0), help="clip the gradient norm to this value")
     p.add_argument("--monitor", default="val_accuracy", help="metric for the best model and early stopping")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without improvement")
-    p.add_argument("--seed", type=int, default=0, help="seed of the training and of the validation part")
+    p.add_argument("--patience", type=number(int, minimum=1), help="stop after this many epochs without improvement")
+    p.add_argument("--seed", type=number(int, minimum=0), default=0, help="seed of the training and of the validation part")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--workers", type=number(int, minimum=0), default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt when it exists")
     p.add_argument(
         "--json", action="store_true", help="print one JSON summary (epoch rows as JSON on stderr)"

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from neurodata.errors import NeurodataError
 
 from .info import is_cache
-from .output import emit
+from .output import emit, number
 
 DEFAULT_WINDOW_US = 50_000  # 20 pictures per second of recording: motion stays readable, files stay small
 BIN_MS = 100.0  # display time of one time bin of a stored representation at --speed 1
@@ -98,13 +98,6 @@ def run(args: argparse.Namespace) -> int:
     from neurodata.viz import has_display, montage, show, write_gif, write_mp4, write_png
     from neurodata.viz.writers import output_kind
 
-    if args.speed <= 0:
-        raise NeurodataError(f"--speed must be positive, got {args.speed}")
-    for name in ("window_us", "duration_us"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise NeurodataError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.start_us < 0:
-        raise NeurodataError(f"--start-us must not be negative, got {args.start_us}")
     kind = output_kind(args.out) if args.out else None
     if kind is None and not has_display():
         raise NeurodataError(
@@ -162,22 +155,22 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="x.png (one picture, or a grid of windows with --window-us), x.gif or x.mp4")
     p.add_argument(
         "--window-us",
-        type=int,
+        type=number(int, minimum=1),
         help=f"microseconds of events per picture (default {DEFAULT_WINDOW_US}; a PNG without it: the whole clip)",
     )
     p.add_argument(
         "--speed",
-        type=float,
+        type=number(float, above=0, maximum=1e6),
         default=1.0,
         help=f"playback speed: 1 plays events in real time, 0.1 ten times slower (time bins: {BIN_MS:g} ms each)",
     )
     p.add_argument(
         "--start-us",
-        type=int,
+        type=number(int, minimum=0),
         default=0,
         help="a recording: start this long after its first event (default 0)",
     )
-    p.add_argument("--duration-us", type=int, help="a recording: show this long a part (default: to the end)")
+    p.add_argument("--duration-us", type=number(int, minimum=1), help="a recording: show this long a part (default: to the end)")
     p.add_argument("--in-format", help="force the recording's format instead of detecting it")
     p.add_argument("--root", help="where caches live, for a dataset name (default: $NEURODATA_HOME)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -34,3 +34,8 @@ class UnknownFormatError(FormatError):
 class PathNotFoundError(NeurodataError, FileNotFoundError):
     """A file to read, or the folder to write a file into, does not exist; the message names the
     user's path (never a temporary file), and ``except FileNotFoundError`` still catches it."""
+
+
+class CannotWriteError(NeurodataError, PermissionError):
+    """A file cannot be created where asked (no permission, a read-only or virtual filesystem); the
+    message names the user's path, and ``except PermissionError`` (or ``OSError``) still catches it."""

@@ -22,6 +22,7 @@ loaders, the simulator, ``snn.train`` and the CLI all import it without running 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from .diskspace import disk_full_as_error, require_space
-from .errors import NeurodataError, PathNotFoundError
+from .errors import CannotWriteError, NeurodataError, PathNotFoundError
 
 try:
     import fcntl
@@ -76,11 +77,17 @@ def atomic_output(
     try:
         tmp, fd = _create_temporary(folder, name, permissions)
     except FileNotFoundError:
-        if os.path.isdir(folder):
-            raise
+        if os.path.isdir(folder):  # a folder that takes no new files (/proc)
+            raise CannotWriteError(f"{path}: cannot write: the folder {folder} takes no new files") from None
         raise PathNotFoundError(
             f"{path}: cannot write: the folder {os.path.dirname(path) or '.'} does not exist"
         ) from None
+    except (PermissionError, NotADirectoryError, IsADirectoryError) as err:
+        raise CannotWriteError(f"{path}: cannot write: {err.strerror} ({folder})") from None
+    except OSError as err:
+        if err.errno == errno.EROFS:
+            raise CannotWriteError(f"{path}: cannot write: {err.strerror} ({folder})") from None
+        raise
     try:
         with disk_full_as_error(path, size), os.fdopen(fd, mode) as fileobj:
             yield fileobj

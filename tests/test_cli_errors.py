@@ -249,3 +249,63 @@ def test_frames_draws_no_progress_bar_into_a_file(store):
     result = run_cli("frames", store, "--spec", "frame:n_time_bins=2")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+# --- numbers out of range, folders that take no files (a prober's findings) ----------------------
+
+
+@pytest.mark.parametrize(
+    "command, option",
+    [
+        (["simulate", "{frames}", "{out}.npz", "--fps", "30", "--leak-hz", "inf"], "--leak-hz"),  # spun forever
+        (["simulate", "{frames}", "{out}.npz", "--fps", "inf"], "--fps"),
+        (["simulate", "{frames}", "{out}.npz", "--fps", "30", "--shot-noise-hz", "1e308"], "--shot-noise-hz"),
+        (["simulate", "{frames}", "{out}.npz", "--fps", "30", "--seed", "-1"], "--seed"),
+        (["live", "--realtime", "{recording}", "--out", "{out}.npz", "--speed", "0"], "--speed"),  # ZeroDivisionError
+        (["live", "{recording}", "--out", "{out}.npz", "--duration", "inf"], "--duration"),
+        (["live", "{recording}", "--out", "{out}.npz", "--width", "0"], "--width"),
+        (["view", "{recording}", "--out", "{out}.gif", "--speed", "nan"], "--speed"),
+        (["replay", "{recording}", "udp://127.0.0.1:9", "--speed", "nan"], "--speed"),
+        (["train", "--dataset", "{out}", "--out", "{out}", "--batch-size", "0"], "--batch-size"),
+        (["train", "--dataset", "{out}", "--out", "{out}", "--T", "0"], "--T"),
+        (["train", "--dataset", "{out}", "--out", "{out}", "--workers", "-1"], "--workers"),
+        (["demo", "--quick", "--epochs", "0", "--root", "{out}"], "--epochs"),
+        (["frames", "{out}", "--spec", "frame:n_time_bins=4", "--workers", "0"], "--workers"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(tmp_path, nmnist_sample, capsys, command, option):
+    """Refused by the parser, before anything is made: they hung, divided by zero or ended in a
+    traceback from deep inside."""
+    from cli.main import main
+
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros((3, 8, 8), np.uint8))
+    paths = {"frames": str(frames), "out": str(tmp_path / "out"), "recording": str(nmnist_sample)}
+    assert main([word.format(**paths) for word in command]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(ERROR) and option in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.npy"]
+
+
+def test_train_refuses_a_device_it_cannot_use_before_making_the_run_folder(tmp_path, capsys):
+    from cli.main import main
+
+    for device, words in (("bogus", "not a device torch knows"), ("cuda:7", "not usable here")):
+        if device.startswith("cuda") and __import__("torch").cuda.device_count() > 7:
+            continue
+        assert main(["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "run"), "--device", device]) == 2
+        assert words in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()
+
+
+def test_outputs_and_folders_that_cannot_be_made_are_one_line(tmp_path, nmnist_sample):
+    """A file where a folder should be, and (on Linux) /proc, which takes no new files: one line naming
+    the path, exit 2 (tracebacks before)."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert_one_line_error(run_cli("convert", str(nmnist_sample), str(a_file / "out.npz")), str(a_file / "out.npz"))
+    assert_one_line_error(run_cli("verify", str(nmnist_sample)), str(nmnist_sample))
+    if Path("/proc/self").is_dir():
+        line = assert_one_line_error(run_cli("convert", str(nmnist_sample), "/proc/out.npz", "--json"), "/proc/out.npz")
+        assert "takes no new files" in line
+        assert_one_line_error(run_cli("demo", "--quick", "--root", "/proc/neurodata-demo"), "/proc/neurodata-demo")

@@ -62,3 +62,14 @@ def test_an_error_while_exporting_leaves_nothing_and_exits_cleanly(tmp_path, suf
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert not (tmp_path / ("out" + suffix)).exists()
     assert list(spool.iterdir()) == []
+
+
+def test_n_mnist_refuses_a_recording_with_no_events(tmp_path):
+    """Its files have no header: the 0-byte file written before did not read back (an empty file is
+    no recording); formats with a header write and read back no events."""
+    empty = make_events([], [], [], [])
+    with pytest.raises(NeurodataError, match="N-MNIST .bin cannot hold a recording with no events"):
+        nd.write(tmp_path / "empty.bin", empty)
+    assert not (tmp_path / "empty.bin").exists()
+    nd.write(tmp_path / "empty.raw", empty, info=RecordingInfo(format="evt3", width=8, height=8))
+    assert len(nd.read(tmp_path / "empty.raw")) == 0

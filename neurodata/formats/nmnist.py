@@ -95,6 +95,7 @@ class NmnistWriter:
         self.file = fileobj
         self.t_offset = 0
         self.last_t = 0
+        self.written = 0
 
     def write(self, events: np.ndarray) -> None:
         """Append ``events`` (EVENT_DTYPE, time-sorted, continuing earlier writes) as records.
@@ -121,9 +122,17 @@ class NmnistWriter:
         out = np.empty(RECORD * (len(events) + markers), dtype=np.uint8)
         n, self.t_offset = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.t_offset, out)
         self.file.write(out[:n].tobytes())
+        self.written += len(events)
 
     def close(self) -> None:
-        """Nothing to flush: every :meth:`write` writes its records at once."""
+        """Nothing to flush (every :meth:`write` writes its records at once), but a recording with no
+        events cannot be written: with no header, its file would be 0 bytes, which reads back as no
+        recording at all (NeurodataError)."""
+        if not self.written:
+            raise NeurodataError(
+                "N-MNIST .bin cannot hold a recording with no events (the format has no header: the "
+                "0-byte file would not read back); choose a format with a header"
+            )
 
 
 SPEC = FormatSpec(

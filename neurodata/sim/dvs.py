@@ -9,11 +9,13 @@ al. 2018) and v2e (Hu et al. 2021), simplified.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..arguments import finite_number
 from ..events import concatenate, make_events
 from .kernels import step_numba
 
@@ -48,6 +50,8 @@ class DvsParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in dataclasses.fields(self):
+            finite_number(name.name, getattr(self, name.name))  # an infinite rate never ends a frame
         if not (self.c_on > 0 and self.c_off > 0):
             raise ValueError(f"contrast thresholds must be > 0, got c_on={self.c_on}, c_off={self.c_off}")
         for name in (

@@ -12,6 +12,7 @@ only when complete.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -128,8 +129,8 @@ def read_frames(
         NeurodataError: ``source`` is missing or unreadable, has a bad shape, or has no timestamps and no ``fps``.
     """
     source = os.fspath(source)
-    if fps is not None and not fps > 0:
-        raise NeurodataError(f"fps must be > 0, got {fps}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise NeurodataError(f"fps must be a finite number > 0, got {fps}")
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
