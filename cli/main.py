@@ -6,6 +6,7 @@ import argparse
 import gc
 import importlib
 import sys
+import warnings
 from typing import NamedTuple, NoReturn
 
 from neurodata import __version__
@@ -102,9 +103,26 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the CLI prints it: one line in the style of its errors, without the source line."""
+    return f"neurodata: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; errors print one readable line (and JSON with --json), never a traceback."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one command; errors print one readable line (and JSON with --json), never a traceback;
+    warnings print one line too.
+
+    Args:
+        argv: The arguments after ``neurodata``; None: the command line's.
+    """
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    try:
+        return _run_command(sys.argv[1:] if argv is None else argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _run_command(argv: list[str]) -> int:
     as_json = "--json" in argv  # before parsing succeeds, so that usage errors honour it too
     try:
         args = build_parser(argv).parse_args(argv)

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from snn.train import read_history
 
     run_dir = Path(args.run_dir)
+    if args.out and Path(args.out).suffix.lower() != ".png":
+        raise NeurodataError(f"{args.out}: --out must end in .png (the curves are a PNG picture)")
     csv_path = run_dir / "metrics.csv"
     if not csv_path.is_file():
         raise NeurodataError(f"{csv_path}: no such file (is {run_dir} a neurodata train run folder?)")

@@ -76,6 +76,9 @@ def test_convert_simulate_plot_into_a_missing_folder(nmnist_sample, tmp_path, ru
     assert_one_line_error(run_cli("plot", str(run_dir), "--out", png), png, "does not exist")
     result = run_cli("plot", str(run_dir), "--out", png, "--json")
     assert json.loads(result.stdout)["error"].startswith(png)
+    text = str(tmp_path / "curves.txt")  # a PNG was written under this name
+    assert_one_line_error(run_cli("plot", str(run_dir), "--out", text), text, ".png")
+    assert not Path(text).exists()
 
 
 # --- N-MNIST's time limit and --shift-time -------------------------------------------------------
@@ -309,3 +312,17 @@ def test_outputs_and_folders_that_cannot_be_made_are_one_line(tmp_path, nmnist_s
         line = assert_one_line_error(run_cli("convert", str(nmnist_sample), "/proc/out.npz", "--json"), "/proc/out.npz")
         assert "takes no new files" in line
         assert_one_line_error(run_cli("demo", "--quick", "--root", "/proc/neurodata-demo"), "/proc/neurodata-demo")
+
+
+def test_warnings_are_one_line_like_the_errors(tmp_path):
+    """A layout-3 cache warns that its chunks carry no checksum: one ``neurodata: warning:`` line,
+    not Python's two (file:line, then the source line)."""
+    import shutil
+
+    cache = tmp_path / "cache3"
+    shutil.copytree(Path(__file__).parent / "data" / "cache_layout3", cache)
+    result = run_cli("frames", str(cache), "--spec", "frame:n_time_bins=2")
+    assert result.returncode == 0, result.stderr
+    warning_lines = [line for line in result.stderr.splitlines() if "checksum" in line]
+    assert warning_lines and all(line.startswith("neurodata: warning: ") for line in warning_lines), result.stderr
+    assert ".py:" not in result.stderr

@@ -138,7 +138,8 @@ def writer_for_path(path: str, format: str | None = None) -> FormatSpec:
         if len(matches) != 1:
             options = ", ".join(s.name for s in matches) or "none"
             raise NeurodataError(
-                f"{path}: extension {ext!r} does not name one writable format (candidates: {options}); pass format="
+                f"{path}: extension {ext!r} does not name one writable format (candidates: {options}); pass format= "
+                "(--out-format on the command line)"
             )
         spec = matches[0]
     if spec.make_writer is None:

@@ -133,7 +133,10 @@ class EsWriter(PropheseeWriter):
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         super().__init__(fileobj, info)
         if self.width is None or self.height is None:
-            raise NeurodataError("Event Stream files store the sensor size: give info= with width and height")
+            raise NeurodataError(
+                "Event Stream files store the sensor size: give info= with width and height (the recording "
+                "being written does not say it; from the command line, convert from a file that does)"
+            )
         self.previous = 0  # events are written as time differences, from 0 at the start of the stream
 
     def check_times(self, t: np.ndarray) -> None:
@@ -144,7 +147,8 @@ class EsWriter(PropheseeWriter):
         if int(gaps[at]) >= MAX_GAP:  # a gap costs one overflow byte per 127 us
             raise NeurodataError(
                 f"Event Stream stores time differences: the gap of {int(gaps[at])} us before t = {int(t[at])} us "
-                f"would take {int(gaps[at]) // kernels.DVS_OVERFLOW} overflow bytes; write with shift_time=True"
+                f"would take {int(gaps[at]) // kernels.DVS_OVERFLOW} overflow bytes; write with shift_time=True "
+                "(--shift-time on the command line)"
             )
 
     def header(self, first_t: int | None) -> bytes:
