@@ -56,17 +56,18 @@ def recording_summary(path: str, format: str | None = None, quiet: bool = False)
 
 
 def render(summary: dict[str, Any]) -> str:
-    size = (
-        f"{summary['width']} x {summary['height']}"
-        if summary["width"] is not None
-        else f"unknown (events span x <= {summary['x_max']}, y <= {summary['y_max']})"
-    )
+    if summary["width"] is not None:
+        size = f"{summary['width']} x {summary['height']}"
+    elif summary["x_max"] is None:
+        size = "unknown (no events to bound it)"
+    else:
+        size = f"unknown (events span x <= {summary['x_max']}, y <= {summary['y_max']})"
     rate = f"{summary['events_per_s']:,.0f}" if summary["events_per_s"] else "-"
     rows = [
         ("file", summary["path"]),
         ("format", summary["format"]),
         ("events", f"{summary['events']:,}"),
-        ("first / last t", f"{summary['t_first']} / {summary['t_last']} us"),
+        ("first / last t", "- (no events)" if summary["t_first"] is None else f"{summary['t_first']} / {summary['t_last']} us"),
         ("duration", f"{summary['duration_us'] / 1e6:.6f} s"),
         ("sensor", size),
         ("events/s", rate),

@@ -326,3 +326,9 @@ def test_warnings_are_one_line_like_the_errors(tmp_path):
     warning_lines = [line for line in result.stderr.splitlines() if "checksum" in line]
     assert warning_lines and all(line.startswith("neurodata: warning: ") for line in warning_lines), result.stderr
     assert ".py:" not in result.stderr
+
+
+def test_info_on_a_recording_without_events_or_size_says_so(fixtures):
+    result = run_cli("info", str(fixtures / "aedat4" / "test_data_gray16.aedat4"))
+    assert result.returncode == 0, result.stderr
+    assert "unknown (no events to bound it)" in result.stdout and "None" not in result.stdout
