@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -11,10 +12,11 @@ import numpy as np
 
 import neurodata as nd
 from neurodata.diskspace import DiskFullError, require_space
+from neurodata.events import RecordingInfo
 from neurodata.reader import DEFAULT_BLOCK_BYTES, Recording, rechunk_by_count
 from neurodata.writer import estimated_bytes, output_format
 
-from .output import add_out_format, byte_progress, emit, table
+from .output import add_out_format, byte_progress, emit, table, width_x_height
 
 CHUNK_EVENTS = 1 << 20  # events written per step
 BLOCK_BYTES = DEFAULT_BLOCK_BYTES  # input bytes decoded per step (the free space is checked after the first)
@@ -24,8 +26,8 @@ class SpaceCheck:
     """The recording's decoded blocks for ``args.output``: once the first is decoded, the output's
     size is estimated from it (``needed``) and, when that is not free, fails before writing any."""
 
-    def __init__(self, args: argparse.Namespace, rec: Recording):
-        self.args, self.rec = args, rec
+    def __init__(self, args: argparse.Namespace, rec: Recording, info: RecordingInfo):
+        self.args, self.rec, self.info = args, rec, info
         self.needed: int | None = None
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -35,7 +37,7 @@ class SpaceCheck:
             if k == 0 and size and rec.position > start:
                 n_events = len(block) * (size - start) / (rec.position - start)
                 self.needed = estimated_bytes(
-                    args.output, block, n_events, rec.info, args.out_format, args.shift_time
+                    args.output, block, n_events, self.info, args.out_format, args.shift_time
                 )
                 require_space(args.output, self.needed)
             yield block
@@ -52,9 +54,12 @@ def convert(args: argparse.Namespace) -> dict:
         nd.open_recording(src, args.in_format) as rec,
         byte_progress(rec.size, os.path.basename(src), args.json) as bar,
     ):
-        space = SpaceCheck(args, rec)
+        info = rec.info
+        if args.sensor_size is not None:
+            info = dataclasses.replace(info, width=args.sensor_size[0], height=args.sensor_size[1])
+        space = SpaceCheck(args, rec, info)
         try:
-            with nd.open_writer(dst, rec.info, args.out_format, args.shift_time) as writer:
+            with nd.open_writer(dst, info, args.out_format, args.shift_time) as writer:
                 for chunk in rechunk_by_count(space.blocks(), CHUNK_EVENTS):
                     writer.write(chunk)
                     count += len(chunk)
@@ -99,6 +104,13 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="subtract the first event's time so the output starts at t=0 (e.g. Unix-time recordings to "
         "N-MNIST .bin, whose times must stay below 2**32 us)",
+    )
+    p.add_argument(
+        "--sensor-size",
+        type=width_x_height,
+        metavar="WxH",
+        help="the sensor's width and height for the output's header, e.g. 1280x720 (for a recording that "
+        "does not say it, written to a format that stores it, such as Event Stream)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

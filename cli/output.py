@@ -92,3 +92,18 @@ def number(kind: type = float, minimum: float | None = None, above: float | None
         return value
 
     return parse
+
+
+def width_x_height(text: str) -> tuple[int, int]:
+    """An argparse ``type=`` for ``WIDTHxHEIGHT`` (``128x128``): two whole numbers >= 1.
+
+    Args:
+        text: The option's value.
+    """
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x128, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
+    return width, height

@@ -13,17 +13,7 @@ from neurodata.sim.dvs import DvsParams
 from neurodata.sim.video import simulate_video
 from neurodata.writer import output_format
 
-from .output import add_out_format, emit, number, table
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 128x128, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got {text!r}")
-    return width, height
+from .output import add_out_format, emit, number, table, width_x_height
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +71,7 @@ def add_parser(subparsers) -> None:
         type=number(float, above=0, maximum=1e6),
         help="frame rate (required for image folders and .npy; overrides a video's timestamps)",
     )
-    p.add_argument("--size", type=_size, help="resample frames to WIDTHxHEIGHT, e.g. 128x128")
+    p.add_argument("--size", type=width_x_height, help="resample frames to WIDTHxHEIGHT, e.g. 128x128")
     add_out_format(p)
     p.add_argument("--format", dest="out_format", help=argparse.SUPPRESS)  # the earlier spelling
     p.add_argument("--c-on", type=number(float, above=0), default=defaults.c_on, help="ON contrast threshold (log intensity)")

@@ -332,3 +332,18 @@ def test_info_on_a_recording_without_events_or_size_says_so(fixtures):
     result = run_cli("info", str(fixtures / "aedat4" / "test_data_gray16.aedat4"))
     assert result.returncode == 0, result.stderr
     assert "unknown (no events to bound it)" in result.stdout and "None" not in result.stdout
+
+
+def test_convert_takes_the_sensor_size_a_recording_does_not_say(fixtures, tmp_path):
+    """An N-CARS .dat names no sensor size; Event Stream stores one: --sensor-size gives it (the error
+    used to ask for the API's info=)."""
+    source = str(fixtures / "dat" / "sample_ncars.dat")
+    out = tmp_path / "out.es"
+    assert "--sensor-size" in assert_one_line_error(run_cli("convert", source, str(out)), "Event Stream")
+    assert_one_line_error(run_cli("convert", source, str(out), "--sensor-size", "10x10"))
+    assert not out.exists()
+    result = run_cli("convert", source, str(out), "--sensor-size", "120x100")
+    assert result.returncode == 0, result.stderr
+    events, info = nd.read(out, return_info=True)
+    np.testing.assert_array_equal(events, nd.read(source))
+    assert (info.width, info.height) == (120, 100)

@@ -135,7 +135,7 @@ class EsWriter(PropheseeWriter):
         if self.width is None or self.height is None:
             raise NeurodataError(
                 "Event Stream files store the sensor size: give info= with width and height (the recording "
-                "being written does not say it; from the command line, convert from a file that does)"
+                "being written does not say it; on the command line: convert --sensor-size WxH)"
             )
         self.previous = 0  # events are written as time differences, from 0 at the start of the stream
 
