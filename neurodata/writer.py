@@ -89,37 +89,59 @@ class TimeShiftedWriter:
             abandon(self.writer)
 
 
-class PolarityCheckedWriter:
-    """Refuses a polarity other than 0 (OFF) or 1 (ON) before the format's writer sees it: every
-    format stores one bit (column exports read back ``p > 0``), so a channel index 2 would come back
-    as ON in some formats and OFF in others.
+class CheckedWriter:
+    """The front of every writer :func:`open_writer` makes: refuses a polarity other than 0 (OFF) or
+    1 (ON) before the format's writer sees it (every format stores one bit, and column exports read
+    back ``p > 0``, so a channel index 2 would come back as ON in some formats and OFF in others), and
+    names the output in the format's own refusals.
 
-    ``writer`` is the format's writer (or a :class:`TimeShiftedWriter`), ``name`` the format's name.
+    ``writer`` is the format's writer (or a :class:`TimeShiftedWriter`), ``name`` the format's name,
+    ``path`` the output (None: nothing to name, e.g. a size estimate written to memory).
     """
 
-    def __init__(self, writer: Writer, name: str):
+    def __init__(self, writer: Writer, name: str, path: str | None):
         self.writer = writer
         self.name = name
+        self.path = path
         self.written = 0
 
     def write(self, events: np.ndarray) -> None:
-        """Write ``events`` after checking their polarities (NeurodataError naming the first bad event)."""
-        if len(events) and int(events["p"].max()) > 1:
-            index = int(np.argmax(events["p"] > 1))
-            raise NeurodataError(
-                f"{self.name} stores polarity 0 (OFF) or 1 (ON); event {self.written + index} has "
-                f"p = {int(events['p'][index])} (map the polarity channels to 0/1 first)"
-            )
-        self.writer.write(events)
+        """Write ``events`` after checking their polarities (NeurodataError naming the output and the
+        first bad event)."""
+        with self._naming_the_output():
+            if len(events) and int(events["p"].max()) > 1:
+                index = int(np.argmax(events["p"] > 1))
+                raise NeurodataError(
+                    f"{self.name} stores polarity 0 (OFF) or 1 (ON); event {self.written + index} has "
+                    f"p = {int(events['p'][index])} (map the polarity channels to 0/1 first)"
+                )
+            self.writer.write(events)
         self.written += len(events)
 
     def close(self) -> None:
         """Finish the output."""
-        self.writer.close()
+        with self._naming_the_output():
+            self.writer.close()
 
     def abort(self) -> None:
         """Give the output up (see :func:`abandon`)."""
         abandon(self.writer)
+
+    def _naming_the_output(self):
+        return _naming(self.path)
+
+
+@contextlib.contextmanager
+def _naming(path: str | None) -> Iterator[None]:
+    """Put ``path`` before the message of a plain NeurodataError raised in the block that does not
+    name it yet (a format's refusal); other errors go on unchanged."""
+    try:
+        yield
+    except NeurodataError as err:
+        message = str(err)
+        if type(err) is NeurodataError and path is not None and path not in message:
+            raise NeurodataError(f"{path}: {message}") from None
+        raise
 
 
 def abandon(writer: Writer) -> None:
@@ -140,10 +162,12 @@ def _abandoned_on_error(writer: Writer) -> Iterator[None]:
         raise
 
 
-def _make_writer(fileobj: BinaryIO, info: RecordingInfo, chosen: OutputFormat, shift_time: bool) -> Writer:
+def _make_writer(
+    fileobj: BinaryIO, info: RecordingInfo, chosen: OutputFormat, shift_time: bool, path: str | None = None
+) -> Writer:
     if shift_time:
-        return PolarityCheckedWriter(TimeShiftedWriter(fileobj, info, chosen.make_writer), chosen.name)
-    return PolarityCheckedWriter(chosen.make_writer(fileobj, info), chosen.name)
+        return CheckedWriter(TimeShiftedWriter(fileobj, info, chosen.make_writer), chosen.name, path)
+    return CheckedWriter(chosen.make_writer(fileobj, info), chosen.name, path)
 
 
 def estimated_bytes(
@@ -168,7 +192,8 @@ def estimated_bytes(
         return 0
     chosen = output_format(path, format)
     buffer = io.BytesIO()
-    writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time)
+    with _naming(os.fspath(path)):
+        writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time, os.fspath(path))
     with _abandoned_on_error(writer):
         writer.write(sample)
     writer.close()
@@ -197,7 +222,8 @@ def open_writer(
     chosen = output_format(path, format)
     info = info or RecordingInfo(format=chosen.name)
     with atomic_output(path) as fileobj:
-        writer = _make_writer(fileobj, info, chosen, shift_time)
+        with _naming(path):
+            writer = _make_writer(fileobj, info, chosen, shift_time, path)
         with _abandoned_on_error(writer):
             yield writer
         writer.close()

@@ -340,7 +340,7 @@ def test_convert_takes_the_sensor_size_a_recording_does_not_say(fixtures, tmp_pa
     source = str(fixtures / "dat" / "sample_ncars.dat")
     out = tmp_path / "out.es"
     assert "--sensor-size" in assert_one_line_error(run_cli("convert", source, str(out)), "Event Stream")
-    assert_one_line_error(run_cli("convert", source, str(out), "--sensor-size", "10x10"))
+    assert_one_line_error(run_cli("convert", source, str(out), "--sensor-size", "10x10"), str(out), "width 10")
     assert not out.exists()
     result = run_cli("convert", source, str(out), "--sensor-size", "120x100")
     assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -73,3 +74,16 @@ def test_n_mnist_refuses_a_recording_with_no_events(tmp_path):
     assert not (tmp_path / "empty.bin").exists()
     nd.write(tmp_path / "empty.raw", empty, info=RecordingInfo(format="evt3", width=8, height=8))
     assert len(nd.read(tmp_path / "empty.raw")) == 0
+
+
+def test_a_formats_refusal_names_the_output(tmp_path):
+    """The writers' own refusals (here: Event Stream needs the sensor size; N-MNIST times past 2**32 us)
+    came without the file they were about."""
+    events = make_events([0, 1], [3, 3], [1, 2], [0, 1])
+    out = tmp_path / "out.es"
+    with pytest.raises(NeurodataError, match=f"^{re.escape(str(out))}: Event Stream files store the sensor size"):
+        nd.write(out, events)
+    late = make_events([0, 2**33], [3, 3], [1, 2], [0, 1])
+    with pytest.raises(NeurodataError, match=f"^{re.escape(str(tmp_path / 'late.bin'))}: N-MNIST .bin stores times"):
+        nd.write(tmp_path / "late.bin", late)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
