@@ -183,8 +183,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "writers-take-any-polarity",
         "neurodata/writer.py",
-        '        if len(events) and int(events["p"].max()) > 1:',
-        "        if False:",
+        '            if len(events) and int(events["p"].max()) > 1:',
+        "            if False:",
         ("tests/test_writer.py",),
     ),
     Mutation(
