@@ -154,11 +154,9 @@ class Recording:
         if n_events is not None and time_window is not None:
             raise ValueError("give n_events or time_window, not both")
         if n_events is not None:
-            n_events = whole_number("n_events", n_events)
-            if n_events <= 0:
-                raise ValueError(f"n_events must be positive, got {n_events}")
-        if time_window is not None and finite_number("time_window", time_window) <= 0:
-            raise ValueError(f"time_window must be positive, got {time_window}")
+            n_events = whole_number("n_events", n_events, minimum=1)
+        if time_window is not None:
+            finite_number("time_window", time_window, above=0)
         blocks = self.blocks(block_bytes)
         if n_events is not None:
             return rechunk_by_count(blocks, n_events)

@@ -86,10 +86,8 @@ def _window_count(span: float, window: float, stride: float, include_incomplete:
 def _stride(name: str, window: float, overlap: float) -> float:
     """``window - overlap``, after checking that ``window`` (the argument ``name``) is a positive
     finite number and ``overlap`` lies in ``[0, window)``."""
-    finite_number(name, window)
+    finite_number(name, window, above=0)
     finite_number("overlap", overlap)
-    if window <= 0:
-        raise ValueError(f"{name} must be positive, got {window}")
     stride = window - overlap
     if overlap < 0 or stride <= 0:
         raise ValueError(f"overlap must be in [0, {name}), got overlap={overlap}, {name}={window}")

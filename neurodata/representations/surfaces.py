@@ -18,8 +18,7 @@ DECAYS = {"exp": kernels.DECAY_EXP, "lin": kernels.DECAY_LIN}
 def _decay_code(decay: str, tau: float) -> int:
     if decay not in DECAYS:
         raise ValueError(f"decay must be 'exp' or 'lin', got {decay!r}")
-    if not finite_number("tau", tau) > 0:
-        raise ValueError(f"tau must be positive, got {tau}")
+    finite_number("tau", tau, above=0)
     return DECAYS[decay]
 
 
@@ -46,8 +45,7 @@ def to_time_surface(
         include_incomplete: Keep a trailing window that ``dt`` does not fill.
     """
     code = _decay_code(decay, tau)
-    if finite_number("dt", dt) <= 0:
-        raise ValueError(f"dt must be positive, got {dt}")
+    finite_number("dt", dt, above=0)
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
     starts, ends = by_time_window(events["t"], dt, 0, include_incomplete)
     out = np.zeros((len(starts), n_pol, height, width), dtype=np.float32)
@@ -128,8 +126,7 @@ def to_averaged_time_surface(
         decay: ``'exp'`` or ``'lin'``.
     """
     code = _decay_code(decay, tau)
-    if finite_number("time_window", time_window) <= 0:
-        raise ValueError(f"time_window must be positive, got {time_window}")
+    finite_number("time_window", time_window, above=0)
     if surface_size % 2 == 0 or surface_size < 1 or surface_size > cell_size:
         raise ValueError(
             f"surface_size must be odd and <= cell_size, got {surface_size} (cell_size {cell_size})"

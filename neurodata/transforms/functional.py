@@ -85,12 +85,6 @@ def pixel_grid(events: np.ndarray) -> tuple[int, int]:
 # --- filters -------------------------------------------------------------------------------------
 
 
-def _non_negative(name: str, value: float) -> None:
-    """ValueError naming ``name`` unless ``value`` is a finite number >= 0."""
-    if finite_number(name, value) < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-
-
 def _kept(events, mask_kernel, threshold: float):
     """The events that ``mask_kernel(records, threshold, width, height)`` keeps, selected from the
     caller's own array or dict (so its form and any extra fields survive). The kernels look back in
@@ -118,7 +112,7 @@ def denoise(events: np.ndarray, filter_time: float) -> np.ndarray:
         events: Events in any form the module docstring lists, in any order (judged in time order).
         filter_time: Microseconds, finite and >= 0.
     """
-    _non_negative("filter_time", filter_time)
+    finite_number("filter_time", filter_time, minimum=0)
     return _kept(events, kernels.denoise_mask, filter_time)
 
 
@@ -129,7 +123,7 @@ def refractory_period(events: np.ndarray, delta: float) -> np.ndarray:
         events: Events in any form the module docstring lists, in any order (judged in time order).
         delta: Microseconds, finite and >= 0.
     """
-    _non_negative("delta", delta)
+    finite_number("delta", delta, minimum=0)
     return _kept(events, kernels.refractory_mask, delta)
 
 
@@ -212,8 +206,7 @@ def temporal_downsample(events: np.ndarray, factor: float, offset: float = 0) ->
         factor: Multiplies the timestamps, > 0 (a negative factor would reverse time).
         offset: Added after the multiplication, in the new time unit.
     """
-    if finite_number("time_factor", factor) <= 0:
-        raise ValueError(f"time_factor must be positive, got {factor}")
+    finite_number("time_factor", factor, above=0)
     finite_number("offset", offset)
     return _with(events, t=np.floor(events["t"] * factor + offset).astype(np.int64))
 
@@ -235,7 +228,7 @@ def time_jitter(
         clip_negative: Drop events whose new time is negative.
         sort_timestamps: Sort the result by its new times (stable); else the input order stays.
     """
-    _non_negative("std", std)
+    finite_number("std", std, minimum=0)
     jittered = _with(events, t=np.rint(events["t"] + rng.normal(0, std, len(events))).astype(np.int64))
     if clip_negative:
         jittered = jittered[jittered["t"] >= 0]
@@ -389,8 +382,8 @@ def spatial_jitter(
         clip_outliers: Drop events that leave the sensor rather than clamping them.
     """
     width, height, _ = sensor_geometry(sensor_size)
-    _non_negative("var_x", var_x)
-    _non_negative("var_y", var_y)
+    finite_number("var_x", var_x, minimum=0)
+    finite_number("var_y", var_y, minimum=0)
     if finite_number("sigma_xy", sigma_xy) ** 2 > var_x * var_y:
         raise ValueError(f"sigma_xy**2 must not exceed var_x * var_y (a covariance), got {sigma_xy}")
     shift = rng.multivariate_normal([0, 0], [[var_x, sigma_xy], [sigma_xy, var_y]], len(events))
@@ -475,8 +468,7 @@ def uniform_noise(events: np.ndarray, sensor_size, n: int, rng: np.random.Genera
         n: Number of noise events (none are added to empty input).
         rng: The generator all random draws come from.
     """
-    if whole_number("n", n) < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    whole_number("n", n, minimum=0)
     if len(events) == 0 or n == 0:
         return events.copy()
     width, height, n_pol = sensor_geometry(sensor_size)
