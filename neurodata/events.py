@@ -55,6 +55,8 @@ def _check_fits(name: str, values: np.ndarray) -> None:
     if values.dtype.kind not in "iuf":
         raise ValueError(f"column {name!r} holds {values.dtype} values, not numbers")
     limits = np.iinfo(field)
+    if values.dtype.kind in "iu" and limits.min <= values.min() and values.max() <= limits.max:
+        return  # two passes, no temporary arrays: the common case of int64 columns that fit
     fits = (values >= limits.min) & (values <= limits.max)
     if values.dtype.kind == "f":
         fits &= np.floor(values) == values  # NaN fails every comparison
