@@ -190,8 +190,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "filters-judge-array-order",
         "neurodata/transforms/functional.py",
-        '    if is_sorted(records["t"]):',
-        "    if True:",
+        "    if not ordered[0]:",
+        "    if False:",
         ("tests/test_transforms.py",),
     ),
     Mutation(

@@ -17,7 +17,6 @@ from ..arguments import finite_number, whole_number
 from ..events import make_events
 from ..representations._checks import sensor_geometry
 from ..representations._layout import EventLayout, as_records
-from ..representations.kernels import is_sorted
 from . import kernels
 from ._random import make_generator
 
@@ -94,11 +93,10 @@ def _kept(events, mask_kernel, threshold: float):
     if len(records) == 0:
         return copy(events)
     width, height = pixel_grid(records)
-    if is_sorted(records["t"]):
-        keep = mask_kernel(records, threshold, width, height)
-    else:
+    ordered = np.ones(1, dtype=np.bool_)
+    keep = mask_kernel(records, threshold, width, height, ordered)  # finds the order in the same pass
+    if not ordered[0]:
         order = np.argsort(records["t"], kind="stable")
-        keep = np.empty(len(records), dtype=np.bool_)
         keep[order] = mask_kernel(records[order], threshold, width, height)
     if isinstance(events, np.ndarray):
         return events[keep]
