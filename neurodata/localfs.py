@@ -82,12 +82,10 @@ def atomic_output(
         raise PathNotFoundError(
             f"{path}: cannot write: the folder {os.path.dirname(path) or '.'} does not exist"
         ) from None
-    except (PermissionError, NotADirectoryError, IsADirectoryError) as err:
-        raise CannotWriteError(f"{path}: cannot write: {err.strerror} ({folder})") from None
     except OSError as err:
-        if err.errno == errno.EROFS:
-            raise CannotWriteError(f"{path}: cannot write: {err.strerror} ({folder})") from None
-        raise
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EROFS):
+            raise
+        raise CannotWriteError(f"{path}: cannot write: {err.strerror} ({folder})") from None
     try:
         with disk_full_as_error(path, size), os.fdopen(fd, mode) as fileobj:
             yield fileobj

@@ -108,7 +108,7 @@ class CheckedWriter:
     def write(self, events: np.ndarray) -> None:
         """Write ``events`` after checking their polarities (NeurodataError naming the output and the
         first bad event)."""
-        with self._naming_the_output():
+        with _naming(self.path):
             if len(events) and int(events["p"].max()) > 1:
                 index = int(np.argmax(events["p"] > 1))
                 raise NeurodataError(
@@ -120,15 +120,12 @@ class CheckedWriter:
 
     def close(self) -> None:
         """Finish the output."""
-        with self._naming_the_output():
+        with _naming(self.path):
             self.writer.close()
 
     def abort(self) -> None:
         """Give the output up (see :func:`abandon`)."""
         abandon(self.writer)
-
-    def _naming_the_output(self):
-        return _naming(self.path)
 
 
 @contextlib.contextmanager
@@ -165,9 +162,9 @@ def _abandoned_on_error(writer: Writer) -> Iterator[None]:
 def _make_writer(
     fileobj: BinaryIO, info: RecordingInfo, chosen: OutputFormat, shift_time: bool, path: str | None = None
 ) -> Writer:
-    if shift_time:
-        return CheckedWriter(TimeShiftedWriter(fileobj, info, chosen.make_writer), chosen.name, path)
-    return CheckedWriter(chosen.make_writer(fileobj, info), chosen.name, path)
+    with _naming(path):  # a format refusing the info at once (Event Stream without a sensor size)
+        inner = TimeShiftedWriter(fileobj, info, chosen.make_writer) if shift_time else chosen.make_writer(fileobj, info)
+    return CheckedWriter(inner, chosen.name, path)
 
 
 def estimated_bytes(
@@ -192,8 +189,7 @@ def estimated_bytes(
         return 0
     chosen = output_format(path, format)
     buffer = io.BytesIO()
-    with _naming(os.fspath(path)):
-        writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time, os.fspath(path))
+    writer = _make_writer(buffer, info or RecordingInfo(format=chosen.name), chosen, shift_time, os.fspath(path))
     with _abandoned_on_error(writer):
         writer.write(sample)
     writer.close()
@@ -222,8 +218,7 @@ def open_writer(
     chosen = output_format(path, format)
     info = info or RecordingInfo(format=chosen.name)
     with atomic_output(path) as fileobj:
-        with _naming(path):
-            writer = _make_writer(fileobj, info, chosen, shift_time, path)
+        writer = _make_writer(fileobj, info, chosen, shift_time, path)
         with _abandoned_on_error(writer):
             yield writer
         writer.close()

@@ -1,4 +1,4 @@
-"""The writing front end shared by every format: polarity checks, and outputs given up on an error."""
+"""The writing front end every format goes through: polarity checks, and outputs given up on an error."""
 
 from __future__ import annotations
 
