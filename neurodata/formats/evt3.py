@@ -6,40 +6,17 @@ base, polarity and unwrapped time base between blocks, so a block may end anywhe
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from functools import partial
 
 import numpy as np
 
-from .base import FormatSpec, Header
+from .base import FormatSpec
 from .kernels import evt3 as kernels
-from .prophesee_header import parse_raw_header, raw_format, sniff_fields
+from .prophesee_header import announces, raw_file_header
 from .prophesee_writer import RawWriter
 from .word_stream import RawDecoder
 
 NAME = "evt3"
-
-
-def sniff(head: bytes) -> bool:
-    """True for a ``%`` header that announces EVT 3.0 (or a sensor generation that streams it).
-
-    Args:
-        head: The file's first bytes.
-    """
-    return head.startswith(b"%") and raw_format(sniff_fields(head))[0] == NAME
-
-
-def parse_header(fileobj: BinaryIO, source: str) -> Header:
-    """Read the ``%`` header: geometry, and the time offset our writer records (``fields["t_offset"]``).
-
-    Args:
-        fileobj: The file, opened in binary mode and seekable.
-        source: The file's name for error messages.
-
-    Raises:
-        FormatError: The header announces another encoding, or is malformed.
-    """
-    info, data_offset, t_offset = parse_raw_header(fileobj, source, NAME)
-    return Header(info, data_offset, fields={"t_offset": t_offset})
 
 
 class Evt3Decoder(RawDecoder):
@@ -72,8 +49,8 @@ SPEC = FormatSpec(
     description="Prophesee RAW EVT 3.0 (16-bit words; Gen4.1, IMX636)",
     extensions=(".raw",),
     magic=b"%",
-    sniff=sniff,
-    parse_header=parse_header,
+    sniff=partial(announces, fmt=NAME),
+    parse_header=partial(raw_file_header, fmt=NAME),
     make_decoder=Evt3Decoder,
     make_writer=Evt3Writer,
 )

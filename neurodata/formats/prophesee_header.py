@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from ..errors import FormatError
 from ..events import RecordingInfo
-from .base import HEADER_LIMIT
+from .base import HEADER_LIMIT, Header
 
 END_LINE = "end"
 # Written by our RAW writers when the first event is later than one wrap of the format's time base
@@ -256,3 +256,30 @@ def parse_raw_header(fileobj: BinaryIO, source: str, fmt: str) -> tuple[Recordin
     }
     info = RecordingInfo(format=fmt, width=width, height=height, source=source, extra=extra)
     return info, header.data_offset, int(offset_text)
+
+
+def announces(head: bytes, fmt: str) -> bool:
+    """True for a ``%`` header that announces ``fmt`` (or a sensor generation that streams it): the
+    ``sniff`` of the RAW formats.
+
+    Args:
+        head: The file's first bytes.
+        fmt: ``'evt2'`` or ``'evt3'``.
+    """
+    return head.startswith(b"%") and raw_format(sniff_fields(head))[0] == fmt
+
+
+def raw_file_header(fileobj: BinaryIO, source: str, fmt: str) -> Header:
+    """:func:`parse_raw_header` as the RAW formats' ``parse_header``: geometry, and the time offset
+    our writer records (``fields["t_offset"]``).
+
+    Args:
+        fileobj: The file, opened in binary mode and seekable.
+        source: The file's name for error messages.
+        fmt: ``'evt2'`` or ``'evt3'``.
+
+    Raises:
+        FormatError: The header announces another encoding, or is malformed.
+    """
+    info, data_offset, t_offset = parse_raw_header(fileobj, source, fmt)
+    return Header(info, data_offset, fields={"t_offset": t_offset})
