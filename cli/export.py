@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -114,8 +115,10 @@ def render(report: dict[str, Any]) -> str:
         if check["equal"]:
             verdict = "equal"
         elif "differing_outputs" in check:
-            verdict = f"{check['differing_outputs']} differ (max |difference| {check['max_abs_difference']:.3g}" + (
-                ", batch norm folded into the weights rounds differently)" if check.get("batch_norm_folded") else ")"
+            difference = check["max_abs_difference"]
+            rounding = check.get("batch_norm_folded") and math.isfinite(difference)
+            verdict = f"{check['differing_outputs']} differ (max |difference| {difference:.3g}" + (
+                ", batch norm folded into the weights rounds differently)" if rounding else ")"
             )
         else:
             verdict = f"{check.get('differing_spikes', check.get('differing'))} spikes differ"

@@ -148,9 +148,13 @@ def run() -> NoReturn:
     What is left is frozen out of the garbage collector first: the interpreter's last collections
     would walk every object Numba and zarr loaded only to free memory that the exit frees anyway.
     Open files are closed and ``atexit`` handlers run as usual; :func:`main` is for calls in a process.
+    Not where Triton was loaded (training imports it through torch's compiler wherever it is
+    installed): its bindings (nanobind) print a page of "leaked instances" for objects that the
+    last collections did not free.
     """
     status = main()
-    gc.freeze()
+    if "triton" not in sys.modules:
+        gc.freeze()
     sys.exit(status)
 
 

@@ -104,6 +104,12 @@ def _layers(integer: IntegerModel, input_shape: tuple[int, ...] | None) -> tuple
             if stage.geometry.dims and shape is None:
                 problems.append(f"{stage.label}: a convolution needs input_shape (channels, height, width)")
                 return described, problems
+            takes = int(stage.weight.shape[1])
+            gets = None if shape is None else (int(shape[0]) if stage.geometry.dims else int(np.prod(shape)))
+            if gets is not None and gets != takes:
+                what = "channels" if stage.geometry.dims else "inputs"
+                problems.append(f"{stage.label}: takes {takes} {what}, the shape before it {shape} gives {gets}")
+                return described, problems
         elif isinstance(stage, IntNeuron):
             described.append(_synapse_layer(pending, stage, shape))
             shape = tuple(int(s) for s in described[-1]["shape"])

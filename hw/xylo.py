@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from snn.neurons import CubaLIF, Neuron
 from snn.quant import QuantTarget
-from snn.quant.plan import leaves
+from snn.quant.plan import leaves, non_finite
 
 from .artefacts import HwError, raise_problems, write_npz, write_with_report
 from .xylo_sim import MAX_INPUT_EVENTS, simulate
@@ -67,6 +68,12 @@ class XyloLimits(NamedTuple):
 
 
 LIMITS = XyloLimits()
+# the arrays and shifts of a specification, as export makes it and save writes it
+SPEC_KEYS = (
+    "weights_in", "weights_out", "weights_rec", "dash_mem", "dash_syn", "dash_syn_2", "threshold", "bias",
+    "dash_mem_out", "dash_syn_out", "threshold_out", "bias_out", "weight_shift_in", "weight_shift_rec",
+    "weight_shift_out",
+)  # fmt: skip
 _THRESHOLD_HEADROOM = 2**14  # thresholds are shifted up to here, leaving the membrane room above them
 _STATE_MAX = 2**15 - 1
 
@@ -104,6 +111,11 @@ def _structure(model: nn.Module, problems: list[str]) -> list[_Layer]:
                 f"{label} (Linear): has a bias (export with bias=False: Xylo's bias adds to the membrane)"
             )
         weight = linear.weight.detach().double().cpu()
+        problem = non_finite(weight, None)
+        if problem is not None:
+            problems.append(f"{label} (Linear): {problem}")
+            layers.append(_Layer(label, weight, None))
+            continue
         if not isinstance(neuron, CubaLIF):
             problems.append(
                 f"{n_label} ({type(neuron).__name__}): Xylo neurons have a synaptic current: use snn.CubaLIF"
@@ -255,9 +267,24 @@ def save(exported: XyloExport, path: str | os.PathLike) -> dict:
 
 
 def load_spec(path: str | os.PathLike) -> dict:
-    """The specification saved by :func:`save` at ``path`` (arrays, with the weight shifts as ints)."""
-    with np.load(path, allow_pickle=False) as arrays:
-        spec = {key: arrays[key] for key in arrays.files}
+    """The specification saved by :func:`save` at ``path`` (arrays, with the weight shifts as ints).
+
+    Args:
+        path: The ``.npz`` file.
+
+    Raises:
+        ValueError: naming ``path``, when it is not such a file or lacks one of its arrays.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{os.fspath(path)}: not an .npz archive (hw.xylo.save writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            spec = {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{os.fspath(path)}: a damaged .npz archive ({exc})") from None
+    missing = sorted(set(SPEC_KEYS) - set(spec))
+    if missing:
+        raise ValueError(f"{os.fspath(path)}: lacks {missing}; not a specification hw.xylo.save wrote")
     return {key: int(value) if value.ndim == 0 else value for key, value in spec.items()}
 
 
@@ -267,6 +294,8 @@ def compare(exported: XyloExport, model: nn.Module, raster: torch.Tensor) -> dic
     The chip delivers hidden spikes to the readout one step later, so the reference's step
     ``t + 1`` is compared with the model's step ``t``. Returns spike counts and the differing spikes.
     """
+    if raster.shape[0] < 2:
+        raise ValueError(f"raster has {raster.shape[0]} step(s); comparing needs 2 or more (the chip's readout lags a step)")
     with torch.no_grad():
         ours = model(raster.float()).numpy()
     reference = np.stack(

@@ -112,8 +112,11 @@ def simulate(spec: dict, raster: np.ndarray) -> XyloRun:
         else np.asarray(w_rec, np.int64)
     )
     w_rec = w_rec[..., None] if w_rec.ndim == 2 else w_rec
-    if raster.ndim != 2 or raster.shape[1] != n_in or (raster < 0).any():
+    if raster.ndim != 2 or raster.shape[1] != n_in:
         raise ValueError(f"raster must be [T, {n_in}] non-negative counts, got shape {raster.shape}")
+    bad = raster[(raster < 0) | (raster != np.round(raster))]
+    if bad.size:
+        raise ValueError(f"raster must hold non-negative whole event counts, got {bad.flat[0]}")
     n_out = w_out.shape[1]
     hidden = {
         "dash_mem": _array(spec, "dash_mem", n_hidden),

@@ -39,8 +39,12 @@ Value = float | torch.Tensor
 def _check(name: str, value: Value, ok: Callable[[Value], object], requirement: str) -> None:
     """Raise ValueError unless ``ok(value)`` holds (for every element of a tensor)."""
     holds = ok(value)
-    if not (bool(holds.all()) if isinstance(holds, torch.Tensor) else holds):
-        raise ValueError(f"{name} must be {requirement}, got {value}")
+    if not isinstance(holds, torch.Tensor):
+        if not holds:
+            raise ValueError(f"{name} must be {requirement}, got {value}")
+    elif not bool(holds.all()):
+        first = value.detach()[~holds].flatten()[0].item()  # a tensor's text may run to many lines
+        raise ValueError(f"{name} must be {requirement}, got {first} (in a tensor of shape {list(value.shape)})")
 
 
 def _time_constant(name: str, tau: Value) -> None:
@@ -75,6 +79,10 @@ class NeuronParameters:
     def __post_init__(self) -> None:
         if not isinstance(self.surrogate, SurrogateFunction):
             raise TypeError(f"surrogate must be a snn.surrogate.SurrogateFunction, got {self.surrogate!r}")
+        for name in ("v_threshold", "v_reset", "v_init"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(name, value, lambda v: v == v, "a number, not NaN")
 
     @property
     def rest(self) -> Value:

@@ -78,3 +78,21 @@ def test_convert_chain_through_every_writable_format(fixtures, tmp_path):
         current = out
     info = json.loads(run_cli("info", str(current), "--json").stdout)
     assert (info["format"], info["width"], info["height"]) == ("evt3", 1280, 720)
+
+
+def test_exit_after_training_imports_prints_nothing_more():
+    """The program's exit (``run``) after torch's optimizer has loaded its compiler, and with it Triton
+    where installed (the dev extra installs it; so does a CUDA torch): freezing the heap for a fast
+    exit made Triton's bindings print a page of "nanobind: leaked instances" after every training
+    command (``neurodata demo`` ended with it)."""
+    code = (
+        "import sys, torch\n"
+        "torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])\n"
+        "sys.argv = ['neurodata', 'formats']\n"
+        "from neurodata.cli.main import run\n"
+        "run()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "evt3" in result.stdout
+    assert result.stderr == ""

@@ -153,3 +153,22 @@ def test_soft_reset_and_what_netx_cannot_express_are_refused_together(tmp_path):
             tmp_path / "n.h5",
         )
     assert os.listdir(tmp_path) == []
+
+
+def test_non_finite_weights_and_an_input_shape_that_does_not_fit_are_refused(tmp_path):
+    """A NaN weight was written as 0 and an infinite one zeroed its whole layer, without a word."""
+    for bad in (float("nan"), float("inf")):
+        net = torch.nn.Sequential(layers.Linear(16, 12), snn.LIF(tau=2.0, v_reset=0.0)).eval()
+        with torch.no_grad():
+            net[0].weight[0, 0] = bad
+        with pytest.raises(HwError, match=r"0 \(Linear\): weight holds NaN or infinite values"):
+            loihi2.export(net, tmp_path / "net.h5")
+    net = torch.nn.Sequential(layers.Linear(16, 12), snn.LIF(tau=2.0, v_reset=0.0)).eval()
+    with torch.no_grad():
+        net[0].bias[:] = float("nan")
+    with pytest.raises(HwError, match=r"0 \(Linear\): bias holds NaN or infinite values"):
+        loihi2.export(net, tmp_path / "net.h5")
+    net = torch.nn.Sequential(layers.Linear(16, 12), snn.LIF(tau=2.0, v_reset=0.0)).eval()
+    with pytest.raises(HwError, match=r"0: takes 16 inputs, the shape before it \(17,\) gives 17"):
+        loihi2.export(net, tmp_path / "net.h5", input_shape=(17,))
+    assert os.listdir(tmp_path) == []

@@ -252,6 +252,68 @@ def test_import_refuses_cycles_and_short_time_constants():
         hn.from_nir(loop)
 
 
+def test_import_refuses_graphs_whose_edges_do_not_connect():
+    n = np.array([3])
+    scale = nir.Scale(np.ones(3, np.float32))
+
+    def graph(nodes, edges):
+        return nir.NIRGraph(nodes={"in": nir.Input(n), **nodes, "out": nir.Output(n)}, edges=edges, type_check=False)
+
+    with pytest.raises(hn.NIRError, match=r"edges name nodes \['zzz'\] that are not in the graph"):
+        hn.from_nir(graph({}, [("in", "zzz"), ("in", "out")]))
+    with pytest.raises(hn.NIRError, match=r"nodes \['b'\]: no edge leads to them"):  # ran on None before
+        hn.from_nir(graph({"a": scale, "b": scale}, [("in", "a"), ("a", "out")]))
+    with pytest.raises(hn.NIRError, match=r"nodes \['out'\]: no edge leads to them"):  # returned None before
+        hn.from_nir(graph({"a": scale}, [("in", "a")]))
+    lif = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.array([1.0, np.nan, 1.0]))
+    with pytest.raises(hn.NIRError, match=r"node 'a' \(LIF\): v_threshold must be a number, not NaN, got nan \(in a"):
+        hn.from_nir(graph({"a": lif}, [("in", "a"), ("a", "out")]))
+
+
+def test_import_names_a_damaged_or_missing_file(tmp_path):
+    model = quantized_mlp().eval()
+    path = tmp_path / "model.nir"
+    nir.write(path, hn.to_nir(model, (20,)))
+    data = path.read_bytes()
+    (tmp_path / "cut.nir").write_bytes(data[: len(data) // 2])
+    with pytest.raises(hn.NIRError, match=r"cut.nir: not a NIR file nir.read can read \(OSError"):
+        hn.from_nir(tmp_path / "cut.nir")
+    with pytest.raises(hn.NIRError, match=r"missing.nir: no such file"):
+        hn.from_nir(tmp_path / "missing.nir")
+
+
+def test_export_refuses_non_finite_weights_and_steps_and_a_shape_that_does_not_fit():
+    model = quantized_mlp().eval()
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(hn.NIRError, match=r"layer '0': weight: NaN or infinite values"):
+        hn.to_nir(model, (20,))
+    conv = nn.Sequential(layers.Conv2d(2, 4, 3), layers.BatchNorm2d(4), snn.IF()).eval()
+    conv[1].running_var[1] = -2.0  # the fold's square root: NaN
+    with pytest.raises(hn.NIRError, match=r"layer '0': weight and bias \(with the batch norm after it folded in\)"):
+        hn.to_nir(conv, (2, 8, 8))
+    for dt in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(ValueError, match="dt must be a finite number > 0 seconds"):
+            hn.to_nir(quantized_mlp(), (20,), dt=dt)
+        with pytest.raises(ValueError, match="dt must be a finite number > 0 seconds"):
+            hn.from_nir(hn.to_nir(quantized_mlp(), (20,)), dt=dt)
+    with pytest.raises(hn.NIRError, match=r"^layer '0': input_shape \(21,\) does not fit \([^\n]*\)$"):
+        hn.to_nir(quantized_mlp(), (21,))
+
+
+def test_torch_flatten_inside_the_sequence_counts_time_and_batch(tmp_path):
+    """A plain ``nn.Flatten`` in a multi-step model sees ``[T, B, ...]``: its dimensions are the
+    sample's plus two (inside a SeqToANN plus one)."""
+    torch.manual_seed(0)
+    x = spikes((3, 2, 2, 8, 8))
+    for flatten in (nn.Flatten(2), nn.Flatten(-3), layers.SeqToANN(nn.Flatten())):
+        model = nn.Sequential(layers.Conv2d(2, 4, 3), snn.IF(), flatten, layers.Linear(144, 3), snn.IF()).eval()
+        assert torch.equal(run(round_trip(model, (2, 8, 8), tmp_path), x), run(model, x))
+    merged = nn.Sequential(layers.Conv2d(2, 4, 3), snn.IF(), nn.Flatten(), layers.Linear(144, 3), snn.IF())
+    with pytest.raises(hn.NIRError, match=r"layer '2': Flatten\(start_dim=1, end_dim=-1\) merges the time or batch"):
+        hn.to_nir(merged, (2, 8, 8))
+
+
 def test_export_leaves_the_model_untouched():
     model = quantized_mlp().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

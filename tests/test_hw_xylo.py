@@ -65,6 +65,9 @@ def test_simulate_rejects_bad_rasters_and_thresholds():
         simulate(one_neuron_spec(), np.zeros((3, 2), int))
     with pytest.raises(ValueError, match="thresholds must be positive"):
         simulate(one_neuron_spec(threshold=np.array([0])), np.zeros((3, 1), int))
+    for bad in (-1, 0.5):
+        with pytest.raises(ValueError, match=f"raster must hold non-negative whole event counts, got {bad}"):
+            simulate(one_neuron_spec(), np.array([[0], [bad]]))
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +129,29 @@ def test_export_lists_every_problem_and_writes_nothing(tmp_path):
     with pytest.raises(HwError, match="expected Linear, CubaLIF, Linear, CubaLIF"):
         xylo.export(wrong)
     assert os.listdir(tmp_path) == []
+
+
+def test_non_finite_weights_damaged_specs_and_one_step_comparisons_are_refused(digits_net, tmp_path):
+    net = torch.nn.Sequential(
+        layers.Linear(4, 6, bias=False), snn.CubaLIF(v_reset=None), layers.Linear(6, 2, bias=False), snn.CubaLIF(v_reset=None)
+    )
+    with torch.no_grad():
+        net[2].weight[1, 1] = float("nan")  # was a bare "cannot convert float NaN to integer"
+    with pytest.raises(HwError, match=r"2 \(Linear\): weight holds NaN or infinite values"):
+        xylo.export(net)
+    net = digits_net[0]
+    exported = xylo.export(net)
+    path = tmp_path / "net.npz"
+    xylo.save(exported, path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.npz").write_text("not an archive")
+    for name in ("cut.npz", "text.npz"):
+        with pytest.raises(ValueError, match=rf"{name}: not an .npz archive"):
+            xylo.load_spec(tmp_path / name)
+    np.savez(tmp_path / "partial.npz", weights_in=np.zeros((2, 2, 2), np.int8))
+    with pytest.raises(ValueError, match=r"partial.npz: lacks \['bias', "):
+        xylo.load_spec(tmp_path / "partial.npz")
+    raster = torch.zeros(1, 2, exported.report["inputs"])
+    with pytest.raises(ValueError, match="raster has 1 step"):  # compared two empty arrays: 0 differing
+        xylo.compare(exported, net, raster)

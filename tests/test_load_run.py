@@ -93,6 +93,39 @@ def test_load_run_errors_name_the_file(trained_run, tmp_path):
     (tmp_path / "copy" / MODEL_JSON).write_text("{not json")
     with pytest.raises(RunError, match=rf"{MODEL_JSON}: not valid JSON"):
         load_run(tmp_path / "copy")
+    for field, value, said in (
+        ("in_channels", "two", "in_channels is 'two'"),
+        ("in_channels", -2, "in_channels is -2"),
+        ("num_classes", True, "num_classes is True"),
+        ("input_size", 16, r"input_size is 16, not \[height, width\]"),
+        ("input_size", [16, 0], "input_size is 0"),
+    ):
+        with pytest.raises(RunError, match=rf"{MODEL_JSON}: {said}"):
+            load_run(copy_with(**{field: value}))
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "not a checkpoint torch.load can read"),
+        (b"garbage" * 100, "not a checkpoint torch.load can read"),
+        ("half", "not a checkpoint torch.load can read"),
+        ("list", "holds a list, not a state dict"),
+    ],
+)
+def test_load_run_names_a_damaged_checkpoint_in_one_line(trained_run, tmp_path, content, said):
+    run_dir, _, _ = trained_run
+    (tmp_path / MODEL_JSON).write_bytes((run_dir / MODEL_JSON).read_bytes())
+    good = (run_dir / "best.pt").read_bytes()
+    if content == "half":
+        content = good[: len(good) // 2]
+    elif content == "list":
+        torch.save([1, 2], tmp_path / "list.pt")
+        content = (tmp_path / "list.pt").read_bytes()
+    (tmp_path / "best.pt").write_bytes(content)
+    with pytest.raises(RunError, match=rf"best.pt: {said}") as caught:
+        load_run(tmp_path)
+    assert "\n" not in str(caught.value)
 
 
 def test_holdout_is_seeded_stratified_and_disjoint():

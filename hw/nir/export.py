@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import operator
 
 import nir
@@ -63,6 +64,7 @@ class _Shapes(fx.Interpreter):
 
     def __init__(self, module: fx.GraphModule) -> None:
         super().__init__(module)
+        self.extra_traceback = False  # to_nir names the layer itself; fx would add the graph node's text
         self.shapes: dict[str, tuple[int, ...]] = {}
 
     def call_module(self, target, args, kwargs):
@@ -186,8 +188,27 @@ class _Exporter:
             return None
         return bn
 
-    def _node(self, name: str, m: nn.Module, in_shape, out_shape, bn: nn.Module | None) -> nir.NIRNode | None:
-        """The NIR node of layer ``m`` (None where it is an identity or has a problem, appended to ``problems``)."""
+    def _flatten_node(self, name: str, m: nn.Module, in_shape, lead: int) -> nir.Flatten | None:
+        """NIR's Flatten of ``m`` over one sample's dimensions (``lead``: the dimensions before a
+        sample's in what ``m`` sees: 2 for ``[T, B, ...]``, 1 inside a SeqToANN)."""
+        if isinstance(m, layers.Flatten):
+            start, end = 0, -1
+        else:
+            start = m.start_dim - lead if m.start_dim >= 0 else m.start_dim + len(in_shape)
+            end = m.end_dim - lead if m.end_dim >= 0 else m.end_dim
+            if start < 0 or (m.end_dim >= 0 and end < start):
+                self.problems.append(
+                    f"layer {name!r}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the time or "
+                    f"batch dimension into a sample's (NIR flattens within a sample; start_dim >= {lead} here)"
+                )
+                return None
+        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
+
+    def _node(
+        self, name: str, m: nn.Module, in_shape, out_shape, bn: nn.Module | None, lead: int = 2
+    ) -> nir.NIRNode | None:
+        """The NIR node of layer ``m`` (None where it is an identity or has a problem, appended to
+        ``problems``); ``lead``: the dimensions before a sample's in what ``m`` sees."""
         if isinstance(m, (*_DROPOUTS, nn.Identity)):
             return None
         if isinstance(m, Neuron):
@@ -202,13 +223,17 @@ class _Exporter:
             if getattr(m, "padding_mode", "zeros") != "zeros":
                 self.problems.append(f"layer {name!r}: padding_mode={m.padding_mode!r} has no NIR node (zeros only)")
                 return None
-            return _linear_node(m, in_shape, bn)
+            node = _linear_node(m, in_shape, bn)
+            bad = [key for key in ("weight", "bias") if not np.isfinite(getattr(node, key, 0.0)).all()]
+            if bad:
+                folded = " (with the batch norm after it folded in)" if bn is not None else ""
+                self.problems.append(f"layer {name!r}: {' and '.join(bad)}{folded}: NaN or infinite values")
+                return None
+            return node
         if isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             return _pool_node(m, in_shape, self.problems, name)
         if isinstance(m, (layers.Flatten, nn.Flatten)):
-            start = 0 if isinstance(m, layers.Flatten) else m.start_dim - 1
-            end = -1 if isinstance(m, layers.Flatten) or m.end_dim == -1 else m.end_dim - 1
-            return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=start, end_dim=end)
+            return self._flatten_node(name, m, in_shape, lead)
         if isinstance(m, layers.Scale):
             return nir.Scale(scale=np.ascontiguousarray(np.broadcast_to(_array(m.scale), in_shape)))
         if isinstance(m, layers.Threshold):
@@ -241,7 +266,7 @@ class _Exporter:
             out_shape = _sample_shape(child, shape) if folded else self.shapes[n.name]
             linear = isinstance(child, (nn.Linear, nn.Conv1d, nn.Conv2d))
             bn = self._next_batch_norm(n) if linear and not folded else None
-            node = self._node(child_name, child, shape, out_shape, bn)
+            node = self._node(child_name, child, shape, out_shape, bn, lead=1 if folded else 2)
             if node is not None:
                 src = self._add(child_name, node, [src])
             shape = out_shape
@@ -290,10 +315,11 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1e-4) -> 
         The graph, type-checked; ``nir.write(path, graph)`` saves it.
 
     Raises:
-        NIRError: listing every layer that has no NIR node.
+        NIRError: listing every layer that has no NIR node, or naming the layer that
+            ``input_shape`` does not fit.
     """
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0 seconds, got {dt}")
+    if not 0 < dt < math.inf:
+        raise ValueError(f"dt must be a finite number > 0 seconds, got {dt}")
     input_shape = tuple(int(s) for s in input_shape)
     body = model.body if isinstance(model, SpikingClassifier) else model
     gm = fx.GraphModule(body, _Tracer().trace(body))
@@ -303,6 +329,10 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1e-4) -> 
     try:
         with torch.no_grad():
             interpreter.run(torch.zeros(1, 1, *input_shape, device="meta"))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        failed = next((n.target for n in gm.graph.nodes if n.name not in interpreter.shapes), "?")
+        cause = str(exc).splitlines()[0]
+        raise NIRError([f"layer {str(failed)!r}: input_shape {input_shape} does not fit ({cause})"]) from None
     finally:
         body.train(training)
     return _Exporter(gm, interpreter.shapes, dt).run(input_shape)

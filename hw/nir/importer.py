@@ -8,6 +8,7 @@ step-by-step schedule and are refused, as are nodes without a counterpart (``Cub
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 
@@ -92,10 +93,17 @@ def _node_module(node: nir.NIRNode, dt: float) -> nn.Module:
 
 
 def _order(graph: nir.NIRGraph) -> list[str]:
-    """The graph's node names in topological order (Kahn); NIRError on a cycle."""
+    """The graph's node names in topological order (Kahn); NIRError on a cycle, on an edge naming a
+    node that is not in the graph, and on a node other than an Input that no edge leads to."""
+    unknown = sorted({name for edge in graph.edges for name in edge if name not in graph.nodes})
+    if unknown:
+        raise NIRError([f"edges name nodes {unknown} that are not in the graph"])
     indegree = {name: 0 for name in graph.nodes}
     for _, dst in graph.edges:
         indegree[dst] += 1
+    unfed = [name for name, d in indegree.items() if d == 0 and not isinstance(graph.nodes[name], nir.Input)]
+    if unfed:
+        raise NIRError([f"nodes {unfed}: no edge leads to them (only Input nodes may have none)"])
     ready = deque(name for name, d in indegree.items() if d == 0)
     order = []
     while ready:
@@ -180,9 +188,17 @@ def from_nir(graph_or_path: nir.NIRGraph | str | os.PathLike, dt: float = 1e-4) 
         dt: the step, in seconds, that the continuous graph is discretized at (see :mod:`hw.nir.neurons`).
 
     Raises:
-        NIRError: listing every node that does not import.
+        NIRError: listing every node that does not import, or naming a file that is missing or
+            not a NIR file.
     """
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0 seconds, got {dt}")
-    graph = graph_or_path if isinstance(graph_or_path, nir.NIRGraph) else nir.read(graph_or_path)
+    if not 0 < dt < math.inf:
+        raise ValueError(f"dt must be a finite number > 0 seconds, got {dt}")
+    if isinstance(graph_or_path, nir.NIRGraph):
+        return NIRModule(graph_or_path, dt)
+    if not os.path.isfile(graph_or_path):
+        raise NIRError([f"{os.fspath(graph_or_path)}: no such file"])
+    try:
+        graph = nir.read(graph_or_path)
+    except Exception as exc:  # nir's reader on a damaged file: h5py, key and type errors alike
+        raise NIRError([f"{os.fspath(graph_or_path)}: not a NIR file nir.read can read ({type(exc).__name__}: {exc})"]) from None
     return NIRModule(graph, dt)

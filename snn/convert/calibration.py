@@ -159,6 +159,7 @@ class _Recorder(fx.Interpreter):
 
     def __init__(self, gm: fx.GraphModule, kinds: dict[fx.Node, Kind], stats: dict[fx.Node, _Statistic]):
         super().__init__(gm)
+        self.extra_traceback = False  # the errors raised here are one line; fx would add the graph node's text
         self.kinds, self.stats = kinds, stats
         self.batch = 0
 

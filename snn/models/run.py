@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,27 @@ class ModelSpec:
         if missing:
             raise RunError(f"{source}: missing field(s) {', '.join(missing)}")
         names = values.get("class_names")
+        size = values["input_size"]
+        if not (isinstance(size, list) and len(size) == 2):
+            raise RunError(f"{source}: input_size is {size!r}, not [height, width]")
         return cls(
             model=str(values["model"]),
-            in_channels=int(values["in_channels"]),
-            input_size=(int(values["input_size"][0]), int(values["input_size"][1])),
-            num_classes=int(values["num_classes"]),
+            in_channels=_size(values["in_channels"], "in_channels", source),
+            input_size=(_size(size[0], "input_size", source), _size(size[1], "input_size", source)),
+            num_classes=_size(values["num_classes"], "num_classes", source),
             options=dict(values.get("options") or {}),
             representation=values.get("representation"),
             input=dict(values.get("input") or {}),
             readout=str(values.get("readout", "mean")),
             class_names=tuple(names) if names is not None else None,
         )
+
+
+def _size(value: Any, name: str, source: str) -> int:
+    """``value`` of field ``name`` when it is a whole number of at least 1; else RunError naming ``source``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RunError(f"{source}: {name} is {value!r}, not a whole number of at least 1")
+    return value
 
 
 def write_model_spec(run_dir: str | os.PathLike, spec: ModelSpec) -> Path:
@@ -133,6 +144,11 @@ def read_model_spec(run_dir: str | os.PathLike) -> ModelSpec:
     except ValueError as exc:
         raise RunError(f"{path}: not valid JSON ({exc})") from None
     return ModelSpec.from_dict(values, str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def load_run(
@@ -161,15 +177,20 @@ def load_run(
         )
     try:
         model = spec.build()
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"{run_dir / MODEL_JSON}: cannot build {spec.model!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise RunError(f"{run_dir / MODEL_JSON}: cannot build {spec.model!r}: {_first_line(exc)}") from None
     weights = run_dir / checkpoint
     try:
         state = torch.load(weights, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise PathNotFoundError(f"{weights}: no such file") from None
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        # a damaged or foreign file: torch's zip reader, its restricted unpickler, or the OS
+        raise RunError(f"{weights}: not a checkpoint torch.load can read ({_first_line(exc)})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a training checkpoint (last.pt)
+    if not isinstance(state, dict):
+        raise RunError(f"{weights}: holds a {type(state).__name__}, not a state dict (or a checkpoint with one)")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -17,7 +17,7 @@ from .fake_stages import Geometry, QNeuron, QSynapse
 from .staged import QFlatten, QInput, QPool, Stage
 from .target import QuantError, QuantTarget
 
-__all__ = ["plan_stages", "leaves"]
+__all__ = ["plan_stages", "leaves", "non_finite"]
 
 _SYNAPSES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -82,6 +82,19 @@ def _neuron_problem(m: Neuron, target: QuantTarget) -> str | None:
     return None
 
 
+def non_finite(weight: torch.Tensor, bias: torch.Tensor | None) -> str | None:
+    """What of ``weight`` and ``bias`` holds NaN or infinite values (a problem's text), or None.
+
+    Args:
+        weight: A synapse's weights.
+        bias: Its biases, or None.
+    """
+    bad = [name for name, v in (("weight", weight), ("bias", bias)) if v is not None and not bool(torch.isfinite(v).all())]
+    if not bad:
+        return None
+    return f"{' and '.join(bad)} {'hold' if len(bad) > 1 else 'holds'} NaN or infinite values"
+
+
 def _fold_norm(w: torch.Tensor, b: torch.Tensor | None, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """``norm(synapse(x))`` as one synapse: the batch norm's running statistics folded into ``w``, ``b``."""
     std = torch.sqrt(norm.running_var + norm.eps)
@@ -125,6 +138,8 @@ def _add_stage(label: str, m: nn.Module, target: QuantTarget, stages: list[Stage
         if problem is None and m.bias is not None and target.bias_bits is None:
             problem = f"has a bias; target {target.name!r} has none (bias_bits=None)"
         if problem is None:
+            problem = non_finite(m.weight, m.bias)
+        if problem is None:
             dims = 0 if isinstance(m, nn.Linear) else (1 if isinstance(m, nn.Conv1d) else 2)
             geometry = Geometry(dims) if dims == 0 else Geometry(dims, _pair(m.stride, dims), _pair(m.padding, dims))
             stages.append(QSynapse(label, m.weight, m.bias, geometry, target))
@@ -139,6 +154,9 @@ def _add_stage(label: str, m: nn.Module, target: QuantTarget, stages: list[Stage
         if target.bias_bits is None:
             return f"folding needs a bias; target {target.name!r} has none (bias_bits=None)"
         w, b = _fold_norm(last.weight.data, None if last.bias is None else last.bias.data, m)
+        problem = non_finite(w, b)
+        if problem is not None:
+            return f"{problem} once its running statistics are folded into {last.label}"
         stages[-1] = QSynapse(last.label, w, b, last.geometry, target)
         return None
     if isinstance(m, _POOLS):
