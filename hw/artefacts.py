@@ -28,6 +28,9 @@ class HwError(ValueError):
         self.target, self.problems = target, list(problems)
         super().__init__(f"cannot export to {target}: " + "; ".join(self.problems))
 
+    def __reduce__(self):  # raised in worker processes, re-raised in their parent
+        return type(self), (self.target, self.problems)
+
 
 def raise_problems(target: str, problems: list[str]) -> None:
     """Raise :class:`HwError` naming the export ``target`` when ``problems`` is not empty."""

@@ -25,6 +25,9 @@ class FormatError(NeurodataError, ValueError):
             where += f": at byte {offset}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # raised in pool workers (prepare's decoders), re-raised in their parent
+        return type(self), (self.source, self.offset, self.message)
+
 
 class UnknownFormatError(FormatError):
     """No decoder recognises the file's header bytes (and the extension does not settle it)."""

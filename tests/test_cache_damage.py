@@ -56,7 +56,7 @@ def damage(shard: Path, kind: str) -> None:
     "kind, fast_message",
     [
         ("index", r"train/t/c/0: shard index is truncated or fails its CRC32C"),
-        ("truncated", r"train/t/c/0: shard index is truncated or fails its CRC32C"),
+        ("truncated", r"train/t/c/0 holds \d+ bytes, the manifest says \d+"),
         ("chunk", r"split 'train', array 't': chunk 0 \(rows 0-1024\) fails its CRC32C"),
         ("header", r"split 'train', array 't': chunk 0 \(rows 0-1024\) fails its CRC32C"),
     ],
@@ -67,7 +67,9 @@ def test_a_damaged_shard_is_a_cache_error_on_both_paths(toy_cache, tmp_path, kin
     with pytest.raises(CacheError, match=fast_message):
         fast_reads(url)
     split = open_cache(str(url))["train"]
-    with pytest.raises(CacheError, match=r"split 'train': rows 0-\d+ of 't', 'x', 'y'.* cannot be read"):
+    # a shard of another size than the manifest records is refused before zarr reads it
+    zarr_message = fast_message if kind == "truncated" else r"split 'train': rows 0-\d+ of 't', 'x', 'y'.* cannot be read"
+    with pytest.raises(CacheError, match=zarr_message):
         split.events(0, split.n_samples)
 
 
@@ -93,8 +95,8 @@ def test_an_unreadable_shard_file_is_a_cache_error(toy_cache, tmp_path):
     url = copy_of(toy_cache, tmp_path)
     shard = url / "train" / "t" / "c" / "0"
     shard.unlink()
-    shard.mkdir()  # opens, but every read fails (EISDIR)
-    with pytest.raises(CacheError, match=r"train/t/c/0: cannot read bytes"):
+    shard.mkdir()  # opens, but every read fails (EISDIR); not a file, so missing against the manifest
+    with pytest.raises(CacheError, match=r"train/t/c/0 is missing"):
         fast_reads(url)
 
 
@@ -108,3 +110,52 @@ def test_remote_read_failures_are_cache_errors_and_missing_objects_are_absent():
     requests = [Request(f"bucket/c.zarr/train/t/c/{shard}", 0, 10) for shard in (1, 2)]
     with pytest.raises(CacheError, match=r"bucket/c.zarr/train/t/c/2: cannot read the shard file: denied"):
         fetcher.fetch(requests)
+
+
+@pytest.mark.parametrize("array", ["labels", "offsets", "x"])
+def test_a_deleted_file_is_a_cache_error_not_zeros(toy_cache, tmp_path, array):
+    """zarr reads an absent chunk or shard file as its fill value: labels all 0, samples without
+    events, x all 0, with no error on any read path before (``verify`` alone noticed)."""
+    url = copy_of(toy_cache, tmp_path)
+    (url / "train" / array / "c" / "0").unlink()
+    message = rf"split 'train': train/{array}/c/0 is missing"
+    with pytest.raises(CacheError, match=message):
+        fast_reads(url)
+    with pytest.raises(CacheError, match=message):
+        open_cache(str(url))["train"].sample(0)
+
+
+def test_counts_and_labels_are_checked_against_zarr_json(toy_cache, tmp_path):
+    import json
+
+    import zarr
+
+    from tests.cache_samples import reseal
+
+    url = copy_of(toy_cache, tmp_path)
+    meta = json.loads((url / "zarr.json").read_text())
+    counts = meta["attributes"]["neurodata_cache"]["splits"]["train"]
+    stored = counts["n_samples"]
+    for n_samples in (stored - 2, stored + 3):  # dropped 2 samples / an IndexError deep inside, before
+        counts["n_samples"] = n_samples
+        (url / "zarr.json").write_text(json.dumps(meta))
+        with pytest.raises(CacheError, match=rf"offsets has {stored + 1} entries and labels {stored} for the {n_samples} samples"):
+            fast_reads(url)
+    url = copy_of(toy_cache, tmp_path / "labels")
+    labels = zarr.open_array(str(url / "train" / "labels"), mode="r+")
+    n_classes = len(open_cache(str(url)).attrs["class_names"])
+    labels[1] = n_classes
+    reseal(str(url))  # a label another writer got wrong, not a damaged file
+    with pytest.raises(CacheError, match=rf"label {n_classes} is neither one of the {n_classes} classes nor -1"):
+        open_cache(str(url))["train"].sample(0)
+
+
+def test_info_on_a_damaged_labels_chunk_is_a_cache_error(toy_cache, tmp_path):
+    """``neurodata info CACHE`` read the labels through zarr unguarded: a traceback, exit 1."""
+    from neurodata.cache.verify import cache_info
+
+    url = copy_of(toy_cache, tmp_path)
+    chunk = url / "train" / "labels" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-6])
+    with pytest.raises(CacheError, match=r"split 'train': its labels cannot be read \(.*\); run `neurodata verify`"):
+        cache_info(str(url))

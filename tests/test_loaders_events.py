@@ -30,6 +30,7 @@ from neurodata.loaders import event_columns as event_columns_module
 from neurodata.loaders.event_columns import EventColumns
 from neurodata.loaders.pending import PendingEvents
 from neurodata.loaders.source import event_columns
+from tests.cache_samples import reseal
 
 sys.path.insert(0, str(Path(__file__).parent))
 import loader_samples as ls  # noqa: E402
@@ -168,6 +169,7 @@ def test_narrower_stored_dtypes_are_read_from_the_array_metadata(tmp_path, fixtu
             compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=data.dtype.itemsize),
             overwrite=True,
         )[...] = data
+    reseal(url)
     source = load(url).pipeline.source
     assert [rows.dtype for rows in source._open()[2].columns] == [
         np.dtype(d) for d in ("<i4", "u1", "u1", "u1")

@@ -86,6 +86,32 @@ def test_dvs128_from_extracted_folder_and_rerun_is_a_no_op(fixtures, dvs128_arch
     assert first["n_events"] == second["n_events"]
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("no test list", r"DvsGesture/trials_to_test.txt is missing \(it lists the test trials\)"),  # KeyError before
+        ("listed twice", r"trials_to_train.txt lists user01_fluorescent.aedat twice"),  # its samples doubled
+        ("in both lists", r"trials_to_test.txt lists user01_fluorescent.aedat and trials_to_train.txt too"),
+        ("time past int64", r"user24_natural_labels.csv: line 2: class must be 1..11 and 0 <= start <= end"),
+    ],
+)
+def test_dvs128_lists_and_labels_that_cannot_be_right_are_refused(fixtures, tmp_path, edit, said):
+    import shutil
+
+    folder = write_dvs128_folder(fixtures, tmp_path / "src")
+    if edit == "no test list":
+        (folder / "trials_to_test.txt").unlink()
+    elif edit == "listed twice":
+        (folder / "trials_to_train.txt").write_text("user01_fluorescent.aedat\nuser02_led.aedat\nuser01_fluorescent.aedat\n")
+    elif edit == "in both lists":
+        (folder / "trials_to_test.txt").write_text("user24_natural.aedat\nuser01_fluorescent.aedat\n")
+    else:
+        (folder / "user24_natural_labels.csv").write_text("class,startTime_usec,endTime_usec\n5,0,99999999999999999999999\n")
+    with pytest.raises(NeurodataError, match=said):
+        prepare("dvs128", source=str(folder), root=tmp_path / "root", progress=False)
+    shutil.rmtree(tmp_path / "src")
+
+
 def test_a_finished_cache_keeps_its_codec_unless_another_is_asked_for(fixtures, dvs128_archive, tmp_path):
     """A cache prepared with lz4 (or before zstd became the default) is reused by a plain rerun;
     asking for another codec explicitly is refused without overwrite, as any changed build is."""

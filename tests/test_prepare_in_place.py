@@ -128,6 +128,29 @@ def test_zip_members_are_read_in_place_by_worker_processes(fixtures, tmp_path):
     same_samples(summary["url"], Path(expected["url"]))
 
 
+def test_a_damaged_member_read_by_worker_processes_is_named(fixtures, tmp_path):
+    """The decoders' FormatError crossed back from the workers unpickled only with its message, so
+    several workers (the default) ended in BrokenProcessPool and a traceback; one worker named it."""
+    import zipfile
+
+    good = nmnist_zip_bytes(fixtures, "Train", 1)
+    cut = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good)) as source, zipfile.ZipFile(cut, "w") as damaged:
+        for info in source.infolist():
+            data = source.read(info)
+            damaged.writestr(info.filename, data[:-2] if info.filename == "Train/3/00000.bin" else data)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "Train.zip").write_bytes(cut.getvalue())
+    (folder / "Test.zip").write_bytes(nmnist_zip_bytes(fixtures, "Test", 1))
+    cli = [sys.executable, "-m", "neurodata.cli", "prepare", "nmnist", "--source", str(folder), "--no-verify"]
+    for workers in ("1", "2"):
+        done = subprocess.run([*cli, "--root", str(tmp_path / workers), "--workers", workers], capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines()[-1].startswith(f"neurodata: error: {folder / 'Train.zip'}:Train/3/00000.bin: at byte ")
+        assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "kind, name, problem",
     [

@@ -15,3 +15,6 @@ class NIRError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+    def __reduce__(self):  # raised in worker processes, re-raised in their parent
+        return type(self), (self.problems,)

@@ -30,6 +30,7 @@ from .layout import (
     READABLE_LAYOUTS,
     STORED_DTYPES,
 )
+from .presence import split_files_problem
 from .rows import contiguous_span, placement_problem, sample_columns, spans_of
 from .store import Location
 from .zarr_compat import sync
@@ -188,6 +189,11 @@ class SplitReader:
         chunk_events: Rows per event chunk, when ``counts`` does not say.
         has_rows: Whether the split stores a ``rows`` array (layout 2 and later).
         time_coding: How times are stored (which event columns exist).
+        n_classes: The number of classes (labels are checked to lie in ``0 .. n_classes - 1``, or be
+            -1 for no class), or None where the cache names none.
+        manifest_crc32c: The manifest's CRC32C (zarr.json's ``manifest_crc32c``): the split's files
+            are checked against the manifest on first use; None (caches written before manifests):
+            not checked.
     """
 
     def __init__(
@@ -198,8 +204,12 @@ class SplitReader:
         chunk_events: int,
         has_rows: bool = True,
         time_coding: str = DELTA,
+        n_classes: int | None = None,
+        manifest_crc32c: str | None = None,
     ):
         self._location = location
+        self.n_classes = n_classes
+        self._manifest_crc32c = manifest_crc32c
         self.fields = stored_fields(time_coding)  # the event columns stored
         self.name = name
         self.n_samples = int(counts["n_samples"])
@@ -228,13 +238,33 @@ class SplitReader:
             read = read_slices(self._location, self.name, arrays, slice(None))
             offsets, labels, *rows = (np.asarray(a, dtype=np.int64) for a in read)
             rows = rows[0] if rows else offsets[:-1]
-            problem = placement_problem(offsets, rows, self.n_rows) if len(offsets) else "offsets is empty"
+            missing = split_files_problem(self._location, self.name, self._manifest_crc32c)
+            if missing is not None:
+                raise CacheError(f"{self._location.url}: split {self.name!r}: {missing} (damaged cache?)")
+            problem = self._count_problem(offsets, labels)
+            if problem is None:
+                problem = placement_problem(offsets, rows, self.n_rows)
             if problem is not None:
                 raise CacheError(
                     f"{self._location.url}: split {self.name!r}: {problem} (damaged per-sample arrays?)"
                 )
             self._per_sample = (offsets, labels, rows)
         return self._per_sample
+
+    def _count_problem(self, offsets: np.ndarray, labels: np.ndarray) -> str | None:
+        """What in ``offsets`` and ``labels`` disagrees with the sample and event counts of zarr.json
+        (None: nothing): an edited count, or a chunk of them that is missing (read as zeros)."""
+        if len(offsets) != self.n_samples + 1 or len(labels) != self.n_samples:
+            return (
+                f"offsets has {len(offsets)} entries and labels {len(labels)} for the {self.n_samples} samples "
+                "that zarr.json counts"
+            )
+        if offsets[0] != 0 or offsets[-1] != self.n_events:
+            return f"offsets run from {offsets[0]} to {offsets[-1]}, not from 0 to the {self.n_events} events that zarr.json counts"
+        if self.n_classes is not None and len(labels) and not -1 <= labels.min() <= labels.max() < self.n_classes:
+            bad = labels[(labels < -1) | (labels >= self.n_classes)][0]
+            return f"label {bad} is neither one of the {self.n_classes} classes nor -1 (no class)"
+        return None
 
     def preload(self) -> None:
         """Read the per-sample arrays now (they are otherwise read on first use), for example before
@@ -358,6 +388,8 @@ class CacheReader:
                 self.attrs["chunk_events"],
                 self.attrs["layout_version"] >= 2,
                 self.attrs.get("time_coding", DELTA),
+                len(self.attrs["class_names"]) if self.attrs.get("class_names") else None,
+                self.attrs.get("manifest_crc32c"),
             )
             for name, counts in self.attrs["splits"].items()
         }

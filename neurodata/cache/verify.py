@@ -282,7 +282,10 @@ def cache_info(store_url: str | os.PathLike, storage_options: dict[str, Any] | N
             for key, size in files.items()
             if key.split("/")[:1] == [split] and key.split("/")[1] in EVENT_FIELDS
         )
-        labels = np.asarray(root[split]["labels"][...]) if attrs.get("complete") else np.empty(0, np.int64)
+        try:
+            labels = np.asarray(root[split]["labels"][...]) if attrs.get("complete") else np.empty(0, np.int64)
+        except (OSError, RuntimeError, ValueError, KeyError) as error:  # a damaged or missing labels array
+            raise CacheError(f"{location.url}: split {split!r}: its labels cannot be read ({error}); run `neurodata verify`") from None
         classes, label_counts = np.unique(labels, return_counts=True)
         splits[split] = {
             **counts,

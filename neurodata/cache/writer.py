@@ -170,7 +170,7 @@ class CacheBuilder:
             if marker and marker.get("complete") and not self.overwrite:
                 raise CacheError(
                     f"{self.root.url}: holds a finished cache built with other rules or attributes "
-                    "(fingerprint differs); pass overwrite=True to rebuild it"
+                    "(fingerprint differs); delete it to rebuild it there (CacheBuilder: overwrite=True), or build under another root"
                 )
             staged_for = self.staging.read_json(PLAN_NAME)
             if staged_for is not None and staged_for.get("fingerprint") != self.fingerprint:

@@ -30,6 +30,9 @@ class ChecksumError(NeurodataError, ValueError):
         tail = f"; {hint}" if hint else ""
         super().__init__(f"{source}: {what} mismatch: expected {expected}, got {actual}{tail}")
 
+    def __reduce__(self):  # raised in pool workers, re-raised in their parent
+        return type(self), (self.source, self.what, self.expected, self.actual, self.hint)
+
 
 @dataclass(frozen=True)
 class Digests:

@@ -61,8 +61,10 @@ def read_label_rows(text: str, where: str) -> list[tuple[int, int, int]]:
             cls, start, end = (int(v) for v in row[:3])
         except ValueError:
             raise NeurodataError(f"{where}: line {line_no}: expected three integers, got {row}") from None
-        if not 1 <= cls <= len(CLASS_NAMES) or end < start:
-            raise NeurodataError(f"{where}: line {line_no}: class must be 1..11 and end >= start, got {row}")
+        if not 1 <= cls <= len(CLASS_NAMES) or not 0 <= start <= end < 2**63:
+            raise NeurodataError(
+                f"{where}: line {line_no}: class must be 1..11 and 0 <= start <= end < 2**63 microseconds, got {row}"
+            )
         if (cls, start, end) not in rows:
             rows.append((cls, start, end))
     return rows
@@ -83,8 +85,15 @@ def plan(tree: FileTree, base: str, options: dict) -> list[Unit]:
     ``plan``; no ``options``)."""
     names = set(tree.names())
     units = []
+    seen: dict[str, str] = {}
     for split, listing in (("train", "trials_to_train.txt"), ("test", "trials_to_test.txt")):
+        if base + listing not in names:
+            raise NeurodataError(f"dvs128: {tree.where(base + listing)} is missing (it lists the {split} trials)")
         for trial in read_trial_list(read_text(tree, base + listing)):
+            if trial in seen:
+                twice = "twice" if seen[trial] == listing else f"and {seen[trial]} too"
+                raise NeurodataError(f"dvs128: {tree.where(base + listing)} lists {trial} {twice}")
+            seen[trial] = listing
             labels = trial.replace(".aedat", "_labels.csv")
             for name in (trial, labels):
                 if base + name not in names:

@@ -44,6 +44,9 @@ class UnsafeArchiveError(ExtractError):
         self.reason = reason
         super().__init__(f"{archive}: refusing member {member!r}: {reason}")
 
+    def __reduce__(self):  # raised in pool workers, re-raised in their parent
+        return type(self), (self.archive, self.member, self.reason)
+
 
 def checked_name(archive: str | os.PathLike, name: str) -> PurePosixPath:
     """The relative path of the member ``name`` of ``archive`` (``.`` for the archive's root entry),

@@ -27,6 +27,9 @@ class MirrorError(Exception):
         super().__init__(message)
         self.permanent = permanent
 
+    def __reduce__(self):  # raised in pool workers, re-raised in their parent
+        return type(self), (self.args[0], self.permanent)
+
 
 @dataclass
 class Stream:

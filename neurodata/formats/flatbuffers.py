@@ -32,6 +32,9 @@ class FlatBufferError(Exception):
         self.message = message
         super().__init__(f"at byte {pos} of the flatbuffer: {message}")
 
+    def __reduce__(self):  # raised in pool workers, re-raised in their parent
+        return type(self), (self.pos, self.message)
+
 
 @dataclass(frozen=True)
 class Table:

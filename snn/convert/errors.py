@@ -16,7 +16,11 @@ class ConversionError(ValueError):
 
     def __init__(self, problems: list[str] | str, note: str = "") -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.note = note
         message = "; ".join(self.problems)
         if len(self.problems) > 1:
             message = f"{len(self.problems)} problems: {message}"
         super().__init__(f"{message} ({note})" if note else message)
+
+    def __reduce__(self):  # raised in worker processes, re-raised in their parent
+        return type(self), (self.problems, self.note)
