@@ -242,9 +242,16 @@ def rechunk_by_count(blocks: Iterator[np.ndarray], n_events: int) -> Iterator[np
         yield join(parts)
 
 
-def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[np.ndarray]:
+def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int, skip_empty: bool = False) -> Iterator[np.ndarray]:
     """Regroup ``blocks``, a time-ordered stream of event arrays, into consecutive windows of
-    ``time_window`` us; parts that lie side by side in one array are joined as a view of it."""
+    ``time_window`` us; parts that lie side by side in one array are joined as a view of it.
+
+    Args:
+        blocks: Event arrays in time order.
+        time_window: The windows' length in microseconds.
+        skip_empty: Leave out the empty windows of a gap between events (their count is the gap's
+            length over ``time_window``: without this, 10**9 for a gap of 10**12 us at 1 ms).
+    """
     if time_window <= 0:
         raise ValueError(f"time_window must be positive, got {time_window}")
     parts: list[np.ndarray] = []
@@ -261,6 +268,9 @@ def rechunk_by_time(blocks: Iterator[np.ndarray], time_window: int) -> Iterator[
                 yield join(parts)
                 parts = []
                 end += time_window
+                gap = int(block["t"][0]) - end
+                if skip_empty and gap >= 0:
+                    end += (gap // time_window + 1) * time_window
     if parts:
         yield join(parts)
 

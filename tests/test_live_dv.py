@@ -225,3 +225,94 @@ def test_the_source_thread_ends_when_the_sender_disconnects(events, cut):
     finally:
         src.close()
     assert np.array_equal(np.concatenate(got), events[:6000]) and src.stats.skipped_packets == 0
+
+
+def test_a_payload_that_expands_past_the_limit_is_skipped_not_decompressed(events, monkeypatch):
+    """An LZ4 frame of a few MB that expands to GB (zeros compress 250:1) drove the client to 6 GB."""
+    import lz4.frame
+
+    from neurodata.formats import aedat4
+
+    monkeypatch.setattr(aedat4, "MAX_DECOMPRESSED", 1 << 20)
+    bomb = lz4.frame.compress(b"\0" * (8 << 20))
+    with pytest.raises(ValueError, match="it expands beyond 1 MiB"):
+        aedat4._lz4_decompress(np.frombuffer(bomb, np.uint8))
+    header = stream_header(WIDTH, HEIGHT)
+    encoder = PacketEncoder("lz4")
+    port, _ = serve_bytes([header, encoder.encode(events[:100]), struct.pack("<ii", 0, len(bomb)) + bomb])
+    got, src = receive_all(f"tcp://127.0.0.1:{port}", reconnect=False)
+    assert np.array_equal(got, events[:100])
+    assert src.stats.skipped_packets == 1
+
+
+def test_a_unix_target_that_is_not_a_socket_is_refused_and_kept(tmp_path, recording):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("important")  # was deleted, to put the socket there (so was a recording)
+    with pytest.raises(NeurodataError, match=r"notes.txt exists and is not a socket; not replacing it"):
+        live.Replay(recording, f"unix://{notes}")
+    assert notes.read_text() == "important"
+
+
+def test_a_damaged_recording_resets_its_clients_and_fails_the_server(tmp_path):
+    """A packet that does not decompress, far into the file: the client got the events before it
+    and a clean end (exit 0, the rest silently missing); the server printed a thread's traceback."""
+    many = camera_events(200_000, span_us=4_000_000)
+    path = tmp_path / "damaged.aedat4"
+    write_aedat4(path, many)
+    data = bytearray(path.read_bytes())
+    middle = int(len(data) * 0.8)
+    data[middle : middle + 4000] = bytes(4000)
+    path.write_bytes(bytes(data))
+    replay = live.Replay(str(path), "tcp://127.0.0.1:0", live.ReplayOptions(speed=None, linger=0))
+    failure: list[BaseException] = []
+
+    def serve():
+        try:
+            replay.serve()
+        except NeurodataError as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with pytest.raises(NeurodataError, match="connection lost"):
+        receive_all(str(replay.endpoint), reconnect=False)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], FormatError)
+    assert str(failure[0]).startswith(f"{path}: at byte ")
+
+
+def test_stop_disconnects_a_client_that_stopped_reading(tmp_path):
+    many = camera_events(300_000, span_us=4_000_000)
+    path = write_aedat4(tmp_path / "many.aedat4", many)
+    with replaying(path, speed=None, linger=60) as replay:
+        stalled = socket.create_connection((replay.endpoint.host, replay.endpoint.port))
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(t.name.endswith("(_send_dv)") for t in threading.enumerate()):
+            time.sleep(0.01)
+        time.sleep(0.3)  # the sender fills the socket's buffers and blocks
+    deadline = time.monotonic() + 3  # the sending thread blocked (in sendall, or waiting to linger) before
+    while time.monotonic() < deadline and any(t.name.endswith("(_send_dv)") for t in threading.enumerate()):
+        time.sleep(0.05)
+    left = [t.name for t in threading.enumerate() if t.name.endswith("(_send_dv)")]
+    stalled.close()
+    assert not left
+
+
+def test_a_gap_in_the_recording_is_skipped_in_constant_time():
+    """Each empty millisecond of a gap was a window: 10**9 of them for 10**12 us, at 100 % CPU."""
+    from neurodata.live.pacing import packets
+
+    blocks = [nd_events([0, 1]), nd_events([10**12, 10**12 + 5])]
+    started = time.monotonic()
+    got = list(packets(iter(blocks)))
+    assert [p.events["t"].tolist() for p in got] == [[0, 1], [10**12, 10**12 + 5]]
+    assert [p.due_us for p in got] == [1000, 10**12 + 6]
+    assert time.monotonic() - started < 5
+
+
+def nd_events(times: list[int]) -> np.ndarray:
+    import neurodata as nd
+
+    return nd.make_events(times, [0] * len(times), [0] * len(times), [1] * len(times))

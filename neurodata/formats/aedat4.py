@@ -34,7 +34,7 @@ from .kernels import aedat4 as kernels
 from .kernels import lz4_frames
 from .output import EventOutput, FreshArrays
 
-MAX_DECOMPRESSED = 256 << 20  # refuse zstd frames that claim to expand beyond this (16 M events)
+MAX_DECOMPRESSED = 256 << 20  # refuse LZ4 and zstd frames that expand beyond this (16 M events)
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL_MIN_PACKETS = 256  # below this, waking the pool costs more than it saves (measured)
 BATCH_PACKETS = 16  # packets decompressed per pool task
@@ -168,9 +168,21 @@ def _zstd_decompress(payload: np.ndarray) -> bytes:
     return _ZSTD.dctx.decompress(payload, max_output_size=MAX_DECOMPRESSED)
 
 
+def _lz4_decompress(payload: np.ndarray) -> bytes:
+    """One LZ4 frame, refused (ValueError) when it expands beyond :data:`MAX_DECOMPRESSED` or is
+    incomplete: a few MB of crafted frame would otherwise expand to many GB."""
+    frame = lz4.frame.LZ4FrameDecompressor()
+    data = frame.decompress(payload, max_length=MAX_DECOMPRESSED + 1)
+    if len(data) > MAX_DECOMPRESSED:
+        raise ValueError(f"it expands beyond {MAX_DECOMPRESSED >> 20} MiB")
+    if not frame.eof:
+        raise ValueError("the frame ends early")
+    return data
+
+
 def _decompressor(compression: int):
     if compression in (1, 2):
-        return lz4.frame.decompress
+        return _lz4_decompress
     if compression in (3, 4):
         return _zstd_decompress
     return None
@@ -334,7 +346,8 @@ class Aedat4Decoder:
         while batch:
             starts = np.array([s for s, _ in batch], np.int64)
             ends = np.array([e for _, e in batch], np.int64)
-            scratch = _scratch(max(LZ4_ROOM, self.lz4_expansion * int((ends - starts).sum())))
+            room = min(MAX_DECOMPRESSED, self.lz4_expansion * int((ends - starts).sum()))  # more: one by one
+            scratch = _scratch(max(LZ4_ROOM, room))
             located = np.empty((len(batch), 3), np.int64)
             how, done = lz4_frames.decompress_frames(lz4_frames.context(), block, starts, ends, scratch, located)
             for (start, end), (status, pos, count) in zip(batch, located[:done].tolist()):

@@ -37,7 +37,7 @@ def packets(blocks: Iterator[np.ndarray], packet_us: int = PACKET_US, packet_eve
         packet_events: the most events in one packet.
     """
     end = None
-    for window in rechunk_by_time(blocks, packet_us):
+    for window in rechunk_by_time(blocks, packet_us, skip_empty=True):
         if not len(window):
             continue
         end = int(window["t"][0]) // packet_us * packet_us + packet_us if end is None else end

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,9 @@ class Replay:
         self.options = options
         self.endpoint = parse_endpoint(target)
         self._stop = threading.Event()
+        self._clients: set[socket.socket] = set()
+        self._clients_lock = threading.Lock()
+        self._failure: NeurodataError | None = None
         with open_recording(path, options.format) as rec:
             self.width, self.height = rec.info.width, rec.info.height
         self.listener: socket.socket | None = None
@@ -73,8 +78,10 @@ class Replay:
 
     def _listen(self) -> socket.socket:
         if self.endpoint.scheme == "unix":
+            if _is_socket(self.endpoint.path) is False:
+                raise NeurodataError(f"{self.endpoint}: {self.endpoint.path} exists and is not a socket; not replacing it")
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.endpoint.path)
+                os.unlink(self.endpoint.path)  # a socket a previous server left behind
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         else:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -93,7 +100,12 @@ class Replay:
 
     def serve(self, on_client: Callable[[str], None] | None = None) -> None:
         """Serve until :meth:`stop` (TCP/unix) or until the recording is sent (UDP, without ``loop``);
-        ``on_client`` is called with each connecting client's address."""
+        ``on_client`` is called with each connecting client's address.
+
+        Raises:
+            NeurodataError: The recording turned out damaged while a client was served (its
+                clients' connections are reset, so that none takes the cut stream for its end).
+        """
         if self.listener is None:
             self._send_udp()
             return
@@ -105,24 +117,43 @@ class Replay:
                     continue
                 if on_client is not None:
                     on_client(str(peer) or "unix client")
+                with self._clients_lock:
+                    self._clients.add(conn)
                 threading.Thread(target=self._send_dv, args=(conn,), daemon=True).start()
         finally:
             self.listener.close()
-            if self.endpoint.scheme == "unix":
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.endpoint.path)
+            if self.endpoint.scheme == "unix" and _is_socket(self.endpoint.path):
+                os.unlink(self.endpoint.path)
+            self._disconnect_clients()
+        if self._failure is not None:
+            raise self._failure
 
     def _send_dv(self, conn: socket.socket) -> None:
         encoder = PacketEncoder(self.options.compression)
-        with conn:
-            try:
-                conn.sendall(self.header)
-                for packet in self._packets():
-                    conn.sendall(encoder.encode(packet.events))
-                conn.settimeout(self.options.linger)
-                conn.recv(1)  # returns when the client hangs up
-            except OSError:  # the client went away, or the linger time is over
-                return
+        try:
+            conn.sendall(self.header)
+            for packet in self._packets():
+                conn.sendall(encoder.encode(packet.events))
+            conn.settimeout(self.options.linger)
+            conn.recv(1)  # returns when the client hangs up
+        except OSError:  # the client went away, or the linger time is over
+            pass
+        except NeurodataError as error:  # the recording is damaged past this point
+            self._failure = self._failure or error
+            self._stop.set()
+            # a reset, not an orderly close: the client must not take the cut stream for the end
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            with self._clients_lock:
+                self._clients.discard(conn)
+            conn.close()
+
+    def _disconnect_clients(self) -> None:
+        """Shut the clients' connections: a sending thread blocked on a client that stopped reading returns."""
+        with self._clients_lock:
+            for conn in self._clients:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def _send_udp(self) -> None:
         sender = UdpSender(self.endpoint, self.options.events_per_datagram)
@@ -137,5 +168,14 @@ class Replay:
         return paced(packets, self.options.speed, self._stop.wait)
 
     def stop(self) -> None:
-        """End serving: no new clients, and clients being served stop at their next packet."""
+        """End serving: no new clients, and the clients being served are disconnected (:meth:`serve`
+        returns within a poll interval)."""
         self._stop.set()
+
+
+def _is_socket(path: str) -> bool | None:
+    """Whether ``path`` is a Unix socket; None when nothing is there."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
