@@ -48,6 +48,8 @@ def _open_binary(source: str | os.PathLike) -> tuple[BinaryIO, str]:
         return open(name, "rb"), name
     except OSError as err:
         raise _open_error(name, err) from err
+    except (ValueError, ImportError) as err:  # fsspec: a protocol it does not know, or whose package is missing
+        raise NeurodataError(f"{name}: cannot open this URL ({err})") from None
 
 
 def _read_small_local(name: str) -> bytes | None:

@@ -122,6 +122,35 @@ def test_errors_are_one_line_exit_2(tmp_path):
     assert done.returncode == 2 and "unknown UDP format 'bogus'" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (("live", "foo://x:1"), r"foo://x:1: cannot open this URL \(Protocol not known: foo\)"),
+        (("live", "tcp://[::1:47000"), r"tcp://\[::1:47000: not a valid URL \(Invalid IPv6 URL\)"),
+        (("live", "udp://nonexistent.invalid:1"), r"udp://nonexistent.invalid:1\?format=\S+: cannot listen"),
+        (("replay", "REC", "udp://nonexistent.invalid:1", "--speed", "max"), r"udp://nonexistent.invalid:1\?format=\S+: cannot send"),
+        (("replay", "REC", "udp://127.0.0.1:0", "--speed", "max"), r"udp://127.0.0.1:0\?format=\S+: cannot send"),
+    ],
+)
+def test_bad_urls_and_unusable_addresses_are_one_line_exit_2(recording, command, said):
+    """Each was a traceback from urllib, fsspec or the socket calls, exit 1."""
+    args = [recording if arg == "REC" else arg for arg in command]
+    done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.fullmatch(rf"neurodata: error: {said}[^\n]*\n", done.stderr), done.stderr
+
+
+def test_a_udp_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        done = live_cli(f"udp://127.0.0.1:{port}")
+    assert done.returncode == 2 and "cannot listen" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_run_classifies_windows_as_the_library_does(tmp_path, recording, events, capsys):
     """In-process (a fresh process would spend the test importing torch): `live --run` prints one
     JSON prediction per window, the same as `classify` on the downsampled events."""

@@ -316,3 +316,17 @@ def nd_events(times: list[int]) -> np.ndarray:
     import neurodata as nd
 
     return nd.make_events(times, [0] * len(times), [0] * len(times), [1] * len(times))
+
+
+def test_stopping_while_reconnecting_ends_the_stream_with_what_arrived(events):
+    """``live --duration 3`` against a server that went away: the stop came during the reconnect
+    back-off and raised "cannot connect", so the CLI exited 2 and wrote none of the 10 events."""
+    header = stream_header(WIDTH, HEIGHT)
+    packet = PacketEncoder("lz4").encode(events[:10])
+    port, _ = serve_bytes([header, packet, PacketEncoder("none").encode(events[10:20])[:30]])
+    with live.open(f"tcp://127.0.0.1:{port}", connect_timeout=30) as src:
+        timer = threading.Timer(1.0, src.stop)
+        timer.start()
+        got = list(src.chunks())
+        timer.cancel()
+    assert np.array_equal(np.concatenate(got), events[:10])

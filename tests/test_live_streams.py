@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from live_helpers import camera_events
+from live_helpers import camera_events, write_aedat4
 
 import neurodata as nd
 from neurodata import live
@@ -124,3 +124,38 @@ def test_headerless_raw_needs_format_and_reports_truncation(tmp_path, raw_bytes)
     with live.open(str(path), format="evt3", width=346, height=260) as src:
         with pytest.raises(FormatError, match=rf"at byte {len(body)}: truncated EVT 3.0 data: 1 trailing bytes"):
             list(src.chunks())
+
+
+
+def test_options_and_chunk_sizes_are_checked_when_given(tmp_path):
+    """``realtime=True, speed=0`` was a ZeroDivisionError on the source's thread; a NaN time
+    window gave one chunk of everything; a fractional event count a TypeError from slicing."""
+    for options, said in (
+        ({"realtime": True, "speed": 0}, "speed must be"),
+        ({"speed": float("nan")}, "speed must be"),
+        ({"connect_timeout": -1}, "connect_timeout must be"),
+        ({"queue_events": 2.5}, "queue_events must be"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            live.LiveOptions(**options)
+    path = write_aedat4(tmp_path / "r.aedat4", camera_events(1000))
+    with live.open(path) as src:
+        with pytest.raises(ValueError, match="time_window must be"):
+            src.chunks(time_window=float("nan"))
+        with pytest.raises(ValueError, match="n_events must be"):
+            src.chunks(n_events=2.5)
+
+
+def test_a_very_slow_pace_waits_in_slices_without_overflowing(monkeypatch):
+    """``--speed 1e-300`` made the wait for the second packet overflow the clock (OverflowError)."""
+    from neurodata.live import pacing
+
+    asked: list[float] = []
+
+    def stopped(seconds: float) -> bool:
+        asked.append(seconds)
+        return True  # stop at the first wait
+
+    items = iter([pacing.Packet(None, 0), pacing.Packet(None, 1000)])
+    assert len(list(pacing.paced(items, 1e-300, stopped))) == 1
+    assert asked == [pacing.LONGEST_WAIT]

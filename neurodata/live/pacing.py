@@ -14,6 +14,7 @@ from .sources import LiveOptions, LiveSource
 
 PACKET_US = 1000  # a camera's packets each span about a millisecond
 PACKET_EVENTS = 4096
+LONGEST_WAIT = 3600.0  # seconds waited at once for a packet's time (a very slow pace waits in slices)
 
 
 class Packet(NamedTuple):
@@ -55,9 +56,10 @@ def paced(items: Iterator[Packet], speed: float | None, stopped: Callable[[float
         if speed is not None:
             if start_wall is None:
                 start_wall, start_t = time.monotonic(), packet.due_us
-            wait = start_wall + (packet.due_us - start_t) / 1e6 / speed - time.monotonic()
-            if wait > 0 and stopped(wait):
-                return
+            due = start_wall + (packet.due_us - start_t) / 1e6 / speed
+            while (wait := due - time.monotonic()) > 0:  # in slices: a wait of years overflows the clock
+                if stopped(min(wait, LONGEST_WAIT)):
+                    return
         yield packet
 
 

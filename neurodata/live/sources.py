@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arguments import finite_number, whole_number
 from ..events import RecordingInfo
 from ..reader import rechunk_by_count, rechunk_by_time
 from .queueing import DEFAULT_QUEUE_EVENTS, Block, Closed, DropOldestQueue
@@ -52,6 +53,16 @@ class LiveOptions:
     queue_events: int = DEFAULT_QUEUE_EVENTS
     width: int | None = None
     height: int | None = None
+
+    def __post_init__(self) -> None:
+        finite_number("speed", self.speed, above=0)
+        finite_number("connect_timeout", self.connect_timeout, above=0)
+        if self.idle_timeout is not None:
+            finite_number("idle_timeout", self.idle_timeout, above=0)
+        whole_number("queue_events", self.queue_events, minimum=1)
+        for name in ("width", "height"):
+            if getattr(self, name) is not None:
+                whole_number(name, getattr(self, name), minimum=1)
 
 
 class LiveSource(abc.ABC):
@@ -141,8 +152,9 @@ class LiveSource(abc.ABC):
         if n_events is not None and time_window is not None:
             raise ValueError("give n_events or time_window, not both")
         if n_events is not None:
-            return rechunk_by_count(self.blocks(), n_events)
+            return rechunk_by_count(self.blocks(), whole_number("n_events", n_events, minimum=1))
         if time_window is not None:
+            finite_number("time_window", time_window, above=0)
             return rechunk_by_time(self.blocks(), time_window)
         return self.blocks()
 

@@ -125,7 +125,12 @@ class DvClient(LiveSource):
                 return  # stopped while waiting to reconnect
             backoff = min(2 * backoff, MAX_BACKOFF)
             self.buffer.reset()
-            self.sock = self._connect()
+            try:
+                self.sock = self._connect()
+            except NeurodataError:
+                if self.stopping:
+                    return  # stopped (a duration, stop()) while reconnecting: the end, not a failure
+                raise
             self.decoder = DvStreamDecoder(self.source, self.stats)
             self.stats.reconnects += 1
 

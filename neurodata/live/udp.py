@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ..errors import NeurodataError
 from ..events import RecordingInfo, empty_events
 from .sources import POLL_SECONDS, LiveOptions, LiveSource
 from .urls import Endpoint
@@ -114,7 +115,11 @@ class UdpSource(LiveSource):
             self.ancillary = socket.CMSG_SPACE(4)
         except OSError:  # not Linux: no drop count
             self.ancillary = 0
-        self.sock.bind(endpoint.address)
+        try:
+            self.sock.bind(endpoint.address)
+        except OSError as err:  # in use, a host that does not resolve, an address not of this machine
+            self.sock.close()
+            raise NeurodataError(f"{endpoint}: cannot listen ({err})") from None
         self.sock.settimeout(POLL_SECONDS)
         self.address = self.sock.getsockname()
         self.decoder = DatagramDecoder(endpoint.udp_format, self.stats)
@@ -164,7 +169,10 @@ class UdpSender:
         """Send ``events`` in order, one datagram per ``events_per_datagram`` events."""
         for start in range(0, len(events), self.per_datagram):
             piece = encode_datagram(events[start : start + self.per_datagram], self.endpoint.udp_format)
-            self.sock.sendto(piece, self.endpoint.address)
+            try:
+                self.sock.sendto(piece, self.endpoint.address)
+            except OSError as err:  # a host that does not resolve, port 0, an IPv6 address on IPv4
+                raise NeurodataError(f"{self.endpoint}: cannot send ({err})") from None
 
     def close(self) -> None:
         """Close the socket."""

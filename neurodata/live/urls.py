@@ -46,7 +46,10 @@ def parse_endpoint(text: str) -> Endpoint:
     Parameters:
         text: the URL as typed on the command line.
     """
-    parsed = urllib.parse.urlsplit(text)
+    try:
+        parsed = urllib.parse.urlsplit(text)
+    except ValueError as err:  # e.g. an unclosed [ of an IPv6 address
+        raise NeurodataError(f"{text}: not a valid URL ({err})") from None
     if parsed.scheme not in SCHEMES:
         raise NeurodataError(f"{text}: expected a tcp://HOST:PORT, unix:///PATH or udp://HOST:PORT URL")
     query = urllib.parse.parse_qs(parsed.query)
