@@ -159,3 +159,23 @@ def test_info_on_a_damaged_labels_chunk_is_a_cache_error(toy_cache, tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:-6])
     with pytest.raises(CacheError, match=r"split 'train': its labels cannot be read \(.*\); run `neurodata verify`"):
         cache_info(str(url))
+
+
+def test_verify_tells_an_edited_file_that_ends_with_its_own_crc32c(toy_cache, tmp_path):
+    """zarr ends chunk and shard files with the CRC32C of what comes before; the CRC32C of such a
+    whole file is the same constant for any content, so the manifest's CRC32C passed any edit that
+    kept the size and re-sealed the file (a relabelled sample, offsets moved between samples)."""
+    import google_crc32c
+
+    from neurodata.cache import verify_cache
+    from neurodata.cache.store import crc32c_hex
+
+    url = copy_of(toy_cache, tmp_path)
+    chunk = url / "train" / "labels" / "c" / "0"
+    body = bytearray(chunk.read_bytes()[:-4])
+    body[len(body) // 2] ^= 0x01
+    edited = bytes(body) + google_crc32c.value(bytes(body)).to_bytes(4, "little")
+    assert crc32c_hex(edited) == crc32c_hex(chunk.read_bytes())  # the residue: the old check saw nothing
+    chunk.write_bytes(edited)
+    problems = verify_cache(str(url)).problems
+    assert any(p.startswith("train/labels/c/0: CRC-32 ") for p in problems), problems

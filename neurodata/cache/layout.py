@@ -4,7 +4,8 @@ One cache is one Zarr v3 group (a local folder or an fsspec URL)::
 
     <root>/zarr.json             root group; attribute ``neurodata_cache`` (see :func:`root_attrs`)
     <root>/manifest/zarr.json    an empty zarr group whose attribute ``files`` maps every other stored
-                                 file to [size, CRC32C]; written just before the root marker
+                                 file to [size, CRC32C, CRC-32] (older caches: [size, CRC32C]);
+                                 written just before the root marker
     <root>/<split>/zarr.json     group per split, attributes ``n_samples``, ``n_events``, ``n_rows``
                                  and ``chunk_events`` (the split's inner chunk)
     <root>/<split>/t             int32|int64   [n_rows] times, per-sample delta coded, and with

@@ -21,7 +21,7 @@ from .narrowing import require_fit
 from .parts import read_span_into
 from .rows import Placement, row_pieces
 from .shards import chunk_compressor, encode_shard
-from .store import Location, crc32c_hex
+from .store import Location, file_entry
 
 
 class Run(NamedTuple):
@@ -158,7 +158,7 @@ def write_shard(task: ShardTask) -> dict[str, list]:
         if data is not None:  # an all-zero shard is not stored, as zarr does
             files[f"{target.split}/{name}/c/{shard}"] = data
     root.write_files(files)
-    return {key: [len(data), crc32c_hex(data)] for key, data in files.items()}
+    return {key: file_entry(data) for key, data in files.items()}
 
 
 def place_rows(

@@ -29,7 +29,7 @@ from .errors import CacheError
 from .layout import EVENT_FIELDS, STORED_DTYPES
 from .narrowing import narrowest, value_range
 from .parts import PART_FORMAT, encode_columns
-from .store import Location, checksum_files, crc32c_hex
+from .store import Location, checksum_files, file_entry
 
 PART_DONE = "done.json"
 
@@ -188,7 +188,7 @@ def _write_part(location: Location, data: PartData, frame_events: int) -> None:
     files = encode_columns({f: c.astype(dtypes[f], copy=False) for f, c in columns.items()}, frame_events)
     with disk_full_as_error(location.url, sum(len(v) for v in files.values())):  # the bytes it needs
         location.write_files(files)
-    checksums = {k: [len(v), crc32c_hex(v)] for k, v in sorted(files.items())}
+    checksums = {k: file_entry(v) for k, v in sorted(files.items())}
     record = part_record(data, checksums, ranges)
     write_done_marker(
         location,

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import posixpath
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -173,8 +174,19 @@ def crc32c_hex(data: bytes) -> str:
     return f"{google_crc32c.value(data):08x}"
 
 
+def file_entry(data: bytes) -> list:
+    """A file's manifest entry: ``[size, CRC32C, CRC-32]`` (hex digests).
+
+    The CRC-32 (zlib's polynomial) is what tells an edited chunk or shard apart: zarr ends those
+    files with the CRC32C of what comes before, and the CRC32C of such a file is then the same
+    constant for any content, so the CRC32C column checks only the files that do not end so.
+    Manifests written before the CRC-32 have ``[size, CRC32C]`` entries.
+    """
+    return [len(data), crc32c_hex(data), f"{zlib.crc32(data):08x}"]
+
+
 def checksum_files(location: Location, keys: list[str]) -> dict[str, list]:
-    """``key -> [size, crc32c]`` for the files below ``location`` that exist among ``keys``.
+    """``key -> file_entry`` (size, CRC32C, CRC-32) for the files below ``location`` that exist among ``keys``.
 
     Fetched concurrently on remote stores; absent keys (zarr skips chunks that hold only the fill
     value) are left out.
@@ -183,7 +195,7 @@ def checksum_files(location: Location, keys: list[str]) -> dict[str, list]:
         return {}
     paths = {location.key(k): k for k in keys}
     contents = location.fs.cat(list(paths), on_error="omit")
-    return {paths[path]: [len(data), crc32c_hex(data)] for path, data in sorted(contents.items())}
+    return {paths[path]: file_entry(data) for path, data in sorted(contents.items())}
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from .layout import (
 )
 from .reader import decode_range
 from .rows import placement_problem, sample_columns
-from .store import Location, crc32c_hex
+from .store import Location, crc32c_hex, file_entry
 
 
 @dataclass
@@ -80,17 +80,21 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
         if key.startswith(DERIVED_PREFIX):
             continue  # precomputed representations, added after the build (neurodata.loaders.precompute)
         report.problems.append(f"{key}: unexpected file (not in the manifest)")
-    for key, (size, crc) in sorted(expected.items()):
+    for key, entry in sorted(expected.items()):
         if key not in stored:
             report.problems.append(f"{key}: missing")
             continue
         data = location.fs.cat_file(location.key(key))
         report.files_checked += 1
         report.bytes_checked += len(data)
-        if len(data) != size:
-            report.problems.append(f"{key}: {len(data)} bytes, the manifest says {size}")
-        elif crc32c_hex(data) != crc:
-            report.problems.append(f"{key}: CRC32C {crc32c_hex(data)} differs from the manifest's {crc}")
+        have = file_entry(data)
+        if have[0] != entry[0]:
+            report.problems.append(f"{key}: {have[0]} bytes, the manifest says {entry[0]}")
+            continue
+        for name, ours, recorded in zip(("CRC32C", "CRC-32"), have[1:], entry[1:]):  # older manifests: no CRC-32
+            if ours != recorded:
+                report.problems.append(f"{key}: {name} {ours} differs from the manifest's {recorded}")
+                break
 
 
 def check_dtypes(

@@ -216,7 +216,7 @@ class CacheBuilder:
         if not self.root.is_local:
             self._commit_locked(staged, executor)
             return
-        needed = sum(size for done in staged.values() for d in done for size, _ in d["files"].values())
+        needed = sum(entry[0] for done in staged.values() for d in done for entry in d["files"].values())
         require_space(self.root.path, needed)
         try:
             with disk_full_as_error(self.root.url, needed):
