@@ -4,6 +4,7 @@ decoding across arbitrary splits, growing files and pipes."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -159,3 +160,30 @@ def test_a_very_slow_pace_waits_in_slices_without_overflowing(monkeypatch):
     items = iter([pacing.Packet(None, 0), pacing.Packet(None, 1000)])
     assert len(list(pacing.paced(items, 1e-300, stopped))) == 1
     assert asked == [pacing.LONGEST_WAIT]
+
+
+def test_udp_drops_at_the_end_of_a_burst_are_counted():
+    """The kernel's drop count came only with a later datagram: drops at a burst's end (here, the
+    whole overflow of a socket not read yet) were reported as 0 lost."""
+    from live_helpers import free_port
+
+    from neurodata.live.sources import LiveOptions
+    from neurodata.live.udp import UdpSender, UdpSource
+    from neurodata.live.urls import parse_endpoint
+
+    endpoint = parse_endpoint(f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}")
+    source = UdpSource(endpoint, LiveOptions())  # bound, not reading yet: the buffer overflows
+    burst = nd.make_events(np.arange(100 * 20_000), np.ones(100 * 20_000, int), np.ones(100 * 20_000, int), np.ones(100 * 20_000, int))
+    sender = UdpSender(endpoint)
+    sender.send(burst)
+    sender.close()
+    source.start()
+    seen = -1
+    while source.stats.packets != seen:  # until nothing more arrives
+        seen = source.stats.packets
+        time.sleep(0.5)
+    source.stop()
+    received = sum(len(block) for block in source.blocks())
+    source.close()
+    assert received < len(burst)  # the test needs drops
+    assert source.stats.lost_datagrams == (len(burst) - received) // 100

@@ -27,6 +27,7 @@ WIRE = {
 }
 EVENTS_PER_DATAGRAM = 100  # faery's default: 1300 bytes, under a typical 1500-byte MTU
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the drop count comes with each datagram
+SO_MEMINFO = 55  # Linux: the socket's memory counters, the last (index 8, SK_MEMINFO_DROPS) its drops
 MAX_DATAGRAM = 65536
 WRAP = 1 << 32
 
@@ -138,7 +139,8 @@ class UdpSource(LiveSource):
         while not self.stopping:
             try:
                 n, ancdata, _, _ = self.sock.recvmsg_into([buf], self.ancillary)
-            except TimeoutError:
+            except TimeoutError:  # idle: drops at the end of a burst come with no later datagram
+                self._count_drops()
                 continue
             except OSError:
                 if self.stopping:
@@ -153,8 +155,21 @@ class UdpSource(LiveSource):
             self.emit(self.decoder.decode(view[:n]), received)
 
     def interrupt(self) -> None:
-        """Close the socket so that a blocking receive returns."""
+        """Close the socket so that a blocking receive returns (its drop count taken first)."""
+        self._count_drops()
         self.sock.close()
+
+    def _count_drops(self) -> None:
+        """Take the kernel's drop count from the socket's counters (Linux), which, unlike the count
+        that comes with each datagram, also holds the drops after the last datagram received."""
+        if not self.ancillary:
+            return
+        try:
+            counters = self.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36)
+        except OSError:
+            return
+        if len(counters) >= 36:
+            self.stats.lost_datagrams = max(self.stats.lost_datagrams, struct.unpack("<9I", counters[:36])[8])
 
 
 class UdpSender:
