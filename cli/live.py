@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -62,12 +63,15 @@ class Session:
 def record(args: argparse.Namespace) -> tuple[dict, int]:
     if args.out is not None:
         output_format(args.out, args.out_format)  # an unwritable choice fails before connecting
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(folder):
+            raise NeurodataError(f"{args.out}: the folder {folder} does not exist")
     session = Session(args)
     loaded = load_run_model(args.run_dir, args.window_us) if args.run_dir else None  # before connecting: fail fast
     start = time.monotonic()
     with open_source(args) as src, contextlib.ExitStack() as stack:
         size = f"{src.info.width}x{src.info.height}" if src.info.width else "size unknown"
-        print(f"neurodata live: receiving {args.source} ({src.info.format}, {size})", file=sys.stderr, flush=True)
+        print(f"neurodata live: receiving {src.source} ({src.info.format}, {size})", file=sys.stderr, flush=True)
         timer = threading.Timer(args.duration, src.stop) if args.duration is not None else None
         if timer is not None:
             timer.daemon = True
@@ -83,7 +87,7 @@ def record(args: argparse.Namespace) -> tuple[dict, int]:
             timer.cancel()
         seconds = time.monotonic() - start
         result = {
-            "source": args.source,
+            "source": src.source,
             "output": args.out,
             "events": session.events,
             "predictions": session.predictions,
@@ -146,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         raise NeurodataError(f"--events must be positive, got {args.events}")
     if args.duration is not None and args.duration <= 0:
         raise NeurodataError(f"--duration must be positive, got {args.duration}")
+    if args.hop_us is not None and args.run_dir is None:
+        raise NeurodataError("--hop-us slides the windows that --run classifies; give --run RUN_DIR with it")
     result, code = record(args)
     emit(result, args.json, render)
     return code

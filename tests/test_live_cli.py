@@ -170,3 +170,14 @@ def test_run_classifies_windows_as_the_library_does(tmp_path, recording, events,
     assert [p["label"] for p in lines] == [p.label for p in expected]
     np.testing.assert_allclose([p["scores"] for p in lines], [p.scores for p in expected], rtol=1e-5)
     assert len({p["label"] for p in lines}) > 1 or max(max(p["scores"]) for p in lines) > 0
+
+
+def test_what_cannot_work_is_refused_before_connecting_and_port_0_is_named(tmp_path):
+    done = live_cli("tcp://127.0.0.1:1", "--out", str(tmp_path / "no" / "x.h5"))  # failed only after connecting
+    assert done.returncode == 2 and f"{tmp_path / 'no'} does not exist" in done.stderr
+    done = live_cli("tcp://127.0.0.1:1", "--hop-us", "5")  # was ignored without --run
+    assert done.returncode == 2 and "give --run RUN_DIR with it" in done.stderr
+    done = live_cli("udp://127.0.0.1:0", "--duration", "0.5", "--json")  # said port 0, never the one bound
+    assert done.returncode == 0, done.stderr
+    port = int(re.search(r"udp://127.0.0.1:(\d+)", json.loads(done.stdout)["source"]).group(1))
+    assert port > 0 and f"receiving udp://127.0.0.1:{port}" in done.stderr

@@ -123,6 +123,8 @@ class UdpSource(LiveSource):
             raise NeurodataError(f"{endpoint}: cannot listen ({err})") from None
         self.sock.settimeout(POLL_SECONDS)
         self.address = self.sock.getsockname()
+        if endpoint.port == 0:  # the port the system picked, in messages and the CLI's first line
+            self.source = str(Endpoint("udp", endpoint.host, self.address[1], udp_format=endpoint.udp_format))
         self.decoder = DatagramDecoder(endpoint.udp_format, self.stats)
         self.info = RecordingInfo(
             format=f"udp-{endpoint.udp_format}",
