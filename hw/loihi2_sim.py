@@ -65,8 +65,11 @@ def cuba_steps(a: np.ndarray, neuron: dict, bias: np.ndarray | int = 0) -> np.nd
     return spikes
 
 
-def _dense(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return x.reshape(*x.shape[:2], -1) @ weight.T
+def _dense(x: np.ndarray, weight: np.ndarray, label: str) -> np.ndarray:
+    flat = x.reshape(*x.shape[:2], -1)
+    if flat.shape[2] != weight.shape[1]:
+        raise ValueError(f"layer {label}: takes {weight.shape[1]} inputs, got [T, B, ...] shape {list(x.shape)}")
+    return flat @ weight.T
 
 
 def _conv(x: np.ndarray, layer: h5py.Group, weight: np.ndarray, label: str) -> np.ndarray:
@@ -79,6 +82,8 @@ def _conv(x: np.ndarray, layer: h5py.Group, weight: np.ndarray, label: str) -> n
     stride = np.broadcast_to(np.asarray(layer["stride"]), (2,))
     padding = np.broadcast_to(np.asarray(layer["padding"]), (2,))
     weight = weight.reshape(weight.shape[:4])  # slayer writes [out, in, kH, kW(, 1)]
+    if x.ndim != 5 or x.shape[2] != weight.shape[1]:
+        raise ValueError(f"layer {label}: takes [T, B, {weight.shape[1]}, H, W], got shape {list(x.shape)}")
     steps, batch = x.shape[:2]
     folded = x.reshape(steps * batch, *x.shape[2:])
     folded = np.pad(folded, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
@@ -109,7 +114,7 @@ def simulate(path: str | os.PathLike, spikes: np.ndarray) -> Loihi2Run:
             if kind not in ("dense", "conv"):
                 raise ValueError(f"{path}: layer {label}: type {kind!r} (dense, conv and flatten only)")
             weight = layer["weight"][()].astype(np.int64)
-            a = _dense(x, weight) if kind == "dense" else _conv(x, layer, weight, label)
+            a = _dense(x, weight, label) if kind == "dense" else _conv(x, layer, weight, label)
             delayed = np.concatenate([np.zeros_like(a[:1]), a[:-1]])
             neuron = {key: layer["neuron"][key][()] for key in ("iDecay", "vDecay", "vThMant")}
             bias = layer["bias"][()].astype(np.int64) if "bias" in layer else 0

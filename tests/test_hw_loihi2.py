@@ -172,3 +172,10 @@ def test_non_finite_weights_and_an_input_shape_that_does_not_fit_are_refused(tmp
     with pytest.raises(HwError, match=r"0: takes 16 inputs, the shape before it \(17,\) gives 17"):
         loihi2.export(net, tmp_path / "net.h5", input_shape=(17,))
     assert os.listdir(tmp_path) == []
+
+
+def test_the_reference_names_the_layer_an_input_does_not_fit(tmp_path):
+    net = torch.nn.Sequential(layers.Linear(16, 12), snn.LIF(tau=2.0, v_reset=0.0)).eval()
+    loihi2.export(net, tmp_path / "net.h5")
+    with pytest.raises(ValueError, match=r"layer 0: takes 16 inputs, got \[T, B, ...\] shape \[3, 2, 15\]"):
+        loihi2.simulate(tmp_path / "net.h5", np.zeros((3, 2, 15), np.int64))  # a numpy gufunc error before

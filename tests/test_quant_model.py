@@ -226,6 +226,14 @@ def test_bad_arguments_of_prepare_and_freeze():
         freeze(fake, QuantTarget(name="b"))
     with pytest.raises(ValueError, match=r"input must be time-major \[T, B, ...\], got shape \(4,\)"):
         fake(torch.rand(4))
+    frozen = freeze(fake)
+    # each was a bare torch error naming no stage (or, for NaN, spikes out of nothing)
+    with pytest.raises(QuantError, match=r"input has no time steps \(shape \(0, 2, 4\)\)"):
+        frozen(torch.rand(0, 2, 4))
+    with pytest.raises(QuantError, match=r"^0: does not take input of shape \[3, 2, 5\] \("):
+        frozen(torch.rand(3, 2, 5))
+    with pytest.raises(QuantError, match="input holds NaN or infinite values"):
+        frozen(torch.full((3, 2, 4), float("nan")))
 
 
 def test_clamped_thresholds_are_reported_not_silent():

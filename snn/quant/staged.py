@@ -118,11 +118,31 @@ class StagedModel(nn.Module):
         self.counter = RangeCounter([stage.label for stage in stages])
 
     def run(self, x: torch.Tensor, record: bool = False) -> QuantRun:
-        """Run on ``x``; with ``record``, keep each spiking stage's output spikes."""
+        """Run on ``x``; with ``record``, keep each spiking stage's output spikes.
+
+        Args:
+            x: ``[T, B, ...]`` input, at least one step, finite.
+            record: Keep each spiking stage's spikes.
+
+        Raises:
+            QuantError: ``x`` is not such a tensor, or a stage does not take its shape (named).
+        """
+        if not isinstance(x, torch.Tensor):
+            raise QuantError(f"input must be a time-major [T, B, ...] tensor, got {type(x).__name__}")
+        if x.ndim < 2:
+            raise QuantError(f"input must be time-major [T, B, ...], got shape {tuple(x.shape)}")
+        if x.shape[0] < 1:
+            raise QuantError(f"input has no time steps (shape {tuple(x.shape)})")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise QuantError("input holds NaN or infinite values")
         scale = torch.ones((), dtype=torch.float64, device=x.device)
         spikes = {}
         for stage in self.stages:
-            x, scale = stage(x, scale, self.counter)
+            try:
+                x, scale = stage(x, scale, self.counter)
+            except RuntimeError as error:  # torch's shape errors: name the stage and the shape it got
+                cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise QuantError(f"{stage.label}: does not take input of shape {list(x.shape)} ({cause})") from None
             if record and stage.spiking:
                 spikes[stage.label] = x.detach()
         return QuantRun(x, scale, spikes)
@@ -150,8 +170,6 @@ class QInput(Stage):
     def forward(self, x, scale, counter):
         """The real input ``x`` in integer units and their scale (the incoming ``scale`` only gives
         the device); inputs out of range are counted in ``counter``."""
-        if x.ndim < 2:
-            raise ValueError(f"input must be time-major [T, B, ...], got shape {tuple(x.shape)}")
         units, outside = limit(round_value(x.detach().double() / self.scale, self.rounding), self.bits, self.overflow)
         counter.add(self.label, "input", outside)
         return units, self.out_scale(scale.to(x.device))
