@@ -535,6 +535,55 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if True:",
         FAULT_TESTS,
     ),
+    Mutation(
+        "cache-missing-file-read-as-zeros",
+        "neurodata/cache/presence.py",
+        "        if have is None:\n",
+        "        if have is None and False:\n",
+        ("tests/test_cache_damage.py",),
+    ),
+    Mutation(
+        "cache-n-samples-trusted",
+        "neurodata/cache/reader.py",
+        "        if len(offsets) != self.n_samples + 1 or len(labels) != self.n_samples:",
+        "        if False:",
+        ("tests/test_cache_damage.py",),
+    ),
+    Mutation(
+        "verify-crc32-ignored",
+        "neurodata/cache/verify.py",
+        'zip(("CRC32C", "CRC-32"), have[1:], entry[1:])',
+        'zip(("CRC32C",), have[1:], entry[1:])',
+        ("tests/test_cache_damage.py",),
+    ),
+    Mutation(
+        "format-error-unpicklable",
+        "neurodata/errors.py",
+        "        return type(self), (self.source, self.offset, self.message)",
+        "        return type(self), (str(self),)",
+        ("tests/test_errors_pickle.py",),
+    ),
+    Mutation(
+        "quant-nan-weights-kept",
+        "snn/quant/plan.py",
+        "        if problem is None:\n            problem = non_finite(m.weight, m.bias)\n",
+        "",
+        ("tests/test_hw_loihi2.py",),
+    ),
+    Mutation(
+        "replay-cut-stream-looks-complete",
+        "neurodata/live/replay.py",
+        "            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(\"ii\", 1, 0))\n",
+        "",
+        ("tests/test_live_dv.py",),
+    ),
+    Mutation(
+        "pacing-empty-windows",
+        "neurodata/live/pacing.py",
+        "rechunk_by_time(blocks, packet_us, skip_empty=True)",
+        "rechunk_by_time(blocks, packet_us, skip_empty=False)",
+        ("tests/test_live_dv.py::test_a_gap_in_the_recording_is_skipped_not_cut_into_empty_windows",),
+    ),
 )
 
 

@@ -181,6 +181,9 @@ def file_entry(data: bytes) -> list:
     files with the CRC32C of what comes before, and the CRC32C of such a file is then the same
     constant for any content, so the CRC32C column checks only the files that do not end so.
     Manifests written before the CRC-32 have ``[size, CRC32C]`` entries.
+
+    Args:
+        data: The file's bytes.
     """
     return [len(data), crc32c_hex(data), f"{zlib.crc32(data):08x}"]
 
