@@ -41,12 +41,22 @@ class Session:
         self.events = 0
         self.predictions = 0
         self.interrupted = False
+        self.failure: NeurodataError | None = None  # the source's error, after the events it gave
 
     def take(self, blocks, writer, predict) -> None:
-        """Write (and classify) blocks until the source ends, ``--events`` is reached or Ctrl-C."""
+        """Write (and classify) blocks until the source ends, fails (kept in :attr:`failure`),
+        ``--events`` is reached or Ctrl-C."""
         limit = self.args.events
+        blocks = iter(blocks)
         try:
-            for block in blocks:
+            while True:
+                try:
+                    block = next(blocks)
+                except StopIteration:
+                    return
+                except NeurodataError as error:  # a lost connection, a broken stream: keep what came
+                    self.failure = error
+                    return
                 if limit is not None:
                     block = block[: limit - self.events]
                 if writer is not None:
@@ -83,8 +93,13 @@ def record(args: argparse.Namespace) -> tuple[dict, int]:
         else:
             with nd.open_writer(args.out, info, args.out_format) as writer:
                 session.take(src.blocks(), writer, predict)
+                if session.failure is not None and not session.events:
+                    raise session.failure  # nothing to keep: no empty file either
         if timer is not None:
             timer.cancel()
+        if session.failure is not None:
+            kept = f"; the {session.events:,} events received before are in {args.out}" if args.out else ""
+            raise NeurodataError(f"{session.failure}{kept}") from None
         seconds = time.monotonic() - start
         result = {
             "source": src.source,

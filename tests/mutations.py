@@ -573,8 +573,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "replay-cut-stream-looks-complete",
         "neurodata/live/replay.py",
-        "            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(\"ii\", 1, 0))\n",
-        "",
+        "                conn.sendall(CUT_PACKET)",
+        "                pass",
         ("tests/test_live_dv.py",),
     ),
     Mutation(

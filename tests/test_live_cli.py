@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from live_helpers import camera_events, write_aedat4
+from live_helpers import HEIGHT, WIDTH, camera_events, write_aedat4
 from run_helpers import tiny_run
 
 import neurodata as nd
@@ -181,3 +181,22 @@ def test_what_cannot_work_is_refused_before_connecting_and_port_0_is_named(tmp_p
     assert done.returncode == 0, done.stderr
     port = int(re.search(r"udp://127.0.0.1:(\d+)", json.loads(done.stdout)["source"]).group(1))
     assert port > 0 and f"receiving udp://127.0.0.1:{port}" in done.stderr
+
+
+def test_a_stream_that_breaks_keeps_what_was_received(tmp_path, events):
+    """A stream cut inside a packet without reconnecting: exit 2 naming the cause, and the events
+    received before it in the output (the file was discarded before); nothing received: no file."""
+    from test_live_dv import serve_bytes
+
+    from neurodata.live.dv_protocol import PacketEncoder, stream_header
+
+    encoder = PacketEncoder("lz4")
+    packets = [encoder.encode(events[i : i + 1000]) for i in range(0, 5000, 1000)]
+    port, _ = serve_bytes([stream_header(WIDTH, HEIGHT), *packets, packets[0][:20]])
+    out = tmp_path / "rec.h5"
+    done = live_cli(f"tcp://127.0.0.1:{port}", "--no-reconnect", "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert re.search(r"stream ended 20 bytes into a packet; the 5,000 events received before are in ", done.stderr)
+    np.testing.assert_array_equal(nd.read(out), events[:5000])
+    done = live_cli("tcp://127.0.0.1:1", "--no-reconnect", "--out", str(tmp_path / "none.h5"))
+    assert done.returncode == 2 and not (tmp_path / "none.h5").exists()

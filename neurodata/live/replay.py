@@ -26,6 +26,8 @@ from .sources import POLL_SECONDS
 from .udp import EVENTS_PER_DATAGRAM, UdpSender
 from .urls import Endpoint, parse_endpoint
 
+CUT_PACKET = struct.pack("<ii", 0, 1 << 20)  # a packet header whose payload never comes
+
 
 @dataclass(frozen=True)
 class ReplayOptions:
@@ -103,8 +105,8 @@ class Replay:
         ``on_client`` is called with each connecting client's address.
 
         Raises:
-            NeurodataError: The recording turned out damaged while a client was served (its
-                clients' connections are reset, so that none takes the cut stream for its end).
+            NeurodataError: The recording turned out damaged while a client was served (its stream
+                then ends inside a packet, so that no client takes it for the recording's end).
         """
         if self.listener is None:
             self._send_udp()
@@ -141,8 +143,11 @@ class Replay:
         except NeurodataError as error:  # the recording is damaged past this point
             self._failure = self._failure or error
             self._stop.set()
-            # a reset, not an orderly close: the client must not take the cut stream for the end
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # the DV protocol has no error message: end inside a packet, which a client reports as
+            # a cut stream rather than taking it for the end (a reset would also discard what the
+            # client has not read yet)
+            with contextlib.suppress(OSError):
+                conn.sendall(CUT_PACKET)
         finally:
             with self._clients_lock:
                 self._clients.discard(conn)
