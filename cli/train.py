@@ -61,6 +61,8 @@ def frame_datasets(args: argparse.Namespace) -> Data:
     store = resolve_store(args.dataset, args.root)
     cache = open_cache(store)
     width, height, polarities = cache.attrs["sensor_size"]
+    if args.size and args.size > min(width, height):
+        raise NeurodataError(f"--size {args.size}: frames are downsampled, to at most the sensor's {min(width, height)}")
     size = (args.size, args.size) if args.size else (width, height)
     transform = Downsample(sensor_size=(width, height, polarities), target_size=size) if args.size else None
     frames = ToFrame(sensor_size=(*size, polarities), n_time_bins=args.T)
@@ -227,6 +229,33 @@ def check_device(name: str) -> None:
             raise NeurodataError(f"--device {name}: not usable here ({reason})") from None
 
 
+RUN_FILES = ("last.pt", "best.pt", "model.json", "config.json", "metrics.csv")
+
+
+def refuse_earlier_run(out: str) -> None:
+    """NeurodataError when ``out`` holds another run's files (training anew would overwrite them in place)."""
+    found = [name for name in RUN_FILES if (Path(out) / name).exists()]
+    if found:
+        raise NeurodataError(
+            f"--out {out}: holds a run already ({', '.join(found)}); pass --resume to continue it, or choose a new folder"
+        )
+
+
+def check_resume(out: str, config, spec) -> None:
+    """NeurodataError naming what differs between this command and the run at ``out`` it resumes:
+    the options that decide what is trained, and the model (``model.json``)."""
+    from snn.models import read_model_spec
+    from snn.train.checkpoint import load_checkpoint
+    from snn.train.fit import resume_conflicts
+
+    saved = load_checkpoint(Path(out) / "last.pt").get("config") or {}
+    conflicts = resume_conflicts(saved, config)
+    if conflicts:
+        raise NeurodataError(f"--resume {out}: the run was trained otherwise: {'; '.join(conflicts)}")
+    if read_model_spec(out).to_dict() != json.loads(json.dumps(spec.to_dict())):  # (as model.json holds it)
+        raise NeurodataError(f"--resume {out}: --model, --model-option, --T or --size differ from the run's model.json")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
@@ -236,12 +265,16 @@ def run(args: argparse.Namespace) -> int:
     from snn.train import data_init, evaluate, fit, load_best, silence_warning
 
     check_device(args.device)
+    resuming = args.resume and (Path(args.out) / "last.pt").is_file()
+    if not args.resume:
+        refuse_earlier_run(args.out)
     data = frame_datasets(args)
     config = config_from_args(args, data.splits)
     n_classes = len(data.class_names or []) or int(data.labels.max()) + 1
     torch.manual_seed(args.seed)
     model, spec = build_model(args, data, n_classes)
-    resuming = args.resume and (Path(args.out) / "last.pt").is_file()
+    if resuming:
+        check_resume(args.out, config, spec)  # before model.json is written: a refused resume changes nothing
     if args.init == "data" and not resuming:
         data_init(model, init_batch(data.train, args.batch_size))
     write_model_spec(args.out, spec)
@@ -272,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
     log.addHandler(quiet)
     try:
         result = fit(model, train_loader, val_loader, config, resume=args.resume, callbacks=[report])
+    except FloatingPointError as exc:  # a non-finite loss, gradient or input: what to change is in the message
+        raise NeurodataError(f"{args.out}: {exc}") from None
     finally:
         log.removeHandler(quiet)
     monitor = config.monitor if val_loader is not None else config.monitor.replace("val_", "train_")

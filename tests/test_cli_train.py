@@ -142,3 +142,27 @@ def test_a_validation_fraction_out_of_range_is_a_clear_error(tiny_store, tmp_pat
     assert main(train_args(tiny_store, run_dir, 1) + ["--val-fraction", "1.5"]) == 2
     assert "--val-fraction: the validation fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_what_would_mix_or_spoil_runs_is_refused(tiny_store, tmp_path, capsys):
+    """Training into an earlier run's folder overwrote it in place; a --resume with another
+    optimizer or model option was a traceback after model.json had been rewritten (the run then no
+    longer loaded); --size above the sensor upsampled (or asked for 65 GB)."""
+    run_dir = tmp_path / "run"
+    assert main(train_args(tiny_store, run_dir, 1)) == 0
+    capsys.readouterr()
+    model_json = (run_dir / "model.json").read_text()
+    assert main(train_args(tiny_store, run_dir, 1)) == 2
+    assert "holds a run already" in json.loads(capsys.readouterr().out)["error"]
+    assert main([*train_args(tiny_store, run_dir, 2), "--resume", "--optimizer", "sgd"]) == 2
+    assert "the run was trained otherwise: optimizer: 'sgd' (the run has 'adam')" in json.loads(capsys.readouterr().out)["error"]
+    args = train_args(tiny_store, run_dir, 2)
+    args[args.index("--size") + 1] = "8"
+    assert main([*args, "--resume"]) == 2
+    assert "differ from the run's model.json" in json.loads(capsys.readouterr().out)["error"]
+    assert (run_dir / "model.json").read_text() == model_json
+    load_run(run_dir)  # still rebuilds its model
+    args[args.index("--size") + 1] = "200"
+    args[args.index("--out") + 1] = str(tmp_path / "other")
+    assert main(args) == 2
+    assert "--size 200: frames are downsampled, to at most the sensor's 128" in json.loads(capsys.readouterr().out)["error"]

@@ -165,6 +165,59 @@ def test_config_rejects_bad_values_by_name():
     with pytest.raises(ValueError, match="unknown field"):
         TrainConfig.from_dict({"epochs": 1, "batch": 3})
     assert TrainConfig.from_dict(TrainConfig(lr=0.5).to_dict()) == TrainConfig(lr=0.5)
+    # each was accepted (a growing learning rate for step_size=-1) or a traceback from deep inside
+    for values, field in (
+        ({"step_size": 0}, "step_size"),
+        ({"step_size": -1}, "step_size"),
+        ({"gamma": float("nan")}, "gamma"),
+        ({"lr": float("inf")}, "lr"),
+        ({"lr": "0.1"}, "lr"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"warmup_epochs": 0.5}, "warmup_epochs"),
+        ({"patience": 1.5}, "patience"),
+        ({"seed": 2**70}, "seed"),
+        ({"weight_decay": -1}, "weight_decay"),
+        ({"momentum": -1}, "momentum"),
+        ({"device": "bogus"}, "device"),
+    ):
+        with pytest.raises(ValueError, match=rf"^TrainConfig\.{field}"):
+            TrainConfig(**values)
+
+
+def test_a_non_finite_input_or_gradient_stops_training_naming_it(tmp_path):
+    """One NaN in one sample made the first layer's weights NaN; spiking layers hid it from the
+    loss (NaN never reaches the threshold) and fit finished, keeping NaN weights as best.pt."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from snn.train.engine import _check_gradients
+
+    train, _ = loaders()
+    x, y = next(iter(train))
+    x = x.clone()
+    x[3, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"batch 0 of epoch 1 holds NaN or infinite input values"):
+        fit(TinyNet(), DataLoader(TensorDataset(x, y), batch_size=16), None, dataclasses.replace(BASE, run_dir=str(tmp_path)))
+    net = TinyNet()
+    named = list(net.named_parameters())
+    for _, p in named:
+        p.grad = torch.zeros_like(p)
+    named[1][1].grad[0] = float("inf")
+    with pytest.raises(FloatingPointError, match=rf"the gradient of {named[1][0]} became NaN or infinite \(batch 2"):
+        _check_gradients(named, "batch 2 of epoch 1")
+
+
+def test_resume_with_more_epochs_follows_the_new_schedule_and_refuses_other_changes(tmp_path):
+    """The first resumed epoch ran at the old schedule's last rate (0 for cosine), and a changed
+    learning rate or weight decay was ignored while config.json recorded it."""
+    config = dataclasses.replace(BASE, epochs=2, schedule="cosine", run_dir=str(tmp_path))
+    fit(TinyNet(), *loaders(), config)
+    more = dataclasses.replace(config, epochs=4)
+    result = fit(TinyNet(), *loaders(), more, resume=True)
+    assert [row["lr"] for row in result.history] == pytest.approx(
+        [BASE.lr * lr_factor(0, config), BASE.lr * lr_factor(1, config), BASE.lr * lr_factor(2, more), BASE.lr * lr_factor(3, more)]
+    )
+    with pytest.raises(ValueError, match=r"last.pt: cannot resume with another lr: 0.5 \(the run has 0.02\); weight_decay"):
+        fit(TinyNet(), *loaders(), dataclasses.replace(more, epochs=5, lr=0.5, weight_decay=0.1), resume=True)
 
 
 def test_time_major_batches_and_no_validation_loader(tmp_path):

@@ -6,6 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from neurodata.arguments import finite_number, whole_number
+
 from .losses import READOUTS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -116,10 +120,24 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.epochs < 1:
-            raise ValueError(f"TrainConfig.epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        whole_number("TrainConfig.epochs", self.epochs, minimum=1)
+        whole_number("TrainConfig.warmup_epochs", self.warmup_epochs, minimum=0)
+        whole_number("TrainConfig.step_size", self.step_size, minimum=1)
+        seed = whole_number("TrainConfig.seed", self.seed, minimum=0)
+        if seed >= 2**32:  # numpy's seed
+            raise ValueError(f"TrainConfig.seed must be below 2**32, got {self.seed}")
+        finite_number("TrainConfig.lr", self.lr, above=0)
+        finite_number("TrainConfig.gamma", self.gamma, above=0)
+        finite_number("TrainConfig.weight_decay", self.weight_decay, minimum=0)
+        finite_number("TrainConfig.momentum", self.momentum, minimum=0)
+        if self.patience is not None:
+            whole_number("TrainConfig.patience", self.patience, minimum=1)
+        if self.grad_clip is not None:
+            finite_number("TrainConfig.grad_clip", self.grad_clip, above=0)
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ValueError(f"TrainConfig.device: {exc}") from None
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(
                 f"TrainConfig.warmup_epochs must be in [0, epochs), got {self.warmup_epochs} with epochs={self.epochs}"

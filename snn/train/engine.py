@@ -78,8 +78,11 @@ def train_epoch(
     """
     model.train()
     loss_sum = correct = samples = 0.0
-    for batch in progress(loader, description, config.progress):
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    for index, batch in enumerate(progress(loader, description, config.progress)):
         x, y = _batch(batch, config, device)
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise FloatingPointError(f"fit: batch {index} of {description} holds NaN or infinite input values")
         optimizer.zero_grad(set_to_none=True)
         with autocast(config, device):
             output = model(x)
@@ -90,6 +93,8 @@ def train_epoch(
                 f"fit: the loss became {float(loss)} ({description}); lower the learning rate"
             )
         scaler.scale(loss).backward()
+        if not scaler.is_enabled():  # (the scaler skips the steps with infinite gradients itself)
+            _check_gradients(named, f"batch {index} of {description}")
         if config.grad_clip is not None:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -101,6 +106,22 @@ def train_epoch(
         samples += n
     loss_sum, correct, samples = all_reduce_sum([loss_sum, correct, samples])
     return _summary(loss_sum, correct, samples)
+
+
+def _check_gradients(named: list[tuple[str, nn.Parameter]], where: str) -> None:
+    """FloatingPointError naming the first parameter whose gradient holds NaN or infinities: spiking
+    layers hide them from the loss (a NaN potential never reaches the threshold), and one step
+    would make the weights NaN for good."""
+    grads = [(name, p.grad) for name, p in named if p.grad is not None]
+    if not grads:
+        return
+    norms = torch._foreach_norm([g for _, g in grads])
+    finite = torch.isfinite(torch.stack([n.float() for n in norms]))
+    if not bool(finite.all()):
+        name = grads[int((~finite).nonzero()[0])][0]
+        raise FloatingPointError(
+            f"fit: the gradient of {name} became NaN or infinite ({where}); lower the learning rate or check the data"
+        )
 
 
 def _summary(loss_sum: float, correct: float, samples: float) -> dict[str, float]:

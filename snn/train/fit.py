@@ -41,7 +41,7 @@ from .checkpoint import (
 from .config import TrainConfig
 from .engine import evaluate, make_scaler, silence_warning, train_epoch
 from .logs import RunLogger
-from .optim import make_optimizer, make_scheduler
+from .optim import lr_factor, make_optimizer, make_scheduler
 
 Callback = Callable[[dict[str, Any], nn.Module], None]
 LOG = logging.getLogger("snn.train")
@@ -100,6 +100,26 @@ def _checkpoint(
     }
 
 
+RESUMABLE_CHANGES = ("epochs", "patience", "progress", "run_dir", "device", "activity", "splits")
+
+
+def resume_conflicts(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The fields of ``config`` that differ from the ``saved`` config of the run being resumed,
+    as ``"name: value (the run has saved)"``; only :data:`RESUMABLE_CHANGES` may differ (more
+    epochs, other patience, where it runs and what it shows), the rest decide what is trained.
+
+    Args:
+        saved: The config stored in the run's ``last.pt``.
+        config: The config of the resuming call.
+    """
+    new = config.to_dict()
+    return [
+        f"{name}: {new[name]!r} (the run has {saved[name]!r})"
+        for name in sorted(new)
+        if name not in RESUMABLE_CHANGES and name in saved and saved[name] != new[name]
+    ]
+
+
 def fit(
     model: nn.Module,
     train_loader,
@@ -114,7 +134,9 @@ def fit(
     ``train_loader`` / ``val_loader`` yield ``(input, target)`` batches (see :class:`TrainConfig`
     for the input layout). With ``resume=True`` and a ``last.pt`` in ``config.run_dir`` the run
     continues exactly where it stopped (same weights, optimizer moments, learning rate, data order
-    and random draws as an uninterrupted run); without a checkpoint it starts afresh. When a
+    and random draws as an uninterrupted run); without a checkpoint it starts afresh. Only the
+    fields of :data:`RESUMABLE_CHANGES` may differ from the run's config (a ValueError names the
+    others); with more ``epochs`` the schedule follows the new count from the next epoch on. When a
     ``torch.distributed`` process group is initialised, training is data-parallel (see
     :mod:`snn.train.distributed`). ``callbacks`` run on every rank after each epoch as
     ``callback(metrics_row, model)``, after the checkpoint is written. An epoch in which a spiking
@@ -143,9 +165,15 @@ def fit(
     checkpoint_path = run_dir / LAST if run_dir else None
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
         saved = load_checkpoint(checkpoint_path)  # on CPU: RNG states must stay there
+        conflicts = resume_conflicts(saved.get("config") or {}, config)
+        if conflicts:
+            raise ValueError(f"{checkpoint_path}: cannot resume with another {'; '.join(conflicts)}")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+            # the rate of the next epoch under this config's schedule (epochs may have been raised)
+            group["lr"] = base * lr_factor(scheduler.last_epoch, config)
         scaler.load_state_dict(saved["scaler"])
         restore_rng(saved["rng"][D.rank() % len(saved["rng"])], getattr(train_loader, "generator", None))
         state = {key: saved[key] for key in state}
