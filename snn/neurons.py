@@ -167,6 +167,8 @@ class Neuron(nn.Module):
     ) -> tuple[torch.Tensor, F.NeuronState]:
         """Run all time steps of ``x_seq`` from ``state`` (initial state if None); no module state is touched."""
         p = self.params()
+        if x_seq.ndim < 1 or x_seq.shape[0] == 0:
+            raise ValueError(f"x_seq must be time-major [T, ...] with T >= 1, got shape {tuple(x_seq.shape)}")
         if state is None:
             state = F.init_state(p, x_seq[0])
         return backends.multi_step(self.backend, x_seq, state, p)

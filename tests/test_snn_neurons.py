@@ -367,9 +367,16 @@ def test_reduced_precision_inputs_start_from_an_exact_fp32_rest(dtype, make):
     neuron = make()
     rest = neuron.init_state(x[0]).v
     assert rest.dtype == torch.float32 and torch.equal(rest, torch.full((3, 50), -0.2))
-    for backend in ("torch", "numba"):
+    for backend in ("torch", "numba", "cpu"):  # the cpu backend kept the state in the input dtype
         neuron.backend = backend
         spikes, state = neuron(x, return_state=True)
         reference, reference_state = neuron(x.float(), return_state=True)
         assert torch.equal(spikes.float(), reference), backend
         assert state.v.dtype == torch.float32 and torch.equal(state.v, reference_state.v), backend
+
+
+@pytest.mark.parametrize("make", [snn.IF, snn.LIF, snn.PLIF, snn.ALIF, snn.CubaLIF])
+def test_an_input_without_time_steps_is_one_clear_error(make):
+    """T = 0 failed inside init_state with an IndexError, before the backends' own check."""
+    with pytest.raises(ValueError, match=r"x_seq must be time-major \[T, ...\] with T >= 1, got shape \(0, 2, 3\)"):
+        make()(torch.zeros(0, 2, 3))

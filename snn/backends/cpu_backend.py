@@ -190,8 +190,10 @@ class _FusedNeuron(torch.autograd.Function):
 def multi_step(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> tuple[Tensor, NamedTuple]:
     """Run ``p``'s IF, LIF or PLIF neurons over ``x_seq`` ``[T, ...]`` from ``state`` (None: ``p``'s initial state).
 
-    Returns ``(spikes, final_state)`` in ``x_seq``'s dtype; differentiable w.r.t. ``x_seq``, the
-    initial state and PLIF's ``w``.
+    Returns ``(spikes, final_state)``: spikes in ``x_seq``'s dtype, the state in float32 for
+    float16 and bfloat16 inputs (as the other backends keep it: a state rounded to 8 bits of
+    mantissa every step fires differently) and in ``x_seq``'s dtype otherwise; differentiable
+    w.r.t. ``x_seq``, the initial state and PLIF's ``w``.
     """
     config = fused_config(p, KINDS, "cpu")
     if x_seq.ndim < 1 or x_seq.shape[0] == 0:
@@ -199,11 +201,12 @@ def multi_step(x_seq: Tensor, state: NamedTuple | None, p: NeuronParameters) -> 
     v0 = F.init_state(p, x_seq[0]).v if state is None else state.v
     if v0.shape != x_seq.shape[1:]:
         raise ValueError(f"v0 shape {tuple(v0.shape)} does not match one time step {tuple(x_seq.shape[1:])}")
+    dtype = torch.float32 if x_seq.dtype in (torch.float16, torch.bfloat16) else x_seq.dtype
     if config.kind == "plif":
-        k = torch.sigmoid(torch.as_tensor(p.w).to(x_seq.dtype)).reshape(())
+        k = torch.sigmoid(torch.as_tensor(p.w).to(dtype)).reshape(())
     else:
-        k = x_seq.new_zeros(())
+        k = x_seq.new_zeros((), dtype=dtype)
     shape = x_seq.shape
-    flat_x = x_seq.reshape(shape[0], -1).contiguous()
-    spikes, v_last = _FusedNeuron.apply(flat_x, v0.reshape(-1).to(x_seq.dtype), k, config)
-    return spikes.reshape(shape), F.MembraneState(v_last.reshape(shape[1:]))
+    flat_x = x_seq.reshape(shape[0], -1).to(dtype).contiguous()
+    spikes, v_last = _FusedNeuron.apply(flat_x, v0.reshape(-1).to(dtype), k, config)
+    return spikes.to(x_seq.dtype).reshape(shape), F.MembraneState(v_last.reshape(shape[1:]))
