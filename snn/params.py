@@ -47,6 +47,9 @@ def _check(name: str, value: Value, ok: Callable[[Value], object], requirement: 
         raise ValueError(f"{name} must be {requirement}, got {first} (in a tensor of shape {list(value.shape)})")
 
 
+_STATE_FIELDS = ("v_threshold", "v_reset", "v_init")
+
+
 def _time_constant(name: str, tau: Value) -> None:
     _check(name, tau, lambda t: t >= 1.0, ">= 1 (a time constant in steps)")
 
@@ -79,10 +82,12 @@ class NeuronParameters:
     def __post_init__(self) -> None:
         if not isinstance(self.surrogate, SurrogateFunction):
             raise TypeError(f"surrogate must be a snn.surrogate.SurrogateFunction, got {self.surrogate!r}")
-        for name in ("v_threshold", "v_reset", "v_init"):
-            value = getattr(self, name)
-            if value is not None:
-                _check(name, value, lambda v: v == v, "a number, not NaN")
+        for f in fields(self):  # a NaN number never fires, or fires always
+            value = getattr(self, f.name)
+            # tensors: the state-setting fields only (a trained one, PLIF's w, is checked by no one
+            # on every call: that would stall torch.compile and a GPU at each step)
+            if isinstance(value, float) or (isinstance(value, torch.Tensor) and f.name in _STATE_FIELDS):
+                _check(f.name, value, lambda v: v == v, "a number, not NaN")
 
     @property
     def rest(self) -> Value:

@@ -207,9 +207,11 @@ def test_neuron_attributes_feed_the_parameter_object_and_checkpoints_keep_their_
 
 
 def test_threshold_reset_and_initial_potential_refuse_nan_in_one_line():
-    for field in ("v_threshold", "v_reset", "v_init"):
+    for field in ("v_threshold", "v_reset", "v_init", "v_leak"):
         with pytest.raises(ValueError, match=rf"^{field} must be a number, not NaN, got nan$"):
             snn.LIF(**{field: float("nan")}).params()
+    with pytest.raises(ValueError, match=r"^beta must be a number, not NaN, got nan$"):  # accepted before
+        snn.ALIF(beta=float("nan")).params()
     per_channel = torch.ones(64, 64)
     per_channel[3, 5] = float("nan")
     with pytest.raises(ValueError, match=r"^v_threshold must be a number, not NaN, got nan \(in a tensor of shape \[64, 64\]\)$"):
