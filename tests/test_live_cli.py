@@ -127,6 +127,9 @@ def test_errors_are_one_line_exit_2(tmp_path):
     [
         (("live", "foo://x:1"), r"foo://x:1: cannot open this URL \(Protocol not known: foo\)"),
         (("live", "tcp://[::1:47000"), r"tcp://\[::1:47000: not a valid URL \(Invalid IPv6 URL\)"),
+        # a path or query was ignored, silently
+        (("live", "tcp://127.0.0.1:9/cam?x=1"), r"tcp://127.0.0.1:9/cam\?x=1: a tcp:// URL takes no path '/cam', query key 'x'"),
+        (("live", "udp://127.0.0.1:9?fromat=t64"), r"udp://127.0.0.1:9\?fromat=t64: a udp:// URL takes no query key 'fromat' \(only \?format=\)"),
         (("live", "udp://nonexistent.invalid:1"), r"udp://nonexistent.invalid:1\?format=\S+: cannot listen"),
         (("replay", "REC", "udp://nonexistent.invalid:1", "--speed", "max"), r"udp://nonexistent.invalid:1\?format=\S+: cannot send"),
         (("replay", "REC", "udp://127.0.0.1:0", "--speed", "max"), r"udp://127.0.0.1:0\?format=\S+: cannot send"),

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import snn
+from snn import backends
 from snn import functional as F
 from snn.backends import cpu_backend
 from snn.backends.fused import fused_config
@@ -380,3 +381,11 @@ def test_an_input_without_time_steps_is_one_clear_error(make):
     """T = 0 failed inside init_state with an IndexError, before the backends' own check."""
     with pytest.raises(ValueError, match=r"x_seq must be time-major \[T, ...\] with T >= 1, got shape \(0, 2, 3\)"):
         make()(torch.zeros(0, 2, 3))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba", "cpu"])
+def test_a_state_not_shaped_like_a_step_is_refused_on_every_backend(backend):
+    """The torch loop broadcast a state of shape [3] over steps of [2, 3], silently."""
+    state = F.init_state(snn.LIF().params(), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"state.v shape \(3,\) does not match one time step \(2, 3\)"):
+        backends.multi_step(backend, torch.rand(4, 2, 3), state, snn.LIF().params())

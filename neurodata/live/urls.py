@@ -64,6 +64,13 @@ def parse_endpoint(text: str) -> Endpoint:
         port = None
     if not parsed.hostname or port is None:
         raise NeurodataError(f"{text}: expected {parsed.scheme}://HOST:PORT with a port number")
+    allowed = {"format"} if parsed.scheme == "udp" else set()
+    ignored = [f"path {parsed.path!r}"] if parsed.path not in ("", "/") else []
+    ignored += [f"query key {key!r}" for key in sorted(set(query) - allowed)]
+    ignored += ["fragment"] if parsed.fragment else []
+    if ignored:  # silently ignored before: say so rather than serve something else than asked
+        only = " (only ?format=)" if allowed else ""
+        raise NeurodataError(f"{text}: a {parsed.scheme}:// URL takes no {', '.join(ignored)}{only}")
     udp_format = query.get("format", [UDP_FORMATS[0]])[0]
     if parsed.scheme == "udp" and udp_format not in UDP_FORMATS:
         raise NeurodataError(f"{text}: unknown UDP format {udp_format!r}; choose {' or '.join(UDP_FORMATS)}")

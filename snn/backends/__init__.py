@@ -111,5 +111,14 @@ def backend_module(name: str) -> ModuleType:
 def multi_step(
     backend: str, x_seq: torch.Tensor, state: NamedTuple | None, p: NeuronParameters
 ) -> tuple[torch.Tensor, NamedTuple]:
-    """Run ``p``'s neurons over ``x_seq`` from ``state`` on ``backend`` (resolved against ``x_seq``)."""
+    """Run ``p``'s neurons over ``x_seq`` from ``state`` on ``backend`` (resolved against ``x_seq``).
+
+    A ``state`` whose tensors are not shaped like one time step is a ValueError on every backend
+    (the torch loop broadcast one, silently).
+    """
+    for name, tensor in zip(getattr(state, "_fields", ()), state or (), strict=True):
+        if x_seq.ndim >= 1 and tensor.shape != x_seq.shape[1:]:
+            raise ValueError(
+                f"state.{name} shape {tuple(tensor.shape)} does not match one time step {tuple(x_seq.shape[1:])}"
+            )
     return backend_module(resolve_backend(backend, p, x_seq)).multi_step(x_seq, state, p)
