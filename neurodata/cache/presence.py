@@ -17,6 +17,26 @@ from .layout import MANIFEST_KEY
 from .store import Location, crc32c_hex
 
 
+def read_manifest(location: Location, manifest_crc32c: str | None) -> dict[str, list]:
+    """The manifest's ``files`` (key -> ``[size, CRC32C(, CRC-32)]``), checked against its CRC32C.
+
+    Args:
+        location: The cache.
+        manifest_crc32c: The manifest's CRC32C as zarr.json records it.
+
+    Raises:
+        CacheError: The manifest is missing or differs from its recorded CRC32C (the message
+            names the manifest, not the cache).
+    """
+    try:
+        raw = location.fs.cat_file(location.key(MANIFEST_KEY))
+    except FileNotFoundError:
+        raise CacheError(f"{MANIFEST_KEY} is missing") from None
+    if crc32c_hex(raw) != manifest_crc32c:
+        raise CacheError(f"{MANIFEST_KEY} does not match the CRC32C recorded in zarr.json")
+    return json.loads(raw)["attributes"]["files"]
+
+
 def split_files_problem(location: Location, split: str, manifest_crc32c: str | None) -> str | None:
     """What is wrong with the files below ``split`` against the manifest (None: nothing; also for a
     cache written before manifests, ``manifest_crc32c`` None, and on remote stores, whose listings
@@ -33,13 +53,11 @@ def split_files_problem(location: Location, split: str, manifest_crc32c: str | N
     if manifest_crc32c is None or not location.is_local:
         return None
     try:
-        raw = location.fs.cat_file(location.key(MANIFEST_KEY))
-    except FileNotFoundError:
-        raise CacheError(f"{location.url}: {MANIFEST_KEY} is missing (damaged cache?)") from None
-    if crc32c_hex(raw) != manifest_crc32c:
-        raise CacheError(f"{location.url}: {MANIFEST_KEY} does not match the CRC32C recorded in zarr.json")
+        files = read_manifest(location, manifest_crc32c)
+    except CacheError as error:
+        raise CacheError(f"{location.url}: {error} (damaged cache?)") from None
     prefix = split + "/"
-    expected = {key: entry[0] for key, entry in json.loads(raw)["attributes"]["files"].items() if key.startswith(prefix)}
+    expected = {key: entry[0] for key, entry in files.items() if key.startswith(prefix)}
     base = location.key(split)
     found = location.fs.find(base, detail=True) if location.fs.exists(base) else {}
     stored = {name[len(base) + 1 :]: int(info["size"]) for name, info in found.items() if name.startswith(base + "/")}

@@ -10,7 +10,6 @@ sample and compares its first and last times with ``t_first``/``t_last``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,9 +28,10 @@ from .layout import (
     SAMPLE_FIELDS,
     STORED_DTYPES,
 )
+from .presence import read_manifest
 from .reader import decode_range
 from .rows import placement_problem, sample_columns
-from .store import Location, crc32c_hex, file_entry
+from .store import Location, file_entry
 
 
 @dataclass
@@ -67,14 +67,10 @@ def check_manifest(location: Location, attrs: dict[str, Any], report: VerifyRepo
     """Compare every stored file of the cache at ``location`` with its manifest entry (size and
     CRC32C; the manifest's own CRC is in ``attrs``), adding problems and counts to ``report``."""
     try:
-        raw = location.fs.cat_file(location.key(MANIFEST_KEY))
-    except FileNotFoundError:
-        report.problems.append(f"{MANIFEST_KEY} is missing")
+        expected = read_manifest(location, attrs.get("manifest_crc32c"))
+    except CacheError as error:
+        report.problems.append(str(error))
         return
-    if crc32c_hex(raw) != attrs.get("manifest_crc32c"):
-        report.problems.append(f"{MANIFEST_KEY} does not match the CRC32C recorded in zarr.json")
-        return
-    expected: dict[str, list] = json.loads(raw)["attributes"]["files"]
     stored = location.files()
     for key in sorted(set(stored) - set(expected) - {"zarr.json", MANIFEST_KEY}):
         if key.startswith(DERIVED_PREFIX):
