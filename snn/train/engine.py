@@ -93,11 +93,15 @@ def train_epoch(
                 f"fit: the loss became {float(loss)} ({description}); lower the learning rate"
             )
         scaler.scale(loss).backward()
-        if not scaler.is_enabled():  # (the scaler skips the steps with infinite gradients itself)
-            _check_gradients(named, f"batch {index} of {description}")
         if config.grad_clip is not None:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        with_grads = [(name, p) for name, p in named if p.grad is not None]
+        # one total norm per step: checked (the scaler skips steps with infinite gradients itself), then clipped with
+        norm = nn.utils.get_total_norm([p.grad for _, p in with_grads]) if with_grads else None
+        if norm is not None and not scaler.is_enabled():
+            _check_gradients(with_grads, norm, f"batch {index} of {description}")
+        if norm is not None and config.grad_clip is not None:
+            nn.utils.clip_grads_with_norm_([p for _, p in with_grads], config.grad_clip, norm)
         scaler.step(optimizer)
         scaler.update()
         n = len(y)
@@ -108,17 +112,18 @@ def train_epoch(
     return _summary(loss_sum, correct, samples)
 
 
-def _check_gradients(named: list[tuple[str, nn.Parameter]], where: str) -> None:
-    """FloatingPointError naming the first parameter whose gradient holds NaN or infinities: spiking
-    layers hide them from the loss (a NaN potential never reaches the threshold), and one step
-    would make the weights NaN for good."""
-    grads = [(name, p.grad) for name, p in named if p.grad is not None]
-    if not grads:
-        return
-    norms = torch._foreach_norm([g for _, g in grads])
-    finite = torch.isfinite(torch.stack([n.float() for n in norms]))
-    if not bool(finite.all()):
-        name = grads[int((~finite).nonzero()[0])][0]
+def _check_gradients(named: list[tuple[str, nn.Parameter]], norm: torch.Tensor, where: str) -> None:
+    """FloatingPointError naming the first parameter whose gradient holds NaN or infinities, when
+    their total ``norm`` is not finite: spiking layers hide them from the loss (a NaN potential
+    never reaches the threshold), and one step would make the weights NaN for good.
+
+    Args:
+        named: ``(name, parameter)`` of the parameters that have gradients.
+        norm: The gradients' total norm.
+        where: The batch, for the message.
+    """
+    if not bool(torch.isfinite(norm)):
+        name = next(name for name, p in named if not bool(torch.isfinite(p.grad).all()))
         raise FloatingPointError(
             f"fit: the gradient of {name} became NaN or infinite ({where}); lower the learning rate or check the data"
         )
