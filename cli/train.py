@@ -241,17 +241,11 @@ def refuse_earlier_run(out: str) -> None:
         )
 
 
-def check_resume(out: str, config, spec) -> None:
-    """NeurodataError naming what differs between this command and the run at ``out`` it resumes:
-    the options that decide what is trained, and the model (``model.json``)."""
+def check_resume(out: str, spec) -> None:
+    """NeurodataError when the model this command describes differs from the run's ``model.json``
+    at ``out`` (the training options are checked by ``fit``, against the checkpoint)."""
     from snn.models import read_model_spec
-    from snn.train.checkpoint import load_checkpoint
-    from snn.train.fit import resume_conflicts
 
-    saved = load_checkpoint(Path(out) / "last.pt").get("config") or {}
-    conflicts = resume_conflicts(saved, config)
-    if conflicts:
-        raise NeurodataError(f"--resume {out}: the run was trained otherwise: {'; '.join(conflicts)}")
     if read_model_spec(out).to_dict() != json.loads(json.dumps(spec.to_dict())):  # (as model.json holds it)
         raise NeurodataError(f"--resume {out}: --model, --model-option, --T or --size differ from the run's model.json")
 
@@ -263,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     from neurodata.loaders import stack_time_major
     from snn.models import write_model_spec
     from snn.train import data_init, evaluate, fit, load_best, silence_warning
+    from snn.train.fit import ResumeError
 
     check_device(args.device)
     resuming = args.resume and (Path(args.out) / "last.pt").is_file()
@@ -274,10 +269,11 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model, spec = build_model(args, data, n_classes)
     if resuming:
-        check_resume(args.out, config, spec)  # before model.json is written: a refused resume changes nothing
-    if args.init == "data" and not resuming:
-        data_init(model, init_batch(data.train, args.batch_size))
-    write_model_spec(args.out, spec)
+        check_resume(args.out, spec)  # the run's model.json stays as it is
+    else:
+        if args.init == "data":
+            data_init(model, init_batch(data.train, args.batch_size))
+        write_model_spec(args.out, spec)
     common = {
         "batch_size": args.batch_size,
         "num_workers": args.workers,
@@ -307,6 +303,8 @@ def run(args: argparse.Namespace) -> int:
         result = fit(model, train_loader, val_loader, config, resume=args.resume, callbacks=[report])
     except FloatingPointError as exc:  # a non-finite loss, gradient or input: what to change is in the message
         raise NeurodataError(f"{args.out}: {exc}") from None
+    except ResumeError as exc:  # raised before fit writes anything
+        raise NeurodataError(f"--resume {args.out}: the run was trained otherwise: {'; '.join(exc.conflicts)}") from None
     finally:
         log.removeHandler(quiet)
     monitor = config.monitor if val_loader is not None else config.monitor.replace("val_", "train_")

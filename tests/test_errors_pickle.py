@@ -27,6 +27,7 @@ from neurodata.diskspace import DiskFullError
 from neurodata.errors import FormatError, UnknownFormatError
 from neurodata.formats.flatbuffers import FlatBufferError
 from snn.convert.errors import ConversionError
+from snn.train.fit import ResumeError
 
 INSTANCES = [
     FormatError("a.zip:Train/3/00001.bin", 4000, "truncated record"),
@@ -40,6 +41,7 @@ INSTANCES = [
     ConversionError(["0: NaN", "3: unsupported"], "use ReLU"),
     NIRError(["layer '0': weight: NaN or infinite values"]),
     HwError("xylo", ["0 (Linear): weight holds NaN or infinite values"]),
+    ResumeError("runs/a/last.pt", ["lr: 0.5 (the run has 0.01)"]),
 ]
 
 

@@ -100,6 +100,22 @@ def _checkpoint(
     }
 
 
+class ResumeError(ValueError):
+    """A resume whose config differs from the run's in fields that decide what is trained.
+
+    Args:
+        checkpoint: The run's ``last.pt``.
+        conflicts: One ``"name: value (the run has saved)"`` per field (:func:`resume_conflicts`).
+    """
+
+    def __init__(self, checkpoint: str, conflicts: list[str]) -> None:
+        self.checkpoint, self.conflicts = checkpoint, list(conflicts)
+        super().__init__(f"{checkpoint}: cannot resume with another {'; '.join(self.conflicts)}")
+
+    def __reduce__(self):  # raised in data-parallel workers, re-raised in their parent
+        return type(self), (self.checkpoint, self.conflicts)
+
+
 RESUMABLE_CHANGES = ("epochs", "patience", "progress", "run_dir", "device", "activity", "splits")
 
 
@@ -136,7 +152,8 @@ def fit(
     continues exactly where it stopped (same weights, optimizer moments, learning rate, data order
     and random draws as an uninterrupted run); without a checkpoint it starts afresh. Only the
     fields of :data:`RESUMABLE_CHANGES` may differ from the run's config (a ValueError names the
-    others); with more ``epochs`` the schedule follows the new count from the next epoch on. When a
+    others, as a :class:`ResumeError`); with more ``epochs`` the schedule follows the new count
+    from the next epoch on. When a
     ``torch.distributed`` process group is initialised, training is data-parallel (see
     :mod:`snn.train.distributed`). ``callbacks`` run on every rank after each epoch as
     ``callback(metrics_row, model)``, after the checkpoint is written. An epoch in which a spiking
@@ -167,7 +184,7 @@ def fit(
         saved = load_checkpoint(checkpoint_path)  # on CPU: RNG states must stay there
         conflicts = resume_conflicts(saved.get("config") or {}, config)
         if conflicts:
-            raise ValueError(f"{checkpoint_path}: cannot resume with another {'; '.join(conflicts)}")
+            raise ResumeError(str(checkpoint_path), conflicts)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
