@@ -19,7 +19,7 @@ from torch import nn
 from .arith import EXACT, NeuronRule, limit, neuron_steps
 from .fake import FakeQuantModel, prepare_qat
 from .fake_stages import Geometry, QNeuron, QSynapse, delay_one_step, float_synapse
-from .staged import Stage, StagedModel
+from .staged import QuantRun, Stage, StagedModel
 from .target import QuantError, QuantTarget
 
 __all__ = ["IntegerModel", "IntSynapse", "IntNeuron", "freeze"]
@@ -147,6 +147,18 @@ class IntegerModel(StagedModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The integer output (:attr:`QuantRun.output`) for a ``[T, B, ...]`` input ``x``."""
         return self.run(x).output
+
+    def run(self, x: torch.Tensor, record: bool = False) -> QuantRun:
+        """:meth:`StagedModel.run`, refusing NaN or infinite input first (it gave spikes here; the
+        fake-quantized model's training loop checks its batches itself, so its steps pay nothing).
+
+        Args:
+            x: ``[T, B, ...]`` input.
+            record: Keep each spiking stage's spikes.
+        """
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise QuantError("input holds NaN or infinite values")
+        return super().run(x, record)
 
     def size_bytes(self) -> float:
         """The parameter storage: weights, biases and thresholds at the target's widths, in bytes."""

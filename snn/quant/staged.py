@@ -121,7 +121,7 @@ class StagedModel(nn.Module):
         """Run on ``x``; with ``record``, keep each spiking stage's output spikes.
 
         Args:
-            x: ``[T, B, ...]`` input, at least one step, finite.
+            x: ``[T, B, ...]`` input, at least one step.
             record: Keep each spiking stage's spikes.
 
         Raises:
@@ -133,8 +133,6 @@ class StagedModel(nn.Module):
             raise QuantError(f"input must be time-major [T, B, ...], got shape {tuple(x.shape)}")
         if x.shape[0] < 1:
             raise QuantError(f"input has no time steps (shape {tuple(x.shape)})")
-        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            raise QuantError("input holds NaN or infinite values")
         scale = torch.ones((), dtype=torch.float64, device=x.device)
         spikes = {}
         for stage in self.stages:
