@@ -106,8 +106,14 @@ class CheckedWriter:
         self.written = 0
 
     def write(self, events: np.ndarray) -> None:
-        """Write ``events`` after checking their polarities (NeurodataError naming the output and the
-        first bad event)."""
+        """Write ``events`` after converting them (:func:`~neurodata.events.as_events`: Tonic's
+        records and -1/+1 polarities; ValueError for a value a column cannot hold) and checking their
+        polarities (NeurodataError naming the output and the first bad event).
+
+        Args:
+            events: A structured array with ``t, x, y, p`` fields.
+        """
+        events = as_events(events)
         with _naming(self.path):
             if len(events) and int(events["p"].max()) > 1:
                 index = int(np.argmax(events["p"] > 1))
@@ -203,7 +209,8 @@ def open_writer(
     format: str | None = None,
     shift_time: bool = False,
 ) -> Iterator[Writer]:
-    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit.
+    """A streaming writer: call ``.write(chunk)`` repeatedly; the file appears whole on exit. Each
+    chunk is converted as :func:`write` converts its events.
 
     Parameters:
         path: the output file; its folder must exist (else
@@ -243,4 +250,4 @@ def write(
         shift_time: make the output start at t = 0 (see :func:`open_writer`).
     """
     with open_writer(path, info, format, shift_time) as writer:
-        writer.write(as_events(events))
+        writer.write(events)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import neurodata as nd
@@ -35,6 +36,47 @@ def test_a_polarity_past_one_is_refused_by_every_format(tmp_path, target):
         with nd.open_writer(path, info=info, format=format) as writer:
             writer.write(events[:2])
             writer.write(make_events([3, 4, 5], [3, 3, 3], [1, 1, 1], [1, 1, 2])[[0, 2]])
+            writer.write(events)
+    assert not path.exists()
+
+
+TONIC_RECORD = np.dtype([("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<i8")])
+
+
+def _target(tmp_path, target: str):
+    path = tmp_path / ("out" + target if target.startswith(".") else "out.bin")
+    format = None if target.startswith(".") else target
+    return path, format, RecordingInfo(format=format or target.lstrip("."), width=34, height=34)
+
+
+@pytest.mark.parametrize("target", [*WRITABLE, *EXPORTS])
+def test_the_streaming_writer_converts_chunks_as_write_does(tmp_path, target):
+    """``open_writer(...).write(chunk)`` passed Tonic's records on unconverted: AEDAT 2.0/4.0, N-MNIST,
+    npz and h5 wrote OFF events (p = -1) as ON, and npz dumped int64 columns under a uint16 header
+    (x = [1, 2] came back [1, 0])."""
+    events = np.zeros(4, TONIC_RECORD)
+    events["x"], events["y"], events["p"], events["t"] = [1, 2, 33, 0], [3, 4, 0, 33], [-1, 1, 1, -1], [10, 20, 30, 40]
+    expected = nd.events.as_events(events)
+    path, format, info = _target(tmp_path, target)
+    with nd.open_writer(path, info=info, format=format) as writer:
+        writer.write(events[:1])
+        writer.write(events[1:])
+    got = nd.read(path)
+    assert np.array_equal(got[["x", "y", "p"]], expected[["x", "y", "p"]])
+    assert np.array_equal(got["t"] - got["t"][0], expected["t"] - expected["t"][0])
+
+
+@pytest.mark.parametrize("target", [*WRITABLE, *EXPORTS])
+@pytest.mark.parametrize("column, value", [("x", -1), ("y", 70_000)])
+def test_the_streaming_writer_refuses_coordinates_no_column_holds(tmp_path, target, column, value):
+    """Through ``open_writer`` h5 clipped x = 70000 to 65535, N-MNIST wrapped x = -1 to 255, AEDAT 2.0
+    dropped the event and AEDAT 4.0 wrote a file our reader refused; now every format refuses them."""
+    events = np.zeros(2, TONIC_RECORD)
+    events["t"], events["p"] = [0, 1], [1, 0]
+    events[column][1] = value
+    path, format, info = _target(tmp_path, target)
+    with pytest.raises(ValueError, match=f"{column}"):
+        with nd.open_writer(path, info=info, format=format) as writer:
             writer.write(events)
     assert not path.exists()
 
