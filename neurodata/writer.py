@@ -30,11 +30,13 @@ ESTIMATE_EVENTS = HDF5_CHUNK
 
 
 class OutputFormat(NamedTuple):
-    """What :func:`open_writer` writes to a path: the format's ``name`` and ``make_writer``, its
-    writer's constructor (called with the open file and the recording's info)."""
+    """What :func:`open_writer` writes to a path: the format's ``name``, ``make_writer``, its
+    writer's constructor (called with the open file and the recording's info), and whether the
+    format stores time-ordered events only (every event format; not the column exports)."""
 
     name: str
     make_writer: MakeWriter
+    time_ordered: bool = True
 
 
 def output_format(path: str | os.PathLike, format: str | None = None) -> OutputFormat:
@@ -43,7 +45,7 @@ def output_format(path: str | os.PathLike, format: str | None = None) -> OutputF
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if format is None and ext in EXPORTS:
-        return OutputFormat(ext.lstrip("."), EXPORTS[ext])
+        return OutputFormat(ext.lstrip("."), EXPORTS[ext], time_ordered=False)
     spec = writer_for_path(path, format)
     return OutputFormat(spec.name, spec.make_writer)
 
@@ -92,18 +94,22 @@ class TimeShiftedWriter:
 class CheckedWriter:
     """The front of every writer :func:`open_writer` makes: refuses a polarity other than 0 (OFF) or
     1 (ON) before the format's writer sees it (every format stores one bit, and column exports read
-    back ``p > 0``, so a channel index 2 would come back as ON in some formats and OFF in others), and
-    names the output in the format's own refusals.
+    back ``p > 0``, so a channel index 2 would come back as ON in some formats and OFF in others),
+    refuses events out of time order for the event formats, and names the output in the format's
+    own refusals.
 
     ``writer`` is the format's writer (or a :class:`TimeShiftedWriter`), ``name`` the format's name,
-    ``path`` the output (None: nothing to name, e.g. a size estimate written to memory).
+    ``path`` the output (None: nothing to name, e.g. a size estimate written to memory),
+    ``time_ordered`` whether the format stores time-ordered events only.
     """
 
-    def __init__(self, writer: Writer, name: str, path: str | None):
+    def __init__(self, writer: Writer, name: str, path: str | None, time_ordered: bool = True):
         self.writer = writer
         self.name = name
         self.path = path
+        self.time_ordered = time_ordered
         self.written = 0
+        self.last_t: int | None = None
 
     def write(self, events: np.ndarray) -> None:
         """Write ``events`` after converting them (:func:`~neurodata.events.as_events`: Tonic's
@@ -121,8 +127,23 @@ class CheckedWriter:
                     f"{self.name} stores polarity 0 (OFF) or 1 (ON); event {self.written + index} has "
                     f"p = {int(events['p'][index])} (map the polarity channels to 0/1 first)"
                 )
+            if self.time_ordered and len(events):
+                self._check_order(events["t"])
             self.writer.write(events)
         self.written += len(events)
+
+    def _check_order(self, t: np.ndarray) -> None:
+        """Refuse times earlier than the time before them (in this chunk or the previous one)."""
+        earlier = np.flatnonzero(t[1:] < t[:-1]) + 1
+        if self.last_t is not None and int(t[0]) < self.last_t:
+            earlier = np.array([0])
+        if len(earlier):
+            index = int(earlier[0])
+            raise NeurodataError(
+                f"{self.name} stores time-ordered events only; event {self.written + index} (t = "
+                f"{int(t[index])}) is earlier than the one before it (sort the events by t first)"
+            )
+        self.last_t = int(t[-1])
 
     def close(self) -> None:
         """Finish the output."""
@@ -170,7 +191,7 @@ def _make_writer(
 ) -> Writer:
     with _naming(path):  # a format refusing the info at once (Event Stream without a sensor size)
         inner = TimeShiftedWriter(fileobj, info, chosen.make_writer) if shift_time else chosen.make_writer(fileobj, info)
-    return CheckedWriter(inner, chosen.name, path)
+    return CheckedWriter(inner, chosen.name, path, chosen.time_ordered)
 
 
 def estimated_bytes(

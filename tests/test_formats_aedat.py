@@ -261,7 +261,7 @@ def test_aedat2_round_trip_synthetic_full_range(tmp_path):
 
 @pytest.mark.parametrize("bad_t", [-1, 1 << 32])
 def test_aedat2_writer_refuses_out_of_range_time(tmp_path, bad_t):
-    events = nd.make_events([0, bad_t], [1, 1], [1, 1], [1, 0])
+    events = nd.make_events(sorted([0, bad_t]), [1, 1], [1, 1], [1, 0])
     with pytest.raises(nd.NeurodataError, match=r"unsigned 32-bit timestamps"):
         nd.write(tmp_path / "bad.aedat", events, format="aedat2")
     assert list(tmp_path.iterdir()) == []

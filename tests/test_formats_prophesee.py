@@ -375,6 +375,28 @@ def test_round_trip_across_wraps_and_long_silences(tmp_path, fmt, wrap):
     assert "neurodata_time_offset_us" not in info.extra["header"]
 
 
+@pytest.mark.parametrize(
+    "t",
+    [
+        np.arange(0, 40_000_000, 10_000),  # no event in the last 4096 us before each wrap
+        np.array([5, (1 << 24) - 3, (1 << 24) + 2, 3 * (1 << 23) + 9, 4 * (1 << 24) + 1, 4 * (1 << 24) + 1]),
+    ],
+    ids=["every-10ms", "long-silences"],
+)
+def test_faery_reads_our_evt3_across_wraps(tmp_path, t):
+    """faery counts a wrap of the 24-bit time base only at TIME_HIGH 0xFFF -> 0. The writer wrote
+    TIME_HIGH only where events were, so a recording with no event just before a wrap lost 16.8 s
+    there in faery (322 of 2000 events wrong in the first case); every wrap is now written out."""
+    faery = pytest.importorskip("faery", reason="faery (independent EVT 3.0 decoder) is not installed")
+    events = nd.make_events(t, np.arange(len(t)) % 1280, np.arange(len(t)) % 720, np.arange(len(t)) % 2)
+    path = tmp_path / "wraps.raw"
+    nd.write(path, events, nd.RecordingInfo(format="evt3", width=1280, height=720), format="evt3")
+    np.testing.assert_array_equal(nd.read(path), events)
+    theirs = np.concatenate(list(faery.events_stream_from_file(path)))
+    np.testing.assert_array_equal(theirs["t"].astype(np.int64), events["t"])
+    np.testing.assert_array_equal(theirs["on"].astype(np.uint8), events["p"])
+
+
 @pytest.mark.parametrize("fmt, wrap", [("evt3", 1 << 24), ("evt2", 1 << 34)])
 def test_late_start_round_trip_uses_header_offset(tmp_path, fmt, wrap):
     t = np.array([3 * wrap + 5, 3 * wrap + 70000, 4 * wrap + 1], dtype=np.int64)

@@ -81,6 +81,39 @@ def test_the_streaming_writer_refuses_coordinates_no_column_holds(tmp_path, targ
     assert not path.exists()
 
 
+@pytest.mark.parametrize("target", WRITABLE)
+def test_every_event_format_refuses_events_out_of_time_order(tmp_path, target):
+    """AEDAT 4.0 and 2.0 wrote unsorted events without a word (faery then read AEDAT 4.0 times
+    [500, 500, 500, 500] for [500, 100, 300, 200]); the order is now checked once, in front of every
+    event format, within a chunk and across chunks."""
+    path, format, info = _target(tmp_path, target)
+    events = make_events([500, 100, 300, 200], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 0])
+    with pytest.raises(NeurodataError, match=r"stores time-ordered events only; event 1 \(t = 100\) is earlier"):
+        nd.write(path, events, info=info, format=format)
+    assert not path.exists()
+    with pytest.raises(NeurodataError, match=r"event 2 \(t = 300\) is earlier"):
+        with nd.open_writer(path, info=info, format=format) as writer:
+            writer.write(events[:0])  # an empty chunk changes nothing
+            writer.write(make_events([400, 500], [1, 2], [1, 1], [1, 0]))
+            writer.write(events[2:3])
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("suffix", EXPORTS)
+def test_column_exports_keep_events_in_the_order_given(tmp_path, suffix):
+    """npz and h5 are plain columns: unsorted events are written and read back as they were."""
+    events = make_events([500, 100, 300, 200], [1, 2, 3, 4], [1, 1, 1, 1], [1, 0, 1, 0])
+    nd.write(tmp_path / ("out" + suffix), events)
+    assert np.array_equal(nd.read(tmp_path / ("out" + suffix)), events)
+
+
+def test_aedat31_names_a_negative_first_time(tmp_path):
+    """A negative first time was refused as "out of time order" (the order check began at 0)."""
+    events = make_events([-5, 3], [1, 2], [1, 1], [1, 0])
+    with pytest.raises(NeurodataError, match="AEDAT 3.1 timestamps are non-negative, got t = -5"):
+        nd.write(tmp_path / "out.aedat", events, format="aedat31")
+
+
 @pytest.mark.parametrize("suffix", EXPORTS)
 def test_an_error_while_exporting_leaves_nothing_and_exits_cleanly(tmp_path, suffix):
     """An error inside ``open_writer``: no output, no spool folder left, and the interpreter exits

@@ -256,7 +256,6 @@ class Aedat31Writer:
         self.traps = traps or Traps()
         self.file = fileobj
         self.pending = empty_events(0)
-        self.last_t = 0
         self.packets = 0
         self.file.write(header_bytes(info))
 
@@ -264,19 +263,17 @@ class Aedat31Writer:
         """Append ``events`` (time-sorted, continuing earlier writes) as full packets; the rest waits.
 
         Raises:
-            NeurodataError: Events out of time order, negative times, or coordinates outside 128x128.
+            NeurodataError: Negative times, or coordinates outside 128x128 (the order is checked by
+                :class:`~neurodata.writer.CheckedWriter`).
         """
         events = as_events(events)
         if events.size == 0:
             return
         t = events["t"]
-        if int(t[0]) < self.last_t or np.any(np.diff(t) < 0):
-            raise NeurodataError("AEDAT 3.1 stores time-ordered events only; sort the events by t first")
         if int(t[0]) < 0:
             raise NeurodataError(f"AEDAT 3.1 timestamps are non-negative, got t = {int(t[0])}")
         if int(events["x"].max()) >= DVS128_SIZE or int(events["y"].max()) >= DVS128_SIZE:
             raise NeurodataError("the DVS128 Gesture layout holds 0 <= x, y < 128")
-        self.last_t = int(t[-1])
         self._emit(concatenate([self.pending, events]), final=False)
 
     def close(self) -> None:

@@ -94,14 +94,14 @@ class NmnistWriter:
     def __init__(self, fileobj: BinaryIO, info: RecordingInfo):
         self.file = fileobj
         self.t_offset = 0
-        self.last_t = 0
         self.written = 0
 
     def write(self, events: np.ndarray) -> None:
         """Append ``events`` (EVENT_DTYPE, time-sorted, continuing earlier writes) as records.
 
         Raises:
-            NeurodataError: Times outside ``[0, 2**32)`` microseconds or out of order, x > 255 or y >= 240.
+            NeurodataError: Times outside ``[0, 2**32)`` microseconds, x > 255 or y >= 240 (the order is
+                checked by :class:`~neurodata.writer.CheckedWriter`).
         """
         if events.size == 0:
             return
@@ -113,12 +113,9 @@ class NmnistWriter:
                 f"N-MNIST .bin stores times 0 <= t < 2**32 us ({MAX_TIME_US / 60e6:.1f} min), got t = {bad} us; "
                 "shift the times to start at 0 (nd.write(..., shift_time=True), neurodata convert --shift-time)"
             )
-        if first < self.last_t or np.any(np.diff(t) < 0):
-            raise NeurodataError("N-MNIST .bin stores time-ordered events only; sort the events by t first")
         if int(events["x"].max()) > MAX_COORD or int(events["y"].max()) >= kernels.OVERFLOW_Y:
             raise NeurodataError("N-MNIST .bin holds x <= 255 and y < 240")
-        self.last_t = last
-        markers = max(0, (self.last_t - self.t_offset) >> 13) + 1
+        markers = max(0, (last - self.t_offset) >> 13) + 1
         out = np.empty(RECORD * (len(events) + markers), dtype=np.uint8)
         n, self.t_offset = kernels.encode_numba(t, events["x"], events["y"], events["p"], self.t_offset, out)
         self.file.write(out[:n].tobytes())

@@ -57,15 +57,14 @@ class PropheseeWriter(ABC):
         """Check ``events`` (see the module docstring), write the header before the first ones, encode them.
 
         Raises:
-            NeurodataError: Times out of order or out of the format's range, or coordinates too large.
+            NeurodataError: Times out of the format's range, or coordinates too large (the order
+                is checked by :class:`~neurodata.writer.CheckedWriter`).
         """
         events = as_events(events)
         if events.size == 0:
             return
         t = events["t"]
         self.check_times(t)
-        if (self.last_t is not None and int(t[0]) < self.last_t) or np.any(t[1:] < t[:-1]):
-            raise NeurodataError(f"{self.name} stores time-ordered events only; sort the events by t first")
         self._check_coordinates(events)
         if self.last_t is None:
             self.file.write(self.header(int(t[0])))
@@ -125,7 +124,9 @@ class RawWriter(PropheseeWriter):
         """EVT words for ``events`` (time-ordered, continuing the previous chunk), with TIME_HIGH words as needed."""
         t = events["t"] - self.t_offset
         start = int(self.state[0]) if self.state[0] >= 0 else int(t[0]) >> self.time_high_shift
-        bridges = ((int(t[-1]) >> self.time_high_shift) - start) // (self.half_range - 1) + 1
+        # TIME_HIGH words between events: a step of at most half_range - 1, plus (EVT 3.0) the 0xFFF and
+        # 0 words of each wrap, which also cut a step; 3 per half range bounds both
+        bridges = 3 * (((int(t[-1]) >> self.time_high_shift) - start) // (self.half_range - 1)) + 5
         out = np.empty(self.words_per_event * len(events) + bridges, dtype=self.word_dtype)
         n = type(self).encode_kernel(t, events["x"], events["y"], events["p"], self.state, out)
         return out[:n].tobytes()

@@ -221,8 +221,11 @@ def encode_numba(t, x, y, p, state, out):
     ``state`` = [time >> 12 of the last TIME_HIGH written (-1: none), last TIME_LOW (-1: none),
     last y (-1: none)] persists across calls. Runs of at least 3 consecutive events with the same
     t, y and p and increasing x within 12 columns become VECT_BASE_X + VECT_12; others ADDR_X.
-    A gap of 2048 or more TIME_HIGH steps is bridged by intermediate TIME_HIGH words so that readers
-    can count the wraps of the 24-bit time base. ``out`` needs 4 words per event plus the bridges.
+    A gap of 2048 or more TIME_HIGH steps is bridged by intermediate TIME_HIGH words, and every wrap
+    of the 24-bit time base is written out as TIME_HIGH 0xFFF then 0, so that readers count the
+    wraps whether they take any drop of half the range as one (ours, OpenEB) or only 0xFFF -> 0
+    (faery). ``out`` needs 4 words per event plus the bridges
+    (:meth:`~neurodata.formats.prophesee_writer.RawWriter.encode` sizes it).
     """
     high = state[0]
     low = state[1]
@@ -234,14 +237,17 @@ def encode_numba(t, x, y, p, state, out):
         ti = t[i]
         new_high = ti >> 12
         if new_high != high:
-            if high >= 0:
-                while new_high - high >= HALF_RANGE:
-                    high += HALF_RANGE - 1
-                    out[n_out] = 0x8000 | (high & 0xFFF)
-                    n_out += 1
-            out[n_out] = 0x8000 | (new_high & 0xFFF)
-            n_out += 1
-            high = new_high
+            if high < 0:
+                high = new_high
+                out[n_out] = 0x8000 | (high & 0xFFF)
+                n_out += 1
+            while high != new_high:
+                if (high & 0xFFF) == 0xFFF:
+                    high += 1  # the wrap itself, 0xFFF -> 0
+                else:
+                    high = min(new_high, high + HALF_RANGE - 1, high | 0xFFF)
+                out[n_out] = 0x8000 | (high & 0xFFF)
+                n_out += 1
             low = -1
         if (ti & 0xFFF) != low:
             low = ti & 0xFFF
