@@ -84,6 +84,8 @@ STRIP = (4, 1, 2)
             {"time_window": 100, "start_time": -100, "end_time": 500, "include_incomplete": True},
             [[], [0], [1], [2], [3], []],
         ),
+        # a trailing window past an explicit end_time ends where it ends, as in Tonic (it stopped at 250)
+        ({"time_window": 200, "end_time": 250, "include_incomplete": True}, [[0, 1], [2, 3]]),
         ({"event_count": 3}, [[0, 1, 2]]),
         ({"event_count": 3, "include_incomplete": True}, [[0, 1, 2], [3]]),
         ({"event_count": 2, "overlap": 1}, [[0, 1], [1, 2], [2, 3]]),
@@ -241,6 +243,32 @@ def test_tonic_style_arrays_are_accepted():
     arr["t"], arr["x"], arr["p"] = FOUR["t"], FOUR["x"], [-1, 1, -1, 1]
     frames = to_frame(arr, STRIP, n_time_bins=3)
     np.testing.assert_array_equal(frames[:, 1].sum(axis=(1, 2)), [0, 1, 1])  # +1 polarities are ON
+
+
+def test_big_endian_columns_give_the_native_answer(nmnist):
+    """Big-endian fields (Tonic takes them) raised a Numba TypingError from deep inside ToFrame and
+    Denoise (the polarity scan read them as they were)."""
+    from neurodata import transforms as T
+
+    little = np.zeros(len(nmnist), dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+    for name in "xytp":
+        little[name] = nmnist[name]
+    little["p"] = little["p"] * 2 - 1
+    big = little.astype([("x", ">i8"), ("y", ">i8"), ("t", ">i8"), ("p", ">i8")])
+    to_frames = T.ToFrame(NMNIST, n_time_bins=3)
+    np.testing.assert_array_equal(to_frames(big), to_frames(little))
+    np.testing.assert_array_equal(to_frames({k: big[k] for k in "txyp"}), to_frames(little))
+    denoised = T.Denoise(1000)(big)
+    assert denoised.dtype == big.dtype
+    np.testing.assert_array_equal(denoised.astype(little.dtype), T.Denoise(1000)(little))
+
+
+@pytest.mark.parametrize("t, spec", [([-(2**62), 0, 2**62], {"time_window": 2**62}), ([-(2**63), 0, 2**63 - 1], {"n_time_bins": 2})])
+def test_a_time_span_int64_cannot_hold_is_refused(t, spec):
+    """A span of 2**63 us or more wrapped in int64 arithmetic: [-2**62, 0, 2**62] in windows of 2**62
+    gave one frame of 3 events, with only a RuntimeWarning."""
+    with pytest.raises(ValueError, match=r"time span .* is 2\*\*63 us or more"):
+        to_frame(make_events(t, [0, 1, 2], [0, 0, 0], [1, 1, 1]), STRIP, **spec)
 
 
 # --- agreement with Tonic where it is right (N-MNIST fixture) -------------------------------------

@@ -68,6 +68,8 @@ class EventLayout:
         if missing:
             raise ValueError(f"event array lacks field(s) {missing}; it has {list(names)}")
         p = np.asarray(source["p"])
+        if not p.dtype.isnative:  # e.g. big-endian columns: the Numba scan reads native order only
+            p = p.astype(p.dtype.newbyteorder("="))
         # uint8 and bool polarities (ours among them) can be neither negative nor past 255: no scan
         scan = n and (p.dtype.kind in "if" or (p.dtype.kind == "u" and p.dtype.itemsize > 1))
         low, top = value_range(p) if scan else (0, 0)
