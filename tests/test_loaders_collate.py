@@ -76,6 +76,24 @@ def test_structured_dict_and_tonic_samples_collate_alike(store, pad_threads):
             assert torch.equal(mine, theirs)
 
 
+def test_signed_polarities_collate_as_off_and_on(store, pad_threads):
+    """Tonic's -1/+1 polarities (records or columns) came out as 255/1, and 255 reads as ON; they
+    now collate as the transforms read them, 0/1, and a polarity past 255 is refused."""
+    samples = [load(store)[i] for i in (3, 17)]
+    expected = pad_events(samples)
+    for convert in (as_dict, as_tonic):
+        signed = []
+        for events, label in samples:
+            other = convert(events)
+            other["p"] = np.asarray(events["p"]).astype(np.int64) * 2 - 1
+            signed.append((other, label))
+        assert torch.equal(pad_events(signed).p, expected.p)
+    wide = as_dict(samples[0][0])
+    wide["p"] = np.asarray(wide["p"]).astype(np.int64) + 299
+    with pytest.raises(ValueError, match="a polarity of 300 is neither a channel index"):
+        pad_events([(wide, 0)])
+
+
 def test_coordinates_outside_int16_are_an_error_not_a_wrap(store, pad_threads):
     events, label = load(store)[5]
     wide = events.copy()

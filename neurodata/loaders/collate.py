@@ -171,11 +171,25 @@ def _fill_row(events: Any, n: int, rows: dict[str, np.ndarray]) -> tuple[int, in
     """One sample's fields -> the first ``n`` items of its padded rows; the coordinates' range."""
     fields = getattr(getattr(events, "dtype", None), "fields", None)
     if isinstance(events, np.ndarray) and fields and all(fields[k][0].kind in "iub" for k in "txyp"):
-        return pad_records_numba(events, rows["t"], rows["x"], rows["y"], rows["p"])
+        coordinates = pad_records_numba(events, rows["t"], rows["x"], rows["y"], rows["p"])
+        if fields["p"][0] not in (np.dtype(np.uint8), np.dtype(bool)):
+            _copy_polarities(events["p"], rows["p"])  # the kernel's copy cast them as they were
+        return coordinates
     rows["t"][:n] = np.asarray(events["t"])
-    rows["p"][:n] = np.asarray(events["p"])
+    _copy_polarities(np.asarray(events["p"]), rows["p"])
     ranges = [copy_with_range_numba(np.ascontiguousarray(events[k]), rows[k]) for k in "xy"] if n else []
     return min((lo for lo, _ in ranges), default=0), max((hi for _, hi in ranges), default=0)
+
+
+def _copy_polarities(p: np.ndarray, row: np.ndarray) -> None:
+    """``p`` -> ``row[:len(p)]`` (uint8) as the transforms read polarities: a sample with a negative
+    value holds -1/+1 polarities (0 = OFF, 1 = ON: ``p > 0``), else channel indices 0..255."""
+    if len(p) and p.dtype.kind not in "ub":
+        if p.min() < 0:
+            p = p > 0
+        elif p.max() > np.iinfo(np.uint8).max:
+            raise ValueError(f"pad_events: a polarity of {p.max()} is neither a channel index (0..255) nor -1/+1")
+    row[: len(p)] = p
 
 
 def _check_coordinates(which: str, lo: int, hi: int) -> None:
