@@ -92,6 +92,17 @@ def test_frame_times_must_increase():
         simulate_frames([np.ones((2, 2))] * 2, [5, 5])
 
 
+@pytest.mark.parametrize("second", [(2, 8), (2, 2), (4, 5)])
+def test_a_frame_of_another_shape_is_refused(second):
+    """The kernel reads the new frame at the first frame's indices: (2, 2) after (8, 8) read past the
+    array (378 events from other memory), (2, 8) after (4, 4) gave 88 events; both without an error."""
+    first = np.full((8, 8) if second == (2, 2) else (4, 4), 0.1)
+    with pytest.raises(ValueError, match=rf"the frame at t = 1000 us has shape \({second[0]}, {second[1]}\)"):
+        simulate_frames([first, np.full(second, 0.9)], [0, 1000], DvsParams(threshold_sigma=0))
+    with pytest.raises(ValueError, match="frames must be \\[H, W\\] intensities"):
+        DvsPixelArray(np.zeros((2, 3, 4)), 0)
+
+
 def test_hot_pixels_fire_on_at_their_rate_whatever_they_see():
     static = [np.full((16, 16), 0.5)] * 11
     times = np.arange(11) * 100_000  # one second

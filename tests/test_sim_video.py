@@ -135,9 +135,25 @@ def test_bad_inputs_give_clear_errors_and_leave_no_output(tmp_path):
             stream.width, stream.height, stream.pix_fmt = shape[1], shape[0], "gray"
             png.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros(shape, np.uint8), format="gray")))
             png.mux(stream.encode())
-    with pytest.raises(NeurodataError, match="frame 1 is 40x12, the first was 40x24"):
+    with pytest.raises(NeurodataError, match=r"frame 1: the frame at t = 100000 us has shape \(12, 40\); the first"):
         simulate_video(folder, tmp_path / "out.npz", PARAMS, fps=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "flat.npy", "frames.npy", "images"]
+
+
+@pytest.mark.parametrize(
+    "frames, frame",
+    [
+        (np.full((3, 4, 4), -0.5), 0),  # gave 0 events and exit 0, with a warning about log
+        (np.where(np.arange(48).reshape(3, 4, 4) == 20, np.nan, 0.5), 1),  # no warning at all
+        (np.full((3, 4, 4), -3, np.int8), 0),  # signed integers scale to negative intensities
+    ],
+    ids=["negative", "nan", "int8"],
+)
+def test_intensities_that_are_no_light_are_refused(tmp_path, frames, frame):
+    np.save(tmp_path / "frames.npy", frames)
+    with pytest.raises(NeurodataError, match=rf"frames.npy: frame {frame}: .* negative or non-finite intensity"):
+        simulate_video(tmp_path / "frames.npy", tmp_path / "out.npz", PARAMS, fps=10)
+    assert not (tmp_path / "out.npz").exists()
 
 
 def test_cli_simulate_json_and_error_line(tmp_path, capsys):

@@ -79,10 +79,13 @@ class DvsPixelArray:
     def __init__(self, first_frame: np.ndarray, t0: int, params: DvsParams = DvsParams()):
         self.params = params
         self.rng = np.random.default_rng(params.seed)
-        shape = first_frame.shape
+        self.shape = np.shape(first_frame)
+        if len(self.shape) != 2:
+            raise ValueError(f"frames must be [H, W] intensities, got shape {self.shape}")
+        shape = self.shape
         self.c_on = np.maximum(0.01, self.rng.normal(params.c_on, params.threshold_sigma, shape))
         self.c_off = np.maximum(0.01, self.rng.normal(params.c_off, params.threshold_sigma, shape))
-        self.log = self._log(first_frame)
+        self.log = self._log(first_frame, t0)
         self.ref = self.log.copy()
         self.last_t = np.full(shape, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.t = int(t0)
@@ -92,8 +95,15 @@ class DvsPixelArray:
             self.rng.choice(first_frame.size, params.hot_pixels, replace=False) if params.hot_pixels else None
         )
 
-    def _log(self, frame: np.ndarray) -> np.ndarray:
-        return np.log(np.asarray(frame, dtype=np.float64) + self.params.log_eps)
+    def _log(self, frame: np.ndarray, t: int) -> np.ndarray:
+        """The log intensity of ``frame`` (the frame at time ``t``), after checking that it has the
+        sensor's shape (the kernel reads it unchecked) and holds finite intensities >= 0."""
+        frame = np.asarray(frame, dtype=np.float64)
+        if frame.shape != self.shape:
+            raise ValueError(f"the frame at t = {t} us has shape {frame.shape}; the first frame's was {self.shape}")
+        if frame.size and not (np.isfinite(frame).all() and frame.min() >= 0):
+            raise ValueError(f"the frame at t = {t} us holds a negative or non-finite intensity (NaN, inf)")
+        return np.log(frame + self.params.log_eps)
 
     def step(self, frame: np.ndarray, t: int) -> np.ndarray:
         """Events produced while the scene changes from the previous frame to ``frame`` at time ``t``."""
@@ -101,7 +111,7 @@ class DvsPixelArray:
         if t <= self.t:
             raise ValueError(f"frame times must increase: got {t} after {self.t}")
         p = self.params
-        new_log = self._log(frame)
+        new_log = self._log(frame, t)
         if p.leak_hz:
             self.ref -= self.c_on * p.leak_hz * (t - self.t) / 1e6
         while True:

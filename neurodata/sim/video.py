@@ -75,6 +75,15 @@ def _as_gray(frame: np.ndarray, source: str) -> np.ndarray:
     return np.asarray(frame, np.float64) / scale
 
 
+@contextlib.contextmanager
+def _naming_frame(source, index: int) -> Iterator[None]:
+    """The sensor's refusal of a frame (shape, intensities, time) as one line naming the source and frame."""
+    try:
+        yield
+    except ValueError as err:
+        raise NeurodataError(f"{source}: frame {index}: {err}") from None
+
+
 def _decoded_frames(path: str, size: tuple[int, int] | None) -> Iterator[tuple[np.ndarray, Fraction | None]]:
     """Luma frames of a video or image file with their presentation times in seconds (None if unknown)."""
     av = _pyav()
@@ -187,7 +196,8 @@ def simulate_video(
     with contextlib.ExitStack() as stack:  # the writer opens at the first frame, when the size is known
         for frame, t in read_frames(source, fps, size):
             if sensor is None:
-                sensor, t_first = DvsPixelArray(frame, t, params or DvsParams()), t
+                with _naming_frame(source, frames):
+                    sensor, t_first = DvsPixelArray(frame, t, params or DvsParams()), t
                 info = RecordingInfo(
                     format=format or Path(output).suffix.lstrip("."),
                     width=frame.shape[1],
@@ -196,16 +206,8 @@ def simulate_video(
                 )
                 writer = stack.enter_context(open_writer(output, info, format))
             else:
-                if frame.shape != sensor.log.shape:
-                    raise NeurodataError(
-                        f"{source}: frame {frames} is {frame.shape[1]}x{frame.shape[0]}, "
-                        f"the first was {sensor.log.shape[1]}x{sensor.log.shape[0]}"
-                    )
-                if t <= sensor.t:
-                    raise NeurodataError(
-                        f"{source}: frame {frames} at {t} us does not come after {sensor.t} us"
-                    )
-                chunk = sensor.step(frame, t)
+                with _naming_frame(source, frames):
+                    chunk = sensor.step(frame, t)
                 writer.write(chunk)
                 events += len(chunk)
                 on += int(np.count_nonzero(chunk["p"]))
