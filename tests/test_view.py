@@ -259,3 +259,25 @@ def test_view_a_time_span_of_a_recording(fixtures, tmp_path, capsys):
     assert_pixels_match(np.asarray(Image.open(out).convert("RGB")), part)
     code, result = view(capsys, str(source), "--duration-us", "0", "--out", str(out))
     assert code == 2 and "--duration-us" in result["error"]
+
+
+@pytest.mark.parametrize(
+    "suffix, message",
+    [(".gif", "a GIF shows a picture for at most 655.35 s, not 10000 s"), (".mp4", "an MP4 frame lasts at most 1001 s")],
+)
+def test_a_picture_longer_than_the_file_can_time_is_refused(tmp_path, suffix, message):
+    """A GIF's delay is 16 bits of 10 ms: a longer one raised OverflowError from inside Pillow (exit 1);
+    an MP4 rate rounded to 0 played at PyAV's default 24 frames per second while --json said 10000 s."""
+    from neurodata.viz.writers import write_gif, write_mp4
+
+    write = write_gif if suffix == ".gif" else write_mp4
+    pictures = [np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)]
+    with pytest.raises(NeurodataError, match=message):
+        write(tmp_path / ("clip" + suffix), pictures, 1e7)
+    assert list(tmp_path.iterdir()) == []
+    write(tmp_path / ("clip" + suffix), pictures, 600_000)  # within both limits
+    assert (tmp_path / ("clip" + suffix)).stat().st_size > 0
+    if suffix == ".gif":  # Pillow sums identical pictures in a row into one delay
+        with pytest.raises(NeurodataError, match="identical pictures in a row last more than 655.35 s"):
+            write(tmp_path / "same.gif", [pictures[0]] * 2, 600_000)
+        assert not (tmp_path / "same.gif").exists()

@@ -77,6 +77,9 @@ def write_png(path: str | os.PathLike, picture: np.ndarray) -> None:
         image.save(fileobj, format="PNG")
 
 
+GIF_LONGEST_MS = 655_350  # a GIF frame's delay: 16 bits of 10 ms steps
+
+
 def write_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms: float) -> None:
     """Pictures to a looping GIF, ``period_ms`` each (GIF counts in 10 ms steps; Pillow merges
     consecutive identical pictures into one of their summed duration).
@@ -86,6 +89,11 @@ def write_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms
         pictures: ``[H, W, 3]`` uint8 pictures in order (at least one).
         period_ms: display time of each picture.
     """
+    if period_ms > GIF_LONGEST_MS:
+        raise NeurodataError(
+            f"{path}: a GIF shows a picture for at most {GIF_LONGEST_MS / 1000:g} s, not {period_ms / 1000:g} s "
+            "(raise --speed)"
+        )
     image = pillow()
     frames = iter(pictures)
     first = next(frames, None)
@@ -93,14 +101,20 @@ def write_gif(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms
         raise NeurodataError(f"{path}: nothing to write (no pictures)")
     rest = (image.fromarray(np.ascontiguousarray(p), mode="RGB") for p in frames)
     with atomic_output(path, durable=False) as fileobj:
-        image.fromarray(np.ascontiguousarray(first), mode="RGB").save(
-            fileobj,
-            format="GIF",
-            save_all=True,
-            append_images=rest,
-            duration=max(10, round(period_ms)),
-            loop=0,
-        )
+        try:
+            image.fromarray(np.ascontiguousarray(first), mode="RGB").save(
+                fileobj,
+                format="GIF",
+                save_all=True,
+                append_images=rest,
+                duration=max(10, round(period_ms)),
+                loop=0,
+            )
+        except OverflowError:  # Pillow's sum of a run of identical pictures passed the 16 bits
+            raise NeurodataError(
+                f"{path}: identical pictures in a row last more than {GIF_LONGEST_MS / 1000:g} s, "
+                "the longest a GIF picture shows (raise --speed)"
+            ) from None
 
 
 def write_mp4(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms: float) -> int:
@@ -119,6 +133,10 @@ def write_mp4(path: str | os.PathLike, pictures: Iterable[np.ndarray], period_ms
         raise NeurodataError(VIDEO_EXTRA) from None
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     rate = (Fraction(1000) / Fraction(period_ms)).limit_denominator(1001)
+    if rate == 0:  # PyAV would play it at its default 24 frames per second
+        raise NeurodataError(
+            f"{path}: an MP4 frame lasts at most 1001 s here, not {period_ms / 1000:g} s (raise --speed)"
+        )
     count = 0
     with atomic_output(path, durable=False) as fileobj, av.open(fileobj, mode="w", format="mp4") as container:
         stream = None
