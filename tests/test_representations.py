@@ -697,3 +697,26 @@ def test_cuda_batch_matches_cpu_when_available(nmnist):
         to_voxel_grid(nmnist[:2000], NMNIST, 5),
         atol=1e-5,
     )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda e: to_frame(e, STRIP, time_window=1e-3), r"slicing into 9999999 windows of 0.001"),
+        (lambda e: to_frame(e, STRIP, n_time_bins=10**6), r"n_time_bins=1000000 bins would take"),
+        (lambda e: to_frame(e, (400, 400, 2), n_time_bins=3), r"frames \(3, 2, 400, 400\) of int32 would take"),
+        (lambda e: to_voxel_grid(e, (400, 400, 2), 3), r"a voxel grid \(3, 400, 400\) of float64"),
+    ],
+    ids=["time_window", "n_time_bins", "frames", "voxel grid"],
+)
+def test_an_output_bigger_than_memory_is_refused_before_it_is_made(monkeypatch, make, message):
+    """A time surface of 10**9 windows was granted lazily, then filled until the system killed the
+    process with no message; outputs and window counts are now checked against the machine's memory
+    (here made 2 MB, so that the test needs none)."""
+    from neurodata.representations import _memory
+
+    monkeypatch.setattr(_memory, "physical_memory", lambda: 2_000_000)
+    events = make_events([0, 10_000], [0, 1], [0, 0], [1, 1])
+    with pytest.raises(ValueError, match=message + r".*more than this machine's 1.91 MiB of memory"):
+        make(events)
+    assert to_frame(events, STRIP, n_time_bins=3).sum() == 2  # small outputs pass

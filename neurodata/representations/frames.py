@@ -7,6 +7,7 @@ import numpy as np
 from . import kernels
 from ._checks import prepare_events, records_and_geometry
 from ._layout import lacks_y
+from ._memory import zeros
 from ._parallel import FrameRun, count_runs, frame_runs, frame_threads
 from .slicing import Slices, slice_events
 
@@ -99,7 +100,7 @@ def count_frames(
     limit = _count_limit(slices, dtype)
     if limit is None:
         return count_frames(events, slices, shape, np.int64, threads).astype(dtype)
-    frames = np.zeros(shape, dtype=dtype)
+    frames = zeros(shape, dtype, "frames")
     if len(frames) and not accumulate(events, slices, shape[1] == 1, frames, limit, threads):
         wider = "int64" if dtype.itemsize >= 4 else "int32 or wider"
         raise ValueError(f"a frame cell counts more than {limit} events, more than dtype {dtype} holds; use {wider}")
@@ -136,7 +137,7 @@ def count_unchecked_frames(
     if limit is None or not len(slices[0]):
         return None
     starts, ends = slices
-    frames = np.zeros((len(starts), n_pol, height, width), dtype=dtype)
+    frames = zeros((len(starts), n_pol, height, width), dtype, "frames")
     checked = _needs_check(slices, limit)
     ahead = _ahead(frames)
 

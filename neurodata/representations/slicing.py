@@ -18,9 +18,11 @@ from fractions import Fraction
 import numpy as np
 
 from ..arguments import finite_number, whole_number
+from ._memory import check_fits
 from .kernels import search_sorted
 
 Slices = tuple[np.ndarray, np.ndarray]
+SLICE_BYTES = 32  # a window's start and end indices, and its edges while they are computed
 
 
 def _one_empty_slice(n_slices: int = 1) -> Slices:
@@ -80,10 +82,12 @@ def _exact(value) -> Fraction:
 
 
 def _window_count(span: float, window: float, stride: float, include_incomplete: bool) -> int:
-    """How many windows of ``window`` every ``stride`` fit in ``span`` (at least one), exactly."""
+    """How many windows of ``window`` every ``stride`` fit in ``span`` (at least one), exactly;
+    ValueError when their index ranges alone would not fit in memory."""
     q = (_exact(span) - _exact(window)) / _exact(stride)
-    n = (math.ceil(q) if include_incomplete else math.floor(q)) + 1
-    return max(n, 1)
+    n = max((math.ceil(q) if include_incomplete else math.floor(q)) + 1, 1)
+    check_fits(n * SLICE_BYTES, f"slicing into {n} windows of {window} every {stride} (span {span})")
+    return n
 
 
 def _stride(name: str, window: float, overlap: float) -> float:
@@ -165,6 +169,7 @@ def _check_bins(name: str, n_bins: int, overlap: float) -> None:
     """Check that ``n_bins`` (the argument ``name``) is a positive whole number and ``overlap`` a fraction in [0, 1)."""
     if whole_number(name, n_bins) < 1:
         raise ValueError(f"{name} must be a positive integer, got {n_bins}")
+    check_fits(n_bins * SLICE_BYTES, f"{name}={n_bins} bins")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap for a fixed number of bins is a fraction in [0, 1), got {overlap}")
 

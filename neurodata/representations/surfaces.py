@@ -10,6 +10,7 @@ import numpy as np
 from ..arguments import finite_number
 from . import kernels
 from ._checks import prepare_events
+from ._memory import zeros
 from .slicing import by_time_window
 
 DECAYS = {"exp": kernels.DECAY_EXP, "lin": kernels.DECAY_LIN}
@@ -48,7 +49,7 @@ def to_time_surface(
     finite_number("dt", dt, above=0)
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
     starts, ends = by_time_window(events["t"], dt, 0, include_incomplete)
-    out = np.zeros((len(starts), n_pol, height, width), dtype=np.float32)
+    out = zeros((len(starts), n_pol, height, width), np.float32, "time surfaces")
     if len(events):
         ref_offsets = dt * np.arange(1, len(starts) + 1, dtype=np.float64)
         kernels.global_time_surfaces(
@@ -85,7 +86,7 @@ def to_local_time_surfaces(
         raise ValueError(f"radius must be a non-negative integer, got {radius}")
     events, (width, height, n_pol) = prepare_events(events, sensor_size)
     size = 2 * int(radius) + 1
-    out = np.zeros((len(events), size, size), dtype=np.float32)
+    out = zeros((len(events), size, size), np.float32, "local time surfaces")
     kernels.local_time_surfaces(
         events,
         int(radius),

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import kernels
 from ._checks import prepare_events
+from ._memory import zeros
 
 
 def to_voxel_grid(
@@ -26,6 +27,6 @@ def to_voxel_grid(
     if int(n_time_bins) != n_time_bins or n_time_bins < 1:
         raise ValueError(f"n_time_bins must be a positive integer, got {n_time_bins}")
     events, (width, height, _) = prepare_events(events, sensor_size)
-    grid = np.zeros((int(n_time_bins), height, width), dtype=np.float64)
+    grid = zeros((int(n_time_bins), height, width), np.float64, "a voxel grid")
     kernels.accumulate_voxels(events, int(n_time_bins), grid)
     return grid.astype(dtype, copy=False)[:, None]
