@@ -31,8 +31,9 @@ ESTIMATE_EVENTS = HDF5_CHUNK
 
 class OutputFormat(NamedTuple):
     """What :func:`open_writer` writes to a path: the format's ``name``, ``make_writer``, its
-    writer's constructor (called with the open file and the recording's info), and whether the
-    format stores time-ordered events only (every event format; not the column exports)."""
+    writer's constructor (called with the open file and the recording's info), and
+    ``time_ordered``, whether the format stores time-ordered events only (every event format; not
+    the column exports)."""
 
     name: str
     make_writer: MakeWriter
