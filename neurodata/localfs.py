@@ -69,6 +69,8 @@ def atomic_output(
             :class:`~neurodata.diskspace.DiskFullError` naming ``path`` (never the temporary file).
     """
     path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise CannotWriteError(f"{path}: cannot write: a file is needed here, not a folder")
     folder, name = os.path.split(os.path.abspath(path))
     if parents:
         os.makedirs(folder, exist_ok=True)

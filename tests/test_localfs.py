@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodata.errors import PathNotFoundError
+from neurodata.errors import CannotWriteError, PathNotFoundError
 from neurodata.localfs import (
     SHARED,
     LockTimeout,
@@ -58,6 +59,18 @@ def test_atomic_output_into_a_missing_folder_names_the_path_not_a_temporary(tmp_
         write_atomic(target, b"x")
     assert isinstance(caught.value, FileNotFoundError)
     assert str(caught.value).startswith(f"{target}: ") and ".tmp-" not in str(caught.value)
+
+
+@pytest.mark.parametrize("target", ["folder", "name/"])
+def test_atomic_output_onto_a_folder_names_the_path_not_a_temporary(tmp_path, target):
+    """``--out`` naming a folder failed at the final rename, naming the temporary file
+    (``.x.png.tmp-19653-47d216df: Is a directory``)."""
+    (tmp_path / "folder").mkdir()
+    path = f"{tmp_path}/{target}"  # a Path would drop the trailing slash
+    with pytest.raises(CannotWriteError, match=re.escape(f"{path}: cannot write: a file is needed here, not a folder")):
+        with atomic_output(path) as fileobj:
+            fileobj.write(b"never")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
 def test_atomic_output_keeps_the_old_file_and_no_temporary_on_error(tmp_path):
