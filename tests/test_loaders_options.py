@@ -80,3 +80,19 @@ def test_the_documented_calls_still_work(store, tmp_path, monkeypatch):
     assert sorted(label for _, label in stream) == list(range(N))
     for streaming in (True, False):  # storage_options and precomputed apply to both kinds
         assert len(load(store, streaming=streaming, storage_options={}, precomputed="auto")) == N
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("block_samples", 0, "block_samples must be positive, got 0"),  # was the automatic size
+        ("shuffle_buffer", -5, "shuffle_buffer must be >= 0, got -5"),  # was block order only
+        ("seed", 1.7, "seed must be a whole number, got 1.7"),  # was truncated to 1
+        ("prefetch", -1, "prefetch must be >= 0, got -1"),
+    ],
+)
+def test_streaming_numbers_are_checked_naming_the_field(store, name, value, message):
+    with pytest.raises(ValueError, match=message):
+        StreamingOptions(**{name: value})
+    with pytest.raises(ValueError, match=message):
+        load(store, streaming=True, **{name: value})

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .._threads import prefetched
+from ..arguments import whole_number
 from . import shm_pool
 from .dataset import SplitInfo
 from .pipeline import SamplePipeline
@@ -70,6 +71,14 @@ class StreamingOptions:
     prefetch: int | None = None
     rank: int | None = None
     world_size: int | None = None
+
+    def __post_init__(self) -> None:
+        """Check every number (ValueError naming the field): 0 blocks, a negative buffer or a
+        fractional seed were taken as the defaults or truncated."""
+        whole_number("seed", self.seed)
+        for name, minimum in (("block_samples", 1), ("shuffle_buffer", 0), ("prefetch", 0)):
+            if getattr(self, name) is not None:
+                whole_number(name, getattr(self, name), minimum=minimum)
 
     @classmethod
     def resolve(cls, options: StreamingOptions | None, keywords: dict[str, Any], caller: str) -> StreamingOptions:
