@@ -576,3 +576,11 @@ def test_event_outside_the_described_sensor_is_refused(tmp_path, compression):
         with pytest.raises(FormatError, match="lies outside the (639x480|640x479) sensor") as err:
             nd.read(tmp_path / "narrow.aedat4")
         assert err.value.offset is not None
+
+
+def test_a_given_width_is_kept_when_the_height_is_not(tmp_path):
+    """With height None the writer took both sides from the largest coordinates (640 came back 5)."""
+    events = nd.make_events([0, 1], [1, 4], [2, 6], [1, 0])
+    nd.write(tmp_path / "w.aedat4", events, nd.RecordingInfo(format="aedat4", width=640, height=None))
+    info = nd.read(tmp_path / "w.aedat4", return_info=True)[1]
+    assert (info.width, info.height) == (640, 7)

@@ -660,3 +660,22 @@ def test_fuzz_mutated_fixtures(fixtures, fmt, name, steps, block):
         info = dataclasses.replace(info, width=2048, height=2048)  # 11-bit x and y fields
     per_event = {"evt2": 4, "evt3": 2 / MAX_EVENTS_PER_EVT3_WORD, "dat": 8}[fmt]
     assert_format_invariants(whole, info.width, info.height, int((len(data) - header.data_offset) / per_event))
+
+
+@pytest.mark.parametrize("line", ["% format EVT3;height=0;width=0", "% format EVT3;height=-5;width=640"])
+def test_a_header_size_that_is_no_sensor_is_named_not_ignored(tmp_path, line):
+    """A stated size of 0 or less was read as "the header gives no geometry"."""
+    words = np.array([0x8000, 0x6001, 0x0003, 0x2805], dtype="<u2")  # TIME_HIGH, TIME_LOW, y 3, x 5 ON
+    path = tmp_path / "odd.raw"
+    path.write_bytes(f"{line}\n% end\n".encode() + words.tobytes())
+    events, info = nd.read(path, return_info=True)
+    assert len(events) == 1 and info.width is None
+    assert info.extra["geometry_source"].startswith("unknown: its format ")
+    assert "is no sensor size" in info.extra["geometry_source"]
+
+
+def test_a_time_offset_too_long_is_named_as_such(tmp_path):
+    path = tmp_path / "offset.raw"
+    path.write_bytes(b"% evt 3.0\n% neurodata_time_offset_us 9223372036854775000\n% end\n")
+    with pytest.raises(nd.FormatError, match="not a whole number of up to 18 digits"):
+        nd.read(path)

@@ -40,8 +40,8 @@ class Aedat4Writer:
     """Writes events as EVTS packets of ``info.extra["packet_events"]`` events (default 4096).
 
     ``info.extra["compression"]`` picks ``none``, ``lz4`` (default), ``lz4_high``, ``zstd`` or
-    ``zstd_high``. Geometry comes from ``info.width``/``info.height``; when absent, the header is
-    written at the first chunk from its largest coordinates. On a seekable file a FileDataTable is
+    ``zstd_high``. Geometry comes from ``info.width``/``info.height``; when one is absent, the header is
+    written at the first chunk, that side from the largest coordinate. On a seekable file a FileDataTable is
     appended on close and the IOHeader is rewritten to point at it.
 
     Args:
@@ -84,9 +84,9 @@ class Aedat4Writer:
         """
         if events.size == 0:
             return
-        if self.position is None:
-            self.width = int(events["x"].max()) + 1
-            self.height = int(events["y"].max()) + 1
+        if self.position is None:  # a side not given comes from the events, a given one is kept
+            self.width = int(events["x"].max()) + 1 if self.width is None else self.width
+            self.height = int(events["y"].max()) + 1 if self.height is None else self.height
             self._write_header()
         if int(events["x"].max()) >= self.width or int(events["y"].max()) >= self.height:
             raise NeurodataError(

@@ -177,19 +177,22 @@ def geometry(fields: dict[str, str]) -> tuple[int | None, int | None, str]:
         (*_split_geometry(fields.get("geometry", "")), "geometry"),
         (_field(fields, "width"), _field(fields, "height"), "Width/Height"),
     )
+    refused = []  # sizes the header states that are no sensor's (0, negative, not a number)
     for width, height, name in candidates:
         if width is not None and height is not None:
             try:
                 w, h = int(width), int(height)
             except ValueError:
-                continue
+                w = h = 0
             if 0 < w <= MAX_SIZE and 0 < h <= MAX_SIZE:
                 return w, h, f"header ({name})"
+            refused.append(f"{name} {width} x {height}")
+    stated = f"its {', '.join(refused)} is no sensor size" if refused else "the header gives no geometry"
     generation = _sensor_generation(fields)
     if generation:
         (w, h), how = generation[1], generation[2]
-        return w, h, f"inferred from {how}"
-    return None, None, "unknown: the header gives no geometry and names no known sensor"
+        return w, h, f"inferred from {how}" + (f" ({stated})" if refused else "")
+    return None, None, f"unknown: {stated} and names no known sensor"
 
 
 def _sensor_generation(fields: dict[str, str]) -> tuple[str, tuple[int, int], str] | None:
@@ -248,7 +251,9 @@ def parse_raw_header(fileobj: BinaryIO, source: str, fmt: str) -> tuple[Recordin
     width, height, geometry_source = geometry(header.fields)
     offset_text = header.fields.get(TIME_OFFSET_KEY, "0")
     if not _WHOLE_NUMBER.fullmatch(offset_text):
-        raise FormatError(source, 0, f"header field {TIME_OFFSET_KEY} is {offset_text!r}, not a whole number")
+        raise FormatError(
+            source, 0, f"header field {TIME_OFFSET_KEY} is {offset_text!r}, not a whole number of up to 18 digits"
+        )
     extra = {
         "header": header.fields,
         "format_source": how if found else f"not stated in the header ({how}); decoded as {fmt.upper()}",
