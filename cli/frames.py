@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     except (ValueError, TypeError, FileNotFoundError) as err:
-        raise NeurodataError(f"{url}: {spec_culprits(spec, err)}{err}") from None
+        message = str(err).removeprefix(f"{url}: ")  # the cache named once
+        raise NeurodataError(f"{url}: {spec_culprits(spec, err)}{message}") from None
 
     def render(result: dict) -> str:
         return "\n".join(f"{split}: {where}" for split, where in result["written"].items())

@@ -124,8 +124,9 @@ def test_frames_cli_stores_what_the_loader_reads(store, capsys):
     with pytest.raises(NeurodataError, match="expected key=value"):
         frames_cli.parse_spec("frame:n_time_bins")
     bad = parser.parse_args(["frames", store, "--spec", "frame:time_window=1000.0"])
-    with pytest.raises(NeurodataError, match="only fixed-shape representations"):
+    with pytest.raises(NeurodataError, match="only fixed-shape representations") as caught:
         bad.run(bad)
+    assert str(caught.value).count(str(store)) == 1  # the cache was named twice
 
 
 def test_verify_accepts_a_cache_with_precomputed_frames(tmp_path):
