@@ -281,3 +281,13 @@ def test_a_picture_longer_than_the_file_can_time_is_refused(tmp_path, suffix, me
         with pytest.raises(NeurodataError, match="identical pictures in a row last more than 655.35 s"):
             write(tmp_path / "same.gif", [pictures[0]] * 2, 600_000)
         assert not (tmp_path / "same.gif").exists()
+
+
+def test_a_start_past_the_last_event_is_refused(fixtures):
+    """``--start-us`` past the end drew a black picture, said "0 events" and exited 0."""
+    from neurodata.viz.clips import TimeSpan, span_events
+
+    path = str(fixtures / "evt3" / "evt3_sample.raw")
+    with pytest.raises(NeurodataError, match="--start-us 9000 is past the recording's last event, 8801 us after"):
+        span_events(path, None, TimeSpan(9000))
+    assert len(span_events(path, None, TimeSpan(8801))[0]) > 0  # the last event itself is kept

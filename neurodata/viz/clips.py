@@ -108,7 +108,7 @@ def span_events(path: str, format: str | None, span: TimeSpan) -> tuple[np.ndarr
     file. Reading stops at the first block that starts after the span."""
     kept = []
     with open_recording(path, format) as rec:
-        begin = end = None
+        begin = end = last = None
         for block in rec.chunks():
             if not len(block):
                 continue
@@ -117,12 +117,19 @@ def span_events(path: str, format: str | None, span: TimeSpan) -> tuple[np.ndarr
                 end = None if span.duration_us is None else begin + span.duration_us
             if end is not None and int(block["t"].min()) >= end:
                 break
+            last = int(block["t"].max()) if last is None else max(last, int(block["t"].max()))
             inside = block["t"] >= begin
             if end is not None:
                 inside &= block["t"] < end
             kept.append(block[inside])
         info = rec.info
-    return (np.concatenate(kept) if kept else empty_events()), info
+    events = np.concatenate(kept) if kept else empty_events()
+    if begin is not None and last < begin:  # a black picture and "0 events" said nothing of why
+        first = begin - span.start_us
+        raise NeurodataError(
+            f"{path}: --start-us {span.start_us} is past the recording's last event, {last - first} us after its first"
+        )
+    return events, info
 
 
 def stored_keys(url: str, split: str) -> list[str]:
