@@ -92,6 +92,8 @@ STRIP = (4, 1, 2)
         ({"event_count": 10}, [[0, 1, 2, 3]]),
         ({"n_time_bins": 3}, [[0], [1], [2, 3]]),
         ({"n_time_bins": 2, "overlap": 0.5}, [[0, 1, 2], [2, 3]]),  # bins [0, 225) and [112.5, 300]
+        # bins of 112.5 every 56.25: Tonic's last, [168.75, 281.25), leaves t = 300 out; ours reaches it
+        ({"n_time_bins": 4, "overlap": 0.5}, [[0, 1], [1], [2], [2, 3]]),
         ({"n_time_bins": 6}, [[0], [], [1], [], [2], [3]]),
         ({"n_event_bins": 3}, [[0], [1], [2, 3]]),  # the remainder joins the last bin
         ({"n_event_bins": 2, "overlap": 0.5}, [[0, 1, 2], [1, 2, 3]]),  # 3 events, stride 1, last to the end
@@ -209,6 +211,9 @@ def test_bad_input_is_named():
 def test_sensor_size_none_is_inferred_like_tonic():
     frames = to_frame(FOUR, None, n_time_bins=1)
     assert frames.shape == (1, 2, 1, 4) and frames.sum() == 4
+    # Tonic counts the polarities present (1 here); ours keeps 2 channels for every sample
+    on_only = make_events([0, 1], [0, 1], [0, 0], [1, 1])
+    assert to_frame(on_only, None, n_time_bins=1).shape == (1, 2, 1, 2)
 
 
 def test_events_outside_every_slice_are_still_checked_and_sorted():
@@ -720,3 +725,18 @@ def test_an_output_bigger_than_memory_is_refused_before_it_is_made(monkeypatch, 
     with pytest.raises(ValueError, match=message + r".*more than this machine's 1.91 MiB of memory"):
         make(events)
     assert to_frame(events, STRIP, n_time_bins=3).sum() == 2  # small outputs pass
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"surface_size": 3.5}, "surface_size must be a whole number, got 3.5"),  # was a bare TypeError
+        ({"cell_size": 2.5}, "cell_size must be a whole number, got 2.5"),  # gave float cell indices
+        ({"cell_size": 0}, "cell_size must be positive, got 0"),
+    ],
+)
+def test_averaged_time_surface_sizes_are_whole_numbers(keywords, message):
+    events = make_events([0, 10], [0, 1], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match=message):
+        to_averaged_time_surface(events, (4, 4, 2), **keywords)
+    assert to_averaged_time_surface(events, (4, 4, 2), surface_size=3.0).shape == (1, 2, 3, 3)

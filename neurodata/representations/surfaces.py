@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..arguments import finite_number
+from ..arguments import finite_number, whole_number
 from . import kernels
 from ._checks import prepare_events
 from ._memory import zeros
@@ -128,7 +128,9 @@ def to_averaged_time_surface(
     """
     code = _decay_code(decay, tau)
     finite_number("time_window", time_window, above=0)
-    if surface_size % 2 == 0 or surface_size < 1 or surface_size > cell_size:
+    cell_size = whole_number("cell_size", cell_size, minimum=1)
+    surface_size = whole_number("surface_size", surface_size, minimum=1)
+    if surface_size % 2 == 0 or surface_size > cell_size:
         raise ValueError(
             f"surface_size must be odd and <= cell_size, got {surface_size} (cell_size {cell_size})"
         )
