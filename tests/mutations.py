@@ -605,6 +605,48 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    dtype = x_seq.dtype",
         ("tests/test_snn_neurons.py",),
     ),
+    Mutation(
+        "open-writer-chunks-unconverted",
+        "neurodata/writer.py",
+        "        events = as_events(events)\n        with _naming(self.path):",
+        "        with _naming(self.path):",
+        ("tests/test_writer.py",),
+    ),
+    Mutation(
+        "writer-order-unchecked",
+        "neurodata/writer.py",
+        "            if self.time_ordered and len(events):",
+        "            if False:",
+        ("tests/test_writer.py",),
+    ),
+    Mutation(
+        "evt3-wrap-not-written-out",
+        "neurodata/formats/kernels/evt3.py",
+        "                    high = min(new_high, high + HALF_RANGE - 1, high | 0xFFF)",
+        "                    high = min(new_high, high + HALF_RANGE - 1)",
+        ("tests/test_formats_prophesee.py",),
+    ),
+    Mutation(
+        "incomplete-window-cut-at-end-time",
+        "neurodata/representations/slicing.py",
+        "    close = None if passes_end else end",
+        "    close = end",
+        ("tests/test_representations.py",),
+    ),
+    Mutation(
+        "pad-events-signed-polarity-copied",
+        "neurodata/loaders/collate.py",
+        "        if p.min() < 0:\n            p = p > 0",
+        "        if p.min() < -1:\n            p = p > 0",
+        ("tests/test_loaders_collate.py",),
+    ),
+    Mutation(
+        "sim-frame-shape-unchecked",
+        "neurodata/sim/dvs.py",
+        "        if frame.shape != self.shape:",
+        "        if frame.ndim != 2:",
+        ("tests/test_sim.py",),
+    ),
 )
 
 
