@@ -155,8 +155,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "window-end-apart-from-the-next-start",
         "neurodata/representations/slicing.py",
-        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], end)",
-        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[:-1] + time_window, end)",
+        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], close)",
+        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[:-1] + time_window, close)",
         ("tests/test_representations.py",),
     ),
     Mutation(
