@@ -155,8 +155,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "window-end-apart-from-the-next-start",
         "neurodata/representations/slicing.py",
-        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], close)",
-        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[:-1] + time_window, close)",
+        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], end)",
+        "        return _time_edges_to_indices(t, begin, edges[:-1], edges[:-1] + time_window, end)",
         ("tests/test_representations.py",),
     ),
     Mutation(
@@ -629,8 +629,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "incomplete-window-cut-at-end-time",
         "neurodata/representations/slicing.py",
-        "    close = None if passes_end else end",
-        "    close = end",
+        "        last[-1] = max(last[-1], closed)",
+        "        last[-1] = closed",
         ("tests/test_representations.py",),
     ),
     Mutation(

@@ -65,13 +65,15 @@ def _whole_part(value) -> int:
 
 def _time_edges_to_indices(t: np.ndarray, begin, start_offsets: np.ndarray, end_offsets: np.ndarray, span_end) -> Slices:
     """Turn window times (offsets from the span start ``begin``) into index ranges; the last window,
-    if it reaches the span end ``span_end`` (None: it does not), is closed there. A window's end and
-    the next one's start computed from the same offset give the same edge, so no event falls in both
-    or in neither."""
+    if it reaches the span end ``span_end``, is closed there, or ends where it ends if that is later
+    (a trailing window kept past an explicit ``end_time``, as in Tonic). A window's end and the next
+    one's start computed from the same offset give the same edge, so no event falls in both or in
+    neither."""
     first = search_sorted(t, _edge_times(begin, start_offsets), False)
     last = search_sorted(t, _edge_times(begin, end_offsets), False)
-    if span_end is not None and end_offsets[-1] >= float(span_end - begin):
-        last[-1] = search_sorted(t, np.array([_whole_part(span_end)], dtype=np.int64), True)[0]
+    if end_offsets[-1] >= float(span_end - begin):  # closed at the span end, or later if it ends later
+        closed = search_sorted(t, np.array([_whole_part(span_end)], dtype=np.int64), True)[0]
+        last[-1] = max(last[-1], closed)
     return first, np.maximum(first, last)
 
 
@@ -128,15 +130,11 @@ def by_time_window(
         return _one_empty_slice()
     begin, end = span
     n = _window_count(end - begin, time_window, stride, include_incomplete)
-    # a trailing window kept by include_incomplete ends past the span, where it ends (as in Tonic,
-    # which counts the events of an explicit end_time's last window up to the window's own end)
-    passes_end = (n - 1) * _exact(stride) + _exact(time_window) > _exact(end) - _exact(begin)
-    close = None if passes_end else end
     if overlap == 0:  # each window ends where the next starts: one offset for both
         edges = np.arange(n + 1, dtype=np.float64) * stride
-        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], close)
+        return _time_edges_to_indices(t, begin, edges[:-1], edges[1:], end)
     starts = np.arange(n, dtype=np.float64) * stride
-    return _time_edges_to_indices(t, begin, starts, starts + time_window, close)
+    return _time_edges_to_indices(t, begin, starts, starts + time_window, end)
 
 
 def by_event_count(
