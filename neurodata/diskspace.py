@@ -29,8 +29,8 @@ class DiskFullError(NeurodataError):
 
     def __init__(self, path: str, needed: int | None, free: int | None):
         self.path, self.needed, self.free = path, needed, free
-        need = f"writing needs about {_size(needed)}" if needed else "writing needs more space"
-        have = f"{_size(free)} free" if free is not None else "free space unknown"
+        need = f"writing needs about {size_text(needed)}" if needed else "writing needs more space"
+        have = f"{size_text(free)} free" if free is not None else "free space unknown"
         super().__init__(f"{path}: no space left on the device: {need}, {have}; free space and rerun")
 
     def __reduce__(self):  # raised in pool workers, re-raised in their parent
@@ -52,11 +52,16 @@ def free_bytes(path: str | os.PathLike) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+def size_text(n: float) -> str:
+    """``n`` bytes for a person: ``"3.2 GiB"``, ``"512 B"``.
+
+    Args:
+        n: A number of bytes.
+    """
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+    return f"{int(n)} B"
 
 
 def disk_full(path: str | os.PathLike, needed: int | None) -> DiskFullError:

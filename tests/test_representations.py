@@ -725,7 +725,7 @@ def test_an_output_bigger_than_memory_is_refused_before_it_is_made(monkeypatch, 
 
     monkeypatch.setattr(_memory, "physical_memory", lambda: 2_000_000)
     events = make_events([0, 10_000], [0, 1], [0, 0], [1, 1])
-    with pytest.raises(ValueError, match=message + r".*more than this machine's 1.91 MiB of memory"):
+    with pytest.raises(ValueError, match=message + r".*more than this machine's 1.9 MiB of memory"):
         make(events)
     assert to_frame(events, STRIP, n_time_bins=3).sum() == 2  # small outputs pass
 

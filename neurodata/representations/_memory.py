@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from ..diskspace import size_text
+
 
 def physical_memory() -> int | None:
     """This machine's memory in bytes, or None where the system does not say."""
@@ -19,14 +21,6 @@ def physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
-
-
-def _size(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.3g} {unit}"
-        nbytes /= 1024
-    raise AssertionError("unreachable")
 
 
 def check_fits(nbytes: float, what: str) -> None:
@@ -38,7 +32,7 @@ def check_fits(nbytes: float, what: str) -> None:
     """
     memory = physical_memory()
     if memory is not None and nbytes > memory:
-        raise ValueError(f"{what} would take {_size(nbytes)}, more than this machine's {_size(memory)} of memory")
+        raise ValueError(f"{what} would take {size_text(nbytes)}, more than this machine's {size_text(memory)} of memory")
 
 
 def zeros(shape: tuple[int, ...], dtype, what: str) -> np.ndarray:
