@@ -635,9 +635,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "pad-events-signed-polarity-copied",
-        "neurodata/loaders/collate.py",
-        "        if p.min() < 0:\n            p = p > 0",
-        "        if p.min() < -1:\n            p = p > 0",
+        "neurodata/representations/_layout.py",
+        "    if signed:\n        return (p > 0).astype(np.uint8)",
+        "    if False:\n        return (p > 0).astype(np.uint8)",
         ("tests/test_loaders_collate.py",),
     ),
     Mutation(

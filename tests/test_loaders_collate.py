@@ -90,7 +90,7 @@ def test_signed_polarities_collate_as_off_and_on(store, pad_threads):
         assert torch.equal(pad_events(signed).p, expected.p)
     wide = as_dict(samples[0][0])
     wide["p"] = np.asarray(wide["p"]).astype(np.int64) + 299
-    with pytest.raises(ValueError, match="a polarity of 300 is neither a channel index"):
+    with pytest.raises(ValueError, match="pad_events: polarity 300 is not a channel index"):
         pad_events([(wide, 0)])
 
 

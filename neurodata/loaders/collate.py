@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Sampler, get_worker_info
 
 from ..cache.kernels import copy_with_range_numba
+from ..representations._layout import channel_polarities, scan_polarities
 from . import shm_pool
 from .decode_pool import decode_map
 from .fillers import EventRowsFiller, StackFiller
@@ -182,14 +183,12 @@ def _fill_row(events: Any, n: int, rows: dict[str, np.ndarray]) -> tuple[int, in
 
 
 def _copy_polarities(p: np.ndarray, row: np.ndarray) -> None:
-    """``p`` -> ``row[:len(p)]`` (uint8) as the transforms read polarities: a sample with a negative
-    value holds -1/+1 polarities (0 = OFF, 1 = ON: ``p > 0``), else channel indices 0..255."""
-    if len(p) and p.dtype.kind not in "ub":
-        if p.min() < 0:
-            p = p > 0
-        elif p.max() > np.iinfo(np.uint8).max:
-            raise ValueError(f"pad_events: a polarity of {p.max()} is neither a channel index (0..255) nor -1/+1")
-    row[: len(p)] = p
+    """``p`` -> ``row[:len(p)]`` (uint8) as the transforms read polarities (-1/+1 as 0/1, channel
+    indices 0..255 as they are; :func:`~neurodata.representations._layout.channel_polarities`)."""
+    try:
+        row[: len(p)] = channel_polarities(p, *scan_polarities(p))
+    except ValueError as err:
+        raise ValueError(f"pad_events: {err}") from None
 
 
 def _check_coordinates(which: str, lo: int, hi: int) -> None:

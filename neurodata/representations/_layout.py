@@ -42,6 +42,37 @@ def _columns(events) -> tuple[Mapping, tuple[str, ...], int]:
     )
 
 
+
+def scan_polarities(p: np.ndarray) -> tuple[bool, int]:
+    """Whether the polarity column ``p`` holds -1/+1 polarities (a negative value), and its largest
+    value (one Numba pass; none for uint8 and bool, which can be neither negative nor past 255).
+
+    Args:
+        p: A polarity column of any numeric dtype and byte order.
+    """
+    if not p.dtype.isnative:  # e.g. big-endian columns: the Numba scan reads native order only
+        p = p.astype(p.dtype.newbyteorder("="))
+    scan = len(p) and (p.dtype.kind in "if" or (p.dtype.kind == "u" and p.dtype.itemsize > 1))
+    low, top = value_range(p) if scan else (0, 0)
+    return bool(low < 0), int(top)
+
+
+def channel_polarities(p: np.ndarray, signed: bool, top: int) -> np.ndarray:
+    """``p`` as channel indices: -1/+1 polarities (``signed``) as 0/1, others as they are; ValueError
+    when the largest, ``top`` (see :func:`scan_polarities`), is past 255.
+
+    Args:
+        p: The polarity column.
+        signed: It holds -1/+1 polarities.
+        top: Its largest value.
+    """
+    if signed:
+        return (p > 0).astype(np.uint8)
+    if top > np.iinfo(np.uint8).max:
+        raise ValueError(f"polarity {top} is not a channel index (0..255) nor -1/+1")
+    return p
+
+
 @dataclass(frozen=True)
 class EventLayout:
     """How the caller's events look: enough to rebuild that form from EVENT_DTYPE records.
@@ -67,13 +98,7 @@ class EventLayout:
         missing = [f for f in REQUIRED if f not in names]
         if missing:
             raise ValueError(f"event array lacks field(s) {missing}; it has {list(names)}")
-        p = np.asarray(source["p"])
-        if not p.dtype.isnative:  # e.g. big-endian columns: the Numba scan reads native order only
-            p = p.astype(p.dtype.newbyteorder("="))
-        # uint8 and bool polarities (ours among them) can be neither negative nor past 255: no scan
-        scan = n and (p.dtype.kind in "if" or (p.dtype.kind == "u" and p.dtype.itemsize > 1))
-        low, top = value_range(p) if scan else (0, 0)
-        signed = low < 0
+        signed, top = scan_polarities(np.asarray(source["p"]))
         if isinstance(source, np.ndarray):
             return cls(source.dtype, (), "y" in names, signed, int(top))
         kept = tuple((k, np.asarray(source[k]).dtype) for k in names if k in ("t", "x", "y", "p"))
@@ -89,11 +114,7 @@ class EventLayout:
         if self.native:
             return events
         source, _, n = _columns(events)
-        p = np.asarray(source["p"])
-        if self.signed:
-            p = (p > 0).astype(np.uint8)
-        elif self.top_polarity > np.iinfo(np.uint8).max:
-            raise ValueError(f"polarity {self.top_polarity} is not a channel index (0..255) nor -1/+1")
+        p = channel_polarities(np.asarray(source["p"]), self.signed, self.top_polarity)
         y = source["y"] if self.has_y else np.zeros(n, dtype=np.uint16)
         return make_events(source["t"], source["x"], y, p)
 
