@@ -44,8 +44,9 @@ class Session:
         self.failure: NeurodataError | None = None  # the source's error, after the events it gave
 
     def take(self, blocks, writer, predict) -> None:
-        """Write (and classify) blocks until the source ends, fails (kept in :attr:`failure`),
-        ``--events`` is reached or Ctrl-C."""
+        """Write (and classify) blocks until the source ends, the source or the writer fails (kept
+        in :attr:`failure`; the writer checks a block before writing any of it), ``--events`` is
+        reached or Ctrl-C."""
         limit = self.args.events
         blocks = iter(blocks)
         try:
@@ -60,7 +61,11 @@ class Session:
                 if limit is not None:
                     block = block[: limit - self.events]
                 if writer is not None:
-                    writer.write(block)
+                    try:
+                        writer.write(block)
+                    except NeurodataError as error:  # e.g. times that went back: keep what was written
+                        self.failure = error
+                        return
                 if predict is not None:
                     self.predictions += predict(block)
                 self.events += len(block)

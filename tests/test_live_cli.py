@@ -203,3 +203,26 @@ def test_a_stream_that_breaks_keeps_what_was_received(tmp_path, events):
     np.testing.assert_array_equal(nd.read(out), events[:5000])
     done = live_cli("tcp://127.0.0.1:1", "--no-reconnect", "--out", str(tmp_path / "none.h5"))
     assert done.returncode == 2 and not (tmp_path / "none.h5").exists()
+
+
+def test_a_block_the_writer_refuses_keeps_what_was_written(tmp_path):
+    """Times that go back (here a second recording's words appended to a first) are refused by the
+    output's writer; that error threw the whole recording away, where a broken stream keeps it."""
+    first = camera_events(1_500_000, seed=6, t0=1_000_000, span_us=20_000_000)
+    second = camera_events(1000, seed=7, t0=0, span_us=5000)
+    nd.write(tmp_path / "first.raw", first, nd.RecordingInfo("evt3", 346, 260))
+    nd.write(tmp_path / "second.raw", second, nd.RecordingInfo("evt3", 346, 260))
+    words = (tmp_path / "second.raw").read_bytes()
+    joined = tmp_path / "joined.raw"
+    joined.write_bytes((tmp_path / "first.raw").read_bytes() + words[words.index(b"% end\n") + 6 :])
+    out = tmp_path / "kept.aedat4"
+    with open(joined, "rb") as stdin:
+        done = subprocess.run(
+            [*CLI, "live", "-", "--out", str(out)], stdin=stdin, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    kept = re.search(r"the ([\d,]+) events received before are in", done.stderr)
+    assert "stores time-ordered events only" in done.stderr and kept, done.stderr
+    got = nd.read(out)
+    assert len(got) == int(kept.group(1).replace(",", "")) > 0
+    assert np.array_equal(got, first[: len(got)])
